@@ -1,0 +1,96 @@
+//! `stepup check` and `stepup fmt`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::{Format, color};
+
+/// `stepup check`: exit 0 without errors, 1 with errors (or warnings under `--deny-warnings`),
+/// 2 when a path cannot be read.
+pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool, out: &mut dyn Write) -> u8 {
+    let loaded = match stepup_dsl::load_paths(paths) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if loaded.files.is_empty() {
+        eprintln!("error: no `.policy` files under {}", paths.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "));
+        return 2;
+    }
+    let (errors, warnings) = (loaded.error_count(), loaded.warning_count());
+    match format {
+        Format::Json => {
+            let v = serde_json::json!({
+                "files": loaded.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+                "errors": errors,
+                "warnings": warnings,
+                "policy_set_hash": loaded.set.as_ref().map(|s| s.hash.clone()),
+                "diagnostics": loaded.diagnostics.iter().map(stepup_dsl::Diagnostic::to_json).collect::<Vec<_>>(),
+            });
+            let _ = writeln!(out, "{v:#}");
+        }
+        Format::Human | Format::Plain => {
+            let c = color(format);
+            let _ = write!(out, "{}", stepup_dsl::diag::render_all(&loaded.diagnostics, c));
+            let n = loaded.files.len();
+            let files = format!("{n} file{}", plural(n));
+            let _ = match (errors, warnings) {
+                (0, 0) => writeln!(out, "checked {files}: no problems"),
+                (0, w) => writeln!(out, "checked {files}: {w} warning{}", plural(w)),
+                (e, w) => writeln!(out, "checked {files}: {e} error{}, {w} warning{}", plural(e), plural(w)),
+            };
+        }
+    }
+    u8::from(errors > 0 || (deny_warnings && warnings > 0))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// `stepup fmt`: formats in place; `--check` lists files that would change and exits 1.
+pub fn fmt(paths: &[PathBuf], check_only: bool, out: &mut dyn Write) -> u8 {
+    let sources = match stepup_dsl::read_sources(paths) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let (mut changed, mut failed) = (0usize, 0usize);
+    for src in &sources {
+        let text = match std::str::from_utf8(&src.bytes) {
+            Ok(t) => t,
+            Err(_) => {
+                eprintln!("error: `{}` is not valid UTF-8; not formatted", src.name);
+                failed += 1;
+                continue;
+            }
+        };
+        match stepup_dsl::format_text(&src.name, text) {
+            Ok(formatted) if formatted == text => {}
+            Ok(formatted) => {
+                changed += 1;
+                if check_only {
+                    let _ = writeln!(out, "would reformat {}", src.name);
+                } else if let Err(e) = std::fs::write(&src.name, formatted) {
+                    eprintln!("error: cannot write `{}`: {e}", src.name);
+                    return 2;
+                } else {
+                    let _ = writeln!(out, "formatted {}", src.name);
+                }
+            }
+            Err(diags) => {
+                failed += 1;
+                eprint!("{}", stepup_dsl::diag::render_all(&diags, false));
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} file{} could not be formatted", plural(failed));
+        return 1;
+    }
+    u8::from(check_only && changed > 0)
+}

@@ -1,0 +1,500 @@
+//! The shared vocabulary of stepup: authenticator assurance levels, factors and their
+//! strength table, factor sets, validity windows and timestamps.
+//!
+//! Every other crate speaks in these types; none of them knows about syntax or storage.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// An Authenticator Assurance Level (NIST SP 800-63B): `aal1 < aal2 < aal3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aal {
+    /// Single factor.
+    Aal1 = 1,
+    /// Two factors, or one factor of AAL2 strength.
+    Aal2 = 2,
+    /// Hardware-bound or phishing-resistant proof.
+    Aal3 = 3,
+}
+
+impl Aal {
+    /// Every level, weakest first.
+    pub const ALL: [Aal; 3] = [Aal::Aal1, Aal::Aal2, Aal::Aal3];
+
+    /// The acr value sent to clients (`aal1`, `aal2`, `aal3`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Aal::Aal1 => "aal1",
+            Aal::Aal2 => "aal2",
+            Aal::Aal3 => "aal3",
+        }
+    }
+}
+
+impl fmt::Display for Aal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Aal {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "aal1" => Ok(Aal::Aal1),
+            "aal2" => Ok(Aal::Aal2),
+            "aal3" => Ok(Aal::Aal3),
+            _ => Err(()),
+        }
+    }
+}
+
+/// An authentication factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Factor {
+    /// A memorised secret.
+    Password = 0,
+    /// A one-time code sent by email.
+    EmailOtp = 1,
+    /// A one-time code sent by SMS.
+    Sms = 2,
+    /// A one-time code read out by a phone call.
+    Voice = 3,
+    /// A push approval on an enrolled device.
+    Push = 4,
+    /// A time-based one-time password app.
+    Totp = 5,
+    /// A WebAuthn credential (passkey, security key).
+    Webauthn = 6,
+}
+
+impl Factor {
+    /// Every factor, in a fixed order (the order of their bits in a [`FactorSet`]).
+    pub const ALL: [Factor; 7] = [
+        Factor::Password,
+        Factor::EmailOtp,
+        Factor::Sms,
+        Factor::Voice,
+        Factor::Push,
+        Factor::Totp,
+        Factor::Webauthn,
+    ];
+
+    /// The factor's name in policies, scenarios and tokens (`amr`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Factor::Password => "password",
+            Factor::EmailOtp => "email_otp",
+            Factor::Sms => "sms",
+            Factor::Voice => "voice",
+            Factor::Push => "push",
+            Factor::Totp => "totp",
+            Factor::Webauthn => "webauthn",
+        }
+    }
+
+    /// The names of every factor, for "did you mean" hints.
+    #[must_use]
+    pub fn names() -> Vec<&'static str> {
+        Factor::ALL.iter().map(|f| f.as_str()).collect()
+    }
+}
+
+impl fmt::Display for Factor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Factor {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Factor::ALL.into_iter().find(|f| f.as_str() == s).ok_or(())
+    }
+}
+
+/// A set of factors as a bit set: set operations cost one instruction.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct FactorSet(u8);
+
+impl FactorSet {
+    /// No factor.
+    pub const EMPTY: FactorSet = FactorSet(0);
+    /// Every factor.
+    pub const ANY: FactorSet = FactorSet(0b111_1111);
+
+    /// A set of one factor.
+    #[must_use]
+    pub const fn one(f: Factor) -> Self {
+        FactorSet(1 << (f as u8))
+    }
+    /// The raw bits (bit `i` is `Factor::ALL[i]`).
+    #[must_use]
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+    /// Builds a set from raw bits; bits beyond the known factors are dropped.
+    #[must_use]
+    pub const fn from_bits(bits: u8) -> Self {
+        FactorSet(bits & Self::ANY.0)
+    }
+    /// Whether `f` is in the set.
+    #[must_use]
+    pub const fn contains(self, f: Factor) -> bool {
+        self.0 & (1 << (f as u8)) != 0
+    }
+    /// Adds `f`.
+    pub fn insert(&mut self, f: Factor) {
+        self.0 |= 1 << (f as u8);
+    }
+    /// Factors in both sets.
+    #[must_use]
+    pub const fn intersect(self, other: FactorSet) -> FactorSet {
+        FactorSet(self.0 & other.0)
+    }
+    /// Factors in either set.
+    #[must_use]
+    pub const fn union(self, other: FactorSet) -> FactorSet {
+        FactorSet(self.0 | other.0)
+    }
+    /// Every factor not in the set.
+    #[must_use]
+    pub const fn complement(self) -> FactorSet {
+        FactorSet(!self.0 & Self::ANY.0)
+    }
+    /// Whether the set has no factor.
+    #[must_use]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// Number of factors in the set.
+    #[must_use]
+    pub const fn len(self) -> u32 {
+        self.0.count_ones()
+    }
+    /// Whether every factor of `self` is in `other`.
+    #[must_use]
+    pub const fn is_subset(self, other: FactorSet) -> bool {
+        self.0 & !other.0 == 0
+    }
+    /// The factors, in [`Factor::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Factor> {
+        Factor::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+    /// The factors' names, in [`Factor::ALL`] order.
+    #[must_use]
+    pub fn names(self) -> Vec<&'static str> {
+        self.iter().map(Factor::as_str).collect()
+    }
+}
+
+impl FromIterator<Factor> for FactorSet {
+    fn from_iter<I: IntoIterator<Item = Factor>>(iter: I) -> Self {
+        let mut s = FactorSet::EMPTY;
+        for f in iter {
+            s.insert(f);
+        }
+        s
+    }
+}
+
+impl fmt::Debug for FactorSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl fmt::Display for FactorSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == FactorSet::ANY {
+            return f.write_str("any");
+        }
+        f.write_str(&self.names().join("|"))
+    }
+}
+
+impl Serialize for FactorSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for FactorSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<Factor>::deserialize(d)?;
+        Ok(v.into_iter().collect())
+    }
+}
+
+/// The highest AAL each factor can prove. Tenants may override rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StrengthTable([Aal; 7]);
+
+impl Default for StrengthTable {
+    /// The source document's defaults: password → aal1; email_otp, sms, voice, push → aal2;
+    /// totp, webauthn → aal3.
+    fn default() -> Self {
+        StrengthTable([
+            Aal::Aal1,
+            Aal::Aal2,
+            Aal::Aal2,
+            Aal::Aal2,
+            Aal::Aal2,
+            Aal::Aal3,
+            Aal::Aal3,
+        ])
+    }
+}
+
+impl StrengthTable {
+    /// The highest AAL `f` can prove.
+    #[must_use]
+    pub fn strength(&self, f: Factor) -> Aal {
+        // `Factor as usize` is always < 7, the array's length.
+        self.0.get(f as usize).copied().unwrap_or(Aal::Aal1)
+    }
+    /// Overrides one row.
+    pub fn set(&mut self, f: Factor, aal: Aal) {
+        if let Some(slot) = self.0.get_mut(f as usize) {
+            *slot = aal;
+        }
+    }
+    /// The factors strong enough to prove `aal`.
+    #[must_use]
+    pub fn reaching(&self, aal: Aal) -> FactorSet {
+        Factor::ALL
+            .into_iter()
+            .filter(|f| self.strength(*f) >= aal)
+            .collect()
+    }
+    /// The highest AAL any factor of `set` proves, if the set is not empty.
+    #[must_use]
+    pub fn best(&self, set: FactorSet) -> Option<Aal> {
+        set.iter().map(|f| self.strength(f)).max()
+    }
+}
+
+/// How long a completed step-up keeps satisfying a requirement. Ordered by length:
+/// `every time` is the shortest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Validity {
+    /// Satisfied by an authentication event younger than this many seconds.
+    For(u64),
+    /// No caching: satisfied only by the completion of the challenge the policy caused, once.
+    EveryTime,
+}
+
+impl Ord for Validity {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (Validity::EveryTime, Validity::EveryTime) => std::cmp::Ordering::Equal,
+            (Validity::EveryTime, Validity::For(_)) => std::cmp::Ordering::Less,
+            (Validity::For(_), Validity::EveryTime) => std::cmp::Ordering::Greater,
+            (Validity::For(a), Validity::For(b)) => a.cmp(b),
+        }
+    }
+}
+
+impl PartialOrd for Validity {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Validity {
+    /// The `max_age` sent to clients (RFC 9470): seconds, `0` for `every time`.
+    #[must_use]
+    pub const fn max_age_secs(self) -> u64 {
+        match self {
+            Validity::For(s) => s,
+            Validity::EveryTime => 0,
+        }
+    }
+    /// The shorter of two validities (`every time` is the shortest).
+    #[must_use]
+    pub fn min(self, other: Validity) -> Validity {
+        match (self, other) {
+            (Validity::For(a), Validity::For(b)) => Validity::For(a.min(b)),
+            _ => Validity::EveryTime,
+        }
+    }
+}
+
+impl fmt::Display for Validity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Validity::For(s) => write!(f, "for {}", format_duration(*s)),
+            Validity::EveryTime => f.write_str("every time"),
+        }
+    }
+}
+
+/// Formats seconds in the DSL's duration syntax, choosing the largest exact unit (`90s`, `5m`, `1h`, `30d`).
+#[must_use]
+pub fn format_duration(secs: u64) -> String {
+    if secs != 0 && secs % 86_400 == 0 {
+        format!("{}d", secs / 86_400)
+    } else if secs != 0 && secs % 3_600 == 0 {
+        format!("{}h", secs / 3_600)
+    } else if secs != 0 && secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// A requirement a session must satisfy: target AAL, allowed factors, validity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Requirement {
+    /// The AAL to prove.
+    pub aal: Aal,
+    /// The factors allowed to prove it.
+    pub factors: FactorSet,
+    /// How long the proof stays valid.
+    pub validity: Validity,
+}
+
+/// A point in time, in whole seconds since the Unix epoch (UTC). Decisions are measured to the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Parses an RFC 3339 time (`2026-11-27T09:00:00Z`).
+    ///
+    /// # Errors
+    /// A message saying what is wrong with the text.
+    pub fn parse_rfc3339(s: &str) -> Result<Self, String> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| Timestamp(t.timestamp()))
+            .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); write e.g. `2026-11-27T09:00:00Z`"))
+    }
+    /// The time as RFC 3339 in UTC.
+    #[must_use]
+    pub fn to_rfc3339(self) -> String {
+        chrono::DateTime::from_timestamp(self.0, 0)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_else(|| format!("@{}", self.0))
+    }
+    /// The current time.
+    #[must_use]
+    pub fn now() -> Self {
+        Timestamp(chrono::Utc::now().timestamp())
+    }
+    /// Seconds from `earlier` to `self` (negative if `earlier` is later).
+    #[must_use]
+    pub const fn since(self, earlier: Timestamp) -> i64 {
+        self.0.saturating_sub(earlier.0)
+    }
+    /// `self` plus `secs` seconds, saturating.
+    #[must_use]
+    pub const fn plus(self, secs: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(secs))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// Class of an operation in a tenant's catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationClass {
+    /// Routine reads and preference changes: never worth a prompt.
+    Routine,
+    /// Sensitive changes: email, phone, API keys, payouts.
+    Sensitive,
+    /// Administrative actions on other users or the tenant: step up by default.
+    Admin,
+}
+
+impl OperationClass {
+    /// The class's keyword.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OperationClass::Routine => "routine",
+            OperationClass::Sensitive => "sensitive",
+            OperationClass::Admin => "admin",
+        }
+    }
+}
+
+/// Closest candidate to `word` by edit distance, for "did you mean" hints.
+#[must_use]
+pub fn did_you_mean<'a, I: IntoIterator<Item = &'a str>>(word: &str, candidates: I) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1) && *d > 0)
+        .min_by_key(|(d, c)| (*d, *c))
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        if let Some(first) = cur.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev.get(j).copied().unwrap_or(0) + usize::from(ca != *cb);
+            let del = prev.get(j + 1).copied().unwrap_or(0) + 1;
+            let ins = cur.get(j).copied().unwrap_or(0) + 1;
+            if let Some(slot) = cur.get_mut(j + 1) {
+                *slot = sub.min(del).min(ins);
+            }
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strength_defaults_follow_the_source_document() {
+        let t = StrengthTable::default();
+        assert_eq!(t.strength(Factor::Password), Aal::Aal1);
+        assert_eq!(t.strength(Factor::Sms), Aal::Aal2);
+        assert_eq!(t.strength(Factor::Totp), Aal::Aal3);
+        assert_eq!(t.reaching(Aal::Aal3).names(), vec!["totp", "webauthn"]);
+    }
+
+    #[test]
+    fn factor_set_algebra() {
+        let a: FactorSet = [Factor::Sms, Factor::Totp].into_iter().collect();
+        let b = FactorSet::one(Factor::Totp);
+        assert_eq!(a.intersect(b), b);
+        assert!(b.is_subset(a));
+        assert_eq!(FactorSet::one(Factor::Sms).complement().len(), 6);
+        assert_eq!(a.to_string(), "sms|totp");
+    }
+
+    #[test]
+    fn did_you_mean_finds_typos_only() {
+        assert_eq!(did_you_mean("totpp", Factor::names()), Some("totp"));
+        assert_eq!(did_you_mean("banana", Factor::names()), None);
+    }
+
+    #[test]
+    fn durations_format_with_the_largest_exact_unit() {
+        assert_eq!(format_duration(300), "5m");
+        assert_eq!(format_duration(90), "90s");
+        assert_eq!(format_duration(3600), "1h");
+        assert_eq!(format_duration(86400 * 30), "30d");
+    }
+}

@@ -1,0 +1,69 @@
+//! The catalog of lints: each with a code, a name, and what it does, why it matters and an
+//! example (shown by `stepup explain CODE`).
+
+/// Documentation of one lint.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct LintDoc {
+    /// Stable code.
+    pub code: &'static str,
+    /// Short kebab-case name.
+    pub name: &'static str,
+    /// What it flags.
+    pub what: &'static str,
+    /// Why it matters.
+    pub why: &'static str,
+    /// A policy that triggers it.
+    pub example: &'static str,
+}
+
+/// Every lint.
+pub const LINTS: &[LintDoc] = &[
+    LintDoc {
+        code: "S001",
+        name: "routine-step-up",
+        what: "a policy steps up on an operation the catalog declares `routine`",
+        why: "over-stepping trains users to dismiss prompts reflexively, which weakens the prompt when it really matters; routine reads and preference changes should never prompt",
+        example: "operation view_profile routine\npolicy p \"...\" { when operation == view_profile require aal2 }",
+    },
+    LintDoc {
+        code: "S002",
+        name: "missing-message",
+        what: "a policy has no user-facing message",
+        why: "users tolerate a prompt that says why it appears; a generic prompt reads as friction",
+        example: "policy payouts { when operation == payout require aal3 }",
+    },
+    LintDoc {
+        code: "S003",
+        name: "vague-message",
+        what: "a policy's message is vague (\"for security reasons\")",
+        why: "specific framing of why the prompt appears makes users tolerate it and trust the platform more",
+        example: "policy p \"Please verify for security reasons.\" { when new_device require aal2 }",
+    },
+    LintDoc {
+        code: "S004",
+        name: "long-aal3-elevation",
+        what: "an AAL3 elevation stays valid longer than 15 minutes",
+        why: "a stolen access token keeps its effectiveness for the whole window; 5 minutes is the recommended AAL3 duration",
+        example: "policy p \"...\" { when operation == payout require aal3 for 1h }",
+    },
+    LintDoc {
+        code: "S005",
+        name: "weaker-override",
+        what: "an application override is weaker than the tenant policy it replaces (lower AAL, more factors or a longer duration)",
+        why: "per-application overrides exist to tighten a tenant's defaults; a weaker one silently lowers protection for that application",
+        example: "tenant t { policy p \"...\" { when new_device require aal3 factor webauthn for 5m } }\napplication a of t { policy p \"...\" { when new_device require aal2 } }",
+    },
+    LintDoc {
+        code: "S006",
+        name: "risk-threshold-out-of-range",
+        what: "a risk comparison can never be true or is always true (the score is 0 to 100)",
+        why: "a threshold such as `risk > 100` silently disables a risk trigger",
+        example: "when risk >= 150 require aal2",
+    },
+];
+
+/// Looks a lint up by code or name.
+#[must_use]
+pub fn find(code_or_name: &str) -> Option<&'static LintDoc> {
+    LINTS.iter().find(|l| l.code.eq_ignore_ascii_case(code_or_name) || l.name == code_or_name)
+}

@@ -1,0 +1,337 @@
+//! The checked policy model: names resolved, types checked, scripts compiled. This is what the
+//! engine compiles and what the reference interpreter reads; it knows nothing of syntax.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use stepup_core::{Aal, FactorSet, OperationClass, Requirement, StrengthTable, Validity};
+
+use crate::ast::CmpOp;
+use crate::script::Script;
+
+/// The default validity of an elevation when a tenant does not say (15 minutes).
+pub const DEFAULT_VALIDITY_SECS: u64 = 15 * 60;
+/// Default `max_speed` of the impossible-travel signal, km/h (a jet's cruising speed).
+pub const DEFAULT_MAX_SPEED_KMH: u32 = 900;
+/// Message used when a policy has none (and lint S002 says so).
+pub const DEFAULT_MESSAGE: &str = "We need to re-verify your identity for this action.";
+/// Name of the built-in policy for `admin` operations.
+pub const ADMIN_DEFAULT_POLICY: &str = "admin_default";
+
+/// A risk signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    /// Device fingerprint not seen in the user's successful sign-ins.
+    NewDevice,
+    /// No successful sign-in from this country in the window.
+    NewCountry,
+    /// Faster than `max_speed` since the last successful sign-in.
+    ImpossibleTravel,
+    /// IP address in a threat feed.
+    ThreatIntel,
+}
+
+impl SignalKind {
+    /// Every signal, in weight-table order.
+    pub const ALL: [SignalKind; 4] =
+        [SignalKind::NewDevice, SignalKind::NewCountry, SignalKind::ImpossibleTravel, SignalKind::ThreatIntel];
+    /// The signal's name in policies.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::NewDevice => "new_device",
+            SignalKind::NewCountry => "new_country",
+            SignalKind::ImpossibleTravel => "impossible_travel",
+            SignalKind::ThreatIntel => "threat_intel",
+        }
+    }
+    /// Parses a signal name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        SignalKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// The default window of `new_country` when the risk score needs it (30 days).
+pub const DEFAULT_COUNTRY_WINDOW_DAYS: u32 = 30;
+
+/// A tenant's risk configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskConfig {
+    /// Weight of each signal in the score, in [`SignalKind::ALL`] order.
+    pub weights: [u32; 4],
+    /// Speed above which travel is impossible.
+    pub max_speed_kmh: u32,
+    /// Threat feed files, resolved relative to the policy file that names them.
+    pub threat_feeds: Vec<PathBuf>,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            weights: [30, 40, 70, 80],
+            max_speed_kmh: DEFAULT_MAX_SPEED_KMH,
+            threat_feeds: Vec::new(),
+        }
+    }
+}
+
+impl RiskConfig {
+    /// The weight of one signal.
+    #[must_use]
+    pub fn weight(&self, s: SignalKind) -> u32 {
+        self.weights.get(s as usize).copied().unwrap_or(0)
+    }
+}
+
+/// Type of a request attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttrType {
+    /// A number.
+    Number,
+    /// A string.
+    String,
+    /// `true` or `false`.
+    Bool,
+}
+
+/// A typed condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// Both.
+    And(Box<Cond>, Box<Cond>),
+    /// Either.
+    Or(Box<Cond>, Box<Cond>),
+    /// Negation.
+    Not(Box<Cond>),
+    /// The event is an operation whose name is in the set.
+    OperationIn(BTreeSet<String>),
+    /// The event is an operation of this class.
+    OperationClassIs(OperationClass),
+    /// The event is an access to a resource class in the set.
+    ResourceIn(BTreeSet<String>),
+    /// The risk score compared with a number.
+    Risk(CmpOp, f64),
+    /// A number attribute compared with a number (absent attribute: false).
+    AttrNum(String, CmpOp, f64),
+    /// A string attribute equal to one of the values (absent attribute: false).
+    AttrStrIn(String, BTreeSet<String>),
+    /// A boolean attribute equal to the value (absent attribute: false).
+    AttrBool(String, bool),
+    /// A risk signal; `days` is the window of `new_country`.
+    Signal(SignalKind, u32),
+    /// No access to the resource class (ever, or within the window in days).
+    FirstAccess(String, Option<u32>),
+    /// A rhai script (compiled at load).
+    Script(Arc<Script>),
+}
+
+impl Cond {
+    /// Visits every leaf.
+    pub fn for_each_leaf(&self, f: &mut impl FnMut(&Cond)) {
+        match self {
+            Cond::And(a, b) | Cond::Or(a, b) => {
+                a.for_each_leaf(f);
+                b.for_each_leaf(f);
+            }
+            Cond::Not(a) => a.for_each_leaf(f),
+            leaf => f(leaf),
+        }
+    }
+}
+
+/// Where a policy comes from, for explanations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Origin {
+    /// File name.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+}
+
+/// A checked policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Its name (bare rules: `<file stem>#<n>`).
+    pub name: String,
+    /// The user-facing message, if written.
+    pub message: Option<String>,
+    /// When it fires.
+    pub condition: Cond,
+    /// What it requires.
+    pub requirement: Requirement,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+impl Policy {
+    /// The message users see.
+    #[must_use]
+    pub fn message_or_default(&self) -> &str {
+        self.message.as_deref().unwrap_or(DEFAULT_MESSAGE)
+    }
+}
+
+/// A tenant: catalogs, defaults, risk configuration and policies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    /// Its name.
+    pub name: String,
+    /// Default validity of an elevation.
+    pub default_validity: Validity,
+    /// Operation catalog (empty: any operation name is accepted).
+    pub operations: BTreeMap<String, OperationClass>,
+    /// Resource classes (empty: any resource is accepted).
+    pub resources: BTreeSet<String>,
+    /// Typed request attributes.
+    pub attributes: BTreeMap<String, AttrType>,
+    /// Factor strength table with overrides applied.
+    pub strengths: StrengthTable,
+    /// Risk configuration.
+    pub risk: RiskConfig,
+    /// What `admin` operations require (`None`: `admin default off`).
+    pub admin_default: Option<Requirement>,
+    /// Policies in file order.
+    pub policies: Vec<Arc<Policy>>,
+}
+
+impl Tenant {
+    /// A tenant with every default.
+    #[must_use]
+    pub fn new(name: &str) -> Self {
+        Tenant {
+            name: name.to_string(),
+            default_validity: Validity::For(DEFAULT_VALIDITY_SECS),
+            operations: BTreeMap::new(),
+            resources: BTreeSet::new(),
+            attributes: BTreeMap::new(),
+            strengths: StrengthTable::default(),
+            risk: RiskConfig::default(),
+            admin_default: Some(Requirement {
+                aal: Aal::Aal2,
+                factors: FactorSet::ANY,
+                validity: Validity::For(DEFAULT_VALIDITY_SECS),
+            }),
+            policies: Vec::new(),
+        }
+    }
+}
+
+/// An application's overrides of its tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    /// Its name.
+    pub name: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// `cache off`: every policy becomes `every time`.
+    pub cache_off: bool,
+    /// Its policies: replacements (same name as a tenant policy) and additions.
+    pub policies: Vec<Arc<Policy>>,
+}
+
+/// The policies in force for one (tenant, application), admin default included.
+#[derive(Debug, Clone)]
+pub struct Resolved<'a> {
+    /// The tenant.
+    pub tenant: &'a Tenant,
+    /// The application, if one was named.
+    pub application: Option<&'a Application>,
+    /// Policies in evaluation order.
+    pub policies: Vec<Arc<Policy>>,
+}
+
+/// Why a (tenant, application) cannot be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    /// The tenant is not defined.
+    UnknownTenant(String),
+    /// The application is not defined for the tenant.
+    UnknownApplication(String, String),
+}
+
+impl std::fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolveError::UnknownTenant(t) => write!(f, "tenant `{t}` is not defined by the rules"),
+            ResolveError::UnknownApplication(t, a) => {
+                write!(f, "application `{a}` of tenant `{t}` is not defined by the rules")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ResolveError {}
+
+/// A whole checked policy set.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    /// Tenants by name.
+    pub tenants: BTreeMap<String, Tenant>,
+    /// Applications by (tenant, application).
+    pub applications: BTreeMap<(String, String), Application>,
+    /// SHA-256 of the canonical text of every file (comments and layout excluded).
+    pub hash: String,
+}
+
+impl PolicySet {
+    /// The policies in force for `tenant` and `application` (`""` for none): application policies
+    /// replace tenant policies of the same name, additions follow, and the admin default comes last.
+    ///
+    /// # Errors
+    /// When the tenant or the application is not defined.
+    pub fn resolve(&self, tenant: &str, application: &str) -> Result<Resolved<'_>, ResolveError> {
+        let t = self.tenants.get(tenant).ok_or_else(|| ResolveError::UnknownTenant(tenant.to_string()))?;
+        let app = if application.is_empty() {
+            None
+        } else {
+            Some(
+                self.applications
+                    .get(&(tenant.to_string(), application.to_string()))
+                    .ok_or_else(|| ResolveError::UnknownApplication(tenant.to_string(), application.to_string()))?,
+            )
+        };
+        let mut policies: Vec<Arc<Policy>> = t.policies.clone();
+        if let Some(app) = app {
+            for p in &app.policies {
+                if let Some(slot) = policies.iter_mut().find(|q| q.name == p.name) {
+                    *slot = Arc::clone(p);
+                } else {
+                    policies.push(Arc::clone(p));
+                }
+            }
+        }
+        if let Some(req) = t.admin_default
+            && t.operations.values().any(|c| *c == OperationClass::Admin)
+            && !policies.iter().any(|p| p.name == ADMIN_DEFAULT_POLICY)
+        {
+            policies.push(Arc::new(Policy {
+                name: ADMIN_DEFAULT_POLICY.to_string(),
+                message: Some("We need to re-verify your identity for this administrative action.".to_string()),
+                condition: Cond::OperationClassIs(OperationClass::Admin),
+                requirement: req,
+                origin: Origin { file: "<built-in>".to_string(), line: 0 },
+            }));
+        }
+        if app.is_some_and(|a| a.cache_off) {
+            for p in &mut policies {
+                let mut q = (**p).clone();
+                q.requirement.validity = Validity::EveryTime;
+                *p = Arc::new(q);
+            }
+        }
+        Ok(Resolved { tenant: t, application: app, policies })
+    }
+
+    /// Every (tenant, application) pair the set defines, with `""` for the tenant alone.
+    #[must_use]
+    pub fn scopes(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self.tenants.keys().map(|t| (t.clone(), String::new())).collect();
+        v.extend(self.applications.keys().cloned());
+        v
+    }
+}

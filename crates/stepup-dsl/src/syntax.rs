@@ -1,0 +1,716 @@
+//! Text → pest pairs → spanned AST. Pest types never leave this module.
+//!
+//! Untrusted input is bounded before pest sees it: size, NUL bytes and nesting depth are
+//! checked by a linear pre-scan, so no input can overflow the stack.
+
+use std::sync::{Arc, LazyLock};
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use stepup_core::OperationClass;
+
+use crate::ast::{
+    AppBlock, Arg, CmpOp, Dur, Expr, Factors, File, Int, Item, Lit, Member, Name, Policy, Require,
+    RiskItem, Str, TenantBlock, ValidityAst,
+};
+use crate::diag::{Diagnostic, SourceFile, Span};
+
+/// Largest policy file accepted (8 MiB: 10,000 policies take about 4 MB).
+pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
+/// Deepest nesting of parentheses accepted in a condition.
+pub const MAX_NESTING: usize = 64;
+/// Longest run of `not` accepted before an operand.
+pub const MAX_NOT_RUN: usize = 16;
+
+mod grammar {
+    #![allow(missing_docs, reason = "pest_derive generates `Rule` from the documented grammar")]
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../../grammar/policy.pest"]
+    pub(super) struct PolicyParser;
+}
+use grammar::{PolicyParser, Rule};
+
+static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
+    PrattParser::new()
+        .op(Op::infix(Rule::kw_or, Assoc::Left))
+        .op(Op::infix(Rule::kw_and, Assoc::Left))
+        .op(Op::prefix(Rule::kw_not))
+});
+
+/// Decodes raw bytes, reporting invalid UTF-8 with its position.
+///
+/// # Errors
+/// The file as lossily decoded text, with the diagnostic.
+pub fn decode(name: &str, bytes: &[u8]) -> Result<Arc<SourceFile>, (Arc<SourceFile>, Diagnostic)> {
+    match std::str::from_utf8(bytes) {
+        Ok(t) => Ok(Arc::new(SourceFile { name: name.to_string(), text: t.to_string() })),
+        Err(e) => {
+            let at = e.valid_up_to();
+            let file = Arc::new(SourceFile {
+                name: name.to_string(),
+                text: String::from_utf8_lossy(bytes).into_owned(),
+            });
+            // Offsets shift by lossy replacement only after `at`, so `at` is still exact.
+            let d = Diagnostic::error("E021", &file, Span::new(at, at + 1), "this file is not valid UTF-8")
+                .label("invalid byte")
+                .help("policy files are UTF-8 text; re-save the file as UTF-8");
+            Err((file, d))
+        }
+    }
+}
+
+/// Parses one file into its syntax tree, collecting every syntax error it can report.
+///
+/// # Errors
+/// The diagnostics, when the file cannot be parsed.
+pub fn parse(file: &Arc<SourceFile>) -> Result<File, Vec<Diagnostic>> {
+    prescan(file)?;
+    let pairs = match PolicyParser::parse(Rule::file, &file.text) {
+        Ok(p) => p,
+        Err(e) => return Err(vec![syntax_error(file, &e)]),
+    };
+    let mut lower = Lower { file, diags: Vec::new() };
+    let mut out = File::default();
+    for pair in pairs.flatten().take(1) {
+        out = lower.lower_file(pair);
+    }
+    if lower.diags.is_empty() { Ok(out) } else { Err(lower.diags) }
+}
+
+fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
+    let text = &file.text;
+    if text.len() > MAX_FILE_BYTES {
+        return Err(vec![
+            Diagnostic::error(
+                "E020",
+                file,
+                Span::new(0, 0),
+                format!(
+                    "this file is too large ({:.1} MB; the limit is {} MiB)",
+                    text.len() as f64 / 1e6,
+                    MAX_FILE_BYTES / (1024 * 1024)
+                ),
+            )
+            .label("file starts here")
+            .help("split the policies over several files in the rules directory"),
+        ]);
+    }
+    if let Some(at) = text.find('\0') {
+        return Err(vec![
+            Diagnostic::error("E024", file, Span::new(at, at + 1), "this file contains a NUL byte")
+                .label("NUL byte")
+                .help("policy files are text; is this a binary file?"),
+        ]);
+    }
+    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Err(vec![
+            Diagnostic::error("E023", file, Span::new(0, 0), "this file defines nothing")
+                .label("empty file")
+                .help("write a rule such as `when new_device require aal2`, or delete the file"),
+        ]);
+    }
+    let (mut depth, mut in_str, mut in_comment, mut escaped) = (0usize, false, false, false);
+    for (i, c) in text.char_indices() {
+        if in_comment {
+            in_comment = c != '\n';
+        } else if in_str {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' || c == '\n' {
+                in_str = false;
+            }
+        } else {
+            match c {
+                '#' => in_comment = true,
+                '"' => in_str = true,
+                '(' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Err(vec![
+                            Diagnostic::error("E019", file, Span::new(i, i + 1), "conditions are nested too deeply")
+                                .label(format!("more than {MAX_NESTING} levels of parentheses"))
+                                .help("split the condition into several policies; they stack"),
+                        ]);
+                    }
+                }
+                ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The words a user understands for each grammar rule. Exhaustive on purpose: a new rule
+/// cannot ship without a name.
+fn describe(r: Rule) -> &'static str {
+    match r {
+        Rule::EOI => "end of file",
+        Rule::WHITESPACE | Rule::COMMENT => "a comment",
+        Rule::file | Rule::top_item => "a `tenant`, `application` or `policy` block, a declaration or a `when` rule",
+        Rule::tenant_block | Rule::kw_tenant => "`tenant`",
+        Rule::tenant_item => "a declaration, a `policy` or a `when` rule",
+        Rule::application_block | Rule::kw_application => "`application`",
+        Rule::app_item => "`cache off`, a `policy`, an `override policy` or a `when` rule",
+        Rule::duration_decl | Rule::kw_duration => "`duration`",
+        Rule::operation_decl | Rule::kw_operation => "`operation`",
+        Rule::op_class => "an operation class (`routine`, `sensitive` or `admin`)",
+        Rule::resource_decl | Rule::kw_resource => "`resource`",
+        Rule::attribute_decl | Rule::kw_attribute => "`attribute`",
+        Rule::factor_decl | Rule::factor_clause | Rule::kw_factor => "`factor`",
+        Rule::admin_decl | Rule::kw_admin => "`admin`",
+        Rule::risk_block | Rule::kw_risk => "`risk`",
+        Rule::risk_item => "`weight`, `max_speed` or `threat_feed`",
+        Rule::weight_decl | Rule::kw_weight => "`weight`",
+        Rule::max_speed_decl | Rule::kw_max_speed => "`max_speed`",
+        Rule::threat_feed_decl | Rule::kw_threat_feed => "`threat_feed`",
+        Rule::cache_decl | Rule::kw_cache => "`cache`",
+        Rule::policy | Rule::kw_policy => "`policy`",
+        Rule::override_policy | Rule::kw_override => "`override`",
+        Rule::bare_rule | Rule::rule | Rule::when_clause | Rule::kw_when => "`when`",
+        Rule::require_clause | Rule::kw_require => "`require`",
+        Rule::factor_not => "`not` and a factor",
+        Rule::factor_list | Rule::factor_name => "a factor such as `totp`",
+        Rule::validity => "`for` and a duration, or `every time`",
+        Rule::every_time | Rule::kw_every => "`every time`",
+        Rule::expr | Rule::primary => "a condition such as `risk >= 70`",
+        Rule::infix => "`and` or `or`",
+        Rule::prefix | Rule::kw_not => "`not`",
+        Rule::paren | Rule::lparen => "`(`",
+        Rule::script_pred | Rule::kw_script => "`script`",
+        Rule::comparison => "a comparison such as `amount > 1000`",
+        Rule::membership => "a membership test such as `operation in [a, b]`",
+        Rule::call => "a signal such as `new_country(30d)`",
+        Rule::call_arg => "a duration such as `30d` or a name",
+        Rule::flag | Rule::ident | Rule::name_body | Rule::ident_char => "a name",
+        Rule::cmp_op => "a comparison operator (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
+        Rule::literal => "a value (a number, a \"string\" or a name)",
+        Rule::aal_name => "an assurance level (`aal1`, `aal2` or `aal3`)",
+        Rule::duration => "a duration such as `15m`",
+        Rule::integer => "a whole number",
+        Rule::number => "a number",
+        Rule::string | Rule::string_inner => "a \"string\"",
+        Rule::kmh => "`km/h`",
+        Rule::lbrace => "`{`",
+        Rule::rbrace => "`}`",
+        Rule::rparen => "`)`",
+        Rule::lbracket => "`[`",
+        Rule::rbracket => "`]`",
+        Rule::comma => "`,`",
+        Rule::colon => "`:`",
+        Rule::pipe => "`|`",
+        Rule::keyword => "a keyword",
+        Rule::kw_of => "`of`",
+        Rule::kw_strength => "`strength`",
+        Rule::kw_default => "`default`",
+        Rule::kw_off => "`off`",
+        Rule::kw_routine => "`routine`",
+        Rule::kw_sensitive => "`sensitive`",
+        Rule::kw_any => "`any`",
+        Rule::kw_and => "`and`",
+        Rule::kw_or => "`or`",
+        Rule::kw_in => "`in`",
+        Rule::kw_for => "`for`",
+        Rule::kw_time => "`time`",
+    }
+}
+
+fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    let mut expected: Vec<&str> = match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => positives.iter().map(|r| describe(*r)).collect(),
+        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    expected.sort_unstable();
+    expected.dedup();
+    let rest = file.text.get(pos..).unwrap_or("");
+    let found: String = if rest.is_empty() {
+        String::new()
+    } else {
+        let first = rest.chars().next().unwrap_or(' ');
+        if first.is_alphanumeric() || first == '_' {
+            rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
+        } else {
+            first.to_string()
+        }
+    };
+    let (message, span) = if found.is_empty() {
+        ("unexpected end of file".to_string(), Span::new(pos, pos))
+    } else {
+        (format!("unexpected `{}`", found.escape_debug()), Span::new(pos, pos + found.len()))
+    };
+    let expect_text = match expected.as_slice() {
+        [] => "something else".to_string(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    };
+    let mut d = Diagnostic::error("E001", file, span, message).label(format!("expected {expect_text}"));
+    if found == "\"" && file.text.get(pos..).is_some_and(|r| !r.get(1..).unwrap_or("").lines().next().unwrap_or("").contains('"')) {
+        d = d.help("this string is not closed: add `\"` before the end of the line");
+    } else if expected.contains(&"a name") && is_keyword(&found) {
+        d = d.help(format!("`{found}` is a keyword and cannot be used as a name"));
+    }
+    d
+}
+
+fn is_keyword(w: &str) -> bool {
+    matches!(
+        w,
+        "and" | "or" | "not" | "in" | "when" | "require" | "for" | "every" | "policy" | "tenant" | "application" | "override" | "script"
+    )
+}
+
+fn invariant(file: &Arc<SourceFile>, span: Span, what: &str) -> Diagnostic {
+    Diagnostic::error("E000", file, span, format!("internal invariant violated while reading {what}"))
+        .label("here")
+        .help("this is a bug in stepup, please report it with this file")
+}
+
+fn span_of(p: &Pair<'_, Rule>) -> Span {
+    Span::new(p.as_span().start(), p.as_span().end())
+}
+
+struct Lower<'f> {
+    file: &'f Arc<SourceFile>,
+    diags: Vec<Diagnostic>,
+}
+
+/// Inner pairs that carry meaning (keywords and punctuation left out).
+fn meaningful(pair: Pair<'_, Rule>) -> Vec<Pair<'_, Rule>> {
+    pair.into_inner()
+        .filter(|p| {
+            !matches!(
+                p.as_rule(),
+                Rule::lbrace
+                    | Rule::rbrace
+                    | Rule::lparen
+                    | Rule::rparen
+                    | Rule::lbracket
+                    | Rule::rbracket
+                    | Rule::comma
+                    | Rule::colon
+                    | Rule::pipe
+                    | Rule::kmh
+                    | Rule::EOI
+                    | Rule::kw_tenant
+                    | Rule::kw_application
+                    | Rule::kw_of
+                    | Rule::kw_duration
+                    | Rule::kw_operation
+                    | Rule::kw_resource
+                    | Rule::kw_attribute
+                    | Rule::kw_factor
+                    | Rule::kw_strength
+                    | Rule::kw_default
+                    | Rule::kw_risk
+                    | Rule::kw_weight
+                    | Rule::kw_max_speed
+                    | Rule::kw_threat_feed
+                    | Rule::kw_cache
+                    | Rule::kw_policy
+                    | Rule::kw_when
+                    | Rule::kw_require
+                    | Rule::kw_for
+                    | Rule::kw_every
+                    | Rule::kw_time
+                    | Rule::kw_script
+                    | Rule::kw_in
+            )
+        })
+        .collect()
+}
+
+impl Lower<'_> {
+    fn bug(&mut self, span: Span, what: &str) {
+        self.diags.push(invariant(self.file, span, what));
+    }
+
+    fn lower_file(&mut self, pair: Pair<'_, Rule>) -> File {
+        let mut items = Vec::new();
+        for p in meaningful(pair) {
+            let span = span_of(&p);
+            match p.as_rule() {
+                Rule::tenant_block => items.extend(self.lower_tenant_block(p).map(Item::Tenant)),
+                Rule::application_block => items.extend(self.lower_application_block(p).map(Item::Application)),
+                _ => match self.lower_member(p) {
+                    Some(m) => items.push(Item::Member(m)),
+                    None => self.bug(span, "a file item"),
+                },
+            }
+        }
+        File { items }
+    }
+
+    fn lower_tenant_block(&mut self, pair: Pair<'_, Rule>) -> Option<TenantBlock> {
+        let span = span_of(&pair);
+        let mut it = meaningful(pair).into_iter();
+        let name = self.lower_name(it.next(), span)?;
+        let members = it.filter_map(|p| self.lower_member(p)).collect();
+        Some(TenantBlock { name, members, span })
+    }
+
+    fn lower_application_block(&mut self, pair: Pair<'_, Rule>) -> Option<AppBlock> {
+        let span = span_of(&pair);
+        let mut it = meaningful(pair).into_iter();
+        let name = self.lower_name(it.next(), span)?;
+        let tenant = self.lower_name(it.next(), span)?;
+        let members = it.filter_map(|p| self.lower_member(p)).collect();
+        Some(AppBlock { name, tenant, members, span })
+    }
+
+    fn lower_name(&mut self, pair: Option<Pair<'_, Rule>>, at: Span) -> Option<Name> {
+        match pair {
+            Some(p) if matches!(p.as_rule(), Rule::ident | Rule::factor_name | Rule::aal_name | Rule::flag) => {
+                Some(Name { text: p.as_str().to_string(), span: span_of(&p) })
+            }
+            _ => {
+                self.bug(at, "a name");
+                None
+            }
+        }
+    }
+
+    fn lower_member(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
+        let span = span_of(&pair);
+        match pair.as_rule() {
+            Rule::duration_decl => self.lower_duration_decl(pair),
+            Rule::operation_decl => self.lower_operation_decl(pair),
+            Rule::resource_decl => {
+                let mut it = meaningful(pair).into_iter();
+                self.lower_name(it.next(), span).map(Member::Resource)
+            }
+            Rule::attribute_decl => {
+                let mut it = meaningful(pair).into_iter();
+                let name = self.lower_name(it.next(), span)?;
+                let ty = self.lower_name(it.next(), span)?;
+                Some(Member::Attribute { name, ty })
+            }
+            Rule::factor_decl => {
+                let mut it = meaningful(pair).into_iter();
+                let factor = self.lower_name(it.next(), span)?;
+                let aal = self.lower_name(it.next(), span)?;
+                Some(Member::FactorStrength { factor, aal })
+            }
+            Rule::admin_decl => self.lower_admin_decl(pair),
+            Rule::risk_block => self.lower_risk_block(pair),
+            Rule::cache_decl => Some(Member::CacheOff(span)),
+            Rule::policy => self.lower_policy(pair, false).map(Member::Policy),
+            Rule::override_policy => {
+                let inner = meaningful(pair).into_iter().find(|p| p.as_rule() == Rule::policy);
+                match inner {
+                    Some(p) => self.lower_policy(p, true).map(Member::Policy),
+                    None => {
+                        self.bug(span, "an override");
+                        None
+                    }
+                }
+            }
+            Rule::bare_rule => self.lower_bare_rule(pair).map(Member::Policy),
+            _ => {
+                self.bug(span, "a declaration");
+                None
+            }
+        }
+    }
+
+    fn lower_duration_decl(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
+        let span = span_of(&pair);
+        match meaningful(pair).into_iter().next() {
+            Some(p) => Some(Member::Duration(lower_duration(&p))),
+            None => {
+                self.bug(span, "a duration");
+                None
+            }
+        }
+    }
+
+    fn lower_operation_decl(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
+        let span = span_of(&pair);
+        let mut it = meaningful(pair).into_iter();
+        let name = self.lower_name(it.next(), span)?;
+        let class = match it.next().map(|p| p.as_str().to_string()).as_deref() {
+            Some("routine") => OperationClass::Routine,
+            Some("sensitive") => OperationClass::Sensitive,
+            Some("admin") => OperationClass::Admin,
+            _ => {
+                self.bug(span, "an operation class");
+                return None;
+            }
+        };
+        Some(Member::Operation { name, class, span })
+    }
+
+    fn lower_admin_decl(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
+        let span = span_of(&pair);
+        let mut req = None;
+        for p in meaningful(pair) {
+            if p.as_rule() == Rule::require_clause {
+                req = Some(self.lower_require_clause(p)?);
+            }
+        }
+        Some(Member::AdminDefault(req, span))
+    }
+
+    fn lower_risk_block(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
+        let span = span_of(&pair);
+        let mut items = Vec::new();
+        for p in meaningful(pair) {
+            let ps = span_of(&p);
+            match p.as_rule() {
+                Rule::weight_decl => {
+                    let mut it = meaningful(p).into_iter();
+                    let name = self.lower_name(it.next(), ps)?;
+                    let n = it.next().map(|i| lower_int(&i))?;
+                    items.push(RiskItem::Weight(name, n));
+                }
+                Rule::max_speed_decl => {
+                    let n = meaningful(p).into_iter().next().map(|i| lower_int(&i))?;
+                    items.push(RiskItem::MaxSpeed(n));
+                }
+                Rule::threat_feed_decl => {
+                    let s = meaningful(p).into_iter().next().map(|i| lower_string(&i))?;
+                    items.push(RiskItem::ThreatFeed(s));
+                }
+                Rule::kw_risk => {}
+                _ => self.bug(ps, "a risk setting"),
+            }
+        }
+        Some(Member::Risk(items, span))
+    }
+
+    fn lower_policy(&mut self, pair: Pair<'_, Rule>, is_override: bool) -> Option<Policy> {
+        let span = span_of(&pair);
+        let (mut name, mut message, mut when, mut require) = (None, None, None, None);
+        for p in meaningful(pair) {
+            match p.as_rule() {
+                Rule::ident => name = Some(Name { text: p.as_str().to_string(), span: span_of(&p) }),
+                Rule::string => message = Some(lower_string(&p)),
+                Rule::when_clause => when = self.lower_when_clause(p),
+                Rule::require_clause => require = self.lower_require_clause(p),
+                _ => self.bug(span_of(&p), "a policy"),
+            }
+        }
+        if name.is_none() {
+            self.bug(span, "a policy name");
+        }
+        Some(Policy { name, is_override, message, when: when?, require: require?, span })
+    }
+
+    fn lower_bare_rule(&mut self, pair: Pair<'_, Rule>) -> Option<Policy> {
+        let span = span_of(&pair);
+        let (mut when, mut require) = (None, None);
+        for p in meaningful(pair) {
+            match p.as_rule() {
+                Rule::when_clause => when = self.lower_when_clause(p),
+                Rule::require_clause => require = self.lower_require_clause(p),
+                _ => self.bug(span_of(&p), "a rule"),
+            }
+        }
+        Some(Policy { name: None, is_override: false, message: None, when: when?, require: require?, span })
+    }
+
+    fn lower_when_clause(&mut self, pair: Pair<'_, Rule>) -> Option<Expr> {
+        let span = span_of(&pair);
+        match meaningful(pair).into_iter().next() {
+            Some(e) => match self.lower_expr(e, 0) {
+                Ok(x) => Some(x),
+                Err(d) => {
+                    self.diags.push(d);
+                    None
+                }
+            },
+            None => {
+                self.bug(span, "a condition");
+                None
+            }
+        }
+    }
+
+    fn lower_expr(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Diagnostic> {
+        let span = span_of(&pair);
+        if depth > MAX_NESTING {
+            return Err(Diagnostic::error("E019", self.file, span, "conditions are nested too deeply")
+                .label("too deep")
+                .help("split the condition into several policies; they stack"));
+        }
+        let mut run = 0usize;
+        for p in pair.clone().into_inner() {
+            if p.as_rule() == Rule::kw_not {
+                run += 1;
+                if run > MAX_NOT_RUN {
+                    return Err(Diagnostic::error("E019", self.file, span_of(&p), "too many `not` in a row")
+                        .label(format!("more than {MAX_NOT_RUN}"))
+                        .help("two `not`s cancel out: remove them in pairs"));
+                }
+            } else {
+                run = 0;
+            }
+        }
+        PRATT
+            .map_primary(|p| self.lower_primary(p, depth))
+            .map_prefix(|_op, rhs| Ok(Expr::Not(Box::new(rhs?))))
+            .map_infix(|lhs, op, rhs| {
+                let (l, r) = (Box::new(lhs?), Box::new(rhs?));
+                Ok(if op.as_rule() == Rule::kw_and { Expr::And(l, r) } else { Expr::Or(l, r) })
+            })
+            .parse(pair.into_inner())
+    }
+
+    fn lower_primary(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Diagnostic> {
+        let span = span_of(&pair);
+        let bug = || invariant(self.file, span, "a condition");
+        let name = |p: Option<&Pair<'_, Rule>>| -> Result<Name, Diagnostic> {
+            p.map(|p| Name { text: p.as_str().to_string(), span: span_of(p) }).ok_or_else(bug)
+        };
+        match pair.as_rule() {
+            Rule::paren => {
+                let inner = meaningful(pair).into_iter().next().ok_or_else(bug)?;
+                self.lower_expr(inner, depth + 1)
+            }
+            Rule::script_pred => {
+                let s = meaningful(pair).into_iter().next().ok_or_else(bug)?;
+                Ok(Expr::Script(lower_string(&s)))
+            }
+            Rule::comparison => {
+                let parts = meaningful(pair);
+                let lhs = name(parts.first())?;
+                let op = match parts.get(1).map(Pair::as_str) {
+                    Some("==") => CmpOp::Eq,
+                    Some("!=") => CmpOp::Ne,
+                    Some("<") => CmpOp::Lt,
+                    Some("<=") => CmpOp::Le,
+                    Some(">") => CmpOp::Gt,
+                    Some(">=") => CmpOp::Ge,
+                    _ => return Err(bug()),
+                };
+                let rhs = parts.get(2).map(lower_literal).ok_or_else(bug)?;
+                Ok(Expr::Cmp(lhs, op, rhs))
+            }
+            Rule::membership => {
+                let parts = meaningful(pair);
+                let lhs = name(parts.first())?;
+                let items = parts.iter().skip(1).map(lower_literal).collect();
+                Ok(Expr::In(lhs, items, span))
+            }
+            Rule::call => {
+                let parts = meaningful(pair);
+                let n = name(parts.first())?;
+                let args = parts
+                    .iter()
+                    .skip(1)
+                    .map(|p| {
+                        if p.as_rule() == Rule::duration {
+                            Arg::Duration(lower_duration(p))
+                        } else {
+                            Arg::Name(Name { text: p.as_str().to_string(), span: span_of(p) })
+                        }
+                    })
+                    .collect();
+                Ok(Expr::Call(n, args, span))
+            }
+            Rule::flag => {
+                let parts = meaningful(pair);
+                Ok(Expr::Flag(name(parts.first())?))
+            }
+            _ => Err(bug()),
+        }
+    }
+
+    fn lower_require_clause(&mut self, pair: Pair<'_, Rule>) -> Option<Require> {
+        let span = span_of(&pair);
+        let mut it = meaningful(pair).into_iter();
+        let aal = self.lower_name(it.next(), span)?;
+        let mut factors = Factors::Unspecified;
+        let mut validity = None;
+        for p in it {
+            match p.as_rule() {
+                Rule::factor_clause => factors = self.lower_factor_clause(p)?,
+                Rule::validity => validity = self.lower_validity(p),
+                _ => self.bug(span_of(&p), "a requirement"),
+            }
+        }
+        Some(Require { aal, factors, validity, span })
+    }
+
+    fn lower_factor_clause(&mut self, pair: Pair<'_, Rule>) -> Option<Factors> {
+        let span = span_of(&pair);
+        let inner = meaningful(pair).into_iter().next();
+        match inner {
+            Some(p) if p.as_rule() == Rule::kw_any => Some(Factors::Any(span_of(&p))),
+            Some(p) if p.as_rule() == Rule::factor_not => {
+                let f = meaningful(p).into_iter().find(|q| q.as_rule() == Rule::factor_name);
+                self.lower_name(f, span).map(Factors::Not)
+            }
+            Some(p) if p.as_rule() == Rule::factor_list => Some(Factors::List(
+                meaningful(p)
+                    .into_iter()
+                    .map(|q| Name { text: q.as_str().to_string(), span: span_of(&q) })
+                    .collect(),
+            )),
+            _ => {
+                self.bug(span, "a factor constraint");
+                None
+            }
+        }
+    }
+
+    fn lower_validity(&mut self, pair: Pair<'_, Rule>) -> Option<ValidityAst> {
+        let span = span_of(&pair);
+        match meaningful(pair).into_iter().next() {
+            Some(p) if p.as_rule() == Rule::duration => Some(ValidityAst::For(lower_duration(&p))),
+            Some(p) if p.as_rule() == Rule::every_time => Some(ValidityAst::EveryTime(span_of(&p))),
+            _ => {
+                self.bug(span, "a validity");
+                None
+            }
+        }
+    }
+}
+
+fn lower_duration(p: &Pair<'_, Rule>) -> Dur {
+    let s = p.as_str();
+    let (num, unit) = s.split_at(s.len().saturating_sub(1));
+    let mult: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        _ => 86_400,
+    };
+    Dur { secs: num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)), span: span_of(p) }
+}
+
+fn lower_int(p: &Pair<'_, Rule>) -> Int {
+    Int { value: p.as_str().parse().ok(), span: span_of(p) }
+}
+
+fn lower_string(p: &Pair<'_, Rule>) -> Str {
+    let raw = p.clone().into_inner().next().map_or("", |i| i.as_str());
+    let mut value = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => value.push('\n'),
+                Some(o) => value.push(o),
+                None => {}
+            }
+        } else {
+            value.push(c);
+        }
+    }
+    Str { value, span: span_of(p) }
+}
+
+fn lower_literal(p: &Pair<'_, Rule>) -> Lit {
+    match p.as_rule() {
+        Rule::number => Lit::Number(p.as_str().parse().unwrap_or(f64::NAN), span_of(p)),
+        Rule::string => Lit::Str(lower_string(p)),
+        _ => Lit::Name(Name { text: p.as_str().to_string(), span: span_of(p) }),
+    }
+}
