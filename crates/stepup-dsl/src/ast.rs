@@ -274,10 +274,10 @@ impl Arg {
 /// A condition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    /// `a and b`.
-    And(Box<Expr>, Box<Expr>),
-    /// `a or b`.
-    Or(Box<Expr>, Box<Expr>),
+    /// `a and b and ...`: chains are flat (and is associative), so long chains never nest deeply.
+    And(Vec<Expr>),
+    /// `a or b or ...`, flat.
+    Or(Vec<Expr>),
     /// `not a`.
     Not(Box<Expr>),
     /// `x OP literal`.

@@ -412,10 +412,7 @@ fn routine_lint(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr, positive: bool) {
         }
     };
     match e {
-        Expr::And(a, b) | Expr::Or(a, b) => {
-            routine_lint(cx, t, a, positive);
-            routine_lint(cx, t, b, positive);
-        }
+        Expr::And(v) | Expr::Or(v) => v.iter().for_each(|e| routine_lint(cx, t, e, positive)),
         Expr::Not(a) => routine_lint(cx, t, a, !positive),
         Expr::Cmp(n, CmpOp::Eq, lit) if n.text == "operation" => {
             if let Some((v, span)) = lit_text(lit) {
@@ -471,13 +468,13 @@ fn describe_lit(l: &Lit) -> &'static str {
 
 fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond> {
     match e {
-        Expr::And(a, b) => {
-            let (a, b) = (check_expr(cx, t, a), check_expr(cx, t, b));
-            Some(Cond::And(Box::new(a?), Box::new(b?)))
+        Expr::And(v) => {
+            let checked: Vec<Option<Cond>> = v.iter().map(|e| check_expr(cx, t, e)).collect();
+            checked.into_iter().collect::<Option<Vec<_>>>().map(Cond::And)
         }
-        Expr::Or(a, b) => {
-            let (a, b) = (check_expr(cx, t, a), check_expr(cx, t, b));
-            Some(Cond::Or(Box::new(a?), Box::new(b?)))
+        Expr::Or(v) => {
+            let checked: Vec<Option<Cond>> = v.iter().map(|e| check_expr(cx, t, e)).collect();
+            checked.into_iter().collect::<Option<Vec<_>>>().map(Cond::Or)
         }
         Expr::Not(a) => Some(Cond::Not(Box::new(check_expr(cx, t, a)?))),
         Expr::Cmp(n, op, lit) => check_cmp(cx, t, n, *op, lit),
@@ -486,7 +483,7 @@ fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond> {
                 cx.err("E027", *span, "an empty list never matches", "empty list", Some("list at least one value".into()));
                 return None;
             }
-            let mut acc: Option<Cond> = None;
+            let mut acc: Vec<Cond> = Vec::new();
             let mut ok = true;
             if n.text == "operation" || n.text == "resource" || t.attributes.get(&n.text) == Some(&AttrType::String) {
                 let mut set = BTreeSet::new();
@@ -506,14 +503,11 @@ fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond> {
             }
             for i in items {
                 match check_cmp(cx, t, n, CmpOp::Eq, i) {
-                    Some(c) => acc = Some(match acc {
-                        None => c,
-                        Some(prev) => Cond::Or(Box::new(prev), Box::new(c)),
-                    }),
+                    Some(c) => acc.push(c),
                     None => ok = false,
                 }
             }
-            if ok { acc } else { None }
+            ok.then_some(Cond::Or(acc))
         }
         Expr::Call(n, args, span) => check_call(cx, t, n, args, *span),
         Expr::Flag(n) => match n.text.as_str() {

@@ -327,8 +327,8 @@ fn lit(l: &Lit) -> String {
 #[must_use]
 pub fn expr(e: &Expr) -> String {
     match e {
-        Expr::Or(a, b) => format!("{} or {}", wrap(a, prec(a) < 1), wrap(b, prec(b) <= 1)),
-        Expr::And(a, b) => format!("{} and {}", wrap(a, prec(a) < 2), wrap(b, prec(b) <= 2)),
+        Expr::Or(v) => v.iter().map(|a| wrap(a, prec(a) <= 1)).collect::<Vec<_>>().join(" or "),
+        Expr::And(v) => v.iter().map(|a| wrap(a, prec(a) <= 2)).collect::<Vec<_>>().join(" and "),
         Expr::Not(a) => format!("not {}", wrap(a, prec(a) < 3)),
         Expr::Cmp(n, op, l) => format!("{} {} {}", n.text, op.as_str(), lit(l)),
         Expr::In(n, items, _) => format!("{} in [{}]", n.text, items.iter().map(lit).collect::<Vec<_>>().join(", ")),

@@ -122,6 +122,7 @@ pub fn load_sources(sources: &[Source]) -> Loaded {
     let hash: String = hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
     let (set, more) = check::check(&parsed, hash);
     diagnostics.extend(more);
+    diagnostics.sort_by(|a, b| (a.file.name.as_str(), a.span.start).cmp(&(b.file.name.as_str(), b.span.start)));
     let set = if diagnostics.iter().any(Diagnostic::is_error) { None } else { set };
     Loaded { set, diagnostics, files }
 }

@@ -102,10 +102,10 @@ pub enum AttrType {
 /// A typed condition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cond {
-    /// Both.
-    And(Box<Cond>, Box<Cond>),
-    /// Either.
-    Or(Box<Cond>, Box<Cond>),
+    /// All of them.
+    And(Vec<Cond>),
+    /// Any of them.
+    Or(Vec<Cond>),
     /// Negation.
     Not(Box<Cond>),
     /// The event is an operation whose name is in the set.
@@ -134,10 +134,7 @@ impl Cond {
     /// Visits every leaf.
     pub fn for_each_leaf(&self, f: &mut impl FnMut(&Cond)) {
         match self {
-            Cond::And(a, b) | Cond::Or(a, b) => {
-                a.for_each_leaf(f);
-                b.for_each_leaf(f);
-            }
+            Cond::And(v) | Cond::Or(v) => v.iter().for_each(|c| c.for_each_leaf(f)),
             Cond::Not(a) => a.for_each_leaf(f),
             leaf => f(leaf),
         }

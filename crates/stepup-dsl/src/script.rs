@@ -83,7 +83,10 @@ impl Script {
                 column: None,
             });
         }
-        let scope = scope_with(Map::new());
+        // At compile time `ctx` is a plain variable: as a constant, the optimizer would fold
+        // `ctx.amount` against the empty map. At run time it is a constant (read-only).
+        let mut scope = Scope::new();
+        scope.push("ctx", Map::new());
         match ENGINE.compile_with_scope(&scope, source) {
             Ok(ast) => Ok(Script { source: source.to_string(), ast }),
             Err(e) => Err(CompileError { message: e.err_type().to_string(), line: e.position().line(), column: e.position().position() }),

@@ -172,7 +172,7 @@ fn describe(r: Rule) -> &'static str {
         Rule::override_policy | Rule::kw_override => "`override`",
         Rule::bare_rule | Rule::rule | Rule::when_clause | Rule::kw_when => "`when`",
         Rule::require_clause | Rule::kw_require => "`require`",
-        Rule::factor_not => "`not` and a factor",
+        Rule::factor_not => "`not`",
         Rule::factor_list | Rule::factor_name => "a factor such as `totp`",
         Rule::validity => "`for` and a duration, or `every time`",
         Rule::every_time | Rule::kw_every => "`every time`",
@@ -229,6 +229,11 @@ fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnos
     };
     expected.sort_unstable();
     expected.dedup();
+    let mut pos = pos;
+    if file.text.get(pos..).is_some_and(|r| r.trim().is_empty()) {
+        // At the end of the file, point just after the last thing written, not at an empty line.
+        pos = code_end(&file.text);
+    }
     let rest = file.text.get(pos..).unwrap_or("");
     let found: String = if rest.is_empty() {
         String::new()
@@ -243,7 +248,8 @@ fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnos
     let (message, span) = if found.is_empty() {
         ("unexpected end of file".to_string(), Span::new(pos, pos))
     } else {
-        (format!("unexpected `{}`", found.escape_debug()), Span::new(pos, pos + found.len()))
+        let shown: String = if found.chars().any(char::is_control) { found.escape_debug().to_string() } else { found.clone() };
+        (format!("unexpected `{shown}`"), Span::new(pos, pos + found.len()))
     };
     let expect_text = match expected.as_slice() {
         [] => "something else".to_string(),
@@ -272,8 +278,45 @@ fn invariant(file: &Arc<SourceFile>, span: Span, what: &str) -> Diagnostic {
         .help("this is a bug in stepup, please report it with this file")
 }
 
+/// The span of a pair without the whitespace and comments pest's implicit skipping may leave at
+/// its end (a sequence ending in an optional element consumes the skip before it).
 fn span_of(p: &Pair<'_, Rule>) -> Span {
-    Span::new(p.as_span().start(), p.as_span().end())
+    let start = p.as_span().start();
+    Span::new(start, start + code_end(p.as_str()))
+}
+
+fn code_end(text: &str) -> usize {
+    let mut end = text.len();
+    loop {
+        let trimmed = text.get(..end).unwrap_or("").trim_end();
+        end = trimmed.len();
+        let line_start = trimmed.rfind('\n').map_or(0, |i| i + 1);
+        match comment_start(trimmed.get(line_start..).unwrap_or("")) {
+            Some(c) => end = line_start + c,
+            None => return end,
+        }
+    }
+}
+
+/// Byte offset of the `#` that starts a comment on this line, if any (strings never span lines).
+fn comment_start(line: &str) -> Option<usize> {
+    let (mut in_str, mut escaped) = (false, false);
+    for (i, c) in line.char_indices() {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if c == '"' {
+            in_str = true;
+        } else if c == '#' {
+            return Some(i);
+        }
+    }
+    None
 }
 
 struct Lower<'f> {
@@ -556,8 +599,17 @@ impl Lower<'_> {
             .map_primary(|p| self.lower_primary(p, depth))
             .map_prefix(|_op, rhs| Ok(Expr::Not(Box::new(rhs?))))
             .map_infix(|lhs, op, rhs| {
-                let (l, r) = (Box::new(lhs?), Box::new(rhs?));
-                Ok(if op.as_rule() == Rule::kw_and { Expr::And(l, r) } else { Expr::Or(l, r) })
+                let (l, r) = (lhs?, rhs?);
+                let and = op.as_rule() == Rule::kw_and;
+                let mut items = Vec::new();
+                for side in [l, r] {
+                    match side {
+                        Expr::And(v) if and => items.extend(v),
+                        Expr::Or(v) if !and => items.extend(v),
+                        other => items.push(other),
+                    }
+                }
+                Ok(if and { Expr::And(items) } else { Expr::Or(items) })
             })
             .parse(pair.into_inner())
     }

@@ -1,0 +1,95 @@
+//! Two paths to one answer: `parse(format(x)) == x` and `format(format(x)) == format(x)`, over
+//! generated policy files with random layout, parentheses and comments.
+
+use proptest::prelude::*;
+use stepup_dsl::{format_text, parse_text};
+
+fn name() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["pay", "view", "export", "amount", "plan", "x_1"]).prop_map(str::to_string)
+}
+
+fn leaf() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("new_device".to_string()),
+        Just("impossible_travel".to_string()),
+        (1u32..400).prop_map(|d| format!("new_country({d}d)")),
+        name().prop_map(|r| format!("first_access({r})")),
+        (prop::sample::select(vec![">=", "<=", "==", "!=", ">", "<"]), 0u32..120).prop_map(|(o, n)| format!("risk {o} {n}")),
+        (name(), prop::sample::select(vec!["==", ">"]), -5i64..5000).prop_map(|(a, o, n)| format!("{a} {o} {n}")),
+        (name(), -50i64..50).prop_map(|(a, n)| format!("{a} > {n}.5")),
+        prop::collection::vec(name(), 1..4).prop_map(|v| format!("operation in [{}]", v.join(", "))),
+        "[a-z \"#{}]{0,12}".prop_map(|s| format!("script {}", stepup_dsl::fmt::quote(&s))),
+        (name(), "[a-zA-Z #]{0,8}").prop_map(|(a, s)| format!("{a} == {}", stepup_dsl::fmt::quote(&s))),
+    ]
+}
+
+fn expr() -> impl Strategy<Value = String> {
+    leaf().prop_recursive(4, 24, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} and {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) or ({b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} or {b}")),
+            inner.clone().prop_map(|a| format!("not ({a})")),
+            inner.prop_map(|a| format!("({a})")),
+        ]
+    })
+}
+
+fn require() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["aal1", "aal2", "aal3"]),
+        prop::sample::select(vec!["", " factor any", " factor totp|webauthn", " factor not sms", " factor sms|push"]),
+        prop::sample::select(vec!["", " for 30s", " for 5m", " for 90s", " for 2h", " every time", " for 1d"]),
+    )
+        .prop_map(|(a, f, v)| format!("require {a}{f}{v}"))
+}
+
+fn ws() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![" ", "  ", "\n", "\n\n  ", " # note\n", "\t"]).prop_map(str::to_string)
+}
+
+fn policy() -> impl Strategy<Value = String> {
+    (prop::option::of(name()), prop::option::of("[A-Za-z ,.'#]{0,30}"), expr(), require(), ws(), ws()).prop_map(
+        |(n, msg, e, r, w1, w2)| match n {
+            None => format!("when{w1}{e}{w2}{r}"),
+            Some(n) => {
+                let m = msg.map(|m| format!(" {}", stepup_dsl::fmt::quote(&m))).unwrap_or_default();
+                format!("policy {n}{m} {{{w1}when {e}{w2}{r} }}")
+            }
+        },
+    )
+}
+
+fn file() -> impl Strategy<Value = String> {
+    (prop::collection::vec((policy(), ws()), 1..5), prop::collection::vec((name(), policy()), 0..3)).prop_map(|(top, blocks)| {
+        let mut s = String::from("# generated\n");
+        for (p, w) in top {
+            s.push_str(&p);
+            s.push_str(&w);
+            s.push('\n');
+        }
+        for (t, p) in blocks {
+            s.push_str(&format!("tenant {t} {{ duration 5m operation {t} sensitive\n  {p}\n}}\napplication app of {t} {{ cache off {p} }}\n"));
+        }
+        s
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn format_preserves_meaning_and_is_idempotent(text in file()) {
+        let parsed = parse_text("g.policy", &text);
+        prop_assert!(parsed.is_ok(), "generator produced an invalid file:\n{text}\n{:?}", parsed.err());
+        let Ok(x) = parsed else { return Ok(()) };
+        let once = format_text("g.policy", &text);
+        prop_assert!(once.is_ok());
+        let Ok(once) = once else { return Ok(()) };
+        let reparsed = parse_text("g.policy", &once);
+        prop_assert!(reparsed.is_ok(), "formatted output does not parse:\n{once}");
+        prop_assert_eq!(reparsed.ok(), Some(x), "meaning changed:\n{}\n---\n{}", text, once);
+        let twice = format_text("g.policy", &once).unwrap_or_default();
+        prop_assert_eq!(twice, once);
+    }
+}
