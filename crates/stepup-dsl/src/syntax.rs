@@ -235,7 +235,7 @@ fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnos
         pos = code_end(&file.text);
     }
     let rest = file.text.get(pos..).unwrap_or("");
-    let found: String = if rest.is_empty() {
+    let found: String = if rest.trim().is_empty() {
         String::new()
     } else {
         let first = rest.chars().next().unwrap_or(' ');
