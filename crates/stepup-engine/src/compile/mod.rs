@@ -1,0 +1,86 @@
+//! The compiler: a resolved policy set → a [`CompiledScope`] per (tenant, application).
+//! Passes, one module each, chained in [`compile_scope`]:
+//! [`intern`] (names → small integers, typed leaves), [`simplify`] (flatten, fold constants),
+//! [`order`] (cheap tests first) and [`index`] (which policies can fire for which event).
+
+pub mod index;
+pub mod intern;
+pub mod order;
+pub mod simplify;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use stepup_dsl::ast::CmpOp;
+use stepup_dsl::model::{Policy, Resolved, SignalKind, Tenant};
+use stepup_dsl::script::Script;
+
+use crate::tri::Tri;
+
+/// A compiled condition: names interned, children ordered by cost.
+#[derive(Debug, Clone)]
+pub enum CExpr {
+    /// All.
+    And(Box<[CExpr]>),
+    /// Any.
+    Or(Box<[CExpr]>),
+    /// Negation.
+    Not(Box<CExpr>),
+    /// The event's operation id is in the sorted set.
+    Op(Box<[u32]>),
+    /// The event's resource id is in the sorted set.
+    Res(Box<[u32]>),
+    /// `risk OP v`.
+    Risk(CmpOp, f64),
+    /// Number attribute.
+    AttrNum(Box<str>, CmpOp, f64),
+    /// String attribute in a set.
+    AttrStr(Box<str>, std::collections::BTreeSet<String>),
+    /// Bool attribute.
+    AttrBool(Box<str>, bool),
+    /// A signal.
+    Signal(SignalKind, u32),
+    /// First access.
+    FirstAccess(Box<str>, Option<u32>),
+    /// A script.
+    Script(Arc<Script>),
+    /// A constant.
+    Const(Tri),
+}
+
+/// One (tenant, application), compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledScope {
+    /// The tenant's configuration.
+    pub tenant: Tenant,
+    /// Policies in evaluation order.
+    pub policies: Vec<Arc<Policy>>,
+    /// Their compiled conditions.
+    pub exprs: Vec<CExpr>,
+    /// Operation name → id.
+    pub op_ids: HashMap<String, u32>,
+    /// Resource name → id.
+    pub res_ids: HashMap<String, u32>,
+    /// Candidates per event.
+    pub index: index::Index,
+}
+
+/// Compiles one resolved scope.
+#[must_use]
+pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
+    let mut interner = intern::Interner::new(r.tenant);
+    let exprs: Vec<CExpr> = r
+        .policies
+        .iter()
+        .map(|p| order::order(simplify::simplify(interner.lower(&p.condition))))
+        .collect();
+    let index = index::build(&exprs, interner.ops.len(), interner.res.len());
+    CompiledScope {
+        tenant: r.tenant.clone(),
+        policies: r.policies.clone(),
+        exprs,
+        op_ids: interner.ops,
+        res_ids: interner.res,
+        index,
+    }
+}

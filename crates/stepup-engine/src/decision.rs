@@ -1,0 +1,233 @@
+//! What the engine answers: the decision, its audit records, its effects on state, and (on
+//! request) the explanation.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use stepup_core::{Aal, Factor, FactorSet, Requirement, Timestamp};
+
+use crate::risk::RiskSummary;
+use crate::state::{HistoryUpdate, SessionState};
+use crate::tri::Tri;
+
+/// The kind of decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// Proceed.
+    Allow,
+    /// Prove identity again first (a challenge was issued).
+    StepUp,
+    /// Refused: conflicting policies, no strong enough factor enrolled, or an evaluation error.
+    Deny,
+    /// A step-up completed its challenge.
+    Completed,
+    /// A step-up failed (wrong, ineligible or late factor, or no open challenge).
+    Failed,
+}
+
+impl DecisionKind {
+    /// The word used in outputs.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Allow => "allow",
+            DecisionKind::StepUp => "step_up",
+            DecisionKind::Deny => "deny",
+            DecisionKind::Completed => "completed",
+            DecisionKind::Failed => "failed",
+        }
+    }
+}
+
+/// Names of audit records.
+pub mod audit_names {
+    /// The platform triggered a step-up.
+    pub const INITIATED: &str = "auth.step_up_initiated";
+    /// A step-up succeeded.
+    pub const COMPLETED: &str = "auth.step_up_completed";
+    /// A step-up failed or was answered late.
+    pub const FAILED: &str = "auth.step_up_failed";
+    /// Policies fired but the session already satisfied them.
+    pub const SKIPPED: &str = "auth.step_up_skipped";
+    /// The action was refused.
+    pub const DENIED: &str = "auth.step_up_denied";
+}
+
+/// One audit record (a JSON line).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    /// `auth.step_up_initiated|completed|failed|skipped|denied`.
+    pub name: &'static str,
+    /// When.
+    pub at: Timestamp,
+    /// Tenant.
+    pub tenant: String,
+    /// Application.
+    pub application: String,
+    /// User.
+    pub user: String,
+    /// Session.
+    pub session: String,
+    /// Event kind (`sign_in`, `operation:change_email`, ...).
+    pub event: String,
+    /// Challenge, if any.
+    pub challenge_id: Option<String>,
+    /// Policies concerned, sorted.
+    pub policies: Vec<String>,
+    /// Required AAL.
+    pub required_aal: Option<Aal>,
+    /// Factor used (completion and failure).
+    pub factor: Option<Factor>,
+    /// Risk score and signals.
+    pub risk: Option<RiskSummary>,
+    /// Message shown to the user.
+    pub message: Option<String>,
+    /// Why the engine failed closed, if it did.
+    pub errors: Vec<String>,
+    /// Hash of the policy set that decided.
+    pub policy_set: Arc<str>,
+}
+
+/// What to write after the decision (one atomic commit).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Effects {
+    /// The session's new state, if it changed.
+    pub session: Option<SessionState>,
+    /// What the history learns, if anything.
+    pub history: Option<HistoryUpdate>,
+}
+
+/// One predicate in an explanation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredicateTrace {
+    /// The predicate, as in the policy language.
+    pub predicate: String,
+    /// Its value.
+    pub value: Tri,
+    /// Why it is unknown, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One policy in an explanation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyTrace {
+    /// Name.
+    pub name: String,
+    /// `file:line`.
+    pub origin: String,
+    /// The condition's value (`unknown` fires: fail closed).
+    pub condition: Tri,
+    /// Whether it fired.
+    pub fired: bool,
+    /// Each predicate.
+    pub predicates: Vec<PredicateTrace>,
+    /// What it requires.
+    pub requirement: String,
+    /// Whether the session already satisfied it (fired policies only).
+    pub satisfied: Option<bool>,
+    /// Why (not) satisfied.
+    pub why: Option<String>,
+}
+
+/// Why a decision came out as it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Trace {
+    /// Every policy in force, fired or not.
+    pub policies: Vec<PolicyTrace>,
+    /// How the unsatisfied policies were merged.
+    pub merge: Option<String>,
+    /// Other notes (fail-closed reasons, challenge state).
+    pub notes: Vec<String>,
+}
+
+/// The engine's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Allow, step up, deny, completed or failed.
+    pub kind: DecisionKind,
+    /// The merged requirement (step-up, deny, completion).
+    pub required: Option<Requirement>,
+    /// Factors that would satisfy the session, if enrolled.
+    pub eligible: FactorSet,
+    /// Policies that fired, sorted.
+    pub fired: Vec<String>,
+    /// Fired policies the session already satisfied, sorted.
+    pub satisfied: Vec<String>,
+    /// The message for the user.
+    pub message: Option<String>,
+    /// The challenge issued or answered.
+    pub challenge_id: Option<String>,
+    /// Highest AAL the session proved just before the event.
+    pub session_aal: Option<Aal>,
+    /// Risk breakdown (on audited decisions and explanations).
+    pub risk: Option<RiskSummary>,
+    /// Audit records, in order.
+    pub audit: Vec<AuditRecord>,
+    /// Why the engine failed closed, if it did.
+    pub errors: Vec<String>,
+    /// What to write.
+    pub effects: Effects,
+    /// The explanation, when asked for.
+    pub trace: Option<Trace>,
+    /// Hash of the policy set that decided.
+    pub policy_set: Arc<str>,
+}
+
+impl Decision {
+    /// A decision with nothing in it.
+    #[must_use]
+    pub fn new(kind: DecisionKind, policy_set: Arc<str>) -> Self {
+        Decision {
+            kind,
+            required: None,
+            eligible: FactorSet::EMPTY,
+            fired: Vec::new(),
+            satisfied: Vec::new(),
+            message: None,
+            challenge_id: None,
+            session_aal: None,
+            risk: None,
+            audit: Vec::new(),
+            errors: Vec::new(),
+            effects: Effects::default(),
+            trace: None,
+            policy_set,
+        }
+    }
+    /// Whether the action may proceed.
+    #[must_use]
+    pub fn allowed(&self) -> bool {
+        matches!(self.kind, DecisionKind::Allow | DecisionKind::Completed)
+    }
+}
+
+/// A factor's name as users read it.
+#[must_use]
+pub fn factor_label(f: Factor) -> &'static str {
+    match f {
+        Factor::Password => "a password",
+        Factor::EmailOtp => "email codes",
+        Factor::Sms => "SMS",
+        Factor::Voice => "voice calls",
+        Factor::Push => "push approval",
+        Factor::Totp => "TOTP",
+        Factor::Webauthn => "WebAuthn",
+    }
+}
+
+/// "WebAuthn or TOTP": strongest first, as users read them.
+#[must_use]
+pub fn factors_label(set: FactorSet) -> String {
+    let mut v: Vec<&str> = set.iter().map(factor_label).collect();
+    v.reverse();
+    match v.len() {
+        0 => "a factor".to_string(),
+        1 => v.remove(0).to_string(),
+        _ => {
+            let last = v.pop().unwrap_or("");
+            format!("{} or {last}", v.join(", "))
+        }
+    }
+}

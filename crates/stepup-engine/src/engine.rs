@@ -1,0 +1,306 @@
+//! The embedding API: a compiled policy set behind an atomic pointer (readers never block,
+//! reloads swap in whole), decisions with the clock passed in, and the load–decide–commit cycle
+//! against a store.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use stepup_dsl::PolicySet;
+
+use crate::compile::{CompiledScope, compile_scope};
+use crate::decision::{Decision, DecisionKind, Trace, audit_names};
+use crate::facts::Facts;
+use crate::finish::{Scope, complete, finish, merge_note, refuse, satisfied};
+use crate::request::{Event, Request};
+use crate::risk::{FeedWarning, Signals, ThreatFeed};
+use crate::state::State;
+use crate::store::Store;
+use crate::tree::{FiredBuf, Ids, candidates, eval};
+
+/// Why a policy set could not be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    /// The rules have errors (rendered diagnostics inside).
+    #[error("the rules have {count} error(s):\n{rendered}")]
+    Rules {
+        /// Number of errors.
+        count: usize,
+        /// The diagnostics, rendered in plain text.
+        rendered: String,
+    },
+    /// A threat feed cannot be read.
+    #[error("threat feed `{path}` cannot be read: {error}")]
+    Feed {
+        /// The feed's path.
+        path: String,
+        /// The I/O error.
+        error: String,
+    },
+    /// The rules cannot be read.
+    #[error("{0}")]
+    Io(String),
+}
+
+struct TenantScopes {
+    base: CompiledScope,
+    apps: HashMap<String, CompiledScope>,
+    feed: Arc<ThreatFeed>,
+}
+
+/// A checked policy set, compiled for every (tenant, application).
+pub struct CompiledSet {
+    /// The checked model.
+    pub model: Arc<PolicySet>,
+    tenants: HashMap<String, TenantScopes>,
+    hash: Arc<str>,
+    /// Malformed threat-feed lines (skipped).
+    pub feed_warnings: Vec<FeedWarning>,
+}
+
+impl std::fmt::Debug for CompiledSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledSet").field("hash", &self.hash).finish_non_exhaustive()
+    }
+}
+
+impl CompiledSet {
+    /// Compiles a checked set, loading its threat feeds.
+    ///
+    /// # Errors
+    /// When a threat feed cannot be read: a missing blocklist would silently allow.
+    pub fn compile(model: PolicySet) -> Result<CompiledSet, LoadError> {
+        let mut tenants = HashMap::new();
+        let mut feed_warnings = Vec::new();
+        for (name, t) in &model.tenants {
+            let mut feed = ThreatFeed::default();
+            for path in &t.risk.threat_feeds {
+                let (f, w) = ThreatFeed::load(path).map_err(|e| LoadError::Feed { path: path.display().to_string(), error: e.to_string() })?;
+                feed.extend(&f);
+                feed_warnings.extend(w);
+            }
+            let base = model.resolve(name, "").map(|r| compile_scope(&r)).map_err(|e| LoadError::Io(e.to_string()))?;
+            tenants.insert(name.clone(), TenantScopes { base, apps: HashMap::new(), feed: Arc::new(feed) });
+        }
+        for (t, a) in model.applications.keys() {
+            let scope = model.resolve(t, a).map(|r| compile_scope(&r)).map_err(|e| LoadError::Io(e.to_string()))?;
+            if let Some(ts) = tenants.get_mut(t) {
+                ts.apps.insert(a.clone(), scope);
+            }
+        }
+        let hash: Arc<str> = Arc::from(model.hash.as_str());
+        Ok(CompiledSet { model: Arc::new(model), tenants, hash, feed_warnings })
+    }
+
+    /// Loads, checks and compiles the `.policy` files under `paths`.
+    ///
+    /// # Errors
+    /// Unreadable paths, rules with errors, unreadable feeds.
+    pub fn load(paths: &[PathBuf]) -> Result<CompiledSet, LoadError> {
+        let loaded = stepup_dsl::load_paths(paths).map_err(LoadError::Io)?;
+        Self::from_loaded(loaded)
+    }
+
+    /// Compiles policy text (one file).
+    ///
+    /// # Errors
+    /// As [`CompiledSet::load`].
+    pub fn from_text(name: &str, text: &str) -> Result<CompiledSet, LoadError> {
+        Self::from_loaded(stepup_dsl::load_sources(&[stepup_dsl::Source::text(name, text)]))
+    }
+
+    fn from_loaded(loaded: stepup_dsl::Loaded) -> Result<CompiledSet, LoadError> {
+        match loaded.set {
+            Some(set) => Self::compile(set),
+            None => Err(LoadError::Rules {
+                count: loaded.error_count(),
+                rendered: stepup_dsl::diag::render_all(&loaded.diagnostics, false),
+            }),
+        }
+    }
+
+    /// The policy set's hash.
+    #[must_use]
+    pub fn hash(&self) -> &Arc<str> {
+        &self.hash
+    }
+
+    fn scope(&self, tenant: &str, app: &str) -> Result<(&CompiledScope, &ThreatFeed), String> {
+        let t = self.tenants.get(tenant).ok_or_else(|| format!("tenant `{tenant}` is not defined by the rules"))?;
+        let scope = if app.is_empty() {
+            &t.base
+        } else {
+            t.apps.get(app).ok_or_else(|| format!("application `{app}` of tenant `{tenant}` is not defined by the rules"))?
+        };
+        Ok((scope, &t.feed))
+    }
+
+    /// Decides with the compiled tree.
+    #[must_use]
+    pub fn decide(&self, req: &Request, state: &State, explain: bool) -> Decision {
+        self.run(req, state, explain, false)
+    }
+
+    /// Decides with the reference interpreter (for tests and audits of the compiler).
+    #[must_use]
+    pub fn decide_reference(&self, req: &Request, state: &State) -> Decision {
+        self.run(req, state, false, true)
+    }
+
+    fn run(&self, req: &Request, state: &State, explain: bool, reference: bool) -> Decision {
+        let (scope, feed) = match self.scope(&req.tenant, &req.application) {
+            Ok(s) => s,
+            Err(e) => return refuse(req, &self.hash, e),
+        };
+        let t = &scope.tenant;
+        if let Event::StepUp { factor, success } = &req.event {
+            let mut d = complete(t, &self.hash, req, state, *factor, *success);
+            if explain {
+                let mut tr = Trace::default();
+                tr.notes.push(match d.kind {
+                    DecisionKind::Completed => format!("challenge completed with {factor}"),
+                    _ => format!("challenge not completed: {}", d.message.clone().unwrap_or_default()),
+                });
+                merge_note(&mut tr, &d);
+                d.trace = Some(tr);
+            }
+            return d;
+        }
+        let ids = Ids {
+            op: match &req.event {
+                Event::Operation { name, .. } => scope.op_ids.get(name.as_str()).copied(),
+                _ => None,
+            },
+            res: match &req.event {
+                Event::Access { resource, .. } => scope.res_ids.get(resource.as_str()).copied(),
+                _ => None,
+            },
+        };
+        match &req.event {
+            Event::Operation { name, .. } if !t.operations.is_empty() && !t.operations.contains_key(name.as_str()) => {
+                return refuse(req, &self.hash, format!("operation `{name}` is not in tenant `{}`'s catalog", t.name));
+            }
+            Event::Access { resource, .. } if !t.resources.is_empty() && !t.resources.contains(resource.as_str()) => {
+                return refuse(req, &self.hash, format!("resource class `{resource}` is not declared by tenant `{}`", t.name));
+            }
+            _ => {}
+        }
+        let history = state.history.as_ref().ok();
+        let mut errors = Vec::new();
+        if let Err(e) = &state.history {
+            errors.push(format!("{e}; signals count as present (fail closed)"));
+        }
+        let facts = Facts {
+            req,
+            tenant: t,
+            signals: Signals::new(req.event.context(), history, &t.risk, feed, req.now),
+            history,
+            script_errors: std::cell::RefCell::new(Vec::new()),
+        };
+        let sc = Scope { tenant: t, policies: &scope.policies, hash: &self.hash };
+        let mut d = if reference {
+            let fired = crate::reference::fired(&scope.policies, &facts, false);
+            finish(&sc, req, state, &facts, &fired, errors, false)
+        } else {
+            let mut buf = FiredBuf::new();
+            for &i in candidates(scope, &req.event, ids) {
+                if let Some(e) = scope.exprs.get(i as usize)
+                    && eval(e, &facts, ids).fires()
+                {
+                    buf.push(i as usize);
+                }
+            }
+            finish(&sc, req, state, &facts, buf.as_slice(), errors, explain)
+        };
+        if explain {
+            let mut tr = Trace { policies: crate::reference::trace(&scope.policies, &facts, false), ..Trace::default() };
+            for p in &mut tr.policies {
+                if p.fired
+                    && let Some(pol) = scope.policies.iter().find(|q| q.name == p.name)
+                {
+                    let (ok, why) = satisfied(pol, t, req, &state.session);
+                    p.satisfied = Some(ok);
+                    p.why = Some(why.to_string());
+                }
+            }
+            tr.notes.extend(facts.script_errors.borrow().iter().cloned());
+            merge_note(&mut tr, &d);
+            d.trace = Some(tr);
+        }
+        d
+    }
+}
+
+/// A shared engine: one compiled set behind an atomic pointer. `Send + Sync`; reloads never
+/// block readers.
+pub struct Engine {
+    current: ArcSwap<CompiledSet>,
+}
+
+impl Engine {
+    /// An engine serving `set`.
+    #[must_use]
+    pub fn new(set: CompiledSet) -> Self {
+        Engine { current: ArcSwap::from_pointee(set) }
+    }
+
+    /// Loads the `.policy` files under `paths`.
+    ///
+    /// # Errors
+    /// As [`CompiledSet::load`].
+    pub fn load(paths: &[PathBuf]) -> Result<Self, LoadError> {
+        CompiledSet::load(paths).map(Engine::new)
+    }
+
+    /// The set in force.
+    #[must_use]
+    pub fn current(&self) -> Arc<CompiledSet> {
+        self.current.load_full()
+    }
+
+    /// Swaps in a new set atomically; requests in flight finish on the old one.
+    pub fn swap(&self, set: CompiledSet) {
+        self.current.store(Arc::new(set));
+    }
+
+    /// Decides an event against explicit state (pure: nothing is written).
+    #[must_use]
+    pub fn decide(&self, req: &Request, state: &State) -> Decision {
+        self.current.load().decide(req, state, false)
+    }
+
+    /// Decides with an explanation.
+    #[must_use]
+    pub fn explain(&self, req: &Request, state: &State) -> Decision {
+        self.current.load().decide(req, state, true)
+    }
+
+    /// Loads the state from `store`, decides, and commits the effects atomically. A store
+    /// failure fails closed: signals count as present, and a completion that cannot be saved
+    /// fails.
+    pub fn process(&self, store: &dyn Store, req: &Request, explain: bool) -> Decision {
+        let state = match store.load(&req.tenant, &req.user, &req.session) {
+            Ok((history, session)) => State { history: Ok(history), session },
+            Err(e) => State { history: Err(e.to_string()), session: crate::state::SessionState::default() },
+        };
+        let mut d = self.current.load().decide(req, &state, explain);
+        if (d.effects.session.is_some() || d.effects.history.is_some())
+            && let Err(e) = store.commit(&req.tenant, &req.user, &req.session, d.effects.session.as_ref(), d.effects.history.as_ref())
+        {
+            let note = format!("{e}; nothing was saved");
+            d.errors.push(note.clone());
+            for r in &mut d.audit {
+                r.errors.push(note.clone());
+            }
+            if d.kind == DecisionKind::Completed {
+                d.kind = DecisionKind::Failed;
+                d.message = Some("The step-up could not be recorded; try again.".to_string());
+                for r in &mut d.audit {
+                    r.name = audit_names::FAILED;
+                }
+            }
+        }
+        d
+    }
+}

@@ -1,0 +1,353 @@
+//! From fired policies to a decision (SPEC §4, rules 3–9): satisfaction by the session, the
+//! most-restrictive merge, eligibility, challenges, audit records and the effects to commit.
+//! Also the completion of challenges by `step_up` events.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use stepup_core::{Aal, Factor, FactorSet, Requirement, Timestamp, Validity};
+use stepup_dsl::model::{Policy, Tenant};
+
+use crate::decision::{AuditRecord, Decision, DecisionKind, Trace, audit_names, factors_label};
+use crate::facts::Facts;
+use crate::request::{Event, Request};
+use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, HistoryUpdate, LastSignIn, SessionState, State};
+
+/// How long a challenge stays open.
+pub const CHALLENGE_TTL_SECS: i64 = 300;
+
+/// What the decision needs to know about the policies in force.
+pub struct Scope<'a> {
+    /// The tenant.
+    pub tenant: &'a Tenant,
+    /// Policies in evaluation order.
+    pub policies: &'a [Arc<Policy>],
+    /// Hash of the policy set.
+    pub hash: &'a Arc<str>,
+}
+
+/// Whether the session satisfies `p` for this event, and why (for explanations).
+pub fn satisfied(p: &Policy, tenant: &Tenant, req: &Request, session: &SessionState) -> (bool, &'static str) {
+    let r = p.requirement;
+    match r.validity {
+        Validity::EveryTime => {
+            let key = req.event.key();
+            let ok = session
+                .grants
+                .iter()
+                .any(|g| g.event_key == key && req.now < g.expires_at && g.policies.iter().any(|n| *n == p.name));
+            (ok, if ok { "the step-up its challenge caused allows this one retry" } else { "`every time`: needs a step-up for this very operation" })
+        }
+        Validity::For(max_age) => {
+            let mut proved = false;
+            for e in &session.events {
+                if !e.proves(r.aal, r.factors, &tenant.strengths) {
+                    continue;
+                }
+                proved = true;
+                let age = req.now.since(e.at);
+                if age >= 0 && (age as u64) < max_age {
+                    return (true, "an authentication event proves it within max_age");
+                }
+            }
+            (false, if proved { "the proof is older than max_age" } else { "no authentication event proves this AAL with an allowed factor" })
+        }
+    }
+}
+
+fn audit(name: &'static str, req: &Request, hash: &Arc<str>) -> AuditRecord {
+    AuditRecord {
+        name,
+        at: req.now,
+        tenant: req.tenant.clone(),
+        application: req.application.clone(),
+        user: req.user.clone(),
+        session: req.session.clone(),
+        event: req.event.key(),
+        challenge_id: None,
+        policies: Vec::new(),
+        required_aal: None,
+        factor: None,
+        risk: None,
+        message: None,
+        errors: Vec::new(),
+        policy_set: Arc::clone(hash),
+    }
+}
+
+/// What an allowed event teaches the history and the session.
+fn allowed_effects(req: &Request) -> (Option<HistoryUpdate>, Option<AuthEvent>) {
+    match &req.event {
+        Event::SignIn { context, factors } => (
+            Some(HistoryUpdate {
+                device: context.device.clone(),
+                country: context.country.clone().map(|c| (c, req.now)),
+                last_sign_in: Some(LastSignIn { at: req.now, country: context.country.clone(), location: context.location }),
+                access: None,
+            }),
+            Some(AuthEvent { at: req.now, factors: *factors }),
+        ),
+        Event::Access { resource, .. } => {
+            (Some(HistoryUpdate { access: Some((resource.clone(), req.now)), ..HistoryUpdate::default() }), None)
+        }
+        Event::Operation { .. } | Event::StepUp { .. } => (None, None),
+    }
+}
+
+fn elevation_secs(t: &Tenant) -> u64 {
+    match t.default_validity {
+        Validity::For(s) => s,
+        Validity::EveryTime => 0,
+    }
+}
+
+fn sorted_names<'p>(it: impl Iterator<Item = &'p Policy>) -> Vec<String> {
+    let mut v: Vec<String> = it.map(|p| p.name.clone()).collect();
+    v.sort();
+    v
+}
+
+/// Builds the decision for an event whose fired policies are `fired` (indices into
+/// `scope.policies`, in order).
+pub fn finish(scope: &Scope<'_>, req: &Request, state: &State, facts: &Facts<'_>, fired: &[usize], mut errors: Vec<String>, explain: bool) -> Decision {
+    let mut d = Decision::new(DecisionKind::Allow, Arc::clone(scope.hash));
+    let session = &state.session;
+    let t = scope.tenant;
+    if explain || !fired.is_empty() {
+        d.session_aal = session.aal(req.now, elevation_secs(t), &t.strengths);
+    }
+    errors.extend(facts.script_errors.borrow().iter().cloned());
+    let fired_p: Vec<&Policy> = fired.iter().filter_map(|i| scope.policies.get(*i).map(|p| &**p)).collect();
+    if fired_p.is_empty() {
+        let (h, ev) = allowed_effects(req);
+        if h.is_some() || ev.is_some() {
+            let mut s = session.clone();
+            s.events.extend(ev);
+            s.trim();
+            d.effects.session = ev.map(|_| s);
+            d.effects.history = h;
+        }
+        if explain {
+            d.risk = Some(facts.signals.breakdown());
+        }
+        d.errors = errors;
+        return d;
+    }
+    d.risk = Some(facts.signals.breakdown());
+    d.fired = sorted_names(fired_p.iter().copied());
+    let (mut sat, mut unsat) = (Vec::new(), Vec::new());
+    for p in &fired_p {
+        if satisfied(p, t, req, session).0 { sat.push(*p) } else { unsat.push(*p) }
+    }
+    d.satisfied = sorted_names(sat.iter().copied());
+    if unsat.is_empty() {
+        let mut rec = audit(audit_names::SKIPPED, req, scope.hash);
+        rec.policies = d.fired.clone();
+        rec.risk = d.risk.clone();
+        rec.errors = errors.clone();
+        rec.required_aal = sat.iter().map(|p| p.requirement.aal).max();
+        d.audit.push(rec);
+        let (h, ev) = allowed_effects(req);
+        let key = req.event.key();
+        let uses_grant = sat.iter().any(|p| p.requirement.validity == Validity::EveryTime);
+        if ev.is_some() || uses_grant {
+            let mut s = session.clone();
+            s.events.extend(ev);
+            if uses_grant {
+                // One retry: the grant is used up.
+                s.grants.retain(|g| g.event_key != key);
+            }
+            s.trim();
+            d.effects.session = Some(s);
+        }
+        d.effects.history = h;
+        d.errors = errors;
+        return d;
+    }
+    // Most restrictive wins.
+    let mut aal = Aal::Aal1;
+    let mut factors = FactorSet::ANY;
+    let mut validity = Validity::For(u64::MAX);
+    for p in &unsat {
+        aal = aal.max(p.requirement.aal);
+        factors = factors.intersect(p.requirement.factors);
+        validity = validity.min(p.requirement.validity);
+    }
+    let req_m = Requirement { aal, factors, validity };
+    d.required = Some(req_m);
+    let leader = unsat.iter().find(|p| p.requirement.aal == aal).copied();
+    let unsat_names = sorted_names(unsat.iter().copied());
+    let eligible = factors.intersect(req.enrolled).intersect(t.strengths.reaching(aal));
+    d.eligible = eligible;
+    if factors.is_empty() || eligible.is_empty() {
+        d.kind = DecisionKind::Deny;
+        let msg = if factors.is_empty() {
+            format!("These policies cannot be satisfied together: {} allow no factor in common.", unsat_names.join(", "))
+        } else {
+            let would = factors.intersect(t.strengths.reaching(aal));
+            format!("This operation requires a stronger factor. Set up {} to proceed.", factors_label(would))
+        };
+        d.message = Some(msg.clone());
+        let mut rec = audit(audit_names::DENIED, req, scope.hash);
+        rec.policies = unsat_names;
+        rec.required_aal = Some(aal);
+        rec.risk = d.risk.clone();
+        rec.message = Some(msg);
+        rec.errors = errors.clone();
+        d.audit.push(rec);
+        d.errors = errors;
+        return d;
+    }
+    d.kind = DecisionKind::StepUp;
+    let message = leader.map_or(stepup_dsl::model::DEFAULT_MESSAGE, |p| p.message_or_default()).to_string();
+    let mut s = session.clone();
+    s.seq += 1;
+    let id = challenge_id(scope.hash, req, s.seq);
+    for c in &mut s.challenges {
+        if c.state == ChallengeState::Open {
+            c.state = ChallengeState::Closed;
+        }
+    }
+    let (pending_history, pending_auth) = match &req.event {
+        Event::SignIn { .. } => allowed_effects(req),
+        _ => (None, None),
+    };
+    s.challenges.push(Challenge {
+        id: id.clone(),
+        requirement: req_m,
+        eligible,
+        policies: unsat_names.clone(),
+        every_time: sorted_names(unsat.iter().copied().filter(|p| p.requirement.validity == Validity::EveryTime)),
+        message: message.clone(),
+        issued_at: req.now,
+        expires_at: req.now.plus(CHALLENGE_TTL_SECS),
+        event_key: req.event.key(),
+        state: ChallengeState::Open,
+        pending_history,
+        pending_auth,
+    });
+    s.trim();
+    d.effects.session = Some(s);
+    d.message = Some(message.clone());
+    d.challenge_id = Some(id.clone());
+    let mut rec = audit(audit_names::INITIATED, req, scope.hash);
+    rec.challenge_id = Some(id);
+    rec.policies = unsat_names;
+    rec.required_aal = Some(aal);
+    rec.risk = d.risk.clone();
+    rec.message = Some(message);
+    rec.errors = errors.clone();
+    d.audit.push(rec);
+    d.errors = errors;
+    d
+}
+
+fn challenge_id(hash: &str, req: &Request, seq: u64) -> String {
+    let mut h = Sha256::new();
+    for part in [hash, &req.tenant, &req.application, &req.user, &req.session] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update(seq.to_le_bytes());
+    h.update(req.now.0.to_le_bytes());
+    let digest = h.finalize();
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("ch_{hex}")
+}
+
+/// Completes the latest open challenge with `factor` (SPEC §4 rule 7).
+#[must_use]
+pub fn complete(tenant: &Tenant, hash: &Arc<str>, req: &Request, state: &State, factor: Factor, success: bool) -> Decision {
+    let session = &state.session;
+    let mut d = Decision::new(DecisionKind::Failed, Arc::clone(hash));
+    d.session_aal = session.aal(req.now, elevation_secs(tenant), &tenant.strengths);
+    let latest = session.challenges.iter().rposition(|c| c.state == ChallengeState::Open);
+    let mut rec = audit(audit_names::FAILED, req, hash);
+    rec.factor = Some(factor);
+    let Some(i) = latest else {
+        let msg = "There is no open challenge to complete.".to_string();
+        d.message = Some(msg.clone());
+        rec.message = Some(msg);
+        d.audit.push(rec);
+        return d;
+    };
+    let Some(c) = session.challenges.get(i) else { return d };
+    d.challenge_id = Some(c.id.clone());
+    d.required = Some(c.requirement);
+    d.eligible = c.eligible;
+    d.fired = c.policies.clone();
+    rec.challenge_id = Some(c.id.clone());
+    rec.policies = c.policies.clone();
+    rec.required_aal = Some(c.requirement.aal);
+    let failure = if req.now >= c.expires_at {
+        Some("The challenge expired; try the action again.")
+    } else if !success {
+        Some("The factor could not be verified.")
+    } else if !req.enrolled.contains(factor) {
+        Some("That factor is not enrolled.")
+    } else if !c.eligible.contains(factor) {
+        Some("That factor cannot satisfy this challenge.")
+    } else {
+        None
+    };
+    let mut s = session.clone();
+    if let Some(slot) = s.challenges.get_mut(i) {
+        slot.state = if failure.is_some() { ChallengeState::Closed } else { ChallengeState::Completed };
+    }
+    if let Some(msg) = failure {
+        d.message = Some(msg.to_string());
+        rec.message = Some(msg.to_string());
+        d.audit.push(rec);
+        d.effects.session = Some(s);
+        return d;
+    }
+    d.kind = DecisionKind::Completed;
+    s.events.extend(c.pending_auth);
+    s.events.push(AuthEvent { at: req.now, factors: FactorSet::one(factor) });
+    if !c.every_time.is_empty() {
+        s.grants.retain(|g| g.expires_at > req.now);
+        s.grants.push(Grant {
+            challenge_id: c.id.clone(),
+            event_key: c.event_key.clone(),
+            policies: c.every_time.clone(),
+            expires_at: req.now.plus(CHALLENGE_TTL_SECS),
+        });
+    }
+    s.trim();
+    d.effects.session = Some(s);
+    d.effects.history = c.pending_history.clone();
+    d.message = Some(c.message.clone());
+    rec.name = audit_names::COMPLETED;
+    rec.message = Some(c.message.clone());
+    d.audit.push(rec);
+    d
+}
+
+/// A deny for a request the engine cannot evaluate (unknown tenant, application or operation).
+#[must_use]
+pub fn refuse(req: &Request, hash: &Arc<str>, error: String) -> Decision {
+    let mut d = Decision::new(DecisionKind::Deny, Arc::clone(hash));
+    let msg = "This action cannot be checked right now, so it is refused.".to_string();
+    d.message = Some(msg.clone());
+    d.errors = vec![error.clone()];
+    let mut rec = audit(audit_names::DENIED, req, hash);
+    rec.message = Some(msg);
+    rec.errors = vec![error];
+    d.audit.push(rec);
+    d
+}
+
+/// Attaches an explanation's merge line.
+pub fn merge_note(trace: &mut Trace, d: &Decision) {
+    trace.merge = d.required.map(|r| {
+        format!(
+            "most restrictive of [{}]: {} factor {} {}",
+            if d.kind == DecisionKind::Completed { d.fired.join(", ") } else { d.fired.iter().filter(|n| !d.satisfied.contains(n)).cloned().collect::<Vec<_>>().join(", ") },
+            r.aal,
+            r.factors,
+            r.validity
+        )
+    });
+    trace.notes.extend(d.errors.iter().cloned());
+    let _ = Timestamp::default();
+}

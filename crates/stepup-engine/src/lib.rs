@@ -1,0 +1,48 @@
+//! The stepup engine: compiles a checked policy set into a decision structure per (tenant,
+//! application), computes risk signals from the user's history, and decides — allow, step up
+//! (to which AAL, with which factors, for how long) or deny — with audit records and, on
+//! request, an explanation. Every evaluation error fails closed.
+//!
+//! Embedding it in a service:
+//!
+//! ```
+//! use stepup_core::{Factor, FactorSet, Timestamp};
+//! use stepup_engine::{CompiledSet, Engine, MemoryStore, Request, Event};
+//!
+//! let rules = r#"tenant acme {
+//!   operation change_email sensitive
+//!   policy email "Confirm your identity before changing your email." {
+//!     when operation == change_email require aal2 for 15m } }"#;
+//! let engine = Engine::new(CompiledSet::from_text("acme.policy", rules).expect("valid rules"));
+//! let store = MemoryStore::new();
+//! let req = Request {
+//!     tenant: "acme".into(), application: String::new(), user: "alice".into(),
+//!     enrolled: [Factor::Password, Factor::Totp].into_iter().collect::<FactorSet>(),
+//!     session: "s1".into(), now: Timestamp(1_800_000_000),
+//!     event: Event::Operation { name: "change_email".into(), attrs: vec![], context: None },
+//! };
+//! let decision = engine.process(&store, &req, false);
+//! let answer = stepup_engine::contract::http_answer(&decision).expect("a step-up");
+//! assert_eq!((answer.status, answer.body["required_acr"].as_str()), (401, Some("aal2")));
+//! ```
+
+pub mod compile;
+pub mod contract;
+pub mod decision;
+pub mod engine;
+pub mod facts;
+pub mod finish;
+pub mod reference;
+pub mod request;
+pub mod risk;
+pub mod state;
+pub mod store;
+pub mod tree;
+pub mod tri;
+
+pub use decision::{AuditRecord, Decision, DecisionKind};
+pub use engine::{CompiledSet, Engine, LoadError};
+pub use request::{Context, Event, Location, Request, Value};
+pub use state::{SessionState, State, UserHistory};
+pub use store::{MemoryStore, Store, StoreError};
+pub use tri::Tri;

@@ -1,0 +1,135 @@
+//! What the engine is asked: who, in which session, did what, from where, and when.
+
+use serde::{Deserialize, Serialize};
+use stepup_core::{Factor, FactorSet, Timestamp};
+
+/// A point on Earth.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    /// Latitude in degrees.
+    pub lat: f64,
+    /// Longitude in degrees.
+    pub lon: f64,
+}
+
+/// Where a request comes from. On a sign-in it feeds the risk signals; other events may carry
+/// one too (then their signals are computed as well).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    /// Device fingerprint.
+    pub device: Option<String>,
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// ISO country code.
+    pub country: Option<String>,
+    /// Geolocation.
+    pub location: Option<Location>,
+    /// A risk score (0..100) supplied by the platform; the higher of it and ours counts.
+    pub platform_risk: Option<u32>,
+}
+
+/// A request attribute value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// A boolean.
+    Bool(bool),
+    /// A number.
+    Number(f64),
+    /// A string.
+    Str(String),
+}
+
+/// The event being decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A sign-in with the factors the user just used.
+    SignIn {
+        /// Where from.
+        context: Context,
+        /// Factors used.
+        factors: FactorSet,
+    },
+    /// A named operation with attributes.
+    Operation {
+        /// Operation name (from the tenant's catalog).
+        name: String,
+        /// Typed attributes (`amount`).
+        attrs: Vec<(String, Value)>,
+        /// Optional request context.
+        context: Option<Context>,
+    },
+    /// Opening a resource class.
+    Access {
+        /// Resource class.
+        resource: String,
+        /// Optional request context.
+        context: Option<Context>,
+    },
+    /// The user answered the latest open challenge.
+    StepUp {
+        /// The factor used.
+        factor: Factor,
+        /// Whether the factor verified.
+        success: bool,
+    },
+}
+
+impl Event {
+    /// The event's kind as a word (`sign_in`, `operation`, `access`, `step_up`).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::SignIn { .. } => "sign_in",
+            Event::Operation { .. } => "operation",
+            Event::Access { .. } => "access",
+            Event::StepUp { .. } => "step_up",
+        }
+    }
+    /// The context signals are computed from, if any.
+    #[must_use]
+    pub fn context(&self) -> Option<&Context> {
+        match self {
+            Event::SignIn { context, .. } => Some(context),
+            Event::Operation { context, .. } | Event::Access { context, .. } => context.as_ref(),
+            Event::StepUp { .. } => None,
+        }
+    }
+    /// Identifies "the same operation" for `every time` retries.
+    #[must_use]
+    pub fn key(&self) -> String {
+        match self {
+            Event::SignIn { .. } => "sign_in".to_string(),
+            Event::Operation { name, .. } => format!("operation:{name}"),
+            Event::Access { resource, .. } => format!("access:{resource}"),
+            Event::StepUp { .. } => "step_up".to_string(),
+        }
+    }
+    /// An attribute's value.
+    #[must_use]
+    pub fn attr(&self, name: &str) -> Option<&Value> {
+        match self {
+            Event::Operation { attrs, .. } => attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+/// One question to the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Tenant.
+    pub tenant: String,
+    /// Application (`""` for the tenant's own policies).
+    pub application: String,
+    /// User id.
+    pub user: String,
+    /// Factors the user has enrolled.
+    pub enrolled: FactorSet,
+    /// Session id.
+    pub session: String,
+    /// What happened.
+    pub event: Event,
+    /// When (the clock is passed in; the engine never reads it).
+    pub now: Timestamp,
+}

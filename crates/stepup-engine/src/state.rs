@@ -1,0 +1,204 @@
+//! What the engine remembers: a user's history (for the risk signals) and a session's
+//! authentication events, challenges and `every time` grants.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use stepup_core::{Aal, FactorSet, Requirement, StrengthTable, Timestamp};
+
+use crate::request::Location;
+
+/// The last successful sign-in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastSignIn {
+    /// When.
+    pub at: Timestamp,
+    /// From which country.
+    pub country: Option<String>,
+    /// From where.
+    pub location: Option<Location>,
+}
+
+/// A user's history, per tenant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserHistory {
+    /// Device fingerprints of successful sign-ins.
+    pub devices: BTreeSet<String>,
+    /// Countries of successful sign-ins, with the last time seen.
+    pub countries: BTreeMap<String, Timestamp>,
+    /// The last successful sign-in.
+    pub last_sign_in: Option<LastSignIn>,
+    /// Last access to each resource class.
+    pub accesses: BTreeMap<String, Timestamp>,
+}
+
+/// What an allowed event teaches the history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HistoryUpdate {
+    /// A device to remember.
+    pub device: Option<String>,
+    /// A country seen now.
+    pub country: Option<(String, Timestamp)>,
+    /// The new last sign-in.
+    pub last_sign_in: Option<LastSignIn>,
+    /// A resource class accessed now.
+    pub access: Option<(String, Timestamp)>,
+}
+
+impl HistoryUpdate {
+    /// Applies the update.
+    pub fn apply(&self, h: &mut UserHistory) {
+        if let Some(d) = &self.device {
+            h.devices.insert(d.clone());
+        }
+        if let Some((c, at)) = &self.country {
+            let e = h.countries.entry(c.clone()).or_insert(*at);
+            *e = (*e).max(*at);
+        }
+        if let Some(l) = &self.last_sign_in {
+            h.last_sign_in = Some(l.clone());
+        }
+        if let Some((r, at)) = &self.access {
+            let e = h.accesses.entry(r.clone()).or_insert(*at);
+            *e = (*e).max(*at);
+        }
+    }
+    /// Whether there is nothing to write.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.device.is_none() && self.country.is_none() && self.last_sign_in.is_none() && self.access.is_none()
+    }
+}
+
+/// An authentication event: factors proved at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthEvent {
+    /// When.
+    pub at: Timestamp,
+    /// Which factors.
+    pub factors: FactorSet,
+}
+
+impl AuthEvent {
+    /// Whether this event proves `aal` with one of `allowed`.
+    #[must_use]
+    pub fn proves(&self, aal: Aal, allowed: FactorSet, strengths: &StrengthTable) -> bool {
+        self.factors.intersect(allowed).iter().any(|f| strengths.strength(f) >= aal)
+    }
+}
+
+/// State of a challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChallengeState {
+    /// Waiting for the user.
+    Open,
+    /// Completed once; cannot complete again.
+    Completed,
+    /// Failed, expired or superseded.
+    Closed,
+}
+
+/// A step-up challenge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Identifier.
+    pub id: String,
+    /// The merged requirement.
+    pub requirement: Requirement,
+    /// Factors that can complete it.
+    pub eligible: FactorSet,
+    /// The policies that caused it, sorted.
+    pub policies: Vec<String>,
+    /// Those of them that are `every time`.
+    pub every_time: Vec<String>,
+    /// The message shown to the user.
+    pub message: String,
+    /// Issued at.
+    pub issued_at: Timestamp,
+    /// Cannot complete at or after this time.
+    pub expires_at: Timestamp,
+    /// The event it guards (`operation:change_email`).
+    pub event_key: String,
+    /// Open, completed or closed.
+    pub state: ChallengeState,
+    /// What completing it teaches the history (a sign-in's device, country, place).
+    pub pending_history: Option<HistoryUpdate>,
+    /// The sign-in's own authentication event, granted on completion.
+    pub pending_auth: Option<AuthEvent>,
+}
+
+/// Permission for one retry of an operation under `every time` policies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The challenge whose completion granted it.
+    pub challenge_id: String,
+    /// The event it allows once.
+    pub event_key: String,
+    /// The `every time` policies it satisfies.
+    pub policies: Vec<String>,
+    /// Must be used before this time.
+    pub expires_at: Timestamp,
+}
+
+/// A session's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// Authentication events (sign-in and completed step-ups), oldest first.
+    pub events: Vec<AuthEvent>,
+    /// Challenges, oldest first (only the latest few are kept).
+    pub challenges: Vec<Challenge>,
+    /// Unused `every time` grants.
+    pub grants: Vec<Grant>,
+    /// Counter of challenges issued (makes ids unique).
+    pub seq: u64,
+}
+
+/// Most challenges kept per session.
+pub const MAX_CHALLENGES: usize = 8;
+/// Most authentication events kept per session.
+pub const MAX_EVENTS: usize = 32;
+
+impl SessionState {
+    /// The highest AAL the session proves at `now`: its sign-in factors always count; step-up
+    /// events count while younger than `elevation_secs`.
+    #[must_use]
+    pub fn aal(&self, now: Timestamp, elevation_secs: u64, strengths: &StrengthTable) -> Option<Aal> {
+        let first = self.events.first()?;
+        let mut best = strengths.best(first.factors);
+        for e in self.events.iter().skip(1) {
+            let age = now.since(e.at);
+            if age >= 0 && (age as u64) < elevation_secs {
+                best = best.max(strengths.best(e.factors));
+            }
+        }
+        best
+    }
+    /// Keeps the state bounded: old challenges and events are dropped.
+    pub fn trim(&mut self) {
+        if self.challenges.len() > MAX_CHALLENGES {
+            let drop = self.challenges.len() - MAX_CHALLENGES;
+            self.challenges.drain(..drop);
+        }
+        if self.events.len() > MAX_EVENTS {
+            // Keep the sign-in event (first) and the most recent ones.
+            let drop = self.events.len() - MAX_EVENTS;
+            self.events.drain(1..=drop);
+        }
+    }
+}
+
+/// Everything the engine reads about a (tenant, user, session).
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    /// The user's history; `Err` when the store could not provide it (signals then count as present).
+    pub history: Result<UserHistory, String>,
+    /// The session.
+    pub session: SessionState,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State { history: Ok(UserHistory::default()), session: SessionState::default() }
+    }
+}
