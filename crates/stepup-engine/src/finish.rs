@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use stepup_core::{Aal, Factor, FactorSet, Requirement, Timestamp, Validity};
+use stepup_core::{Aal, Factor, FactorSet, Requirement, Validity};
 use stepup_dsl::model::{Policy, Tenant};
 
 use crate::decision::{AuditRecord, Decision, DecisionKind, Trace, audit_names, factors_label};
@@ -109,14 +109,15 @@ fn sorted_names<'p>(it: impl Iterator<Item = &'p Policy>) -> Vec<String> {
 
 /// Builds the decision for an event whose fired policies are `fired` (indices into
 /// `scope.policies`, in order).
-pub fn finish(scope: &Scope<'_>, req: &Request, state: &State, facts: &Facts<'_>, fired: &[usize], mut errors: Vec<String>, explain: bool) -> Decision {
+pub fn finish(scope: &Scope<'_>, req: &Request, state: &State, facts: &Facts<'_>, fired: &[usize], errors: Vec<String>, explain: bool) -> Decision {
     let mut d = Decision::new(DecisionKind::Allow, Arc::clone(scope.hash));
     let session = &state.session;
     let t = scope.tenant;
     if explain || !fired.is_empty() {
         d.session_aal = session.aal(req.now, elevation_secs(t), &t.strengths);
     }
-    errors.extend(facts.script_errors.borrow().iter().cloned());
+    // Script failures are reported in the explanation only: whether a script runs at all
+    // depends on evaluation order, and decisions must not.
     let fired_p: Vec<&Policy> = fired.iter().filter_map(|i| scope.policies.get(*i).map(|p| &**p)).collect();
     if fired_p.is_empty() {
         let (h, ev) = allowed_effects(req);
@@ -349,5 +350,4 @@ pub fn merge_note(trace: &mut Trace, d: &Decision) {
         )
     });
     trace.notes.extend(d.errors.iter().cloned());
-    let _ = Timestamp::default();
 }
