@@ -1,0 +1,106 @@
+//! The embedded default: redb, one file, ACID transactions, crash-safe commits, no server.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use stepup_engine::state::{HistoryUpdate, SessionState, UserHistory};
+use stepup_engine::{Store, StoreError};
+
+const HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("history");
+const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+
+/// A store in one redb file.
+pub struct DiskStore {
+    db: Database,
+}
+
+impl std::fmt::Debug for DiskStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStore").finish_non_exhaustive()
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// An unambiguous key for any tenant, user and session strings.
+fn key(parts: &[&str]) -> String {
+    serde_json::to_string(parts).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl DiskStore {
+    /// Opens (or creates) the store at `path`.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or is not a redb database.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let db = Database::create(path).map_err(|e| StoreError::Unavailable(format!("cannot open `{}`: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(err)?;
+        txn.open_table(HISTORY).map_err(err)?;
+        txn.open_table(SESSIONS).map_err(err)?;
+        txn.commit().map_err(err)?;
+        Ok(DiskStore { db })
+    }
+}
+
+impl Store for DiskStore {
+    fn load(&self, tenant: &str, user: &str, session: &str) -> Result<(UserHistory, SessionState), StoreError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let h = txn.open_table(HISTORY).map_err(err)?;
+        let s = txn.open_table(SESSIONS).map_err(err)?;
+        let history = match h.get(key(&[tenant, user]).as_str()).map_err(err)? {
+            Some(v) => decode(v.value())?,
+            None => UserHistory::default(),
+        };
+        let state = match s.get(key(&[tenant, user, session]).as_str()).map_err(err)? {
+            Some(v) => decode(v.value())?,
+            None => SessionState::default(),
+        };
+        Ok((history, state))
+    }
+
+    fn commit(&self, tenant: &str, user: &str, session: &str, state: Option<&SessionState>, update: Option<&HistoryUpdate>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            if let Some(u) = update {
+                let mut h = txn.open_table(HISTORY).map_err(err)?;
+                let k = key(&[tenant, user]);
+                let mut history: UserHistory = match h.get(k.as_str()).map_err(err)? {
+                    Some(v) => decode(v.value())?,
+                    None => UserHistory::default(),
+                };
+                u.apply(&mut history);
+                h.insert(k.as_str(), encode(&history)?.as_slice()).map_err(err)?;
+            }
+            if let Some(st) = state {
+                let mut s = txn.open_table(SESSIONS).map_err(err)?;
+                s.insert(key(&[tenant, user, session]).as_str(), encode(st)?.as_slice()).map_err(err)?;
+            }
+        }
+        // Dropping an uncommitted transaction aborts it: an error above writes nothing.
+        txn.commit().map_err(err)
+    }
+
+    fn put_history(&self, tenant: &str, user: &str, history: &UserHistory) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut h = txn.open_table(HISTORY).map_err(err)?;
+            h.insert(key(&[tenant, user]).as_str(), encode(history)?.as_slice()).map_err(err)?;
+        }
+        txn.commit().map_err(err)
+    }
+}
