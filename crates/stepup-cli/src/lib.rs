@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod check;
+mod replay;
 
 /// Output format of diagnostics and results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,6 +51,8 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Replay scenario files through the engine.
+    Replay(replay::ReplayArgs),
     /// Explain a lint code (`stepup explain S001`), or list every lint.
     Explain {
         /// A lint code or name.
@@ -72,6 +75,7 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         Command::Check { paths, format, deny_warnings } => check::check(&default_paths(paths), format, deny_warnings, &mut out),
         Command::Fmt { paths, check } => check::fmt(&default_paths(paths), check, &mut out),
         Command::Explain { code } => explain(code.as_deref(), &mut out),
+        Command::Replay(a) => replay::replay(&a, &mut out),
     };
     let _ = out.flush();
     ExitCode::from(code)

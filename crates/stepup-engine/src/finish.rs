@@ -174,19 +174,21 @@ pub fn finish(scope: &Scope<'_>, req: &Request, state: &State, facts: &Facts<'_>
         factors = factors.intersect(p.requirement.factors);
         validity = validity.min(p.requirement.validity);
     }
+    // The effective allowed factors: those allowed by every policy that can reach the AAL.
+    let conflict = factors.is_empty();
+    let factors = factors.intersect(t.strengths.reaching(aal));
     let req_m = Requirement { aal, factors, validity };
     d.required = Some(req_m);
     let leader = unsat.iter().find(|p| p.requirement.aal == aal).copied();
     let unsat_names = sorted_names(unsat.iter().copied());
     let eligible = factors.intersect(req.enrolled).intersect(t.strengths.reaching(aal));
     d.eligible = eligible;
-    if factors.is_empty() || eligible.is_empty() {
+    if conflict || eligible.is_empty() {
         d.kind = DecisionKind::Deny;
-        let msg = if factors.is_empty() {
+        let msg = if conflict {
             format!("These policies cannot be satisfied together: {} allow no factor in common.", unsat_names.join(", "))
         } else {
-            let would = factors.intersect(t.strengths.reaching(aal));
-            format!("This operation requires a stronger factor. Set up {} to proceed.", factors_label(would))
+            format!("This operation requires a stronger factor. Set up {} to proceed.", factors_label(factors))
         };
         d.message = Some(msg.clone());
         let mut rec = audit(audit_names::DENIED, req, scope.hash);

@@ -1,0 +1,191 @@
+//! `stepup replay`: scenario files through the engine, on the embedded store by default.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use stepup_engine::{Engine, MemoryStore, Store};
+use stepup_replay::{FileReport, output, stats};
+
+use crate::{Format, color};
+
+/// Where replay keeps history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// In memory: nothing is kept after the run.
+    Memory,
+    /// The embedded on-disk store (redb), the default.
+    Disk,
+}
+
+/// Options of `stepup replay`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Scenario files (`.ron`) or directories of them.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// The rules directory.
+    #[arg(long, default_value = "rules")]
+    pub rules: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Show the engine's explanation under each event.
+    #[arg(long)]
+    pub explain: bool,
+    /// Check the expectations written in the scenarios; exit 1 on any mismatch.
+    #[arg(long)]
+    pub expect: bool,
+    /// Print friction statistics: prompts per user per day, by policy, completion rate, refusals.
+    #[arg(long)]
+    pub stats: bool,
+    /// Where history is kept during the replay.
+    #[arg(long, value_enum, default_value = "disk")]
+    pub store: StoreKind,
+    /// The disk store's file.
+    #[arg(long, default_value = ".stepup/replay.redb")]
+    pub db: PathBuf,
+}
+
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("cannot read `{}`: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "ron"))
+                .collect();
+            v.sort();
+            out.extend(v);
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("`{}` does not exist", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+/// Most bytes read from one scenario file.
+const MAX_SCENARIO_BYTES: u64 = 4 * 1024 * 1024;
+
+fn read(path: &Path) -> Result<String, String> {
+    let len = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+    if len > MAX_SCENARIO_BYTES {
+        return Err(format!("{}: the file is too large ({len} bytes; the limit is 4 MiB)", path.display()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| format!("{}: not valid UTF-8 (byte {})", path.display(), e.utf8_error().valid_up_to()))
+}
+
+/// Runs `stepup replay`.
+pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
+    let engine = match Engine::load(std::slice::from_ref(&a.rules)) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot load the rules in `{}`: {e}", a.rules.display());
+            return 2;
+        }
+    };
+    for w in &engine.current().feed_warnings {
+        eprintln!("warning: {w}");
+    }
+    let files = match scenario_files(&a.scenarios) {
+        Ok(f) if f.is_empty() => {
+            eprintln!("error: no `.ron` scenario files in {}", a.scenarios.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "));
+            return 2;
+        }
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let store: Box<dyn Store> = match a.store {
+        StoreKind::Memory => Box::new(MemoryStore::new()),
+        StoreKind::Disk => match stepup_store::DiskStore::open(&a.db) {
+            Ok(s) => Box::new(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
+    };
+    let progress = (files.len() > 1 && std::io::stderr().is_terminal()).then(|| {
+        let pb = indicatif::ProgressBar::new(files.len() as u64);
+        pb.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        pb
+    });
+    let c = color(a.format);
+    let set = engine.current();
+    let (mut reports, mut bad, mut mismatched) = (Vec::<FileReport>::new(), 0usize, 0usize);
+    for f in &files {
+        let name = f.display().to_string();
+        if let Some(pb) = &progress {
+            pb.set_message(name.clone());
+        }
+        let result = read(f).and_then(|text| {
+            let loaded = stepup_replay::load(&name, &text, &set).map_err(|e| e.to_string())?;
+            stepup_replay::replay(&loaded, &engine, store.as_ref()).map_err(|e| e.to_string())
+        });
+        // A file's output is printed whole, or not at all.
+        let text = match result {
+            Ok(r) => {
+                let n = r.events.iter().filter(|e| !e.mismatches.is_empty()).count();
+                if a.expect && n > 0 {
+                    mismatched += 1;
+                }
+                let t = match a.format {
+                    Format::Json => r.events.iter().map(|e| format!("{}\n", output::event_json(&r, e))).collect(),
+                    _ => {
+                        let mut t = output::table(&r, c, a.explain, a.expect);
+                        if a.expect {
+                            t.push_str(&if n == 0 { "  expectations: all met\n".to_string() } else { format!("  expectations: {n} event(s) differ\n") });
+                        }
+                        t.push('\n');
+                        t
+                    }
+                };
+                reports.push(r);
+                t
+            }
+            Err(e) => {
+                bad += 1;
+                eprintln!("error: {e}");
+                String::new()
+            }
+        };
+        match &progress {
+            Some(pb) => pb.suspend(|| {
+                let _ = out.write_all(text.as_bytes());
+            }),
+            None => {
+                let _ = out.write_all(text.as_bytes());
+            }
+        }
+        if let Some(pb) = &progress {
+            pb.inc(1);
+        }
+    }
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    if a.stats {
+        let s = stats::compute(&reports);
+        let _ = match a.format {
+            Format::Json => writeln!(out, "{}", serde_json::json!({ "stats": s })),
+            _ => write!(out, "{}", stats::render(&s)),
+        };
+    }
+    if a.format != Format::Json {
+        let mut summary = format!("replayed {} of {} scenario file(s)", reports.len(), files.len());
+        if a.expect {
+            summary.push_str(&format!("; {mismatched} with mismatched expectations"));
+        }
+        if bad > 0 {
+            summary.push_str(&format!("; {bad} could not be replayed"));
+        }
+        let _ = writeln!(out, "{summary}");
+    }
+    u8::from(bad > 0 || mismatched > 0)
+}

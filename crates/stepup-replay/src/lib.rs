@@ -1,0 +1,13 @@
+//! Scenario replay: RON scenario files run through the engine event by event, with expectations
+//! checked (`stepup replay --expect`), friction statistics, and table and JSON output.
+//!
+//! A bad scenario is reported with file, line, column and the field, and nothing of it is
+//! printed; the other files still replay.
+
+pub mod output;
+pub mod run;
+pub mod scenario;
+pub mod stats;
+
+pub use run::{EventResult, FileReport, InputError, Mismatch, load, replay};
+pub use scenario::Scenario;

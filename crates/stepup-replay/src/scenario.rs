@@ -1,0 +1,261 @@
+//! Scenario files: RON, one story each — a tenant, an application, users with enrolled factors
+//! and starting history, and a timeline of events, each optionally with expectations.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use stepup_core::{Aal, Factor, Timestamp};
+use stepup_engine::{Location, Value};
+
+/// A scenario file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What the story is.
+    pub name: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Application (empty: the tenant's own policies).
+    #[serde(default)]
+    pub application: String,
+    /// The user (single-user stories).
+    #[serde(default)]
+    pub user: Option<UserSpec>,
+    /// More users (multi-user stories); events name theirs with `user:`.
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+    /// The timeline.
+    pub events: Vec<EventSpec>,
+}
+
+/// A user.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// Id.
+    pub id: String,
+    /// Enrolled factors.
+    pub enrolled: Vec<Factor>,
+    /// History before the story starts.
+    #[serde(default)]
+    pub history: HistorySpec,
+}
+
+/// Starting history.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySpec {
+    /// Known devices.
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// Countries and when last seen (RFC 3339).
+    #[serde(default)]
+    pub countries: BTreeMap<String, String>,
+    /// The last successful sign-in.
+    #[serde(default)]
+    pub last_sign_in: Option<LastSpec>,
+    /// Resource classes and when last accessed.
+    #[serde(default)]
+    pub accesses: BTreeMap<String, String>,
+}
+
+/// The last sign-in in a starting history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LastSpec {
+    /// When (RFC 3339).
+    pub at: String,
+    /// Country.
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Where.
+    #[serde(default)]
+    pub location: Option<Location>,
+}
+
+/// What an event should produce.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// `allow`, `step_up`, `deny`, `completed` or `failed`.
+    #[serde(default)]
+    pub decision: Option<ExpectedDecision>,
+    /// Required AAL.
+    #[serde(default)]
+    pub required_aal: Option<Aal>,
+    /// Eligible factors.
+    #[serde(default)]
+    pub eligible: Option<Vec<Factor>>,
+    /// Fired policies (any order).
+    #[serde(default)]
+    pub fired: Option<Vec<String>>,
+    /// Audit record names, in order.
+    #[serde(default)]
+    pub audit: Option<Vec<String>>,
+    /// The user-facing message.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// A decision in an expectation.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectedDecision {
+    /// Allow.
+    Allow,
+    /// Step up.
+    StepUp,
+    /// Deny.
+    Deny,
+    /// Completed.
+    Completed,
+    /// Failed.
+    Failed,
+}
+
+impl ExpectedDecision {
+    /// As written.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpectedDecision::Allow => "allow",
+            ExpectedDecision::StepUp => "step_up",
+            ExpectedDecision::Deny => "deny",
+            ExpectedDecision::Completed => "completed",
+            ExpectedDecision::Failed => "failed",
+        }
+    }
+}
+
+fn password() -> Vec<Factor> {
+    vec![Factor::Password]
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An event as written. `at` is RFC 3339 or relative to the previous event (`"+5m"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum EventSpec {
+    /// A sign-in.
+    SignIn {
+        /// When.
+        at: String,
+        /// Whose (multi-user stories).
+        #[serde(default)]
+        user: Option<String>,
+        /// Device fingerprint.
+        #[serde(default)]
+        device: Option<String>,
+        /// IP address.
+        #[serde(default)]
+        ip: Option<String>,
+        /// Country.
+        #[serde(default)]
+        country: Option<String>,
+        /// Geolocation.
+        #[serde(default)]
+        location: Option<Location>,
+        /// Factors used (default `[password]`).
+        #[serde(default = "password")]
+        factors: Vec<Factor>,
+        /// Platform-supplied risk score.
+        #[serde(default)]
+        risk: Option<u32>,
+        /// Expectations.
+        #[serde(default)]
+        expect: Option<Expect>,
+    },
+    /// An operation.
+    Operation {
+        /// When.
+        at: String,
+        /// Whose.
+        #[serde(default)]
+        user: Option<String>,
+        /// Operation name.
+        name: String,
+        /// Attributes.
+        #[serde(default)]
+        attrs: BTreeMap<String, Value>,
+        /// Expectations.
+        #[serde(default)]
+        expect: Option<Expect>,
+    },
+    /// Opening a resource class.
+    Access {
+        /// When.
+        at: String,
+        /// Whose.
+        #[serde(default)]
+        user: Option<String>,
+        /// Resource class.
+        resource: String,
+        /// Expectations.
+        #[serde(default)]
+        expect: Option<Expect>,
+    },
+    /// Answering the latest challenge.
+    StepUp {
+        /// When.
+        at: String,
+        /// Whose.
+        #[serde(default)]
+        user: Option<String>,
+        /// Factor used.
+        factor: Factor,
+        /// Whether it verified (default true).
+        #[serde(default = "yes")]
+        success: bool,
+        /// Expectations.
+        #[serde(default)]
+        expect: Option<Expect>,
+    },
+}
+
+impl EventSpec {
+    /// The `at` text.
+    #[must_use]
+    pub fn at(&self) -> &str {
+        match self {
+            EventSpec::SignIn { at, .. } | EventSpec::Operation { at, .. } | EventSpec::Access { at, .. } | EventSpec::StepUp { at, .. } => at,
+        }
+    }
+    /// The user named, if any.
+    #[must_use]
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            EventSpec::SignIn { user, .. } | EventSpec::Operation { user, .. } | EventSpec::Access { user, .. } | EventSpec::StepUp { user, .. } => user.as_deref(),
+        }
+    }
+    /// The expectations.
+    #[must_use]
+    pub fn expect(&self) -> Option<&Expect> {
+        match self {
+            EventSpec::SignIn { expect, .. } | EventSpec::Operation { expect, .. } | EventSpec::Access { expect, .. } | EventSpec::StepUp { expect, .. } => expect.as_ref(),
+        }
+    }
+}
+
+/// Parses `+5m`, `+30s`, `+2h`, `+1d` (relative) or an RFC 3339 time.
+///
+/// # Errors
+/// What is wrong with the text.
+pub fn resolve_time(text: &str, previous: Option<Timestamp>) -> Result<Timestamp, String> {
+    if let Some(rel) = text.strip_prefix('+') {
+        let prev = previous.ok_or_else(|| format!("`{text}` is relative, but it is the first event: give an absolute time"))?;
+        let (n, unit) = rel.split_at(rel.len().saturating_sub(1));
+        let mult = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            _ => return Err(format!("`{text}` is not a relative time; write e.g. `+5m`, `+30s`, `+2h` or `+1d`")),
+        };
+        let n: i64 = n.parse().map_err(|_| format!("`{text}` is not a relative time; write e.g. `+5m`"))?;
+        return Ok(prev.plus(n.saturating_mul(mult)));
+    }
+    Timestamp::parse_rfc3339(text)
+}
