@@ -16,7 +16,14 @@ pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool, out: &mut d
         }
     };
     if loaded.files.is_empty() {
-        eprintln!("error: no `.policy` files under {}", paths.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "error: no `.policy` files under {}",
+            paths
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         return 2;
     }
     let (errors, warnings) = (loaded.error_count(), loaded.warning_count());
@@ -33,13 +40,22 @@ pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool, out: &mut d
         }
         Format::Human | Format::Plain => {
             let c = color(format);
-            let _ = write!(out, "{}", stepup_dsl::diag::render_all(&loaded.diagnostics, c));
+            let _ = write!(
+                out,
+                "{}",
+                stepup_dsl::diag::render_all(&loaded.diagnostics, c)
+            );
             let n = loaded.files.len();
             let files = format!("{n} file{}", plural(n));
             let _ = match (errors, warnings) {
                 (0, 0) => writeln!(out, "checked {files}: no problems"),
                 (0, w) => writeln!(out, "checked {files}: {w} warning{}", plural(w)),
-                (e, w) => writeln!(out, "checked {files}: {e} error{}, {w} warning{}", plural(e), plural(w)),
+                (e, w) => writeln!(
+                    out,
+                    "checked {files}: {e} error{}, {w} warning{}",
+                    plural(e),
+                    plural(w)
+                ),
             };
         }
     }

@@ -24,7 +24,11 @@ pub enum Format {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "stepup", version, about = "Adaptive step-up MFA policies as code")]
+#[command(
+    name = "stepup",
+    version,
+    about = "Adaptive step-up MFA policies as code"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +76,11 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let code = match cli.command {
-        Command::Check { paths, format, deny_warnings } => check::check(&default_paths(paths), format, deny_warnings, &mut out),
+        Command::Check {
+            paths,
+            format,
+            deny_warnings,
+        } => check::check(&default_paths(paths), format, deny_warnings, &mut out),
         Command::Fmt { paths, check } => check::fmt(&default_paths(paths), check, &mut out),
         Command::Explain { code } => explain(code.as_deref(), &mut out),
         Command::Replay(a) => replay::replay(&a, &mut out),
@@ -82,12 +90,18 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
 }
 
 fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
-    if paths.is_empty() { vec![PathBuf::from("rules")] } else { paths }
+    if paths.is_empty() {
+        vec![PathBuf::from("rules")]
+    } else {
+        paths
+    }
 }
 
 /// Whether to colour output written to stdout.
 fn color(format: Format) -> bool {
-    format == Format::Human && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    format == Format::Human
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
 }
 
 fn explain(code: Option<&str>, out: &mut dyn Write) -> u8 {
@@ -100,7 +114,15 @@ fn explain(code: Option<&str>, out: &mut dyn Write) -> u8 {
         }
         Some(c) => match stepup_dsl::lints::find(c) {
             Some(l) => {
-                let _ = writeln!(out, "{} {}\n\nWhat it does\n  {}\n\nWhy it matters\n  {}\n\nExample\n{}", l.code, l.name, l.what, l.why, indent(l.example));
+                let _ = writeln!(
+                    out,
+                    "{} {}\n\nWhat it does\n  {}\n\nWhy it matters\n  {}\n\nExample\n{}",
+                    l.code,
+                    l.name,
+                    l.what,
+                    l.why,
+                    indent(l.example)
+                );
                 0
             }
             None => {

@@ -70,12 +70,23 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 const MAX_SCENARIO_BYTES: u64 = 4 * 1024 * 1024;
 
 fn read(path: &Path) -> Result<String, String> {
-    let len = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
     if len > MAX_SCENARIO_BYTES {
-        return Err(format!("{}: the file is too large ({len} bytes; the limit is 4 MiB)", path.display()));
+        return Err(format!(
+            "{}: the file is too large ({len} bytes; the limit is 4 MiB)",
+            path.display()
+        ));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| format!("{}: not valid UTF-8 (byte {})", path.display(), e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{}: not valid UTF-8 (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// Runs `stepup replay`.
@@ -83,7 +94,10 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
     let engine = match Engine::load(std::slice::from_ref(&a.rules)) {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("error: cannot load the rules in `{}`: {e}", a.rules.display());
+            eprintln!(
+                "error: cannot load the rules in `{}`: {e}",
+                a.rules.display()
+            );
             return 2;
         }
     };
@@ -92,7 +106,14 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
     }
     let files = match scenario_files(&a.scenarios) {
         Ok(f) if f.is_empty() => {
-            eprintln!("error: no `.ron` scenario files in {}", a.scenarios.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "));
+            eprintln!(
+                "error: no `.ron` scenario files in {}",
+                a.scenarios
+                    .iter()
+                    .map(|p| format!("`{}`", p.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             return 2;
         }
         Ok(f) => f,
@@ -113,7 +134,10 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
     };
     let progress = (files.len() > 1 && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new(files.len() as u64);
-        pb.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
         pb
     });
     let c = color(a.format);
@@ -136,11 +160,19 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
                     mismatched += 1;
                 }
                 let t = match a.format {
-                    Format::Json => r.events.iter().map(|e| format!("{}\n", output::event_json(&r, e))).collect(),
+                    Format::Json => r
+                        .events
+                        .iter()
+                        .map(|e| format!("{}\n", output::event_json(&r, e)))
+                        .collect(),
                     _ => {
                         let mut t = output::table(&r, c, a.explain, a.expect);
                         if a.expect {
-                            t.push_str(&if n == 0 { "  expectations: all met\n".to_string() } else { format!("  expectations: {n} event(s) differ\n") });
+                            t.push_str(&if n == 0 {
+                                "  expectations: all met\n".to_string()
+                            } else {
+                                format!("  expectations: {n} event(s) differ\n")
+                            });
                         }
                         t.push('\n');
                         t
@@ -178,7 +210,11 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
         };
     }
     if a.format != Format::Json {
-        let mut summary = format!("replayed {} of {} scenario file(s)", reports.len(), files.len());
+        let mut summary = format!(
+            "replayed {} of {} scenario file(s)",
+            reports.len(),
+            files.len()
+        );
         if a.expect {
             summary.push_str(&format!("; {mismatched} with mismatched expectations"));
         }

@@ -338,11 +338,11 @@ impl fmt::Display for Validity {
 /// Formats seconds in the DSL's duration syntax, choosing the largest exact unit (`90s`, `5m`, `1h`, `30d`).
 #[must_use]
 pub fn format_duration(secs: u64) -> String {
-    if secs != 0 && secs % 86_400 == 0 {
+    if secs != 0 && secs.is_multiple_of(86_400) {
         format!("{}d", secs / 86_400)
-    } else if secs != 0 && secs % 3_600 == 0 {
+    } else if secs != 0 && secs.is_multiple_of(3_600) {
         format!("{}h", secs / 3_600)
-    } else if secs != 0 && secs % 60 == 0 {
+    } else if secs != 0 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
@@ -361,7 +361,9 @@ pub struct Requirement {
 }
 
 /// A point in time, in whole seconds since the Unix epoch (UTC). Decisions are measured to the second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
@@ -373,7 +375,9 @@ impl Timestamp {
     pub fn parse_rfc3339(s: &str) -> Result<Self, String> {
         chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| Timestamp(t.timestamp()))
-            .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e}); write e.g. `2026-11-27T09:00:00Z`"))
+            .map_err(|e| {
+                format!("`{s}` is not an RFC 3339 time ({e}); write e.g. `2026-11-27T09:00:00Z`")
+            })
     }
     /// The time as RFC 3339 in UTC.
     #[must_use]
@@ -431,7 +435,10 @@ impl OperationClass {
 
 /// Closest candidate to `word` by edit distance, for "did you mean" hints.
 #[must_use]
-pub fn did_you_mean<'a, I: IntoIterator<Item = &'a str>>(word: &str, candidates: I) -> Option<&'a str> {
+pub fn did_you_mean<'a, I: IntoIterator<Item = &'a str>>(
+    word: &str,
+    candidates: I,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (levenshtein(word, c), c))

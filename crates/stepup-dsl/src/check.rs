@@ -12,7 +12,8 @@ use stepup_core::{
 use crate::ast::{self, Arg, CmpOp, Expr, Factors, Lit, Member, RiskItem, ValidityAst};
 use crate::diag::{Diagnostic, SourceFile, Span, line_col};
 use crate::model::{
-    Application, AttrType, Cond, DEFAULT_COUNTRY_WINDOW_DAYS, Origin, Policy, PolicySet, SignalKind, Tenant,
+    Application, AttrType, Cond, DEFAULT_COUNTRY_WINDOW_DAYS, Origin, Policy, PolicySet,
+    SignalKind, Tenant,
 };
 use crate::script::Script;
 
@@ -23,7 +24,13 @@ pub const MAX_WINDOW_DAYS: u64 = 3_650;
 /// Longest recommended AAL3 elevation (15 minutes).
 pub const AAL3_RECOMMENDED_SECS: u64 = 15 * 60;
 const BUILTINS: [&str; 3] = ["operation", "resource", "risk"];
-const SIGNALS: [&str; 5] = ["new_device", "new_country", "impossible_travel", "threat_intel", "first_access"];
+const SIGNALS: [&str; 5] = [
+    "new_device",
+    "new_country",
+    "impossible_travel",
+    "threat_intel",
+    "first_access",
+];
 
 /// One parsed file, ready to check.
 pub struct Parsed {
@@ -41,11 +48,33 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, code: &'static str, span: Span, msg: impl Into<String>, label: &str, help: Option<String>) {
-        self.diags.push(Diagnostic::error(code, self.file, span, msg).label(label).maybe_help(help));
+    fn err(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        msg: impl Into<String>,
+        label: &str,
+        help: Option<String>,
+    ) {
+        self.diags.push(
+            Diagnostic::error(code, self.file, span, msg)
+                .label(label)
+                .maybe_help(help),
+        );
     }
-    fn warn(&mut self, code: &'static str, span: Span, msg: impl Into<String>, label: &str, help: Option<String>) {
-        self.diags.push(Diagnostic::warning(code, self.file, span, msg).label(label).maybe_help(help));
+    fn warn(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        msg: impl Into<String>,
+        label: &str,
+        help: Option<String>,
+    ) {
+        self.diags.push(
+            Diagnostic::warning(code, self.file, span, msg)
+                .label(label)
+                .maybe_help(help),
+        );
     }
 }
 
@@ -75,19 +104,31 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
 
     // Pass 1: declarations of every tenant, in every file.
     for parsed in files {
-        let mut cx = Ctx { file: &parsed.file, diags: &mut diags };
-        let stem = Path::new(&parsed.file.name).file_stem().and_then(|s| s.to_str()).unwrap_or("rules").to_string();
+        let mut cx = Ctx {
+            file: &parsed.file,
+            diags: &mut diags,
+        };
+        let stem = Path::new(&parsed.file.name)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("rules")
+            .to_string();
         let mut bare = 0usize;
         for item in &parsed.ast.items {
             let (tenant, members): (&str, &[Member]) = match item {
                 ast::Item::Tenant(t) => (&t.name.text, &t.members),
                 ast::Item::Member(m) => ("default", std::slice::from_ref(m)),
                 ast::Item::Application(a) => {
-                    apps.push(AppAt { file: &parsed.file, block: a });
+                    apps.push(AppAt {
+                        file: &parsed.file,
+                        block: a,
+                    });
                     continue;
                 }
             };
-            let t = tenants.entry(tenant.to_string()).or_insert_with(|| Tenant::new(tenant));
+            let t = tenants
+                .entry(tenant.to_string())
+                .or_insert_with(|| Tenant::new(tenant));
             for m in members {
                 declare(&mut cx, t, m, &parsed.base_dir, &mut seen);
                 if let Member::Policy(p) = m {
@@ -98,9 +139,22 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                             format!("{stem}#{bare}")
                         }
                     };
-                    policies.entry(tenant.to_string()).or_default().push(PolicyAt { file: &parsed.file, policy: p, name });
+                    policies
+                        .entry(tenant.to_string())
+                        .or_default()
+                        .push(PolicyAt {
+                            file: &parsed.file,
+                            policy: p,
+                            name,
+                        });
                 } else if let Member::CacheOff(s) = m {
-                    cx.err("E001", *s, "`cache off` belongs in an application block", "not in a tenant", Some("move it into `application NAME of TENANT { ... }`".into()));
+                    cx.err(
+                        "E001",
+                        *s,
+                        "`cache off` belongs in an application block",
+                        "not in a tenant",
+                        Some("move it into `application NAME of TENANT { ... }`".into()),
+                    );
                 }
             }
         }
@@ -108,18 +162,35 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
 
     // Pass 2: tenant policies.
     for (tname, list) in &policies {
-        let Some(tenant) = tenants.get(tname) else { continue };
+        let Some(tenant) = tenants.get(tname) else {
+            continue;
+        };
         let mut checked = Vec::new();
         let mut names: BTreeMap<&str, Span> = BTreeMap::new();
         for at in list {
-            let mut cx = Ctx { file: at.file, diags: &mut diags };
+            let mut cx = Ctx {
+                file: at.file,
+                diags: &mut diags,
+            };
             if at.policy.is_override {
-                cx.err("E010", at.policy.span, "`override` belongs in an application block", "not in a tenant", None);
+                cx.err(
+                    "E010",
+                    at.policy.span,
+                    "`override` belongs in an application block",
+                    "not in a tenant",
+                    None,
+                );
             }
-            if let Some(n) = &at.policy.name {
-                if names.insert(&n.text, n.span).is_some() {
-                    cx.err("E008", n.span, format!("policy `{}` is defined twice in tenant `{tname}`", n.text), "second definition", Some("give each policy its own name".into()));
-                }
+            if let Some(n) = &at.policy.name
+                && names.insert(&n.text, n.span).is_some()
+            {
+                cx.err(
+                    "E008",
+                    n.span,
+                    format!("policy `{}` is defined twice in tenant `{tname}`", n.text),
+                    "second definition",
+                    Some("give each policy its own name".into()),
+                );
             }
             if let Some(p) = check_policy(&mut cx, tenant, at) {
                 checked.push(Arc::new(p));
@@ -134,20 +205,48 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
     let mut applications: BTreeMap<(String, String), Application> = BTreeMap::new();
     let tenant_names: Vec<&str> = tenants.keys().map(String::as_str).collect();
     for app in &apps {
-        let mut cx = Ctx { file: app.file, diags: &mut diags };
+        let mut cx = Ctx {
+            file: app.file,
+            diags: &mut diags,
+        };
         let b = app.block;
         let Some(tenant) = tenants.get(&b.tenant.text) else {
-            cx.err("E011", b.tenant.span, format!("application `{}` belongs to tenant `{}`, which is not defined", b.name.text, b.tenant.text), "unknown tenant", mean(&b.tenant.text, &tenant_names).or_else(|| Some("define it with `tenant NAME { ... }`".into())));
+            cx.err(
+                "E011",
+                b.tenant.span,
+                format!(
+                    "application `{}` belongs to tenant `{}`, which is not defined",
+                    b.name.text, b.tenant.text
+                ),
+                "unknown tenant",
+                mean(&b.tenant.text, &tenant_names)
+                    .or_else(|| Some("define it with `tenant NAME { ... }`".into())),
+            );
             continue;
         };
         let key = (b.tenant.text.clone(), b.name.text.clone());
         if applications.contains_key(&key) {
-            cx.err("E016", b.name.span, format!("application `{}` of `{}` is defined twice", b.name.text, b.tenant.text), "second definition", Some("merge the two blocks".into()));
+            cx.err(
+                "E016",
+                b.name.span,
+                format!(
+                    "application `{}` of `{}` is defined twice",
+                    b.name.text, b.tenant.text
+                ),
+                "second definition",
+                Some("merge the two blocks".into()),
+            );
             continue;
         }
-        let mut out = Application { name: b.name.text.clone(), tenant: b.tenant.text.clone(), cache_off: false, policies: Vec::new() };
+        let mut out = Application {
+            name: b.name.text.clone(),
+            tenant: b.tenant.text.clone(),
+            cache_off: false,
+            policies: Vec::new(),
+        };
         let mut names: BTreeMap<String, ()> = BTreeMap::new();
-        let tenant_policy_names: Vec<&str> = tenant.policies.iter().map(|p| p.name.as_str()).collect();
+        let tenant_policy_names: Vec<&str> =
+            tenant.policies.iter().map(|p| p.name.as_str()).collect();
         let mut bare = 0usize;
         for m in &b.members {
             match m {
@@ -162,16 +261,39 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                     };
                     if names.insert(name.clone(), ()).is_some() {
                         let span = p.name.as_ref().map_or(p.span, |n| n.span);
-                        cx.err("E008", span, format!("policy `{name}` is defined twice in application `{}`", b.name.text), "second definition", None);
+                        cx.err(
+                            "E008",
+                            span,
+                            format!(
+                                "policy `{name}` is defined twice in application `{}`",
+                                b.name.text
+                            ),
+                            "second definition",
+                            None,
+                        );
                         continue;
                     }
                     let base = tenant.policies.iter().find(|q| q.name == name);
                     if p.is_override && base.is_none() {
                         let span = p.name.as_ref().map_or(p.span, |n| n.span);
-                        cx.err("E010", span, format!("`override` of policy `{name}`, which tenant `{}` does not have", tenant.name), "nothing to override", mean(&name, &tenant_policy_names).or_else(|| Some("remove `override` to add a new policy".into())));
+                        cx.err(
+                            "E010",
+                            span,
+                            format!(
+                                "`override` of policy `{name}`, which tenant `{}` does not have",
+                                tenant.name
+                            ),
+                            "nothing to override",
+                            mean(&name, &tenant_policy_names)
+                                .or_else(|| Some("remove `override` to add a new policy".into())),
+                        );
                         continue;
                     }
-                    let at = PolicyAt { file: app.file, policy: p, name };
+                    let at = PolicyAt {
+                        file: app.file,
+                        policy: p,
+                        name,
+                    };
                     if let Some(checked) = check_policy(&mut cx, tenant, &at) {
                         if let Some(base) = base {
                             weaker_override(&mut cx, p, base, &checked);
@@ -181,22 +303,40 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                 }
                 other => {
                     let span = member_span(other);
-                    cx.err("E001", span, "applications hold policies and `cache off` only", "not allowed here", Some(format!("declare this in `tenant {}`", tenant.name)));
+                    cx.err(
+                        "E001",
+                        span,
+                        "applications hold policies and `cache off` only",
+                        "not allowed here",
+                        Some(format!("declare this in `tenant {}`", tenant.name)),
+                    );
                 }
             }
         }
         applications.insert(key, out);
     }
 
-    diags.sort_by(|a, b| (a.file.name.as_str(), a.span.start).cmp(&(b.file.name.as_str(), b.span.start)));
+    diags.sort_by(|a, b| {
+        (a.file.name.as_str(), a.span.start).cmp(&(b.file.name.as_str(), b.span.start))
+    });
     let ok = !diags.iter().any(Diagnostic::is_error);
-    (ok.then_some(PolicySet { tenants, applications, hash }), diags)
+    (
+        ok.then_some(PolicySet {
+            tenants,
+            applications,
+            hash,
+        }),
+        diags,
+    )
 }
 
 fn member_span(m: &Member) -> Span {
     match m {
         Member::Duration(d) => d.span,
-        Member::Operation { span, .. } | Member::AdminDefault(_, span) | Member::Risk(_, span) | Member::CacheOff(span) => *span,
+        Member::Operation { span, .. }
+        | Member::AdminDefault(_, span)
+        | Member::Risk(_, span)
+        | Member::CacheOff(span) => *span,
         Member::Resource(n) => n.span,
         Member::Attribute { name, .. } => name.span,
         Member::FactorStrength { factor, .. } => factor.span,
@@ -204,20 +344,35 @@ fn member_span(m: &Member) -> Span {
     }
 }
 
-fn declare(cx: &mut Ctx<'_>, t: &mut Tenant, m: &Member, base: &Path, seen: &mut BTreeMap<(String, &'static str, String), ()>) {
+fn declare(
+    cx: &mut Ctx<'_>,
+    t: &mut Tenant,
+    m: &Member,
+    base: &Path,
+    seen: &mut BTreeMap<(String, &'static str, String), ()>,
+) {
     let mut once = |cx: &mut Ctx<'_>, kind: &'static str, name: &str, span: Span| -> bool {
-        if seen.insert((t.name.clone(), kind, name.to_string()), ()).is_some() {
-            cx.err("E017", span, format!("{kind} `{name}` is declared twice in tenant `{}`", t.name), "second declaration", Some("remove one of them".into()));
+        if seen
+            .insert((t.name.clone(), kind, name.to_string()), ())
+            .is_some()
+        {
+            cx.err(
+                "E017",
+                span,
+                format!("{kind} `{name}` is declared twice in tenant `{}`", t.name),
+                "second declaration",
+                Some("remove one of them".into()),
+            );
             return false;
         }
         true
     };
     match m {
         Member::Duration(d) => {
-            if once(cx, "duration", "", d.span) {
-                if let Some(secs) = check_validity_secs(cx, d) {
-                    t.default_validity = Validity::For(secs);
-                }
+            if once(cx, "duration", "", d.span)
+                && let Some(secs) = check_validity_secs(cx, d)
+            {
+                t.default_validity = Validity::For(secs);
             }
         }
         Member::Operation { name, class, .. } => {
@@ -238,9 +393,29 @@ fn declare(cx: &mut Ctx<'_>, t: &mut Tenant, m: &Member, base: &Path, seen: &mut
                 _ => None,
             };
             match parsed {
-                None => cx.err("E007", ty.span, format!("unknown attribute type `{}`", ty.text), "not a type", mean(&ty.text, &["number", "string", "bool"]).or_else(|| Some("attribute types are `number`, `string` and `bool`".into()))),
-                Some(_) if BUILTINS.contains(&name.text.as_str()) || SIGNALS.contains(&name.text.as_str()) => {
-                    cx.err("E017", name.span, format!("`{}` is built in and cannot be declared as an attribute", name.text), "built-in name", Some("choose another name".into()));
+                None => cx.err(
+                    "E007",
+                    ty.span,
+                    format!("unknown attribute type `{}`", ty.text),
+                    "not a type",
+                    mean(&ty.text, &["number", "string", "bool"]).or_else(|| {
+                        Some("attribute types are `number`, `string` and `bool`".into())
+                    }),
+                ),
+                Some(_)
+                    if BUILTINS.contains(&name.text.as_str())
+                        || SIGNALS.contains(&name.text.as_str()) =>
+                {
+                    cx.err(
+                        "E017",
+                        name.span,
+                        format!(
+                            "`{}` is built in and cannot be declared as an attribute",
+                            name.text
+                        ),
+                        "built-in name",
+                        Some("choose another name".into()),
+                    );
                 }
                 Some(p) => {
                     if once(cx, "attribute", &name.text, name.span) {
@@ -252,10 +427,10 @@ fn declare(cx: &mut Ctx<'_>, t: &mut Tenant, m: &Member, base: &Path, seen: &mut
         Member::FactorStrength { factor, aal } => {
             let f = parse_factor(cx, factor);
             let a = parse_aal(cx, aal);
-            if let (Some(f), Some(a)) = (f, a) {
-                if once(cx, "factor strength", f.as_str(), factor.span) {
-                    t.strengths.set(f, a);
-                }
+            if let (Some(f), Some(a)) = (f, a)
+                && once(cx, "factor strength", f.as_str(), factor.span)
+            {
+                t.strengths.set(f, a);
             }
         }
         Member::AdminDefault(req, span) => {
@@ -271,18 +446,41 @@ fn declare(cx: &mut Ctx<'_>, t: &mut Tenant, m: &Member, base: &Path, seen: &mut
                 match item {
                     RiskItem::Weight(name, n) => {
                         let Some(sig) = SignalKind::parse(&name.text) else {
-                            cx.err("E006", name.span, format!("unknown signal `{}`", name.text), "not a signal", mean(&name.text, &["new_device", "new_country", "impossible_travel", "threat_intel"]));
+                            cx.err(
+                                "E006",
+                                name.span,
+                                format!("unknown signal `{}`", name.text),
+                                "not a signal",
+                                mean(
+                                    &name.text,
+                                    &[
+                                        "new_device",
+                                        "new_country",
+                                        "impossible_travel",
+                                        "threat_intel",
+                                    ],
+                                ),
+                            );
                             continue;
                         };
                         match n.value {
                             Some(v) if v <= 100 => {
-                                if once(cx, "risk weight", sig.as_str(), name.span) {
-                                    if let Some(w) = t.risk.weights.get_mut(sig as usize) {
-                                        *w = u32::try_from(v).unwrap_or(100);
-                                    }
+                                if once(cx, "risk weight", sig.as_str(), name.span)
+                                    && let Some(w) = t.risk.weights.get_mut(sig as usize)
+                                {
+                                    *w = u32::try_from(v).unwrap_or(100);
                                 }
                             }
-                            _ => cx.err("E022", n.span, "a risk weight must be between 0 and 100", "out of range", Some("the score is capped at 100; a weight of 100 alone reaches it".into())),
+                            _ => cx.err(
+                                "E022",
+                                n.span,
+                                "a risk weight must be between 0 and 100",
+                                "out of range",
+                                Some(
+                                    "the score is capped at 100; a weight of 100 alone reaches it"
+                                        .into(),
+                                ),
+                            ),
                         }
                     }
                     RiskItem::MaxSpeed(n) => match n.value {
@@ -291,11 +489,23 @@ fn declare(cx: &mut Ctx<'_>, t: &mut Tenant, m: &Member, base: &Path, seen: &mut
                                 t.risk.max_speed_kmh = u32::try_from(v).unwrap_or(100_000);
                             }
                         }
-                        _ => cx.err("E022", n.span, "`max_speed` must be between 1 and 100000 km/h", "out of range", Some("900 km/h is a jet's cruising speed".into())),
+                        _ => cx.err(
+                            "E022",
+                            n.span,
+                            "`max_speed` must be between 1 and 100000 km/h",
+                            "out of range",
+                            Some("900 km/h is a jet's cruising speed".into()),
+                        ),
                     },
                     RiskItem::ThreatFeed(s) => {
                         if s.value.is_empty() {
-                            cx.err("E022", s.span, "a threat feed needs a path", "empty path", None);
+                            cx.err(
+                                "E022",
+                                s.span,
+                                "a threat feed needs a path",
+                                "empty path",
+                                None,
+                            );
                         } else {
                             t.risk.threat_feeds.push(base.join(&s.value));
                         }
@@ -310,12 +520,26 @@ fn declare(cx: &mut Ctx<'_>, t: &mut Tenant, m: &Member, base: &Path, seen: &mut
 fn check_validity_secs(cx: &mut Ctx<'_>, d: &ast::Dur) -> Option<u64> {
     match d.secs {
         Some(0) => {
-            cx.err("E012", d.span, "a duration of zero never satisfies anything", "zero", Some("write `every time` for no caching, or a positive duration such as `5m`".into()));
+            cx.err(
+                "E012",
+                d.span,
+                "a duration of zero never satisfies anything",
+                "zero",
+                Some(
+                    "write `every time` for no caching, or a positive duration such as `5m`".into(),
+                ),
+            );
             None
         }
         Some(s) if s <= MAX_VALIDITY_SECS => Some(s),
         _ => {
-            cx.err("E013", d.span, "this duration is absurdly long for an elevation", "longer than 90 days", Some("elevations typically last 5 to 15 minutes".into()));
+            cx.err(
+                "E013",
+                d.span,
+                "this duration is absurdly long for an elevation",
+                "longer than 90 days",
+                Some("elevations typically last 5 to 15 minutes".into()),
+            );
             None
         }
     }
@@ -325,7 +549,22 @@ fn parse_factor(cx: &mut Ctx<'_>, n: &ast::Name) -> Option<Factor> {
     if let Ok(f) = n.text.parse::<Factor>() {
         return Some(f);
     }
-    cx.err("E002", n.span, format!("unknown factor `{}`", n.text), "not a factor", mean(&n.text, &Factor::names()).or_else(|| Some(format!("factors are {}", Factor::names().iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")))));
+    cx.err(
+        "E002",
+        n.span,
+        format!("unknown factor `{}`", n.text),
+        "not a factor",
+        mean(&n.text, &Factor::names()).or_else(|| {
+            Some(format!(
+                "factors are {}",
+                Factor::names()
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }),
+    );
     None
 }
 
@@ -333,7 +572,14 @@ fn parse_aal(cx: &mut Ctx<'_>, n: &ast::Name) -> Option<Aal> {
     if let Ok(a) = n.text.parse::<Aal>() {
         return Some(a);
     }
-    cx.err("E015", n.span, format!("unknown assurance level `{}`", n.text), "not an AAL", mean(&n.text, &["aal1", "aal2", "aal3"]).or_else(|| Some("assurance levels are `aal1`, `aal2` and `aal3`".into())));
+    cx.err(
+        "E015",
+        n.span,
+        format!("unknown assurance level `{}`", n.text),
+        "not an AAL",
+        mean(&n.text, &["aal1", "aal2", "aal3"])
+            .or_else(|| Some("assurance levels are `aal1`, `aal2` and `aal3`".into())),
+    );
     None
 }
 
@@ -361,12 +607,35 @@ fn check_require(cx: &mut Ctx<'_>, t: &Tenant, r: &ast::Require) -> Option<Requi
     };
     let (aal, factors, validity) = (aal?, factors?, validity?);
     if factors.intersect(t.strengths.reaching(aal)).is_empty() {
-        let strongest: Vec<String> = factors.iter().map(|f| format!("`{f}` proves at most {}", t.strengths.strength(f))).collect();
-        let reach = t.strengths.reaching(aal).names().iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" or ");
-        cx.err("E009", r.span, format!("no allowed factor can reach {aal}"), "unreachable requirement", Some(format!("{}; allow {reach}, or lower the AAL", strongest.join(", "))));
+        let strongest: Vec<String> = factors
+            .iter()
+            .map(|f| format!("`{f}` proves at most {}", t.strengths.strength(f)))
+            .collect();
+        let reach = t
+            .strengths
+            .reaching(aal)
+            .names()
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        cx.err(
+            "E009",
+            r.span,
+            format!("no allowed factor can reach {aal}"),
+            "unreachable requirement",
+            Some(format!(
+                "{}; allow {reach}, or lower the AAL",
+                strongest.join(", ")
+            )),
+        );
         return None;
     }
-    Some(Requirement { aal, factors, validity })
+    Some(Requirement {
+        aal,
+        factors,
+        validity,
+    })
 }
 
 fn check_policy(cx: &mut Ctx<'_>, t: &Tenant, at: &PolicyAt<'_>) -> Option<Policy> {
@@ -387,12 +656,21 @@ fn check_policy(cx: &mut Ctx<'_>, t: &Tenant, at: &PolicyAt<'_>) -> Option<Polic
         }
         None => {}
     }
-    if req.aal == Aal::Aal3 && let Validity::For(s) = req.validity && s > AAL3_RECOMMENDED_SECS {
+    if req.aal == Aal::Aal3
+        && let Validity::For(s) = req.validity
+        && s > AAL3_RECOMMENDED_SECS
+    {
         let span = match &p.require.validity {
             Some(ValidityAst::For(d)) => d.span,
             _ => p.require.span,
         };
-        cx.warn("S004", span, format!("an aal3 elevation kept for {}", format_duration(s)), "longer than 15 minutes", Some("5 minutes is recommended for AAL3 in highly sensitive operations".into()));
+        cx.warn(
+            "S004",
+            span,
+            format!("an aal3 elevation kept for {}", format_duration(s)),
+            "longer than 15 minutes",
+            Some("5 minutes is recommended for AAL3 in highly sensitive operations".into()),
+        );
     }
     routine_lint(cx, t, &p.when, true);
     let (line, _) = line_col(&at.file.text, p.span.start);
@@ -401,7 +679,10 @@ fn check_policy(cx: &mut Ctx<'_>, t: &Tenant, at: &PolicyAt<'_>) -> Option<Polic
         message: p.message.as_ref().map(|m| m.value.clone()),
         condition: cond,
         requirement: req,
-        origin: Origin { file: at.file.name.clone(), line },
+        origin: Origin {
+            file: at.file.name.clone(),
+            line,
+        },
     })
 }
 
@@ -439,14 +720,32 @@ fn weaker_override(cx: &mut Ctx<'_>, p: &ast::Policy, base: &Policy, new: &Polic
         why.push(format!("a lower AAL ({} instead of {})", n.aal, b.aal));
     }
     if !n.factors.is_subset(b.factors) {
-        why.push(format!("more factors ({} instead of {})", n.factors, b.factors));
+        why.push(format!(
+            "more factors ({} instead of {})",
+            n.factors, b.factors
+        ));
     }
     if n.validity > b.validity {
-        why.push(format!("a longer duration ({} instead of {})", n.validity, b.validity));
+        why.push(format!(
+            "a longer duration ({} instead of {})",
+            n.validity, b.validity
+        ));
     }
     if !why.is_empty() {
         let span = p.name.as_ref().map_or(p.span, |x| x.span);
-        cx.warn("S005", span, format!("this override of `{}` is weaker than the tenant's policy", base.name), "weaker override", Some(format!("it has {}; overrides should tighten, not loosen", why.join(", "))));
+        cx.warn(
+            "S005",
+            span,
+            format!(
+                "this override of `{}` is weaker than the tenant's policy",
+                base.name
+            ),
+            "weaker override",
+            Some(format!(
+                "it has {}; overrides should tighten, not loosen",
+                why.join(", ")
+            )),
+        );
     }
 }
 
@@ -470,22 +769,37 @@ fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond> {
     match e {
         Expr::And(v) => {
             let checked: Vec<Option<Cond>> = v.iter().map(|e| check_expr(cx, t, e)).collect();
-            checked.into_iter().collect::<Option<Vec<_>>>().map(Cond::And)
+            checked
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .map(Cond::And)
         }
         Expr::Or(v) => {
             let checked: Vec<Option<Cond>> = v.iter().map(|e| check_expr(cx, t, e)).collect();
-            checked.into_iter().collect::<Option<Vec<_>>>().map(Cond::Or)
+            checked
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .map(Cond::Or)
         }
         Expr::Not(a) => Some(Cond::Not(Box::new(check_expr(cx, t, a)?))),
         Expr::Cmp(n, op, lit) => check_cmp(cx, t, n, *op, lit),
         Expr::In(n, items, span) => {
             if items.is_empty() {
-                cx.err("E027", *span, "an empty list never matches", "empty list", Some("list at least one value".into()));
+                cx.err(
+                    "E027",
+                    *span,
+                    "an empty list never matches",
+                    "empty list",
+                    Some("list at least one value".into()),
+                );
                 return None;
             }
             let mut acc: Vec<Cond> = Vec::new();
             let mut ok = true;
-            if n.text == "operation" || n.text == "resource" || t.attributes.get(&n.text) == Some(&AttrType::String) {
+            if n.text == "operation"
+                || n.text == "resource"
+                || t.attributes.get(&n.text) == Some(&AttrType::String)
+            {
                 let mut set = BTreeSet::new();
                 for i in items {
                     match single_name(cx, t, n, i) {
@@ -519,13 +833,28 @@ fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond> {
                 None
             }
             "first_access" => {
-                cx.err("E028", n.span, "`first_access` needs a resource class", "no resource", Some("write e.g. `first_access(payments)`".into()));
+                cx.err(
+                    "E028",
+                    n.span,
+                    "`first_access` needs a resource class",
+                    "no resource",
+                    Some("write e.g. `first_access(payments)`".into()),
+                );
                 None
             }
             other => match t.attributes.get(other) {
                 Some(AttrType::Bool) => Some(Cond::AttrBool(other.to_string(), true)),
                 Some(ty) => {
-                    cx.err("E007", n.span, format!("`{other}` is a {} attribute, not a condition", type_name(*ty)), "not a boolean", Some(format!("compare it, e.g. `{other} == ...`")));
+                    cx.err(
+                        "E007",
+                        n.span,
+                        format!(
+                            "`{other}` is a {} attribute, not a condition",
+                            type_name(*ty)
+                        ),
+                        "not a boolean",
+                        Some(format!("compare it, e.g. `{other} == ...`")),
+                    );
                     None
                 }
                 None => {
@@ -541,10 +870,20 @@ fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond> {
             Err(e) => {
                 // The script starts one byte after the opening quote; escapes are rare in scripts.
                 let span = match (e.line, e.column) {
-                    (Some(1), Some(c)) if s.span.start + c < s.span.end => Span::new(s.span.start + c, s.span.start + c + 1),
+                    (Some(1), Some(c)) if s.span.start + c < s.span.end => {
+                        Span::new(s.span.start + c, s.span.start + c + 1)
+                    }
                     _ => s.span,
                 };
-                cx.err("E014", span, format!("script error: {}", e.message.to_lowercase()), "in this script", Some("scripts are rhai expressions over `ctx`, e.g. `ctx.amount > 10000`".into()));
+                cx.err(
+                    "E014",
+                    span,
+                    format!("script error: {}", e.message.to_lowercase()),
+                    "in this script",
+                    Some(
+                        "scripts are rhai expressions over `ctx`, e.g. `ctx.amount > 10000`".into(),
+                    ),
+                );
                 None
             }
         },
@@ -561,18 +900,42 @@ fn type_name(t: AttrType) -> &'static str {
 
 fn single_name(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, lit: &Lit) -> Option<String> {
     let Some((v, span)) = lit_text(lit) else {
-        cx.err("E007", lit.span(), format!("`{}` is compared with a number", n.text), "a number", Some(format!("`{}` takes a name", n.text)));
+        cx.err(
+            "E007",
+            lit.span(),
+            format!("`{}` is compared with a number", n.text),
+            "a number",
+            Some(format!("`{}` takes a name", n.text)),
+        );
         return None;
     };
     match n.text.as_str() {
         "operation" if !t.operations.is_empty() && !t.operations.contains_key(v) => {
             let names: Vec<&str> = t.operations.keys().map(String::as_str).collect();
-            cx.err("E003", span, format!("unknown operation `{v}`"), "not in the catalog", mean(v, &names).or_else(|| Some(format!("declare it in tenant `{}`: `operation {v} sensitive`", t.name))));
+            cx.err(
+                "E003",
+                span,
+                format!("unknown operation `{v}`"),
+                "not in the catalog",
+                mean(v, &names).or_else(|| {
+                    Some(format!(
+                        "declare it in tenant `{}`: `operation {v} sensitive`",
+                        t.name
+                    ))
+                }),
+            );
             None
         }
         "resource" if !t.resources.is_empty() && !t.resources.contains(v) => {
             let names: Vec<&str> = t.resources.iter().map(String::as_str).collect();
-            cx.err("E004", span, format!("unknown resource class `{v}`"), "not declared", mean(v, &names).or_else(|| Some(format!("declare it in tenant `{}`: `resource {v}`", t.name))));
+            cx.err(
+                "E004",
+                span,
+                format!("unknown resource class `{v}`"),
+                "not declared",
+                mean(v, &names)
+                    .or_else(|| Some(format!("declare it in tenant `{}`: `resource {v}`", t.name))),
+            );
             None
         }
         _ => Some(v.to_string()),
@@ -583,13 +946,27 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
     match n.text.as_str() {
         "operation" | "resource" => {
             if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
-                cx.err("E007", n.span, format!("`{}` can only be compared with `==` or `!=`", n.text), "not ordered", Some(format!("use `{} in [a, b]` for several values", n.text)));
+                cx.err(
+                    "E007",
+                    n.span,
+                    format!("`{}` can only be compared with `==` or `!=`", n.text),
+                    "not ordered",
+                    Some(format!("use `{} in [a, b]` for several values", n.text)),
+                );
                 return None;
             }
             let v = single_name(cx, t, n, lit)?;
             let set = BTreeSet::from([v]);
-            let c = if n.text == "operation" { Cond::OperationIn(set) } else { Cond::ResourceIn(set) };
-            Some(if op == CmpOp::Ne { Cond::Not(Box::new(c)) } else { c })
+            let c = if n.text == "operation" {
+                Cond::OperationIn(set)
+            } else {
+                Cond::ResourceIn(set)
+            };
+            Some(if op == CmpOp::Ne {
+                Cond::Not(Box::new(c))
+            } else {
+                c
+            })
         }
         "risk" => match lit {
             Lit::Number(v, span) => {
@@ -601,24 +978,61 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
                     CmpOp::Ne => false,
                 };
                 if never || !v.is_finite() {
-                    cx.warn("S006", *span, format!("`risk {} {v}` is never true: the score is 0 to 100", op.as_str()), "out of range", Some("choose a threshold between 0 and 100".into()));
+                    cx.warn(
+                        "S006",
+                        *span,
+                        format!(
+                            "`risk {} {v}` is never true: the score is 0 to 100",
+                            op.as_str()
+                        ),
+                        "out of range",
+                        Some("choose a threshold between 0 and 100".into()),
+                    );
                 }
                 Some(Cond::Risk(op, *v))
             }
             other => {
-                cx.err("E007", other.span(), format!("`risk` is a number, but it is compared with {}", describe_lit(other)), "not a number", Some("write e.g. `risk >= 70`".into()));
+                cx.err(
+                    "E007",
+                    other.span(),
+                    format!(
+                        "`risk` is a number, but it is compared with {}",
+                        describe_lit(other)
+                    ),
+                    "not a number",
+                    Some("write e.g. `risk >= 70`".into()),
+                );
                 None
             }
         },
         name if SIGNALS.contains(&name) => {
-            cx.err("E007", n.span, format!("`{name}` is a signal, not a value to compare"), "a signal", Some(format!("use it on its own: `when {name} ...` or `when not {name} ...`")));
+            cx.err(
+                "E007",
+                n.span,
+                format!("`{name}` is a signal, not a value to compare"),
+                "a signal",
+                Some(format!(
+                    "use it on its own: `when {name} ...` or `when not {name} ...`"
+                )),
+            );
             None
         }
         name => match t.attributes.get(name) {
             None => {
                 let mut cands: Vec<&str> = BUILTINS.to_vec();
                 cands.extend(t.attributes.keys().map(String::as_str));
-                cx.err("E005", n.span, format!("unknown attribute `{name}`"), "not declared", mean(name, &cands).or_else(|| Some(format!("declare it in tenant `{}`: `attribute {name}: number`", t.name))));
+                cx.err(
+                    "E005",
+                    n.span,
+                    format!("unknown attribute `{name}`"),
+                    "not declared",
+                    mean(name, &cands).or_else(|| {
+                        Some(format!(
+                            "declare it in tenant `{}`: `attribute {name}: number`",
+                            t.name
+                        ))
+                    }),
+                );
                 None
             }
             Some(AttrType::Number) => match lit {
@@ -628,21 +1042,46 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
                     None
                 }
                 other => {
-                    cx.err("E007", other.span(), format!("`{name}` is a number, but it is compared with {}", describe_lit(other)), "type mismatch", Some(format!("write e.g. `{name} > 1000`")));
+                    cx.err(
+                        "E007",
+                        other.span(),
+                        format!(
+                            "`{name}` is a number, but it is compared with {}",
+                            describe_lit(other)
+                        ),
+                        "type mismatch",
+                        Some(format!("write e.g. `{name} > 1000`")),
+                    );
                     None
                 }
             },
             Some(AttrType::String) => {
                 if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
-                    cx.err("E007", n.span, format!("`{name}` is a string and can only be compared with `==` or `!=`"), "not ordered", None);
+                    cx.err(
+                        "E007",
+                        n.span,
+                        format!("`{name}` is a string and can only be compared with `==` or `!=`"),
+                        "not ordered",
+                        None,
+                    );
                     return None;
                 }
                 let Some((v, _)) = lit_text(lit) else {
-                    cx.err("E007", lit.span(), format!("`{name}` is a string, but it is compared with a number"), "type mismatch", Some(format!("write e.g. `{name} == \"value\"`")));
+                    cx.err(
+                        "E007",
+                        lit.span(),
+                        format!("`{name}` is a string, but it is compared with a number"),
+                        "type mismatch",
+                        Some(format!("write e.g. `{name} == \"value\"`")),
+                    );
                     return None;
                 };
                 let c = Cond::AttrStrIn(name.to_string(), BTreeSet::from([v.to_string()]));
-                Some(if op == CmpOp::Ne { Cond::Not(Box::new(c)) } else { c })
+                Some(if op == CmpOp::Ne {
+                    Cond::Not(Box::new(c))
+                } else {
+                    c
+                })
             }
             Some(AttrType::Bool) => {
                 let b = match lit {
@@ -654,7 +1093,13 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
                     (Some(b), CmpOp::Eq) => Some(Cond::AttrBool(name.to_string(), b)),
                     (Some(b), CmpOp::Ne) => Some(Cond::AttrBool(name.to_string(), !b)),
                     _ => {
-                        cx.err("E007", lit.span(), format!("`{name}` is a bool: compare it with `== true` or `== false`"), "type mismatch", None);
+                        cx.err(
+                            "E007",
+                            lit.span(),
+                            format!("`{name}` is a bool: compare it with `== true` or `== false`"),
+                            "type mismatch",
+                            None,
+                        );
                         None
                     }
                 }
@@ -666,34 +1111,77 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
 fn window_days(cx: &mut Ctx<'_>, a: &Arg) -> Option<u32> {
     match a {
         Arg::Duration(d) => match d.secs {
-            Some(s) if s > 0 && s % 86_400 == 0 && s / 86_400 <= MAX_WINDOW_DAYS => u32::try_from(s / 86_400).ok(),
+            Some(s) if s > 0 && s % 86_400 == 0 && s / 86_400 <= MAX_WINDOW_DAYS => {
+                u32::try_from(s / 86_400).ok()
+            }
             Some(0) => {
-                cx.err("E012", d.span, "a window of zero days never matches", "zero", Some("write e.g. `30d`".into()));
+                cx.err(
+                    "E012",
+                    d.span,
+                    "a window of zero days never matches",
+                    "zero",
+                    Some("write e.g. `30d`".into()),
+                );
                 None
             }
             Some(s) if s % 86_400 != 0 => {
-                cx.err("E013", d.span, "signal windows are whole days", "not whole days", Some("write e.g. `30d`".into()));
+                cx.err(
+                    "E013",
+                    d.span,
+                    "signal windows are whole days",
+                    "not whole days",
+                    Some("write e.g. `30d`".into()),
+                );
                 None
             }
             _ => {
-                cx.err("E013", d.span, "this window is absurdly long", "longer than 10 years", Some("write e.g. `30d`".into()));
+                cx.err(
+                    "E013",
+                    d.span,
+                    "this window is absurdly long",
+                    "longer than 10 years",
+                    Some("write e.g. `30d`".into()),
+                );
                 None
             }
         },
         Arg::Name(n) => {
-            cx.err("E007", n.span, "expected a window in days here", "not a duration", Some("write e.g. `30d`".into()));
+            cx.err(
+                "E007",
+                n.span,
+                "expected a window in days here",
+                "not a duration",
+                Some("write e.g. `30d`".into()),
+            );
             None
         }
     }
 }
 
-fn check_call(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, args: &[Arg], span: Span) -> Option<Cond> {
+fn check_call(
+    cx: &mut Ctx<'_>,
+    t: &Tenant,
+    n: &ast::Name,
+    args: &[Arg],
+    span: Span,
+) -> Option<Cond> {
     match (n.text.as_str(), args) {
         ("new_country", [a]) => Some(Cond::Signal(SignalKind::NewCountry, window_days(cx, a)?)),
         ("first_access", [Arg::Name(r)]) | ("first_access", [Arg::Name(r), _]) => {
             if !t.resources.is_empty() && !t.resources.contains(&r.text) {
                 let names: Vec<&str> = t.resources.iter().map(String::as_str).collect();
-                cx.err("E004", r.span, format!("unknown resource class `{}`", r.text), "not declared", mean(&r.text, &names).or_else(|| Some(format!("declare it in tenant `{}`: `resource {}`", t.name, r.text))));
+                cx.err(
+                    "E004",
+                    r.span,
+                    format!("unknown resource class `{}`", r.text),
+                    "not declared",
+                    mean(&r.text, &names).or_else(|| {
+                        Some(format!(
+                            "declare it in tenant `{}`: `resource {}`",
+                            t.name, r.text
+                        ))
+                    }),
+                );
                 return None;
             }
             let window = match args.get(1) {
@@ -703,15 +1191,33 @@ fn check_call(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, args: &[Arg], span: S
             Some(Cond::FirstAccess(r.text.clone(), window))
         }
         ("new_country", _) => {
-            cx.err("E028", span, "`new_country` takes one window", "wrong arguments", Some("write e.g. `new_country(30d)`".into()));
+            cx.err(
+                "E028",
+                span,
+                "`new_country` takes one window",
+                "wrong arguments",
+                Some("write e.g. `new_country(30d)`".into()),
+            );
             None
         }
         ("first_access", _) => {
-            cx.err("E028", span, "`first_access` takes a resource class and an optional window", "wrong arguments", Some("write e.g. `first_access(payments)` or `first_access(payments, 30d)`".into()));
+            cx.err(
+                "E028",
+                span,
+                "`first_access` takes a resource class and an optional window",
+                "wrong arguments",
+                Some("write e.g. `first_access(payments)` or `first_access(payments, 30d)`".into()),
+            );
             None
         }
         ("new_device" | "impossible_travel" | "threat_intel", _) => {
-            cx.err("E028", span, format!("`{}` takes no arguments", n.text), "no arguments expected", Some(format!("write `{}`", n.text)));
+            cx.err(
+                "E028",
+                span,
+                format!("`{}` takes no arguments", n.text),
+                "no arguments expected",
+                Some(format!("write `{}`", n.text)),
+            );
             None
         }
         (other, _) => {

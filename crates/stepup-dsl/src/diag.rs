@@ -20,7 +20,7 @@ pub struct SourceFile {
 
 /// A byte range into a [`SourceFile`]. Spans never take part in equality, so two trees that
 /// differ only in layout compare equal.
-#[derive(Debug, Clone, Copy, Default, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, Eq)]
 pub struct Span {
     /// First byte.
     pub start: usize,
@@ -92,7 +92,12 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
 impl Diagnostic {
     /// An error.
     #[must_use]
-    pub fn error(code: &'static str, file: &Arc<SourceFile>, span: Span, message: impl Into<String>) -> Self {
+    pub fn error(
+        code: &'static str,
+        file: &Arc<SourceFile>,
+        span: Span,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Error,
             code,
@@ -105,8 +110,16 @@ impl Diagnostic {
     }
     /// A warning.
     #[must_use]
-    pub fn warning(code: &'static str, file: &Arc<SourceFile>, span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, file, span, message) }
+    pub fn warning(
+        code: &'static str,
+        file: &Arc<SourceFile>,
+        span: Span,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, file, span, message)
+        }
     }
     /// Sets the label.
     #[must_use]
@@ -158,7 +171,13 @@ impl Diagnostic {
     #[must_use]
     pub fn render(&self, color: bool) -> String {
         let (red, yellow, blue, bold, reset) = if color {
-            ("\x1b[1;31m", "\x1b[1;33m", "\x1b[1;34m", "\x1b[1m", "\x1b[0m")
+            (
+                "\x1b[1;31m",
+                "\x1b[1;33m",
+                "\x1b[1;34m",
+                "\x1b[1m",
+                "\x1b[0m",
+            )
         } else {
             ("", "", "", "", "")
         };
@@ -169,7 +188,11 @@ impl Diagnostic {
         let text = &self.file.text;
         let (line, col) = self.location();
         let mut out = String::new();
-        let _ = writeln!(out, "{c}{sev}[{}]{reset}{bold}: {}{reset}", self.code, self.message);
+        let _ = writeln!(
+            out,
+            "{c}{sev}[{}]{reset}{bold}: {}{reset}",
+            self.code, self.message
+        );
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
         let _ = writeln!(out, "{pad}{blue}-->{reset} {}:{line}:{col}", self.file.name);
@@ -178,11 +201,26 @@ impl Diagnostic {
         let (shown, shift) = clip_line(line_text, col - 1);
         let _ = writeln!(out, "{pad} {blue}|{reset}");
         let _ = writeln!(out, "{blue}{line}{reset} {blue}|{reset} {shown}");
-        let span_chars = self.snippet().split('\n').next().unwrap_or("").chars().count().max(1);
+        let span_chars = self
+            .snippet()
+            .split('\n')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .count()
+            .max(1);
         let avail = shown.chars().count().saturating_sub(col - 1 - shift).max(1);
         let carets = "^".repeat(span_chars.min(avail));
-        let label = if self.label.is_empty() { String::new() } else { format!(" {}", self.label) };
-        let _ = writeln!(out, "{pad} {blue}|{reset} {}{c}{carets}{label}{reset}", " ".repeat(col - 1 - shift));
+        let label = if self.label.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.label)
+        };
+        let _ = writeln!(
+            out,
+            "{pad} {blue}|{reset} {}{c}{carets}{label}{reset}",
+            " ".repeat(col - 1 - shift)
+        );
         if let Some(h) = &self.help {
             let _ = writeln!(out, "{pad} {blue}={reset} {bold}help{reset}: {h}");
         }
@@ -211,7 +249,10 @@ impl Diagnostic {
 /// Shows at most 120 characters of a line around column `col` (0-based); returns the text and
 /// how many characters were cut from the start.
 fn clip_line(line: &str, col: usize) -> (String, usize) {
-    let clean: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let clean: String = line
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let n = clean.chars().count();
     if n <= 120 {
         return (clean, 0);

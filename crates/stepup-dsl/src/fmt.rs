@@ -4,7 +4,9 @@
 
 use stepup_core::format_duration;
 
-use crate::ast::{Arg, Dur, Expr, Factors, File, Int, Item, Lit, Member, Policy, Require, RiskItem, ValidityAst};
+use crate::ast::{
+    Arg, Dur, Expr, Factors, File, Int, Item, Lit, Member, Policy, Require, RiskItem, ValidityAst,
+};
 use crate::diag::Span;
 use crate::diag::line_col;
 
@@ -32,8 +34,14 @@ fn comments(text: &str) -> Vec<Comment> {
         } else if c == '"' {
             in_str = true;
         } else if c == '#' {
-            let end = text.get(i..).and_then(|r| r.find('\n')).map_or(text.len(), |n| i + n);
-            out.push(Comment { start: i, text: text.get(i..end).unwrap_or("").trim_end().to_string() });
+            let end = text
+                .get(i..)
+                .and_then(|r| r.find('\n'))
+                .map_or(text.len(), |n| i + n);
+            out.push(Comment {
+                start: i,
+                text: text.get(i..end).unwrap_or("").trim_end().to_string(),
+            });
             while it.peek().is_some_and(|(j, _)| *j < end) {
                 it.next();
             }
@@ -52,7 +60,12 @@ struct Fmt<'a> {
 /// Formats a file in the canonical layout, keeping the comments of `text` (its source).
 #[must_use]
 pub fn format_file(file: &File, text: &str) -> String {
-    let mut f = Fmt { out: String::new(), text: Some(text), comments: comments(text), next: 0 };
+    let mut f = Fmt {
+        out: String::new(),
+        text: Some(text),
+        comments: comments(text),
+        next: 0,
+    };
     f.file(file);
     f.out
 }
@@ -60,7 +73,12 @@ pub fn format_file(file: &File, text: &str) -> String {
 /// Formats a syntax tree alone: no comments, no blank lines kept. Used for the policy-set hash.
 #[must_use]
 pub fn format_canonical(file: &File) -> String {
-    let mut f = Fmt { out: String::new(), text: None, comments: Vec::new(), next: 0 };
+    let mut f = Fmt {
+        out: String::new(),
+        text: None,
+        comments: Vec::new(),
+        next: 0,
+    };
     f.file(file);
     f.out
 }
@@ -80,7 +98,11 @@ impl Fmt<'_> {
         let gap = t.get(from..to).unwrap_or("");
         // Only whitespace and comments lie between units; a blank line is two newlines with
         // nothing but spaces between them.
-        gap.split('\n').skip(1).collect::<Vec<_>>().split_last().is_some_and(|(_, mid)| mid.iter().any(|l| l.trim().is_empty()))
+        gap.split('\n')
+            .skip(1)
+            .collect::<Vec<_>>()
+            .split_last()
+            .is_some_and(|(_, mid)| mid.iter().any(|l| l.trim().is_empty()))
     }
 
     fn flush_before(&mut self, pos: usize, level: usize) {
@@ -116,7 +138,11 @@ impl Fmt<'_> {
 
     fn unit_start(&mut self, prev_end: Option<usize>, start: usize, level: usize) {
         if let Some(prev) = prev_end {
-            let first = self.comments.get(self.next).filter(|c| c.start < start).map_or(start, |c| c.start);
+            let first = self
+                .comments
+                .get(self.next)
+                .filter(|c| c.start < start)
+                .map_or(start, |c| c.start);
             if self.text.is_none() && level == 0 || self.blank_between(prev, first) {
                 self.out.push('\n');
             }
@@ -137,7 +163,10 @@ impl Fmt<'_> {
                     self.close(span, 0);
                 }
                 Item::Application(a) => {
-                    self.out.push_str(&format!("application {} of {} {{\n", a.name.text, a.tenant.text));
+                    self.out.push_str(&format!(
+                        "application {} of {} {{\n",
+                        a.name.text, a.tenant.text
+                    ));
                     self.trail(a.tenant.span.end + 1);
                     self.members(&a.members, 1, a.tenant.span.end);
                     self.close(span, 0);
@@ -169,14 +198,22 @@ impl Fmt<'_> {
     fn dur(&self, d: &Dur) -> String {
         match d.secs {
             Some(s) => format_duration(s),
-            None => self.text.and_then(|t| t.get(d.span.start..d.span.end)).unwrap_or("0s").to_string(),
+            None => self
+                .text
+                .and_then(|t| t.get(d.span.start..d.span.end))
+                .unwrap_or("0s")
+                .to_string(),
         }
     }
 
     fn int(&self, n: &Int) -> String {
         match n.value {
             Some(v) => v.to_string(),
-            None => self.text.and_then(|t| t.get(n.span.start..n.span.end)).unwrap_or("0").to_string(),
+            None => self
+                .text
+                .and_then(|t| t.get(n.span.start..n.span.end))
+                .unwrap_or("0")
+                .to_string(),
         }
     }
 
@@ -185,10 +222,18 @@ impl Fmt<'_> {
         let span = member_span(m);
         match m {
             Member::Duration(d) => self.out.push_str(&format!("{i}duration {}\n", self.dur(d))),
-            Member::Operation { name, class, .. } => self.out.push_str(&format!("{i}operation {} {}\n", name.text, class.as_str())),
+            Member::Operation { name, class, .. } => {
+                self.out
+                    .push_str(&format!("{i}operation {} {}\n", name.text, class.as_str()))
+            }
             Member::Resource(n) => self.out.push_str(&format!("{i}resource {}\n", n.text)),
-            Member::Attribute { name, ty } => self.out.push_str(&format!("{i}attribute {}: {}\n", name.text, ty.text)),
-            Member::FactorStrength { factor, aal } => self.out.push_str(&format!("{i}factor {} strength {}\n", factor.text, aal.text)),
+            Member::Attribute { name, ty } => self
+                .out
+                .push_str(&format!("{i}attribute {}: {}\n", name.text, ty.text)),
+            Member::FactorStrength { factor, aal } => self.out.push_str(&format!(
+                "{i}factor {} strength {}\n",
+                factor.text, aal.text
+            )),
             Member::AdminDefault(None, _) => self.out.push_str(&format!("{i}admin default off\n")),
             Member::AdminDefault(Some(r), _) => {
                 let r = self.require(r);
@@ -209,7 +254,11 @@ impl Fmt<'_> {
                         RiskItem::ThreatFeed(s) => format!("{j}threat_feed {}\n", quote(&s.value)),
                     };
                     self.out.push_str(&line);
-                    let end = if let RiskItem::MaxSpeed(v) = item { v.span.end + 5 } else { s.end };
+                    let end = if let RiskItem::MaxSpeed(v) = item {
+                        v.span.end + 5
+                    } else {
+                        s.end
+                    };
                     self.trail(end);
                     prev = Some(s.end);
                 }
@@ -234,8 +283,15 @@ impl Fmt<'_> {
             None => self.out.push_str(&format!("{i}when {when} {req}\n")),
             Some(n) => {
                 let ov = if p.is_override { "override " } else { "" };
-                let msg = p.message.as_ref().map(|m| format!(" {}", quote(&m.value))).unwrap_or_default();
-                self.out.push_str(&format!("{i}{ov}policy {}{msg} {{\n{i}  when {when}\n{i}  {req}\n{i}}}\n", n.text));
+                let msg = p
+                    .message
+                    .as_ref()
+                    .map(|m| format!(" {}", quote(&m.value)))
+                    .unwrap_or_default();
+                self.out.push_str(&format!(
+                    "{i}{ov}policy {}{msg} {{\n{i}  when {when}\n{i}  {req}\n{i}}}\n",
+                    n.text
+                ));
             }
         }
         self.trail(p.span.end);
@@ -247,7 +303,13 @@ impl Fmt<'_> {
             Factors::Unspecified => {}
             Factors::Any(_) => s.push_str(" factor any"),
             Factors::Not(n) => s.push_str(&format!(" factor not {}", n.text)),
-            Factors::List(l) => s.push_str(&format!(" factor {}", l.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join("|"))),
+            Factors::List(l) => s.push_str(&format!(
+                " factor {}",
+                l.iter()
+                    .map(|n| n.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            )),
         }
         match &r.validity {
             None => {}
@@ -269,10 +331,17 @@ fn item_span(i: &Item) -> Span {
 fn member_span(m: &Member) -> Span {
     match m {
         Member::Duration(d) => Span::new(d.span.start.saturating_sub(9), d.span.end),
-        Member::Operation { span, .. } | Member::AdminDefault(_, span) | Member::Risk(_, span) | Member::CacheOff(span) => *span,
+        Member::Operation { span, .. }
+        | Member::AdminDefault(_, span)
+        | Member::Risk(_, span)
+        | Member::CacheOff(span) => *span,
         Member::Resource(n) => Span::new(n.span.start.saturating_sub(9), n.span.end),
-        Member::Attribute { name, ty } => Span::new(name.span.start.saturating_sub(10), ty.span.end),
-        Member::FactorStrength { factor, aal } => Span::new(factor.span.start.saturating_sub(7), aal.span.end),
+        Member::Attribute { name, ty } => {
+            Span::new(name.span.start.saturating_sub(10), ty.span.end)
+        }
+        Member::FactorStrength { factor, aal } => {
+            Span::new(factor.span.start.saturating_sub(7), aal.span.end)
+        }
         Member::Policy(p) => p.span,
     }
 }
@@ -312,7 +381,11 @@ fn prec(e: &Expr) -> u8 {
 }
 
 fn wrap(e: &Expr, paren: bool) -> String {
-    if paren { format!("({})", expr(e)) } else { expr(e) }
+    if paren {
+        format!("({})", expr(e))
+    } else {
+        expr(e)
+    }
 }
 
 fn lit(l: &Lit) -> String {
@@ -327,11 +400,23 @@ fn lit(l: &Lit) -> String {
 #[must_use]
 pub fn expr(e: &Expr) -> String {
     match e {
-        Expr::Or(v) => v.iter().map(|a| wrap(a, prec(a) <= 1)).collect::<Vec<_>>().join(" or "),
-        Expr::And(v) => v.iter().map(|a| wrap(a, prec(a) <= 2)).collect::<Vec<_>>().join(" and "),
+        Expr::Or(v) => v
+            .iter()
+            .map(|a| wrap(a, prec(a) <= 1))
+            .collect::<Vec<_>>()
+            .join(" or "),
+        Expr::And(v) => v
+            .iter()
+            .map(|a| wrap(a, prec(a) <= 2))
+            .collect::<Vec<_>>()
+            .join(" and "),
         Expr::Not(a) => format!("not {}", wrap(a, prec(a) < 3)),
         Expr::Cmp(n, op, l) => format!("{} {} {}", n.text, op.as_str(), lit(l)),
-        Expr::In(n, items, _) => format!("{} in [{}]", n.text, items.iter().map(lit).collect::<Vec<_>>().join(", ")),
+        Expr::In(n, items, _) => format!(
+            "{} in [{}]",
+            n.text,
+            items.iter().map(lit).collect::<Vec<_>>().join(", ")
+        ),
         Expr::Call(n, args, _) => format!(
             "{}({})",
             n.text,

@@ -43,7 +43,11 @@ impl Source {
     /// A source from text, with relative paths resolved against the current directory.
     #[must_use]
     pub fn text(name: &str, text: &str) -> Self {
-        Source { name: name.to_string(), bytes: text.as_bytes().to_vec(), base_dir: PathBuf::from(".") }
+        Source {
+            name: name.to_string(),
+            bytes: text.as_bytes().to_vec(),
+            base_dir: PathBuf::from("."),
+        }
     }
 }
 
@@ -76,7 +80,10 @@ impl Loaded {
 /// # Errors
 /// The syntax errors.
 pub fn parse_text(name: &str, text: &str) -> Result<ast::File, Vec<Diagnostic>> {
-    let file = Arc::new(SourceFile { name: name.to_string(), text: text.to_string() });
+    let file = Arc::new(SourceFile {
+        name: name.to_string(),
+        text: text.to_string(),
+    });
     syntax::parse(&file)
 }
 
@@ -102,7 +109,7 @@ pub fn load_sources(sources: &[Source]) -> Loaded {
         let file = match syntax::decode(&src.name, &src.bytes) {
             Ok(f) => f,
             Err((f, d)) => {
-                diagnostics.push(d);
+                diagnostics.push(*d);
                 files.push(f);
                 continue;
             }
@@ -114,17 +121,36 @@ pub fn load_sources(sources: &[Source]) -> Loaded {
                 hasher.update([0]);
                 hasher.update(fmt::format_canonical(&ast).as_bytes());
                 hasher.update([0]);
-                parsed.push(check::Parsed { file, ast, base_dir: src.base_dir.clone() });
+                parsed.push(check::Parsed {
+                    file,
+                    ast,
+                    base_dir: src.base_dir.clone(),
+                });
             }
             Err(d) => diagnostics.extend(d),
         }
     }
-    let hash: String = hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let hash: String = hasher
+        .finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let (set, more) = check::check(&parsed, hash);
     diagnostics.extend(more);
-    diagnostics.sort_by(|a, b| (a.file.name.as_str(), a.span.start).cmp(&(b.file.name.as_str(), b.span.start)));
-    let set = if diagnostics.iter().any(Diagnostic::is_error) { None } else { set };
-    Loaded { set, diagnostics, files }
+    diagnostics.sort_by(|a, b| {
+        (a.file.name.as_str(), a.span.start).cmp(&(b.file.name.as_str(), b.span.start))
+    });
+    let set = if diagnostics.iter().any(Diagnostic::is_error) {
+        None
+    } else {
+        set
+    };
+    Loaded {
+        set,
+        diagnostics,
+        files,
+    }
 }
 
 /// Every `.policy` file under `path` (a file or a directory, searched recursively), sorted.
@@ -169,7 +195,11 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
                 std::fs::read(&f).map_err(|e| format!("cannot read `{}`: {e}", f.display()))?
             };
             let base_dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
-            out.push(Source { name: f.display().to_string(), bytes, base_dir });
+            out.push(Source {
+                name: f.display().to_string(),
+                bytes,
+                base_dir,
+            });
         }
     }
     Ok(out)

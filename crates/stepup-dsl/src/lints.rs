@@ -65,5 +65,7 @@ pub const LINTS: &[LintDoc] = &[
 /// Looks a lint up by code or name.
 #[must_use]
 pub fn find(code_or_name: &str) -> Option<&'static LintDoc> {
-    LINTS.iter().find(|l| l.code.eq_ignore_ascii_case(code_or_name) || l.name == code_or_name)
+    LINTS
+        .iter()
+        .find(|l| l.code.eq_ignore_ascii_case(code_or_name) || l.name == code_or_name)
 }

@@ -36,8 +36,12 @@ pub enum SignalKind {
 
 impl SignalKind {
     /// Every signal, in weight-table order.
-    pub const ALL: [SignalKind; 4] =
-        [SignalKind::NewDevice, SignalKind::NewCountry, SignalKind::ImpossibleTravel, SignalKind::ThreatIntel];
+    pub const ALL: [SignalKind; 4] = [
+        SignalKind::NewDevice,
+        SignalKind::NewCountry,
+        SignalKind::ImpossibleTravel,
+        SignalKind::ThreatIntel,
+    ];
     /// The signal's name in policies.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -256,7 +260,10 @@ impl std::fmt::Display for ResolveError {
         match self {
             ResolveError::UnknownTenant(t) => write!(f, "tenant `{t}` is not defined by the rules"),
             ResolveError::UnknownApplication(t, a) => {
-                write!(f, "application `{a}` of tenant `{t}` is not defined by the rules")
+                write!(
+                    f,
+                    "application `{a}` of tenant `{t}` is not defined by the rules"
+                )
             }
         }
     }
@@ -282,14 +289,22 @@ impl PolicySet {
     /// # Errors
     /// When the tenant or the application is not defined.
     pub fn resolve(&self, tenant: &str, application: &str) -> Result<Resolved<'_>, ResolveError> {
-        let t = self.tenants.get(tenant).ok_or_else(|| ResolveError::UnknownTenant(tenant.to_string()))?;
+        let t = self
+            .tenants
+            .get(tenant)
+            .ok_or_else(|| ResolveError::UnknownTenant(tenant.to_string()))?;
         let app = if application.is_empty() {
             None
         } else {
             Some(
                 self.applications
                     .get(&(tenant.to_string(), application.to_string()))
-                    .ok_or_else(|| ResolveError::UnknownApplication(tenant.to_string(), application.to_string()))?,
+                    .ok_or_else(|| {
+                        ResolveError::UnknownApplication(
+                            tenant.to_string(),
+                            application.to_string(),
+                        )
+                    })?,
             )
         };
         let mut policies: Vec<Arc<Policy>> = t.policies.clone();
@@ -308,10 +323,16 @@ impl PolicySet {
         {
             policies.push(Arc::new(Policy {
                 name: ADMIN_DEFAULT_POLICY.to_string(),
-                message: Some("We need to re-verify your identity for this administrative action.".to_string()),
+                message: Some(
+                    "We need to re-verify your identity for this administrative action."
+                        .to_string(),
+                ),
                 condition: Cond::OperationClassIs(OperationClass::Admin),
                 requirement: req,
-                origin: Origin { file: "<built-in>".to_string(), line: 0 },
+                origin: Origin {
+                    file: "<built-in>".to_string(),
+                    line: 0,
+                },
             }));
         }
         if app.is_some_and(|a| a.cache_off) {
@@ -321,13 +342,21 @@ impl PolicySet {
                 *p = Arc::new(q);
             }
         }
-        Ok(Resolved { tenant: t, application: app, policies })
+        Ok(Resolved {
+            tenant: t,
+            application: app,
+            policies,
+        })
     }
 
     /// Every (tenant, application) pair the set defines, with `""` for the tenant alone.
     #[must_use]
     pub fn scopes(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> = self.tenants.keys().map(|t| (t.clone(), String::new())).collect();
+        let mut v: Vec<(String, String)> = self
+            .tenants
+            .keys()
+            .map(|t| (t.clone(), String::new()))
+            .collect();
         v.extend(self.applications.keys().cloned());
         v
     }

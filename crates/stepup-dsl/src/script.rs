@@ -5,8 +5,10 @@
 
 use std::sync::LazyLock;
 
-use rhai::packages::{BasicArrayPackage, BasicMapPackage, BasicStringPackage, LogicPackage, Package};
-use rhai::{Dynamic, Engine, Map, Scope, AST};
+use rhai::packages::{
+    BasicArrayPackage, BasicMapPackage, BasicStringPackage, LogicPackage, Package,
+};
+use rhai::{AST, Dynamic, Engine, Map, Scope};
 
 /// Operations a script may run per evaluation before it is stopped (and its policy fires).
 pub const MAX_OPERATIONS: u64 = 10_000;
@@ -88,8 +90,15 @@ impl Script {
         let mut scope = Scope::new();
         scope.push("ctx", Map::new());
         match ENGINE.compile_with_scope(&scope, source) {
-            Ok(ast) => Ok(Script { source: source.to_string(), ast }),
-            Err(e) => Err(CompileError { message: e.err_type().to_string(), line: e.position().line(), column: e.position().position() }),
+            Ok(ast) => Ok(Script {
+                source: source.to_string(),
+                ast,
+            }),
+            Err(e) => Err(CompileError {
+                message: e.err_type().to_string(),
+                line: e.position().line(),
+                column: e.position().position(),
+            }),
         }
     }
 
@@ -100,7 +109,9 @@ impl Script {
     pub fn eval(&self, ctx: Map) -> Result<bool, String> {
         let mut scope = scope_with(ctx);
         match ENGINE.eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast) {
-            Ok(v) => v.as_bool().map_err(|t| format!("script returned a {t}, not a boolean")),
+            Ok(v) => v
+                .as_bool()
+                .map_err(|t| format!("script returned a {t}, not a boolean")),
             Err(e) => Err(match *e {
                 rhai::EvalAltResult::ErrorTooManyOperations(_) => {
                     format!("script exceeded its budget of {MAX_OPERATIONS} operations")
@@ -122,7 +133,8 @@ mod tests {
 
     #[test]
     fn scripts_read_ctx_and_return_booleans() -> Result<(), String> {
-        let s = Script::compile("ctx.amount > 10000 && ctx.account_age_days < 7").map_err(|e| e.message)?;
+        let s = Script::compile("ctx.amount > 10000 && ctx.account_age_days < 7")
+            .map_err(|e| e.message)?;
         let mut m = Map::new();
         m.insert("amount".into(), Dynamic::from(20_000_i64));
         m.insert("account_age_days".into(), Dynamic::from(3_i64));

@@ -24,7 +24,10 @@ pub const MAX_NESTING: usize = 64;
 pub const MAX_NOT_RUN: usize = 16;
 
 mod grammar {
-    #![allow(missing_docs, reason = "pest_derive generates `Rule` from the documented grammar")]
+    #![allow(
+        missing_docs,
+        reason = "pest_derive generates `Rule` from the documented grammar"
+    )]
     #[derive(pest_derive::Parser)]
     #[grammar = "../../grammar/policy.pest"]
     pub(super) struct PolicyParser;
@@ -42,9 +45,15 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 ///
 /// # Errors
 /// The file as lossily decoded text, with the diagnostic.
-pub fn decode(name: &str, bytes: &[u8]) -> Result<Arc<SourceFile>, (Arc<SourceFile>, Diagnostic)> {
+pub fn decode(
+    name: &str,
+    bytes: &[u8],
+) -> Result<Arc<SourceFile>, (Arc<SourceFile>, Box<Diagnostic>)> {
     match std::str::from_utf8(bytes) {
-        Ok(t) => Ok(Arc::new(SourceFile { name: name.to_string(), text: t.to_string() })),
+        Ok(t) => Ok(Arc::new(SourceFile {
+            name: name.to_string(),
+            text: t.to_string(),
+        })),
         Err(e) => {
             let at = e.valid_up_to();
             let file = Arc::new(SourceFile {
@@ -52,10 +61,15 @@ pub fn decode(name: &str, bytes: &[u8]) -> Result<Arc<SourceFile>, (Arc<SourceFi
                 text: String::from_utf8_lossy(bytes).into_owned(),
             });
             // Offsets shift by lossy replacement only after `at`, so `at` is still exact.
-            let d = Diagnostic::error("E021", &file, Span::new(at, at + 1), "this file is not valid UTF-8")
-                .label("invalid byte")
-                .help("policy files are UTF-8 text; re-save the file as UTF-8");
-            Err((file, d))
+            let d = Diagnostic::error(
+                "E021",
+                &file,
+                Span::new(at, at + 1),
+                "this file is not valid UTF-8",
+            )
+            .label("invalid byte")
+            .help("policy files are UTF-8 text; re-save the file as UTF-8");
+            Err((file, Box::new(d)))
         }
     }
 }
@@ -70,12 +84,19 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<File, Vec<Diagnostic>> {
         Ok(p) => p,
         Err(e) => return Err(vec![syntax_error(file, &e)]),
     };
-    let mut lower = Lower { file, diags: Vec::new() };
+    let mut lower = Lower {
+        file,
+        diags: Vec::new(),
+    };
     let mut out = File::default();
     for pair in pairs.flatten().take(1) {
         out = lower.lower_file(pair);
     }
-    if lower.diags.is_empty() { Ok(out) } else { Err(lower.diags) }
+    if lower.diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(lower.diags)
+    }
 }
 
 fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
@@ -98,12 +119,21 @@ fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
     }
     if let Some(at) = text.find('\0') {
         return Err(vec![
-            Diagnostic::error("E024", file, Span::new(at, at + 1), "this file contains a NUL byte")
-                .label("NUL byte")
-                .help("policy files are text; is this a binary file?"),
+            Diagnostic::error(
+                "E024",
+                file,
+                Span::new(at, at + 1),
+                "this file contains a NUL byte",
+            )
+            .label("NUL byte")
+            .help("policy files are text; is this a binary file?"),
         ]);
     }
-    if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if text.trim().is_empty()
+        || text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Err(vec![
             Diagnostic::error("E023", file, Span::new(0, 0), "this file defines nothing")
                 .label("empty file")
@@ -130,9 +160,14 @@ fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
                     depth += 1;
                     if depth > MAX_NESTING {
                         return Err(vec![
-                            Diagnostic::error("E019", file, Span::new(i, i + 1), "conditions are nested too deeply")
-                                .label(format!("more than {MAX_NESTING} levels of parentheses"))
-                                .help("split the condition into several policies; they stack"),
+                            Diagnostic::error(
+                                "E019",
+                                file,
+                                Span::new(i, i + 1),
+                                "conditions are nested too deeply",
+                            )
+                            .label(format!("more than {MAX_NESTING} levels of parentheses"))
+                            .help("split the condition into several policies; they stack"),
                         ]);
                     }
                 }
@@ -150,7 +185,9 @@ fn describe(r: Rule) -> &'static str {
     match r {
         Rule::EOI => "end of file",
         Rule::WHITESPACE | Rule::COMMENT => "a comment",
-        Rule::file | Rule::top_item => "a `tenant`, `application` or `policy` block, a declaration or a `when` rule",
+        Rule::file | Rule::top_item => {
+            "a `tenant`, `application` or `policy` block, a declaration or a `when` rule"
+        }
         Rule::tenant_block | Rule::kw_tenant => "`tenant`",
         Rule::tenant_item => "a declaration, a `policy` or a `when` rule",
         Rule::application_block | Rule::kw_application => "`application`",
@@ -224,7 +261,9 @@ fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnos
         pest::error::InputLocation::Span((s, _)) => s,
     };
     let mut expected: Vec<&str> = match &e.variant {
-        pest::error::ErrorVariant::ParsingError { positives, .. } => positives.iter().map(|r| describe(*r)).collect(),
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            positives.iter().map(|r| describe(*r)).collect()
+        }
         pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
     };
     expected.sort_unstable();
@@ -240,7 +279,9 @@ fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnos
     } else {
         let first = rest.chars().next().unwrap_or(' ');
         if first.is_alphanumeric() || first == '_' {
-            rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
+            rest.chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect()
         } else {
             first.to_string()
         }
@@ -248,19 +289,38 @@ fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnos
     let (message, span) = if found.is_empty() {
         ("unexpected end of file".to_string(), Span::new(pos, pos))
     } else {
-        let shown: String = if found.chars().any(char::is_control) { found.escape_debug().to_string() } else { found.clone() };
-        (format!("unexpected `{shown}`"), Span::new(pos, pos + found.len()))
+        let shown: String = if found.chars().any(char::is_control) {
+            found.escape_debug().to_string()
+        } else {
+            found.clone()
+        };
+        (
+            format!("unexpected `{shown}`"),
+            Span::new(pos, pos + found.len()),
+        )
     };
     let expect_text = match expected.as_slice() {
         [] => "something else".to_string(),
         [one] => (*one).to_string(),
         [init @ .., last] => format!("{} or {last}", init.join(", ")),
     };
-    let mut d = Diagnostic::error("E001", file, span, message).label(format!("expected {expect_text}"));
-    if found == "\"" && file.text.get(pos..).is_some_and(|r| !r.get(1..).unwrap_or("").lines().next().unwrap_or("").contains('"')) {
+    let mut d =
+        Diagnostic::error("E001", file, span, message).label(format!("expected {expect_text}"));
+    if found == "\""
+        && file.text.get(pos..).is_some_and(|r| {
+            !r.get(1..)
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+                .contains('"')
+        })
+    {
         d = d.help("this string is not closed: add `\"` before the end of the line");
     } else if expected.contains(&"a name") && is_keyword(&found) {
-        d = d.help(format!("`{found}` is a keyword and cannot be used as a name"));
+        d = d.help(format!(
+            "`{found}` is a keyword and cannot be used as a name"
+        ));
     }
     d
 }
@@ -268,14 +328,31 @@ fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnos
 fn is_keyword(w: &str) -> bool {
     matches!(
         w,
-        "and" | "or" | "not" | "in" | "when" | "require" | "for" | "every" | "policy" | "tenant" | "application" | "override" | "script"
+        "and"
+            | "or"
+            | "not"
+            | "in"
+            | "when"
+            | "require"
+            | "for"
+            | "every"
+            | "policy"
+            | "tenant"
+            | "application"
+            | "override"
+            | "script"
     )
 }
 
 fn invariant(file: &Arc<SourceFile>, span: Span, what: &str) -> Diagnostic {
-    Diagnostic::error("E000", file, span, format!("internal invariant violated while reading {what}"))
-        .label("here")
-        .help("this is a bug in stepup, please report it with this file")
+    Diagnostic::error(
+        "E000",
+        file,
+        span,
+        format!("internal invariant violated while reading {what}"),
+    )
+    .label("here")
+    .help("this is a bug in stepup, please report it with this file")
 }
 
 /// The span of a pair without the whitespace and comments pest's implicit skipping may leave at
@@ -380,7 +457,9 @@ impl Lower<'_> {
             let span = span_of(&p);
             match p.as_rule() {
                 Rule::tenant_block => items.extend(self.lower_tenant_block(p).map(Item::Tenant)),
-                Rule::application_block => items.extend(self.lower_application_block(p).map(Item::Application)),
+                Rule::application_block => {
+                    items.extend(self.lower_application_block(p).map(Item::Application))
+                }
                 _ => match self.lower_member(p) {
                     Some(m) => items.push(Item::Member(m)),
                     None => self.bug(span, "a file item"),
@@ -395,7 +474,11 @@ impl Lower<'_> {
         let mut it = meaningful(pair).into_iter();
         let name = self.lower_name(it.next(), span)?;
         let members = it.filter_map(|p| self.lower_member(p)).collect();
-        Some(TenantBlock { name, members, span })
+        Some(TenantBlock {
+            name,
+            members,
+            span,
+        })
     }
 
     fn lower_application_block(&mut self, pair: Pair<'_, Rule>) -> Option<AppBlock> {
@@ -404,13 +487,26 @@ impl Lower<'_> {
         let name = self.lower_name(it.next(), span)?;
         let tenant = self.lower_name(it.next(), span)?;
         let members = it.filter_map(|p| self.lower_member(p)).collect();
-        Some(AppBlock { name, tenant, members, span })
+        Some(AppBlock {
+            name,
+            tenant,
+            members,
+            span,
+        })
     }
 
     fn lower_name(&mut self, pair: Option<Pair<'_, Rule>>, at: Span) -> Option<Name> {
         match pair {
-            Some(p) if matches!(p.as_rule(), Rule::ident | Rule::factor_name | Rule::aal_name | Rule::flag) => {
-                Some(Name { text: p.as_str().to_string(), span: span_of(&p) })
+            Some(p)
+                if matches!(
+                    p.as_rule(),
+                    Rule::ident | Rule::factor_name | Rule::aal_name | Rule::flag
+                ) =>
+            {
+                Some(Name {
+                    text: p.as_str().to_string(),
+                    span: span_of(&p),
+                })
             }
             _ => {
                 self.bug(at, "a name");
@@ -445,7 +541,9 @@ impl Lower<'_> {
             Rule::cache_decl => Some(Member::CacheOff(span)),
             Rule::policy => self.lower_policy(pair, false).map(Member::Policy),
             Rule::override_policy => {
-                let inner = meaningful(pair).into_iter().find(|p| p.as_rule() == Rule::policy);
+                let inner = meaningful(pair)
+                    .into_iter()
+                    .find(|p| p.as_rule() == Rule::policy);
                 match inner {
                     Some(p) => self.lower_policy(p, true).map(Member::Policy),
                     None => {
@@ -532,7 +630,12 @@ impl Lower<'_> {
         let (mut name, mut message, mut when, mut require) = (None, None, None, None);
         for p in meaningful(pair) {
             match p.as_rule() {
-                Rule::ident => name = Some(Name { text: p.as_str().to_string(), span: span_of(&p) }),
+                Rule::ident => {
+                    name = Some(Name {
+                        text: p.as_str().to_string(),
+                        span: span_of(&p),
+                    })
+                }
                 Rule::string => message = Some(lower_string(&p)),
                 Rule::when_clause => when = self.lower_when_clause(p),
                 Rule::require_clause => require = self.lower_require_clause(p),
@@ -542,7 +645,14 @@ impl Lower<'_> {
         if name.is_none() {
             self.bug(span, "a policy name");
         }
-        Some(Policy { name, is_override, message, when: when?, require: require?, span })
+        Some(Policy {
+            name,
+            is_override,
+            message,
+            when: when?,
+            require: require?,
+            span,
+        })
     }
 
     fn lower_bare_rule(&mut self, pair: Pair<'_, Rule>) -> Option<Policy> {
@@ -555,7 +665,14 @@ impl Lower<'_> {
                 _ => self.bug(span_of(&p), "a rule"),
             }
         }
-        Some(Policy { name: None, is_override: false, message: None, when: when?, require: require?, span })
+        Some(Policy {
+            name: None,
+            is_override: false,
+            message: None,
+            when: when?,
+            require: require?,
+            span,
+        })
     }
 
     fn lower_when_clause(&mut self, pair: Pair<'_, Rule>) -> Option<Expr> {
@@ -578,18 +695,28 @@ impl Lower<'_> {
     fn lower_expr(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Diagnostic> {
         let span = span_of(&pair);
         if depth > MAX_NESTING {
-            return Err(Diagnostic::error("E019", self.file, span, "conditions are nested too deeply")
-                .label("too deep")
-                .help("split the condition into several policies; they stack"));
+            return Err(Diagnostic::error(
+                "E019",
+                self.file,
+                span,
+                "conditions are nested too deeply",
+            )
+            .label("too deep")
+            .help("split the condition into several policies; they stack"));
         }
         let mut run = 0usize;
         for p in pair.clone().into_inner() {
             if p.as_rule() == Rule::kw_not {
                 run += 1;
                 if run > MAX_NOT_RUN {
-                    return Err(Diagnostic::error("E019", self.file, span_of(&p), "too many `not` in a row")
-                        .label(format!("more than {MAX_NOT_RUN}"))
-                        .help("two `not`s cancel out: remove them in pairs"));
+                    return Err(Diagnostic::error(
+                        "E019",
+                        self.file,
+                        span_of(&p),
+                        "too many `not` in a row",
+                    )
+                    .label(format!("more than {MAX_NOT_RUN}"))
+                    .help("two `not`s cancel out: remove them in pairs"));
                 }
             } else {
                 run = 0;
@@ -609,7 +736,11 @@ impl Lower<'_> {
                         other => items.push(other),
                     }
                 }
-                Ok(if and { Expr::And(items) } else { Expr::Or(items) })
+                Ok(if and {
+                    Expr::And(items)
+                } else {
+                    Expr::Or(items)
+                })
             })
             .parse(pair.into_inner())
     }
@@ -618,7 +749,11 @@ impl Lower<'_> {
         let span = span_of(&pair);
         let bug = || invariant(self.file, span, "a condition");
         let name = |p: Option<&Pair<'_, Rule>>| -> Result<Name, Diagnostic> {
-            p.map(|p| Name { text: p.as_str().to_string(), span: span_of(p) }).ok_or_else(bug)
+            p.map(|p| Name {
+                text: p.as_str().to_string(),
+                span: span_of(p),
+            })
+            .ok_or_else(bug)
         };
         match pair.as_rule() {
             Rule::paren => {
@@ -660,7 +795,10 @@ impl Lower<'_> {
                         if p.as_rule() == Rule::duration {
                             Arg::Duration(lower_duration(p))
                         } else {
-                            Arg::Name(Name { text: p.as_str().to_string(), span: span_of(p) })
+                            Arg::Name(Name {
+                                text: p.as_str().to_string(),
+                                span: span_of(p),
+                            })
                         }
                     })
                     .collect();
@@ -687,7 +825,12 @@ impl Lower<'_> {
                 _ => self.bug(span_of(&p), "a requirement"),
             }
         }
-        Some(Require { aal, factors, validity, span })
+        Some(Require {
+            aal,
+            factors,
+            validity,
+            span,
+        })
     }
 
     fn lower_factor_clause(&mut self, pair: Pair<'_, Rule>) -> Option<Factors> {
@@ -696,13 +839,18 @@ impl Lower<'_> {
         match inner {
             Some(p) if p.as_rule() == Rule::kw_any => Some(Factors::Any(span_of(&p))),
             Some(p) if p.as_rule() == Rule::factor_not => {
-                let f = meaningful(p).into_iter().find(|q| q.as_rule() == Rule::factor_name);
+                let f = meaningful(p)
+                    .into_iter()
+                    .find(|q| q.as_rule() == Rule::factor_name);
                 self.lower_name(f, span).map(Factors::Not)
             }
             Some(p) if p.as_rule() == Rule::factor_list => Some(Factors::List(
                 meaningful(p)
                     .into_iter()
-                    .map(|q| Name { text: q.as_str().to_string(), span: span_of(&q) })
+                    .map(|q| Name {
+                        text: q.as_str().to_string(),
+                        span: span_of(&q),
+                    })
                     .collect(),
             )),
             _ => {
@@ -734,11 +882,17 @@ fn lower_duration(p: &Pair<'_, Rule>) -> Dur {
         "h" => 3_600,
         _ => 86_400,
     };
-    Dur { secs: num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)), span: span_of(p) }
+    Dur {
+        secs: num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)),
+        span: span_of(p),
+    }
 }
 
 fn lower_int(p: &Pair<'_, Rule>) -> Int {
-    Int { value: p.as_str().parse().ok(), span: span_of(p) }
+    Int {
+        value: p.as_str().parse().ok(),
+        span: span_of(p),
+    }
 }
 
 fn lower_string(p: &Pair<'_, Rule>) -> Str {
@@ -756,13 +910,19 @@ fn lower_string(p: &Pair<'_, Rule>) -> Str {
             value.push(c);
         }
     }
-    Str { value, span: span_of(p) }
+    Str {
+        value,
+        span: span_of(p),
+    }
 }
 
 fn lower_literal(p: &Pair<'_, Rule>) -> Lit {
     match p.as_rule() {
         Rule::number => Lit::Number(p.as_str().parse().unwrap_or(f64::NAN), span_of(p)),
         Rule::string => Lit::Str(lower_string(p)),
-        _ => Lit::Name(Name { text: p.as_str().to_string(), span: span_of(p) }),
+        _ => Lit::Name(Name {
+            text: p.as_str().to_string(),
+            span: span_of(p),
+        }),
     }
 }

@@ -1,5 +1,14 @@
 //! Diagnostics asserted by structure: message, label, help and the underlined text.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
 use stepup_dsl::{Diagnostic, Source, load_sources};
 
 fn diags(text: &str) -> Vec<Diagnostic> {
@@ -19,7 +28,10 @@ fn expect_one(text: &str, code: &str, message: &str, underlined: &str, help: Opt
 
 #[test]
 fn the_design_card_line_is_a_complete_policy_file() {
-    let loaded = load_sources(&[Source::text("card.policy", "when risk >= 70 or new_country(30d) require aal3 factor webauthn|totp for 5m")]);
+    let loaded = load_sources(&[Source::text(
+        "card.policy",
+        "when risk >= 70 or new_country(30d) require aal3 factor webauthn|totp for 5m",
+    )]);
     assert!(loaded.diagnostics.is_empty());
     let set = loaded.set.unwrap_or_default();
     let p = &set.tenants["default"].policies[0];
@@ -40,7 +52,12 @@ fn unknown_factor_points_at_it_and_suggests_the_closest() {
     let d = diags("when risk >= 70 require aal3 factor totpp for 5m");
     assert_eq!(d[0].location(), (1, 37));
     let rendered = d[0].render(false);
-    assert!(rendered.lines().any(|l| l.trim_end().ends_with("^^^^^ not a factor")), "{rendered}");
+    assert!(
+        rendered
+            .lines()
+            .any(|l| l.trim_end().ends_with("^^^^^ not a factor")),
+        "{rendered}"
+    );
 }
 
 #[test]
@@ -48,9 +65,15 @@ fn syntax_errors_name_what_was_expected_in_words() {
     let d = diags("when new_device require");
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].message, "unexpected end of file");
-    assert_eq!(d[0].label, "expected an assurance level (`aal1`, `aal2` or `aal3`)");
+    assert_eq!(
+        d[0].label,
+        "expected an assurance level (`aal1`, `aal2` or `aal3`)"
+    );
     let d = diags("when new_device require aal2 factor");
-    assert_eq!(d[0].label, "expected `any`, `not` or a factor such as `totp`");
+    assert_eq!(
+        d[0].label,
+        "expected `any`, `not` or a factor such as `totp`"
+    );
 }
 
 #[test]

@@ -1,11 +1,21 @@
 //! Two paths to one answer: `parse(format(x)) == x` and `format(format(x)) == format(x)`, over
 //! generated policy files with random layout, parentheses and comments.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
 use proptest::prelude::*;
 use stepup_dsl::{format_text, parse_text};
 
 fn name() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["pay", "view", "export", "amount", "plan", "x_1"]).prop_map(str::to_string)
+    prop::sample::select(vec!["pay", "view", "export", "amount", "plan", "x_1"])
+        .prop_map(str::to_string)
 }
 
 fn leaf() -> impl Strategy<Value = String> {
@@ -14,12 +24,19 @@ fn leaf() -> impl Strategy<Value = String> {
         Just("impossible_travel".to_string()),
         (1u32..400).prop_map(|d| format!("new_country({d}d)")),
         name().prop_map(|r| format!("first_access({r})")),
-        (prop::sample::select(vec![">=", "<=", "==", "!=", ">", "<"]), 0u32..120).prop_map(|(o, n)| format!("risk {o} {n}")),
-        (name(), prop::sample::select(vec!["==", ">"]), -5i64..5000).prop_map(|(a, o, n)| format!("{a} {o} {n}")),
+        (
+            prop::sample::select(vec![">=", "<=", "==", "!=", ">", "<"]),
+            0u32..120
+        )
+            .prop_map(|(o, n)| format!("risk {o} {n}")),
+        (name(), prop::sample::select(vec!["==", ">"]), -5i64..5000)
+            .prop_map(|(a, o, n)| format!("{a} {o} {n}")),
         (name(), -50i64..50).prop_map(|(a, n)| format!("{a} > {n}.5")),
-        prop::collection::vec(name(), 1..4).prop_map(|v| format!("operation in [{}]", v.join(", "))),
+        prop::collection::vec(name(), 1..4)
+            .prop_map(|v| format!("operation in [{}]", v.join(", "))),
         "[a-z \"#{}]{0,12}".prop_map(|s| format!("script {}", stepup_dsl::fmt::quote(&s))),
-        (name(), "[a-zA-Z #]{0,8}").prop_map(|(a, s)| format!("{a} == {}", stepup_dsl::fmt::quote(&s))),
+        (name(), "[a-zA-Z #]{0,8}")
+            .prop_map(|(a, s)| format!("{a} == {}", stepup_dsl::fmt::quote(&s))),
     ]
 }
 
@@ -38,26 +55,49 @@ fn expr() -> impl Strategy<Value = String> {
 fn require() -> impl Strategy<Value = String> {
     (
         prop::sample::select(vec!["aal1", "aal2", "aal3"]),
-        prop::sample::select(vec!["", " factor any", " factor totp|webauthn", " factor not sms", " factor sms|push"]),
-        prop::sample::select(vec!["", " for 30s", " for 5m", " for 90s", " for 2h", " every time", " for 1d"]),
+        prop::sample::select(vec![
+            "",
+            " factor any",
+            " factor totp|webauthn",
+            " factor not sms",
+            " factor sms|push",
+        ]),
+        prop::sample::select(vec![
+            "",
+            " for 30s",
+            " for 5m",
+            " for 90s",
+            " for 2h",
+            " every time",
+            " for 1d",
+        ]),
     )
         .prop_map(|(a, f, v)| format!("require {a}{f}{v}"))
 }
 
 fn ws() -> impl Strategy<Value = String> {
-    prop::sample::select(vec![" ", "  ", "\n", "\n\n  ", " # note\n", "\t"]).prop_map(str::to_string)
+    prop::sample::select(vec![" ", "  ", "\n", "\n\n  ", " # note\n", "\t"])
+        .prop_map(str::to_string)
 }
 
 fn policy() -> impl Strategy<Value = String> {
-    (prop::option::of(name()), prop::option::of("[A-Za-z ,.'#]{0,30}"), expr(), require(), ws(), ws()).prop_map(
-        |(n, msg, e, r, w1, w2)| match n {
+    (
+        prop::option::of(name()),
+        prop::option::of("[A-Za-z ,.'#]{0,30}"),
+        expr(),
+        require(),
+        ws(),
+        ws(),
+    )
+        .prop_map(|(n, msg, e, r, w1, w2)| match n {
             None => format!("when{w1}{e}{w2}{r}"),
             Some(n) => {
-                let m = msg.map(|m| format!(" {}", stepup_dsl::fmt::quote(&m))).unwrap_or_default();
+                let m = msg
+                    .map(|m| format!(" {}", stepup_dsl::fmt::quote(&m)))
+                    .unwrap_or_default();
                 format!("policy {n}{m} {{{w1}when {e}{w2}{r} }}")
             }
-        },
-    )
+        })
 }
 
 fn file() -> impl Strategy<Value = String> {

@@ -1,27 +1,58 @@
 //! Snapshot tests: every invalid input's rendered diagnostics, every valid file's checked model.
 //! CI runs with `INSTA_UPDATE=no`, so a changed diagnostic fails until its snapshot is reviewed.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
 use std::fmt::Write as _;
 use std::path::Path;
 
 use stepup_dsl::{Source, load_sources};
 
 fn source(path: &Path) -> Source {
-    let name = format!("{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("?"));
-    Source { name, bytes: std::fs::read(path).unwrap_or_default(), base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default() }
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("?")
+        .to_string();
+    Source {
+        name,
+        bytes: std::fs::read(path).unwrap_or_default(),
+        base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+    }
 }
 
 #[test]
 fn invalid_inputs_render_precise_diagnostics() {
     insta::glob!("invalid/*.policy", |path| {
         let loaded = load_sources(&[source(path)]);
-        assert!(!loaded.diagnostics.is_empty(), "{} produced no diagnostic", path.display());
-        let code = path.file_name().and_then(|n| n.to_str()).unwrap_or("").get(..4).unwrap_or("").to_uppercase();
+        assert!(
+            !loaded.diagnostics.is_empty(),
+            "{} produced no diagnostic",
+            path.display()
+        );
+        let code = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .get(..4)
+            .unwrap_or("")
+            .to_uppercase();
         assert!(
             loaded.diagnostics.iter().any(|d| d.code == code),
             "{} should produce {code}, got {:?}",
             path.display(),
-            loaded.diagnostics.iter().map(|d| d.code).collect::<Vec<_>>()
+            loaded
+                .diagnostics
+                .iter()
+                .map(|d| d.code)
+                .collect::<Vec<_>>()
         );
         insta::assert_snapshot!(stepup_dsl::diag::render_all(&loaded.diagnostics, false));
     });
@@ -30,14 +61,19 @@ fn invalid_inputs_render_precise_diagnostics() {
 fn summary(set: &stepup_dsl::PolicySet) -> String {
     let mut out = String::new();
     for (scope_t, scope_a) in set.scopes() {
-        let Ok(r) = set.resolve(&scope_t, &scope_a) else { continue };
+        let Ok(r) = set.resolve(&scope_t, &scope_a) else {
+            continue;
+        };
         let _ = writeln!(out, "scope {scope_t}/{scope_a}");
         for p in &r.policies {
             let _ = writeln!(
                 out,
                 "  {} [{}:{}] require {} factor {} {}\n    message: {:?}\n    when: {:?}",
                 p.name,
-                Path::new(&p.origin.file).file_name().and_then(|n| n.to_str()).unwrap_or(""),
+                Path::new(&p.origin.file)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or(""),
                 p.origin.line,
                 p.requirement.aal,
                 p.requirement.factors,
@@ -54,7 +90,12 @@ fn summary(set: &stepup_dsl::PolicySet) -> String {
 fn valid_inputs_check_clean_and_lower_to_the_expected_model() {
     insta::glob!("valid/*.policy", |path| {
         let loaded = load_sources(&[source(path)]);
-        assert_eq!(loaded.error_count(), 0, "{}", stepup_dsl::diag::render_all(&loaded.diagnostics, false));
+        assert_eq!(
+            loaded.error_count(),
+            0,
+            "{}",
+            stepup_dsl::diag::render_all(&loaded.diagnostics, false)
+        );
         let set = loaded.set.as_ref().map(summary).unwrap_or_default();
         insta::assert_snapshot!(set);
     });
@@ -64,7 +105,12 @@ fn valid_inputs_check_clean_and_lower_to_the_expected_model() {
 fn the_rules_directory_checks_clean_with_no_warnings() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
     let loaded = stepup_dsl::load_paths(&[root]).unwrap_or_default();
-    assert_eq!(loaded.diagnostics.len(), 0, "{}", stepup_dsl::diag::render_all(&loaded.diagnostics, false));
+    assert_eq!(
+        loaded.diagnostics.len(),
+        0,
+        "{}",
+        stepup_dsl::diag::render_all(&loaded.diagnostics, false)
+    );
     let set = loaded.set.as_ref().map(summary).unwrap_or_default();
     insta::assert_snapshot!(set);
 }

@@ -20,7 +20,9 @@ pub struct HttpAnswer {
 }
 
 fn quoted(s: &str) -> String {
-    s.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect()
+    s.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
 }
 
 /// The HTTP answer for a decision, `None` when the request may proceed.
@@ -45,10 +47,16 @@ pub fn http_answer(d: &Decision) -> Option<HttpAnswer> {
                 quoted(&msg),
                 r.aal.as_str()
             );
-            Some(HttpAnswer { status: 401, body, www_authenticate: Some(header) })
+            Some(HttpAnswer {
+                status: 401,
+                body,
+                www_authenticate: Some(header),
+            })
         }
         DecisionKind::Deny | DecisionKind::Failed => {
-            let stronger = d.required.is_some() && d.errors.is_empty() && msg.starts_with("This operation requires a stronger factor");
+            let stronger = d.required.is_some()
+                && d.errors.is_empty()
+                && msg.starts_with("This operation requires a stronger factor");
             let body = match d.required {
                 Some(r) if stronger => json!({
                     "error": "stronger_factor_required",
@@ -58,7 +66,11 @@ pub fn http_answer(d: &Decision) -> Option<HttpAnswer> {
                 }),
                 _ => json!({"error": "access_denied", "message": msg}),
             };
-            Some(HttpAnswer { status: 403, body, www_authenticate: None })
+            Some(HttpAnswer {
+                status: 403,
+                body,
+                www_authenticate: None,
+            })
         }
     }
 }
@@ -101,8 +113,17 @@ pub enum Shortfall {
 ///
 /// # Errors
 /// The first shortfall found.
-pub fn check_claims(c: &Claims, r: &Requirement, strengths: &StrengthTable, now: Timestamp) -> Result<(), Shortfall> {
-    let acr = c.acr.as_deref().and_then(|a| a.parse::<Aal>().ok()).ok_or(Shortfall::Acr)?;
+pub fn check_claims(
+    c: &Claims,
+    r: &Requirement,
+    strengths: &StrengthTable,
+    now: Timestamp,
+) -> Result<(), Shortfall> {
+    let acr = c
+        .acr
+        .as_deref()
+        .and_then(|a| a.parse::<Aal>().ok())
+        .ok_or(Shortfall::Acr)?;
     if acr < r.aal {
         return Err(Shortfall::Acr);
     }
@@ -114,7 +135,16 @@ pub fn check_claims(c: &Claims, r: &Requirement, strengths: &StrengthTable, now:
         Validity::For(_) => {}
     }
     let factors: FactorSet = c.amr.iter().filter_map(|m| amr_factor(m)).collect();
-    if (AuthEvent { at: Timestamp(at), factors }).proves(r.aal, r.factors, strengths) { Ok(()) } else { Err(Shortfall::Factor) }
+    if (AuthEvent {
+        at: Timestamp(at),
+        factors,
+    })
+    .proves(r.aal, r.factors, strengths)
+    {
+        Ok(())
+    } else {
+        Err(Shortfall::Factor)
+    }
 }
 
 /// A session built from token claims: one authentication event at `auth_time` with the `amr`
@@ -124,7 +154,10 @@ pub fn session_from_claims(c: &Claims) -> SessionState {
     let mut s = SessionState::default();
     if let Some(at) = c.auth_time {
         let factors: FactorSet = c.amr.iter().filter_map(|m| amr_factor(m)).collect();
-        s.events.push(AuthEvent { at: Timestamp(at), factors });
+        s.events.push(AuthEvent {
+            at: Timestamp(at),
+            factors,
+        });
     }
     s
 }

@@ -61,7 +61,9 @@ pub struct CompiledSet {
 
 impl std::fmt::Debug for CompiledSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledSet").field("hash", &self.hash).finish_non_exhaustive()
+        f.debug_struct("CompiledSet")
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,21 +78,42 @@ impl CompiledSet {
         for (name, t) in &model.tenants {
             let mut feed = ThreatFeed::default();
             for path in &t.risk.threat_feeds {
-                let (f, w) = ThreatFeed::load(path).map_err(|e| LoadError::Feed { path: path.display().to_string(), error: e.to_string() })?;
+                let (f, w) = ThreatFeed::load(path).map_err(|e| LoadError::Feed {
+                    path: path.display().to_string(),
+                    error: e.to_string(),
+                })?;
                 feed.extend(&f);
                 feed_warnings.extend(w);
             }
-            let base = model.resolve(name, "").map(|r| compile_scope(&r)).map_err(|e| LoadError::Io(e.to_string()))?;
-            tenants.insert(name.clone(), TenantScopes { base, apps: HashMap::new(), feed: Arc::new(feed) });
+            let base = model
+                .resolve(name, "")
+                .map(|r| compile_scope(&r))
+                .map_err(|e| LoadError::Io(e.to_string()))?;
+            tenants.insert(
+                name.clone(),
+                TenantScopes {
+                    base,
+                    apps: HashMap::new(),
+                    feed: Arc::new(feed),
+                },
+            );
         }
         for (t, a) in model.applications.keys() {
-            let scope = model.resolve(t, a).map(|r| compile_scope(&r)).map_err(|e| LoadError::Io(e.to_string()))?;
+            let scope = model
+                .resolve(t, a)
+                .map(|r| compile_scope(&r))
+                .map_err(|e| LoadError::Io(e.to_string()))?;
             if let Some(ts) = tenants.get_mut(t) {
                 ts.apps.insert(a.clone(), scope);
             }
         }
         let hash: Arc<str> = Arc::from(model.hash.as_str());
-        Ok(CompiledSet { model: Arc::new(model), tenants, hash, feed_warnings })
+        Ok(CompiledSet {
+            model: Arc::new(model),
+            tenants,
+            hash,
+            feed_warnings,
+        })
     }
 
     /// Loads, checks and compiles the `.policy` files under `paths`.
@@ -107,7 +130,9 @@ impl CompiledSet {
     /// # Errors
     /// As [`CompiledSet::load`].
     pub fn from_text(name: &str, text: &str) -> Result<CompiledSet, LoadError> {
-        Self::from_loaded(stepup_dsl::load_sources(&[stepup_dsl::Source::text(name, text)]))
+        Self::from_loaded(stepup_dsl::load_sources(&[stepup_dsl::Source::text(
+            name, text,
+        )]))
     }
 
     fn from_loaded(loaded: stepup_dsl::Loaded) -> Result<CompiledSet, LoadError> {
@@ -127,11 +152,16 @@ impl CompiledSet {
     }
 
     fn scope(&self, tenant: &str, app: &str) -> Result<(&CompiledScope, &ThreatFeed), String> {
-        let t = self.tenants.get(tenant).ok_or_else(|| format!("tenant `{tenant}` is not defined by the rules"))?;
+        let t = self
+            .tenants
+            .get(tenant)
+            .ok_or_else(|| format!("tenant `{tenant}` is not defined by the rules"))?;
         let scope = if app.is_empty() {
             &t.base
         } else {
-            t.apps.get(app).ok_or_else(|| format!("application `{app}` of tenant `{tenant}` is not defined by the rules"))?
+            t.apps.get(app).ok_or_else(|| {
+                format!("application `{app}` of tenant `{tenant}` is not defined by the rules")
+            })?
         };
         Ok((scope, &t.feed))
     }
@@ -160,7 +190,10 @@ impl CompiledSet {
                 let mut tr = Trace::default();
                 tr.notes.push(match d.kind {
                     DecisionKind::Completed => format!("challenge completed with {factor}"),
-                    _ => format!("challenge not completed: {}", d.message.clone().unwrap_or_default()),
+                    _ => format!(
+                        "challenge not completed: {}",
+                        d.message.clone().unwrap_or_default()
+                    ),
                 });
                 merge_note(&mut tr, &d);
                 d.trace = Some(tr);
@@ -178,11 +211,26 @@ impl CompiledSet {
             },
         };
         match &req.event {
-            Event::Operation { name, .. } if !t.operations.is_empty() && !t.operations.contains_key(name.as_str()) => {
-                return refuse(req, &self.hash, format!("operation `{name}` is not in tenant `{}`'s catalog", t.name));
+            Event::Operation { name, .. }
+                if !t.operations.is_empty() && !t.operations.contains_key(name.as_str()) =>
+            {
+                return refuse(
+                    req,
+                    &self.hash,
+                    format!("operation `{name}` is not in tenant `{}`'s catalog", t.name),
+                );
             }
-            Event::Access { resource, .. } if !t.resources.is_empty() && !t.resources.contains(resource.as_str()) => {
-                return refuse(req, &self.hash, format!("resource class `{resource}` is not declared by tenant `{}`", t.name));
+            Event::Access { resource, .. }
+                if !t.resources.is_empty() && !t.resources.contains(resource.as_str()) =>
+            {
+                return refuse(
+                    req,
+                    &self.hash,
+                    format!(
+                        "resource class `{resource}` is not declared by tenant `{}`",
+                        t.name
+                    ),
+                );
             }
             _ => {}
         }
@@ -198,7 +246,11 @@ impl CompiledSet {
             history,
             script_errors: std::cell::RefCell::new(Vec::new()),
         };
-        let sc = Scope { tenant: t, policies: &scope.policies, hash: &self.hash };
+        let sc = Scope {
+            tenant: t,
+            policies: &scope.policies,
+            hash: &self.hash,
+        };
         let mut d = if reference {
             let fired = crate::reference::fired(&scope.policies, &facts, false);
             finish(&sc, req, state, &facts, &fired, errors, false)
@@ -214,7 +266,10 @@ impl CompiledSet {
             finish(&sc, req, state, &facts, buf.as_slice(), errors, explain)
         };
         if explain {
-            let mut tr = Trace { policies: crate::reference::trace(&scope.policies, &facts, false), ..Trace::default() };
+            let mut tr = Trace {
+                policies: crate::reference::trace(&scope.policies, &facts, false),
+                ..Trace::default()
+            };
             for p in &mut tr.policies {
                 if p.fired
                     && let Some(pol) = scope.policies.iter().find(|q| q.name == p.name)
@@ -224,7 +279,8 @@ impl CompiledSet {
                     p.why = Some(why.to_string());
                 }
             }
-            tr.notes.extend(facts.script_errors.borrow().iter().cloned());
+            tr.notes
+                .extend(facts.script_errors.borrow().iter().cloned());
             merge_note(&mut tr, &d);
             d.trace = Some(tr);
         }
@@ -242,7 +298,9 @@ impl Engine {
     /// An engine serving `set`.
     #[must_use]
     pub fn new(set: CompiledSet) -> Self {
-        Engine { current: ArcSwap::from_pointee(set) }
+        Engine {
+            current: ArcSwap::from_pointee(set),
+        }
     }
 
     /// Loads the `.policy` files under `paths`.
@@ -281,12 +339,24 @@ impl Engine {
     /// fails.
     pub fn process(&self, store: &dyn Store, req: &Request, explain: bool) -> Decision {
         let state = match store.load(&req.tenant, &req.user, &req.session) {
-            Ok((history, session)) => State { history: Ok(history), session },
-            Err(e) => State { history: Err(e.to_string()), session: crate::state::SessionState::default() },
+            Ok((history, session)) => State {
+                history: Ok(history),
+                session,
+            },
+            Err(e) => State {
+                history: Err(e.to_string()),
+                session: crate::state::SessionState::default(),
+            },
         };
         let mut d = self.current.load().decide(req, &state, explain);
         if (d.effects.session.is_some() || d.effects.history.is_some())
-            && let Err(e) = store.commit(&req.tenant, &req.user, &req.session, d.effects.session.as_ref(), d.effects.history.as_ref())
+            && let Err(e) = store.commit(
+                &req.tenant,
+                &req.user,
+                &req.session,
+                d.effects.session.as_ref(),
+                d.effects.history.as_ref(),
+            )
         {
             let note = format!("{e}; nothing was saved");
             d.errors.push(note.clone());

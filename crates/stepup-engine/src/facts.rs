@@ -41,7 +41,8 @@ impl Facts<'_> {
     /// The operation's class in the tenant's catalog.
     #[must_use]
     pub fn operation_class(&self) -> Option<OperationClass> {
-        self.operation().and_then(|o| self.tenant.operations.get(o).copied())
+        self.operation()
+            .and_then(|o| self.tenant.operations.get(o).copied())
     }
     /// The resource class, on access events.
     #[must_use]
@@ -92,7 +93,9 @@ impl Facts<'_> {
         if self.resource() != Some(resource) {
             return Tri::False;
         }
-        let Some(h) = self.history else { return Tri::Unknown };
+        let Some(h) = self.history else {
+            return Tri::Unknown;
+        };
         match (h.accesses.get(resource), window_days) {
             (None, _) => Tri::True,
             (Some(_), None) => Tri::False,
@@ -104,7 +107,10 @@ impl Facts<'_> {
         match s.eval(self.script_ctx()) {
             Ok(b) => Tri::from(b),
             Err(e) => {
-                self.script_errors.borrow_mut().push(format!("script `{}` failed: {e}; its policy fires", s.source));
+                self.script_errors.borrow_mut().push(format!(
+                    "script `{}` failed: {e}; its policy fires",
+                    s.source
+                ));
                 Tri::Unknown
             }
         }
@@ -115,11 +121,22 @@ impl Facts<'_> {
         let opt = |s: Option<&str>| s.map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_string()));
         m.insert("operation".into(), opt(self.operation()));
         m.insert("resource".into(), opt(self.resource()));
-        m.insert("event".into(), Dynamic::from(self.req.event.kind().to_string()));
-        m.insert("risk".into(), self.signals.score().map_or(Dynamic::UNIT, |s| Dynamic::from(i64::from(s))));
+        m.insert(
+            "event".into(),
+            Dynamic::from(self.req.event.kind().to_string()),
+        );
+        m.insert(
+            "risk".into(),
+            self.signals
+                .score()
+                .map_or(Dynamic::UNIT, |s| Dynamic::from(i64::from(s))),
+        );
         let mut signals = Map::new();
         for k in SignalKind::ALL {
-            let v = match self.signals.get(k, stepup_dsl::model::DEFAULT_COUNTRY_WINDOW_DAYS) {
+            let v = match self
+                .signals
+                .get(k, stepup_dsl::model::DEFAULT_COUNTRY_WINDOW_DAYS)
+            {
                 Tri::True => Dynamic::TRUE,
                 Tri::False => Dynamic::FALSE,
                 Tri::Unknown => Dynamic::UNIT,
@@ -139,7 +156,9 @@ impl Facts<'_> {
                 let d = match v {
                     Value::Bool(b) => Dynamic::from(*b),
                     // Scripts are integer-only when the number is whole (the common case: amounts).
-                    Value::Number(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Dynamic::from(*x as i64),
+                    Value::Number(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => {
+                        Dynamic::from(*x as i64)
+                    }
                     Value::Number(x) => Dynamic::from(*x),
                     Value::Str(s) => Dynamic::from(s.clone()),
                 };

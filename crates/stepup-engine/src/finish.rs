@@ -11,7 +11,9 @@ use stepup_dsl::model::{Policy, Tenant};
 use crate::decision::{AuditRecord, Decision, DecisionKind, Trace, audit_names, factors_label};
 use crate::facts::Facts;
 use crate::request::{Event, Request};
-use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, HistoryUpdate, LastSignIn, SessionState, State};
+use crate::state::{
+    AuthEvent, Challenge, ChallengeState, Grant, HistoryUpdate, LastSignIn, SessionState, State,
+};
 
 /// How long a challenge stays open.
 pub const CHALLENGE_TTL_SECS: i64 = 300;
@@ -27,16 +29,27 @@ pub struct Scope<'a> {
 }
 
 /// Whether the session satisfies `p` for this event, and why (for explanations).
-pub fn satisfied(p: &Policy, tenant: &Tenant, req: &Request, session: &SessionState) -> (bool, &'static str) {
+pub fn satisfied(
+    p: &Policy,
+    tenant: &Tenant,
+    req: &Request,
+    session: &SessionState,
+) -> (bool, &'static str) {
     let r = p.requirement;
     match r.validity {
         Validity::EveryTime => {
             let key = req.event.key();
-            let ok = session
-                .grants
-                .iter()
-                .any(|g| g.event_key == key && req.now < g.expires_at && g.policies.iter().any(|n| *n == p.name));
-            (ok, if ok { "the step-up its challenge caused allows this one retry" } else { "`every time`: needs a step-up for this very operation" })
+            let ok = session.grants.iter().any(|g| {
+                g.event_key == key && req.now < g.expires_at && g.policies.contains(&p.name)
+            });
+            (
+                ok,
+                if ok {
+                    "the step-up its challenge caused allows this one retry"
+                } else {
+                    "`every time`: needs a step-up for this very operation"
+                },
+            )
         }
         Validity::For(max_age) => {
             let mut proved = false;
@@ -50,7 +63,14 @@ pub fn satisfied(p: &Policy, tenant: &Tenant, req: &Request, session: &SessionSt
                     return (true, "an authentication event proves it within max_age");
                 }
             }
-            (false, if proved { "the proof is older than max_age" } else { "no authentication event proves this AAL with an allowed factor" })
+            (
+                false,
+                if proved {
+                    "the proof is older than max_age"
+                } else {
+                    "no authentication event proves this AAL with an allowed factor"
+                },
+            )
         }
     }
 }
@@ -82,14 +102,25 @@ fn allowed_effects(req: &Request) -> (Option<HistoryUpdate>, Option<AuthEvent>) 
             Some(HistoryUpdate {
                 device: context.device.clone(),
                 country: context.country.clone().map(|c| (c, req.now)),
-                last_sign_in: Some(LastSignIn { at: req.now, country: context.country.clone(), location: context.location }),
+                last_sign_in: Some(LastSignIn {
+                    at: req.now,
+                    country: context.country.clone(),
+                    location: context.location,
+                }),
                 access: None,
             }),
-            Some(AuthEvent { at: req.now, factors: *factors }),
+            Some(AuthEvent {
+                at: req.now,
+                factors: *factors,
+            }),
         ),
-        Event::Access { resource, .. } => {
-            (Some(HistoryUpdate { access: Some((resource.clone(), req.now)), ..HistoryUpdate::default() }), None)
-        }
+        Event::Access { resource, .. } => (
+            Some(HistoryUpdate {
+                access: Some((resource.clone(), req.now)),
+                ..HistoryUpdate::default()
+            }),
+            None,
+        ),
         Event::Operation { .. } | Event::StepUp { .. } => (None, None),
     }
 }
@@ -109,7 +140,15 @@ fn sorted_names<'p>(it: impl Iterator<Item = &'p Policy>) -> Vec<String> {
 
 /// Builds the decision for an event whose fired policies are `fired` (indices into
 /// `scope.policies`, in order).
-pub fn finish(scope: &Scope<'_>, req: &Request, state: &State, facts: &Facts<'_>, fired: &[usize], errors: Vec<String>, explain: bool) -> Decision {
+pub fn finish(
+    scope: &Scope<'_>,
+    req: &Request,
+    state: &State,
+    facts: &Facts<'_>,
+    fired: &[usize],
+    errors: Vec<String>,
+    explain: bool,
+) -> Decision {
     let mut d = Decision::new(DecisionKind::Allow, Arc::clone(scope.hash));
     let session = &state.session;
     let t = scope.tenant;
@@ -118,7 +157,10 @@ pub fn finish(scope: &Scope<'_>, req: &Request, state: &State, facts: &Facts<'_>
     }
     // Script failures are reported in the explanation only: whether a script runs at all
     // depends on evaluation order, and decisions must not.
-    let fired_p: Vec<&Policy> = fired.iter().filter_map(|i| scope.policies.get(*i).map(|p| &**p)).collect();
+    let fired_p: Vec<&Policy> = fired
+        .iter()
+        .filter_map(|i| scope.policies.get(*i).map(|p| &**p))
+        .collect();
     if fired_p.is_empty() {
         let (h, ev) = allowed_effects(req);
         if h.is_some() || ev.is_some() {
@@ -138,7 +180,11 @@ pub fn finish(scope: &Scope<'_>, req: &Request, state: &State, facts: &Facts<'_>
     d.fired = sorted_names(fired_p.iter().copied());
     let (mut sat, mut unsat) = (Vec::new(), Vec::new());
     for p in &fired_p {
-        if satisfied(p, t, req, session).0 { sat.push(*p) } else { unsat.push(*p) }
+        if satisfied(p, t, req, session).0 {
+            sat.push(*p)
+        } else {
+            unsat.push(*p)
+        }
     }
     d.satisfied = sorted_names(sat.iter().copied());
     if unsat.is_empty() {
@@ -150,7 +196,9 @@ pub fn finish(scope: &Scope<'_>, req: &Request, state: &State, facts: &Facts<'_>
         d.audit.push(rec);
         let (h, ev) = allowed_effects(req);
         let key = req.event.key();
-        let uses_grant = sat.iter().any(|p| p.requirement.validity == Validity::EveryTime);
+        let uses_grant = sat
+            .iter()
+            .any(|p| p.requirement.validity == Validity::EveryTime);
         if ev.is_some() || uses_grant {
             let mut s = session.clone();
             s.events.extend(ev);
@@ -177,18 +225,30 @@ pub fn finish(scope: &Scope<'_>, req: &Request, state: &State, facts: &Facts<'_>
     // The effective allowed factors: those allowed by every policy that can reach the AAL.
     let conflict = factors.is_empty();
     let factors = factors.intersect(t.strengths.reaching(aal));
-    let req_m = Requirement { aal, factors, validity };
+    let req_m = Requirement {
+        aal,
+        factors,
+        validity,
+    };
     d.required = Some(req_m);
     let leader = unsat.iter().find(|p| p.requirement.aal == aal).copied();
     let unsat_names = sorted_names(unsat.iter().copied());
-    let eligible = factors.intersect(req.enrolled).intersect(t.strengths.reaching(aal));
+    let eligible = factors
+        .intersect(req.enrolled)
+        .intersect(t.strengths.reaching(aal));
     d.eligible = eligible;
     if conflict || eligible.is_empty() {
         d.kind = DecisionKind::Deny;
         let msg = if conflict {
-            format!("These policies cannot be satisfied together: {} allow no factor in common.", unsat_names.join(", "))
+            format!(
+                "These policies cannot be satisfied together: {} allow no factor in common.",
+                unsat_names.join(", ")
+            )
         } else {
-            format!("This operation requires a stronger factor. Set up {} to proceed.", factors_label(factors))
+            format!(
+                "This operation requires a stronger factor. Set up {} to proceed.",
+                factors_label(factors)
+            )
         };
         d.message = Some(msg.clone());
         let mut rec = audit(audit_names::DENIED, req, scope.hash);
@@ -202,7 +262,11 @@ pub fn finish(scope: &Scope<'_>, req: &Request, state: &State, facts: &Facts<'_>
         return d;
     }
     d.kind = DecisionKind::StepUp;
-    let message = leader.map_or(stepup_dsl::model::DEFAULT_MESSAGE, |p| p.message_or_default()).to_string();
+    let message = leader
+        .map_or(stepup_dsl::model::DEFAULT_MESSAGE, |p| {
+            p.message_or_default()
+        })
+        .to_string();
     let mut s = session.clone();
     s.seq += 1;
     let id = challenge_id(scope.hash, req, s.seq);
@@ -220,7 +284,12 @@ pub fn finish(scope: &Scope<'_>, req: &Request, state: &State, facts: &Facts<'_>
         requirement: req_m,
         eligible,
         policies: unsat_names.clone(),
-        every_time: sorted_names(unsat.iter().copied().filter(|p| p.requirement.validity == Validity::EveryTime)),
+        every_time: sorted_names(
+            unsat
+                .iter()
+                .copied()
+                .filter(|p| p.requirement.validity == Validity::EveryTime),
+        ),
         message: message.clone(),
         issued_at: req.now,
         expires_at: req.now.plus(CHALLENGE_TTL_SECS),
@@ -260,11 +329,21 @@ fn challenge_id(hash: &str, req: &Request, seq: u64) -> String {
 
 /// Completes the latest open challenge with `factor` (SPEC §4 rule 7).
 #[must_use]
-pub fn complete(tenant: &Tenant, hash: &Arc<str>, req: &Request, state: &State, factor: Factor, success: bool) -> Decision {
+pub fn complete(
+    tenant: &Tenant,
+    hash: &Arc<str>,
+    req: &Request,
+    state: &State,
+    factor: Factor,
+    success: bool,
+) -> Decision {
     let session = &state.session;
     let mut d = Decision::new(DecisionKind::Failed, Arc::clone(hash));
     d.session_aal = session.aal(req.now, elevation_secs(tenant), &tenant.strengths);
-    let latest = session.challenges.iter().rposition(|c| c.state == ChallengeState::Open);
+    let latest = session
+        .challenges
+        .iter()
+        .rposition(|c| c.state == ChallengeState::Open);
     let mut rec = audit(audit_names::FAILED, req, hash);
     rec.factor = Some(factor);
     let Some(i) = latest else {
@@ -274,7 +353,9 @@ pub fn complete(tenant: &Tenant, hash: &Arc<str>, req: &Request, state: &State, 
         d.audit.push(rec);
         return d;
     };
-    let Some(c) = session.challenges.get(i) else { return d };
+    let Some(c) = session.challenges.get(i) else {
+        return d;
+    };
     d.challenge_id = Some(c.id.clone());
     d.required = Some(c.requirement);
     d.eligible = c.eligible;
@@ -295,7 +376,11 @@ pub fn complete(tenant: &Tenant, hash: &Arc<str>, req: &Request, state: &State, 
     };
     let mut s = session.clone();
     if let Some(slot) = s.challenges.get_mut(i) {
-        slot.state = if failure.is_some() { ChallengeState::Closed } else { ChallengeState::Completed };
+        slot.state = if failure.is_some() {
+            ChallengeState::Closed
+        } else {
+            ChallengeState::Completed
+        };
     }
     if let Some(msg) = failure {
         d.message = Some(msg.to_string());
@@ -306,7 +391,10 @@ pub fn complete(tenant: &Tenant, hash: &Arc<str>, req: &Request, state: &State, 
     }
     d.kind = DecisionKind::Completed;
     s.events.extend(c.pending_auth);
-    s.events.push(AuthEvent { at: req.now, factors: FactorSet::one(factor) });
+    s.events.push(AuthEvent {
+        at: req.now,
+        factors: FactorSet::one(factor),
+    });
     if !c.every_time.is_empty() {
         s.grants.retain(|g| g.expires_at > req.now);
         s.grants.push(Grant {
@@ -345,7 +433,16 @@ pub fn merge_note(trace: &mut Trace, d: &Decision) {
     trace.merge = d.required.map(|r| {
         format!(
             "most restrictive of [{}]: {} factor {} {}",
-            if d.kind == DecisionKind::Completed { d.fired.join(", ") } else { d.fired.iter().filter(|n| !d.satisfied.contains(n)).cloned().collect::<Vec<_>>().join(", ") },
+            if d.kind == DecisionKind::Completed {
+                d.fired.join(", ")
+            } else {
+                d.fired
+                    .iter()
+                    .filter(|n| !d.satisfied.contains(n))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
             r.aal,
             r.factors,
             r.validity

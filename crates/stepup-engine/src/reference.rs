@@ -49,19 +49,32 @@ pub fn eval(c: &Cond, f: &Facts<'_>, trace: &mut Option<&mut Vec<PredicateTrace>
             };
             if let Some(t) = trace.as_deref_mut() {
                 let note = if v == Tri::Unknown {
-                    f.script_errors.borrow().get(errors_before).cloned().or_else(|| {
-                        Some(match leaf {
-                            Cond::Risk(..) | Cond::Signal(..) | Cond::FirstAccess(..) if f.history.is_none() => {
-                                "history store unavailable: counts as present (fail closed)".to_string()
-                            }
-                            Cond::Signal(SignalKind::ThreatIntel, _) | Cond::Risk(..) => "the IP address could not be read (fail closed)".to_string(),
-                            _ => "attribute of the wrong type (fail closed)".to_string(),
+                    f.script_errors
+                        .borrow()
+                        .get(errors_before)
+                        .cloned()
+                        .or_else(|| {
+                            Some(match leaf {
+                                Cond::Risk(..) | Cond::Signal(..) | Cond::FirstAccess(..)
+                                    if f.history.is_none() =>
+                                {
+                                    "history store unavailable: counts as present (fail closed)"
+                                        .to_string()
+                                }
+                                Cond::Signal(SignalKind::ThreatIntel, _) | Cond::Risk(..) => {
+                                    "the IP address could not be read (fail closed)".to_string()
+                                }
+                                _ => "attribute of the wrong type (fail closed)".to_string(),
+                            })
                         })
-                    })
                 } else {
                     None
                 };
-                t.push(PredicateTrace { predicate: describe(leaf), value: v, note });
+                t.push(PredicateTrace {
+                    predicate: describe(leaf),
+                    value: v,
+                    note,
+                });
             }
             v
         }
@@ -71,7 +84,8 @@ pub fn eval(c: &Cond, f: &Facts<'_>, trace: &mut Option<&mut Vec<PredicateTrace>
 /// A leaf as written in the policy language.
 #[must_use]
 pub fn describe(c: &Cond) -> String {
-    let list = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+    let list =
+        |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
     match c {
         Cond::OperationIn(s) if s.len() == 1 => format!("operation == {}", list(s)),
         Cond::OperationIn(s) => format!("operation in [{}]", list(s)),
@@ -96,23 +110,39 @@ pub fn fired(policies: &[std::sync::Arc<Policy>], f: &Facts<'_>, is_step_up: boo
     if is_step_up {
         return Vec::new();
     }
-    policies.iter().enumerate().filter(|(_, p)| eval(&p.condition, f, &mut None).fires()).map(|(i, _)| i).collect()
+    policies
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| eval(&p.condition, f, &mut None).fires())
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Traces every policy.
-pub fn trace(policies: &[std::sync::Arc<Policy>], f: &Facts<'_>, is_step_up: bool) -> Vec<PolicyTrace> {
+pub fn trace(
+    policies: &[std::sync::Arc<Policy>],
+    f: &Facts<'_>,
+    is_step_up: bool,
+) -> Vec<PolicyTrace> {
     policies
         .iter()
         .map(|p| {
             let mut preds = Vec::new();
-            let v = if is_step_up { Tri::False } else { eval(&p.condition, f, &mut Some(&mut preds)) };
+            let v = if is_step_up {
+                Tri::False
+            } else {
+                eval(&p.condition, f, &mut Some(&mut preds))
+            };
             PolicyTrace {
                 name: p.name.clone(),
                 origin: format!("{}:{}", p.origin.file, p.origin.line),
                 condition: v,
                 fired: v.fires(),
                 predicates: preds,
-                requirement: format!("{} factor {} {}", p.requirement.aal, p.requirement.factors, p.requirement.validity),
+                requirement: format!(
+                    "{} factor {} {}",
+                    p.requirement.aal, p.requirement.factors, p.requirement.validity
+                ),
                 satisfied: None,
                 why: None,
             }

@@ -48,7 +48,11 @@ pub struct FeedWarning {
 
 impl std::fmt::Display for FeedWarning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: `{}` is not an IP address or CIDR range; line skipped", self.file, self.line, self.text)
+        write!(
+            f,
+            "{}:{}: `{}` is not an IP address or CIDR range; line skipped",
+            self.file, self.line, self.text
+        )
     }
 }
 
@@ -87,7 +91,11 @@ fn parse_entry(s: &str) -> Option<IpRange> {
             if len > 128 {
                 return None;
             }
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             let start = u128::from(a) & mask;
             Some(IpRange::V6(start, start | !mask))
         }
@@ -113,10 +121,20 @@ impl ThreatFeed {
             match parse_entry(line) {
                 Some(IpRange::V4(s, e)) => v4.push((s, e)),
                 Some(IpRange::V6(s, e)) => v6.push((s, e)),
-                None => warnings.push(FeedWarning { file: name.to_string(), line: i + 1, text: line.chars().take(80).collect() }),
+                None => warnings.push(FeedWarning {
+                    file: name.to_string(),
+                    line: i + 1,
+                    text: line.chars().take(80).collect(),
+                }),
             }
         }
-        (ThreatFeed { v4: merge(v4, |x| x.checked_add(1)), v6: merge(v6, |x| x.checked_add(1)) }, warnings)
+        (
+            ThreatFeed {
+                v4: merge(v4, |x| x.checked_add(1)),
+                v6: merge(v6, |x| x.checked_add(1)),
+            },
+            warnings,
+        )
     }
 
     /// Reads a feed file.
@@ -125,7 +143,10 @@ impl ThreatFeed {
     /// When the file cannot be read.
     pub fn load(path: &Path) -> std::io::Result<(ThreatFeed, Vec<FeedWarning>)> {
         let bytes = std::fs::read(path)?;
-        Ok(ThreatFeed::parse(&path.display().to_string(), &String::from_utf8_lossy(&bytes)))
+        Ok(ThreatFeed::parse(
+            &path.display().to_string(),
+            &String::from_utf8_lossy(&bytes),
+        ))
     }
 
     /// Adds another feed's ranges.
@@ -188,7 +209,15 @@ impl<'a> Signals<'a> {
         feed: &'a ThreatFeed,
         now: stepup_core::Timestamp,
     ) -> Self {
-        Signals { ctx, history, config, feed, now, memo: std::cell::Cell::new([0; 4]), country_memo: std::cell::Cell::new(None) }
+        Signals {
+            ctx,
+            history,
+            config,
+            feed,
+            now,
+            memo: std::cell::Cell::new([0; 4]),
+            country_memo: std::cell::Cell::new(None),
+        }
     }
 
     /// One signal's value (`days` is the window of `new_country`).
@@ -219,10 +248,16 @@ impl<'a> Signals<'a> {
     }
 
     fn compute(&self, kind: SignalKind, days: u32) -> Tri {
-        let Some(ctx) = self.ctx else { return Tri::False };
+        let Some(ctx) = self.ctx else {
+            return Tri::False;
+        };
         let Some(h) = self.history else {
             // Store unavailable: fail closed. The feed does not need the history.
-            return if kind == SignalKind::ThreatIntel { self.threat(ctx) } else { Tri::Unknown };
+            return if kind == SignalKind::ThreatIntel {
+                self.threat(ctx)
+            } else {
+                Tri::Unknown
+            };
         };
         match kind {
             SignalKind::NewDevice => match &ctx.device {
@@ -236,7 +271,12 @@ impl<'a> Signals<'a> {
                 },
                 None => Tri::False,
             },
-            SignalKind::ImpossibleTravel => match (ctx.location, h.last_sign_in.as_ref().and_then(|l| l.location.map(|loc| (l.at, loc)))) {
+            SignalKind::ImpossibleTravel => match (
+                ctx.location,
+                h.last_sign_in
+                    .as_ref()
+                    .and_then(|l| l.location.map(|loc| (l.at, loc))),
+            ) {
                 (Some(here), Some((at, there))) => {
                     let km = distance_km(there, here);
                     if km < NOISE_KM {
@@ -244,7 +284,10 @@ impl<'a> Signals<'a> {
                     }
                     let secs = self.now.since(at);
                     // speed > max  ⇔  km * 3600 > max * secs (no division, exact at the boundary).
-                    Tri::from(secs <= 0 || km * 3_600.0 > f64::from(self.config.max_speed_kmh) * secs as f64)
+                    Tri::from(
+                        secs <= 0
+                            || km * 3_600.0 > f64::from(self.config.max_speed_kmh) * secs as f64,
+                    )
                 }
                 _ => Tri::False,
             },
@@ -284,9 +327,17 @@ impl<'a> Signals<'a> {
     pub fn breakdown(&self) -> RiskSummary {
         let signals = SignalKind::ALL
             .into_iter()
-            .map(|k| SignalValue { signal: k.as_str(), value: self.get(k, DEFAULT_COUNTRY_WINDOW_DAYS), weight: self.config.weight(k) })
+            .map(|k| SignalValue {
+                signal: k.as_str(),
+                value: self.get(k, DEFAULT_COUNTRY_WINDOW_DAYS),
+                weight: self.config.weight(k),
+            })
             .collect();
-        RiskSummary { score: self.score(), platform: self.ctx.and_then(|c| c.platform_risk), signals }
+        RiskSummary {
+            score: self.score(),
+            platform: self.ctx.and_then(|c| c.platform_risk),
+            signals,
+        }
     }
 }
 
@@ -318,8 +369,18 @@ mod tests {
 
     #[test]
     fn feeds_match_ipv4_ipv6_and_skip_broken_lines() {
-        let (f, w) = ThreatFeed::parse("f", "# comment\n10.0.0.0/8\n\n192.0.2.7 # one host\nnot-an-ip\n2001:db8:bad::/48\n");
-        assert_eq!(w, vec![FeedWarning { file: "f".into(), line: 5, text: "not-an-ip".into() }]);
+        let (f, w) = ThreatFeed::parse(
+            "f",
+            "# comment\n10.0.0.0/8\n\n192.0.2.7 # one host\nnot-an-ip\n2001:db8:bad::/48\n",
+        );
+        assert_eq!(
+            w,
+            vec![FeedWarning {
+                file: "f".into(),
+                line: 5,
+                text: "not-an-ip".into()
+            }]
+        );
         let has = |s: &str| s.parse().is_ok_and(|ip| f.contains(ip));
         assert!(has("10.255.1.2"));
         assert!(!has("11.0.0.1"));

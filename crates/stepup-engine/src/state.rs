@@ -66,7 +66,10 @@ impl HistoryUpdate {
     /// Whether there is nothing to write.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.device.is_none() && self.country.is_none() && self.last_sign_in.is_none() && self.access.is_none()
+        self.device.is_none()
+            && self.country.is_none()
+            && self.last_sign_in.is_none()
+            && self.access.is_none()
     }
 }
 
@@ -83,7 +86,10 @@ impl AuthEvent {
     /// Whether this event proves `aal` with one of `allowed`.
     #[must_use]
     pub fn proves(&self, aal: Aal, allowed: FactorSet, strengths: &StrengthTable) -> bool {
-        self.factors.intersect(allowed).iter().any(|f| strengths.strength(f) >= aal)
+        self.factors
+            .intersect(allowed)
+            .iter()
+            .any(|f| strengths.strength(f) >= aal)
     }
 }
 
@@ -163,7 +169,12 @@ impl SessionState {
     /// The highest AAL the session proves at `now`: its sign-in factors always count; step-up
     /// events count while younger than `elevation_secs`.
     #[must_use]
-    pub fn aal(&self, now: Timestamp, elevation_secs: u64, strengths: &StrengthTable) -> Option<Aal> {
+    pub fn aal(
+        &self,
+        now: Timestamp,
+        elevation_secs: u64,
+        strengths: &StrengthTable,
+    ) -> Option<Aal> {
         let first = self.events.first()?;
         let mut best = strengths.best(first.factors);
         for e in self.events.iter().skip(1) {
@@ -199,6 +210,9 @@ pub struct State {
 
 impl Default for State {
     fn default() -> Self {
-        State { history: Ok(UserHistory::default()), session: SessionState::default() }
+        State {
+            history: Ok(UserHistory::default()),
+            session: SessionState::default(),
+        }
     }
 }

@@ -27,19 +27,36 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// When the store is unavailable, slow past its deadline, or its data cannot be decoded.
-    fn load(&self, tenant: &str, user: &str, session: &str) -> Result<(UserHistory, SessionState), StoreError>;
+    fn load(
+        &self,
+        tenant: &str,
+        user: &str,
+        session: &str,
+    ) -> Result<(UserHistory, SessionState), StoreError>;
 
     /// Writes a session's new state and applies a history update, atomically.
     ///
     /// # Errors
     /// As [`Store::load`]; on error nothing was written.
-    fn commit(&self, tenant: &str, user: &str, session: &str, state: Option<&SessionState>, update: Option<&HistoryUpdate>) -> Result<(), StoreError>;
+    fn commit(
+        &self,
+        tenant: &str,
+        user: &str,
+        session: &str,
+        state: Option<&SessionState>,
+        update: Option<&HistoryUpdate>,
+    ) -> Result<(), StoreError>;
 
     /// Replaces a user's history (for seeding scenarios and migrations).
     ///
     /// # Errors
     /// As [`Store::commit`].
-    fn put_history(&self, tenant: &str, user: &str, history: &UserHistory) -> Result<(), StoreError>;
+    fn put_history(
+        &self,
+        tenant: &str,
+        user: &str,
+        history: &UserHistory,
+    ) -> Result<(), StoreError>;
 }
 
 /// An in-memory store.
@@ -67,27 +84,60 @@ fn poisoned<T>(_: T) -> StoreError {
 }
 
 impl Store for MemoryStore {
-    fn load(&self, tenant: &str, user: &str, session: &str) -> Result<(UserHistory, SessionState), StoreError> {
+    fn load(
+        &self,
+        tenant: &str,
+        user: &str,
+        session: &str,
+    ) -> Result<(UserHistory, SessionState), StoreError> {
         let g = self.inner.lock().map_err(poisoned)?;
-        let h = g.history.get(&(tenant.to_string(), user.to_string())).cloned().unwrap_or_default();
-        let s = g.sessions.get(&(tenant.to_string(), user.to_string(), session.to_string())).cloned().unwrap_or_default();
+        let h = g
+            .history
+            .get(&(tenant.to_string(), user.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        let s = g
+            .sessions
+            .get(&(tenant.to_string(), user.to_string(), session.to_string()))
+            .cloned()
+            .unwrap_or_default();
         Ok((h, s))
     }
 
-    fn commit(&self, tenant: &str, user: &str, session: &str, state: Option<&SessionState>, update: Option<&HistoryUpdate>) -> Result<(), StoreError> {
+    fn commit(
+        &self,
+        tenant: &str,
+        user: &str,
+        session: &str,
+        state: Option<&SessionState>,
+        update: Option<&HistoryUpdate>,
+    ) -> Result<(), StoreError> {
         let mut g = self.inner.lock().map_err(poisoned)?;
         if let Some(u) = update {
-            u.apply(g.history.entry((tenant.to_string(), user.to_string())).or_default());
+            u.apply(
+                g.history
+                    .entry((tenant.to_string(), user.to_string()))
+                    .or_default(),
+            );
         }
         if let Some(s) = state {
-            g.sessions.insert((tenant.to_string(), user.to_string(), session.to_string()), s.clone());
+            g.sessions.insert(
+                (tenant.to_string(), user.to_string(), session.to_string()),
+                s.clone(),
+            );
         }
         Ok(())
     }
 
-    fn put_history(&self, tenant: &str, user: &str, history: &UserHistory) -> Result<(), StoreError> {
+    fn put_history(
+        &self,
+        tenant: &str,
+        user: &str,
+        history: &UserHistory,
+    ) -> Result<(), StoreError> {
         let mut g = self.inner.lock().map_err(poisoned)?;
-        g.history.insert((tenant.to_string(), user.to_string()), history.clone());
+        g.history
+            .insert((tenant.to_string(), user.to_string()), history.clone());
         Ok(())
     }
 }

@@ -64,7 +64,11 @@ impl FiredBuf {
     /// An empty buffer.
     #[must_use]
     pub const fn new() -> Self {
-        FiredBuf { inline: [0; 32], len: 0, spill: Vec::new() }
+        FiredBuf {
+            inline: [0; 32],
+            len: 0,
+            spill: Vec::new(),
+        }
     }
     /// Appends.
     pub fn push(&mut self, i: usize) {
@@ -81,7 +85,11 @@ impl FiredBuf {
     /// The indices.
     #[must_use]
     pub fn as_slice(&self) -> &[usize] {
-        if self.spill.is_empty() { self.inline.get(..self.len).unwrap_or(&[]) } else { &self.spill }
+        if self.spill.is_empty() {
+            self.inline.get(..self.len).unwrap_or(&[])
+        } else {
+            &self.spill
+        }
     }
 }
 
@@ -93,7 +101,11 @@ impl Default for FiredBuf {
 
 /// The candidate policies for the event.
 #[must_use]
-pub fn candidates<'s>(scope: &'s CompiledScope, event: &crate::request::Event, ids: Ids) -> &'s [u32] {
+pub fn candidates<'s>(
+    scope: &'s CompiledScope,
+    event: &crate::request::Event,
+    ids: Ids,
+) -> &'s [u32] {
     use crate::request::Event;
     let idx = &scope.index;
     match event {

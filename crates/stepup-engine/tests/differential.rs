@@ -2,6 +2,15 @@
 //! (kind, requirement, fired and satisfied policies, message, challenge, audit records, effects)
 //! on random policy sets, states and events.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
 use proptest::prelude::*;
 use stepup_core::{Factor, FactorSet, Timestamp};
 use stepup_engine::state::{AuthEvent, Grant, LastSignIn, SessionState};
@@ -12,7 +21,13 @@ const NOW: i64 = 1_800_000_000;
 fn leaf() -> impl Strategy<Value = String> {
     prop_oneof![
         (0..6u8).prop_map(|k| format!("operation == o{k}")),
-        prop::collection::vec(0..6u8, 1..4).prop_map(|v| format!("operation in [{}]", v.iter().map(|k| format!("o{k}")).collect::<Vec<_>>().join(", "))),
+        prop::collection::vec(0..6u8, 1..4).prop_map(|v| format!(
+            "operation in [{}]",
+            v.iter()
+                .map(|k| format!("o{k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
         (0..3u8).prop_map(|k| format!("resource == r{k}")),
         (0..101u32).prop_map(|n| format!("risk >= {n}")),
         (0..3000u32).prop_map(|n| format!("amount > {n}")),
@@ -34,8 +49,10 @@ fn leaf() -> impl Strategy<Value = String> {
 fn cond() -> impl Strategy<Value = String> {
     leaf().prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
-            prop::collection::vec(inner.clone(), 2..4).prop_map(|v| format!("({})", v.join(" and "))),
-            prop::collection::vec(inner.clone(), 2..4).prop_map(|v| format!("({})", v.join(" or "))),
+            prop::collection::vec(inner.clone(), 2..4)
+                .prop_map(|v| format!("({})", v.join(" and "))),
+            prop::collection::vec(inner.clone(), 2..4)
+                .prop_map(|v| format!("({})", v.join(" or "))),
             inner.prop_map(|a| format!("not ({a})")),
         ]
     })
@@ -86,9 +103,18 @@ fn factor_set() -> impl Strategy<Value = FactorSet> {
 fn context() -> impl Strategy<Value = Context> {
     (
         prop::option::of(prop::sample::select(vec!["d1", "d2", "d3"])),
-        prop::option::of(prop::sample::select(vec!["198.51.100.7", "203.0.113.9", "not-an-ip", "2001:db8:bad::1"])),
+        prop::option::of(prop::sample::select(vec![
+            "198.51.100.7",
+            "203.0.113.9",
+            "not-an-ip",
+            "2001:db8:bad::1",
+        ])),
         prop::option::of(prop::sample::select(vec!["FR", "US", "BE"])),
-        prop::option::of(prop::sample::select(vec![(48.85, 2.35), (40.71, -74.0), (50.85, 4.35)])),
+        prop::option::of(prop::sample::select(vec![
+            (48.85, 2.35),
+            (40.71, -74.0),
+            (50.85, 4.35),
+        ])),
         prop::option::of(0u32..120),
     )
         .prop_map(|(d, ip, c, l, r)| Context {
@@ -103,20 +129,34 @@ fn context() -> impl Strategy<Value = Context> {
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
         (context(), factor_set()).prop_map(|(context, factors)| Event::SignIn { context, factors }),
-        (0..7u8, prop::option::of(0.0..3000.0f64), prop::option::of(prop::sample::select(vec!["gold", "free"])), prop::option::of(any::<bool>()), prop::option::of(context())).prop_map(|(k, amount, plan, vip, context)| {
-            let mut attrs = Vec::new();
-            if let Some(a) = amount {
-                attrs.push(("amount".to_string(), Value::Number(a.floor())));
-            }
-            if let Some(p) = plan {
-                attrs.push(("plan".to_string(), Value::Str(p.to_string())));
-            }
-            if let Some(v) = vip {
-                attrs.push(("vip".to_string(), Value::Bool(v)));
-            }
-            Event::Operation { name: format!("o{k}"), attrs, context }
+        (
+            0..7u8,
+            prop::option::of(0.0..3000.0f64),
+            prop::option::of(prop::sample::select(vec!["gold", "free"])),
+            prop::option::of(any::<bool>()),
+            prop::option::of(context())
+        )
+            .prop_map(|(k, amount, plan, vip, context)| {
+                let mut attrs = Vec::new();
+                if let Some(a) = amount {
+                    attrs.push(("amount".to_string(), Value::Number(a.floor())));
+                }
+                if let Some(p) = plan {
+                    attrs.push(("plan".to_string(), Value::Str(p.to_string())));
+                }
+                if let Some(v) = vip {
+                    attrs.push(("vip".to_string(), Value::Bool(v)));
+                }
+                Event::Operation {
+                    name: format!("o{k}"),
+                    attrs,
+                    context,
+                }
+            }),
+        (0..4u8, prop::option::of(context())).prop_map(|(k, context)| Event::Access {
+            resource: format!("r{k}"),
+            context
         }),
-        (0..4u8, prop::option::of(context())).prop_map(|(k, context)| Event::Access { resource: format!("r{k}"), context }),
         (factor(), any::<bool>()).prop_map(|(factor, success)| Event::StepUp { factor, success }),
     ]
 }
@@ -125,25 +165,64 @@ fn state() -> impl Strategy<Value = State> {
     (
         any::<bool>(),
         prop::collection::vec(prop::sample::select(vec!["d1", "d2"]), 0..2),
-        prop::collection::vec((prop::sample::select(vec!["FR", "US"]), 0..(60 * 86_400i64)), 0..2),
-        prop::option::of((0..7200i64, prop::sample::select(vec![(48.85, 2.35), (40.71, -74.0)]))),
+        prop::collection::vec(
+            (prop::sample::select(vec!["FR", "US"]), 0..(60 * 86_400i64)),
+            0..2,
+        ),
+        prop::option::of((
+            0..7200i64,
+            prop::sample::select(vec![(48.85, 2.35), (40.71, -74.0)]),
+        )),
         prop::collection::vec((0..3u8, 0..(40 * 86_400i64)), 0..2),
         prop::collection::vec((0..4000i64, factor_set()), 0..3),
         prop::option::of((0..7u8, 0..3u8)),
     )
-        .prop_map(|(store_ok, devices, countries, last, accesses, events, grant)| {
-            let history = UserHistory {
-                devices: devices.into_iter().map(str::to_string).collect(),
-                countries: countries.into_iter().map(|(c, ago)| (c.to_string(), Timestamp(NOW - ago))).collect(),
-                last_sign_in: last.map(|(ago, (lat, lon))| LastSignIn { at: Timestamp(NOW - ago), country: None, location: Some(Location { lat, lon }) }),
-                accesses: accesses.into_iter().map(|(k, ago)| (format!("r{k}"), Timestamp(NOW - ago))).collect(),
-            };
-            let mut session = SessionState { events: events.into_iter().map(|(ago, factors)| AuthEvent { at: Timestamp(NOW - ago), factors }).collect(), ..SessionState::default() };
-            if let Some((op, p)) = grant {
-                session.grants.push(Grant { challenge_id: "c".into(), event_key: format!("operation:o{op}"), policies: vec![format!("p{p}")], expires_at: Timestamp(NOW + 100) });
-            }
-            State { history: if store_ok { Ok(history) } else { Err("store down".into()) }, session }
-        })
+        .prop_map(
+            |(store_ok, devices, countries, last, accesses, events, grant)| {
+                let history = UserHistory {
+                    devices: devices.into_iter().map(str::to_string).collect(),
+                    countries: countries
+                        .into_iter()
+                        .map(|(c, ago)| (c.to_string(), Timestamp(NOW - ago)))
+                        .collect(),
+                    last_sign_in: last.map(|(ago, (lat, lon))| LastSignIn {
+                        at: Timestamp(NOW - ago),
+                        country: None,
+                        location: Some(Location { lat, lon }),
+                    }),
+                    accesses: accesses
+                        .into_iter()
+                        .map(|(k, ago)| (format!("r{k}"), Timestamp(NOW - ago)))
+                        .collect(),
+                };
+                let mut session = SessionState {
+                    events: events
+                        .into_iter()
+                        .map(|(ago, factors)| AuthEvent {
+                            at: Timestamp(NOW - ago),
+                            factors,
+                        })
+                        .collect(),
+                    ..SessionState::default()
+                };
+                if let Some((op, p)) = grant {
+                    session.grants.push(Grant {
+                        challenge_id: "c".into(),
+                        event_key: format!("operation:o{op}"),
+                        policies: vec![format!("p{p}")],
+                        expires_at: Timestamp(NOW + 100),
+                    });
+                }
+                State {
+                    history: if store_ok {
+                        Ok(history)
+                    } else {
+                        Err("store down".into())
+                    },
+                    session,
+                }
+            },
+        )
 }
 
 proptest! {

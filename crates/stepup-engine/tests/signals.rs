@@ -1,5 +1,14 @@
 //! Each risk signal at its boundaries.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
 use stepup_core::Timestamp;
 use stepup_dsl::model::{RiskConfig, SignalKind};
 use stepup_engine::risk::{Signals, ThreatFeed, distance_km};
@@ -7,11 +16,23 @@ use stepup_engine::state::LastSignIn;
 use stepup_engine::{Context, Location, Tri, UserHistory};
 
 const NOW: i64 = 1_800_000_000;
-const PARIS: Location = Location { lat: 48.8566, lon: 2.3522 };
-const NEW_YORK: Location = Location { lat: 40.7128, lon: -74.0060 };
+const PARIS: Location = Location {
+    lat: 48.8566,
+    lon: 2.3522,
+};
+const NEW_YORK: Location = Location {
+    lat: 40.7128,
+    lon: -74.0060,
+};
 
 fn ctx(country: &str, loc: Location, ip: &str) -> Context {
-    Context { device: Some("d".into()), ip: Some(ip.into()), country: Some(country.into()), location: Some(loc), platform_risk: None }
+    Context {
+        device: Some("d".into()),
+        ip: Some(ip.into()),
+        country: Some(country.into()),
+        location: Some(loc),
+        platform_risk: None,
+    }
 }
 
 fn signal(h: &UserHistory, c: &Context, k: SignalKind, days: u32, now: i64) -> Tri {
@@ -22,24 +43,64 @@ fn signal(h: &UserHistory, c: &Context, k: SignalKind, days: u32, now: i64) -> T
 #[test]
 fn new_country_at_exactly_n_days_and_one_second_more() {
     let mut h = UserHistory::default();
-    h.countries.insert("FR".into(), Timestamp(NOW - 30 * 86_400));
+    h.countries
+        .insert("FR".into(), Timestamp(NOW - 30 * 86_400));
     let c = ctx("FR", PARIS, "198.51.100.1");
-    assert_eq!(signal(&h, &c, SignalKind::NewCountry, 30, NOW), Tri::False, "exactly 30 days: seen within the window");
-    assert_eq!(signal(&h, &c, SignalKind::NewCountry, 30, NOW + 1), Tri::True, "30 days and one second: new");
-    assert_eq!(signal(&h, &ctx("BE", PARIS, "198.51.100.1"), SignalKind::NewCountry, 30, NOW), Tri::True, "never seen");
+    assert_eq!(
+        signal(&h, &c, SignalKind::NewCountry, 30, NOW),
+        Tri::False,
+        "exactly 30 days: seen within the window"
+    );
+    assert_eq!(
+        signal(&h, &c, SignalKind::NewCountry, 30, NOW + 1),
+        Tri::True,
+        "30 days and one second: new"
+    );
+    assert_eq!(
+        signal(
+            &h,
+            &ctx("BE", PARIS, "198.51.100.1"),
+            SignalKind::NewCountry,
+            30,
+            NOW
+        ),
+        Tri::True,
+        "never seen"
+    );
 }
 
 fn travel(from: Location, to: Location, elapsed: i64, max_speed: u32) -> Tri {
-    let h = UserHistory { last_sign_in: Some(LastSignIn { at: Timestamp(NOW - elapsed), country: None, location: Some(from) }), ..UserHistory::default() };
-    let cfg = RiskConfig { max_speed_kmh: max_speed, ..RiskConfig::default() };
+    let h = UserHistory {
+        last_sign_in: Some(LastSignIn {
+            at: Timestamp(NOW - elapsed),
+            country: None,
+            location: Some(from),
+        }),
+        ..UserHistory::default()
+    };
+    let cfg = RiskConfig {
+        max_speed_kmh: max_speed,
+        ..RiskConfig::default()
+    };
     let feed = ThreatFeed::default();
-    Signals::new(Some(&ctx("US", to, "198.51.100.1")), Some(&h), &cfg, &feed, Timestamp(NOW)).get(SignalKind::ImpossibleTravel, 0)
+    Signals::new(
+        Some(&ctx("US", to, "198.51.100.1")),
+        Some(&h),
+        &cfg,
+        &feed,
+        Timestamp(NOW),
+    )
+    .get(SignalKind::ImpossibleTravel, 0)
 }
 
 #[test]
 fn impossible_travel_paris_then_new_york_five_minutes_later() {
     assert_eq!(travel(PARIS, NEW_YORK, 300, 900), Tri::True);
-    assert_eq!(travel(PARIS, NEW_YORK, 10 * 3_600, 900), Tri::False, "ten hours later is a flight");
+    assert_eq!(
+        travel(PARIS, NEW_YORK, 10 * 3_600, 900),
+        Tri::False,
+        "ten hours later is a flight"
+    );
 }
 
 #[test]
@@ -50,33 +111,62 @@ fn impossible_travel_at_exactly_max_speed_is_possible() {
     let exact = km * 3_600.0 / secs as f64; // km/h
     let at_limit = exact.ceil() as u32; // the limit is at or just above the speed: possible
     assert_eq!(travel(PARIS, NEW_YORK, secs, at_limit), Tri::False);
-    assert_eq!(travel(PARIS, NEW_YORK, secs, at_limit - 1), Tri::True, "one km/h less and it is impossible");
+    assert_eq!(
+        travel(PARIS, NEW_YORK, secs, at_limit - 1),
+        Tri::True,
+        "one km/h less and it is impossible"
+    );
 }
 
 #[test]
 fn a_99_km_jump_is_geolocation_noise() {
     // About 99 km north of Paris, one second later.
-    let north = Location { lat: PARIS.lat + 99.0 / 111.2, lon: PARIS.lon };
+    let north = Location {
+        lat: PARIS.lat + 99.0 / 111.2,
+        lon: PARIS.lon,
+    };
     let km = distance_km(PARIS, north);
     assert!((98.0..100.0).contains(&km), "{km}");
     assert_eq!(travel(PARIS, north, 1, 900), Tri::False);
-    let farther = Location { lat: PARIS.lat + 101.0 / 111.2, lon: PARIS.lon };
+    let farther = Location {
+        lat: PARIS.lat + 101.0 / 111.2,
+        lon: PARIS.lon,
+    };
     assert_eq!(travel(PARIS, farther, 1, 900), Tri::True);
 }
 
 #[test]
 fn threat_feed_with_an_ipv6_48_comments_and_one_broken_line() {
-    let (feed, warnings) = ThreatFeed::parse("feeds/x.netset", "# bad actors\n203.0.113.0/24 # campaign 7\n2001:db8:bad::/48\n300.1.1.1/8\n\n");
+    let (feed, warnings) = ThreatFeed::parse(
+        "feeds/x.netset",
+        "# bad actors\n203.0.113.0/24 # campaign 7\n2001:db8:bad::/48\n300.1.1.1/8\n\n",
+    );
     assert_eq!(warnings.len(), 1);
-    assert_eq!(warnings[0].to_string(), "feeds/x.netset:4: `300.1.1.1/8` is not an IP address or CIDR range; line skipped");
+    assert_eq!(
+        warnings[0].to_string(),
+        "feeds/x.netset:4: `300.1.1.1/8` is not an IP address or CIDR range; line skipped"
+    );
     let cfg = RiskConfig::default();
     let h = UserHistory::default();
-    let hit = |ip: &str| Signals::new(Some(&ctx("FR", PARIS, ip)), Some(&h), &cfg, &feed, Timestamp(NOW)).get(SignalKind::ThreatIntel, 0);
+    let hit = |ip: &str| {
+        Signals::new(
+            Some(&ctx("FR", PARIS, ip)),
+            Some(&h),
+            &cfg,
+            &feed,
+            Timestamp(NOW),
+        )
+        .get(SignalKind::ThreatIntel, 0)
+    };
     assert_eq!(hit("2001:db8:bad:1234::1"), Tri::True);
     assert_eq!(hit("2001:db8:bae::1"), Tri::False);
     assert_eq!(hit("203.0.113.200"), Tri::True);
     assert_eq!(hit("198.51.100.1"), Tri::False);
-    assert_eq!(hit("garbage"), Tri::Unknown, "an unreadable address fails closed");
+    assert_eq!(
+        hit("garbage"),
+        Tri::Unknown,
+        "an unreadable address fails closed"
+    );
 }
 
 #[test]
@@ -92,9 +182,19 @@ fn risk_score_sums_weights_caps_at_100_and_takes_the_platform_score_if_higher() 
     let mut quiet = UserHistory::default();
     quiet.devices.insert("d".into());
     quiet.countries.insert("FR".into(), Timestamp(NOW));
-    let c = Context { platform_risk: Some(55), ..ctx("FR", PARIS, "198.51.100.1") };
-    assert_eq!(Signals::new(Some(&c), Some(&quiet), &cfg, &feed, Timestamp(NOW)).score(), Some(55));
-    assert_eq!(Signals::new(Some(&c), None, &cfg, &feed, Timestamp(NOW)).score(), None, "store unavailable: unknown");
+    let c = Context {
+        platform_risk: Some(55),
+        ..ctx("FR", PARIS, "198.51.100.1")
+    };
+    assert_eq!(
+        Signals::new(Some(&c), Some(&quiet), &cfg, &feed, Timestamp(NOW)).score(),
+        Some(55)
+    );
+    assert_eq!(
+        Signals::new(Some(&c), None, &cfg, &feed, Timestamp(NOW)).score(),
+        None,
+        "store unavailable: unknown"
+    );
 }
 
 #[test]

@@ -1,11 +1,23 @@
 //! One test per rule of the source document (`shared/seed/adaptive-step-up.txt`), against the
 //! repository's own `rules/`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
 use std::path::PathBuf;
 
 use stepup_core::{Aal, Factor, FactorSet, Timestamp};
 use stepup_engine::decision::audit_names as au;
-use stepup_engine::{CompiledSet, Context, Decision, DecisionKind, Engine, Event, Location, MemoryStore, Request, Store, UserHistory, Value};
+use stepup_engine::{
+    CompiledSet, Context, Decision, DecisionKind, Engine, Event, Location, MemoryStore, Request,
+    Store, UserHistory, Value,
+};
 
 const T0: i64 = 1_795_770_000; // 2026-11-27T09:00:00Z (about)
 
@@ -26,7 +38,16 @@ fn factors(f: &[Factor]) -> FactorSet {
 }
 
 fn paris() -> Context {
-    Context { device: Some("laptop-1".into()), ip: Some("198.51.100.7".into()), country: Some("FR".into()), location: Some(Location { lat: 48.85, lon: 2.35 }), platform_risk: None }
+    Context {
+        device: Some("laptop-1".into()),
+        ip: Some("198.51.100.7".into()),
+        country: Some("FR".into()),
+        location: Some(Location {
+            lat: 48.85,
+            lon: 2.35,
+        }),
+        platform_risk: None,
+    }
 }
 
 impl Sim {
@@ -36,9 +57,24 @@ impl Sim {
         let mut h = UserHistory::default();
         h.devices.insert("laptop-1".into());
         h.countries.insert("FR".into(), Timestamp(T0 - 86_400));
-        h.last_sign_in = Some(stepup_engine::state::LastSignIn { at: Timestamp(T0 - 86_400), country: Some("FR".into()), location: Some(Location { lat: 48.85, lon: 2.35 }) });
-        store.put_history("acme", "alice", &h).unwrap_or_else(|e| panic!("{e}"));
-        Sim { engine, store, app: app.into(), user: "alice".into(), enrolled: factors(enrolled) }
+        h.last_sign_in = Some(stepup_engine::state::LastSignIn {
+            at: Timestamp(T0 - 86_400),
+            country: Some("FR".into()),
+            location: Some(Location {
+                lat: 48.85,
+                lon: 2.35,
+            }),
+        });
+        store
+            .put_history("acme", "alice", &h)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Sim {
+            engine,
+            store,
+            app: app.into(),
+            user: "alice".into(),
+            enrolled: factors(enrolled),
+        }
     }
     fn at(&self, secs: i64, event: Event) -> Decision {
         let req = Request {
@@ -53,16 +89,42 @@ impl Sim {
         self.engine.process(&self.store, &req, false)
     }
     fn sign_in(&self, secs: i64, ctx: Context) -> Decision {
-        self.at(secs, Event::SignIn { context: ctx, factors: factors(&[Factor::Password]) })
+        self.at(
+            secs,
+            Event::SignIn {
+                context: ctx,
+                factors: factors(&[Factor::Password]),
+            },
+        )
     }
     fn op(&self, secs: i64, name: &str) -> Decision {
-        self.at(secs, Event::Operation { name: name.into(), attrs: vec![], context: None })
+        self.at(
+            secs,
+            Event::Operation {
+                name: name.into(),
+                attrs: vec![],
+                context: None,
+            },
+        )
     }
     fn payout(&self, secs: i64, amount: f64) -> Decision {
-        self.at(secs, Event::Operation { name: "payout".into(), attrs: vec![("amount".into(), Value::Number(amount))], context: None })
+        self.at(
+            secs,
+            Event::Operation {
+                name: "payout".into(),
+                attrs: vec![("amount".into(), Value::Number(amount))],
+                context: None,
+            },
+        )
     }
     fn step_up(&self, secs: i64, f: Factor) -> Decision {
-        self.at(secs, Event::StepUp { factor: f, success: true })
+        self.at(
+            secs,
+            Event::StepUp {
+                factor: f,
+                success: true,
+            },
+        )
     }
 }
 
@@ -79,12 +141,21 @@ fn a_sensitive_operation_steps_up_to_aal2_and_then_proceeds() {
     assert_eq!(d.required.map(|r| r.aal), Some(Aal::Aal2));
     assert_eq!(d.fired, vec!["sensitive_ops"]);
     assert_eq!(d.eligible.names(), vec!["sms", "totp"]);
-    assert_eq!(d.message.as_deref(), Some("Confirm your identity before changing your account details."));
+    assert_eq!(
+        d.message.as_deref(),
+        Some("Confirm your identity before changing your account details.")
+    );
     assert_eq!(names(&d), vec![au::INITIATED]);
     let c = s.step_up(320, Factor::Totp);
-    assert_eq!((c.kind, names(&c)), (DecisionKind::Completed, vec![au::COMPLETED]));
+    assert_eq!(
+        (c.kind, names(&c)),
+        (DecisionKind::Completed, vec![au::COMPLETED])
+    );
     let retry = s.op(321, "change_email");
-    assert_eq!((retry.kind, names(&retry)), (DecisionKind::Allow, vec![au::SKIPPED]));
+    assert_eq!(
+        (retry.kind, names(&retry)),
+        (DecisionKind::Allow, vec![au::SKIPPED])
+    );
     assert_eq!(retry.satisfied, vec!["sensitive_ops"]);
 }
 
@@ -110,13 +181,28 @@ fn admin_operations_step_up_to_aal2_by_default() {
 fn first_access_to_payments_steps_up_once_and_reopening_within_the_duration_does_not() {
     let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
     s.sign_in(0, paris());
-    let open = |t| s.at(t, Event::Access { resource: "payments".into(), context: None });
+    let open = |t| {
+        s.at(
+            t,
+            Event::Access {
+                resource: "payments".into(),
+                context: None,
+            },
+        )
+    };
     let d = open(60);
-    assert_eq!((d.kind, d.fired.clone()), (DecisionKind::StepUp, vec!["first_payments".to_string()]));
+    assert_eq!(
+        (d.kind, d.fired.clone()),
+        (DecisionKind::StepUp, vec!["first_payments".to_string()])
+    );
     assert_eq!(s.step_up(70, Factor::Totp).kind, DecisionKind::Completed);
     assert_eq!(open(75).kind, DecisionKind::Allow);
     let later = open(600);
-    assert_eq!((later.kind, later.fired.len()), (DecisionKind::Allow, 0), "no longer a first access");
+    assert_eq!(
+        (later.kind, later.fired.len()),
+        (DecisionKind::Allow, 0),
+        "no longer a first access"
+    );
 }
 
 #[test]
@@ -134,11 +220,19 @@ fn an_aal3_payout_elevation_of_5_minutes_expires_at_the_second() {
     let s = Sim::new("dashboard", &[Factor::Password, Factor::Webauthn]);
     s.sign_in(0, paris());
     let d = s.payout(100, 5000.0);
-    assert_eq!(d.required.map(|r| (r.aal, r.factors.names(), r.validity.max_age_secs())), Some((Aal::Aal3, vec!["totp", "webauthn"], 300)));
+    assert_eq!(
+        d.required
+            .map(|r| (r.aal, r.factors.names(), r.validity.max_age_secs())),
+        Some((Aal::Aal3, vec!["totp", "webauthn"], 300))
+    );
     s.step_up(110, Factor::Webauthn);
     assert_eq!(s.payout(110 + 299, 5000.0).kind, DecisionKind::Allow);
     assert_eq!(s.payout(110 + 300, 5000.0).kind, DecisionKind::StepUp);
-    assert_eq!(s.payout(500, 999.0).kind, DecisionKind::Allow, "below the threshold");
+    assert_eq!(
+        s.payout(500, 999.0).kind,
+        DecisionKind::Allow,
+        "below the threshold"
+    );
 }
 
 #[test]
@@ -146,10 +240,16 @@ fn an_sms_only_user_gets_aal2_but_is_refused_aal3_with_the_enrol_message() {
     let s = Sim::new("dashboard", &[Factor::Password, Factor::Sms]);
     s.sign_in(0, paris());
     let d = s.op(10, "change_email");
-    assert_eq!((d.kind, d.eligible.names()), (DecisionKind::StepUp, vec!["sms"]));
+    assert_eq!(
+        (d.kind, d.eligible.names()),
+        (DecisionKind::StepUp, vec!["sms"])
+    );
     let p = s.payout(20, 5000.0);
     assert_eq!(p.kind, DecisionKind::Deny);
-    assert_eq!(p.message.as_deref(), Some("This operation requires a stronger factor. Set up WebAuthn or TOTP to proceed."));
+    assert_eq!(
+        p.message.as_deref(),
+        Some("This operation requires a stronger factor. Set up WebAuthn or TOTP to proceed.")
+    );
     assert_eq!(names(&p), vec![au::DENIED]);
 }
 
@@ -157,24 +257,76 @@ fn an_sms_only_user_gets_aal2_but_is_refused_aal3_with_the_enrol_message() {
 fn stacked_policies_merge_to_the_most_restrictive() {
     // A payout from a new device: new_device (aal2, any, 15m) and payouts (aal3, webauthn|totp, 5m).
     let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
-    let d = s.at(0, Event::Operation {
-        name: "payout".into(),
-        attrs: vec![("amount".into(), Value::Number(2000.0))],
-        context: Some(Context { device: Some("phone-9".into()), ..paris() }),
-    });
+    let d = s.at(
+        0,
+        Event::Operation {
+            name: "payout".into(),
+            attrs: vec![("amount".into(), Value::Number(2000.0))],
+            context: Some(Context {
+                device: Some("phone-9".into()),
+                ..paris()
+            }),
+        },
+    );
     assert_eq!(d.fired, vec!["new_device_sign_in", "payouts"]);
     let r = d.required.unwrap_or_else(|| panic!("no requirement"));
-    assert_eq!((r.aal, r.factors.names(), r.validity.max_age_secs()), (Aal::Aal3, vec!["totp", "webauthn"], 300));
+    assert_eq!(
+        (r.aal, r.factors.names(), r.validity.max_age_secs()),
+        (Aal::Aal3, vec!["totp", "webauthn"], 300)
+    );
 }
 
 #[test]
 fn each_risk_trigger_fires_on_sign_in() {
     let cases: Vec<(&str, Context, &str)> = vec![
-        ("new device", Context { device: Some("tablet-7".into()), ..paris() }, "new_device_sign_in"),
-        ("new country", Context { country: Some("BE".into()), location: Some(Location { lat: 50.85, lon: 4.35 }), ..paris() }, "new_country_sign_in"),
-        ("impossible travel", Context { country: Some("FR".into()), location: Some(Location { lat: 40.71, lon: -74.0 }), ..paris() }, "risky_sign_in"),
-        ("threat intel", Context { ip: Some("203.0.113.9".into()), ..paris() }, "risky_sign_in"),
-        ("platform risk", Context { platform_risk: Some(85), ..paris() }, "risky_sign_in"),
+        (
+            "new device",
+            Context {
+                device: Some("tablet-7".into()),
+                ..paris()
+            },
+            "new_device_sign_in",
+        ),
+        (
+            "new country",
+            Context {
+                country: Some("BE".into()),
+                location: Some(Location {
+                    lat: 50.85,
+                    lon: 4.35,
+                }),
+                ..paris()
+            },
+            "new_country_sign_in",
+        ),
+        (
+            "impossible travel",
+            Context {
+                country: Some("FR".into()),
+                location: Some(Location {
+                    lat: 40.71,
+                    lon: -74.0,
+                }),
+                ..paris()
+            },
+            "risky_sign_in",
+        ),
+        (
+            "threat intel",
+            Context {
+                ip: Some("203.0.113.9".into()),
+                ..paris()
+            },
+            "risky_sign_in",
+        ),
+        (
+            "platform risk",
+            Context {
+                platform_risk: Some(85),
+                ..paris()
+            },
+            "risky_sign_in",
+        ),
     ];
     for (what, ctx, policy) in cases {
         let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
@@ -188,14 +340,34 @@ fn each_risk_trigger_fires_on_sign_in() {
 #[test]
 fn a_failed_step_up_teaches_nothing_and_the_device_stays_new() {
     let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
-    let ctx = Context { device: Some("tablet-7".into()), ..paris() };
+    let ctx = Context {
+        device: Some("tablet-7".into()),
+        ..paris()
+    };
     assert_eq!(s.sign_in(0, ctx.clone()).kind, DecisionKind::StepUp);
-    let f = s.at(10, Event::StepUp { factor: Factor::Totp, success: false });
-    assert_eq!((f.kind, names(&f)), (DecisionKind::Failed, vec![au::FAILED]));
+    let f = s.at(
+        10,
+        Event::StepUp {
+            factor: Factor::Totp,
+            success: false,
+        },
+    );
+    assert_eq!(
+        (f.kind, names(&f)),
+        (DecisionKind::Failed, vec![au::FAILED])
+    );
     let again = s.sign_in(20, ctx.clone());
-    assert!(again.fired.contains(&"new_device_sign_in".to_string()), "still new");
+    assert!(
+        again.fired.contains(&"new_device_sign_in".to_string()),
+        "still new"
+    );
     assert_eq!(s.step_up(30, Factor::Totp).kind, DecisionKind::Completed);
-    assert!(!s.sign_in(40, ctx).fired.contains(&"new_device_sign_in".to_string()), "learned after success");
+    assert!(
+        !s.sign_in(40, ctx)
+            .fired
+            .contains(&"new_device_sign_in".to_string()),
+        "learned after success"
+    );
 }
 
 #[test]
@@ -207,7 +379,11 @@ fn an_expired_or_used_challenge_cannot_complete() {
     assert_eq!(late.kind, DecisionKind::Failed);
     s.op(500, "change_email");
     assert_eq!(s.step_up(510, Factor::Totp).kind, DecisionKind::Completed);
-    assert_eq!(s.step_up(511, Factor::Totp).kind, DecisionKind::Failed, "single use");
+    assert_eq!(
+        s.step_up(511, Factor::Totp).kind,
+        DecisionKind::Failed,
+        "single use"
+    );
 }
 
 #[test]
@@ -215,9 +391,17 @@ fn a_non_eligible_or_non_enrolled_factor_fails() {
     let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp, Factor::Sms]);
     s.sign_in(0, paris());
     s.payout(10, 5000.0);
-    assert_eq!(s.step_up(20, Factor::Sms).kind, DecisionKind::Failed, "sms cannot prove aal3");
+    assert_eq!(
+        s.step_up(20, Factor::Sms).kind,
+        DecisionKind::Failed,
+        "sms cannot prove aal3"
+    );
     s.payout(30, 5000.0);
-    assert_eq!(s.step_up(40, Factor::Webauthn).kind, DecisionKind::Failed, "not enrolled");
+    assert_eq!(
+        s.step_up(40, Factor::Webauthn).kind,
+        DecisionKind::Failed,
+        "not enrolled"
+    );
 }
 
 #[test]
@@ -225,10 +409,21 @@ fn the_finance_every_time_override_prompts_on_every_sensitive_operation() {
     let s = Sim::new("finance", &[Factor::Password, Factor::Totp]);
     s.sign_in(0, paris());
     let d = s.op(10, "change_email");
-    assert_eq!((d.kind, d.required.map(|r| r.validity.max_age_secs())), (DecisionKind::StepUp, Some(0)));
+    assert_eq!(
+        (d.kind, d.required.map(|r| r.validity.max_age_secs())),
+        (DecisionKind::StepUp, Some(0))
+    );
     s.step_up(20, Factor::Totp);
-    assert_eq!(s.op(21, "change_email").kind, DecisionKind::Allow, "the retry");
-    assert_eq!(s.op(22, "change_email").kind, DecisionKind::StepUp, "every time");
+    assert_eq!(
+        s.op(21, "change_email").kind,
+        DecisionKind::Allow,
+        "the retry"
+    );
+    assert_eq!(
+        s.op(22, "change_email").kind,
+        DecisionKind::StepUp,
+        "every time"
+    );
     // The dashboard application caches for 15 minutes.
     let dash = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
     dash.sign_in(0, paris());
@@ -245,7 +440,11 @@ fn every_audit_record_carries_the_policy_set_hash() {
     let d = s.op(10, "change_email");
     let hash = s.engine.current().hash().to_string();
     assert_eq!(hash.len(), 32);
-    assert!(d.audit.iter().all(|a| *a.policy_set == *hash && a.tenant == "acme" && a.user == "alice"));
+    assert!(
+        d.audit
+            .iter()
+            .all(|a| *a.policy_set == *hash && a.tenant == "acme" && a.user == "alice")
+    );
 }
 
 #[test]
@@ -264,11 +463,24 @@ fn a_script_stuck_in_a_loop_is_stopped_and_fails_closed() {
     let set = CompiledSet::from_text("s.policy", "operation pay sensitive\npolicy p \"Confirm this payment.\" { when operation == pay and script \"loop {} false\" require aal2 }")
         .unwrap_or_else(|e| panic!("{e}"));
     let req = Request {
-        tenant: "default".into(), application: String::new(), user: "u".into(), enrolled: factors(&[Factor::Totp]),
-        session: "s".into(), now: Timestamp(T0), event: Event::Operation { name: "pay".into(), attrs: vec![], context: None },
+        tenant: "default".into(),
+        application: String::new(),
+        user: "u".into(),
+        enrolled: factors(&[Factor::Totp]),
+        session: "s".into(),
+        now: Timestamp(T0),
+        event: Event::Operation {
+            name: "pay".into(),
+            attrs: vec![],
+            context: None,
+        },
     };
     let d = set.decide(&req, &stepup_engine::State::default(), true);
     assert_eq!(d.kind, DecisionKind::StepUp);
     let tr = d.trace.unwrap_or_default();
-    assert!(tr.notes.iter().any(|n| n.contains("budget")), "{:?}", tr.notes);
+    assert!(
+        tr.notes.iter().any(|n| n.contains("budget")),
+        "{:?}",
+        tr.notes
+    );
 }

@@ -44,7 +44,11 @@ pub fn event_json(r: &FileReport, e: &EventResult) -> serde_json::Value {
 }
 
 fn paint(color: bool, code: &str, s: &str) -> String {
-    if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    if color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
 }
 
 fn decision_color(k: DecisionKind) -> &'static str {
@@ -59,7 +63,11 @@ fn decision_color(k: DecisionKind) -> &'static str {
 #[must_use]
 pub fn table(r: &FileReport, color: bool, explain: bool, expect: bool) -> String {
     let mut out = String::new();
-    let scope = if r.scope.1.is_empty() { r.scope.0.clone() } else { format!("{}/{}", r.scope.0, r.scope.1) };
+    let scope = if r.scope.1.is_empty() {
+        r.scope.0.clone()
+    } else {
+        format!("{}/{}", r.scope.0, r.scope.1)
+    };
     let _ = writeln!(out, "{} — {} ({scope})", paint(color, "1", &r.name), r.file);
     let rows: Vec<[String; 8]> = r
         .events
@@ -71,10 +79,17 @@ pub fn table(r: &FileReport, color: bool, explain: bool, expect: bool) -> String
                 Some(q) => format!("{before} → {}", q.aal),
                 None => before,
             };
-            let factors = if d.eligible.is_empty() { d.required.map_or(String::new(), |q| q.factors.to_string()) } else { d.eligible.to_string() };
+            let factors = if d.eligible.is_empty() {
+                d.required.map_or(String::new(), |q| q.factors.to_string())
+            } else {
+                d.eligible.to_string()
+            };
             [
                 e.index.to_string(),
-                e.at.to_rfc3339().replace('T', " ").trim_end_matches('Z').to_string(),
+                e.at.to_rfc3339()
+                    .replace('T', " ")
+                    .trim_end_matches('Z')
+                    .to_string(),
                 e.user.clone(),
                 e.event.clone(),
                 d.kind.as_str().to_string(),
@@ -84,7 +99,9 @@ pub fn table(r: &FileReport, color: bool, explain: bool, expect: bool) -> String
             ]
         })
         .collect();
-    let headers = ["#", "time", "user", "event", "decision", "aal", "factors", "policies"];
+    let headers = [
+        "#", "time", "user", "event", "decision", "aal", "factors", "policies",
+    ];
     let mut widths = headers.map(|h| h.chars().count());
     for row in &rows {
         for (w, c) in widths.iter_mut().zip(row.iter()) {
@@ -92,9 +109,20 @@ pub fn table(r: &FileReport, color: bool, explain: bool, expect: bool) -> String
         }
     }
     let line = |cells: &[String]| -> String {
-        cells.iter().zip(widths.iter()).map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count())))).collect::<Vec<_>>().join("  ").trim_end().to_string()
+        cells
+            .iter()
+            .zip(widths.iter())
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
     };
-    let _ = writeln!(out, "  {}", paint(color, "2", &line(&headers.map(str::to_string))));
+    let _ = writeln!(
+        out,
+        "  {}",
+        paint(color, "2", &line(&headers.map(str::to_string)))
+    );
     for (row, e) in rows.iter().zip(&r.events) {
         let k = e.decision.kind;
         let cells: Vec<String> = row
@@ -103,7 +131,11 @@ pub fn table(r: &FileReport, color: bool, explain: bool, expect: bool) -> String
             .enumerate()
             .map(|(i, (c, w))| {
                 let padded = format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count())));
-                if i == 4 { paint(color, decision_color(k), &padded) } else { padded }
+                if i == 4 {
+                    paint(color, decision_color(k), &padded)
+                } else {
+                    padded
+                }
             })
             .collect();
         let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
@@ -113,11 +145,22 @@ pub fn table(r: &FileReport, color: bool, explain: bool, expect: bool) -> String
             let _ = writeln!(out, "      {}", paint(color, "36", &format!("“{m}”")));
         }
         for err in &e.decision.errors {
-            let _ = writeln!(out, "      {}", paint(color, "31", &format!("fail-closed: {err}")));
+            let _ = writeln!(
+                out,
+                "      {}",
+                paint(color, "31", &format!("fail-closed: {err}"))
+            );
         }
         if expect {
             for m in &e.mismatches {
-                let _ = writeln!(out, "      {} {}: expected {}, got {}", paint(color, "31", "✗ mismatch"), m.field, paint(color, "32", &m.expected), paint(color, "31", &m.actual));
+                let _ = writeln!(
+                    out,
+                    "      {} {}: expected {}, got {}",
+                    paint(color, "31", "✗ mismatch"),
+                    m.field,
+                    paint(color, "32", &m.expected),
+                    paint(color, "31", &m.actual)
+                );
             }
         }
         if explain {
@@ -131,9 +174,15 @@ pub fn table(r: &FileReport, color: bool, explain: bool, expect: bool) -> String
 #[must_use]
 pub fn explain_text(e: &EventResult, color: bool) -> String {
     let mut out = String::new();
-    let Some(t) = &e.decision.trace else { return out };
+    let Some(t) = &e.decision.trace else {
+        return out;
+    };
     for p in &t.policies {
-        let mark = if p.fired { paint(color, "33", "fired") } else { paint(color, "2", "not fired") };
+        let mark = if p.fired {
+            paint(color, "33", "fired")
+        } else {
+            paint(color, "2", "not fired")
+        };
         let sat = match (p.satisfied, &p.why) {
             (Some(true), Some(w)) => format!(" — satisfied: {w}"),
             (Some(false), Some(w)) => format!(" — not satisfied: {w}"),
@@ -141,13 +190,44 @@ pub fn explain_text(e: &EventResult, color: bool) -> String {
         };
         let _ = writeln!(out, "      {} {mark} ({}){sat}", p.name, p.origin);
         for pr in &p.predicates {
-            let note = pr.note.as_ref().map(|n| format!(" — {n}")).unwrap_or_default();
-            let _ = writeln!(out, "        {} = {}{note}", pr.predicate, serde_json::to_value(pr.value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
+            let note = pr
+                .note
+                .as_ref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "        {} = {}{note}",
+                pr.predicate,
+                serde_json::to_value(pr.value)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            );
         }
     }
     if let Some(r) = &e.decision.risk {
-        let parts: Vec<String> = r.signals.iter().map(|s| format!("{} {}×{}", s.signal, serde_json::to_value(s.value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), s.weight)).collect();
-        let _ = writeln!(out, "      risk {} = {}", r.score.map_or("unknown".to_string(), |s| s.to_string()), parts.join(", "));
+        let parts: Vec<String> = r
+            .signals
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {}×{}",
+                    s.signal,
+                    serde_json::to_value(s.value)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    s.weight
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "      risk {} = {}",
+            r.score.map_or("unknown".to_string(), |s| s.to_string()),
+            parts.join(", ")
+        );
     }
     if let Some(m) = &t.merge {
         let _ = writeln!(out, "      merge: {m}");

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use stepup_core::{Factor, FactorSet, Timestamp};
 use stepup_engine::state::LastSignIn;
-use stepup_engine::{CompiledSet, Context, Decision, DecisionKind, Engine, Event, Request, Store, UserHistory};
+use stepup_engine::{
+    CompiledSet, Context, Decision, DecisionKind, Engine, Event, Request, Store, UserHistory,
+};
 
 use crate::scenario::{EventSpec, Expect, Scenario, resolve_time};
 
@@ -25,7 +27,11 @@ pub struct InputError {
 
 impl std::fmt::Display for InputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: error in `{}`: {}", self.file, self.line, self.column, self.field, self.message)
+        write!(
+            f,
+            "{}:{}:{}: error in `{}`: {}",
+            self.file, self.line, self.column, self.field, self.message
+        )
     }
 }
 
@@ -44,7 +50,10 @@ pub struct Loaded {
 
 /// Line and column of the first occurrence of `needle` at or after `from`.
 fn locate(text: &str, needle: &str, from: usize) -> (usize, usize, usize) {
-    let at = text.get(from..).and_then(|t| t.find(needle)).map_or(0, |i| i + from);
+    let at = text
+        .get(from..)
+        .and_then(|t| t.find(needle))
+        .map_or(0, |i| i + from);
     let before = text.get(..at).unwrap_or("");
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -56,26 +65,59 @@ fn locate(text: &str, needle: &str, from: usize) -> (usize, usize, usize) {
 /// # Errors
 /// The first problem, located.
 pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputError> {
-    let err = |line, column, field: &str, message: String| InputError { file: file.to_string(), line, column, field: field.to_string(), message };
+    let err = |line, column, field: &str, message: String| InputError {
+        file: file.to_string(),
+        line,
+        column,
+        field: field.to_string(),
+        message,
+    };
     // `implicit_some`: optional fields are written plainly (`device: "laptop-1"`), as in SPEC §7.
-    let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let scenario: Scenario = options.from_str(text).map_err(|e| {
-        let msg = e.code.to_string();
-        let field = msg.split('`').nth(1).unwrap_or("scenario").to_string();
-        err(e.span.start.line, e.span.start.col, &field, msg.replace("StepUp", "`StepUp`"))
+        let (field, msg) = ron_message(&e.code.to_string());
+        err(e.span.start.line, e.span.start.col, &field, msg)
     })?;
     if !set.model.tenants.contains_key(&scenario.tenant) {
         let (l, c, _) = locate(text, &format!("\"{}\"", scenario.tenant), 0);
         let known: Vec<&str> = set.model.tenants.keys().map(String::as_str).collect();
-        return Err(err(l, c, "tenant", format!("tenant `{}` is not defined by the rules (they define {})", scenario.tenant, known.join(", "))));
+        return Err(err(
+            l,
+            c,
+            "tenant",
+            format!(
+                "tenant `{}` is not defined by the rules (they define {})",
+                scenario.tenant,
+                known.join(", ")
+            ),
+        ));
     }
-    if !scenario.application.is_empty() && !set.model.applications.contains_key(&(scenario.tenant.clone(), scenario.application.clone())) {
+    if !scenario.application.is_empty()
+        && !set
+            .model
+            .applications
+            .contains_key(&(scenario.tenant.clone(), scenario.application.clone()))
+    {
         let (l, c, _) = locate(text, &format!("\"{}\"", scenario.application), 0);
-        return Err(err(l, c, "application", format!("application `{}` of tenant `{}` is not defined by the rules", scenario.application, scenario.tenant)));
+        return Err(err(
+            l,
+            c,
+            "application",
+            format!(
+                "application `{}` of tenant `{}` is not defined by the rules",
+                scenario.application, scenario.tenant
+            ),
+        ));
     }
     let users = all_users(&scenario);
     if users.is_empty() {
-        return Err(err(1, 1, "user", "the scenario has no user: add `user: (id: \"alice\", enrolled: [totp])`".into()));
+        return Err(err(
+            1,
+            1,
+            "user",
+            "the scenario has no user: add `user: (id: \"alice\", enrolled: [totp])`".into(),
+        ));
     }
     let (mut times, mut lines) = (Vec::new(), Vec::new());
     let mut prev: Option<Timestamp> = None;
@@ -83,17 +125,32 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
     for (i, ev) in scenario.events.iter().enumerate() {
         let (l, c, at) = locate(text, &format!("\"{}\"", ev.at()), cursor);
         cursor = at + 1;
-        let t = resolve_time(ev.at(), prev).map_err(|m| err(l, c + 1, &format!("events[{i}].at"), m))?;
+        let t = resolve_time(ev.at(), prev)
+            .map_err(|m| err(l, c + 1, &format!("events[{i}].at"), m))?;
         if let Some(p) = prev
             && t < p
         {
-            return Err(err(l, c + 1, &format!("events[{i}].at"), format!("events are out of order: {} is before the previous event ({})", t.to_rfc3339(), p.to_rfc3339())));
+            return Err(err(
+                l,
+                c + 1,
+                &format!("events[{i}].at"),
+                format!(
+                    "events are out of order: {} is before the previous event ({})",
+                    t.to_rfc3339(),
+                    p.to_rfc3339()
+                ),
+            ));
         }
         if let Some(u) = ev.user()
             && !users.iter().any(|x| x.id == u)
         {
             let (l, c, _) = locate(text, &format!("\"{u}\""), at);
-            return Err(err(l, c, &format!("events[{i}].user"), format!("user `{u}` is not declared in `user` or `users`")));
+            return Err(err(
+                l,
+                c,
+                &format!("events[{i}].user"),
+                format!("user `{u}` is not declared in `user` or `users`"),
+            ));
         }
         prev = Some(t);
         times.push(t);
@@ -107,7 +164,41 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
             }
         }
     }
-    Ok(Loaded { file: file.to_string(), scenario, times, lines })
+    Ok(Loaded {
+        file: file.to_string(),
+        scenario,
+        times,
+        lines,
+    })
+}
+
+/// RON's message in our words, and the field it concerns.
+fn ron_message(msg: &str) -> (String, String) {
+    let ticks: Vec<&str> = msg.split('`').skip(1).step_by(2).collect();
+    match (msg.starts_with("Unexpected variant"), ticks.as_slice()) {
+        (true, [x, "Factor", ..]) => (
+            "factor".into(),
+            format!(
+                "unknown factor `{x}`; factors are password, email_otp, sms, voice, push, totp and webauthn"
+            ),
+        ),
+        (true, [x, "EventSpec", ..]) => (
+            "events".into(),
+            format!("unknown event kind `{x}`; events are SignIn, Operation, Access and StepUp"),
+        ),
+        (true, [x, "ExpectedDecision", ..]) => (
+            "expect.decision".into(),
+            format!(
+                "unknown decision `{x}`; decisions are allow, step_up, deny, completed and failed"
+            ),
+        ),
+        (true, [x, "Aal", ..]) => (
+            "required_aal".into(),
+            format!("unknown assurance level `{x}`; levels are aal1, aal2 and aal3"),
+        ),
+        (_, [first, ..]) => ((*first).to_string(), msg.to_string()),
+        _ => ("scenario".into(), msg.to_string()),
+    }
 }
 
 fn all_users(s: &Scenario) -> Vec<&crate::scenario::UserSpec> {
@@ -163,9 +254,21 @@ fn history(spec: &crate::scenario::HistorySpec) -> UserHistory {
     let ts = |s: &String| Timestamp::parse_rfc3339(s).unwrap_or_default();
     UserHistory {
         devices: spec.devices.iter().cloned().collect(),
-        countries: spec.countries.iter().map(|(k, v)| (k.clone(), ts(v))).collect(),
-        last_sign_in: spec.last_sign_in.as_ref().map(|l| LastSignIn { at: ts(&l.at), country: l.country.clone(), location: l.location }),
-        accesses: spec.accesses.iter().map(|(k, v)| (k.clone(), ts(v))).collect(),
+        countries: spec
+            .countries
+            .iter()
+            .map(|(k, v)| (k.clone(), ts(v)))
+            .collect(),
+        last_sign_in: spec.last_sign_in.as_ref().map(|l| LastSignIn {
+            at: ts(&l.at),
+            country: l.country.clone(),
+            location: l.location,
+        }),
+        accesses: spec
+            .accesses
+            .iter()
+            .map(|(k, v)| (k.clone(), ts(v)))
+            .collect(),
     }
 }
 
@@ -173,25 +276,56 @@ fn compare(e: &Expect, d: &Decision) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let mut push = |field, expected: String, actual: String| {
         if expected != actual {
-            out.push(Mismatch { field, expected, actual });
+            out.push(Mismatch {
+                field,
+                expected,
+                actual,
+            });
         }
     };
     if let Some(x) = e.decision {
-        push("decision", x.as_str().to_string(), d.kind.as_str().to_string());
+        push(
+            "decision",
+            x.as_str().to_string(),
+            d.kind.as_str().to_string(),
+        );
     }
     if let Some(a) = e.required_aal {
-        push("required_aal", a.to_string(), d.required.map_or("none".to_string(), |r| r.aal.to_string()));
+        push(
+            "required_aal",
+            a.to_string(),
+            d.required.map_or("none".to_string(), |r| r.aal.to_string()),
+        );
     }
     if let Some(f) = &e.eligible {
-        push("eligible", f.iter().copied().collect::<FactorSet>().to_string(), d.eligible.to_string());
+        push(
+            "eligible",
+            f.iter().copied().collect::<FactorSet>().to_string(),
+            d.eligible.to_string(),
+        );
     }
     if let Some(f) = &e.fired {
         let mut f = f.clone();
         f.sort();
-        push("fired", format!("[{}]", f.join(", ")), format!("[{}]", d.fired.join(", ")));
+        push(
+            "fired",
+            format!("[{}]", f.join(", ")),
+            format!("[{}]", d.fired.join(", ")),
+        );
     }
     if let Some(a) = &e.audit {
-        push("audit", format!("[{}]", a.join(", ")), format!("[{}]", d.audit.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")));
+        push(
+            "audit",
+            format!("[{}]", a.join(", ")),
+            format!(
+                "[{}]",
+                d.audit
+                    .iter()
+                    .map(|r| r.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
     }
     if let Some(m) = &e.message {
         push("message", m.clone(), d.message.clone().unwrap_or_default());
@@ -208,38 +342,102 @@ pub fn replay(l: &Loaded, engine: &Engine, store: &dyn Store) -> Result<FileRepo
     let s = &l.scenario;
     let users = all_users(s);
     let mut sessions: BTreeMap<String, u32> = BTreeMap::new();
-    let stem = std::path::Path::new(&l.file).file_stem().and_then(|x| x.to_str()).unwrap_or("scenario").to_string();
+    let stem = std::path::Path::new(&l.file)
+        .file_stem()
+        .and_then(|x| x.to_str())
+        .unwrap_or("scenario")
+        .to_string();
     for u in &users {
-        store.put_history(&s.tenant, &u.id, &history(&u.history)).map_err(|e| InputError {
-            file: l.file.clone(),
-            line: 0,
-            column: 0,
-            field: "store".into(),
-            message: e.to_string(),
-        })?;
+        store
+            .put_history(&s.tenant, &u.id, &history(&u.history))
+            .map_err(|e| InputError {
+                file: l.file.clone(),
+                line: 0,
+                column: 0,
+                field: "store".into(),
+                message: e.to_string(),
+            })?;
         sessions.insert(u.id.clone(), 0);
     }
     let mut events = Vec::new();
+    let mut fresh = std::collections::BTreeSet::new();
     for (i, ev) in s.events.iter().enumerate() {
-        let user_id = ev.user().map_or_else(|| users.first().map(|u| u.id.clone()).unwrap_or_default(), str::to_string);
-        let enrolled: FactorSet = users.iter().find(|u| u.id == user_id).map(|u| u.enrolled.iter().copied().collect()).unwrap_or_default();
+        let user_id = ev.user().map_or_else(
+            || users.first().map(|u| u.id.clone()).unwrap_or_default(),
+            str::to_string,
+        );
+        let enrolled: FactorSet = users
+            .iter()
+            .find(|u| u.id == user_id)
+            .map(|u| u.enrolled.iter().copied().collect())
+            .unwrap_or_default();
         let event = match ev {
-            EventSpec::SignIn { device, ip, country, location, factors, risk, .. } => {
+            EventSpec::SignIn {
+                device,
+                ip,
+                country,
+                location,
+                factors,
+                risk,
+                ..
+            } => {
                 if let Some(n) = sessions.get_mut(&user_id) {
                     *n += 1;
                 }
                 Event::SignIn {
-                    context: Context { device: device.clone(), ip: ip.clone(), country: country.clone(), location: *location, platform_risk: *risk },
+                    context: Context {
+                        device: device.clone(),
+                        ip: ip.clone(),
+                        country: country.clone(),
+                        location: *location,
+                        platform_risk: *risk,
+                    },
                     factors: factors.iter().copied().collect(),
                 }
             }
-            EventSpec::Operation { name, attrs, .. } => Event::Operation { name: name.clone(), attrs: attrs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(), context: None },
-            EventSpec::Access { resource, .. } => Event::Access { resource: resource.clone(), context: None },
-            EventSpec::StepUp { factor, success, .. } => Event::StepUp { factor: *factor, success: *success },
+            EventSpec::Operation { name, attrs, .. } => Event::Operation {
+                name: name.clone(),
+                attrs: attrs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                context: None,
+            },
+            EventSpec::Access { resource, .. } => Event::Access {
+                resource: resource.clone(),
+                context: None,
+            },
+            EventSpec::StepUp {
+                factor, success, ..
+            } => Event::StepUp {
+                factor: *factor,
+                success: *success,
+            },
         };
-        let session = format!("{stem}:{user_id}:{}", sessions.get(&user_id).copied().unwrap_or(0));
+        let session = format!(
+            "{stem}:{user_id}:{}",
+            sessions.get(&user_id).copied().unwrap_or(0)
+        );
+        if fresh.insert(session.clone()) {
+            // A persistent store may hold this session from an earlier run: start it afresh.
+            let empty = stepup_engine::SessionState::default();
+            store
+                .commit(&s.tenant, &user_id, &session, Some(&empty), None)
+                .map_err(|e| InputError {
+                    file: l.file.clone(),
+                    line: 0,
+                    column: 0,
+                    field: "store".into(),
+                    message: e.to_string(),
+                })?;
+        }
         let at = l.times.get(i).copied().unwrap_or_default();
-        let req = Request { tenant: s.tenant.clone(), application: s.application.clone(), user: user_id.clone(), enrolled, session, event, now: at };
+        let req = Request {
+            tenant: s.tenant.clone(),
+            application: s.application.clone(),
+            user: user_id.clone(),
+            enrolled,
+            session,
+            event,
+            now: at,
+        };
         let d = engine.process(store, &req, true);
         if let EventSpec::StepUp { .. } = ev
             && d.kind == DecisionKind::Failed
@@ -255,9 +453,23 @@ pub fn replay(l: &Loaded, engine: &Engine, store: &dyn Store) -> Result<FileRepo
         }
         let expect = ev.expect().cloned();
         let mismatches = expect.as_ref().map(|e| compare(e, &d)).unwrap_or_default();
-        events.push(EventResult { index: i, line: l.lines.get(i).copied().unwrap_or(0), at, user: user_id, event: req.event.key(), decision: d, expect, mismatches });
+        events.push(EventResult {
+            index: i,
+            line: l.lines.get(i).copied().unwrap_or(0),
+            at,
+            user: user_id,
+            event: req.event.key(),
+            decision: d,
+            expect,
+            mismatches,
+        });
     }
-    Ok(FileReport { file: l.file.clone(), name: s.name.clone(), scope: (s.tenant.clone(), s.application.clone()), events })
+    Ok(FileReport {
+        file: l.file.clone(),
+        name: s.name.clone(),
+        scope: (s.tenant.clone(), s.application.clone()),
+        events,
+    })
 }
 
 /// Factors as the table shows them.

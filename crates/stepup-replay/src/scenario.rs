@@ -220,21 +220,30 @@ impl EventSpec {
     #[must_use]
     pub fn at(&self) -> &str {
         match self {
-            EventSpec::SignIn { at, .. } | EventSpec::Operation { at, .. } | EventSpec::Access { at, .. } | EventSpec::StepUp { at, .. } => at,
+            EventSpec::SignIn { at, .. }
+            | EventSpec::Operation { at, .. }
+            | EventSpec::Access { at, .. }
+            | EventSpec::StepUp { at, .. } => at,
         }
     }
     /// The user named, if any.
     #[must_use]
     pub fn user(&self) -> Option<&str> {
         match self {
-            EventSpec::SignIn { user, .. } | EventSpec::Operation { user, .. } | EventSpec::Access { user, .. } | EventSpec::StepUp { user, .. } => user.as_deref(),
+            EventSpec::SignIn { user, .. }
+            | EventSpec::Operation { user, .. }
+            | EventSpec::Access { user, .. }
+            | EventSpec::StepUp { user, .. } => user.as_deref(),
         }
     }
     /// The expectations.
     #[must_use]
     pub fn expect(&self) -> Option<&Expect> {
         match self {
-            EventSpec::SignIn { expect, .. } | EventSpec::Operation { expect, .. } | EventSpec::Access { expect, .. } | EventSpec::StepUp { expect, .. } => expect.as_ref(),
+            EventSpec::SignIn { expect, .. }
+            | EventSpec::Operation { expect, .. }
+            | EventSpec::Access { expect, .. }
+            | EventSpec::StepUp { expect, .. } => expect.as_ref(),
         }
     }
 }
@@ -245,16 +254,24 @@ impl EventSpec {
 /// What is wrong with the text.
 pub fn resolve_time(text: &str, previous: Option<Timestamp>) -> Result<Timestamp, String> {
     if let Some(rel) = text.strip_prefix('+') {
-        let prev = previous.ok_or_else(|| format!("`{text}` is relative, but it is the first event: give an absolute time"))?;
+        let prev = previous.ok_or_else(|| {
+            format!("`{text}` is relative, but it is the first event: give an absolute time")
+        })?;
         let (n, unit) = rel.split_at(rel.len().saturating_sub(1));
         let mult = match unit {
             "s" => 1,
             "m" => 60,
             "h" => 3_600,
             "d" => 86_400,
-            _ => return Err(format!("`{text}` is not a relative time; write e.g. `+5m`, `+30s`, `+2h` or `+1d`")),
+            _ => {
+                return Err(format!(
+                    "`{text}` is not a relative time; write e.g. `+5m`, `+30s`, `+2h` or `+1d`"
+                ));
+            }
         };
-        let n: i64 = n.parse().map_err(|_| format!("`{text}` is not a relative time; write e.g. `+5m`"))?;
+        let n: i64 = n
+            .parse()
+            .map_err(|_| format!("`{text}` is not a relative time; write e.g. `+5m`"))?;
         return Ok(prev.plus(n.saturating_mul(mult)));
     }
     Timestamp::parse_rfc3339(text)

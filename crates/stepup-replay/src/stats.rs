@@ -43,7 +43,12 @@ pub fn compute(reports: &[FileReport]) -> Stats {
             match e.decision.kind {
                 DecisionKind::StepUp => {
                     s.prompts += 1;
-                    for p in e.decision.fired.iter().filter(|p| !e.decision.satisfied.contains(p)) {
+                    for p in e
+                        .decision
+                        .fired
+                        .iter()
+                        .filter(|p| !e.decision.satisfied.contains(p))
+                    {
                         *s.by_policy.entry(p.clone()).or_default() += 1;
                     }
                 }
@@ -55,8 +60,16 @@ pub fn compute(reports: &[FileReport]) -> Stats {
         }
     }
     s.user_days = days.len();
-    s.prompts_per_user_day = if s.user_days == 0 { 0.0 } else { s.prompts as f64 / s.user_days as f64 };
-    s.completion_rate = if s.prompts == 0 { 0.0 } else { s.completed as f64 / s.prompts as f64 };
+    s.prompts_per_user_day = if s.user_days == 0 {
+        0.0
+    } else {
+        s.prompts as f64 / s.user_days as f64
+    };
+    s.completion_rate = if s.prompts == 0 {
+        0.0
+    } else {
+        s.completed as f64 / s.prompts as f64
+    };
     s
 }
 
@@ -76,7 +89,10 @@ pub fn render(s: &Stats) -> String {
         s.refusals
     );
     for (p, n) in &s.by_policy {
-        out.push_str(&format!("  {p}: {n} prompt{}\n", if *n == 1 { "" } else { "s" }));
+        out.push_str(&format!(
+            "  {p}: {n} prompt{}\n",
+            if *n == 1 { "" } else { "s" }
+        ));
     }
     out
 }

@@ -48,7 +48,9 @@ impl DiskStore {
         {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let db = Database::create(path).map_err(|e| StoreError::Unavailable(format!("cannot open `{}`: {e}", path.display())))?;
+        let db = Database::create(path).map_err(|e| {
+            StoreError::Unavailable(format!("cannot open `{}`: {e}", path.display()))
+        })?;
         let txn = db.begin_write().map_err(err)?;
         txn.open_table(HISTORY).map_err(err)?;
         txn.open_table(SESSIONS).map_err(err)?;
@@ -58,7 +60,12 @@ impl DiskStore {
 }
 
 impl Store for DiskStore {
-    fn load(&self, tenant: &str, user: &str, session: &str) -> Result<(UserHistory, SessionState), StoreError> {
+    fn load(
+        &self,
+        tenant: &str,
+        user: &str,
+        session: &str,
+    ) -> Result<(UserHistory, SessionState), StoreError> {
         let txn = self.db.begin_read().map_err(err)?;
         let h = txn.open_table(HISTORY).map_err(err)?;
         let s = txn.open_table(SESSIONS).map_err(err)?;
@@ -73,7 +80,14 @@ impl Store for DiskStore {
         Ok((history, state))
     }
 
-    fn commit(&self, tenant: &str, user: &str, session: &str, state: Option<&SessionState>, update: Option<&HistoryUpdate>) -> Result<(), StoreError> {
+    fn commit(
+        &self,
+        tenant: &str,
+        user: &str,
+        session: &str,
+        state: Option<&SessionState>,
+        update: Option<&HistoryUpdate>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
         {
             if let Some(u) = update {
@@ -84,22 +98,33 @@ impl Store for DiskStore {
                     None => UserHistory::default(),
                 };
                 u.apply(&mut history);
-                h.insert(k.as_str(), encode(&history)?.as_slice()).map_err(err)?;
+                h.insert(k.as_str(), encode(&history)?.as_slice())
+                    .map_err(err)?;
             }
             if let Some(st) = state {
                 let mut s = txn.open_table(SESSIONS).map_err(err)?;
-                s.insert(key(&[tenant, user, session]).as_str(), encode(st)?.as_slice()).map_err(err)?;
+                s.insert(
+                    key(&[tenant, user, session]).as_str(),
+                    encode(st)?.as_slice(),
+                )
+                .map_err(err)?;
             }
         }
         // Dropping an uncommitted transaction aborts it: an error above writes nothing.
         txn.commit().map_err(err)
     }
 
-    fn put_history(&self, tenant: &str, user: &str, history: &UserHistory) -> Result<(), StoreError> {
+    fn put_history(
+        &self,
+        tenant: &str,
+        user: &str,
+        history: &UserHistory,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
         {
             let mut h = txn.open_table(HISTORY).map_err(err)?;
-            h.insert(key(&[tenant, user]).as_str(), encode(history)?.as_slice()).map_err(err)?;
+            h.insert(key(&[tenant, user]).as_str(), encode(history)?.as_slice())
+                .map_err(err)?;
         }
         txn.commit().map_err(err)
     }

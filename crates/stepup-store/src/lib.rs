@@ -17,7 +17,10 @@ pub fn retention_secs(set: &stepup_engine::CompiledSet) -> u64 {
     for t in set.model.tenants.values() {
         for p in &t.policies {
             p.condition.for_each_leaf(&mut |c| match c {
-                stepup_dsl::model::Cond::Signal(_, d) | stepup_dsl::model::Cond::FirstAccess(_, Some(d)) => days = days.max(u64::from(*d)),
+                stepup_dsl::model::Cond::Signal(_, d)
+                | stepup_dsl::model::Cond::FirstAccess(_, Some(d)) => {
+                    days = days.max(u64::from(*d))
+                }
                 stepup_dsl::model::Cond::FirstAccess(_, None) => days = days.max(400),
                 _ => {}
             });

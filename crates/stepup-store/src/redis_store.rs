@@ -26,7 +26,9 @@ pub struct RedisStore {
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -36,7 +38,11 @@ fn esc(s: &str) -> String {
 }
 
 fn fail(e: &redis::RedisError) -> StoreError {
-    if e.is_timeout() { StoreError::Timeout(0) } else { StoreError::Unavailable(e.to_string()) }
+    if e.is_timeout() {
+        StoreError::Timeout(0)
+    } else {
+        StoreError::Unavailable(e.to_string())
+    }
 }
 
 impl RedisStore {
@@ -45,8 +51,15 @@ impl RedisStore {
     /// # Errors
     /// When the URL is invalid.
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(RedisStore { client, conn: Mutex::new(None), deadline: DEFAULT_DEADLINE, retention_secs: 90 * 86_400, prefix: "stepup".to_string() })
+        let client =
+            redis::Client::open(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(RedisStore {
+            client,
+            conn: Mutex::new(None),
+            deadline: DEFAULT_DEADLINE,
+            retention_secs: 90 * 86_400,
+            prefix: "stepup".to_string(),
+        })
     }
     /// Sets the per-call deadline.
     #[must_use]
@@ -71,22 +84,37 @@ impl RedisStore {
         format!("{}:{}:{}:{what}", self.prefix, esc(tenant), esc(user))
     }
 
-    fn with_conn<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, StoreError> {
-        let mut guard = self.conn.lock().map_err(|_| StoreError::Unavailable("redis connection lock poisoned".into()))?;
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Unavailable("redis connection lock poisoned".into()))?;
         if guard.is_none() {
-            let c = self.client.get_connection_with_timeout(self.deadline).map_err(|e| fail(&e))?;
-            c.set_read_timeout(Some(self.deadline)).map_err(|e| fail(&e))?;
-            c.set_write_timeout(Some(self.deadline)).map_err(|e| fail(&e))?;
+            let c = self
+                .client
+                .get_connection_with_timeout(self.deadline)
+                .map_err(|e| fail(&e))?;
+            c.set_read_timeout(Some(self.deadline))
+                .map_err(|e| fail(&e))?;
+            c.set_write_timeout(Some(self.deadline))
+                .map_err(|e| fail(&e))?;
             *guard = Some(c);
         }
-        let Some(conn) = guard.as_mut() else { return Err(StoreError::Unavailable("no connection".into())) };
+        let Some(conn) = guard.as_mut() else {
+            return Err(StoreError::Unavailable("no connection".into()));
+        };
         match f(conn) {
             Ok(v) => Ok(v),
             Err(e) => {
                 // A broken or timed-out connection may have a reply in flight: never reuse it.
                 *guard = None;
                 Err(match fail(&e) {
-                    StoreError::Timeout(_) => StoreError::Timeout(u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX)),
+                    StoreError::Timeout(_) => StoreError::Timeout(
+                        u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX),
+                    ),
                     other => other,
                 })
             }
@@ -98,10 +126,21 @@ fn parse_ts(map: HashMap<String, i64>) -> std::collections::BTreeMap<String, Tim
     map.into_iter().map(|(k, v)| (k, Timestamp(v))).collect()
 }
 
-type Loaded = (Vec<String>, HashMap<String, i64>, Option<Vec<u8>>, HashMap<String, i64>, Option<Vec<u8>>);
+type Loaded = (
+    Vec<String>,
+    HashMap<String, i64>,
+    Option<Vec<u8>>,
+    HashMap<String, i64>,
+    Option<Vec<u8>>,
+);
 
 impl Store for RedisStore {
-    fn load(&self, tenant: &str, user: &str, session: &str) -> Result<(UserHistory, SessionState), StoreError> {
+    fn load(
+        &self,
+        tenant: &str,
+        user: &str,
+        session: &str,
+    ) -> Result<(UserHistory, SessionState), StoreError> {
         let (dk, ck, lk, ak) = (
             self.user_key(tenant, user, "devices"),
             self.user_key(tenant, user, "countries"),
@@ -111,37 +150,73 @@ impl Store for RedisStore {
         let sk = self.user_key(tenant, user, &format!("session:{}", esc(session)));
         let (devices, countries, last, accesses, sess): Loaded = self.with_conn(|c| {
             redis::pipe()
-                .cmd("SMEMBERS").arg(&dk)
-                .cmd("HGETALL").arg(&ck)
-                .cmd("GET").arg(&lk)
-                .cmd("HGETALL").arg(&ak)
-                .cmd("GET").arg(&sk)
+                .cmd("SMEMBERS")
+                .arg(&dk)
+                .cmd("HGETALL")
+                .arg(&ck)
+                .cmd("GET")
+                .arg(&lk)
+                .cmd("HGETALL")
+                .arg(&ak)
+                .cmd("GET")
+                .arg(&sk)
                 .query(c)
         })?;
         let last_sign_in: Option<LastSignIn> = match last {
-            Some(b) => Some(serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(format!("last sign-in: {e}")))?),
+            Some(b) => Some(
+                serde_json::from_slice(&b)
+                    .map_err(|e| StoreError::Corrupt(format!("last sign-in: {e}")))?,
+            ),
             None => None,
         };
-        let history = UserHistory { devices: devices.into_iter().collect(), countries: parse_ts(countries), last_sign_in, accesses: parse_ts(accesses) };
+        let history = UserHistory {
+            devices: devices.into_iter().collect(),
+            countries: parse_ts(countries),
+            last_sign_in,
+            accesses: parse_ts(accesses),
+        };
         let state = match sess {
-            Some(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(format!("session: {e}")))?,
+            Some(b) => serde_json::from_slice(&b)
+                .map_err(|e| StoreError::Corrupt(format!("session: {e}")))?,
             None => SessionState::default(),
         };
         Ok((history, state))
     }
 
-    fn commit(&self, tenant: &str, user: &str, session: &str, state: Option<&SessionState>, update: Option<&HistoryUpdate>) -> Result<(), StoreError> {
+    fn commit(
+        &self,
+        tenant: &str,
+        user: &str,
+        session: &str,
+        state: Option<&SessionState>,
+        update: Option<&HistoryUpdate>,
+    ) -> Result<(), StoreError> {
         let ttl = self.retention_secs;
         let mut p = redis::pipe();
         p.atomic();
         if let Some(u) = update {
             if let Some(d) = &u.device {
                 let k = self.user_key(tenant, user, "devices");
-                p.cmd("SADD").arg(&k).arg(d).ignore().cmd("EXPIRE").arg(&k).arg(ttl).ignore();
+                p.cmd("SADD")
+                    .arg(&k)
+                    .arg(d)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(&k)
+                    .arg(ttl)
+                    .ignore();
             }
             if let Some((c, at)) = &u.country {
                 let k = self.user_key(tenant, user, "countries");
-                p.cmd("HSET").arg(&k).arg(c).arg(at.0).ignore().cmd("EXPIRE").arg(&k).arg(ttl).ignore();
+                p.cmd("HSET")
+                    .arg(&k)
+                    .arg(c)
+                    .arg(at.0)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(&k)
+                    .arg(ttl)
+                    .ignore();
             }
             if let Some(l) = &u.last_sign_in {
                 let k = self.user_key(tenant, user, "last");
@@ -150,7 +225,15 @@ impl Store for RedisStore {
             }
             if let Some((r, at)) = &u.access {
                 let k = self.user_key(tenant, user, "accesses");
-                p.cmd("HSET").arg(&k).arg(r).arg(at.0).ignore().cmd("EXPIRE").arg(&k).arg(ttl).ignore();
+                p.cmd("HSET")
+                    .arg(&k)
+                    .arg(r)
+                    .arg(at.0)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(&k)
+                    .arg(ttl)
+                    .ignore();
             }
         }
         if let Some(s) = state {
@@ -163,7 +246,8 @@ impl Store for RedisStore {
 
     fn put_history(&self, tenant: &str, user: &str, h: &UserHistory) -> Result<(), StoreError> {
         let ttl = self.retention_secs;
-        let keys = ["devices", "countries", "last", "accesses"].map(|w| self.user_key(tenant, user, w));
+        let keys =
+            ["devices", "countries", "last", "accesses"].map(|w| self.user_key(tenant, user, w));
         let mut p = redis::pipe();
         p.atomic();
         for k in &keys {
@@ -177,7 +261,10 @@ impl Store for RedisStore {
             p.cmd("HSET").arg(ck).arg(c).arg(at.0).ignore();
         }
         if let Some(l) = &h.last_sign_in {
-            p.cmd("SET").arg(lk).arg(serde_json::to_vec(l).map_err(|e| StoreError::Corrupt(e.to_string()))?).ignore();
+            p.cmd("SET")
+                .arg(lk)
+                .arg(serde_json::to_vec(l).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                .ignore();
         }
         for (r, at) in &h.accesses {
             p.cmd("HSET").arg(ak).arg(r).arg(at.0).ignore();

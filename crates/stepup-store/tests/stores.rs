@@ -1,6 +1,15 @@
 //! The conformance suite on every store, the shared-Redis story, a Redis outage, and a crash of
 //! a process writing to the disk store.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -10,7 +19,9 @@ use std::time::Duration;
 
 use stepup_core::{Factor, FactorSet, Timestamp};
 use stepup_engine::state::{HistoryUpdate, SessionState};
-use stepup_engine::{CompiledSet, Context, DecisionKind, Engine, Event, MemoryStore, Request, Store};
+use stepup_engine::{
+    CompiledSet, Context, DecisionKind, Engine, Event, MemoryStore, Request, Store,
+};
 use stepup_store::conformance::run_all;
 use stepup_store::{DiskStore, RedisStore};
 
@@ -40,9 +51,17 @@ fn sign_in(session: &str, device: &str, now: i64) -> Request {
         tenant: "acme".into(),
         application: String::new(),
         user: "alice".into(),
-        enrolled: [Factor::Password, Factor::Totp].into_iter().collect::<FactorSet>(),
+        enrolled: [Factor::Password, Factor::Totp]
+            .into_iter()
+            .collect::<FactorSet>(),
         session: session.into(),
-        event: Event::SignIn { context: Context { device: Some(device.into()), ..Context::default() }, factors: FactorSet::one(Factor::Password) },
+        event: Event::SignIn {
+            context: Context {
+                device: Some(device.into()),
+                ..Context::default()
+            },
+            factors: FactorSet::one(Factor::Password),
+        },
         now: Timestamp(now),
     }
 }
@@ -55,13 +74,34 @@ fn engine() -> Engine {
 fn two_engines_sharing_one_redis_see_each_others_history() {
     let server = common::RedisServer::start();
     let (a, b) = (engine(), engine());
-    let (sa, sb) = (RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}")), RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}")));
+    let (sa, sb) = (
+        RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}")),
+        RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}")),
+    );
     let d = a.process(&sa, &sign_in("s1", "phone-1", 1_000), false);
-    assert_eq!(d.kind, DecisionKind::StepUp, "instance A: the device is new");
-    let done = a.process(&sa, &Request { event: Event::StepUp { factor: Factor::Totp, success: true }, ..sign_in("s1", "phone-1", 1_010) }, false);
+    assert_eq!(
+        d.kind,
+        DecisionKind::StepUp,
+        "instance A: the device is new"
+    );
+    let done = a.process(
+        &sa,
+        &Request {
+            event: Event::StepUp {
+                factor: Factor::Totp,
+                success: true,
+            },
+            ..sign_in("s1", "phone-1", 1_010)
+        },
+        false,
+    );
     assert_eq!(done.kind, DecisionKind::Completed);
     let d = b.process(&sb, &sign_in("s2", "phone-1", 2_000), false);
-    assert_eq!(d.kind, DecisionKind::Allow, "instance B no longer calls the device new");
+    assert_eq!(
+        d.kind,
+        DecisionKind::Allow,
+        "instance B no longer calls the device new"
+    );
 }
 
 #[test]
@@ -69,25 +109,71 @@ fn a_redis_outage_fails_closed_and_recovers() {
     let mut server = common::RedisServer::start();
     let port = server.port;
     let e = engine();
-    let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}")).with_deadline(Duration::from_millis(200));
+    let store = RedisStore::new(&server.url())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_deadline(Duration::from_millis(200));
     // Teach the device.
     e.process(&store, &sign_in("s1", "laptop", 1_000), false);
-    e.process(&store, &Request { event: Event::StepUp { factor: Factor::Totp, success: true }, ..sign_in("s1", "laptop", 1_010) }, false);
-    assert_eq!(e.process(&store, &sign_in("s2", "laptop", 1_100), false).kind, DecisionKind::Allow);
+    e.process(
+        &store,
+        &Request {
+            event: Event::StepUp {
+                factor: Factor::Totp,
+                success: true,
+            },
+            ..sign_in("s1", "laptop", 1_010)
+        },
+        false,
+    );
+    assert_eq!(
+        e.process(&store, &sign_in("s2", "laptop", 1_100), false)
+            .kind,
+        DecisionKind::Allow
+    );
     server.stop();
     let d = e.process(&store, &sign_in("s3", "laptop", 1_200), true);
-    assert_eq!(d.kind, DecisionKind::StepUp, "store down: new_device counts as present");
-    assert!(d.errors.iter().any(|m| m.contains("unavailable")), "{:?}", d.errors);
-    assert!(d.audit.iter().all(|a| !a.errors.is_empty()), "the audit record says so");
+    assert_eq!(
+        d.kind,
+        DecisionKind::StepUp,
+        "store down: new_device counts as present"
+    );
+    assert!(
+        d.errors.iter().any(|m| m.contains("unavailable")),
+        "{:?}",
+        d.errors
+    );
+    assert!(
+        d.audit.iter().all(|a| !a.errors.is_empty()),
+        "the audit record says so"
+    );
     let tr = d.trace.unwrap_or_default();
-    assert!(tr.policies.iter().flat_map(|p| &p.predicates).any(|p| p.note.as_deref().is_some_and(|n| n.contains("unavailable"))));
+    assert!(
+        tr.policies
+            .iter()
+            .flat_map(|p| &p.predicates)
+            .any(|p| p.note.as_deref().is_some_and(|n| n.contains("unavailable")))
+    );
     let _server = common::RedisServer::start_on(port);
     // History was in memory of the old server (no persistence): the device is new again, but the
     // store answers, and what is learned now sticks.
     let d = e.process(&store, &sign_in("s4", "laptop", 1_300), false);
     assert!(d.errors.is_empty(), "recovered: {:?}", d.errors);
-    e.process(&store, &Request { event: Event::StepUp { factor: Factor::Totp, success: true }, ..sign_in("s4", "laptop", 1_310) }, false);
-    assert_eq!(e.process(&store, &sign_in("s5", "laptop", 1_400), false).kind, DecisionKind::Allow);
+    e.process(
+        &store,
+        &Request {
+            event: Event::StepUp {
+                factor: Factor::Totp,
+                success: true,
+            },
+            ..sign_in("s4", "laptop", 1_310)
+        },
+        false,
+    );
+    assert_eq!(
+        e.process(&store, &sign_in("s5", "laptop", 1_400), false)
+            .kind,
+        DecisionKind::Allow
+    );
 }
 
 #[test]
@@ -96,10 +182,18 @@ fn undecodable_data_fails_closed() {
     let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}"));
     let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
     let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
-    let _: () = redis::cmd("SET").arg("stepup:acme:alice:last").arg("{not json").query(&mut c).unwrap_or_else(|e| panic!("{e}"));
+    let _: () = redis::cmd("SET")
+        .arg("stepup:acme:alice:last")
+        .arg("{not json")
+        .query(&mut c)
+        .unwrap_or_else(|e| panic!("{e}"));
     let d = engine().process(&store, &sign_in("s", "laptop", 10), false);
     assert_eq!(d.kind, DecisionKind::StepUp);
-    assert!(d.errors.iter().any(|m| m.contains("undecodable")), "{:?}", d.errors);
+    assert!(
+        d.errors.iter().any(|m| m.contains("undecodable")),
+        "{:?}",
+        d.errors
+    );
 }
 
 const CHILD_ENV: &str = "STEPUP_CRASH_CHILD_DB";
@@ -107,13 +201,23 @@ const CHILD_ENV: &str = "STEPUP_CRASH_CHILD_DB";
 /// Not a test on its own: the child process of the crash test writes records until killed.
 #[test]
 fn crash_child() {
-    let Some(path) = std::env::var_os(CHILD_ENV) else { return };
+    let Some(path) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
     let store = DiskStore::open(&PathBuf::from(path)).unwrap_or_else(|e| panic!("{e}"));
     let mut out = std::io::stdout().lock();
     for i in 0..1_000_000u64 {
-        let s = SessionState { seq: i, ..SessionState::default() };
-        let u = HistoryUpdate { device: Some(format!("device-{i}")), ..HistoryUpdate::default() };
-        store.commit("acme", "writer", &format!("s{i}"), Some(&s), Some(&u)).unwrap_or_else(|e| panic!("{e}"));
+        let s = SessionState {
+            seq: i,
+            ..SessionState::default()
+        };
+        let u = HistoryUpdate {
+            device: Some(format!("device-{i}")),
+            ..HistoryUpdate::default()
+        };
+        store
+            .commit("acme", "writer", &format!("s{i}"), Some(&s), Some(&u))
+            .unwrap_or_else(|e| panic!("{e}"));
         let _ = writeln!(out, "committed {i}");
         let _ = out.flush();
     }
@@ -125,7 +229,13 @@ fn a_writer_killed_mid_stream_loses_no_committed_record() {
     let db = dir.path().join("crash.redb");
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     let mut child = Command::new(exe)
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "crash_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD_ENV, &db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -135,7 +245,10 @@ fn a_writer_killed_mid_stream_loses_no_committed_record() {
     let mut last = None;
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
-        if let Some(n) = line.strip_prefix("committed ").and_then(|n| n.parse::<u64>().ok()) {
+        if let Some(n) = line
+            .strip_prefix("committed ")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
             last = Some(n);
             if n >= 150 {
                 break;
@@ -146,11 +259,26 @@ fn a_writer_killed_mid_stream_loses_no_committed_record() {
     let _ = child.wait();
     let last = last.unwrap_or_else(|| panic!("the child committed nothing"));
     let store = DiskStore::open(&db).unwrap_or_else(|e| panic!("reopen after SIGKILL: {e}"));
-    let (h, _) = store.load("acme", "writer", "s0").unwrap_or_else(|e| panic!("{e}"));
+    let (h, _) = store
+        .load("acme", "writer", "s0")
+        .unwrap_or_else(|e| panic!("{e}"));
     for i in 0..=last {
-        assert!(h.devices.contains(&format!("device-{i}")), "committed record {i} lost");
-        let (_, s) = store.load("acme", "writer", &format!("s{i}")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            h.devices.contains(&format!("device-{i}")),
+            "committed record {i} lost"
+        );
+        let (_, s) = store
+            .load("acme", "writer", &format!("s{i}"))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.seq, i, "session {i} intact");
     }
-    store.commit("acme", "writer", "after", Some(&SessionState::default()), None).unwrap_or_else(|e| panic!("usable after crash: {e}"));
+    store
+        .commit(
+            "acme",
+            "writer",
+            "after",
+            Some(&SessionState::default()),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("usable after crash: {e}"));
 }

@@ -22,7 +22,11 @@ impl Filter {
             (Filter::Everything, x) | (x, Filter::Everything) => x,
             (Filter::Some(a), Filter::Some(b)) => {
                 let v: Vec<u32> = a.into_iter().filter(|x| b.contains(x)).collect();
-                if v.is_empty() { Filter::Nothing } else { Filter::Some(v) }
+                if v.is_empty() {
+                    Filter::Nothing
+                } else {
+                    Filter::Some(v)
+                }
             }
         }
     }
@@ -56,23 +60,54 @@ struct Guard {
 
 impl Guard {
     fn all() -> Guard {
-        Guard { sign_in: true, ops: Filter::Everything, res: Filter::Everything }
+        Guard {
+            sign_in: true,
+            ops: Filter::Everything,
+            res: Filter::Everything,
+        }
     }
     fn and(self, o: Guard) -> Guard {
-        Guard { sign_in: self.sign_in && o.sign_in, ops: self.ops.and(o.ops), res: self.res.and(o.res) }
+        Guard {
+            sign_in: self.sign_in && o.sign_in,
+            ops: self.ops.and(o.ops),
+            res: self.res.and(o.res),
+        }
     }
     fn or(self, o: Guard) -> Guard {
-        Guard { sign_in: self.sign_in || o.sign_in, ops: self.ops.or(o.ops), res: self.res.or(o.res) }
+        Guard {
+            sign_in: self.sign_in || o.sign_in,
+            ops: self.ops.or(o.ops),
+            res: self.res.or(o.res),
+        }
     }
 }
 
 fn guard(e: &CExpr) -> Guard {
     match e {
-        CExpr::Op(ids) => Guard { sign_in: false, ops: Filter::Some(ids.to_vec()), res: Filter::Nothing },
-        CExpr::Res(ids) => Guard { sign_in: false, ops: Filter::Nothing, res: Filter::Some(ids.to_vec()) },
-        CExpr::Const(crate::tri::Tri::False) => Guard { sign_in: false, ops: Filter::Nothing, res: Filter::Nothing },
+        CExpr::Op(ids) => Guard {
+            sign_in: false,
+            ops: Filter::Some(ids.to_vec()),
+            res: Filter::Nothing,
+        },
+        CExpr::Res(ids) => Guard {
+            sign_in: false,
+            ops: Filter::Nothing,
+            res: Filter::Some(ids.to_vec()),
+        },
+        CExpr::Const(crate::tri::Tri::False) => Guard {
+            sign_in: false,
+            ops: Filter::Nothing,
+            res: Filter::Nothing,
+        },
         CExpr::And(v) => v.iter().map(guard).fold(Guard::all(), Guard::and),
-        CExpr::Or(v) => v.iter().map(guard).fold(Guard { sign_in: false, ops: Filter::Nothing, res: Filter::Nothing }, Guard::or),
+        CExpr::Or(v) => v.iter().map(guard).fold(
+            Guard {
+                sign_in: false,
+                ops: Filter::Nothing,
+                res: Filter::Nothing,
+            },
+            Guard::or,
+        ),
         // A negation, a signal, an attribute or a script may be true on any event.
         _ => Guard::all(),
     }
@@ -106,13 +141,22 @@ pub fn build(exprs: &[CExpr], n_ops: usize, n_res: usize) -> Index {
         exprs.iter().map(guard).collect()
     };
     let pick = |f: &dyn Fn(&Guard) -> bool| -> Box<[u32]> {
-        guards.iter().enumerate().filter(|(_, g)| f(g)).map(|(i, _)| index_of(i)).collect()
+        guards
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| f(g))
+            .map(|(i, _)| index_of(i))
+            .collect()
     };
     Index {
         sign_in: pick(&|g| g.sign_in),
-        by_op: (0..n_ops).map(|k| pick(&|g| g.ops.admits(index_of(k)))).collect(),
+        by_op: (0..n_ops)
+            .map(|k| pick(&|g| g.ops.admits(index_of(k))))
+            .collect(),
         op_other: pick(&|g| g.ops == Filter::Everything),
-        by_res: (0..n_res).map(|k| pick(&|g| g.res.admits(index_of(k)))).collect(),
+        by_res: (0..n_res)
+            .map(|k| pick(&|g| g.res.admits(index_of(k))))
+            .collect(),
         res_other: pick(&|g| g.res == Filter::Everything),
     }
 }

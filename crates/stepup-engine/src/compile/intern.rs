@@ -25,7 +25,11 @@ impl<'t> Interner<'t> {
     /// An interner seeded with the tenant's catalogs.
     #[must_use]
     pub fn new(tenant: &'t Tenant) -> Self {
-        let mut s = Interner { tenant, ops: HashMap::new(), res: HashMap::new() };
+        let mut s = Interner {
+            tenant,
+            ops: HashMap::new(),
+            res: HashMap::new(),
+        };
         for o in tenant.operations.keys() {
             id(&mut s.ops, o);
         }
@@ -35,7 +39,10 @@ impl<'t> Interner<'t> {
         s
     }
 
-    fn ids<'a>(map: &mut HashMap<String, u32>, names: impl Iterator<Item = &'a String>) -> Box<[u32]> {
+    fn ids<'a>(
+        map: &mut HashMap<String, u32>,
+        names: impl Iterator<Item = &'a String>,
+    ) -> Box<[u32]> {
         let mut v: Vec<u32> = names.map(|n| id(map, n)).collect();
         v.sort_unstable();
         v.dedup();
@@ -50,7 +57,13 @@ impl<'t> Interner<'t> {
             Cond::Not(c) => CExpr::Not(Box::new(self.lower(c))),
             Cond::OperationIn(s) => CExpr::Op(Self::ids(&mut self.ops, s.iter())),
             Cond::OperationClassIs(class) => {
-                let names: Vec<String> = self.tenant.operations.iter().filter(|(_, c)| *c == class).map(|(n, _)| n.clone()).collect();
+                let names: Vec<String> = self
+                    .tenant
+                    .operations
+                    .iter()
+                    .filter(|(_, c)| *c == class)
+                    .map(|(n, _)| n.clone())
+                    .collect();
                 CExpr::Op(Self::ids(&mut self.ops, names.iter()))
             }
             Cond::ResourceIn(s) => CExpr::Res(Self::ids(&mut self.res, s.iter())),

@@ -1,6 +1,10 @@
 //! A real `redis-server` on a loopback port, started and stopped by the test itself.
 
-#![allow(dead_code, reason = "each test file uses part of this module")]
+#![allow(
+    dead_code,
+    clippy::panic,
+    reason = "test helper: each test file uses part of it; a failure to start is the report"
+)]
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +16,10 @@ pub struct RedisServer {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(16_379)
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(16_379)
 }
 
 impl RedisServer {
@@ -27,7 +34,10 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start redis-server ({e}); install it: apt-get install redis-server (.ci/run does)"));
-        let s = RedisServer { port, child: Some(child) };
+        let s = RedisServer {
+            port,
+            child: Some(child),
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

@@ -1,0 +1,221 @@
+//! The `stepup` binary end to end: exit codes and what users read.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn stepup(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stepup"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap_or_else(|e| panic!("{e}"));
+    (dir, p.display().to_string())
+}
+
+#[test]
+fn check_passes_on_the_rules_directory_with_warnings_denied() {
+    let (code, out, _) = stepup(&["check", "--deny-warnings", "rules/"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no problems"), "{out}");
+}
+
+#[test]
+fn the_design_card_line_alone_in_a_file_checks() {
+    let (_d, p) = temp_file(
+        "card.policy",
+        "when risk >= 70 or new_country(30d) require aal3 factor webauthn|totp for 5m\n",
+    );
+    let (code, out, _) = stepup(&["check", &p]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_typo_in_a_factor_fails_with_line_column_underline_and_hint() {
+    let (_d, p) = temp_file(
+        "typo.policy",
+        "when risk >= 70 or new_country(30d) require aal3 factor totpp for 5m\n",
+    );
+    let (code, out, _) = stepup(&["check", &p]);
+    assert_eq!(code, 1);
+    assert!(out.contains(&format!("{p}:1:57")), "{out}");
+    assert!(
+        out.contains("1 | when risk >= 70 or new_country(30d) require aal3 factor totpp for 5m"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.ends_with("^^^^^ not a factor") && l.find('^') == Some(4 + 56)),
+        "{out}"
+    );
+    assert!(out.contains("did you mean `totp`?"), "{out}");
+}
+
+#[test]
+fn check_json_output_and_usage_errors() {
+    let (_d, p) = temp_file("typo.policy", "when new_device require aal4\n");
+    let (code, out, _) = stepup(&["check", "--format", "json", &p]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(v["diagnostics"][0]["code"], "E015");
+    assert_eq!(v["diagnostics"][0]["text"], "aal4");
+    let (code, _, err) = stepup(&["check", "/nonexistent/rules"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn fmt_check_lists_files_that_would_change_and_fmt_fixes_them() {
+    let (_d, p) = temp_file("messy.policy", "when   new_device require aal2 # note\n");
+    let (code, out, _) = stepup(&["fmt", "--check", &p]);
+    assert_eq!(
+        (code, out.trim()),
+        (1, format!("would reformat {p}").as_str())
+    );
+    assert_eq!(stepup(&["fmt", &p]).0, 0);
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap_or_default(),
+        "when new_device require aal2  # note\n"
+    );
+    assert_eq!(stepup(&["fmt", "--check", &p]).0, 0);
+    assert_eq!(
+        stepup(&["fmt", "--check", "rules/"]).0,
+        0,
+        "the repository's rules are formatted"
+    );
+}
+
+#[test]
+fn explain_documents_every_lint() {
+    let (code, out, _) = stepup(&["explain", "S001"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("What it does") && out.contains("Why it matters") && out.contains("Example"),
+        "{out}"
+    );
+    let (code, out, _) = stepup(&["explain"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), stepup_dsl::lints::LINTS.len());
+}
+
+#[test]
+fn replay_expect_passes_on_every_example() {
+    let (code, out, err) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--expect",
+        "examples/scenarios/",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 with mismatched expectations"), "{out}");
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_readable_diff() {
+    let text =
+        std::fs::read_to_string(root().join("examples/scenarios/09_sms_only_refused_aal3.ron"))
+            .unwrap_or_default()
+            .replace("decision: deny", "decision: allow");
+    let (_d, p) = temp_file("wrong.ron", &text);
+    let (code, out, _) = stepup(&["replay", "--store", "memory", "--expect", &p]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("✗ mismatch decision: expected allow, got deny"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_scenario_is_reported_and_the_others_still_replay() {
+    let (d, p) = temp_file(
+        "bad.ron",
+        "Scenario(name: \"x\", tenant: \"acme\", user: (id: \"a\", enrolled: [totpp]), events: [])\n",
+    );
+    let good = root()
+        .join("examples/scenarios/16_routine_never_prompts.ron")
+        .display()
+        .to_string();
+    let (code, out, err) = stepup(&["replay", "--store", "memory", &p, &good]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("{p}:1:")) && err.contains("unknown factor `totpp`"),
+        "{err}"
+    );
+    assert!(out.contains("a routine day"), "{out}");
+    assert!(out.contains("replayed 1 of 2"), "{out}");
+    drop(d);
+}
+
+#[test]
+fn replay_json_has_the_spec_fields() {
+    let (code, out, _) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--format",
+        "json",
+        "examples/scenarios/01_sensitive_operation.ron",
+    ]);
+    assert_eq!(code, 0);
+    let first: serde_json::Value =
+        serde_json::from_str(out.lines().nth(1).unwrap_or("")).unwrap_or_default();
+    for f in [
+        "index",
+        "at",
+        "event",
+        "decision",
+        "required_aal",
+        "allowed_factors",
+        "eligible_factors",
+        "max_age_s",
+        "policies",
+        "session_aal",
+        "risk",
+        "audit",
+        "message",
+    ] {
+        assert!(first.get(f).is_some(), "missing {f}: {first}");
+    }
+    assert_eq!(first["decision"], "step_up");
+    assert_eq!(first["max_age_s"], 900);
+}
+
+#[test]
+fn replay_on_the_embedded_disk_store() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = dir.path().join("h.redb").display().to_string();
+    let (code, out, err) = stepup(&[
+        "replay",
+        "--db",
+        &db,
+        "--expect",
+        "--stats",
+        "examples/scenarios/",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("prompts per user per day"), "{out}");
+}
