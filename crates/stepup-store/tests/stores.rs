@@ -282,3 +282,23 @@ fn a_writer_killed_mid_stream_loses_no_committed_record() {
         )
         .unwrap_or_else(|e| panic!("usable after crash: {e}"));
 }
+
+#[test]
+fn a_redis_slower_than_its_deadline_fails_closed() {
+    // A server that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(4) {
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/")).unwrap().with_deadline(Duration::from_millis(150));
+    let started = std::time::Instant::now();
+    let d = engine().process(&store, &sign_in("s", "laptop", 10), false);
+    assert_eq!(d.kind, DecisionKind::StepUp, "signals count as present");
+    assert!(d.errors.iter().any(|m| m.contains("timed out") || m.contains("unavailable")), "{:?}", d.errors);
+    assert!(started.elapsed() < Duration::from_secs(3), "the deadline bounds the wait");
+}
