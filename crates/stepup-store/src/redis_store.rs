@@ -37,9 +37,9 @@ fn esc(s: &str) -> String {
     s.replace('%', "%25").replace(':', "%3A")
 }
 
-fn fail(e: &redis::RedisError) -> StoreError {
+fn fail(e: &redis::RedisError, deadline: Duration) -> StoreError {
     if e.is_timeout() {
-        StoreError::Timeout(0)
+        StoreError::Timeout(u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX))
     } else {
         StoreError::Unavailable(e.to_string())
     }
@@ -96,11 +96,11 @@ impl RedisStore {
             let c = self
                 .client
                 .get_connection_with_timeout(self.deadline)
-                .map_err(|e| fail(&e))?;
+                .map_err(|e| fail(&e, self.deadline))?;
             c.set_read_timeout(Some(self.deadline))
-                .map_err(|e| fail(&e))?;
+                .map_err(|e| fail(&e, self.deadline))?;
             c.set_write_timeout(Some(self.deadline))
-                .map_err(|e| fail(&e))?;
+                .map_err(|e| fail(&e, self.deadline))?;
             *guard = Some(c);
         }
         let Some(conn) = guard.as_mut() else {
@@ -111,12 +111,7 @@ impl RedisStore {
             Err(e) => {
                 // A broken or timed-out connection may have a reply in flight: never reuse it.
                 *guard = None;
-                Err(match fail(&e) {
-                    StoreError::Timeout(_) => StoreError::Timeout(
-                        u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX),
-                    ),
-                    other => other,
-                })
+                Err(fail(&e, self.deadline))
             }
         }
     }
