@@ -1,0 +1,28 @@
+//! Parse + check + compile time of 10,000 policies (about 4 MB), and MB/s.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, reason = "benchmarks: a setup failure stops the run")]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use stepup_benches::{scale_text, write_workload};
+
+fn compile(c: &mut Criterion) {
+    let (text, _) = scale_text(10_000);
+    write_workload("scale_10000", &text).unwrap();
+    let mut g = c.benchmark_group("compile");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    let src = vec![stepup_dsl::Source::text("scale_10000.policy", &text)];
+    g.bench_function("parse_check_compile_10000", |b| {
+        b.iter(|| {
+            let loaded = stepup_dsl::load_sources(black_box(&src));
+            black_box(stepup_engine::CompiledSet::compile(loaded.set.unwrap()).unwrap())
+        });
+    });
+    g.bench_function("parse_only_10000", |b| b.iter(|| black_box(stepup_dsl::parse_text("x.policy", black_box(&text)).unwrap())));
+    g.finish();
+}
+
+criterion_group!(benches, compile);
+criterion_main!(benches);

@@ -1,0 +1,142 @@
+//! The same policies in Cedar and in Rego, with the same inputs, for side-by-side timing.
+//! Each peer answers "which policies match", which is what stepup's `fired` list is.
+
+use std::str::FromStr;
+
+use crate::{Input, Predicates};
+
+fn quoted(v: &[impl AsRef<str>]) -> String {
+    v.iter().map(|s| format!("\"{}\"", s.as_ref())).collect::<Vec<_>>().join(", ")
+}
+
+/// The policies in Cedar: one `permit` per policy, the predicates over `context`.
+#[must_use]
+pub fn cedar_text(ps: &[Predicates]) -> String {
+    ps.iter()
+        .map(|p| {
+            format!(
+                "@id(\"{}\")\npermit(principal, action, resource) when {{ [{}].contains(context.operation) && context.amount >= {} && context.amount <= {} && [{}].contains(context.country) && context.risk >= {} && !context.new_device && [{}].contains(context.tier) && context.attempts < {} && context.age > {} && context.vip == {} }};\n",
+                p.id,
+                quoted(&p.ops),
+                p.amount.0,
+                p.amount.1,
+                quoted(&p.countries),
+                p.risk,
+                quoted(&p.tiers),
+                p.attempts_below,
+                p.age_above,
+                p.vip
+            )
+        })
+        .collect()
+}
+
+/// The policies in Rego: a set `fired` of matching policy ids.
+#[must_use]
+pub fn rego_text(ps: &[Predicates]) -> String {
+    let mut s = String::from("package stepup\n\nimport rego.v1\n\n");
+    for p in ps {
+        s.push_str(&format!(
+            "fired contains \"{}\" if {{\n  input.operation in {{{}}}\n  input.amount >= {}\n  input.amount <= {}\n  input.country in {{{}}}\n  input.risk >= {}\n  not input.new_device\n  input.tier in {{{}}}\n  input.attempts < {}\n  input.age > {}\n  input.vip == {}\n}}\n\n",
+            p.id,
+            quoted(&p.ops),
+            p.amount.0,
+            p.amount.1,
+            quoted(&p.countries),
+            p.risk,
+            quoted(&p.tiers),
+            p.attempts_below,
+            p.age_above,
+            p.vip
+        ));
+    }
+    s
+}
+
+/// Cedar, ready to answer.
+pub struct Cedar {
+    policies: cedar_policy::PolicySet,
+    authorizer: cedar_policy::Authorizer,
+    entities: cedar_policy::Entities,
+}
+
+/// A Cedar request built from an input (typed input: built once, outside the timed loop).
+pub struct CedarRequest(cedar_policy::Request);
+
+impl Cedar {
+    /// Parses the policies.
+    ///
+    /// # Panics
+    /// When the generated Cedar does not parse (a bug in the generator).
+    #[must_use]
+    #[expect(clippy::expect_used, reason = "benchmark setup: a generator bug should stop the run")]
+    pub fn new(ps: &[Predicates]) -> Cedar {
+        Cedar {
+            policies: cedar_policy::PolicySet::from_str(&cedar_text(ps)).expect("generated Cedar parses"),
+            authorizer: cedar_policy::Authorizer::new(),
+            entities: cedar_policy::Entities::empty(),
+        }
+    }
+    /// A request.
+    ///
+    /// # Panics
+    /// When the input does not convert (a bug in the generator).
+    #[must_use]
+    #[expect(clippy::expect_used, reason = "benchmark setup")]
+    pub fn request(input: &Input) -> CedarRequest {
+        let uid = |s: &str| cedar_policy::EntityUid::from_str(s).expect("uid");
+        let ctx = cedar_policy::Context::from_json_value(input.json(), None).expect("context");
+        CedarRequest(cedar_policy::Request::new(uid("User::\"alice\""), uid("Action::\"op\""), uid("App::\"web\""), ctx, None).expect("request"))
+    }
+    /// The matching policy ids, sorted.
+    #[must_use]
+    pub fn fired(&self, r: &CedarRequest) -> Vec<String> {
+        let resp = self.authorizer.is_authorized(&r.0, &self.policies, &self.entities);
+        let mut v: Vec<String> = resp.diagnostics().reason().map(ToString::to_string).collect();
+        v.sort();
+        v
+    }
+}
+
+/// Rego (regorus), ready to answer.
+pub struct Rego {
+    engine: regorus::Engine,
+}
+
+impl Rego {
+    /// Loads the policies.
+    ///
+    /// # Panics
+    /// When the generated Rego does not parse (a bug in the generator).
+    #[must_use]
+    #[expect(clippy::expect_used, reason = "benchmark setup")]
+    pub fn new(ps: &[Predicates]) -> Rego {
+        let mut engine = regorus::Engine::new();
+        engine.add_policy("stepup.rego".into(), rego_text(ps)).expect("generated Rego parses");
+        Rego { engine }
+    }
+    /// An input value (typed input: built once).
+    ///
+    /// # Panics
+    /// When the JSON does not convert.
+    #[must_use]
+    #[expect(clippy::expect_used, reason = "benchmark setup")]
+    pub fn input(input: &Input) -> regorus::Value {
+        regorus::Value::from_json_str(&input.json().to_string()).expect("input")
+    }
+    /// The matching policy ids, sorted.
+    ///
+    /// # Panics
+    /// When evaluation fails.
+    #[expect(clippy::expect_used, reason = "benchmark: an evaluation error should stop the run")]
+    pub fn fired(&mut self, input: &regorus::Value) -> Vec<String> {
+        self.engine.set_input(input.clone());
+        let v = self.engine.eval_rule("data.stepup.fired".into()).expect("eval");
+        let mut out: Vec<String> = match v.as_set() {
+            Ok(set) => set.iter().filter_map(|x| x.as_string().ok().map(|s| s.to_string())).collect(),
+            Err(_) => Vec::new(),
+        };
+        out.sort();
+        out
+    }
+}
