@@ -1,6 +1,12 @@
 //! Parse + check + compile time of 10,000 policies (about 4 MB), and MB/s.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, reason = "benchmarks: a setup failure stops the run")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    reason = "benchmarks: a setup failure stops the run"
+)]
 
 use std::hint::black_box;
 
@@ -20,7 +26,9 @@ fn compile(c: &mut Criterion) {
             black_box(stepup_engine::CompiledSet::compile(loaded.set.unwrap()).unwrap())
         });
     });
-    g.bench_function("parse_only_10000", |b| b.iter(|| black_box(stepup_dsl::parse_text("x.policy", black_box(&text)).unwrap())));
+    g.bench_function("parse_only_10000", |b| {
+        b.iter(|| black_box(stepup_dsl::parse_text("x.policy", black_box(&text)).unwrap()))
+    });
     g.finish();
 }
 

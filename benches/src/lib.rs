@@ -3,6 +3,11 @@
 //! applications and operations. Each workload is policy text (written under `target/` so it can
 //! be read) plus typed requests.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "benchmark workloads: generated indices are in range by construction"
+)]
+
 #[cfg(feature = "peers")]
 pub mod peers;
 
@@ -25,7 +30,7 @@ impl Rng {
         Rng(seed.max(1))
     }
     /// Next value.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -33,7 +38,7 @@ impl Rng {
     }
     /// A value below `n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -75,15 +80,27 @@ pub fn predicates(n: usize, n_ops: u64, seed: u64) -> Vec<Predicates> {
     let mut r = Rng::new(seed);
     (0..n)
         .map(|i| {
-            let ops = (0..3).map(|_| format!("o{}", r.below(n_ops))).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            let ops = (0..3)
+                .map(|_| format!("o{}", r.below(n_ops)))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
             let lo = r.below(5_000) as i64;
             Predicates {
                 id: format!("p{i}"),
                 ops,
                 amount: (lo, lo + 500 + r.below(5_000) as i64),
-                countries: (0..3).map(|_| COUNTRIES[r.below(6) as usize]).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+                countries: (0..3)
+                    .map(|_| COUNTRIES[r.below(6) as usize])
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
                 risk: r.below(40) as u32,
-                tiers: (0..2).map(|_| TIERS[r.below(3) as usize]).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
+                tiers: (0..2)
+                    .map(|_| TIERS[r.below(3) as usize])
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
                 attempts_below: 1 + r.below(5) as i64,
                 age_above: r.below(30) as i64,
                 vip: r.below(2) == 0,
@@ -93,7 +110,16 @@ pub fn predicates(n: usize, n_ops: u64, seed: u64) -> Vec<Predicates> {
 }
 
 fn list(v: &[impl AsRef<str>], quote: bool) -> String {
-    v.iter().map(|s| if quote { format!("\"{}\"", s.as_ref()) } else { s.as_ref().to_string() }).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|s| {
+            if quote {
+                format!("\"{}\"", s.as_ref())
+            } else {
+                s.as_ref().to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The stepup text of a family of policies in one tenant.
@@ -166,7 +192,10 @@ impl Input {
     /// The same input failing its last predicates (every predicate but `vip` is evaluated).
     #[must_use]
     pub fn near_miss(p: &Predicates) -> Input {
-        Input { vip: !p.vip, ..Input::matching(p) }
+        Input {
+            vip: !p.vip,
+            ..Input::matching(p)
+        }
     }
     /// The request and state stepup evaluates.
     #[must_use]
@@ -175,7 +204,9 @@ impl Input {
             tenant: tenant.into(),
             application: app.into(),
             user: "alice".into(),
-            enrolled: [Factor::Password, Factor::Totp].into_iter().collect::<FactorSet>(),
+            enrolled: [Factor::Password, Factor::Totp]
+                .into_iter()
+                .collect::<FactorSet>(),
             session: "s".into(),
             event: Event::Operation {
                 name: self.op.clone(),
@@ -191,7 +222,10 @@ impl Input {
                     device: Some("laptop-1".into()),
                     ip: Some("198.51.100.7".into()),
                     country: Some(self.country.into()),
-                    location: Some(Location { lat: 48.85, lon: 2.35 }),
+                    location: Some(Location {
+                        lat: 48.85,
+                        lon: 2.35,
+                    }),
                     platform_risk: Some(self.risk),
                 }),
             },
@@ -202,7 +236,13 @@ impl Input {
         for c in COUNTRIES {
             h.countries.insert(c.into(), Timestamp(NOW - 86_400));
         }
-        (req, State { history: Ok(h), session: SessionState::default() })
+        (
+            req,
+            State {
+                history: Ok(h),
+                session: SessionState::default(),
+            },
+        )
     }
     /// The same facts as a JSON context (what Cedar and Rego are given; signals precomputed).
     #[must_use]

@@ -6,7 +6,10 @@ use std::str::FromStr;
 use crate::{Input, Predicates};
 
 fn quoted(v: &[impl AsRef<str>]) -> String {
-    v.iter().map(|s| format!("\"{}\"", s.as_ref())).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|s| format!("\"{}\"", s.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The policies in Cedar: one `permit` per policy, the predicates over `context`.
@@ -69,10 +72,14 @@ impl Cedar {
     /// # Panics
     /// When the generated Cedar does not parse (a bug in the generator).
     #[must_use]
-    #[expect(clippy::expect_used, reason = "benchmark setup: a generator bug should stop the run")]
+    #[expect(
+        clippy::expect_used,
+        reason = "benchmark setup: a generator bug should stop the run"
+    )]
     pub fn new(ps: &[Predicates]) -> Cedar {
         Cedar {
-            policies: cedar_policy::PolicySet::from_str(&cedar_text(ps)).expect("generated Cedar parses"),
+            policies: cedar_policy::PolicySet::from_str(&cedar_text(ps))
+                .expect("generated Cedar parses"),
             authorizer: cedar_policy::Authorizer::new(),
             entities: cedar_policy::Entities::empty(),
         }
@@ -86,13 +93,28 @@ impl Cedar {
     pub fn request(input: &Input) -> CedarRequest {
         let uid = |s: &str| cedar_policy::EntityUid::from_str(s).expect("uid");
         let ctx = cedar_policy::Context::from_json_value(input.json(), None).expect("context");
-        CedarRequest(cedar_policy::Request::new(uid("User::\"alice\""), uid("Action::\"op\""), uid("App::\"web\""), ctx, None).expect("request"))
+        CedarRequest(
+            cedar_policy::Request::new(
+                uid("User::\"alice\""),
+                uid("Action::\"op\""),
+                uid("App::\"web\""),
+                ctx,
+                None,
+            )
+            .expect("request"),
+        )
     }
     /// The matching policy ids, sorted.
     #[must_use]
     pub fn fired(&self, r: &CedarRequest) -> Vec<String> {
-        let resp = self.authorizer.is_authorized(&r.0, &self.policies, &self.entities);
-        let mut v: Vec<String> = resp.diagnostics().reason().map(ToString::to_string).collect();
+        let resp = self
+            .authorizer
+            .is_authorized(&r.0, &self.policies, &self.entities);
+        let mut v: Vec<String> = resp
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
         v.sort();
         v
     }
@@ -112,7 +134,9 @@ impl Rego {
     #[expect(clippy::expect_used, reason = "benchmark setup")]
     pub fn new(ps: &[Predicates]) -> Rego {
         let mut engine = regorus::Engine::new();
-        engine.add_policy("stepup.rego".into(), rego_text(ps)).expect("generated Rego parses");
+        engine
+            .add_policy("stepup.rego".into(), rego_text(ps))
+            .expect("generated Rego parses");
         Rego { engine }
     }
     /// An input value (typed input: built once).
@@ -128,12 +152,21 @@ impl Rego {
     ///
     /// # Panics
     /// When evaluation fails.
-    #[expect(clippy::expect_used, reason = "benchmark: an evaluation error should stop the run")]
+    #[expect(
+        clippy::expect_used,
+        reason = "benchmark: an evaluation error should stop the run"
+    )]
     pub fn fired(&mut self, input: &regorus::Value) -> Vec<String> {
         self.engine.set_input(input.clone());
-        let v = self.engine.eval_rule("data.stepup.fired".into()).expect("eval");
+        let v = self
+            .engine
+            .eval_rule("data.stepup.fired".into())
+            .expect("eval");
         let mut out: Vec<String> = match v.as_set() {
-            Ok(set) => set.iter().filter_map(|x| x.as_string().ok().map(|s| s.to_string())).collect(),
+            Ok(set) => set
+                .iter()
+                .filter_map(|x| x.as_string().ok().map(|s| s.to_string()))
+                .collect(),
             Err(_) => Vec::new(),
         };
         out.sort();

@@ -138,6 +138,7 @@ pub fn check_claims(
     if (AuthEvent {
         at: Timestamp(at),
         factors,
+        cap: None,
     })
     .proves(r.aal, r.factors, strengths)
     {
@@ -154,9 +155,17 @@ pub fn session_from_claims(c: &Claims) -> SessionState {
     let mut s = SessionState::default();
     if let Some(at) = c.auth_time {
         let factors: FactorSet = c.amr.iter().filter_map(|m| amr_factor(m)).collect();
+        // A token proves at most what its issuer asserts in `acr` (aal1 when absent).
+        let cap = Some(
+            c.acr
+                .as_deref()
+                .and_then(|a| a.parse::<Aal>().ok())
+                .unwrap_or(Aal::Aal1),
+        );
         s.events.push(AuthEvent {
             at: Timestamp(at),
             factors,
+            cap,
         });
     }
     s

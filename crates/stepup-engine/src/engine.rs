@@ -373,4 +373,31 @@ impl Engine {
         }
         d
     }
+
+    /// Like [`Engine::process`], for services whose session lives in the access token: the
+    /// session is given (see [`crate::contract::session_from_claims`]); only the user's history
+    /// is read from and written to the store.
+    pub fn process_with_session(
+        &self,
+        store: &dyn Store,
+        req: &Request,
+        session: crate::state::SessionState,
+    ) -> Decision {
+        let history = match store.load(&req.tenant, &req.user, &req.session) {
+            Ok((h, _)) => Ok(h),
+            Err(e) => Err(e.to_string()),
+        };
+        let state = State { history, session };
+        let mut d = self.current.load().decide(req, &state, false);
+        if let Some(update) = d.effects.history.as_ref()
+            && let Err(e) = store.commit(&req.tenant, &req.user, &req.session, None, Some(update))
+        {
+            let note = format!("{e}; nothing was saved");
+            d.errors.push(note.clone());
+            for r in &mut d.audit {
+                r.errors.push(note.clone());
+            }
+        }
+        d
+    }
 }

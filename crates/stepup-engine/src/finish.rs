@@ -112,6 +112,7 @@ fn allowed_effects(req: &Request) -> (Option<HistoryUpdate>, Option<AuthEvent>) 
             Some(AuthEvent {
                 at: req.now,
                 factors: *factors,
+                cap: None,
             }),
         ),
         Event::Access { resource, .. } => (
@@ -394,6 +395,7 @@ pub fn complete(
     s.events.push(AuthEvent {
         at: req.now,
         factors: FactorSet::one(factor),
+        cap: None,
     });
     if !c.every_time.is_empty() {
         s.grants.retain(|g| g.expires_at > req.now);

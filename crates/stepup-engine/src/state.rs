@@ -80,16 +80,27 @@ pub struct AuthEvent {
     pub at: Timestamp,
     /// Which factors.
     pub factors: FactorSet,
+    /// The most this event may prove (an access token's `acr`); `None`: what its factors prove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<Aal>,
 }
 
 impl AuthEvent {
     /// Whether this event proves `aal` with one of `allowed`.
     #[must_use]
     pub fn proves(&self, aal: Aal, allowed: FactorSet, strengths: &StrengthTable) -> bool {
-        self.factors
-            .intersect(allowed)
-            .iter()
-            .any(|f| strengths.strength(f) >= aal)
+        self.cap.is_none_or(|c| aal <= c)
+            && self
+                .factors
+                .intersect(allowed)
+                .iter()
+                .any(|f| strengths.strength(f) >= aal)
+    }
+    /// The highest AAL the event proves.
+    #[must_use]
+    pub fn best(&self, strengths: &StrengthTable) -> Option<Aal> {
+        let b = strengths.best(self.factors)?;
+        Some(self.cap.map_or(b, |c| b.min(c)))
     }
 }
 
@@ -176,11 +187,11 @@ impl SessionState {
         strengths: &StrengthTable,
     ) -> Option<Aal> {
         let first = self.events.first()?;
-        let mut best = strengths.best(first.factors);
+        let mut best = first.best(strengths);
         for e in self.events.iter().skip(1) {
             let age = now.since(e.at);
             if age >= 0 && (age as u64) < elevation_secs {
-                best = best.max(strengths.best(e.factors));
+                best = best.max(e.best(strengths));
             }
         }
         best

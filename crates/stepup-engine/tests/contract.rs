@@ -1,6 +1,13 @@
 //! The step-up contract of SPEC §6: HTTP answers and token claims.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs, reason = "tests: a failed assertion is the report")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
 
 use stepup_core::{Aal, Factor, FactorSet, Requirement, StrengthTable, Timestamp, Validity};
 use stepup_engine::contract::{Claims, Shortfall, check_claims, http_answer, session_from_claims};
@@ -24,7 +31,11 @@ fn req(app: &str, op: &str, enrolled: &[Factor]) -> Request {
         user: "alice".into(),
         enrolled: enrolled.iter().copied().collect(),
         session: "s".into(),
-        event: Event::Operation { name: op.into(), attrs: vec![("amount".into(), stepup_engine::Value::Number(5000.0))], context: None },
+        event: Event::Operation {
+            name: op.into(),
+            attrs: vec![("amount".into(), stepup_engine::Value::Number(5000.0))],
+            context: None,
+        },
         now: Timestamp(1_800_000_000),
     }
 }
@@ -32,24 +43,41 @@ fn req(app: &str, op: &str, enrolled: &[Factor]) -> Request {
 #[test]
 fn a_step_up_is_a_401_with_the_envelope_and_an_rfc_9470_header() {
     let set = CompiledSet::from_text("r.policy", RULES).unwrap();
-    let d = set.decide(&req("", "change_email", &[Factor::Sms, Factor::Totp, Factor::Webauthn]), &State::default(), false);
+    let d = set.decide(
+        &req(
+            "",
+            "change_email",
+            &[Factor::Sms, Factor::Totp, Factor::Webauthn],
+        ),
+        &State::default(),
+        false,
+    );
     let a = http_answer(&d).unwrap();
     assert_eq!(a.status, 401);
     assert_eq!(a.body["error"], "step_up_required");
     assert_eq!(a.body["required_acr"], "aal2");
-    assert_eq!(a.body["allowed_factors"], serde_json::json!(["sms", "totp", "webauthn"]));
+    assert_eq!(
+        a.body["allowed_factors"],
+        serde_json::json!(["sms", "totp", "webauthn"])
+    );
     assert_eq!(a.body["max_age"], 900);
     assert!(a.body["challenge_id"].as_str().unwrap().starts_with("ch_"));
     assert_eq!(
         a.www_authenticate.as_deref(),
-        Some("Bearer error=\"insufficient_user_authentication\", error_description=\"Confirm your identity before changing your email.\", acr_values=\"aal2\", max_age=900")
+        Some(
+            "Bearer error=\"insufficient_user_authentication\", error_description=\"Confirm your identity before changing your email.\", acr_values=\"aal2\", max_age=900"
+        )
     );
 }
 
 #[test]
 fn every_time_requirements_carry_max_age_zero() {
     let set = CompiledSet::from_text("r.policy", RULES).unwrap();
-    let d = set.decide(&req("finance", "change_email", &[Factor::Totp]), &State::default(), false);
+    let d = set.decide(
+        &req("finance", "change_email", &[Factor::Totp]),
+        &State::default(),
+        false,
+    );
     let a = http_answer(&d).unwrap();
     assert_eq!(a.body["max_age"], 0);
     assert!(a.www_authenticate.unwrap().ends_with("max_age=0"));
@@ -63,15 +91,24 @@ fn no_strong_enough_factor_is_a_403() {
     let a = http_answer(&d).unwrap();
     assert_eq!(a.status, 403);
     assert_eq!(a.body["error"], "stronger_factor_required");
-    assert_eq!(a.body["allowed_factors"], serde_json::json!(["totp", "webauthn"]));
+    assert_eq!(
+        a.body["allowed_factors"],
+        serde_json::json!(["totp", "webauthn"])
+    );
     assert_eq!(a.www_authenticate, None);
 }
 
 #[test]
 fn an_allow_has_no_http_answer() {
     let set = CompiledSet::from_text("r.policy", RULES).unwrap();
-    let mut state = State::default();
-    state.session = session_from_claims(&Claims { acr: Some("aal2".into()), auth_time: Some(1_800_000_000 - 10), amr: vec!["otp".into()] });
+    let state = State {
+        session: session_from_claims(&Claims {
+            acr: Some("aal2".into()),
+            auth_time: Some(1_800_000_000 - 10),
+            amr: vec!["otp".into()],
+        }),
+        ..State::default()
+    };
     let d = set.decide(&req("", "change_email", &[Factor::Totp]), &state, false);
     assert_eq!(d.kind, DecisionKind::Allow);
     assert!(http_answer(&d).is_none());
@@ -81,14 +118,72 @@ fn an_allow_has_no_http_answer() {
 fn claims_are_checked_for_acr_auth_time_and_amr() {
     let t = StrengthTable::default();
     let now = Timestamp(10_000);
-    let r = Requirement { aal: Aal::Aal3, factors: [Factor::Webauthn, Factor::Totp].into_iter().collect::<FactorSet>(), validity: Validity::For(300) };
-    let ok = Claims { acr: Some("aal3".into()), auth_time: Some(9_800), amr: vec!["hwk".into()] };
+    let r = Requirement {
+        aal: Aal::Aal3,
+        factors: [Factor::Webauthn, Factor::Totp]
+            .into_iter()
+            .collect::<FactorSet>(),
+        validity: Validity::For(300),
+    };
+    let ok = Claims {
+        acr: Some("aal3".into()),
+        auth_time: Some(9_800),
+        amr: vec!["hwk".into()],
+    };
     assert_eq!(check_claims(&ok, &r, &t, now), Ok(()));
-    assert_eq!(check_claims(&Claims { acr: Some("aal2".into()), ..ok.clone() }, &r, &t, now), Err(Shortfall::Acr));
-    assert_eq!(check_claims(&Claims { acr: None, ..ok.clone() }, &r, &t, now), Err(Shortfall::Acr));
-    assert_eq!(check_claims(&Claims { auth_time: Some(9_700), ..ok.clone() }, &r, &t, now), Err(Shortfall::MaxAge), "exactly max_age old");
-    assert_eq!(check_claims(&Claims { amr: vec!["sms".into()], ..ok.clone() }, &r, &t, now), Err(Shortfall::Factor));
-    let every = Requirement { validity: Validity::EveryTime, ..r };
+    assert_eq!(
+        check_claims(
+            &Claims {
+                acr: Some("aal2".into()),
+                ..ok.clone()
+            },
+            &r,
+            &t,
+            now
+        ),
+        Err(Shortfall::Acr)
+    );
+    assert_eq!(
+        check_claims(
+            &Claims {
+                acr: None,
+                ..ok.clone()
+            },
+            &r,
+            &t,
+            now
+        ),
+        Err(Shortfall::Acr)
+    );
+    assert_eq!(
+        check_claims(
+            &Claims {
+                auth_time: Some(9_700),
+                ..ok.clone()
+            },
+            &r,
+            &t,
+            now
+        ),
+        Err(Shortfall::MaxAge),
+        "exactly max_age old"
+    );
+    assert_eq!(
+        check_claims(
+            &Claims {
+                amr: vec!["sms".into()],
+                ..ok.clone()
+            },
+            &r,
+            &t,
+            now
+        ),
+        Err(Shortfall::Factor)
+    );
+    let every = Requirement {
+        validity: Validity::EveryTime,
+        ..r
+    };
     assert_eq!(check_claims(&ok, &every, &t, now), Err(Shortfall::MaxAge));
 }
 

@@ -201,6 +201,7 @@ fn state() -> impl Strategy<Value = State> {
                         .map(|(ago, factors)| AuthEvent {
                             at: Timestamp(NOW - ago),
                             factors,
+                            cap: None,
                         })
                         .collect(),
                     ..SessionState::default()

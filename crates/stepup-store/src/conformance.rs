@@ -69,6 +69,7 @@ fn commit_then_load(store: &dyn Store, ns: &str) {
     s.events.push(AuthEvent {
         at: Timestamp(100),
         factors: FactorSet::one(Factor::Password),
+        cap: Some(stepup_core::Aal::Aal2),
     });
     must(
         store.commit(&t, "alice", "s1", Some(&s), Some(&sample_update(100))),

@@ -295,8 +295,16 @@ fn a_redis_slower_than_its_deadline_fails_closed() {
         }
         std::thread::sleep(Duration::from_secs(5));
     });
-    let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/")).unwrap().with_deadline(Duration::from_millis(150));
+    let store = RedisStore::new(&format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .with_deadline(Duration::from_millis(150));
     let d = engine().process(&store, &sign_in("s", "laptop", 10), false);
     assert_eq!(d.kind, DecisionKind::StepUp, "signals count as present");
-    assert!(d.errors.iter().any(|m| m.contains("timed out after 150 ms")), "{:?}", d.errors);
+    assert!(
+        d.errors
+            .iter()
+            .any(|m| m.contains("timed out after 150 ms")),
+        "{:?}",
+        d.errors
+    );
 }
