@@ -77,9 +77,15 @@ impl Cedar {
         reason = "benchmark setup: a generator bug should stop the run"
     )]
     pub fn new(ps: &[Predicates]) -> Cedar {
+        let mut policies = cedar_policy::PolicySet::new();
+        for (p, text) in ps.iter().zip(cedar_text(ps).split_inclusive("};\n")) {
+            let policy =
+                cedar_policy::Policy::parse(Some(cedar_policy::PolicyId::new(&p.id)), text)
+                    .expect("generated Cedar parses");
+            policies.add(policy).expect("unique ids");
+        }
         Cedar {
-            policies: cedar_policy::PolicySet::from_str(&cedar_text(ps))
-                .expect("generated Cedar parses"),
+            policies,
             authorizer: cedar_policy::Authorizer::new(),
             entities: cedar_policy::Entities::empty(),
         }

@@ -9,5 +9,5 @@ pub mod run;
 pub mod scenario;
 pub mod stats;
 
-pub use run::{EventResult, FileReport, InputError, Mismatch, load, replay};
+pub use run::{EventResult, FileReport, InputError, Mismatch, load, replay, replay_with};
 pub use scenario::Scenario;

@@ -339,6 +339,21 @@ fn compare(e: &Expect, d: &Decision) -> Vec<Mismatch> {
 /// # Errors
 /// A `StepUp` with no open challenge, located, or a store failure while seeding.
 pub fn replay(l: &Loaded, engine: &Engine, store: &dyn Store) -> Result<FileReport, InputError> {
+    replay_with(l, engine, store, true)
+}
+
+/// Like [`replay`]; with `strict` off, a `StepUp` with no open challenge is recorded as the
+/// engine's `failed` decision instead of an error (for comparing policy versions, where a
+/// change upstream can remove the challenge a step-up answered).
+///
+/// # Errors
+/// As [`replay`].
+pub fn replay_with(
+    l: &Loaded,
+    engine: &Engine,
+    store: &dyn Store,
+    strict: bool,
+) -> Result<FileReport, InputError> {
     let s = &l.scenario;
     let users = all_users(s);
     let mut sessions: BTreeMap<String, u32> = BTreeMap::new();
@@ -440,6 +455,7 @@ pub fn replay(l: &Loaded, engine: &Engine, store: &dyn Store) -> Result<FileRepo
         };
         let d = engine.process(store, &req, true);
         if let EventSpec::StepUp { .. } = ev
+            && strict
             && d.kind == DecisionKind::Failed
             && d.challenge_id.is_none()
         {

@@ -1,0 +1,701 @@
+//! The studio's state and what it does, apart from any UI: load a workspace, edit and recompile
+//! rules (the last good compile is kept while an edit is broken), replay scenarios, explain,
+//! what-if, compare two policy versions, filter audit records. Panels only read this and send
+//! [`Command`]s; every decision comes from the engine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stepup_core::{Factor, Timestamp};
+use stepup_engine::{AuditRecord, CompiledSet, Engine, MemoryStore};
+use stepup_replay::run::Loaded;
+use stepup_replay::scenario::EventSpec;
+use stepup_replay::stats::{self, Stats};
+use stepup_replay::{EventResult, FileReport};
+
+/// One policy file in the editor.
+#[derive(Debug, Clone)]
+pub struct RulesFile {
+    /// Path on disk.
+    pub path: PathBuf,
+    /// The editor's buffer.
+    pub text: String,
+    /// What is on disk.
+    pub saved: String,
+}
+
+/// A diagnostic, ready to show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiagView {
+    /// File.
+    pub file: String,
+    /// `error` or `warning`.
+    pub severity: &'static str,
+    /// Code.
+    pub code: &'static str,
+    /// One-line summary (`file:line:col: error[E002]: message`).
+    pub summary: String,
+    /// The full rendering (underline and help).
+    pub rendered: String,
+    /// Byte range in the file.
+    pub span: (usize, usize),
+}
+
+/// A scenario file.
+#[derive(Debug, Clone)]
+pub struct ScenarioEntry {
+    /// Path.
+    pub path: PathBuf,
+    /// Text.
+    pub text: String,
+}
+
+/// Changes to the selected event, applied on a copy of the scenario.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WhatIf {
+    /// Platform risk score (sign-ins).
+    pub risk: String,
+    /// Country (sign-ins).
+    pub country: String,
+    /// Device (sign-ins).
+    pub device: String,
+    /// Seconds added to this event and the ones after it.
+    pub time_offset_s: String,
+    /// The `amount` attribute (operations).
+    pub amount: String,
+    /// The factor used (step-ups).
+    pub factor: String,
+}
+
+impl WhatIf {
+    /// Whether nothing is changed.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == WhatIf::default()
+    }
+}
+
+/// Two policy versions over the scenario corpus.
+#[derive(Debug, Clone, Default)]
+pub struct Comparison {
+    /// What A is.
+    pub label_a: String,
+    /// What B is.
+    pub label_b: String,
+    /// Events whose decision changes.
+    pub changes: Vec<Change>,
+    /// Friction under A.
+    pub stats_a: Stats,
+    /// Friction under B.
+    pub stats_b: Stats,
+    /// Why the comparison could not run.
+    pub error: Option<String>,
+}
+
+/// One changed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Scenario file name.
+    pub scenario: String,
+    /// Event index.
+    pub index: usize,
+    /// Event.
+    pub event: String,
+    /// Decision under A.
+    pub before: String,
+    /// Decision under B.
+    pub after: String,
+}
+
+/// The audit view's filter (empty: everything).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Record name contains.
+    pub name: String,
+    /// A policy named contains.
+    pub policy: String,
+    /// User contains.
+    pub user: String,
+}
+
+/// Which versions to compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompareWith {
+    /// The files on disk (A) against the editor's buffers (B).
+    DiskVsEditor,
+    /// The workspace's rules directory (A) against another directory (B).
+    Directory(PathBuf),
+}
+
+/// Everything the UI can ask for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Open a workspace: rules and scenarios directories.
+    OpenWorkspace(PathBuf, PathBuf),
+    /// Show a rules file in the editor.
+    SelectFile(usize),
+    /// The editor's buffer changed.
+    Edit(String),
+    /// Format the current file's buffer.
+    Format,
+    /// Save every changed buffer.
+    Save,
+    /// Select a scenario.
+    SelectScenario(usize),
+    /// Select an event of the scenario.
+    SelectEvent(usize),
+    /// Move the selection by this many events.
+    Step(isize),
+    /// Start or stop playing the timeline.
+    TogglePlay,
+    /// Change the what-if.
+    SetWhatIf(WhatIf),
+    /// Run a comparison.
+    Compare(CompareWith),
+    /// Change the audit filter.
+    SetAuditFilter(AuditFilter),
+}
+
+/// The studio.
+pub struct Studio {
+    /// Rules directory.
+    pub rules_dir: PathBuf,
+    /// Scenarios directory.
+    pub scenarios_dir: PathBuf,
+    /// Rules files.
+    pub files: Vec<RulesFile>,
+    /// The file in the editor.
+    pub selected_file: usize,
+    /// Diagnostics of the buffers.
+    pub diagnostics: Vec<DiagView>,
+    /// The last good compile.
+    pub engine: Option<Arc<Engine>>,
+    /// Whether the buffers currently have errors (the last good compile keeps serving).
+    pub broken: bool,
+    /// Scenarios.
+    pub scenarios: Vec<ScenarioEntry>,
+    /// Selected scenario.
+    pub selected_scenario: usize,
+    /// Selected event.
+    pub selected_event: usize,
+    /// Replay of every scenario with the last good compile.
+    pub reports: Vec<Result<FileReport, String>>,
+    /// The what-if.
+    pub what_if: WhatIf,
+    /// The selected event replayed with the what-if.
+    pub what_if_result: Option<Result<EventResult, String>>,
+    /// The last comparison.
+    pub comparison: Option<Comparison>,
+    /// The audit filter.
+    pub audit_filter: AuditFilter,
+    /// Playing the timeline.
+    pub playing: bool,
+    /// Delay between an edit and its recompile.
+    pub debounce: Duration,
+    /// A line for the status bar.
+    pub status: String,
+    dirty_since: Option<Instant>,
+    last_step: Option<Instant>,
+}
+
+fn read_dir_sorted(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn compile_sources(sources: &[stepup_dsl::Source]) -> (Result<Arc<Engine>, String>, Vec<DiagView>) {
+    let loaded = stepup_dsl::load_sources(sources);
+    let diags = loaded
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let (line, col) = d.location();
+            let sev = if d.is_error() { "error" } else { "warning" };
+            DiagView {
+                file: d.file.name.clone(),
+                severity: sev,
+                code: d.code,
+                summary: format!(
+                    "{}:{line}:{col}: {sev}[{}]: {}",
+                    d.file.name, d.code, d.message
+                ),
+                rendered: d.render(false),
+                span: (d.span.start, d.span.end),
+            }
+        })
+        .collect();
+    let engine = match loaded.set {
+        Some(set) => CompiledSet::compile(set)
+            .map(|c| Arc::new(Engine::new(c)))
+            .map_err(|e| e.to_string()),
+        None => Err(format!("{} error(s)", loaded.error_count())),
+    };
+    (engine, diags)
+}
+
+impl Studio {
+    /// A studio on a workspace.
+    #[must_use]
+    pub fn open(rules_dir: &Path, scenarios_dir: &Path) -> Self {
+        let mut s = Studio {
+            rules_dir: PathBuf::new(),
+            scenarios_dir: PathBuf::new(),
+            files: Vec::new(),
+            selected_file: 0,
+            diagnostics: Vec::new(),
+            engine: None,
+            broken: false,
+            scenarios: Vec::new(),
+            selected_scenario: 0,
+            selected_event: 0,
+            reports: Vec::new(),
+            what_if: WhatIf::default(),
+            what_if_result: None,
+            comparison: None,
+            audit_filter: AuditFilter::default(),
+            playing: false,
+            debounce: Duration::from_millis(300),
+            status: String::new(),
+            dirty_since: None,
+            last_step: None,
+        };
+        s.load_workspace(rules_dir, scenarios_dir);
+        s
+    }
+
+    fn load_workspace(&mut self, rules_dir: &Path, scenarios_dir: &Path) {
+        self.rules_dir = rules_dir.to_path_buf();
+        self.scenarios_dir = scenarios_dir.to_path_buf();
+        self.files = stepup_dsl::policy_files(rules_dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                RulesFile {
+                    path: p,
+                    saved: text.clone(),
+                    text,
+                }
+            })
+            .collect();
+        self.scenarios = read_dir_sorted(scenarios_dir, "ron")
+            .into_iter()
+            .map(|p| ScenarioEntry {
+                text: std::fs::read_to_string(&p).unwrap_or_default(),
+                path: p,
+            })
+            .collect();
+        self.selected_file = 0;
+        self.selected_scenario = 0;
+        self.selected_event = 0;
+        self.engine = None;
+        self.what_if = WhatIf::default();
+        self.comparison = None;
+        self.recompile();
+        self.status = format!(
+            "{} rules file(s), {} scenario(s)",
+            self.files.len(),
+            self.scenarios.len()
+        );
+    }
+
+    fn sources(&self) -> Vec<stepup_dsl::Source> {
+        self.files
+            .iter()
+            .map(|f| stepup_dsl::Source {
+                name: f.path.display().to_string(),
+                bytes: f.text.as_bytes().to_vec(),
+                base_dir: f.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Recompiles the buffers now. A broken edit keeps the last good compile.
+    pub fn recompile(&mut self) {
+        let (engine, diags) = compile_sources(&self.sources());
+        self.diagnostics = diags;
+        match engine {
+            Ok(e) => {
+                self.engine = Some(e);
+                self.broken = false;
+                self.replay_all();
+            }
+            Err(why) => {
+                self.broken = true;
+                self.status =
+                    format!("the editor's rules have {why}; showing the last good compile");
+            }
+        }
+        self.dirty_since = None;
+    }
+
+    fn replay_all(&mut self) {
+        let Some(engine) = &self.engine else { return };
+        let set = engine.current();
+        self.reports = self
+            .scenarios
+            .iter()
+            .map(|s| {
+                let name = s
+                    .path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("scenario")
+                    .to_string();
+                let loaded =
+                    stepup_replay::load(&name, &s.text, &set).map_err(|e| e.to_string())?;
+                stepup_replay::replay(&loaded, engine, &MemoryStore::new())
+                    .map_err(|e| e.to_string())
+            })
+            .collect();
+        self.run_what_if();
+    }
+
+    /// The selected scenario's replay.
+    #[must_use]
+    pub fn report(&self) -> Option<&Result<FileReport, String>> {
+        self.reports.get(self.selected_scenario)
+    }
+
+    /// The selected event's result.
+    #[must_use]
+    pub fn event(&self) -> Option<&EventResult> {
+        match self.report() {
+            Some(Ok(r)) => r.events.get(self.selected_event),
+            _ => None,
+        }
+    }
+
+    fn event_count(&self) -> usize {
+        match self.report() {
+            Some(Ok(r)) => r.events.len(),
+            _ => 0,
+        }
+    }
+
+    fn run_what_if(&mut self) {
+        self.what_if_result = None;
+        if self.what_if.is_empty() {
+            return;
+        }
+        let (Some(engine), Some(entry)) =
+            (&self.engine, self.scenarios.get(self.selected_scenario))
+        else {
+            return;
+        };
+        let set = engine.current();
+        let result = (|| -> Result<EventResult, String> {
+            let name = entry
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("scenario")
+                .to_string();
+            let mut l: Loaded =
+                stepup_replay::load(&name, &entry.text, &set).map_err(|e| e.to_string())?;
+            apply_what_if(&mut l, self.selected_event, &self.what_if)?;
+            let r = stepup_replay::replay_with(&l, engine, &MemoryStore::new(), false)
+                .map_err(|e| e.to_string())?;
+            r.events
+                .get(self.selected_event)
+                .cloned()
+                .ok_or_else(|| "no such event".to_string())
+        })();
+        self.what_if_result = Some(result);
+    }
+
+    /// Audit records of every replayed scenario that pass the filter, with their scenario.
+    #[must_use]
+    pub fn audit(&self) -> Vec<(String, &AuditRecord)> {
+        let f = &self.audit_filter;
+        let mut out = Vec::new();
+        for r in self.reports.iter().flatten() {
+            for e in &r.events {
+                for a in &e.decision.audit {
+                    let ok = a.name.contains(f.name.trim())
+                        && (f.policy.trim().is_empty()
+                            || a.policies.iter().any(|p| p.contains(f.policy.trim())))
+                        && a.user.contains(f.user.trim());
+                    if ok {
+                        out.push((r.file.clone(), a));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Applies one command.
+    pub fn apply(&mut self, c: Command) {
+        match c {
+            Command::OpenWorkspace(r, s) => self.load_workspace(&r, &s),
+            Command::SelectFile(i) => {
+                if i < self.files.len() {
+                    self.selected_file = i;
+                }
+            }
+            Command::Edit(text) => {
+                if let Some(f) = self.files.get_mut(self.selected_file)
+                    && f.text != text
+                {
+                    f.text = text;
+                    self.dirty_since = Some(Instant::now());
+                }
+            }
+            Command::Format => {
+                if let Some(f) = self.files.get_mut(self.selected_file) {
+                    match stepup_dsl::format_text(&f.path.display().to_string(), &f.text) {
+                        Ok(t) => {
+                            f.text = t;
+                            self.status = "formatted".into();
+                            self.recompile();
+                        }
+                        Err(_) => self.status = "cannot format: the file has syntax errors".into(),
+                    }
+                }
+            }
+            Command::Save => {
+                let mut saved = 0;
+                for f in &mut self.files {
+                    if f.text != f.saved {
+                        match std::fs::write(&f.path, &f.text) {
+                            Ok(()) => {
+                                f.saved = f.text.clone();
+                                saved += 1;
+                            }
+                            Err(e) => {
+                                self.status = format!("cannot save {}: {e}", f.path.display())
+                            }
+                        }
+                    }
+                }
+                self.status = format!("saved {saved} file(s)");
+            }
+            Command::SelectScenario(i) => {
+                if i < self.scenarios.len() {
+                    self.selected_scenario = i;
+                    self.selected_event = 0;
+                    self.what_if = WhatIf::default();
+                    self.what_if_result = None;
+                }
+            }
+            Command::SelectEvent(i) => {
+                if i < self.event_count() {
+                    self.selected_event = i;
+                    self.what_if = WhatIf::default();
+                    self.what_if_result = None;
+                }
+            }
+            Command::Step(d) => {
+                let n = self.event_count();
+                if n > 0 {
+                    let next = (self.selected_event as isize + d).clamp(0, n as isize - 1);
+                    self.apply(Command::SelectEvent(usize::try_from(next).unwrap_or(0)));
+                }
+            }
+            Command::TogglePlay => {
+                self.playing = !self.playing;
+                self.last_step = None;
+            }
+            Command::SetWhatIf(w) => {
+                self.what_if = w;
+                self.run_what_if();
+            }
+            Command::Compare(with) => self.comparison = Some(self.compare(&with)),
+            Command::SetAuditFilter(f) => self.audit_filter = f,
+        }
+    }
+
+    /// Work due at `now`: the debounced recompile, and playing the timeline.
+    pub fn tick(&mut self, now: Instant) {
+        if let Some(t) = self.dirty_since
+            && now.duration_since(t) >= self.debounce
+        {
+            self.recompile();
+        }
+        if self.playing {
+            let due = self
+                .last_step
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(700));
+            if due {
+                if self.selected_event + 1 >= self.event_count() {
+                    self.playing = false;
+                } else {
+                    self.apply(Command::Step(1));
+                }
+                self.last_step = Some(now);
+            }
+        }
+    }
+
+    /// Whether a recompile is waiting for the debounce.
+    #[must_use]
+    pub fn pending(&self) -> bool {
+        self.dirty_since.is_some()
+    }
+
+    fn compare(&self, with: &CompareWith) -> Comparison {
+        let disk: Vec<stepup_dsl::Source> = self
+            .files
+            .iter()
+            .map(|f| stepup_dsl::Source {
+                name: f.path.display().to_string(),
+                bytes: f.saved.as_bytes().to_vec(),
+                base_dir: f.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            })
+            .collect();
+        let (a, b, la, lb) = match with {
+            CompareWith::DiskVsEditor => (
+                compile_sources(&disk).0,
+                compile_sources(&self.sources()).0,
+                "on disk".to_string(),
+                "editor".to_string(),
+            ),
+            CompareWith::Directory(dir) => {
+                let other = match stepup_dsl::read_sources(std::slice::from_ref(dir)) {
+                    Ok(o) if !o.is_empty() => Ok(o),
+                    Ok(_) => Err(format!("no `.policy` files in `{}`", dir.display())),
+                    Err(e) => Err(e),
+                };
+                let b = other.and_then(|o| compile_sources(&o).0);
+                (
+                    compile_sources(&disk).0,
+                    b,
+                    self.rules_dir.display().to_string(),
+                    dir.display().to_string(),
+                )
+            }
+        };
+        let mut c = Comparison {
+            label_a: la,
+            label_b: lb,
+            ..Comparison::default()
+        };
+        let (a, b) = match (a, b) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) => {
+                c.error = Some(format!("version A does not compile: {e}"));
+                return c;
+            }
+            (_, Err(e)) => {
+                c.error = Some(format!("version B does not compile: {e}"));
+                return c;
+            }
+        };
+        let run = |engine: &Engine| -> Vec<FileReport> {
+            let set = engine.current();
+            self.scenarios
+                .iter()
+                .filter_map(|s| {
+                    let name = s
+                        .path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("scenario")
+                        .to_string();
+                    let l = stepup_replay::load(&name, &s.text, &set).ok()?;
+                    stepup_replay::replay_with(&l, engine, &MemoryStore::new(), false).ok()
+                })
+                .collect()
+        };
+        let (ra, rb) = (run(&a), run(&b));
+        for x in &ra {
+            let Some(y) = rb.iter().find(|y| y.file == x.file) else {
+                continue;
+            };
+            for (ea, eb) in x.events.iter().zip(&y.events) {
+                let (da, db) = (describe(ea), describe(eb));
+                if da != db {
+                    c.changes.push(Change {
+                        scenario: x.file.clone(),
+                        index: ea.index,
+                        event: ea.event.clone(),
+                        before: da,
+                        after: db,
+                    });
+                }
+            }
+        }
+        c.stats_a = stats::compute(&ra);
+        c.stats_b = stats::compute(&rb);
+        c
+    }
+}
+
+/// A decision in a few words (`step_up aal3`).
+#[must_use]
+pub fn describe(e: &EventResult) -> String {
+    match e.decision.required {
+        Some(r) => format!("{} {}", e.decision.kind.as_str(), r.aal),
+        None => e.decision.kind.as_str().to_string(),
+    }
+}
+
+fn apply_what_if(l: &mut Loaded, index: usize, w: &WhatIf) -> Result<(), String> {
+    let num = |s: &str, what: &str| -> Result<Option<f64>, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            s.parse::<f64>()
+                .map(Some)
+                .map_err(|_| format!("{what}: `{s}` is not a number"))
+        }
+    };
+    if let Some(off) = num(&w.time_offset_s, "time offset")? {
+        for t in l.times.iter_mut().skip(index) {
+            *t = Timestamp(t.0 + off as i64);
+        }
+        if l.times.windows(2).any(|p| matches!(p, [a, b] if b < a)) {
+            return Err("time offset: the event would move before the previous one".into());
+        }
+    }
+    let risk = num(&w.risk, "risk")?;
+    let amount = num(&w.amount, "amount")?;
+    let Some(ev) = l.scenario.events.get_mut(index) else {
+        return Err("no such event".into());
+    };
+    match ev {
+        EventSpec::SignIn {
+            risk: r,
+            country,
+            device,
+            ..
+        } => {
+            if let Some(v) = risk {
+                *r = Some(v.clamp(0.0, 100.0) as u32);
+            }
+            if !w.country.trim().is_empty() {
+                *country = Some(w.country.trim().to_uppercase());
+            }
+            if !w.device.trim().is_empty() {
+                *device = Some(w.device.trim().to_string());
+            }
+        }
+        EventSpec::Operation { attrs, .. } => {
+            if let Some(a) = amount {
+                attrs.insert("amount".into(), stepup_engine::Value::Number(a));
+            }
+        }
+        EventSpec::StepUp { factor, .. } => {
+            if !w.factor.trim().is_empty() {
+                *factor = w
+                    .factor
+                    .trim()
+                    .parse::<Factor>()
+                    .map_err(|()| format!("factor: `{}` is not a factor", w.factor.trim()))?;
+            }
+        }
+        EventSpec::Access { .. } => {}
+    }
+    Ok(())
+}

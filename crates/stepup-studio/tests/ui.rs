@@ -1,0 +1,198 @@
+//! The studio through AccessKit, as a reviewer would use it: state is asserted, not pixels.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use stepup_studio::StudioApp;
+use stepup_studio::app::Persisted;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn harness() -> Harness<'static, StudioApp> {
+    let mut app = StudioApp::new(
+        root().join("rules"),
+        root().join("examples/scenarios"),
+        Persisted::default(),
+    );
+    app.studio.debounce = Duration::ZERO;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 1100.0))
+        .allow_missing_glyphs()
+        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    h.run();
+    h
+}
+
+/// Focuses a labelled text field and types into it.
+fn type_into(
+    h: &mut Harness<'static, StudioApp>,
+    role: egui::accesskit::Role,
+    label: &str,
+    text: &str,
+) {
+    h.get_by_role_and_label(role, label).focus();
+    h.run();
+    h.get_by_role_and_label(role, label).type_text(text);
+    h.run();
+}
+
+const FIELD: egui::accesskit::Role = egui::accesskit::Role::TextInput;
+
+fn select_first_scenario_event(h: &mut Harness<'static, StudioApp>, event_prefix: &str) {
+    h.get_by_label("01_sensitive_operation").click();
+    h.run();
+    h.get_by_label_contains(event_prefix).click();
+    h.run();
+}
+
+#[test]
+fn open_the_default_workspace_and_read_an_events_decision_and_explanation() {
+    let mut h = harness();
+    assert_eq!(h.state().studio.files.len(), 2);
+    assert!(h.state().studio.scenarios.len() >= 15);
+    select_first_scenario_event(&mut h, "#1 2026-11-27T09:05:00Z");
+    h.get_by_label("decision: step_up");
+    h.get_by_label("required: aal2 factor email_otp|sms|voice|push|totp|webauthn for 15m");
+    h.get_by_label_contains("policy sensitive_ops: fired");
+    h.get_by_label_contains("policy payouts: not fired");
+    h.get_by_label("message: Confirm your identity before changing your account details.");
+    h.get_by_label("risk score: 0");
+    h.get_by_label_contains("audit: auth.step_up_initiated");
+    h.get_by_label("session AAL before: aal1, after: aal1");
+}
+
+#[test]
+fn what_if_a_higher_risk_score_changes_the_decision() {
+    let mut h = harness();
+    select_first_scenario_event(&mut h, "#0 2026-11-27T09:00:00Z");
+    h.get_by_label("decision: allow");
+    type_into(&mut h, FIELD, "what-if risk score", "95");
+    h.get_by_label("what-if decision: step_up aal3");
+    h.get_by_label_contains("what-if fired: risky_sign_in");
+    // The file is untouched: the timeline still shows the recorded decision.
+    h.get_by_label("decision: allow");
+}
+
+#[test]
+fn a_broken_edit_shows_its_diagnostic_while_the_last_good_decisions_stay() {
+    let mut h = harness();
+    select_first_scenario_event(&mut h, "#1 2026-11-27T09:05:00Z");
+    let hash_before = h
+        .state()
+        .studio
+        .engine
+        .as_ref()
+        .unwrap()
+        .current()
+        .hash()
+        .to_string();
+    type_into(
+        &mut h,
+        egui::accesskit::Role::MultilineTextInput,
+        "rules editor",
+        "\nwhen new_devise require aal2\n",
+    );
+    assert!(h.state().studio.broken, "the edit does not compile");
+    h.get_by_label_contains("error[E006]: unknown signal `new_devise`");
+    h.get_by_label_contains("editor has errors");
+    h.get_by_label("decision: step_up");
+    assert_eq!(
+        h.state()
+            .studio
+            .engine
+            .as_ref()
+            .unwrap()
+            .current()
+            .hash()
+            .to_string(),
+        hash_before,
+        "the last good compile keeps serving"
+    );
+}
+
+#[test]
+fn comparing_two_versions_lists_the_changed_event_and_the_friction() {
+    let dir = tempfile::tempdir().unwrap();
+    let acme = std::fs::read_to_string(root().join("rules/acme.policy")).unwrap();
+    let start = acme.find("  policy sensitive_ops").unwrap();
+    let end = acme[start..].find("  }\n").unwrap() + start + 4;
+    std::fs::write(
+        dir.path().join("acme.policy"),
+        format!("{}{}", &acme[..start], &acme[end..]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("finance.policy"),
+        "application finance of acme {\n}\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("feeds")).unwrap();
+    std::fs::copy(
+        root().join("rules/feeds/blocklist.netset"),
+        dir.path().join("feeds/blocklist.netset"),
+    )
+    .unwrap();
+
+    let mut h = harness();
+    h.get_by_label("Compare versions").click();
+    h.run();
+    type_into(
+        &mut h,
+        FIELD,
+        "other rules directory",
+        &dir.path().display().to_string(),
+    );
+    h.get_by_label("Compare with directory").click();
+    h.run();
+    let c = h
+        .state()
+        .studio
+        .comparison
+        .clone()
+        .expect("a comparison ran");
+    assert_eq!(c.error, None);
+    assert_eq!(
+        c.stats_a.events, c.stats_b.events,
+        "every scenario replays under both versions"
+    );
+    assert!(
+        c.stats_b.prompts < c.stats_a.prompts,
+        "fewer prompts without the sensitive-ops policy"
+    );
+    h.get_by_label(
+        "changed: 01_sensitive_operation.ron #1 operation:change_email: step_up aal2 -> allow",
+    );
+    h.get_by_label_contains("friction: A (");
+}
+
+#[test]
+fn the_audit_view_filters_by_record_name_and_policy() {
+    let mut h = harness();
+    let all = h.state().studio.audit().len();
+    type_into(&mut h, FIELD, "audit name filter", "denied");
+    let denied = h.state().studio.audit().len();
+    assert!(denied > 0 && denied < all, "{denied} of {all}");
+    h.get_by_label(&format!("{denied} audit record(s)"));
+    type_into(&mut h, FIELD, "audit policy filter", "payouts");
+    assert!(
+        h.state()
+            .studio
+            .audit()
+            .iter()
+            .all(|(_, a)| a.name == "auth.step_up_denied"
+                && a.policies.iter().any(|p| p == "payouts"))
+    );
+}
