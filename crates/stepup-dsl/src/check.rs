@@ -10,7 +10,7 @@ use stepup_core::{
 };
 
 use crate::ast::{self, Arg, CmpOp, Expr, Factors, Lit, Member, RiskItem, ValidityAst};
-use crate::diag::{Diagnostic, SourceFile, Span, line_col};
+use crate::diag::{Diagnostic, LineIndex, SourceFile, Span};
 use crate::model::{
     Application, AttrType, Cond, DEFAULT_COUNTRY_WINDOW_DAYS, Origin, Policy, PolicySet,
     SignalKind, Tenant,
@@ -84,12 +84,14 @@ fn mean(word: &str, candidates: &[&str]) -> Option<String> {
 
 struct PolicyAt<'a> {
     file: &'a Arc<SourceFile>,
+    lines: &'a LineIndex,
     policy: &'a ast::Policy,
     name: String,
 }
 
 struct AppAt<'a> {
     file: &'a Arc<SourceFile>,
+    lines: &'a LineIndex,
     block: &'a ast::AppBlock,
 }
 
@@ -103,7 +105,8 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
     let mut seen: BTreeMap<(String, &'static str, String), ()> = BTreeMap::new();
 
     // Pass 1: declarations of every tenant, in every file.
-    for parsed in files {
+    let indexes: Vec<LineIndex> = files.iter().map(|p| LineIndex::new(&p.file.text)).collect();
+    for (parsed, lines) in files.iter().zip(&indexes) {
         let mut cx = Ctx {
             file: &parsed.file,
             diags: &mut diags,
@@ -121,6 +124,7 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                 ast::Item::Application(a) => {
                     apps.push(AppAt {
                         file: &parsed.file,
+                        lines,
                         block: a,
                     });
                     continue;
@@ -144,6 +148,7 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                         .or_default()
                         .push(PolicyAt {
                             file: &parsed.file,
+                            lines,
                             policy: p,
                             name,
                         });
@@ -291,6 +296,7 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                     }
                     let at = PolicyAt {
                         file: app.file,
+                        lines: app.lines,
                         policy: p,
                         name,
                     };
@@ -673,7 +679,7 @@ fn check_policy(cx: &mut Ctx<'_>, t: &Tenant, at: &PolicyAt<'_>) -> Option<Polic
         );
     }
     routine_lint(cx, t, &p.when, true);
-    let (line, _) = line_col(&at.file.text, p.span.start);
+    let line = at.lines.line(p.span.start);
     Some(Policy {
         name: at.name.clone(),
         message: p.message.as_ref().map(|m| m.value.clone()),

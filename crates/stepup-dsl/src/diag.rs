@@ -71,6 +71,30 @@ pub struct Diagnostic {
     pub span: Span,
 }
 
+/// Start offsets of every line of a text: line numbers in logarithmic time.
+#[derive(Debug, Clone, Default)]
+pub struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    /// Indexes a text.
+    #[must_use]
+    pub fn new(text: &str) -> Self {
+        let mut v = vec![0];
+        v.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex(v)
+    }
+    /// The 1-based line of a byte offset.
+    #[must_use]
+    pub fn line(&self, offset: usize) -> usize {
+        self.0.partition_point(|s| *s <= offset).max(1)
+    }
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 #[must_use]
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -7,8 +7,8 @@ use stepup_core::format_duration;
 use crate::ast::{
     Arg, Dur, Expr, Factors, File, Int, Item, Lit, Member, Policy, Require, RiskItem, ValidityAst,
 };
+use crate::diag::LineIndex;
 use crate::diag::Span;
-use crate::diag::line_col;
 
 /// A comment in the source.
 #[derive(Debug, Clone)]
@@ -53,6 +53,7 @@ fn comments(text: &str) -> Vec<Comment> {
 struct Fmt<'a> {
     out: String,
     text: Option<&'a str>,
+    lines: LineIndex,
     comments: Vec<Comment>,
     next: usize,
 }
@@ -63,6 +64,7 @@ pub fn format_file(file: &File, text: &str) -> String {
     let mut f = Fmt {
         out: String::new(),
         text: Some(text),
+        lines: LineIndex::new(text),
         comments: comments(text),
         next: 0,
     };
@@ -76,6 +78,7 @@ pub fn format_canonical(file: &File) -> String {
     let mut f = Fmt {
         out: String::new(),
         text: None,
+        lines: LineIndex::default(),
         comments: Vec::new(),
         next: 0,
     };
@@ -89,7 +92,11 @@ fn ind(level: usize) -> String {
 
 impl Fmt<'_> {
     fn line_of(&self, pos: usize) -> usize {
-        self.text.map_or(0, |t| line_col(t, pos).0)
+        if self.text.is_some() {
+            self.lines.line(pos)
+        } else {
+            0
+        }
     }
 
     /// Whether the source has a blank line between `from` and `to`.

@@ -2,7 +2,6 @@
 //! reloads swap in whole), decisions with the clock passed in, and the load–decide–commit cycle
 //! against a store.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,6 +12,7 @@ use crate::compile::{CompiledScope, compile_scope};
 use crate::decision::{Decision, DecisionKind, Trace, audit_names};
 use crate::facts::Facts;
 use crate::finish::{Scope, complete, finish, merge_note, refuse, satisfied};
+use crate::names::NameMap;
 use crate::request::{Event, Request};
 use crate::risk::{FeedWarning, Signals, ThreatFeed};
 use crate::state::State;
@@ -45,7 +45,7 @@ pub enum LoadError {
 
 struct TenantScopes {
     base: CompiledScope,
-    apps: HashMap<String, CompiledScope>,
+    apps: NameMap<CompiledScope>,
     feed: Arc<ThreatFeed>,
 }
 
@@ -53,7 +53,7 @@ struct TenantScopes {
 pub struct CompiledSet {
     /// The checked model.
     pub model: Arc<PolicySet>,
-    tenants: HashMap<String, TenantScopes>,
+    tenants: NameMap<TenantScopes>,
     hash: Arc<str>,
     /// Malformed threat-feed lines (skipped).
     pub feed_warnings: Vec<FeedWarning>,
@@ -73,7 +73,7 @@ impl CompiledSet {
     /// # Errors
     /// When a threat feed cannot be read: a missing blocklist would silently allow.
     pub fn compile(model: PolicySet) -> Result<CompiledSet, LoadError> {
-        let mut tenants = HashMap::new();
+        let mut tenants = NameMap::default();
         let mut feed_warnings = Vec::new();
         for (name, t) in &model.tenants {
             let mut feed = ThreatFeed::default();
@@ -93,7 +93,7 @@ impl CompiledSet {
                 name.clone(),
                 TenantScopes {
                     base,
-                    apps: HashMap::new(),
+                    apps: NameMap::default(),
                     feed: Arc::new(feed),
                 },
             );
@@ -211,18 +211,14 @@ impl CompiledSet {
             },
         };
         match &req.event {
-            Event::Operation { name, .. }
-                if !t.operations.is_empty() && !t.operations.contains_key(name.as_str()) =>
-            {
+            Event::Operation { name, .. } if ids.op.is_none() && !t.operations.is_empty() => {
                 return refuse(
                     req,
                     &self.hash,
                     format!("operation `{name}` is not in tenant `{}`'s catalog", t.name),
                 );
             }
-            Event::Access { resource, .. }
-                if !t.resources.is_empty() && !t.resources.contains(resource.as_str()) =>
-            {
+            Event::Access { resource, .. } if ids.res.is_none() && !t.resources.is_empty() => {
                 return refuse(
                     req,
                     &self.hash,

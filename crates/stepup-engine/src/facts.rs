@@ -104,7 +104,7 @@ impl Facts<'_> {
     }
     /// Runs a script; errors and exhausted budgets are unknown (the policy fires).
     pub fn script(&self, s: &Script) -> Tri {
-        match s.eval(self.script_ctx()) {
+        match s.eval(self.script_ctx(&s.source)) {
             Ok(b) => Tri::from(b),
             Err(e) => {
                 self.script_errors.borrow_mut().push(format!(
@@ -116,7 +116,10 @@ impl Facts<'_> {
         }
     }
 
-    fn script_ctx(&self) -> Map {
+    /// The read-only `ctx` of a script. The risk score, the signals and the enrolled factors are
+    /// computed only for scripts that name them (computing the signals is the expensive part);
+    /// a script that reaches a field it does not name gets `()` and fails closed.
+    fn script_ctx(&self, source: &str) -> Map {
         let mut m = Map::new();
         let opt = |s: Option<&str>| s.map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_string()));
         m.insert("operation".into(), opt(self.operation()));
@@ -125,14 +128,19 @@ impl Facts<'_> {
             "event".into(),
             Dynamic::from(self.req.event.kind().to_string()),
         );
-        m.insert(
-            "risk".into(),
-            self.signals
-                .score()
-                .map_or(Dynamic::UNIT, |s| Dynamic::from(i64::from(s))),
-        );
+        if source.contains("risk") {
+            m.insert(
+                "risk".into(),
+                self.signals
+                    .score()
+                    .map_or(Dynamic::UNIT, |s| Dynamic::from(i64::from(s))),
+            );
+        }
         let mut signals = Map::new();
-        for k in SignalKind::ALL {
+        for k in SignalKind::ALL
+            .into_iter()
+            .filter(|_| source.contains("signals"))
+        {
             let v = match self
                 .signals
                 .get(k, stepup_dsl::model::DEFAULT_COUNTRY_WINDOW_DAYS)
@@ -143,13 +151,17 @@ impl Facts<'_> {
             };
             signals.insert(k.as_str().into(), v);
         }
-        m.insert("signals".into(), signals.into());
+        if source.contains("signals") {
+            m.insert("signals".into(), signals.into());
+        }
         let enrolled: rhai::Array = Factor::ALL
             .into_iter()
-            .filter(|f| self.req.enrolled.contains(*f))
+            .filter(|f| source.contains("enrolled") && self.req.enrolled.contains(*f))
             .map(|f| Dynamic::from(f.as_str().to_string()))
             .collect();
-        m.insert("enrolled".into(), enrolled.into());
+        if source.contains("enrolled") {
+            m.insert("enrolled".into(), enrolled.into());
+        }
         let mut attrs = Map::new();
         if let Event::Operation { attrs: list, .. } = &self.req.event {
             for (k, v) in list {

@@ -32,6 +32,7 @@ pub mod decision;
 pub mod engine;
 pub mod facts;
 pub mod finish;
+pub mod names;
 pub mod reference;
 pub mod request;
 pub mod risk;

@@ -1,9 +1,9 @@
 //! Pass 1: names become small integers and the model's leaves become compiled leaves.
 //! `operation` classes expand to the ids of the operations of that class.
 
-use std::collections::HashMap;
-
 use stepup_dsl::model::{Cond, Tenant};
+
+use crate::names::NameMap;
 
 use super::CExpr;
 
@@ -11,12 +11,12 @@ use super::CExpr;
 pub struct Interner<'t> {
     tenant: &'t Tenant,
     /// Operation ids.
-    pub ops: HashMap<String, u32>,
+    pub ops: NameMap<u32>,
     /// Resource ids.
-    pub res: HashMap<String, u32>,
+    pub res: NameMap<u32>,
 }
 
-fn id(map: &mut HashMap<String, u32>, name: &str) -> u32 {
+fn id(map: &mut NameMap<u32>, name: &str) -> u32 {
     let n = u32::try_from(map.len()).unwrap_or(u32::MAX);
     *map.entry(name.to_string()).or_insert(n)
 }
@@ -27,8 +27,8 @@ impl<'t> Interner<'t> {
     pub fn new(tenant: &'t Tenant) -> Self {
         let mut s = Interner {
             tenant,
-            ops: HashMap::new(),
-            res: HashMap::new(),
+            ops: NameMap::default(),
+            res: NameMap::default(),
         };
         for o in tenant.operations.keys() {
             id(&mut s.ops, o);
@@ -39,10 +39,7 @@ impl<'t> Interner<'t> {
         s
     }
 
-    fn ids<'a>(
-        map: &mut HashMap<String, u32>,
-        names: impl Iterator<Item = &'a String>,
-    ) -> Box<[u32]> {
+    fn ids<'a>(map: &mut NameMap<u32>, names: impl Iterator<Item = &'a String>) -> Box<[u32]> {
         let mut v: Vec<u32> = names.map(|n| id(map, n)).collect();
         v.sort_unstable();
         v.dedup();

@@ -8,7 +8,6 @@ pub mod intern;
 pub mod order;
 pub mod simplify;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use stepup_dsl::ast::CmpOp;
@@ -58,9 +57,9 @@ pub struct CompiledScope {
     /// Their compiled conditions.
     pub exprs: Vec<CExpr>,
     /// Operation name → id.
-    pub op_ids: HashMap<String, u32>,
+    pub op_ids: crate::names::NameMap<u32>,
     /// Resource name → id.
-    pub res_ids: HashMap<String, u32>,
+    pub res_ids: crate::names::NameMap<u32>,
     /// Candidates per event.
     pub index: index::Index,
 }
