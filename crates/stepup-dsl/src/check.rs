@@ -166,6 +166,7 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
     }
 
     // Pass 2: tenant policies.
+    let mut located: BTreeMap<String, Vec<Located>> = BTreeMap::new();
     for (tname, list) in &policies {
         let Some(tenant) = tenants.get(tname) else {
             continue;
@@ -198,9 +199,19 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                 );
             }
             if let Some(p) = check_policy(&mut cx, tenant, at) {
-                checked.push(Arc::new(p));
+                let p = Arc::new(p);
+                let span = at.policy.name.as_ref().map_or(at.policy.span, |n| n.span);
+                located
+                    .entry(tname.clone())
+                    .or_default()
+                    .push(Located::new(&p, tenant, at.file, span, false));
+                checked.push(p);
             }
         }
+        disjoint_lint(
+            &mut diags,
+            located.get(tname).map_or(&[][..], Vec::as_slice),
+        );
         if let Some(t) = tenants.get_mut(tname) {
             t.policies = checked;
         }
@@ -252,6 +263,7 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
         let mut names: BTreeMap<String, ()> = BTreeMap::new();
         let tenant_policy_names: Vec<&str> =
             tenant.policies.iter().map(|p| p.name.as_str()).collect();
+        let mut app_located: Vec<Located> = Vec::new();
         let mut bare = 0usize;
         for m in &b.members {
             match m {
@@ -304,7 +316,10 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                         if let Some(base) = base {
                             weaker_override(&mut cx, p, base, &checked);
                         }
-                        out.policies.push(Arc::new(checked));
+                        let checked = Arc::new(checked);
+                        let span = p.name.as_ref().map_or(p.span, |n| n.span);
+                        app_located.push(Located::new(&checked, tenant, app.file, span, true));
+                        out.policies.push(checked);
                     }
                 }
                 other => {
@@ -319,6 +334,15 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                 }
             }
         }
+        // The policies in force for the application: the tenant's, replaced by name, and its own.
+        let mut scope: Vec<Located> = located.get(&b.tenant.text).cloned().unwrap_or_default();
+        for l in app_located {
+            match scope.iter_mut().find(|x| x.name == l.name) {
+                Some(slot) => *slot = l,
+                None => scope.push(l),
+            }
+        }
+        disjoint_lint(&mut diags, &scope);
         applications.insert(key, out);
     }
 
@@ -1229,6 +1253,86 @@ fn check_call(
         (other, _) => {
             cx.err("E006", n.span, format!("unknown signal `{other}`"), "not a signal", mean(other, &SIGNALS).or_else(|| Some("signals are `new_device`, `new_country(Nd)`, `impossible_travel`, `threat_intel` and `first_access(resource)`".into())));
             None
+        }
+    }
+}
+
+/// A checked policy with where its name is written, for lints across policies.
+#[derive(Clone)]
+struct Located {
+    name: String,
+    file: Arc<SourceFile>,
+    span: Span,
+    from_app: bool,
+    /// The factors that can satisfy it (allowed and strong enough).
+    factors: stepup_core::FactorSet,
+    /// Operations it is restricted to, if a top-level conjunct says so.
+    ops: Option<BTreeSet<String>>,
+    /// Resource classes it is restricted to (accesses only), if a top-level conjunct says so.
+    res: Option<BTreeSet<String>>,
+}
+
+impl Located {
+    fn new(p: &Policy, t: &Tenant, file: &Arc<SourceFile>, span: Span, from_app: bool) -> Self {
+        let (mut ops, mut res): (Option<BTreeSet<String>>, Option<BTreeSet<String>>) = (None, None);
+        let conjuncts: Vec<&Cond> = match &p.condition {
+            Cond::And(v) => v.iter().collect(),
+            other => vec![other],
+        };
+        let narrow = |slot: &mut Option<BTreeSet<String>>, s: BTreeSet<String>| {
+            *slot = Some(match slot.take() {
+                Some(prev) => prev.intersection(&s).cloned().collect(),
+                None => s,
+            });
+        };
+        for c in conjuncts {
+            match c {
+                Cond::OperationIn(s) => narrow(&mut ops, s.clone()),
+                Cond::ResourceIn(s) => narrow(&mut res, s.clone()),
+                Cond::FirstAccess(r, _) => narrow(&mut res, BTreeSet::from([r.clone()])),
+                _ => {}
+            }
+        }
+        Located {
+            name: p.name.clone(),
+            file: Arc::clone(file),
+            span,
+            from_app,
+            factors: p
+                .requirement
+                .factors
+                .intersect(t.strengths.reaching(p.requirement.aal)),
+            ops,
+            res,
+        }
+    }
+
+    /// Whether some event can make both fire (conservative: `true` unless their guards exclude it).
+    fn may_meet(&self, o: &Located) -> bool {
+        match (&self.ops, &self.res, &o.ops, &o.res) {
+            (Some(a), _, Some(b), _) => !a.is_disjoint(b),
+            (_, Some(a), _, Some(b)) => !a.is_disjoint(b),
+            (Some(_), _, _, Some(_)) | (_, Some(_), Some(_), _) => false,
+            _ => true,
+        }
+    }
+}
+
+/// S007: two policies that can fire on the same event but share no factor that satisfies both —
+/// their merge allows nothing, so the user is refused.
+fn disjoint_lint(diags: &mut Vec<Diagnostic>, scope: &[Located]) {
+    let app_scope = scope.iter().any(|x| x.from_app);
+    for (i, a) in scope.iter().enumerate() {
+        for b in scope.iter().skip(i + 1) {
+            // Tenant pairs are reported once, on the tenant, not again for each application.
+            let reported_elsewhere = app_scope && !a.from_app && !b.from_app;
+            if a.factors.intersect(b.factors).is_empty() && !reported_elsewhere && a.may_meet(b) {
+                diags.push(
+                    Diagnostic::warning("S007", &b.file, b.span, format!("policies `{}` and `{}` can fire together but no factor satisfies both", a.name, b.name))
+                        .label("disjoint factors")
+                        .help(format!("`{}` allows {} and `{}` allows {}: when both fire, the merged requirement allows no factor and the action is refused", a.name, a.factors, b.name, b.factors)),
+                );
+            }
         }
     }
 }

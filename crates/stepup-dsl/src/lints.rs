@@ -60,6 +60,13 @@ pub const LINTS: &[LintDoc] = &[
         why: "a threshold such as `risk > 100` silently disables a risk trigger",
         example: "when risk >= 150 require aal2",
     },
+    LintDoc {
+        code: "S007",
+        name: "disjoint-factors",
+        what: "two policies can fire on the same event but no factor satisfies both",
+        why: "when both fire, the most-restrictive merge intersects their factor sets; an empty intersection refuses the action outright",
+        example: "policy a \"...\" { when new_device require aal2 factor sms }\npolicy b \"...\" { when new_device require aal3 factor webauthn }",
+    },
 ];
 
 /// Looks a lint up by code or name.
