@@ -117,7 +117,12 @@ pub fn load_sources(sources: &[Source]) -> Loaded {
         files.push(Arc::clone(&file));
         match syntax::parse(&file) {
             Ok(ast) => {
-                hasher.update(src.name.as_bytes());
+                // The file's name, not its path: the hash names a version of the rules, wherever
+                // they are checked out.
+                let base = Path::new(&src.name)
+                    .file_name()
+                    .map_or_else(|| src.name.clone(), |n| n.to_string_lossy().into_owned());
+                hasher.update(base.as_bytes());
                 hasher.update([0]);
                 hasher.update(fmt::format_canonical(&ast).as_bytes());
                 hasher.update([0]);

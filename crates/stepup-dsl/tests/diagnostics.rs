@@ -104,3 +104,28 @@ fn a_tenant_strength_override_changes_what_is_reachable() {
     let d = diags("factor totp strength aal2\nwhen new_device require aal3 factor totp");
     assert_eq!(d.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["E009"]);
 }
+
+#[test]
+fn the_policy_set_hash_ignores_layout_comments_and_checkout_location() {
+    let hash = |name: &str, text: &str| {
+        load_sources(&[Source::text(name, text)])
+            .set
+            .map(|s| s.hash)
+            .unwrap_or_default()
+    };
+    let a = hash(
+        "/home/a/repo/rules/x.policy",
+        "when new_device require aal2",
+    );
+    assert_eq!(
+        a,
+        hash(
+            "/tmp/ci/rules/x.policy",
+            "# a comment\nwhen   new_device\n  require aal2\n"
+        )
+    );
+    assert_ne!(
+        a,
+        hash("/tmp/ci/rules/x.policy", "when new_device require aal3")
+    );
+}
