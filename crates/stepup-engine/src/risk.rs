@@ -197,6 +197,7 @@ pub struct Signals<'a> {
     now: stepup_core::Timestamp,
     memo: std::cell::Cell<[u8; 4]>,
     country_memo: std::cell::Cell<Option<(u32, Tri)>>,
+    score_memo: std::cell::Cell<Option<Option<u32>>>,
 }
 
 impl<'a> Signals<'a> {
@@ -217,6 +218,7 @@ impl<'a> Signals<'a> {
             now,
             memo: std::cell::Cell::new([0; 4]),
             country_memo: std::cell::Cell::new(None),
+            score_memo: std::cell::Cell::new(None),
         }
     }
 
@@ -309,6 +311,15 @@ impl<'a> Signals<'a> {
     /// The risk score: sum of the weights of present signals, capped at 100, or the platform's
     /// score where higher. Unknown when a signal with a weight is unknown.
     pub fn score(&self) -> Option<u32> {
+        if let Some(s) = self.score_memo.get() {
+            return s;
+        }
+        let s = self.compute_score();
+        self.score_memo.set(Some(s));
+        s
+    }
+
+    fn compute_score(&self) -> Option<u32> {
         let platform = self.ctx.and_then(|c| c.platform_risk).map(|p| p.min(100));
         let mut sum = 0u32;
         for k in SignalKind::ALL {
