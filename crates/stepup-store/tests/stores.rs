@@ -66,6 +66,17 @@ fn sign_in(session: &str, device: &str, now: i64) -> Request {
     }
 }
 
+/// The user answers the open challenge with TOTP.
+fn totp(session: &str, now: i64) -> Request {
+    Request {
+        event: Event::StepUp {
+            factor: Factor::Totp,
+            success: true,
+        },
+        ..sign_in(session, "-", now)
+    }
+}
+
 fn engine() -> Engine {
     Engine::new(CompiledSet::from_text("acme.policy", RULES).unwrap_or_else(|e| panic!("{e}")))
 }
@@ -84,17 +95,7 @@ fn two_engines_sharing_one_redis_see_each_others_history() {
         DecisionKind::StepUp,
         "instance A: the device is new"
     );
-    let done = a.process(
-        &sa,
-        &Request {
-            event: Event::StepUp {
-                factor: Factor::Totp,
-                success: true,
-            },
-            ..sign_in("s1", "phone-1", 1_010)
-        },
-        false,
-    );
+    let done = a.process(&sa, &totp("s1", 1_010), false);
     assert_eq!(done.kind, DecisionKind::Completed);
     let d = b.process(&sb, &sign_in("s2", "phone-1", 2_000), false);
     assert_eq!(
@@ -114,17 +115,7 @@ fn a_redis_outage_fails_closed_and_recovers() {
         .with_deadline(Duration::from_millis(200));
     // Teach the device.
     e.process(&store, &sign_in("s1", "laptop", 1_000), false);
-    e.process(
-        &store,
-        &Request {
-            event: Event::StepUp {
-                factor: Factor::Totp,
-                success: true,
-            },
-            ..sign_in("s1", "laptop", 1_010)
-        },
-        false,
-    );
+    e.process(&store, &totp("s1", 1_010), false);
     assert_eq!(
         e.process(&store, &sign_in("s2", "laptop", 1_100), false)
             .kind,
@@ -158,17 +149,7 @@ fn a_redis_outage_fails_closed_and_recovers() {
     // store answers, and what is learned now sticks.
     let d = e.process(&store, &sign_in("s4", "laptop", 1_300), false);
     assert!(d.errors.is_empty(), "recovered: {:?}", d.errors);
-    e.process(
-        &store,
-        &Request {
-            event: Event::StepUp {
-                factor: Factor::Totp,
-                success: true,
-            },
-            ..sign_in("s4", "laptop", 1_310)
-        },
-        false,
-    );
+    e.process(&store, &totp("s4", 1_310), false);
     assert_eq!(
         e.process(&store, &sign_in("s5", "laptop", 1_400), false)
             .kind,

@@ -51,6 +51,25 @@ pub struct ScenarioEntry {
     pub text: String,
 }
 
+impl ScenarioEntry {
+    /// The file's name, as reports show it.
+    #[must_use]
+    pub fn name(&self) -> String {
+        self.path.file_name().map_or_else(
+            || "scenario".to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+
+    /// Loads it against a policy set.
+    ///
+    /// # Errors
+    /// The scenario's input error, located.
+    pub fn load(&self, set: &CompiledSet) -> Result<Loaded, String> {
+        stepup_replay::load(&self.name(), &self.text, set).map_err(|e| e.to_string())
+    }
+}
+
 /// Changes to the selected event, applied on a copy of the scenario.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WhatIf {
@@ -345,14 +364,7 @@ impl Studio {
             .scenarios
             .iter()
             .map(|s| {
-                let name = s
-                    .path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("scenario")
-                    .to_string();
-                let loaded =
-                    stepup_replay::load(&name, &s.text, &set).map_err(|e| e.to_string())?;
+                let loaded = s.load(&set)?;
                 stepup_replay::replay(&loaded, engine, &MemoryStore::new())
                     .map_err(|e| e.to_string())
             })
@@ -394,14 +406,7 @@ impl Studio {
         };
         let set = engine.current();
         let result = (|| -> Result<EventResult, String> {
-            let name = entry
-                .path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("scenario")
-                .to_string();
-            let mut l: Loaded =
-                stepup_replay::load(&name, &entry.text, &set).map_err(|e| e.to_string())?;
+            let mut l: Loaded = entry.load(&set)?;
             apply_what_if(&mut l, self.selected_event, &self.what_if)?;
             let r = stepup_replay::replay_with(&l, engine, &MemoryStore::new(), false)
                 .map_err(|e| e.to_string())?;
@@ -596,13 +601,7 @@ impl Studio {
             self.scenarios
                 .iter()
                 .filter_map(|s| {
-                    let name = s
-                        .path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or("scenario")
-                        .to_string();
-                    let l = stepup_replay::load(&name, &s.text, &set).ok()?;
+                    let l = s.load(&set).ok()?;
                     stepup_replay::replay_with(&l, engine, &MemoryStore::new(), false).ok()
                 })
                 .collect()
