@@ -17,7 +17,7 @@ use crate::request::{Event, Request};
 use crate::risk::{FeedWarning, Signals, ThreatFeed};
 use crate::state::State;
 use crate::store::Store;
-use crate::tree::{FiredBuf, Ids, candidates, eval};
+use crate::tree::{AttrTable, FiredBuf, Ids, candidates, eval};
 
 /// Why a policy set could not be loaded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -252,9 +252,10 @@ impl CompiledSet {
             finish(&sc, req, state, &facts, &fired, errors, false)
         } else {
             let mut buf = FiredBuf::new();
+            let attrs = AttrTable::new(scope, &req.event);
             for &i in candidates(scope, &req.event, ids) {
                 if let Some(e) = scope.exprs.get(i as usize)
-                    && eval(e, &facts, ids).fires()
+                    && eval(e, &facts, ids, &attrs).fires()
                 {
                     buf.push(i as usize);
                 }

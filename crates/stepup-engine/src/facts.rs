@@ -15,6 +15,36 @@ use crate::risk::Signals;
 use crate::state::UserHistory;
 use crate::tri::Tri;
 
+/// `value OP v` for a number attribute's value. Absent: false. Another type: unknown.
+#[must_use]
+pub fn num_value(value: Option<&Value>, op: CmpOp, v: f64) -> Tri {
+    match value {
+        None => Tri::False,
+        Some(Value::Number(x)) if x.is_finite() => Tri::from(op.apply(x, &v)),
+        Some(_) => Tri::Unknown,
+    }
+}
+
+/// A string attribute's value in a set. Absent: false. Another type: unknown.
+#[must_use]
+pub fn str_value(value: Option<&Value>, set: &std::collections::BTreeSet<String>) -> Tri {
+    match value {
+        None => Tri::False,
+        Some(Value::Str(s)) => Tri::from(set.contains(s)),
+        Some(_) => Tri::Unknown,
+    }
+}
+
+/// A boolean attribute's value equal to `b`. Absent: false. Another type: unknown.
+#[must_use]
+pub fn bool_value(value: Option<&Value>, b: bool) -> Tri {
+    match value {
+        None => Tri::False,
+        Some(Value::Bool(x)) => Tri::from(*x == b),
+        Some(_) => Tri::Unknown,
+    }
+}
+
 /// Facts about one event.
 pub struct Facts<'a> {
     /// The request.
@@ -65,27 +95,15 @@ impl Facts<'_> {
     }
     /// `attr OP v` on a number attribute. Absent: false. Of another type: unknown (fail closed).
     pub fn attr_num(&self, name: &str, op: CmpOp, v: f64) -> Tri {
-        match self.req.event.attr(name) {
-            None => Tri::False,
-            Some(Value::Number(x)) if x.is_finite() => Tri::from(op.apply(x, &v)),
-            Some(_) => Tri::Unknown,
-        }
+        num_value(self.req.event.attr(name), op, v)
     }
     /// A string attribute in a set.
     pub fn attr_str(&self, name: &str, set: &std::collections::BTreeSet<String>) -> Tri {
-        match self.req.event.attr(name) {
-            None => Tri::False,
-            Some(Value::Str(s)) => Tri::from(set.contains(s)),
-            Some(_) => Tri::Unknown,
-        }
+        str_value(self.req.event.attr(name), set)
     }
     /// A boolean attribute equal to `b`.
     pub fn attr_bool(&self, name: &str, b: bool) -> Tri {
-        match self.req.event.attr(name) {
-            None => Tri::False,
-            Some(Value::Bool(x)) => Tri::from(*x == b),
-            Some(_) => Tri::Unknown,
-        }
+        bool_value(self.req.event.attr(name), b)
     }
     /// `first_access(resource[, window])`: on an access to that resource, no earlier access
     /// (ever, or within the window).

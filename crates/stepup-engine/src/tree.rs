@@ -1,8 +1,9 @@
 //! The compiled evaluator: walks only the candidate policies of the event, cheap tests first,
 //! short-circuiting in three-valued logic. Nothing on the path that allows allocates.
 
-use crate::compile::{CExpr, CompiledScope};
-use crate::facts::Facts;
+use crate::compile::{Attr, CExpr, CompiledScope};
+use crate::facts::{Facts, bool_value, num_value, str_value};
+use crate::request::Value;
 use crate::tri::Tri;
 
 /// The event's interned operation and resource.
@@ -14,13 +15,47 @@ pub struct Ids {
     pub res: Option<u32>,
 }
 
+/// Attributes with a slot: at most this many per scope (the rest are looked up by name).
+pub const MAX_ATTR_SLOTS: usize = 32;
+
+/// The request's attribute values by slot, filled once per decision (no allocation).
+pub struct AttrTable<'r>(pub [Option<&'r Value>; MAX_ATTR_SLOTS]);
+
+impl<'r> AttrTable<'r> {
+    /// The table of an event (attributes exist on operations; the first of a name wins).
+    #[must_use]
+    pub fn new(scope: &CompiledScope, event: &'r crate::request::Event) -> Self {
+        let mut t = AttrTable([None; MAX_ATTR_SLOTS]);
+        if let crate::request::Event::Operation { attrs, .. } = event {
+            for (k, v) in attrs {
+                if let Some(slot) = scope
+                    .attr_slots
+                    .get(k.as_str())
+                    .and_then(|s| t.0.get_mut(usize::from(*s)))
+                    && slot.is_none()
+                {
+                    *slot = Some(v);
+                }
+            }
+        }
+        t
+    }
+
+    fn get(&self, a: &Attr, f: &Facts<'r>) -> Option<&'r Value> {
+        match a.slot {
+            Some(s) => self.0.get(usize::from(s)).copied().flatten(),
+            None => f.req.event.attr(&a.name),
+        }
+    }
+}
+
 /// Evaluates a compiled condition.
-pub fn eval(e: &CExpr, f: &Facts<'_>, ids: Ids) -> Tri {
+pub fn eval<'r>(e: &CExpr, f: &Facts<'r>, ids: Ids, attrs: &AttrTable<'r>) -> Tri {
     match e {
         CExpr::And(v) => {
             let mut unknown = false;
             for c in v.iter() {
-                match eval(c, f, ids) {
+                match eval(c, f, ids, attrs) {
                     Tri::False => return Tri::False,
                     Tri::Unknown => unknown = true,
                     Tri::True => {}
@@ -31,7 +66,7 @@ pub fn eval(e: &CExpr, f: &Facts<'_>, ids: Ids) -> Tri {
         CExpr::Or(v) => {
             let mut unknown = false;
             for c in v.iter() {
-                match eval(c, f, ids) {
+                match eval(c, f, ids, attrs) {
                     Tri::True => return Tri::True,
                     Tri::Unknown => unknown = true,
                     Tri::False => {}
@@ -39,13 +74,13 @@ pub fn eval(e: &CExpr, f: &Facts<'_>, ids: Ids) -> Tri {
             }
             if unknown { Tri::Unknown } else { Tri::False }
         }
-        CExpr::Not(c) => eval(c, f, ids).not(),
+        CExpr::Not(c) => eval(c, f, ids, attrs).not(),
         CExpr::Op(set) => Tri::from(ids.op.is_some_and(|k| set.binary_search(&k).is_ok())),
         CExpr::Res(set) => Tri::from(ids.res.is_some_and(|k| set.binary_search(&k).is_ok())),
         CExpr::Risk(op, v) => f.risk(*op, *v),
-        CExpr::AttrNum(n, op, v) => f.attr_num(n, *op, *v),
-        CExpr::AttrStr(n, s) => f.attr_str(n, s),
-        CExpr::AttrBool(n, b) => f.attr_bool(n, *b),
+        CExpr::AttrNum(a, op, v) => num_value(attrs.get(a, f), *op, *v),
+        CExpr::AttrStr(a, s) => str_value(attrs.get(a, f), s),
+        CExpr::AttrBool(a, b) => bool_value(attrs.get(a, f), *b),
         CExpr::Signal(k, d) => f.signal(*k, *d),
         CExpr::FirstAccess(r, w) => f.first_access(r, *w),
         CExpr::Script(s) => f.script(s),

@@ -113,6 +113,27 @@ fn guard(e: &CExpr) -> Guard {
     }
 }
 
+/// Drops the top-level operation tests of a condition: a policy with one is only ever in the
+/// buckets of operations that pass it.
+#[must_use]
+pub fn drop_implied_op(e: CExpr) -> CExpr {
+    match e {
+        CExpr::Op(_) => CExpr::Const(crate::tri::Tri::True),
+        CExpr::And(v) => {
+            let kept: Vec<CExpr> = v
+                .into_vec()
+                .into_iter()
+                .filter(|c| !matches!(c, CExpr::Op(_)))
+                .collect();
+            match kept.len() {
+                0 => CExpr::Const(crate::tri::Tri::True),
+                _ => CExpr::And(kept.into_boxed_slice()),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Candidate policies per event, each list in policy order.
 #[derive(Debug, Clone, Default)]
 pub struct Index {

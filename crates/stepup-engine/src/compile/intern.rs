@@ -14,6 +14,8 @@ pub struct Interner<'t> {
     pub ops: NameMap<u32>,
     /// Resource ids.
     pub res: NameMap<u32>,
+    /// Attribute slots.
+    pub attrs: NameMap<u8>,
 }
 
 fn id(map: &mut NameMap<u32>, name: &str) -> u32 {
@@ -29,6 +31,7 @@ impl<'t> Interner<'t> {
             tenant,
             ops: NameMap::default(),
             res: NameMap::default(),
+            attrs: NameMap::default(),
         };
         for o in tenant.operations.keys() {
             id(&mut s.ops, o);
@@ -44,6 +47,23 @@ impl<'t> Interner<'t> {
         v.sort_unstable();
         v.dedup();
         v.into_boxed_slice()
+    }
+
+    fn attr(&mut self, name: &str) -> super::Attr {
+        let next = self.attrs.len();
+        let slot = match self.attrs.get(name) {
+            Some(s) => Some(*s),
+            None if next < crate::tree::MAX_ATTR_SLOTS => {
+                let s = u8::try_from(next).unwrap_or(u8::MAX);
+                self.attrs.insert(name.to_string(), s);
+                Some(s)
+            }
+            None => None,
+        };
+        super::Attr {
+            name: name.into(),
+            slot,
+        }
     }
 
     /// Lowers a model condition.
@@ -65,9 +85,9 @@ impl<'t> Interner<'t> {
             }
             Cond::ResourceIn(s) => CExpr::Res(Self::ids(&mut self.res, s.iter())),
             Cond::Risk(op, v) => CExpr::Risk(*op, *v),
-            Cond::AttrNum(n, op, v) => CExpr::AttrNum(n.as_str().into(), *op, *v),
-            Cond::AttrStrIn(n, s) => CExpr::AttrStr(n.as_str().into(), s.clone()),
-            Cond::AttrBool(n, b) => CExpr::AttrBool(n.as_str().into(), *b),
+            Cond::AttrNum(n, op, v) => CExpr::AttrNum(self.attr(n), *op, *v),
+            Cond::AttrStrIn(n, s) => CExpr::AttrStr(self.attr(n), s.clone()),
+            Cond::AttrBool(n, b) => CExpr::AttrBool(self.attr(n), *b),
             Cond::Signal(k, d) => CExpr::Signal(*k, *d),
             Cond::FirstAccess(r, w) => {
                 // The resource must be interned so the index can route accesses to it.

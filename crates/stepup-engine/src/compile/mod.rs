@@ -32,11 +32,11 @@ pub enum CExpr {
     /// `risk OP v`.
     Risk(CmpOp, f64),
     /// Number attribute.
-    AttrNum(Box<str>, CmpOp, f64),
+    AttrNum(Attr, CmpOp, f64),
     /// String attribute in a set.
-    AttrStr(Box<str>, std::collections::BTreeSet<String>),
+    AttrStr(Attr, std::collections::BTreeSet<String>),
     /// Bool attribute.
-    AttrBool(Box<str>, bool),
+    AttrBool(Attr, bool),
     /// A signal.
     Signal(SignalKind, u32),
     /// First access.
@@ -45,6 +45,15 @@ pub enum CExpr {
     Script(Arc<Script>),
     /// A constant.
     Const(Tri),
+}
+
+/// A request attribute: its name, and its slot in the per-request table when it has one.
+#[derive(Debug, Clone)]
+pub struct Attr {
+    /// The name.
+    pub name: Box<str>,
+    /// Index in [`crate::tree::AttrTable`] (the first [`crate::tree::MAX_ATTR_SLOTS`] attributes).
+    pub slot: Option<u8>,
 }
 
 /// One (tenant, application), compiled.
@@ -60,6 +69,8 @@ pub struct CompiledScope {
     pub op_ids: crate::names::NameMap<u32>,
     /// Resource name → id.
     pub res_ids: crate::names::NameMap<u32>,
+    /// Attribute name → slot.
+    pub attr_slots: crate::names::NameMap<u8>,
     /// Candidates per event.
     pub index: index::Index,
 }
@@ -74,12 +85,20 @@ pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
         .map(|p| order::order(simplify::simplify(interner.lower(&p.condition))))
         .collect();
     let index = index::build(&exprs, interner.ops.len(), interner.res.len());
+    // With the index on, a bucket only holds policies whose top-level operation test it already
+    // passed: that test is dropped from the tree.
+    let exprs = if exprs.len() >= index::INDEX_THRESHOLD {
+        exprs.into_iter().map(index::drop_implied_op).collect()
+    } else {
+        exprs
+    };
     CompiledScope {
         tenant: r.tenant.clone(),
         policies: r.policies.clone(),
         exprs,
         op_ids: interner.ops,
         res_ids: interner.res,
+        attr_slots: interner.attrs,
         index,
     }
 }
