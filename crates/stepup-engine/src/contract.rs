@@ -5,7 +5,7 @@
 use serde_json::json;
 use stepup_core::{Aal, Factor, FactorSet, Requirement, StrengthTable, Timestamp, Validity};
 
-use crate::decision::{Decision, DecisionKind};
+use crate::decision::{Decision, DecisionKind, DenyReason};
 use crate::state::{AuthEvent, SessionState};
 
 /// An HTTP answer for a decision that does not let the request through.
@@ -19,21 +19,44 @@ pub struct HttpAnswer {
     pub www_authenticate: Option<String>,
 }
 
-fn quoted(s: &str) -> String {
+/// A header-safe `error_description`: HTTP header values are visible ASCII, and a quoted-string
+/// cannot hold `"` or `\`. Typographic punctuation becomes its ASCII twin; anything else that
+/// does not fit becomes `?` (the JSON body keeps the message as written).
+fn header_text(s: &str) -> String {
     s.chars()
-        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .filter_map(|c| match c {
+            '\u{2014}' | '\u{2013}' => Some('-'),
+            '\u{2018}' | '\u{2019}' | '"' | '\u{201c}' | '\u{201d}' => Some('\''),
+            '\u{2026}' => Some('.'),
+            '\\' => None,
+            c if c.is_ascii_control() => Some(' '),
+            c if c.is_ascii() => Some(c),
+            _ => Some('?'),
+        })
         .collect()
 }
 
-/// The HTTP answer for a decision, `None` when the request may proceed.
+fn denied(msg: String) -> HttpAnswer {
+    HttpAnswer {
+        status: 403,
+        body: json!({"error": "access_denied", "message": msg}),
+        www_authenticate: None,
+    }
+}
+
+/// The HTTP answer for a decision, `None` only when the request may proceed.
 #[must_use]
 pub fn http_answer(d: &Decision) -> Option<HttpAnswer> {
     let msg = d.message.clone().unwrap_or_default();
-    match d.kind {
-        DecisionKind::Allow | DecisionKind::Completed => None,
-        DecisionKind::StepUp => {
-            let r = d.required?;
+    match (d.kind, d.required) {
+        (DecisionKind::Allow | DecisionKind::Completed, _) => None,
+        (DecisionKind::StepUp, Some(r)) => {
             let max_age = r.validity.max_age_secs();
+            let header = format!(
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"{}\", acr_values=\"{}\", max_age={max_age}",
+                header_text(&msg),
+                r.aal.as_str()
+            );
             let body = json!({
                 "error": "step_up_required",
                 "required_acr": r.aal.as_str(),
@@ -42,36 +65,26 @@ pub fn http_answer(d: &Decision) -> Option<HttpAnswer> {
                 "challenge_id": d.challenge_id,
                 "message": msg,
             });
-            let header = format!(
-                "Bearer error=\"insufficient_user_authentication\", error_description=\"{}\", acr_values=\"{}\", max_age={max_age}",
-                quoted(&msg),
-                r.aal.as_str()
-            );
             Some(HttpAnswer {
                 status: 401,
                 body,
                 www_authenticate: Some(header),
             })
         }
-        DecisionKind::Deny | DecisionKind::Failed => {
-            let stronger = d.required.is_some()
-                && d.errors.is_empty()
-                && msg.starts_with("This operation requires a stronger factor");
-            let body = match d.required {
-                Some(r) if stronger => json!({
+        (DecisionKind::Deny, Some(r)) if d.deny == Some(DenyReason::StrongerFactorRequired) => {
+            Some(HttpAnswer {
+                status: 403,
+                body: json!({
                     "error": "stronger_factor_required",
                     "required_acr": r.aal.as_str(),
                     "allowed_factors": r.factors.names(),
                     "message": msg,
                 }),
-                _ => json!({"error": "access_denied", "message": msg}),
-            };
-            Some(HttpAnswer {
-                status: 403,
-                body,
                 www_authenticate: None,
             })
         }
+        // Everything else refuses, including a step-up that lost its requirement: never a pass.
+        (DecisionKind::StepUp | DecisionKind::Deny | DecisionKind::Failed, _) => Some(denied(msg)),
     }
 }
 

@@ -40,6 +40,19 @@ impl DecisionKind {
     }
 }
 
+/// Why a decision is `deny`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    /// The fired policies allow no factor in common.
+    Conflict,
+    /// No enrolled factor is strong enough: the user must enrol one (HTTP 403
+    /// `stronger_factor_required`).
+    StrongerFactorRequired,
+    /// The request could not be evaluated (unknown tenant, application, operation or resource).
+    CannotEvaluate,
+}
+
 /// Names of audit records.
 pub mod audit_names {
     /// The platform triggered a step-up.
@@ -155,6 +168,8 @@ pub struct Decision {
     pub fired: Vec<String>,
     /// Fired policies the session already satisfied, sorted.
     pub satisfied: Vec<String>,
+    /// Why the decision is `deny`.
+    pub deny: Option<DenyReason>,
     /// The message for the user.
     pub message: Option<String>,
     /// The challenge issued or answered.
@@ -185,6 +200,7 @@ impl Decision {
             eligible: FactorSet::EMPTY,
             fired: Vec::new(),
             satisfied: Vec::new(),
+            deny: None,
             message: None,
             challenge_id: None,
             session_aal: None,

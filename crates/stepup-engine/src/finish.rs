@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use stepup_core::{Aal, Factor, FactorSet, Requirement, Validity};
 use stepup_dsl::model::{Policy, Tenant};
 
-use crate::decision::{AuditRecord, Decision, DecisionKind, Trace, audit_names, factors_label};
+use crate::decision::{
+    AuditRecord, Decision, DecisionKind, DenyReason, Trace, audit_names, factors_label,
+};
 use crate::facts::Facts;
 use crate::request::{Event, Request};
 use crate::state::{
@@ -240,6 +242,11 @@ pub fn finish(
     d.eligible = eligible;
     if conflict || eligible.is_empty() {
         d.kind = DecisionKind::Deny;
+        d.deny = Some(if conflict {
+            DenyReason::Conflict
+        } else {
+            DenyReason::StrongerFactorRequired
+        });
         let msg = if conflict {
             format!(
                 "These policies cannot be satisfied together: {} allow no factor in common.",
@@ -420,6 +427,7 @@ pub fn complete(
 #[must_use]
 pub fn refuse(req: &Request, hash: &Arc<str>, error: String) -> Decision {
     let mut d = Decision::new(DecisionKind::Deny, Arc::clone(hash));
+    d.deny = Some(DenyReason::CannotEvaluate);
     let msg = "This action cannot be checked right now, so it is refused.".to_string();
     d.message = Some(msg.clone());
     d.errors = vec![error.clone()];

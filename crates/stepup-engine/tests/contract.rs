@@ -193,3 +193,50 @@ fn the_engine_is_shareable_across_threads() {
     assert_send_sync::<stepup_engine::Engine>();
     assert_send_sync::<CompiledSet>();
 }
+
+#[test]
+fn the_rfc_9470_header_stays_visible_ascii_whatever_the_message() {
+    let rules = "operation pay sensitive\npolicy p \"You’re paying from a new place — let’s verify “it’s you”…\" { when operation == pay require aal2 }";
+    let set = CompiledSet::from_text("m.policy", rules).unwrap();
+    let mut r = req("", "pay", &[Factor::Totp]);
+    r.tenant = "default".into();
+    let a = http_answer(&set.decide(&r, &State::default(), false)).unwrap();
+    let h = a.www_authenticate.unwrap();
+    assert!(h.chars().all(|c| (' '..='~').contains(&c)), "{h}");
+    assert!(
+        h.contains(
+            "error_description=\"You're paying from a new place - let's verify 'it's you'.\""
+        ),
+        "{h}"
+    );
+    assert_eq!(
+        a.body["message"], "You’re paying from a new place — let’s verify “it’s you”…",
+        "the body keeps the message as written"
+    );
+}
+
+#[test]
+fn anything_but_allow_or_completed_is_refused_over_http() {
+    let set = CompiledSet::from_text("r.policy", RULES).unwrap();
+    let d = set.decide(
+        &req("", "no_such_operation", &[Factor::Totp]),
+        &State::default(),
+        false,
+    );
+    assert_eq!(
+        (d.kind, d.deny),
+        (
+            DecisionKind::Deny,
+            Some(stepup_engine::decision::DenyReason::CannotEvaluate)
+        )
+    );
+    let a = http_answer(&d).unwrap();
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (403, Some("access_denied"))
+    );
+    // A step-up that lost its requirement must not pass, nor prompt for nothing.
+    let mut broken = stepup_engine::Decision::new(DecisionKind::StepUp, std::sync::Arc::from("h"));
+    broken.required = None;
+    assert_eq!(http_answer(&broken).map(|a| a.status), Some(403));
+}
