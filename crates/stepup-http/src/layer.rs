@@ -213,25 +213,36 @@ fn json_value(v: &serde_json::Value) -> Option<Value> {
     }
 }
 
+/// Reads what is left of a refused request's body (up to the limit) before answering, so a
+/// keep-alive connection stays usable for the client's retry.
+async fn drained(resp: Response, body: Body) -> Response {
+    let _ = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
+    resp
+}
+
 async fn enforce(
     shared: &StepUp,
     op: &Operation,
     req: Request<Body>,
 ) -> Result<Request<Body>, Response> {
     let s = &shared.0;
-    let token = req
-        .headers()
+    let (mut parts, body) = req.into_parts();
+    let token = parts
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         })
-        .map(str::trim)
-        .ok_or_else(|| invalid_token("a bearer access token is required"))?;
-    let claims = s.verifier.verify(token).map_err(|e| invalid_token(&e))?;
-
-    let (mut parts, body) = req.into_parts();
+        .map(str::trim);
+    let Some(token) = token else {
+        return Err(drained(invalid_token("a bearer access token is required"), body).await);
+    };
+    let claims = match s.verifier.verify(token) {
+        Ok(c) => c,
+        Err(e) => return Err(drained(invalid_token(&e), body).await),
+    };
     let mut attrs = Vec::new();
     let needs_body = op
         .attrs
@@ -315,7 +326,7 @@ async fn enforce(
         None => Ok(Request::from_parts(parts, body)),
         Some(a) => {
             let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::FORBIDDEN);
-            Err(json_error(status, a.body, a.www_authenticate))
+            Err(drained(json_error(status, a.body, a.www_authenticate), body).await)
         }
     }
 }

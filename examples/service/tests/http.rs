@@ -502,3 +502,20 @@ fn bounded_load_on_loopback_has_no_errors() {
         assert_eq!(*errors, 0, "{path}");
     }
 }
+
+#[test]
+fn a_refused_request_leaves_the_keep_alive_connection_usable() {
+    // A client retries on the same connection after a 401: the layer reads the refused request's
+    // body before answering, so the connection is not torn down under the client.
+    let srv = start(rules_dir());
+    let a = agent();
+    let url = format!("{}/email", srv.base);
+    let aal1 = token("alice", "aal1", &["pwd"], 5);
+    for i in 0..300 {
+        let body = serde_json::json!({"email": "a@b.c", "padding": "x".repeat(i * 97 % 20_000)});
+        let r = call(&a, "POST", &url, Some(&aal1), Some(body.clone()));
+        assert_eq!(r.status, 401, "request {i}");
+        let r = call(&a, "POST", &url, Some("not-a-token"), Some(body.clone()));
+        assert_eq!(r.status, 401, "request {i}");
+    }
+}
