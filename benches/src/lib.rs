@@ -240,7 +240,10 @@ impl Input {
             req,
             State {
                 history: Ok(h),
-                session: SessionState::default(),
+                session: SessionState {
+                    established: true,
+                    ..SessionState::default()
+                },
             },
         )
     }

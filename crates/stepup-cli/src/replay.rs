@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use stepup_engine::{Engine, MemoryStore, Store};
+use stepup_replay::output::AuditDetail;
 use stepup_replay::{FileReport, output, stats};
 
 use crate::{Format, color};
@@ -15,6 +16,17 @@ pub enum StoreKind {
     Memory,
     /// The embedded on-disk store (redb), the default.
     Disk,
+}
+
+/// How much of each audit record `--format json` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditArg {
+    /// `audit`: the records' names, in order.
+    Names,
+    /// `audit` and `audit_records`: the complete records (at, tenant, application, user, session,
+    /// event, challenge id, policies, required AAL, factor, risk, message, errors, policy-set
+    /// hash), in order.
+    Full,
 }
 
 /// Options of `stepup replay`.
@@ -29,6 +41,10 @@ pub struct ReplayArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+    /// Audit records in `--format json` output: `names` keeps the `audit` array of record names;
+    /// `full` adds `audit_records`, the complete records, beside it. Other formats show names only.
+    #[arg(long, value_enum, default_value = "names", value_name = "DETAIL")]
+    pub audit: AuditArg,
     /// Show the engine's explanation under each event.
     #[arg(long)]
     pub explain: bool,
@@ -140,6 +156,13 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
         );
         pb
     });
+    if a.audit == AuditArg::Full && a.format != Format::Json {
+        eprintln!("warning: `--audit full` applies to `--format json`; the table shows no records");
+    }
+    let detail = match a.audit {
+        AuditArg::Names => AuditDetail::Names,
+        AuditArg::Full => AuditDetail::Full,
+    };
     let c = color(a.format);
     let set = engine.current();
     let (mut reports, mut bad, mut mismatched) = (Vec::<FileReport>::new(), 0usize, 0usize);
@@ -163,7 +186,7 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
                     Format::Json => r
                         .events
                         .iter()
-                        .map(|e| format!("{}\n", output::event_json(&r, e)))
+                        .map(|e| format!("{}\n", output::event_json_with(&r, e, detail)))
                         .collect(),
                     _ => {
                         let mut t = output::table(&r, c, a.explain, a.expect);

@@ -219,3 +219,134 @@ fn replay_on_the_embedded_disk_store() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("prompts per user per day"), "{out}");
 }
+
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn replay_json_prints_full_audit_records_with_audit_full() {
+    let file = "examples/scenarios/01_sensitive_operation.ron";
+    let args = ["replay", "--store", "memory", "--format", "json"];
+    let (code, out, err) = stepup(&[&args[..], &["--audit", "full", file]].concat());
+    assert_eq!(code, 0, "{err}");
+    let full = json_lines(&out);
+    let (code, out, err) = stepup(&[&args[..], &[file]].concat());
+    assert_eq!(code, 0, "{err}");
+    let names = json_lines(&out);
+    assert_eq!(full.len(), 5);
+    assert_eq!(names.len(), 5);
+    for (f, n) in full.iter().zip(&names) {
+        assert_eq!(n.get("audit_records"), None, "{n}");
+        let mut without = f.clone();
+        without.as_object_mut().unwrap().remove("audit_records");
+        assert_eq!(&without, n, "the other fields are unchanged");
+        let record_names: Vec<serde_json::Value> = f["audit_records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].clone())
+            .collect();
+        assert_eq!(serde_json::Value::Array(record_names), f["audit"]);
+    }
+    let completed = &full[2]["audit_records"][0];
+    assert_eq!(
+        [
+            &completed["name"],
+            &completed["at"],
+            &completed["tenant"],
+            &completed["application"],
+            &completed["user"],
+            &completed["event"],
+            &completed["challenge_id"],
+            &completed["policies"],
+            &completed["required_aal"],
+            &completed["factor"],
+        ],
+        [
+            &serde_json::json!("auth.step_up_completed"),
+            &serde_json::json!(1_795_770_320), // 2026-11-27T09:05:20Z, as `Timestamp` serialises
+            &serde_json::json!("acme"),
+            &serde_json::json!("dashboard"),
+            &serde_json::json!("alice"),
+            &serde_json::json!("step_up"),
+            &full[1]["challenge_id"],
+            &serde_json::json!(["sensitive_ops"]),
+            &serde_json::json!("aal2"),
+            &serde_json::json!("totp"),
+        ]
+    );
+    assert!(full[1]["challenge_id"].is_string());
+    assert!(
+        completed["policy_set"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty())
+    );
+}
+
+#[test]
+fn replay_audit_flag_is_documented_and_checked() {
+    let (code, out, _) = stepup(&["replay", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--audit <DETAIL>"), "{out}");
+    assert!(out.contains("`full` adds `audit_records`"), "{out}");
+    let (code, _, err) = stepup(&[
+        "replay",
+        "--audit",
+        "everything",
+        "examples/scenarios/01_sensitive_operation.ron",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("[possible values: names, full]"), "{err}");
+    let (code, _, err) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--audit",
+        "full",
+        "examples/scenarios/01_sensitive_operation.ron",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err.trim(),
+        "warning: `--audit full` applies to `--format json`; the table shows no records"
+    );
+}
+
+#[test]
+fn replay_records_a_step_up_without_challenge_as_failed() {
+    let (_d, p) = temp_file(
+        "no_challenge.ron",
+        "Scenario(name: \"x\", tenant: \"acme\", application: \"dashboard\",\n  user: (id: \"alice\", enrolled: [totp], history: (devices: [\"laptop-1\"], countries: {\"FR\": \"2026-11-20T08:00:00Z\"})),\n  events: [\n    SignIn(at: \"2026-11-27T09:00:00Z\", device: \"laptop-1\", ip: \"198.51.100.7\", country: \"FR\", location: (lat: 48.85, lon: 2.35)),\n    StepUp(at: \"+1m\", factor: totp, expect: (decision: failed, audit: [\"auth.step_up_failed\"], challenge: none, deny_reason: \"none\")),\n  ])\n",
+    );
+    let (code, out, err) = stepup(&["replay", "--store", "memory", "--expect", &p]);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    assert!(out.contains("expectations: all met"), "{out}");
+    let (code, out, err) = stepup(&["replay", "--store", "memory", "--format", "json", &p]);
+    assert_eq!(code, 0, "{err}");
+    let lines = json_lines(&out);
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| (
+                l["decision"].clone(),
+                l["audit"].clone(),
+                l["deny_reason"].clone()
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            (
+                serde_json::json!("allow"),
+                serde_json::json!([]),
+                serde_json::Value::Null
+            ),
+            (
+                serde_json::json!("failed"),
+                serde_json::json!(["auth.step_up_failed"]),
+                serde_json::Value::Null
+            ),
+        ]
+    );
+}

@@ -11,11 +11,12 @@ use stepup_core::{
 
 use crate::ast::{self, Arg, CmpOp, Expr, Factors, Lit, Member, RiskItem, ValidityAst};
 use crate::diag::{Diagnostic, LineIndex, SourceFile, Span};
+use crate::feed::ThreatFeed;
 use crate::model::{
-    Application, AttrType, Cond, DEFAULT_COUNTRY_WINDOW_DAYS, Origin, Policy, PolicySet,
-    SignalKind, Tenant,
+    ADMIN_DEFAULT_POLICY, Application, AttrType, Cond, DEFAULT_COUNTRY_WINDOW_DAYS, Origin, Policy,
+    PolicySet, RiskConfig, SignalKind, Tenant,
 };
-use crate::script::Script;
+use crate::script::{CTX_BUILTINS, CtxField, Script};
 
 /// Longest validity accepted for an elevation (90 days).
 pub const MAX_VALIDITY_SECS: u64 = 90 * 86_400;
@@ -188,6 +189,20 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                 );
             }
             if let Some(n) = &at.policy.name
+                && n.text == ADMIN_DEFAULT_POLICY
+                && !at.policy.is_override
+            {
+                cx.err(
+                    "E030",
+                    n.span,
+                    "`admin_default` is the built-in policy for `admin` operations",
+                    "reserved name",
+                    Some(format!(
+                        "configure it in tenant `{tname}` with `admin default require ...` or `admin default off`, or name this policy otherwise"
+                    )),
+                );
+            }
+            if let Some(n) = &at.policy.name
                 && names.insert(&n.text, n.span).is_some()
             {
                 cx.err(
@@ -211,6 +226,7 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
         disjoint_lint(
             &mut diags,
             located.get(tname).map_or(&[][..], Vec::as_slice),
+            false,
         );
         if let Some(t) = tenants.get_mut(tname) {
             t.policies = checked;
@@ -290,9 +306,43 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                         );
                         continue;
                     }
-                    let base = tenant.policies.iter().find(|q| q.name == name);
+                    let is_admin_default = name == ADMIN_DEFAULT_POLICY;
+                    if is_admin_default && !p.is_override {
+                        let span = p.name.as_ref().map_or(p.span, |n| n.span);
+                        cx.err(
+                            "E030",
+                            span,
+                            "`admin_default` is the built-in policy for `admin` operations",
+                            "reserved name",
+                            Some(
+                                "write `override policy admin_default` in an application to replace it"
+                                    .into(),
+                            ),
+                        );
+                        continue;
+                    }
+                    // The tenant's policy of that name: its own, or the built-in admin default.
+                    let builtin = if is_admin_default {
+                        tenant.builtin_admin_policy().map(Arc::new)
+                    } else {
+                        None
+                    };
+                    let base = tenant
+                        .policies
+                        .iter()
+                        .find(|q| q.name == name)
+                        .or(builtin.as_ref());
                     if p.is_override && base.is_none() {
                         let span = p.name.as_ref().map_or(p.span, |n| n.span);
+                        let help = if is_admin_default {
+                            Some(format!(
+                                "the built-in `admin_default` applies only to a tenant with `admin` operations and without `admin default off`; declare one in tenant `{}`",
+                                tenant.name
+                            ))
+                        } else {
+                            mean(&name, &tenant_policy_names)
+                                .or_else(|| Some("remove `override` to add a new policy".into()))
+                        };
                         cx.err(
                             "E010",
                             span,
@@ -301,8 +351,7 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                                 tenant.name
                             ),
                             "nothing to override",
-                            mean(&name, &tenant_policy_names)
-                                .or_else(|| Some("remove `override` to add a new policy".into())),
+                            help,
                         );
                         continue;
                     }
@@ -318,7 +367,14 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                         }
                         let checked = Arc::new(checked);
                         let span = p.name.as_ref().map_or(p.span, |n| n.span);
-                        app_located.push(Located::new(&checked, tenant, app.file, span, true));
+                        let mut l = Located::new(&checked, tenant, app.file, span, true);
+                        // An override that changes nothing the lint looks at repeats the
+                        // tenant's pairs, which are reported on the tenant.
+                        l.like_tenant = located
+                            .get(&b.tenant.text)
+                            .and_then(|v| v.iter().find(|x| x.name == l.name))
+                            .is_some_and(|x| x.same_shape(&l));
+                        app_located.push(l);
                         out.policies.push(checked);
                     }
                 }
@@ -342,7 +398,7 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
                 None => scope.push(l),
             }
         }
-        disjoint_lint(&mut diags, &scope);
+        disjoint_lint(&mut diags, &scope, true);
         applications.insert(key, out);
     }
 
@@ -434,7 +490,8 @@ fn declare(
                 ),
                 Some(_)
                     if BUILTINS.contains(&name.text.as_str())
-                        || SIGNALS.contains(&name.text.as_str()) =>
+                        || SIGNALS.contains(&name.text.as_str())
+                        || CTX_BUILTINS.contains(&name.text.as_str()) =>
                 {
                     cx.err(
                         "E017",
@@ -537,7 +594,9 @@ fn declare(
                                 None,
                             );
                         } else {
-                            t.risk.threat_feeds.push(base.join(&s.value));
+                            let path = base.join(&s.value);
+                            load_feed(cx, &mut t.risk, s, &path);
+                            t.risk.threat_feeds.push(path);
                         }
                     }
                 }
@@ -545,6 +604,89 @@ fn declare(
         }
         Member::CacheOff(_) | Member::Policy(_) => {}
     }
+}
+
+/// Malformed feed lines listed in a warning; the rest are counted.
+const FEED_LINES_SHOWN: usize = 20;
+
+/// Loads a threat feed into the tenant's merged feed: an unreadable file, or one with no valid
+/// line, is an error (a missing blocklist would silently allow); malformed lines are warnings.
+fn load_feed(cx: &mut Ctx<'_>, risk: &mut RiskConfig, s: &ast::Str, path: &Path) {
+    let (feed, warnings) = match ThreatFeed::load(path) {
+        Ok(x) => x,
+        Err(e) => {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "the file does not exist".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                _ => e.to_string().to_lowercase(),
+            };
+            cx.err(
+                "E031",
+                s.span,
+                format!("cannot read threat feed `{}`: {why}", s.value),
+                "cannot read",
+                Some(
+                    "the path is relative to the policy file's directory; without its blocklist `threat_intel` could never fire"
+                        .into(),
+                ),
+            );
+            return;
+        }
+    };
+    let lines: Vec<String> = warnings
+        .iter()
+        .take(FEED_LINES_SHOWN)
+        .map(|w| format!("`{}:{}`: `{}`", s.value, w.line, w.text))
+        .collect();
+    let more = warnings.len().saturating_sub(FEED_LINES_SHOWN);
+    let listed = if more > 0 {
+        format!("{}\nand {more} more", lines.join("\n"))
+    } else {
+        lines.join("\n")
+    };
+    if feed.is_empty() && !warnings.is_empty() {
+        cx.err(
+            "E032",
+            s.span,
+            format!(
+                "threat feed `{}` lists no IP address or CIDR range: every line is malformed",
+                s.value
+            ),
+            "no valid line",
+            Some(format!(
+                "a feed lists one IPv4 or IPv6 address or CIDR range per line, with `#` or `;` comments:\n{listed}"
+            )),
+        );
+        return;
+    }
+    match warnings.as_slice() {
+        [] => {}
+        [w] => cx.warn(
+            "S009",
+            s.span,
+            format!(
+                "`{}:{}`: `{}` is not an IP address or CIDR range; the line is skipped",
+                s.value, w.line, w.text
+            ),
+            "malformed line",
+            Some("fix or remove the line; `#` and `;` start comments".into()),
+        ),
+        _ => cx.warn(
+            "S009",
+            s.span,
+            format!(
+                "{} lines of threat feed `{}` are not IP addresses or CIDR ranges; they are skipped",
+                warnings.len(),
+                s.value
+            ),
+            "malformed lines",
+            Some(format!(
+                "fix or remove them; `#` and `;` start comments:\n{listed}"
+            )),
+        ),
+    }
+    Arc::make_mut(&mut risk.feed).extend(&feed);
+    risk.feed_warnings.extend(warnings);
 }
 
 fn check_validity_secs(cx: &mut Ctx<'_>, d: &ast::Dur) -> Option<u64> {
@@ -703,6 +845,7 @@ fn check_policy(cx: &mut Ctx<'_>, t: &Tenant, at: &PolicyAt<'_>) -> Option<Polic
         );
     }
     routine_lint(cx, t, &p.when, true);
+    unguarded_lint(cx, t, &at.name, &p.when, &cond);
     let line = at.lines.line(p.span.start);
     Some(Policy {
         name: at.name.clone(),
@@ -743,6 +886,119 @@ fn routine_lint(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr, positive: bool) {
     }
 }
 
+/// An attribute read outside an operation guard: its name, where, and the condition text that
+/// reads it (for the help's example).
+struct Unguarded {
+    attr: String,
+    span: Span,
+    example: String,
+}
+
+/// S008: a condition reads a request attribute where the event need not be an operation. Only
+/// operations carry attributes; on every sign-in and access the attribute is absent, hence
+/// unknown, and unknown fires (SPEC §10).
+fn unguarded_lint(cx: &mut Ctx<'_>, t: &Tenant, policy: &str, e: &Expr, c: &Cond) {
+    let mut found = Vec::new();
+    unguarded_reads(cx.file, t, e, c, false, &mut found);
+    let op = t
+        .operations
+        .iter()
+        .find(|(_, c)| **c == OperationClass::Sensitive)
+        .or_else(|| {
+            t.operations
+                .iter()
+                .find(|(_, c)| **c == OperationClass::Admin)
+        })
+        .or_else(|| t.operations.iter().next())
+        .map_or("payout", |(n, _)| n.as_str());
+    let mut seen = BTreeSet::new();
+    for u in found {
+        if !seen.insert(u.attr.clone()) {
+            continue;
+        }
+        cx.warn(
+            "S008",
+            u.span,
+            format!(
+                "policy `{policy}` reads `{}` without an `operation` guard: it can fire on every sign-in and access, where `{}` is absent",
+                u.attr, u.attr
+            ),
+            "not guarded by an operation test",
+            Some(format!(
+                "guard it: `when operation == {op} and {}`",
+                u.example
+            )),
+        );
+    }
+}
+
+/// Collects the attribute reads of `e` (checked as `c`) that are not under an operation guard.
+fn unguarded_reads(
+    file: &SourceFile,
+    t: &Tenant,
+    e: &Expr,
+    c: &Cond,
+    guarded: bool,
+    out: &mut Vec<Unguarded>,
+) {
+    let text = |span: Span| {
+        file.text
+            .get(span.start..span.end)
+            .unwrap_or_default()
+            .to_string()
+    };
+    match (e, c) {
+        (Expr::And(es), Cond::And(cs)) if es.len() == cs.len() => {
+            // A conjunct that is false on every other event guards its siblings.
+            let g = guarded || cs.iter().any(Cond::only_on_operations);
+            for (e, c) in es.iter().zip(cs) {
+                unguarded_reads(file, t, e, c, g, out);
+            }
+        }
+        (Expr::Or(es), Cond::Or(cs)) if es.len() == cs.len() => {
+            for (e, c) in es.iter().zip(cs) {
+                unguarded_reads(file, t, e, c, guarded, out);
+            }
+        }
+        (Expr::Not(e), Cond::Not(c)) => unguarded_reads(file, t, e, c, guarded, out),
+        _ if guarded => {}
+        (Expr::Cmp(n, _, lit), _) if t.attributes.contains_key(&n.text) => out.push(Unguarded {
+            attr: n.text.clone(),
+            span: n.span,
+            example: text(Span::new(n.span.start, lit.span().end)),
+        }),
+        (Expr::In(n, _, span), _) if t.attributes.contains_key(&n.text) => {
+            out.push(Unguarded {
+                attr: n.text.clone(),
+                span: n.span,
+                example: text(*span),
+            });
+        }
+        (Expr::Flag(n), _) if t.attributes.contains_key(&n.text) => out.push(Unguarded {
+            attr: n.text.clone(),
+            span: n.span,
+            example: n.text.clone(),
+        }),
+        (Expr::Script(s), Cond::Script(sc)) => {
+            let example = if s.span.end.saturating_sub(s.span.start) <= 60 {
+                format!("script {}", text(s.span))
+            } else {
+                "script \"...\"".to_string()
+            };
+            for site in sc.read_sites() {
+                if let CtxField::Attr(a) = &site.field {
+                    out.push(Unguarded {
+                        attr: a.clone(),
+                        span: script_span(file, s, site.line, site.column, site.width),
+                        example: example.clone(),
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 fn weaker_override(cx: &mut Ctx<'_>, p: &ast::Policy, base: &Policy, new: &Policy) {
     let (b, n) = (base.requirement, new.requirement);
     let mut why = Vec::new();
@@ -766,10 +1022,17 @@ fn weaker_override(cx: &mut Ctx<'_>, p: &ast::Policy, base: &Policy, new: &Polic
         cx.warn(
             "S005",
             span,
-            format!(
-                "this override of `{}` is weaker than the tenant's policy",
-                base.name
-            ),
+            if base.origin.line == 0 {
+                format!(
+                    "this override of `{}` is weaker than the built-in policy for `admin` operations",
+                    base.name
+                )
+            } else {
+                format!(
+                    "this override of `{}` is weaker than the tenant's policy",
+                    base.name
+                )
+            },
             "weaker override",
             Some(format!(
                 "it has {}; overrides should tighten, not loosen",
@@ -896,15 +1159,38 @@ fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond> {
             },
         },
         Expr::Script(s) => match Script::compile(&s.value) {
-            Ok(sc) => Some(Cond::Script(Arc::new(sc))),
-            Err(e) => {
-                // The script starts one byte after the opening quote; escapes are rare in scripts.
-                let span = match (e.line, e.column) {
-                    (Some(1), Some(c)) if s.span.start + c < s.span.end => {
-                        Span::new(s.span.start + c, s.span.start + c + 1)
+            Ok(sc) => {
+                let mut ok = true;
+                for site in sc.read_sites() {
+                    let CtxField::Attr(name) = &site.field else {
+                        continue;
+                    };
+                    if t.attributes.contains_key(name) {
+                        continue;
                     }
-                    _ => s.span,
-                };
+                    ok = false;
+                    let mut cands: Vec<&str> = t.attributes.keys().map(String::as_str).collect();
+                    cands.extend(["risk", "operation", "resource", "event", "enrolled"]);
+                    cx.err(
+                        "E029",
+                        script_span(cx.file, s, site.line, site.column, site.width),
+                        format!(
+                            "script reads `{}`, which is not a declared attribute",
+                            site.field
+                        ),
+                        "not declared",
+                        mean(name, &cands).or_else(|| {
+                            Some(format!(
+                                "declare it in tenant `{}`: `attribute {name}: number`",
+                                t.name
+                            ))
+                        }),
+                    );
+                }
+                ok.then(|| Cond::Script(Arc::new(sc)))
+            }
+            Err(e) => {
+                let span = script_span(cx.file, s, e.line, e.column, e.width);
                 cx.err(
                     "E014",
                     span,
@@ -917,6 +1203,56 @@ fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond> {
                 None
             }
         },
+    }
+}
+
+/// The span of `width` characters at (`line`, `column`) of a script (1-based, within its value),
+/// mapped through the string's escapes; the whole string when the position is unknown.
+fn script_span(
+    file: &SourceFile,
+    s: &ast::Str,
+    line: Option<usize>,
+    column: Option<usize>,
+    width: usize,
+) -> Span {
+    let (Some(line), Some(column)) = (line, column) else {
+        return s.span;
+    };
+    // The file offset of each character of the value (an escape is one character), and the end.
+    let inner_start = s.span.start + 1;
+    let inner_end = s.span.end.saturating_sub(1).max(inner_start);
+    let raw = file.text.get(inner_start..inner_end).unwrap_or("");
+    let mut offsets = Vec::with_capacity(raw.len() + 1);
+    let mut chars = raw.char_indices();
+    while let Some((i, c)) = chars.next() {
+        offsets.push(inner_start + i);
+        if c == '\\' {
+            chars.next();
+        }
+    }
+    offsets.push(inner_end);
+    let (mut l, mut c) = (1, 1);
+    let mut start = None;
+    for (k, ch) in s.value.chars().enumerate() {
+        if (l, c) == (line, column) {
+            start = Some(k);
+            break;
+        }
+        if ch == '\n' {
+            (l, c) = (l + 1, 1);
+        } else {
+            c += 1;
+        }
+    }
+    let Some(k) = start else {
+        return s.span;
+    };
+    match (
+        offsets.get(k),
+        offsets.get(k + width.max(1)).or(offsets.last()),
+    ) {
+        (Some(&a), Some(&b)) if a < b => Span::new(a, b),
+        _ => s.span,
     }
 }
 
@@ -1264,6 +1600,8 @@ struct Located {
     file: Arc<SourceFile>,
     span: Span,
     from_app: bool,
+    /// An application's policy the lint sees exactly as the tenant's policy it replaces.
+    like_tenant: bool,
     /// The factors that can satisfy it (allowed and strong enough).
     factors: stepup_core::FactorSet,
     /// Operations it is restricted to, if a top-level conjunct says so.
@@ -1298,6 +1636,7 @@ impl Located {
             file: Arc::clone(file),
             span,
             from_app,
+            like_tenant: false,
             factors: p
                 .requirement
                 .factors
@@ -1305,6 +1644,11 @@ impl Located {
             ops,
             res,
         }
+    }
+
+    /// Whether the lint sees both alike: same factors and same guards.
+    fn same_shape(&self, o: &Located) -> bool {
+        self.factors == o.factors && self.ops == o.ops && self.res == o.res
     }
 
     /// Whether some event can make both fire (conservative: `true` unless their guards exclude it).
@@ -1319,13 +1663,15 @@ impl Located {
 }
 
 /// S007: two policies that can fire on the same event but share no factor that satisfies both —
-/// their merge allows nothing, so the user is refused.
-fn disjoint_lint(diags: &mut Vec<Diagnostic>, scope: &[Located]) {
-    let app_scope = scope.iter().any(|x| x.from_app);
+/// their merge allows nothing, so the user is refused. `in_app`: the scope is an application's
+/// (the tenant's policies, replaced by name, and the application's own).
+fn disjoint_lint(diags: &mut Vec<Diagnostic>, scope: &[Located], in_app: bool) {
+    let tenants = |x: &Located| !x.from_app || x.like_tenant;
     for (i, a) in scope.iter().enumerate() {
         for b in scope.iter().skip(i + 1) {
-            // Tenant pairs are reported once, on the tenant, not again for each application.
-            let reported_elsewhere = app_scope && !a.from_app && !b.from_app;
+            // Tenant pairs are reported once, on the tenant, not again for each application
+            // (also an application that changes nothing, or overrides without changing factors).
+            let reported_elsewhere = in_app && tenants(a) && tenants(b);
             if a.factors.intersect(b.factors).is_empty() && !reported_elsewhere && a.may_meet(b) {
                 diags.push(
                     Diagnostic::warning("S007", &b.file, b.span, format!("policies `{}` and `{}` can fire together but no factor satisfies both", a.name, b.name))

@@ -246,6 +246,8 @@ impl Diagnostic {
             " ".repeat(col - 1 - shift)
         );
         if let Some(h) = &self.help {
+            // A help of several lines (a list) stays aligned under its first line.
+            let h = h.replace('\n', &format!("\n{pad}         "));
             let _ = writeln!(out, "{pad} {blue}={reset} {bold}help{reset}: {h}");
         }
         out

@@ -14,6 +14,7 @@
 pub mod ast;
 pub mod check;
 pub mod diag;
+pub mod feed;
 pub mod fmt;
 pub mod lints;
 pub mod model;
@@ -135,14 +136,27 @@ pub fn load_sources(sources: &[Source]) -> Loaded {
             Err(d) => diagnostics.extend(d),
         }
     }
-    let hash: String = hasher
-        .finalize()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let (set, more) = check::check(&parsed, hash);
+    let (mut set, more) = check::check(&parsed, String::new());
     diagnostics.extend(more);
+    if let Some(set) = &mut set {
+        // The blocklists decide too: the hash covers each tenant's merged feed.
+        for (name, t) in &set.tenants {
+            if t.risk.threat_feeds.is_empty() {
+                continue;
+            }
+            hasher.update(b"threat_feed\0");
+            hasher.update(name.as_bytes());
+            hasher.update([0]);
+            hasher.update(t.risk.feed.canonical().as_bytes());
+            hasher.update([0]);
+        }
+        set.hash = hasher
+            .finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+    }
     diagnostics.sort_by(|a, b| {
         (a.file.name.as_str(), a.span.start).cmp(&(b.file.name.as_str(), b.span.start))
     });

@@ -67,6 +67,20 @@ pub const LINTS: &[LintDoc] = &[
         why: "when both fire, the most-restrictive merge intersects their factor sets; an empty intersection refuses the action outright",
         example: "policy a \"...\" { when new_device require aal2 factor sms }\npolicy b \"...\" { when new_device require aal3 factor webauthn }",
     },
+    LintDoc {
+        code: "S008",
+        name: "unguarded-attribute",
+        what: "a policy reads a request attribute (in a comparison or a script's `ctx`) without an `operation` test guarding it",
+        why: "only operations carry attributes; on every sign-in and access the attribute is absent, an absent attribute is unknown, and an unknown condition fires (fail closed), so the policy prompts on every event; guard it with `operation == ... and ...`",
+        example: "attribute amount: number\npolicy big \"...\" { when amount > 1000 require aal3 }",
+    },
+    LintDoc {
+        code: "S009",
+        name: "malformed-feed-line",
+        what: "a line of a threat feed is neither an IP address nor a CIDR range; it is skipped",
+        why: "a skipped line is an address the blocklist does not block; a typo in a feed silently lets a known-bad range through",
+        example: "risk { threat_feed \"feeds/blocklist.netset\" }  # a line reads `300.1.1.1/8`",
+    },
 ];
 
 /// Looks a lint up by code or name.

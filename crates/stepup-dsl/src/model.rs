@@ -9,6 +9,7 @@ use serde::Serialize;
 use stepup_core::{Aal, FactorSet, OperationClass, Requirement, StrengthTable, Validity};
 
 use crate::ast::CmpOp;
+use crate::feed::{FeedWarning, ThreatFeed};
 use crate::script::Script;
 
 /// The default validity of an elevation when a tenant does not say (15 minutes).
@@ -71,6 +72,10 @@ pub struct RiskConfig {
     pub max_speed_kmh: u32,
     /// Threat feed files, resolved relative to the policy file that names them.
     pub threat_feeds: Vec<PathBuf>,
+    /// The ranges of every feed in `threat_feeds`, merged (loaded when the rules are checked).
+    pub feed: Arc<ThreatFeed>,
+    /// The feeds' malformed lines, skipped (`stepup check` warns about them, S009).
+    pub feed_warnings: Vec<FeedWarning>,
 }
 
 impl Default for RiskConfig {
@@ -79,6 +84,8 @@ impl Default for RiskConfig {
             weights: [30, 40, 70, 80],
             max_speed_kmh: DEFAULT_MAX_SPEED_KMH,
             threat_feeds: Vec::new(),
+            feed: Arc::default(),
+            feed_warnings: Vec::new(),
         }
     }
 }
@@ -135,6 +142,19 @@ pub enum Cond {
 }
 
 impl Cond {
+    /// Whether the condition is false whenever the event is not an operation (conservative:
+    /// `false` when unsure). An operation test guards an `and`; an `or` is guarded when each
+    /// branch is; `not` guards nothing.
+    #[must_use]
+    pub fn only_on_operations(&self) -> bool {
+        match self {
+            Cond::OperationIn(_) | Cond::OperationClassIs(_) => true,
+            Cond::And(v) => v.iter().any(Cond::only_on_operations),
+            Cond::Or(v) => !v.is_empty() && v.iter().all(Cond::only_on_operations),
+            _ => false,
+        }
+    }
+
     /// Visits every leaf.
     pub fn for_each_leaf(&self, f: &mut impl FnMut(&Cond)) {
         match self {
@@ -220,6 +240,32 @@ impl Tenant {
             policies: Vec::new(),
         }
     }
+
+    /// The built-in policy for `admin` operations, when the tenant has one: it declares `admin`
+    /// operations and does not say `admin default off`.
+    #[must_use]
+    pub fn builtin_admin_policy(&self) -> Option<Policy> {
+        let req = self.admin_default?;
+        if !self
+            .operations
+            .values()
+            .any(|c| *c == OperationClass::Admin)
+        {
+            return None;
+        }
+        Some(Policy {
+            name: ADMIN_DEFAULT_POLICY.to_string(),
+            message: Some(
+                "We need to re-verify your identity for this administrative action.".to_string(),
+            ),
+            condition: Cond::OperationClassIs(OperationClass::Admin),
+            requirement: req,
+            origin: Origin {
+                file: "<built-in>".to_string(),
+                line: 0,
+            },
+        })
+    }
 }
 
 /// An application's overrides of its tenant.
@@ -278,13 +324,15 @@ pub struct PolicySet {
     pub tenants: BTreeMap<String, Tenant>,
     /// Applications by (tenant, application).
     pub applications: BTreeMap<(String, String), Application>,
-    /// SHA-256 of the canonical text of every file (comments and layout excluded).
+    /// SHA-256 of the canonical text of every file (comments and layout excluded) and of the
+    /// threat feeds' merged ranges: it names the rules and the blocklists that decided.
     pub hash: String,
 }
 
 impl PolicySet {
     /// The policies in force for `tenant` and `application` (`""` for none): application policies
-    /// replace tenant policies of the same name, additions follow, and the admin default comes last.
+    /// replace tenant policies of the same name, additions follow, and the admin default comes
+    /// last (an application's `override policy admin_default` in its place).
     ///
     /// # Errors
     /// When the tenant or the application is not defined.
@@ -317,23 +365,15 @@ impl PolicySet {
                 }
             }
         }
-        if let Some(req) = t.admin_default
-            && t.operations.values().any(|c| *c == OperationClass::Admin)
-            && !policies.iter().any(|p| p.name == ADMIN_DEFAULT_POLICY)
-        {
-            policies.push(Arc::new(Policy {
-                name: ADMIN_DEFAULT_POLICY.to_string(),
-                message: Some(
-                    "We need to re-verify your identity for this administrative action."
-                        .to_string(),
-                ),
-                condition: Cond::OperationClassIs(OperationClass::Admin),
-                requirement: req,
-                origin: Origin {
-                    file: "<built-in>".to_string(),
-                    line: 0,
-                },
-            }));
+        if let Some(builtin) = t.builtin_admin_policy() {
+            // The checker allows a policy of that name only as an application's override.
+            match policies.iter().position(|p| p.name == ADMIN_DEFAULT_POLICY) {
+                Some(i) => {
+                    let over = policies.remove(i);
+                    policies.push(over);
+                }
+                None => policies.push(Arc::new(builtin)),
+            }
         }
         if app.is_some_and(|a| a.cache_off) {
             for p in &mut policies {

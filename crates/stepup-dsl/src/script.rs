@@ -2,13 +2,20 @@
 //! with only the packages a predicate needs, an operation budget, depth and size limits,
 //! strict variables, no modules, no functions, no `eval`, no printing. Scripts compile once,
 //! when the policy set loads; they read a constant `ctx` map and must return a boolean.
+//!
+//! When a script compiles, the `ctx` fields it reads are taken from its syntax tree
+//! ([`Script::reads`]): a script reads fields by name only (`ctx.amount`, `ctx["amount"]`,
+//! `ctx.attrs.amount`, `ctx.signals.new_device`), so the engine can hand it exactly those
+//! fields, each known and typed, and never `()` in place of a value (SPEC §10).
 
 use std::sync::LazyLock;
 
 use rhai::packages::{
     BasicArrayPackage, BasicMapPackage, BasicStringPackage, LogicPackage, Package,
 };
-use rhai::{AST, Dynamic, Engine, Map, Scope};
+use rhai::{AST, ASTFlags, ASTNode, Dynamic, Engine, Expr, Map, Position, Scope, Stmt};
+
+use crate::model::SignalKind;
 
 /// Operations a script may run per evaluation before it is stopped (and its policy fires).
 pub const MAX_OPERATIONS: u64 = 10_000;
@@ -42,11 +49,74 @@ fn scope_with(ctx: Map) -> Scope<'static> {
     scope
 }
 
+/// The name of the map scripts read.
+pub const CTX: &str = "ctx";
+
+/// A field of `ctx` a script reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CtxField {
+    /// `ctx.risk` (number)
+    Risk,
+    /// `ctx.signals.<name>` (bool)
+    Signal(SignalKind),
+    /// `ctx.operation` (string; "" when the event is not an operation)
+    Operation,
+    /// `ctx.resource` (string; "" when the event is not an access)
+    Resource,
+    /// `ctx.event` (string: sign_in | operation | access)
+    Event,
+    /// `ctx.enrolled` (array of factor names)
+    Enrolled,
+    /// `ctx.<attr>` or `ctx.attrs.<attr>`: a request attribute
+    Attr(String),
+}
+
+impl std::fmt::Display for CtxField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CtxField::Risk => f.write_str("ctx.risk"),
+            CtxField::Signal(k) => write!(f, "ctx.signals.{}", k.as_str()),
+            CtxField::Operation => f.write_str("ctx.operation"),
+            CtxField::Resource => f.write_str("ctx.resource"),
+            CtxField::Event => f.write_str("ctx.event"),
+            CtxField::Enrolled => f.write_str("ctx.enrolled"),
+            CtxField::Attr(a) if CTX_BUILTINS.contains(&a.as_str()) => write!(f, "ctx.attrs.{a}"),
+            CtxField::Attr(a) => write!(f, "ctx.{a}"),
+        }
+    }
+}
+
+/// Names of `ctx` that are not request attributes: the built-in fields, and the two maps.
+pub const CTX_BUILTINS: [&str; 7] = [
+    "risk",
+    "operation",
+    "resource",
+    "event",
+    "enrolled",
+    "signals",
+    "attrs",
+];
+
 /// A compiled script predicate.
 pub struct Script {
     /// The source text.
     pub source: String,
     ast: AST,
+    reads: Vec<CtxField>,
+    sites: Vec<FieldRead>,
+}
+
+/// Where a script reads a field (its first occurrence), for diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRead {
+    /// The field.
+    pub field: CtxField,
+    /// 1-based line of `ctx` within the script.
+    pub line: Option<usize>,
+    /// 1-based column of `ctx` within the line.
+    pub column: Option<usize>,
+    /// Characters from `ctx` to the end of the field's name (`ctx.amount`: 10).
+    pub width: usize,
 }
 
 impl std::fmt::Debug for Script {
@@ -64,12 +134,231 @@ impl PartialEq for Script {
 /// Why a script did not compile: the message and the 1-based column inside the script, if known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompileError {
-    /// What rhai said.
+    /// What rhai said, or why the script's use of `ctx` is refused.
     pub message: String,
     /// 1-based line within the script.
     pub line: Option<usize>,
     /// 1-based column within the line.
     pub column: Option<usize>,
+    /// How many characters the error covers from its column (1 when unknown).
+    pub width: usize,
+}
+
+impl CompileError {
+    fn at(message: String, pos: Position, width: usize) -> Self {
+        CompileError {
+            message,
+            line: pos.line(),
+            column: pos.position(),
+            width: width.max(1),
+        }
+    }
+}
+
+/// One step of a `ctx` access chain: a name (`.name` or `["name"]`) or anything else.
+enum Step<'a> {
+    /// The name, where it starts, and how many characters it covers (`"name"]` for an index).
+    Key(&'a str, Position, usize),
+    Other(&'a Expr),
+}
+
+fn step(e: &Expr) -> Step<'_> {
+    match e {
+        Expr::Property(p, pos) => Step::Key(p.2.as_str(), *pos, p.2.chars().count()),
+        Expr::StringConstant(s, pos) => Step::Key(s.as_str(), *pos, s.chars().count() + 3),
+        other => Step::Other(other),
+    }
+}
+
+/// The first step after `node` and the node that continues the chain, if any. `node` is a
+/// `Dot` or `Index`; its right side is either the last step (with `BREAK`, or not a chain) or
+/// a `Dot`/`Index` whose left side is the next step (how rhai 1.27 nests `a.b.c` and `a[b][c]`).
+fn next(node: &Expr) -> Option<(Step<'_>, Option<&Expr>)> {
+    let (Expr::Dot(x, opts, _) | Expr::Index(x, opts, _)) = node else {
+        return None;
+    };
+    match &x.rhs {
+        rhs @ (Expr::Dot(y, ..) | Expr::Index(y, ..)) if !opts.intersects(ASTFlags::BREAK) => {
+            Some((step(&y.lhs), Some(rhs)))
+        }
+        last => Some((step(last), None)),
+    }
+}
+
+fn is_ctx(e: &Expr) -> bool {
+    matches!(e, Expr::Variable(v, ..) if v.1.as_str() == CTX)
+}
+
+fn whole(what: &str) -> String {
+    format!("scripts read `ctx` fields by name, e.g. `ctx.amount`; {what}")
+}
+
+/// The field a `ctx` access chain reads; `node` is the `Dot`/`Index` whose left side is `ctx`.
+fn field_of(node: &Expr, ctx_pos: Position) -> Result<FieldRead, CompileError> {
+    let Some((first, rest)) = next(node) else {
+        return Err(CompileError::at(
+            whole("`ctx` is used here as a whole"),
+            ctx_pos,
+            CTX.len(),
+        ));
+    };
+    let (name, pos, width) = match first {
+        Step::Key(n, p, w) => (n, p, w),
+        Step::Other(Expr::MethodCall(f, _)) => {
+            return Err(CompileError::at(
+                whole(&format!(
+                    "`ctx.{}()` uses `ctx` as a whole",
+                    f.name.as_str()
+                )),
+                ctx_pos,
+                CTX.len(),
+            ));
+        }
+        Step::Other(_) => {
+            return Err(CompileError::at(
+                whole(
+                    "a computed index such as `ctx[name]` is not allowed; write the field's name, e.g. `ctx[\"amount\"]`",
+                ),
+                ctx_pos,
+                CTX.len(),
+            ));
+        }
+    };
+    // The access ends after the name it reads.
+    let mut end = (pos, width);
+    let field = match name {
+        "risk" => CtxField::Risk,
+        "operation" => CtxField::Operation,
+        "resource" => CtxField::Resource,
+        "event" => CtxField::Event,
+        "enrolled" => CtxField::Enrolled,
+        "signals" | "attrs" => {
+            let second = rest.and_then(next).map(|(s, _)| s);
+            let Some(Step::Key(inner, inner_pos, inner_width)) = second else {
+                let example = if name == "signals" {
+                    "ctx.signals.new_device"
+                } else {
+                    "ctx.attrs.amount"
+                };
+                return Err(CompileError::at(
+                    format!(
+                        "`ctx.{name}` is used here as a whole; read one field by name, e.g. `{example}`"
+                    ),
+                    pos,
+                    name.len(),
+                ));
+            };
+            end = (inner_pos, inner_width);
+            if name == "attrs" {
+                CtxField::Attr(inner.to_string())
+            } else if let Some(k) = SignalKind::parse(inner) {
+                CtxField::Signal(k)
+            } else {
+                let names = SignalKind::ALL.map(SignalKind::as_str);
+                let hint = stepup_core::did_you_mean(inner, names)
+                    .map_or_else(String::new, |m| format!("; did you mean `{m}`?"));
+                return Err(CompileError::at(
+                    format!(
+                        "unknown signal `ctx.signals.{inner}`{hint}{}",
+                        if hint.is_empty() {
+                            "; signals are `new_device`, `new_country`, `impossible_travel` and `threat_intel`"
+                        } else {
+                            ""
+                        }
+                    ),
+                    inner_pos,
+                    inner.chars().count(),
+                ));
+            }
+        }
+        attr => CtxField::Attr(attr.to_string()),
+    };
+    let width = match (
+        ctx_pos.line(),
+        ctx_pos.position(),
+        end.0.line(),
+        end.0.position(),
+    ) {
+        (Some(l1), Some(c1), Some(l2), Some(c2)) if l1 == l2 && c2 >= c1 => c2 - c1 + end.1,
+        _ => CTX.len(),
+    };
+    Ok(FieldRead {
+        field,
+        line: ctx_pos.line(),
+        column: ctx_pos.position(),
+        width,
+    })
+}
+
+/// The `ctx` fields a script reads, sorted and deduplicated; an error where it uses `ctx`
+/// otherwise than by reading a field by name. Sound: every occurrence of the variable `ctx`
+/// must be the root of a recognised field access.
+fn analyse(ast: &AST) -> Result<(Vec<CtxField>, Vec<FieldRead>), CompileError> {
+    let mut sites: Vec<FieldRead> = Vec::new();
+    let mut error: Option<CompileError> = None;
+    let (mut uses, mut accesses) = (0usize, 0usize);
+    ast.walk(&mut |path: &[ASTNode]| {
+        let node = path.last();
+        let parent = path.len().checked_sub(2).and_then(|i| path.get(i));
+        let result = match node {
+            Some(ASTNode::Stmt(Stmt::Var(v, _, pos))) if v.0.name.as_str() == CTX => {
+                Err(CompileError::at(
+                    "`ctx` cannot be declared again: it holds the request".to_string(),
+                    *pos,
+                    1,
+                ))
+            }
+            Some(ASTNode::Expr(e @ (Expr::Dot(x, ..) | Expr::Index(x, ..)))) if is_ctx(&x.lhs) => {
+                accesses += 1;
+                field_of(e, x.lhs.position()).map(|f| {
+                    if !sites.iter().any(|s| s.field == f.field) {
+                        sites.push(f);
+                    }
+                })
+            }
+            Some(ASTNode::Expr(e)) if is_ctx(e) => {
+                uses += 1;
+                let rooted = matches!(
+                    parent,
+                    Some(ASTNode::Expr(Expr::Dot(x, ..) | Expr::Index(x, ..)))
+                        if std::ptr::eq(&x.lhs, *e)
+                );
+                if rooted {
+                    Ok(())
+                } else {
+                    Err(CompileError::at(
+                        whole("`ctx` is used here as a whole"),
+                        e.position(),
+                        CTX.len(),
+                    ))
+                }
+            }
+            _ => Ok(()),
+        };
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                error = Some(e);
+                false
+            }
+        }
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if uses != accesses {
+        // Every use was either the root of an access or an error above; a difference means the
+        // tree has a shape this analysis does not know: refuse rather than guess.
+        return Err(CompileError {
+            message: whole("this script uses `ctx` in a way that cannot be analysed"),
+            line: None,
+            column: None,
+            width: 1,
+        });
+    }
+    let mut reads: Vec<CtxField> = sites.iter().map(|s| s.field.clone()).collect();
+    reads.sort();
+    Ok((reads, sites))
 }
 
 impl Script {
@@ -83,6 +372,7 @@ impl Script {
                 message: format!("script is longer than {MAX_SCRIPT_BYTES} bytes"),
                 line: None,
                 column: None,
+                width: 1,
             });
         }
         // At compile time `ctx` is a plain variable: as a constant, the optimizer would fold
@@ -90,16 +380,34 @@ impl Script {
         let mut scope = Scope::new();
         scope.push("ctx", Map::new());
         match ENGINE.compile_with_scope(&scope, source) {
-            Ok(ast) => Ok(Script {
-                source: source.to_string(),
-                ast,
-            }),
+            Ok(ast) => {
+                let (reads, sites) = analyse(&ast)?;
+                Ok(Script {
+                    source: source.to_string(),
+                    ast,
+                    reads,
+                    sites,
+                })
+            }
             Err(e) => Err(CompileError {
                 message: e.err_type().to_string(),
                 line: e.position().line(),
                 column: e.position().position(),
+                width: 1,
             }),
         }
+    }
+
+    /// The `ctx` fields the script reads, sorted and deduplicated (known when it compiled).
+    #[must_use]
+    pub fn reads(&self) -> &[CtxField] {
+        &self.reads
+    }
+
+    /// Where the script reads each field: its first occurrence, in source order.
+    #[must_use]
+    pub fn read_sites(&self) -> &[FieldRead] {
+        &self.sites
     }
 
     /// Runs the script against `ctx`.
@@ -154,5 +462,161 @@ mod tests {
     fn unknown_variables_and_eval_do_not_compile() {
         assert!(Script::compile("amount > 3").is_err());
         assert!(Script::compile("eval(\"1\")").is_err());
+    }
+
+    fn reads(src: &str) -> Result<Vec<CtxField>, CompileError> {
+        Script::compile(src).map(|s| s.reads().to_vec())
+    }
+
+    fn attr(n: &str) -> CtxField {
+        CtxField::Attr(n.to_string())
+    }
+
+    #[test]
+    fn fields_read_by_name_are_recorded_sorted_and_once() {
+        assert_eq!(
+            reads("ctx.amount > 10000 && ctx.account_age_days < 7 && ctx.amount < 1e9"),
+            Ok(vec![attr("account_age_days"), attr("amount")])
+        );
+        assert_eq!(reads("ctx[\"amount\"] > 1"), Ok(vec![attr("amount")]));
+        assert_eq!(reads("ctx.attrs.amount > 1"), Ok(vec![attr("amount")]));
+        assert_eq!(
+            reads("ctx.attrs[\"plan\"] == \"free\""),
+            Ok(vec![attr("plan")])
+        );
+        assert_eq!(
+            reads("ctx[\"attrs\"][\"plan\"] == \"x\""),
+            Ok(vec![attr("plan")])
+        );
+        assert_eq!(
+            reads("ctx.signals.new_device || ctx.signals[\"threat_intel\"]"),
+            Ok(vec![
+                CtxField::Signal(SignalKind::NewDevice),
+                CtxField::Signal(SignalKind::ThreatIntel)
+            ])
+        );
+        assert_eq!(
+            reads(
+                "ctx.risk > 10 && ctx.operation == \"payout\" && ctx.resource == \"\" \
+                 && ctx.event == \"operation\" && \"webauthn\" in ctx.enrolled"
+            ),
+            Ok(vec![
+                CtxField::Risk,
+                CtxField::Operation,
+                CtxField::Resource,
+                CtxField::Event,
+                CtxField::Enrolled
+            ])
+        );
+        assert_eq!(reads("true"), Ok(vec![]));
+    }
+
+    #[test]
+    fn each_field_is_located_at_its_first_read() -> Result<(), String> {
+        let s = Script::compile("ctx.signals.new_device || ctx[\"amount\"] > ctx.amount")
+            .map_err(|e| e.message)?;
+        let sites: Vec<(String, Option<usize>, usize)> = s
+            .read_sites()
+            .iter()
+            .map(|r| (r.field.to_string(), r.column, r.width))
+            .collect();
+        assert_eq!(
+            sites,
+            vec![
+                ("ctx.signals.new_device".to_string(), Some(1), 22),
+                ("ctx.amount".to_string(), Some(27), 13),
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn what_follows_a_field_is_the_scripts_business() {
+        assert_eq!(reads("ctx.amount.abs() > 3"), Ok(vec![attr("amount")]));
+        assert_eq!(reads("ctx[\"plan\"].len() > 3"), Ok(vec![attr("plan")]));
+        assert_eq!(
+            reads("ctx.enrolled[0] == \"totp\""),
+            Ok(vec![CtxField::Enrolled])
+        );
+        assert_eq!(reads("ctx?.amount > 3"), Ok(vec![attr("amount")]));
+        assert_eq!(
+            reads("ctx.enrolled[ctx.index] == \"totp\""),
+            Ok(vec![CtxField::Enrolled, attr("index")])
+        );
+        assert_eq!(
+            reads("let a = ctx.amount; if a > 3 { ctx.plan == \"x\" } else { false }"),
+            Ok(vec![attr("amount"), attr("plan")])
+        );
+        assert_eq!(reads("`${ctx.plan}` == \"x\""), Ok(vec![attr("plan")]));
+    }
+
+    #[track_caller]
+    fn refused(src: &str, message: &str, column: usize) {
+        let e = Script::compile(src).map(|s| s.reads().to_vec());
+        assert!(e.is_err(), "`{src}` compiled, reading {e:?}");
+        if let Err(e) = e {
+            assert_eq!(e.message, message, "{src}");
+            assert_eq!((e.line, e.column), (Some(1), Some(column)), "{src}");
+        }
+    }
+
+    #[test]
+    fn ctx_used_otherwise_than_by_field_name_does_not_compile() {
+        let whole =
+            "scripts read `ctx` fields by name, e.g. `ctx.amount`; `ctx` is used here as a whole";
+        refused("ctx == ctx", whole, 1);
+        refused("true && \"amount\" in ctx", whole, 21);
+        refused("let x = ctx; x.amount > 3", whole, 9);
+        refused("ctx.len() > 3", "scripts read `ctx` fields by name, e.g. `ctx.amount`; `ctx.keys()` uses `ctx` as a whole".replace("keys", "len").as_str(), 1);
+        refused(
+            "ctx.keys().len() > 3",
+            "scripts read `ctx` fields by name, e.g. `ctx.amount`; `ctx.keys()` uses `ctx` as a whole",
+            1,
+        );
+        refused(
+            "let k = \"amount\"; ctx[k] > 3",
+            "scripts read `ctx` fields by name, e.g. `ctx.amount`; a computed index such as `ctx[name]` is not allowed; write the field's name, e.g. `ctx[\"amount\"]`",
+            19,
+        );
+        refused(
+            "ctx.signals.len() > 0",
+            "`ctx.signals` is used here as a whole; read one field by name, e.g. `ctx.signals.new_device`",
+            5,
+        );
+        refused(
+            "ctx.attrs == ctx.attrs",
+            "`ctx.attrs` is used here as a whole; read one field by name, e.g. `ctx.attrs.amount`",
+            5,
+        );
+        refused(
+            "ctx.signals.new_devise",
+            "unknown signal `ctx.signals.new_devise`; did you mean `new_device`?",
+            13,
+        );
+        refused(
+            "ctx.signals.velocity",
+            "unknown signal `ctx.signals.velocity`; signals are `new_device`, `new_country`, `impossible_travel` and `threat_intel`",
+            13,
+        );
+        refused(
+            "let ctx = 1; ctx > 0",
+            "`ctx` cannot be declared again: it holds the request",
+            1,
+        );
+    }
+
+    #[test]
+    fn a_script_reading_declared_fields_still_runs() -> Result<(), String> {
+        let s = Script::compile("ctx.attrs.amount > 5 && ctx.signals.new_device")
+            .map_err(|e| e.message)?;
+        let mut signals = Map::new();
+        signals.insert("new_device".into(), Dynamic::from(true));
+        let mut attrs = Map::new();
+        attrs.insert("amount".into(), Dynamic::from(9_i64));
+        let mut m = Map::new();
+        m.insert("signals".into(), signals.into());
+        m.insert("attrs".into(), attrs.into());
+        assert_eq!(s.eval(m), Ok(true));
+        Ok(())
     }
 }

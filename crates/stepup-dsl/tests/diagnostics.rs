@@ -129,3 +129,315 @@ fn the_policy_set_hash_ignores_layout_comments_and_checkout_location() {
         hash("/tmp/ci/rules/x.policy", "when new_device require aal3")
     );
 }
+
+#[test]
+fn a_script_that_uses_ctx_as_a_whole_does_not_compile() {
+    expect_one(
+        "when script \"ctx.len() > 3\" require aal2",
+        "E014",
+        "script error: scripts read `ctx` fields by name, e.g. `ctx.amount`; `ctx.len()` uses `ctx` as a whole",
+        "ctx",
+        Some("scripts are rhai expressions over `ctx`, e.g. `ctx.amount > 10000`"),
+    );
+    expect_one(
+        "when script \"ctx.signals == ctx.signals\" require aal2",
+        "E014",
+        "script error: `ctx.signals` is used here as a whole; read one field by name, e.g. `ctx.signals.new_device`",
+        "signals",
+        Some("scripts are rhai expressions over `ctx`, e.g. `ctx.amount > 10000`"),
+    );
+}
+
+#[test]
+fn a_script_reads_only_declared_attributes() {
+    expect_one(
+        "tenant t {\n operation payout sensitive\n attribute amount: number\n attribute account_age: number\n policy p \"Confirm this payout.\" { when operation == payout and script \"ctx.amount > 10000 && ctx.account_age_days < 7\" require aal3 factor webauthn for 5m }\n}",
+        "E029",
+        "script reads `ctx.account_age_days`, which is not a declared attribute",
+        "ctx.account_age_days",
+        Some("did you mean `account_age`?"),
+    );
+    expect_one(
+        "tenant t {\n operation payout sensitive\n policy p \"Confirm this payout.\" { when operation == payout and script \"ctx.attrs[\\\"risk_band\\\"] == \\\"high\\\"\" require aal2 }\n}",
+        "E029",
+        "script reads `ctx.risk_band`, which is not a declared attribute",
+        "ctx.attrs[\\\"risk_band\\\"]",
+        Some("declare it in tenant `t`: `attribute risk_band: number`"),
+    );
+    // Built-in fields and signals are not attributes.
+    assert!(
+        diags("when script \"ctx.risk > 50 && ctx.event == \\\"sign_in\\\" && ctx.signals.new_country && ctx.enrolled.len() > 0\" require aal2").is_empty()
+    );
+}
+
+#[test]
+fn the_fields_of_ctx_cannot_be_declared_as_attributes() {
+    for name in ["event", "enrolled", "signals", "attrs"] {
+        let text = format!("attribute {name}: string\nwhen new_device require aal2");
+        let d = diags(&text);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!(d[0].code, "E017");
+        assert_eq!(
+            d[0].message,
+            format!("`{name}` is built in and cannot be declared as an attribute")
+        );
+        assert_eq!(d[0].snippet(), name);
+    }
+}
+
+#[test]
+fn admin_default_is_reserved_and_replaced_only_by_an_override() {
+    expect_one(
+        "tenant t {\n operation purge admin\n policy admin_default \"Confirm this administrative action.\" { when operation == purge require aal3 factor webauthn for 5m }\n}",
+        "E030",
+        "`admin_default` is the built-in policy for `admin` operations",
+        "admin_default",
+        Some(
+            "configure it in tenant `t` with `admin default require ...` or `admin default off`, or name this policy otherwise",
+        ),
+    );
+    expect_one(
+        "tenant t { operation purge admin }\napplication a of t {\n policy admin_default \"Confirm this administrative action.\" { when operation == purge require aal2 }\n}",
+        "E030",
+        "`admin_default` is the built-in policy for `admin` operations",
+        "admin_default",
+        Some("write `override policy admin_default` in an application to replace it"),
+    );
+    // An override of the built-in is allowed, and replaces it in the application only.
+    let loaded = load_sources(&[Source::text(
+        "t.policy",
+        "tenant t { operation purge admin }\napplication a of t {\n override policy admin_default \"Confirm this administrative action with your key.\" { when operation == purge require aal3 factor webauthn for 5m }\n}",
+    )]);
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+    let set = loaded.set.unwrap();
+    let app = set.resolve("t", "a").unwrap();
+    let admin: Vec<_> = app
+        .policies
+        .iter()
+        .filter(|p| p.name == "admin_default")
+        .collect();
+    assert_eq!(admin.len(), 1);
+    assert_eq!(admin[0].requirement.aal, stepup_core::Aal::Aal3);
+    assert_eq!(
+        app.policies.last().map(|p| p.name.as_str()),
+        Some("admin_default")
+    );
+    let tenant = set.resolve("t", "").unwrap();
+    assert_eq!(tenant.policies.len(), 1);
+    assert_eq!(tenant.policies[0].requirement.aal, stepup_core::Aal::Aal2);
+    assert_eq!(tenant.policies[0].origin.file, "<built-in>");
+}
+
+#[test]
+fn a_weaker_override_of_the_admin_default_is_flagged() {
+    expect_one(
+        "tenant t { operation purge admin }\napplication a of t {\n override policy admin_default \"Confirm this administrative action.\" { when operation == purge require aal1 }\n}",
+        "S005",
+        "this override of `admin_default` is weaker than the built-in policy for `admin` operations",
+        "admin_default",
+        Some("it has a lower AAL (aal1 instead of aal2); overrides should tighten, not loosen"),
+    );
+    // Without admin operations, or with `admin default off`, there is nothing to override.
+    for tenant in [
+        "tenant t { operation pay sensitive }",
+        "tenant t { operation purge admin admin default off }",
+    ] {
+        let text = format!(
+            "{tenant}\napplication a of t {{\n override policy admin_default \"Confirm this administrative action.\" {{ when new_device require aal2 }}\n}}"
+        );
+        let d = diags(&text);
+        assert_eq!(
+            d.iter().map(|d| d.code).collect::<Vec<_>>(),
+            vec!["E010"],
+            "{d:#?}"
+        );
+    }
+}
+
+#[test]
+fn an_attribute_read_without_an_operation_guard_is_flagged() {
+    let tenant = "tenant t {\n operation view routine\n operation payout sensitive\n operation refund sensitive\n attribute amount: number\n";
+    expect_one(
+        &format!(
+            "{tenant} policy big \"Confirm this large payout.\" {{ when amount > 1000 require aal2 }}\n}}"
+        ),
+        "S008",
+        "policy `big` reads `amount` without an `operation` guard: it can fire on every sign-in and access, where `amount` is absent",
+        "amount",
+        Some("guard it: `when operation == payout and amount > 1000`"),
+    );
+    expect_one(
+        &format!(
+            "{tenant} policy s \"Confirm this large payout.\" {{ when script \"ctx.attrs.amount > 9\" require aal2 }}\n}}"
+        ),
+        "S008",
+        "policy `s` reads `amount` without an `operation` guard: it can fire on every sign-in and access, where `amount` is absent",
+        "ctx.attrs.amount",
+        Some("guard it: `when operation == payout and script \"ctx.attrs.amount > 9\"`"),
+    );
+    // Guarded: an operation test in the same `and`, or in every branch of an `or`.
+    for when in [
+        "operation == payout and amount > 1000",
+        "amount > 1000 and operation in [payout]",
+        "new_device or (operation == payout and not (amount < 10))",
+        "(operation == payout or operation == refund) and amount > 1000",
+        "operation == payout and script \"ctx.amount > 1000\"",
+    ] {
+        let d = diags(&format!(
+            "{tenant} policy p \"Confirm this payout.\" {{ when {when} require aal2 }}\n}}"
+        ));
+        assert!(d.is_empty(), "{when}: {d:#?}");
+    }
+    // Not guarded: `not`, `!=`, an `or` with one unguarded branch, a resource test.
+    for when in [
+        "not (operation == view) and amount > 1000",
+        "operation != view and amount > 1000",
+        "(operation == payout or new_device) and amount > 1000",
+        "resource == payments and amount > 1000",
+    ] {
+        let d = diags(&format!(
+            "{tenant} resource payments\n policy p \"Confirm this payout.\" {{ when {when} require aal2 }}\n}}"
+        ));
+        assert_eq!(
+            d.iter().map(|d| d.code).collect::<Vec<_>>(),
+            vec!["S008"],
+            "{when}: {d:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_tenants_disjoint_pair_is_reported_once() {
+    let d = diags(
+        "tenant t {\n operation pay sensitive\n policy a \"Confirm with a text.\" { when operation == pay require aal2 factor sms }\n policy b \"Confirm with your key.\" { when operation == pay require aal3 factor webauthn }\n}\napplication x of t { }\napplication y of t {\n override policy b \"Confirm with your security key.\" { when operation == pay require aal3 factor webauthn every time }\n}\napplication z of t {\n policy c \"Confirm it's you.\" { when new_device require aal2 }\n}",
+    );
+    let s007: Vec<_> = d.iter().filter(|d| d.code == "S007").collect();
+    assert_eq!(s007.len(), 1, "{d:#?}");
+    assert_eq!(
+        s007[0].message,
+        "policies `a` and `b` can fire together but no factor satisfies both"
+    );
+    assert_eq!(s007[0].location().0, 4);
+}
+
+fn feed_dir(tag: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("stepup-dsl-feeds-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+fn load_with_feeds(text: &str, dir: &std::path::Path) -> stepup_dsl::Loaded {
+    load_sources(&[Source {
+        name: "t.policy".into(),
+        bytes: text.as_bytes().to_vec(),
+        base_dir: dir.to_path_buf(),
+    }])
+}
+
+const FEED_RULES: &str = "tenant t {\n risk { threat_feed \"a.netset\" threat_feed \"b.netset\" }\n policy p \"This network is blocked — confirm it's you.\" { when threat_intel require aal2 }\n}";
+
+#[test]
+fn threat_feeds_are_loaded_when_checked_and_their_contents_are_hashed() {
+    let dir = feed_dir(
+        "same-a",
+        &[
+            (
+                "a.netset",
+                "1.10.16.0/20 ; SBL256894\n::ffff:192.0.2.0/120\n",
+            ),
+            ("b.netset", "# v6\n2001:db8:bad::/48\n"),
+        ],
+    );
+    let loaded = load_with_feeds(FEED_RULES, &dir);
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+    let set = loaded.set.unwrap();
+    let feed = &set.tenants["t"].risk.feed;
+    assert_eq!(feed.len(), 3);
+    for hit in [
+        "1.10.20.1",
+        "192.0.2.9",
+        "::ffff:192.0.2.9",
+        "2001:db8:bad::1",
+    ] {
+        assert!(feed.contains(hit.parse().unwrap()), "{hit}");
+    }
+    assert!(!feed.contains("192.0.3.1".parse().unwrap()));
+    // Another blocklist under the same rules: another hash.
+    let dir2 = feed_dir(
+        "other",
+        &[
+            ("a.netset", "1.10.16.0/20\n"),
+            ("b.netset", "# v6\n2001:db8:bad::/48\n\n"),
+        ],
+    );
+    let other = load_with_feeds(FEED_RULES, &dir2).set.unwrap();
+    assert_ne!(set.hash, other.hash);
+    // The same ranges written otherwise: the same hash.
+    let dir3 = feed_dir(
+        "same-b",
+        &[
+            (
+                "a.netset",
+                "# same ranges\n192.0.2.0/24\n1.10.16.0/21\n1.10.24.0/21\n",
+            ),
+            ("b.netset", "2001:db8:bad::/48"),
+        ],
+    );
+    let same = load_with_feeds(FEED_RULES, &dir3).set.unwrap();
+    assert_eq!(set.hash, same.hash);
+    for d in [dir, dir2, dir3] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn unreadable_and_malformed_feeds_are_reported_at_the_path() {
+    let dir = feed_dir(
+        "bad",
+        &[
+            ("a.netset", "not an address\n300.1.1.1\n"),
+            ("b.netset", "203.0.113.0/24\n203.0.113.7/33\n"),
+        ],
+    );
+    let d = load_with_feeds(FEED_RULES, &dir).diagnostics;
+    let _ = std::fs::remove_dir_all(&dir);
+    let got: Vec<(&str, &str, String)> = d
+        .iter()
+        .map(|d| (d.code, d.message.as_str(), d.snippet().to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "E032",
+                "threat feed `a.netset` lists no IP address or CIDR range: every line is malformed",
+                "\"a.netset\"".to_string()
+            ),
+            (
+                "S009",
+                "`b.netset:2`: `203.0.113.7/33` is not an IP address or CIDR range; the line is skipped",
+                "\"b.netset\"".to_string()
+            ),
+        ]
+    );
+    let d =
+        load_with_feeds(FEED_RULES, &std::env::temp_dir().join("stepup-no-such-dir")).diagnostics;
+    assert_eq!(
+        d.iter()
+            .map(|d| (d.code, d.message.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (
+                "E031",
+                "cannot read threat feed `a.netset`: the file does not exist"
+            ),
+            (
+                "E031",
+                "cannot read threat feed `b.netset`: the file does not exist"
+            ),
+        ]
+    );
+}

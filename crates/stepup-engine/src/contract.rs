@@ -83,6 +83,29 @@ pub fn http_answer(d: &Decision) -> Option<HttpAnswer> {
                 www_authenticate: None,
             })
         }
+        (DecisionKind::Deny, _) if d.deny == Some(DenyReason::Conflict) => {
+            let policies: Vec<&String> = d
+                .fired
+                .iter()
+                .filter(|p| !d.satisfied.contains(p))
+                .collect();
+            Some(HttpAnswer {
+                status: 403,
+                body: json!({
+                    "error": "policy_conflict",
+                    "policies": policies,
+                    "message": msg,
+                }),
+                www_authenticate: None,
+            })
+        }
+        (DecisionKind::Deny, _) if d.deny == Some(DenyReason::SessionNotEstablished) => {
+            Some(HttpAnswer {
+                status: 403,
+                body: json!({"error": "session_not_established", "message": msg}),
+                www_authenticate: None,
+            })
+        }
         // Everything else refuses, including a step-up that lost its requirement: never a pass.
         (DecisionKind::StepUp | DecisionKind::Deny | DecisionKind::Failed, _) => Some(denied(msg)),
     }
@@ -167,6 +190,8 @@ pub fn check_claims(
 pub fn session_from_claims(c: &Claims) -> SessionState {
     let mut s = SessionState::default();
     if let Some(at) = c.auth_time {
+        // A token is issued for an established sign-in.
+        s.established = true;
         let factors: FactorSet = c.amr.iter().filter_map(|m| amr_factor(m)).collect();
         // A token proves at most what its issuer asserts in `acr` (aal1 when absent).
         let cap = Some(

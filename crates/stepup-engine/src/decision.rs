@@ -51,6 +51,25 @@ pub enum DenyReason {
     StrongerFactorRequired,
     /// The request could not be evaluated (unknown tenant, application, operation or resource).
     CannotEvaluate,
+    /// The session's sign-in was never allowed (nor its step-up completed): every other event
+    /// of the session is refused until it is (SPEC §10).
+    SessionNotEstablished,
+    /// The decision could not be committed (history store unavailable), so it does not allow.
+    StoreUnavailable,
+}
+
+impl DenyReason {
+    /// The reason as written in outputs (`conflict`, `stronger_factor_required`, ...).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::Conflict => "conflict",
+            DenyReason::StrongerFactorRequired => "stronger_factor_required",
+            DenyReason::CannotEvaluate => "cannot_evaluate",
+            DenyReason::SessionNotEstablished => "session_not_established",
+            DenyReason::StoreUnavailable => "store_unavailable",
+        }
+    }
 }
 
 /// Names of audit records.

@@ -11,13 +11,17 @@ use stepup_dsl::PolicySet;
 use crate::compile::{CompiledScope, compile_scope};
 use crate::decision::{Decision, DecisionKind, Trace, audit_names};
 use crate::facts::Facts;
-use crate::finish::{Scope, complete, finish, merge_note, refuse, satisfied};
+use crate::finish::{
+    Scope, complete, finish, merge_note, refuse, refuse_for_store, refuse_unestablished,
+    satisfied,
+};
 use crate::names::NameMap;
 use crate::request::{Event, Request};
 use crate::risk::{FeedWarning, Signals, ThreatFeed};
 use crate::state::State;
-use crate::store::Store;
-use crate::tree::{AttrTable, FiredBuf, Ids, candidates, eval};
+use crate::store::{Store, StoreError};
+use crate::tree::{AttrTable, FiredBuf, Ids, candidates, eval, unknown_reasons};
+use crate::tri::Tri;
 
 /// Why a policy set could not be loaded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -29,14 +33,6 @@ pub enum LoadError {
         count: usize,
         /// The diagnostics, rendered in plain text.
         rendered: String,
-    },
-    /// A threat feed cannot be read.
-    #[error("threat feed `{path}` cannot be read: {error}")]
-    Feed {
-        /// The feed's path.
-        path: String,
-        /// The I/O error.
-        error: String,
     },
     /// The rules cannot be read.
     #[error("{0}")]
@@ -55,7 +51,7 @@ pub struct CompiledSet {
     pub model: Arc<PolicySet>,
     tenants: NameMap<TenantScopes>,
     hash: Arc<str>,
-    /// Malformed threat-feed lines (skipped).
+    /// Malformed threat-feed lines (skipped), as the checker found them.
     pub feed_warnings: Vec<FeedWarning>,
 }
 
@@ -68,23 +64,16 @@ impl std::fmt::Debug for CompiledSet {
 }
 
 impl CompiledSet {
-    /// Compiles a checked set, loading its threat feeds.
+    /// Compiles a checked set. Its threat feeds were loaded when it was checked (a missing
+    /// blocklist is an error of the rules): each tenant's merged feed is in its model.
     ///
     /// # Errors
-    /// When a threat feed cannot be read: a missing blocklist would silently allow.
+    /// When a scope of the set cannot be resolved.
     pub fn compile(model: PolicySet) -> Result<CompiledSet, LoadError> {
         let mut tenants = NameMap::default();
         let mut feed_warnings = Vec::new();
         for (name, t) in &model.tenants {
-            let mut feed = ThreatFeed::default();
-            for path in &t.risk.threat_feeds {
-                let (f, w) = ThreatFeed::load(path).map_err(|e| LoadError::Feed {
-                    path: path.display().to_string(),
-                    error: e.to_string(),
-                })?;
-                feed.extend(&f);
-                feed_warnings.extend(w);
-            }
+            feed_warnings.extend(t.risk.feed_warnings.iter().cloned());
             let base = model
                 .resolve(name, "")
                 .map(|r| compile_scope(&r))
@@ -94,7 +83,7 @@ impl CompiledSet {
                 TenantScopes {
                     base,
                     apps: NameMap::default(),
-                    feed: Arc::new(feed),
+                    feed: Arc::clone(&t.risk.feed),
                 },
             );
         }
@@ -230,34 +219,55 @@ impl CompiledSet {
             }
             _ => {}
         }
+        if !state.session.established && !matches!(req.event, Event::SignIn { .. }) {
+            return refuse_unestablished(req, &self.hash);
+        }
         let history = state.history.as_ref().ok();
         let mut errors = Vec::new();
         if let Err(e) = &state.history {
-            errors.push(format!("{e}; signals count as present (fail closed)"));
+            errors.push(format!(
+                "{e}: the signals that need it are unknown (fail closed)"
+            ));
         }
-        let facts = Facts {
+        let facts = Facts::new(
             req,
-            tenant: t,
-            signals: Signals::new(req.event.context(), history, &t.risk, feed, req.now),
+            t,
+            Signals::new(req.event.context(), history, &t.risk, feed, req.now),
             history,
-            script_errors: std::cell::RefCell::new(Vec::new()),
-        };
+        );
         let sc = Scope {
             tenant: t,
             policies: &scope.policies,
+            reads: &scope.reads,
             hash: &self.hash,
         };
         let mut d = if reference {
             let fired = crate::reference::fired(&scope.policies, &facts, false);
+            for &i in &fired {
+                if let Some(p) = scope.policies.get(i)
+                    && crate::reference::eval(&p.condition, &facts, &mut None) == Tri::Unknown
+                {
+                    let mut why = Vec::new();
+                    crate::reference::unknown_reasons(&p.condition, &facts, &mut why);
+                    errors.push(fail_closed_note(&p.name, why));
+                }
+            }
             finish(&sc, req, state, &facts, &fired, errors, false)
         } else {
             let mut buf = FiredBuf::new();
             let attrs = AttrTable::new(scope, &req.event);
             for &i in candidates(scope, &req.event, ids) {
-                if let Some(e) = scope.exprs.get(i as usize)
-                    && eval(e, &facts, ids, &attrs).fires()
-                {
-                    buf.push(i as usize);
+                if let Some(e) = scope.exprs.get(i as usize) {
+                    let v = eval(e, &facts, ids, &attrs);
+                    if v == Tri::Unknown {
+                        let mut why = Vec::new();
+                        unknown_reasons(e, &facts, ids, &attrs, &mut why);
+                        let name = scope.policies.get(i as usize).map_or("", |p| &p.name);
+                        errors.push(fail_closed_note(name, why));
+                    }
+                    if v.fires() {
+                        buf.push(i as usize);
+                    }
                 }
             }
             finish(&sc, req, state, &facts, buf.as_slice(), errors, explain)
@@ -267,23 +277,35 @@ impl CompiledSet {
                 policies: crate::reference::trace(&scope.policies, &facts, false),
                 ..Trace::default()
             };
-            for p in &mut tr.policies {
+            for (i, p) in tr.policies.iter_mut().enumerate() {
                 if p.fired
-                    && let Some(pol) = scope.policies.iter().find(|q| q.name == p.name)
+                    && let (Some(pol), Some(reads)) = (scope.policies.get(i), scope.reads.get(i))
                 {
-                    let (ok, why) = satisfied(pol, t, req, &state.session);
+                    let (ok, why) = satisfied(pol, reads, t, req, &state.session);
                     p.satisfied = Some(ok);
                     p.why = Some(why.to_string());
                 }
             }
-            tr.notes
-                .extend(facts.script_errors.borrow().iter().cloned());
             merge_note(&mut tr, &d);
             d.trace = Some(tr);
         }
         d
     }
 }
+
+/// The note of a policy that fired because its condition could not be decided.
+fn fail_closed_note(policy: &str, mut why: Vec<String>) -> String {
+    why.sort();
+    why.dedup();
+    format!(
+        "policy `{policy}` fires because its condition cannot be decided (fail closed): {}",
+        why.join("; ")
+    )
+}
+
+/// How many times [`Engine::process`] decides a request whose commit conflicts with another
+/// instance's before it gives up (and fails closed).
+pub const MAX_COMMIT_ATTEMPTS: u32 = 8;
 
 /// A shared engine: one compiled set behind an atomic pointer. `Send + Sync`; reloads never
 /// block readers.
@@ -331,30 +353,42 @@ impl Engine {
         self.current.load().decide(req, state, true)
     }
 
-    /// Loads the state from `store`, decides, and commits the effects atomically. A store
-    /// failure fails closed: signals count as present, and a completion that cannot be saved
-    /// fails.
+    /// Loads the state from `store`, decides, and commits the effects atomically, only if the
+    /// session is unchanged since it was loaded; on a conflict (another instance decided on it
+    /// first) it decides again on the fresh state, up to [`MAX_COMMIT_ATTEMPTS`] times. A store
+    /// failure fails closed: a store that cannot be read refuses, a completion that cannot be
+    /// saved fails, and an allow that cannot be saved (it spends a grant or establishes the
+    /// session) is refused.
     pub fn process(&self, store: &dyn Store, req: &Request, explain: bool) -> Decision {
-        let state = match store.load(&req.tenant, &req.user, &req.session) {
-            Ok((history, session)) => State {
-                history: Ok(history),
-                session,
-            },
-            Err(e) => State {
-                history: Err(e.to_string()),
-                session: crate::state::SessionState::default(),
-            },
-        };
-        let mut d = self.current.load().decide(req, &state, explain);
-        if (d.effects.session.is_some() || d.effects.history.is_some())
-            && let Err(e) = store.commit(
+        let set = self.current.load();
+        let mut conflicts = 0u32;
+        loop {
+            let state = match store.load(&req.tenant, &req.user, &req.session) {
+                Ok((history, session)) => State {
+                    history: Ok(history),
+                    session,
+                },
+                // Without the session nothing can be decided or recorded: refuse.
+                Err(e) => return refuse_for_store(req, set.hash(), e.to_string()),
+            };
+            let mut d = set.decide(req, &state, explain);
+            if d.effects.session.is_none() && d.effects.history.is_none() {
+                return d;
+            }
+            let Err(e) = store.commit(
                 &req.tenant,
                 &req.user,
                 &req.session,
                 d.effects.session.as_ref(),
                 d.effects.history.as_ref(),
-            )
-        {
+            ) else {
+                return d;
+            };
+            if matches!(e, StoreError::Conflict { .. }) && conflicts + 1 < MAX_COMMIT_ATTEMPTS {
+                // Another instance decided on this session first: decide again on its state.
+                conflicts += 1;
+                continue;
+            }
             let note = format!("{e}; nothing was saved");
             d.errors.push(note.clone());
             for r in &mut d.audit {
@@ -366,9 +400,15 @@ impl Engine {
                 for r in &mut d.audit {
                     r.name = audit_names::FAILED;
                 }
+            } else if d.kind == DecisionKind::Allow && d.effects.session.is_some() {
+                // An allow that establishes a session or spends a grant is an allow only if
+                // its commit succeeded (SPEC §10).
+                let mut refused = refuse_for_store(req, set.hash(), note);
+                refused.trace = d.trace.take();
+                return refused;
             }
+            return d;
         }
-        d
     }
 
     /// Like [`Engine::process`], for services whose session lives in the access token: the

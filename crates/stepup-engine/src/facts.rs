@@ -3,46 +3,54 @@
 //! facts; they differ in how they walk the conditions.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use rhai::{Dynamic, Map};
 use stepup_core::{Factor, OperationClass};
 use stepup_dsl::ast::CmpOp;
-use stepup_dsl::model::{SignalKind, Tenant};
-use stepup_dsl::script::Script;
+use stepup_dsl::fmt::quote;
+use stepup_dsl::model::{AttrType, SignalKind, Tenant};
+use stepup_dsl::script::{CtxField, Script};
 
 use crate::request::{Event, Request, Value};
 use crate::risk::Signals;
 use crate::state::UserHistory;
 use crate::tri::Tri;
 
-/// `value OP v` for a number attribute's value. Absent: false. Another type: unknown.
+/// `value OP v` for a number attribute's value. Absent or of another type: unknown (SPEC §10).
 #[must_use]
 pub fn num_value(value: Option<&Value>, op: CmpOp, v: f64) -> Tri {
     match value {
-        None => Tri::False,
         Some(Value::Number(x)) if x.is_finite() => Tri::from(op.apply(x, &v)),
-        Some(_) => Tri::Unknown,
+        _ => Tri::Unknown,
     }
 }
 
-/// A string attribute's value in a set. Absent: false. Another type: unknown.
+/// A string attribute's value in a set. Absent or of another type: unknown.
 #[must_use]
 pub fn str_value(value: Option<&Value>, set: &std::collections::BTreeSet<String>) -> Tri {
     match value {
-        None => Tri::False,
         Some(Value::Str(s)) => Tri::from(set.contains(s)),
-        Some(_) => Tri::Unknown,
+        _ => Tri::Unknown,
     }
 }
 
-/// A boolean attribute's value equal to `b`. Absent: false. Another type: unknown.
+/// A boolean attribute's value equal to `b`. Absent or of another type: unknown.
 #[must_use]
 pub fn bool_value(value: Option<&Value>, b: bool) -> Tri {
     match value {
-        None => Tri::False,
         Some(Value::Bool(x)) => Tri::from(*x == b),
-        Some(_) => Tri::Unknown,
+        _ => Tri::Unknown,
     }
+}
+
+/// A script's outcome in one decision (scripts run at most once per decision).
+struct ScriptRun {
+    /// The script's address (the same `Arc` in the model and the compiled tree).
+    key: usize,
+    value: Tri,
+    /// Why it is unknown, when it is.
+    reason: Option<String>,
 }
 
 /// Facts about one event.
@@ -55,8 +63,27 @@ pub struct Facts<'a> {
     pub signals: Signals<'a>,
     /// The history, `None` when the store failed.
     pub history: Option<&'a UserHistory>,
-    /// Script failures, for explanations and audit.
-    pub script_errors: RefCell<Vec<String>>,
+    /// Scripts run in this decision, with their outcome.
+    scripts: RefCell<Vec<ScriptRun>>,
+}
+
+impl<'a> Facts<'a> {
+    /// The facts of one request.
+    #[must_use]
+    pub fn new(
+        req: &'a Request,
+        tenant: &'a Tenant,
+        signals: Signals<'a>,
+        history: Option<&'a UserHistory>,
+    ) -> Self {
+        Facts {
+            req,
+            tenant,
+            signals,
+            history,
+            scripts: RefCell::new(Vec::new()),
+        }
+    }
 }
 
 impl Facts<'_> {
@@ -84,16 +111,51 @@ impl Facts<'_> {
     }
     /// `risk OP v`.
     pub fn risk(&self, op: CmpOp, v: f64) -> Tri {
-        match self.signals.score() {
-            Some(s) => Tri::from(op.apply(&f64::from(s), &v)),
-            None => Tri::Unknown,
+        self.signals.score().compare(op, v)
+    }
+    /// Why `risk` comparisons are unknown.
+    #[must_use]
+    pub fn risk_reason(&self) -> String {
+        let r = self.signals.score();
+        let why: Vec<String> = SignalKind::ALL
+            .into_iter()
+            .filter(|k| {
+                self.tenant.risk.weight(*k) > 0
+                    && self.signals.get(*k, stepup_dsl::model::DEFAULT_COUNTRY_WINDOW_DAYS)
+                        == Tri::Unknown
+            })
+            .map(|k| self.signals.unknown_reason(k))
+            .collect();
+        format!(
+            "`risk` is between {} and {} ({})",
+            r.min,
+            r.max,
+            why.join("; ")
+        )
+    }
+    /// Why an attribute comparison is unknown: absent, or of another type than declared.
+    #[must_use]
+    pub fn attr_reason(&self, name: &str) -> String {
+        let declared = self.tenant.attributes.get(name).map_or("value", |t| match t {
+            AttrType::Number => "number",
+            AttrType::String => "string",
+            AttrType::Bool => "boolean",
+        });
+        match self.req.event.attr(name) {
+            None => format!("`{name}` is absent from the {}", self.req.event.kind()),
+            Some(_) => format!("`{name}` is not a {declared}"),
         }
+    }
+    /// Why `first_access` is unknown.
+    #[must_use]
+    pub fn first_access_reason(&self, resource: &str) -> String {
+        format!("`first_access({resource})` is unknown: the history store is unavailable")
     }
     /// A signal.
     pub fn signal(&self, k: SignalKind, days: u32) -> Tri {
         self.signals.get(k, days)
     }
-    /// `attr OP v` on a number attribute. Absent: false. Of another type: unknown (fail closed).
+    /// `attr OP v` on a number attribute. Absent or of another type: unknown (fail closed).
     pub fn attr_num(&self, name: &str, op: CmpOp, v: f64) -> Tri {
         num_value(self.req.event.attr(name), op, v)
     }
@@ -120,85 +182,114 @@ impl Facts<'_> {
             (Some(at), Some(d)) => Tri::from(self.req.now.since(*at) > i64::from(d) * 86_400),
         }
     }
-    /// Runs a script; errors and exhausted budgets are unknown (the policy fires).
-    pub fn script(&self, s: &Script) -> Tri {
-        match s.eval(self.script_ctx(&s.source)) {
-            Ok(b) => Tri::from(b),
-            Err(e) => {
-                self.script_errors.borrow_mut().push(format!(
-                    "script `{}` failed: {e}; its policy fires",
-                    s.source
-                ));
-                Tri::Unknown
-            }
+    /// Runs a script, at most once per decision. It runs only when every `ctx` field it reads
+    /// is known and of the type it is declared with; otherwise it is unknown without running.
+    /// Errors and exhausted budgets are unknown (the policy fires).
+    pub fn script(&self, s: &Arc<Script>) -> Tri {
+        let key = Arc::as_ptr(s) as usize;
+        if let Some(r) = self.scripts.borrow().iter().find(|r| r.key == key) {
+            return r.value;
         }
+        let (value, reason) = match self.script_ctx(s) {
+            Err(why) => (
+                Tri::Unknown,
+                Some(format!("script {} not run: {why}", quote(&s.source))),
+            ),
+            Ok(ctx) => match s.eval(ctx) {
+                Ok(b) => (Tri::from(b), None),
+                Err(e) => (
+                    Tri::Unknown,
+                    Some(format!("script {} failed: {e}", quote(&s.source))),
+                ),
+            },
+        };
+        self.scripts.borrow_mut().push(ScriptRun { key, value, reason });
+        value
     }
 
-    /// The read-only `ctx` of a script. The risk score, the signals and the enrolled factors are
-    /// computed only for scripts that name them (computing the signals is the expensive part);
-    /// a script that reaches a field it does not name gets `()` and fails closed.
-    fn script_ctx(&self, source: &str) -> Map {
+    /// Why a script is unknown (it has run in this decision).
+    #[must_use]
+    pub fn script_reason(&self, s: &Arc<Script>) -> String {
+        let key = Arc::as_ptr(s) as usize;
+        self.scripts
+            .borrow()
+            .iter()
+            .find(|r| r.key == key)
+            .and_then(|r| r.reason.clone())
+            .unwrap_or_else(|| format!("script {} is unknown", quote(&s.source)))
+    }
+
+    /// The typed `ctx` of a script: exactly the fields it reads (known when it compiled), each
+    /// known and of its declared type, or the reason it cannot run.
+    fn script_ctx(&self, s: &Script) -> Result<Map, String> {
         let mut m = Map::new();
-        let opt = |s: Option<&str>| s.map_or(Dynamic::UNIT, |s| Dynamic::from(s.to_string()));
-        m.insert("operation".into(), opt(self.operation()));
-        m.insert("resource".into(), opt(self.resource()));
-        m.insert(
-            "event".into(),
-            Dynamic::from(self.req.event.kind().to_string()),
-        );
-        if source.contains("risk") {
-            m.insert(
-                "risk".into(),
-                self.signals
-                    .score()
-                    .map_or(Dynamic::UNIT, |s| Dynamic::from(i64::from(s))),
-            );
-        }
         let mut signals = Map::new();
-        for k in SignalKind::ALL
-            .into_iter()
-            .filter(|_| source.contains("signals"))
-        {
-            let v = match self
-                .signals
-                .get(k, stepup_dsl::model::DEFAULT_COUNTRY_WINDOW_DAYS)
-            {
-                Tri::True => Dynamic::TRUE,
-                Tri::False => Dynamic::FALSE,
-                Tri::Unknown => Dynamic::UNIT,
-            };
-            signals.insert(k.as_str().into(), v);
-        }
-        if source.contains("signals") {
-            m.insert("signals".into(), signals.into());
-        }
-        let enrolled: rhai::Array = Factor::ALL
-            .into_iter()
-            .filter(|f| source.contains("enrolled") && self.req.enrolled.contains(*f))
-            .map(|f| Dynamic::from(f.as_str().to_string()))
-            .collect();
-        if source.contains("enrolled") {
-            m.insert("enrolled".into(), enrolled.into());
-        }
         let mut attrs = Map::new();
-        if let Event::Operation { attrs: list, .. } = &self.req.event {
-            for (k, v) in list {
-                let d = match v {
-                    Value::Bool(b) => Dynamic::from(*b),
-                    // Scripts are integer-only when the number is whole (the common case: amounts).
-                    Value::Number(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => {
-                        Dynamic::from(*x as i64)
-                    }
-                    Value::Number(x) => Dynamic::from(*x),
-                    Value::Str(s) => Dynamic::from(s.clone()),
-                };
-                attrs.insert(k.as_str().into(), d.clone());
-                if !m.contains_key(k.as_str()) {
-                    m.insert(k.as_str().into(), d);
+        for field in s.reads() {
+            match field {
+                CtxField::Risk => {
+                    let r = self.signals.score();
+                    let v = r.exact().ok_or_else(|| self.risk_reason())?;
+                    m.insert("risk".into(), Dynamic::from(i64::from(v)));
+                }
+                CtxField::Signal(k) => {
+                    let v = match self
+                        .signals
+                        .get(*k, stepup_dsl::model::DEFAULT_COUNTRY_WINDOW_DAYS)
+                    {
+                        Tri::True => true,
+                        Tri::False => false,
+                        Tri::Unknown => return Err(self.signals.unknown_reason(*k)),
+                    };
+                    signals.insert(k.as_str().into(), Dynamic::from(v));
+                }
+                CtxField::Operation => {
+                    m.insert(
+                        "operation".into(),
+                        Dynamic::from(self.operation().unwrap_or("").to_string()),
+                    );
+                }
+                CtxField::Resource => {
+                    m.insert(
+                        "resource".into(),
+                        Dynamic::from(self.resource().unwrap_or("").to_string()),
+                    );
+                }
+                CtxField::Event => {
+                    m.insert(
+                        "event".into(),
+                        Dynamic::from(self.req.event.kind().to_string()),
+                    );
+                }
+                CtxField::Enrolled => {
+                    let enrolled: rhai::Array = Factor::ALL
+                        .into_iter()
+                        .filter(|f| self.req.enrolled.contains(*f))
+                        .map(|f| Dynamic::from(f.as_str().to_string()))
+                        .collect();
+                    m.insert("enrolled".into(), enrolled.into());
+                }
+                CtxField::Attr(name) => {
+                    let d = match (self.tenant.attributes.get(name), self.req.event.attr(name)) {
+                        (Some(AttrType::Number), Some(Value::Number(x))) if x.is_finite() => {
+                            // Whole numbers are integers (amounts); rhai compares ints and floats.
+                            if x.fract() == 0.0 && x.abs() < 9.0e15 {
+                                Dynamic::from(*x as i64)
+                            } else {
+                                Dynamic::from(*x)
+                            }
+                        }
+                        (Some(AttrType::String), Some(Value::Str(v))) => Dynamic::from(v.clone()),
+                        (Some(AttrType::Bool), Some(Value::Bool(b))) => Dynamic::from(*b),
+                        _ => return Err(self.attr_reason(name)),
+                    };
+                    attrs.insert(name.as_str().into(), d.clone());
+                    m.insert(name.as_str().into(), d);
                 }
             }
         }
+        m.insert("signals".into(), signals.into());
         m.insert("attrs".into(), attrs.into());
-        m
+        Ok(m)
     }
 }

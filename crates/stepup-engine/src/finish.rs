@@ -14,7 +14,8 @@ use crate::decision::{
 use crate::facts::Facts;
 use crate::request::{Event, Request};
 use crate::state::{
-    AuthEvent, Challenge, ChallengeState, Grant, HistoryUpdate, LastSignIn, SessionState, State,
+    AuthEvent, Binding, Challenge, ChallengeState, Grant, HistoryUpdate, LastSignIn, SessionState,
+    State,
 };
 
 /// How long a challenge stays open.
@@ -26,13 +27,43 @@ pub struct Scope<'a> {
     pub tenant: &'a Tenant,
     /// Policies in evaluation order.
     pub policies: &'a [Arc<Policy>],
+    /// The request attributes each policy reads (same order).
+    pub reads: &'a [Box<[Box<str>]>],
     /// Hash of the policy set.
     pub hash: &'a Arc<str>,
 }
 
-/// Whether the session satisfies `p` for this event, and why (for explanations).
+/// The values of the attributes `names` on this request (what a grant is bound to).
+#[must_use]
+pub fn binding(req: &Request, names: &[Box<str>]) -> Binding {
+    let mut b: Binding = names
+        .iter()
+        .map(|n| (n.to_string(), req.event.attr(n).cloned()))
+        .collect();
+    b.sort_by(|x, y| x.0.cmp(&y.0));
+    b.dedup_by(|x, y| x.0 == y.0);
+    b
+}
+
+/// Whether `g` is an `every time` grant for `p` on this very request: same application, same
+/// operation, the same values of every attribute `p` reads, unexpired.
+fn grant_fits(g: &Grant, p: &Policy, reads: &[Box<str>], req: &Request, key: &str) -> bool {
+    g.application == req.application
+        && g.event_key == key
+        && req.now < g.expires_at
+        && g.policies.contains(&p.name)
+        && reads.iter().all(|n| {
+            g.binding
+                .iter()
+                .any(|(k, v)| k.as_str() == &**n && v.as_ref() == req.event.attr(n))
+        })
+}
+
+/// Whether the session satisfies `p` for this event, and why (for explanations). `reads`: the
+/// attributes `p` reads. A sign-in's own factors are an authentication event of that sign-in.
 pub fn satisfied(
     p: &Policy,
+    reads: &[Box<str>],
     tenant: &Tenant,
     req: &Request,
     session: &SessionState,
@@ -41,9 +72,10 @@ pub fn satisfied(
     match r.validity {
         Validity::EveryTime => {
             let key = req.event.key();
-            let ok = session.grants.iter().any(|g| {
-                g.event_key == key && req.now < g.expires_at && g.policies.contains(&p.name)
-            });
+            let ok = session
+                .grants
+                .iter()
+                .any(|g| grant_fits(g, p, reads, req, &key));
             (
                 ok,
                 if ok {
@@ -55,7 +87,15 @@ pub fn satisfied(
         }
         Validity::For(max_age) => {
             let mut proved = false;
-            for e in &session.events {
+            let own = match &req.event {
+                Event::SignIn { factors, .. } => Some(AuthEvent {
+                    at: req.now,
+                    factors: *factors,
+                    cap: None,
+                }),
+                _ => None,
+            };
+            for e in session.events.iter().chain(own.as_ref()) {
                 if !e.proves(r.aal, r.factors, &tenant.strengths) {
                     continue;
                 }
@@ -104,10 +144,11 @@ fn allowed_effects(req: &Request) -> (Option<HistoryUpdate>, Option<AuthEvent>) 
             Some(HistoryUpdate {
                 device: context.device.clone(),
                 country: context.country.clone().map(|c| (c, req.now)),
-                last_sign_in: Some(LastSignIn {
+                // Only a located sign-in moves the impossible-travel reference.
+                last_sign_in: context.location.map(|location| LastSignIn {
                     at: req.now,
                     country: context.country.clone(),
-                    location: context.location,
+                    location: Some(location),
                 }),
                 access: None,
             }),
@@ -169,6 +210,7 @@ pub fn finish(
         if h.is_some() || ev.is_some() {
             let mut s = session.clone();
             s.events.extend(ev);
+            s.established |= ev.is_some();
             s.trim();
             d.effects.session = ev.map(|_| s);
             d.effects.history = h;
@@ -182,32 +224,42 @@ pub fn finish(
     d.risk = Some(facts.signals.breakdown());
     d.fired = sorted_names(fired_p.iter().copied());
     let (mut sat, mut unsat) = (Vec::new(), Vec::new());
-    for p in &fired_p {
-        if satisfied(p, t, req, session).0 {
-            sat.push(*p)
+    for i in fired {
+        let (Some(p), Some(reads)) = (scope.policies.get(*i), scope.reads.get(*i)) else {
+            continue;
+        };
+        if satisfied(p, reads, t, req, session).0 {
+            sat.push((&**p, &**reads));
         } else {
-            unsat.push(*p)
+            unsat.push(&**p);
         }
     }
-    d.satisfied = sorted_names(sat.iter().copied());
+    let sat_p: Vec<&Policy> = sat.iter().map(|(p, _)| *p).collect();
+    d.satisfied = sorted_names(sat_p.iter().copied());
     if unsat.is_empty() {
         let mut rec = audit(audit_names::SKIPPED, req, scope.hash);
         rec.policies = d.fired.clone();
         rec.risk = d.risk.clone();
         rec.errors = errors.clone();
-        rec.required_aal = sat.iter().map(|p| p.requirement.aal).max();
+        rec.required_aal = sat_p.iter().map(|p| p.requirement.aal).max();
         d.audit.push(rec);
         let (h, ev) = allowed_effects(req);
         let key = req.event.key();
-        let uses_grant = sat
+        let uses_grant = sat_p
             .iter()
             .any(|p| p.requirement.validity == Validity::EveryTime);
         if ev.is_some() || uses_grant {
             let mut s = session.clone();
             s.events.extend(ev);
+            s.established |= ev.is_some();
             if uses_grant {
-                // One retry: the grant is used up.
-                s.grants.retain(|g| g.event_key != key);
+                // One retry: the grants this request fits are used up.
+                s.grants.retain(|g| {
+                    !sat.iter().any(|(p, reads)| {
+                        p.requirement.validity == Validity::EveryTime
+                            && grant_fits(g, p, reads, req, &key)
+                    })
+                });
             }
             s.trim();
             d.effects.session = Some(s);
@@ -225,9 +277,10 @@ pub fn finish(
         factors = factors.intersect(p.requirement.factors);
         validity = validity.min(p.requirement.validity);
     }
-    // The effective allowed factors: those allowed by every policy that can reach the AAL.
-    let conflict = factors.is_empty();
+    // The effective allowed factors: those allowed by every policy that can reach the AAL. None:
+    // the merged requirement is unsatisfiable for everyone (a conflict, not an enrolment gap).
     let factors = factors.intersect(t.strengths.reaching(aal));
+    let conflict = factors.is_empty();
     let req_m = Requirement {
         aal,
         factors,
@@ -249,7 +302,7 @@ pub fn finish(
         });
         let msg = if conflict {
             format!(
-                "These policies cannot be satisfied together: {} allow no factor in common.",
+                "These policies cannot be satisfied together: {} allow no factor that reaches {aal}.",
                 unsat_names.join(", ")
             )
         } else {
@@ -278,26 +331,35 @@ pub fn finish(
     let mut s = session.clone();
     s.seq += 1;
     let id = challenge_id(scope.hash, req, s.seq);
+    // A new challenge supersedes open ones, but never the session's pending sign-in.
     for c in &mut s.challenges {
-        if c.state == ChallengeState::Open {
+        if c.state == ChallengeState::Open && !c.sign_in {
             c.state = ChallengeState::Closed;
         }
     }
-    let (pending_history, pending_auth) = match &req.event {
-        Event::SignIn { .. } => allowed_effects(req),
-        _ => (None, None),
-    };
+    // What completing it teaches: what allowing the event would have (a sign-in's device,
+    // country and place and its own authentication event; an access's first access).
+    let (pending_history, pending_auth) = allowed_effects(req);
+    let every_time: Vec<&Policy> = unsat
+        .iter()
+        .copied()
+        .filter(|p| p.requirement.validity == Validity::EveryTime)
+        .collect();
+    let bound: Vec<Box<str>> = fired
+        .iter()
+        .filter_map(|i| Some((scope.policies.get(*i)?, scope.reads.get(*i)?)))
+        .filter(|(p, _)| every_time.iter().any(|q| q.name == p.name))
+        .flat_map(|(_, r)| r.iter().cloned())
+        .collect();
     s.challenges.push(Challenge {
         id: id.clone(),
+        application: req.application.clone(),
+        sign_in: matches!(req.event, Event::SignIn { .. }),
+        binding: binding(req, &bound),
         requirement: req_m,
         eligible,
         policies: unsat_names.clone(),
-        every_time: sorted_names(
-            unsat
-                .iter()
-                .copied()
-                .filter(|p| p.requirement.validity == Validity::EveryTime),
-        ),
+        every_time: sorted_names(every_time.iter().copied()),
         message: message.clone(),
         issued_at: req.now,
         expires_at: req.now.plus(CHALLENGE_TTL_SECS),
@@ -399,6 +461,7 @@ pub fn complete(
     }
     d.kind = DecisionKind::Completed;
     s.events.extend(c.pending_auth);
+    s.established |= c.sign_in;
     s.events.push(AuthEvent {
         at: req.now,
         factors: FactorSet::one(factor),
@@ -408,6 +471,8 @@ pub fn complete(
         s.grants.retain(|g| g.expires_at > req.now);
         s.grants.push(Grant {
             challenge_id: c.id.clone(),
+            application: c.application.clone(),
+            binding: c.binding.clone(),
             event_key: c.event_key.clone(),
             policies: c.every_time.clone(),
             expires_at: req.now.plus(CHALLENGE_TTL_SECS),
@@ -426,9 +491,49 @@ pub fn complete(
 /// A deny for a request the engine cannot evaluate (unknown tenant, application or operation).
 #[must_use]
 pub fn refuse(req: &Request, hash: &Arc<str>, error: String) -> Decision {
+    refuse_for(
+        req,
+        hash,
+        DenyReason::CannotEvaluate,
+        "This action cannot be checked right now, so it is refused.",
+        error,
+    )
+}
+
+/// A deny for an event of a session whose sign-in was never allowed (SPEC §10).
+#[must_use]
+pub fn refuse_unestablished(req: &Request, hash: &Arc<str>) -> Decision {
+    refuse_for(
+        req,
+        hash,
+        DenyReason::SessionNotEstablished,
+        "Finish signing in first.",
+        "the session's sign-in was not allowed (its step-up is not completed)".to_string(),
+    )
+}
+
+/// A deny for a decision that cannot be loaded or committed (history store unavailable).
+#[must_use]
+pub fn refuse_for_store(req: &Request, hash: &Arc<str>, error: String) -> Decision {
+    refuse_for(
+        req,
+        hash,
+        DenyReason::StoreUnavailable,
+        "This action cannot be checked right now, so it is refused.",
+        error,
+    )
+}
+
+fn refuse_for(
+    req: &Request,
+    hash: &Arc<str>,
+    reason: DenyReason,
+    msg: &str,
+    error: String,
+) -> Decision {
     let mut d = Decision::new(DecisionKind::Deny, Arc::clone(hash));
-    d.deny = Some(DenyReason::CannotEvaluate);
-    let msg = "This action cannot be checked right now, so it is refused.".to_string();
+    d.deny = Some(reason);
+    let msg = msg.to_string();
     d.message = Some(msg.clone());
     d.errors = vec![error.clone()];
     let mut rec = audit(audit_names::DENIED, req, hash);

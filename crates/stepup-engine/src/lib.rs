@@ -15,12 +15,15 @@
 //!     when operation == change_email require aal2 for 15m } }"#;
 //! let engine = Engine::new(CompiledSet::from_text("acme.policy", rules).expect("valid rules"));
 //! let store = MemoryStore::new();
-//! let req = Request {
+//! let mut req = Request {
 //!     tenant: "acme".into(), application: String::new(), user: "alice".into(),
 //!     enrolled: [Factor::Password, Factor::Totp].into_iter().collect::<FactorSet>(),
 //!     session: "s1".into(), now: Timestamp(1_800_000_000),
-//!     event: Event::Operation { name: "change_email".into(), attrs: vec![], context: None },
+//!     event: Event::SignIn { context: Default::default(), factors: FactorSet::one(Factor::Password) },
 //! };
+//! // A session is established by an allowed sign-in; until then its other events are denied.
+//! assert!(engine.process(&store, &req, false).allowed());
+//! req.event = Event::Operation { name: "change_email".into(), attrs: vec![], context: None };
 //! let decision = engine.process(&store, &req, false);
 //! let answer = stepup_engine::contract::http_answer(&decision).expect("a step-up");
 //! assert_eq!((answer.status, answer.body["required_acr"].as_str()), (401, Some("aal2")));

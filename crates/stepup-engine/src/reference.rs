@@ -33,40 +33,12 @@ pub fn eval(c: &Cond, f: &Facts<'_>, trace: &mut Option<&mut Vec<PredicateTrace>
         }
         Cond::Not(c) => eval(c, f, trace).not(),
         leaf => {
-            let errors_before = f.script_errors.borrow().len();
-            let v = match leaf {
-                Cond::OperationIn(s) => Tri::from(f.operation().is_some_and(|o| s.contains(o))),
-                Cond::OperationClassIs(k) => Tri::from(f.operation_class() == Some(*k)),
-                Cond::ResourceIn(s) => Tri::from(f.resource().is_some_and(|r| s.contains(r))),
-                Cond::Risk(op, v) => f.risk(*op, *v),
-                Cond::AttrNum(n, op, v) => f.attr_num(n, *op, *v),
-                Cond::AttrStrIn(n, s) => f.attr_str(n, s),
-                Cond::AttrBool(n, b) => f.attr_bool(n, *b),
-                Cond::Signal(k, d) => f.signal(*k, *d),
-                Cond::FirstAccess(r, w) => f.first_access(r, *w),
-                Cond::Script(s) => f.script(s),
-                Cond::And(_) | Cond::Or(_) | Cond::Not(_) => Tri::Unknown,
-            };
+            let v = leaf_value(leaf, f);
             if let Some(t) = trace.as_deref_mut() {
                 let note = if v == Tri::Unknown {
-                    f.script_errors
-                        .borrow()
-                        .get(errors_before)
-                        .cloned()
-                        .or_else(|| {
-                            Some(match leaf {
-                                Cond::Risk(..) | Cond::Signal(..) | Cond::FirstAccess(..)
-                                    if f.history.is_none() =>
-                                {
-                                    "history store unavailable: counts as present (fail closed)"
-                                        .to_string()
-                                }
-                                Cond::Signal(SignalKind::ThreatIntel, _) | Cond::Risk(..) => {
-                                    "the IP address could not be read (fail closed)".to_string()
-                                }
-                                _ => "attribute of the wrong type (fail closed)".to_string(),
-                            })
-                        })
+                    let mut why = Vec::new();
+                    unknown_reasons(leaf, f, &mut why);
+                    why.pop()
                 } else {
                     None
                 };
@@ -78,6 +50,44 @@ pub fn eval(c: &Cond, f: &Facts<'_>, trace: &mut Option<&mut Vec<PredicateTrace>
             }
             v
         }
+    }
+}
+
+fn leaf_value(leaf: &Cond, f: &Facts<'_>) -> Tri {
+    match leaf {
+        Cond::OperationIn(s) => Tri::from(f.operation().is_some_and(|o| s.contains(o))),
+        Cond::OperationClassIs(k) => Tri::from(f.operation_class() == Some(*k)),
+        Cond::ResourceIn(s) => Tri::from(f.resource().is_some_and(|r| s.contains(r))),
+        Cond::Risk(op, v) => f.risk(*op, *v),
+        Cond::AttrNum(n, op, v) => f.attr_num(n, *op, *v),
+        Cond::AttrStrIn(n, s) => f.attr_str(n, s),
+        Cond::AttrBool(n, b) => f.attr_bool(n, *b),
+        Cond::Signal(k, d) => f.signal(*k, *d),
+        Cond::FirstAccess(r, w) => f.first_access(r, *w),
+        Cond::Script(s) => f.script(s),
+        Cond::And(_) | Cond::Or(_) | Cond::Not(_) => Tri::Unknown,
+    }
+}
+
+/// Why a condition that evaluated to unknown is unknown (see [`crate::tree::unknown_reasons`]).
+pub fn unknown_reasons(c: &Cond, f: &Facts<'_>, out: &mut Vec<String>) {
+    match c {
+        Cond::And(v) | Cond::Or(v) => {
+            for c in v {
+                if eval(c, f, &mut None) == Tri::Unknown {
+                    unknown_reasons(c, f, out);
+                }
+            }
+        }
+        Cond::Not(c) => unknown_reasons(c, f, out),
+        Cond::Risk(..) => out.push(f.risk_reason()),
+        Cond::AttrNum(n, ..) | Cond::AttrStrIn(n, _) | Cond::AttrBool(n, _) => {
+            out.push(f.attr_reason(n));
+        }
+        Cond::Signal(k, _) => out.push(f.signals.unknown_reason(*k)),
+        Cond::FirstAccess(r, _) => out.push(f.first_access_reason(r)),
+        Cond::Script(s) => out.push(f.script_reason(s)),
+        Cond::OperationIn(_) | Cond::OperationClassIs(_) | Cond::ResourceIn(_) => {}
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use stepup_core::{Aal, FactorSet, Requirement, StrengthTable, Timestamp};
 
-use crate::request::Location;
+use crate::request::{Location, Value};
 
 /// The last successful sign-in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,7 +55,15 @@ impl HistoryUpdate {
             let e = h.countries.entry(c.clone()).or_insert(*at);
             *e = (*e).max(*at);
         }
-        if let Some(l) = &self.last_sign_in {
+        // Only evidence improves the history: a sign-in without a location keeps the last known
+        // place (the impossible-travel reference), and an older place never replaces a newer one.
+        if let Some(l) = &self.last_sign_in
+            && l.location.is_some()
+            && h
+                .last_sign_in
+                .as_ref()
+                .is_none_or(|old| old.location.is_none() || old.at <= l.at)
+        {
             h.last_sign_in = Some(l.clone());
         }
         if let Some((r, at)) = &self.access {
@@ -116,11 +124,24 @@ pub enum ChallengeState {
     Closed,
 }
 
+/// The request an `every time` grant is bound to: the values of the attributes its policies
+/// read (`None`: absent). A grant earned for a 1,500 payout does not pay out 1,000,000.
+pub type Binding = Vec<(String, Option<Value>)>;
+
 /// A step-up challenge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Challenge {
     /// Identifier.
     pub id: String,
+    /// The application whose request caused it.
+    #[serde(default)]
+    pub application: String,
+    /// Whether it guards the session's sign-in (never cancelled by a later challenge).
+    #[serde(default)]
+    pub sign_in: bool,
+    /// The attribute values of the request it guards (for `every time` grants).
+    #[serde(default)]
+    pub binding: Binding,
     /// The merged requirement.
     pub requirement: Requirement,
     /// Factors that can complete it.
@@ -145,13 +166,20 @@ pub struct Challenge {
     pub pending_auth: Option<AuthEvent>,
 }
 
-/// Permission for one retry of an operation under `every time` policies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Permission for one retry of an operation under `every time` policies, bound to the request
+/// that earned it: application, event and the attribute values its policies read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     /// The challenge whose completion granted it.
     pub challenge_id: String,
+    /// The application it was earned in.
+    #[serde(default)]
+    pub application: String,
     /// The event it allows once.
     pub event_key: String,
+    /// The attribute values of the request that earned it.
+    #[serde(default)]
+    pub binding: Binding,
     /// The `every time` policies it satisfies.
     pub policies: Vec<String>,
     /// Must be used before this time.
@@ -161,6 +189,14 @@ pub struct Grant {
 /// A session's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionState {
+    /// Whether the session is established: by an allowed sign-in, or by the completion of the
+    /// sign-in's own step-up (SPEC §10). Until then every other event is denied.
+    #[serde(default)]
+    pub established: bool,
+    /// The version of the session as stored: a commit succeeds only if it is unchanged since
+    /// the session was loaded (compare and set), and bumps it.
+    #[serde(default)]
+    pub version: u64,
     /// Authentication events (sign-in and completed step-ups), oldest first.
     pub events: Vec<AuthEvent>,
     /// Challenges, oldest first (only the latest few are kept).
@@ -217,6 +253,21 @@ pub struct State {
     pub history: Result<UserHistory, String>,
     /// The session.
     pub session: SessionState,
+}
+
+impl State {
+    /// A state whose session is established (its sign-in was allowed) and holds nothing else:
+    /// what a service that keeps sessions in access tokens decides against.
+    #[must_use]
+    pub fn established() -> Self {
+        State {
+            history: Ok(UserHistory::default()),
+            session: SessionState {
+                established: true,
+                ..SessionState::default()
+            },
+        }
+    }
 }
 
 impl Default for State {

@@ -1,6 +1,12 @@
 //! The history store: what the engine remembers between requests, keyed by tenant and user
 //! (and session), so tenants never share. [`MemoryStore`] is for tests and replay; the
 //! `stepup-store` crate adds the embedded on-disk default and Redis.
+//!
+//! Single use across a fleet (SPEC §10): every session carries a version. A commit writes the
+//! session only if its stored version is still the one the decision was made on (compare and
+//! set), and bumps it; otherwise it fails with [`StoreError::Conflict`] and the engine decides
+//! again on the fresh state. History updates are merges (sets grow, times only move forward),
+//! so concurrent sign-ins lose nothing.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +25,13 @@ pub enum StoreError {
     /// The store returned data that cannot be decoded.
     #[error("history store returned undecodable data: {0}")]
     Corrupt(String),
+    /// The session changed since it was loaded (another instance decided on it first): nothing
+    /// was written; decide again on the fresh state.
+    #[error("the session changed since it was loaded (version {expected}); nothing was written")]
+    Conflict {
+        /// The version the decision was made on.
+        expected: u64,
+    },
 }
 
 /// A history and session store. `commit` is atomic: all of it is written, or nothing.
@@ -34,10 +47,13 @@ pub trait Store: Send + Sync {
         session: &str,
     ) -> Result<(UserHistory, SessionState), StoreError>;
 
-    /// Writes a session's new state and applies a history update, atomically.
+    /// Writes a session's new state and applies a history update, atomically. The session is
+    /// written only if its stored version equals `state.version` (the version it was loaded
+    /// at); it is stored with the next version. The history update is merged, unconditionally.
     ///
     /// # Errors
-    /// As [`Store::load`]; on error nothing was written.
+    /// [`StoreError::Conflict`] when the session changed since it was loaded; otherwise as
+    /// [`Store::load`]. On error nothing was written.
     fn commit(
         &self,
         tenant: &str,
@@ -50,13 +66,42 @@ pub trait Store: Send + Sync {
     /// Replaces a user's history (for seeding scenarios and migrations).
     ///
     /// # Errors
-    /// As [`Store::commit`].
+    /// As [`Store::load`].
     fn put_history(
         &self,
         tenant: &str,
         user: &str,
         history: &UserHistory,
     ) -> Result<(), StoreError>;
+
+    /// Starts a session afresh (for replaying scenarios on a persistent store): it is emptied,
+    /// and its version moves on, so a decision made on the old session cannot commit.
+    ///
+    /// # Errors
+    /// As [`Store::load`].
+    fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError>;
+}
+
+/// Checks a commit's expected version against the stored one.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when they differ.
+pub fn check_version(stored: u64, new: &SessionState) -> Result<(), StoreError> {
+    if stored == new.version {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict {
+            expected: new.version,
+        })
+    }
+}
+
+/// The session as stored after a commit: the next version.
+#[must_use]
+pub fn next_version(new: &SessionState) -> SessionState {
+    let mut s = new.clone();
+    s.version = new.version.wrapping_add(1);
+    s
 }
 
 /// An in-memory store.
@@ -113,6 +158,10 @@ impl Store for MemoryStore {
         update: Option<&HistoryUpdate>,
     ) -> Result<(), StoreError> {
         let mut g = self.inner.lock().map_err(poisoned)?;
+        let key = (tenant.to_string(), user.to_string(), session.to_string());
+        if let Some(s) = state {
+            check_version(g.sessions.get(&key).map_or(0, |cur| cur.version), s)?;
+        }
         if let Some(u) = update {
             u.apply(
                 g.history
@@ -121,10 +170,7 @@ impl Store for MemoryStore {
             );
         }
         if let Some(s) = state {
-            g.sessions.insert(
-                (tenant.to_string(), user.to_string(), session.to_string()),
-                s.clone(),
-            );
+            g.sessions.insert(key, next_version(s));
         }
         Ok(())
     }
@@ -138,6 +184,20 @@ impl Store for MemoryStore {
         let mut g = self.inner.lock().map_err(poisoned)?;
         g.history
             .insert((tenant.to_string(), user.to_string()), history.clone());
+        Ok(())
+    }
+
+    fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
+        let mut g = self.inner.lock().map_err(poisoned)?;
+        let key = (tenant.to_string(), user.to_string(), session.to_string());
+        let version = g.sessions.get(&key).map_or(1, |s| s.version.wrapping_add(1));
+        g.sessions.insert(
+            key,
+            SessionState {
+                version,
+                ..SessionState::default()
+            },
+        );
         Ok(())
     }
 }

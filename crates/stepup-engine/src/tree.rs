@@ -88,6 +88,36 @@ pub fn eval<'r>(e: &CExpr, f: &Facts<'r>, ids: Ids, attrs: &AttrTable<'r>) -> Tr
     }
 }
 
+/// Why a compiled condition that evaluated to unknown is unknown: descends only into unknown
+/// children, so the reasons are the same whatever order the children are walked in (every
+/// child of an unknown node was evaluated, and scripts ran once, memoized in `f`).
+pub fn unknown_reasons<'r>(
+    e: &CExpr,
+    f: &Facts<'r>,
+    ids: Ids,
+    attrs: &AttrTable<'r>,
+    out: &mut Vec<String>,
+) {
+    match e {
+        CExpr::And(v) | CExpr::Or(v) => {
+            for c in v.iter() {
+                if eval(c, f, ids, attrs) == Tri::Unknown {
+                    unknown_reasons(c, f, ids, attrs, out);
+                }
+            }
+        }
+        CExpr::Not(c) => unknown_reasons(c, f, ids, attrs, out),
+        CExpr::Risk(..) => out.push(f.risk_reason()),
+        CExpr::AttrNum(a, ..) | CExpr::AttrStr(a, _) | CExpr::AttrBool(a, _) => {
+            out.push(f.attr_reason(&a.name));
+        }
+        CExpr::Signal(k, _) => out.push(f.signals.unknown_reason(*k)),
+        CExpr::FirstAccess(r, _) => out.push(f.first_access_reason(r)),
+        CExpr::Script(s) => out.push(f.script_reason(s)),
+        CExpr::Op(_) | CExpr::Res(_) | CExpr::Const(_) => {}
+    }
+}
+
 /// A small inline buffer of fired policy indices (spills to the heap past 32).
 pub struct FiredBuf {
     inline: [usize; 32],

@@ -22,7 +22,7 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 fn an_allowed_operation_allocates_nothing() {
     let set =
         CompiledSet::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules").into()]).unwrap();
-    let state = State::default();
+    let state = State::established();
     let reqs: Vec<Request> = ["view_profile", "update_preferences", "payout"]
         .iter()
         .map(|op| Request {

@@ -49,7 +49,7 @@ fn a_step_up_is_a_401_with_the_envelope_and_an_rfc_9470_header() {
             "change_email",
             &[Factor::Sms, Factor::Totp, Factor::Webauthn],
         ),
-        &State::default(),
+        &State::established(),
         false,
     );
     let a = http_answer(&d).unwrap();
@@ -75,7 +75,7 @@ fn every_time_requirements_carry_max_age_zero() {
     let set = CompiledSet::from_text("r.policy", RULES).unwrap();
     let d = set.decide(
         &req("finance", "change_email", &[Factor::Totp]),
-        &State::default(),
+        &State::established(),
         false,
     );
     let a = http_answer(&d).unwrap();
@@ -86,7 +86,7 @@ fn every_time_requirements_carry_max_age_zero() {
 #[test]
 fn no_strong_enough_factor_is_a_403() {
     let set = CompiledSet::from_text("r.policy", RULES).unwrap();
-    let d = set.decide(&req("", "payout", &[Factor::Sms]), &State::default(), false);
+    let d = set.decide(&req("", "payout", &[Factor::Sms]), &State::established(), false);
     assert_eq!(d.kind, DecisionKind::Deny);
     let a = http_answer(&d).unwrap();
     assert_eq!(a.status, 403);
@@ -107,7 +107,7 @@ fn an_allow_has_no_http_answer() {
             auth_time: Some(1_800_000_000 - 10),
             amr: vec!["otp".into()],
         }),
-        ..State::default()
+        ..State::established()
     };
     let d = set.decide(&req("", "change_email", &[Factor::Totp]), &state, false);
     assert_eq!(d.kind, DecisionKind::Allow);
@@ -200,7 +200,7 @@ fn the_rfc_9470_header_stays_visible_ascii_whatever_the_message() {
     let set = CompiledSet::from_text("m.policy", rules).unwrap();
     let mut r = req("", "pay", &[Factor::Totp]);
     r.tenant = "default".into();
-    let a = http_answer(&set.decide(&r, &State::default(), false)).unwrap();
+    let a = http_answer(&set.decide(&r, &State::established(), false)).unwrap();
     let h = a.www_authenticate.unwrap();
     assert!(h.chars().all(|c| (' '..='~').contains(&c)), "{h}");
     assert!(
@@ -220,7 +220,7 @@ fn anything_but_allow_or_completed_is_refused_over_http() {
     let set = CompiledSet::from_text("r.policy", RULES).unwrap();
     let d = set.decide(
         &req("", "no_such_operation", &[Factor::Totp]),
-        &State::default(),
+        &State::established(),
         false,
     );
     assert_eq!(

@@ -11,7 +11,7 @@
 
 use stepup_core::Timestamp;
 use stepup_dsl::model::{RiskConfig, SignalKind};
-use stepup_engine::risk::{Signals, ThreatFeed, distance_km};
+use stepup_engine::risk::{ScoreRange, Signals, ThreatFeed, distance_km};
 use stepup_engine::state::LastSignIn;
 use stepup_engine::{Context, Location, Tri, UserHistory};
 
@@ -175,7 +175,9 @@ fn risk_score_sums_weights_caps_at_100_and_takes_the_platform_score_if_higher() 
     let (feed, _) = ThreatFeed::parse("f", "203.0.113.0/24\n");
     let h = UserHistory::default();
     let mut c = ctx("FR", PARIS, "198.51.100.1");
-    let score = |c: &Context| Signals::new(Some(c), Some(&h), &cfg, &feed, Timestamp(NOW)).score();
+    let score = |c: &Context| Signals::new(Some(c), Some(&h), &cfg, &feed, Timestamp(NOW))
+            .score()
+            .exact();
     assert_eq!(score(&c), Some(70), "new device + new country");
     c.ip = Some("203.0.113.5".into());
     assert_eq!(score(&c), Some(100), "capped");
@@ -187,13 +189,15 @@ fn risk_score_sums_weights_caps_at_100_and_takes_the_platform_score_if_higher() 
         ..ctx("FR", PARIS, "198.51.100.1")
     };
     assert_eq!(
-        Signals::new(Some(&c), Some(&quiet), &cfg, &feed, Timestamp(NOW)).score(),
+        Signals::new(Some(&c), Some(&quiet), &cfg, &feed, Timestamp(NOW))
+            .score()
+            .exact(),
         Some(55)
     );
     assert_eq!(
         Signals::new(Some(&c), None, &cfg, &feed, Timestamp(NOW)).score(),
-        None,
-        "store unavailable: unknown"
+        ScoreRange { min: 55, max: 100 },
+        "store unavailable: a range from the platform's score to the cap"
     );
 }
 
@@ -203,5 +207,76 @@ fn signals_are_false_without_a_context() {
     let h = UserHistory::default();
     let s = Signals::new(None, Some(&h), &cfg, &feed, Timestamp(NOW));
     assert_eq!(s.get(SignalKind::NewDevice, 0), Tri::False);
-    assert_eq!(s.score(), Some(0));
+    assert_eq!(s.score().exact(), Some(0));
+}
+
+fn bare_sign_in() -> Context {
+    Context {
+        device: None,
+        ip: None,
+        country: None,
+        location: None,
+        platform_risk: None,
+    }
+}
+
+#[test]
+fn a_sign_in_missing_an_input_makes_its_signal_unknown() {
+    let (feed, _) = ThreatFeed::parse("f", "203.0.113.0/24\n");
+    let cfg = RiskConfig::default();
+    let mut h = UserHistory::default();
+    h.devices.insert("d".into());
+    h.countries.insert("FR".into(), Timestamp(NOW - 3_600));
+    h.last_sign_in = Some(LastSignIn {
+        at: Timestamp(NOW - 3_600),
+        country: Some("FR".into()),
+        location: Some(PARIS),
+    });
+    let c = bare_sign_in();
+    let s = Signals::new(Some(&c), Some(&h), &cfg, &feed, Timestamp(NOW));
+    for k in SignalKind::ALL {
+        assert_eq!(s.get(k, 30), Tri::Unknown, "{k:?} without its input");
+    }
+    assert_eq!(s.score(), ScoreRange { min: 0, max: 100 });
+    // An event that carries no context at all (an operation) has no signals.
+    let s = Signals::new(None, Some(&h), &cfg, &feed, Timestamp(NOW));
+    for k in SignalKind::ALL {
+        assert_eq!(s.get(k, 30), Tri::False, "{k:?} without a context");
+    }
+}
+
+#[test]
+fn unknown_is_only_where_the_answer_depends_on_the_missing_input() {
+    let cfg = RiskConfig::default();
+    let h = UserHistory::default(); // no reference place
+    let c = bare_sign_in();
+    let empty = ThreatFeed::default();
+    let s = Signals::new(Some(&c), Some(&h), &cfg, &empty, Timestamp(NOW));
+    assert_eq!(
+        s.get(SignalKind::ImpossibleTravel, 0),
+        Tri::False,
+        "no known place to travel from"
+    );
+    assert_eq!(
+        s.get(SignalKind::ThreatIntel, 0),
+        Tri::False,
+        "no feed: no address could be listed"
+    );
+    assert_eq!(s.get(SignalKind::NewDevice, 0), Tri::Unknown);
+    assert_eq!(s.score(), ScoreRange { min: 0, max: 70 });
+}
+
+#[test]
+fn risk_comparisons_over_a_range_are_three_valued() {
+    use stepup_dsl::ast::CmpOp;
+    let r = ScoreRange { min: 30, max: 70 };
+    assert_eq!(r.compare(CmpOp::Ge, 30.0), Tri::True);
+    assert_eq!(r.compare(CmpOp::Ge, 50.0), Tri::Unknown);
+    assert_eq!(r.compare(CmpOp::Ge, 70.0), Tri::Unknown);
+    assert_eq!(r.compare(CmpOp::Ge, 71.0), Tri::False);
+    assert_eq!(r.compare(CmpOp::Lt, 30.0), Tri::False);
+    assert_eq!(r.compare(CmpOp::Eq, 80.0), Tri::False);
+    assert_eq!(r.compare(CmpOp::Ne, 80.0), Tri::True);
+    assert_eq!(r.compare(CmpOp::Eq, 40.0), Tri::Unknown);
+    assert_eq!(ScoreRange { min: 40, max: 40 }.compare(CmpOp::Eq, 40.0), Tri::True);
 }

@@ -257,8 +257,9 @@ fn an_sms_only_user_gets_aal2_but_is_refused_aal3_with_the_enrol_message() {
 fn stacked_policies_merge_to_the_most_restrictive() {
     // A payout from a new device: new_device (aal2, any, 15m) and payouts (aal3, webauthn|totp, 5m).
     let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
     let d = s.at(
-        0,
+        10,
         Event::Operation {
             name: "payout".into(),
             attrs: vec![("amount".into(), Value::Number(2000.0))],
@@ -475,7 +476,7 @@ fn a_script_stuck_in_a_loop_is_stopped_and_fails_closed() {
             context: None,
         },
     };
-    let d = set.decide(&req, &stepup_engine::State::default(), true);
+    let d = set.decide(&req, &stepup_engine::State::established(), true);
     assert_eq!(d.kind, DecisionKind::StepUp);
     let tr = d.trace.unwrap_or_default();
     assert!(

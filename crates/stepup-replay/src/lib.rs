@@ -2,7 +2,8 @@
 //! checked (`stepup replay --expect`), friction statistics, and table and JSON output.
 //!
 //! A bad scenario is reported with file, line, column and the field, and nothing of it is
-//! printed; the other files still replay.
+//! printed; the other files still replay. Every event that loads is replayed as the engine
+//! decides it (a `StepUp` with no open challenge is `failed`, never a file error).
 
 pub mod output;
 pub mod run;

@@ -8,9 +8,26 @@ use stepup_engine::DecisionKind;
 
 use crate::run::{EventResult, FileReport};
 
-/// One event as the JSON object of SPEC §7.
+/// How much of the audit records the JSON output carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuditDetail {
+    /// Their names only (`audit`).
+    #[default]
+    Names,
+    /// Their names, and the records themselves (`audit_records`).
+    Full,
+}
+
+/// One event as the JSON object of SPEC §7, with the audit records' names.
 #[must_use]
 pub fn event_json(r: &FileReport, e: &EventResult) -> serde_json::Value {
+    event_json_with(r, e, AuditDetail::Names)
+}
+
+/// One event as the JSON object of SPEC §7; with [`AuditDetail::Full`], also `audit_records`:
+/// the complete audit records, in order, beside their names in `audit`.
+#[must_use]
+pub fn event_json_with(r: &FileReport, e: &EventResult, audit: AuditDetail) -> serde_json::Value {
     let d = &e.decision;
     let risk = d.risk.as_ref().map(|k| {
         json!({
@@ -19,14 +36,16 @@ pub fn event_json(r: &FileReport, e: &EventResult) -> serde_json::Value {
             "signals": k.signals.iter().map(|s| json!({"signal": s.signal, "value": s.value, "weight": s.weight})).collect::<Vec<_>>(),
         })
     });
-    json!({
+    let mut v = json!({
         "scenario": r.name,
         "file": r.file,
         "index": e.index,
         "at": e.at.to_rfc3339(),
         "user": e.user,
+        "application": e.application,
         "event": e.event,
         "decision": d.kind.as_str(),
+        "deny_reason": d.deny,
         "required_aal": d.required.map(|q| q.aal),
         "allowed_factors": d.required.map(|q| q.factors.names()).unwrap_or_default(),
         "eligible_factors": d.eligible.names(),
@@ -40,7 +59,13 @@ pub fn event_json(r: &FileReport, e: &EventResult) -> serde_json::Value {
         "challenge_id": d.challenge_id,
         "errors": d.errors,
         "mismatches": e.mismatches.iter().map(|m| json!({"field": m.field, "expected": m.expected, "actual": m.actual})).collect::<Vec<_>>(),
-    })
+    });
+    if audit == AuditDetail::Full
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert("audit_records".into(), json!(d.audit));
+    }
+    v
 }
 
 fn paint(color: bool, code: &str, s: &str) -> String {
@@ -91,7 +116,13 @@ pub fn table(r: &FileReport, color: bool, explain: bool, expect: bool) -> String
                     .trim_end_matches('Z')
                     .to_string(),
                 e.user.clone(),
-                e.event.clone(),
+                if e.application == r.scope.1 {
+                    e.event.clone()
+                } else if e.application.is_empty() {
+                    format!("{} (tenant policies)", e.event)
+                } else {
+                    format!("{} ({})", e.event, e.application)
+                },
                 d.kind.as_str().to_string(),
                 aal,
                 factors,

@@ -8,7 +8,7 @@ use stepup_engine::{
     CompiledSet, Context, Decision, DecisionKind, Engine, Event, Request, Store, UserHistory,
 };
 
-use crate::scenario::{EventSpec, Expect, Scenario, resolve_time};
+use crate::scenario::{EventSpec, Expect, ExpectedChallenge, Scenario, resolve_time};
 
 /// A problem with a scenario file, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,22 +93,9 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
             ),
         ));
     }
-    if !scenario.application.is_empty()
-        && !set
-            .model
-            .applications
-            .contains_key(&(scenario.tenant.clone(), scenario.application.clone()))
-    {
+    if let Some(m) = unknown_application(set, &scenario.tenant, &scenario.application) {
         let (l, c, _) = locate(text, &format!("\"{}\"", scenario.application), 0);
-        return Err(err(
-            l,
-            c,
-            "application",
-            format!(
-                "application `{}` of tenant `{}` is not defined by the rules",
-                scenario.application, scenario.tenant
-            ),
-        ));
+        return Err(err(l, c, "application", m));
     }
     let users = all_users(&scenario);
     if users.is_empty() {
@@ -123,6 +110,8 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
     let mut prev: Option<Timestamp> = None;
     let mut cursor = locate(text, "events", 0).2;
     for (i, ev) in scenario.events.iter().enumerate() {
+        // Where this event's text starts, at the latest (fields come in any order).
+        let from = cursor;
         let (l, c, at) = locate(text, &format!("\"{}\"", ev.at()), cursor);
         cursor = at + 1;
         let t = resolve_time(ev.at(), prev)
@@ -152,6 +141,18 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
                 format!("user `{u}` is not declared in `user` or `users`"),
             ));
         }
+        if let Some(a) = ev.application()
+            && let Some(m) = unknown_application(set, &scenario.tenant, a)
+        {
+            let (l, c, _) = locate(text, &format!("\"{a}\""), from);
+            return Err(err(l, c, &format!("events[{i}].application"), m));
+        }
+        if let Some(e) = ev.expect() {
+            check_expect(e, i).map_err(|(field, m)| {
+                let (l, c, _) = locate(text, field, from);
+                err(l, c, &format!("events[{i}].expect.{field}"), m)
+            })?;
+        }
         prev = Some(t);
         times.push(t);
         lines.push(l);
@@ -172,6 +173,56 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
     })
 }
 
+/// Why `application` cannot be used with `tenant`, if it cannot (empty: the tenant's own
+/// policies).
+fn unknown_application(set: &CompiledSet, tenant: &str, application: &str) -> Option<String> {
+    (!application.is_empty()
+        && !set
+            .model
+            .applications
+            .contains_key(&(tenant.to_string(), application.to_string())))
+    .then(|| {
+        let known: Vec<String> = set
+            .model
+            .applications
+            .keys()
+            .filter(|(t, _)| t == tenant)
+            .map(|(_, a)| format!("`{a}`"))
+            .collect();
+        format!(
+            "application `{application}` of tenant `{tenant}` is not defined by the rules{}",
+            if known.is_empty() {
+                String::new()
+            } else {
+                format!(" (they define {})", known.join(", "))
+            }
+        )
+    })
+}
+
+/// What is wrong with the expectations of event `index`, and the field concerned.
+fn check_expect(e: &Expect, index: usize) -> Result<(), (&'static str, String)> {
+    if let Some(ExpectedChallenge::IssuedBy(n)) = e.challenge
+        && n > index
+    {
+        return Err((
+            "challenge",
+            format!(
+                "`issued_by({n})` names a later event; a challenge is issued by an earlier event or by this one ({index})"
+            ),
+        ));
+    }
+    for (signal, v) in e.signals.iter().flatten() {
+        if !matches!(v.as_str(), "true" | "false" | "unknown") {
+            return Err((
+                "signals",
+                format!("`{signal}: \"{v}\"`: a signal is \"true\", \"false\" or \"unknown\""),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// RON's message in our words, and the field it concerns.
 fn ron_message(msg: &str) -> (String, String) {
     let ticks: Vec<&str> = msg.split('`').skip(1).step_by(2).collect();
@@ -190,6 +241,12 @@ fn ron_message(msg: &str) -> (String, String) {
             "expect.decision".into(),
             format!(
                 "unknown decision `{x}`; decisions are allow, step_up, deny, completed and failed"
+            ),
+        ),
+        (true, [x, "ExpectedChallenge", ..]) => (
+            "expect.challenge".into(),
+            format!(
+                "unknown challenge expectation `{x}`; write `issued_by(N)` (N: the index of the event that issued it) or `none`"
             ),
         ),
         (true, [x, "Aal", ..]) => (
@@ -227,6 +284,8 @@ pub struct EventResult {
     pub at: Timestamp,
     /// Whose.
     pub user: String,
+    /// The application it was decided in (`""`: the tenant's own policies).
+    pub application: String,
     /// What (`sign_in`, `operation:change_email`, ...).
     pub event: String,
     /// The decision, with its explanation.
@@ -272,7 +331,30 @@ fn history(spec: &crate::scenario::HistorySpec) -> UserHistory {
     }
 }
 
-fn compare(e: &Expect, d: &Decision) -> Vec<Mismatch> {
+/// A serialisable value as the word outputs use (`"conflict"` → `conflict`, null → `none`).
+fn word<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::Null) => "none".to_string(),
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(e) => format!("<{e}>"),
+    }
+}
+
+/// The challenge a decision issued or answered, as an expectation names it.
+fn challenge_word(d: &Decision, issued: &BTreeMap<String, usize>) -> String {
+    match &d.challenge_id {
+        None => ExpectedChallenge::NoChallenge.to_string(),
+        Some(id) => issued.get(id).map_or_else(
+            || format!("`{id}`, not issued by an earlier event"),
+            |i| ExpectedChallenge::IssuedBy(*i).to_string(),
+        ),
+    }
+}
+
+/// Differences between `e` and `d`; `issued` maps the challenges issued so far (this event's
+/// included) to the index of the event that issued them.
+fn compare(e: &Expect, d: &Decision, issued: &BTreeMap<String, usize>) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let mut push = |field, expected: String, actual: String| {
         if expected != actual {
@@ -330,30 +412,48 @@ fn compare(e: &Expect, d: &Decision) -> Vec<Mismatch> {
     if let Some(m) = &e.message {
         push("message", m.clone(), d.message.clone().unwrap_or_default());
     }
+    if let Some(r) = &e.deny_reason {
+        push("deny_reason", r.clone(), word(&d.deny));
+    }
+    if let Some(c) = e.challenge {
+        push("challenge", c.to_string(), challenge_word(d, issued));
+    }
+    if let Some(sig) = &e.signals {
+        let actual = |name: &str| {
+            d.risk
+                .as_ref()
+                .and_then(|r| r.signals.iter().find(|s| s.signal == name))
+                .map_or_else(|| "absent".to_string(), |s| word(&s.value))
+        };
+        let show = |pairs: Vec<String>| format!("{{{}}}", pairs.join(", "));
+        push(
+            "signals",
+            show(sig.iter().map(|(k, v)| format!("{k}: {v}")).collect()),
+            show(sig.keys().map(|k| format!("{k}: {}", actual(k))).collect()),
+        );
+    }
     out
 }
 
-/// Replays a loaded scenario against `engine`, keeping state in `store`. Each user's history is
-/// reset to the scenario's starting history; each sign-in opens a new session.
-///
-/// # Errors
-/// A `StepUp` with no open challenge, located, or a store failure while seeding.
-pub fn replay(l: &Loaded, engine: &Engine, store: &dyn Store) -> Result<FileReport, InputError> {
-    replay_with(l, engine, store, true)
+fn store_error(file: &str, e: &stepup_engine::StoreError) -> InputError {
+    InputError {
+        file: file.to_string(),
+        line: 0,
+        column: 0,
+        field: "store".into(),
+        message: e.to_string(),
+    }
 }
 
-/// Like [`replay`]; with `strict` off, a `StepUp` with no open challenge is recorded as the
-/// engine's `failed` decision instead of an error (for comparing policy versions, where a
-/// change upstream can remove the challenge a step-up answered).
+/// Replays a loaded scenario against `engine`, keeping state in `store`. Each user's history is
+/// reset to the scenario's starting history; each sign-in opens a new session (shared by the
+/// events of every application). Every event is recorded as the engine decided it: a `StepUp`
+/// that answers no open challenge is the engine's `failed` decision, with its
+/// `auth.step_up_failed` record.
 ///
 /// # Errors
-/// As [`replay`].
-pub fn replay_with(
-    l: &Loaded,
-    engine: &Engine,
-    store: &dyn Store,
-    strict: bool,
-) -> Result<FileReport, InputError> {
+/// A store failure while seeding the histories or resetting a session.
+pub fn replay(l: &Loaded, engine: &Engine, store: &dyn Store) -> Result<FileReport, InputError> {
     let s = &l.scenario;
     let users = all_users(s);
     let mut sessions: BTreeMap<String, u32> = BTreeMap::new();
@@ -365,17 +465,13 @@ pub fn replay_with(
     for u in &users {
         store
             .put_history(&s.tenant, &u.id, &history(&u.history))
-            .map_err(|e| InputError {
-                file: l.file.clone(),
-                line: 0,
-                column: 0,
-                field: "store".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| store_error(&l.file, &e))?;
         sessions.insert(u.id.clone(), 0);
     }
     let mut events = Vec::new();
     let mut fresh = std::collections::BTreeSet::new();
+    // Challenge id → index of the event that issued it.
+    let mut issued: BTreeMap<String, usize> = BTreeMap::new();
     for (i, ev) in s.events.iter().enumerate() {
         let user_id = ev.user().map_or_else(
             || users.first().map(|u| u.id.clone()).unwrap_or_default(),
@@ -413,11 +509,11 @@ pub fn replay_with(
             EventSpec::Operation { name, attrs, .. } => Event::Operation {
                 name: name.clone(),
                 attrs: attrs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                context: None,
+                context: ev.own_context(),
             },
             EventSpec::Access { resource, .. } => Event::Access {
                 resource: resource.clone(),
-                context: None,
+                context: ev.own_context(),
             },
             EventSpec::StepUp {
                 factor, success, ..
@@ -432,21 +528,14 @@ pub fn replay_with(
         );
         if fresh.insert(session.clone()) {
             // A persistent store may hold this session from an earlier run: start it afresh.
-            let empty = stepup_engine::SessionState::default();
             store
-                .commit(&s.tenant, &user_id, &session, Some(&empty), None)
-                .map_err(|e| InputError {
-                    file: l.file.clone(),
-                    line: 0,
-                    column: 0,
-                    field: "store".into(),
-                    message: e.to_string(),
-                })?;
+                .reset_session(&s.tenant, &user_id, &session)
+                .map_err(|e| store_error(&l.file, &e))?;
         }
         let at = l.times.get(i).copied().unwrap_or_default();
         let req = Request {
             tenant: s.tenant.clone(),
-            application: s.application.clone(),
+            application: ev.application().unwrap_or(&s.application).to_string(),
             user: user_id.clone(),
             enrolled,
             session,
@@ -454,26 +543,22 @@ pub fn replay_with(
             now: at,
         };
         let d = engine.process(store, &req, true);
-        if let EventSpec::StepUp { .. } = ev
-            && strict
-            && d.kind == DecisionKind::Failed
-            && d.challenge_id.is_none()
+        if d.kind == DecisionKind::StepUp
+            && let Some(id) = &d.challenge_id
         {
-            return Err(InputError {
-                file: l.file.clone(),
-                line: l.lines.get(i).copied().unwrap_or(0),
-                column: 1,
-                field: format!("events[{i}]"),
-                message: "this `StepUp` has no open challenge to answer (no earlier event of this user asked for a step-up)".into(),
-            });
+            issued.entry(id.clone()).or_insert(i);
         }
         let expect = ev.expect().cloned();
-        let mismatches = expect.as_ref().map(|e| compare(e, &d)).unwrap_or_default();
+        let mismatches = expect
+            .as_ref()
+            .map(|e| compare(e, &d, &issued))
+            .unwrap_or_default();
         events.push(EventResult {
             index: i,
             line: l.lines.get(i).copied().unwrap_or(0),
             at,
             user: user_id,
+            application: req.application,
             event: req.event.key(),
             decision: d,
             expect,
@@ -486,6 +571,21 @@ pub fn replay_with(
         scope: (s.tenant.clone(), s.application.clone()),
         events,
     })
+}
+
+/// The same as [`replay`]: the `strict` flag is no longer read. `StepUp`s that answer no open
+/// challenge used to be refused unless it was off; they are now always recorded as `failed`.
+/// Kept so that existing callers compile; call [`replay`].
+///
+/// # Errors
+/// As [`replay`].
+pub fn replay_with(
+    l: &Loaded,
+    engine: &Engine,
+    store: &dyn Store,
+    _strict: bool,
+) -> Result<FileReport, InputError> {
+    replay(l, engine, store)
 }
 
 /// Factors as the table shows them.

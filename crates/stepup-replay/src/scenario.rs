@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use stepup_core::{Aal, Factor, Timestamp};
-use stepup_engine::{Location, Value};
+use stepup_engine::{Context, Location, Value};
 
 /// A scenario file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +95,41 @@ pub struct Expect {
     /// The user-facing message.
     #[serde(default)]
     pub message: Option<String>,
+    /// Why the decision is `deny`, as the engine names it in JSON (`conflict`,
+    /// `stronger_factor_required`, `session_not_established`, `cannot_evaluate`, ...), or `none`
+    /// for a decision that is not a deny. Compared with the engine's reason serialised, so reasons
+    /// the engine adds need no change here.
+    #[serde(default)]
+    pub deny_reason: Option<String>,
+    /// Which challenge the event issued or answered, without writing its id: `issued_by(N)` (the
+    /// challenge issued by event `N`, 0-based; a `step_up` decision names its own index) or
+    /// `none`.
+    #[serde(default)]
+    pub challenge: Option<ExpectedChallenge>,
+    /// Risk signals' values in the decision's breakdown (`true`, `false` or `unknown`), by signal
+    /// name; signals not named are not checked.
+    #[serde(default)]
+    pub signals: Option<BTreeMap<String, String>>,
+}
+
+/// The challenge an event issued or answered, in an expectation.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectedChallenge {
+    /// The challenge issued by the event of this 0-based index.
+    IssuedBy(usize),
+    /// No challenge at all.
+    #[serde(rename = "none")]
+    NoChallenge,
+}
+
+impl std::fmt::Display for ExpectedChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectedChallenge::IssuedBy(i) => write!(f, "issued_by({i})"),
+            ExpectedChallenge::NoChallenge => f.write_str("none"),
+        }
+    }
 }
 
 /// A decision in an expectation.
@@ -146,6 +181,9 @@ pub enum EventSpec {
         /// Whose (multi-user stories).
         #[serde(default)]
         user: Option<String>,
+        /// The application (default: the scenario's).
+        #[serde(default)]
+        application: Option<String>,
         /// Device fingerprint.
         #[serde(default)]
         device: Option<String>,
@@ -175,11 +213,30 @@ pub enum EventSpec {
         /// Whose.
         #[serde(default)]
         user: Option<String>,
+        /// The application (default: the scenario's).
+        #[serde(default)]
+        application: Option<String>,
         /// Operation name.
         name: String,
         /// Attributes.
         #[serde(default)]
         attrs: BTreeMap<String, Value>,
+        /// Device fingerprint (with any of the context fields, the event carries its own
+        /// context and its risk signals are computed, SPEC §5).
+        #[serde(default)]
+        device: Option<String>,
+        /// IP address.
+        #[serde(default)]
+        ip: Option<String>,
+        /// Country.
+        #[serde(default)]
+        country: Option<String>,
+        /// Geolocation.
+        #[serde(default)]
+        location: Option<Location>,
+        /// Platform-supplied risk score.
+        #[serde(default)]
+        risk: Option<u32>,
         /// Expectations.
         #[serde(default)]
         expect: Option<Expect>,
@@ -191,8 +248,27 @@ pub enum EventSpec {
         /// Whose.
         #[serde(default)]
         user: Option<String>,
+        /// The application (default: the scenario's).
+        #[serde(default)]
+        application: Option<String>,
         /// Resource class.
         resource: String,
+        /// Device fingerprint (with any of the context fields, the event carries its own
+        /// context and its risk signals are computed, SPEC §5).
+        #[serde(default)]
+        device: Option<String>,
+        /// IP address.
+        #[serde(default)]
+        ip: Option<String>,
+        /// Country.
+        #[serde(default)]
+        country: Option<String>,
+        /// Geolocation.
+        #[serde(default)]
+        location: Option<Location>,
+        /// Platform-supplied risk score.
+        #[serde(default)]
+        risk: Option<u32>,
         /// Expectations.
         #[serde(default)]
         expect: Option<Expect>,
@@ -204,6 +280,9 @@ pub enum EventSpec {
         /// Whose.
         #[serde(default)]
         user: Option<String>,
+        /// The application (default: the scenario's).
+        #[serde(default)]
+        application: Option<String>,
         /// Factor used.
         factor: Factor,
         /// Whether it verified (default true).
@@ -234,6 +313,51 @@ impl EventSpec {
             | EventSpec::Operation { user, .. }
             | EventSpec::Access { user, .. }
             | EventSpec::StepUp { user, .. } => user.as_deref(),
+        }
+    }
+    /// The application named, if any.
+    #[must_use]
+    pub fn application(&self) -> Option<&str> {
+        match self {
+            EventSpec::SignIn { application, .. }
+            | EventSpec::Operation { application, .. }
+            | EventSpec::Access { application, .. }
+            | EventSpec::StepUp { application, .. } => application.as_deref(),
+        }
+    }
+    /// The request context an operation or access carries: `None` unless it names any of
+    /// `device`, `ip`, `country`, `location` or `risk` (sign-ins always carry theirs).
+    #[must_use]
+    pub fn own_context(&self) -> Option<Context> {
+        match self {
+            EventSpec::Operation {
+                device,
+                ip,
+                country,
+                location,
+                risk,
+                ..
+            }
+            | EventSpec::Access {
+                device,
+                ip,
+                country,
+                location,
+                risk,
+                ..
+            } => (device.is_some()
+                || ip.is_some()
+                || country.is_some()
+                || location.is_some()
+                || risk.is_some())
+            .then(|| Context {
+                device: device.clone(),
+                ip: ip.clone(),
+                country: country.clone(),
+                location: *location,
+                platform_risk: *risk,
+            }),
+            EventSpec::SignIn { .. } | EventSpec::StepUp { .. } => None,
         }
     }
     /// The expectations.

@@ -3,7 +3,7 @@
 
 use stepup_core::{Factor, FactorSet, Timestamp};
 use stepup_engine::state::{AuthEvent, HistoryUpdate, LastSignIn, SessionState, UserHistory};
-use stepup_engine::{Location, Store};
+use stepup_engine::{CompiledSet, DecisionKind, Engine, Event, Location, Request, Store};
 
 #[expect(clippy::panic, reason = "a conformance failure is a test failure")]
 fn check(ok: bool, what: &str) {
@@ -34,6 +34,180 @@ pub fn run_all(store: &dyn Store, ns: &str) {
     tenants_are_isolated(store, ns);
     sessions_are_separate(store, ns);
     hostile_names_do_not_collide(store, ns);
+    a_stale_commit_conflicts(store, ns);
+    a_reset_session_is_empty_and_moves_the_version_on(store, ns);
+    older_evidence_never_replaces_newer(store, ns);
+}
+
+fn a_stale_commit_conflicts(store: &dyn Store, ns: &str) {
+    let t = format!("{ns}-cas");
+    let (_, loaded) = must(store.load(&t, "erin", "s"), "load");
+    check(loaded.version == 0, "a new session is at version 0");
+    let mut a = loaded.clone();
+    a.seq = 1;
+    must(store.commit(&t, "erin", "s", Some(&a), None), "first commit");
+    let mut b = loaded;
+    b.seq = 2;
+    let stale = store.commit(&t, "erin", "s", Some(&b), Some(&sample_update(300)));
+    check(
+        matches!(stale, Err(stepup_engine::StoreError::Conflict { expected: 0 })),
+        "a commit on a session that changed since it was loaded is refused",
+    );
+    let (h, now) = must(store.load(&t, "erin", "s"), "load after conflict");
+    check(now.seq == 1 && now.version == 1, "the first commit stands, at version 1");
+    check(
+        h == UserHistory::default(),
+        "a refused commit writes nothing, history included",
+    );
+    let mut c = now;
+    c.seq = 3;
+    must(store.commit(&t, "erin", "s", Some(&c), None), "commit on the fresh version");
+    let (_, after) = must(store.load(&t, "erin", "s"), "load");
+    check(after.seq == 3 && after.version == 2, "versions move on by one");
+}
+
+fn a_reset_session_is_empty_and_moves_the_version_on(store: &dyn Store, ns: &str) {
+    let t = format!("{ns}-reset");
+    let (_, s) = must(store.load(&t, "fay", "s"), "load");
+    let mut s1 = s.clone();
+    s1.seq = 9;
+    must(store.commit(&t, "fay", "s", Some(&s1), None), "commit");
+    must(store.reset_session(&t, "fay", "s"), "reset");
+    let (_, fresh) = must(store.load(&t, "fay", "s"), "load after reset");
+    check(fresh.seq == 0 && fresh.events.is_empty(), "a reset session is empty");
+    check(fresh.version > 1, "a reset moves the version on");
+    let mut stale = s1;
+    stale.version = 1;
+    check(
+        store.commit(&t, "fay", "s", Some(&stale), None).is_err(),
+        "a decision made before the reset cannot commit",
+    );
+}
+
+fn older_evidence_never_replaces_newer(store: &dyn Store, ns: &str) {
+    let t = format!("{ns}-order");
+    must(
+        store.commit(&t, "gus", "s", None, Some(&sample_update(500))),
+        "newer first",
+    );
+    must(
+        store.commit(&t, "gus", "s", None, Some(&sample_update(400))),
+        "older second",
+    );
+    let (h, _) = must(store.load(&t, "gus", "s"), "load");
+    check(
+        h.countries.get("FR") == Some(&Timestamp(500))
+            && h.accesses.get("payments") == Some(&Timestamp(500))
+            && h.last_sign_in.as_ref().map(|l| l.at) == Some(Timestamp(500)),
+        "times only move forward, whatever order concurrent commits land in",
+    );
+}
+
+/// The rules of the races: one `every time` operation.
+fn race_rules(tenant: &str) -> String {
+    format!(
+        "tenant {tenant} {{\n  operation pay sensitive\n  attribute amount: number\n  \
+         policy pay \"Confirm this payment.\" {{ when operation == pay require aal2 every time }}\n}}\n"
+    )
+}
+
+fn race_req(tenant: &str, user: &str, session: &str, now: i64, event: Event) -> Request {
+    Request {
+        tenant: tenant.into(),
+        application: String::new(),
+        user: user.into(),
+        enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
+        session: session.into(),
+        event,
+        now: Timestamp(now),
+    }
+}
+
+fn pay() -> Event {
+    Event::Operation {
+        name: "pay".into(),
+        attrs: vec![("amount".into(), stepup_engine::Value::Number(10.0))],
+        context: None,
+    }
+}
+
+fn totp() -> Event {
+    Event::StepUp {
+        factor: Factor::Totp,
+        success: true,
+    }
+}
+
+fn sign_in(device: &str) -> Event {
+    Event::SignIn {
+        context: stepup_engine::Context {
+            device: Some(device.into()),
+            ..stepup_engine::Context::default()
+        },
+        factors: FactorSet::one(Factor::Password),
+    }
+}
+
+/// Runs `threads` copies of `req` at the same moment; returns how many were allowed.
+fn race(engine: &Engine, store: &dyn Store, threads: usize, req: &Request) -> usize {
+    let barrier = std::sync::Barrier::new(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    engine.process(store, req, false).allowed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| usize::from(h.join().unwrap_or(false)))
+            .sum()
+    })
+}
+
+/// Single use under concurrency (SPEC §10): `threads` requests race, `races` times, to complete
+/// one challenge and then to spend one `every time` grant; exactly one wins each race. Two
+/// sign-ins of one user from two devices at the same moment both leave their device learned.
+pub fn races(store: &dyn Store, ns: &str, races: usize, threads: usize) {
+    let tenant = format!("{ns}_race");
+    let engine = match CompiledSet::from_text("race.policy", &race_rules(&tenant)) {
+        Ok(set) => Engine::new(set),
+        Err(e) => return check(false, &format!("race rules: {e}")),
+    };
+    for r in 0..races {
+        let user = format!("u{r}");
+        let at = |secs: i64| 1_000 + secs;
+        let d = engine.process(store, &race_req(&tenant, &user, "s", at(0), sign_in("d")), false);
+        check(d.allowed(), "the race's sign-in is allowed");
+        let d = engine.process(store, &race_req(&tenant, &user, "s", at(1), pay()), false);
+        check(d.kind == DecisionKind::StepUp, "the payment steps up");
+        let won = race(&engine, store, threads, &race_req(&tenant, &user, "s", at(2), totp()));
+        check(won == 1, &format!("race {r}: {won} requests completed one challenge"));
+        let won = race(&engine, store, threads, &race_req(&tenant, &user, "s", at(3), pay()));
+        check(won == 1, &format!("race {r}: {won} requests spent one grant"));
+    }
+    // Two devices, two sessions, one moment: both learned.
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        for (session, device) in [("a", "phone"), ("b", "laptop")] {
+            let (engine, barrier, tenant) = (&engine, &barrier, &tenant);
+            s.spawn(move || {
+                barrier.wait();
+                engine.process(
+                    store,
+                    &race_req(tenant, "two", session, 5_000, sign_in(device)),
+                    false,
+                )
+            });
+        }
+    });
+    let (h, _) = must(store.load(&tenant, "two", "a"), "load after concurrent sign-ins");
+    check(
+        h.devices.contains("phone") && h.devices.contains("laptop"),
+        "concurrent sign-ins from two devices leave both devices learned",
+    );
 }
 
 fn empty_is_default(store: &dyn Store, ns: &str) {
@@ -76,7 +250,13 @@ fn commit_then_load(store: &dyn Store, ns: &str) {
         "commit",
     );
     let (h, got) = must(store.load(&t, "alice", "s1"), "load after commit");
-    check(got == s, "the session reads back as written");
+    check(
+        got == SessionState {
+            version: 1,
+            ..s
+        },
+        "the session reads back as written, at the next version",
+    );
     check(h.devices.contains("laptop-1"), "the device is remembered");
     check(
         h.countries.get("FR") == Some(&Timestamp(100)),

@@ -1,9 +1,12 @@
-//! The embedded default: redb, one file, ACID transactions, crash-safe commits, no server.
+//! The embedded default: redb, one file, ACID transactions, crash-safe commits, no server. A
+//! commit is one write transaction: the session's version is compared and the session and the
+//! history written in it, so two processes sharing the file cannot both spend one challenge.
 
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use stepup_engine::state::{HistoryUpdate, SessionState, UserHistory};
+use stepup_engine::store::{check_version, next_version};
 use stepup_engine::{Store, StoreError};
 
 const HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("history");
@@ -90,6 +93,15 @@ impl Store for DiskStore {
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(err)?;
         {
+            let sk = key(&[tenant, user, session]);
+            if let Some(st) = state {
+                let s = txn.open_table(SESSIONS).map_err(err)?;
+                let stored: u64 = match s.get(sk.as_str()).map_err(err)? {
+                    Some(v) => decode::<SessionState>(v.value())?.version,
+                    None => 0,
+                };
+                check_version(stored, st)?;
+            }
             if let Some(u) = update {
                 let mut h = txn.open_table(HISTORY).map_err(err)?;
                 let k = key(&[tenant, user]);
@@ -103,11 +115,8 @@ impl Store for DiskStore {
             }
             if let Some(st) = state {
                 let mut s = txn.open_table(SESSIONS).map_err(err)?;
-                s.insert(
-                    key(&[tenant, user, session]).as_str(),
-                    encode(st)?.as_slice(),
-                )
-                .map_err(err)?;
+                s.insert(sk.as_str(), encode(&next_version(st))?.as_slice())
+                    .map_err(err)?;
             }
         }
         // Dropping an uncommitted transaction aborts it: an error above writes nothing.
@@ -124,6 +133,25 @@ impl Store for DiskStore {
         {
             let mut h = txn.open_table(HISTORY).map_err(err)?;
             h.insert(key(&[tenant, user]).as_str(), encode(history)?.as_slice())
+                .map_err(err)?;
+        }
+        txn.commit().map_err(err)
+    }
+
+    fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut s = txn.open_table(SESSIONS).map_err(err)?;
+            let k = key(&[tenant, user, session]);
+            let version = match s.get(k.as_str()).map_err(err)? {
+                Some(v) => decode::<SessionState>(v.value())?.version.wrapping_add(1),
+                None => 1,
+            };
+            let fresh = SessionState {
+                version,
+                ..SessionState::default()
+            };
+            s.insert(k.as_str(), encode(&fresh)?.as_slice())
                 .map_err(err)?;
         }
         txn.commit().map_err(err)

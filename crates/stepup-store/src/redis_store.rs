@@ -1,24 +1,71 @@
 //! Redis, for services running as many instances: history kept in native Redis structures so
 //! concurrent instances merge instead of overwriting (a set of devices, hashes of countries and
-//! accesses), keys namespaced per tenant, every key expiring after the retention, one round
-//! trip to load and one `MULTI`/`EXEC` to commit. Every call has a deadline; on any failure the
-//! connection is dropped and re-opened on the next call, so the store recovers by itself.
+//! accesses whose times only move forward), keys namespaced per tenant and hash-tagged per
+//! (tenant, user) so one user's keys live in one Redis Cluster slot, every key expiring after
+//! the retention.
+//!
+//! Each load and each commit is one Lua script, so a commit is atomic: it compares the
+//! session's version with the one the decision was made on and writes nothing on a mismatch
+//! (SPEC §10 single use). Connections come from a small pool (requests of one process run in
+//! parallel instead of queueing on one connection); every call has a deadline, and a connection
+//! that failed is dropped, so the store recovers by itself when Redis comes back.
+//!
+//! The URL chooses the deployment: `redis://host:port/` for one server, and
+//! `redis+cluster://host:port,host:port,…` for a Redis Cluster (any reachable nodes; the rest
+//! of the topology is discovered).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use redis::ConnectionLike;
 use stepup_core::Timestamp;
 use stepup_engine::state::{HistoryUpdate, LastSignIn, SessionState, UserHistory};
 use stepup_engine::{Store, StoreError};
 
 /// Default deadline of one call.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(250);
+/// Idle connections kept per store.
+pub const MAX_IDLE_CONNECTIONS: usize = 16;
+/// The scheme of Redis Cluster URLs.
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
 
-/// A Redis-backed store.
+enum Backend {
+    Single(redis::Client),
+    Cluster {
+        client: redis::cluster::ClusterClient,
+        nodes: Vec<String>,
+    },
+}
+
+fn cluster_client(
+    nodes: &[String],
+    deadline: Duration,
+) -> redis::RedisResult<redis::cluster::ClusterClient> {
+    redis::cluster::ClusterClient::builder(nodes.to_vec())
+        .connection_timeout(deadline)
+        .response_timeout(deadline)
+        .build()
+}
+
+enum Conn {
+    Single(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Conn {
+    fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Conn::Single(c) => c,
+            Conn::Cluster(c) => &mut **c,
+        }
+    }
+}
+
+/// A Redis-backed store (one server or a cluster).
 pub struct RedisStore {
-    client: redis::Client,
-    conn: Mutex<Option<redis::Connection>>,
+    backend: Backend,
+    idle: Mutex<Vec<Conn>>,
     deadline: Duration,
     retention_secs: u64,
     prefix: String,
@@ -28,13 +75,21 @@ impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
+            .field(
+                "cluster",
+                &matches!(self.backend, Backend::Cluster { .. }),
+            )
             .finish_non_exhaustive()
     }
 }
 
-/// Escapes `:` and `%` so names can never forge another tenant's key.
+/// Escapes `:`, `%` and the hash-tag braces so names can never forge another tenant's key or
+/// move a key out of its user's slot.
 fn esc(s: &str) -> String {
-    s.replace('%', "%25").replace(':', "%3A")
+    s.replace('%', "%25")
+        .replace(':', "%3A")
+        .replace('{', "%7B")
+        .replace('}', "%7D")
 }
 
 fn fail(e: &redis::RedisError, deadline: Duration) -> StoreError {
@@ -45,17 +100,129 @@ fn fail(e: &redis::RedisError, deadline: Duration) -> StoreError {
     }
 }
 
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// Reads the keys of one user (and one session) in one step. Missing values are `false` (nil).
+const LOAD: &str = r"
+return {
+  redis.call('SMEMBERS', KEYS[1]),
+  redis.call('HGETALL', KEYS[2]),
+  redis.call('HGET', KEYS[3], 'json'),
+  redis.call('HGETALL', KEYS[4]),
+  redis.call('HGET', KEYS[5], 'json'),
+  redis.call('HGET', KEYS[5], 'v')
+}";
+
+/// Compares the session's version (ARGV[2], `-1`: no session write) and, when it matches,
+/// merges the history update and writes the session with the next version. Optional values are
+/// `=value` or empty. Returns 1 when committed, 0 on a version conflict (nothing written).
+const COMMIT: &str = r"
+local ttl = tonumber(ARGV[1])
+local expected = tonumber(ARGV[2])
+if expected >= 0 then
+  local cur = tonumber(redis.call('HGET', KEYS[5], 'v') or '0')
+  if cur ~= expected then return 0 end
+end
+local function later(key, field, at)
+  local old = redis.call('HGET', key, field)
+  if (not old) or tonumber(old) < tonumber(at) then redis.call('HSET', key, field, at) end
+  redis.call('EXPIRE', key, ttl)
+end
+if ARGV[4] ~= '' then
+  redis.call('SADD', KEYS[1], string.sub(ARGV[4], 2))
+  redis.call('EXPIRE', KEYS[1], ttl)
+end
+if ARGV[5] ~= '' then later(KEYS[2], string.sub(ARGV[5], 2), ARGV[6]) end
+if ARGV[7] ~= '' then
+  local old = redis.call('HGET', KEYS[3], 'at')
+  if (not old) or tonumber(old) <= tonumber(ARGV[8]) then
+    redis.call('HSET', KEYS[3], 'at', ARGV[8], 'json', string.sub(ARGV[7], 2))
+  end
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
+if ARGV[9] ~= '' then later(KEYS[4], string.sub(ARGV[9], 2), ARGV[10]) end
+if expected >= 0 then
+  redis.call('HSET', KEYS[5], 'v', expected + 1, 'json', ARGV[3])
+  redis.call('EXPIRE', KEYS[5], ttl)
+end
+return 1";
+
+/// Replaces a user's history: ARGV[2] devices (JSON array), ARGV[3] countries and ARGV[5]
+/// accesses (JSON objects of times), ARGV[4] the last sign-in (`=json` or empty), ARGV[6] its time.
+const PUT_HISTORY: &str = r"
+local ttl = tonumber(ARGV[1])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+for _, d in ipairs(cjson.decode(ARGV[2])) do redis.call('SADD', KEYS[1], d) end
+for c, at in pairs(cjson.decode(ARGV[3])) do redis.call('HSET', KEYS[2], c, string.format('%d', at)) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], 'at', ARGV[6], 'json', string.sub(ARGV[4], 2)) end
+for r, at in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[4], r, string.format('%d', at)) end
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+return 1";
+
+/// Starts a session afresh with the next version.
+const RESET_SESSION: &str = r"
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0') + 1
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', v, 'json', ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+return v";
+
+fn eval(script: &str, keys: &[String]) -> redis::Cmd {
+    let mut c = redis::cmd("EVAL");
+    c.arg(script).arg(keys.len()).arg(keys);
+    c
+}
+
+fn opt(v: Option<&str>) -> String {
+    v.map_or_else(String::new, |s| format!("={s}"))
+}
+
+fn parse_ts(map: HashMap<String, i64>) -> std::collections::BTreeMap<String, Timestamp> {
+    map.into_iter().map(|(k, v)| (k, Timestamp(v))).collect()
+}
+
+type Loaded = (
+    Vec<String>,
+    HashMap<String, i64>,
+    Option<Vec<u8>>,
+    HashMap<String, i64>,
+    Option<Vec<u8>>,
+    Option<u64>,
+);
+
 impl RedisStore {
-    /// A store at `url` (`redis://127.0.0.1:6379/`). Connects lazily.
+    /// A store at `url`: `redis://127.0.0.1:6379/` for one server, or
+    /// `redis+cluster://127.0.0.1:7000,127.0.0.1:7001` for a Redis Cluster. Connects lazily.
     ///
     /// # Errors
     /// When the URL is invalid.
     pub fn new(url: &str) -> Result<Self, StoreError> {
-        let client =
-            redis::Client::open(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let bad = |e: redis::RedisError| StoreError::Unavailable(format!("`{url}`: {e}"));
+        let backend = match url.strip_prefix(CLUSTER_SCHEME) {
+            Some(nodes) => {
+                let nodes: Vec<String> = nodes
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| format!("redis://{}", n.trim_end_matches('/')))
+                    .collect();
+                if nodes.is_empty() {
+                    return Err(StoreError::Unavailable(format!(
+                        "`{url}` names no cluster node; write {CLUSTER_SCHEME}host:port,host:port"
+                    )));
+                }
+                Backend::Cluster {
+                    client: cluster_client(&nodes, DEFAULT_DEADLINE).map_err(bad)?,
+                    nodes,
+                }
+            }
+            None => Backend::Single(redis::Client::open(url).map_err(bad)?),
+        };
         Ok(RedisStore {
-            client,
-            conn: Mutex::new(None),
+            backend,
+            idle: Mutex::new(Vec::new()),
             deadline: DEFAULT_DEADLINE,
             retention_secs: 90 * 86_400,
             prefix: "stepup".to_string(),
@@ -65,6 +232,11 @@ impl RedisStore {
     #[must_use]
     pub fn with_deadline(mut self, d: Duration) -> Self {
         self.deadline = d;
+        if let Backend::Cluster { client, nodes } = &mut self.backend
+            && let Ok(rebuilt) = cluster_client(nodes, d)
+        {
+            *client = rebuilt;
+        }
         self
     }
     /// Sets how long data lives after its last write.
@@ -80,54 +252,72 @@ impl RedisStore {
         self
     }
 
-    fn user_key(&self, tenant: &str, user: &str, what: &str) -> String {
-        format!("{}:{}:{}:{what}", self.prefix, esc(tenant), esc(user))
+    /// Whether the store talks to a Redis Cluster.
+    #[must_use]
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster { .. })
     }
 
-    fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
-    ) -> Result<T, StoreError> {
-        let mut guard = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError::Unavailable("redis connection lock poisoned".into()))?;
-        if guard.is_none() {
-            let c = self
-                .client
-                .get_connection_with_timeout(self.deadline)
-                .map_err(|e| fail(&e, self.deadline))?;
-            c.set_read_timeout(Some(self.deadline))
-                .map_err(|e| fail(&e, self.deadline))?;
-            c.set_write_timeout(Some(self.deadline))
-                .map_err(|e| fail(&e, self.deadline))?;
-            *guard = Some(c);
-        }
-        let Some(conn) = guard.as_mut() else {
-            return Err(StoreError::Unavailable("no connection".into()));
-        };
-        match f(conn) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                // A broken or timed-out connection may have a reply in flight: never reuse it.
-                *guard = None;
-                Err(fail(&e, self.deadline))
+    /// The keys of one user: `{prefix:tenant:user}:what`, the braces a hash tag, so every key
+    /// of a user is in one cluster slot and one script may touch them all.
+    fn user_key(&self, tenant: &str, user: &str, what: &str) -> String {
+        format!("{{{}:{}:{}}}:{what}", self.prefix, esc(tenant), esc(user))
+    }
+
+    fn keys(&self, tenant: &str, user: &str, session: &str) -> Vec<String> {
+        vec![
+            self.user_key(tenant, user, "devices"),
+            self.user_key(tenant, user, "countries"),
+            self.user_key(tenant, user, "last"),
+            self.user_key(tenant, user, "accesses"),
+            self.user_key(tenant, user, &format!("session:{}", esc(session))),
+        ]
+    }
+
+    fn connect(&self) -> Result<Conn, StoreError> {
+        let d = self.deadline;
+        match &self.backend {
+            Backend::Single(client) => {
+                let c = client
+                    .get_connection_with_timeout(d)
+                    .map_err(|e| fail(&e, d))?;
+                c.set_read_timeout(Some(d)).map_err(|e| fail(&e, d))?;
+                c.set_write_timeout(Some(d)).map_err(|e| fail(&e, d))?;
+                Ok(Conn::Single(c))
+            }
+            Backend::Cluster { client, .. } => {
+                let c = client.get_connection().map_err(|e| fail(&e, d))?;
+                c.set_read_timeout(Some(d)).map_err(|e| fail(&e, d))?;
+                c.set_write_timeout(Some(d)).map_err(|e| fail(&e, d))?;
+                Ok(Conn::Cluster(Box::new(c)))
             }
         }
     }
-}
 
-fn parse_ts(map: HashMap<String, i64>) -> std::collections::BTreeMap<String, Timestamp> {
-    map.into_iter().map(|(k, v)| (k, Timestamp(v))).collect()
+    /// Runs `f` on a pooled connection. A connection that failed may have a reply in flight: it
+    /// is dropped, never returned to the pool.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let pooled = self
+            .idle
+            .lock()
+            .map_err(|_| StoreError::Unavailable("redis pool lock poisoned".into()))?
+            .pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let out = f(conn.as_dyn()).map_err(|e| fail(&e, self.deadline))?;
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_CONNECTIONS
+        {
+            idle.push(conn);
+        }
+        Ok(out)
+    }
 }
-
-type Loaded = (
-    Vec<String>,
-    HashMap<String, i64>,
-    Option<Vec<u8>>,
-    HashMap<String, i64>,
-    Option<Vec<u8>>,
-);
 
 impl Store for RedisStore {
     fn load(
@@ -136,32 +326,11 @@ impl Store for RedisStore {
         user: &str,
         session: &str,
     ) -> Result<(UserHistory, SessionState), StoreError> {
-        let (dk, ck, lk, ak) = (
-            self.user_key(tenant, user, "devices"),
-            self.user_key(tenant, user, "countries"),
-            self.user_key(tenant, user, "last"),
-            self.user_key(tenant, user, "accesses"),
-        );
-        let sk = self.user_key(tenant, user, &format!("session:{}", esc(session)));
-        let (devices, countries, last, accesses, sess): Loaded = self.with_conn(|c| {
-            redis::pipe()
-                .cmd("SMEMBERS")
-                .arg(&dk)
-                .cmd("HGETALL")
-                .arg(&ck)
-                .cmd("GET")
-                .arg(&lk)
-                .cmd("HGETALL")
-                .arg(&ak)
-                .cmd("GET")
-                .arg(&sk)
-                .query(c)
-        })?;
+        let keys = self.keys(tenant, user, session);
+        let (devices, countries, last, accesses, sess, version): Loaded =
+            self.with_conn(|c| eval(LOAD, &keys).query(c))?;
         let last_sign_in: Option<LastSignIn> = match last {
-            Some(b) => Some(
-                serde_json::from_slice(&b)
-                    .map_err(|e| StoreError::Corrupt(format!("last sign-in: {e}")))?,
-            ),
+            Some(b) => Some(serde_json::from_slice(&b).map_err(|e| corrupt("last sign-in", e))?),
             None => None,
         };
         let history = UserHistory {
@@ -170,11 +339,12 @@ impl Store for RedisStore {
             last_sign_in,
             accesses: parse_ts(accesses),
         };
-        let state = match sess {
-            Some(b) => serde_json::from_slice(&b)
-                .map_err(|e| StoreError::Corrupt(format!("session: {e}")))?,
+        let mut state: SessionState = match sess {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| corrupt("session", e))?,
             None => SessionState::default(),
         };
+        // The version field of the hash is the one commits compare.
+        state.version = version.unwrap_or(0);
         Ok((history, state))
     }
 
@@ -186,87 +356,86 @@ impl Store for RedisStore {
         state: Option<&SessionState>,
         update: Option<&HistoryUpdate>,
     ) -> Result<(), StoreError> {
-        let ttl = self.retention_secs;
-        let mut p = redis::pipe();
-        p.atomic();
-        if let Some(u) = update {
-            if let Some(d) = &u.device {
-                let k = self.user_key(tenant, user, "devices");
-                p.cmd("SADD")
-                    .arg(&k)
-                    .arg(d)
-                    .ignore()
-                    .cmd("EXPIRE")
-                    .arg(&k)
-                    .arg(ttl)
-                    .ignore();
+        let keys = self.keys(tenant, user, session);
+        let expected: i64 = match state {
+            Some(s) => i64::try_from(s.version)
+                .map_err(|_| corrupt("session", "version out of range"))?,
+            None => -1,
+        };
+        let session_json = match state {
+            Some(s) => {
+                let mut next = s.clone();
+                next.version = s.version.wrapping_add(1);
+                serde_json::to_string(&next).map_err(|e| corrupt("session", e))?
             }
-            if let Some((c, at)) = &u.country {
-                let k = self.user_key(tenant, user, "countries");
-                p.cmd("HSET")
-                    .arg(&k)
-                    .arg(c)
-                    .arg(at.0)
-                    .ignore()
-                    .cmd("EXPIRE")
-                    .arg(&k)
-                    .arg(ttl)
-                    .ignore();
-            }
-            if let Some(l) = &u.last_sign_in {
-                let k = self.user_key(tenant, user, "last");
-                let v = serde_json::to_vec(l).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                p.cmd("SET").arg(&k).arg(v).arg("EX").arg(ttl).ignore();
-            }
-            if let Some((r, at)) = &u.access {
-                let k = self.user_key(tenant, user, "accesses");
-                p.cmd("HSET")
-                    .arg(&k)
-                    .arg(r)
-                    .arg(at.0)
-                    .ignore()
-                    .cmd("EXPIRE")
-                    .arg(&k)
-                    .arg(ttl)
-                    .ignore();
-            }
+            None => String::new(),
+        };
+        let u = update.cloned().unwrap_or_default();
+        let last = match &u.last_sign_in {
+            Some(l) => Some(serde_json::to_string(l).map_err(|e| corrupt("last sign-in", e))?),
+            None => None,
+        };
+        let mut cmd = eval(COMMIT, &keys);
+        cmd.arg(self.retention_secs)
+            .arg(expected)
+            .arg(session_json)
+            .arg(opt(u.device.as_deref()))
+            .arg(opt(u.country.as_ref().map(|(c, _)| c.as_str())))
+            .arg(u.country.as_ref().map_or(0, |(_, at)| at.0))
+            .arg(opt(last.as_deref()))
+            .arg(u.last_sign_in.as_ref().map_or(0, |l| l.at.0))
+            .arg(opt(u.access.as_ref().map(|(r, _)| r.as_str())))
+            .arg(u.access.as_ref().map_or(0, |(_, at)| at.0));
+        let done: i64 = self.with_conn(|c| cmd.query(c))?;
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                expected: state.map_or(0, |s| s.version),
+            })
         }
-        if let Some(s) = state {
-            let k = self.user_key(tenant, user, &format!("session:{}", esc(session)));
-            let v = serde_json::to_vec(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            p.cmd("SET").arg(&k).arg(v).arg("EX").arg(ttl).ignore();
-        }
-        self.with_conn(|c| p.query::<()>(c))
     }
 
     fn put_history(&self, tenant: &str, user: &str, h: &UserHistory) -> Result<(), StoreError> {
-        let ttl = self.retention_secs;
-        let keys =
-            ["devices", "countries", "last", "accesses"].map(|w| self.user_key(tenant, user, w));
-        let mut p = redis::pipe();
-        p.atomic();
-        for k in &keys {
-            p.cmd("DEL").arg(k).ignore();
+        let keys = self.keys(tenant, user, "");
+        let json = |v: &dyn erased::Json| v.to_json().map_err(|e| corrupt("history", e));
+        let times = |m: &std::collections::BTreeMap<String, Timestamp>| {
+            m.iter()
+                .map(|(k, t)| (k.clone(), t.0))
+                .collect::<std::collections::BTreeMap<String, i64>>()
+        };
+        let last = match &h.last_sign_in {
+            Some(l) => Some(serde_json::to_string(l).map_err(|e| corrupt("last sign-in", e))?),
+            None => None,
+        };
+        let mut cmd = eval(PUT_HISTORY, keys.get(..4).unwrap_or(&keys));
+        cmd.arg(self.retention_secs)
+            .arg(json(&h.devices.iter().collect::<Vec<_>>())?)
+            .arg(json(&times(&h.countries))?)
+            .arg(opt(last.as_deref()))
+            .arg(json(&times(&h.accesses))?)
+            .arg(h.last_sign_in.as_ref().map_or(0, |l| l.at.0));
+        self.with_conn(|c| cmd.query::<i64>(c)).map(|_| ())
+    }
+
+    fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
+        let keys = self.keys(tenant, user, session);
+        let fresh =
+            serde_json::to_string(&SessionState::default()).map_err(|e| corrupt("session", e))?;
+        let mut cmd = eval(RESET_SESSION, keys.get(4..).unwrap_or(&keys));
+        cmd.arg(self.retention_secs).arg(fresh);
+        self.with_conn(|c| cmd.query::<i64>(c)).map(|_| ())
+    }
+}
+
+/// JSON for the values `put_history` sends (sets, maps) without naming their types.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> serde_json::Result<String>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> serde_json::Result<String> {
+            serde_json::to_string(self)
         }
-        let [dk, ck, lk, ak] = &keys;
-        for d in &h.devices {
-            p.cmd("SADD").arg(dk).arg(d).ignore();
-        }
-        for (c, at) in &h.countries {
-            p.cmd("HSET").arg(ck).arg(c).arg(at.0).ignore();
-        }
-        if let Some(l) = &h.last_sign_in {
-            p.cmd("SET")
-                .arg(lk)
-                .arg(serde_json::to_vec(l).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-                .ignore();
-        }
-        for (r, at) in &h.accesses {
-            p.cmd("HSET").arg(ak).arg(r).arg(at.0).ignore();
-        }
-        for k in &keys {
-            p.cmd("EXPIRE").arg(k).arg(ttl).ignore();
-        }
-        self.with_conn(|c| p.query::<()>(c))
     }
 }

@@ -591,7 +591,10 @@ fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult) {
     if let Some(r) = &d.risk {
         ui.label(format!(
             "risk score: {}",
-            r.score.map_or("unknown".to_string(), |s| s.to_string())
+            r.score.map_or_else(
+                || format!("unknown, between {} and {}", r.range.min, r.range.max),
+                |s| s.to_string()
+            )
         ));
         for s in &r.signals {
             ui.label(format!(

@@ -11,8 +11,8 @@ pub mod simplify;
 use std::sync::Arc;
 
 use stepup_dsl::ast::CmpOp;
-use stepup_dsl::model::{Policy, Resolved, SignalKind, Tenant};
-use stepup_dsl::script::Script;
+use stepup_dsl::model::{Cond, Policy, Resolved, SignalKind, Tenant};
+use stepup_dsl::script::{CtxField, Script};
 
 use crate::tri::Tri;
 
@@ -65,6 +65,9 @@ pub struct CompiledScope {
     pub policies: Vec<Arc<Policy>>,
     /// Their compiled conditions.
     pub exprs: Vec<CExpr>,
+    /// The request attributes each policy reads (conditions and scripts), sorted: an `every
+    /// time` grant is bound to their values.
+    pub reads: Vec<Box<[Box<str>]>>,
     /// Operation name → id.
     pub op_ids: crate::names::NameMap<u32>,
     /// Resource name → id.
@@ -73,6 +76,28 @@ pub struct CompiledScope {
     pub attr_slots: crate::names::NameMap<u8>,
     /// Candidates per event.
     pub index: index::Index,
+}
+
+/// The request attributes a condition reads, in DSL comparisons and in scripts.
+#[must_use]
+pub fn attributes_read(c: &Cond) -> Box<[Box<str>]> {
+    let mut names: Vec<Box<str>> = Vec::new();
+    c.for_each_leaf(&mut |leaf| match leaf {
+        Cond::AttrNum(n, ..) | Cond::AttrStrIn(n, _) | Cond::AttrBool(n, _) => {
+            names.push(n.as_str().into());
+        }
+        Cond::Script(s) => {
+            for f in s.reads() {
+                if let CtxField::Attr(n) = f {
+                    names.push(n.as_str().into());
+                }
+            }
+        }
+        _ => {}
+    });
+    names.sort();
+    names.dedup();
+    names.into_boxed_slice()
 }
 
 /// Compiles one resolved scope.
@@ -92,10 +117,12 @@ pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
     } else {
         exprs
     };
+    let reads = r.policies.iter().map(|p| attributes_read(&p.condition)).collect();
     CompiledScope {
         tenant: r.tenant.clone(),
         policies: r.policies.clone(),
         exprs,
+        reads,
         op_ids: interner.ops,
         res_ids: interner.res,
         attr_slots: interner.attrs,

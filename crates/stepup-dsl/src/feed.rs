@@ -1,0 +1,298 @@
+//! Threat-intelligence feeds (SPEC §5): IPv4 and IPv6 addresses and CIDR ranges, one per line,
+//! comments after `#` or `;` (Spamhaus DROP style: `1.10.16.0/20 ; SBL256894`). The checker
+//! loads every feed a tenant names, so a missing or unreadable blocklist is an error of the
+//! rules, and the merged ranges are part of the policy set's hash.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+use serde::Serialize;
+
+/// Largest feed file read (64 MiB): larger files are refused, never read into memory.
+pub const MAX_FEED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// IPv4-mapped IPv6 addresses (`::ffff:0:0/96`).
+const MAPPED_START: u128 = 0xffff_0000_0000;
+const MAPPED_END: u128 = 0xffff_ffff_ffff;
+
+/// A set of IPv4 and IPv6 ranges with logarithmic lookups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreatFeed {
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
+}
+
+/// A feed line that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedWarning {
+    /// File.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// The text.
+    pub text: String,
+}
+
+impl std::fmt::Display for FeedWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: `{}` is not an IP address or CIDR range; line skipped",
+            self.file, self.line, self.text
+        )
+    }
+}
+
+fn merge<T: Ord + Copy>(mut v: Vec<(T, T)>, succ: impl Fn(T) -> Option<T>) -> Vec<(T, T)> {
+    v.sort_unstable();
+    let mut out: Vec<(T, T)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        if let Some(last) = out.last_mut()
+            && (s <= last.1 || succ(last.1) == Some(s))
+        {
+            last.1 = last.1.max(e);
+            continue;
+        }
+        out.push((s, e));
+    }
+    out
+}
+
+/// One line's range: IPv4, IPv6, or both (an IPv6 range that covers IPv4-mapped addresses).
+struct Entry {
+    v4: Option<(u32, u32)>,
+    v6: Option<(u128, u128)>,
+}
+
+fn parse_entry(s: &str) -> Option<Entry> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a.trim(), Some(l.trim().parse::<u32>().ok()?)),
+        None => (s, None),
+    };
+    match addr.parse::<IpAddr>().ok()? {
+        IpAddr::V4(a) => {
+            let len = len.unwrap_or(32);
+            if len > 32 {
+                return None;
+            }
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            let start = u32::from(a) & mask;
+            Some(Entry {
+                v4: Some((start, start | !mask)),
+                v6: None,
+            })
+        }
+        IpAddr::V6(a) => {
+            let len = len.unwrap_or(128);
+            if len > 128 {
+                return None;
+            }
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            let (start, end) = (u128::from(a) & mask, u128::from(a) | !mask);
+            // Lookups of IPv4-mapped addresses go to the IPv4 table: so does their part here.
+            let v4 = (start <= MAPPED_END && end >= MAPPED_START).then(|| {
+                let lo = u32::try_from(start.max(MAPPED_START) - MAPPED_START).unwrap_or(0);
+                let hi = u32::try_from(end.min(MAPPED_END) - MAPPED_START).unwrap_or(u32::MAX);
+                (lo, hi)
+            });
+            let only_mapped = start >= MAPPED_START && end <= MAPPED_END;
+            Some(Entry {
+                v4,
+                v6: (!only_mapped).then_some((start, end)),
+            })
+        }
+    }
+}
+
+/// The text of a feed line without its comment (`#` or `;`) and surrounding blanks.
+fn content(line: &str) -> &str {
+    line.split(['#', ';']).next().unwrap_or("").trim()
+}
+
+impl ThreatFeed {
+    /// Parses feed text: one address or CIDR range per line, `#` and `;` comments, blank lines
+    /// ignored. Malformed lines are returned as warnings and skipped.
+    #[must_use]
+    pub fn parse(name: &str, text: &str) -> (ThreatFeed, Vec<FeedWarning>) {
+        let (mut v4, mut v6, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, raw) in text.lines().enumerate() {
+            let line = content(raw);
+            if line.is_empty() {
+                continue;
+            }
+            match parse_entry(line) {
+                Some(e) => {
+                    v4.extend(e.v4);
+                    v6.extend(e.v6);
+                }
+                None => warnings.push(FeedWarning {
+                    file: name.to_string(),
+                    line: i + 1,
+                    text: line.chars().take(80).collect(),
+                }),
+            }
+        }
+        (
+            ThreatFeed {
+                v4: merge(v4, |x| x.checked_add(1)),
+                v6: merge(v6, |x| x.checked_add(1)),
+            },
+            warnings,
+        )
+    }
+
+    /// Reads a feed file (at most [`MAX_FEED_BYTES`]).
+    ///
+    /// # Errors
+    /// When the file cannot be read, or is larger than [`MAX_FEED_BYTES`].
+    pub fn load(path: &Path) -> std::io::Result<(ThreatFeed, Vec<FeedWarning>)> {
+        let len = std::fs::metadata(path)?.len();
+        if len > MAX_FEED_BYTES {
+            return Err(std::io::Error::other(format!(
+                "the file is larger than {} MiB",
+                MAX_FEED_BYTES / (1024 * 1024)
+            )));
+        }
+        let bytes = std::fs::read(path)?;
+        Ok(ThreatFeed::parse(
+            &path.display().to_string(),
+            &String::from_utf8_lossy(&bytes),
+        ))
+    }
+
+    /// Adds another feed's ranges.
+    pub fn extend(&mut self, other: &ThreatFeed) {
+        let mut v4 = std::mem::take(&mut self.v4);
+        v4.extend_from_slice(&other.v4);
+        self.v4 = merge(v4, |x| x.checked_add(1));
+        let mut v6 = std::mem::take(&mut self.v6);
+        v6.extend_from_slice(&other.v6);
+        self.v6 = merge(v6, |x| x.checked_add(1));
+    }
+
+    /// Whether the address is in the feed (binary search over merged ranges). IPv4-mapped
+    /// IPv6 addresses are looked up as IPv4.
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn hit<T: Ord + Copy>(ranges: &[(T, T)], x: T) -> bool {
+            let i = ranges.partition_point(|(s, _)| *s <= x);
+            i > 0 && ranges.get(i - 1).is_some_and(|(_, e)| x <= *e)
+        }
+        match ip {
+            IpAddr::V4(a) => hit(&self.v4, u32::from(a)),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => hit(&self.v4, u32::from(v4)),
+                None => hit(&self.v6, u128::from(a)),
+            },
+        }
+    }
+
+    /// Number of merged ranges.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Whether the feed is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The merged ranges, one `first-last` per line, IPv4 then IPv6: the feed's canonical form
+    /// (what the policy set's hash covers).
+    #[must_use]
+    pub fn canonical(&self) -> String {
+        let mut out = String::new();
+        for (s, e) in &self.v4 {
+            let _ = writeln!(out, "{}-{}", Ipv4Addr::from(*s), Ipv4Addr::from(*e));
+        }
+        for (s, e) in &self.v6 {
+            let _ = writeln!(out, "{}-{}", Ipv6Addr::from(*s), Ipv6Addr::from(*e));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has(f: &ThreatFeed, s: &str) -> bool {
+        s.parse().is_ok_and(|ip| f.contains(ip))
+    }
+
+    #[test]
+    fn feeds_match_ipv4_ipv6_and_skip_broken_lines() {
+        let (f, w) = ThreatFeed::parse(
+            "f",
+            "# comment\n10.0.0.0/8\n\n192.0.2.7 # one host\nnot-an-ip\n2001:db8:bad::/48\n",
+        );
+        assert_eq!(
+            w,
+            vec![FeedWarning {
+                file: "f".into(),
+                line: 5,
+                text: "not-an-ip".into()
+            }]
+        );
+        assert!(has(&f, "10.255.1.2"));
+        assert!(!has(&f, "11.0.0.1"));
+        assert!(has(&f, "192.0.2.7"));
+        assert!(!has(&f, "192.0.2.8"));
+        assert!(has(&f, "2001:db8:bad:ffff::1"));
+        assert!(!has(&f, "2001:db8:bae::1"));
+        assert!(has(&f, "::ffff:10.1.1.1"));
+    }
+
+    #[test]
+    fn semicolon_comments_as_in_spamhaus_drop() {
+        let (f, w) = ThreatFeed::parse(
+            "drop.txt",
+            "; Spamhaus DROP List\n1.10.16.0/20 ; SBL256894\n2.56.192.0/22;SBL459831\n",
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert!(has(&f, "1.10.31.255"));
+        assert!(!has(&f, "1.10.32.0"));
+        assert!(has(&f, "2.56.195.1"));
+        assert_eq!(f.len(), 2);
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_go_to_the_ipv4_table() {
+        let (f, w) = ThreatFeed::parse("f", "::ffff:192.0.2.0/120\n");
+        assert!(w.is_empty());
+        assert_eq!(f.canonical(), "192.0.2.0-192.0.2.255\n");
+        assert!(has(&f, "192.0.2.77"));
+        assert!(has(&f, "::ffff:192.0.2.77"));
+        assert!(!has(&f, "192.0.3.1"));
+        // A range wider than the mapped block covers mapped addresses too.
+        let (all, _) = ThreatFeed::parse("f", "::/0\n");
+        assert!(has(&all, "198.51.100.1"));
+        assert!(has(&all, "2001:db8::1"));
+    }
+
+    #[test]
+    fn extend_merges_and_the_canonical_form_is_the_merged_ranges() {
+        let (mut a, _) = ThreatFeed::parse("a", "10.0.0.0/25\n2001:db8::/32\n");
+        let (b, _) = ThreatFeed::parse("b", "10.0.0.128/25\n");
+        a.extend(&b);
+        assert_eq!(
+            a.canonical(),
+            "10.0.0.0-10.0.0.255\n2001:db8::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff\n"
+        );
+        assert_eq!(a.len(), 2);
+    }
+
+    #[test]
+    fn bad_prefixes_are_malformed() {
+        let (f, w) = ThreatFeed::parse("f", "10.0.0.0/33\n::/129\n1.2.3.4/x\n");
+        assert!(f.is_empty());
+        assert_eq!(w.len(), 3);
+    }
+}

@@ -1,0 +1,581 @@
+//! SPEC §10, one regression test per finding of the round-1 review (issue 11): what the engine
+//! does not know never allows. Each test names what it proves.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use stepup_core::{Aal, Factor, FactorSet, Timestamp};
+use stepup_engine::decision::{DenyReason, audit_names as au};
+use stepup_engine::state::{HistoryUpdate, LastSignIn, SessionState};
+use stepup_engine::{
+    CompiledSet, Context, Decision, DecisionKind, Engine, Event, Location, MemoryStore, Request,
+    Store, StoreError, UserHistory, Value,
+};
+
+const T0: i64 = 1_795_770_000;
+const PARIS: Location = Location {
+    lat: 48.85,
+    lon: 2.35,
+};
+const SYDNEY: Location = Location {
+    lat: -33.87,
+    lon: 151.21,
+};
+
+fn rules() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../rules")
+}
+
+fn paris() -> Context {
+    Context {
+        device: Some("laptop-1".into()),
+        ip: Some("198.51.100.7".into()),
+        country: Some("FR".into()),
+        location: Some(PARIS),
+        platform_risk: None,
+    }
+}
+
+/// A user's story against one engine and one store.
+struct Sim<'s> {
+    engine: Engine,
+    store: &'s dyn Store,
+    app: String,
+    enrolled: FactorSet,
+    session: String,
+}
+
+fn known_alice(store: &dyn Store) {
+    let mut h = UserHistory::default();
+    h.devices.insert("laptop-1".into());
+    h.countries.insert("FR".into(), Timestamp(T0 - 86_400));
+    h.last_sign_in = Some(LastSignIn {
+        at: Timestamp(T0 - 86_400),
+        country: Some("FR".into()),
+        location: Some(PARIS),
+    });
+    store.put_history("acme", "alice", &h).unwrap();
+}
+
+impl<'s> Sim<'s> {
+    fn rules(store: &'s dyn Store, app: &str, enrolled: &[Factor]) -> Self {
+        known_alice(store);
+        Sim {
+            engine: Engine::load(&[rules()]).unwrap(),
+            store,
+            app: app.into(),
+            enrolled: enrolled.iter().copied().collect(),
+            session: "s1".into(),
+        }
+    }
+    fn text(store: &'s dyn Store, text: &str, app: &str, enrolled: &[Factor]) -> Self {
+        known_alice(store);
+        Sim {
+            engine: Engine::new(CompiledSet::from_text("t.policy", text).unwrap()),
+            store,
+            app: app.into(),
+            enrolled: enrolled.iter().copied().collect(),
+            session: "s1".into(),
+        }
+    }
+    fn req(&self, secs: i64, event: Event) -> Request {
+        Request {
+            tenant: "acme".into(),
+            application: self.app.clone(),
+            user: "alice".into(),
+            enrolled: self.enrolled,
+            session: self.session.clone(),
+            event,
+            now: Timestamp(T0 + secs),
+        }
+    }
+    fn at(&self, secs: i64, event: Event) -> Decision {
+        self.engine.process(self.store, &self.req(secs, event), true)
+    }
+    fn sign_in_with(&self, secs: i64, context: Context, f: &[Factor]) -> Decision {
+        self.at(
+            secs,
+            Event::SignIn {
+                context,
+                factors: f.iter().copied().collect(),
+            },
+        )
+    }
+    fn sign_in(&self, secs: i64, context: Context) -> Decision {
+        self.sign_in_with(secs, context, &[Factor::Password])
+    }
+    fn op(&self, secs: i64, name: &str, attrs: Vec<(&str, Value)>) -> Decision {
+        self.at(
+            secs,
+            Event::Operation {
+                name: name.into(),
+                attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                context: None,
+            },
+        )
+    }
+    fn step_up(&self, secs: i64, factor: Factor) -> Decision {
+        self.at(
+            secs,
+            Event::StepUp {
+                factor,
+                success: true,
+            },
+        )
+    }
+}
+
+fn names(d: &Decision) -> Vec<&'static str> {
+    d.audit.iter().map(|a| a.name).collect()
+}
+
+fn kind(d: &Decision) -> DecisionKind {
+    d.kind
+}
+
+const SCRIPTED: &str = r#"tenant acme {
+  operation payout sensitive
+  operation view_profile routine
+  attribute amount: number
+  attribute account_age_days: number
+  policy scripted "Confirm this unusual transfer." {
+    when operation == payout and script "ctx.amount > 10000 && ctx.account_age_days < 7"
+    require aal2
+  }
+  policy risky "Confirm it's you." { when script "ctx.risk >= 70" require aal2 }
+}"#;
+
+#[test]
+fn finding_1_a_script_reading_an_absent_unknown_or_mistyped_field_fires_its_policy() {
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, SCRIPTED, "", &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    let young = ("account_age_days", Value::Number(3.0));
+    // Known, typed values: the script decides.
+    let d = s.op(10, "payout", vec![("amount", Value::Number(500.0)), young.clone()]);
+    assert_eq!(kind(&d), DecisionKind::Allow);
+    let d = s.op(
+        20,
+        "payout",
+        vec![("amount", Value::Number(20_000.0)), young.clone()],
+    );
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    // Absent: the script does not run, its policy fires, and the audit record says why.
+    let s = Sim {
+        session: "s2".into(),
+        ..s
+    };
+    assert_eq!(kind(&s.sign_in(100, paris())), DecisionKind::Allow);
+    let d = s.op(110, "payout", vec![young.clone()]);
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    assert_eq!(
+        d.audit[0].errors,
+        vec![
+            "policy `scripted` fires because its condition cannot be decided (fail closed): \
+             script \"ctx.amount > 10000 && ctx.account_age_days < 7\" not run: `amount` is \
+             absent from the operation"
+                .to_string()
+        ]
+    );
+    // Mistyped: a string where a number is declared.
+    let s = Sim {
+        session: "s3".into(),
+        ..s
+    };
+    assert_eq!(kind(&s.sign_in(200, paris())), DecisionKind::Allow);
+    let d = s.op(
+        210,
+        "payout",
+        vec![("amount", Value::Str("20000".into())), young],
+    );
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    assert!(
+        d.errors[0].ends_with("`amount` is not a number"),
+        "{:?}",
+        d.errors
+    );
+}
+
+#[test]
+fn finding_1_a_script_reading_an_unknown_risk_score_fires_its_policy() {
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, SCRIPTED, "", &[Factor::Password, Factor::Totp]);
+    let garbled = Context {
+        ip: Some("not-an-ip".into()),
+        ..paris()
+    };
+    // No feed is configured, so the IP does not matter: the score is known (0), allow.
+    assert_eq!(kind(&s.sign_in(0, garbled.clone())), DecisionKind::Allow);
+    // A new device and a new country make the score 70 exactly: the script steps up.
+    let s = Sim {
+        session: "s2".into(),
+        ..s
+    };
+    let unknown_device = Context {
+        device: None,
+        country: Some("BE".into()),
+        ..garbled
+    };
+    // device unknown (0..30) + new country (40): 40..70, `ctx.risk` unknown → fires.
+    let d = s.sign_in(10, unknown_device);
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    assert_eq!(d.fired, vec!["risky"]);
+}
+
+#[test]
+fn finding_2_an_operation_without_its_declared_attribute_steps_up() {
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    let d = s.op(60, "payout", vec![]);
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    assert_eq!(d.fired, vec!["payouts"]);
+    assert_eq!(names(&d), vec![au::INITIATED]);
+    let d = s.op(70, "payout", vec![("amount", Value::Str("5000".into()))]);
+    assert_eq!(kind(&d), DecisionKind::StepUp, "a mistyped amount too");
+    let d = s.op(80, "payout", vec![("amount", Value::Number(10.0))]);
+    assert_eq!(kind(&d), DecisionKind::Allow, "a known small payout proceeds");
+}
+
+#[test]
+fn finding_3_a_sign_in_missing_any_context_field_is_not_allowed_silently() {
+    let cases: [(&str, fn(&mut Context), &str); 4] = [
+        ("device", |c| c.device = None, "new_device_sign_in"),
+        ("country", |c| c.country = None, "new_country_sign_in"),
+        ("location", |c| c.location = None, "risky_sign_in"),
+        ("ip", |c| c.ip = None, "risky_sign_in"),
+    ];
+    for (what, strip, policy) in cases {
+        let store = MemoryStore::new();
+        let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+        let mut ctx = paris();
+        strip(&mut ctx);
+        let d = s.sign_in(0, ctx);
+        assert_eq!(kind(&d), DecisionKind::StepUp, "a sign-in without its {what}");
+        assert!(
+            d.fired.iter().any(|p| p == policy),
+            "without its {what}: {:?}",
+            d.fired
+        );
+    }
+    // With everything known the same sign-in is allowed.
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+}
+
+#[test]
+fn finding_4_a_sign_in_without_a_location_keeps_the_impossible_travel_reference() {
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    // No location: unknown travel, stepped up and completed; it teaches no place.
+    let nowhere = Context {
+        location: None,
+        ..paris()
+    };
+    assert_eq!(kind(&s.sign_in(60, nowhere)), DecisionKind::StepUp);
+    assert_eq!(kind(&s.step_up(70, Factor::Totp)), DecisionKind::Completed);
+    let (h, _) = store.load("acme", "alice", "s1").unwrap();
+    assert_eq!(h.last_sign_in.unwrap().location, Some(PARIS));
+    // Sydney five minutes after Paris: impossible.
+    let s = Sim {
+        session: "s2".into(),
+        ..s
+    };
+    let sydney = Context {
+        location: Some(SYDNEY),
+        ..paris()
+    };
+    let d = s.sign_in(300, sydney);
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    assert_eq!(d.fired, vec!["risky_sign_in"]);
+}
+
+#[test]
+fn finding_5_an_every_time_grant_pays_out_only_the_request_that_earned_it() {
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "finance", &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    let pay = |secs, amount: f64| s.op(secs, "payout", vec![("amount", Value::Number(amount))]);
+    assert_eq!(kind(&pay(10, 1_500.0)), DecisionKind::StepUp);
+    assert_eq!(kind(&s.step_up(20, Factor::Totp)), DecisionKind::Completed);
+    let d = pay(30, 1_000_000.0);
+    assert_eq!(kind(&d), DecisionKind::StepUp, "not the grant's payout");
+    let d = pay(40, 1_500.0);
+    assert_eq!(kind(&d), DecisionKind::Allow, "the retry it was earned for");
+    assert_eq!(names(&d), vec![au::SKIPPED]);
+    assert_eq!(kind(&pay(50, 1_500.0)), DecisionKind::StepUp, "once");
+}
+
+#[test]
+fn finding_5_an_every_time_grant_is_not_shared_across_applications() {
+    let text = r#"tenant acme {
+      operation payout sensitive
+      attribute amount: number
+      policy payouts "Confirm this payout." {
+        when operation == payout require aal2 every time
+      }
+    }
+    application a of acme { }
+    application b of acme { }"#;
+    let store = MemoryStore::new();
+    let a = Sim::text(&store, text, "a", &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&a.sign_in(0, paris())), DecisionKind::Allow);
+    let pay = vec![("amount", Value::Number(10.0))];
+    assert_eq!(kind(&a.op(10, "payout", pay.clone())), DecisionKind::StepUp);
+    assert_eq!(kind(&a.step_up(20, Factor::Totp)), DecisionKind::Completed);
+    let b = Sim { app: "b".into(), ..a };
+    assert_eq!(kind(&b.op(30, "payout", pay.clone())), DecisionKind::StepUp);
+    let a = Sim { app: "a".into(), ..b };
+    assert_eq!(kind(&a.op(40, "payout", pay)), DecisionKind::Allow);
+}
+
+#[test]
+fn finding_6_a_session_whose_sign_in_was_never_allowed_is_refused() {
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp, Factor::Sms]);
+    let listed = Context {
+        ip: Some("203.0.113.7".into()),
+        ..paris()
+    };
+    let d = s.sign_in(0, listed);
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    assert_eq!(d.required.unwrap().aal, Aal::Aal3);
+    for op in ["view_profile", "change_email"] {
+        let d = s.op(10, op, vec![]);
+        assert_eq!(kind(&d), DecisionKind::Deny, "{op}");
+        assert_eq!(d.deny, Some(DenyReason::SessionNotEstablished), "{op}");
+        assert_eq!(names(&d), vec![au::DENIED]);
+    }
+    // SMS cannot answer the aal3 sign-in challenge, which stays pending...
+    assert_eq!(kind(&s.step_up(20, Factor::Sms)), DecisionKind::Failed);
+    assert_eq!(kind(&s.op(30, "view_profile", vec![])), DecisionKind::Deny);
+}
+
+#[test]
+fn finding_6_a_pending_sign_in_challenge_survives_and_its_completion_establishes_the_session() {
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    let listed = Context {
+        ip: Some("203.0.113.7".into()),
+        ..paris()
+    };
+    let d = s.sign_in(0, listed);
+    let sign_in_challenge = d.challenge_id.clone().unwrap();
+    assert_eq!(kind(&s.op(10, "change_email", vec![])), DecisionKind::Deny);
+    let d = s.step_up(20, Factor::Totp);
+    assert_eq!(kind(&d), DecisionKind::Completed);
+    assert_eq!(d.challenge_id.as_deref(), Some(sign_in_challenge.as_str()));
+    assert_eq!(kind(&s.op(30, "view_profile", vec![])), DecisionKind::Allow);
+    // The totp proof of the sign-in's step-up satisfies aal2 for 15 minutes.
+    assert_eq!(kind(&s.op(40, "change_email", vec![])), DecisionKind::Allow);
+}
+
+#[test]
+fn finding_7_a_first_access_is_learned_when_its_step_up_completes() {
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    let access = |secs| {
+        s.at(
+            secs,
+            Event::Access {
+                resource: "payments".into(),
+                context: None,
+            },
+        )
+    };
+    assert_eq!(kind(&access(10)), DecisionKind::StepUp);
+    assert_eq!(kind(&s.step_up(20, Factor::Totp)), DecisionKind::Completed);
+    // The next day, long after the elevation lapsed: no longer a first access.
+    let d = access(86_400);
+    assert_eq!(kind(&d), DecisionKind::Allow);
+    assert!(d.fired.is_empty(), "{:?}", d.fired);
+}
+
+#[test]
+fn finding_8_a_requirement_no_factor_can_reach_is_a_conflict_not_an_enrolment_gap() {
+    let text = r#"tenant acme {
+      operation wire sensitive
+      operation payout sensitive
+      policy weak_factors "Confirm with a code." {
+        when operation == wire require aal2 factor sms|email_otp for 5m
+      }
+      policy strong "Confirm with a strong factor." {
+        when operation == wire require aal3 for 5m
+      }
+      policy keys "Confirm with your key." {
+        when operation == payout require aal3 factor webauthn|totp for 5m
+      }
+    }"#;
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, text, "", &[Factor::Password, Factor::Sms]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    let d = s.op(10, "wire", vec![]);
+    assert_eq!(kind(&d), DecisionKind::Deny);
+    assert_eq!(d.deny, Some(DenyReason::Conflict));
+    let answer = stepup_engine::contract::http_answer(&d).unwrap();
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.body["error"], "policy_conflict");
+    assert_eq!(
+        answer.body["policies"],
+        serde_json::json!(["strong", "weak_factors"])
+    );
+    // An enrolment gap: webauthn or totp would do, the user has neither.
+    let d = s.op(20, "payout", vec![]);
+    assert_eq!(d.deny, Some(DenyReason::StrongerFactorRequired));
+    assert_eq!(
+        d.message.as_deref(),
+        Some("This operation requires a stronger factor. Set up WebAuthn or TOTP to proceed.")
+    );
+    let answer = stepup_engine::contract::http_answer(&d).unwrap();
+    assert_eq!(answer.body["error"], "stronger_factor_required");
+}
+
+#[test]
+fn finding_10_the_sign_in_factors_satisfy_the_sign_in_policies() {
+    let store = MemoryStore::new();
+    let s = Sim::rules(
+        &store,
+        "dashboard",
+        &[Factor::Password, Factor::Webauthn, Factor::Totp],
+    );
+    let new_laptop = Context {
+        device: Some("laptop-2".into()),
+        ..paris()
+    };
+    let d = s.sign_in_with(0, new_laptop.clone(), &[Factor::Password, Factor::Webauthn]);
+    assert_eq!(kind(&d), DecisionKind::Allow);
+    assert_eq!(d.satisfied, vec!["new_device_sign_in"]);
+    assert_eq!(names(&d), vec![au::SKIPPED]);
+    // With a password alone the same sign-in steps up.
+    let s = Sim {
+        session: "s2".into(),
+        ..s
+    };
+    let d = s.sign_in(10, Context {
+        device: Some("laptop-3".into()),
+        ..paris()
+    });
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+}
+
+/// A store whose commits fail while `broken` is set.
+struct FlakyStore {
+    inner: MemoryStore,
+    broken: AtomicBool,
+}
+
+impl Store for FlakyStore {
+    fn load(
+        &self,
+        tenant: &str,
+        user: &str,
+        session: &str,
+    ) -> Result<(UserHistory, SessionState), StoreError> {
+        self.inner.load(tenant, user, session)
+    }
+    fn commit(
+        &self,
+        tenant: &str,
+        user: &str,
+        session: &str,
+        state: Option<&SessionState>,
+        update: Option<&HistoryUpdate>,
+    ) -> Result<(), StoreError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("disk on fire".into()));
+        }
+        self.inner.commit(tenant, user, session, state, update)
+    }
+    fn put_history(&self, tenant: &str, user: &str, h: &UserHistory) -> Result<(), StoreError> {
+        self.inner.put_history(tenant, user, h)
+    }
+    fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
+        self.inner.reset_session(tenant, user, session)
+    }
+}
+
+#[test]
+fn an_allow_that_spends_a_grant_is_not_an_allow_when_its_commit_fails() {
+    let store = FlakyStore {
+        inner: MemoryStore::new(),
+        broken: AtomicBool::new(false),
+    };
+    let s = Sim::rules(&store, "finance", &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    let pay = |secs| s.op(secs, "payout", vec![("amount", Value::Number(1_500.0))]);
+    assert_eq!(kind(&pay(10)), DecisionKind::StepUp);
+    assert_eq!(kind(&s.step_up(20, Factor::Totp)), DecisionKind::Completed);
+    store.broken.store(true, Ordering::SeqCst);
+    let d = pay(30);
+    assert_eq!(kind(&d), DecisionKind::Deny);
+    assert_eq!(d.deny, Some(DenyReason::StoreUnavailable));
+    // The grant was not spent: once the store is back, the retry goes through, once.
+    store.broken.store(false, Ordering::SeqCst);
+    assert_eq!(kind(&pay(40)), DecisionKind::Allow);
+    assert_eq!(kind(&pay(50)), DecisionKind::StepUp);
+}
+
+#[test]
+fn a_sign_in_whose_commit_fails_does_not_establish_a_session() {
+    let store = FlakyStore {
+        inner: MemoryStore::new(),
+        broken: AtomicBool::new(true),
+    };
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    let d = s.sign_in(0, paris());
+    assert_eq!(kind(&d), DecisionKind::Deny);
+    assert_eq!(d.deny, Some(DenyReason::StoreUnavailable));
+    store.broken.store(false, Ordering::SeqCst);
+    let d = s.op(10, "view_profile", vec![]);
+    assert_eq!(d.deny, Some(DenyReason::SessionNotEstablished));
+}
+
+/// A store that cannot be read at all.
+struct DownStore;
+
+impl Store for DownStore {
+    fn load(&self, _: &str, _: &str, _: &str) -> Result<(UserHistory, SessionState), StoreError> {
+        Err(StoreError::Timeout(50))
+    }
+    fn commit(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Option<&SessionState>,
+        _: Option<&HistoryUpdate>,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Timeout(50))
+    }
+    fn put_history(&self, _: &str, _: &str, _: &UserHistory) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn reset_session(&self, _: &str, _: &str, _: &str) -> Result<(), StoreError> {
+        Err(StoreError::Timeout(50))
+    }
+}
+
+#[test]
+fn an_unreadable_store_refuses_every_event() {
+    let s = Sim::rules(&DownStore, "dashboard", &[Factor::Password, Factor::Totp]);
+    for d in [
+        s.sign_in(0, paris()),
+        s.op(10, "view_profile", vec![]),
+        s.step_up(20, Factor::Totp),
+    ] {
+        assert!(!d.allowed(), "{:?}", d.kind);
+        assert_eq!(d.deny, Some(DenyReason::StoreUnavailable));
+    }
+}
