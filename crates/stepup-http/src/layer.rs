@@ -1,21 +1,35 @@
-//! The tower layer. One [`StepUp`] per service holds the engine, the store, the token verifier
-//! and the audit sink; [`StepUp::layer`] makes a layer for one route's operation.
+//! The tower layer. One [`StepUp`] per service holds the engine, the store, the token verifier,
+//! the audit sink and where request context comes from (trusted proxies, device header, GeoIP);
+//! [`StepUp::layer`] makes a layer for one route's operation. Sessions: see [`crate::session`].
+//!
+//! Every refusal is answered within the body timeout, whatever the request's body does: the
+//! layer reads what is left of it only until then, and closes the connection if it did not
+//! arrive. Serve the router with `into_make_service_with_connect_info::<SocketAddr>()` so the
+//! layer knows the client's address; without it the address is unknown (fail closed).
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, RawPathParams};
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use stepup_core::{FactorSet, Timestamp};
-use stepup_engine::contract::{Claims, http_answer, session_from_claims};
-use stepup_engine::{Engine, Event, Store, Value};
+use stepup_engine::contract::{ClaimMapping, http_answer_with};
+use stepup_engine::decision::DenyReason;
+use stepup_engine::{Context, Engine, Event, Store, Value};
+use tokio::time::Instant;
 
 use crate::audit::AuditSink;
+use crate::client::{TrustedProxies, client_ip, device};
+use crate::geoip::{GeoIp, Place};
+use crate::session;
 use crate::token::TokenVerifier;
 
 /// Largest request body read to find attributes.
@@ -67,7 +81,11 @@ impl Operation {
 type Enrolled = dyn Fn(&str) -> FactorSet + Send + Sync;
 type Clock = dyn Fn() -> Timestamp + Send + Sync;
 
+/// Default time a request's body may take to arrive (see [`StepUp::with_body_timeout`]).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What every protected route shares.
+#[derive(Clone)]
 pub struct Shared {
     engine: Arc<Engine>,
     store: Arc<dyn Store>,
@@ -77,6 +95,11 @@ pub struct Shared {
     enrolled: Arc<Enrolled>,
     audit: Arc<dyn AuditSink>,
     clock: Arc<Clock>,
+    claims: ClaimMapping,
+    proxies: TrustedProxies,
+    device_header: Option<String>,
+    geoip: Option<Arc<GeoIp>>,
+    body_timeout: Duration,
 }
 
 /// The step-up enforcer of one service.
@@ -85,6 +108,8 @@ pub struct StepUp(Arc<Shared>);
 
 impl StepUp {
     /// An enforcer for `tenant`/`application`. `enrolled` says which factors a user has.
+    /// Defaults: the default [`ClaimMapping`], no trusted proxy, no device header, no GeoIP
+    /// database (country and place unknown), [`DEFAULT_BODY_TIMEOUT`].
     pub fn new(
         engine: Arc<Engine>,
         store: Arc<dyn Store>,
@@ -103,7 +128,55 @@ impl StepUp {
             enrolled: Arc::new(enrolled),
             audit,
             clock: Arc::new(Timestamp::now),
+            claims: ClaimMapping::default(),
+            proxies: TrustedProxies::none(),
+            device_header: None,
+            geoip: None,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }))
+    }
+
+    fn with(mut self, f: impl FnOnce(&mut Shared)) -> Self {
+        f(Arc::make_mut(&mut self.0));
+        self
+    }
+
+    /// How `amr` and `acr` values are read, and the acr values sent to clients.
+    #[must_use]
+    pub fn with_claims(self, mapping: ClaimMapping) -> Self {
+        self.with(|s| s.claims = mapping)
+    }
+
+    /// The proxies whose `X-Forwarded-For` names the client.
+    #[must_use]
+    pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
+        self.with(|s| s.proxies = proxies)
+    }
+
+    /// The header that carries the device fingerprint (e.g. `x-device-fingerprint`).
+    #[must_use]
+    pub fn with_device_header(self, name: &str) -> Self {
+        let name = name.to_ascii_lowercase();
+        self.with(|s| s.device_header = Some(name))
+    }
+
+    /// The GeoIP database that gives a client address its country and place.
+    #[must_use]
+    pub fn with_geoip(self, db: Arc<GeoIp>) -> Self {
+        self.with(|s| s.geoip = Some(db))
+    }
+
+    /// The longest a request's body may take to arrive: past it, a refused request is answered
+    /// anyway and its connection closed, and a body the decision needs is answered with 408.
+    #[must_use]
+    pub fn with_body_timeout(self, limit: Duration) -> Self {
+        self.with(|s| s.body_timeout = limit)
+    }
+
+    /// The clock decisions and token checks use (tests).
+    #[must_use]
+    pub fn with_clock(self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        self.with(|s| s.clock = Arc::new(clock))
     }
 
     /// The layer for one route.
@@ -119,6 +192,26 @@ impl StepUp {
     #[must_use]
     pub fn engine(&self) -> &Arc<Engine> {
         &self.0.engine
+    }
+
+    /// The context a request of a session's sign-in is decided with: the client address
+    /// (`peer`, or `X-Forwarded-For` through trusted proxies), the device header, and the
+    /// country and place the GeoIP database gives the address. What is missing is unknown.
+    #[must_use]
+    pub fn context(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Context {
+        let s = &self.0;
+        let ip = client_ip(peer, headers, &s.proxies);
+        let place = match (&s.geoip, ip) {
+            (Some(db), Some(ip)) => db.lookup(ip),
+            _ => Place::default(),
+        };
+        Context {
+            device: s.device_header.as_deref().and_then(|h| device(headers, h)),
+            ip: ip.map(|ip| ip.to_string()),
+            country: place.country,
+            location: place.location,
+            platform_risk: None,
+        }
     }
 }
 
@@ -196,12 +289,18 @@ fn invalid_token(why: &str) -> Response {
     )
 }
 
-fn bad_request(why: &str) -> Response {
+fn bad_request(status: StatusCode, why: &str) -> Response {
     json_error(
-        StatusCode::BAD_REQUEST,
+        status,
         serde_json::json!({"error": "invalid_request", "error_description": why}),
         None,
     )
+}
+
+fn closing(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn json_value(v: &serde_json::Value) -> Option<Value> {
@@ -213,11 +312,30 @@ fn json_value(v: &serde_json::Value) -> Option<Value> {
     }
 }
 
-/// Reads what is left of a refused request's body (up to the limit) before answering, so a
-/// keep-alive connection stays usable for the client's retry.
-async fn drained(resp: Response, body: Body) -> Response {
-    let _ = axum::body::to_bytes(body, MAX_BODY_BYTES).await;
-    resp
+/// Whether the body can be read at all: not announced larger than the limit, and not waiting
+/// for a `100 Continue` (reading would invite the client to send it).
+fn body_readable(parts: &Parts) -> bool {
+    let too_long = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64);
+    !too_long && !parts.headers.contains_key(header::EXPECT)
+}
+
+/// Answers a refused request. What is left of its body is read first (up to the limit), so a
+/// keep-alive client can retry on the same connection — but never past `deadline`: a body that
+/// has not arrived by then is not waited for, and the connection is closed after the answer.
+async fn refused(resp: Response, body: Body, readable: bool, deadline: Instant) -> Response {
+    if !readable {
+        return closing(resp);
+    }
+    let read = tokio::time::timeout_at(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES)).await;
+    match read {
+        Ok(Ok(_)) => resp,
+        _ => closing(resp),
+    }
 }
 
 async fn enforce(
@@ -226,7 +344,10 @@ async fn enforce(
     req: Request<Body>,
 ) -> Result<Request<Body>, Response> {
     let s = &shared.0;
+    let deadline = Instant::now() + s.body_timeout;
     let (mut parts, body) = req.into_parts();
+    let readable = body_readable(&parts);
+    let now = (s.clock)();
     let token = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -237,11 +358,12 @@ async fn enforce(
         })
         .map(str::trim);
     let Some(token) = token else {
-        return Err(drained(invalid_token("a bearer access token is required"), body).await);
+        let resp = invalid_token("a bearer access token is required");
+        return Err(refused(resp, body, readable, deadline).await);
     };
-    let claims = match s.verifier.verify(token) {
+    let claims = match s.verifier.verify_at(token, now) {
         Ok(c) => c,
-        Err(e) => return Err(drained(invalid_token(&e), body).await),
+        Err(e) => return Err(refused(invalid_token(&e), body, readable, deadline).await),
     };
     let mut attrs = Vec::new();
     let needs_body = op
@@ -249,17 +371,40 @@ async fn enforce(
         .iter()
         .any(|a| matches!(a, AttrSource::Json { .. }));
     let body = if needs_body {
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| bad_request("the body is too large or unreadable"))?;
-        let json: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|_| bad_request("the body is not JSON"))?;
+        if !readable {
+            return Err(closing(bad_request(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the body is too large",
+            )));
+        }
+        let bytes =
+            match tokio::time::timeout_at(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES))
+                .await
+            {
+                Ok(Ok(b)) => b,
+                Ok(Err(_)) => {
+                    return Err(closing(bad_request(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the body is too large or unreadable",
+                    )));
+                }
+                Err(_) => {
+                    return Err(closing(bad_request(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the body did not arrive in time",
+                    )));
+                }
+            };
+        let json: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|_| bad_request(StatusCode::BAD_REQUEST, "the body is not JSON"))?;
         for a in &op.attrs {
             if let AttrSource::Json { attr, pointer } = a {
-                let v = json
-                    .pointer(pointer)
-                    .and_then(json_value)
-                    .ok_or_else(|| bad_request(&format!("`{pointer}` is missing from the body")))?;
+                let v = json.pointer(pointer).and_then(json_value).ok_or_else(|| {
+                    bad_request(
+                        StatusCode::BAD_REQUEST,
+                        &format!("`{pointer}` is missing from the body"),
+                    )
+                })?;
                 attrs.push((attr.clone(), v));
             }
         }
@@ -272,21 +417,36 @@ async fn enforce(
         .iter()
         .any(|a| matches!(a, AttrSource::Path { .. }))
     {
-        let params = RawPathParams::from_request_parts(&mut parts, &())
-            .await
-            .map_err(|_| bad_request("path parameters are missing"))?;
+        let params = match RawPathParams::from_request_parts(&mut parts, &()).await {
+            Ok(p) => p,
+            Err(_) => {
+                let resp = bad_request(StatusCode::BAD_REQUEST, "path parameters are missing");
+                return Err(refused(resp, body, readable, deadline).await);
+            }
+        };
         for a in &op.attrs {
             if let AttrSource::Path { attr, param } = a {
-                let v = params
+                let Some(v) = params
                     .iter()
                     .find(|(k, _)| k == param)
                     .map(|(_, v)| v.to_string())
-                    .ok_or_else(|| bad_request(&format!("path parameter `{param}` is missing")))?;
+                else {
+                    let resp = bad_request(
+                        StatusCode::BAD_REQUEST,
+                        &format!("path parameter `{param}` is missing"),
+                    );
+                    return Err(refused(resp, body, readable, deadline).await);
+                };
                 attrs.push((attr.clone(), Value::Str(v)));
             }
         }
     }
 
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let sign_in = shared.context(peer, &parts.headers);
     let user = claims.sub.clone();
     let engine_req = stepup_engine::Request {
         tenant: s.tenant.clone(),
@@ -299,34 +459,53 @@ async fn enforce(
             attrs,
             context: None,
         },
-        now: (s.clock)(),
+        now,
     };
-    let session = session_from_claims(&Claims {
-        acr: claims.acr.clone(),
-        auth_time: claims.auth_time,
-        amr: claims.amr.clone(),
-    });
-    let (engine, store) = (Arc::clone(&s.engine), Arc::clone(&s.store));
+    let shared2 = shared.clone();
     // The store may block (disk, Redis): keep it off the async workers.
     let decision = tokio::task::spawn_blocking(move || {
-        engine.process_with_session(store.as_ref(), &engine_req, session)
-    })
-    .await
-    .map_err(|_| {
-        json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            serde_json::json!({"error": "server_error"}),
-            None,
+        let s = &shared2.0;
+        let set = s.engine.current();
+        session::decide(
+            &set,
+            s.store.as_ref(),
+            &s.claims,
+            &claims,
+            &engine_req,
+            &sign_in,
         )
-    })?;
+    })
+    .await;
+    let decision = match decision {
+        Ok(d) => d,
+        Err(_) => {
+            let resp = json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"error": "server_error"}),
+                None,
+            );
+            return Err(refused(resp, body, readable, deadline).await);
+        }
+    };
     for r in &decision.audit {
         s.audit.record(r);
     }
-    match http_answer(&decision) {
+    if decision.deny == Some(DenyReason::StoreUnavailable) {
+        let mut resp = json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": "temporarily_unavailable", "message": decision.message}),
+            None,
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(refused(resp, body, readable, deadline).await);
+    }
+    match http_answer_with(&decision, |a| s.claims.acr_for(a).to_string()) {
         None => Ok(Request::from_parts(parts, body)),
         Some(a) => {
             let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::FORBIDDEN);
-            Err(drained(json_error(status, a.body, a.www_authenticate), body).await)
+            let resp = json_error(status, a.body, a.www_authenticate);
+            Err(refused(resp, body, readable, deadline).await)
         }
     }
 }

@@ -1,24 +1,73 @@
 //! Hot reload: a watcher polls the rules directory; on a change it checks and compiles the new
 //! policy set off the request path and swaps it in atomically. A set with errors is refused and
-//! logged with its diagnostics; the last good set keeps serving.
+//! logged with its diagnostics; the last good set keeps serving. Threat-feed warnings (lines
+//! skipped) are logged for every set that goes live.
+//!
+//! The status a service shows ([`status_json`]) holds the live hash and counters, never rule
+//! text or diagnostics (they hold thresholds); serve it only to callers [`status_allowed`]
+//! admits: those with the status token, or, without one, loopback peers.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use axum::http::{HeaderMap, header};
 use stepup_engine::{CompiledSet, Engine};
 
 /// What the watcher has seen.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct ReloadStatus {
     /// Hash of the policy set serving requests.
     pub live: String,
-    /// The diagnostics of the last refused set, if the last attempt failed.
+    /// The diagnostics of the last refused set, if the last attempt failed (logged; never shown
+    /// by the status endpoint).
     pub last_error: Option<String>,
     /// Successful reloads.
     pub reloads: u64,
     /// Refused reloads.
     pub refused: u64,
+    /// Threat-feed lines skipped in the live set.
+    pub feed_warnings: usize,
+}
+
+/// The status endpoint's body: the live policy set's hash and the reload counters, without
+/// rule text or diagnostics.
+#[must_use]
+pub fn status_json(s: &ReloadStatus) -> serde_json::Value {
+    serde_json::json!({
+        "policy_set": s.live,
+        "reloads": s.reloads,
+        "refused": s.refused,
+        "last_reload": if s.last_error.is_some() { "refused (see the service's log)" } else { "ok" },
+        "feed_warnings": s.feed_warnings,
+    })
+}
+
+/// Compares in time independent of where the inputs differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a caller may read the status: with `token` configured, only a request bearing it;
+/// without, only a loopback peer (the connection's own address, never a forwarded one).
+#[must_use]
+pub fn status_allowed(headers: &HeaderMap, peer: Option<IpAddr>, token: Option<&str>) -> bool {
+    match token {
+        Some(t) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .is_some_and(|given| same(given.trim().as_bytes(), t.as_bytes())),
+        None => peer.is_some_and(|p| p.to_canonical().is_loopback()),
+    }
+}
+
+/// Logs a set's threat-feed warnings (`file:line`).
+pub fn log_feed_warnings(set: &CompiledSet) {
+    for w in &set.feed_warnings {
+        tracing::warn!(target: "stepup::feeds", "{w}");
+    }
 }
 
 fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
@@ -58,12 +107,15 @@ fn stepup_dsl_files(dir: &Path) -> Vec<PathBuf> {
 pub fn watch(engine: Arc<Engine>, dir: PathBuf, interval: Duration) -> Arc<Mutex<ReloadStatus>> {
     let status = Arc::new(Mutex::new(ReloadStatus {
         live: engine.current().hash().to_string(),
+        feed_warnings: engine.current().feed_warnings.len(),
         ..ReloadStatus::default()
     }));
+    log_feed_warnings(&engine.current());
     let st = Arc::clone(&status);
     tracing::info!(target: "stepup::reload", "policy set {} live", engine.current().hash());
+    // Taken before the thread starts: a change made from now on is seen.
+    let mut seen = fingerprint(&dir);
     std::thread::spawn(move || {
-        let mut seen = fingerprint(&dir);
         loop {
             std::thread::sleep(interval);
             let now = fingerprint(&dir);
@@ -74,12 +126,15 @@ pub fn watch(engine: Arc<Engine>, dir: PathBuf, interval: Duration) -> Arc<Mutex
             match CompiledSet::load(std::slice::from_ref(&dir)) {
                 Ok(set) => {
                     let hash = set.hash().to_string();
+                    let warnings = set.feed_warnings.len();
+                    log_feed_warnings(&set);
                     engine.swap(set);
                     tracing::info!(target: "stepup::reload", "policy set {hash} live");
                     if let Ok(mut s) = st.lock() {
                         s.live = hash;
                         s.last_error = None;
                         s.reloads += 1;
+                        s.feed_warnings = warnings;
                     }
                 }
                 Err(e) => {

@@ -1,47 +1,114 @@
-//! Access-token verification (JWT): issuer, audience, expiry and signature, with HS256, RS256 or
-//! ES256 keys or a JWKS file.
+//! Access-token verification (JWT): signature (HS256, RS256 or ES256 keys, or a JWKS file),
+//! issuer, audience (a string or an array), and the times — `exp`, `nbf`, `iat` and
+//! `auth_time` — against the service's clock with a small leeway (SPEC §11). There is no
+//! default key: a verifier is always built from one the service was given.
 
 use std::path::Path;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use stepup_core::Timestamp;
+
+/// Default clock leeway, in seconds.
+pub const DEFAULT_LEEWAY_SECS: u64 = 30;
+/// Largest token read.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash's size).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// `aud`: one audience or several (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `aud` names `audience`.
+    #[must_use]
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Audience::One(a) => a == audience,
+            Audience::Many(list) => list.iter().any(|a| a == audience),
+        }
+    }
+}
+
+/// A NumericDate (RFC 7519 §2): whole or fractional seconds, read as whole seconds.
+fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() && v.abs() < 1e15 {
+        Ok(v.floor() as i64)
+    } else {
+        Err(serde::de::Error::custom("not a NumericDate"))
+    }
+}
+
+fn opt_numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    numeric_date(d).map(Some)
+}
 
 /// The claims stepup reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     /// The user.
     pub sub: String,
-    /// The session (`sid`); the user id when absent.
-    #[serde(default)]
+    /// The session (`sid`); the layer keys the session by the user id when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    /// Authentication context class (`aal1|aal2|aal3`).
-    #[serde(default)]
+    /// Authentication context class (`aal1|aal2|aal3`, or a mapped URI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
     /// When the user last authenticated.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "opt_numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub auth_time: Option<i64>,
-    /// Authentication methods.
+    /// Authentication methods (RFC 8176).
     #[serde(default)]
     pub amr: Vec<String>,
     /// Expiry.
+    #[serde(deserialize_with = "numeric_date")]
     pub exp: i64,
+    /// Not before.
+    #[serde(
+        default,
+        deserialize_with = "opt_numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub nbf: Option<i64>,
+    /// Issued at.
+    #[serde(
+        default,
+        deserialize_with = "opt_numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub iat: Option<i64>,
     /// Issuer.
     pub iss: String,
     /// Audience.
-    pub aud: String,
+    pub aud: Audience,
 }
 
+#[derive(Clone)]
 enum Keys {
     One(DecodingKey, Algorithm),
     Set(Vec<(Option<String>, DecodingKey, Algorithm)>),
 }
 
 /// Verifies access tokens.
+#[derive(Clone)]
 pub struct TokenVerifier {
     keys: Keys,
     issuer: String,
     audience: String,
+    leeway: u64,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -49,19 +116,37 @@ impl std::fmt::Debug for TokenVerifier {
         f.debug_struct("TokenVerifier")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
             .finish_non_exhaustive()
     }
 }
 
 impl TokenVerifier {
-    /// HS256 with a shared secret.
-    #[must_use]
-    pub fn hs256(secret: &[u8], issuer: &str, audience: &str) -> Self {
+    fn with_keys(keys: Keys, issuer: &str, audience: &str) -> Self {
         TokenVerifier {
-            keys: Keys::One(DecodingKey::from_secret(secret), Algorithm::HS256),
+            keys,
             issuer: issuer.into(),
             audience: audience.into(),
+            leeway: DEFAULT_LEEWAY_SECS,
         }
+    }
+
+    /// HS256 with a shared secret of at least [`MIN_HS256_SECRET_BYTES`] bytes.
+    ///
+    /// # Errors
+    /// When the secret is shorter.
+    pub fn hs256(secret: &[u8], issuer: &str, audience: &str) -> Result<Self, String> {
+        if secret.len() < MIN_HS256_SECRET_BYTES {
+            return Err(format!(
+                "an HS256 secret needs at least {MIN_HS256_SECRET_BYTES} bytes (this one has {})",
+                secret.len()
+            ));
+        }
+        Ok(Self::with_keys(
+            Keys::One(DecodingKey::from_secret(secret), Algorithm::HS256),
+            issuer,
+            audience,
+        ))
     }
     /// RS256 with a PEM public key.
     ///
@@ -69,11 +154,11 @@ impl TokenVerifier {
     /// When the PEM cannot be read.
     pub fn rs256_pem(pem: &[u8], issuer: &str, audience: &str) -> Result<Self, String> {
         let k = DecodingKey::from_rsa_pem(pem).map_err(|e| e.to_string())?;
-        Ok(TokenVerifier {
-            keys: Keys::One(k, Algorithm::RS256),
-            issuer: issuer.into(),
-            audience: audience.into(),
-        })
+        Ok(Self::with_keys(
+            Keys::One(k, Algorithm::RS256),
+            issuer,
+            audience,
+        ))
     }
     /// ES256 with a PEM public key.
     ///
@@ -81,11 +166,11 @@ impl TokenVerifier {
     /// When the PEM cannot be read.
     pub fn es256_pem(pem: &[u8], issuer: &str, audience: &str) -> Result<Self, String> {
         let k = DecodingKey::from_ec_pem(pem).map_err(|e| e.to_string())?;
-        Ok(TokenVerifier {
-            keys: Keys::One(k, Algorithm::ES256),
-            issuer: issuer.into(),
-            audience: audience.into(),
-        })
+        Ok(Self::with_keys(
+            Keys::One(k, Algorithm::ES256),
+            issuer,
+            audience,
+        ))
     }
     /// Keys from a JWKS file (RS256 and ES256 keys; chosen by `kid`).
     ///
@@ -109,28 +194,49 @@ impl TokenVerifier {
         if keys.is_empty() {
             return Err(format!("{}: no RS256 or ES256 key", path.display()));
         }
-        Ok(TokenVerifier {
-            keys: Keys::Set(keys),
-            issuer: issuer.into(),
-            audience: audience.into(),
-        })
+        Ok(Self::with_keys(Keys::Set(keys), issuer, audience))
     }
 
-    fn validation(&self, alg: Algorithm) -> Validation {
+    /// The clock leeway for `exp`, `nbf`, `iat` and `auth_time` (default
+    /// [`DEFAULT_LEEWAY_SECS`]).
+    #[must_use]
+    pub fn with_leeway(mut self, secs: u64) -> Self {
+        self.leeway = secs;
+        self
+    }
+
+    /// The leeway in force, in seconds.
+    #[must_use]
+    pub fn leeway(&self) -> u64 {
+        self.leeway
+    }
+
+    /// The signature and algorithm only: every claim is checked by [`TokenVerifier::verify_at`]
+    /// on the service's clock.
+    fn validation(alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
-        v.set_issuer(&[&self.issuer]);
-        v.set_audience(&[&self.audience]);
-        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
         v.leeway = 0;
         v
     }
 
-    /// Verifies a token and returns its claims.
+    /// Verifies a token now.
+    ///
+    /// # Errors
+    /// As [`TokenVerifier::verify_at`].
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, String> {
+        self.verify_at(token, Timestamp::now())
+    }
+
+    /// Verifies a token at `now` and returns its claims.
     ///
     /// # Errors
     /// Why the token is not acceptable (shown to the client as `error_description`).
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, String> {
-        if token.len() > 16 * 1024 {
+    pub fn verify_at(&self, token: &str, now: Timestamp) -> Result<AccessClaims, String> {
+        if token.len() > MAX_TOKEN_BYTES {
             return Err("the token is too large".into());
         }
         let header =
@@ -148,18 +254,131 @@ impl TokenVerifier {
         if header.alg != alg {
             return Err("the token is signed with an unexpected algorithm".into());
         }
-        jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation(alg))
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &Self::validation(alg))
             .map(|d| d.claims)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind as K;
                 match e.kind() {
-                    K::ExpiredSignature => "the token has expired".to_string(),
                     K::InvalidSignature => "the token's signature is invalid".to_string(),
-                    K::InvalidAudience => "the token is for another audience".to_string(),
-                    K::InvalidIssuer => "the token is from another issuer".to_string(),
-                    K::MissingRequiredClaim(c) => format!("the token has no `{c}` claim"),
+                    K::Json(_) => "the token's claims are missing or malformed".to_string(),
                     _ => "the token is malformed".to_string(),
                 }
-            })
+            })?;
+        self.check(&claims, now)?;
+        Ok(claims)
+    }
+
+    fn check(&self, c: &AccessClaims, now: Timestamp) -> Result<(), String> {
+        let lee = i64::try_from(self.leeway).unwrap_or(i64::MAX);
+        let now = now.0;
+        if c.iss != self.issuer {
+            return Err("the token is from another issuer".into());
+        }
+        if !c.aud.contains(&self.audience) {
+            return Err("the token is for another audience".into());
+        }
+        if c.sub.is_empty() {
+            return Err("the token has an empty `sub` claim".into());
+        }
+        // Valid while now < exp (RFC 7519 §4.1.4), give or take the leeway.
+        if now >= c.exp.saturating_add(lee) {
+            return Err("the token has expired".into());
+        }
+        if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(lee)) {
+            return Err("the token is not valid yet (`nbf` is in the future)".into());
+        }
+        if c.iat.is_some_and(|iat| iat > now.saturating_add(lee)) {
+            return Err("the token was issued in the future (`iat`)".into());
+        }
+        if c.auth_time.is_some_and(|t| t > now.saturating_add(lee)) {
+            return Err("the token's `auth_time` is in the future".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn sign(c: &serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            c,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    fn verifier() -> TokenVerifier {
+        TokenVerifier::hs256(SECRET, "iss", "api").unwrap()
+    }
+
+    fn base(now: i64) -> serde_json::Value {
+        serde_json::json!({"sub": "alice", "iss": "iss", "aud": "api", "exp": now + 600})
+    }
+
+    #[test]
+    fn times_are_checked_with_the_leeway() {
+        let now = 1_800_000_000;
+        let v = verifier().with_leeway(30);
+        let at = |patch: serde_json::Value| {
+            let mut c = base(now);
+            for (k, x) in patch.as_object().unwrap() {
+                c[k] = x.clone();
+            }
+            v.verify_at(&sign(&c), Timestamp(now))
+        };
+        assert!(at(serde_json::json!({})).is_ok());
+        assert_eq!(
+            at(serde_json::json!({"exp": now - 30})).unwrap_err(),
+            "the token has expired"
+        );
+        assert!(
+            at(serde_json::json!({"exp": now - 29})).is_ok(),
+            "inside the leeway"
+        );
+        assert_eq!(
+            at(serde_json::json!({"nbf": now + 31})).unwrap_err(),
+            "the token is not valid yet (`nbf` is in the future)"
+        );
+        assert!(at(serde_json::json!({"nbf": now + 30})).is_ok());
+        assert_eq!(
+            at(serde_json::json!({"iat": now + 31})).unwrap_err(),
+            "the token was issued in the future (`iat`)"
+        );
+        assert_eq!(
+            at(serde_json::json!({"auth_time": now + 31})).unwrap_err(),
+            "the token's `auth_time` is in the future"
+        );
+        assert!(at(serde_json::json!({"iat": now - 5, "auth_time": now as f64 - 5.5})).is_ok());
+        assert_eq!(
+            at(serde_json::json!({"aud": ["other", "api"]}))
+                .unwrap()
+                .aud,
+            Audience::Many(vec!["other".into(), "api".into()])
+        );
+        assert_eq!(
+            at(serde_json::json!({"aud": ["other"]})).unwrap_err(),
+            "the token is for another audience"
+        );
+        assert_eq!(
+            at(serde_json::json!({"aud": []})).unwrap_err(),
+            "the token is for another audience"
+        );
+        assert_eq!(
+            at(serde_json::json!({"exp": "tomorrow"})).unwrap_err(),
+            "the token's claims are missing or malformed"
+        );
+    }
+
+    #[test]
+    fn short_hs256_secrets_are_refused() {
+        assert!(TokenVerifier::hs256(b"dev-secret-change-me", "i", "a").is_err());
+        assert!(TokenVerifier::hs256(&[7; 32], "i", "a").is_ok());
     }
 }

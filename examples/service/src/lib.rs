@@ -1,27 +1,57 @@
 //! The example service of the README: `GET /profile` (routine), `POST /email` (change_email),
 //! `POST /payouts` (payout, amount from the body), `DELETE /apps/{id}` (delete_application,
-//! admin), protected by the stepup layer; `GET /_stepup` says which policy set is live.
+//! admin), protected by the stepup layer for one tenant and application (`acme`/`dashboard` by
+//! default; `finance` has `every time` policies). `GET /_stepup` says which policy set is live,
+//! to loopback callers or to those with the status token.
 //!
-//! **Development only:** `POST /dev/token` mints access tokens with chosen `acr`, `amr` and
-//! `auth_time` so the step-up round trip can be tried with `curl`. Never enable it in production
-//! (`--dev-issuer` turns it on).
+//! The example's users `alice` (password, SMS, TOTP, WebAuthn) and `bob` (password, SMS) have
+//! signed in before from device `laptop-1` in France (their history is seeded once).
+//!
+//! There is no default key: the service verifies tokens with the key it is given (HS256 secret,
+//! RS256/ES256 public key or JWKS) and refuses to start without one, unless it runs the
+//! development issuer. **Development only:** `POST /dev/token` mints access tokens with chosen
+//! `acr`, `amr` and `auth_time` so the step-up round trip can be tried with `curl`; it signs
+//! with the HS256 secret given, or with a random one drawn at start. Never enable it in
+//! production (`--dev-issuer` turns it on).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use stepup_core::{Factor, FactorSet, Timestamp};
-use stepup_engine::{Engine, Store};
-use stepup_http::{AccessClaims, AuditSink, Operation, ReloadStatus, StepUp, TokenVerifier};
+use stepup_engine::{Engine, Store, UserHistory};
+use stepup_http::{
+    AccessClaims, Audience, AuditSink, ClaimMapping, GeoIp, Operation, ReloadStatus, StepUp,
+    TokenVerifier, TrustedProxies,
+};
 
-/// The issuer and audience the example expects.
+/// The issuer the example expects by default.
 pub const ISSUER: &str = "https://idp.example.invalid";
-/// The example's audience.
+/// The example's default audience.
 pub const AUDIENCE: &str = "stepup-example";
+
+/// The key access tokens are verified with.
+#[derive(Debug, Clone)]
+pub enum Key {
+    /// None given: the service refuses to start, unless it runs the development issuer (which
+    /// then signs with a random secret drawn at start).
+    None,
+    /// An HS256 secret shared with the identity provider (at least 32 bytes).
+    Hs256(Vec<u8>),
+    /// An RS256 public key (PEM file).
+    Rs256Pem(PathBuf),
+    /// An ES256 public key (PEM file).
+    Es256Pem(PathBuf),
+    /// A JWKS file (RS256 and ES256 keys).
+    Jwks(PathBuf),
+}
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
@@ -30,14 +60,63 @@ pub struct Config {
     pub rules: PathBuf,
     /// The history store.
     pub store: StoreChoice,
-    /// HS256 secret shared with the identity provider (and the dev issuer).
-    pub secret: Vec<u8>,
+    /// The verification key.
+    pub key: Key,
+    /// The tokens' issuer.
+    pub issuer: String,
+    /// The tokens' audience (this service).
+    pub audience: String,
+    /// Clock leeway for `exp`, `nbf`, `iat` and `auth_time`, in seconds.
+    pub leeway_s: u64,
     /// Serve `POST /dev/token` (development only).
     pub dev_issuer: bool,
+    /// The tenant whose rules apply.
+    pub tenant: String,
+    /// The application whose rules apply (`""`: the tenant's own).
+    pub application: String,
     /// How often the rules directory is checked for changes.
     pub reload_every: Duration,
     /// Where audit records go (JSON lines); `None`: `tracing`.
     pub audit_file: Option<PathBuf>,
+    /// A MaxMind GeoIP2/GeoLite2 City or Country database.
+    pub geoip: Option<PathBuf>,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
+    pub trusted_proxies: Vec<String>,
+    /// The header carrying a device fingerprint.
+    pub device_header: Option<String>,
+    /// The longest a request's body may take to arrive.
+    pub body_timeout: Duration,
+    /// The token `GET /_stepup` requires; `None`: loopback callers only.
+    pub status_token: Option<String>,
+    /// How `amr` and `acr` are read.
+    pub claims: ClaimMapping,
+}
+
+impl Config {
+    /// Defaults around a rules directory: no key, `acme`/`dashboard`, the embedded store at
+    /// `.stepup/service.redb`.
+    #[must_use]
+    pub fn new(rules: PathBuf) -> Self {
+        Config {
+            rules,
+            store: StoreChoice::Disk(PathBuf::from(".stepup/service.redb")),
+            key: Key::None,
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            leeway_s: stepup_http::token::DEFAULT_LEEWAY_SECS,
+            dev_issuer: false,
+            tenant: "acme".into(),
+            application: "dashboard".into(),
+            reload_every: Duration::from_millis(500),
+            audit_file: None,
+            geoip: None,
+            trusted_proxies: Vec::new(),
+            device_header: None,
+            body_timeout: stepup_http::layer::DEFAULT_BODY_TIMEOUT,
+            status_token: None,
+            claims: ClaimMapping::default(),
+        }
+    }
 }
 
 /// Which history store to use.
@@ -68,20 +147,96 @@ pub fn enrolled(user: &str) -> FactorSet {
     }
 }
 
-#[derive(Clone)]
-struct AppState {
-    stepup: StepUp,
-    status: Arc<Mutex<ReloadStatus>>,
-    secret: Arc<Vec<u8>>,
+/// The example's users have signed in before, from `laptop-1` in France: their history is
+/// written once, when the store has none for them.
+fn seed_history(store: &dyn Store, tenant: &str) -> Result<(), String> {
+    for user in ["alice", "bob"] {
+        let (h, _) = store.load(tenant, user, "").map_err(|e| e.to_string())?;
+        if h == UserHistory::default() {
+            let seed = UserHistory {
+                devices: ["laptop-1".to_string()].into_iter().collect(),
+                countries: [("FR".to_string(), Timestamp::now())].into_iter().collect(),
+                ..UserHistory::default()
+            };
+            store
+                .put_history(tenant, user, &seed)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
-/// The service, and the reload status it reports.
+/// The development issuer's signing setup.
+#[derive(Clone)]
+struct DevIssuer {
+    secret: Arc<Vec<u8>>,
+    issuer: String,
+    audience: String,
+}
+
+#[derive(Clone)]
+struct AppState {
+    status: Arc<Mutex<ReloadStatus>>,
+    status_token: Option<Arc<str>>,
+    dev: Option<DevIssuer>,
+}
+
+fn random_secret() -> Result<Vec<u8>, String> {
+    let mut buf = vec![0u8; 32];
+    getrandom::fill(&mut buf).map_err(|e| format!("cannot draw a random secret: {e}"))?;
+    Ok(buf)
+}
+
+fn read(p: &PathBuf) -> Result<Vec<u8>, String> {
+    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// The verifier, and the development issuer's secret when it runs.
+fn verifier(cfg: &Config) -> Result<(TokenVerifier, Option<Vec<u8>>), String> {
+    let (iss, aud) = (cfg.issuer.as_str(), cfg.audience.as_str());
+    let (v, dev) = match (&cfg.key, cfg.dev_issuer) {
+        (Key::None, false) => {
+            return Err(
+                "no key to verify access tokens with: give --hs256-secret-file (or \
+                 STEPUP_HS256_SECRET), --rs256-pem, --es256-pem or --jwks; or run the \
+                 development issuer with --dev-issuer"
+                    .into(),
+            );
+        }
+        (Key::None, true) => {
+            let secret = random_secret()?;
+            (TokenVerifier::hs256(&secret, iss, aud)?, Some(secret))
+        }
+        (Key::Hs256(secret), dev) => (
+            TokenVerifier::hs256(secret, iss, aud)?,
+            dev.then(|| secret.clone()),
+        ),
+        (_, true) => {
+            return Err("--dev-issuer signs with HS256: give no key, or an HS256 secret".into());
+        }
+        (Key::Rs256Pem(p), false) => (TokenVerifier::rs256_pem(&read(p)?, iss, aud)?, None),
+        (Key::Es256Pem(p), false) => (TokenVerifier::es256_pem(&read(p)?, iss, aud)?, None),
+        (Key::Jwks(p), false) => (TokenVerifier::jwks_file(p, iss, aud)?, None),
+    };
+    Ok((v.with_leeway(cfg.leeway_s), dev))
+}
+
+/// The service, and the reload status it reports. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the layer reads the client's address
+/// from the connection.
 ///
 /// # Errors
-/// When the rules do not load or the store cannot be opened.
+/// When there is no verification key (and no development issuer), the rules do not load or do
+/// not define the tenant and application, or the store or GeoIP database cannot be opened.
 pub fn app(cfg: &Config) -> Result<(Router, Arc<Mutex<ReloadStatus>>), String> {
+    let (verifier, dev_secret) = verifier(cfg)?;
     let engine =
         Arc::new(Engine::load(std::slice::from_ref(&cfg.rules)).map_err(|e| e.to_string())?);
+    engine
+        .current()
+        .model
+        .resolve(&cfg.tenant, &cfg.application)
+        .map_err(|e| e.to_string())?;
     let store: Arc<dyn Store> = match &cfg.store {
         StoreChoice::Memory => Arc::new(stepup_engine::MemoryStore::new()),
         StoreChoice::Disk(p) => {
@@ -96,27 +251,42 @@ pub fn app(cfg: &Config) -> Result<(Router, Arc<Mutex<ReloadStatus>>), String> {
             )
         }
     };
+    seed_history(store.as_ref(), &cfg.tenant)?;
     let audit: Arc<dyn AuditSink> = match &cfg.audit_file {
         Some(p) => Arc::new(
             stepup_http::JsonLinesFile::open(p).map_err(|e| format!("{}: {e}", p.display()))?,
         ),
         None => Arc::new(stepup_http::TracingSink),
     };
-    let verifier = TokenVerifier::hs256(&cfg.secret, ISSUER, AUDIENCE);
-    let stepup = StepUp::new(
+    let mut stepup = StepUp::new(
         Arc::clone(&engine),
         store,
         verifier,
-        "acme",
-        "dashboard",
+        &cfg.tenant,
+        &cfg.application,
         enrolled,
         audit,
-    );
+    )
+    .with_claims(cfg.claims.clone())
+    .with_trusted_proxies(TrustedProxies::parse(&cfg.trusted_proxies)?)
+    .with_body_timeout(cfg.body_timeout);
+    if let Some(h) = &cfg.device_header {
+        stepup = stepup.with_device_header(h);
+    }
+    if let Some(p) = &cfg.geoip {
+        let db = GeoIp::open(p)?;
+        tracing::info!("GeoIP: {} ({})", p.display(), db.database_type());
+        stepup = stepup.with_geoip(Arc::new(db));
+    }
     let status = stepup_http::watch(engine, cfg.rules.clone(), cfg.reload_every);
     let state = AppState {
-        stepup: stepup.clone(),
         status: Arc::clone(&status),
-        secret: Arc::new(cfg.secret.clone()),
+        status_token: cfg.status_token.as_deref().map(Arc::from),
+        dev: dev_secret.map(|s| DevIssuer {
+            secret: Arc::new(s),
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+        }),
     };
     let mut router = Router::new()
         .route("/health", get(|| async { "ok" }))
@@ -164,21 +334,32 @@ async fn delete_app(
     Json(serde_json::json!({"status": "application deleted", "id": id}))
 }
 
-async fn status_handler(State(s): State<AppState>) -> Json<serde_json::Value> {
+async fn status_handler(State(s): State<AppState>, req: axum::extract::Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if !stepup_http::reload::status_allowed(req.headers(), peer, s.status_token.as_deref()) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({"error": "forbidden"})),
+        )
+            .into_response();
+    }
     let st = s.status.lock().map(|g| g.clone()).unwrap_or_default();
-    Json(
-        serde_json::json!({"policy_set": s.stepup.engine().current().hash().to_string(), "reload": st}),
-    )
+    Json(stepup_http::reload::status_json(&st)).into_response()
 }
 
 /// What `POST /dev/token` takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct TokenRequest {
     /// The user.
     pub sub: String,
-    /// `aal1|aal2|aal3`.
-    pub acr: String,
-    /// Methods, e.g. `["pwd", "otp"]`.
+    /// `aal1|aal2|aal3` (or a mapped URI); absent: no `acr` claim.
+    #[serde(default)]
+    pub acr: Option<String>,
+    /// RFC 8176 methods, e.g. `["pwd", "otp"]`.
+    #[serde(default)]
     pub amr: Vec<String>,
     /// How long ago the user authenticated, in seconds.
     #[serde(default)]
@@ -188,20 +369,36 @@ pub struct TokenRequest {
     pub sid: Option<String>,
 }
 
-/// Mints a token (development only).
+/// Mints a token for the default issuer and audience (development and tests).
 ///
 /// # Errors
 /// When signing fails.
 pub fn mint(secret: &[u8], t: &TokenRequest, now: Timestamp) -> Result<String, String> {
+    mint_for(secret, ISSUER, AUDIENCE, t, now)
+}
+
+/// Mints a token valid for an hour, issued `now`, authenticated `auth_age_s` before.
+///
+/// # Errors
+/// When signing fails.
+pub fn mint_for(
+    secret: &[u8],
+    issuer: &str,
+    audience: &str,
+    t: &TokenRequest,
+    now: Timestamp,
+) -> Result<String, String> {
     let claims = AccessClaims {
         sub: t.sub.clone(),
         sid: t.sid.clone(),
-        acr: Some(t.acr.clone()),
+        acr: t.acr.clone(),
         auth_time: Some(now.0 - t.auth_age_s),
         amr: t.amr.clone(),
         exp: now.0 + 3_600,
-        iss: ISSUER.into(),
-        aud: AUDIENCE.into(),
+        nbf: None,
+        iat: Some(now.0),
+        iss: issuer.into(),
+        aud: Audience::One(audience.into()),
     };
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -214,9 +411,18 @@ pub fn mint(secret: &[u8], t: &TokenRequest, now: Timestamp) -> Result<String, S
 async fn dev_token(
     State(s): State<AppState>,
     Json(t): Json<TokenRequest>,
-) -> Result<Json<serde_json::Value>, (axum::http::StatusCode, String)> {
-    let token = mint(&s.secret, &t, Timestamp::now())
-        .map_err(|e| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e))?;
+) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
+    let Some(dev) = s.dev else {
+        return Err((StatusCode::NOT_FOUND, "no development issuer".into()));
+    };
+    let token = mint_for(
+        &dev.secret,
+        &dev.issuer,
+        &dev.audience,
+        &t,
+        Timestamp::now(),
+    )
+    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok(Json(
         serde_json::json!({"access_token": token, "warning": "DEVELOPMENT TOKEN ISSUER — never enable in production"}),
     ))

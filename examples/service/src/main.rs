@@ -1,10 +1,14 @@
-//! `stepup-example-service --rules rules --addr 127.0.0.1:8080 --dev-issuer`
+//! `stepup-example-service --rules rules --dev-issuer` (development), or with a real key:
+//! `STEPUP_HS256_SECRET=… stepup-example-service --rules rules --geoip GeoLite2-City.mmdb`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use stepup_example_service::{Config, StoreChoice, app};
+use stepup_core::{Aal, Factor};
+use stepup_example_service::{Config, Key, StoreChoice, app};
+use stepup_http::ClaimMapping;
 
 #[derive(Debug, Parser)]
 #[command(about = "An example service protected by stepup")]
@@ -12,6 +16,12 @@ struct Args {
     /// The rules directory (watched for changes).
     #[arg(long, default_value = "rules")]
     rules: PathBuf,
+    /// The tenant whose rules apply.
+    #[arg(long, default_value = "acme")]
+    tenant: String,
+    /// The application whose rules apply (`finance` has `every time` policies).
+    #[arg(long, default_value = "dashboard")]
+    application: String,
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
@@ -21,15 +31,153 @@ struct Args {
     /// The embedded store's file.
     #[arg(long, default_value = ".stepup/service.redb")]
     db: PathBuf,
-    /// HS256 secret shared with the identity provider.
-    #[arg(long, default_value = "dev-secret-change-me")]
-    secret: String,
-    /// Serve `POST /dev/token` — DEVELOPMENT ONLY.
+    /// A file holding the HS256 secret shared with the identity provider (at least 32 bytes;
+    /// or set STEPUP_HS256_SECRET).
+    #[arg(long)]
+    hs256_secret_file: Option<PathBuf>,
+    /// The identity provider's RS256 public key (PEM).
+    #[arg(long)]
+    rs256_pem: Option<PathBuf>,
+    /// The identity provider's ES256 public key (PEM).
+    #[arg(long)]
+    es256_pem: Option<PathBuf>,
+    /// The identity provider's keys (JWKS file).
+    #[arg(long)]
+    jwks: Option<PathBuf>,
+    /// The tokens' issuer.
+    #[arg(long, default_value = stepup_example_service::ISSUER)]
+    issuer: String,
+    /// The tokens' audience.
+    #[arg(long, default_value = stepup_example_service::AUDIENCE)]
+    audience: String,
+    /// Clock leeway for exp, nbf, iat and auth_time, in seconds.
+    #[arg(long, default_value_t = stepup_http::token::DEFAULT_LEEWAY_SECS)]
+    leeway: u64,
+    /// Serve `POST /dev/token` — DEVELOPMENT ONLY (signs with the HS256 secret, or a random one).
     #[arg(long)]
     dev_issuer: bool,
+    /// A MaxMind GeoIP2/GeoLite2 City or Country database (.mmdb).
+    #[arg(long)]
+    geoip: Option<PathBuf>,
+    /// A proxy whose X-Forwarded-For is believed (address or CIDR range; repeatable).
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<String>,
+    /// The header carrying a device fingerprint (e.g. x-device-fingerprint).
+    #[arg(long)]
+    device_header: Option<String>,
+    /// The longest a request's body may take to arrive, in milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    body_timeout_ms: u64,
+    /// A file holding the token `GET /_stepup` requires (or set STEPUP_STATUS_TOKEN); without
+    /// one the status answers loopback callers only.
+    #[arg(long)]
+    status_token_file: Option<PathBuf>,
+    /// Read an `amr` value as the weakest of these factors: `VALUE=f1|f2` (repeatable).
+    #[arg(long = "amr")]
+    amr: Vec<String>,
+    /// Read an `acr` value as an AAL: `VALUE=aal2` (repeatable).
+    #[arg(long = "acr")]
+    acr: Vec<String>,
+    /// The tenant's acr values for aal1, aal2 and aal3, comma-separated (sent to clients).
+    #[arg(long)]
+    acr_values: Option<String>,
     /// Audit records as JSON lines to this file (default: log them).
     #[arg(long)]
     audit: Option<PathBuf>,
+}
+
+fn secret_from(file: Option<&PathBuf>, env: &str) -> Result<Option<Vec<u8>>, String> {
+    if let Some(p) = file {
+        let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        return Ok(Some(
+            text.trim_end_matches(['\n', '\r']).as_bytes().to_vec(),
+        ));
+    }
+    Ok(std::env::var(env)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(String::into_bytes))
+}
+
+fn mapping(a: &Args) -> Result<ClaimMapping, String> {
+    let mut m = ClaimMapping::default();
+    if let Some(v) = &a.acr_values {
+        let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+        let [a1, a2, a3] = parts.as_slice() else {
+            return Err(format!(
+                "--acr-values `{v}`: give three values (aal1,aal2,aal3)"
+            ));
+        };
+        m = m.acr_values(a1, a2, a3);
+    }
+    for row in &a.acr {
+        let (value, aal) = row
+            .split_once('=')
+            .ok_or_else(|| format!("--acr `{row}`: write VALUE=aal2"))?;
+        let aal: Aal = aal
+            .parse()
+            .map_err(|()| format!("--acr `{row}`: `{aal}` is not aal1, aal2 or aal3"))?;
+        m = m.map_acr(value, aal);
+    }
+    for row in &a.amr {
+        let (value, factors) = row
+            .split_once('=')
+            .ok_or_else(|| format!("--amr `{row}`: write VALUE=factor|factor"))?;
+        let mut list = Vec::new();
+        for f in factors.split('|').filter(|f| !f.is_empty()) {
+            list.push(
+                f.parse::<Factor>()
+                    .map_err(|()| format!("--amr `{row}`: unknown factor `{f}`"))?,
+            );
+        }
+        m = m.map_amr(value, &list);
+    }
+    Ok(m)
+}
+
+fn config(a: Args) -> Result<(Config, String), String> {
+    let hs = secret_from(a.hs256_secret_file.as_ref(), "STEPUP_HS256_SECRET")?;
+    let keys = [
+        hs.is_some(),
+        a.rs256_pem.is_some(),
+        a.es256_pem.is_some(),
+        a.jwks.is_some(),
+    ];
+    if keys.iter().filter(|k| **k).count() > 1 {
+        return Err("give one verification key".into());
+    }
+    let key = if let Some(s) = hs {
+        Key::Hs256(s)
+    } else if let Some(p) = a.rs256_pem.clone() {
+        Key::Rs256Pem(p)
+    } else if let Some(p) = a.es256_pem.clone() {
+        Key::Es256Pem(p)
+    } else if let Some(p) = a.jwks.clone() {
+        Key::Jwks(p)
+    } else {
+        Key::None
+    };
+    let status_token = secret_from(a.status_token_file.as_ref(), "STEPUP_STATUS_TOKEN")?
+        .map(|t| String::from_utf8_lossy(&t).into_owned());
+    let claims = mapping(&a)?;
+    let mut cfg = Config::new(a.rules);
+    cfg.store = a.redis.map_or(StoreChoice::Disk(a.db), StoreChoice::Redis);
+    cfg.key = key;
+    cfg.issuer = a.issuer;
+    cfg.audience = a.audience;
+    cfg.leeway_s = a.leeway;
+    cfg.dev_issuer = a.dev_issuer;
+    cfg.tenant = a.tenant;
+    cfg.application = a.application;
+    cfg.audit_file = a.audit;
+    cfg.geoip = a.geoip;
+    cfg.trusted_proxies = a.trusted_proxies;
+    cfg.device_header = a.device_header;
+    cfg.body_timeout = Duration::from_millis(a.body_timeout_ms);
+    cfg.status_token = status_token;
+    cfg.claims = claims;
+    Ok((cfg, a.addr))
 }
 
 #[tokio::main]
@@ -39,17 +187,20 @@ async fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let a = Args::parse();
-    let cfg = Config {
-        rules: a.rules,
-        store: a.redis.map_or(StoreChoice::Disk(a.db), StoreChoice::Redis),
-        secret: a.secret.into_bytes(),
-        dev_issuer: a.dev_issuer,
-        reload_every: Duration::from_millis(500),
-        audit_file: a.audit,
+    let (cfg, addr) = match config(Args::parse()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
     };
     if cfg.dev_issuer {
         tracing::warn!("the development token issuer is ON (POST /dev/token): never in production");
+    }
+    if cfg.geoip.is_none() {
+        tracing::warn!(
+            "no GeoIP database (--geoip): sign-ins have no country or place, so the signals that need them are unknown and their policies fire"
+        );
     }
     let (router, _) = match app(&cfg) {
         Ok(x) => x,
@@ -58,15 +209,20 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(&a.addr).await {
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", a.addr);
+            eprintln!("error: cannot listen on {addr}: {e}");
             return std::process::ExitCode::from(2);
         }
     };
-    tracing::info!("listening on http://{}", a.addr);
-    if let Err(e) = axum::serve(listener, router).await {
+    tracing::info!(
+        "listening on http://{addr} for {}/{}",
+        cfg.tenant,
+        cfg.application
+    );
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, service).await {
         eprintln!("error: {e}");
         return std::process::ExitCode::from(1);
     }

@@ -10,18 +10,22 @@
     reason = "tests: a failed assertion is the report"
 )]
 
+use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use stepup_core::Timestamp;
-use stepup_example_service::{Config, StoreChoice, TokenRequest, app, mint};
+use stepup_example_service::{Config, Key, StoreChoice, TokenRequest, app, mint};
 use stepup_http::ReloadStatus;
 
-const SECRET: &[u8] = b"test-secret";
+const SECRET: &[u8] = b"example-tests-secret-0123456789abcdef";
 
 struct Server {
     base: String,
+    addr: SocketAddr,
     status: Arc<Mutex<ReloadStatus>>,
 }
 
@@ -29,15 +33,62 @@ fn rules_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules")
 }
 
+#[derive(Serialize)]
+struct Iso {
+    iso_code: &'static str,
+}
+#[derive(Serialize)]
+struct Loc {
+    latitude: f64,
+    longitude: f64,
+}
+#[derive(Serialize)]
+struct CityRec {
+    country: Iso,
+    location: Loc,
+}
+
+/// A small GeoLite2-City-shaped database that places loopback in Paris (written by the test,
+/// nothing downloaded).
+fn geoip_file() -> PathBuf {
+    use maxminddb_writer::paths::IpAddrWithMask;
+    let mut db = maxminddb_writer::Database::default();
+    db.metadata.database_type = "GeoLite2-City".into();
+    db.metadata.binary_format_major_version = 2;
+    db.metadata.languages = vec!["en".into()];
+    let r = db
+        .insert_value(CityRec {
+            country: Iso { iso_code: "FR" },
+            location: Loc {
+                latitude: 48.8566,
+                longitude: 2.3522,
+            },
+        })
+        .unwrap();
+    db.insert_node("127.0.0.0/8".parse::<IpAddrWithMask>().unwrap(), r);
+    let path = std::env::temp_dir().join(format!("stepup-example-{}.mmdb", std::process::id()));
+    std::fs::write(&path, db.write_to(Vec::new()).unwrap()).unwrap();
+    path
+}
+
+/// The test configuration: a memory store, a known HS256 key, GeoIP placing loopback in Paris,
+/// the device header: the example's users sign in from where they always do.
+fn config(rules: PathBuf) -> Config {
+    let mut cfg = Config::new(rules);
+    cfg.store = StoreChoice::Memory;
+    cfg.key = Key::Hs256(SECRET.to_vec());
+    cfg.dev_issuer = true;
+    cfg.reload_every = Duration::from_millis(50);
+    cfg.geoip = Some(geoip_file());
+    cfg.device_header = Some("x-device".into());
+    cfg
+}
+
 fn start(rules: PathBuf) -> Server {
-    let cfg = Config {
-        rules,
-        store: StoreChoice::Memory,
-        secret: SECRET.to_vec(),
-        dev_issuer: true,
-        reload_every: Duration::from_millis(50),
-        audit_file: None,
-    };
+    start_with(config(rules))
+}
+
+fn start_with(cfg: Config) -> Server {
     let (router, status) = app(&cfg).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -50,11 +101,17 @@ fn start(rules: PathBuf) -> Server {
             .unwrap();
         rt.block_on(async move {
             let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(l, router).await.unwrap();
+            axum::serve(
+                l,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
     });
     Server {
         base: format!("http://{addr}"),
+        addr,
         status,
     }
 }
@@ -67,14 +124,27 @@ fn agent() -> ureq::Agent {
 }
 
 fn token(sub: &str, acr: &str, amr: &[&str], auth_age_s: i64) -> String {
+    token_sid(sub, None, acr, amr, auth_age_s)
+}
+
+fn token_sid(sub: &str, sid: Option<&str>, acr: &str, amr: &[&str], auth_age_s: i64) -> String {
     let t = TokenRequest {
         sub: sub.into(),
-        acr: acr.into(),
+        acr: Some(acr.into()),
         amr: amr.iter().map(|s| (*s).to_string()).collect(),
         auth_age_s,
-        sid: None,
+        sid: sid.map(str::to_string),
     };
     mint(SECRET, &t, Timestamp::now()).unwrap()
+}
+
+fn sign(c: &serde_json::Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        c,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
 }
 
 struct Reply {
@@ -101,14 +171,16 @@ fn call(
             if let Some(h) = &auth {
                 r = r.header("Authorization", h);
             }
-            r.call().unwrap()
+            r.header("x-device", "laptop-1").call().unwrap()
         }
         _ => {
             let mut r = a.post(url);
             if let Some(h) = &auth {
                 r = r.header("Authorization", h);
             }
-            r.send_json(body.unwrap_or(serde_json::json!({}))).unwrap()
+            r.header("x-device", "laptop-1")
+                .send_json(body.unwrap_or(serde_json::json!({})))
+                .unwrap()
         }
     };
     let status = resp.status().as_u16();
@@ -279,14 +351,6 @@ fn every_malformed_token_gets_invalid_token() {
     let url = format!("{}/profile", srv.base);
     let now = Timestamp::now().0;
     let claims = |iss: &str, aud: &str, exp: i64| serde_json::json!({"sub": "alice", "acr": "aal2", "auth_time": now, "amr": ["otp"], "exp": exp, "iss": iss, "aud": aud});
-    let sign = |c: &serde_json::Value, secret: &[u8]| {
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
-            c,
-            &jsonwebtoken::EncodingKey::from_secret(secret),
-        )
-        .unwrap()
-    };
     let good = sign(
         &claims(
             stepup_example_service::ISSUER,
@@ -313,7 +377,7 @@ fn every_malformed_token_gets_invalid_token() {
                 &claims(
                     stepup_example_service::ISSUER,
                     stepup_example_service::AUDIENCE,
-                    now - 10,
+                    now - 60,
                 ),
                 SECRET,
             )),
@@ -518,4 +582,427 @@ fn a_refused_request_leaves_the_keep_alive_connection_usable() {
         let r = call(&a, "POST", &url, Some("not-a-token"), Some(body.clone()));
         assert_eq!(r.status, 401, "request {i}");
     }
+}
+
+// ---------------------------------------------------------------- issue 13 findings
+
+#[test]
+fn finance_every_time_round_trip_401_fresh_token_200_once_then_401() {
+    let mut cfg = config(rules_dir());
+    cfg.application = "finance".into();
+    let srv = start_with(cfg);
+    let a = agent();
+    let email = format!("{}/email", srv.base);
+    let body = || Some(serde_json::json!({"email": "a@b.c"}));
+    // A security-key token from a second ago: in finance, every time means every time.
+    let recent = token("alice", "aal3", &["pwd", "hwk"], 1);
+    let r = call(&a, "POST", &email, Some(&recent), body());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["error"], "step_up_required");
+    assert_eq!(r.body["max_age"], 0);
+    assert_eq!(r.body["required_acr"], "aal2");
+    let params = parse_challenge(r.www.as_deref().unwrap());
+    assert!(params.contains(&("max_age".to_string(), "0".to_string())));
+    let first = r.body["challenge_id"].as_str().unwrap().to_string();
+    // The user authenticates again after the challenge was issued (a later second).
+    let issued = Timestamp::now().0;
+    while Timestamp::now().0 <= issued {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fresh = token("alice", "aal2", &["pwd", "otp"], 0);
+    let r = call(&a, "POST", &email, Some(&fresh), body());
+    assert_eq!(
+        r.status, 200,
+        "the retry with the fresh token: {:?}",
+        r.body
+    );
+    let r = call(&a, "POST", &email, Some(&fresh), body());
+    assert_eq!(r.status, 401, "once: {:?}", r.body);
+    assert_eq!(r.body["max_age"], 0);
+    assert_ne!(r.body["challenge_id"].as_str().unwrap(), first);
+}
+
+#[test]
+fn challenge_ids_are_unique_and_stored() {
+    let srv = start(rules_dir());
+    let a = agent();
+    let t = token("alice", "aal1", &["pwd"], 60);
+    let r1 = call(&a, "POST", &format!("{}/email", srv.base), Some(&t), None);
+    let r2 = call(
+        &a,
+        "POST",
+        &format!("{}/payouts", srv.base),
+        Some(&t),
+        Some(serde_json::json!({"amount": 5000})),
+    );
+    assert_eq!((r1.status, r2.status), (401, 401));
+    assert_ne!(r1.body["challenge_id"], r2.body["challenge_id"]);
+    let other = token_sid("alice", Some("tab-2"), "aal1", &["pwd"], 60);
+    let r3 = call(
+        &a,
+        "POST",
+        &format!("{}/email", srv.base),
+        Some(&other),
+        None,
+    );
+    assert_ne!(r1.body["challenge_id"], r3.body["challenge_id"]);
+}
+
+#[test]
+fn token_times_and_audiences_are_enforced() {
+    let srv = start(rules_dir());
+    let a = agent();
+    let url = format!("{}/profile", srv.base);
+    let now = Timestamp::now().0;
+    let claims = |extra: serde_json::Value| {
+        let mut c = serde_json::json!({"sub": "alice", "acr": "aal1", "auth_time": now - 60, "amr": ["pwd"],
+            "exp": now + 600, "iss": stepup_example_service::ISSUER, "aud": stepup_example_service::AUDIENCE});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        sign(&c, SECRET)
+    };
+    let r = call(
+        &a,
+        "GET",
+        &url,
+        Some(&claims(serde_json::json!({"nbf": now + 3600}))),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    assert_eq!(
+        r.body["error_description"],
+        "the token is not valid yet (`nbf` is in the future)"
+    );
+    let r = call(
+        &a,
+        "GET",
+        &url,
+        Some(&claims(serde_json::json!({"iat": now + 86_400}))),
+        None,
+    );
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("invalid_token"))
+    );
+    assert_eq!(
+        r.body["error_description"],
+        "the token was issued in the future (`iat`)"
+    );
+    let r = call(
+        &a,
+        "GET",
+        &url,
+        Some(&claims(serde_json::json!({"auth_time": now + 86_400}))),
+        None,
+    );
+    assert_eq!(r.status, 401);
+    let r = call(
+        &a,
+        "GET",
+        &url,
+        Some(&claims(
+            serde_json::json!({"aud": ["https://other.invalid", stepup_example_service::AUDIENCE]}),
+        )),
+        None,
+    );
+    assert_eq!(r.status, 200, "an aud array naming us: {:?}", r.body);
+    let r = call(
+        &a,
+        "GET",
+        &url,
+        Some(&claims(
+            serde_json::json!({"aud": ["https://other.invalid"]}),
+        )),
+        None,
+    );
+    assert_eq!(r.status, 401);
+    let r = call(
+        &a,
+        "GET",
+        &url,
+        Some(&claims(
+            serde_json::json!({"nbf": now + 10, "iat": now + 10}),
+        )),
+        None,
+    );
+    assert_eq!(r.status, 200, "inside the leeway: {:?}", r.body);
+}
+
+#[test]
+fn an_sms_code_reported_as_otp_never_pays_out_and_acr_alone_proves_factor_any() {
+    let srv = start(rules_dir());
+    let a = agent();
+    let payouts = format!("{}/payouts", srv.base);
+    let r = call(
+        &a,
+        "POST",
+        &payouts,
+        Some(&token("alice", "aal3", &["pwd", "otp"], 5)),
+        Some(serde_json::json!({"amount": 5000})),
+    );
+    assert_eq!(r.status, 401, "otp counts as sms: {:?}", r.body);
+    assert_eq!(r.body["required_acr"], "aal3");
+    let email = format!("{}/email", srv.base);
+    let r = call(
+        &a,
+        "POST",
+        &email,
+        Some(&token("alice", "aal2", &[], 5)),
+        None,
+    );
+    assert_eq!(r.status, 200, "no amr, acr aal2, factor any: {:?}", r.body);
+    let r = call(
+        &a,
+        "POST",
+        &payouts,
+        Some(&token("alice", "aal3", &[], 5)),
+        Some(serde_json::json!({"amount": 5000})),
+    );
+    assert_eq!(r.status, 401, "no amr never names webauthn or totp");
+}
+
+#[test]
+fn there_is_no_default_key() {
+    let mut cfg = config(rules_dir());
+    cfg.key = Key::None;
+    cfg.dev_issuer = false;
+    let e = app(&cfg).err().unwrap();
+    assert!(e.starts_with("no key to verify access tokens with"), "{e}");
+    cfg.key = Key::Hs256(b"dev-secret-change-me".to_vec());
+    assert!(
+        app(&cfg).err().unwrap().contains("at least 32 bytes"),
+        "a short secret is refused"
+    );
+
+    // The binary refuses to start without a key.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stepup-example-service"))
+        .args([
+            "--rules",
+            rules_dir().to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .env_remove("STEPUP_HS256_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no key to verify access tokens with"),
+        "{stderr}"
+    );
+
+    // The development issuer without a key signs with a random secret: the old default
+    // secret forges nothing.
+    let mut cfg = config(rules_dir());
+    cfg.key = Key::None;
+    let srv = start_with(cfg);
+    let a = agent();
+    for secret in [&b"dev-secret-change-me"[..], SECRET] {
+        let now = Timestamp::now().0;
+        let forged = sign(
+            &serde_json::json!({"sub": "alice", "acr": "aal3", "auth_time": now, "amr": ["hwk"],
+                "exp": now + 600, "iss": stepup_example_service::ISSUER, "aud": stepup_example_service::AUDIENCE}),
+            secret,
+        );
+        let r = call(
+            &a,
+            "POST",
+            &format!("{}/payouts", srv.base),
+            Some(&forged),
+            Some(serde_json::json!({"amount": 5000})),
+        );
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (401, Some("invalid_token"))
+        );
+        let r = call(
+            &a,
+            "DELETE",
+            &format!("{}/apps/42", srv.base),
+            Some(&forged),
+            None,
+        );
+        assert_eq!(r.status, 401);
+    }
+    // Its own tokens work.
+    let r = a
+        .post(&format!("{}/dev/token", srv.base))
+        .send_json(serde_json::json!({"sub": "alice", "acr": "aal1", "amr": ["pwd"]}))
+        .unwrap()
+        .body_mut()
+        .read_json::<serde_json::Value>()
+        .unwrap();
+    let t = r["access_token"].as_str().unwrap();
+    assert_eq!(
+        call(&a, "GET", &format!("{}/profile", srv.base), Some(t), None).status,
+        200
+    );
+}
+
+#[test]
+fn the_tenant_and_application_must_exist() {
+    let mut cfg = config(rules_dir());
+    cfg.application = "nope".into();
+    assert_eq!(
+        app(&cfg).err().unwrap(),
+        "application `nope` of tenant `acme` is not defined by the rules"
+    );
+}
+
+/// Sends a request head and `body` on a raw connection, then reads until the server closes it.
+/// Returns the time until the answer was complete and closed, and the answer.
+fn raw(addr: SocketAddr, head: &str, body: &[u8]) -> (Duration, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "the connection stayed open: {e}; read so far: {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&out).into_owned(),
+    )
+}
+
+#[test]
+fn refusals_are_answered_within_the_limit_whatever_the_body_does() {
+    let limit = Duration::from_millis(400);
+    let mut cfg = config(rules_dir());
+    cfg.body_timeout = limit;
+    let srv = start_with(cfg);
+    let aal1 = token("alice", "aal1", &["pwd"], 60);
+    let host = srv.addr.to_string();
+    let head = |path: &str, bearer: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {bearer}\r\nx-device: laptop-1\r\nContent-Type: application/json\r\nContent-Length: 65536\r\n\r\n"
+        )
+    };
+    let cases = [
+        (
+            "invalid token, one byte of 65536",
+            head("/email", "not-a-token"),
+            &b"{"[..],
+            "HTTP/1.1 401",
+            "invalid_token",
+        ),
+        (
+            "invalid token, no body at all",
+            head("/email", "not-a-token"),
+            &b""[..],
+            "HTTP/1.1 401",
+            "invalid_token",
+        ),
+        (
+            "step-up, one byte of 65536",
+            head("/email", &aal1),
+            &b"{"[..],
+            "HTTP/1.1 401",
+            "step_up_required",
+        ),
+        (
+            "step-up, no body at all",
+            head("/email", &aal1),
+            &b""[..],
+            "HTTP/1.1 401",
+            "step_up_required",
+        ),
+        (
+            "a payout whose amount never arrives",
+            head("/payouts", &aal1),
+            &b"{\"amount\": 50"[..],
+            "HTTP/1.1 408",
+            "did not arrive in time",
+        ),
+    ];
+    for (what, head, body, status, needle) in cases {
+        let (took, answer) = raw(srv.addr, &head, body);
+        assert!(answer.starts_with(status), "{what}: {answer}");
+        assert!(answer.contains(needle), "{what}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{what}: {answer}"
+        );
+        assert!(
+            took < limit + Duration::from_millis(1_500),
+            "{what}: answered and closed after {took:?}"
+        );
+    }
+    // Announced larger than the layer reads: refused at once.
+    let big = format!(
+        "POST /email HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer x\r\nContent-Length: 10000000\r\n\r\n"
+    );
+    let (took, answer) = raw(srv.addr, &big, b"");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(took < limit, "{took:?}");
+}
+
+#[test]
+fn the_status_endpoint_is_not_public_and_shows_no_rule_text() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_rules(dir.path());
+    let srv = start(dir.path().to_path_buf());
+    let acme = dir.path().join("acme.policy");
+    let good = std::fs::read_to_string(&acme).unwrap();
+    std::fs::write(
+        &acme,
+        good.replace("weight new_device 30", "weight new_device 30 totpp"),
+    )
+    .unwrap();
+    wait_for(&srv, "refusal", |s| s.refused >= 1);
+    let a = agent();
+    let url = format!("{}/_stepup", srv.base);
+    let mut resp = a.get(&url).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "loopback may read it");
+    let text = resp.body_mut().read_to_string().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["refused"], 1);
+    assert_eq!(v["last_reload"], "refused (see the service's log)");
+    assert_eq!(v["policy_set"], srv.status.lock().unwrap().live.as_str());
+    for leak in ["totpp", "weight", "new_device", "acme.policy", "error"] {
+        assert!(!text.contains(leak), "`{leak}` in {text}");
+    }
+
+    let mut cfg = config(rules_dir());
+    cfg.status_token = Some("s3cret-status".into());
+    let srv = start_with(cfg);
+    let url = format!("{}/_stepup", srv.base);
+    assert_eq!(
+        a.get(&url).call().unwrap().status().as_u16(),
+        403,
+        "loopback is not enough"
+    );
+    assert_eq!(
+        a.get(&url)
+            .header("Authorization", "Bearer wrong")
+            .call()
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    assert_eq!(
+        a.get(&url)
+            .header("Authorization", "Bearer s3cret-status")
+            .call()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
 }

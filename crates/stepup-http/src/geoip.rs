@@ -1,0 +1,125 @@
+//! Country and location from an IP address, with a MaxMind GeoIP2/GeoLite2 City or Country
+//! database (`.mmdb`, SPEC §11). Whatever the database does not say — an address it does not
+//! hold, a Country database's missing location, an unreadable record — is unknown, and the
+//! signals that need it fail closed (SPEC §10).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+use stepup_engine::Location;
+
+/// A GeoIP database loaded in memory.
+pub struct GeoIp {
+    reader: maxminddb::Reader<Vec<u8>>,
+    kind: String,
+}
+
+impl std::fmt::Debug for GeoIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeoIp")
+            .field("database_type", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Place {
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: Option<String>,
+    /// Latitude and longitude (City databases).
+    pub location: Option<Location>,
+}
+
+#[derive(Deserialize)]
+struct Record {
+    #[serde(default)]
+    country: Option<CountryRec>,
+    #[serde(default)]
+    location: Option<LocationRec>,
+}
+
+#[derive(Deserialize)]
+struct CountryRec {
+    #[serde(default)]
+    iso_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LocationRec {
+    #[serde(default)]
+    latitude: Option<f64>,
+    #[serde(default)]
+    longitude: Option<f64>,
+}
+
+impl GeoIp {
+    /// Opens a City, Country or Enterprise database.
+    ///
+    /// # Errors
+    /// When the file cannot be read, is not a MaxMind database, or is another kind of database
+    /// (ASN, ISP…) that holds no country.
+    pub fn open(path: &Path) -> Result<Self, String> {
+        let reader = maxminddb::Reader::open_readfile(path)
+            .map_err(|e| format!("{}: not a MaxMind database: {e}", path.display()))?;
+        Self::from_reader(reader).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// A database from its bytes.
+    ///
+    /// # Errors
+    /// As [`GeoIp::open`].
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
+        let reader = maxminddb::Reader::from_source(bytes)
+            .map_err(|e| format!("not a MaxMind database: {e}"))?;
+        Self::from_reader(reader)
+    }
+
+    fn from_reader(reader: maxminddb::Reader<Vec<u8>>) -> Result<Self, String> {
+        let kind = reader.metadata().database_type.clone();
+        if !["City", "Country", "Enterprise"]
+            .iter()
+            .any(|k| kind.contains(k))
+        {
+            return Err(format!(
+                "a `{kind}` database holds no country: use a GeoIP2/GeoLite2 City or Country database"
+            ));
+        }
+        Ok(GeoIp { reader, kind })
+    }
+
+    /// The database's type (`GeoLite2-City`, …).
+    #[must_use]
+    pub fn database_type(&self) -> &str {
+        &self.kind
+    }
+
+    /// The country and location of `ip`; unknown parts are `None`.
+    #[must_use]
+    pub fn lookup(&self, ip: IpAddr) -> Place {
+        let ip = ip.to_canonical();
+        let Ok(found) = self.reader.lookup(ip) else {
+            return Place::default();
+        };
+        let Ok(Some(rec)) = found.decode::<Record>() else {
+            return Place::default();
+        };
+        let country = rec
+            .country
+            .and_then(|c| c.iso_code)
+            .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()));
+        let location = rec.location.and_then(|l| match (l.latitude, l.longitude) {
+            (Some(lat), Some(lon))
+                if lat.is_finite()
+                    && lon.is_finite()
+                    && (-90.0..=90.0).contains(&lat)
+                    && (-180.0..=180.0).contains(&lon) =>
+            {
+                Some(Location { lat, lon })
+            }
+            _ => None,
+        });
+        Place { country, location }
+    }
+}

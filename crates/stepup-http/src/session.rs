@@ -1,0 +1,280 @@
+//! Sessions of services whose users carry access tokens (SPEC §10, §11).
+//!
+//! The token says how and when the user authenticated (`acr`, `amr`, `auth_time`); the history
+//! store keeps the rest of the session, keyed by the token's `sid` (else its `sub`): whether it
+//! is established, the challenges the layer issued (unique ids) and the `every time` grants
+//! their completion earned. One request is decided in three steps on one loaded state, and
+//! committed once with the store's compare-and-set (on a conflict everything is decided again
+//! on the fresh state, so a challenge completes once and a grant is spent once across
+//! instances):
+//!
+//! 1. **Completion.** A token whose `auth_time` is later than the latest open challenge's issue
+//!    time, whose `acr` reaches its AAL and whose `amr` names one of its eligible factors
+//!    completes it (the engine's `step_up` event): an `every time` challenge leaves a grant for
+//!    the request that caused it.
+//! 2. **Sign-in.** The first request of a session that is not established is its sign-in,
+//!    decided with the request's context (client IP, device, GeoIP country and place): that is
+//!    where the risk signals are computed. Later requests carry no context (SPEC §5).
+//! 3. **The operation**, on the session as the two steps left it.
+//!
+//! A token without a usable `amr` (absent, or only values that name no factor) proves the AAL
+//! its `acr` asserts to policies that allow `factor any`, and nothing else.
+
+use stepup_core::{Aal, Factor, FactorSet, StrengthTable, Timestamp, Validity};
+use stepup_engine::contract::{ClaimMapping, Claims};
+use stepup_engine::decision::DenyReason;
+use stepup_engine::engine::MAX_COMMIT_ATTEMPTS;
+use stepup_engine::finish::refuse_for_store;
+use stepup_engine::state::{AuthEvent, Challenge, ChallengeState, HistoryUpdate};
+use stepup_engine::{
+    CompiledSet, Context, Decision, DecisionKind, Event, Request, State, Store, StoreError,
+};
+
+use crate::token::AccessClaims;
+
+/// What a token proves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Proof {
+    /// Its authentication event (`None` without `auth_time`).
+    event: Option<AuthEvent>,
+    /// A token without a usable `amr`: when it authenticated and the AAL its `acr` asserts.
+    acr_only: Option<(Timestamp, Aal)>,
+}
+
+impl Proof {
+    pub(crate) fn new(c: &AccessClaims, mapping: &ClaimMapping, strengths: &StrengthTable) -> Self {
+        let claims = Claims {
+            acr: c.acr.clone(),
+            auth_time: c.auth_time,
+            amr: c.amr.clone(),
+        };
+        let event = mapping.event(&claims, strengths);
+        let asserted = c.acr.as_deref().and_then(|a| mapping.aal(a));
+        let acr_only = match (event, asserted) {
+            (Some(e), Some(aal)) if e.factors.is_empty() => Some((e.at, aal)),
+            _ => None,
+        };
+        Proof { event, acr_only }
+    }
+
+    fn events(&self) -> Vec<AuthEvent> {
+        self.event.into_iter().collect()
+    }
+
+    /// The factor with which this token completes `c`, if it does: authenticated after `c`
+    /// was issued, before it expired, at `c`'s AAL or above, with a factor `c` accepts.
+    fn completes(&self, c: &Challenge, now: Timestamp) -> Option<Factor> {
+        let e = self.event?;
+        let fresh = e.at > c.issued_at && e.at < c.expires_at && now < c.expires_at;
+        let strong = e.cap.unwrap_or(Aal::Aal1) >= c.requirement.aal;
+        if c.state != ChallengeState::Open || !fresh || !strong {
+            return None;
+        }
+        // The strongest of them (factors are ordered weakest first).
+        e.factors.intersect(c.eligible).iter().last()
+    }
+}
+
+/// The fields of `b` where it has them, else those of `a`.
+fn merge(a: Option<HistoryUpdate>, b: Option<HistoryUpdate>) -> Option<HistoryUpdate> {
+    match (a, b) {
+        (None, x) | (x, None) => x,
+        (Some(a), Some(b)) => Some(HistoryUpdate {
+            device: b.device.or(a.device),
+            country: b.country.or(a.country),
+            last_sign_in: b.last_sign_in.or(a.last_sign_in),
+            access: b.access.or(a.access),
+        }),
+    }
+}
+
+/// Decides `req` with the token's proof; for a token without a usable `amr`, again with its
+/// `acr` as the proof when every policy left unsatisfied allows `factor any` at or below that
+/// AAL, within its `max_age`.
+fn decide_token(set: &CompiledSet, req: &Request, state: &State, proof: &Proof) -> Decision {
+    let d = set.decide(req, state, false);
+    if d.allowed() {
+        return d;
+    }
+    let Some((at, aal)) = proof.acr_only else {
+        return d;
+    };
+    if matches!(
+        d.deny,
+        Some(
+            DenyReason::CannotEvaluate
+                | DenyReason::SessionNotEstablished
+                | DenyReason::StoreUnavailable
+        )
+    ) {
+        return d;
+    }
+    let unsatisfied: Vec<&String> = d
+        .fired
+        .iter()
+        .filter(|p| !d.satisfied.contains(p))
+        .collect();
+    let Ok(resolved) = set.model.resolve(&req.tenant, &req.application) else {
+        return d;
+    };
+    let age = req.now.since(at);
+    let by_acr = !unsatisfied.is_empty()
+        && unsatisfied.iter().all(|name| {
+            resolved
+            .policies
+            .iter()
+            .find(|p| &p.name == *name)
+            .is_some_and(|p| {
+                let r = p.requirement;
+                r.factors == FactorSet::ANY
+                    && r.aal <= aal
+                    && matches!(r.validity, Validity::For(max) if age >= 0 && (age as u64) < max)
+            })
+        });
+    if !by_acr {
+        return d;
+    }
+    let mut st = state.clone();
+    st.session.events = vec![AuthEvent {
+        at,
+        factors: FactorSet::ANY,
+        cap: Some(aal),
+    }];
+    let again = set.decide(req, &st, false);
+    if again.allowed() { again } else { d }
+}
+
+/// Decides the operation `op` of a token's session (see the module's documentation) and
+/// commits its effects. `sign_in` is the request's context, used only if the session is not
+/// established yet. The decision's audit records are those of every step, in order.
+pub(crate) fn decide(
+    set: &CompiledSet,
+    store: &dyn Store,
+    mapping: &ClaimMapping,
+    claims: &AccessClaims,
+    op: &Request,
+    sign_in: &Context,
+) -> Decision {
+    let strengths = set
+        .model
+        .tenants
+        .get(&op.tenant)
+        .map(|t| t.strengths)
+        .unwrap_or_default();
+    let proof = Proof::new(claims, mapping, &strengths);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (history, stored) = match store.load(&op.tenant, &op.user, &op.session) {
+            Ok(x) => x,
+            Err(e) => return refuse_for_store(op, set.hash(), e.to_string()),
+        };
+        let mut state = State {
+            history: Ok(history),
+            session: stored,
+        };
+        state.session.events = proof.events();
+        let mut audit = Vec::new();
+        let mut update = None;
+        let mut changed = false;
+        let mut absorb = |state: &mut State, d: &mut Decision| {
+            if let Some(mut s) = d.effects.session.take() {
+                s.events = proof.events();
+                state.session = s;
+                changed = true;
+            }
+            if let Some(h) = d.effects.history.take() {
+                if let Ok(hist) = &mut state.history {
+                    h.apply(hist);
+                }
+                update = merge(update.take(), Some(h));
+            }
+            audit.append(&mut d.audit);
+        };
+
+        // 1. The token completes the latest open challenge.
+        let latest = state
+            .session
+            .challenges
+            .iter()
+            .rev()
+            .find(|c| c.state == ChallengeState::Open);
+        if let Some(factor) = latest.and_then(|c| proof.completes(c, op.now)) {
+            let req = Request {
+                event: Event::StepUp {
+                    factor,
+                    success: true,
+                },
+                ..op.clone()
+            };
+            let mut d = set.decide(&req, &state, false);
+            if d.kind == DecisionKind::Completed {
+                absorb(&mut state, &mut d);
+            }
+        }
+
+        // 2. The session's sign-in, with the request's context.
+        let mut d = None;
+        if !state.session.established {
+            let req = Request {
+                event: Event::SignIn {
+                    context: sign_in.clone(),
+                    factors: FactorSet::EMPTY,
+                },
+                ..op.clone()
+            };
+            let mut s = decide_token(set, &req, &state, &proof);
+            if s.kind == DecisionKind::Allow {
+                absorb(&mut state, &mut s);
+            } else {
+                d = Some(s);
+            }
+        }
+
+        // 3. The operation.
+        let mut d = d.unwrap_or_else(|| decide_token(set, op, &state, &proof));
+        let mut session = d.effects.session.take();
+        if session.is_none() && changed {
+            session = Some(state.session.clone());
+        }
+        if let Some(s) = &mut session {
+            // The token is the proof of authentication: the store keeps no events.
+            s.events.clear();
+        }
+        let update = merge(update, d.effects.history.take());
+        audit.append(&mut d.audit);
+        d.audit = audit;
+        if session.is_none() && update.is_none() {
+            return d;
+        }
+        match store.commit(
+            &op.tenant,
+            &op.user,
+            &op.session,
+            session.as_ref(),
+            update.as_ref(),
+        ) {
+            Ok(()) => return d,
+            Err(StoreError::Conflict { .. }) if attempt < MAX_COMMIT_ATTEMPTS => {
+                // Another instance decided on this session first: decide again on its state.
+            }
+            Err(e) => {
+                let note = format!("{e}; nothing was saved");
+                if d.allowed() && session.is_some() {
+                    // It spends a grant, completes a challenge or establishes the session: an
+                    // allow only if that was saved (SPEC §10).
+                    let mut refused = refuse_for_store(op, set.hash(), note);
+                    let mut audit = std::mem::take(&mut d.audit);
+                    audit.append(&mut refused.audit);
+                    refused.audit = audit;
+                    return refused;
+                }
+                d.errors.push(note.clone());
+                for r in &mut d.audit {
+                    r.errors.push(note.clone());
+                }
+                return d;
+            }
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! The layer over real HTTP on loopback, with a clock the tests move: GeoIP and impossible
+//! travel, trusted proxies, `every time` through tokens (once, bound, across instances), and
+//! the `amr`/`acr` mapping.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use axum::Router;
+use axum::routing::{get, post};
+use serde::Serialize;
+use stepup_core::{Factor, FactorSet, Timestamp};
+use stepup_engine::{CompiledSet, Engine, MemoryStore, Store};
+use stepup_http::{
+    ClaimMapping, GeoIp, MemorySink, Operation, StepUp, TokenVerifier, TrustedProxies,
+};
+
+const SECRET: &[u8] = b"layer-tests-secret-0123456789abcdef";
+const T0: i64 = 1_900_000_000;
+
+const RULES: &str = r#"tenant t {
+  operation view routine
+  operation change_email sensitive
+  operation pay sensitive
+  attribute amount: number
+  policy travel "That was fast travel: confirm it's you." {
+    when impossible_travel
+    require aal3 factor webauthn|totp for 5m
+  }
+  policy email "Confirm your identity before changing your email." {
+    when operation == change_email
+    require aal2 factor any for 15m
+  }
+  policy pay "Confirm this payout with your security key or app." {
+    when operation == pay and amount > 1000
+    require aal3 factor webauthn|totp every time
+  }
+}
+application app of t {
+}
+"#;
+
+// ---------------------------------------------------------------- a small GeoIP database
+
+#[derive(Serialize)]
+struct Iso {
+    iso_code: &'static str,
+}
+#[derive(Serialize)]
+struct Loc {
+    latitude: f64,
+    longitude: f64,
+}
+#[derive(Serialize)]
+struct CityRec {
+    country: Iso,
+    location: Loc,
+}
+
+/// A GeoLite2-City-shaped database: Paris at 192.0.2.0/24, New York at 198.51.100.0/24.
+fn city_db() -> Vec<u8> {
+    use maxminddb_writer::paths::IpAddrWithMask;
+    let mut db = maxminddb_writer::Database::default();
+    db.metadata.database_type = "GeoLite2-City".into();
+    db.metadata.binary_format_major_version = 2;
+    db.metadata.languages = vec!["en".into()];
+    for (net, iso, lat, lon) in [
+        ("192.0.2.0/24", "FR", 48.8566, 2.3522),
+        ("198.51.100.0/24", "US", 40.7128, -74.0060),
+    ] {
+        let r = db
+            .insert_value(CityRec {
+                country: Iso { iso_code: iso },
+                location: Loc {
+                    latitude: lat,
+                    longitude: lon,
+                },
+            })
+            .unwrap();
+        db.insert_node(net.parse::<IpAddrWithMask>().unwrap(), r);
+    }
+    db.write_to(Vec::new()).unwrap()
+}
+
+#[test]
+fn the_test_database_reads_back() {
+    let geo = GeoIp::from_bytes(city_db()).unwrap();
+    let paris = geo.lookup("192.0.2.7".parse().unwrap());
+    assert_eq!(paris.country.as_deref(), Some("FR"));
+    let l = paris.location.unwrap();
+    assert_eq!((l.lat, l.lon), (48.8566, 2.3522));
+    assert_eq!(
+        geo.lookup("::ffff:198.51.100.9".parse().unwrap())
+            .country
+            .as_deref(),
+        Some("US"),
+        "a v4-mapped address is looked up as IPv4"
+    );
+    assert_eq!(
+        geo.lookup("203.0.113.9".parse().unwrap()),
+        stepup_http::Place::default()
+    );
+    assert_eq!(
+        geo.lookup("2001:db8::1".parse().unwrap()),
+        stepup_http::Place::default(),
+        "an IPv6 address in an IPv4 database: unknown"
+    );
+    let mut asn = maxminddb_writer::Database::default();
+    asn.metadata.database_type = "GeoLite2-ASN".into();
+    asn.metadata.binary_format_major_version = 2;
+    let r = asn.insert_value(64_512u32).unwrap();
+    asn.insert_node(
+        "192.0.2.0/24"
+            .parse::<maxminddb_writer::paths::IpAddrWithMask>()
+            .unwrap(),
+        r,
+    );
+    assert!(
+        GeoIp::from_bytes(asn.write_to(Vec::new()).unwrap())
+            .unwrap_err()
+            .contains("holds no country")
+    );
+    assert!(GeoIp::from_bytes(b"not a database".to_vec()).is_err());
+}
+
+// ---------------------------------------------------------------- servers
+
+struct Srv {
+    base: String,
+    audit: Arc<MemorySink>,
+}
+
+struct Setup {
+    engine: Arc<Engine>,
+    store: Arc<dyn Store>,
+    clock: Arc<AtomicI64>,
+}
+
+impl Setup {
+    fn new() -> Self {
+        Setup {
+            engine: Arc::new(Engine::new(
+                CompiledSet::from_text("t.policy", RULES).unwrap(),
+            )),
+            store: Arc::new(MemoryStore::new()),
+            clock: Arc::new(AtomicI64::new(T0)),
+        }
+    }
+    fn now(&self) -> i64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+    fn advance(&self, secs: i64) {
+        self.clock.fetch_add(secs, Ordering::SeqCst);
+    }
+    fn stepup(&self) -> (StepUp, Arc<MemorySink>) {
+        let audit = Arc::new(MemorySink::default());
+        let clock = Arc::clone(&self.clock);
+        let s = StepUp::new(
+            Arc::clone(&self.engine),
+            Arc::clone(&self.store),
+            TokenVerifier::hs256(SECRET, "iss", "api").unwrap(),
+            "t",
+            "app",
+            |_| {
+                [
+                    Factor::Password,
+                    Factor::Sms,
+                    Factor::Totp,
+                    Factor::Webauthn,
+                ]
+                .into_iter()
+                .collect::<FactorSet>()
+            },
+            Arc::clone(&audit) as Arc<dyn stepup_http::AuditSink>,
+        )
+        .with_clock(move || Timestamp(clock.load(Ordering::SeqCst)));
+        (s, audit)
+    }
+}
+
+fn serve(stepup: &StepUp, audit: Arc<MemorySink>) -> Srv {
+    let router = Router::new()
+        .route(
+            "/view",
+            get(|| async { "viewed" }).layer(stepup.layer(Operation::new("view"))),
+        )
+        .route(
+            "/email",
+            post(|| async { "email changed" }).layer(stepup.layer(Operation::new("change_email"))),
+        )
+        .route(
+            "/pay",
+            post(|| async { "paid" })
+                .layer(stepup.layer(Operation::new("pay").json_attr("amount", "/amount"))),
+        );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(
+                l,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+    });
+    Srv {
+        base: format!("http://{addr}"),
+        audit,
+    }
+}
+
+/// A token issued at `now`, authenticated `age` seconds before.
+fn token(now: i64, sid: &str, acr: Option<&str>, amr: &[&str], age: i64) -> String {
+    let mut c = serde_json::json!({
+        "sub": "alice", "sid": sid, "iss": "iss", "aud": "api",
+        "exp": now + 3600, "iat": now, "auth_time": now - age, "amr": amr,
+    });
+    if let Some(a) = acr {
+        c["acr"] = a.into();
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &c,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+struct Reply {
+    status: u16,
+    body: serde_json::Value,
+    www: Option<String>,
+}
+
+fn call(
+    srv: &Srv,
+    method: &str,
+    path: &str,
+    tok: &str,
+    headers: &[(&str, &str)],
+    body: Option<serde_json::Value>,
+) -> Reply {
+    let a: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}{path}", srv.base);
+    let auth = format!("Bearer {tok}");
+    let mut resp = if method == "GET" {
+        let mut r = a.get(&url).header("Authorization", &auth);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.call().unwrap()
+    } else {
+        let mut r = a.post(&url).header("Authorization", &auth);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send_json(body.unwrap_or(serde_json::json!({}))).unwrap()
+    };
+    let status = resp.status().as_u16();
+    let www = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        www,
+    }
+}
+
+fn signal(audit: &MemorySink, session: &str, name: &str) -> Option<String> {
+    let records = audit.records();
+    let r = records.iter().rev().find(|r| r.session == session)?;
+    let risk = r.risk.as_ref()?;
+    let v = risk.signals.iter().find(|s| s.signal == name)?;
+    Some(serde_json::to_value(v.value).unwrap().as_str()?.to_string())
+}
+
+// ---------------------------------------------------------------- GeoIP
+
+#[test]
+fn paris_then_new_york_five_minutes_later_is_impossible_travel() {
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let s = s
+        .with_geoip(Arc::new(GeoIp::from_bytes(city_db()).unwrap()))
+        .with_trusted_proxies(TrustedProxies::parse(&["127.0.0.1"]).unwrap())
+        .with_device_header("x-device");
+    let srv = serve(&s, audit);
+    let paris = [("x-forwarded-for", "192.0.2.7"), ("x-device", "laptop-1")];
+    let ny = [
+        ("x-forwarded-for", "198.51.100.9"),
+        ("x-device", "laptop-1"),
+    ];
+    let nowhere = [("x-forwarded-for", "203.0.113.9"), ("x-device", "laptop-1")];
+    let aal1 = |sid: &str| token(setup.now(), sid, Some("aal1"), &["pwd"], 60);
+
+    // A sign-in from Paris: no earlier place, nothing to travel from.
+    let r = call(&srv, "GET", "/view", &aal1("paris"), &paris, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    // Five minutes later, a new session from New York: 5,800 km in 5 minutes.
+    setup.advance(300);
+    let r = call(&srv, "GET", "/view", &aal1("ny"), &ny, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["error"], "step_up_required");
+    assert_eq!(r.body["required_acr"], "aal3");
+    assert_eq!(r.body["message"], "That was fast travel: confirm it's you.");
+    assert_eq!(
+        r.body["allowed_factors"],
+        serde_json::json!(["totp", "webauthn"])
+    );
+    assert_eq!(
+        signal(&srv.audit, "ny", "impossible_travel").as_deref(),
+        Some("true")
+    );
+    // Its later requests are refused until the sign-in's step-up is done.
+    let r = call(&srv, "GET", "/view", &aal1("ny"), &ny, None);
+    assert_eq!(r.status, 401, "the sign-in is still pending");
+    // The user authenticates again with a security key: the sign-in completes.
+    setup.advance(20);
+    let strong = token(setup.now(), "ny", Some("aal3"), &["hwk"], 5);
+    let r = call(&srv, "GET", "/view", &strong, &ny, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let names: Vec<&str> = srv
+        .audit
+        .records()
+        .iter()
+        .filter(|r| r.session == "ny")
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "auth.step_up_initiated",
+            "auth.step_up_initiated",
+            "auth.step_up_completed"
+        ]
+    );
+
+    // An address the database does not hold: no place, unknown, fail closed.
+    setup.advance(3_600);
+    let r = call(&srv, "GET", "/view", &aal1("nowhere"), &nowhere, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["required_acr"], "aal3");
+    assert_eq!(
+        signal(&srv.audit, "nowhere", "impossible_travel").as_deref(),
+        Some("unknown")
+    );
+
+    // New York again, an hour later (the completed sign-in moved the reference there): fine.
+    let r = call(&srv, "GET", "/view", &aal1("ny-2"), &ny, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+#[test]
+fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let setup = Setup::new();
+    let geo = Arc::new(GeoIp::from_bytes(city_db()).unwrap());
+    let (trusting, audit_t) = setup.stepup();
+    let trusting = trusting
+        .with_geoip(Arc::clone(&geo))
+        .with_trusted_proxies(TrustedProxies::parse(&["127.0.0.0/8"]).unwrap());
+    // The same store, behind no trusted proxy.
+    let (direct, audit_d) = setup.stepup();
+    let direct = direct.with_geoip(geo);
+    let (srv_t, srv_d) = (serve(&trusting, audit_t), serve(&direct, audit_d));
+    let aal1 = |sid: &str| token(setup.now(), sid, Some("aal1"), &["pwd"], 60);
+    let paris = [("x-forwarded-for", "192.0.2.7")];
+    assert_eq!(
+        call(&srv_t, "GET", "/view", &aal1("a"), &paris, None).status,
+        200
+    );
+    setup.advance(300);
+    // Through the trusted proxy, Paris again: no travel.
+    assert_eq!(
+        call(&srv_t, "GET", "/view", &aal1("b"), &paris, None).status,
+        200
+    );
+    // Straight from the loopback peer, the header is not believed: the client is 127.0.0.1,
+    // which the database does not place, so travel from Paris is unknown.
+    let r = call(&srv_d, "GET", "/view", &aal1("c"), &paris, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(
+        signal(&srv_d.audit, "c", "impossible_travel").as_deref(),
+        Some("unknown")
+    );
+}
+
+// ---------------------------------------------------------------- every time
+
+fn establish(srv: &Srv, setup: &Setup, sid: &str) {
+    let t = token(setup.now(), sid, Some("aal1"), &["pwd"], 60);
+    let r = call(srv, "GET", "/view", &t, &[], None);
+    assert_eq!(r.status, 200, "sign-in of {sid}: {:?}", r.body);
+}
+
+#[test]
+fn every_time_is_satisfied_once_by_a_token_fresher_than_the_challenge() {
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    establish(&srv, &setup, "s1");
+    let pay = |amount: i64| Some(serde_json::json!({"amount": amount}));
+    // A security-key token from a minute ago: every time means every time.
+    let old = token(setup.now(), "s1", Some("aal3"), &["hwk"], 60);
+    let r = call(&srv, "POST", "/pay", &old, &[], pay(1_500));
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["max_age"], 0);
+    assert!(r.www.unwrap().ends_with("max_age=0"));
+    let first = r.body["challenge_id"].as_str().unwrap().to_string();
+    // Nor does a token authenticated in the very second the challenge was issued.
+    let same_second = token(setup.now(), "s1", Some("aal3"), &["hwk"], 0);
+    let r = call(&srv, "POST", "/pay", &same_second, &[], pay(1_500));
+    assert_eq!(r.status, 401);
+    let second = r.body["challenge_id"].as_str().unwrap().to_string();
+    assert_ne!(first, second, "every challenge has its own id");
+
+    setup.advance(30);
+    let fresh = token(setup.now(), "s1", Some("aal3"), &["hwk"], 10);
+    // A different amount: the grant is bound to the request that earned it.
+    let r = call(&srv, "POST", "/pay", &fresh, &[], pay(1_000_000));
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    // The very request: once.
+    let r = call(&srv, "POST", "/pay", &fresh, &[], pay(1_500));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = call(&srv, "POST", "/pay", &fresh, &[], pay(1_500));
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    let names: Vec<(&str, Option<String>)> = srv
+        .audit
+        .records()
+        .iter()
+        .map(|r| (r.name, r.challenge_id.clone()))
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names[0], ("auth.step_up_initiated", Some(first)));
+    assert_eq!(names[1], ("auth.step_up_initiated", Some(second.clone())));
+    // The fresh token completed the latest challenge (the 1,500 payout's) on the 1,000,000
+    // request, which then needed its own.
+    assert_eq!(names[2], ("auth.step_up_completed", Some(second)));
+    assert_eq!(names[3].0, "auth.step_up_initiated", "the 1,000,000 payout");
+    assert_eq!(
+        names[4],
+        ("auth.step_up_skipped", None),
+        "the 1,500 payout, once"
+    );
+    assert_eq!(names[5].0, "auth.step_up_initiated");
+}
+
+#[test]
+fn a_grant_is_spent_once_across_two_instances() {
+    let setup = Setup::new();
+    let (a, audit_a) = setup.stepup();
+    let (b, audit_b) = setup.stepup();
+    let (srv_a, srv_b) = (serve(&a, audit_a), serve(&b, audit_b));
+    establish(&srv_a, &setup, "s1");
+    let old = token(setup.now(), "s1", Some("aal3"), &["hwk"], 60);
+    let body = Some(serde_json::json!({"amount": 5_000}));
+    assert_eq!(
+        call(&srv_b, "POST", "/pay", &old, &[], body.clone()).status,
+        401
+    );
+    setup.advance(30);
+    let fresh = token(setup.now(), "s1", Some("aal3"), &["hwk"], 10);
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let srvs = Arc::new([srv_a, srv_b]);
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let (barrier, srvs, fresh, body) = (
+                Arc::clone(&barrier),
+                Arc::clone(&srvs),
+                fresh.clone(),
+                body.clone(),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                call(&srvs[i % 2], "POST", "/pay", &fresh, &[], body).status
+            })
+        })
+        .collect();
+    let mut statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401, 401, 401, 401, 401, 401, 401]);
+}
+
+// ---------------------------------------------------------------- amr and acr
+
+#[test]
+fn an_ambiguous_otp_counts_as_the_weakest_factor_it_could_be() {
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    establish(&srv, &setup, "s1");
+    let now = setup.now();
+    // `otp` may be an SMS code: it proves aal2 for `factor any`…
+    let otp = token(now, "s1", Some("aal3"), &["pwd", "otp"], 10);
+    assert_eq!(call(&srv, "POST", "/email", &otp, &[], None).status, 200);
+    // …and never an aal3 webauthn|totp payout, whatever the acr says.
+    let r = call(
+        &srv,
+        "POST",
+        "/pay",
+        &otp,
+        &[],
+        Some(serde_json::json!({"amount": 5000})),
+    );
+    assert_eq!(r.status, 401);
+    setup.advance(30);
+    let otp = token(setup.now(), "s1", Some("aal3"), &["pwd", "otp"], 10);
+    let r = call(
+        &srv,
+        "POST",
+        "/pay",
+        &otp,
+        &[],
+        Some(serde_json::json!({"amount": 5000})),
+    );
+    assert_eq!(
+        r.status, 401,
+        "a fresh otp token does not complete the challenge either"
+    );
+
+    // A service whose identity provider sends `otp` only for TOTP says so.
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(
+        &s.with_claims(ClaimMapping::default().map_amr("otp", &[Factor::Totp])),
+        audit,
+    );
+    establish(&srv, &setup, "s1");
+    let old = token(setup.now(), "s1", Some("aal3"), &["otp"], 60);
+    assert_eq!(
+        call(
+            &srv,
+            "POST",
+            "/pay",
+            &old,
+            &[],
+            Some(serde_json::json!({"amount": 5000}))
+        )
+        .status,
+        401
+    );
+    setup.advance(30);
+    let otp = token(setup.now(), "s1", Some("aal3"), &["otp"], 10);
+    let r = call(
+        &srv,
+        "POST",
+        "/pay",
+        &otp,
+        &[],
+        Some(serde_json::json!({"amount": 5000})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+#[test]
+fn acr_values_are_mapped_both_ways() {
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let m = ClaimMapping::default().acr_values("urn:x:loa:1", "urn:x:loa:2", "urn:x:loa:3");
+    let srv = serve(&s.with_claims(m), audit);
+    establish(&srv, &setup, "s1");
+    let now = setup.now();
+    let t = token(now, "s1", Some("urn:x:loa:1"), &["pwd"], 10);
+    let r = call(&srv, "POST", "/email", &t, &[], None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body["required_acr"], "urn:x:loa:2");
+    assert!(r.www.unwrap().contains("acr_values=\"urn:x:loa:2\""));
+    let t = token(now, "s1", Some("urn:x:loa:2"), &["pwd", "sms"], 10);
+    assert_eq!(call(&srv, "POST", "/email", &t, &[], None).status, 200);
+    let t = token(now, "s1", Some("urn:unknown"), &["pwd", "sms"], 10);
+    assert_eq!(
+        call(&srv, "POST", "/email", &t, &[], None).status,
+        401,
+        "an unknown acr proves at most aal1"
+    );
+}
+
+#[test]
+fn a_token_without_a_usable_amr_proves_its_acr_to_factor_any_only() {
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    establish(&srv, &setup, "s1");
+    let now = setup.now();
+    for amr in [&[][..], &["mfa"][..], &["mfa", "face"][..]] {
+        let t = token(now, "s1", Some("aal2"), amr, 10);
+        assert_eq!(
+            call(&srv, "POST", "/email", &t, &[], None).status,
+            200,
+            "aal2, factor any, amr {amr:?}"
+        );
+        let t = token(now, "s1", Some("aal1"), amr, 10);
+        assert_eq!(
+            call(&srv, "POST", "/email", &t, &[], None).status,
+            401,
+            "acr aal1"
+        );
+        let t = token(now, "s1", None, amr, 10);
+        assert_eq!(
+            call(&srv, "POST", "/email", &t, &[], None).status,
+            401,
+            "no acr"
+        );
+        let t = token(now, "s1", Some("aal2"), amr, 20 * 60);
+        assert_eq!(
+            call(&srv, "POST", "/email", &t, &[], None).status,
+            401,
+            "older than max_age"
+        );
+    }
+    // A policy that names its factors needs the token to name one.
+    setup.advance(30);
+    let t = token(setup.now(), "s1", Some("aal3"), &[], 5);
+    assert_eq!(
+        call(
+            &srv,
+            "POST",
+            "/pay",
+            &t,
+            &[],
+            Some(serde_json::json!({"amount": 5000}))
+        )
+        .status,
+        401
+    );
+}
