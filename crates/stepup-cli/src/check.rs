@@ -27,6 +27,7 @@ pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool, out: &mut d
         return 2;
     }
     let (errors, warnings) = (loaded.error_count(), loaded.warning_count());
+    let report_only = loaded.set.as_ref().map(report_only).unwrap_or_default();
     match format {
         Format::Json => {
             let v = serde_json::json!({
@@ -34,6 +35,13 @@ pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool, out: &mut d
                 "errors": errors,
                 "warnings": warnings,
                 "policy_set_hash": loaded.set.as_ref().map(|s| s.hash.clone()),
+                "report_only": report_only.iter().map(|r| serde_json::json!({
+                    "tenant": r.tenant,
+                    "application": r.application,
+                    "policy": r.policy,
+                    "file": r.file,
+                    "line": r.line,
+                })).collect::<Vec<_>>(),
                 "diagnostics": loaded.diagnostics.iter().map(stepup_dsl::Diagnostic::to_json).collect::<Vec<_>>(),
             });
             let _ = writeln!(out, "{v:#}");
@@ -57,9 +65,58 @@ pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool, out: &mut d
                     plural(w)
                 ),
             };
+            if !report_only.is_empty() {
+                let n = report_only.len();
+                let _ = writeln!(
+                    out,
+                    "{n} report-only polic{} (evaluated and reported, never enforced):",
+                    if n == 1 { "y" } else { "ies" }
+                );
+                for r in &report_only {
+                    let scope = if r.application.is_empty() {
+                        r.tenant.clone()
+                    } else {
+                        format!("{}/{}", r.tenant, r.application)
+                    };
+                    let _ = writeln!(out, "  {scope}: {} ({}:{})", r.policy, r.file, r.line);
+                }
+            }
         }
     }
     u8::from(errors > 0 || (deny_warnings && warnings > 0))
+}
+
+/// A report-only policy, where it is written.
+struct ReportOnlyAt {
+    tenant: String,
+    application: String,
+    policy: String,
+    file: String,
+    line: usize,
+}
+
+/// Every report-only policy of the set, tenants' first, so that none is forgotten.
+fn report_only(set: &stepup_dsl::PolicySet) -> Vec<ReportOnlyAt> {
+    let tenants = set
+        .tenants
+        .values()
+        .flat_map(|t| t.policies.iter().map(move |p| (t.name.as_str(), "", p)));
+    let apps = set.applications.values().flat_map(|a| {
+        a.policies
+            .iter()
+            .map(move |p| (a.tenant.as_str(), a.name.as_str(), p))
+    });
+    tenants
+        .chain(apps)
+        .filter(|(_, _, p)| p.report_only)
+        .map(|(t, a, p)| ReportOnlyAt {
+            tenant: t.to_string(),
+            application: a.to_string(),
+            policy: p.name.clone(),
+            file: p.origin.file.clone(),
+            line: p.origin.line,
+        })
+        .collect()
 }
 
 fn plural(n: usize) -> &'static str {

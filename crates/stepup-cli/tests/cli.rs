@@ -350,3 +350,52 @@ fn replay_records_a_step_up_without_challenge_as_failed() {
         ]
     );
 }
+
+#[test]
+fn check_lists_the_report_only_policies_so_none_is_forgotten() {
+    let (code, out, _) = stepup(&["check", "examples/report-only/rules"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "checked 1 file: no problems\n2 report-only policies (evaluated and reported, never enforced):\n  shop: checkout_over_200 (examples/report-only/rules/shop.policy:18)\n  shop: new_device_keys (examples/report-only/rules/shop.policy:24)\n"
+    );
+    let (_, json, _) = stepup(&["check", "--format", "json", "examples/report-only/rules"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = v["report_only"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["checkout_over_200", "new_device_keys"]);
+    // A formatted file keeps them report-only.
+    let text =
+        std::fs::read_to_string(root().join("examples/report-only/rules/shop.policy")).unwrap();
+    let (_d, p) = temp_file(
+        "shop.policy",
+        &text.replace("report_only policy", "report_only   policy"),
+    );
+    let (code, _, _) = stepup(&["fmt", &p]);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+}
+
+#[test]
+fn replay_expect_passes_on_the_report_only_example() {
+    let (code, out, err) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--expect",
+        "--rules",
+        "examples/report-only/rules",
+        "examples/report-only/scenarios",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(
+            "report-only new_device_keys: would step up to aal3 factor totp|webauthn for 5m"
+        ),
+        "{out}"
+    );
+}

@@ -143,6 +143,8 @@ pub struct Policy {
     pub name: Option<Name>,
     /// `override policy ...` (applications only).
     pub is_override: bool,
+    /// `report_only policy ...`: evaluated and reported, never enforced.
+    pub report_only: bool,
     /// The user-facing message.
     pub message: Option<Str>,
     /// The `when` condition.

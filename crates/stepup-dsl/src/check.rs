@@ -856,6 +856,7 @@ fn check_policy(cx: &mut Ctx<'_>, t: &Tenant, at: &PolicyAt<'_>) -> Option<Polic
             file: at.file.name.clone(),
             line,
         },
+        report_only: p.report_only,
     })
 }
 
@@ -1017,7 +1018,20 @@ fn weaker_override(cx: &mut Ctx<'_>, p: &ast::Policy, base: &Policy, new: &Polic
             n.validity, b.validity
         ));
     }
-    if !why.is_empty() {
+    let mut help = if why.is_empty() {
+        String::new()
+    } else {
+        format!("it has {}", why.join(", "))
+    };
+    if new.report_only && !base.report_only {
+        help.push_str(if help.is_empty() {
+            "it is"
+        } else {
+            ", and it is"
+        });
+        help.push_str(" `report_only`: this application never enforces it");
+    }
+    if !help.is_empty() {
         let span = p.name.as_ref().map_or(p.span, |x| x.span);
         cx.warn(
             "S005",
@@ -1034,10 +1048,7 @@ fn weaker_override(cx: &mut Ctx<'_>, p: &ast::Policy, base: &Policy, new: &Polic
                 )
             },
             "weaker override",
-            Some(format!(
-                "it has {}; overrides should tighten, not loosen",
-                why.join(", ")
-            )),
+            Some(format!("{help}; overrides should tighten, not loosen")),
         );
     }
 }
@@ -1602,6 +1613,8 @@ struct Located {
     from_app: bool,
     /// An application's policy the lint sees exactly as the tenant's policy it replaces.
     like_tenant: bool,
+    /// Report-only: never merged with the others, so it conflicts with none.
+    report_only: bool,
     /// The factors that can satisfy it (allowed and strong enough).
     factors: stepup_core::FactorSet,
     /// Operations it is restricted to, if a top-level conjunct says so.
@@ -1637,6 +1650,7 @@ impl Located {
             span,
             from_app,
             like_tenant: false,
+            report_only: p.report_only,
             factors: p
                 .requirement
                 .factors
@@ -1648,7 +1662,10 @@ impl Located {
 
     /// Whether the lint sees both alike: same factors and same guards.
     fn same_shape(&self, o: &Located) -> bool {
-        self.factors == o.factors && self.ops == o.ops && self.res == o.res
+        self.factors == o.factors
+            && self.ops == o.ops
+            && self.res == o.res
+            && self.report_only == o.report_only
     }
 
     /// Whether some event can make both fire (conservative: `true` unless their guards exclude it).
@@ -1672,7 +1689,12 @@ fn disjoint_lint(diags: &mut Vec<Diagnostic>, scope: &[Located], in_app: bool) {
             // Tenant pairs are reported once, on the tenant, not again for each application
             // (also an application that changes nothing, or overrides without changing factors).
             let reported_elsewhere = in_app && tenants(a) && tenants(b);
-            if a.factors.intersect(b.factors).is_empty() && !reported_elsewhere && a.may_meet(b) {
+            let enforced = !a.report_only && !b.report_only;
+            if enforced
+                && a.factors.intersect(b.factors).is_empty()
+                && !reported_elsewhere
+                && a.may_meet(b)
+            {
                 diags.push(
                     Diagnostic::warning("S007", &b.file, b.span, format!("policies `{}` and `{}` can fire together but no factor satisfies both", a.name, b.name))
                         .label("disjoint factors")

@@ -289,7 +289,12 @@ impl Fmt<'_> {
         match &p.name {
             None => self.out.push_str(&format!("{i}when {when} {req}\n")),
             Some(n) => {
-                let ov = if p.is_override { "override " } else { "" };
+                let ov = match (p.is_override, p.report_only) {
+                    (false, false) => "",
+                    (true, false) => "override ",
+                    (false, true) => "report_only ",
+                    (true, true) => "override report_only ",
+                };
                 let msg = p
                     .message
                     .as_ref()

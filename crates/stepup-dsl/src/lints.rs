@@ -49,7 +49,7 @@ pub const LINTS: &[LintDoc] = &[
     LintDoc {
         code: "S005",
         name: "weaker-override",
-        what: "an application override is weaker than the tenant policy it replaces (lower AAL, more factors or a longer duration)",
+        what: "an application override is weaker than the tenant policy it replaces (lower AAL, more factors, a longer duration, or `report_only` in place of an enforced policy)",
         why: "per-application overrides exist to tighten a tenant's defaults; a weaker one silently lowers protection for that application",
         example: "tenant t { policy p \"...\" { when new_device require aal3 factor webauthn for 5m } }\napplication a of t { policy p \"...\" { when new_device require aal2 } }",
     },
@@ -63,7 +63,7 @@ pub const LINTS: &[LintDoc] = &[
     LintDoc {
         code: "S007",
         name: "disjoint-factors",
-        what: "two policies can fire on the same event but no factor satisfies both",
+        what: "two enforced policies can fire on the same event but no factor satisfies both (report-only policies are never merged)",
         why: "when both fire, the most-restrictive merge intersects their factor sets; an empty intersection refuses the action outright",
         example: "policy a \"...\" { when new_device require aal2 factor sms }\npolicy b \"...\" { when new_device require aal3 factor webauthn }",
     },

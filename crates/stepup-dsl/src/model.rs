@@ -187,6 +187,9 @@ pub struct Policy {
     pub requirement: Requirement,
     /// Where it was written.
     pub origin: Origin,
+    /// `report_only`: evaluated with the others and reported with every decision (what it would
+    /// have done), never enforced.
+    pub report_only: bool,
 }
 
 impl Policy {
@@ -264,6 +267,7 @@ impl Tenant {
                 file: "<built-in>".to_string(),
                 line: 0,
             },
+            report_only: false,
         })
     }
 }
@@ -290,6 +294,13 @@ pub struct Resolved<'a> {
     pub application: Option<&'a Application>,
     /// Policies in evaluation order.
     pub policies: Vec<Arc<Policy>>,
+}
+
+impl Resolved<'_> {
+    /// The report-only policies in force, in evaluation order.
+    pub fn report_only(&self) -> impl Iterator<Item = &Arc<Policy>> {
+        self.policies.iter().filter(|p| p.report_only)
+    }
 }
 
 /// Why a (tenant, application) cannot be resolved.

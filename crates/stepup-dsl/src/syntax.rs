@@ -206,6 +206,7 @@ fn describe(r: Rule) -> &'static str {
         Rule::threat_feed_decl | Rule::kw_threat_feed => "`threat_feed`",
         Rule::cache_decl | Rule::kw_cache => "`cache`",
         Rule::policy | Rule::kw_policy => "`policy`",
+        Rule::kw_report_only => "`report_only`",
         Rule::override_policy | Rule::kw_override => "`override`",
         Rule::bare_rule | Rule::rule | Rule::when_clause | Rule::kw_when => "`when`",
         Rule::require_clause | Rule::kw_require => "`require`",
@@ -628,8 +629,10 @@ impl Lower<'_> {
     fn lower_policy(&mut self, pair: Pair<'_, Rule>, is_override: bool) -> Option<Policy> {
         let span = span_of(&pair);
         let (mut name, mut message, mut when, mut require) = (None, None, None, None);
+        let mut report_only = false;
         for p in meaningful(pair) {
             match p.as_rule() {
+                Rule::kw_report_only => report_only = true,
                 Rule::ident => {
                     name = Some(Name {
                         text: p.as_str().to_string(),
@@ -648,6 +651,7 @@ impl Lower<'_> {
         Some(Policy {
             name,
             is_override,
+            report_only,
             message,
             when: when?,
             require: require?,
@@ -668,6 +672,7 @@ impl Lower<'_> {
         Some(Policy {
             name: None,
             is_override: false,
+            report_only: false,
             message: None,
             when: when?,
             require: require?,

@@ -441,3 +441,27 @@ fn unreadable_and_malformed_feeds_are_reported_at_the_path() {
         ]
     );
 }
+
+#[test]
+fn report_only_policies_parse_format_and_are_never_merged_by_the_disjoint_lint() {
+    let text = "tenant t {\n  operation pay sensitive\n  policy by_sms \"Confirm this payment with a code we text you.\" { when operation == pay require aal2 factor sms }\n  report_only   policy by_key \"Confirm this payment with your security key.\" { when operation == pay require aal3 factor webauthn }\n}\n";
+    let d = diags(text);
+    assert!(
+        d.is_empty(),
+        "a report-only policy conflicts with none: {d:#?}"
+    );
+    let formatted = stepup_dsl::format_text("t.policy", text).unwrap();
+    assert!(
+        formatted.contains(
+            "\n  report_only policy by_key \"Confirm this payment with your security key.\" {\n"
+        ),
+        "{formatted}"
+    );
+    let set = load_sources(&[Source::text("t.policy", text)]).set.unwrap();
+    let r = set.resolve("t", "").unwrap();
+    let names: Vec<&str> = r.report_only().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, vec!["by_key"]);
+    // Enforcing it is a change of the rules: the policy-set hash names it.
+    let enforced = load_sources(&[Source::text("t.policy", &text.replace("report_only", ""))]);
+    assert_ne!(enforced.set.unwrap().hash, set.hash);
+}

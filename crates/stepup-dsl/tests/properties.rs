@@ -88,14 +88,16 @@ fn policy() -> impl Strategy<Value = String> {
         require(),
         ws(),
         ws(),
+        any::<bool>(),
     )
-        .prop_map(|(n, msg, e, r, w1, w2)| match n {
+        .prop_map(|(n, msg, e, r, w1, w2, report_only)| match n {
             None => format!("when{w1}{e}{w2}{r}"),
             Some(n) => {
                 let m = msg
                     .map(|m| format!(" {}", stepup_dsl::fmt::quote(&m)))
                     .unwrap_or_default();
-                format!("policy {n}{m} {{{w1}when {e}{w2}{r} }}")
+                let ro = if report_only { "report_only" } else { "" };
+                format!("{ro}{w1}policy {n}{m} {{{w1}when {e}{w2}{r} }}")
             }
         })
 }

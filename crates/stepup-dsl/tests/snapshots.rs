@@ -68,8 +68,9 @@ fn summary(set: &stepup_dsl::PolicySet) -> String {
         for p in &r.policies {
             let _ = writeln!(
                 out,
-                "  {} [{}:{}] require {} factor {} {}\n    message: {:?}\n    when: {:?}",
+                "  {}{} [{}:{}] require {} factor {} {}\n    message: {:?}\n    when: {:?}",
                 p.name,
+                if p.report_only { " (report-only)" } else { "" },
                 Path::new(&p.origin.file)
                     .file_name()
                     .and_then(|n| n.to_str())

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stepup_core::{Aal, Factor, FactorSet, Requirement, Timestamp};
 
 use crate::risk::RiskSummary;
@@ -11,7 +11,7 @@ use crate::state::{HistoryUpdate, SessionState};
 use crate::tri::Tri;
 
 /// The kind of decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionKind {
     /// Proceed.
@@ -41,7 +41,7 @@ impl DecisionKind {
 }
 
 /// Why a decision is `deny`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DenyReason {
     /// The fired policies allow no factor in common.
@@ -84,6 +84,62 @@ pub mod audit_names {
     pub const SKIPPED: &str = "auth.step_up_skipped";
     /// The action was refused.
     pub const DENIED: &str = "auth.step_up_denied";
+    /// A report-only policy would have prompted or refused (nothing was enforced).
+    pub const REPORT_ONLY: &str = "auth.step_up_report_only";
+}
+
+/// What a report-only policy would have done, had it been enforced alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WouldBe {
+    /// Its condition was false (or the event was not evaluated against policies: a step-up
+    /// completion, or a refusal before evaluation).
+    NotFired,
+    /// It fired, and the session already satisfied it.
+    Satisfied,
+    /// It fired and would have prompted, with its requirement.
+    StepUp,
+    /// It fired and would have refused (no factor reaches it, or none is enrolled).
+    Deny,
+}
+
+impl WouldBe {
+    /// The word used in outputs (`not_fired`, `satisfied`, `step_up`, `deny`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WouldBe::NotFired => "not_fired",
+            WouldBe::Satisfied => "satisfied",
+            WouldBe::StepUp => "step_up",
+            WouldBe::Deny => "deny",
+        }
+    }
+}
+
+fn no_factors(f: &FactorSet) -> bool {
+    f.is_empty()
+}
+
+/// One report-only policy's result in a decision: what it would have done, had it been enforced
+/// on its own (it is never merged with the enforced policies, and changes nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportOnly {
+    /// The policy.
+    pub policy: String,
+    /// What it would have done.
+    pub would_be: WouldBe,
+    /// Its requirement (`step_up` and `deny`), with the factors that can reach its AAL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<Requirement>,
+    /// The user's enrolled factors that would have satisfied it (`step_up`).
+    #[serde(default, skip_serializing_if = "no_factors")]
+    pub eligible: FactorSet,
+    /// Why it would have refused (`deny`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<DenyReason>,
+    /// Why it fired although its condition could not be decided (fail closed), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One audit record (a JSON line).
@@ -119,6 +175,10 @@ pub struct AuditRecord {
     pub errors: Vec<String>,
     /// Hash of the policy set that decided.
     pub policy_set: Arc<str>,
+    /// On `auth.step_up_report_only` records: what the report-only policy would have done
+    /// (`step_up` or `deny`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_be: Option<WouldBe>,
 }
 
 /// What to write after the decision (one atomic commit).
@@ -161,6 +221,9 @@ pub struct PolicyTrace {
     pub satisfied: Option<bool>,
     /// Why (not) satisfied.
     pub why: Option<String>,
+    /// Whether the policy is report-only (evaluated, never enforced).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub report_only: bool,
 }
 
 /// Why a decision came out as it did.
@@ -207,6 +270,9 @@ pub struct Decision {
     pub trace: Option<Trace>,
     /// Hash of the policy set that decided.
     pub policy_set: Arc<str>,
+    /// What each report-only policy in force would have done, sorted by name (empty when the
+    /// scope has none). Never read by the decision itself.
+    pub report_only: Vec<ReportOnly>,
 }
 
 impl Decision {
@@ -229,6 +295,7 @@ impl Decision {
             effects: Effects::default(),
             trace: None,
             policy_set,
+            report_only: Vec::new(),
         }
     }
     /// Whether the action may proceed.

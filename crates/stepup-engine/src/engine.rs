@@ -13,7 +13,7 @@ use crate::decision::{Decision, DecisionKind, Trace, audit_names};
 use crate::facts::Facts;
 use crate::finish::{
     Scope, complete, finish, merge_note, refuse, refuse_for_store, refuse_unestablished,
-    satisfied,
+    report_only, satisfied,
 };
 use crate::names::NameMap;
 use crate::request::{Event, Request};
@@ -172,6 +172,30 @@ impl CompiledSet {
             Ok(s) => s,
             Err(e) => return refuse(req, &self.hash, e),
         };
+        let mut d = self.run_scope(scope, feed, req, state, explain, reference);
+        if !scope.report_only.is_empty() && d.report_only.is_empty() {
+            // The event was not evaluated against policies (a completion, or a refusal before
+            // evaluation): no report-only policy fired either.
+            let sc = Scope {
+                tenant: &scope.tenant,
+                policies: &scope.policies,
+                reads: &scope.reads,
+                hash: &self.hash,
+            };
+            report_only(&sc, req, state, None, &scope.report_only, &[], &[], &mut d);
+        }
+        d
+    }
+
+    fn run_scope(
+        &self,
+        scope: &CompiledScope,
+        feed: &ThreatFeed,
+        req: &Request,
+        state: &State,
+        explain: bool,
+        reference: bool,
+    ) -> Decision {
         let t = &scope.tenant;
         if let Event::StepUp { factor, success } = &req.event {
             let mut d = complete(t, &self.hash, req, state, *factor, *success);
@@ -241,17 +265,35 @@ impl CompiledSet {
             reads: &scope.reads,
             hash: &self.hash,
         };
+        let is_report_only = |i: usize| scope.policies.get(i).is_some_and(|p| p.report_only);
+        // Report-only policies are evaluated with the others, but neither their firing nor
+        // their fail-closed notes reach the decision: they go to its report-only results.
+        let mut ro_fired = FiredBuf::new();
+        let mut ro_notes: Vec<(usize, String)> = Vec::new();
         let mut d = if reference {
-            let fired = crate::reference::fired(&scope.policies, &facts, false);
+            let mut fired = crate::reference::fired(&scope.policies, &facts, false);
             for &i in &fired {
                 if let Some(p) = scope.policies.get(i)
                     && crate::reference::eval(&p.condition, &facts, &mut None) == Tri::Unknown
                 {
                     let mut why = Vec::new();
                     crate::reference::unknown_reasons(&p.condition, &facts, &mut why);
-                    errors.push(fail_closed_note(&p.name, why));
+                    let note = fail_closed_note(&p.name, why);
+                    if p.report_only {
+                        ro_notes.push((i, note));
+                    } else {
+                        errors.push(note);
+                    }
                 }
             }
+            fired.retain(|&i| {
+                if is_report_only(i) {
+                    ro_fired.push(i);
+                    false
+                } else {
+                    true
+                }
+            });
             finish(&sc, req, state, &facts, &fired, errors, false)
         } else {
             let mut buf = FiredBuf::new();
@@ -259,19 +301,41 @@ impl CompiledSet {
             for &i in candidates(scope, &req.event, ids) {
                 if let Some(e) = scope.exprs.get(i as usize) {
                     let v = eval(e, &facts, ids, &attrs);
+                    let ro = is_report_only(i as usize);
                     if v == Tri::Unknown {
                         let mut why = Vec::new();
                         unknown_reasons(e, &facts, ids, &attrs, &mut why);
                         let name = scope.policies.get(i as usize).map_or("", |p| &p.name);
-                        errors.push(fail_closed_note(name, why));
+                        let note = fail_closed_note(name, why);
+                        if ro {
+                            ro_notes.push((i as usize, note));
+                        } else {
+                            errors.push(note);
+                        }
                     }
                     if v.fires() {
-                        buf.push(i as usize);
+                        if ro {
+                            ro_fired.push(i as usize);
+                        } else {
+                            buf.push(i as usize);
+                        }
                     }
                 }
             }
             finish(&sc, req, state, &facts, buf.as_slice(), errors, explain)
         };
+        if !scope.report_only.is_empty() {
+            report_only(
+                &sc,
+                req,
+                state,
+                Some(&facts),
+                &scope.report_only,
+                ro_fired.as_slice(),
+                &ro_notes,
+                &mut d,
+            );
+        }
         if explain {
             let mut tr = Trace {
                 policies: crate::reference::trace(&scope.policies, &facts, false),
@@ -360,6 +424,28 @@ impl Engine {
     /// saved fails, and an allow that cannot be saved (it spends a grant or establishes the
     /// session) is refused.
     pub fn process(&self, store: &dyn Store, req: &Request, explain: bool) -> Decision {
+        self.process_inner(store, req, explain, false).0
+    }
+
+    /// Like [`Engine::process`], also returning the state the decision was made on (`None`
+    /// when the store could not be read): what a decision log records so that the decision can
+    /// be made again offline (`stepup backtest`).
+    pub fn process_for_log(
+        &self,
+        store: &dyn Store,
+        req: &Request,
+        explain: bool,
+    ) -> (Decision, Option<State>) {
+        self.process_inner(store, req, explain, true)
+    }
+
+    fn process_inner(
+        &self,
+        store: &dyn Store,
+        req: &Request,
+        explain: bool,
+        keep_state: bool,
+    ) -> (Decision, Option<State>) {
         let set = self.current.load();
         let mut conflicts = 0u32;
         loop {
@@ -369,11 +455,12 @@ impl Engine {
                     session,
                 },
                 // Without the session nothing can be decided or recorded: refuse.
-                Err(e) => return refuse_for_store(req, set.hash(), e.to_string()),
+                Err(e) => return (refuse_for_store(req, set.hash(), e.to_string()), None),
             };
             let mut d = set.decide(req, &state, explain);
+            let kept = keep_state.then(|| state.clone());
             if d.effects.session.is_none() && d.effects.history.is_none() {
-                return d;
+                return (d, kept);
             }
             let Err(e) = store.commit(
                 &req.tenant,
@@ -382,7 +469,7 @@ impl Engine {
                 d.effects.session.as_ref(),
                 d.effects.history.as_ref(),
             ) else {
-                return d;
+                return (d, kept);
             };
             if matches!(e, StoreError::Conflict { .. }) && conflicts + 1 < MAX_COMMIT_ATTEMPTS {
                 // Another instance decided on this session first: decide again on its state.
@@ -405,9 +492,9 @@ impl Engine {
                 // its commit succeeded (SPEC §10).
                 let mut refused = refuse_for_store(req, set.hash(), note);
                 refused.trace = d.trace.take();
-                return refused;
+                return (refused, kept);
             }
-            return d;
+            return (d, kept);
         }
     }
 

@@ -9,7 +9,8 @@ use stepup_core::{Aal, Factor, FactorSet, Requirement, Validity};
 use stepup_dsl::model::{Policy, Tenant};
 
 use crate::decision::{
-    AuditRecord, Decision, DecisionKind, DenyReason, Trace, audit_names, factors_label,
+    AuditRecord, Decision, DecisionKind, DenyReason, ReportOnly, Trace, WouldBe, audit_names,
+    factors_label,
 };
 use crate::facts::Facts;
 use crate::request::{Event, Request};
@@ -134,6 +135,7 @@ fn audit(name: &'static str, req: &Request, hash: &Arc<str>) -> AuditRecord {
         message: None,
         errors: Vec::new(),
         policy_set: Arc::clone(hash),
+        would_be: None,
     }
 }
 
@@ -300,17 +302,7 @@ pub fn finish(
         } else {
             DenyReason::StrongerFactorRequired
         });
-        let msg = if conflict {
-            format!(
-                "These policies cannot be satisfied together: {} allow no factor that reaches {aal}.",
-                unsat_names.join(", ")
-            )
-        } else {
-            format!(
-                "This operation requires a stronger factor. Set up {} to proceed.",
-                factors_label(factors)
-            )
-        };
+        let msg = deny_message(conflict, &unsat_names, aal, factors);
         d.message = Some(msg.clone());
         let mut rec = audit(audit_names::DENIED, req, scope.hash);
         rec.policies = unsat_names;
@@ -382,6 +374,100 @@ pub fn finish(
     d.audit.push(rec);
     d.errors = errors;
     d
+}
+
+/// The message of a deny: a conflict names the policies, a missing factor names the factors.
+fn deny_message(conflict: bool, policies: &[String], aal: Aal, factors: FactorSet) -> String {
+    if conflict {
+        format!(
+            "These policies cannot be satisfied together: {} allow no factor that reaches {aal}.",
+            policies.join(", ")
+        )
+    } else {
+        format!(
+            "This operation requires a stronger factor. Set up {} to proceed.",
+            factors_label(factors)
+        )
+    }
+}
+
+/// What every report-only policy of the scope would have done (SPEC §12), each on its own as if
+/// it alone were enforced, with an `auth.step_up_report_only` audit record for each would-be
+/// prompt or refusal. `report_only`: the scope's report-only policies (indices, sorted by name);
+/// `fired`: those that fired; `notes`: why some fired although unknown (fail closed). `facts`:
+/// `None` when the event was not evaluated against policies (every result is `not_fired`).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the same inputs as `finish`, plus the report-only indices"
+)]
+pub fn report_only(
+    scope: &Scope<'_>,
+    req: &Request,
+    state: &State,
+    facts: Option<&Facts<'_>>,
+    report_only: &[u32],
+    fired: &[usize],
+    notes: &[(usize, String)],
+    d: &mut Decision,
+) {
+    let t = scope.tenant;
+    for &i in report_only {
+        let i = i as usize;
+        let (Some(p), Some(reads)) = (scope.policies.get(i), scope.reads.get(i)) else {
+            continue;
+        };
+        let mut r = ReportOnly {
+            policy: p.name.clone(),
+            would_be: WouldBe::NotFired,
+            required: None,
+            eligible: FactorSet::EMPTY,
+            deny: None,
+            note: notes.iter().find(|(j, _)| *j == i).map(|(_, n)| n.clone()),
+        };
+        if !fired.contains(&i) {
+            d.report_only.push(r);
+            continue;
+        }
+        if satisfied(p, reads, t, req, &state.session).0 {
+            r.would_be = WouldBe::Satisfied;
+            d.report_only.push(r);
+            continue;
+        }
+        let aal = p.requirement.aal;
+        let factors = p.requirement.factors.intersect(t.strengths.reaching(aal));
+        let eligible = factors.intersect(req.enrolled);
+        r.required = Some(Requirement {
+            factors,
+            ..p.requirement
+        });
+        let message = if factors.is_empty() || eligible.is_empty() {
+            r.would_be = WouldBe::Deny;
+            r.deny = Some(if factors.is_empty() {
+                DenyReason::Conflict
+            } else {
+                DenyReason::StrongerFactorRequired
+            });
+            deny_message(
+                factors.is_empty(),
+                std::slice::from_ref(&p.name),
+                aal,
+                factors,
+            )
+        } else {
+            r.would_be = WouldBe::StepUp;
+            r.eligible = eligible;
+            p.message_or_default().to_string()
+        };
+        let mut rec = audit(audit_names::REPORT_ONLY, req, scope.hash);
+        rec.policies = vec![p.name.clone()];
+        rec.required_aal = Some(aal);
+        rec.risk = facts.map(|f| f.signals.breakdown());
+        rec.message = Some(message);
+        rec.errors.extend(r.note.clone());
+        rec.would_be = Some(r.would_be);
+        d.audit.push(rec);
+        d.report_only.push(r);
+    }
 }
 
 fn challenge_id(hash: &str, req: &Request, seq: u64) -> String {

@@ -44,7 +44,7 @@ pub mod store;
 pub mod tree;
 pub mod tri;
 
-pub use decision::{AuditRecord, Decision, DecisionKind};
+pub use decision::{AuditRecord, Decision, DecisionKind, ReportOnly, WouldBe};
 pub use engine::{CompiledSet, Engine, LoadError};
 pub use request::{Context, Event, Location, Request, Value};
 pub use state::{SessionState, State, UserHistory};

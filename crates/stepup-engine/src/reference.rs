@@ -155,6 +155,7 @@ pub fn trace(
                 ),
                 satisfied: None,
                 why: None,
+                report_only: p.report_only,
             }
         })
         .collect()

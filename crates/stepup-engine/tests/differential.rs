@@ -1,6 +1,7 @@
 //! Differential test: the compiled tree and the reference interpreter give identical decisions
-//! (kind, requirement, fired and satisfied policies, message, challenge, audit records, effects)
-//! on random policy sets, states and events.
+//! (kind, requirement, fired and satisfied policies, message, challenge, audit records, effects,
+//! report-only results) on random policy sets, states and events; and report-only policies
+//! never change a decision.
 
 #![allow(
     clippy::unwrap_used,
@@ -80,6 +81,11 @@ fn policy_set() -> impl Strategy<Value = String> {
     policy_set_of(cond().boxed())
 }
 
+/// `report_only policy …` a quarter of the time.
+fn report_only_prefix() -> impl Strategy<Value = &'static str> {
+    prop::bool::weighted(0.25).prop_map(|ro| if ro { "report_only " } else { "" })
+}
+
 /// Shallow conditions: one leaf, or two or three leaves under one connective, so that a single
 /// input often decides whether a policy fires.
 fn shallow_cond() -> BoxedStrategy<String> {
@@ -93,19 +99,28 @@ fn shallow_cond() -> BoxedStrategy<String> {
 }
 
 fn policy_set_of(cond: BoxedStrategy<String>) -> impl Strategy<Value = String> {
-    (prop::collection::vec((cond.clone(), require()), 1..14), prop::option::of((0..14usize, cond, require())), any::<bool>()).prop_map(|(ps, ov, cache_off)| {
+    policy_set_with(cond, report_only_prefix().boxed())
+}
+
+/// Policy sets whose policies are report-only as `ro` says (also the application's override
+/// and addition).
+fn policy_set_with(
+    cond: BoxedStrategy<String>,
+    ro: BoxedStrategy<&'static str>,
+) -> impl Strategy<Value = String> {
+    (prop::collection::vec((cond.clone(), require(), ro.clone()), 1..14), prop::option::of((0..14usize, cond, require(), ro.clone(), ro)), any::<bool>()).prop_map(|(ps, ov, cache_off)| {
         let mut s = String::from(
             "tenant t {\n operation o0 sensitive operation o1 routine operation o2 admin operation o3 admin operation o4 sensitive operation o5 sensitive\n resource r0 resource r1 resource r2\n attribute amount: number attribute plan: string attribute vip: bool\n risk { weight new_device 30 weight new_country 40 threat_feed \"feed.netset\" }\n",
         );
-        for (i, (c, r)) in ps.iter().enumerate() {
-            s.push_str(&format!(" policy p{i} \"Message {i}.\" {{ when {c} {r} }}\n"));
+        for (i, (c, r, ro)) in ps.iter().enumerate() {
+            s.push_str(&format!(" {ro}policy p{i} \"Message {i}.\" {{ when {c} {r} }}\n"));
         }
         s.push_str("}\napplication a of t {\n");
         if cache_off {
             s.push_str(" cache off\n");
         }
-        if let Some((i, c, r)) = ov {
-            s.push_str(&format!(" policy p{i} \"Override.\" {{ when {c} {r} }}\n policy extra \"Extra.\" {{ when {c} {r} }}\n"));
+        if let Some((i, c, r, ro1, ro2)) = ov {
+            s.push_str(&format!(" {ro1}policy p{i} \"Override.\" {{ when {c} {r} }}\n {ro2}policy extra \"Extra.\" {{ when {c} {r} }}\n"));
         }
         s.push_str("}\n");
         s
@@ -269,17 +284,27 @@ fn feed_dir() -> std::path::PathBuf {
     DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("stepup-diff-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
-        let _ = std::fs::write(dir.join("feed.netset"), "203.0.113.0/24\n2001:db8:bad::/48\n");
+        let _ = std::fs::write(
+            dir.join("feed.netset"),
+            "203.0.113.0/24\n2001:db8:bad::/48\n",
+        );
         dir
     })
     .clone()
 }
 
 fn compile(text: &str) -> Result<CompiledSet, String> {
-    let src = stepup_dsl::Source { name: "gen.policy".into(), bytes: text.as_bytes().to_vec(), base_dir: feed_dir() };
+    let src = stepup_dsl::Source {
+        name: "gen.policy".into(),
+        bytes: text.as_bytes().to_vec(),
+        base_dir: feed_dir(),
+    };
     let loaded = stepup_dsl::load_sources(&[src]);
     let Some(model) = loaded.set else {
-        return Err(format!("generated set does not check:\n{text}\n{}", stepup_dsl::diag::render_all(&loaded.diagnostics, false)));
+        return Err(format!(
+            "generated set does not check:\n{text}\n{}",
+            stepup_dsl::diag::render_all(&loaded.diagnostics, false)
+        ));
     };
     CompiledSet::compile(model).map_err(|e| e.to_string())
 }
@@ -374,7 +399,9 @@ fn corrupt(c: &Corruption, text: &str, req: &mut Request, state: &mut State) -> 
             out.push_str(rest);
             return out;
         }
-        Corruption::DropEnrolled(f) => req.enrolled = req.enrolled.intersect(FactorSet::one(*f).complement()),
+        Corruption::DropEnrolled(f) => {
+            req.enrolled = req.enrolled.intersect(FactorSet::one(*f).complement())
+        }
         Corruption::DropSignInFactor(f) => {
             if let Event::SignIn { factors, .. } = &mut req.event {
                 *factors = factors.intersect(FactorSet::one(*f).complement());
@@ -508,3 +535,87 @@ proptest! {
     }
 }
 
+/// A decision without what its policy set's version and its report-only policies put in it:
+/// the hash (in challenge ids, grants and audit records), the report-only results and records.
+fn enforced_part(d: &stepup_engine::Decision) -> stepup_engine::Decision {
+    let mut d = d.clone();
+    let ids: Vec<String> = d.challenge_id.iter().cloned().collect();
+    let blank = |id: &mut String| {
+        if ids.contains(id) {
+            *id = "challenge".into();
+        }
+    };
+    d.policy_set = "".into();
+    d.report_only.clear();
+    d.audit
+        .retain(|r| r.name != stepup_engine::decision::audit_names::REPORT_ONLY);
+    for r in &mut d.audit {
+        r.policy_set = "".into();
+        if let Some(id) = &mut r.challenge_id {
+            blank(id);
+        }
+    }
+    if let Some(id) = &mut d.challenge_id {
+        blank(id);
+    }
+    if let Some(s) = &mut d.effects.session {
+        for c in &mut s.challenges {
+            blank(&mut c.id);
+        }
+    }
+    d
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// SPEC §12: report-only policies are evaluated, never enforced. Adding any number of them
+    /// (to the tenant and to the application, also replacing an enforced policy's name in the
+    /// application is not done here: that is an override, a change of the rules) leaves every
+    /// decision as it was: kind, requirement, eligible factors, fired and satisfied policies,
+    /// message, deny reason, risk, errors, audit records and effects.
+    #[test]
+    fn adding_report_only_policies_never_changes_a_decision(
+        base in policy_set_with(cond().boxed(), Just("").boxed()),
+        extra in prop::collection::vec((cond(), require(), any::<bool>()), 1..6),
+        cases in prop::collection::vec((event(), state(), factor_set(), any::<bool>(), any::<bool>()), 8),
+    ) {
+        let mut with = base.clone();
+        for (k, (c, r, in_app)) in extra.iter().enumerate() {
+            let policy = format!(" report_only policy ro{k} \"Would confirm {k}.\" {{ when {c} {r} }}\n");
+            // The tenant block ends where the application block starts; the application's at the end.
+            let at = if *in_app { with.rfind('}') } else { with.find("}\napplication") };
+            if let Some(at) = at {
+                with.insert_str(at, &policy);
+            }
+        }
+        let (a, b) = (compile(&base), compile(&with));
+        prop_assert!(a.is_ok() && b.is_ok(), "{:?} {:?}\n{with}", a.err(), b.err());
+        let (Ok(a), Ok(b)) = (a, b) else { return Ok(()) };
+        for (event, mut state, enrolled, in_app, fresh) in cases {
+            if fresh {
+                state.session.events.clear();
+                state.session.established = true;
+            }
+            let req = Request {
+                tenant: "t".into(),
+                application: if in_app { "a".into() } else { String::new() },
+                user: "u".into(),
+                enrolled,
+                session: "s".into(),
+                event,
+                now: Timestamp(NOW),
+            };
+            let (da, db) = (a.decide(&req, &state, false), b.decide(&req, &state, false));
+            prop_assert_eq!(enforced_part(&da), enforced_part(&db), "request {:?}\nrules:\n{}", req, with);
+            // Every report-only policy in force is reported, once.
+            let in_force = extra.iter().filter(|(_, _, app)| *app == in_app || !*app).count();
+            if !matches!(da.deny, Some(stepup_engine::decision::DenyReason::CannotEvaluate)) {
+                prop_assert_eq!(db.report_only.len(), in_force, "{:?}", db.report_only);
+            }
+            let records = db.audit.iter().filter(|r| r.name == stepup_engine::decision::audit_names::REPORT_ONLY).count();
+            let prompts = db.report_only.iter().filter(|r| matches!(r.would_be, stepup_engine::WouldBe::StepUp | stepup_engine::WouldBe::Deny)).count();
+            prop_assert_eq!(records, prompts);
+        }
+    }
+}

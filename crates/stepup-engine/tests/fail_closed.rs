@@ -246,9 +246,12 @@ fn finding_2_an_operation_without_its_declared_attribute_steps_up() {
     assert_eq!(kind(&d), DecisionKind::Allow, "a known small payout proceeds");
 }
 
+/// A context field, how to remove it, and the policy that must then fire.
+type Strip = (&'static str, fn(&mut Context), &'static str);
+
 #[test]
 fn finding_3_a_sign_in_missing_any_context_field_is_not_allowed_silently() {
-    let cases: [(&str, fn(&mut Context), &str); 4] = [
+    let cases: [Strip; 4] = [
         ("device", |c| c.device = None, "new_device_sign_in"),
         ("country", |c| c.country = None, "new_country_sign_in"),
         ("location", |c| c.location = None, "risky_sign_in"),

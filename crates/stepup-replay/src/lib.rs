@@ -10,5 +10,8 @@ pub mod run;
 pub mod scenario;
 pub mod stats;
 
-pub use run::{EventResult, FileReport, InputError, Mismatch, load, replay, replay_with};
+pub use run::{
+    EventResult, FileReport, InputError, Mismatch, Observer, load, replay, replay_observed,
+    replay_with,
+};
 pub use scenario::Scenario;

@@ -32,6 +32,7 @@ pub fn event_json_with(r: &FileReport, e: &EventResult, audit: AuditDetail) -> s
     let risk = d.risk.as_ref().map(|k| {
         json!({
             "score": k.score,
+            "range": [k.range.min, k.range.max],
             "platform": k.platform,
             "signals": k.signals.iter().map(|s| json!({"signal": s.signal, "value": s.value, "weight": s.weight})).collect::<Vec<_>>(),
         })
@@ -58,6 +59,7 @@ pub fn event_json_with(r: &FileReport, e: &EventResult, audit: AuditDetail) -> s
         "message": d.message,
         "challenge_id": d.challenge_id,
         "errors": d.errors,
+        "report_only": report_only_json(d),
         "mismatches": e.mismatches.iter().map(|m| json!({"field": m.field, "expected": m.expected, "actual": m.actual})).collect::<Vec<_>>(),
     });
     if audit == AuditDetail::Full
@@ -66,6 +68,51 @@ pub fn event_json_with(r: &FileReport, e: &EventResult, audit: AuditDetail) -> s
         o.insert("audit_records".into(), json!(d.audit));
     }
     v
+}
+
+/// What each report-only policy would have done, as `report_only` in the JSON of an event and of
+/// a decision log: `policy`, `would_be` (`not_fired|satisfied|step_up|deny`), `required_aal`,
+/// `allowed_factors`, `eligible_factors`, `max_age_s`, `deny_reason`, `note`.
+#[must_use]
+pub fn report_only_json(d: &stepup_engine::Decision) -> serde_json::Value {
+    d.report_only
+        .iter()
+        .map(|r| {
+            json!({
+                "policy": r.policy,
+                "would_be": r.would_be,
+                "required_aal": r.required.map(|q| q.aal),
+                "allowed_factors": r.required.map(|q| q.factors.names()).unwrap_or_default(),
+                "eligible_factors": r.eligible.names(),
+                "max_age_s": r.required.map(|q| q.validity.max_age_secs()),
+                "deny_reason": r.deny,
+                "note": r.note,
+            })
+        })
+        .collect()
+}
+
+/// A report-only result in words: `would step up to aal2`, `would deny
+/// (stronger_factor_required)`, `satisfied`, `not fired`.
+#[must_use]
+pub fn would_text(r: &stepup_engine::ReportOnly) -> String {
+    use stepup_engine::WouldBe;
+    match r.would_be {
+        WouldBe::NotFired => "not fired".to_string(),
+        WouldBe::Satisfied => "fired, already satisfied".to_string(),
+        WouldBe::StepUp => format!(
+            "would step up to {}",
+            r.required.map_or("?".to_string(), |q| format!(
+                "{} factor {} {}",
+                q.aal, q.factors, q.validity
+            ))
+        ),
+        WouldBe::Deny => format!(
+            "would deny ({})",
+            r.deny
+                .map_or("?", stepup_engine::decision::DenyReason::as_str)
+        ),
+    }
 }
 
 fn paint(color: bool, code: &str, s: &str) -> String {
@@ -182,6 +229,22 @@ pub fn table(r: &FileReport, color: bool, explain: bool, expect: bool) -> String
                 paint(color, "31", &format!("fail-closed: {err}"))
             );
         }
+        for r in e.decision.report_only.iter().filter(|r| {
+            matches!(
+                r.would_be,
+                stepup_engine::WouldBe::StepUp | stepup_engine::WouldBe::Deny
+            )
+        }) {
+            let _ = writeln!(
+                out,
+                "      {}",
+                paint(
+                    color,
+                    "35",
+                    &format!("report-only {}: {}", r.policy, would_text(r))
+                )
+            );
+        }
         if expect {
             for m in &e.mismatches {
                 let _ = writeln!(
@@ -219,7 +282,8 @@ pub fn explain_text(e: &EventResult, color: bool) -> String {
             (Some(false), Some(w)) => format!(" — not satisfied: {w}"),
             _ => String::new(),
         };
-        let _ = writeln!(out, "      {} {mark} ({}){sat}", p.name, p.origin);
+        let ro = if p.report_only { " [report-only]" } else { "" };
+        let _ = writeln!(out, "      {}{ro} {mark} ({}){sat}", p.name, p.origin);
         for pr in &p.predicates {
             let note = pr
                 .note
@@ -256,12 +320,27 @@ pub fn explain_text(e: &EventResult, color: bool) -> String {
         let _ = writeln!(
             out,
             "      risk {} = {}",
-            r.score.map_or("unknown".to_string(), |s| s.to_string()),
+            r.score.map_or_else(
+                || format!("unknown ({}..{})", r.range.min, r.range.max),
+                |s| s.to_string()
+            ),
             parts.join(", ")
         );
     }
     if let Some(m) = &t.merge {
         let _ = writeln!(out, "      merge: {m}");
+    }
+    for r in &e.decision.report_only {
+        let _ = writeln!(
+            out,
+            "      report-only {}: {}{}",
+            r.policy,
+            crate::run::report_only_word(r),
+            r.note
+                .as_ref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
+        );
     }
     for n in &t.notes {
         let _ = writeln!(out, "      note: {n}");

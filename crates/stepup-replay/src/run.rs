@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use stepup_core::{Factor, FactorSet, Timestamp};
 use stepup_engine::state::LastSignIn;
 use stepup_engine::{
-    CompiledSet, Context, Decision, DecisionKind, Engine, Event, Request, Store, UserHistory,
+    CompiledSet, Context, Decision, DecisionKind, Engine, Event, Request, State, Store, UserHistory,
 };
 
 use crate::scenario::{EventSpec, Expect, ExpectedChallenge, Scenario, resolve_time};
@@ -212,6 +212,17 @@ fn check_expect(e: &Expect, index: usize) -> Result<(), (&'static str, String)> 
             ),
         ));
     }
+    for (policy, v) in e.report_only.iter().flatten() {
+        let word = v.split_whitespace().next().unwrap_or("");
+        if !matches!(word, "not_fired" | "satisfied" | "step_up" | "deny") {
+            return Err((
+                "report_only",
+                format!(
+                    "`{policy}: \"{v}\"`: a report-only result is \"not_fired\", \"satisfied\", \"step_up\" (or \"step_up aal2\") or \"deny\" (or \"deny stronger_factor_required\")"
+                ),
+            ));
+        }
+    }
     for (signal, v) in e.signals.iter().flatten() {
         if !matches!(v.as_str(), "true" | "false" | "unknown") {
             return Err((
@@ -341,6 +352,18 @@ fn word<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
+/// A report-only result as expectations and tables write it: `not_fired`, `satisfied`,
+/// `step_up aal2`, `deny stronger_factor_required`.
+#[must_use]
+pub fn report_only_word(r: &stepup_engine::ReportOnly) -> String {
+    use stepup_engine::WouldBe;
+    match (r.would_be, r.required, r.deny) {
+        (WouldBe::StepUp, Some(q), _) => format!("step_up {}", q.aal),
+        (WouldBe::Deny, _, Some(reason)) => format!("deny {}", reason.as_str()),
+        (w, _, _) => w.as_str().to_string(),
+    }
+}
+
 /// The challenge a decision issued or answered, as an expectation names it.
 fn challenge_word(d: &Decision, issued: &BTreeMap<String, usize>) -> String {
     match &d.challenge_id {
@@ -418,6 +441,31 @@ fn compare(e: &Expect, d: &Decision, issued: &BTreeMap<String, usize>) -> Vec<Mi
     if let Some(c) = e.challenge {
         push("challenge", c.to_string(), challenge_word(d, issued));
     }
+    if let Some(ro) = &e.report_only {
+        let actual = |name: &str, expected: &str| {
+            let word = d
+                .report_only
+                .iter()
+                .find(|r| r.policy == name)
+                .map_or_else(|| "absent".to_string(), report_only_word);
+            // `step_up` alone checks the outcome, `step_up aal2` the AAL too.
+            if expected.contains(' ') {
+                word
+            } else {
+                word.split(' ').next().unwrap_or("").to_string()
+            }
+        };
+        let show = |pairs: Vec<String>| format!("{{{}}}", pairs.join(", "));
+        push(
+            "report_only",
+            show(ro.iter().map(|(k, v)| format!("{k}: {v}")).collect()),
+            show(
+                ro.iter()
+                    .map(|(k, v)| format!("{k}: {}", actual(k, v)))
+                    .collect(),
+            ),
+        );
+    }
     if let Some(sig) = &e.signals {
         let actual = |name: &str| {
             d.risk
@@ -454,6 +502,23 @@ fn store_error(file: &str, e: &stepup_engine::StoreError) -> InputError {
 /// # Errors
 /// A store failure while seeding the histories or resetting a session.
 pub fn replay(l: &Loaded, engine: &Engine, store: &dyn Store) -> Result<FileReport, InputError> {
+    replay_observed(l, engine, store, None)
+}
+
+/// What [`replay_observed`] calls after each decision: the request, the state it was decided on
+/// (`None` when the store could not be read) and the decision. A decision log is written so.
+pub type Observer<'a> = &'a mut dyn FnMut(&Request, Option<&State>, &Decision);
+
+/// Like [`replay`], calling `observe` after each decision with what a decision log records.
+///
+/// # Errors
+/// As [`replay`].
+pub fn replay_observed(
+    l: &Loaded,
+    engine: &Engine,
+    store: &dyn Store,
+    mut observe: Option<Observer<'_>>,
+) -> Result<FileReport, InputError> {
     let s = &l.scenario;
     let users = all_users(s);
     let mut sessions: BTreeMap<String, u32> = BTreeMap::new();
@@ -542,7 +607,14 @@ pub fn replay(l: &Loaded, engine: &Engine, store: &dyn Store) -> Result<FileRepo
             event,
             now: at,
         };
-        let d = engine.process(store, &req, true);
+        let d = match observe.as_mut() {
+            Some(f) => {
+                let (d, state) = engine.process_for_log(store, &req, true);
+                f(&req, state.as_ref(), &d);
+                d
+            }
+            None => engine.process(store, &req, true),
+        };
         if d.kind == DecisionKind::StepUp
             && let Some(id) = &d.challenge_id
         {

@@ -110,6 +110,12 @@ pub struct Expect {
     /// name; signals not named are not checked.
     #[serde(default)]
     pub signals: Option<BTreeMap<String, String>>,
+    /// What report-only policies would have done, by policy name: `"not_fired"`,
+    /// `"satisfied"`, `"step_up"` or `"deny"`, optionally followed by the AAL of a step-up
+    /// (`"step_up aal2"`) or the reason of a denial (`"deny stronger_factor_required"`);
+    /// policies not named are not checked.
+    #[serde(default)]
+    pub report_only: Option<BTreeMap<String, String>>,
 }
 
 /// The challenge an event issued or answered, in an expectation.

@@ -29,6 +29,8 @@ pub struct Stats {
     pub completion_rate: f64,
     /// Denied actions.
     pub refusals: usize,
+    /// Report-only policies: the prompts (and refusals) each would have caused (SPEC §12).
+    pub report_only: BTreeMap<String, usize>,
 }
 
 /// Computes the statistics.
@@ -40,6 +42,14 @@ pub fn compute(reports: &[FileReport]) -> Stats {
         for e in &r.events {
             s.events += 1;
             days.insert((r.file.clone(), e.user.clone(), e.at.0.div_euclid(86_400)));
+            for r in &e.decision.report_only {
+                if matches!(
+                    r.would_be,
+                    stepup_engine::WouldBe::StepUp | stepup_engine::WouldBe::Deny
+                ) {
+                    *s.report_only.entry(r.policy.clone()).or_default() += 1;
+                }
+            }
             match e.decision.kind {
                 DecisionKind::StepUp => {
                     s.prompts += 1;
@@ -91,6 +101,12 @@ pub fn render(s: &Stats) -> String {
     for (p, n) in &s.by_policy {
         out.push_str(&format!(
             "  {p}: {n} prompt{}\n",
+            if *n == 1 { "" } else { "s" }
+        ));
+    }
+    for (p, n) in &s.report_only {
+        out.push_str(&format!(
+            "  {p} (report-only): would have prompted or refused {n} time{}\n",
             if *n == 1 { "" } else { "s" }
         ));
     }

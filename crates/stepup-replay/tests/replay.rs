@@ -585,3 +585,136 @@ fn expectations_that_cannot_hold_are_located() {
         "{e}"
     );
 }
+
+fn report_only_example() -> (FileReport, String) {
+    let rules = root().join("examples/report-only/rules");
+    let e = Engine::load(&[rules]).unwrap_or_else(|e| panic!("{e}"));
+    let set = e.current();
+    let path = root().join("examples/report-only/scenarios/report_only.ron");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let l = load("report_only.ron", &text, &set).unwrap_or_else(|e| panic!("{e}"));
+    (replay(&l, &e, &MemoryStore::new()).unwrap(), text)
+}
+
+#[test]
+fn report_only_results_are_right_on_the_example_and_never_enforced() {
+    let (r, _) = report_only_example();
+    assert!(
+        r.events.iter().all(|e| e.mismatches.is_empty()),
+        "{:#?}",
+        r.events.iter().map(|e| &e.mismatches).collect::<Vec<_>>()
+    );
+    // What each candidate would have done, event by event.
+    let words: Vec<Vec<String>> = r
+        .events
+        .iter()
+        .map(|e| {
+            e.decision
+                .report_only
+                .iter()
+                .map(|x| format!("{} {}", x.policy, stepup_replay::run::report_only_word(x)))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        words,
+        vec![
+            vec![
+                "checkout_over_200 not_fired",
+                "new_device_keys step_up aal3"
+            ],
+            vec![
+                "checkout_over_200 step_up aal2",
+                "new_device_keys not_fired"
+            ],
+            vec![
+                "checkout_over_200 step_up aal2",
+                "new_device_keys not_fired"
+            ],
+            vec!["checkout_over_200 not_fired", "new_device_keys not_fired"],
+            vec!["checkout_over_200 satisfied", "new_device_keys not_fired"],
+            vec![
+                "checkout_over_200 not_fired",
+                "new_device_keys deny stronger_factor_required"
+            ],
+        ]
+    );
+    // The decisions are the enforced policy's alone.
+    assert_eq!(
+        kinds(&r),
+        vec![
+            DecisionKind::Allow,
+            DecisionKind::Allow,
+            DecisionKind::StepUp,
+            DecisionKind::Completed,
+            DecisionKind::Allow,
+            DecisionKind::Allow,
+        ]
+    );
+    assert!(r.events.iter().all(|e| {
+        !e.decision
+            .fired
+            .iter()
+            .any(|p| p == "checkout_over_200" || p == "new_device_keys")
+    }));
+    // JSON shows them; the audit stream has a record for each would-be prompt or refusal.
+    let json = output::event_json_with(&r, &r.events[0], AuditDetail::Full);
+    assert_eq!(
+        json["report_only"],
+        json!([
+            {"policy": "checkout_over_200", "would_be": "not_fired", "required_aal": null, "allowed_factors": [], "eligible_factors": [], "max_age_s": null, "deny_reason": null, "note": null},
+            {"policy": "new_device_keys", "would_be": "step_up", "required_aal": "aal3", "allowed_factors": ["totp", "webauthn"], "eligible_factors": ["totp"], "max_age_s": 300, "deny_reason": null, "note": null},
+        ])
+    );
+    let rec = &json["audit_records"][0];
+    assert_eq!(rec["name"], json!("auth.step_up_report_only"));
+    assert_eq!(rec["policies"], json!(["new_device_keys"]));
+    assert_eq!(rec["required_aal"], json!("aal3"));
+    assert_eq!(rec["would_be"], json!("step_up"));
+    assert_eq!(rec["challenge_id"], json!(null));
+    let bob = output::event_json_with(&r, &r.events[5], AuditDetail::Full);
+    assert_eq!(bob["audit_records"][0]["would_be"], json!("deny"));
+}
+
+#[test]
+fn report_only_expectations_mismatch_and_bad_ones_are_located() {
+    let (_, text) = report_only_example();
+    let rules = root().join("examples/report-only/rules");
+    let e = Engine::load(&[rules]).unwrap();
+    let set = e.current();
+    let wrong = text
+        .replacen(
+            "\"new_device_keys\": \"step_up aal3\"",
+            "\"new_device_keys\": \"step_up aal2\"",
+            1,
+        )
+        .replacen(
+            "\"checkout_over_200\": \"step_up aal2\", \"new_device_keys\": \"not_fired\"",
+            "\"checkout_over_200\": \"satisfied\", \"nope\": \"not_fired\"",
+            1,
+        );
+    let l = load("wrong.ron", &wrong, &set).unwrap();
+    let r = replay(&l, &e, &MemoryStore::new()).unwrap();
+    assert_eq!(
+        r.events[0].mismatches,
+        vec![mismatch(
+            "report_only",
+            "{checkout_over_200: not_fired, new_device_keys: step_up aal2}",
+            "{checkout_over_200: not_fired, new_device_keys: step_up aal3}"
+        )]
+    );
+    assert_eq!(
+        r.events[1].mismatches,
+        vec![mismatch(
+            "report_only",
+            "{checkout_over_200: satisfied, nope: not_fired}",
+            "{checkout_over_200: step_up, nope: absent}"
+        )]
+    );
+    let bad = text.replacen("\"step_up aal3\"", "\"prompt\"", 1);
+    let err = load("bad.ron", &bad, &set).unwrap_err().to_string();
+    assert!(
+        err.contains("error in `events[0].expect.report_only`: `new_device_keys: \"prompt\"`"),
+        "{err}"
+    );
+}

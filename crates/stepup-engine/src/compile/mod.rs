@@ -76,6 +76,9 @@ pub struct CompiledScope {
     pub attr_slots: crate::names::NameMap<u8>,
     /// Candidates per event.
     pub index: index::Index,
+    /// The report-only policies (indices into `policies`), sorted by name: evaluated with the
+    /// others, reported, never enforced.
+    pub report_only: Box<[u32]>,
 }
 
 /// The request attributes a condition reads, in DSL comparisons and in scripts.
@@ -117,7 +120,19 @@ pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
     } else {
         exprs
     };
-    let reads = r.policies.iter().map(|p| attributes_read(&p.condition)).collect();
+    let reads = r
+        .policies
+        .iter()
+        .map(|p| attributes_read(&p.condition))
+        .collect();
+    let mut report_only: Vec<(&str, u32)> = r
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.report_only)
+        .map(|(i, p)| (p.name.as_str(), u32::try_from(i).unwrap_or(u32::MAX)))
+        .collect();
+    report_only.sort_unstable();
     CompiledScope {
         tenant: r.tenant.clone(),
         policies: r.policies.clone(),
@@ -127,5 +142,6 @@ pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
         res_ids: interner.res,
         attr_slots: interner.attrs,
         index,
+        report_only: report_only.into_iter().map(|(_, i)| i).collect(),
     }
 }
