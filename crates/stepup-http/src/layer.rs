@@ -312,16 +312,14 @@ fn json_value(v: &serde_json::Value) -> Option<Value> {
     }
 }
 
-/// Whether the body can be read at all: not announced larger than the limit, and not waiting
-/// for a `100 Continue` (reading would invite the client to send it).
-fn body_readable(parts: &Parts) -> bool {
-    let too_long = parts
+/// Whether the body is announced larger than the layer reads.
+fn too_long(parts: &Parts) -> bool {
+    parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64);
-    !too_long && !parts.headers.contains_key(header::EXPECT)
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
 }
 
 /// Answers a refused request. What is left of its body is read first (up to the limit), so a
@@ -346,7 +344,10 @@ async fn enforce(
     let s = &shared.0;
     let deadline = Instant::now() + s.body_timeout;
     let (mut parts, body) = req.into_parts();
-    let readable = body_readable(&parts);
+    let too_long = too_long(&parts);
+    // A refusal drains what is left of the body, unless it is too long or not sent yet
+    // (`Expect: 100-continue`: reading would invite the client to send it).
+    let readable = !too_long && !parts.headers.contains_key(header::EXPECT);
     let now = (s.clock)();
     let token = parts
         .headers
@@ -371,7 +372,7 @@ async fn enforce(
         .iter()
         .any(|a| matches!(a, AttrSource::Json { .. }));
     let body = if needs_body {
-        if !readable {
+        if too_long {
             return Err(closing(bad_request(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "the body is too large",

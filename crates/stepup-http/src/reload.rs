@@ -149,3 +149,44 @@ pub fn watch(engine: Arc<Engine>, dir: PathBuf, interval: Duration) -> Arc<Mutex
     });
     status
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn the_status_is_for_loopback_or_the_token_bearer() {
+        let mut h = HeaderMap::new();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let far: IpAddr = "203.0.113.9".parse().unwrap();
+        assert!(status_allowed(&h, Some(lo), None));
+        assert!(status_allowed(
+            &h,
+            Some("::ffff:127.0.0.1".parse().unwrap()),
+            None
+        ));
+        assert!(!status_allowed(&h, Some(far), None));
+        assert!(!status_allowed(&h, None, None));
+        assert!(
+            !status_allowed(&h, Some(lo), Some("tok")),
+            "loopback is not enough"
+        );
+        h.insert(header::AUTHORIZATION, "Bearer tok".parse().unwrap());
+        assert!(status_allowed(&h, Some(far), Some("tok")));
+        h.insert(header::AUTHORIZATION, "Bearer to".parse().unwrap());
+        assert!(!status_allowed(&h, Some(far), Some("tok")));
+        let s = ReloadStatus {
+            live: "abc".into(),
+            last_error: Some("acme.policy:3: unknown factor `totpp`".into()),
+            refused: 1,
+            ..ReloadStatus::default()
+        };
+        let text = status_json(&s).to_string();
+        assert!(
+            !text.contains("totpp") && !text.contains("acme.policy"),
+            "{text}"
+        );
+    }
+}

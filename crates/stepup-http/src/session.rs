@@ -18,7 +18,9 @@
 //! 3. **The operation**, on the session as the two steps left it.
 //!
 //! A token without a usable `amr` (absent, or only values that name no factor) proves the AAL
-//! its `acr` asserts to policies that allow `factor any`, and nothing else.
+//! its `acr` asserts to policies that allow `factor any`, and nothing else: it satisfies them
+//! within their `max_age`, and completes a challenge all of whose policies allow `factor any`
+//! (its audit record then names no factor).
 
 use stepup_core::{Aal, Factor, FactorSet, StrengthTable, Timestamp, Validity};
 use stepup_engine::contract::{ClaimMapping, Claims};
@@ -61,17 +63,31 @@ impl Proof {
         self.event.into_iter().collect()
     }
 
-    /// The factor with which this token completes `c`, if it does: authenticated after `c`
-    /// was issued, before it expired, at `c`'s AAL or above, with a factor `c` accepts.
-    fn completes(&self, c: &Challenge, now: Timestamp) -> Option<Factor> {
+    /// How this token completes `c`, if it does: authenticated after `c` was issued and before
+    /// it expired, at `c`'s AAL or above, with a factor `c` accepts — the strongest, named in
+    /// the audit record. A token without a usable `amr` completes a challenge whose policies
+    /// all allow `factor any` with its `acr` alone (`any_factor`: the record names no factor).
+    fn completes(
+        &self,
+        c: &Challenge,
+        now: Timestamp,
+        any_factor: impl Fn(&Challenge) -> bool,
+    ) -> Option<(Factor, bool)> {
         let e = self.event?;
         let fresh = e.at > c.issued_at && e.at < c.expires_at && now < c.expires_at;
         let strong = e.cap.unwrap_or(Aal::Aal1) >= c.requirement.aal;
         if c.state != ChallengeState::Open || !fresh || !strong {
             return None;
         }
-        // The strongest of them (factors are ordered weakest first).
-        e.factors.intersect(c.eligible).iter().last()
+        // Factors are ordered weakest first.
+        if let Some(f) = e.factors.intersect(c.eligible).iter().last() {
+            return Some((f, true));
+        }
+        if self.acr_only.is_some() && any_factor(c) {
+            // The engine completes with an eligible factor; the token named none.
+            return c.eligible.iter().next().map(|f| (f, false));
+        }
+        None
     }
 }
 
@@ -199,7 +215,19 @@ pub(crate) fn decide(
             .iter()
             .rev()
             .find(|c| c.state == ChallengeState::Open);
-        if let Some(factor) = latest.and_then(|c| proof.completes(c, op.now)) {
+        let any_factor = |c: &Challenge| {
+            set.model
+                .resolve(&op.tenant, &c.application)
+                .is_ok_and(|r| {
+                    c.policies.iter().all(|name| {
+                        r.policies
+                            .iter()
+                            .find(|p| &p.name == name)
+                            .is_some_and(|p| p.requirement.factors == FactorSet::ANY)
+                    })
+                })
+        };
+        if let Some((factor, named)) = latest.and_then(|c| proof.completes(c, op.now, any_factor)) {
             let req = Request {
                 event: Event::StepUp {
                     factor,
@@ -209,6 +237,11 @@ pub(crate) fn decide(
             };
             let mut d = set.decide(&req, &state, false);
             if d.kind == DecisionKind::Completed {
+                if !named {
+                    for r in &mut d.audit {
+                        r.factor = None;
+                    }
+                }
                 absorb(&mut state, &mut d);
             }
         }

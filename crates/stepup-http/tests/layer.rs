@@ -31,6 +31,7 @@ const RULES: &str = r#"tenant t {
   operation view routine
   operation change_email sensitive
   operation pay sensitive
+  operation close_account sensitive
   attribute amount: number
   policy travel "That was fast travel: confirm it's you." {
     when impossible_travel
@@ -39,6 +40,10 @@ const RULES: &str = r#"tenant t {
   policy email "Confirm your identity before changing your email." {
     when operation == change_email
     require aal2 factor any for 15m
+  }
+  policy close "Confirm closing your account." {
+    when operation == close_account
+    require aal2 factor any every time
   }
   policy pay "Confirm this payout with your security key or app." {
     when operation == pay and amount > 1000
@@ -196,6 +201,10 @@ fn serve(stepup: &StepUp, audit: Arc<MemorySink>) -> Srv {
         .route(
             "/email",
             post(|| async { "email changed" }).layer(stepup.layer(Operation::new("change_email"))),
+        )
+        .route(
+            "/close",
+            post(|| async { "closed" }).layer(stepup.layer(Operation::new("close_account"))),
         )
         .route(
             "/pay",
@@ -648,4 +657,39 @@ fn a_token_without_a_usable_amr_proves_its_acr_to_factor_any_only() {
         .status,
         401
     );
+}
+
+#[test]
+fn a_token_without_amr_completes_a_factor_any_every_time_challenge_with_its_acr() {
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    establish(&srv, &setup, "s1");
+    let old = token(setup.now(), "s1", Some("aal2"), &[], 60);
+    let r = call(&srv, "POST", "/close", &old, &[], None);
+    assert_eq!((r.status, r.body["max_age"].as_i64()), (401, Some(0)));
+    setup.advance(30);
+    let weak = token(setup.now(), "s1", Some("aal1"), &[], 5);
+    assert_eq!(
+        call(&srv, "POST", "/close", &weak, &[], None).status,
+        401,
+        "acr aal1"
+    );
+    setup.advance(30);
+    let fresh = token(setup.now(), "s1", Some("aal2"), &[], 5);
+    let r = call(&srv, "POST", "/close", &fresh, &[], None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        call(&srv, "POST", "/close", &fresh, &[], None).status,
+        401,
+        "once"
+    );
+    let completed: Vec<_> = srv
+        .audit
+        .records()
+        .into_iter()
+        .filter(|r| r.name == "auth.step_up_completed")
+        .collect();
+    assert_eq!(completed.len(), 1);
+    assert_eq!(completed[0].factor, None, "the token named no factor");
 }
