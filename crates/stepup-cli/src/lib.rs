@@ -1,4 +1,4 @@
-//! The `stepup` command line: `check`, `fmt`, `explain` and `replay`.
+//! The `stepup` command line: `check`, `fmt`, `explain`, `replay` and `backtest`.
 //!
 //! Exit codes: 0 success (warnings allowed), 1 errors or mismatches, 2 usage or I/O errors.
 
@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod backtest;
 mod check;
 mod replay;
 
@@ -57,6 +58,9 @@ enum Command {
     },
     /// Replay scenario files through the engine.
     Replay(replay::ReplayArgs),
+    /// Decide logged traffic again with candidate rules: friction per policy and the decisions
+    /// that change.
+    Backtest(backtest::BacktestArgs),
     /// Explain a lint code (`stepup explain S001`), or list every lint.
     Explain {
         /// A lint code or name.
@@ -84,6 +88,7 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         Command::Fmt { paths, check } => check::fmt(&default_paths(paths), check, &mut out),
         Command::Explain { code } => explain(code.as_deref(), &mut out),
         Command::Replay(a) => replay::replay(&a, &mut out),
+        Command::Backtest(a) => backtest::backtest(&a, &mut out),
     };
     let _ = out.flush();
     ExitCode::from(code)

@@ -60,6 +60,33 @@ pub struct ReplayArgs {
     /// The disk store's file.
     #[arg(long, default_value = ".stepup/replay.redb")]
     pub db: PathBuf,
+    /// Append every decision to this decision log (JSON lines: each decision with what is
+    /// needed to make it again; see docs/decision-log.md), for `stepup backtest`.
+    #[arg(long, value_name = "PATH")]
+    pub decision_log: Option<PathBuf>,
+    /// Pseudonymise user, session and device ids in the decision log with a keyed hash
+    /// (HMAC-SHA256) whose key is read from this file (at least 16 bytes).
+    #[arg(long, value_name = "FILE", requires = "decision_log")]
+    pub pseudonymize_key_file: Option<PathBuf>,
+}
+
+/// The decision-log writer `--decision-log` asks for.
+fn log_writer(a: &ReplayArgs) -> Result<Option<stepup_decisionlog::Writer>, String> {
+    let Some(path) = &a.decision_log else {
+        return Ok(None);
+    };
+    let pseudo = match &a.pseudonymize_key_file {
+        Some(f) => {
+            let key = std::fs::read(f)
+                .map_err(|e| format!("cannot read the key file `{}`: {e}", f.display()))?;
+            let key = key.trim_ascii();
+            Some(stepup_decisionlog::Pseudonymizer::new(key)?)
+        }
+        None => None,
+    };
+    stepup_decisionlog::Writer::open(path, stepup_decisionlog::Rotation::never(), pseudo)
+        .map(Some)
+        .map_err(|e| format!("cannot open the decision log `{}`: {e}", path.display()))
 }
 
 fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -163,6 +190,14 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
         AuditArg::Names => AuditDetail::Names,
         AuditArg::Full => AuditDetail::Full,
     };
+    let mut log = match log_writer(a) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut log_error: Option<String> = None;
     let c = color(a.format);
     let set = engine.current();
     let (mut reports, mut bad, mut mismatched) = (Vec::<FileReport>::new(), 0usize, 0usize);
@@ -173,7 +208,28 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
         }
         let result = read(f).and_then(|text| {
             let loaded = stepup_replay::load(&name, &text, &set).map_err(|e| e.to_string())?;
-            stepup_replay::replay(&loaded, &engine, store.as_ref()).map_err(|e| e.to_string())
+            match log.as_mut() {
+                Some(w) => {
+                    let mut write =
+                        |req: &stepup_engine::Request,
+                         state: Option<&stepup_engine::State>,
+                         d: &stepup_engine::Decision| {
+                            if let Err(e) = w.write(req, state, d)
+                                && log_error.is_none()
+                            {
+                                log_error = Some(e.to_string());
+                            }
+                        };
+                    stepup_replay::replay_observed(
+                        &loaded,
+                        &engine,
+                        store.as_ref(),
+                        Some(&mut write),
+                    )
+                }
+                None => stepup_replay::replay(&loaded, &engine, store.as_ref()),
+            }
+            .map_err(|e| e.to_string())
         });
         // A file's output is printed whole, or not at all.
         let text = match result {
@@ -224,6 +280,22 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
     }
     if let Some(pb) = progress {
         pb.finish_and_clear();
+    }
+    if let Some(w) = log.as_mut()
+        && let Err(e) = w.flush()
+        && log_error.is_none()
+    {
+        log_error = Some(e.to_string());
+    }
+    if let (Some(e), Some(w)) = (&log_error, &log) {
+        eprintln!(
+            "error: cannot write the decision log `{}`: {e}",
+            w.path().display()
+        );
+        return 2;
+    }
+    if let Some(w) = &log {
+        eprintln!("wrote {} decision(s) to {}", w.lines(), w.path().display());
     }
     if a.stats {
         let s = stats::compute(&reports);

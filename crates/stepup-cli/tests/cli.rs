@@ -399,3 +399,138 @@ fn replay_expect_passes_on_the_report_only_example() {
         "{out}"
     );
 }
+
+#[test]
+fn replay_writes_a_decision_log_that_backtests_to_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let log_s = log.display().to_string();
+    let (code, _, err) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--rules",
+        "rules",
+        "--decision-log",
+        &log_s,
+        "examples/scenarios",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let n = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert!(
+        err.contains(&format!("wrote {n} decision(s) to {log_s}")),
+        "{err}"
+    );
+    let (code, out, err) = stepup(&["backtest", "--rules", "rules", &log_s]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("changed decisions: 0 of {n} (0.0%)")),
+        "{out}"
+    );
+    assert!(out.contains("against the recorded decisions"), "{out}");
+    let (code, json, _) = stepup(&[
+        "backtest",
+        "--format",
+        "json",
+        "--rules",
+        "rules",
+        "--baseline",
+        "rules",
+        &log_s,
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["decisions"], serde_json::json!(n));
+    assert_eq!(v["changed"], serde_json::json!(0));
+    assert_eq!(v["compared_with"], serde_json::json!("baseline"));
+    assert!(
+        v["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["policy"] == "payouts")
+    );
+}
+
+#[test]
+fn backtest_reports_unreadable_lines_and_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let log_s = log.display().to_string();
+    let (code, _, _) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--rules",
+        "rules",
+        "--decision-log",
+        &log_s,
+        "examples/scenarios/01_sensitive_operation.ron",
+    ]);
+    assert_eq!(code, 0);
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("not a decision\n");
+    std::fs::write(&log, &text).unwrap();
+    let n = text.lines().count();
+    let (code, out, _) = stepup(&["backtest", "--rules", "rules", &log_s]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "unreadable lines: 1\n  {log_s}:{n}: expected ident"
+        )),
+        "{out}"
+    );
+    let (code, _, err) = stepup(&["backtest", "--rules", "rules", "missing.jsonl"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot open `missing.jsonl`"), "{err}");
+    let (code, _, err) = stepup(&["backtest", "--rules", "nowhere", &log_s]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot load the candidate rules in `nowhere`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replay_pseudonymises_the_decision_log_with_a_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("d.jsonl").display().to_string();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let key = key.display().to_string();
+    let (code, _, err) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--rules",
+        "rules",
+        "--decision-log",
+        &log,
+        "--pseudonymize-key-file",
+        &key,
+        "examples/scenarios/05_new_device.ron",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("alice") && !text.contains("phone-2"),
+        "{text}"
+    );
+    assert!(text.contains("\"pseudonymised\":true"));
+    std::fs::write(dir.path().join("short"), "short").unwrap();
+    let short = dir.path().join("short").display().to_string();
+    let (code, _, err) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--rules",
+        "rules",
+        "--decision-log",
+        &log,
+        "--pseudonymize-key-file",
+        &short,
+        "examples/scenarios/05_new_device.ron",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("use at least 16 random bytes"), "{err}");
+}

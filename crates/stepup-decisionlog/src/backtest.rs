@@ -1,0 +1,679 @@
+//! Backtesting: logged traffic decided again with a candidate policy set, and compared with a
+//! baseline policy set or with the decisions the log recorded.
+//!
+//! Records are fed one at a time ([`Backtest::add`]); only counters, the users seen and a few
+//! examples per group of changes are kept, so a log of any length streams through.
+//!
+//! Friction, for the old and the new decisions: events, decisions where an enforced policy
+//! fired, prompts (`step_up`), denials, users affected (prompted or refused), and prompts per
+//! active user per day (prompts over the distinct (user, day) pairs of the log). Per policy of
+//! the candidate set, report-only ones included with what they would have done: events in
+//! scopes where it is in force (step-up completions excepted: no policy is evaluated on them),
+//! fired, prompts and denials it caused (it was among the fired policies the session did not
+//! satisfy), users affected and prompts per active user per day.
+//!
+//! A decision *changes* when its kind, its requirement or its deny reason changes (what the
+//! user sees); changes are grouped by (old → new, the policies that decided either), with a
+//! few examples each.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde::Serialize;
+use stepup_core::Timestamp;
+use stepup_engine::{CompiledSet, DecisionKind, WouldBe};
+
+use crate::reader::LineError;
+use crate::record::{LoggedDecision, Record, store_failure};
+
+/// Examples kept per group of changes.
+pub const EXAMPLES_PER_GROUP: usize = 3;
+/// Unreadable lines listed by number (all are counted).
+pub const UNREADABLE_LISTED: usize = 100;
+
+/// Totals of one side (old or new decisions).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Totals {
+    /// Decisions.
+    pub events: u64,
+    /// Decisions where an enforced policy fired.
+    pub fired: u64,
+    /// `step_up` decisions.
+    pub prompts: u64,
+    /// `deny` decisions.
+    pub denials: u64,
+    /// Users prompted or refused at least once.
+    pub users_affected: u64,
+    /// Prompts over active user-days.
+    pub prompts_per_active_user_day: f64,
+}
+
+/// One policy of the candidate set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PolicyRow {
+    /// Name.
+    pub policy: String,
+    /// Whether it is report-only (its figures are what it would have done).
+    pub report_only: bool,
+    /// Events in scopes where it is in force.
+    pub events: u64,
+    /// Times it fired.
+    pub fired: u64,
+    /// Prompts it caused (or would have).
+    pub prompts: u64,
+    /// Denials it caused (or would have).
+    pub denials: u64,
+    /// Users it prompted or refused.
+    pub users_affected: u64,
+    /// Its prompts over active user-days.
+    pub prompts_per_active_user_day: f64,
+}
+
+/// One example of a changed decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Example {
+    /// Log file.
+    pub file: String,
+    /// Line in it.
+    pub line: u64,
+    /// When.
+    pub at: String,
+    /// Tenant and application (`acme/dashboard`).
+    pub scope: String,
+    /// User (as logged: possibly a pseudonym).
+    pub user: String,
+    /// Event (`operation:payout`).
+    pub event: String,
+    /// The old decision's deciding policies.
+    pub old_policies: Vec<String>,
+    /// The new decision's deciding policies.
+    pub new_policies: Vec<String>,
+}
+
+/// Changed decisions with the same (old → new, policies).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeGroup {
+    /// The old outcome (`step_up aal2`).
+    pub from: String,
+    /// The new outcome (`allow`).
+    pub to: String,
+    /// The policies that decided either, sorted.
+    pub policies: Vec<String>,
+    /// How many decisions.
+    pub count: u64,
+    /// The first few.
+    pub examples: Vec<Example>,
+}
+
+/// An unreadable line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadLine {
+    /// Log file.
+    pub file: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// Why it could not be read.
+    pub error: String,
+}
+
+/// What a backtest found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BacktestReport {
+    /// The candidate policy set's hash.
+    pub candidate: String,
+    /// What the candidate is compared with: `baseline` or `recorded`.
+    pub compared_with: String,
+    /// The baseline policy set's hash, when there is one.
+    pub baseline: Option<String>,
+    /// Policy-set hashes that made the logged decisions, with their counts.
+    pub logged_policy_sets: BTreeMap<String, u64>,
+    /// Decisions read.
+    pub decisions: u64,
+    /// Decisions made by a store failure (no state logged, or the store failed when the
+    /// decision was saved): kept as recorded on both sides.
+    pub not_redecided: u64,
+    /// Lines that could not be read.
+    pub unreadable: u64,
+    /// The first [`UNREADABLE_LISTED`] of them.
+    pub unreadable_lines: Vec<BadLine>,
+    /// Distinct users.
+    pub active_users: u64,
+    /// Distinct (user, day) pairs.
+    pub active_user_days: u64,
+    /// First and last day (RFC 3339 dates).
+    pub days: Option<(String, String)>,
+    /// Totals of the old decisions (baseline or recorded).
+    pub old: Totals,
+    /// Totals of the new decisions (candidate).
+    pub new: Totals,
+    /// Per policy of the candidate set, by name.
+    pub policies: Vec<PolicyRow>,
+    /// Decisions whose outcome changed.
+    pub changed: u64,
+    /// Grouped, largest group first.
+    pub changes: Vec<ChangeGroup>,
+    /// Prompts per day (`2026-11-27`) per policy, old decisions.
+    pub daily_old: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Prompts per day per policy, new decisions (report-only policies' would-be prompts too).
+    pub daily_new: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+#[derive(Default)]
+struct Side {
+    events: u64,
+    fired: u64,
+    prompts: u64,
+    denials: u64,
+    affected: HashSet<u32>,
+    daily: BTreeMap<i64, BTreeMap<String, u64>>,
+}
+
+#[derive(Default)]
+struct PolicyCounts {
+    report_only: bool,
+    events: u64,
+    fired: u64,
+    prompts: u64,
+    denials: u64,
+    users: HashSet<u32>,
+}
+
+/// (old outcome, new outcome, deciding policies).
+type ChangeKey = (String, String, Vec<String>);
+
+/// A backtest in progress.
+pub struct Backtest {
+    candidate: Arc<CompiledSet>,
+    baseline: Option<Arc<CompiledSet>>,
+    users: HashMap<String, u32>,
+    user_days: HashSet<(u32, i64)>,
+    old: Side,
+    new: Side,
+    policies: Vec<(String, PolicyCounts)>,
+    policy_ids: HashMap<String, usize>,
+    scopes: HashMap<(String, String), Vec<usize>>,
+    changes: HashMap<ChangeKey, (u64, Vec<Example>)>,
+    changed: u64,
+    report: BacktestReport,
+}
+
+fn day_name(day: i64) -> String {
+    Timestamp(day * 86_400)
+        .to_rfc3339()
+        .get(..10)
+        .unwrap_or("?")
+        .to_string()
+}
+
+impl Backtest {
+    /// A backtest of `candidate`, compared with `baseline`, or with the recorded decisions.
+    #[must_use]
+    pub fn new(candidate: Arc<CompiledSet>, baseline: Option<Arc<CompiledSet>>) -> Self {
+        let report = BacktestReport {
+            candidate: candidate.hash().to_string(),
+            compared_with: if baseline.is_some() {
+                "baseline"
+            } else {
+                "recorded"
+            }
+            .to_string(),
+            baseline: baseline.as_ref().map(|b| b.hash().to_string()),
+            ..BacktestReport::default()
+        };
+        Backtest {
+            candidate,
+            baseline,
+            users: HashMap::new(),
+            user_days: HashSet::new(),
+            old: Side::default(),
+            new: Side::default(),
+            policies: Vec::new(),
+            policy_ids: HashMap::new(),
+            scopes: HashMap::new(),
+            changes: HashMap::new(),
+            changed: 0,
+            report,
+        }
+    }
+
+    /// The candidate's policies in force for a scope (ids into `policies`).
+    fn scope_policies(&mut self, tenant: &str, app: &str) -> &[usize] {
+        let key = (tenant.to_string(), app.to_string());
+        if !self.scopes.contains_key(&key) {
+            let mut ids = Vec::new();
+            if let Ok(r) = self.candidate.model.resolve(tenant, app) {
+                for p in &r.policies {
+                    let id = self.policy_id(&p.name);
+                    if let Some((_, c)) = self.policies.get_mut(id) {
+                        c.report_only |= p.report_only;
+                    }
+                    ids.push(id);
+                }
+            }
+            self.scopes.insert(key.clone(), ids);
+        }
+        self.scopes.get(&key).map_or(&[], Vec::as_slice)
+    }
+
+    fn policy_id(&mut self, name: &str) -> usize {
+        if let Some(i) = self.policy_ids.get(name) {
+            return *i;
+        }
+        let i = self.policies.len();
+        self.policies
+            .push((name.to_string(), PolicyCounts::default()));
+        self.policy_ids.insert(name.to_string(), i);
+        i
+    }
+
+    /// A line that could not be read.
+    pub fn unreadable(&mut self, file: &str, e: &LineError) {
+        self.report.unreadable += 1;
+        if self.report.unreadable_lines.len() < UNREADABLE_LISTED {
+            self.report.unreadable_lines.push(BadLine {
+                file: file.to_string(),
+                line: e.line,
+                error: e.error.clone(),
+            });
+        }
+    }
+
+    /// Decides one logged record again and counts it. `file` and `line` locate examples.
+    pub fn add(&mut self, file: &str, line: u64, rec: &Record) {
+        self.report.decisions += 1;
+        *self
+            .report
+            .logged_policy_sets
+            .entry(rec.policy_set.clone())
+            .or_default() += 1;
+        let n_users = u32::try_from(self.users.len()).unwrap_or(u32::MAX);
+        let user = *self.users.entry(rec.user.clone()).or_insert(n_users);
+        let day = rec.now.0.div_euclid(86_400);
+        self.user_days.insert((user, day));
+        let recorded = &rec.decision;
+        let (old, new) = match rec.state() {
+            Some(state) if !store_failure(recorded) => {
+                let req = rec.request();
+                let new = LoggedDecision::of(&self.candidate.decide(&req, &state, false));
+                let old = match &self.baseline {
+                    Some(b) => LoggedDecision::of(&b.decide(&req, &state, false)),
+                    None => recorded.clone(),
+                };
+                (old, new)
+            }
+            _ => {
+                self.report.not_redecided += 1;
+                (recorded.clone(), recorded.clone())
+            }
+        };
+        count(&mut self.old, &old, user, day);
+        count(&mut self.new, &new, user, day);
+        self.count_policies(rec, &new, user);
+        if !old.same_outcome(&new) {
+            self.changed += 1;
+            let old_p: Vec<String> = old.deciding().cloned().collect();
+            let new_p: Vec<String> = new.deciding().cloned().collect();
+            let policies: Vec<String> = old_p
+                .iter()
+                .chain(new_p.iter())
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let g = self
+                .changes
+                .entry((old.label(), new.label(), policies))
+                .or_default();
+            g.0 += 1;
+            if g.1.len() < EXAMPLES_PER_GROUP {
+                g.1.push(Example {
+                    file: file.to_string(),
+                    line,
+                    at: rec.at.clone(),
+                    scope: if rec.application.is_empty() {
+                        rec.tenant.clone()
+                    } else {
+                        format!("{}/{}", rec.tenant, rec.application)
+                    },
+                    user: rec.user.clone(),
+                    event: rec.event_key(),
+                    old_policies: old_p,
+                    new_policies: new_p,
+                });
+            }
+        }
+    }
+
+    fn count_policies(&mut self, rec: &Record, d: &LoggedDecision, user: u32) {
+        if !matches!(rec.event, crate::record::LogEvent::StepUp { .. }) {
+            let ids: Vec<usize> = self.scope_policies(&rec.tenant, &rec.application).to_vec();
+            for i in ids {
+                if let Some((_, c)) = self.policies.get_mut(i) {
+                    c.events += 1;
+                }
+            }
+        }
+        if d.kind == DecisionKind::Completed || d.kind == DecisionKind::Failed {
+            return;
+        }
+        for p in &d.fired {
+            let i = self.policy_id(p);
+            let deciding = !d.satisfied.contains(p);
+            if let Some((_, c)) = self.policies.get_mut(i) {
+                c.fired += 1;
+                if deciding && d.kind == DecisionKind::StepUp {
+                    c.prompts += 1;
+                    c.users.insert(user);
+                } else if deciding && d.kind == DecisionKind::Deny {
+                    c.denials += 1;
+                    c.users.insert(user);
+                }
+            }
+        }
+        for r in &d.report_only {
+            if r.would_be == WouldBe::NotFired {
+                continue;
+            }
+            let i = self.policy_id(&r.policy);
+            if let Some((_, c)) = self.policies.get_mut(i) {
+                c.report_only = true;
+                c.fired += 1;
+                match r.would_be {
+                    WouldBe::StepUp => {
+                        c.prompts += 1;
+                        c.users.insert(user);
+                    }
+                    WouldBe::Deny => {
+                        c.denials += 1;
+                        c.users.insert(user);
+                    }
+                    WouldBe::NotFired | WouldBe::Satisfied => {}
+                }
+            }
+        }
+    }
+
+    /// The report.
+    #[must_use]
+    pub fn finish(mut self) -> BacktestReport {
+        let user_days = self.user_days.len() as u64;
+        let per_day = |n: u64| {
+            if user_days == 0 {
+                0.0
+            } else {
+                n as f64 / user_days as f64
+            }
+        };
+        let totals = |s: &Side| Totals {
+            events: s.events,
+            fired: s.fired,
+            prompts: s.prompts,
+            denials: s.denials,
+            users_affected: s.affected.len() as u64,
+            prompts_per_active_user_day: per_day(s.prompts),
+        };
+        let daily = |s: &Side| -> BTreeMap<String, BTreeMap<String, u64>> {
+            s.daily
+                .iter()
+                .map(|(d, m)| (day_name(*d), m.clone()))
+                .collect()
+        };
+        let mut r = self.report;
+        r.active_users = self.users.len() as u64;
+        r.active_user_days = user_days;
+        let days: BTreeSet<i64> = self.user_days.iter().map(|(_, d)| *d).collect();
+        r.days = days
+            .first()
+            .zip(days.last())
+            .map(|(a, b)| (day_name(*a), day_name(*b)));
+        r.old = totals(&self.old);
+        r.new = totals(&self.new);
+        r.daily_old = daily(&self.old);
+        r.daily_new = daily(&self.new);
+        self.policies.sort_by(|a, b| a.0.cmp(&b.0));
+        r.policies = self
+            .policies
+            .iter()
+            .map(|(name, c)| PolicyRow {
+                policy: name.clone(),
+                report_only: c.report_only,
+                events: c.events,
+                fired: c.fired,
+                prompts: c.prompts,
+                denials: c.denials,
+                users_affected: c.users.len() as u64,
+                prompts_per_active_user_day: per_day(c.prompts),
+            })
+            .collect();
+        r.changed = self.changed;
+        let mut groups: Vec<ChangeGroup> = self
+            .changes
+            .into_iter()
+            .map(|((from, to, policies), (count, examples))| ChangeGroup {
+                from,
+                to,
+                policies,
+                count,
+                examples,
+            })
+            .collect();
+        groups.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (&a.from, &a.to, &a.policies).cmp(&(&b.from, &b.to, &b.policies)))
+        });
+        r.changes = groups;
+        r
+    }
+}
+
+fn count(s: &mut Side, d: &LoggedDecision, user: u32, day: i64) {
+    s.events += 1;
+    if !d.fired.is_empty() && !matches!(d.kind, DecisionKind::Completed | DecisionKind::Failed) {
+        s.fired += 1;
+    }
+    match d.kind {
+        DecisionKind::StepUp => {
+            s.prompts += 1;
+            s.affected.insert(user);
+            let m = s.daily.entry(day).or_default();
+            for p in d.deciding() {
+                *m.entry(p.clone()).or_default() += 1;
+            }
+        }
+        DecisionKind::Deny => {
+            s.denials += 1;
+            s.affected.insert(user);
+        }
+        DecisionKind::Allow | DecisionKind::Completed | DecisionKind::Failed => {}
+    }
+    // Report-only policies' would-be prompts, beside the enforced ones.
+    for r in &d.report_only {
+        if r.would_be == WouldBe::StepUp {
+            *s.daily
+                .entry(day)
+                .or_default()
+                .entry(r.policy.clone())
+                .or_default() += 1;
+        }
+    }
+}
+
+fn pct(n: u64, of: u64) -> String {
+    if of == 0 {
+        "0%".to_string()
+    } else {
+        format!("{:.1}%", n as f64 * 100.0 / of as f64)
+    }
+}
+
+/// The report as text.
+#[must_use]
+pub fn render(r: &BacktestReport) -> String {
+    let mut out = String::new();
+    let against = match &r.baseline {
+        Some(b) => format!("baseline {}", b.get(..12).unwrap_or(b)),
+        None => "the recorded decisions".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "backtest of {} against {against}",
+        r.candidate.get(..12).unwrap_or(&r.candidate)
+    );
+    let period = r
+        .days
+        .as_ref()
+        .map(|(a, b)| format!(", {a} to {b}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  {} decisions, {} users, {} user-days{period}",
+        r.decisions, r.active_users, r.active_user_days
+    );
+    if r.not_redecided > 0 {
+        let _ = writeln!(
+            out,
+            "  {} decision(s) made by a store failure, kept as recorded",
+            r.not_redecided
+        );
+    }
+    let _ = writeln!(out, "\noverall            old          new");
+    let row = |out: &mut String, what: &str, a: String, b: String| {
+        let _ = writeln!(out, "  {what:<17}{a:<13}{b}");
+    };
+    row(
+        &mut out,
+        "events",
+        r.old.events.to_string(),
+        r.new.events.to_string(),
+    );
+    row(
+        &mut out,
+        "fired",
+        r.old.fired.to_string(),
+        r.new.fired.to_string(),
+    );
+    row(
+        &mut out,
+        "prompts",
+        r.old.prompts.to_string(),
+        r.new.prompts.to_string(),
+    );
+    row(
+        &mut out,
+        "denials",
+        r.old.denials.to_string(),
+        r.new.denials.to_string(),
+    );
+    row(
+        &mut out,
+        "users affected",
+        r.old.users_affected.to_string(),
+        r.new.users_affected.to_string(),
+    );
+    row(
+        &mut out,
+        "prompts/user/day",
+        format!("{:.3}", r.old.prompts_per_active_user_day),
+        format!("{:.3}", r.new.prompts_per_active_user_day),
+    );
+    let _ = writeln!(out, "\nper policy (candidate rules)");
+    let headers = [
+        "policy",
+        "events",
+        "fired",
+        "prompts",
+        "denials",
+        "users",
+        "prompts/user/day",
+    ];
+    let rows: Vec<[String; 7]> = r
+        .policies
+        .iter()
+        .map(|p| {
+            [
+                if p.report_only {
+                    format!("{} (report-only)", p.policy)
+                } else {
+                    p.policy.clone()
+                },
+                p.events.to_string(),
+                p.fired.to_string(),
+                p.prompts.to_string(),
+                p.denials.to_string(),
+                p.users_affected.to_string(),
+                format!("{:.3}", p.prompts_per_active_user_day),
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (w, c) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| -> String {
+        cells
+            .iter()
+            .zip(widths.iter())
+            .enumerate()
+            .map(|(i, (c, w))| {
+                let pad = " ".repeat(w.saturating_sub(c.chars().count()));
+                if i == 0 {
+                    format!("{c}{pad}")
+                } else {
+                    format!("{pad}{c}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let _ = writeln!(
+        out,
+        "  {}",
+        line(headers.iter().map(|h| (*h).to_string()).collect())
+    );
+    for row in rows {
+        let _ = writeln!(out, "  {}", line(row.to_vec()));
+    }
+    let _ = writeln!(
+        out,
+        "\nchanged decisions: {} of {} ({})",
+        r.changed,
+        r.decisions,
+        pct(r.changed, r.decisions)
+    );
+    for g in &r.changes {
+        let _ = writeln!(
+            out,
+            "  {} → {}  [{}]  {} decision{}",
+            g.from,
+            g.to,
+            g.policies.join(", "),
+            g.count,
+            if g.count == 1 { "" } else { "s" }
+        );
+        for e in &g.examples {
+            let _ = writeln!(
+                out,
+                "      {}:{}  {}  {}  {}  {}",
+                e.file, e.line, e.at, e.scope, e.user, e.event
+            );
+        }
+    }
+    if r.unreadable > 0 {
+        let _ = writeln!(out, "\nunreadable lines: {}", r.unreadable);
+        for b in &r.unreadable_lines {
+            let _ = writeln!(out, "  {}:{}: {}", b.file, b.line, b.error);
+        }
+        if r.unreadable > r.unreadable_lines.len() as u64 {
+            let _ = writeln!(
+                out,
+                "  … and {} more",
+                r.unreadable - r.unreadable_lines.len() as u64
+            );
+        }
+    }
+    out
+}

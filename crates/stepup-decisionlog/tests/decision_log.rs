@@ -1,0 +1,579 @@
+//! Decision logs end to end: written by replay, valid against the JSON Schema in docs/, read
+//! back line by line, backtested to exactly the recorded decisions with the same rules, and to
+//! the expected changes with changed rules.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+use stepup_decisionlog::backtest::{Backtest, BacktestReport};
+use stepup_decisionlog::record::LogEvent;
+use stepup_decisionlog::{LoggedDecision, Pseudonymizer, Record, Rotation, Writer};
+use stepup_engine::{CompiledSet, Engine, MemoryStore, Value};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Replays every scenario of `scenarios` against `rules`, logging each decision to `log`.
+fn write_log(rules: &Path, scenarios: &Path, log: &Path, pseudo: Option<Pseudonymizer>) -> usize {
+    let engine = Engine::load(&[rules.to_path_buf()]).unwrap();
+    let set = engine.current();
+    let store = MemoryStore::new();
+    let mut w = Writer::open(log, Rotation::never(), pseudo).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ron"))
+        .collect();
+    files.sort();
+    let mut n = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let l = stepup_replay::load(&name, &text, &set).unwrap();
+        let mut write = |req: &stepup_engine::Request,
+                         state: Option<&stepup_engine::State>,
+                         d: &stepup_engine::Decision| {
+            w.write(req, state, d).unwrap();
+            n += 1;
+        };
+        stepup_replay::replay_observed(&l, &engine, &store, Some(&mut write)).unwrap();
+    }
+    w.flush().unwrap();
+    n
+}
+
+fn examples_log(dir: &Path) -> PathBuf {
+    let log = dir.join("examples.jsonl");
+    write_log(
+        &root().join("rules"),
+        &root().join("examples/scenarios"),
+        &log,
+        None,
+    );
+    log
+}
+
+fn records(log: &Path) -> Vec<(u64, Record)> {
+    let f = std::fs::File::open(log).unwrap();
+    stepup_decisionlog::Lines::new(BufReader::new(f))
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+fn backtest(rules: &Path, baseline: Option<&Path>, log: &Path) -> BacktestReport {
+    let load = |p: &Path| Arc::new(CompiledSet::load(&[p.to_path_buf()]).unwrap());
+    let mut bt = Backtest::new(load(rules), baseline.map(load));
+    let f = std::fs::File::open(log).unwrap();
+    for item in stepup_decisionlog::Lines::new(BufReader::new(f)) {
+        match item {
+            Ok((line, rec)) => bt.add("log.jsonl", line, &rec),
+            Err(e) => bt.unreadable("log.jsonl", &e),
+        }
+    }
+    bt.finish()
+}
+
+// ───────────── a small JSON Schema validator: the subset docs/decision-log.schema.json uses ─────────────
+
+fn resolve<'s>(schema: &'s Json, root: &'s Json) -> &'s Json {
+    match schema.get("$ref").and_then(Json::as_str) {
+        Some(r) => {
+            let name = r
+                .strip_prefix("#/$defs/")
+                .expect("local $defs references only");
+            resolve(&root["$defs"][name], root)
+        }
+        None => schema,
+    }
+}
+
+fn type_ok(t: &str, v: &Json) -> bool {
+    match t {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        other => panic!("type `{other}` not supported by this validator"),
+    }
+}
+
+/// Every way `v` fails `schema` (empty: valid), with JSON paths.
+fn validate(v: &Json, schema: &Json, root: &Json, path: &str, out: &mut Vec<String>) {
+    let s = resolve(schema, root);
+    let known = [
+        "$schema",
+        "$id",
+        "title",
+        "description",
+        "$defs",
+        "$ref",
+        "type",
+        "const",
+        "enum",
+        "required",
+        "properties",
+        "additionalProperties",
+        "items",
+        "oneOf",
+        "minimum",
+    ];
+    for k in s.as_object().expect("a schema is an object").keys() {
+        assert!(
+            known.contains(&k.as_str()),
+            "keyword `{k}` not supported by this validator"
+        );
+    }
+    if let Some(t) = s.get("type").and_then(Json::as_str)
+        && !type_ok(t, v)
+    {
+        out.push(format!("{path}: not a {t}: {v}"));
+        return;
+    }
+    if let Some(c) = s.get("const")
+        && c != v
+    {
+        out.push(format!("{path}: not {c}: {v}"));
+    }
+    if let Some(e) = s.get("enum").and_then(Json::as_array)
+        && !e.contains(v)
+    {
+        out.push(format!("{path}: not one of {e:?}: {v}"));
+    }
+    if let Some(m) = s.get("minimum").and_then(Json::as_f64)
+        && v.as_f64().is_some_and(|x| x < m)
+    {
+        out.push(format!("{path}: below {m}"));
+    }
+    if let Some(obj) = v.as_object() {
+        for r in s
+            .get("required")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let r = r.as_str().unwrap();
+            if !obj.contains_key(r) {
+                out.push(format!("{path}: `{r}` is missing"));
+            }
+        }
+        let props = s.get("properties").and_then(Json::as_object);
+        for (k, x) in obj {
+            match props.and_then(|p| p.get(k)) {
+                Some(ps) => validate(x, ps, root, &format!("{path}.{k}"), out),
+                None => {
+                    if let Some(extra) = s.get("additionalProperties") {
+                        validate(x, extra, root, &format!("{path}.{k}"), out);
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (s.get("items"), v.as_array()) {
+        for (i, x) in arr.iter().enumerate() {
+            validate(x, items, root, &format!("{path}[{i}]"), out);
+        }
+    }
+    if let Some(alts) = s.get("oneOf").and_then(Json::as_array) {
+        let passing = alts
+            .iter()
+            .filter(|a| {
+                let mut e = Vec::new();
+                validate(v, a, root, path, &mut e);
+                e.is_empty()
+            })
+            .count();
+        if passing != 1 {
+            out.push(format!(
+                "{path}: matches {passing} of the oneOf alternatives: {v}"
+            ));
+        }
+    }
+}
+
+fn schema() -> Json {
+    serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/decision-log.schema.json")).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn every_line_replay_writes_is_valid_against_the_json_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let ro = dir.path().join("report_only.jsonl");
+    write_log(
+        &root().join("examples/report-only/rules"),
+        &root().join("examples/report-only/scenarios"),
+        &ro,
+        Some(Pseudonymizer::new(b"0123456789abcdef0123").unwrap()),
+    );
+    let schema = schema();
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut n = 0;
+    for path in [&log, &ro] {
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            let v: Json = serde_json::from_str(line).unwrap();
+            let mut errors = Vec::new();
+            validate(&v, &schema, &schema, "$", &mut errors);
+            assert!(errors.is_empty(), "{errors:#?}\n{line}");
+            kinds.insert((
+                v["event"]["type"].to_string(),
+                v["decision"]["kind"].to_string(),
+            ));
+            n += 1;
+        }
+    }
+    assert!(n > 90, "{n} lines");
+    // Every event type and decision kind was checked against the schema.
+    for k in ["sign_in", "operation", "access", "step_up"] {
+        assert!(
+            kinds.iter().any(|(e, _)| *e == format!("\"{k}\"")),
+            "{k}: {kinds:?}"
+        );
+    }
+    for k in ["allow", "step_up", "deny", "completed", "failed"] {
+        assert!(
+            kinds.iter().any(|(_, d)| *d == format!("\"{k}\"")),
+            "{k}: {kinds:?}"
+        );
+    }
+    // The validator does reject what the schema does not allow.
+    let line: Json = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    for (mutate, expected) in [
+        (
+            Box::new(|v: &mut Json| {
+                v.as_object_mut().unwrap().remove("now");
+            }) as Box<dyn Fn(&mut Json)>,
+            "$: `now` is missing",
+        ),
+        (
+            Box::new(|v: &mut Json| v["enrolled"] = serde_json::json!(["totpp"])),
+            "$.enrolled[0]: not one of",
+        ),
+        (
+            Box::new(|v: &mut Json| v["v"] = serde_json::json!(2)),
+            "$.v: not 1",
+        ),
+        (
+            Box::new(|v: &mut Json| v["event"]["type"] = serde_json::json!("login")),
+            "$.event: matches 0 of the oneOf",
+        ),
+    ] {
+        let mut bad = line.clone();
+        mutate(&mut bad);
+        let mut errors = Vec::new();
+        validate(&bad, &schema, &schema, "$", &mut errors);
+        assert!(
+            errors.iter().any(|e| e.starts_with(expected)),
+            "{expected}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn a_log_written_by_replay_backtests_to_exactly_the_recorded_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let set = CompiledSet::load(&[root().join("rules")]).unwrap();
+    let recs = records(&log);
+    assert!(recs.len() > 90);
+    for (line, rec) in &recs {
+        assert_eq!(rec.policy_set, set.hash().to_string());
+        let state = rec.state().expect("the memory store never fails");
+        let again = LoggedDecision::of(&set.decide(&rec.request(), &state, false));
+        assert_eq!(again, rec.decision, "line {line}: {}", rec.event_key());
+    }
+    let r = backtest(&root().join("rules"), None, &log);
+    assert_eq!(
+        (r.decisions, r.changed, r.unreadable),
+        (recs.len() as u64, 0, 0)
+    );
+    assert_eq!(r.old, r.new);
+    assert!(r.new.prompts > 0 && r.new.denials > 0);
+    // Against itself as a baseline too.
+    let r = backtest(&root().join("rules"), Some(&root().join("rules")), &log);
+    assert_eq!(r.changed, 0);
+}
+
+#[test]
+fn a_pseudonymised_log_hides_ids_and_still_backtests_to_the_same_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = examples_log(dir.path());
+    let hashed = dir.path().join("hashed.jsonl");
+    let key = b"a secret key of the operator, 32b";
+    write_log(
+        &root().join("rules"),
+        &root().join("examples/scenarios"),
+        &hashed,
+        Some(Pseudonymizer::new(key).unwrap()),
+    );
+    let text = std::fs::read_to_string(&hashed).unwrap();
+    for id in ["alice", "laptop-1", "phone-2", "01_sensitive_operation"] {
+        assert!(!text.contains(id), "`{id}` is in the pseudonymised log");
+    }
+    let (a, b) = (records(&plain), records(&hashed));
+    assert_eq!(a.len(), b.len());
+    let p = Pseudonymizer::new(key).unwrap();
+    for ((_, x), (_, y)) in a.iter().zip(&b) {
+        assert!(y.pseudonymised);
+        assert_eq!(
+            y.user,
+            p.pseudonym(stepup_decisionlog::pseudo::Kind::User, &x.user)
+        );
+        assert!(y.user.starts_with("u_") && y.user.len() == 34, "{}", y.user);
+        let strip = |d: &LoggedDecision| LoggedDecision {
+            challenge_id: None,
+            ..d.clone()
+        };
+        assert_eq!(strip(&x.decision), strip(&y.decision));
+    }
+    let r = backtest(&root().join("rules"), None, &hashed);
+    assert_eq!((r.changed, r.unreadable), (0, 0));
+    assert!(Pseudonymizer::new(b"short").is_err());
+}
+
+/// A copy of `rules/` with `from` replaced by `to` in `file`.
+fn changed_rules(dir: &Path, file: &str, from: &str, to: &str) -> PathBuf {
+    let out = dir.join(format!("rules-{}", to.len()));
+    std::fs::create_dir_all(out.join("feeds")).unwrap();
+    for f in ["acme.policy", "finance.policy", "feeds/blocklist.netset"] {
+        let text = std::fs::read_to_string(root().join("rules").join(f)).unwrap();
+        let text = if f == file {
+            assert!(text.contains(from), "{from}");
+            text.replace(from, to)
+        } else {
+            text
+        };
+        std::fs::write(out.join(f), text).unwrap();
+    }
+    out
+}
+
+fn amount(rec: &Record) -> Option<f64> {
+    match &rec.event {
+        LogEvent::Operation { name, attrs, .. } if name == "payout" => match attrs.get("amount") {
+            Some(Value::Number(x)) => Some(*x),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[test]
+fn a_changed_threshold_shows_the_expected_changed_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let recs = records(&log);
+    let deciding = |r: &Record| r.decision.deciding().any(|p| p == "payouts");
+
+    // Raised to 2000 in the tenant: the payouts of 1500 that `payouts` prompted for (or refused)
+    // change, except in `finance`, whose own `payouts` still says 1000.
+    let raised = changed_rules(
+        dir.path(),
+        "acme.policy",
+        "operation == payout and amount > 1000",
+        "operation == payout and amount > 2000",
+    );
+    let expected: Vec<u64> = recs
+        .iter()
+        .filter(|(_, r)| {
+            deciding(r)
+                && r.application != "finance"
+                && amount(r).is_some_and(|a| a > 1000.0 && a <= 2000.0)
+        })
+        .map(|(l, _)| *l)
+        .collect();
+    assert!(!expected.is_empty());
+    let r = backtest(&raised, None, &log);
+    assert_eq!(r.changed, expected.len() as u64, "{:#?}", r.changes);
+    for g in &r.changes {
+        assert!(g.policies.contains(&"payouts".to_string()), "{g:?}");
+        assert!(
+            g.from.starts_with("step_up") || g.from.starts_with("deny"),
+            "{g:?}"
+        );
+        for e in &g.examples {
+            assert!(expected.contains(&e.line), "{e:?}");
+            assert_eq!(e.event, "operation:payout");
+        }
+    }
+    assert!(r.new.prompts < r.old.prompts);
+    let payouts = r.policies.iter().find(|p| p.policy == "payouts").unwrap();
+    assert!(payouts.prompts < r.old.prompts);
+    // The same change, seen from the raised rules as a baseline: every change is reversed.
+    let back = backtest(&root().join("rules"), Some(&raised), &log);
+    assert_eq!(back.changed, r.changed);
+    for (a, b) in r.changes.iter().zip(&back.changes) {
+        assert_eq!((&a.from, &a.to, a.count), (&b.to, &b.from, b.count));
+    }
+
+    // Lowered to 500: the payout of exactly 1000 now prompts.
+    let lowered = changed_rules(
+        dir.path(),
+        "acme.policy",
+        "operation == payout and amount > 1000",
+        "operation == payout and amount > 500",
+    );
+    let r = backtest(&lowered, None, &log);
+    let thousand: Vec<u64> = recs
+        .iter()
+        .filter(|(_, r)| {
+            amount(r) == Some(1000.0) && r.decision.kind == stepup_engine::DecisionKind::Allow
+        })
+        .map(|(l, _)| *l)
+        .collect();
+    assert_eq!(r.changed, thousand.len() as u64, "{:#?}", r.changes);
+    assert_eq!(r.changes[0].from, "allow");
+    assert_eq!(r.changes[0].to, "step_up aal3");
+    assert_eq!(r.changes[0].policies, vec!["payouts".to_string()]);
+}
+
+#[test]
+fn unreadable_lines_are_counted_with_their_numbers_and_the_rest_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let n = lines.len() as u64;
+    lines.insert(2, "{not json".into());
+    lines.insert(5, String::new());
+    lines.insert(7, lines[0].replace("\"v\":1", "\"v\":9"));
+    lines.push(lines[1][..40].to_string());
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let r = backtest(&root().join("rules"), None, &bad);
+    assert_eq!(r.decisions, n);
+    assert_eq!(r.unreadable, 3);
+    let at: Vec<(u64, &str)> = r
+        .unreadable_lines
+        .iter()
+        .map(|b| (b.line, b.error.split(' ').next().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        at,
+        vec![(3, "key"), (8, "format"), (n + 4, "EOF")],
+        "{:#?}",
+        r.unreadable_lines
+    );
+    assert_eq!(
+        r.unreadable_lines[1].error,
+        "format version 9 (this stepup reads version 1)"
+    );
+}
+
+#[test]
+fn the_writer_rotates_by_size_without_splitting_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = records(&examples_log(dir.path()));
+    let path = dir.path().join("rot/decisions.jsonl");
+    let max = 8_000;
+    let mut w = Writer::open(
+        &path,
+        Rotation {
+            max_bytes: Some(max),
+            keep: 3,
+        },
+        None,
+    )
+    .unwrap();
+    for (_, r) in &all {
+        w.write_record(r).unwrap();
+    }
+    drop(w);
+    let rotated = |n: usize| stepup_decisionlog::writer::rotated(&path, n);
+    assert!(rotated(3).exists() && !rotated(4).exists());
+    let mut kept = 0;
+    for p in [rotated(3), rotated(2), rotated(1), path.clone()] {
+        let size = std::fs::metadata(&p).unwrap().len();
+        assert!(size <= max, "{} has {size} bytes", p.display());
+        let recs = records(&p);
+        assert!(!recs.is_empty());
+        kept += recs.len();
+    }
+    // The newest lines are kept, whole and in order.
+    let newest = records(&path);
+    assert_eq!(newest.last().unwrap().1, all.last().unwrap().1);
+    assert!(kept < all.len());
+}
+
+#[test]
+fn backtesting_the_report_only_example_measures_the_candidates() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ro.jsonl");
+    write_log(
+        &root().join("examples/report-only/rules"),
+        &root().join("examples/report-only/scenarios"),
+        &log,
+        None,
+    );
+    let r = backtest(&root().join("examples/report-only/rules"), None, &log);
+    assert_eq!(r.changed, 0);
+    let row = |name: &str| {
+        r.policies
+            .iter()
+            .find(|p| p.policy == name)
+            .unwrap()
+            .clone()
+    };
+    let over_200 = row("checkout_over_200");
+    assert!(over_200.report_only);
+    assert_eq!(
+        (
+            over_200.events,
+            over_200.fired,
+            over_200.prompts,
+            over_200.denials,
+            over_200.users_affected
+        ),
+        (5, 3, 2, 0, 1)
+    );
+    let keys = row("new_device_keys");
+    assert_eq!((keys.prompts, keys.denials, keys.users_affected), (1, 1, 2));
+    let big = row("big_checkout");
+    assert!(!big.report_only);
+    assert_eq!((big.fired, big.prompts), (2, 1));
+    assert_eq!(r.old.prompts, 1, "report-only policies never prompt");
+    // Enforcing the lower threshold: the 500 checkout now prompts.
+    let enforced = dir.path().join("enforced");
+    std::fs::create_dir_all(&enforced).unwrap();
+    let text =
+        std::fs::read_to_string(root().join("examples/report-only/rules/shop.policy")).unwrap();
+    std::fs::write(
+        enforced.join("shop.policy"),
+        text.replace(
+            "report_only policy checkout_over_200",
+            "policy checkout_over_200",
+        ),
+    )
+    .unwrap();
+    let r = backtest(&enforced, None, &log);
+    assert_eq!(r.changed, 1, "{:#?}", r.changes);
+    assert_eq!(
+        (r.changes[0].from.as_str(), r.changes[0].to.as_str()),
+        ("allow", "step_up aal2")
+    );
+    assert_eq!(r.changes[0].policies, vec!["checkout_over_200".to_string()]);
+}
