@@ -25,6 +25,8 @@ pub enum BottomView {
     Audit,
     /// A/B comparison.
     Compare,
+    /// A decision log backtested with the current rules: friction chart and changes.
+    DecisionLog,
 }
 
 /// The application: the studio, the persisted state, and UI-only buffers.
@@ -41,6 +43,10 @@ pub struct StudioApp {
     pub compare_dir: String,
     /// The bottom panel's view.
     pub bottom: BottomView,
+    /// The decision log to open.
+    pub log_path: String,
+    /// The rules directory to compare the log with (empty: its recorded decisions).
+    pub log_compare: String,
     what_if_edit: WhatIf,
     filter_edit: AuditFilter,
 }
@@ -74,6 +80,8 @@ impl StudioApp {
             persisted,
             compare_dir: String::new(),
             bottom: BottomView::Audit,
+            log_path: String::new(),
+            log_compare: String::new(),
             what_if_edit: WhatIf::default(),
             filter_edit: AuditFilter::default(),
         };
@@ -471,9 +479,11 @@ impl StudioApp {
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.bottom, BottomView::Audit, "Audit log");
             ui.selectable_value(&mut self.bottom, BottomView::Compare, "Compare versions");
+            ui.selectable_value(&mut self.bottom, BottomView::DecisionLog, "Decision log");
         });
         ui.separator();
         match self.bottom {
+            BottomView::DecisionLog => cmds.extend(self.decision_log_view(ui)),
             BottomView::Audit => {
                 let mut f = self.filter_edit.clone();
                 let changed = ui
@@ -544,6 +554,143 @@ impl StudioApp {
     }
 }
 
+impl StudioApp {
+    fn decision_log_view(&mut self, ui: &mut Ui) -> Vec<Command> {
+        let mut cmds = Vec::new();
+        ui.horizontal(|ui| {
+            labelled_text(ui, "decision log path", &mut self.log_path);
+            labelled_text(ui, "compare with rules directory", &mut self.log_compare);
+            if ui.button("Open decision log").clicked() {
+                let compare = self.log_compare.trim();
+                cmds.push(Command::OpenDecisionLog {
+                    log: PathBuf::from(self.log_path.trim()),
+                    compare: (!compare.is_empty()).then(|| PathBuf::from(compare)),
+                });
+            }
+        });
+        let Some(c) = &self.studio.corpus else {
+            ui.label("open a decision log (`stepup replay --decision-log PATH`, or a service's) to see its friction under the current rules");
+            return cmds;
+        };
+        let r = match &c.report {
+            Ok(r) => r,
+            Err(e) => {
+                ui.label(RichText::new(e).color(Color32::from_rgb(220, 80, 80)));
+                return cmds;
+            }
+        };
+        ui.label(format!(
+            "{} decisions, {} users, {} user-days; prompts per active user per day: {:.3} ({}) -> {:.3} (current rules); {} changed decision(s)",
+            r.decisions,
+            r.active_users,
+            r.active_user_days,
+            r.old.prompts_per_active_user_day,
+            c.compared_label(),
+            r.new.prompts_per_active_user_day,
+            r.changed
+        ));
+        if r.unreadable > 0 {
+            ui.label(
+                RichText::new(format!("{} unreadable line(s)", r.unreadable))
+                    .color(Color32::from_rgb(220, 80, 80)),
+            );
+        }
+        ui.columns(2, |cols| {
+            if let [left, right] = cols {
+                friction_chart(left, r, &c.compared_label());
+                egui::ScrollArea::vertical()
+                    .id_salt("log_changes")
+                    .show(right, |ui| {
+                        for p in &r.policies {
+                            ui.label(format!(
+                                "policy {}{}: {} prompts, {} denials, {} users, {:.3} prompts per user per day",
+                                p.policy,
+                                if p.report_only { " (report-only)" } else { "" },
+                                p.prompts,
+                                p.denials,
+                                p.users_affected,
+                                p.prompts_per_active_user_day
+                            ));
+                        }
+                        for g in &r.changes {
+                            ui.label(format!(
+                                "changed: {} -> {} [{}]: {}",
+                                g.from,
+                                g.to,
+                                g.policies.join(", "),
+                                g.count
+                            ));
+                        }
+                    });
+            }
+        });
+        cmds
+    }
+}
+
+/// One colour per policy in the friction chart.
+const PALETTE: [Color32; 8] = [
+    Color32::from_rgb(230, 170, 40),
+    Color32::from_rgb(80, 160, 230),
+    Color32::from_rgb(220, 80, 80),
+    Color32::from_rgb(80, 180, 100),
+    Color32::from_rgb(170, 120, 220),
+    Color32::from_rgb(40, 190, 190),
+    Color32::from_rgb(230, 120, 180),
+    Color32::from_rgb(160, 160, 160),
+];
+
+/// Prompts per day per policy: solid for the current rules, dashed for the compared ones.
+fn friction_chart(ui: &mut Ui, r: &stepup_decisionlog::BacktestReport, compared: &str) {
+    use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
+    let day = |d: &str| {
+        stepup_core::Timestamp::parse_rfc3339(&format!("{d}T00:00:00Z"))
+            .map_or(0.0, |t| (t.0 / 86_400) as f64)
+    };
+    let series =
+        |daily: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+         policy: &str| {
+            let points: Vec<[f64; 2]> = daily
+                .iter()
+                .map(|(d, m)| [day(d), m.get(policy).copied().unwrap_or(0) as f64])
+                .collect();
+            PlotPoints::from(points)
+        };
+    let mut policies: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    for m in r.daily_new.values().chain(r.daily_old.values()) {
+        policies.extend(m.keys().map(String::as_str));
+    }
+    ui.label(format!(
+        "prompts per day per policy: current rules (solid) and {compared} (dashed)"
+    ));
+    Plot::new("friction_chart")
+        .height(ui.available_height().max(160.0))
+        .legend(Legend::default())
+        .x_axis_formatter(|mark, _| {
+            stepup_core::Timestamp((mark.value * 86_400.0) as i64)
+                .to_rfc3339()
+                .get(..10)
+                .unwrap_or("")
+                .to_string()
+        })
+        .show(ui, |plot| {
+            for (i, p) in policies.iter().enumerate() {
+                let color = PALETTE
+                    .get(i % PALETTE.len())
+                    .copied()
+                    .unwrap_or(Color32::GRAY);
+                plot.line(
+                    Line::new(format!("{p} (current)"), series(&r.daily_new, p)).color(color),
+                );
+                plot.line(
+                    Line::new(format!("{p} (compared)"), series(&r.daily_old, p))
+                        .color(color)
+                        .style(LineStyle::dashed_loose()),
+                );
+            }
+        });
+}
+
 fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult) {
     let d = &e.decision;
     ui.label(
@@ -611,7 +758,12 @@ fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult) {
     if let Some(t) = &d.trace {
         ui.separator();
         for p in &t.policies {
-            let state = if p.fired { "fired" } else { "not fired" };
+            let state = match (p.fired, p.report_only) {
+                (true, false) => "fired",
+                (false, false) => "not fired",
+                (true, true) => "fired (report-only, not enforced)",
+                (false, true) => "not fired (report-only)",
+            };
             let sat = match (p.satisfied, &p.why) {
                 (Some(true), Some(w)) => format!(" - satisfied ({w})"),
                 (Some(false), Some(w)) => format!(" - not satisfied ({w})"),
@@ -636,6 +788,23 @@ fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult) {
         }
         for n in &t.notes {
             ui.label(format!("note: {n}"));
+        }
+    }
+    if !d.report_only.is_empty() {
+        ui.separator();
+        ui.label(RichText::new("Report-only policies (never enforced)").strong());
+        for r in &d.report_only {
+            ui.label(
+                RichText::new(format!(
+                    "report-only {}: {}",
+                    r.policy,
+                    stepup_replay::output::would_text(r)
+                ))
+                .color(Color32::from_rgb(170, 120, 220)),
+            );
+            if let Some(n) = &r.note {
+                ui.label(format!("    {n}"));
+            }
         }
     }
     if !d.audit.is_empty() {

@@ -1,6 +1,7 @@
 //! The studio's state and what it does, apart from any UI: load a workspace, edit and recompile
 //! rules (the last good compile is kept while an edit is broken), replay scenarios, explain,
-//! what-if, compare two policy versions, filter audit records. Panels only read this and send
+//! what-if, compare two policy versions, open a decision log as a corpus (backtested with the
+//! current rules), filter audit records. Panels only read this and send
 //! [`Command`]s; every decision comes from the engine.
 
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stepup_core::{Factor, Timestamp};
+use stepup_decisionlog::{Backtest, BacktestReport};
 use stepup_engine::{AuditRecord, CompiledSet, Engine, MemoryStore};
 use stepup_replay::run::Loaded;
 use stepup_replay::scenario::EventSpec;
@@ -127,6 +129,29 @@ pub struct Change {
     pub after: String,
 }
 
+/// A decision log opened as a corpus: its traffic decided again with the current rules (the
+/// last good compile) and compared with other rules or with the decisions it recorded.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    /// The log.
+    pub path: PathBuf,
+    /// The rules it is compared with (`None`: the recorded decisions).
+    pub compare: Option<PathBuf>,
+    /// The backtest, or why it could not run.
+    pub report: Result<BacktestReport, String>,
+}
+
+impl Corpus {
+    /// What the current rules are compared with, in words.
+    #[must_use]
+    pub fn compared_label(&self) -> String {
+        self.compare.as_ref().map_or_else(
+            || "recorded decisions".to_string(),
+            |d| d.display().to_string(),
+        )
+    }
+}
+
 /// The audit view's filter (empty: everything).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
@@ -174,6 +199,14 @@ pub enum Command {
     Compare(CompareWith),
     /// Change the audit filter.
     SetAuditFilter(AuditFilter),
+    /// Open a decision log as a corpus, compared with the rules of a directory or (`None`)
+    /// with the decisions it recorded.
+    OpenDecisionLog {
+        /// The log.
+        log: PathBuf,
+        /// The rules to compare with.
+        compare: Option<PathBuf>,
+    },
 }
 
 /// The studio.
@@ -208,6 +241,8 @@ pub struct Studio {
     pub comparison: Option<Comparison>,
     /// The audit filter.
     pub audit_filter: AuditFilter,
+    /// The decision log opened as a corpus, backtested again whenever the rules recompile.
+    pub corpus: Option<Corpus>,
     /// Playing the timeline.
     pub playing: bool,
     /// Delay between an edit and its recompile.
@@ -281,6 +316,7 @@ impl Studio {
             what_if_result: None,
             comparison: None,
             audit_filter: AuditFilter::default(),
+            corpus: None,
             playing: false,
             debounce: Duration::from_millis(300),
             status: String::new(),
@@ -347,6 +383,9 @@ impl Studio {
                 self.engine = Some(e);
                 self.broken = false;
                 self.replay_all();
+                if let Some(c) = self.corpus.take() {
+                    self.open_corpus(c.path, c.compare);
+                }
             }
             Err(why) => {
                 self.broken = true;
@@ -517,7 +556,48 @@ impl Studio {
             }
             Command::Compare(with) => self.comparison = Some(self.compare(&with)),
             Command::SetAuditFilter(f) => self.audit_filter = f,
+            Command::OpenDecisionLog { log, compare } => self.open_corpus(log, compare),
         }
+    }
+
+    /// Backtests a decision log with the current rules (streaming it from disk).
+    fn open_corpus(&mut self, path: PathBuf, compare: Option<PathBuf>) {
+        let report = (|| -> Result<BacktestReport, String> {
+            let engine = self
+                .engine
+                .as_ref()
+                .ok_or_else(|| "the rules do not compile".to_string())?;
+            let baseline = match &compare {
+                Some(dir) => Some(Arc::new(
+                    CompiledSet::load(std::slice::from_ref(dir))
+                        .map_err(|e| format!("the compared rules do not load: {e}"))?,
+                )),
+                None => None,
+            };
+            let file = std::fs::File::open(&path)
+                .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+            let name = path.display().to_string();
+            let mut bt = Backtest::new(engine.current(), baseline);
+            for item in stepup_decisionlog::Lines::new(std::io::BufReader::new(file)) {
+                match item {
+                    Ok((line, rec)) => bt.add(&name, line, &rec),
+                    Err(e) => bt.unreadable(&name, &e),
+                }
+            }
+            Ok(bt.finish())
+        })();
+        self.status = match &report {
+            Ok(r) => format!(
+                "decision log: {} decision(s), {} changed",
+                r.decisions, r.changed
+            ),
+            Err(e) => format!("decision log: {e}"),
+        };
+        self.corpus = Some(Corpus {
+            path,
+            compare,
+            report,
+        });
     }
 
     /// Work due at `now`: the debounced recompile, and playing the timeline.

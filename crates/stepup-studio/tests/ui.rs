@@ -196,3 +196,123 @@ fn the_audit_view_filters_by_record_name_and_policy() {
                 && a.policies.iter().any(|p| p == "payouts"))
     );
 }
+
+fn report_only_harness() -> Harness<'static, StudioApp> {
+    let mut app = StudioApp::new(
+        root().join("examples/report-only/rules"),
+        root().join("examples/report-only/scenarios"),
+        Persisted::default(),
+    );
+    app.studio.debounce = Duration::ZERO;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 1100.0))
+        .allow_missing_glyphs()
+        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    h.run();
+    h
+}
+
+#[test]
+fn the_explanation_shows_what_each_report_only_policy_would_have_done() {
+    let mut h = report_only_harness();
+    h.get_by_label("report_only").click();
+    h.run();
+    h.get_by_label_contains("#0 2026-11-27T09:00:00Z").click();
+    h.run();
+    // The decision is the enforced policies' alone; the candidate's prompt is reported.
+    h.get_by_label("decision: allow");
+    h.get_by_label("policy new_device_keys: fired (report-only, not enforced) - not satisfied (no authentication event proves this AAL with an allowed factor)");
+    h.get_by_label(
+        "report-only new_device_keys: would step up to aal3 factor totp|webauthn for 5m",
+    );
+    h.get_by_label("report-only checkout_over_200: not fired");
+    h.get_by_label_contains("audit: auth.step_up_report_only");
+    let e = h.state().studio.event().unwrap().decision.clone();
+    assert!(e.fired.is_empty());
+    assert_eq!(e.report_only.len(), 2);
+    // Bob would be refused: he has no factor the candidate allows.
+    h.get_by_label_contains("#5 2026-11-27T10:06:25Z").click();
+    h.run();
+    h.get_by_label("report-only new_device_keys: would deny (stronger_factor_required)");
+}
+
+#[test]
+fn a_decision_log_opens_as_a_corpus_with_friction_per_policy_against_other_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    // The example's traffic, logged.
+    let log = dir.path().join("shop.jsonl");
+    {
+        let engine =
+            stepup_engine::Engine::load(&[root().join("examples/report-only/rules")]).unwrap();
+        let set = engine.current();
+        let text =
+            std::fs::read_to_string(root().join("examples/report-only/scenarios/report_only.ron"))
+                .unwrap();
+        let l = stepup_replay::load("report_only.ron", &text, &set).unwrap();
+        let mut w =
+            stepup_decisionlog::Writer::open(&log, stepup_decisionlog::Rotation::never(), None)
+                .unwrap();
+        let mut write =
+            |req: &stepup_engine::Request,
+             state: Option<&stepup_engine::State>,
+             d: &stepup_engine::Decision| w.write(req, state, d).unwrap();
+        stepup_replay::replay_observed(
+            &l,
+            &engine,
+            &stepup_engine::MemoryStore::new(),
+            Some(&mut write),
+        )
+        .unwrap();
+    }
+    // The same rules with the lower threshold enforced.
+    let enforced = dir.path().join("enforced");
+    std::fs::create_dir_all(&enforced).unwrap();
+    let shop = std::fs::read_to_string(root().join("examples/report-only/rules/shop.policy"))
+        .unwrap()
+        .replace(
+            "report_only policy checkout_over_200",
+            "policy checkout_over_200",
+        );
+    std::fs::write(enforced.join("shop.policy"), shop).unwrap();
+
+    let mut h = report_only_harness();
+    h.get_by_label("Decision log").click();
+    h.run();
+    type_into(
+        &mut h,
+        FIELD,
+        "decision log path",
+        &log.display().to_string(),
+    );
+    h.get_by_label("Open decision log").click();
+    h.run();
+    let c = h.state().studio.corpus.clone().expect("a corpus is open");
+    let r = c.report.clone().unwrap();
+    assert_eq!((r.decisions, r.changed, r.unreadable), (6, 0, 0));
+    assert_eq!(c.compare, None);
+    h.get_by_label_contains("6 decisions, 2 users, 2 user-days");
+    h.get_by_label("policy checkout_over_200 (report-only): 2 prompts, 0 denials, 1 users, 1.000 prompts per user per day");
+    h.get_by_label(
+        "prompts per day per policy: current rules (solid) and recorded decisions (dashed)",
+    );
+    // The chart's data: prompts per day per policy, the candidates' would-be prompts included.
+    let day = &r.daily_new["2026-11-27"];
+    assert_eq!(day["checkout_over_200"], 2);
+    assert_eq!(day["big_checkout"], 1);
+    assert_eq!(r.daily_old["2026-11-27"]["big_checkout"], 1);
+
+    // Compared with the rules that enforce the lower threshold.
+    type_into(
+        &mut h,
+        FIELD,
+        "compare with rules directory",
+        &enforced.display().to_string(),
+    );
+    h.get_by_label("Open decision log").click();
+    h.run();
+    let r = h.state().studio.corpus.clone().unwrap().report.unwrap();
+    assert_eq!(r.changed, 1);
+    assert_eq!(r.daily_old["2026-11-27"]["checkout_over_200"], 2);
+    h.get_by_label("changed: step_up aal2 -> allow [checkout_over_200]: 1");
+    h.get_by_label_contains("(current rules); 1 changed decision(s)");
+}
