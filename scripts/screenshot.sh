@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A screenshot of stepup-studio in a real window under Xvfb, on a machine without a GPU
 # (OpenGL through Mesa's software renderer). Usage: scripts/screenshot.sh [OUT.png]
+# STUDIO_ARGS replaces the studio's arguments (default: the impossible-travel story selected).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-docs/studio.png}"
@@ -19,7 +20,7 @@ chmod 700 "$XDG_RUNTIME_DIR"
 export XDG_RUNTIME_DIR LIBGL_ALWAYS_SOFTWARE=1
 abs_out="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
 xvfb-run -a -s "-screen 0 1500x900x24" bash -c "
-  target/debug/stepup-studio rules examples/scenarios --select 07_impossible_travel:1 &
+  target/debug/stepup-studio ${STUDIO_ARGS:-rules examples/scenarios --select 07_impossible_travel:1} &
   pid=\$!
   sleep \${STUDIO_WAIT:-10}
   import -window root '$abs_out'

@@ -22,4 +22,8 @@ if [ -d benches ]; then cargo test -p stepup-benches --benches --no-run; fi
 cargo run -q -p stepup-cli -- replay --rules rules --expect --db target/ci-replay.redb examples/scenarios/ >/dev/null
 cargo run -q -p stepup-cli -- check --deny-warnings rules/
 cargo run -q -p stepup-cli -- fmt --check rules/
+# The report-only example: its candidates' would-be results are expectations too.
+cargo run -q -p stepup-cli -- replay --store memory --rules examples/report-only/rules --expect examples/report-only/scenarios/ >/dev/null
+cargo run -q -p stepup-cli -- check --deny-warnings examples/report-only/rules/ >/dev/null
+cargo run -q -p stepup-cli -- fmt --check examples/report-only/rules/
 echo "scripts/test.sh: all green"

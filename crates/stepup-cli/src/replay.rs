@@ -294,9 +294,6 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
         );
         return 2;
     }
-    if let Some(w) = &log {
-        eprintln!("wrote {} decision(s) to {}", w.lines(), w.path().display());
-    }
     if a.stats {
         let s = stats::compute(&reports);
         let _ = match a.format {
@@ -317,6 +314,11 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
             summary.push_str(&format!("; {bad} could not be replayed"));
         }
         let _ = writeln!(out, "{summary}");
+    }
+    if let Some(w) = &log {
+        // After the output, so that a terminal shows it last.
+        let _ = out.flush();
+        eprintln!("wrote {} decision(s) to {}", w.lines(), w.path().display());
     }
     u8::from(bad > 0 || mismatched > 0)
 }

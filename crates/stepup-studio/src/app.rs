@@ -116,9 +116,15 @@ impl StudioApp {
         let mut cmds: Vec<Command> = Vec::new();
         self.dropped_files(ui, &mut cmds);
         egui::Panel::top("menu").show(ui, |ui| cmds.extend(self.menu(ui)));
+        // Room for the friction chart when the studio starts on a decision log.
+        let bottom_size = if self.bottom == BottomView::DecisionLog {
+            420.0
+        } else {
+            220.0
+        };
         egui::Panel::bottom("bottom")
             .resizable(true)
-            .default_size(220.0)
+            .default_size(bottom_size)
             .show(ui, |ui| cmds.extend(self.bottom_panel(ui)));
         egui::Panel::left("rules")
             .resizable(true)

@@ -1,5 +1,5 @@
-//! `stepup-studio [RULES_DIR] [SCENARIOS_DIR] [--select SCENARIO:EVENT]`
-//! (defaults: `rules/` and `examples/scenarios/`).
+//! `stepup-studio [RULES_DIR] [SCENARIOS_DIR] [--select SCENARIO:EVENT]
+//! [--decision-log LOG [--compare RULES_DIR]]` (defaults: `rules/` and `examples/scenarios/`).
 
 use std::path::PathBuf;
 
@@ -8,12 +8,20 @@ use stepup_studio::studio::Command;
 fn main() -> std::process::ExitCode {
     let mut dirs = Vec::new();
     let mut select: Option<String> = None;
+    let mut log: Option<PathBuf> = None;
+    let mut compare: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--select" {
             select = args.next();
+        } else if a == "--decision-log" {
+            log = args.next().map(PathBuf::from);
+        } else if a == "--compare" {
+            compare = args.next().map(PathBuf::from);
         } else if a == "--help" || a == "-h" {
-            println!("usage: stepup-studio [RULES_DIR] [SCENARIOS_DIR] [--select SCENARIO:EVENT]");
+            println!(
+                "usage: stepup-studio [RULES_DIR] [SCENARIOS_DIR] [--select SCENARIO:EVENT] [--decision-log LOG [--compare RULES_DIR]]"
+            );
             return std::process::ExitCode::SUCCESS;
         } else {
             dirs.push(PathBuf::from(a));
@@ -40,6 +48,15 @@ fn main() -> std::process::ExitCode {
                     app.studio
                         .apply(Command::SelectEvent(event.parse().unwrap_or(0)));
                 }
+            }
+            if let Some(log) = log {
+                app.log_path = log.display().to_string();
+                app.log_compare = compare
+                    .as_ref()
+                    .map(|c| c.display().to_string())
+                    .unwrap_or_default();
+                app.bottom = stepup_studio::app::BottomView::DecisionLog;
+                app.studio.apply(Command::OpenDecisionLog { log, compare });
             }
             Ok(Box::new(app))
         }),
