@@ -167,26 +167,82 @@ fn race(engine: &Engine, store: &dyn Store, threads: usize, req: &Request) -> us
     })
 }
 
+/// The engine of the races: one `every time` operation in tenant `{ns}_race`.
+///
+/// # Errors
+/// When the rules do not compile (a bug of this suite).
+pub fn race_engine(ns: &str) -> Result<Engine, String> {
+    CompiledSet::from_text("race.policy", &race_rules(&race_tenant(ns)))
+        .map(Engine::new)
+        .map_err(|e| e.to_string())
+}
+
+fn race_tenant(ns: &str) -> String {
+    format!("{ns}_race")
+}
+
+/// Signs users `u0..u{count}` in and leaves each with one open challenge (a payment).
+pub fn prepare_races(engine: &Engine, store: &dyn Store, ns: &str, count: usize) {
+    let tenant = race_tenant(ns);
+    for r in 0..count {
+        let user = format!("u{r}");
+        let d = engine.process(store, &race_req(&tenant, &user, "s", 1_000, sign_in("d")), false);
+        check(d.allowed(), "the race's sign-in is allowed");
+        let d = engine.process(store, &race_req(&tenant, &user, "s", 1_001, pay()), false);
+        check(d.kind == DecisionKind::StepUp, "the payment steps up");
+    }
+}
+
+/// Which race: completing the open challenge, or spending the grant it left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Race {
+    /// `threads` step-ups answer one challenge.
+    Complete,
+    /// `threads` retries of the payment spend one `every time` grant.
+    Spend,
+}
+
+/// Runs one kind of race for users `u0..u{count}`, `threads` requests at the same moment per
+/// user; returns how many requests won, per user (exactly one must, across every thread and
+/// process that races).
+pub fn run_races(
+    engine: &Engine,
+    store: &dyn Store,
+    ns: &str,
+    count: usize,
+    threads: usize,
+    which: Race,
+) -> Vec<usize> {
+    let tenant = race_tenant(ns);
+    (0..count)
+        .map(|r| {
+            let user = format!("u{r}");
+            let (at, event) = match which {
+                Race::Complete => (1_002, totp()),
+                Race::Spend => (1_003, pay()),
+            };
+            race(engine, store, threads, &race_req(&tenant, &user, "s", at, event))
+        })
+        .collect()
+}
+
 /// Single use under concurrency (SPEC §10): `threads` requests race, `races` times, to complete
 /// one challenge and then to spend one `every time` grant; exactly one wins each race. Two
 /// sign-ins of one user from two devices at the same moment both leave their device learned.
 pub fn races(store: &dyn Store, ns: &str, races: usize, threads: usize) {
-    let tenant = format!("{ns}_race");
-    let engine = match CompiledSet::from_text("race.policy", &race_rules(&tenant)) {
-        Ok(set) => Engine::new(set),
+    let tenant = race_tenant(ns);
+    let engine = match race_engine(ns) {
+        Ok(e) => e,
         Err(e) => return check(false, &format!("race rules: {e}")),
     };
-    for r in 0..races {
-        let user = format!("u{r}");
-        let at = |secs: i64| 1_000 + secs;
-        let d = engine.process(store, &race_req(&tenant, &user, "s", at(0), sign_in("d")), false);
-        check(d.allowed(), "the race's sign-in is allowed");
-        let d = engine.process(store, &race_req(&tenant, &user, "s", at(1), pay()), false);
-        check(d.kind == DecisionKind::StepUp, "the payment steps up");
-        let won = race(&engine, store, threads, &race_req(&tenant, &user, "s", at(2), totp()));
-        check(won == 1, &format!("race {r}: {won} requests completed one challenge"));
-        let won = race(&engine, store, threads, &race_req(&tenant, &user, "s", at(3), pay()));
-        check(won == 1, &format!("race {r}: {won} requests spent one grant"));
+    prepare_races(&engine, store, ns, races);
+    for which in [Race::Complete, Race::Spend] {
+        for (r, won) in run_races(&engine, store, ns, races, threads, which)
+            .into_iter()
+            .enumerate()
+        {
+            check(won == 1, &format!("{which:?} race {r}: {won} winners"));
+        }
     }
     // Two devices, two sessions, one moment: both learned.
     let barrier = std::sync::Barrier::new(2);

@@ -23,7 +23,7 @@ use stepup_engine::decision::DenyReason;
 use stepup_engine::{
     CompiledSet, Context, DecisionKind, Engine, Event, MemoryStore, Request, Store,
 };
-use stepup_store::conformance::{races, run_all};
+use stepup_store::conformance::{Race, prepare_races, race_engine, races, run_all, run_races};
 use stepup_store::{DiskStore, RedisStore};
 
 #[test]
@@ -49,6 +49,29 @@ fn redis_store_conforms() {
 /// to spend one `every time` grant.
 const RACES: usize = 1_000;
 const THREADS: usize = 8;
+
+#[test]
+fn redis_cluster_conforms_and_keeps_single_use_under_races() {
+    let cluster = common::RedisCluster::start();
+    let store = RedisStore::new(&cluster.url())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_deadline(Duration::from_secs(2));
+    assert!(store.is_cluster());
+    run_all(&store, "cluster");
+    races(&store, "cluster", RACES, THREADS);
+    // The users' keys are spread over the three masters (hash tags are per user, not global).
+    let mut masters_with_keys = 0;
+    for node in &cluster.nodes {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", node.port))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+        let n: i64 = redis::cmd("DBSIZE")
+            .query(&mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        masters_with_keys += usize::from(n > 0);
+    }
+    assert_eq!(masters_with_keys, 3, "every master holds some users");
+}
 
 #[test]
 fn memory_store_single_use_under_races() {
@@ -195,6 +218,83 @@ fn undecodable_data_fails_closed() {
         d.errors.iter().any(|m| m.contains("undecodable")),
         "{:?}",
         d.errors
+    );
+}
+
+const RACE_CHILD_ENV: &str = "STEPUP_RACE_CHILD_URL";
+const PROCESS_RACES: usize = 300;
+
+/// Not a test on its own: the second process of the two-process race. Waits for `go` before
+/// each kind of race and prints its winners per user.
+#[test]
+fn race_child() {
+    let Some(url) = std::env::var_os(RACE_CHILD_ENV) else {
+        return;
+    };
+    let store = RedisStore::new(&url.to_string_lossy())
+        .unwrap()
+        .with_deadline(Duration::from_secs(2));
+    let engine = race_engine("procs").unwrap();
+    let mut out = std::io::stdout().lock();
+    let mut lines = std::io::stdin().lock().lines();
+    for which in [Race::Complete, Race::Spend] {
+        let _ = writeln!(out, "ready");
+        let _ = out.flush();
+        let _go = lines.next();
+        let won = run_races(&engine, &store, "procs", PROCESS_RACES, 4, which);
+        let _ = writeln!(out, "won {}", serde_json::to_string(&won).unwrap());
+        let _ = out.flush();
+    }
+}
+
+#[test]
+fn two_processes_on_one_redis_complete_a_challenge_and_spend_a_grant_once() {
+    let server = common::RedisServer::start();
+    let store = RedisStore::new(&server.url())
+        .unwrap()
+        .with_deadline(Duration::from_secs(2));
+    let engine = race_engine("procs").unwrap();
+    prepare_races(&engine, &store, "procs", PROCESS_RACES);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "race_child", "--nocapture", "--test-threads", "1"])
+        .env(RACE_CHILD_ENV, server.url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut to_child = child.stdin.take().unwrap();
+    let mut from_child = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = |prefix: &str| loop {
+        let line = from_child.next().unwrap().unwrap();
+        // The harness may print `test race_child ... ` on the same line first.
+        if let Some((_, rest)) = line.split_once(prefix) {
+            return rest.to_string();
+        }
+    };
+    for which in [Race::Complete, Race::Spend] {
+        next_line("ready");
+        writeln!(to_child, "go").unwrap();
+        let mine = run_races(&engine, &store, "procs", PROCESS_RACES, 4, which);
+        let theirs: Vec<usize> = serde_json::from_str(next_line("won ").trim()).unwrap();
+        for (r, (a, b)) in mine.iter().zip(&theirs).enumerate() {
+            assert_eq!(a + b, 1, "{which:?} race {r}: {a} + {b} winners in two processes");
+        }
+    }
+    let _ = child.wait();
+}
+
+/// redb holds its file exclusively: a second process (or a second open) cannot write beside
+/// the first, so two processes can never both spend one challenge through one file.
+#[test]
+fn a_disk_store_cannot_be_opened_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.redb");
+    let _first = DiskStore::open(&path).unwrap();
+    let second = DiskStore::open(&path);
+    assert!(
+        matches!(second, Err(stepup_engine::StoreError::Unavailable(ref m)) if m.contains("cannot open")),
+        "{second:?}"
     );
 }
 
