@@ -121,7 +121,9 @@ impl Facts<'_> {
             .into_iter()
             .filter(|k| {
                 self.tenant.risk.weight(*k) > 0
-                    && self.signals.get(*k, stepup_dsl::model::DEFAULT_COUNTRY_WINDOW_DAYS)
+                    && self
+                        .signals
+                        .get(*k, stepup_dsl::model::DEFAULT_COUNTRY_WINDOW_DAYS)
                         == Tri::Unknown
             })
             .map(|k| self.signals.unknown_reason(k))
@@ -136,11 +138,15 @@ impl Facts<'_> {
     /// Why an attribute comparison is unknown: absent, or of another type than declared.
     #[must_use]
     pub fn attr_reason(&self, name: &str) -> String {
-        let declared = self.tenant.attributes.get(name).map_or("value", |t| match t {
-            AttrType::Number => "number",
-            AttrType::String => "string",
-            AttrType::Bool => "boolean",
-        });
+        let declared = self
+            .tenant
+            .attributes
+            .get(name)
+            .map_or("value", |t| match t {
+                AttrType::Number => "number",
+                AttrType::String => "string",
+                AttrType::Bool => "boolean",
+            });
         match self.req.event.attr(name) {
             None => format!("`{name}` is absent from the {}", self.req.event.kind()),
             Some(_) => format!("`{name}` is not a {declared}"),
@@ -203,7 +209,9 @@ impl Facts<'_> {
                 ),
             },
         };
-        self.scripts.borrow_mut().push(ScriptRun { key, value, reason });
+        self.scripts
+            .borrow_mut()
+            .push(ScriptRun { key, value, reason });
         value
     }
 

@@ -218,10 +218,7 @@ impl<'a> Signals<'a> {
             SignalKind::NewCountry => "country",
             SignalKind::ImpossibleTravel => "location",
         };
-        format!(
-            "`{}` is unknown: the event has no {input}",
-            kind.as_str()
-        )
+        format!("`{}` is unknown: the event has no {input}", kind.as_str())
     }
 
     /// The risk score as a range: sum of the weights of present signals (and, for the upper

@@ -59,8 +59,7 @@ impl HistoryUpdate {
         // place (the impossible-travel reference), and an older place never replaces a newer one.
         if let Some(l) = &self.last_sign_in
             && l.location.is_some()
-            && h
-                .last_sign_in
+            && h.last_sign_in
                 .as_ref()
                 .is_none_or(|old| old.location.is_none() || old.at <= l.at)
         {

@@ -190,7 +190,10 @@ impl Store for MemoryStore {
     fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
         let mut g = self.inner.lock().map_err(poisoned)?;
         let key = (tenant.to_string(), user.to_string(), session.to_string());
-        let version = g.sessions.get(&key).map_or(1, |s| s.version.wrapping_add(1));
+        let version = g
+            .sessions
+            .get(&key)
+            .map_or(1, |s| s.version.wrapping_add(1));
         g.sessions.insert(
             key,
             SessionState {

@@ -99,7 +99,8 @@ impl<'s> Sim<'s> {
         }
     }
     fn at(&self, secs: i64, event: Event) -> Decision {
-        self.engine.process(self.store, &self.req(secs, event), true)
+        self.engine
+            .process(self.store, &self.req(secs, event), true)
     }
     fn sign_in_with(&self, secs: i64, context: Context, f: &[Factor]) -> Decision {
         self.at(
@@ -161,7 +162,11 @@ fn finding_1_a_script_reading_an_absent_unknown_or_mistyped_field_fires_its_poli
     assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
     let young = ("account_age_days", Value::Number(3.0));
     // Known, typed values: the script decides.
-    let d = s.op(10, "payout", vec![("amount", Value::Number(500.0)), young.clone()]);
+    let d = s.op(
+        10,
+        "payout",
+        vec![("amount", Value::Number(500.0)), young.clone()],
+    );
     assert_eq!(kind(&d), DecisionKind::Allow);
     let d = s.op(
         20,
@@ -243,7 +248,11 @@ fn finding_2_an_operation_without_its_declared_attribute_steps_up() {
     let d = s.op(70, "payout", vec![("amount", Value::Str("5000".into()))]);
     assert_eq!(kind(&d), DecisionKind::StepUp, "a mistyped amount too");
     let d = s.op(80, "payout", vec![("amount", Value::Number(10.0))]);
-    assert_eq!(kind(&d), DecisionKind::Allow, "a known small payout proceeds");
+    assert_eq!(
+        kind(&d),
+        DecisionKind::Allow,
+        "a known small payout proceeds"
+    );
 }
 
 /// A context field, how to remove it, and the policy that must then fire.
@@ -263,7 +272,11 @@ fn finding_3_a_sign_in_missing_any_context_field_is_not_allowed_silently() {
         let mut ctx = paris();
         strip(&mut ctx);
         let d = s.sign_in(0, ctx);
-        assert_eq!(kind(&d), DecisionKind::StepUp, "a sign-in without its {what}");
+        assert_eq!(
+            kind(&d),
+            DecisionKind::StepUp,
+            "a sign-in without its {what}"
+        );
         assert!(
             d.fired.iter().any(|p| p == policy),
             "without its {what}: {:?}",
@@ -337,16 +350,26 @@ fn finding_5_an_every_time_grant_is_not_shared_across_applications() {
     let pay = vec![("amount", Value::Number(10.0))];
     assert_eq!(kind(&a.op(10, "payout", pay.clone())), DecisionKind::StepUp);
     assert_eq!(kind(&a.step_up(20, Factor::Totp)), DecisionKind::Completed);
-    let b = Sim { app: "b".into(), ..a };
+    let b = Sim {
+        app: "b".into(),
+        ..a
+    };
     assert_eq!(kind(&b.op(30, "payout", pay.clone())), DecisionKind::StepUp);
-    let a = Sim { app: "a".into(), ..b };
+    let a = Sim {
+        app: "a".into(),
+        ..b
+    };
     assert_eq!(kind(&a.op(40, "payout", pay)), DecisionKind::Allow);
 }
 
 #[test]
 fn finding_6_a_session_whose_sign_in_was_never_allowed_is_refused() {
     let store = MemoryStore::new();
-    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp, Factor::Sms]);
+    let s = Sim::rules(
+        &store,
+        "dashboard",
+        &[Factor::Password, Factor::Totp, Factor::Sms],
+    );
     let listed = Context {
         ip: Some("203.0.113.7".into()),
         ..paris()
@@ -466,10 +489,13 @@ fn finding_10_the_sign_in_factors_satisfy_the_sign_in_policies() {
         session: "s2".into(),
         ..s
     };
-    let d = s.sign_in(10, Context {
-        device: Some("laptop-3".into()),
-        ..paris()
-    });
+    let d = s.sign_in(
+        10,
+        Context {
+            device: Some("laptop-3".into()),
+            ..paris()
+        },
+    );
     assert_eq!(kind(&d), DecisionKind::StepUp);
 }
 
