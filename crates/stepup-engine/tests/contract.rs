@@ -86,7 +86,11 @@ fn every_time_requirements_carry_max_age_zero() {
 #[test]
 fn no_strong_enough_factor_is_a_403() {
     let set = CompiledSet::from_text("r.policy", RULES).unwrap();
-    let d = set.decide(&req("", "payout", &[Factor::Sms]), &State::established(), false);
+    let d = set.decide(
+        &req("", "payout", &[Factor::Sms]),
+        &State::established(),
+        false,
+    );
     assert_eq!(d.kind, DecisionKind::Deny);
     let a = http_answer(&d).unwrap();
     assert_eq!(a.status, 403);

@@ -175,9 +175,11 @@ fn risk_score_sums_weights_caps_at_100_and_takes_the_platform_score_if_higher() 
     let (feed, _) = ThreatFeed::parse("f", "203.0.113.0/24\n");
     let h = UserHistory::default();
     let mut c = ctx("FR", PARIS, "198.51.100.1");
-    let score = |c: &Context| Signals::new(Some(c), Some(&h), &cfg, &feed, Timestamp(NOW))
+    let score = |c: &Context| {
+        Signals::new(Some(c), Some(&h), &cfg, &feed, Timestamp(NOW))
             .score()
-            .exact();
+            .exact()
+    };
     assert_eq!(score(&c), Some(70), "new device + new country");
     c.ip = Some("203.0.113.5".into());
     assert_eq!(score(&c), Some(100), "capped");
@@ -278,5 +280,8 @@ fn risk_comparisons_over_a_range_are_three_valued() {
     assert_eq!(r.compare(CmpOp::Eq, 80.0), Tri::False);
     assert_eq!(r.compare(CmpOp::Ne, 80.0), Tri::True);
     assert_eq!(r.compare(CmpOp::Eq, 40.0), Tri::Unknown);
-    assert_eq!(ScoreRange { min: 40, max: 40 }.compare(CmpOp::Eq, 40.0), Tri::True);
+    assert_eq!(
+        ScoreRange { min: 40, max: 40 }.compare(CmpOp::Eq, 40.0),
+        Tri::True
+    );
 }

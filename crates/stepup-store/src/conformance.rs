@@ -45,25 +45,40 @@ fn a_stale_commit_conflicts(store: &dyn Store, ns: &str) {
     check(loaded.version == 0, "a new session is at version 0");
     let mut a = loaded.clone();
     a.seq = 1;
-    must(store.commit(&t, "erin", "s", Some(&a), None), "first commit");
+    must(
+        store.commit(&t, "erin", "s", Some(&a), None),
+        "first commit",
+    );
     let mut b = loaded;
     b.seq = 2;
     let stale = store.commit(&t, "erin", "s", Some(&b), Some(&sample_update(300)));
     check(
-        matches!(stale, Err(stepup_engine::StoreError::Conflict { expected: 0 })),
+        matches!(
+            stale,
+            Err(stepup_engine::StoreError::Conflict { expected: 0 })
+        ),
         "a commit on a session that changed since it was loaded is refused",
     );
     let (h, now) = must(store.load(&t, "erin", "s"), "load after conflict");
-    check(now.seq == 1 && now.version == 1, "the first commit stands, at version 1");
+    check(
+        now.seq == 1 && now.version == 1,
+        "the first commit stands, at version 1",
+    );
     check(
         h == UserHistory::default(),
         "a refused commit writes nothing, history included",
     );
     let mut c = now;
     c.seq = 3;
-    must(store.commit(&t, "erin", "s", Some(&c), None), "commit on the fresh version");
+    must(
+        store.commit(&t, "erin", "s", Some(&c), None),
+        "commit on the fresh version",
+    );
     let (_, after) = must(store.load(&t, "erin", "s"), "load");
-    check(after.seq == 3 && after.version == 2, "versions move on by one");
+    check(
+        after.seq == 3 && after.version == 2,
+        "versions move on by one",
+    );
 }
 
 fn a_reset_session_is_empty_and_moves_the_version_on(store: &dyn Store, ns: &str) {
@@ -74,7 +89,10 @@ fn a_reset_session_is_empty_and_moves_the_version_on(store: &dyn Store, ns: &str
     must(store.commit(&t, "fay", "s", Some(&s1), None), "commit");
     must(store.reset_session(&t, "fay", "s"), "reset");
     let (_, fresh) = must(store.load(&t, "fay", "s"), "load after reset");
-    check(fresh.seq == 0 && fresh.events.is_empty(), "a reset session is empty");
+    check(
+        fresh.seq == 0 && fresh.events.is_empty(),
+        "a reset session is empty",
+    );
     check(fresh.version > 1, "a reset moves the version on");
     let mut stale = s1;
     stale.version = 1;
@@ -186,7 +204,11 @@ pub fn prepare_races(engine: &Engine, store: &dyn Store, ns: &str, count: usize)
     let tenant = race_tenant(ns);
     for r in 0..count {
         let user = format!("u{r}");
-        let d = engine.process(store, &race_req(&tenant, &user, "s", 1_000, sign_in("d")), false);
+        let d = engine.process(
+            store,
+            &race_req(&tenant, &user, "s", 1_000, sign_in("d")),
+            false,
+        );
         check(d.allowed(), "the race's sign-in is allowed");
         let d = engine.process(store, &race_req(&tenant, &user, "s", 1_001, pay()), false);
         check(d.kind == DecisionKind::StepUp, "the payment steps up");
@@ -221,7 +243,12 @@ pub fn run_races(
                 Race::Complete => (1_002, totp()),
                 Race::Spend => (1_003, pay()),
             };
-            race(engine, store, threads, &race_req(&tenant, &user, "s", at, event))
+            race(
+                engine,
+                store,
+                threads,
+                &race_req(&tenant, &user, "s", at, event),
+            )
         })
         .collect()
 }
@@ -259,7 +286,10 @@ pub fn races(store: &dyn Store, ns: &str, races: usize, threads: usize) {
             });
         }
     });
-    let (h, _) = must(store.load(&tenant, "two", "a"), "load after concurrent sign-ins");
+    let (h, _) = must(
+        store.load(&tenant, "two", "a"),
+        "load after concurrent sign-ins",
+    );
     check(
         h.devices.contains("phone") && h.devices.contains("laptop"),
         "concurrent sign-ins from two devices leave both devices learned",
@@ -307,10 +337,7 @@ fn commit_then_load(store: &dyn Store, ns: &str) {
     );
     let (h, got) = must(store.load(&t, "alice", "s1"), "load after commit");
     check(
-        got == SessionState {
-            version: 1,
-            ..s
-        },
+        got == SessionState { version: 1, ..s },
         "the session reads back as written, at the next version",
     );
     check(h.devices.contains("laptop-1"), "the device is remembered");

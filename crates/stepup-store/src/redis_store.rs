@@ -75,10 +75,7 @@ impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
-            .field(
-                "cluster",
-                &matches!(self.backend, Backend::Cluster { .. }),
-            )
+            .field("cluster", &matches!(self.backend, Backend::Cluster { .. }))
             .finish_non_exhaustive()
     }
 }
@@ -358,8 +355,9 @@ impl Store for RedisStore {
     ) -> Result<(), StoreError> {
         let keys = self.keys(tenant, user, session);
         let expected: i64 = match state {
-            Some(s) => i64::try_from(s.version)
-                .map_err(|_| corrupt("session", "version out of range"))?,
+            Some(s) => {
+                i64::try_from(s.version).map_err(|_| corrupt("session", "version out of range"))?
+            }
             None => -1,
         };
         let session_json = match state {

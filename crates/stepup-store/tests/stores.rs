@@ -18,8 +18,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use stepup_core::{Factor, FactorSet, Timestamp};
-use stepup_engine::state::{HistoryUpdate, SessionState};
 use stepup_engine::decision::DenyReason;
+use stepup_engine::state::{HistoryUpdate, SessionState};
 use stepup_engine::{
     CompiledSet, Context, DecisionKind, Engine, Event, MemoryStore, Request, Store,
 };
@@ -256,7 +256,13 @@ fn two_processes_on_one_redis_complete_a_challenge_and_spend_a_grant_once() {
     let engine = race_engine("procs").unwrap();
     prepare_races(&engine, &store, "procs", PROCESS_RACES);
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "race_child", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "race_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(RACE_CHILD_ENV, server.url())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -278,7 +284,11 @@ fn two_processes_on_one_redis_complete_a_challenge_and_spend_a_grant_once() {
         let mine = run_races(&engine, &store, "procs", PROCESS_RACES, 4, which);
         let theirs: Vec<usize> = serde_json::from_str(next_line("won ").trim()).unwrap();
         for (r, (a, b)) in mine.iter().zip(&theirs).enumerate() {
-            assert_eq!(a + b, 1, "{which:?} race {r}: {a} + {b} winners in two processes");
+            assert_eq!(
+                a + b,
+                1,
+                "{which:?} race {r}: {a} + {b} winners in two processes"
+            );
         }
     }
     let _ = child.wait();
