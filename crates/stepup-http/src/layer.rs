@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use crate::audit::AuditSink;
 use crate::client::{TrustedProxies, client_ip, device};
+use crate::decision_log::DecisionLog;
 use crate::geoip::{GeoIp, Place};
 use crate::session;
 use crate::token::TokenVerifier;
@@ -100,6 +101,7 @@ pub struct Shared {
     device_header: Option<String>,
     geoip: Option<Arc<GeoIp>>,
     body_timeout: Duration,
+    decision_log: Option<Arc<DecisionLog>>,
 }
 
 /// The step-up enforcer of one service.
@@ -133,6 +135,7 @@ impl StepUp {
             device_header: None,
             geoip: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            decision_log: None,
         }))
     }
 
@@ -171,6 +174,13 @@ impl StepUp {
     #[must_use]
     pub fn with_body_timeout(self, limit: Duration) -> Self {
         self.with(|s| s.body_timeout = limit)
+    }
+
+    /// The decision log every decision is written to (SPEC §12); a line that cannot be
+    /// written is logged and counted, and the decision stands.
+    #[must_use]
+    pub fn with_decision_log(self, log: Arc<DecisionLog>) -> Self {
+        self.with(|s| s.decision_log = Some(log))
     }
 
     /// The clock decisions and token checks use (tests).
@@ -467,14 +477,19 @@ async fn enforce(
     let decision = tokio::task::spawn_blocking(move || {
         let s = &shared2.0;
         let set = s.engine.current();
-        session::decide(
+        let (d, logged) = session::decide(
             &set,
             s.store.as_ref(),
             &s.claims,
             &claims,
             &engine_req,
             &sign_in,
-        )
+            s.decision_log.is_some(),
+        );
+        if let (Some(log), Some((req, state))) = (&s.decision_log, logged) {
+            log.write(&req, state.as_ref(), &d);
+        }
+        d
     })
     .await;
     let decision = match decision {

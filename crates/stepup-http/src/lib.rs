@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod decision_log;
 pub mod geoip;
 pub mod layer;
 pub mod reload;
@@ -20,6 +21,7 @@ pub mod token;
 
 pub use audit::{AuditSink, JsonLinesFile, MemorySink, TracingSink};
 pub use client::TrustedProxies;
+pub use decision_log::DecisionLog;
 pub use geoip::{GeoIp, Place};
 pub use layer::{Operation, StepUp, StepUpLayer};
 pub use reload::{ReloadStatus, watch};

@@ -106,14 +106,20 @@ fn merge(a: Option<HistoryUpdate>, b: Option<HistoryUpdate>) -> Option<HistoryUp
 
 /// Decides `req` with the token's proof; for a token without a usable `amr`, again with its
 /// `acr` as the proof when every policy left unsatisfied allows `factor any` at or below that
-/// AAL, within its `max_age`.
-fn decide_token(set: &CompiledSet, req: &Request, state: &State, proof: &Proof) -> Decision {
+/// AAL, within its `max_age`. Also returns the state decided on when it is not `state` (the
+/// `acr` as the proof).
+fn decide_token(
+    set: &CompiledSet,
+    req: &Request,
+    state: &State,
+    proof: &Proof,
+) -> (Decision, Option<State>) {
     let d = set.decide(req, state, false);
     if d.allowed() {
-        return d;
+        return (d, None);
     }
     let Some((at, aal)) = proof.acr_only else {
-        return d;
+        return (d, None);
     };
     if matches!(
         d.deny,
@@ -123,7 +129,7 @@ fn decide_token(set: &CompiledSet, req: &Request, state: &State, proof: &Proof) 
                 | DenyReason::StoreUnavailable
         )
     ) {
-        return d;
+        return (d, None);
     }
     let unsatisfied: Vec<&String> = d
         .fired
@@ -131,7 +137,7 @@ fn decide_token(set: &CompiledSet, req: &Request, state: &State, proof: &Proof) 
         .filter(|p| !d.satisfied.contains(p))
         .collect();
     let Ok(resolved) = set.model.resolve(&req.tenant, &req.application) else {
-        return d;
+        return (d, None);
     };
     let age = req.now.since(at);
     let by_acr = !unsatisfied.is_empty()
@@ -148,7 +154,7 @@ fn decide_token(set: &CompiledSet, req: &Request, state: &State, proof: &Proof) 
             })
         });
     if !by_acr {
-        return d;
+        return (d, None);
     }
     let mut st = state.clone();
     st.session.events = vec![AuthEvent {
@@ -157,12 +163,22 @@ fn decide_token(set: &CompiledSet, req: &Request, state: &State, proof: &Proof) 
         cap: Some(aal),
     }];
     let again = set.decide(req, &st, false);
-    if again.allowed() { again } else { d }
+    if again.allowed() {
+        (again, Some(st))
+    } else {
+        (d, None)
+    }
 }
+
+/// What a decision log records of a decision: the request and the state it was decided on
+/// (`None`: the store could not be read, or what was decided could not be saved).
+pub(crate) type Logged = Option<(Request, Option<State>)>;
 
 /// Decides the operation `op` of a token's session (see the module's documentation) and
 /// commits its effects. `sign_in` is the request's context, used only if the session is not
-/// established yet. The decision's audit records are those of every step, in order.
+/// established yet. The decision's audit records are those of every step, in order. With
+/// `log`, also returns the request and state the returned decision was made on, for the
+/// decision log.
 pub(crate) fn decide(
     set: &CompiledSet,
     store: &dyn Store,
@@ -170,7 +186,8 @@ pub(crate) fn decide(
     claims: &AccessClaims,
     op: &Request,
     sign_in: &Context,
-) -> Decision {
+    log: bool,
+) -> (Decision, Logged) {
     let strengths = set
         .model
         .tenants
@@ -183,7 +200,10 @@ pub(crate) fn decide(
         attempt += 1;
         let (history, stored) = match store.load(&op.tenant, &op.user, &op.session) {
             Ok(x) => x,
-            Err(e) => return refuse_for_store(op, set.hash(), e.to_string()),
+            Err(e) => {
+                let d = refuse_for_store(op, set.hash(), e.to_string());
+                return (d, log.then(|| (op.clone(), None)));
+            }
         };
         let mut state = State {
             history: Ok(history),
@@ -248,6 +268,7 @@ pub(crate) fn decide(
 
         // 2. The session's sign-in, with the request's context.
         let mut d = None;
+        let mut decided_on = None;
         if !state.session.established {
             let req = Request {
                 event: Event::SignIn {
@@ -256,16 +277,26 @@ pub(crate) fn decide(
                 },
                 ..op.clone()
             };
-            let mut s = decide_token(set, &req, &state, &proof);
+            let (mut s, st) = decide_token(set, &req, &state, &proof);
             if s.kind == DecisionKind::Allow {
                 absorb(&mut state, &mut s);
             } else {
+                if log {
+                    decided_on = Some((req, st.unwrap_or_else(|| state.clone())));
+                }
                 d = Some(s);
             }
         }
 
         // 3. The operation.
-        let mut d = d.unwrap_or_else(|| decide_token(set, op, &state, &proof));
+        let mut d = d.unwrap_or_else(|| {
+            let (d, st) = decide_token(set, op, &state, &proof);
+            if log {
+                decided_on = Some((op.clone(), st.unwrap_or_else(|| state.clone())));
+            }
+            d
+        });
+        let logged = decided_on.map(|(req, st)| (req, Some(st)));
         let mut session = d.effects.session.take();
         if session.is_none() && changed {
             session = Some(state.session.clone());
@@ -278,7 +309,7 @@ pub(crate) fn decide(
         audit.append(&mut d.audit);
         d.audit = audit;
         if session.is_none() && update.is_none() {
-            return d;
+            return (d, logged);
         }
         match store.commit(
             &op.tenant,
@@ -287,7 +318,7 @@ pub(crate) fn decide(
             session.as_ref(),
             update.as_ref(),
         ) {
-            Ok(()) => return d,
+            Ok(()) => return (d, logged),
             Err(StoreError::Conflict { .. }) if attempt < MAX_COMMIT_ATTEMPTS => {
                 // Another instance decided on this session first: decide again on its state.
             }
@@ -300,13 +331,13 @@ pub(crate) fn decide(
                     let mut audit = std::mem::take(&mut d.audit);
                     audit.append(&mut refused.audit);
                     refused.audit = audit;
-                    return refused;
+                    return (refused, log.then(|| (op.clone(), None)));
                 }
                 d.errors.push(note.clone());
                 for r in &mut d.audit {
                     r.errors.push(note.clone());
                 }
-                return d;
+                return (d, logged);
             }
         }
     }

@@ -693,3 +693,73 @@ fn a_token_without_amr_completes_a_factor_any_every_time_challenge_with_its_acr(
     assert_eq!(completed.len(), 1);
     assert_eq!(completed[0].factor, None, "the token named no factor");
 }
+
+// ---------------------------------------------------------------- decision log
+
+#[test]
+fn the_decision_log_backtests_to_exactly_the_recorded_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decisions.jsonl");
+    let log = Arc::new(stepup_http::DecisionLog::open(&path, 1024 * 1024, None).unwrap());
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s.with_decision_log(Arc::clone(&log)), audit);
+    establish(&srv, &setup, "s1");
+    let pwd = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    let r = call(&srv, "POST", "/email", &pwd, &[], None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    setup.advance(20);
+    let otp = token(setup.now(), "s1", Some("aal2"), &["pwd", "otp"], 5);
+    let r = call(&srv, "POST", "/email", &otp, &[], None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let pay = Some(serde_json::json!({"amount": 1_500}));
+    let r = call(&srv, "POST", "/pay", &otp, &[], pay);
+    assert_ne!(r.status, 200, "{:?}", r.body);
+    // A token without a usable amr proves its acr to `factor any`.
+    let acr = token(setup.now(), "s2", Some("aal2"), &[], 5);
+    let r = call(&srv, "POST", "/email", &acr, &[], None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(log.lines(), 5);
+    assert_eq!(log.errors(), 0);
+
+    let set = setup.engine.current();
+    let file = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+    let mut backtest = stepup_decisionlog::Backtest::new(Arc::clone(&set), None);
+    let mut kinds = Vec::new();
+    for item in stepup_decisionlog::Lines::new(file) {
+        let (line, rec) = item.unwrap();
+        let state = rec.state().expect("the state is logged");
+        let again = set.decide(&rec.request(), &state, false);
+        assert_eq!(
+            stepup_decisionlog::LoggedDecision::of(&again),
+            rec.decision,
+            "line {line}"
+        );
+        kinds.push(rec.decision.label());
+        backtest.add("decisions.jsonl", line, &rec);
+    }
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    assert_eq!(kinds[0], "allow");
+    assert_eq!(kinds[1], "step_up aal2");
+    let report = backtest.finish();
+    assert_eq!(report.decisions, 5);
+    assert_eq!(report.not_redecided, 0);
+    assert_eq!(report.unreadable, 0);
+    assert_eq!(report.changed, 0, "{:?}", report.changes);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_decision_log_that_cannot_be_written_is_counted_and_the_decision_stands() {
+    let log = Arc::new(
+        stepup_http::DecisionLog::open(std::path::Path::new("/dev/full"), 1 << 20, None).unwrap(),
+    );
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s.with_decision_log(Arc::clone(&log)), audit);
+    establish(&srv, &setup, "s1");
+    let pwd = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    let r = call(&srv, "POST", "/email", &pwd, &[], None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(log.errors(), 2);
+}

@@ -90,6 +90,12 @@ pub struct Config {
     pub status_token: Option<String>,
     /// How `amr` and `acr` are read.
     pub claims: ClaimMapping,
+    /// Where every decision is logged (JSON lines, docs/decision-log.md); `None`: nowhere.
+    pub decision_log: Option<PathBuf>,
+    /// The largest size of one decision-log file before it is rotated.
+    pub decision_log_max_bytes: u64,
+    /// The key (a file) that pseudonymises user, session and device ids in the decision log.
+    pub pseudonymize_key_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -115,6 +121,9 @@ impl Config {
             body_timeout: stepup_http::layer::DEFAULT_BODY_TIMEOUT,
             status_token: None,
             claims: ClaimMapping::default(),
+            decision_log: None,
+            decision_log_max_bytes: stepup_http::decision_log::DEFAULT_MAX_BYTES,
+            pseudonymize_key_file: None,
         }
     }
 }
@@ -272,6 +281,15 @@ pub fn app(cfg: &Config) -> Result<(Router, Arc<Mutex<ReloadStatus>>), String> {
     .with_body_timeout(cfg.body_timeout);
     if let Some(h) = &cfg.device_header {
         stepup = stepup.with_device_header(h);
+    }
+    if let Some(p) = &cfg.decision_log {
+        let log = stepup_http::DecisionLog::open_with_key_file(
+            p,
+            cfg.decision_log_max_bytes,
+            cfg.pseudonymize_key_file.as_deref(),
+        )?;
+        tracing::info!("decision log: {}", p.display());
+        stepup = stepup.with_decision_log(Arc::new(log));
     }
     if let Some(p) = &cfg.geoip {
         let db = GeoIp::open(p)?;

@@ -84,6 +84,17 @@ struct Args {
     /// Audit records as JSON lines to this file (default: log them).
     #[arg(long)]
     audit: Option<PathBuf>,
+    /// Log every decision as a JSON line to this file (docs/decision-log.md), for `stepup
+    /// backtest`; rotated by size.
+    #[arg(long, value_name = "PATH")]
+    decision_log: Option<PathBuf>,
+    /// The largest size of one decision-log file, in bytes, before it is rotated (8 kept).
+    #[arg(long, default_value_t = stepup_http::decision_log::DEFAULT_MAX_BYTES, requires = "decision_log")]
+    decision_log_max_bytes: u64,
+    /// Pseudonymise user, session and device ids in the decision log with a keyed hash
+    /// (HMAC-SHA256) whose key is read from this file (at least 16 bytes).
+    #[arg(long, value_name = "FILE", requires = "decision_log")]
+    pseudonymize_key_file: Option<PathBuf>,
 }
 
 fn secret_from(file: Option<&PathBuf>, env: &str) -> Result<Option<Vec<u8>>, String> {
@@ -171,6 +182,9 @@ fn config(a: Args) -> Result<(Config, String), String> {
     cfg.tenant = a.tenant;
     cfg.application = a.application;
     cfg.audit_file = a.audit;
+    cfg.decision_log = a.decision_log;
+    cfg.decision_log_max_bytes = a.decision_log_max_bytes.max(1);
+    cfg.pseudonymize_key_file = a.pseudonymize_key_file;
     cfg.geoip = a.geoip;
     cfg.trusted_proxies = a.trusted_proxies;
     cfg.device_header = a.device_header;
