@@ -1006,3 +1006,121 @@ fn the_status_endpoint_is_not_public_and_shows_no_rule_text() {
         200
     );
 }
+
+// ---------------------------------------------------------------- issue 12: two instances
+
+/// A `redis-server` on a free loopback port, stopped when dropped.
+struct RedisProc {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl RedisProc {
+    fn start() -> RedisProc {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-server ({e}); scripts/test.sh installs it"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisProc { port, child }
+    }
+}
+
+impl Drop for RedisProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get_from(a: &ureq::Agent, url: &str, bearer: &str, device: &str) -> u16 {
+    a.get(url)
+        .header("Authorization", format!("Bearer {bearer}"))
+        .header("x-device", device)
+        .call()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Waits until the clock has moved past the current second (a token's `auth_time` must be
+/// later than the challenge it answers).
+fn next_second() {
+    let now = Timestamp::now().0;
+    while Timestamp::now().0 <= now {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_instances_on_one_redis_share_what_they_learn_and_spend_a_challenge_once() {
+    let redis = RedisProc::start();
+    let url = format!("redis://127.0.0.1:{}/", redis.port);
+    let instance = || {
+        let mut cfg = config(rules_dir());
+        cfg.store = StoreChoice::Redis(url.clone());
+        cfg.application = "finance".into();
+        start_with(cfg)
+    };
+    let (a, b) = (instance(), instance());
+    let ag = agent();
+    let body = || Some(serde_json::json!({"email": "a@b.c"}));
+    // A challenge issued by A completes once, through either instance.
+    let t = token_sid("alice", Some("tab-1"), "aal1", &["pwd"], 60);
+    let r = call(&ag, "POST", &format!("{}/email", a.base), Some(&t), body());
+    assert_eq!((r.status, &r.body["max_age"]), (401, &serde_json::json!(0)));
+    next_second();
+    let fresh = token_sid("alice", Some("tab-1"), "aal2", &["pwd", "otp"], 0);
+    let r = call(
+        &ag,
+        "POST",
+        &format!("{}/email", b.base),
+        Some(&fresh),
+        body(),
+    );
+    assert_eq!(r.status, 200, "completed through B: {:?}", r.body);
+    let r = call(
+        &ag,
+        "POST",
+        &format!("{}/email", a.base),
+        Some(&fresh),
+        body(),
+    );
+    assert_eq!(r.status, 401, "and spent: A does not allow it again");
+    // A device learned through A is known to B: a new device signs in through A (its first
+    // request is its sign-in), steps up, completes through A...
+    let t = token_sid("alice", Some("phone-session"), "aal1", &["pwd"], 60);
+    assert_eq!(
+        get_from(&ag, &format!("{}/profile", a.base), &t, "phone-9"),
+        401
+    );
+    next_second();
+    let fresh = token_sid("alice", Some("phone-session"), "aal2", &["pwd", "otp"], 0);
+    assert_eq!(
+        get_from(&ag, &format!("{}/profile", a.base), &fresh, "phone-9"),
+        200
+    );
+    // ...and a new session on that device, through B, is not a new device any more.
+    let t = token_sid("alice", Some("phone-session-2"), "aal1", &["pwd"], 60);
+    assert_eq!(
+        get_from(&ag, &format!("{}/profile", b.base), &t, "phone-9"),
+        200
+    );
+    // A device nobody has seen is still new through B.
+    let t = token_sid("alice", Some("tablet-session"), "aal1", &["pwd"], 60);
+    assert_eq!(
+        get_from(&ag, &format!("{}/profile", b.base), &t, "tablet-3"),
+        401
+    );
+}
