@@ -539,45 +539,33 @@ pub fn render(r: &BacktestReport) -> String {
         );
     }
     let _ = writeln!(out, "\noverall            old          new");
-    let row = |out: &mut String, what: &str, a: String, b: String| {
+    let rows: [(&str, String, String); 6] = [
+        ("events", r.old.events.to_string(), r.new.events.to_string()),
+        ("fired", r.old.fired.to_string(), r.new.fired.to_string()),
+        (
+            "prompts",
+            r.old.prompts.to_string(),
+            r.new.prompts.to_string(),
+        ),
+        (
+            "denials",
+            r.old.denials.to_string(),
+            r.new.denials.to_string(),
+        ),
+        (
+            "users affected",
+            r.old.users_affected.to_string(),
+            r.new.users_affected.to_string(),
+        ),
+        (
+            "prompts/user/day",
+            format!("{:.3}", r.old.prompts_per_active_user_day),
+            format!("{:.3}", r.new.prompts_per_active_user_day),
+        ),
+    ];
+    for (what, a, b) in rows {
         let _ = writeln!(out, "  {what:<17}{a:<13}{b}");
-    };
-    row(
-        &mut out,
-        "events",
-        r.old.events.to_string(),
-        r.new.events.to_string(),
-    );
-    row(
-        &mut out,
-        "fired",
-        r.old.fired.to_string(),
-        r.new.fired.to_string(),
-    );
-    row(
-        &mut out,
-        "prompts",
-        r.old.prompts.to_string(),
-        r.new.prompts.to_string(),
-    );
-    row(
-        &mut out,
-        "denials",
-        r.old.denials.to_string(),
-        r.new.denials.to_string(),
-    );
-    row(
-        &mut out,
-        "users affected",
-        r.old.users_affected.to_string(),
-        r.new.users_affected.to_string(),
-    );
-    row(
-        &mut out,
-        "prompts/user/day",
-        format!("{:.3}", r.old.prompts_per_active_user_day),
-        format!("{:.3}", r.new.prompts_per_active_user_day),
-    );
+    }
     let _ = writeln!(out, "\nper policy (candidate rules)");
     let headers = [
         "policy",
