@@ -68,6 +68,11 @@ pub struct ReplayArgs {
     /// (HMAC-SHA256) whose key is read from this file (at least 16 bytes).
     #[arg(long, value_name = "FILE", requires = "decision_log")]
     pub pseudonymize_key_file: Option<PathBuf>,
+    /// A MaxMind GeoIP2/GeoLite2 City or Country database (`.mmdb`): events that give an `ip`
+    /// but no `country` or `location` get them from it. An address it does not hold stays
+    /// unknown, and the signals that need it fail closed.
+    #[arg(long, value_name = "FILE")]
+    pub geoip: Option<PathBuf>,
 }
 
 /// The decision-log writer `--decision-log` asks for.
@@ -197,6 +202,13 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
             return 2;
         }
     };
+    let geoip = match a.geoip.as_deref().map(stepup_geoip::GeoIp::open).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: --geoip: {e}");
+            return 2;
+        }
+    };
     let mut log_error: Option<String> = None;
     let c = color(a.format);
     let set = engine.current();
@@ -208,28 +220,27 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
         }
         let result = read(f).and_then(|text| {
             let loaded = stepup_replay::load(&name, &text, &set).map_err(|e| e.to_string())?;
-            match log.as_mut() {
-                Some(w) => {
-                    let mut write =
-                        |req: &stepup_engine::Request,
-                         state: Option<&stepup_engine::State>,
-                         d: &stepup_engine::Decision| {
-                            if let Err(e) = w.write(req, state, d)
-                                && log_error.is_none()
-                            {
-                                log_error = Some(e.to_string());
-                            }
-                        };
-                    stepup_replay::replay_observed(
-                        &loaded,
-                        &engine,
-                        store.as_ref(),
-                        Some(&mut write),
-                    )
+            let logging = log.is_some();
+            let mut write = |req: &stepup_engine::Request,
+                             state: Option<&stepup_engine::State>,
+                             d: &stepup_engine::Decision| {
+                if let Some(w) = log.as_mut()
+                    && let Err(e) = w.write(req, state, d)
+                    && log_error.is_none()
+                {
+                    log_error = Some(e.to_string());
                 }
-                None => stepup_replay::replay(&loaded, &engine, store.as_ref()),
-            }
-            .map_err(|e| e.to_string())
+            };
+            let options = stepup_replay::Options {
+                observe: if logging {
+                    Some(&mut write)
+                } else {
+                    None
+                },
+                geoip: geoip.as_ref(),
+            };
+            stepup_replay::replay_in(&loaded, &engine, store.as_ref(), options)
+                .map_err(|e| e.to_string())
         });
         // A file's output is printed whole, or not at all.
         let text = match result {

@@ -534,3 +534,94 @@ fn replay_pseudonymises_the_decision_log_with_a_key_file() {
     assert_eq!(code, 2);
     assert!(err.contains("use at least 16 random bytes"), "{err}");
 }
+
+/// A GeoLite2-City-shaped database: 192.0.2.0/24 in Paris, 198.51.100.0/24 in New York.
+fn city_db(path: &Path) {
+    use maxminddb_writer::paths::IpAddrWithMask;
+    #[derive(serde::Serialize)]
+    struct Iso {
+        iso_code: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct Loc {
+        latitude: f64,
+        longitude: f64,
+    }
+    #[derive(serde::Serialize)]
+    struct Rec {
+        country: Iso,
+        location: Loc,
+    }
+    let mut db = maxminddb_writer::Database::default();
+    db.metadata.database_type = "GeoLite2-City".into();
+    db.metadata.binary_format_major_version = 2;
+    for (net, iso, lat, lon) in [
+        ("192.0.2.0/24", "FR", 48.8566, 2.3522),
+        ("198.51.100.0/24", "US", 40.7128, -74.0060),
+    ] {
+        let r = db
+            .insert_value(Rec {
+                country: Iso { iso_code: iso },
+                location: Loc {
+                    latitude: lat,
+                    longitude: lon,
+                },
+            })
+            .unwrap();
+        db.insert_node(net.parse::<IpAddrWithMask>().unwrap(), r);
+    }
+    std::fs::write(path, db.write_to(Vec::new()).unwrap()).unwrap();
+}
+
+#[test]
+fn replay_geolocates_events_that_give_only_an_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("city.mmdb");
+    city_db(&db);
+    // Paris, then New York five minutes later, then an address the database does not hold:
+    // the scenario says only the IP.
+    let scenario = dir.path().join("travel.ron");
+    std::fs::write(
+        &scenario,
+        r#"Scenario(
+    name: "sign-ins that give only an IP",
+    tenant: "acme",
+    application: "dashboard",
+    user: (id: "alice", enrolled: [password, totp],
+           history: (devices: ["laptop-1"], countries: {"FR": "2026-11-20T08:00:00Z", "US": "2026-11-21T08:00:00Z"},
+                     last_sign_in: (at: "2026-11-26T18:00:00Z", country: "FR",
+                                    location: (lat: 48.85, lon: 2.35)))),
+    events: [
+        SignIn(at: "2026-11-27T09:00:00Z", device: "laptop-1", ip: "192.0.2.7", factors: [password, totp],
+               expect: (decision: allow, signals: {"new_country": "false", "impossible_travel": "false"})),
+        SignIn(at: "+5m", device: "laptop-1", ip: "198.51.100.9", factors: [password],
+               expect: (decision: step_up, required_aal: aal3,
+                        signals: {"new_country": "false", "impossible_travel": "true"})),
+        SignIn(at: "+1h", device: "laptop-1", ip: "203.0.113.5", factors: [password],
+               expect: (decision: step_up,
+                        signals: {"new_country": "unknown", "impossible_travel": "unknown"})),
+    ],
+)
+"#,
+    )
+    .unwrap();
+    let s = scenario.display().to_string();
+    let d = db.display().to_string();
+    let (code, out, err) = stepup(&[
+        "replay", "--store", "memory", "--expect", "--geoip", &d, &s,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Without the database the same scenario has no place at all: every expectation that
+    // needed one is unmet.
+    let (code, out, _) = stepup(&["replay", "--store", "memory", "--expect", &s]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("impossible_travel"), "{out}");
+
+    // A file that is not a MaxMind database is a usage error, named.
+    let bad = dir.path().join("bad.mmdb");
+    std::fs::write(&bad, "not a database").unwrap();
+    let b = bad.display().to_string();
+    let (code, _, err) = stepup(&["replay", "--store", "memory", "--geoip", &b, &s]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--geoip") && err.contains("not a MaxMind database"), "{err}");
+}

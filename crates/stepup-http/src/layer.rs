@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use crate::audit::AuditSink;
 use crate::client::{TrustedProxies, client_ip, device};
 use crate::decision_log::DecisionLog;
-use crate::geoip::{GeoIp, Place};
+use stepup_geoip::{GeoIp, Place};
 use crate::session;
 use crate::token::TokenVerifier;
 

@@ -13,7 +13,8 @@
 pub mod audit;
 pub mod client;
 pub mod decision_log;
-pub mod geoip;
+/// GeoIP lookups (the `stepup-geoip` crate, shared with `stepup replay`).
+pub use stepup_geoip as geoip;
 pub mod layer;
 pub mod reload;
 pub mod session;

@@ -11,7 +11,8 @@ pub mod scenario;
 pub mod stats;
 
 pub use run::{
-    EventResult, FileReport, InputError, Mismatch, Observer, load, replay, replay_observed,
+    EventResult, FileReport, InputError, Mismatch, Observer, Options, load, replay, replay_in,
+    replay_observed,
     replay_with,
 };
 pub use scenario::Scenario;

@@ -8,6 +8,8 @@ use stepup_engine::{
     CompiledSet, Context, Decision, DecisionKind, Engine, Event, Request, State, Store, UserHistory,
 };
 
+use stepup_geoip::GeoIp;
+
 use crate::scenario::{EventSpec, Expect, ExpectedChallenge, Scenario, resolve_time};
 
 /// A problem with a scenario file, located.
@@ -517,8 +519,43 @@ pub fn replay_observed(
     l: &Loaded,
     engine: &Engine,
     store: &dyn Store,
-    mut observe: Option<Observer<'_>>,
+    observe: Option<Observer<'_>>,
 ) -> Result<FileReport, InputError> {
+    replay_in(
+        l,
+        engine,
+        store,
+        Options {
+            observe,
+            geoip: None,
+        },
+    )
+}
+
+/// How a replay runs beyond the scenario itself.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Called after each decision (a decision log is written so).
+    pub observe: Option<Observer<'a>>,
+    /// Fills the country and location of events that give only an IP address (SPEC §11).
+    /// What the database does not hold stays unknown, and fails closed.
+    pub geoip: Option<&'a GeoIp>,
+}
+
+/// Like [`replay`], with [`Options`].
+///
+/// # Errors
+/// As [`replay`].
+pub fn replay_in(
+    l: &Loaded,
+    engine: &Engine,
+    store: &dyn Store,
+    options: Options<'_>,
+) -> Result<FileReport, InputError> {
+    let Options {
+        mut observe,
+        geoip,
+    } = options;
     let s = &l.scenario;
     let users = all_users(s);
     let mut sessions: BTreeMap<String, u32> = BTreeMap::new();
@@ -547,7 +584,7 @@ pub fn replay_observed(
             .find(|u| u.id == user_id)
             .map(|u| u.enrolled.iter().copied().collect())
             .unwrap_or_default();
-        let event = match ev {
+        let mut event = match ev {
             EventSpec::SignIn {
                 device,
                 ip,
@@ -587,6 +624,19 @@ pub fn replay_observed(
                 success: *success,
             },
         };
+        if let Some(db) = geoip
+            && let Event::SignIn { context, .. }
+            | Event::Operation {
+                context: Some(context),
+                ..
+            }
+            | Event::Access {
+                context: Some(context),
+                ..
+            } = &mut event
+        {
+            db.fill(context);
+        }
         let session = format!(
             "{stem}:{user_id}:{}",
             sessions.get(&user_id).copied().unwrap_or(0)

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use serde::Deserialize;
-use stepup_engine::Location;
+use stepup_engine::{Context, Location};
 
 /// A GeoIP database loaded in memory.
 pub struct GeoIp {
@@ -121,5 +121,96 @@ impl GeoIp {
             _ => None,
         });
         Place { country, location }
+    }
+
+    /// Fills what `ctx` does not say from its IP address: the country when it has none, the
+    /// location when it has none. What the context says is kept; an address that does not
+    /// parse, or that the database does not hold, leaves the fields unknown (SPEC §10).
+    pub fn fill(&self, ctx: &mut Context) {
+        if ctx.country.is_some() && ctx.location.is_some() {
+            return;
+        }
+        let Some(ip) = ctx.ip.as_deref().and_then(|ip| ip.trim().parse::<IpAddr>().ok()) else {
+            return;
+        };
+        let place = self.lookup(ip);
+        if ctx.country.is_none() {
+            ctx.country = place.country;
+        }
+        if ctx.location.is_none() {
+            ctx.location = place.location;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    struct Iso {
+        iso_code: &'static str,
+    }
+    #[derive(Serialize)]
+    struct Loc {
+        latitude: f64,
+        longitude: f64,
+    }
+    #[derive(Serialize)]
+    struct CityRec {
+        country: Iso,
+        location: Loc,
+    }
+
+    fn paris() -> GeoIp {
+        use maxminddb_writer::paths::IpAddrWithMask;
+        let mut db = maxminddb_writer::Database::default();
+        db.metadata.database_type = "GeoLite2-City".into();
+        db.metadata.binary_format_major_version = 2;
+        let r = db
+            .insert_value(CityRec {
+                country: Iso { iso_code: "FR" },
+                location: Loc {
+                    latitude: 48.8566,
+                    longitude: 2.3522,
+                },
+            })
+            .unwrap();
+        db.insert_node("192.0.2.0/24".parse::<IpAddrWithMask>().unwrap(), r);
+        GeoIp::from_bytes(db.write_to(Vec::new()).unwrap()).unwrap()
+    }
+
+    fn ctx(ip: Option<&str>, country: Option<&str>) -> Context {
+        Context {
+            ip: ip.map(str::to_string),
+            country: country.map(str::to_string),
+            ..Context::default()
+        }
+    }
+
+    #[test]
+    fn fill_adds_only_what_the_context_does_not_say() {
+        let db = paris();
+        let mut c = ctx(Some("192.0.2.7"), None);
+        db.fill(&mut c);
+        assert_eq!(c.country.as_deref(), Some("FR"));
+        assert_eq!(c.location.map(|l| l.lat), Some(48.8566));
+
+        let mut given = ctx(Some("192.0.2.7"), Some("DE"));
+        db.fill(&mut given);
+        assert_eq!(given.country.as_deref(), Some("DE"), "the context's own country wins");
+        assert!(given.location.is_some(), "its missing location is filled");
+    }
+
+    #[test]
+    fn what_the_database_does_not_hold_stays_unknown() {
+        let db = paris();
+        for ip in [Some("203.0.113.1"), Some("not an address"), Some(""), None] {
+            let mut c = ctx(ip, None);
+            db.fill(&mut c);
+            assert_eq!((c.country, c.location), (None, None), "{ip:?}");
+        }
     }
 }
