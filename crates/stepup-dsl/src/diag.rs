@@ -4,6 +4,7 @@
 //! We render ourselves rather than through miette's graphical handler so that the plain form
 //! is byte-stable for snapshot tests and identical in the CLI, the studio and CI logs.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -46,6 +47,8 @@ impl Span {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Information about the other diagnostics (how many were left out): never an error.
+    Note,
     /// A lint: the set still loads.
     Warning,
     /// The set does not load.
@@ -93,6 +96,72 @@ impl LineIndex {
     pub fn line(&self, offset: usize) -> usize {
         self.0.partition_point(|s| *s <= offset).max(1)
     }
+    /// The byte offset where a 1-based line starts (0 for line 0 or 1).
+    #[must_use]
+    pub fn line_start(&self, line: usize) -> usize {
+        self.0.get(line.saturating_sub(1)).copied().unwrap_or(0)
+    }
+    /// The text of a 1-based line, without its line ending (as [`str::lines`] gives it).
+    #[must_use]
+    pub fn line_text<'t>(&self, text: &'t str, line: usize) -> &'t str {
+        let start = self.line_start(line).min(text.len());
+        let end = self
+            .0
+            .get(line)
+            .map_or(text.len(), |next| next - 1)
+            .max(start);
+        let l = text.get(start..end).unwrap_or("");
+        l.strip_suffix('\r').unwrap_or(l)
+    }
+}
+
+/// Line and column lookups into one text, for rendering many diagnostics of one file: the line
+/// starts are indexed once, and a column is counted from the previous lookup when it lies
+/// further on the same line, so diagnostics rendered in position order cost time linear in the
+/// text, however long its lines.
+#[derive(Debug)]
+pub struct Locator<'t> {
+    text: &'t str,
+    lines: LineIndex,
+    /// The last lookup: byte offset, line and column.
+    last: (usize, usize, usize),
+}
+
+impl<'t> Locator<'t> {
+    /// Indexes a text.
+    #[must_use]
+    pub fn new(text: &'t str) -> Self {
+        Locator {
+            text,
+            lines: LineIndex::new(text),
+            last: (0, 1, 1),
+        }
+    }
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&mut self, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
+        let line = self.lines.line(offset);
+        let start = self.lines.line_start(line);
+        let (last_offset, last_line, last_col) = self.last;
+        let (from, col) = if last_line == line && (start..=offset).contains(&last_offset) {
+            (last_offset, last_col)
+        } else {
+            (start, 1)
+        };
+        let col = col + self.text.get(from..offset).map_or(0, |s| s.chars().count());
+        self.last = (offset, line, col);
+        (line, col)
+    }
+    /// The byte offset where a 1-based line starts.
+    #[must_use]
+    pub fn line_start(&self, line: usize) -> usize {
+        self.lines.line_start(line)
+    }
+    /// The text of a 1-based line, without its line ending.
+    #[must_use]
+    pub fn line_text(&self, line: usize) -> &'t str {
+        self.lines.line_text(self.text, line)
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -100,7 +169,7 @@ impl LineIndex {
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = floor_char_boundary(text, offset.min(text.len()));
     let before = text.get(..offset).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
+    let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let col = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
     (line, col)
@@ -194,6 +263,13 @@ impl Diagnostic {
     /// ```
     #[must_use]
     pub fn render(&self, color: bool) -> String {
+        self.render_located(color, &mut Locator::new(&self.file.text))
+    }
+
+    /// Renders with a [`Locator`] over this diagnostic's file, shared by the diagnostics of one
+    /// file so that the file is indexed once.
+    #[must_use]
+    pub fn render_located(&self, color: bool, at: &mut Locator<'_>) -> String {
         let (red, yellow, blue, bold, reset) = if color {
             (
                 "\x1b[1;31m",
@@ -208,32 +284,43 @@ impl Diagnostic {
         let (sev, c) = match self.severity {
             Severity::Error => ("error", red),
             Severity::Warning => ("warning", yellow),
+            Severity::Note => ("note", blue),
         };
-        let text = &self.file.text;
-        let (line, col) = self.location();
         let mut out = String::new();
         let _ = writeln!(
             out,
             "{c}{sev}[{}]{reset}{bold}: {}{reset}",
             self.code, self.message
         );
+        if self.severity == Severity::Note {
+            // A note is about the file, not a place in it.
+            let _ = writeln!(out, " {blue}-->{reset} {}", self.file.name);
+            if let Some(h) = &self.help {
+                let h = h.replace('\n', "\n          ");
+                let _ = writeln!(out, "  {blue}={reset} {bold}help{reset}: {h}");
+            }
+            return out;
+        }
+        let (line, col) = at.line_col(self.span.start);
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
         let _ = writeln!(out, "{pad}{blue}-->{reset} {}:{line}:{col}", self.file.name);
-        let line_text = text.lines().nth(line - 1).unwrap_or("");
+        let line_text = at.line_text(line);
+        let in_line = self.span.start.saturating_sub(at.line_start(line));
         // Long lines (minified or binary input) are cut around the span so output stays readable.
-        let (shown, shift) = clip_line(line_text, col - 1);
+        let (shown, shift) = clip_line(line_text, col - 1, in_line);
         let _ = writeln!(out, "{pad} {blue}|{reset}");
         let _ = writeln!(out, "{blue}{line}{reset} {blue}|{reset} {shown}");
+        let avail = shown.chars().count().saturating_sub(col - 1 - shift).max(1);
         let span_chars = self
             .snippet()
             .split('\n')
             .next()
             .unwrap_or("")
             .chars()
+            .take(avail)
             .count()
             .max(1);
-        let avail = shown.chars().count().saturating_sub(col - 1 - shift).max(1);
         let carets = "^".repeat(span_chars.min(avail));
         let label = if self.label.is_empty() {
             String::new()
@@ -272,28 +359,140 @@ impl Diagnostic {
     }
 }
 
-/// Shows at most 120 characters of a line around column `col` (0-based); returns the text and
-/// how many characters were cut from the start.
-fn clip_line(line: &str, col: usize) -> (String, usize) {
-    let clean: String = line
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let n = clean.chars().count();
-    if n <= 120 {
-        return (clean, 0);
+/// Characters of a long line shown around the span.
+const SHOWN_CHARS: usize = 120;
+/// Characters shown before the span when a long line is cut.
+const SHOWN_BEFORE: usize = 40;
+
+/// Shows at most 120 characters of a line around column `col` (0-based, at byte `at` of the
+/// line); returns the text and how many characters were cut from the start. Only the
+/// shown window is read, so a long line costs no more than a short one.
+fn clip_line(line: &str, col: usize, at: usize) -> (String, usize) {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    };
+    if line.chars().nth(SHOWN_CHARS).is_none() {
+        return (clean(line), 0);
     }
-    let start = col.saturating_sub(40);
-    (clean.chars().skip(start).take(120).collect(), start)
+    let start = col.saturating_sub(SHOWN_BEFORE);
+    // `at` is `col` characters into the line: step back to the first character shown.
+    let at = floor_char_boundary(line, at.min(line.len()));
+    let before = line.get(..at).unwrap_or("");
+    let from = match col - start {
+        0 => at,
+        back => before
+            .char_indices()
+            .rev()
+            .nth(back - 1)
+            .map_or(0, |(i, _)| i),
+    };
+    let shown: String = line
+        .get(from..)
+        .unwrap_or("")
+        .chars()
+        .take(SHOWN_CHARS)
+        .collect();
+    (clean(&shown), start)
 }
 
 /// Renders a list of diagnostics and a summary line.
 #[must_use]
 pub fn render_all(diags: &[Diagnostic], color: bool) -> String {
     let mut out = String::new();
+    let mut at: Option<(&Arc<SourceFile>, Locator<'_>)> = None;
     for d in diags {
-        out.push_str(&d.render(color));
+        let at = match &mut at {
+            Some((f, l)) if Arc::ptr_eq(f, &d.file) => l,
+            slot => &mut slot.insert((&d.file, Locator::new(&d.file.text))).1,
+        };
+        out.push_str(&d.render_located(color, at));
         out.push('\n');
     }
     out
+}
+
+/// Most diagnostics reported per file. A mangled or generated file can hold thousands of the
+/// same mistake; past this many, one note says how many more there are, by code.
+pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
+
+/// The code of the note that says how many diagnostics of a file were left out.
+pub const TRUNCATED: &str = "N001";
+
+/// How many diagnostics [`cap_per_file`] left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hidden {
+    /// Errors left out.
+    pub errors: usize,
+    /// Warnings left out.
+    pub warnings: usize,
+}
+
+/// Keeps at most `max` diagnostics per file (errors first, then warnings, each in position
+/// order) and adds to each file that had more one note counting the rest by code. `diags` are
+/// grouped by file (as [`crate::load_sources`] sorts them); the output keeps their order.
+#[must_use]
+pub fn cap_per_file(diags: Vec<Diagnostic>, max: usize) -> (Vec<Diagnostic>, Hidden) {
+    let mut out = Vec::with_capacity(diags.len().min(max + 1));
+    let mut hidden = Hidden::default();
+    let mut rest = diags.into_iter().peekable();
+    while let Some(first) = rest.next() {
+        let file = Arc::clone(&first.file);
+        let mut group = vec![first];
+        while let Some(d) = rest.next_if(|d| d.file.name == file.name) {
+            group.push(d);
+        }
+        if group.len() <= max {
+            out.extend(group);
+            continue;
+        }
+        // Errors before warnings, each in position order: the errors are what stops a load.
+        let mut order: Vec<usize> = (0..group.len()).collect();
+        order.sort_by_key(|&i| (group.get(i).is_some_and(|d| !d.is_error()), i));
+        let mut keep = vec![false; group.len()];
+        for &i in order.iter().take(max) {
+            if let Some(k) = keep.get_mut(i) {
+                *k = true;
+            }
+        }
+        let mut by_code: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let mut left_out = 0;
+        for (d, k) in group.into_iter().zip(keep) {
+            if k {
+                out.push(d);
+                continue;
+            }
+            left_out += 1;
+            *by_code.entry(d.code).or_default() += 1;
+            match d.severity {
+                Severity::Error => hidden.errors += 1,
+                Severity::Warning => hidden.warnings += 1,
+                Severity::Note => {}
+            }
+        }
+        let counts = by_code
+            .iter()
+            .map(|(code, n)| format!("{code} × {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(
+            Diagnostic {
+                severity: Severity::Note,
+                ..Diagnostic::error(
+                    TRUNCATED,
+                    &file,
+                    Span::new(0, 0),
+                    format!(
+                        "{left_out} more diagnostic{} in this file not shown",
+                        if left_out == 1 { "" } else { "s" }
+                    ),
+                )
+            }
+            .help(format!(
+                "only the first {max} are shown; not shown: {counts}"
+            )),
+        );
+    }
+    (out, hidden)
 }

@@ -57,8 +57,11 @@ impl Source {
 pub struct Loaded {
     /// The checked set, when no file has an error.
     pub set: Option<PolicySet>,
-    /// Every error and warning of every file, in file and position order.
+    /// Every error and warning of every file, in file and position order; at most
+    /// [`diag::MAX_DIAGNOSTICS_PER_FILE`] per file, then a note counting the rest by code.
     pub diagnostics: Vec<Diagnostic>,
+    /// The errors and warnings left out of `diagnostics` by the cap (counted in the totals).
+    pub hidden: diag::Hidden,
     /// The files as read.
     pub files: Vec<Arc<SourceFile>>,
 }
@@ -67,12 +70,16 @@ impl Loaded {
     /// Number of errors.
     #[must_use]
     pub fn error_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.is_error()).count()
+        self.diagnostics.iter().filter(|d| d.is_error()).count() + self.hidden.errors
     }
     /// Number of warnings.
     #[must_use]
     pub fn warning_count(&self) -> usize {
-        self.diagnostics.len() - self.error_count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count()
+            + self.hidden.warnings
     }
 }
 
@@ -165,9 +172,11 @@ pub fn load_sources(sources: &[Source]) -> Loaded {
     } else {
         set
     };
+    let (diagnostics, hidden) = diag::cap_per_file(diagnostics, diag::MAX_DIAGNOSTICS_PER_FILE);
     Loaded {
         set,
         diagnostics,
+        hidden,
         files,
     }
 }
