@@ -1,0 +1,204 @@
+//! Pass 3: application blocks — their tenant, `cache off`, overrides of the tenant's policies
+//! (or of the built-in `admin_default`) and their own policies — and the lints of the policies
+//! in force for each application.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::lint::{self, Located};
+use super::policies::check_policy;
+use super::{AppAt, Ctx, PolicyAt, mean};
+use crate::ast::Member;
+use crate::diag::{Diagnostic, Span};
+use crate::model::{ADMIN_DEFAULT_POLICY, Application, Tenant};
+
+/// Checks every application block against its tenant.
+pub(super) fn pass(
+    tenants: &BTreeMap<String, Tenant>,
+    apps: &[AppAt<'_>],
+    located: &BTreeMap<String, Vec<Located>>,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<(String, String), Application> {
+    let mut applications: BTreeMap<(String, String), Application> = BTreeMap::new();
+    let tenant_names: Vec<&str> = tenants.keys().map(String::as_str).collect();
+    for app in apps {
+        let mut cx = Ctx {
+            file: app.file,
+            diags: &mut *diags,
+        };
+        let b = app.block;
+        let Some(tenant) = tenants.get(&b.tenant.text) else {
+            cx.err(
+                "E011",
+                b.tenant.span,
+                format!(
+                    "application `{}` belongs to tenant `{}`, which is not defined",
+                    b.name.text, b.tenant.text
+                ),
+                "unknown tenant",
+                mean(&b.tenant.text, &tenant_names)
+                    .or_else(|| Some("define it with `tenant NAME { ... }`".into())),
+            );
+            continue;
+        };
+        let key = (b.tenant.text.clone(), b.name.text.clone());
+        if applications.contains_key(&key) {
+            cx.err(
+                "E016",
+                b.name.span,
+                format!(
+                    "application `{}` of `{}` is defined twice",
+                    b.name.text, b.tenant.text
+                ),
+                "second definition",
+                Some("merge the two blocks".into()),
+            );
+            continue;
+        }
+        let mut out = Application {
+            name: b.name.text.clone(),
+            tenant: b.tenant.text.clone(),
+            cache_off: false,
+            policies: Vec::new(),
+        };
+        let mut names: BTreeMap<String, ()> = BTreeMap::new();
+        let tenant_policy_names: Vec<&str> =
+            tenant.policies.iter().map(|p| p.name.as_str()).collect();
+        let mut app_located: Vec<Located> = Vec::new();
+        let mut bare = 0usize;
+        for m in &b.members {
+            match m {
+                Member::CacheOff(_) => out.cache_off = true,
+                Member::Policy(p) => {
+                    let name = match &p.name {
+                        Some(n) => n.text.clone(),
+                        None => {
+                            bare += 1;
+                            format!("{}#{bare}", b.name.text)
+                        }
+                    };
+                    if names.insert(name.clone(), ()).is_some() {
+                        let span = p.name.as_ref().map_or(p.span, |n| n.span);
+                        cx.err(
+                            "E008",
+                            span,
+                            format!(
+                                "policy `{name}` is defined twice in application `{}`",
+                                b.name.text
+                            ),
+                            "second definition",
+                            None,
+                        );
+                        continue;
+                    }
+                    let is_admin_default = name == ADMIN_DEFAULT_POLICY;
+                    if is_admin_default && !p.is_override {
+                        let span = p.name.as_ref().map_or(p.span, |n| n.span);
+                        cx.err(
+                            "E030",
+                            span,
+                            "`admin_default` is the built-in policy for `admin` operations",
+                            "reserved name",
+                            Some(
+                                "write `override policy admin_default` in an application to replace it"
+                                    .into(),
+                            ),
+                        );
+                        continue;
+                    }
+                    // The tenant's policy of that name: its own, or the built-in admin default.
+                    let builtin = if is_admin_default {
+                        tenant.builtin_admin_policy().map(Arc::new)
+                    } else {
+                        None
+                    };
+                    let base = tenant
+                        .policies
+                        .iter()
+                        .find(|q| q.name == name)
+                        .or(builtin.as_ref());
+                    if p.is_override && base.is_none() {
+                        let span = p.name.as_ref().map_or(p.span, |n| n.span);
+                        let help = if is_admin_default {
+                            Some(format!(
+                                "the built-in `admin_default` applies only to a tenant with `admin` operations and without `admin default off`; declare one in tenant `{}`",
+                                tenant.name
+                            ))
+                        } else {
+                            mean(&name, &tenant_policy_names)
+                                .or_else(|| Some("remove `override` to add a new policy".into()))
+                        };
+                        cx.err(
+                            "E010",
+                            span,
+                            format!(
+                                "`override` of policy `{name}`, which tenant `{}` does not have",
+                                tenant.name
+                            ),
+                            "nothing to override",
+                            help,
+                        );
+                        continue;
+                    }
+                    let at = PolicyAt {
+                        file: app.file,
+                        lines: app.lines,
+                        policy: p,
+                        name,
+                    };
+                    if let Some(checked) = check_policy(&mut cx, tenant, &at) {
+                        if let Some(base) = base {
+                            lint::weaker_override(&mut cx, p, base, &checked);
+                        }
+                        let checked = Arc::new(checked);
+                        let span = p.name.as_ref().map_or(p.span, |n| n.span);
+                        let mut l = Located::new(&checked, tenant, app.file, span, true);
+                        // An override that changes nothing the lint looks at repeats the
+                        // tenant's pairs, which are reported on the tenant.
+                        l.like_tenant = located
+                            .get(&b.tenant.text)
+                            .and_then(|v| v.iter().find(|x| x.name == l.name))
+                            .is_some_and(|x| x.same_shape(&l));
+                        app_located.push(l);
+                        out.policies.push(checked);
+                    }
+                }
+                other => {
+                    let span = member_span(other);
+                    cx.err(
+                        "E001",
+                        span,
+                        "applications hold policies and `cache off` only",
+                        "not allowed here",
+                        Some(format!("declare this in `tenant {}`", tenant.name)),
+                    );
+                }
+            }
+        }
+        // The policies in force for the application: the tenant's, replaced by name, and its own.
+        let mut scope: Vec<Located> = located.get(&b.tenant.text).cloned().unwrap_or_default();
+        for l in app_located {
+            match scope.iter_mut().find(|x| x.name == l.name) {
+                Some(slot) => *slot = l,
+                None => scope.push(l),
+            }
+        }
+        lint::disjoint_factors(diags, &scope, true);
+        applications.insert(key, out);
+    }
+    applications
+}
+
+fn member_span(m: &Member) -> Span {
+    match m {
+        Member::Duration(d) => d.span,
+        Member::Operation { span, .. }
+        | Member::AdminDefault(_, span)
+        | Member::Risk(_, span)
+        | Member::CacheOff(span) => *span,
+        Member::Resource(n) => n.span,
+        Member::Attribute { name, .. } => name.span,
+        Member::FactorStrength { factor, .. } => factor.span,
+        Member::Policy(p) => p.span,
+    }
+}

@@ -1,0 +1,325 @@
+//! Pass 1: the declarations of every tenant, in every file — operations, resources, attributes,
+//! factor strengths, the admin default, risk settings and threat feeds — and where each policy
+//! and application block is, for the passes after it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use stepup_core::Validity;
+
+use super::lint;
+use super::policies::{check_require, check_validity_secs, parse_aal, parse_factor};
+use super::{AppAt, BUILTINS, Ctx, Parsed, PolicyAt, SIGNALS, mean};
+use crate::ast::{self, Member, RiskItem};
+use crate::diag::{Diagnostic, LineIndex, Span};
+use crate::feed::ThreatFeed;
+use crate::model::{AttrType, RiskConfig, SignalKind, Tenant};
+use crate::script::CTX_BUILTINS;
+
+/// What pass 1 found: the tenants with their catalogs, and the policies and application blocks
+/// still to check.
+pub(super) struct Declared<'a> {
+    /// Every tenant, by name (`default` for declarations outside a tenant block).
+    pub(super) tenants: BTreeMap<String, Tenant>,
+    /// Each tenant's policies, in file order.
+    pub(super) policies: BTreeMap<String, Vec<PolicyAt<'a>>>,
+    /// Every application block.
+    pub(super) apps: Vec<AppAt<'a>>,
+}
+
+/// Declares every tenant's catalogs and collects the policies and applications to check.
+pub(super) fn pass<'a>(
+    files: &'a [Parsed],
+    indexes: &'a [LineIndex],
+    diags: &mut Vec<Diagnostic>,
+) -> Declared<'a> {
+    let mut tenants: BTreeMap<String, Tenant> = BTreeMap::new();
+    let mut policies: BTreeMap<String, Vec<PolicyAt<'a>>> = BTreeMap::new();
+    let mut apps: Vec<AppAt<'a>> = Vec::new();
+    let mut seen: BTreeMap<(String, &'static str, String), ()> = BTreeMap::new();
+    for (parsed, lines) in files.iter().zip(indexes) {
+        let mut cx = Ctx {
+            file: &parsed.file,
+            diags: &mut *diags,
+        };
+        let stem = Path::new(&parsed.file.name)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("rules")
+            .to_string();
+        let mut bare = 0usize;
+        for item in &parsed.ast.items {
+            let (tenant, members): (&str, &[Member]) = match item {
+                ast::Item::Tenant(t) => (&t.name.text, &t.members),
+                ast::Item::Member(m) => ("default", std::slice::from_ref(m)),
+                ast::Item::Application(a) => {
+                    apps.push(AppAt {
+                        file: &parsed.file,
+                        lines,
+                        block: a,
+                    });
+                    continue;
+                }
+            };
+            let t = tenants
+                .entry(tenant.to_string())
+                .or_insert_with(|| Tenant::new(tenant));
+            for m in members {
+                declare(&mut cx, t, m, &parsed.base_dir, &mut seen);
+                if let Member::Policy(p) = m {
+                    let name = match &p.name {
+                        Some(n) => n.text.clone(),
+                        None => {
+                            bare += 1;
+                            format!("{stem}#{bare}")
+                        }
+                    };
+                    policies
+                        .entry(tenant.to_string())
+                        .or_default()
+                        .push(PolicyAt {
+                            file: &parsed.file,
+                            lines,
+                            policy: p,
+                            name,
+                        });
+                } else if let Member::CacheOff(s) = m {
+                    cx.err(
+                        "E001",
+                        *s,
+                        "`cache off` belongs in an application block",
+                        "not in a tenant",
+                        Some("move it into `application NAME of TENANT { ... }`".into()),
+                    );
+                }
+            }
+        }
+    }
+    Declared {
+        tenants,
+        policies,
+        apps,
+    }
+}
+
+fn declare(
+    cx: &mut Ctx<'_>,
+    t: &mut Tenant,
+    m: &Member,
+    base: &Path,
+    seen: &mut BTreeMap<(String, &'static str, String), ()>,
+) {
+    let mut once = |cx: &mut Ctx<'_>, kind: &'static str, name: &str, span: Span| -> bool {
+        if seen
+            .insert((t.name.clone(), kind, name.to_string()), ())
+            .is_some()
+        {
+            cx.err(
+                "E017",
+                span,
+                format!("{kind} `{name}` is declared twice in tenant `{}`", t.name),
+                "second declaration",
+                Some("remove one of them".into()),
+            );
+            return false;
+        }
+        true
+    };
+    match m {
+        Member::Duration(d) => {
+            if once(cx, "duration", "", d.span)
+                && let Some(secs) = check_validity_secs(cx, d)
+            {
+                t.default_validity = Validity::For(secs);
+            }
+        }
+        Member::Operation { name, class, .. } => {
+            if once(cx, "operation", &name.text, name.span) {
+                t.operations.insert(name.text.clone(), *class);
+            }
+        }
+        Member::Resource(n) => {
+            if once(cx, "resource", &n.text, n.span) {
+                t.resources.insert(n.text.clone());
+            }
+        }
+        Member::Attribute { name, ty } => {
+            let parsed = match ty.text.as_str() {
+                "number" => Some(AttrType::Number),
+                "string" => Some(AttrType::String),
+                "bool" => Some(AttrType::Bool),
+                _ => None,
+            };
+            match parsed {
+                None => cx.err(
+                    "E007",
+                    ty.span,
+                    format!("unknown attribute type `{}`", ty.text),
+                    "not a type",
+                    mean(&ty.text, &["number", "string", "bool"]).or_else(|| {
+                        Some("attribute types are `number`, `string` and `bool`".into())
+                    }),
+                ),
+                Some(_)
+                    if BUILTINS.contains(&name.text.as_str())
+                        || SIGNALS.contains(&name.text.as_str())
+                        || CTX_BUILTINS.contains(&name.text.as_str()) =>
+                {
+                    cx.err(
+                        "E017",
+                        name.span,
+                        format!(
+                            "`{}` is built in and cannot be declared as an attribute",
+                            name.text
+                        ),
+                        "built-in name",
+                        Some("choose another name".into()),
+                    );
+                }
+                Some(p) => {
+                    if once(cx, "attribute", &name.text, name.span) {
+                        t.attributes.insert(name.text.clone(), p);
+                    }
+                }
+            }
+        }
+        Member::FactorStrength { factor, aal } => {
+            let f = parse_factor(cx, factor);
+            let a = parse_aal(cx, aal);
+            if let (Some(f), Some(a)) = (f, a)
+                && once(cx, "factor strength", f.as_str(), factor.span)
+            {
+                t.strengths.set(f, a);
+            }
+        }
+        Member::AdminDefault(req, span) => {
+            if once(cx, "admin default", "", *span) {
+                t.admin_default = match req {
+                    None => None,
+                    Some(r) => check_require(cx, t, r),
+                };
+            }
+        }
+        Member::Risk(items, _) => {
+            for item in items {
+                match item {
+                    RiskItem::Weight(name, n) => {
+                        let Some(sig) = SignalKind::parse(&name.text) else {
+                            cx.err(
+                                "E006",
+                                name.span,
+                                format!("unknown signal `{}`", name.text),
+                                "not a signal",
+                                mean(
+                                    &name.text,
+                                    &[
+                                        "new_device",
+                                        "new_country",
+                                        "impossible_travel",
+                                        "threat_intel",
+                                    ],
+                                ),
+                            );
+                            continue;
+                        };
+                        match n.value {
+                            Some(v) if v <= 100 => {
+                                if once(cx, "risk weight", sig.as_str(), name.span)
+                                    && let Some(w) = t.risk.weights.get_mut(sig as usize)
+                                {
+                                    *w = u32::try_from(v).unwrap_or(100);
+                                }
+                            }
+                            _ => cx.err(
+                                "E022",
+                                n.span,
+                                "a risk weight must be between 0 and 100",
+                                "out of range",
+                                Some(
+                                    "the score is capped at 100; a weight of 100 alone reaches it"
+                                        .into(),
+                                ),
+                            ),
+                        }
+                    }
+                    RiskItem::MaxSpeed(n) => match n.value {
+                        Some(v) if (1..=100_000).contains(&v) => {
+                            if once(cx, "max_speed", "", n.span) {
+                                t.risk.max_speed_kmh = u32::try_from(v).unwrap_or(100_000);
+                            }
+                        }
+                        _ => cx.err(
+                            "E022",
+                            n.span,
+                            "`max_speed` must be between 1 and 100000 km/h",
+                            "out of range",
+                            Some("900 km/h is a jet's cruising speed".into()),
+                        ),
+                    },
+                    RiskItem::ThreatFeed(s) => {
+                        if s.value.is_empty() {
+                            cx.err(
+                                "E022",
+                                s.span,
+                                "a threat feed needs a path",
+                                "empty path",
+                                None,
+                            );
+                        } else {
+                            let path = base.join(&s.value);
+                            load_feed(cx, &mut t.risk, s, &path);
+                            t.risk.threat_feeds.push(path);
+                        }
+                    }
+                }
+            }
+        }
+        Member::CacheOff(_) | Member::Policy(_) => {}
+    }
+}
+
+/// Loads a threat feed into the tenant's merged feed: an unreadable file, or one with no valid
+/// line, is an error (a missing blocklist would silently allow); malformed lines are warnings.
+fn load_feed(cx: &mut Ctx<'_>, risk: &mut RiskConfig, s: &ast::Str, path: &Path) {
+    let (feed, warnings) = match ThreatFeed::load(path) {
+        Ok(x) => x,
+        Err(e) => {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "the file does not exist".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                _ => e.to_string().to_lowercase(),
+            };
+            cx.err(
+                "E031",
+                s.span,
+                format!("cannot read threat feed `{}`: {why}", s.value),
+                "cannot read",
+                Some(
+                    "the path is relative to the policy file's directory; without its blocklist `threat_intel` could never fire"
+                        .into(),
+                ),
+            );
+            return;
+        }
+    };
+    if feed.is_empty() && !warnings.is_empty() {
+        cx.err(
+            "E032",
+            s.span,
+            format!(
+                "threat feed `{}` lists no IP address or CIDR range: every line is malformed",
+                s.value
+            ),
+            "no valid line",
+            Some(format!(
+                "a feed lists one IPv4 or IPv6 address or CIDR range per line, with `#` or `;` comments:\n{}",
+                lint::listed_lines(s, &warnings)
+            )),
+        );
+        return;
+    }
+    lint::malformed_feed_lines(cx, s, &warnings);
+    Arc::make_mut(&mut risk.feed).extend(&feed);
+    risk.feed_warnings.extend(warnings);
+}

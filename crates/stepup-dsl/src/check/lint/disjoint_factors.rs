@@ -1,0 +1,119 @@
+//! S007 `disjoint-factors`: two enforced policies can fire on the same event but no factor
+//! satisfies both.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::diag::{Diagnostic, SourceFile, Span};
+use crate::model::{Cond, Policy, Tenant};
+
+/// A checked policy with where its name is written, for lints across policies.
+#[derive(Clone)]
+pub(in crate::check) struct Located {
+    pub(in crate::check) name: String,
+    file: Arc<SourceFile>,
+    span: Span,
+    from_app: bool,
+    /// An application's policy the lint sees exactly as the tenant's policy it replaces.
+    pub(in crate::check) like_tenant: bool,
+    /// Report-only: never merged with the others, so it conflicts with none.
+    report_only: bool,
+    /// The factors that can satisfy it (allowed and strong enough).
+    factors: stepup_core::FactorSet,
+    /// Operations it is restricted to, if a top-level conjunct says so.
+    ops: Option<BTreeSet<String>>,
+    /// Resource classes it is restricted to (accesses only), if a top-level conjunct says so.
+    res: Option<BTreeSet<String>>,
+}
+
+impl Located {
+    pub(in crate::check) fn new(
+        p: &Policy,
+        t: &Tenant,
+        file: &Arc<SourceFile>,
+        span: Span,
+        from_app: bool,
+    ) -> Self {
+        let (mut ops, mut res): (Option<BTreeSet<String>>, Option<BTreeSet<String>>) = (None, None);
+        let conjuncts: Vec<&Cond> = match &p.condition {
+            Cond::And(v) => v.iter().collect(),
+            other => vec![other],
+        };
+        let narrow = |slot: &mut Option<BTreeSet<String>>, s: BTreeSet<String>| {
+            *slot = Some(match slot.take() {
+                Some(prev) => prev.intersection(&s).cloned().collect(),
+                None => s,
+            });
+        };
+        for c in conjuncts {
+            match c {
+                Cond::OperationIn(s) => narrow(&mut ops, s.clone()),
+                Cond::ResourceIn(s) => narrow(&mut res, s.clone()),
+                Cond::FirstAccess(r, _) => narrow(&mut res, BTreeSet::from([r.clone()])),
+                _ => {}
+            }
+        }
+        Located {
+            name: p.name.clone(),
+            file: Arc::clone(file),
+            span,
+            from_app,
+            like_tenant: false,
+            report_only: p.report_only,
+            factors: p
+                .requirement
+                .factors
+                .intersect(t.strengths.reaching(p.requirement.aal)),
+            ops,
+            res,
+        }
+    }
+
+    /// Whether the lint sees both alike: same factors and same guards.
+    pub(in crate::check) fn same_shape(&self, o: &Located) -> bool {
+        self.factors == o.factors
+            && self.ops == o.ops
+            && self.res == o.res
+            && self.report_only == o.report_only
+    }
+
+    /// Whether some event can make both fire (conservative: `true` unless their guards exclude it).
+    fn may_meet(&self, o: &Located) -> bool {
+        match (&self.ops, &self.res, &o.ops, &o.res) {
+            (Some(a), _, Some(b), _) => !a.is_disjoint(b),
+            (_, Some(a), _, Some(b)) => !a.is_disjoint(b),
+            (Some(_), _, _, Some(_)) | (_, Some(_), Some(_), _) => false,
+            _ => true,
+        }
+    }
+}
+
+/// S007: two policies that can fire on the same event but share no factor that satisfies both —
+/// their merge allows nothing, so the user is refused. `in_app`: the scope is an application's
+/// (the tenant's policies, replaced by name, and the application's own).
+pub(in crate::check) fn disjoint_factors(
+    diags: &mut Vec<Diagnostic>,
+    scope: &[Located],
+    in_app: bool,
+) {
+    let tenants = |x: &Located| !x.from_app || x.like_tenant;
+    for (i, a) in scope.iter().enumerate() {
+        for b in scope.iter().skip(i + 1) {
+            // Tenant pairs are reported once, on the tenant, not again for each application
+            // (also an application that changes nothing, or overrides without changing factors).
+            let reported_elsewhere = in_app && tenants(a) && tenants(b);
+            let enforced = !a.report_only && !b.report_only;
+            if enforced
+                && a.factors.intersect(b.factors).is_empty()
+                && !reported_elsewhere
+                && a.may_meet(b)
+            {
+                diags.push(
+                    Diagnostic::warning("S007", &b.file, b.span, format!("policies `{}` and `{}` can fire together but no factor satisfies both", a.name, b.name))
+                        .label("disjoint factors")
+                        .help(format!("`{}` allows {} and `{}` allows {}: when both fire, the merged requirement allows no factor and the action is refused", a.name, a.factors, b.name, b.factors)),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! S004 `long-aal3-elevation`: an AAL3 elevation stays valid longer than 15 minutes.
+
+use stepup_core::{Aal, Requirement, Validity, format_duration};
+
+use super::super::{AAL3_RECOMMENDED_SECS, Ctx};
+use crate::ast::{self, ValidityAst};
+
+/// Checks the validity of policy `p`'s checked requirement `req`.
+pub(in crate::check) fn long_aal3_elevation(cx: &mut Ctx<'_>, p: &ast::Policy, req: &Requirement) {
+    if req.aal == Aal::Aal3
+        && let Validity::For(s) = req.validity
+        && s > AAL3_RECOMMENDED_SECS
+    {
+        let span = match &p.require.validity {
+            Some(ValidityAst::For(d)) => d.span,
+            _ => p.require.span,
+        };
+        cx.warn(
+            "S004",
+            span,
+            format!("an aal3 elevation kept for {}", format_duration(s)),
+            "longer than 15 minutes",
+            Some("5 minutes is recommended for AAL3 in highly sensitive operations".into()),
+        );
+    }
+}

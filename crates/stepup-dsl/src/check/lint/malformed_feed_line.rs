@@ -1,0 +1,59 @@
+//! S009 `malformed-feed-line`: a line of a threat feed is neither an IP address nor a CIDR
+//! range; it is skipped.
+
+use super::super::Ctx;
+use crate::ast;
+use crate::feed::FeedWarning;
+
+/// Malformed feed lines listed in a warning; the rest are counted.
+const FEED_LINES_SHOWN: usize = 20;
+
+/// The first malformed lines of feed `s`, one a line, then how many more.
+pub(in crate::check) fn listed_lines(s: &ast::Str, warnings: &[FeedWarning]) -> String {
+    let lines: Vec<String> = warnings
+        .iter()
+        .take(FEED_LINES_SHOWN)
+        .map(|w| format!("`{}:{}`: `{}`", s.value, w.line, w.text))
+        .collect();
+    let more = warnings.len().saturating_sub(FEED_LINES_SHOWN);
+    if more > 0 {
+        format!("{}\nand {more} more", lines.join("\n"))
+    } else {
+        lines.join("\n")
+    }
+}
+
+/// Warns about the malformed lines of the feed named by `s` (one warning for all of them).
+pub(in crate::check) fn malformed_feed_lines(
+    cx: &mut Ctx<'_>,
+    s: &ast::Str,
+    warnings: &[FeedWarning],
+) {
+    match warnings {
+        [] => {}
+        [w] => cx.warn(
+            "S009",
+            s.span,
+            format!(
+                "`{}:{}`: `{}` is not an IP address or CIDR range; the line is skipped",
+                s.value, w.line, w.text
+            ),
+            "malformed line",
+            Some("fix or remove the line; `#` and `;` start comments".into()),
+        ),
+        _ => cx.warn(
+            "S009",
+            s.span,
+            format!(
+                "{} lines of threat feed `{}` are not IP addresses or CIDR ranges; they are skipped",
+                warnings.len(),
+                s.value
+            ),
+            "malformed lines",
+            Some(format!(
+                "fix or remove them; `#` and `;` start comments:\n{}",
+                listed_lines(s, warnings)
+            )),
+        ),
+    }
+}
