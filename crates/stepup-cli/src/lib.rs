@@ -61,9 +61,10 @@ enum Command {
     /// Decide logged traffic again with candidate rules: friction per policy and the decisions
     /// that change.
     Backtest(backtest::BacktestArgs),
-    /// Explain a lint code (`stepup explain S001`), or list every lint.
+    /// Explain a diagnostic code (`stepup explain E007`, `stepup explain S001`), or list every
+    /// code.
     Explain {
-        /// A lint code or name.
+        /// A code (error, lint or note) or its name.
         code: Option<String>,
     },
 }
@@ -112,26 +113,32 @@ fn color(format: Format) -> bool {
 fn explain(code: Option<&str>, out: &mut dyn Write) -> u8 {
     match code {
         None => {
-            for l in stepup_dsl::lints::LINTS {
-                let _ = writeln!(out, "{}  {:<28} {}", l.code, l.name, l.what);
+            for d in stepup_dsl::codes::all() {
+                let _ = writeln!(out, "{}  {:<28} {}", d.code, d.name, d.what);
             }
             0
         }
-        Some(c) => match stepup_dsl::lints::find(c) {
-            Some(l) => {
+        Some(c) => match stepup_dsl::codes::find(c) {
+            Some(d) => {
+                // A lint flags something; an error or a note says what happened.
+                let (what, why) = if d.code.starts_with('S') {
+                    ("What it does", "Why it matters")
+                } else {
+                    ("What it means", "Why it matters")
+                };
                 let _ = writeln!(
                     out,
-                    "{} {}\n\nWhat it does\n  {}\n\nWhy it matters\n  {}\n\nExample\n{}",
-                    l.code,
-                    l.name,
-                    l.what,
-                    l.why,
-                    indent(l.example)
+                    "{} {}\n\n{what}\n  {}\n\n{why}\n  {}\n\nExample\n{}",
+                    d.code,
+                    d.name,
+                    d.what,
+                    d.why,
+                    indent(d.example)
                 );
                 0
             }
             None => {
-                eprintln!("error: unknown lint `{c}`; `stepup explain` lists them");
+                eprintln!("error: unknown code `{c}`; `stepup explain` lists them");
                 2
             }
         },

@@ -109,7 +109,7 @@ fn fmt_check_lists_files_that_would_change_and_fmt_fixes_them() {
 }
 
 #[test]
-fn explain_documents_every_lint() {
+fn explain_documents_every_code() {
     let (code, out, _) = stepup(&["explain", "S001"]);
     assert_eq!(code, 0);
     assert!(
@@ -118,7 +118,20 @@ fn explain_documents_every_lint() {
     );
     let (code, out, _) = stepup(&["explain"]);
     assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), stepup_dsl::lints::LINTS.len());
+    assert_eq!(out.lines().count(), stepup_dsl::codes::all().count());
+    // Every error code is explained too, one meaning each.
+    let (code, out, _) = stepup(&["explain", "E007"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(
+            "E007 type-mismatch\n\nWhat it means\n  a comparison's value has the wrong type"
+        ) && out.contains("Why it matters")
+            && out.contains("Example\n  when risk >= high require aal2"),
+        "{out}"
+    );
+    let (code, _, err) = stepup(&["explain", "E999"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown code `E999`"), "{err}");
 }
 
 #[test]
@@ -607,9 +620,7 @@ fn replay_geolocates_events_that_give_only_an_ip() {
     .unwrap();
     let s = scenario.display().to_string();
     let d = db.display().to_string();
-    let (code, out, err) = stepup(&[
-        "replay", "--store", "memory", "--expect", "--geoip", &d, &s,
-    ]);
+    let (code, out, err) = stepup(&["replay", "--store", "memory", "--expect", "--geoip", &d, &s]);
     assert_eq!(code, 0, "{out}{err}");
     // Without the database the same scenario has no place at all: every expectation that
     // needed one is unmet.
@@ -623,5 +634,8 @@ fn replay_geolocates_events_that_give_only_an_ip() {
     let b = bad.display().to_string();
     let (code, _, err) = stepup(&["replay", "--store", "memory", "--geoip", &b, &s]);
     assert_eq!(code, 2);
-    assert!(err.contains("--geoip") && err.contains("not a MaxMind database"), "{err}");
+    assert!(
+        err.contains("--geoip") && err.contains("not a MaxMind database"),
+        "{err}"
+    );
 }

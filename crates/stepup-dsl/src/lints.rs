@@ -1,18 +1,19 @@
 //! The catalog of lints: each with a code, a name, and what it does, why it matters and an
-//! example (shown by `stepup explain CODE`).
+//! example (shown by `stepup explain CODE`). The errors and notes are in [`crate::codes`].
 
-/// Documentation of one lint.
+/// Documentation of one diagnostic code: a lint, an error (as [`crate::codes::CodeDoc`]) or a
+/// note.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct LintDoc {
     /// Stable code.
     pub code: &'static str,
     /// Short kebab-case name.
     pub name: &'static str,
-    /// What it flags.
+    /// What it flags (for an error: what it means).
     pub what: &'static str,
     /// Why it matters.
     pub why: &'static str,
-    /// A policy that triggers it.
+    /// A policy that triggers it (in parentheses: a description, where no text can).
     pub example: &'static str,
 }
 

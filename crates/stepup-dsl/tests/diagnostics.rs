@@ -176,7 +176,7 @@ fn the_fields_of_ctx_cannot_be_declared_as_attributes() {
         let text = format!("attribute {name}: string\nwhen new_device require aal2");
         let d = diags(&text);
         assert_eq!(d.len(), 1, "{d:#?}");
-        assert_eq!(d[0].code, "E017");
+        assert_eq!(d[0].code, "E038");
         assert_eq!(
             d[0].message,
             format!("`{name}` is built in and cannot be declared as an attribute")

@@ -153,7 +153,7 @@ fn declare(
             };
             match parsed {
                 None => cx.err(
-                    "E007",
+                    "E036",
                     ty.span,
                     format!("unknown attribute type `{}`", ty.text),
                     "not a type",
@@ -167,7 +167,7 @@ fn declare(
                         || CTX_BUILTINS.contains(&name.text.as_str()) =>
                 {
                     cx.err(
-                        "E017",
+                        "E038",
                         name.span,
                         format!(
                             "`{}` is built in and cannot be declared as an attribute",
@@ -260,7 +260,7 @@ fn declare(
                     RiskItem::ThreatFeed(s) => {
                         if s.value.is_empty() {
                             cx.err(
-                                "E022",
+                                "E039",
                                 s.span,
                                 "a threat feed needs a path",
                                 "empty path",

@@ -109,7 +109,7 @@ pub(super) fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond>
                 Some(AttrType::Bool) => Some(Cond::AttrBool(other.to_string(), true)),
                 Some(ty) => {
                     cx.err(
-                        "E007",
+                        "E034",
                         n.span,
                         format!(
                             "`{other}` is a {} attribute, not a condition",
@@ -283,7 +283,7 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
         "operation" | "resource" => {
             if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
                 cx.err(
-                    "E007",
+                    "E033",
                     n.span,
                     format!("`{}` can only be compared with `==` or `!=`", n.text),
                     "not ordered",
@@ -325,7 +325,7 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
         },
         name if SIGNALS.contains(&name) => {
             cx.err(
-                "E007",
+                "E035",
                 n.span,
                 format!("`{name}` is a signal, not a value to compare"),
                 "a signal",
@@ -376,7 +376,7 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
             Some(AttrType::String) => {
                 if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
                     cx.err(
-                        "E007",
+                        "E033",
                         n.span,
                         format!("`{name}` is a string and can only be compared with `==` or `!=`"),
                         "not ordered",
@@ -444,7 +444,7 @@ fn window_days(cx: &mut Ctx<'_>, a: &Arg) -> Option<u32> {
             }
             Some(s) if s % 86_400 != 0 => {
                 cx.err(
-                    "E013",
+                    "E037",
                     d.span,
                     "signal windows are whole days",
                     "not whole days",
@@ -465,7 +465,7 @@ fn window_days(cx: &mut Ctx<'_>, a: &Arg) -> Option<u32> {
         },
         Arg::Name(n) => {
             cx.err(
-                "E007",
+                "E028",
                 n.span,
                 "expected a window in days here",
                 "not a duration",

@@ -34,7 +34,7 @@ pub(super) fn pass(
             };
             if at.policy.is_override {
                 cx.err(
-                    "E010",
+                    "E001",
                     at.policy.span,
                     "`override` belongs in an application block",
                     "not in a tenant",
