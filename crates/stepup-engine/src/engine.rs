@@ -9,19 +9,13 @@ use arc_swap::ArcSwap;
 use stepup_dsl::PolicySet;
 
 use crate::compile::{CompiledScope, compile_scope};
-use crate::decision::{Decision, DecisionKind, Trace, audit_names};
-use crate::facts::Facts;
-use crate::finish::{
-    Scope, complete, finish, merge_note, refuse, refuse_for_store, refuse_unestablished,
-    report_only, satisfied,
-};
+use crate::decide::{Record, Walk, refuse_for_store};
+use crate::decision::{Decision, DecisionKind, audit_names};
 use crate::names::NameMap;
-use crate::request::{Event, Request};
-use crate::risk::{FeedWarning, Signals, ThreatFeed};
+use crate::request::Request;
+use crate::risk::{FeedWarning, ThreatFeed};
 use crate::state::State;
 use crate::store::{Store, StoreError};
-use crate::tree::{AttrTable, FiredBuf, Ids, candidates, eval, unknown_reasons};
-use crate::tri::Tri;
 
 /// Why a policy set could not be loaded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -140,7 +134,11 @@ impl CompiledSet {
         &self.hash
     }
 
-    fn scope(&self, tenant: &str, app: &str) -> Result<(&CompiledScope, &ThreatFeed), String> {
+    pub(crate) fn scope(
+        &self,
+        tenant: &str,
+        app: &str,
+    ) -> Result<(&CompiledScope, &ThreatFeed), String> {
         let t = self
             .tenants
             .get(tenant)
@@ -155,216 +153,30 @@ impl CompiledSet {
         Ok((scope, &t.feed))
     }
 
-    /// Decides with the compiled tree.
+    /// Decides with the compiled tree; with `explain`, the decision is made by the traced walk
+    /// and carries its record (see [`Record`]).
     #[must_use]
     pub fn decide(&self, req: &Request, state: &State, explain: bool) -> Decision {
-        self.run(req, state, explain, false)
+        let record = if explain {
+            Record::Explanation
+        } else {
+            Record::Decision
+        };
+        self.decide_with(req, state, record)
     }
 
-    /// Decides with the reference interpreter (for tests and audits of the compiler).
+    /// Decides, recording what `record` asks for.
+    #[must_use]
+    pub fn decide_with(&self, req: &Request, state: &State, record: Record) -> Decision {
+        crate::decide::decide(self, req, state, record, Walk::Compiled)
+    }
+
+    /// Decides with the reference interpreter in place of the tree walk: the oracle the tests
+    /// and benchmarks compare the compiler with. Never use it to serve decisions.
     #[must_use]
     pub fn decide_reference(&self, req: &Request, state: &State) -> Decision {
-        self.run(req, state, false, true)
+        crate::decide::decide(self, req, state, Record::Decision, Walk::Reference)
     }
-
-    fn run(&self, req: &Request, state: &State, explain: bool, reference: bool) -> Decision {
-        let (scope, feed) = match self.scope(&req.tenant, &req.application) {
-            Ok(s) => s,
-            Err(e) => return refuse(req, &self.hash, e),
-        };
-        let mut d = self.run_scope(scope, feed, req, state, explain, reference);
-        if !scope.report_only.is_empty() && d.report_only.is_empty() {
-            // The event was not evaluated against policies (a completion, or a refusal before
-            // evaluation): no report-only policy fired either.
-            let sc = Scope {
-                tenant: &scope.tenant,
-                policies: &scope.policies,
-                reads: &scope.reads,
-                hash: &self.hash,
-            };
-            report_only(&sc, req, state, None, &scope.report_only, &[], &[], &mut d);
-        }
-        d
-    }
-
-    fn run_scope(
-        &self,
-        scope: &CompiledScope,
-        feed: &ThreatFeed,
-        req: &Request,
-        state: &State,
-        explain: bool,
-        reference: bool,
-    ) -> Decision {
-        let t = &scope.tenant;
-        if let Event::StepUp { factor, success } = &req.event {
-            let mut d = complete(t, &self.hash, req, state, *factor, *success);
-            if explain {
-                let mut tr = Trace::default();
-                tr.notes.push(match d.kind {
-                    DecisionKind::Completed => format!("challenge completed with {factor}"),
-                    _ => format!(
-                        "challenge not completed: {}",
-                        d.message.clone().unwrap_or_default()
-                    ),
-                });
-                merge_note(&mut tr, &d);
-                d.trace = Some(tr);
-            }
-            return d;
-        }
-        let ids = Ids {
-            op: match &req.event {
-                Event::Operation { name, .. } => scope.op_ids.get(name.as_str()).copied(),
-                _ => None,
-            },
-            res: match &req.event {
-                Event::Access { resource, .. } => scope.res_ids.get(resource.as_str()).copied(),
-                _ => None,
-            },
-        };
-        match &req.event {
-            Event::Operation { name, .. } if ids.op.is_none() && !t.operations.is_empty() => {
-                return refuse(
-                    req,
-                    &self.hash,
-                    format!("operation `{name}` is not in tenant `{}`'s catalog", t.name),
-                );
-            }
-            Event::Access { resource, .. } if ids.res.is_none() && !t.resources.is_empty() => {
-                return refuse(
-                    req,
-                    &self.hash,
-                    format!(
-                        "resource class `{resource}` is not declared by tenant `{}`",
-                        t.name
-                    ),
-                );
-            }
-            _ => {}
-        }
-        if !state.session.established && !matches!(req.event, Event::SignIn { .. }) {
-            return refuse_unestablished(req, &self.hash);
-        }
-        let history = state.history.as_ref().ok();
-        let mut errors = Vec::new();
-        if let Err(e) = &state.history {
-            errors.push(format!(
-                "{e}: the signals that need it are unknown (fail closed)"
-            ));
-        }
-        let facts = Facts::new(
-            req,
-            t,
-            Signals::new(req.event.context(), history, &t.risk, feed, req.now),
-            history,
-        );
-        let sc = Scope {
-            tenant: t,
-            policies: &scope.policies,
-            reads: &scope.reads,
-            hash: &self.hash,
-        };
-        let is_report_only = |i: usize| scope.policies.get(i).is_some_and(|p| p.report_only);
-        // Report-only policies are evaluated with the others, but neither their firing nor
-        // their fail-closed notes reach the decision: they go to its report-only results.
-        let mut ro_fired = FiredBuf::new();
-        let mut ro_notes: Vec<(usize, String)> = Vec::new();
-        let mut d = if reference {
-            let mut fired = crate::reference::fired(&scope.policies, &facts, false);
-            for &i in &fired {
-                if let Some(p) = scope.policies.get(i)
-                    && crate::reference::eval(&p.condition, &facts, &mut None) == Tri::Unknown
-                {
-                    let mut why = Vec::new();
-                    crate::reference::unknown_reasons(&p.condition, &facts, &mut why);
-                    let note = fail_closed_note(&p.name, why);
-                    if p.report_only {
-                        ro_notes.push((i, note));
-                    } else {
-                        errors.push(note);
-                    }
-                }
-            }
-            fired.retain(|&i| {
-                if is_report_only(i) {
-                    ro_fired.push(i);
-                    false
-                } else {
-                    true
-                }
-            });
-            finish(&sc, req, state, &facts, &fired, errors, false)
-        } else {
-            let mut buf = FiredBuf::new();
-            let attrs = AttrTable::new(scope, &req.event);
-            for &i in candidates(scope, &req.event, ids) {
-                if let Some(e) = scope.exprs.get(i as usize) {
-                    let v = eval(e, &facts, ids, &attrs);
-                    let ro = is_report_only(i as usize);
-                    if v == Tri::Unknown {
-                        let mut why = Vec::new();
-                        unknown_reasons(e, &facts, ids, &attrs, &mut why);
-                        let name = scope.policies.get(i as usize).map_or("", |p| &p.name);
-                        let note = fail_closed_note(name, why);
-                        if ro {
-                            ro_notes.push((i as usize, note));
-                        } else {
-                            errors.push(note);
-                        }
-                    }
-                    if v.fires() {
-                        if ro {
-                            ro_fired.push(i as usize);
-                        } else {
-                            buf.push(i as usize);
-                        }
-                    }
-                }
-            }
-            finish(&sc, req, state, &facts, buf.as_slice(), errors, explain)
-        };
-        if !scope.report_only.is_empty() {
-            report_only(
-                &sc,
-                req,
-                state,
-                Some(&facts),
-                &scope.report_only,
-                ro_fired.as_slice(),
-                &ro_notes,
-                &mut d,
-            );
-        }
-        if explain {
-            let mut tr = Trace {
-                policies: crate::reference::trace(&scope.policies, &facts, false),
-                ..Trace::default()
-            };
-            for (i, p) in tr.policies.iter_mut().enumerate() {
-                if p.fired
-                    && let (Some(pol), Some(reads)) = (scope.policies.get(i), scope.reads.get(i))
-                {
-                    let (ok, why) = satisfied(pol, reads, t, req, &state.session);
-                    p.satisfied = Some(ok);
-                    p.why = Some(why.to_string());
-                }
-            }
-            merge_note(&mut tr, &d);
-            d.trace = Some(tr);
-        }
-        d
-    }
-}
-
-/// The note of a policy that fired because its condition could not be decided.
-fn fail_closed_note(policy: &str, mut why: Vec<String>) -> String {
-    why.sort();
-    why.dedup();
-    format!(
-        "policy `{policy}` fires because its condition cannot be decided (fail closed): {}",
-        why.join("; ")
-    )
 }
 
 /// How many times [`Engine::process`] decides a request whose commit conflicts with another

@@ -53,6 +53,22 @@ struct ScriptRun {
     reason: Option<String>,
 }
 
+thread_local! {
+    static SCRIPT_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many scripts this thread has run. Decisions run on the caller's thread, so a test can
+/// tell how often a decision ran its scripts.
+#[must_use]
+pub fn script_runs_on_this_thread() -> u64 {
+    SCRIPT_RUNS.with(std::cell::Cell::get)
+}
+
+fn run_script(s: &Script, ctx: Map) -> Result<bool, String> {
+    SCRIPT_RUNS.with(|n| n.set(n.get() + 1));
+    s.eval(ctx)
+}
+
 /// Facts about one event.
 pub struct Facts<'a> {
     /// The request.
@@ -201,7 +217,7 @@ impl Facts<'_> {
                 Tri::Unknown,
                 Some(format!("script {} not run: {why}", quote(&s.source))),
             ),
-            Ok(ctx) => match s.eval(ctx) {
+            Ok(ctx) => match run_script(s, ctx) {
                 Ok(b) => (Tri::from(b), None),
                 Err(e) => (
                     Tri::Unknown,

@@ -29,24 +29,31 @@
 //! assert_eq!((answer.status, answer.body["required_acr"].as_str()), (401, Some("aal2")));
 //! ```
 
-pub mod compile;
+// The public face: the engine and the compiled set, requests, decisions, state and stores,
+// the signals, and the HTTP contract. The compiler, the decision pipeline and the evaluators
+// are private: how a decision is made may change, what it is may not.
+mod compile;
 pub mod contract;
+mod decide;
 pub mod decision;
 pub mod engine;
-pub mod facts;
-pub mod finish;
-pub mod names;
-pub mod reference;
-pub mod request;
+mod facts;
+mod names;
+mod reference;
+mod request;
 pub mod risk;
 pub mod state;
 pub mod store;
-pub mod tree;
-pub mod tri;
+mod tree;
+mod tri;
 
-pub use decision::{AuditRecord, Decision, DecisionKind, ReportOnly, WouldBe};
-pub use engine::{CompiledSet, Engine, LoadError};
+pub use decide::{CHALLENGE_TTL_SECS, Record, refuse_for_store};
+pub use decision::{AuditRecord, Decision, DecisionKind, DenyReason, ReportOnly, WouldBe};
+pub use engine::{CompiledSet, Engine, LoadError, MAX_COMMIT_ATTEMPTS};
 pub use request::{Context, Event, Location, Request, Value};
 pub use state::{SessionState, State, UserHistory};
 pub use store::{MemoryStore, Store, StoreError};
 pub use tri::Tri;
+
+#[doc(hidden)]
+pub use facts::script_runs_on_this_thread;

@@ -24,12 +24,11 @@ pub struct AttrTable<'r>(pub [Option<&'r Value>; MAX_ATTR_SLOTS]);
 impl<'r> AttrTable<'r> {
     /// The table of an event (attributes exist on operations; the first of a name wins).
     #[must_use]
-    pub fn new(scope: &CompiledScope, event: &'r crate::request::Event) -> Self {
+    pub fn new(slots: &crate::names::NameMap<u8>, event: &'r crate::request::Event) -> Self {
         let mut t = AttrTable([None; MAX_ATTR_SLOTS]);
         if let crate::request::Event::Operation { attrs, .. } = event {
             for (k, v) in attrs {
-                if let Some(slot) = scope
-                    .attr_slots
+                if let Some(slot) = slots
                     .get(k.as_str())
                     .and_then(|s| t.0.get_mut(usize::from(*s)))
                     && slot.is_none()

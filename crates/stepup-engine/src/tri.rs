@@ -32,6 +32,24 @@ impl Tri {
             Tri::Unknown => Tri::Unknown,
         }
     }
+    /// Kleene conjunction: false wins, then unknown.
+    #[must_use]
+    pub const fn and(self, o: Tri) -> Tri {
+        match (self, o) {
+            (Tri::False, _) | (_, Tri::False) => Tri::False,
+            (Tri::Unknown, _) | (_, Tri::Unknown) => Tri::Unknown,
+            _ => Tri::True,
+        }
+    }
+    /// Kleene disjunction: true wins, then unknown.
+    #[must_use]
+    pub const fn or(self, o: Tri) -> Tri {
+        match (self, o) {
+            (Tri::True, _) | (_, Tri::True) => Tri::True,
+            (Tri::Unknown, _) | (_, Tri::Unknown) => Tri::Unknown,
+            _ => Tri::False,
+        }
+    }
     /// Whether a policy with this condition fires.
     #[must_use]
     pub const fn fires(self) -> bool {

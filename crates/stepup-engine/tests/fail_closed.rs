@@ -363,6 +363,39 @@ fn finding_5_an_every_time_grant_is_not_shared_across_applications() {
 }
 
 #[test]
+fn finding_5_an_every_time_grant_earned_without_the_value_it_binds_allows_nothing() {
+    // A payout without its amount fires `big_payouts` (unknown, fail closed). Completing that
+    // step-up cannot say which payout it was for, so its grant pays out no retry: not one
+    // without the amount, not one with a mistyped amount (found by the property test).
+    let text = r#"tenant acme {
+      operation payout sensitive
+      attribute amount: number
+      policy big_payouts "Confirm this payout." {
+        when operation == payout and amount > 1000 require aal2 every time
+      }
+    }"#;
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, text, "", &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    assert_eq!(kind(&s.op(10, "payout", vec![])), DecisionKind::StepUp);
+    assert_eq!(kind(&s.step_up(20, Factor::Totp)), DecisionKind::Completed);
+    assert_eq!(kind(&s.op(30, "payout", vec![])), DecisionKind::StepUp);
+    let mistyped = vec![("amount", Value::Str("5000".into()))];
+    assert_eq!(
+        kind(&s.op(40, "payout", mistyped.clone())),
+        DecisionKind::StepUp
+    );
+    assert_eq!(kind(&s.step_up(50, Factor::Totp)), DecisionKind::Completed);
+    assert_eq!(kind(&s.op(60, "payout", mistyped)), DecisionKind::StepUp);
+    // With its amount, the same policy's grant pays the retry it was earned for, once.
+    let pay = vec![("amount", Value::Number(5_000.0))];
+    assert_eq!(kind(&s.op(70, "payout", pay.clone())), DecisionKind::StepUp);
+    assert_eq!(kind(&s.step_up(80, Factor::Totp)), DecisionKind::Completed);
+    assert_eq!(kind(&s.op(90, "payout", pay.clone())), DecisionKind::Allow);
+    assert_eq!(kind(&s.op(100, "payout", pay)), DecisionKind::StepUp);
+}
+
+#[test]
 fn finding_6_a_session_whose_sign_in_was_never_allowed_is_refused() {
     let store = MemoryStore::new();
     let s = Sim::rules(

@@ -26,7 +26,7 @@ use stepup_core::{Aal, Factor, FactorSet, StrengthTable, Timestamp, Validity};
 use stepup_engine::contract::{ClaimMapping, Claims};
 use stepup_engine::decision::DenyReason;
 use stepup_engine::engine::MAX_COMMIT_ATTEMPTS;
-use stepup_engine::finish::refuse_for_store;
+use stepup_engine::refuse_for_store;
 use stepup_engine::state::{AuthEvent, Challenge, ChallengeState, HistoryUpdate};
 use stepup_engine::{
     CompiledSet, Context, Decision, DecisionKind, Event, Request, State, Store, StoreError,

@@ -79,6 +79,16 @@ pub struct CompiledScope {
     /// The report-only policies (indices into `policies`), sorted by name: evaluated with the
     /// others, reported, never enforced.
     pub report_only: Box<[u32]>,
+    /// What explanations walk, built on the first one.
+    trace: std::sync::OnceLock<crate::decide::TraceProgram>,
+}
+
+impl CompiledScope {
+    /// The conditions as written, for the traced walk of explanations.
+    pub(crate) fn trace_program(&self) -> &crate::decide::TraceProgram {
+        self.trace
+            .get_or_init(|| crate::decide::TraceProgram::build(self))
+    }
 }
 
 /// The request attributes a condition reads, in DSL comparisons and in scripts.
@@ -143,5 +153,6 @@ pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
         attr_slots: interner.attrs,
         index,
         report_only: report_only.into_iter().map(|(_, i)| i).collect(),
+        trace: std::sync::OnceLock::new(),
     }
 }

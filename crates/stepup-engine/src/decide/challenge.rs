@@ -1,0 +1,188 @@
+//! Step 4, challenge: a step-up issues a challenge; a `step_up` event completes the latest open
+//! one (SPEC §4 rules 6–7). A challenge carries what completing it teaches the history and the
+//! session, and what an `every time` grant it leaves is bound to.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use stepup_core::{Factor, FactorSet, Validity};
+use stepup_dsl::model::Tenant;
+
+use super::audit;
+use super::merge::{Merge, Merged, binding, elevation_secs, sorted_names};
+use crate::decision::{Decision, DecisionKind, audit_names};
+use crate::request::{Event, Request};
+use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, State};
+
+/// How long a challenge stays open.
+pub const CHALLENGE_TTL_SECS: i64 = 300;
+
+/// Makes `d` a step-up: a new challenge for the merged requirement, in the session to commit.
+pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merge<'_>, m: &Merged) {
+    let aal = m.requirement.aal;
+    let unsat: Vec<_> = merge.unsatisfied().collect();
+    let policies = sorted_names(unsat.iter().copied());
+    let message = unsat
+        .iter()
+        .find(|p| p.requirement.aal == aal)
+        .map_or(stepup_dsl::model::DEFAULT_MESSAGE, |p| {
+            p.message_or_default()
+        })
+        .to_string();
+    let mut s = state.session.clone();
+    s.seq += 1;
+    let id = challenge_id(&d.policy_set, req, s.seq);
+    // A new challenge supersedes open ones, but never the session's pending sign-in.
+    for c in &mut s.challenges {
+        if c.state == ChallengeState::Open && !c.sign_in {
+            c.state = ChallengeState::Closed;
+        }
+    }
+    // What completing it teaches: what allowing the event would have (a sign-in's device,
+    // country and place and its own authentication event; an access's first access).
+    let (pending_history, pending_auth) = super::allowed_effects(req);
+    let every_time: Vec<_> = merge
+        .judged
+        .iter()
+        .filter(|j| !j.satisfied && j.policy.requirement.validity == Validity::EveryTime)
+        .collect();
+    let bound: Vec<Box<str>> = every_time
+        .iter()
+        .flat_map(|j| j.reads.iter().cloned())
+        .collect();
+    s.challenges.push(Challenge {
+        id: id.clone(),
+        application: req.application.clone(),
+        sign_in: matches!(req.event, Event::SignIn { .. }),
+        binding: binding(req, &bound),
+        requirement: m.requirement,
+        eligible: m.eligible,
+        policies: policies.clone(),
+        every_time: sorted_names(every_time.iter().map(|j| j.policy)),
+        message: message.clone(),
+        issued_at: req.now,
+        expires_at: req.now.plus(CHALLENGE_TTL_SECS),
+        event_key: req.event.key(),
+        state: ChallengeState::Open,
+        pending_history,
+        pending_auth,
+    });
+    s.trim();
+    d.kind = DecisionKind::StepUp;
+    d.effects.session = Some(s);
+    d.message = Some(message);
+    d.challenge_id = Some(id);
+    audit::push(d, audit_names::INITIATED, req, policies, Some(aal));
+}
+
+fn challenge_id(hash: &str, req: &Request, seq: u64) -> String {
+    let mut h = Sha256::new();
+    for part in [hash, &req.tenant, &req.application, &req.user, &req.session] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update(seq.to_le_bytes());
+    h.update(req.now.0.to_le_bytes());
+    let digest = h.finalize();
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("ch_{hex}")
+}
+
+/// Completes the latest open challenge with `factor` (SPEC §4 rule 7): once, with an eligible
+/// enrolled factor, before it expires.
+#[must_use]
+pub(crate) fn complete(
+    tenant: &Tenant,
+    hash: &Arc<str>,
+    req: &Request,
+    state: &State,
+    factor: Factor,
+    success: bool,
+) -> Decision {
+    let session = &state.session;
+    let mut d = Decision::new(DecisionKind::Failed, Arc::clone(hash));
+    d.session_aal = session.aal(req.now, elevation_secs(tenant), &tenant.strengths);
+    let latest = session
+        .challenges
+        .iter()
+        .rposition(|c| c.state == ChallengeState::Open);
+    let Some((i, c)) = latest.and_then(|i| Some((i, session.challenges.get(i)?))) else {
+        d.message = Some("There is no open challenge to complete.".to_string());
+        push_completion(&mut d, audit_names::FAILED, req, factor, None);
+        return d;
+    };
+    d.challenge_id = Some(c.id.clone());
+    d.required = Some(c.requirement);
+    d.eligible = c.eligible;
+    d.fired = c.policies.clone();
+    let failure = if req.now >= c.expires_at {
+        Some("The challenge expired; try the action again.")
+    } else if !success {
+        Some("The factor could not be verified.")
+    } else if !req.enrolled.contains(factor) {
+        Some("That factor is not enrolled.")
+    } else if !c.eligible.contains(factor) {
+        Some("That factor cannot satisfy this challenge.")
+    } else {
+        None
+    };
+    let mut s = session.clone();
+    if let Some(slot) = s.challenges.get_mut(i) {
+        slot.state = if failure.is_some() {
+            ChallengeState::Closed
+        } else {
+            ChallengeState::Completed
+        };
+    }
+    if let Some(msg) = failure {
+        d.message = Some(msg.to_string());
+        d.effects.session = Some(s);
+        push_completion(&mut d, audit_names::FAILED, req, factor, Some(c));
+        return d;
+    }
+    d.kind = DecisionKind::Completed;
+    s.events.extend(c.pending_auth);
+    s.established |= c.sign_in;
+    s.events.push(AuthEvent {
+        at: req.now,
+        factors: FactorSet::one(factor),
+        cap: None,
+    });
+    if !c.every_time.is_empty() {
+        s.grants.retain(|g| g.expires_at > req.now);
+        s.grants.push(Grant {
+            challenge_id: c.id.clone(),
+            application: c.application.clone(),
+            binding: c.binding.clone(),
+            event_key: c.event_key.clone(),
+            policies: c.every_time.clone(),
+            expires_at: req.now.plus(CHALLENGE_TTL_SECS),
+        });
+    }
+    s.trim();
+    d.effects.session = Some(s);
+    d.effects.history = c.pending_history.clone();
+    d.message = Some(c.message.clone());
+    push_completion(&mut d, audit_names::COMPLETED, req, factor, Some(c));
+    d
+}
+
+/// The record of a completion: the factor and the challenge it answered.
+fn push_completion(
+    d: &mut Decision,
+    name: &'static str,
+    req: &Request,
+    factor: Factor,
+    c: Option<&Challenge>,
+) {
+    audit::push(
+        d,
+        name,
+        req,
+        c.map(|c| c.policies.clone()).unwrap_or_default(),
+        c.map(|c| c.requirement.aal),
+    );
+    if let Some(r) = d.audit.last_mut() {
+        r.factor = Some(factor);
+    }
+}

@@ -1,0 +1,221 @@
+//! Step 3, merge: which fired policies the session already satisfies (computed once, with its
+//! why), and the most restrictive requirement of the rest (SPEC §4 rules 3–5).
+
+use stepup_core::{Aal, FactorSet, Requirement, Validity};
+use stepup_dsl::model::{AttrType, Policy, Tenant};
+
+use crate::compile::CompiledScope;
+use crate::request::{Event, Request, Value};
+use crate::state::{AuthEvent, Binding, Grant, SessionState};
+
+/// A fired policy, with the request attributes it reads (what an `every time` grant is bound
+/// to) and whether the session satisfies it, and why.
+pub(crate) struct Judged<'s> {
+    /// Index into the scope's policies.
+    pub index: usize,
+    pub policy: &'s Policy,
+    pub reads: &'s [Box<str>],
+    pub satisfied: bool,
+    pub why: &'static str,
+}
+
+/// The fired policies, judged.
+pub(crate) struct Merge<'s> {
+    /// In the order they fired.
+    pub judged: Vec<Judged<'s>>,
+}
+
+/// The merged requirement of the unsatisfied policies.
+pub(crate) struct Merged {
+    pub requirement: Requirement,
+    /// No factor allowed by every policy reaches the AAL: unsatisfiable for everyone.
+    pub conflict: bool,
+    /// The allowed factors the user has enrolled.
+    pub eligible: FactorSet,
+}
+
+impl<'s> Merge<'s> {
+    /// Judges each fired policy against the session.
+    pub(crate) fn judge(
+        scope: &'s CompiledScope,
+        req: &Request,
+        session: &SessionState,
+        fired: &[usize],
+    ) -> Merge<'s> {
+        let judged = fired
+            .iter()
+            .filter_map(|&index| {
+                let policy = &**scope.policies.get(index)?;
+                let reads = &**scope.reads.get(index)?;
+                let (satisfied, why) = satisfied(policy, reads, &scope.tenant, req, session);
+                Some(Judged {
+                    index,
+                    policy,
+                    reads,
+                    satisfied,
+                    why,
+                })
+            })
+            .collect();
+        Merge { judged }
+    }
+
+    /// The fired policies the session satisfies.
+    pub(crate) fn satisfied(&self) -> impl Iterator<Item = &Judged<'s>> {
+        self.judged.iter().filter(|j| j.satisfied)
+    }
+
+    /// The fired policies it does not.
+    pub(crate) fn unsatisfied(&self) -> impl Iterator<Item = &'s Policy> + '_ {
+        self.judged
+            .iter()
+            .filter(|j| !j.satisfied)
+            .map(|j| j.policy)
+    }
+
+    /// The most restrictive requirement of the unsatisfied policies: the highest AAL, the
+    /// factors every one allows, the shortest validity.
+    pub(crate) fn most_restrictive(&self, tenant: &Tenant, enrolled: FactorSet) -> Merged {
+        let mut aal = Aal::Aal1;
+        let mut factors = FactorSet::ANY;
+        let mut validity = Validity::For(u64::MAX);
+        for p in self.unsatisfied() {
+            aal = aal.max(p.requirement.aal);
+            factors = factors.intersect(p.requirement.factors);
+            validity = validity.min(p.requirement.validity);
+        }
+        // The effective allowed factors: those allowed by every policy that can reach the AAL.
+        let factors = factors.intersect(tenant.strengths.reaching(aal));
+        Merged {
+            requirement: Requirement {
+                aal,
+                factors,
+                validity,
+            },
+            conflict: factors.is_empty(),
+            eligible: factors.intersect(enrolled),
+        }
+    }
+}
+
+/// The values of the attributes `names` on this request (what a grant is bound to).
+#[must_use]
+pub(crate) fn binding(req: &Request, names: &[Box<str>]) -> Binding {
+    let mut b: Binding = names
+        .iter()
+        .map(|n| (n.to_string(), req.event.attr(n).cloned()))
+        .collect();
+    b.sort_by(|x, y| x.0.cmp(&y.0));
+    b.dedup_by(|x, y| x.0 == y.0);
+    b
+}
+
+/// Whether `g` is an `every time` grant for `p` on this very request: same application, same
+/// operation, the same values of every attribute `p` reads, unexpired. A value that is absent,
+/// or not of its declared type, is unknown: a grant bound to it cannot say which request it
+/// was earned for (a payout without an amount), so it allows nothing (SPEC §10).
+pub(crate) fn grant_fits(
+    g: &Grant,
+    p: &Policy,
+    reads: &[Box<str>],
+    tenant: &Tenant,
+    req: &Request,
+    key: &str,
+) -> bool {
+    g.application == req.application
+        && g.event_key == key
+        && req.now < g.expires_at
+        && g.policies.contains(&p.name)
+        && reads.iter().all(|n| {
+            let Some(value) = req.event.attr(n).filter(|v| typed(tenant, n, v)) else {
+                return false;
+            };
+            g.binding
+                .iter()
+                .any(|(k, v)| k.as_str() == &**n && v.as_ref() == Some(value))
+        })
+}
+
+/// Whether `v` is of the type attribute `name` is declared with.
+fn typed(tenant: &Tenant, name: &str, v: &Value) -> bool {
+    matches!(
+        (tenant.attributes.get(name), v),
+        (Some(AttrType::Number), Value::Number(x)) if x.is_finite()
+    ) || matches!(
+        (tenant.attributes.get(name), v),
+        (Some(AttrType::String), Value::Str(_)) | (Some(AttrType::Bool), Value::Bool(_))
+    )
+}
+
+/// Whether the session satisfies `p` for this event, and why (for explanations). `reads`: the
+/// attributes `p` reads. A sign-in's own factors are an authentication event of that sign-in.
+pub(crate) fn satisfied(
+    p: &Policy,
+    reads: &[Box<str>],
+    tenant: &Tenant,
+    req: &Request,
+    session: &SessionState,
+) -> (bool, &'static str) {
+    let r = p.requirement;
+    match r.validity {
+        Validity::EveryTime => {
+            let key = req.event.key();
+            let ok = session
+                .grants
+                .iter()
+                .any(|g| grant_fits(g, p, reads, tenant, req, &key));
+            (
+                ok,
+                if ok {
+                    "the step-up its challenge caused allows this one retry"
+                } else {
+                    "`every time`: needs a step-up for this very operation"
+                },
+            )
+        }
+        Validity::For(max_age) => {
+            let mut proved = false;
+            let own = match &req.event {
+                Event::SignIn { factors, .. } => Some(AuthEvent {
+                    at: req.now,
+                    factors: *factors,
+                    cap: None,
+                }),
+                _ => None,
+            };
+            for e in session.events.iter().chain(own.as_ref()) {
+                if !e.proves(r.aal, r.factors, &tenant.strengths) {
+                    continue;
+                }
+                proved = true;
+                let age = req.now.since(e.at);
+                if age >= 0 && (age as u64) < max_age {
+                    return (true, "an authentication event proves it within max_age");
+                }
+            }
+            (
+                false,
+                if proved {
+                    "the proof is older than max_age"
+                } else {
+                    "no authentication event proves this AAL with an allowed factor"
+                },
+            )
+        }
+    }
+}
+
+/// How long a completed step-up elevates the session (the tenant's default validity).
+pub(crate) fn elevation_secs(t: &Tenant) -> u64 {
+    match t.default_validity {
+        Validity::For(s) => s,
+        Validity::EveryTime => 0,
+    }
+}
+
+/// Policy names, sorted.
+pub(crate) fn sorted_names<'p>(it: impl Iterator<Item = &'p Policy>) -> Vec<String> {
+    let mut v: Vec<String> = it.map(|p| p.name.clone()).collect();
+    v.sort();
+    v
+}

@@ -1,0 +1,312 @@
+//! How one request is decided: one pipeline, one module per step.
+//!
+//! ```text
+//! route ──▶ refuse                                    (route.rs)
+//!       ──▶ complete the latest open challenge        (challenge.rs)
+//!       ──▶ fire ──▶ merge ──▶ allow | deny | challenge ──▶ audit
+//!          (fire.rs) (merge.rs)                (challenge.rs) (audit.rs)
+//!           └──▶ report-only results                  (report_only.rs)
+//! ```
+//!
+//! Deciding is pure: the decision carries its effects, which [`crate::Engine::process`]
+//! commits. What is recorded beyond the decision is chosen by [`Record`]; an explanation is the
+//! record of the walk that decided, not a second evaluation.
+
+mod audit;
+mod challenge;
+mod fire;
+mod merge;
+mod report_only;
+mod route;
+
+use std::sync::Arc;
+
+use stepup_core::{Aal, FactorSet, Validity};
+use stepup_dsl::model::Tenant;
+
+pub use audit::refuse_for_store;
+pub use challenge::CHALLENGE_TTL_SECS;
+pub(crate) use fire::{TraceProgram, Walk};
+
+use crate::compile::CompiledScope;
+use crate::decision::{Decision, DecisionKind, DenyReason, Trace, audit_names, factors_label};
+use crate::engine::CompiledSet;
+use crate::facts::Facts;
+use crate::request::{Event, Request};
+use crate::risk::{Signals, ThreatFeed};
+use crate::state::{AuthEvent, HistoryUpdate, LastSignIn, State};
+use crate::tree::Ids;
+use merge::{Merge, elevation_secs, grant_fits, sorted_names};
+use route::Route;
+
+/// What a decision records beyond the decision itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Record {
+    /// The decision, its audit records and effects (what services need).
+    #[default]
+    Decision,
+    /// Also the explanation: every policy with every predicate's value, whether the session
+    /// satisfied it and why, and how the requirement was merged.
+    Explanation,
+}
+
+/// Decides `req` on `state` with `set`.
+pub(crate) fn decide(
+    set: &CompiledSet,
+    req: &Request,
+    state: &State,
+    record: Record,
+    walk: Walk,
+) -> Decision {
+    let explain = record == Record::Explanation;
+    let walk = if explain && walk == Walk::Compiled {
+        Walk::Traced
+    } else {
+        walk
+    };
+    match route::route(set, req, state) {
+        Route::Refuse {
+            scope,
+            mut decision,
+        } => {
+            if let Some(scope) = scope {
+                not_evaluated(&mut decision, scope, req, state);
+            }
+            *decision
+        }
+        Route::Complete {
+            scope,
+            factor,
+            success,
+        } => {
+            let mut d = challenge::complete(&scope.tenant, set.hash(), req, state, factor, success);
+            not_evaluated(&mut d, scope, req, state);
+            if explain {
+                let mut tr = Trace::default();
+                tr.notes.push(match d.kind {
+                    DecisionKind::Completed => format!("challenge completed with {factor}"),
+                    _ => format!(
+                        "challenge not completed: {}",
+                        d.message.clone().unwrap_or_default()
+                    ),
+                });
+                merge_note(&mut tr, &d);
+                d.trace = Some(tr);
+            }
+            d
+        }
+        Route::Evaluate { scope, feed, ids } => {
+            evaluate(set.hash(), scope, feed, ids, req, state, explain, walk)
+        }
+    }
+}
+
+/// The report-only results of an event that was not evaluated against policies: none fired.
+fn not_evaluated(d: &mut Decision, scope: &CompiledScope, req: &Request, state: &State) {
+    if !scope.report_only.is_empty() {
+        report_only::report(d, scope, req, state, None, &[], &[]);
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the route's findings and the request, passed down the pipeline"
+)]
+fn evaluate(
+    hash: &Arc<str>,
+    scope: &CompiledScope,
+    feed: &ThreatFeed,
+    ids: Ids,
+    req: &Request,
+    state: &State,
+    explain: bool,
+    walk: Walk,
+) -> Decision {
+    let t = &scope.tenant;
+    let history = state.history.as_ref().ok();
+    let mut d = Decision::new(DecisionKind::Allow, Arc::clone(hash));
+    if let Err(e) = &state.history {
+        d.errors.push(format!(
+            "{e}: the signals that need it are unknown (fail closed)"
+        ));
+    }
+    let facts = Facts::new(
+        req,
+        t,
+        Signals::new(req.event.context(), history, &t.risk, feed, req.now),
+        history,
+    );
+    // Step 2: fire.
+    let fired = fire::fire(walk, scope, &facts, ids);
+    d.errors.extend(fired.notes.iter().cloned());
+    // Step 3: merge.
+    let merge = Merge::judge(scope, req, &state.session, fired.enforced.as_slice());
+    if explain || !merge.judged.is_empty() {
+        d.session_aal = state.session.aal(req.now, elevation_secs(t), &t.strengths);
+        d.risk = Some(facts.signals.breakdown());
+    }
+    d.fired = sorted_names(merge.judged.iter().map(|j| j.policy));
+    d.satisfied = sorted_names(merge.satisfied().map(|j| j.policy));
+    if merge.unsatisfied().next().is_none() {
+        allow(&mut d, t, req, state, &merge);
+    } else {
+        let m = merge.most_restrictive(t, req.enrolled);
+        d.required = Some(m.requirement);
+        d.eligible = m.eligible;
+        if m.conflict || m.eligible.is_empty() {
+            // Step 5 for a refusal: nobody (conflict) or not this user can step up.
+            let policies = sorted_names(merge.unsatisfied());
+            let aal = m.requirement.aal;
+            d.kind = DecisionKind::Deny;
+            d.deny = Some(if m.conflict {
+                DenyReason::Conflict
+            } else {
+                DenyReason::StrongerFactorRequired
+            });
+            d.message = Some(deny_message(
+                m.conflict,
+                &policies,
+                aal,
+                m.requirement.factors,
+            ));
+            audit::push(&mut d, audit_names::DENIED, req, policies, Some(aal));
+        } else {
+            // Step 4.
+            challenge::issue(&mut d, req, state, &merge, &m);
+        }
+    }
+    if !scope.report_only.is_empty() {
+        report_only::report(
+            &mut d,
+            scope,
+            req,
+            state,
+            Some(&facts),
+            fired.report_only.as_slice(),
+            &fired.report_only_notes,
+        );
+    }
+    if explain {
+        let mut tr = Trace {
+            policies: fired.trace.unwrap_or_default(),
+            ..Trace::default()
+        };
+        for j in &merge.judged {
+            if let Some(p) = tr.policies.get_mut(j.index) {
+                p.satisfied = Some(j.satisfied);
+                p.why = Some(j.why.to_string());
+            }
+        }
+        merge_note(&mut tr, &d);
+        d.trace = Some(tr);
+    }
+    d
+}
+
+/// Makes `d` an allow: nothing fired, or the session satisfies everything that did. An allow
+/// teaches the history and the session what the event proved, and spends the `every time`
+/// grants it used.
+fn allow(d: &mut Decision, tenant: &Tenant, req: &Request, state: &State, merge: &Merge<'_>) {
+    let (history, auth) = allowed_effects(req);
+    let used: Vec<_> = merge
+        .satisfied()
+        .filter(|j| j.policy.requirement.validity == Validity::EveryTime)
+        .collect();
+    if !merge.judged.is_empty() {
+        let aal = merge
+            .satisfied()
+            .map(|j| j.policy.requirement.aal)
+            .max()
+            .unwrap_or(Aal::Aal1);
+        audit::push(d, audit_names::SKIPPED, req, d.fired.clone(), Some(aal));
+    }
+    if auth.is_some() || !used.is_empty() {
+        let mut s = state.session.clone();
+        s.events.extend(auth);
+        s.established |= auth.is_some();
+        // One retry: the grants this request fits are used up.
+        let key = if used.is_empty() {
+            String::new()
+        } else {
+            req.event.key()
+        };
+        s.grants.retain(|g| {
+            !used
+                .iter()
+                .any(|j| grant_fits(g, j.policy, j.reads, tenant, req, &key))
+        });
+        s.trim();
+        d.effects.session = Some(s);
+    }
+    d.effects.history = history;
+}
+
+/// What an allowed event teaches the history and the session.
+pub(crate) fn allowed_effects(req: &Request) -> (Option<HistoryUpdate>, Option<AuthEvent>) {
+    match &req.event {
+        Event::SignIn { context, factors } => (
+            Some(HistoryUpdate {
+                device: context.device.clone(),
+                country: context.country.clone().map(|c| (c, req.now)),
+                // Only a located sign-in moves the impossible-travel reference.
+                last_sign_in: context.location.map(|location| LastSignIn {
+                    at: req.now,
+                    country: context.country.clone(),
+                    location: Some(location),
+                }),
+                access: None,
+            }),
+            Some(AuthEvent {
+                at: req.now,
+                factors: *factors,
+                cap: None,
+            }),
+        ),
+        Event::Access { resource, .. } => (
+            Some(HistoryUpdate {
+                access: Some((resource.clone(), req.now)),
+                ..HistoryUpdate::default()
+            }),
+            None,
+        ),
+        Event::Operation { .. } | Event::StepUp { .. } => (None, None),
+    }
+}
+
+/// The message of a deny: a conflict names the policies, a missing factor names the factors.
+fn deny_message(conflict: bool, policies: &[String], aal: Aal, factors: FactorSet) -> String {
+    if conflict {
+        format!(
+            "These policies cannot be satisfied together: {} allow no factor that reaches {aal}.",
+            policies.join(", ")
+        )
+    } else {
+        format!(
+            "This operation requires a stronger factor. Set up {} to proceed.",
+            factors_label(factors)
+        )
+    }
+}
+
+/// The explanation's merge line and notes.
+fn merge_note(trace: &mut Trace, d: &Decision) {
+    trace.merge = d.required.map(|r| {
+        format!(
+            "most restrictive of [{}]: {} factor {} {}",
+            if d.kind == DecisionKind::Completed {
+                d.fired.join(", ")
+            } else {
+                d.fired
+                    .iter()
+                    .filter(|n| !d.satisfied.contains(n))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            r.aal,
+            r.factors,
+            r.validity
+        )
+    });
+    trace.notes.extend(d.errors.iter().cloned());
+}

@@ -1,0 +1,125 @@
+//! The decision pipeline (issue 15): an explanation is the record of the walk that decided —
+//! not a second evaluation — and the explained decision is the decision.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests: a failed assertion is the report"
+)]
+
+use stepup_core::{Factor, FactorSet, Timestamp};
+use stepup_engine::{
+    CompiledSet, Decision, DecisionKind, Event, Record, Request, State, Tri, Value,
+    script_runs_on_this_thread,
+};
+
+const RULES: &str = r#"tenant acme {
+  operation payout sensitive
+  operation view_profile routine
+  attribute amount: number
+  policy big "Confirm this transfer." {
+    when operation == payout and script "ctx.amount > 10000"
+    require aal2
+  }
+  policy broken "Confirm it's you." {
+    when operation == payout and script "ctx.amount / 0 > 1"
+    require aal2
+  }
+  policy routine_guard "Confirm it's you." { when operation == view_profile and risk >= 90 require aal2 }
+}"#;
+
+fn payout(amount: f64) -> Request {
+    Request {
+        tenant: "acme".into(),
+        application: String::new(),
+        user: "alice".into(),
+        enrolled: [Factor::Password, Factor::Totp]
+            .into_iter()
+            .collect::<FactorSet>(),
+        session: "s1".into(),
+        now: Timestamp(1_800_000_000),
+        event: Event::Operation {
+            name: "payout".into(),
+            attrs: vec![("amount".into(), Value::Number(amount))],
+            context: None,
+        },
+    }
+}
+
+/// Runs `f` and returns how many scripts it ran.
+fn runs(f: impl FnOnce() -> Decision) -> (Decision, u64) {
+    let before = script_runs_on_this_thread();
+    let d = f();
+    (d, script_runs_on_this_thread() - before)
+}
+
+fn without_trace(mut d: Decision) -> Decision {
+    d.trace = None;
+    d.risk = None;
+    d.session_aal = None;
+    d
+}
+
+#[test]
+fn a_traced_decision_runs_each_script_once_and_notes_a_failure_once() {
+    let set = CompiledSet::from_text("acme.policy", RULES).unwrap();
+    let state = State::established();
+    let (plain, n_plain) = runs(|| set.decide(&payout(20_000.0), &state, false));
+    let (traced, n_traced) =
+        runs(|| set.decide_with(&payout(20_000.0), &state, Record::Explanation));
+    assert_eq!(n_plain, 2, "two scripted policies, two runs");
+    assert_eq!(n_traced, 2, "the explanation re-ran a script");
+    assert_eq!(traced.kind, DecisionKind::StepUp);
+    // The failing script is noted once, in the decision, the audit record and the trace.
+    let broken = |v: &[String]| v.iter().filter(|e| e.contains("`broken`")).count();
+    assert_eq!(broken(&traced.errors), 1, "{:?}", traced.errors);
+    assert_eq!(broken(&traced.audit[0].errors), 1);
+    let tr = traced.trace.clone().unwrap();
+    assert_eq!(broken(&tr.notes), 1, "{:?}", tr.notes);
+    // The explained decision is the decision.
+    assert_eq!(without_trace(traced), without_trace(plain));
+}
+
+#[test]
+fn the_trace_records_every_policy_leaf_for_leaf_as_written() {
+    let set = CompiledSet::from_text("acme.policy", RULES).unwrap();
+    let d = set.decide(&payout(500.0), &State::established(), true);
+    let tr = d.trace.unwrap();
+    let names: Vec<&str> = tr.policies.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["big", "broken", "routine_guard"]);
+    let big = &tr.policies[0];
+    assert_eq!(big.condition, Tri::False);
+    let leaves: Vec<(&str, Tri)> = big
+        .predicates
+        .iter()
+        .map(|p| (p.predicate.as_str(), p.value))
+        .collect();
+    assert_eq!(
+        leaves,
+        [
+            ("operation == payout", Tri::True),
+            ("script \"ctx.amount > 10000\"", Tri::False)
+        ]
+    );
+    // A policy the index never offers this event is still shown, with why it did not fire.
+    let guard = &tr.policies[2];
+    assert!(!guard.fired);
+    assert_eq!(guard.predicates[0].predicate, "operation == view_profile");
+    assert_eq!(guard.predicates[0].value, Tri::False);
+    // The unknown script fired its policy and says why on its leaf.
+    let broken = &tr.policies[1];
+    assert_eq!(broken.condition, Tri::Unknown);
+    assert!(broken.fired);
+    assert!(
+        broken.predicates[1]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("failed")
+    );
+    assert_eq!(broken.satisfied, Some(false));
+    assert!(broken.why.is_some());
+}
