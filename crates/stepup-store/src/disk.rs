@@ -1,8 +1,14 @@
 //! The embedded default: redb, one file, ACID transactions, crash-safe commits, no server. A
 //! commit is one write transaction: the session's version is compared and the session and the
 //! history written in it, so two processes sharing the file cannot both spend one challenge.
+//!
+//! A write that fails with an I/O error (a full disk) leaves redb refusing every later
+//! transaction until the file is opened again; the store then closes and reopens it on the
+//! next call, so it recovers by itself when the disk has room again (until then every call
+//! fails, and decisions fail closed).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use stepup_engine::state::{HistoryUpdate, SessionState, UserHistory};
@@ -14,7 +20,9 @@ const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 
 /// A store in one redb file.
 pub struct DiskStore {
-    db: Database,
+    /// `None` only while it is being reopened, or when reopening failed.
+    db: RwLock<Option<Database>>,
+    path: PathBuf,
 }
 
 impl std::fmt::Debug for DiskStore {
@@ -25,6 +33,22 @@ impl std::fmt::Debug for DiskStore {
 
 fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// Whether redb refuses because an earlier write failed (`StorageError::PreviousIo`): only
+/// closing and reopening the file clears it.
+fn needs_reopen(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(m) if m.contains("Previous I/O error"))
+}
+
+fn open_db(path: &Path) -> Result<Database, StoreError> {
+    let db = Database::create(path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open `{}`: {e}", path.display())))?;
+    let txn = db.begin_write().map_err(err)?;
+    txn.open_table(HISTORY).map_err(err)?;
+    txn.open_table(SESSIONS).map_err(err)?;
+    txn.commit().map_err(err)?;
+    Ok(db)
 }
 
 /// An unambiguous key for any tenant, user and session strings.
@@ -51,14 +75,38 @@ impl DiskStore {
         {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let db = Database::create(path).map_err(|e| {
-            StoreError::Unavailable(format!("cannot open `{}`: {e}", path.display()))
-        })?;
-        let txn = db.begin_write().map_err(err)?;
-        txn.open_table(HISTORY).map_err(err)?;
-        txn.open_table(SESSIONS).map_err(err)?;
-        txn.commit().map_err(err)?;
-        Ok(DiskStore { db })
+        Ok(DiskStore {
+            db: RwLock::new(Some(open_db(path)?)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Runs `f` on the database; when redb refuses because of an earlier I/O error, closes and
+    /// reopens the file and runs `f` once more.
+    fn with_db<T>(&self, f: impl Fn(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let lock = || StoreError::Unavailable("disk store lock poisoned".into());
+        let first = {
+            let g = self.db.read().map_err(|_| lock())?;
+            match g.as_ref() {
+                Some(db) => f(db),
+                None => Err(StoreError::Unavailable(
+                    "Previous I/O error: reopening".into(),
+                )),
+            }
+        };
+        match first {
+            Err(e) if needs_reopen(&e) => {
+                let mut g = self.db.write().map_err(|_| lock())?;
+                // redb holds the file exclusively: the old handle goes before the new one opens.
+                drop(g.take());
+                *g = Some(open_db(&self.path)?);
+                match g.as_ref() {
+                    Some(db) => f(db),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -69,7 +117,42 @@ impl Store for DiskStore {
         user: &str,
         session: &str,
     ) -> Result<(UserHistory, SessionState), StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        self.with_db(|db| load(db, tenant, user, session))
+    }
+
+    fn commit(
+        &self,
+        tenant: &str,
+        user: &str,
+        session: &str,
+        state: Option<&SessionState>,
+        update: Option<&HistoryUpdate>,
+    ) -> Result<(), StoreError> {
+        self.with_db(|db| commit(db, tenant, user, session, state, update))
+    }
+
+    fn put_history(
+        &self,
+        tenant: &str,
+        user: &str,
+        history: &UserHistory,
+    ) -> Result<(), StoreError> {
+        self.with_db(|db| put_history(db, tenant, user, history))
+    }
+
+    fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
+        self.with_db(|db| reset_session(db, tenant, user, session))
+    }
+}
+
+fn load(
+    db: &Database,
+    tenant: &str,
+    user: &str,
+    session: &str,
+) -> Result<(UserHistory, SessionState), StoreError> {
+    {
+        let txn = db.begin_read().map_err(err)?;
         let h = txn.open_table(HISTORY).map_err(err)?;
         let s = txn.open_table(SESSIONS).map_err(err)?;
         let history = match h.get(key(&[tenant, user]).as_str()).map_err(err)? {
@@ -82,16 +165,18 @@ impl Store for DiskStore {
         };
         Ok((history, state))
     }
+}
 
-    fn commit(
-        &self,
-        tenant: &str,
-        user: &str,
-        session: &str,
-        state: Option<&SessionState>,
-        update: Option<&HistoryUpdate>,
-    ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(err)?;
+fn commit(
+    db: &Database,
+    tenant: &str,
+    user: &str,
+    session: &str,
+    state: Option<&SessionState>,
+    update: Option<&HistoryUpdate>,
+) -> Result<(), StoreError> {
+    {
+        let txn = db.begin_write().map_err(err)?;
         {
             let sk = key(&[tenant, user, session]);
             if let Some(st) = state {
@@ -122,14 +207,16 @@ impl Store for DiskStore {
         // Dropping an uncommitted transaction aborts it: an error above writes nothing.
         txn.commit().map_err(err)
     }
+}
 
-    fn put_history(
-        &self,
-        tenant: &str,
-        user: &str,
-        history: &UserHistory,
-    ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(err)?;
+fn put_history(
+    db: &Database,
+    tenant: &str,
+    user: &str,
+    history: &UserHistory,
+) -> Result<(), StoreError> {
+    {
+        let txn = db.begin_write().map_err(err)?;
         {
             let mut h = txn.open_table(HISTORY).map_err(err)?;
             h.insert(key(&[tenant, user]).as_str(), encode(history)?.as_slice())
@@ -137,9 +224,11 @@ impl Store for DiskStore {
         }
         txn.commit().map_err(err)
     }
+}
 
-    fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(err)?;
+fn reset_session(db: &Database, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
+    {
+        let txn = db.begin_write().map_err(err)?;
         {
             let mut s = txn.open_table(SESSIONS).map_err(err)?;
             let k = key(&[tenant, user, session]);
