@@ -276,6 +276,13 @@ pub fn policy_text(data: &[u8]) -> Outcome {
     {
         return Ok(());
     }
+    if let Ok(once) = stepup_dsl::format_text("fuzz.policy", text)
+        && has_word(&once, "inf")
+        && !has_word(text, "inf")
+    {
+        // The same bug where another error hides E018 (the attribute's type is unknown).
+        return Ok(());
+    }
     match stepup_dsl::parse_text("fuzz.policy", text) {
         Err(diags) => {
             if !diags.iter().any(stepup_dsl::Diagnostic::is_error) {
@@ -334,6 +341,16 @@ pub fn policy_text(data: &[u8]) -> Outcome {
         probe(T, &set)?;
     }
     Ok(())
+}
+
+/// Whether `word` occurs in `text` as a whole word.
+fn has_word(text: &str, word: &str) -> bool {
+    text.match_indices(word).any(|(i, _)| {
+        let before = text.get(..i).and_then(|t| t.chars().last());
+        let after = text.get(i + word.len()..).and_then(|t| t.chars().next());
+        let part = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !part(before) && !part(after)
+    })
 }
 
 /// The diagnostic code of the open formatter bug the round-trip check steps around: a

@@ -387,7 +387,10 @@ pub fn resolve_time(text: &str, previous: Option<Timestamp>) -> Result<Timestamp
         let prev = previous.ok_or_else(|| {
             format!("`{text}` is relative, but it is the first event: give an absolute time")
         })?;
-        let (n, unit) = rel.split_at(rel.len().saturating_sub(1));
+        // The unit is the last character (split at a character boundary: `+ώ` is an error,
+        // not a panic).
+        let cut = rel.char_indices().last().map_or(0, |(i, _)| i);
+        let (n, unit) = rel.split_at(cut);
         let mult = match unit {
             "s" => 1,
             "m" => 60,
