@@ -20,17 +20,31 @@ use crate::store::{Store, StoreError};
 /// Why a policy set could not be loaded.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
-    /// The rules have errors (rendered diagnostics inside).
-    #[error("the rules have {count} error(s):\n{rendered}")]
-    Rules {
-        /// Number of errors.
-        count: usize,
-        /// The diagnostics, rendered in plain text.
-        rendered: String,
-    },
-    /// The rules cannot be read.
+    /// The rules have errors. The load is kept whole: every diagnostic (errors and warnings,
+    /// spanned in the files as read), to render or to show one by one.
+    #[error(
+        "the rules have {} error(s):\n{}",
+        .0.error_count(),
+        stepup_dsl::diag::render_all(&.0.diagnostics, false)
+    )]
+    Rules(Box<stepup_dsl::Loaded>),
+    /// The rules cannot be read (a missing or unreadable file or directory).
     #[error("{0}")]
     Io(String),
+    /// A (tenant, application) scope of a checked set cannot be resolved.
+    #[error("{0}")]
+    Scope(String),
+}
+
+impl LoadError {
+    /// The diagnostics of rules with errors (none for the other kinds).
+    #[must_use]
+    pub fn diagnostics(&self) -> &[stepup_dsl::Diagnostic] {
+        match self {
+            LoadError::Rules(l) => &l.diagnostics,
+            LoadError::Io(_) | LoadError::Scope(_) => &[],
+        }
+    }
 }
 
 struct TenantScopes {
@@ -47,6 +61,7 @@ pub struct CompiledSet {
     hash: Arc<str>,
     /// Malformed threat-feed lines (skipped), as the checker found them.
     pub feed_warnings: Vec<FeedWarning>,
+    history_window_secs: u64,
 }
 
 impl std::fmt::Debug for CompiledSet {
@@ -71,7 +86,7 @@ impl CompiledSet {
             let base = model
                 .resolve(name, "")
                 .map(|r| compile_scope(&r))
-                .map_err(|e| LoadError::Io(e.to_string()))?;
+                .map_err(|e| LoadError::Scope(e.to_string()))?;
             tenants.insert(
                 name.clone(),
                 TenantScopes {
@@ -85,17 +100,19 @@ impl CompiledSet {
             let scope = model
                 .resolve(t, a)
                 .map(|r| compile_scope(&r))
-                .map_err(|e| LoadError::Io(e.to_string()))?;
+                .map_err(|e| LoadError::Scope(e.to_string()))?;
             if let Some(ts) = tenants.get_mut(t) {
                 ts.apps.insert(a.clone(), scope);
             }
         }
         let hash: Arc<str> = Arc::from(model.hash.as_str());
+        let history_window_secs = history_window_secs(&model);
         Ok(CompiledSet {
             model: Arc::new(model),
             tenants,
             hash,
             feed_warnings,
+            history_window_secs,
         })
     }
 
@@ -118,14 +135,24 @@ impl CompiledSet {
         )]))
     }
 
-    fn from_loaded(loaded: stepup_dsl::Loaded) -> Result<CompiledSet, LoadError> {
+    /// Compiles what [`stepup_dsl::load_sources`] or [`stepup_dsl::load_paths`] loaded: the one
+    /// load pipeline of the CLI, the studio and services' reloads.
+    ///
+    /// # Errors
+    /// [`LoadError::Rules`] with the load's diagnostics when a file has an error.
+    pub fn from_loaded(loaded: stepup_dsl::Loaded) -> Result<CompiledSet, LoadError> {
         match loaded.set {
             Some(set) => Self::compile(set),
-            None => Err(LoadError::Rules {
-                count: loaded.error_count(),
-                rendered: stepup_dsl::diag::render_all(&loaded.diagnostics, false),
-            }),
+            None => Err(LoadError::Rules(Box::new(loaded))),
         }
+    }
+
+    /// How far back the policies read a user's history: the longest window of any signal or
+    /// first access, and at least 90 days (the default new-country window). History older than
+    /// this may expire from a store.
+    #[must_use]
+    pub fn history_window_secs(&self) -> u64 {
+        self.history_window_secs
     }
 
     /// The policy set's hash.
@@ -177,6 +204,24 @@ impl CompiledSet {
     pub fn decide_reference(&self, req: &Request, state: &State) -> Decision {
         crate::decide::decide(self, req, state, Record::Decision, Walk::Reference)
     }
+}
+
+/// The longest history window the policies of `model` read, in seconds (at least 90 days).
+fn history_window_secs(model: &PolicySet) -> u64 {
+    use stepup_dsl::model::Cond;
+    let mut days: u64 = 90;
+    let tenants = model.tenants.values().flat_map(|t| t.policies.iter());
+    let applications = model.applications.values().flat_map(|a| a.policies.iter());
+    for p in tenants.chain(applications) {
+        p.condition.for_each_leaf(&mut |c| match c {
+            Cond::Signal(_, d) | Cond::FirstAccess(_, Some(d)) => {
+                days = days.max(u64::from(*d));
+            }
+            Cond::FirstAccess(_, None) => days = days.max(400),
+            _ => {}
+        });
+    }
+    days * 86_400
 }
 
 /// How many times [`Engine::process`] decides a request whose commit conflicts with another

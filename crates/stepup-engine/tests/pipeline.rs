@@ -123,3 +123,34 @@ fn the_trace_records_every_policy_leaf_for_leaf_as_written() {
     assert_eq!(broken.satisfied, Some(false));
     assert!(broken.why.is_some());
 }
+
+#[test]
+fn rules_with_errors_come_back_as_their_diagnostics() {
+    let err = CompiledSet::from_text(
+        "bad.policy",
+        "tenant acme { policy p { when risk >= 70 require aal9 } }",
+    )
+    .unwrap_err();
+    let stepup_engine::LoadError::Rules(loaded) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(loaded.error_count(), 1);
+    let d = &err.diagnostics()[0];
+    assert!(d.is_error());
+    assert_eq!(d.file.name, "bad.policy");
+    // Display is the rendered diagnostics, as the CLI prints them.
+    assert!(err.to_string().contains("bad.policy:1:"), "{err}");
+}
+
+#[test]
+fn the_history_window_is_the_longest_any_policy_reads_applications_included() {
+    let short = r#"tenant acme { operation x sensitive
+      policy p { when new_country(30d) require aal2 } }"#;
+    let set = CompiledSet::from_text("a.policy", short).unwrap();
+    assert_eq!(set.history_window_secs(), 90 * 86_400, "at least 90 days");
+    let app = r#"tenant acme { operation x sensitive resource payments
+      policy p { when new_country(30d) require aal2 } }
+      application books of acme { policy q { when first_access(payments, 200d) require aal2 } }"#;
+    let set = CompiledSet::from_text("a.policy", app).unwrap();
+    assert_eq!(set.history_window_secs(), 200 * 86_400);
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use stepup_core::{Factor, Timestamp};
 use stepup_decisionlog::{Backtest, BacktestReport};
-use stepup_engine::{AuditRecord, CompiledSet, Engine, MemoryStore};
+use stepup_engine::{AuditRecord, CompiledSet, Engine, LoadError, MemoryStore};
 use stepup_replay::run::Loaded;
 use stepup_replay::scenario::EventSpec;
 use stepup_replay::stats::{self, Stats};
@@ -287,12 +287,12 @@ fn compile_sources(sources: &[stepup_dsl::Source]) -> (Result<Arc<Engine>, Strin
             }
         })
         .collect();
-    let engine = match loaded.set {
-        Some(set) => CompiledSet::compile(set)
-            .map(|c| Arc::new(Engine::new(c)))
-            .map_err(|e| e.to_string()),
-        None => Err(format!("{} error(s)", loaded.error_count())),
-    };
+    let engine = CompiledSet::from_loaded(loaded)
+        .map(|c| Arc::new(Engine::new(c)))
+        .map_err(|e| match e {
+            LoadError::Rules(l) => format!("{} error(s)", l.error_count()),
+            other => other.to_string(),
+        });
     (engine, diags)
 }
 
