@@ -29,9 +29,9 @@ use tokio::time::Instant;
 use crate::audit::AuditSink;
 use crate::client::{TrustedProxies, client_ip, device};
 use crate::decision_log::DecisionLog;
-use stepup_geoip::{GeoIp, Place};
 use crate::session;
-use crate::token::TokenVerifier;
+use crate::token::{AccessClaims, TokenVerifier, VerifiedTokens};
+use stepup_geoip::{GeoIp, Place};
 
 /// Largest request body read to find attributes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -102,6 +102,10 @@ pub struct Shared {
     geoip: Option<Arc<GeoIp>>,
     body_timeout: Duration,
     decision_log: Option<Arc<DecisionLog>>,
+    /// Tokens already verified by `verifier` (the clock is checked on every request).
+    verified: Arc<VerifiedTokens>,
+    /// The store answers from memory, without I/O: decide on the async worker.
+    inline_store: bool,
 }
 
 /// The step-up enforcer of one service.
@@ -136,6 +140,8 @@ impl StepUp {
             geoip: None,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             decision_log: None,
+            verified: Arc::new(VerifiedTokens::new()),
+            inline_store: false,
         }))
     }
 
@@ -183,6 +189,16 @@ impl StepUp {
         self.with(|s| s.decision_log = Some(log))
     }
 
+    /// Says the store answers from memory without I/O (the engine's `MemoryStore`): decisions
+    /// are then made on the async worker that received the request. By default they are made
+    /// on tokio's blocking pool, which keeps a store that reads a disk or the network (redb,
+    /// Redis) off the async workers at the cost of a hop between threads (two wake-ups) per
+    /// request. With a decision log, decisions stay on the blocking pool (the log writes a file).
+    #[must_use]
+    pub fn with_store_in_memory(self) -> Self {
+        self.with(|s| s.inline_store = true)
+    }
+
     /// The clock decisions and token checks use (tests).
     #[must_use]
     pub fn with_clock(self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
@@ -209,20 +225,66 @@ impl StepUp {
     /// country and place the GeoIP database gives the address. What is missing is unknown.
     #[must_use]
     pub fn context(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Context {
+        self.sign_in(peer, headers).context()
+    }
+
+    fn sign_in(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> SignIn {
         let s = &self.0;
-        let ip = client_ip(peer, headers, &s.proxies);
-        let place = match (&s.geoip, ip) {
+        SignIn {
+            ip: client_ip(peer, headers, &s.proxies),
+            device: s.device_header.as_deref().and_then(|h| device(headers, h)),
+            geoip: s.geoip.clone(),
+        }
+    }
+}
+
+/// What a session's sign-in context is made of, read from the request; the GeoIP lookup and
+/// the rest are done only for a sign-in (a session's first request), not for every request.
+struct SignIn {
+    ip: Option<IpAddr>,
+    device: Option<String>,
+    geoip: Option<Arc<GeoIp>>,
+}
+
+impl SignIn {
+    fn context(&self) -> Context {
+        let place = match (&self.geoip, self.ip) {
             (Some(db), Some(ip)) => db.lookup(ip),
             _ => Place::default(),
         };
         Context {
-            device: s.device_header.as_deref().and_then(|h| device(headers, h)),
-            ip: ip.map(|ip| ip.to_string()),
+            device: self.device.clone(),
+            ip: self.ip.map(|ip| ip.to_string()),
             country: place.country,
             location: place.location,
             platform_risk: None,
         }
     }
+}
+
+/// Decides a request of the token's session and commits it (see [`crate::session`]), and
+/// writes the decision log.
+fn decide(
+    shared: &StepUp,
+    claims: &AccessClaims,
+    req: &stepup_engine::Request,
+    sign_in: &SignIn,
+) -> stepup_engine::Decision {
+    let s = &shared.0;
+    let set = s.engine.current();
+    let (d, logged) = session::decide(
+        &set,
+        s.store.as_ref(),
+        &s.claims,
+        claims,
+        req,
+        &|| sign_in.context(),
+        s.decision_log.is_some(),
+    );
+    if let (Some(log), Some((req, state))) = (&s.decision_log, logged) {
+        log.write(&req, state.as_ref(), &d);
+    }
+    d
 }
 
 /// The layer of one route.
@@ -372,7 +434,7 @@ async fn enforce(
         let resp = invalid_token("a bearer access token is required");
         return Err(refused(resp, body, readable, deadline).await);
     };
-    let claims = match s.verifier.verify_at(token, now) {
+    let claims = match s.verified.verify(&s.verifier, token, now) {
         Ok(c) => c,
         Err(e) => return Err(refused(invalid_token(&e), body, readable, deadline).await),
     };
@@ -457,7 +519,7 @@ async fn enforce(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let sign_in = shared.context(peer, &parts.headers);
+    let sign_in = shared.sign_in(peer, &parts.headers);
     let user = claims.sub.clone();
     let engine_req = stepup_engine::Request {
         tenant: s.tenant.clone(),
@@ -472,26 +534,21 @@ async fn enforce(
         },
         now,
     };
-    let shared2 = shared.clone();
-    // The store may block (disk, Redis): keep it off the async workers.
-    let decision = tokio::task::spawn_blocking(move || {
-        let s = &shared2.0;
-        let set = s.engine.current();
-        let (d, logged) = session::decide(
-            &set,
-            s.store.as_ref(),
-            &s.claims,
-            &claims,
-            &engine_req,
-            &sign_in,
-            s.decision_log.is_some(),
-        );
-        if let (Some(log), Some((req, state))) = (&s.decision_log, logged) {
-            log.write(&req, state.as_ref(), &d);
-        }
-        d
-    })
-    .await;
+    let decision = if s.inline_store && s.decision_log.is_none() {
+        // Memory only: no I/O to keep off the async workers. A panic is answered with a 500,
+        // as it is from the blocking pool.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            decide(shared, &claims, &engine_req, &sign_in)
+        }))
+        .map_err(drop)
+    } else {
+        // The store or the decision log may block (disk, Redis): keep them off the async
+        // workers.
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || decide(&shared, &claims, &engine_req, &sign_in))
+            .await
+            .map_err(drop)
+    };
     let decision = match decision {
         Ok(d) => d,
         Err(_) => {

@@ -175,8 +175,8 @@ fn decide_token(
 pub(crate) type Logged = Option<(Request, Option<State>)>;
 
 /// Decides the operation `op` of a token's session (see the module's documentation) and
-/// commits its effects. `sign_in` is the request's context, used only if the session is not
-/// established yet. The decision's audit records are those of every step, in order. With
+/// commits its effects. `sign_in` gives the request's context, asked only if the session is
+/// not established yet. The decision's audit records are those of every step, in order. With
 /// `log`, also returns the request and state the returned decision was made on, for the
 /// decision log.
 pub(crate) fn decide(
@@ -185,7 +185,7 @@ pub(crate) fn decide(
     mapping: &ClaimMapping,
     claims: &AccessClaims,
     op: &Request,
-    sign_in: &Context,
+    sign_in: &dyn Fn() -> Context,
     log: bool,
 ) -> (Decision, Logged) {
     let strengths = set
@@ -272,7 +272,7 @@ pub(crate) fn decide(
         if !state.session.established {
             let req = Request {
                 event: Event::SignIn {
-                    context: sign_in.clone(),
+                    context: sign_in(),
                     factors: FactorSet::EMPTY,
                 },
                 ..op.clone()

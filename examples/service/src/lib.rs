@@ -178,7 +178,7 @@ fn seed_history(store: &dyn Store, tenant: &str) -> Result<(), String> {
 /// The development issuer's signing setup.
 #[derive(Clone)]
 struct DevIssuer {
-    secret: Arc<Vec<u8>>,
+    secret: Vec<u8>,
     issuer: String,
     audience: String,
 }
@@ -187,7 +187,8 @@ struct DevIssuer {
 struct AppState {
     status: Arc<Mutex<ReloadStatus>>,
     status_token: Option<Arc<str>>,
-    dev: Option<DevIssuer>,
+    /// Shared: axum clones the state for every request.
+    dev: Option<Arc<DevIssuer>>,
 }
 
 fn random_secret() -> Result<Vec<u8>, String> {
@@ -279,6 +280,10 @@ pub fn app(cfg: &Config) -> Result<(Router, Arc<Mutex<ReloadStatus>>), String> {
     .with_claims(cfg.claims.clone())
     .with_trusted_proxies(TrustedProxies::parse(&cfg.trusted_proxies)?)
     .with_body_timeout(cfg.body_timeout);
+    if matches!(cfg.store, StoreChoice::Memory) {
+        // No I/O: decisions need no hop to the blocking pool.
+        stepup = stepup.with_store_in_memory();
+    }
     if let Some(h) = &cfg.device_header {
         stepup = stepup.with_device_header(h);
     }
@@ -300,10 +305,12 @@ pub fn app(cfg: &Config) -> Result<(Router, Arc<Mutex<ReloadStatus>>), String> {
     let state = AppState {
         status: Arc::clone(&status),
         status_token: cfg.status_token.as_deref().map(Arc::from),
-        dev: dev_secret.map(|s| DevIssuer {
-            secret: Arc::new(s),
-            issuer: cfg.issuer.clone(),
-            audience: cfg.audience.clone(),
+        dev: dev_secret.map(|s| {
+            Arc::new(DevIssuer {
+                secret: s,
+                issuer: cfg.issuer.clone(),
+                audience: cfg.audience.clone(),
+            })
         }),
     };
     let mut router = Router::new()

@@ -28,6 +28,9 @@ struct Args {
     /// Redis URL for many instances (default: the embedded on-disk store).
     #[arg(long)]
     redis: Option<String>,
+    /// Keep histories and sessions in memory, lost at exit (tests, benchmarks, profiles).
+    #[arg(long, conflicts_with = "redis")]
+    memory: bool,
     /// The embedded store's file.
     #[arg(long, default_value = ".stepup/service.redb")]
     db: PathBuf,
@@ -173,7 +176,11 @@ fn config(a: Args) -> Result<(Config, String), String> {
         .map(|t| String::from_utf8_lossy(&t).into_owned());
     let claims = mapping(&a)?;
     let mut cfg = Config::new(a.rules);
-    cfg.store = a.redis.map_or(StoreChoice::Disk(a.db), StoreChoice::Redis);
+    cfg.store = if a.memory {
+        StoreChoice::Memory
+    } else {
+        a.redis.map_or(StoreChoice::Disk(a.db), StoreChoice::Redis)
+    };
     cfg.key = key;
     cfg.issuer = a.issuer;
     cfg.audience = a.audience;
