@@ -12,7 +12,7 @@
 use std::alloc::System;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use stepup_benches::{Input, predicates, stepup_text, write_workload};
+use stepup_benches::{Input, predicates, shared_op, shared_op_text, stepup_text, write_workload};
 use stepup_engine::CompiledSet;
 
 #[global_allocator]
@@ -44,5 +44,26 @@ fn main() {
             s.allocations as f64 / f64::from(n),
             s.bytes_allocated as f64 / f64::from(n)
         );
+    }
+    println!("allocations per decision (N policies x 10 predicates, all on one operation):");
+    for n in [20usize, 200, 2_000] {
+        let (ps, _, step_up, allow) = shared_op(n, 16);
+        let path = write_workload(&format!("shared_op_{n}"), &shared_op_text(&ps)).unwrap();
+        let set = CompiledSet::load(&[path]).unwrap();
+        for (name, input) in [("step_up", &step_up), ("allow", &allow)] {
+            let (req, state) = input.stepup();
+            let _ = set.decide(&req, &state, false);
+            let region = Region::new(GLOBAL);
+            let runs = 1_000;
+            for _ in 0..runs {
+                std::hint::black_box(set.decide(&req, &state, false));
+            }
+            let s = region.change();
+            println!(
+                "  {n:>5} {name:<14} {:>6.1} allocations, {:>8.1} bytes",
+                s.allocations as f64 / f64::from(runs),
+                s.bytes_allocated as f64 / f64::from(runs)
+            );
+        }
     }
 }

@@ -296,3 +296,203 @@ pub fn scale_text(n: usize) -> (String, Vec<Predicates>) {
     }
     (text, first)
 }
+
+/// One policy of the shared-operation family: every policy guards the same operation
+/// (`payout`) with nine more predicates on request attributes — two numeric ranges, a numeric
+/// bound, three set memberships and a flag — as tenants write many policies about the same
+/// few sensitive operations.
+#[derive(Debug, Clone)]
+pub struct SharedOp {
+    /// Policy id.
+    pub id: String,
+    /// Amount range (inclusive).
+    pub amount: (i64, i64),
+    /// Countries.
+    pub countries: Vec<&'static str>,
+    /// Customer tiers.
+    pub tiers: Vec<&'static str>,
+    /// Channels.
+    pub channels: Vec<&'static str>,
+    /// Attempts below.
+    pub attempts_below: i64,
+    /// Account age range in days (inclusive).
+    pub age: (i64, i64),
+    /// VIP flag required.
+    pub vip: bool,
+}
+
+/// The operation every shared-operation policy guards.
+pub const SHARED_OP: &str = "payout";
+
+const CHANNELS: [&str; 4] = ["web", "mobile", "api", "branch"];
+
+fn subset(r: &mut Rng, of: &[&'static str], picks: usize) -> Vec<&'static str> {
+    (0..picks)
+        .map(|_| of[r.below(of.len() as u64) as usize])
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The attributes of a shared-operation request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedInput {
+    /// Amount.
+    pub amount: i64,
+    /// Country.
+    pub country: &'static str,
+    /// Tier.
+    pub tier: &'static str,
+    /// Channel.
+    pub channel: &'static str,
+    /// Attempts.
+    pub attempts: i64,
+    /// Account age in days.
+    pub age: i64,
+    /// VIP.
+    pub vip: bool,
+}
+
+impl SharedOp {
+    /// Whether `i` satisfies every predicate (what each engine must answer).
+    #[must_use]
+    pub fn matches(&self, i: &SharedInput) -> bool {
+        (self.amount.0..=self.amount.1).contains(&i.amount)
+            && self.countries.contains(&i.country)
+            && self.tiers.contains(&i.tier)
+            && self.channels.contains(&i.channel)
+            && i.attempts < self.attempts_below
+            && (self.age.0..=self.age.1).contains(&i.age)
+            && i.vip == self.vip
+    }
+
+    /// An input that satisfies every predicate.
+    #[must_use]
+    pub fn matching(&self) -> SharedInput {
+        SharedInput {
+            amount: self.amount.0 + 1,
+            country: self.countries[0],
+            tier: self.tiers[0],
+            channel: self.channels[0],
+            attempts: 0,
+            age: self.age.0 + 1,
+            vip: self.vip,
+        }
+    }
+}
+
+/// A shared-operation workload: `n` policies, the index of the one the *step-up* request
+/// matches, the *step-up* request (exactly that policy fires) and the *allow* request (it
+/// satisfies nine of that policy's ten predicates, all but the flag, and no policy fires).
+/// Policies other than the target that either request would fire get an amount range that
+/// starts above the requests' amount, so both decisions are the same at every size.
+#[must_use]
+pub fn shared_op(n: usize, seed: u64) -> (Vec<SharedOp>, usize, SharedInput, SharedInput) {
+    let mut r = Rng::new(seed);
+    let mut ps: Vec<SharedOp> = (0..n)
+        .map(|i| {
+            let lo = r.below(5_000) as i64;
+            let age_lo = r.below(60) as i64;
+            SharedOp {
+                id: format!("s{i}"),
+                amount: (lo, lo + 500 + r.below(5_000) as i64),
+                countries: subset(&mut r, &COUNTRIES, 3),
+                tiers: subset(&mut r, &TIERS, 2),
+                channels: subset(&mut r, &CHANNELS, 2),
+                attempts_below: 1 + r.below(5) as i64,
+                age: (age_lo, age_lo + 30 + r.below(700) as i64),
+                vip: r.below(2) == 0,
+            }
+        })
+        .collect();
+    let target = n / 2;
+    let step_up = ps[target].matching();
+    let allow = SharedInput {
+        vip: !step_up.vip,
+        ..step_up.clone()
+    };
+    for (i, p) in ps.iter_mut().enumerate() {
+        if i != target && (p.matches(&step_up) || p.matches(&allow)) {
+            let width = p.amount.1 - p.amount.0;
+            p.amount = (step_up.amount + 1, step_up.amount + 1 + width);
+        }
+    }
+    (ps, target, step_up, allow)
+}
+
+/// The stepup text of a shared-operation workload (tenant `shared`).
+#[must_use]
+pub fn shared_op_text(ps: &[SharedOp]) -> String {
+    let mut s = format!(
+        "tenant shared {{\n  operation {SHARED_OP} sensitive\n  operation view sensitive\n  attribute amount: number\n  attribute country: string\n  attribute tier: string\n  attribute channel: string\n  attribute attempts: number\n  attribute age: number\n  attribute vip: bool\n"
+    );
+    for p in ps {
+        s.push_str(&format!(
+            "  policy {} \"Confirm this payout.\" {{\n    when operation == {SHARED_OP} and amount >= {} and amount <= {} and country in [{}] and tier in [{}] and channel in [{}] and attempts < {} and age >= {} and age <= {} and vip == {}\n    require aal2 factor any for 15m\n  }}\n",
+            p.id,
+            p.amount.0,
+            p.amount.1,
+            list(&p.countries, true),
+            list(&p.tiers, true),
+            list(&p.channels, true),
+            p.attempts_below,
+            p.age.0,
+            p.age.1,
+            p.vip
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
+impl SharedInput {
+    /// The request and state stepup evaluates (an established session, no context: a plain
+    /// operation of a signed-in user).
+    #[must_use]
+    pub fn stepup(&self) -> (Request, State) {
+        let req = Request {
+            tenant: "shared".into(),
+            application: String::new(),
+            user: "alice".into(),
+            enrolled: [Factor::Password, Factor::Totp]
+                .into_iter()
+                .collect::<FactorSet>(),
+            session: "s".into(),
+            event: Event::Operation {
+                name: SHARED_OP.into(),
+                attrs: vec![
+                    ("amount".into(), Value::Number(self.amount as f64)),
+                    ("country".into(), Value::Str(self.country.into())),
+                    ("tier".into(), Value::Str(self.tier.into())),
+                    ("channel".into(), Value::Str(self.channel.into())),
+                    ("attempts".into(), Value::Number(self.attempts as f64)),
+                    ("age".into(), Value::Number(self.age as f64)),
+                    ("vip".into(), Value::Bool(self.vip)),
+                ],
+                context: None,
+            },
+            now: Timestamp(NOW),
+        };
+        let mut h = UserHistory::default();
+        h.devices.insert("laptop-1".into());
+        (
+            req,
+            State {
+                history: Ok(h),
+                session: SessionState {
+                    established: true,
+                    ..SessionState::default()
+                },
+            },
+        )
+    }
+
+    /// The same facts as JSON (what Cedar and Rego are given).
+    #[must_use]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "operation": SHARED_OP, "amount": self.amount, "country": self.country, "tier": self.tier,
+            "channel": self.channel, "attempts": self.attempts, "age": self.age, "vip": self.vip,
+        })
+    }
+}
