@@ -2,6 +2,8 @@
 //! equality, so `parse(format(x)) == x` compares meaning, not layout.
 
 use crate::diag::Span;
+/// The comparison operators are vocabulary shared with the model: defined in [`crate::vocab`].
+pub use crate::vocab::CmpOp;
 
 /// A name as written.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,50 +190,6 @@ pub enum ValidityAst {
     For(Dur),
     /// `every time`.
     EveryTime(Span),
-}
-
-/// A comparison operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum CmpOp {
-    /// `==`.
-    Eq,
-    /// `!=`.
-    Ne,
-    /// `<`.
-    Lt,
-    /// `<=`.
-    Le,
-    /// `>`.
-    Gt,
-    /// `>=`.
-    Ge,
-}
-
-impl CmpOp {
-    /// The operator as written.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            CmpOp::Eq => "==",
-            CmpOp::Ne => "!=",
-            CmpOp::Lt => "<",
-            CmpOp::Le => "<=",
-            CmpOp::Gt => ">",
-            CmpOp::Ge => ">=",
-        }
-    }
-    /// Applies the operator to two ordered values.
-    #[must_use]
-    pub fn apply<T: PartialOrd>(self, a: &T, b: &T) -> bool {
-        match self {
-            CmpOp::Eq => a == b,
-            CmpOp::Ne => a != b,
-            CmpOp::Lt => a < b,
-            CmpOp::Le => a <= b,
-            CmpOp::Gt => a > b,
-            CmpOp::Ge => a >= b,
-        }
-    }
 }
 
 /// A literal.

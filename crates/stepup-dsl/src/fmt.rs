@@ -9,6 +9,7 @@ use crate::ast::{
 };
 use crate::diag::LineIndex;
 use crate::diag::Span;
+use crate::token::{self, TokenKind};
 
 /// A comment in the source.
 #[derive(Debug, Clone)]
@@ -17,37 +18,15 @@ struct Comment {
     text: String,
 }
 
-/// Finds every `#` comment outside strings.
+/// Every `#` comment outside strings, from the language's one token stream.
 fn comments(text: &str) -> Vec<Comment> {
-    let mut out = Vec::new();
-    let (mut in_str, mut escaped) = (false, false);
-    let mut it = text.char_indices().peekable();
-    while let Some((i, c)) = it.next() {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' || c == '\n' {
-                in_str = false;
-            }
-        } else if c == '"' {
-            in_str = true;
-        } else if c == '#' {
-            let end = text
-                .get(i..)
-                .and_then(|r| r.find('\n'))
-                .map_or(text.len(), |n| i + n);
-            out.push(Comment {
-                start: i,
-                text: text.get(i..end).unwrap_or("").trim_end().to_string(),
-            });
-            while it.peek().is_some_and(|(j, _)| *j < end) {
-                it.next();
-            }
-        }
-    }
-    out
+    token::tokens(text)
+        .filter(|t| t.kind == TokenKind::Comment)
+        .map(|t| Comment {
+            start: t.span.start,
+            text: t.text(text).trim_end().to_string(),
+        })
+        .collect()
 }
 
 struct Fmt<'a> {

@@ -21,6 +21,8 @@ pub mod lints;
 pub mod model;
 pub mod script;
 pub mod syntax;
+pub mod token;
+pub mod vocab;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

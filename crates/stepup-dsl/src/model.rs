@@ -2,101 +2,22 @@
 //! engine compiles and what the reference interpreter reads; it knows nothing of syntax.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
 use stepup_core::{Aal, FactorSet, OperationClass, Requirement, StrengthTable, Validity};
 
-use crate::ast::CmpOp;
-use crate::feed::{FeedWarning, ThreatFeed};
 use crate::script::Script;
+pub use crate::vocab::{
+    CmpOp, DEFAULT_COUNTRY_WINDOW_DAYS, DEFAULT_MAX_SPEED_KMH, FIRST_ACCESS, RiskConfig, SignalKind,
+};
 
 /// The default validity of an elevation when a tenant does not say (15 minutes).
 pub const DEFAULT_VALIDITY_SECS: u64 = 15 * 60;
-/// Default `max_speed` of the impossible-travel signal, km/h (a jet's cruising speed).
-pub const DEFAULT_MAX_SPEED_KMH: u32 = 900;
 /// Message used when a policy has none (and lint S002 says so).
 pub const DEFAULT_MESSAGE: &str = "We need to re-verify your identity for this action.";
 /// Name of the built-in policy for `admin` operations.
 pub const ADMIN_DEFAULT_POLICY: &str = "admin_default";
-
-/// A risk signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SignalKind {
-    /// Device fingerprint not seen in the user's successful sign-ins.
-    NewDevice,
-    /// No successful sign-in from this country in the window.
-    NewCountry,
-    /// Faster than `max_speed` since the last successful sign-in.
-    ImpossibleTravel,
-    /// IP address in a threat feed.
-    ThreatIntel,
-}
-
-impl SignalKind {
-    /// Every signal, in weight-table order.
-    pub const ALL: [SignalKind; 4] = [
-        SignalKind::NewDevice,
-        SignalKind::NewCountry,
-        SignalKind::ImpossibleTravel,
-        SignalKind::ThreatIntel,
-    ];
-    /// The signal's name in policies.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SignalKind::NewDevice => "new_device",
-            SignalKind::NewCountry => "new_country",
-            SignalKind::ImpossibleTravel => "impossible_travel",
-            SignalKind::ThreatIntel => "threat_intel",
-        }
-    }
-    /// Parses a signal name.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        SignalKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-/// The default window of `new_country` when the risk score needs it (30 days).
-pub const DEFAULT_COUNTRY_WINDOW_DAYS: u32 = 30;
-
-/// A tenant's risk configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RiskConfig {
-    /// Weight of each signal in the score, in [`SignalKind::ALL`] order.
-    pub weights: [u32; 4],
-    /// Speed above which travel is impossible.
-    pub max_speed_kmh: u32,
-    /// Threat feed files, resolved relative to the policy file that names them.
-    pub threat_feeds: Vec<PathBuf>,
-    /// The ranges of every feed in `threat_feeds`, merged (loaded when the rules are checked).
-    pub feed: Arc<ThreatFeed>,
-    /// The feeds' malformed lines, skipped (`stepup check` warns about them, S009).
-    pub feed_warnings: Vec<FeedWarning>,
-}
-
-impl Default for RiskConfig {
-    fn default() -> Self {
-        RiskConfig {
-            weights: [30, 40, 70, 80],
-            max_speed_kmh: DEFAULT_MAX_SPEED_KMH,
-            threat_feeds: Vec::new(),
-            feed: Arc::default(),
-            feed_warnings: Vec::new(),
-        }
-    }
-}
-
-impl RiskConfig {
-    /// The weight of one signal.
-    #[must_use]
-    pub fn weight(&self, s: SignalKind) -> u32 {
-        self.weights.get(s as usize).copied().unwrap_or(0)
-    }
-}
 
 /// Type of a request attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

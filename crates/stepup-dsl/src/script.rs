@@ -261,9 +261,9 @@ fn field_of(node: &Expr, ctx_pos: Position) -> Result<FieldRead, CompileError> {
                     format!(
                         "unknown signal `ctx.signals.{inner}`{hint}{}",
                         if hint.is_empty() {
-                            "; signals are `new_device`, `new_country`, `impossible_travel` and `threat_intel`"
+                            format!("; {}", SignalKind::script_help())
                         } else {
-                            ""
+                            String::new()
                         }
                     ),
                     inner_pos,

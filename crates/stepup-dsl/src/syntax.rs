@@ -15,6 +15,7 @@ use crate::ast::{
     RiskItem, Str, TenantBlock, ValidityAst,
 };
 use crate::diag::{Diagnostic, SourceFile, Span};
+use crate::token::{self, TokenKind};
 
 /// Largest policy file accepted (8 MiB: 10,000 policies take about 4 MB).
 pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
@@ -140,40 +141,27 @@ fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
                 .help("write a rule such as `when new_device require aal2`, or delete the file"),
         ]);
     }
-    let (mut depth, mut in_str, mut in_comment, mut escaped) = (0usize, false, false, false);
-    for (i, c) in text.char_indices() {
-        if in_comment {
-            in_comment = c != '\n';
-        } else if in_str {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' || c == '\n' {
-                in_str = false;
-            }
-        } else {
-            match c {
-                '#' => in_comment = true,
-                '"' => in_str = true,
-                '(' => {
-                    depth += 1;
-                    if depth > MAX_NESTING {
-                        return Err(vec![
-                            Diagnostic::error(
-                                "E019",
-                                file,
-                                Span::new(i, i + 1),
-                                "conditions are nested too deeply",
-                            )
-                            .label(format!("more than {MAX_NESTING} levels of parentheses"))
-                            .help("split the condition into several policies; they stack"),
-                        ]);
-                    }
+    // Parentheses outside strings and comments, from the language's one token stream.
+    let mut depth = 0usize;
+    for t in token::tokens(text).filter(|t| t.kind == TokenKind::Punct) {
+        match t.text(text) {
+            "(" => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(vec![
+                        Diagnostic::error(
+                            "E019",
+                            file,
+                            Span::new(t.span.start, t.span.end),
+                            "conditions are nested too deeply",
+                        )
+                        .label(format!("more than {MAX_NESTING} levels of parentheses"))
+                        .help("split the condition into several policies; they stack"),
+                    ]);
                 }
-                ')' => depth = depth.saturating_sub(1),
-                _ => {}
             }
+            ")" => depth = depth.saturating_sub(1),
+            _ => {}
         }
     }
     Ok(())
@@ -318,31 +306,12 @@ fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnos
         })
     {
         d = d.help("this string is not closed: add `\"` before the end of the line");
-    } else if expected.contains(&"a name") && is_keyword(&found) {
+    } else if expected.contains(&"a name") && token::is_reserved(&found) {
         d = d.help(format!(
             "`{found}` is a keyword and cannot be used as a name"
         ));
     }
     d
-}
-
-fn is_keyword(w: &str) -> bool {
-    matches!(
-        w,
-        "and"
-            | "or"
-            | "not"
-            | "in"
-            | "when"
-            | "require"
-            | "for"
-            | "every"
-            | "policy"
-            | "tenant"
-            | "application"
-            | "override"
-            | "script"
-    )
 }
 
 fn invariant(file: &Arc<SourceFile>, span: Span, what: &str) -> Diagnostic {
@@ -378,23 +347,9 @@ fn code_end(text: &str) -> usize {
 
 /// Byte offset of the `#` that starts a comment on this line, if any (strings never span lines).
 fn comment_start(line: &str) -> Option<usize> {
-    let (mut in_str, mut escaped) = (false, false);
-    for (i, c) in line.char_indices() {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_str = false;
-            }
-        } else if c == '"' {
-            in_str = true;
-        } else if c == '#' {
-            return Some(i);
-        }
-    }
-    None
+    token::tokens(line)
+        .find(|t| t.kind == TokenKind::Comment)
+        .map(|t| t.span.start)
 }
 
 struct Lower<'f> {

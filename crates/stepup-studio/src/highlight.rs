@@ -1,45 +1,12 @@
-//! Syntax colouring of policy text, with diagnostics underlined.
+//! Syntax colouring of policy text, with diagnostics underlined. Keywords, strings and
+//! comments come from the language's own token stream (`stepup_dsl::token`).
 
 use egui::text::{LayoutJob, TextFormat};
 use egui::{Color32, FontId, Stroke};
-
-const KEYWORDS: &[&str] = &[
-    "tenant",
-    "application",
-    "of",
-    "policy",
-    "override",
-    "when",
-    "require",
-    "factor",
-    "for",
-    "every",
-    "time",
-    "and",
-    "or",
-    "not",
-    "in",
-    "any",
-    "operation",
-    "resource",
-    "attribute",
-    "duration",
-    "risk",
-    "weight",
-    "max_speed",
-    "threat_feed",
-    "admin",
-    "default",
-    "off",
-    "cache",
-    "strength",
-    "routine",
-    "sensitive",
-    "script",
-];
+use stepup_dsl::token::{TokenKind, is_keyword, tokens};
 
 fn color_of(token: &str) -> Color32 {
-    if KEYWORDS.contains(&token) {
+    if is_keyword(token) {
         Color32::from_rgb(86, 156, 214)
     } else if token.starts_with("aal") {
         Color32::from_rgb(197, 134, 192)
@@ -69,41 +36,28 @@ pub fn layout(text: &str, underlines: &[(usize, usize, Color32)]) -> LayoutJob {
         }
         job.append(piece, 0.0, f);
     };
-    let bytes: Vec<(usize, char)> = text.char_indices().collect();
-    let mut i = 0;
-    while let Some(&(start, c)) = bytes.get(i) {
-        let mut j = i + 1;
-        let color = if c == '#' {
-            while bytes.get(j).is_some_and(|(_, c)| *c != '\n') {
-                j += 1;
-            }
-            Color32::from_rgb(106, 153, 85)
-        } else if c == '"' {
-            while let Some(&(_, d)) = bytes.get(j) {
-                j += 1;
-                if d == '"' || d == '\n' {
-                    break;
+    // The language's one token stream: the same strings and comments the parser sees.
+    for t in tokens(text) {
+        let color = match t.kind {
+            TokenKind::Comment => Color32::from_rgb(106, 153, 85),
+            TokenKind::String => Color32::from_rgb(206, 145, 120),
+            TokenKind::Word | TokenKind::Number => color_of(t.text(text)),
+            TokenKind::Space | TokenKind::Punct => {
+                // One piece per character, so an underline of an empty span (the end of the
+                // file) marks one character, not the whole run of spaces.
+                for (i, c) in t.text(text).char_indices() {
+                    let start = t.span.start + i;
+                    push(
+                        &mut job,
+                        start,
+                        start + c.len_utf8(),
+                        Color32::from_gray(200),
+                    );
                 }
-                if d == '\\' {
-                    j += 1;
-                }
+                continue;
             }
-            Color32::from_rgb(206, 145, 120)
-        } else if c.is_alphanumeric() || c == '_' {
-            while bytes
-                .get(j)
-                .is_some_and(|(_, c)| c.is_alphanumeric() || *c == '_')
-            {
-                j += 1;
-            }
-            let end = bytes.get(j).map_or(text.len(), |(b, _)| *b);
-            color_of(text.get(start..end).unwrap_or(""))
-        } else {
-            Color32::from_gray(200)
         };
-        let end = bytes.get(j).map_or(text.len(), |(b, _)| *b);
-        push(&mut job, start, end, color);
-        i = j;
+        push(&mut job, t.span.start, t.span.end, color);
     }
     job
 }

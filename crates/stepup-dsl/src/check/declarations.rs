@@ -10,7 +10,7 @@ use stepup_core::Validity;
 
 use super::lint;
 use super::policies::{check_require, check_validity_secs, parse_aal, parse_factor};
-use super::{AppAt, BUILTINS, Ctx, Parsed, PolicyAt, SIGNALS, mean};
+use super::{AppAt, BUILTINS, Ctx, Parsed, PolicyAt, mean};
 use crate::ast::{self, Member, RiskItem};
 use crate::diag::{Diagnostic, LineIndex, Span};
 use crate::feed::ThreatFeed;
@@ -163,7 +163,7 @@ fn declare(
                 ),
                 Some(_)
                     if BUILTINS.contains(&name.text.as_str())
-                        || SIGNALS.contains(&name.text.as_str())
+                        || SignalKind::condition_names().contains(&name.text.as_str())
                         || CTX_BUILTINS.contains(&name.text.as_str()) =>
                 {
                     cx.err(
@@ -211,15 +211,7 @@ fn declare(
                                 name.span,
                                 format!("unknown signal `{}`", name.text),
                                 "not a signal",
-                                mean(
-                                    &name.text,
-                                    &[
-                                        "new_device",
-                                        "new_country",
-                                        "impossible_travel",
-                                        "threat_intel",
-                                    ],
-                                ),
+                                mean(&name.text, &SignalKind::ALL.map(SignalKind::as_str)),
                             );
                             continue;
                         };

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::lint;
-use super::{BUILTINS, Ctx, MAX_WINDOW_DAYS, SIGNALS, mean};
+use super::{BUILTINS, Ctx, MAX_WINDOW_DAYS, mean};
 use crate::ast::{self, Arg, CmpOp, Expr, Lit};
 use crate::diag::{SourceFile, Span};
-use crate::model::{AttrType, Cond, DEFAULT_COUNTRY_WINDOW_DAYS, SignalKind, Tenant};
+use crate::model::{AttrType, Cond, DEFAULT_COUNTRY_WINDOW_DAYS, FIRST_ACCESS, SignalKind, Tenant};
 use crate::script::{CtxField, Script};
 
 fn lit_text(l: &Lit) -> Option<(&str, Span)> {
@@ -87,15 +87,13 @@ pub(super) fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond>
             ok.then_some(Cond::Or(acc))
         }
         Expr::Call(n, args, span) => check_call(cx, t, n, args, *span),
-        Expr::Flag(n) => match n.text.as_str() {
-            "new_device" => Some(Cond::Signal(SignalKind::NewDevice, 0)),
-            "impossible_travel" => Some(Cond::Signal(SignalKind::ImpossibleTravel, 0)),
-            "threat_intel" => Some(Cond::Signal(SignalKind::ThreatIntel, 0)),
-            "new_country" => {
-                cx.err("E028", n.span, "`new_country` needs a window", "no window", Some(format!("write `new_country({DEFAULT_COUNTRY_WINDOW_DAYS}d)`: no sign-in from the country in the last 30 days")));
+        Expr::Flag(n) => match (n.text.as_str(), SignalKind::parse(&n.text)) {
+            (_, Some(k)) if k.takes_window() => {
+                cx.err("E028", n.span, format!("`{}` needs a window", k.as_str()), "no window", Some(format!("write `{}({DEFAULT_COUNTRY_WINDOW_DAYS}d)`: no sign-in from the country in the last 30 days", k.as_str())));
                 None
             }
-            "first_access" => {
+            (_, Some(k)) => Some(Cond::Signal(k, 0)),
+            (FIRST_ACCESS, None) => {
                 cx.err(
                     "E028",
                     n.span,
@@ -105,7 +103,7 @@ pub(super) fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond>
                 );
                 None
             }
-            other => match t.attributes.get(other) {
+            (other, None) => match t.attributes.get(other) {
                 Some(AttrType::Bool) => Some(Cond::AttrBool(other.to_string(), true)),
                 Some(ty) => {
                     cx.err(
@@ -121,9 +119,15 @@ pub(super) fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond>
                     None
                 }
                 None => {
-                    let mut cands: Vec<&str> = SIGNALS.to_vec();
+                    let mut cands = SignalKind::condition_names();
                     cands.extend(t.attributes.keys().map(String::as_str));
-                    cx.err("E006", n.span, format!("unknown signal `{other}`"), "not a signal or attribute", mean(other, &cands).or_else(|| Some("signals are `new_device`, `new_country(Nd)`, `impossible_travel`, `threat_intel` and `first_access(resource)`".into())));
+                    cx.err(
+                        "E006",
+                        n.span,
+                        format!("unknown signal `{other}`"),
+                        "not a signal or attribute",
+                        mean(other, &cands).or_else(|| Some(SignalKind::condition_help())),
+                    );
                     None
                 }
             },
@@ -323,7 +327,7 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
                 None
             }
         },
-        name if SIGNALS.contains(&name) => {
+        name if SignalKind::condition_names().contains(&name) => {
             cx.err(
                 "E035",
                 n.span,
@@ -484,8 +488,7 @@ fn check_call(
     span: Span,
 ) -> Option<Cond> {
     match (n.text.as_str(), args) {
-        ("new_country", [a]) => Some(Cond::Signal(SignalKind::NewCountry, window_days(cx, a)?)),
-        ("first_access", [Arg::Name(r)]) | ("first_access", [Arg::Name(r), _]) => {
+        (FIRST_ACCESS, [Arg::Name(r)] | [Arg::Name(r), _]) => {
             if !t.resources.is_empty() && !t.resources.contains(&r.text) {
                 let names: Vec<&str> = t.resources.iter().map(String::as_str).collect();
                 cx.err(
@@ -508,17 +511,7 @@ fn check_call(
             };
             Some(Cond::FirstAccess(r.text.clone(), window))
         }
-        ("new_country", _) => {
-            cx.err(
-                "E028",
-                span,
-                "`new_country` takes one window",
-                "wrong arguments",
-                Some("write e.g. `new_country(30d)`".into()),
-            );
-            None
-        }
-        ("first_access", _) => {
+        (FIRST_ACCESS, _) => {
             cx.err(
                 "E028",
                 span,
@@ -528,19 +521,39 @@ fn check_call(
             );
             None
         }
-        ("new_device" | "impossible_travel" | "threat_intel", _) => {
-            cx.err(
-                "E028",
-                span,
-                format!("`{}` takes no arguments", n.text),
-                "no arguments expected",
-                Some(format!("write `{}`", n.text)),
-            );
-            None
-        }
-        (other, _) => {
-            cx.err("E006", n.span, format!("unknown signal `{other}`"), "not a signal", mean(other, &SIGNALS).or_else(|| Some("signals are `new_device`, `new_country(Nd)`, `impossible_travel`, `threat_intel` and `first_access(resource)`".into())));
-            None
-        }
+        (name, _) => match (SignalKind::parse(name), args) {
+            (Some(k), [a]) if k.takes_window() => Some(Cond::Signal(k, window_days(cx, a)?)),
+            (Some(k), _) if k.takes_window() => {
+                cx.err(
+                    "E028",
+                    span,
+                    format!("`{name}` takes one window"),
+                    "wrong arguments",
+                    Some(format!("write e.g. `{name}(30d)`")),
+                );
+                None
+            }
+            (Some(_), _) => {
+                cx.err(
+                    "E028",
+                    span,
+                    format!("`{name}` takes no arguments"),
+                    "no arguments expected",
+                    Some(format!("write `{name}`")),
+                );
+                None
+            }
+            (None, _) => {
+                cx.err(
+                    "E006",
+                    n.span,
+                    format!("unknown signal `{name}`"),
+                    "not a signal",
+                    mean(name, &SignalKind::condition_names())
+                        .or_else(|| Some(SignalKind::condition_help())),
+                );
+                None
+            }
+        },
     }
 }

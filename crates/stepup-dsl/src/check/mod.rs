@@ -29,13 +29,6 @@ pub const MAX_WINDOW_DAYS: u64 = 3_650;
 /// Longest recommended AAL3 elevation (15 minutes).
 pub const AAL3_RECOMMENDED_SECS: u64 = 15 * 60;
 const BUILTINS: [&str; 3] = ["operation", "resource", "risk"];
-const SIGNALS: [&str; 5] = [
-    "new_device",
-    "new_country",
-    "impossible_travel",
-    "threat_intel",
-    "first_access",
-];
 
 /// One parsed file, ready to check.
 pub struct Parsed {
