@@ -28,7 +28,7 @@ const THREADS: usize = 4;
 /// messages, so a decision made with parts of two versions would not equal either's.
 fn valid(k: usize) -> String {
     let factors = ["any", "totp|webauthn", "not sms", "sms|totp"][k % 4];
-    let aal = if k % 3 == 0 { "aal3" } else { "aal2" };
+    let aal = if k.is_multiple_of(3) { "aal3" } else { "aal2" };
     format!(
         "tenant t {{\n  operation pay sensitive\n  operation view routine\n  attribute amount: number\n  policy pay \"Confirm payout version {k}.\" {{\n    when operation == pay and amount > {threshold}\n    require {aal} factor {factors} for {mins}m\n  }}\n  policy big \"Confirm a big payout, version {k}.\" {{\n    when operation == pay and amount > {big}\n    require aal3 factor webauthn|totp every time\n  }}\n}}\n",
         threshold = (k * 7) % 3_000,
@@ -41,7 +41,7 @@ fn valid(k: usize) -> String {
 fn broken(k: usize) -> String {
     match k % 3 {
         0 => valid(k).replace("require", "requir"),
-        1 => valid(k).replace("totp|webauthn every", "totpp|webauthn every"),
+        1 => valid(k).replace("factor webauthn|totp every", "factor webauthnn|totp every"),
         _ => valid(k).replace("amount > ", "amount > \"x\" and amount > "),
     }
 }
@@ -57,7 +57,7 @@ fn request(i: u64) -> (Request, State) {
             .collect::<FactorSet>(),
         session: format!("s{}", i % 8),
         event: Event::Operation {
-            name: if i % 5 == 0 { "view" } else { "pay" }.into(),
+            name: if i.is_multiple_of(5) { "view" } else { "pay" }.into(),
             attrs: vec![("amount".into(), Value::Number(amount as f64))],
             context: None,
         },
@@ -65,7 +65,7 @@ fn request(i: u64) -> (Request, State) {
     };
     let mut state = State::default();
     state.session.established = true;
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         // A session that proved aal2 with SMS two minutes ago: some versions are satisfied.
         state.session.events.push(AuthEvent {
             at: Timestamp(1_800_000_000 - 120),
@@ -86,9 +86,7 @@ fn a_thousand_swaps_while_four_threads_decide() {
         let set = CompiledSet::from_text("t.policy", &valid(k)).unwrap_or_else(|e| panic!("{e}"));
         to_swap.push(CompiledSet::from_text("t.policy", &valid(k)).unwrap());
         assert!(
-            reference
-                .insert(set.hash().to_string(), set)
-                .is_none(),
+            reference.insert(set.hash().to_string(), set).is_none(),
             "version {k} has its own hash"
         );
     }
@@ -115,12 +113,21 @@ fn a_thousand_swaps_while_four_threads_decide() {
                         let d = engine.decide(&req, &state);
                         slowest = slowest.max(start.elapsed());
                         let Some(set) = reference.get(&*d.policy_set) else {
-                            panic!("decision {i} names no set that was swapped in: {}", d.policy_set);
+                            panic!(
+                                "decision {i} names no set that was swapped in: {}",
+                                d.policy_set
+                            );
                         };
                         let again = set.decide(&req, &state, false);
-                        assert_eq!(d, again, "decision {i} is not its set's decision (torn read)");
+                        assert_eq!(
+                            d, again,
+                            "decision {i} is not its set's decision (torn read)"
+                        );
                         for r in &d.audit {
-                            assert_eq!(r.policy_set, d.policy_set, "an audit record from another set");
+                            assert_eq!(
+                                r.policy_set, d.policy_set,
+                                "an audit record from another set"
+                            );
                         }
                         match d.kind {
                             DecisionKind::Allow => kinds[0] += 1,
@@ -148,7 +155,7 @@ fn a_thousand_swaps_while_four_threads_decide() {
                 );
                 std::thread::yield_now();
             }
-            if swap % 2 == 0 {
+            if swap.is_multiple_of(2) {
                 let err = CompiledSet::from_text("t.policy", &broken(swap / 2));
                 assert!(err.is_err(), "broken version {} compiled", swap / 2);
                 refused += 1;
@@ -179,7 +186,10 @@ fn a_thousand_swaps_while_four_threads_decide() {
     );
     for (t, (n, sets, slowest, kinds)) in per_thread.iter().enumerate() {
         assert!(*n >= SWAPS as u64 / 2, "thread {t} decided only {n} times");
-        assert!(*sets > 10, "thread {t} saw only {sets} sets: the swaps were not visible");
+        assert!(
+            *sets > 10,
+            "thread {t} saw only {sets} sets: the swaps were not visible"
+        );
         assert!(
             *slowest < Duration::from_secs(2),
             "thread {t}: a decision took {slowest:?} (stalled behind a swap?)"
