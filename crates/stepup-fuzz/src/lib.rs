@@ -113,7 +113,7 @@ pub fn slow_budget() -> Duration {
 }
 
 /// Runs `target` on `data` and times it: a broken invariant, or an input that took longer than
-/// `budget`, is a finding (a slow input is a denial of service on a service that checks rules,
+/// `budget` (in each of three runs), is a finding (a slow input is a denial of service on a service that checks rules,
 /// replays scenarios or reads logs).
 ///
 /// # Errors
@@ -135,7 +135,17 @@ pub fn check_timed(
 ) -> Result<Duration, Finding> {
     let start = Instant::now();
     run(data)?;
-    let took = start.elapsed();
+    let mut took = start.elapsed();
+    // Wall-clock time on a shared machine: a slow run is confirmed by running the input again
+    // (the fastest of three counts), so that being descheduled is not a finding.
+    for _ in 0..2 {
+        if took <= budget {
+            break;
+        }
+        let again = Instant::now();
+        run(data)?;
+        took = took.min(again.elapsed());
+    }
     if took > budget {
         return Err(Finding {
             target: name,

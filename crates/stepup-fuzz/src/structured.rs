@@ -344,7 +344,7 @@ impl StateSpec {
                 .collect(),
         };
         let mut session = SessionState {
-            established: self.established % 4 != 0,
+            established: !self.established.is_multiple_of(4),
             events: self
                 .events
                 .iter()

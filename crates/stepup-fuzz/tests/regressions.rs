@@ -34,20 +34,31 @@ fn a_sixty_kilobyte_line_of_unknown_factors_is_not_slow() {
         "every unknown factor is counted"
     );
     let t = target("policy_text").unwrap();
-    let took = run_timed(t, text.as_bytes(), Duration::from_millis(2_000))
+    let took = run_timed(t, text.as_bytes(), Duration::from_millis(4_000))
         .unwrap_or_else(|f| panic!("{f}"));
     eprintln!("60 KB line: {} ms", took.as_millis());
 }
 
-/// The same shape spread over many rules on one line (each rule one error).
+/// The same shape spread over many rules on one line (each rule one error): the whole body
+/// (parsed five times, checked twice, rendered, formatted) stays linear — twice the rules take
+/// at most three times as long.
 #[test]
-fn a_hundred_kilobyte_line_of_rules_with_unknown_factors_is_not_slow() {
-    let text = format!(
-        "{}\n",
-        vec!["when new_device require aal2 factor totpx"; 2_580].join(" ")
-    );
+fn a_line_of_rules_with_unknown_factors_is_checked_in_linear_time() {
     let t = target("policy_text").unwrap();
-    run_timed(t, text.as_bytes(), Duration::from_millis(2_000)).unwrap_or_else(|f| panic!("{f}"));
+    let time = |n: usize| {
+        let text = format!(
+            "{}\n",
+            vec!["when new_device require aal2 factor totpx"; n].join(" ")
+        );
+        run_timed(t, text.as_bytes(), Duration::from_secs(60)).unwrap_or_else(|f| panic!("{f}"))
+    };
+    let _warm = time(100);
+    let (small, large) = (time(645), time(1_290));
+    eprintln!("645 rules: {small:?}; 1,290 rules: {large:?}");
+    assert!(
+        large < small * 3 + Duration::from_millis(200),
+        "quadratic? 645 rules {small:?}, 1,290 rules {large:?}"
+    );
 }
 
 /// Found by the smoke on its first run (seed `invalid_e018_number_too_large.policy`): a number
@@ -92,6 +103,19 @@ fn a_number_too_large_survives_the_formatter_beside_another_error() {
     let before = stepup_dsl::parse_text("n.policy", &text).unwrap();
     let formatted = stepup_dsl::format_text("n.policy", &text).unwrap();
     let after = stepup_dsl::parse_text("n.policy", &formatted)
+        .unwrap_or_else(|d| panic!("{formatted}\n{d:?}"));
+    assert_eq!(before, after, "{formatted}");
+}
+
+/// Found by `policy_text` (crash-034203c5, second campaign): a duration too large for its
+/// integer formats as `0s` — `stepup fmt` turns `new_country(3…0d)` into `new_country(0s)`.
+#[test]
+#[ignore = "open bug in stepup-dsl's formatter (fmt.rs, not this crate's to change): an overflowing duration formats as `0s`"]
+fn an_overflowing_duration_survives_the_formatter() {
+    let text = format!("when new_country(3{}0d) require aal2\n", "6".repeat(100));
+    let before = stepup_dsl::parse_text("d.policy", &text).unwrap();
+    let formatted = stepup_dsl::format_text("d.policy", &text).unwrap();
+    let after = stepup_dsl::parse_text("d.policy", &formatted)
         .unwrap_or_else(|d| panic!("{formatted}\n{d:?}"));
     assert_eq!(before, after, "{formatted}");
 }

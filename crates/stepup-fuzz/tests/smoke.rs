@@ -35,11 +35,11 @@ fn runs() -> usize {
 fn show(data: &[u8]) -> String {
     let text = String::from_utf8_lossy(data);
     if text.len() > 2_000 {
-        format!(
-            "{}… ({} bytes)",
-            &text[..text.floor_char_boundary(2_000)],
-            data.len()
-        )
+        let cut = (0..=2_000)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        format!("{}… ({} bytes)", &text[..cut], data.len())
     } else {
         format!("{text:?}")
     }
