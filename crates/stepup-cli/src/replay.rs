@@ -202,7 +202,12 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
             return 2;
         }
     };
-    let geoip = match a.geoip.as_deref().map(stepup_geoip::GeoIp::open).transpose() {
+    let geoip = match a
+        .geoip
+        .as_deref()
+        .map(stepup_geoip::GeoIp::open)
+        .transpose()
+    {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: --geoip: {e}");
@@ -232,11 +237,7 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
                 }
             };
             let options = stepup_replay::Options {
-                observe: if logging {
-                    Some(&mut write)
-                } else {
-                    None
-                },
+                observe: if logging { Some(&mut write) } else { None },
                 geoip: geoip.as_ref(),
             };
             stepup_replay::replay_in(&loaded, &engine, store.as_ref(), options)

@@ -130,7 +130,11 @@ impl GeoIp {
         if ctx.country.is_some() && ctx.location.is_some() {
             return;
         }
-        let Some(ip) = ctx.ip.as_deref().and_then(|ip| ip.trim().parse::<IpAddr>().ok()) else {
+        let Some(ip) = ctx
+            .ip
+            .as_deref()
+            .and_then(|ip| ip.trim().parse::<IpAddr>().ok())
+        else {
             return;
         };
         let place = self.lookup(ip);
@@ -200,7 +204,11 @@ mod tests {
 
         let mut given = ctx(Some("192.0.2.7"), Some("DE"));
         db.fill(&mut given);
-        assert_eq!(given.country.as_deref(), Some("DE"), "the context's own country wins");
+        assert_eq!(
+            given.country.as_deref(),
+            Some("DE"),
+            "the context's own country wins"
+        );
         assert!(given.location.is_some(), "its missing location is filled");
     }
 

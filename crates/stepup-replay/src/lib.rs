@@ -12,7 +12,6 @@ pub mod stats;
 
 pub use run::{
     EventResult, FileReport, InputError, Mismatch, Observer, Options, load, replay, replay_in,
-    replay_observed,
-    replay_with,
+    replay_observed, replay_with,
 };
 pub use scenario::Scenario;

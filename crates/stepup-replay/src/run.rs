@@ -552,10 +552,7 @@ pub fn replay_in(
     store: &dyn Store,
     options: Options<'_>,
 ) -> Result<FileReport, InputError> {
-    let Options {
-        mut observe,
-        geoip,
-    } = options;
+    let Options { mut observe, geoip } = options;
     let s = &l.scenario;
     let users = all_users(s);
     let mut sessions: BTreeMap<String, u32> = BTreeMap::new();
