@@ -197,6 +197,18 @@ fn evaluate(
                 p.why = Some(j.why.to_string());
             }
         }
+        // Report-only policies are judged alone (their results say how); the trace says too.
+        for &i in fired.report_only.as_slice() {
+            if let (Some(tp), Some(p), Some(reads)) = (
+                tr.policies.get_mut(i),
+                scope.policies.get(i),
+                scope.reads.get(i),
+            ) {
+                let (ok, why) = merge::satisfied(p, reads, t, req, &state.session);
+                tp.satisfied = Some(ok);
+                tp.why = Some(why.to_string());
+            }
+        }
         merge_note(&mut tr, &d);
         d.trace = Some(tr);
     }
