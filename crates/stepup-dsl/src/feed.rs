@@ -151,14 +151,29 @@ impl ThreatFeed {
     /// # Errors
     /// When the file cannot be read, or is larger than [`MAX_FEED_BYTES`].
     pub fn load(path: &Path) -> std::io::Result<(ThreatFeed, Vec<FeedWarning>)> {
-        let len = std::fs::metadata(path)?.len();
-        if len > MAX_FEED_BYTES {
-            return Err(std::io::Error::other(format!(
+        use std::io::Read;
+        let too_large = || {
+            std::io::Error::other(format!(
                 "the file is larger than {} MiB",
                 MAX_FEED_BYTES / (1024 * 1024)
-            )));
+            ))
+        };
+        // A device or a pipe (`/dev/zero`, a FIFO) reports no length and may never end: only
+        // regular files are feeds, and no more than the limit is ever read.
+        let meta = std::fs::metadata(path)?;
+        if !meta.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
         }
-        let bytes = std::fs::read(path)?;
+        if meta.len() > MAX_FEED_BYTES {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)?
+            .take(MAX_FEED_BYTES + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_FEED_BYTES {
+            return Err(too_large());
+        }
         Ok(ThreatFeed::parse(
             &path.display().to_string(),
             &String::from_utf8_lossy(&bytes),
@@ -222,6 +237,19 @@ impl ThreatFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_or_a_directory_is_not_a_feed() {
+        // `/dev/zero` has no length and no end: it used to be read until memory ran out.
+        for p in ["/dev/zero", "/"] {
+            let e = ThreatFeed::load(Path::new(p)).err();
+            assert!(
+                e.as_ref()
+                    .is_some_and(|e| e.to_string() == "not a regular file"),
+                "{p}: {e:?}"
+            );
+        }
+    }
 
     fn has(f: &ThreatFeed, s: &str) -> bool {
         s.parse().is_ok_and(|ip| f.contains(ip))

@@ -33,9 +33,14 @@ fn a_sixty_kilobyte_line_of_unknown_factors_is_not_slow() {
         2_580,
         "every unknown factor is counted"
     );
+    assert!(
+        loaded.diagnostics.len() <= stepup_dsl::diag::MAX_DIAGNOSTICS_PER_FILE + 1,
+        "diagnostics are capped per file"
+    );
+    // A hang guard, not a speed test (the campaign flags slow inputs).
     let t = target("policy_text").unwrap();
-    let took = run_timed(t, text.as_bytes(), Duration::from_millis(4_000))
-        .unwrap_or_else(|f| panic!("{f}"));
+    let took =
+        run_timed(t, text.as_bytes(), Duration::from_secs(120)).unwrap_or_else(|f| panic!("{f}"));
     eprintln!("60 KB line: {} ms", took.as_millis());
 }
 
@@ -43,6 +48,7 @@ fn a_sixty_kilobyte_line_of_unknown_factors_is_not_slow() {
 /// (parsed five times, checked twice, rendered, formatted) stays linear — twice the rules take
 /// at most three times as long.
 #[test]
+#[ignore = "timing-based (tests never assert timings in CI): run with --ignored on a quiet machine"]
 fn a_line_of_rules_with_unknown_factors_is_checked_in_linear_time() {
     let t = target("policy_text").unwrap();
     let time = |n: usize| {
@@ -88,7 +94,7 @@ fn a_relative_time_ending_in_a_multibyte_character_is_an_error() {
     let text = r#"Scenario(name: "x", tenant: "acme", user: (id: "alice", enrolled: [totp]),
         events: [SignIn(at: "2026-11-27T09:00:00Z", factors: [password]), Operation(at: "+ώ", name: "payout")])"#;
     let t = target("scenario_ron").unwrap();
-    run_timed(t, text.as_bytes(), Duration::from_secs(5)).unwrap_or_else(|f| panic!("{f}"));
+    run_timed(t, text.as_bytes(), Duration::from_secs(60)).unwrap_or_else(|f| panic!("{f}"));
 }
 
 /// Found by `policy_text` (crash-6692bd63, 304,429 runs into the first campaign): the `inf`

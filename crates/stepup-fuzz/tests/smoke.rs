@@ -21,9 +21,11 @@ use stepup_fuzz::{Finding, TARGETS, Target, run_timed, seeds, target};
 /// Mutated inputs per target (plus the seeds). Override with `STEPUP_FUZZ_SMOKE_RUNS`.
 const RUNS: usize = 1_000;
 
-/// A debug build is roughly ten times slower than the release build libFuzzer runs: an input
-/// of the smoke may take this long.
-const SLOW: Duration = Duration::from_millis(2_000);
+/// In the ordinary suite the budget is a hang guard, not a speed test (tests never assert
+/// timings: a shared CI machine would make them flaky). Slow inputs are flagged by the
+/// campaign (`scripts/fuzz.sh`: libFuzzer's `-timeout` and `STEPUP_FUZZ_SLOW_MS`), and the
+/// slowest input of each smoke is printed.
+const SLOW: Duration = Duration::from_secs(60);
 
 fn runs() -> usize {
     std::env::var("STEPUP_FUZZ_SMOKE_RUNS")
@@ -171,7 +173,7 @@ fn a_slow_input_is_flagged() {
         max_len: 100,
         dictionary: &[],
     };
-    assert!(run_timed(&t, &[0; 5], Duration::from_millis(50)).is_ok());
+    assert!(run_timed(&t, &[0; 5], Duration::from_secs(10)).is_ok());
     let slow = run_timed(&t, &[0; 80], Duration::from_millis(50)).unwrap_err();
     assert_eq!(slow.target, "sleepy");
     assert!(

@@ -1,0 +1,63 @@
+//! Instruction counting: `valgrind --tool=callgrind target/release/examples/count CASE N` decides
+//! CASE (no_candidate, near_miss, match, routine_allow, change_email_step_up) N times; the
+//! difference of two N gives instructions per decision (BENCHMARKS.md, the decision pipeline).
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+use std::hint::black_box;
+use stepup_benches::*;
+use stepup_engine::CompiledSet;
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let case = args[1].as_str();
+    let n: u64 = args[2].parse().unwrap();
+    let ps = predicates(20, 8, 7);
+    let text = stepup_text("bench", &[], &ps, 8);
+    let path = write_workload("count", &text).unwrap();
+    let set20 = CompiledSet::load(&[path]).unwrap();
+    let rules =
+        CompiledSet::load(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules")])
+            .unwrap();
+    let target = &ps[3];
+    let (set, req, state) = match case {
+        "match" => {
+            let (r, s) = Input::matching(target).stepup("bench", "");
+            (&set20, r, s)
+        }
+        "near_miss" => {
+            let (r, s) = Input::near_miss(target).stepup("bench", "");
+            (&set20, r, s)
+        }
+        "no_candidate" => {
+            let (mut r, s) = Input::matching(target).stepup("bench", "");
+            r.event = stepup_engine::Event::Operation {
+                name: "o7".into(),
+                attrs: vec![],
+                context: None,
+            };
+            (&set20, r, s)
+        }
+        "routine_allow" | "change_email_step_up" => {
+            let (mut r, s) = Input::near_miss(&predicates(1, 1, 1)[0]).stepup("acme", "dashboard");
+            r.event = stepup_engine::Event::Operation {
+                name: if case == "routine_allow" {
+                    "view_profile"
+                } else {
+                    "change_email"
+                }
+                .into(),
+                attrs: vec![],
+                context: None,
+            };
+            (&rules, r, s)
+        }
+        _ => panic!("case"),
+    };
+    for _ in 0..n {
+        black_box(set.decide(black_box(&req), &state, false));
+    }
+}
