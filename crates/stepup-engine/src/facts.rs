@@ -44,6 +44,17 @@ pub fn bool_value(value: Option<&Value>, b: bool) -> Tri {
     }
 }
 
+/// Whether `v` is a known value of the type attribute `name` is declared with: what every
+/// attribute predicate, script and `every time` grant binding treats as known (SPEC §10).
+#[must_use]
+pub(crate) fn is_declared_type(tenant: &Tenant, name: &str, v: &Value) -> bool {
+    match (tenant.attributes.get(name), v) {
+        (Some(AttrType::Number), Value::Number(x)) => x.is_finite(),
+        (Some(AttrType::String), Value::Str(_)) | (Some(AttrType::Bool), Value::Bool(_)) => true,
+        _ => false,
+    }
+}
+
 /// A script's outcome in one decision (scripts run at most once per decision).
 struct ScriptRun {
     /// The script's address (the same `Arc` in the model and the compiled tree).

@@ -2,10 +2,10 @@
 //! why), and the most restrictive requirement of the rest (SPEC §4 rules 3–5).
 
 use stepup_core::{Aal, FactorSet, Requirement, Validity};
-use stepup_dsl::model::{AttrType, Policy, Tenant};
+use stepup_dsl::model::{Policy, Tenant};
 
 use crate::compile::CompiledScope;
-use crate::request::{Event, Request, Value};
+use crate::request::{Event, Request};
 use crate::state::{AuthEvent, Binding, Grant, SessionState};
 
 /// A fired policy, with the request attributes it reads (what an `every time` grant is bound
@@ -127,24 +127,17 @@ pub(crate) fn grant_fits(
         && req.now < g.expires_at
         && g.policies.contains(&p.name)
         && reads.iter().all(|n| {
-            let Some(value) = req.event.attr(n).filter(|v| typed(tenant, n, v)) else {
+            let Some(value) = req
+                .event
+                .attr(n)
+                .filter(|v| crate::facts::is_declared_type(tenant, n, v))
+            else {
                 return false;
             };
             g.binding
                 .iter()
                 .any(|(k, v)| k.as_str() == &**n && v.as_ref() == Some(value))
         })
-}
-
-/// Whether `v` is of the type attribute `name` is declared with.
-fn typed(tenant: &Tenant, name: &str, v: &Value) -> bool {
-    matches!(
-        (tenant.attributes.get(name), v),
-        (Some(AttrType::Number), Value::Number(x)) if x.is_finite()
-    ) || matches!(
-        (tenant.attributes.get(name), v),
-        (Some(AttrType::String), Value::Str(_)) | (Some(AttrType::Bool), Value::Bool(_))
-    )
 }
 
 /// Whether the session satisfies `p` for this event, and why (for explanations). `reads`: the
