@@ -550,40 +550,7 @@ fn replay_pseudonymises_the_decision_log_with_a_key_file() {
 
 /// A GeoLite2-City-shaped database: 192.0.2.0/24 in Paris, 198.51.100.0/24 in New York.
 fn city_db(path: &Path) {
-    use maxminddb_writer::paths::IpAddrWithMask;
-    #[derive(serde::Serialize)]
-    struct Iso {
-        iso_code: &'static str,
-    }
-    #[derive(serde::Serialize)]
-    struct Loc {
-        latitude: f64,
-        longitude: f64,
-    }
-    #[derive(serde::Serialize)]
-    struct Rec {
-        country: Iso,
-        location: Loc,
-    }
-    let mut db = maxminddb_writer::Database::default();
-    db.metadata.database_type = "GeoLite2-City".into();
-    db.metadata.binary_format_major_version = 2;
-    for (net, iso, lat, lon) in [
-        ("192.0.2.0/24", "FR", 48.8566, 2.3522),
-        ("198.51.100.0/24", "US", 40.7128, -74.0060),
-    ] {
-        let r = db
-            .insert_value(Rec {
-                country: Iso { iso_code: iso },
-                location: Loc {
-                    latitude: lat,
-                    longitude: lon,
-                },
-            })
-            .unwrap();
-        db.insert_node(net.parse::<IpAddrWithMask>().unwrap(), r);
-    }
-    std::fs::write(path, db.write_to(Vec::new()).unwrap()).unwrap();
+    std::fs::write(path, stepup_geoip::test_db::paris_new_york().unwrap()).unwrap();
 }
 
 #[test]

@@ -147,15 +147,14 @@ impl GeoIp {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
+/// Small GeoLite2-City-shaped databases for tests, written in memory (feature `test-db`).
+#[cfg(any(test, feature = "test-db"))]
+pub mod test_db {
     use serde::Serialize;
 
     #[derive(Serialize)]
-    struct Iso {
-        iso_code: &'static str,
+    struct Iso<'a> {
+        iso_code: &'a str,
     }
     #[derive(Serialize)]
     struct Loc {
@@ -163,27 +162,60 @@ mod tests {
         longitude: f64,
     }
     #[derive(Serialize)]
-    struct CityRec {
-        country: Iso,
+    struct CityRec<'a> {
+        country: Iso<'a>,
         location: Loc,
     }
 
-    fn paris() -> GeoIp {
+    /// A City database placing each network (`"192.0.2.0/24"`) in a country at a latitude and
+    /// longitude.
+    ///
+    /// # Errors
+    /// A network that does not parse, or a record the writer refuses.
+    pub fn city(places: &[(&str, &str, f64, f64)]) -> Result<Vec<u8>, String> {
         use maxminddb_writer::paths::IpAddrWithMask;
         let mut db = maxminddb_writer::Database::default();
         db.metadata.database_type = "GeoLite2-City".into();
         db.metadata.binary_format_major_version = 2;
-        let r = db
-            .insert_value(CityRec {
-                country: Iso { iso_code: "FR" },
-                location: Loc {
-                    latitude: 48.8566,
-                    longitude: 2.3522,
-                },
-            })
-            .unwrap();
-        db.insert_node("192.0.2.0/24".parse::<IpAddrWithMask>().unwrap(), r);
-        GeoIp::from_bytes(db.write_to(Vec::new()).unwrap()).unwrap()
+        db.metadata.languages = vec!["en".into()];
+        for &(net, iso_code, latitude, longitude) in places {
+            let r = db
+                .insert_value(CityRec {
+                    country: Iso { iso_code },
+                    location: Loc {
+                        latitude,
+                        longitude,
+                    },
+                })
+                .map_err(|e| e.to_string())?;
+            let net = net
+                .parse::<IpAddrWithMask>()
+                .map_err(|e| format!("{net}: {e:?}"))?;
+            db.insert_node(net, r);
+        }
+        db.write_to(Vec::new()).map_err(|e| e.to_string())
+    }
+
+    /// Paris at 192.0.2.0/24 and New York at 198.51.100.0/24.
+    ///
+    /// # Errors
+    /// As [`city`].
+    pub fn paris_new_york() -> Result<Vec<u8>, String> {
+        city(&[
+            ("192.0.2.0/24", "FR", 48.8566, 2.3522),
+            ("198.51.100.0/24", "US", 40.7128, -74.0060),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn paris() -> GeoIp {
+        GeoIp::from_bytes(test_db::city(&[("192.0.2.0/24", "FR", 48.8566, 2.3522)]).unwrap())
+            .unwrap()
     }
 
     fn ctx(ip: Option<&str>, country: Option<&str>) -> Context {

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::Router;
 use axum::routing::{get, post};
-use serde::Serialize;
 use stepup_core::{Factor, FactorSet, Timestamp};
 use stepup_engine::{CompiledSet, Engine, MemoryStore, Store};
 use stepup_http::{
@@ -54,46 +53,9 @@ application app of t {
 }
 "#;
 
-// ---------------------------------------------------------------- a small GeoIP database
-
-#[derive(Serialize)]
-struct Iso {
-    iso_code: &'static str,
-}
-#[derive(Serialize)]
-struct Loc {
-    latitude: f64,
-    longitude: f64,
-}
-#[derive(Serialize)]
-struct CityRec {
-    country: Iso,
-    location: Loc,
-}
-
 /// A GeoLite2-City-shaped database: Paris at 192.0.2.0/24, New York at 198.51.100.0/24.
 fn city_db() -> Vec<u8> {
-    use maxminddb_writer::paths::IpAddrWithMask;
-    let mut db = maxminddb_writer::Database::default();
-    db.metadata.database_type = "GeoLite2-City".into();
-    db.metadata.binary_format_major_version = 2;
-    db.metadata.languages = vec!["en".into()];
-    for (net, iso, lat, lon) in [
-        ("192.0.2.0/24", "FR", 48.8566, 2.3522),
-        ("198.51.100.0/24", "US", 40.7128, -74.0060),
-    ] {
-        let r = db
-            .insert_value(CityRec {
-                country: Iso { iso_code: iso },
-                location: Loc {
-                    latitude: lat,
-                    longitude: lon,
-                },
-            })
-            .unwrap();
-        db.insert_node(net.parse::<IpAddrWithMask>().unwrap(), r);
-    }
-    db.write_to(Vec::new()).unwrap()
+    stepup_geoip::test_db::paris_new_york().unwrap()
 }
 
 #[test]

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use stepup_core::Timestamp;
 use stepup_example_service::{Config, Key, StoreChoice, TokenRequest, app, mint};
 use stepup_http::ReloadStatus;
@@ -33,41 +32,12 @@ fn rules_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules")
 }
 
-#[derive(Serialize)]
-struct Iso {
-    iso_code: &'static str,
-}
-#[derive(Serialize)]
-struct Loc {
-    latitude: f64,
-    longitude: f64,
-}
-#[derive(Serialize)]
-struct CityRec {
-    country: Iso,
-    location: Loc,
-}
-
 /// A small GeoLite2-City-shaped database that places loopback in Paris (written by the test,
 /// nothing downloaded).
 fn geoip_file() -> PathBuf {
-    use maxminddb_writer::paths::IpAddrWithMask;
-    let mut db = maxminddb_writer::Database::default();
-    db.metadata.database_type = "GeoLite2-City".into();
-    db.metadata.binary_format_major_version = 2;
-    db.metadata.languages = vec!["en".into()];
-    let r = db
-        .insert_value(CityRec {
-            country: Iso { iso_code: "FR" },
-            location: Loc {
-                latitude: 48.8566,
-                longitude: 2.3522,
-            },
-        })
-        .unwrap();
-    db.insert_node("127.0.0.0/8".parse::<IpAddrWithMask>().unwrap(), r);
+    let db = stepup_geoip::test_db::city(&[("127.0.0.0/8", "FR", 48.8566, 2.3522)]).unwrap();
     let path = std::env::temp_dir().join(format!("stepup-example-{}.mmdb", std::process::id()));
-    std::fs::write(&path, db.write_to(Vec::new()).unwrap()).unwrap();
+    std::fs::write(&path, db).unwrap();
     path
 }
 
