@@ -1,5 +1,6 @@
 //! Instruction counting: `valgrind --tool=callgrind target/release/examples/count CASE N` decides
-//! CASE (no_candidate, near_miss, match, routine_allow, change_email_step_up) N times; the
+//! CASE (no_candidate, near_miss, match, routine_allow, change_email_step_up,
+//! shared20_allow, shared20_step_up, shared200_allow, shared200_step_up) N times; the
 //! difference of two N gives instructions per decision (BENCHMARKS.md, the decision pipeline).
 #![allow(
     missing_docs,
@@ -23,7 +24,29 @@ fn main() {
         CompiledSet::load(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules")])
             .unwrap();
     let target = &ps[3];
+    let shared = |n: usize| {
+        let (ps, _, step_up, allow) = shared_op(n, 16);
+        let path = write_workload(&format!("count_shared_{n}"), &shared_op_text(&ps)).unwrap();
+        (CompiledSet::load(&[path]).unwrap(), step_up, allow)
+    };
+    let owned;
     let (set, req, state) = match case {
+        "shared20_allow" | "shared20_step_up" | "shared200_allow" | "shared200_step_up" => {
+            let n = if case.starts_with("shared200") {
+                200
+            } else {
+                20
+            };
+            let (set, step_up, allow) = shared(n);
+            let (r, s) = if case.ends_with("allow") {
+                allow
+            } else {
+                step_up
+            }
+            .stepup();
+            owned = set;
+            (&owned, r, s)
+        }
         "match" => {
             let (r, s) = Input::matching(target).stepup("bench", "");
             (&set20, r, s)

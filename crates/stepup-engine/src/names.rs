@@ -1,31 +1,291 @@
-//! Name lookups on the decision path: FNV-1a over short names. The maps hold only names the
-//! policy set defines, so a request's key can cost at most one bucket walk (no flooding risk),
-//! and short keys hash several times faster than with SipHash.
+//! Name lookups on the decision path: a multiply-rotate hash taking eight bytes at a time (as
+//! rustc's FxHash does). The maps hold only names the policy set defines, so a request's key can
+//! cost at most one probe sequence over them (no flooding risk: a request cannot add keys), and
+//! short keys hash several times faster than with SipHash or byte-at-a-time FNV.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 
-/// FNV-1a, 64 bits.
-#[derive(Debug, Clone, Copy)]
-pub struct Fnv(u64);
+/// The word hash of [`NameMap`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WordHash(u64);
 
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
+const K: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl WordHash {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(K);
     }
 }
 
-impl Hasher for Fnv {
+impl Hasher for WordHash {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(head(c));
+        }
+        // The last few bytes, with their count (so "a" and "a\0" differ).
+        let rest = chunks.remainder();
+        self.add(tail(rest) | ((rest.len() as u64) << 56));
+    }
+    #[inline]
+    fn write_u8(&mut self, b: u8) {
+        self.add(u64::from(b));
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // hashbrown takes its control bytes from the high bits: fold the low half in too.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+/// The first eight bytes of `c` as a word (zero-padded).
+#[inline]
+fn head(c: &[u8]) -> u64 {
+    c.get(..8)
+        .and_then(|c| <[u8; 8]>::try_from(c).ok())
+        .map_or_else(|| tail(c), u64::from_le_bytes)
+}
+
+/// Fewer than eight bytes as a word (zero-padded), in at most three loads.
+#[inline]
+fn tail(b: &[u8]) -> u64 {
+    let n = b.len();
+    let mut w = 0u64;
+    let mut at = 0;
+    if n & 4 != 0 {
+        if let Some(x) = b.get(..4).and_then(|x| <[u8; 4]>::try_from(x).ok()) {
+            w = u64::from(u32::from_le_bytes(x));
+        }
+        at = 4;
+    }
+    if n & 2 != 0 {
+        if let Some(x) = b.get(at..at + 2).and_then(|x| <[u8; 2]>::try_from(x).ok()) {
+            w |= u64::from(u16::from_le_bytes(x)) << (8 * at);
+        }
+        at += 2;
+    }
+    if n & 1 != 0
+        && let Some(x) = b.get(at)
+    {
+        w |= u64::from(*x) << (8 * at);
+    }
+    w
+}
+
+/// The hash of a name.
+#[inline]
+fn hash(name: &str) -> u64 {
+    let mut h = WordHash::default();
+    h.write(name.as_bytes());
+    h.finish()
+}
+
+/// Byte equality of two short names, without a call to `memcmp` (whose set-up costs more than
+/// comparing a name of a few bytes).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    (&mut ca).zip(&mut cb).all(|(x, y)| head(x) == head(y))
+        && tail(ca.remainder()) == tail(cb.remainder())
+}
+
+/// A name's hash, the name and its value.
+type Entry<V> = (u64, Box<str>, V);
+
+/// A map from names to values, looked up on every decision: open addressing over a table at
+/// most half full, each entry keeping its name's hash, so a lookup costs one hash of the
+/// request's name and, when the hashes match, one byte comparison.
+#[derive(Debug, Clone)]
+pub struct NameMap<V> {
+    entries: Box<[Option<Entry<V>>]>,
+    len: usize,
+}
+
+impl<V> Default for NameMap<V> {
+    fn default() -> Self {
+        NameMap {
+            entries: Box::new([]),
+            len: 0,
         }
     }
-    fn finish(&self) -> u64 {
-        self.0
+}
+
+impl<V> NameMap<V> {
+    /// The position of `name` (hash `h`), or of the empty entry where it would go; `None` when
+    /// the table has no entry at all.
+    #[inline]
+    fn position(&self, h: u64, name: &str) -> Option<usize> {
+        let mask = self.entries.len().checked_sub(1)?;
+        let mut i = (h >> 40) as usize & mask;
+        // At most half the entries are taken: the walk ends at an empty one.
+        loop {
+            match self.entries.get(i)? {
+                None => return Some(i),
+                Some((eh, n, _)) if *eh == h && same(n.as_bytes(), name.as_bytes()) => {
+                    return Some(i);
+                }
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// The value of `name`.
+    #[inline]
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&V> {
+        let i = self.position(hash(name), name)?;
+        self.entries.get(i)?.as_ref().map(|(_, _, v)| v)
+    }
+
+    /// The value of `name`, to change.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut V> {
+        let i = self.position(hash(name), name)?;
+        self.entries.get_mut(i)?.as_mut().map(|(_, _, v)| v)
+    }
+
+    /// Sets `name` to `v`; returns the value it replaced.
+    pub fn insert(&mut self, name: String, v: V) -> Option<V> {
+        if 2 * (self.len + 1) > self.entries.len() {
+            self.grow();
+        }
+        let h = hash(&name);
+        let slot = self
+            .position(h, &name)
+            .and_then(|i| self.entries.get_mut(i))?;
+        match slot {
+            Some((_, _, old)) => Some(std::mem::replace(old, v)),
+            None => {
+                *slot = Some((h, name.into_boxed_str(), v));
+                self.len += 1;
+                None
+            }
+        }
+    }
+
+    fn grow(&mut self) {
+        let size = (self.entries.len() * 2).max(8);
+        let old = std::mem::replace(
+            &mut self.entries,
+            std::iter::repeat_with(|| None).take(size).collect(),
+        );
+        self.len = 0;
+        for (_, n, v) in old.into_vec().into_iter().flatten() {
+            self.insert(n.into_string(), v);
+        }
+    }
+
+    /// How many names.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
     }
 }
 
-/// A map from names, hashed with FNV-1a.
-pub type NameMap<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
+impl<V> FromIterator<(String, V)> for NameMap<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+        let mut m = NameMap::default();
+        for (k, v) in iter {
+            m.insert(k, v);
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_differ_in_any_byte_or_length_are_told_apart() {
+        let names = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "ba",
+            "amount",
+            "amount_",
+            "amounts",
+            "country",
+            "tier",
+            "channel",
+            "12345678",
+            "123456789",
+            "1234567a",
+            "\0",
+            "a\0",
+        ];
+        let map: NameMap<usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), i))
+            .collect();
+        assert_eq!(map.len(), names.len());
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(map.get(n), Some(&i), "{n:?}");
+        }
+        assert_eq!(map.get("amoun"), None);
+        assert_eq!(map.get("amount\0"), None);
+    }
+}
+
+#[cfg(test)]
+mod map_tests {
+    use super::*;
+
+    #[test]
+    fn a_name_map_grows_replaces_and_finds_every_name() {
+        let mut m = NameMap::default();
+        assert_eq!(m.get(""), None, "an empty map finds nothing");
+        for i in 0..1000 {
+            assert_eq!(m.insert(format!("name{i}"), i), None);
+        }
+        assert_eq!(m.insert("name7".into(), 7_000), Some(7));
+        assert_eq!(m.len(), 1000);
+        for i in 0..1000 {
+            let want = if i == 7 { 7_000 } else { i };
+            assert_eq!(m.get(&format!("name{i}")), Some(&want));
+        }
+        assert_eq!(m.get("name1000"), None);
+        for a in [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            "abcdef",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefghi",
+        ] {
+            for b in [
+                "",
+                "a",
+                "ab",
+                "abc",
+                "abcd",
+                "abcde",
+                "abcdef",
+                "abcdefg",
+                "abcdefgh",
+                "abcdefghi",
+                "abcdefgX",
+                "Xbcdefghi",
+                "abcdefghX",
+                "abcdefgXi",
+            ] {
+                assert_eq!(same(a.as_bytes(), b.as_bytes()), a == b, "{a:?} {b:?}");
+            }
+        }
+        if let Some(v) = m.get_mut("name8") {
+            *v += 1;
+        }
+        assert_eq!(m.get("name8"), Some(&9));
+    }
+}

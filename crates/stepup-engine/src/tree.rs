@@ -1,6 +1,7 @@
 //! The compiled evaluator: walks only the candidate policies of the event, cheap tests first,
 //! short-circuiting in three-valued logic. Nothing on the path that allows allocates.
 
+use crate::compile::prune::Prune;
 use crate::compile::{Attr, CExpr, CompiledScope};
 use crate::facts::{Facts, bool_value, num_value, str_value};
 use crate::request::Value;
@@ -38,6 +39,12 @@ impl<'r> AttrTable<'r> {
             }
         }
         t
+    }
+
+    /// The value in `slot`, if the request gave one.
+    #[must_use]
+    pub fn slot(&self, slot: u8) -> Option<&'r Value> {
+        self.0.get(usize::from(slot)).copied().flatten()
     }
 
     fn get(&self, a: &Attr, f: &Facts<'r>) -> Option<&'r Value> {
@@ -163,25 +170,33 @@ impl Default for FiredBuf {
     }
 }
 
-/// The candidate policies for the event.
+/// The candidate policies for the event, and the attribute indexes of their bucket, if built.
 #[must_use]
 pub fn candidates<'s>(
     scope: &'s CompiledScope,
     event: &crate::request::Event,
     ids: Ids,
-) -> &'s [u32] {
+) -> (&'s [u32], Option<&'s Prune>) {
     use crate::request::Event;
     let idx = &scope.index;
     match event {
-        Event::SignIn { .. } => &idx.sign_in,
+        Event::SignIn { .. } => (&idx.sign_in, None),
         Event::Operation { .. } => match ids.op {
-            Some(k) => idx.by_op.get(k as usize).map_or(&[][..], |b| &b[..]),
-            None => &idx.op_other,
+            Some(k) => idx.by_op.get(k as usize).map_or((&[][..], None), |b| {
+                (
+                    &b[..],
+                    idx.by_op_prune.get(k as usize).and_then(Option::as_ref),
+                )
+            }),
+            None => (&idx.op_other, idx.op_other_prune.as_ref()),
         },
-        Event::Access { .. } => match ids.res {
-            Some(k) => idx.by_res.get(k as usize).map_or(&[][..], |b| &b[..]),
-            None => &idx.res_other,
-        },
-        Event::StepUp { .. } => &[],
+        Event::Access { .. } => (
+            match ids.res {
+                Some(k) => idx.by_res.get(k as usize).map_or(&[][..], |b| &b[..]),
+                None => &idx.res_other,
+            },
+            None,
+        ),
+        Event::StepUp { .. } => (&[], None),
     }
 }

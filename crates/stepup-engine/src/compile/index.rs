@@ -147,6 +147,25 @@ pub struct Index {
     pub by_res: Vec<Box<[u32]>>,
     /// For resources that are not interned.
     pub res_other: Box<[u32]>,
+    /// The attribute indexes of each operation's bucket (pass 5), when built.
+    pub by_op_prune: Vec<Option<super::prune::Prune>>,
+    /// The same for `op_other`.
+    pub op_other_prune: Option<super::prune::Prune>,
+}
+
+impl Index {
+    /// Builds the attribute indexes of the operation buckets over the final conditions.
+    pub fn build_prunes(&mut self, exprs: &[CExpr]) {
+        let prune = |bucket: &[u32]| {
+            let conds: Vec<&CExpr> = bucket
+                .iter()
+                .filter_map(|&i| exprs.get(i as usize))
+                .collect();
+            super::prune::build(&conds)
+        };
+        self.by_op_prune = self.by_op.iter().map(|b| prune(b)).collect();
+        self.op_other_prune = prune(&self.op_other);
+    }
 }
 
 fn index_of(i: usize) -> u32 {
@@ -179,5 +198,7 @@ pub fn build(exprs: &[CExpr], n_ops: usize, n_res: usize) -> Index {
             .map(|k| pick(&|g| g.res.admits(index_of(k))))
             .collect(),
         res_other: pick(&|g| g.res == Filter::Everything),
+        by_op_prune: Vec::new(),
+        op_other_prune: None,
     }
 }

@@ -20,7 +20,13 @@ pub struct Interner<'t> {
 
 fn id(map: &mut NameMap<u32>, name: &str) -> u32 {
     let n = u32::try_from(map.len()).unwrap_or(u32::MAX);
-    *map.entry(name.to_string()).or_insert(n)
+    match map.get(name) {
+        Some(id) => *id,
+        None => {
+            map.insert(name.to_string(), n);
+            n
+        }
+    }
 }
 
 impl<'t> Interner<'t> {

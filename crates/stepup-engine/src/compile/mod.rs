@@ -1,11 +1,13 @@
 //! The compiler: a resolved policy set → a [`CompiledScope`] per (tenant, application).
 //! Passes, one module each, chained in [`compile_scope`]:
 //! [`intern`] (names → small integers, typed leaves), [`simplify`] (flatten, fold constants),
-//! [`order`] (cheap tests first) and [`index`] (which policies can fire for which event).
+//! [`order`] (cheap tests first), [`index`] (which policies can fire for which event) and
+//! [`prune`] (attribute indexes inside an operation's bucket).
 
 pub mod index;
 pub mod intern;
 pub mod order;
+pub mod prune;
 pub mod simplify;
 
 use std::sync::Arc;
@@ -122,7 +124,7 @@ pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
         .iter()
         .map(|p| order::order(simplify::simplify(interner.lower(&p.condition))))
         .collect();
-    let index = index::build(&exprs, interner.ops.len(), interner.res.len());
+    let mut index = index::build(&exprs, interner.ops.len(), interner.res.len());
     // With the index on, a bucket only holds policies whose top-level operation test it already
     // passed: that test is dropped from the tree.
     let exprs = if exprs.len() >= index::INDEX_THRESHOLD {
@@ -130,6 +132,7 @@ pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
     } else {
         exprs
     };
+    index.build_prunes(&exprs);
     let reads = r
         .policies
         .iter()

@@ -55,14 +55,10 @@ impl Fired {
     }
 
     /// Records policy `i`'s value, and why it is unknown when it is.
+    #[inline(always)]
     fn record(&mut self, p: &Policy, i: usize, v: Tri, why: impl FnOnce() -> Vec<String>) {
         if v == Tri::Unknown {
-            let note = fail_closed_note(&p.name, why());
-            if p.report_only {
-                self.report_only_notes.push((i, note));
-            } else {
-                self.notes.push(note);
-            }
+            self.note_unknown(p, i, why());
         }
         if v.fires() {
             if p.report_only {
@@ -70,6 +66,18 @@ impl Fired {
             } else {
                 self.enforced.push(i);
             }
+        }
+    }
+
+    /// Notes why policy `i` fired although its condition could not be decided.
+    #[cold]
+    #[inline(never)]
+    fn note_unknown(&mut self, p: &Policy, i: usize, why: Vec<String>) {
+        let note = fail_closed_note(&p.name, why);
+        if p.report_only {
+            self.report_only_notes.push((i, note));
+        } else {
+            self.notes.push(note);
         }
     }
 }
@@ -81,11 +89,21 @@ pub(crate) fn fire(walk: Walk, scope: &CompiledScope, facts: &Facts<'_>, ids: Id
     match walk {
         Walk::Compiled => {
             let attrs = AttrTable::new(&scope.attr_slots, event);
-            for &i in candidates(scope, event, ids) {
-                let i = i as usize;
-                if let (Some(e), Some(p)) = (scope.exprs.get(i), scope.policies.get(i)) {
-                    let v = eval(e, facts, ids, &attrs);
-                    out.record(p, i, v, || reasons(e, facts, ids, &attrs));
+            let (bucket, prune) = candidates(scope, event, ids);
+            // With attribute indexes, only policies with no false attribute test are evaluated
+            // (the others are false whatever the rest of their condition says).
+            match prune {
+                Some(prune) => {
+                    for k in prune.survivors(&attrs, bucket.len()) {
+                        if let Some(&i) = bucket.get(k) {
+                            judge(&mut out, scope, facts, ids, &attrs, i as usize);
+                        }
+                    }
+                }
+                None => {
+                    for &i in bucket {
+                        judge(&mut out, scope, facts, ids, &attrs, i as usize);
+                    }
                 }
             }
         }
@@ -117,6 +135,22 @@ pub(crate) fn fire(walk: Walk, scope: &CompiledScope, facts: &Facts<'_>, ids: Id
         }
     }
     out
+}
+
+/// Evaluates candidate `i` on the compiled tree and records its value.
+#[inline(always)]
+fn judge<'r>(
+    out: &mut Fired,
+    scope: &CompiledScope,
+    facts: &Facts<'r>,
+    ids: Ids,
+    attrs: &AttrTable<'r>,
+    i: usize,
+) {
+    if let (Some(e), Some(p)) = (scope.exprs.get(i), scope.policies.get(i)) {
+        let v = eval(e, facts, ids, attrs);
+        out.record(p, i, v, || reasons(e, facts, ids, attrs));
+    }
 }
 
 fn reasons<'r>(e: &CExpr, f: &Facts<'r>, ids: Ids, attrs: &AttrTable<'r>) -> Vec<String> {

@@ -1,0 +1,394 @@
+//! Pass 5: attribute indexes inside an operation's bucket. When many policies guard the same
+//! operation, the operation index prunes nothing; most of their tests are numeric ranges, set
+//! memberships and flags on the request's attributes. For each attribute the bucket's policies
+//! test at their top level, this pass divides the attribute's values into regions on which every
+//! such test has one value, and keeps per region a bitset of the policies that survive: those
+//! with no test on the attribute, and those whose tests all hold there. A request then looks up
+//! one region per attribute, intersects the bitsets, and evaluates only the survivors.
+//!
+//! Only a test that is **false** prunes: a policy is dropped only when one of its conjuncts is
+//! false for the request's value, which makes its whole condition false in three-valued logic.
+//! A missing, mistyped or non-finite value is unknown to every test, so it prunes nothing and
+//! every policy that reads it is evaluated (and fires: SPEC §10). Every test is judged by the
+//! evaluator's own functions ([`num_value`], [`str_value`], [`bool_value`]) at a value inside
+//! the region, so the index and the tree cannot disagree on a value.
+
+use std::collections::BTreeSet;
+
+use crate::compile::{Attr, CExpr};
+use crate::facts::{bool_value, num_value, str_value};
+use crate::names::NameMap;
+use crate::request::Value;
+use crate::tree::AttrTable;
+use crate::tri::Tri;
+
+/// Bucket size from which the attribute indexes pay for their lookups.
+pub const PRUNE_THRESHOLD: usize = 8;
+
+/// Most 64-bit words one attribute's index may hold (2 MiB): an attribute with more distinct
+/// constants × policies than this is not indexed (its tests are still evaluated).
+const MAX_WORDS_PER_ATTR: usize = 1 << 18;
+
+/// Most attributes indexed per bucket.
+const MAX_ATTRS: usize = 16;
+
+/// The attribute indexes of one bucket.
+#[derive(Debug, Clone)]
+pub struct Prune {
+    /// 64-bit words per bitset (the bucket's length rounded up to 64).
+    words: usize,
+    /// One index per (attribute, kind of test).
+    attrs: Box<[AttrIndex]>,
+}
+
+#[derive(Debug, Clone)]
+struct AttrIndex {
+    slot: u8,
+    regions: Regions,
+    /// `words` words per region, region after region.
+    bits: Box<[u64]>,
+}
+
+#[derive(Debug, Clone)]
+enum Regions {
+    /// Finite constants, sorted: region `2i + 1` is the point `points[i]`, region `2i` the open
+    /// interval below it, region `2 * points.len()` everything above the last.
+    Num(Box<[f64]>),
+    /// Region `i` is the string the map gives `i`; region `map.len()` is every other string.
+    Str(NameMap<u32>),
+    /// Region 0 is `false`, region 1 `true`.
+    Bool,
+}
+
+impl Regions {
+    /// The region of the request's value, or `None` when the value is unknown to this kind of
+    /// test (absent, another type, not finite): then nothing is pruned on it.
+    fn of(&self, v: Option<&Value>) -> Option<usize> {
+        match (self, v?) {
+            (Regions::Num(points), Value::Number(x)) if x.is_finite() => {
+                let i = points.partition_point(|p| *p < *x);
+                Some(if points.get(i) == Some(x) {
+                    2 * i + 1
+                } else {
+                    2 * i
+                })
+            }
+            (Regions::Str(map), Value::Str(s)) => {
+                Some(map.get(s.as_str()).map_or(map.len(), |i| *i as usize))
+            }
+            (Regions::Bool, Value::Bool(b)) => Some(usize::from(*b)),
+            _ => None,
+        }
+    }
+}
+
+/// A top-level test of a policy on one attribute.
+#[derive(Clone, Copy)]
+enum Test<'e> {
+    Num(stepup_dsl::ast::CmpOp, f64),
+    Str(&'e BTreeSet<String>),
+    Bool(bool),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Num,
+    Str,
+    Bool,
+}
+
+impl Test<'_> {
+    fn kind(&self) -> Kind {
+        match self {
+            Test::Num(..) => Kind::Num,
+            Test::Str(_) => Kind::Str,
+            Test::Bool(_) => Kind::Bool,
+        }
+    }
+    /// The test's value at `v`, by the evaluator's own function.
+    fn at(&self, v: &Value) -> Tri {
+        match self {
+            Test::Num(op, c) => num_value(Some(v), *op, *c),
+            Test::Str(set) => str_value(Some(v), set),
+            Test::Bool(b) => bool_value(Some(v), *b),
+        }
+    }
+}
+
+/// The conjuncts of a condition that test a slotted attribute: `(slot, test)`.
+fn leaf_test(c: &CExpr) -> Option<(u8, Test<'_>)> {
+    match c {
+        CExpr::AttrNum(Attr { slot: Some(s), .. }, op, v) => Some((*s, Test::Num(*op, *v))),
+        CExpr::AttrStr(Attr { slot: Some(s), .. }, set) => Some((*s, Test::Str(set))),
+        CExpr::AttrBool(Attr { slot: Some(s), .. }, b) => Some((*s, Test::Bool(*b))),
+        _ => None,
+    }
+}
+
+fn conjunct_tests(e: &CExpr) -> Vec<(u8, Test<'_>)> {
+    let leaf = leaf_test;
+    match e {
+        CExpr::And(v) => v.iter().filter_map(leaf).collect(),
+        other => leaf(other).into_iter().collect(),
+    }
+}
+
+/// Builds the indexes of a bucket (its policies' compiled conditions, in bucket order), or
+/// `None` when the bucket is small or no attribute is worth indexing.
+#[must_use]
+pub fn build(bucket: &[&CExpr]) -> Option<Prune> {
+    if bucket.len() < PRUNE_THRESHOLD {
+        return None;
+    }
+    let words = bucket.len().div_ceil(64);
+    let tests: Vec<Vec<(u8, Test<'_>)>> = bucket.iter().map(|e| conjunct_tests(e)).collect();
+    let mut keys: Vec<(u8, Kind)> = tests
+        .iter()
+        .flatten()
+        .map(|(s, t)| (*s, t.kind()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut attrs = Vec::new();
+    for (slot, kind) in keys {
+        // Each policy's tests on this attribute (empty: the policy is not constrained by it).
+        let per_policy: Vec<Vec<Test<'_>>> = tests
+            .iter()
+            .map(|ts| {
+                ts.iter()
+                    .filter(|(s, t)| *s == slot && t.kind() == kind)
+                    .map(|(_, t)| *t)
+                    .collect()
+            })
+            .collect();
+        let constrained = per_policy.iter().filter(|t| !t.is_empty()).count();
+        // An attribute that only a few policies test prunes too little to pay for its lookup.
+        if constrained * 4 < bucket.len() {
+            continue;
+        }
+        let index = match kind {
+            Kind::Num => num_index(slot, words, &per_policy),
+            Kind::Str => str_index(slot, words, &per_policy),
+            Kind::Bool => Some(bool_index(slot, words, &per_policy)),
+        };
+        attrs.extend(index);
+    }
+    // The most selective first is not known without data; keep at most MAX_ATTRS.
+    attrs.truncate(MAX_ATTRS);
+    (!attrs.is_empty()).then(|| Prune {
+        words,
+        attrs: attrs.into_boxed_slice(),
+    })
+}
+
+fn set_bit(bits: &mut [u64], words: usize, region: usize, policy: usize) {
+    if let Some(w) = bits.get_mut(region * words + policy / 64) {
+        *w |= 1 << (policy % 64);
+    }
+}
+
+/// Whether a policy with `tests` on the attribute survives at `v`: none is false.
+fn survives(tests: &[Test<'_>], v: &Value) -> bool {
+    tests.iter().all(|t| t.at(v) != Tri::False)
+}
+
+fn num_index(slot: u8, words: usize, per_policy: &[Vec<Test<'_>>]) -> Option<AttrIndex> {
+    let mut points: Vec<f64> = per_policy
+        .iter()
+        .flatten()
+        .filter_map(|t| match t {
+            Test::Num(_, c) if c.is_finite() => Some(*c),
+            _ => None,
+        })
+        .collect();
+    points.sort_unstable_by(f64::total_cmp);
+    points.dedup();
+    let n_regions = 2 * points.len() + 1;
+    if n_regions.saturating_mul(words) > MAX_WORDS_PER_ATTR {
+        return None;
+    }
+    // A finite value inside each region (`None` for an open interval with no float in it: no
+    // request value can land there). Every test compares with a constant among `points` or a
+    // non-finite one, so its value is the same throughout a region.
+    let inside = |r: usize| -> Option<f64> {
+        let i = r / 2;
+        let v = if r % 2 == 1 {
+            *points.get(i)?
+        } else {
+            match (i.checked_sub(1).and_then(|j| points.get(j)), points.get(i)) {
+                (None, None) => 0.0,
+                (None, Some(hi)) => hi.next_down(),
+                (Some(lo), None) => lo.next_up(),
+                (Some(lo), Some(hi)) => {
+                    let v = lo.next_up();
+                    if v >= *hi {
+                        return None;
+                    }
+                    v
+                }
+            }
+        };
+        v.is_finite().then_some(v)
+    };
+    let mut bits = vec![0u64; n_regions * words];
+    for (j, tests) in per_policy.iter().enumerate() {
+        if tests.is_empty() {
+            for r in 0..n_regions {
+                set_bit(&mut bits, words, r, j);
+            }
+            continue;
+        }
+        // The policy's tests change value only at its own constants: judge one value per run
+        // of regions between them and fill the run.
+        let mut cuts: Vec<usize> = tests
+            .iter()
+            .filter_map(|t| match t {
+                Test::Num(_, c) => points
+                    .binary_search_by(|p| p.total_cmp(c))
+                    .ok()
+                    .map(|i| 2 * i + 1),
+                _ => None,
+            })
+            .flat_map(|r| [r, r + 1])
+            .collect();
+        cuts.push(0);
+        cuts.push(n_regions);
+        cuts.sort_unstable();
+        cuts.dedup();
+        for run in cuts.windows(2) {
+            let (start, end) = match run {
+                [a, b] => (*a, *b),
+                _ => continue,
+            };
+            // The first region of the run that holds a value decides the run.
+            let alive = (start..end)
+                .find_map(inside)
+                .is_none_or(|v| survives(tests, &Value::Number(v)));
+            if alive {
+                for r in start..end {
+                    set_bit(&mut bits, words, r, j);
+                }
+            }
+        }
+    }
+    Some(AttrIndex {
+        slot,
+        regions: Regions::Num(points.into_boxed_slice()),
+        bits: bits.into_boxed_slice(),
+    })
+}
+
+fn str_index(slot: u8, words: usize, per_policy: &[Vec<Test<'_>>]) -> Option<AttrIndex> {
+    let mut values: Vec<&str> = per_policy
+        .iter()
+        .flatten()
+        .flat_map(|t| match t {
+            Test::Str(set) => set.iter().map(String::as_str).collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect();
+    values.sort_unstable();
+    values.dedup();
+    let n_regions = values.len() + 1;
+    if n_regions.saturating_mul(words) > MAX_WORDS_PER_ATTR {
+        return None;
+    }
+    // A string no test names: longer than every one that is.
+    let other = "x".repeat(values.iter().map(|v| v.len()).max().unwrap_or(0) + 1);
+    let mut bits = vec![0u64; n_regions * words];
+    for (j, tests) in per_policy.iter().enumerate() {
+        for (r, v) in values.iter().copied().chain([other.as_str()]).enumerate() {
+            if survives(tests, &Value::Str(v.to_string())) {
+                set_bit(&mut bits, words, r, j);
+            }
+        }
+    }
+    let map = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.to_string(), u32::try_from(i).unwrap_or(u32::MAX)))
+        .collect();
+    Some(AttrIndex {
+        slot,
+        regions: Regions::Str(map),
+        bits: bits.into_boxed_slice(),
+    })
+}
+
+fn bool_index(slot: u8, words: usize, per_policy: &[Vec<Test<'_>>]) -> AttrIndex {
+    let mut bits = vec![0u64; 2 * words];
+    for (j, tests) in per_policy.iter().enumerate() {
+        for b in [false, true] {
+            if survives(tests, &Value::Bool(b)) {
+                set_bit(&mut bits, words, usize::from(b), j);
+            }
+        }
+    }
+    AttrIndex {
+        slot,
+        regions: Regions::Bool,
+        bits: bits.into_boxed_slice(),
+    }
+}
+
+impl Prune {
+    /// The positions in the bucket of the policies that survive the request's attribute values,
+    /// in bucket order. Allocates nothing.
+    #[must_use]
+    pub fn survivors<'p>(&'p self, attrs: &AttrTable<'_>, len: usize) -> Survivors<'p> {
+        // The offset of each indexed attribute's region (`None`: unknown, prunes nothing).
+        let mut offsets = [None::<usize>; MAX_ATTRS];
+        for (o, a) in offsets.iter_mut().zip(self.attrs.iter()) {
+            *o = a
+                .regions
+                .of(attrs.slot(a.slot))
+                .map(|region| region * self.words);
+        }
+        Survivors {
+            prune: self,
+            offsets,
+            len,
+            word: 0,
+            alive: 0,
+        }
+    }
+}
+
+/// Iterator over the surviving positions of a bucket.
+pub struct Survivors<'p> {
+    prune: &'p Prune,
+    offsets: [Option<usize>; MAX_ATTRS],
+    len: usize,
+    /// The next word to load.
+    word: usize,
+    /// The survivors of the word loaded last, not yet returned.
+    alive: u64,
+}
+
+impl Iterator for Survivors<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.alive == 0 {
+            let w = self.word;
+            if w >= self.prune.words {
+                return None;
+            }
+            self.word += 1;
+            let mut alive = if (w + 1) * 64 <= self.len {
+                u64::MAX
+            } else {
+                (1u64 << (self.len % 64)) - 1
+            };
+            for (o, a) in self.offsets.iter().zip(self.prune.attrs.iter()) {
+                if let Some(off) = o {
+                    alive &= a.bits.get(off + w).copied().unwrap_or(u64::MAX);
+                }
+            }
+            self.alive = alive;
+        }
+        let bit = self.alive.trailing_zeros() as usize;
+        self.alive &= self.alive - 1;
+        Some((self.word - 1) * 64 + bit)
+    }
+}
