@@ -1,19 +1,28 @@
 //! The rhai escape hatch. This module holds the project's one rhai constructor: a raw engine
 //! with only the packages a predicate needs, an operation budget, depth and size limits,
 //! strict variables, no modules, no functions, no `eval`, no printing. Scripts compile once,
-//! when the policy set loads; they read a constant `ctx` map and must return a boolean.
+//! when the policy set loads; they read a constant `ctx` and must return a boolean.
 //!
 //! When a script compiles, the `ctx` fields it reads are taken from its syntax tree
 //! ([`Script::reads`]): a script reads fields by name only (`ctx.amount`, `ctx["amount"]`,
 //! `ctx.attrs.amount`, `ctx.signals.new_device`), so the engine can hand it exactly those
-//! fields, each known and typed, and never `()` in place of a value (SPEC §10).
+//! fields, each known and typed, and never `()` in place of a value (SPEC §10). Each field
+//! read is then bound to a constant of its own ([`bind`]): an evaluation pushes one value per
+//! field instead of building a `ctx` map.
 
+mod bind;
+#[cfg(test)]
+mod bind_tests;
+
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use rhai::packages::{
     BasicArrayPackage, BasicMapPackage, BasicStringPackage, LogicPackage, Package,
 };
-use rhai::{AST, ASTFlags, ASTNode, Dynamic, Engine, Expr, Map, Position, Scope, Stmt};
+use rhai::{
+    AST, ASTFlags, ASTNode, Dynamic, Engine, Expr, ImmutableString, Map, Position, Scope, Stmt,
+};
 
 use crate::model::SignalKind;
 
@@ -43,10 +52,10 @@ fn sandbox() -> Engine {
     e
 }
 
-fn scope_with(ctx: Map) -> Scope<'static> {
-    let mut scope = Scope::new();
-    scope.push_constant("ctx", ctx);
-    scope
+thread_local! {
+    /// A scope reused by the evaluations of this thread (it keeps its capacity; it is emptied
+    /// before and after each one, so no value outlives its evaluation).
+    static SCOPE: RefCell<Scope<'static>> = RefCell::new(Scope::new());
 }
 
 /// The name of the map scripts read.
@@ -101,9 +110,21 @@ pub const CTX_BUILTINS: [&str; 7] = [
 pub struct Script {
     /// The source text.
     pub source: String,
+    /// The script with each field read bound to its own variable.
     ast: AST,
     reads: Vec<CtxField>,
+    /// The variable of each field of `reads`, in the same order.
+    variables: Vec<ImmutableString>,
     sites: Vec<FieldRead>,
+}
+
+/// Why a script gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoAnswer<E> {
+    /// A field it reads has no value (why, as the caller said): the script did not run.
+    NotRun(E),
+    /// It ran and failed: an error, an exhausted budget, or a result that is not a boolean.
+    Failed(String),
 }
 
 /// Where a script reads a field (its first occurrence), for diagnostics.
@@ -193,8 +214,10 @@ fn whole(what: &str) -> String {
     format!("scripts read `ctx` fields by name, e.g. `ctx.amount`; {what}")
 }
 
-/// The field a `ctx` access chain reads; `node` is the `Dot`/`Index` whose left side is `ctx`.
-fn field_of(node: &Expr, ctx_pos: Position) -> Result<FieldRead, CompileError> {
+/// The field a `ctx` access chain reads, and the chain's node after the field's name, if the
+/// chain goes on (`ctx.enrolled.len()`: the `Dot` of `enrolled` and `len()`); `node` is the
+/// `Dot`/`Index` whose left side is `ctx`.
+fn field_of(node: &Expr, ctx_pos: Position) -> Result<(FieldRead, Option<&Expr>), CompileError> {
     let Some((first, rest)) = next(node) else {
         return Err(CompileError::at(
             whole("`ctx` is used here as a whole"),
@@ -226,6 +249,7 @@ fn field_of(node: &Expr, ctx_pos: Position) -> Result<FieldRead, CompileError> {
     };
     // The access ends after the name it reads.
     let mut end = (pos, width);
+    let mut rest = rest;
     let field = match name {
         "risk" => CtxField::Risk,
         "operation" => CtxField::Operation,
@@ -233,8 +257,8 @@ fn field_of(node: &Expr, ctx_pos: Position) -> Result<FieldRead, CompileError> {
         "event" => CtxField::Event,
         "enrolled" => CtxField::Enrolled,
         "signals" | "attrs" => {
-            let second = rest.and_then(next).map(|(s, _)| s);
-            let Some(Step::Key(inner, inner_pos, inner_width)) = second else {
+            let second = rest.and_then(next);
+            let Some((Step::Key(inner, inner_pos, inner_width), after)) = second else {
                 let example = if name == "signals" {
                     "ctx.signals.new_device"
                 } else {
@@ -249,6 +273,7 @@ fn field_of(node: &Expr, ctx_pos: Position) -> Result<FieldRead, CompileError> {
                 ));
             };
             end = (inner_pos, inner_width);
+            rest = after;
             if name == "attrs" {
                 CtxField::Attr(inner.to_string())
             } else if let Some(k) = SignalKind::parse(inner) {
@@ -282,18 +307,21 @@ fn field_of(node: &Expr, ctx_pos: Position) -> Result<FieldRead, CompileError> {
         (Some(l1), Some(c1), Some(l2), Some(c2)) if l1 == l2 && c2 >= c1 => c2 - c1 + end.1,
         _ => CTX.len(),
     };
-    Ok(FieldRead {
-        field,
-        line: ctx_pos.line(),
-        column: ctx_pos.position(),
-        width,
-    })
+    Ok((
+        FieldRead {
+            field,
+            line: ctx_pos.line(),
+            column: ctx_pos.position(),
+            width,
+        },
+        rest,
+    ))
 }
 
-/// The `ctx` fields a script reads, sorted and deduplicated; an error where it uses `ctx`
+/// Where a script reads each `ctx` field (first occurrence); an error where it uses `ctx`
 /// otherwise than by reading a field by name. Sound: every occurrence of the variable `ctx`
 /// must be the root of a recognised field access.
-fn analyse(ast: &AST) -> Result<(Vec<CtxField>, Vec<FieldRead>), CompileError> {
+fn analyse(ast: &AST) -> Result<Vec<FieldRead>, CompileError> {
     let mut sites: Vec<FieldRead> = Vec::new();
     let mut error: Option<CompileError> = None;
     let (mut uses, mut accesses) = (0usize, 0usize);
@@ -310,7 +338,7 @@ fn analyse(ast: &AST) -> Result<(Vec<CtxField>, Vec<FieldRead>), CompileError> {
             }
             Some(ASTNode::Expr(e @ (Expr::Dot(x, ..) | Expr::Index(x, ..)))) if is_ctx(&x.lhs) => {
                 accesses += 1;
-                field_of(e, x.lhs.position()).map(|f| {
+                field_of(e, x.lhs.position()).map(|(f, _)| {
                     if !sites.iter().any(|s| s.field == f.field) {
                         sites.push(f);
                     }
@@ -356,9 +384,7 @@ fn analyse(ast: &AST) -> Result<(Vec<CtxField>, Vec<FieldRead>), CompileError> {
             width: 1,
         });
     }
-    let mut reads: Vec<CtxField> = sites.iter().map(|s| s.field.clone()).collect();
-    reads.sort();
-    Ok((reads, sites))
+    Ok(sites)
 }
 
 impl Script {
@@ -381,11 +407,17 @@ impl Script {
         scope.push("ctx", Map::new());
         match ENGINE.compile_with_scope(&scope, source) {
             Ok(ast) => {
-                let (reads, sites) = analyse(&ast)?;
+                let mut sites = analyse(&ast)?;
+                let mut statements = ast.statements().to_vec();
+                bind::bind(&mut statements, &mut sites)?;
+                let mut reads: Vec<CtxField> = sites.iter().map(|s| s.field.clone()).collect();
+                reads.sort();
+                let variables = reads.iter().map(bind::variable_name).collect();
                 Ok(Script {
                     source: source.to_string(),
-                    ast,
+                    ast: AST::new(statements),
                     reads,
+                    variables,
                     sites,
                 })
             }
@@ -410,22 +442,58 @@ impl Script {
         &self.sites
     }
 
-    /// Runs the script against `ctx`.
+    /// Runs the script. `value` gives the value of each field it reads ([`Script::reads`], in
+    /// that order), known and of the type the field is declared with; the script runs only
+    /// when every field has one.
     ///
     /// # Errors
-    /// A runtime error, an exhausted budget, or a result that is not a boolean.
-    pub fn eval(&self, ctx: Map) -> Result<bool, String> {
-        let mut scope = scope_with(ctx);
-        match ENGINE.eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast) {
+    /// [`NoAnswer::NotRun`] with `value`'s first error; [`NoAnswer::Failed`] on a runtime error,
+    /// an exhausted budget, or a result that is not a boolean.
+    pub fn eval_with<E>(
+        &self,
+        mut value: impl FnMut(&CtxField) -> Result<Dynamic, E>,
+    ) -> Result<bool, NoAnswer<E>> {
+        SCOPE.with(|scope| match scope.try_borrow_mut() {
+            Ok(mut scope) => self.eval_in(&mut scope, &mut value),
+            // Only if `value` itself ran a script: a scope of its own.
+            Err(_) => self.eval_in(&mut Scope::new(), &mut value),
+        })
+    }
+
+    fn eval_in<E>(
+        &self,
+        scope: &mut Scope<'static>,
+        value: &mut impl FnMut(&CtxField) -> Result<Dynamic, E>,
+    ) -> Result<bool, NoAnswer<E>> {
+        scope.clear();
+        let result = self.bind_and_run(scope, value);
+        scope.clear();
+        result
+    }
+
+    fn bind_and_run<E>(
+        &self,
+        scope: &mut Scope<'static>,
+        value: &mut impl FnMut(&CtxField) -> Result<Dynamic, E>,
+    ) -> Result<bool, NoAnswer<E>> {
+        for (field, variable) in self.reads.iter().zip(&self.variables) {
+            let v = value(field).map_err(NoAnswer::NotRun)?;
+            if v.is_unit() {
+                // Never from the engine, which passes known values: a script never sees `()`.
+                return Err(NoAnswer::Failed(format!("`{field}` has no value")));
+            }
+            scope.push_constant_dynamic(variable.as_str(), v);
+        }
+        match ENGINE.eval_ast_with_scope::<Dynamic>(scope, &self.ast) {
             Ok(v) => v
                 .as_bool()
-                .map_err(|t| format!("script returned a {t}, not a boolean")),
-            Err(e) => Err(match *e {
+                .map_err(|t| NoAnswer::Failed(format!("script returned a {t}, not a boolean"))),
+            Err(e) => Err(NoAnswer::Failed(match *e {
                 rhai::EvalAltResult::ErrorTooManyOperations(_) => {
                     format!("script exceeded its budget of {MAX_OPERATIONS} operations")
                 }
                 other => other.to_string(),
-            }),
+            })),
         }
     }
 }
@@ -439,22 +507,41 @@ pub fn ctx_value<T: Into<Dynamic>>(v: T) -> Dynamic {
 mod tests {
     use super::*;
 
+    /// Runs `s` with `fields`' values; a field missing from `fields` stops it from running.
+    pub(super) fn run(
+        s: &Script,
+        fields: &[(CtxField, Dynamic)],
+    ) -> Result<bool, NoAnswer<String>> {
+        s.eval_with(|f| {
+            fields
+                .iter()
+                .find(|(g, _)| g == f)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| format!("`{f}` is absent"))
+        })
+    }
+
     #[test]
     fn scripts_read_ctx_and_return_booleans() -> Result<(), String> {
         let s = Script::compile("ctx.amount > 10000 && ctx.account_age_days < 7")
             .map_err(|e| e.message)?;
-        let mut m = Map::new();
-        m.insert("amount".into(), Dynamic::from(20_000_i64));
-        m.insert("account_age_days".into(), Dynamic::from(3_i64));
-        assert_eq!(s.eval(m), Ok(true));
+        let fields = [
+            (attr("amount"), Dynamic::from(20_000_i64)),
+            (attr("account_age_days"), Dynamic::from(3_i64)),
+        ];
+        assert_eq!(run(&s, &fields), Ok(true));
         Ok(())
     }
 
     #[test]
     fn an_endless_loop_is_stopped_by_the_budget() -> Result<(), String> {
         let s = Script::compile("loop {} true").map_err(|e| e.message)?;
-        let err = s.eval(Map::new()).err().unwrap_or_default();
-        assert!(err.contains("budget"), "{err}");
+        assert_eq!(
+            run(&s, &[]),
+            Err(NoAnswer::Failed(
+                "script exceeded its budget of 10000 operations".to_string()
+            ))
+        );
         Ok(())
     }
 
@@ -468,7 +555,7 @@ mod tests {
         Script::compile(src).map(|s| s.reads().to_vec())
     }
 
-    fn attr(n: &str) -> CtxField {
+    pub(super) fn attr(n: &str) -> CtxField {
         CtxField::Attr(n.to_string())
     }
 
@@ -609,14 +696,11 @@ mod tests {
     fn a_script_reading_declared_fields_still_runs() -> Result<(), String> {
         let s = Script::compile("ctx.attrs.amount > 5 && ctx.signals.new_device")
             .map_err(|e| e.message)?;
-        let mut signals = Map::new();
-        signals.insert("new_device".into(), Dynamic::from(true));
-        let mut attrs = Map::new();
-        attrs.insert("amount".into(), Dynamic::from(9_i64));
-        let mut m = Map::new();
-        m.insert("signals".into(), signals.into());
-        m.insert("attrs".into(), attrs.into());
-        assert_eq!(s.eval(m), Ok(true));
+        let fields = [
+            (CtxField::Signal(SignalKind::NewDevice), Dynamic::from(true)),
+            (attr("amount"), Dynamic::from(9_i64)),
+        ];
+        assert_eq!(run(&s, &fields), Ok(true));
         Ok(())
     }
 }

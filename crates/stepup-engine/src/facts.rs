@@ -5,12 +5,12 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use rhai::{Dynamic, Map};
+use rhai::Dynamic;
 use stepup_core::{Factor, OperationClass};
 use stepup_dsl::ast::CmpOp;
 use stepup_dsl::fmt::quote;
 use stepup_dsl::model::{AttrType, SignalKind, Tenant};
-use stepup_dsl::script::{CtxField, Script};
+use stepup_dsl::script::{CtxField, NoAnswer, Script};
 
 use crate::request::{Event, Request, Value};
 use crate::risk::Signals;
@@ -75,9 +75,13 @@ pub fn script_runs_on_this_thread() -> u64 {
     SCRIPT_RUNS.with(std::cell::Cell::get)
 }
 
-fn run_script(s: &Script, ctx: Map) -> Result<bool, String> {
+/// A string as a script reads it.
+fn text(s: &str) -> Dynamic {
+    Dynamic::from(rhai::ImmutableString::from(s))
+}
+
+fn count_run() {
     SCRIPT_RUNS.with(|n| n.set(n.get() + 1));
-    s.eval(ctx)
 }
 
 /// Facts about one event.
@@ -223,18 +227,22 @@ impl Facts<'_> {
         if let Some(r) = self.scripts.borrow().iter().find(|r| r.key == key) {
             return r.value;
         }
-        let (value, reason) = match self.script_ctx(s) {
-            Err(why) => (
+        let (value, reason) = match s.eval_with(|f| self.ctx_field(f)) {
+            Err(NoAnswer::NotRun(why)) => (
                 Tri::Unknown,
                 Some(format!("script {} not run: {why}", quote(&s.source))),
             ),
-            Ok(ctx) => match run_script(s, ctx) {
-                Ok(b) => (Tri::from(b), None),
-                Err(e) => (
+            Ok(b) => {
+                count_run();
+                (Tri::from(b), None)
+            }
+            Err(NoAnswer::Failed(e)) => {
+                count_run();
+                (
                     Tri::Unknown,
                     Some(format!("script {} failed: {e}", quote(&s.source))),
-                ),
-            },
+                )
+            }
         };
         self.scripts
             .borrow_mut()
@@ -254,77 +262,49 @@ impl Facts<'_> {
             .unwrap_or_else(|| format!("script {} is unknown", quote(&s.source)))
     }
 
-    /// The typed `ctx` of a script: exactly the fields it reads (known when it compiled), each
-    /// known and of its declared type, or the reason it cannot run.
-    fn script_ctx(&self, s: &Script) -> Result<Map, String> {
-        let mut m = Map::new();
-        let mut signals = Map::new();
-        let mut attrs = Map::new();
-        for field in s.reads() {
-            match field {
-                CtxField::Risk => {
-                    let r = self.signals.score();
-                    let v = r.exact().ok_or_else(|| self.risk_reason())?;
-                    m.insert("risk".into(), Dynamic::from(i64::from(v)));
-                }
-                CtxField::Signal(k) => {
-                    let v = match self
-                        .signals
-                        .get(*k, stepup_dsl::model::DEFAULT_COUNTRY_WINDOW_DAYS)
-                    {
-                        Tri::True => true,
-                        Tri::False => false,
-                        Tri::Unknown => return Err(self.signals.unknown_reason(*k)),
-                    };
-                    signals.insert(k.as_str().into(), Dynamic::from(v));
-                }
-                CtxField::Operation => {
-                    m.insert(
-                        "operation".into(),
-                        Dynamic::from(self.operation().unwrap_or("").to_string()),
-                    );
-                }
-                CtxField::Resource => {
-                    m.insert(
-                        "resource".into(),
-                        Dynamic::from(self.resource().unwrap_or("").to_string()),
-                    );
-                }
-                CtxField::Event => {
-                    m.insert(
-                        "event".into(),
-                        Dynamic::from(self.req.event.kind().to_string()),
-                    );
-                }
-                CtxField::Enrolled => {
-                    let enrolled: rhai::Array = Factor::ALL
-                        .into_iter()
-                        .filter(|f| self.req.enrolled.contains(*f))
-                        .map(|f| Dynamic::from(f.as_str().to_string()))
-                        .collect();
-                    m.insert("enrolled".into(), enrolled.into());
-                }
-                CtxField::Attr(name) => {
-                    let d = match (self.tenant.attributes.get(name), self.req.event.attr(name)) {
-                        (Some(AttrType::Number), Some(Value::Number(x))) if x.is_finite() => {
-                            // Whole numbers are integers (amounts); rhai compares ints and floats.
-                            if x.fract() == 0.0 && x.abs() < 9.0e15 {
-                                Dynamic::from(*x as i64)
-                            } else {
-                                Dynamic::from(*x)
-                            }
+    /// The value of a `ctx` field a script reads, known and of its declared type, or the
+    /// reason the script cannot run (SPEC §10).
+    fn ctx_field(&self, field: &CtxField) -> Result<Dynamic, String> {
+        Ok(match field {
+            CtxField::Risk => {
+                let r = self.signals.score();
+                let v = r.exact().ok_or_else(|| self.risk_reason())?;
+                Dynamic::from(i64::from(v))
+            }
+            CtxField::Signal(k) => match self
+                .signals
+                .get(*k, stepup_dsl::model::DEFAULT_COUNTRY_WINDOW_DAYS)
+            {
+                Tri::True => Dynamic::TRUE,
+                Tri::False => Dynamic::FALSE,
+                Tri::Unknown => return Err(self.signals.unknown_reason(*k)),
+            },
+            CtxField::Operation => text(self.operation().unwrap_or("")),
+            CtxField::Resource => text(self.resource().unwrap_or("")),
+            CtxField::Event => Dynamic::from(self.req.event.kind()),
+            CtxField::Enrolled => {
+                let enrolled: rhai::Array = Factor::ALL
+                    .into_iter()
+                    .filter(|f| self.req.enrolled.contains(*f))
+                    .map(|f| Dynamic::from(f.as_str()))
+                    .collect();
+                Dynamic::from_array(enrolled)
+            }
+            CtxField::Attr(name) => {
+                match (self.tenant.attributes.get(name), self.req.event.attr(name)) {
+                    (Some(AttrType::Number), Some(Value::Number(x))) if x.is_finite() => {
+                        // Whole numbers are integers (amounts); rhai compares ints and floats.
+                        if x.fract() == 0.0 && x.abs() < 9.0e15 {
+                            Dynamic::from(*x as i64)
+                        } else {
+                            Dynamic::from(*x)
                         }
-                        (Some(AttrType::String), Some(Value::Str(v))) => Dynamic::from(v.clone()),
-                        (Some(AttrType::Bool), Some(Value::Bool(b))) => Dynamic::from(*b),
-                        _ => return Err(self.attr_reason(name)),
-                    };
-                    attrs.insert(name.as_str().into(), d.clone());
-                    m.insert(name.as_str().into(), d);
+                    }
+                    (Some(AttrType::String), Some(Value::Str(v))) => text(v),
+                    (Some(AttrType::Bool), Some(Value::Bool(b))) => Dynamic::from(*b),
+                    _ => return Err(self.attr_reason(name)),
                 }
             }
-        }
-        m.insert("signals".into(), signals.into());
-        m.insert("attrs".into(), attrs.into());
-        Ok(m)
+        })
     }
 }
