@@ -64,6 +64,28 @@ struct ScriptRun {
     reason: Option<String>,
 }
 
+/// The scripts run in one decision. Most decisions run none or one: the first is kept inline,
+/// so a decision with one script allocates nothing for it.
+#[derive(Default)]
+struct ScriptRuns {
+    first: Option<ScriptRun>,
+    rest: Vec<ScriptRun>,
+}
+
+impl ScriptRuns {
+    fn find(&self, key: usize) -> Option<&ScriptRun> {
+        self.first.iter().chain(&self.rest).find(|r| r.key == key)
+    }
+
+    fn push(&mut self, run: ScriptRun) {
+        if self.first.is_none() {
+            self.first = Some(run);
+        } else {
+            self.rest.push(run);
+        }
+    }
+}
+
 thread_local! {
     static SCRIPT_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
@@ -95,7 +117,7 @@ pub struct Facts<'a> {
     /// The history, `None` when the store failed.
     pub history: Option<&'a UserHistory>,
     /// Scripts run in this decision, with their outcome.
-    scripts: RefCell<Vec<ScriptRun>>,
+    scripts: RefCell<ScriptRuns>,
 }
 
 impl<'a> Facts<'a> {
@@ -112,7 +134,7 @@ impl<'a> Facts<'a> {
             tenant,
             signals,
             history,
-            scripts: RefCell::new(Vec::new()),
+            scripts: RefCell::new(ScriptRuns::default()),
         }
     }
 }
@@ -224,7 +246,7 @@ impl Facts<'_> {
     /// Errors and exhausted budgets are unknown (the policy fires).
     pub fn script(&self, s: &Arc<Script>) -> Tri {
         let key = Arc::as_ptr(s) as usize;
-        if let Some(r) = self.scripts.borrow().iter().find(|r| r.key == key) {
+        if let Some(r) = self.scripts.borrow().find(key) {
             return r.value;
         }
         let (value, reason) = match s.eval_with(|f| self.ctx_field(f)) {
@@ -256,8 +278,7 @@ impl Facts<'_> {
         let key = Arc::as_ptr(s) as usize;
         self.scripts
             .borrow()
-            .iter()
-            .find(|r| r.key == key)
+            .find(key)
             .and_then(|r| r.reason.clone())
             .unwrap_or_else(|| format!("script {} is unknown", quote(&s.source)))
     }

@@ -167,10 +167,7 @@ fn a_field_read_only_in_a_break_value_is_a_field_the_script_reads() -> Result<()
         run(&s, &[]),
         Err(NoAnswer::NotRun("`ctx.amount` is absent".to_string()))
     );
-    assert_eq!(
-        run(&s, &[(attr("amount"), Dynamic::from(5_i64))]),
-        Ok(true)
-    );
+    assert_eq!(run(&s, &[(attr("amount"), Dynamic::from(5_i64))]), Ok(true));
     Ok(())
 }
 
