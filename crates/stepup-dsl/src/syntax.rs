@@ -88,6 +88,7 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<File, Vec<Diagnostic>> {
     let mut lower = Lower {
         file,
         diags: Vec::new(),
+        hashes: file.text.match_indices('#').map(|(i, _)| i).collect(),
     };
     let mut out = File::default();
     for pair in pairs.flatten().take(1) {
@@ -172,7 +173,7 @@ fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
 fn describe(r: Rule) -> &'static str {
     match r {
         Rule::EOI => "end of file",
-        Rule::WHITESPACE | Rule::COMMENT => "a comment",
+        Rule::WHITESPACE | Rule::comment => "a comment",
         Rule::file | Rule::top_item => {
             "a `tenant`, `application` or `policy` block, a declaration or a `when` rule"
         }
@@ -211,7 +212,7 @@ fn describe(r: Rule) -> &'static str {
         Rule::membership => "a membership test such as `operation in [a, b]`",
         Rule::call => "a signal such as `new_country(30d)`",
         Rule::call_arg => "a duration such as `30d` or a name",
-        Rule::flag | Rule::ident | Rule::name_body | Rule::ident_char => "a name",
+        Rule::predicate | Rule::ident | Rule::name_body | Rule::ident_char => "a name",
         Rule::cmp_op => "a comparison operator (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
         Rule::literal => "a value (a number, a \"string\" or a name)",
         Rule::aal_name => "an assurance level (`aal1`, `aal2` or `aal3`)",
@@ -325,13 +326,6 @@ fn invariant(file: &Arc<SourceFile>, span: Span, what: &str) -> Diagnostic {
     .help("this is a bug in stepup, please report it with this file")
 }
 
-/// The span of a pair without the whitespace and comments pest's implicit skipping may leave at
-/// its end (a sequence ending in an optional element consumes the skip before it).
-fn span_of(p: &Pair<'_, Rule>) -> Span {
-    let start = p.as_span().start();
-    Span::new(start, start + code_end(p.as_str()))
-}
-
 fn code_end(text: &str) -> usize {
     let mut end = text.len();
     loop {
@@ -355,6 +349,9 @@ fn comment_start(line: &str) -> Option<usize> {
 struct Lower<'f> {
     file: &'f Arc<SourceFile>,
     diags: Vec<Diagnostic>,
+    /// The offset of every `#` in the file, in order: only a span whose text has one can end
+    /// in a comment, so only those are tokenized to trim it.
+    hashes: Vec<usize>,
 }
 
 /// Inner pairs that carry meaning (keywords and punctuation left out).
@@ -407,10 +404,24 @@ impl Lower<'_> {
         self.diags.push(invariant(self.file, span, what));
     }
 
+    /// The span of a pair without the whitespace and comments pest's implicit skipping may leave
+    /// at its end (a sequence ending in an optional element consumes the skip before it).
+    fn span_of(&self, p: &Pair<'_, Rule>) -> Span {
+        let start = p.as_span().start();
+        let text = p.as_str();
+        let end = start + text.trim_end().len();
+        // No `#` before the trimmed end: no comment to trim (the common case, in constant time).
+        let first = self.hashes.partition_point(|&h| h < start);
+        if self.hashes.get(first).is_none_or(|&h| h >= end) {
+            return Span::new(start, end);
+        }
+        Span::new(start, start + code_end(text))
+    }
+
     fn lower_file(&mut self, pair: Pair<'_, Rule>) -> File {
         let mut items = Vec::new();
         for p in meaningful(pair) {
-            let span = span_of(&p);
+            let span = self.span_of(&p);
             match p.as_rule() {
                 Rule::tenant_block => items.extend(self.lower_tenant_block(p).map(Item::Tenant)),
                 Rule::application_block => {
@@ -426,7 +437,7 @@ impl Lower<'_> {
     }
 
     fn lower_tenant_block(&mut self, pair: Pair<'_, Rule>) -> Option<TenantBlock> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut it = meaningful(pair).into_iter();
         let name = self.lower_name(it.next(), span)?;
         let members = it.filter_map(|p| self.lower_member(p)).collect();
@@ -438,7 +449,7 @@ impl Lower<'_> {
     }
 
     fn lower_application_block(&mut self, pair: Pair<'_, Rule>) -> Option<AppBlock> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut it = meaningful(pair).into_iter();
         let name = self.lower_name(it.next(), span)?;
         let tenant = self.lower_name(it.next(), span)?;
@@ -456,12 +467,12 @@ impl Lower<'_> {
             Some(p)
                 if matches!(
                     p.as_rule(),
-                    Rule::ident | Rule::factor_name | Rule::aal_name | Rule::flag
+                    Rule::ident | Rule::factor_name | Rule::aal_name
                 ) =>
             {
                 Some(Name {
                     text: p.as_str().to_string(),
-                    span: span_of(&p),
+                    span: self.span_of(&p),
                 })
             }
             _ => {
@@ -472,7 +483,7 @@ impl Lower<'_> {
     }
 
     fn lower_member(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         match pair.as_rule() {
             Rule::duration_decl => self.lower_duration_decl(pair),
             Rule::operation_decl => self.lower_operation_decl(pair),
@@ -517,9 +528,9 @@ impl Lower<'_> {
     }
 
     fn lower_duration_decl(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         match meaningful(pair).into_iter().next() {
-            Some(p) => Some(Member::Duration(lower_duration(&p))),
+            Some(p) => Some(Member::Duration(self.lower_duration(&p))),
             None => {
                 self.bug(span, "a duration");
                 None
@@ -528,7 +539,7 @@ impl Lower<'_> {
     }
 
     fn lower_operation_decl(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut it = meaningful(pair).into_iter();
         let name = self.lower_name(it.next(), span)?;
         let class = match it.next().map(|p| p.as_str().to_string()).as_deref() {
@@ -544,7 +555,7 @@ impl Lower<'_> {
     }
 
     fn lower_admin_decl(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut req = None;
         for p in meaningful(pair) {
             if p.as_rule() == Rule::require_clause {
@@ -555,23 +566,29 @@ impl Lower<'_> {
     }
 
     fn lower_risk_block(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut items = Vec::new();
         for p in meaningful(pair) {
-            let ps = span_of(&p);
+            let ps = self.span_of(&p);
             match p.as_rule() {
                 Rule::weight_decl => {
                     let mut it = meaningful(p).into_iter();
                     let name = self.lower_name(it.next(), ps)?;
-                    let n = it.next().map(|i| lower_int(&i))?;
+                    let n = it.next().map(|i| self.lower_int(&i))?;
                     items.push(RiskItem::Weight(name, n));
                 }
                 Rule::max_speed_decl => {
-                    let n = meaningful(p).into_iter().next().map(|i| lower_int(&i))?;
+                    let n = meaningful(p)
+                        .into_iter()
+                        .next()
+                        .map(|i| self.lower_int(&i))?;
                     items.push(RiskItem::MaxSpeed(n));
                 }
                 Rule::threat_feed_decl => {
-                    let s = meaningful(p).into_iter().next().map(|i| lower_string(&i))?;
+                    let s = meaningful(p)
+                        .into_iter()
+                        .next()
+                        .map(|i| self.lower_string(&i))?;
                     items.push(RiskItem::ThreatFeed(s));
                 }
                 Rule::kw_risk => {}
@@ -582,7 +599,7 @@ impl Lower<'_> {
     }
 
     fn lower_policy(&mut self, pair: Pair<'_, Rule>, is_override: bool) -> Option<Policy> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let (mut name, mut message, mut when, mut require) = (None, None, None, None);
         let mut report_only = false;
         for p in meaningful(pair) {
@@ -591,13 +608,13 @@ impl Lower<'_> {
                 Rule::ident => {
                     name = Some(Name {
                         text: p.as_str().to_string(),
-                        span: span_of(&p),
+                        span: self.span_of(&p),
                     })
                 }
-                Rule::string => message = Some(lower_string(&p)),
+                Rule::string => message = Some(self.lower_string(&p)),
                 Rule::when_clause => when = self.lower_when_clause(p),
                 Rule::require_clause => require = self.lower_require_clause(p),
-                _ => self.bug(span_of(&p), "a policy"),
+                _ => self.bug(self.span_of(&p), "a policy"),
             }
         }
         if name.is_none() {
@@ -615,13 +632,13 @@ impl Lower<'_> {
     }
 
     fn lower_bare_rule(&mut self, pair: Pair<'_, Rule>) -> Option<Policy> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let (mut when, mut require) = (None, None);
         for p in meaningful(pair) {
             match p.as_rule() {
                 Rule::when_clause => when = self.lower_when_clause(p),
                 Rule::require_clause => require = self.lower_require_clause(p),
-                _ => self.bug(span_of(&p), "a rule"),
+                _ => self.bug(self.span_of(&p), "a rule"),
             }
         }
         Some(Policy {
@@ -636,7 +653,7 @@ impl Lower<'_> {
     }
 
     fn lower_when_clause(&mut self, pair: Pair<'_, Rule>) -> Option<Expr> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         match meaningful(pair).into_iter().next() {
             Some(e) => match self.lower_expr(e, 0) {
                 Ok(x) => Some(x),
@@ -653,7 +670,7 @@ impl Lower<'_> {
     }
 
     fn lower_expr(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Diagnostic> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         if depth > MAX_NESTING {
             return Err(Diagnostic::error(
                 "E019",
@@ -672,7 +689,7 @@ impl Lower<'_> {
                     return Err(Diagnostic::error(
                         "E019",
                         self.file,
-                        span_of(&p),
+                        self.span_of(&p),
                         "too many `not` in a row",
                     )
                     .label(format!("more than {MAX_NOT_RUN}"))
@@ -706,12 +723,12 @@ impl Lower<'_> {
     }
 
     fn lower_primary(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Diagnostic> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let bug = || invariant(self.file, span, "a condition");
         let name = |p: Option<&Pair<'_, Rule>>| -> Result<Name, Diagnostic> {
             p.map(|p| Name {
                 text: p.as_str().to_string(),
-                span: span_of(p),
+                span: self.span_of(p),
             })
             .ok_or_else(bug)
         };
@@ -722,58 +739,64 @@ impl Lower<'_> {
             }
             Rule::script_pred => {
                 let s = meaningful(pair).into_iter().next().ok_or_else(bug)?;
-                Ok(Expr::Script(lower_string(&s)))
+                Ok(Expr::Script(self.lower_string(&s)))
             }
-            Rule::comparison => {
-                let parts = meaningful(pair);
-                let lhs = name(parts.first())?;
-                let op = match parts.get(1).map(Pair::as_str) {
-                    Some("==") => CmpOp::Eq,
-                    Some("!=") => CmpOp::Ne,
-                    Some("<") => CmpOp::Lt,
-                    Some("<=") => CmpOp::Le,
-                    Some(">") => CmpOp::Gt,
-                    Some(">=") => CmpOp::Ge,
-                    _ => return Err(bug()),
+            Rule::predicate => {
+                let mut parts = pair.into_inner();
+                let lhs = name(parts.next().as_ref())?;
+                let Some(tail) = parts.next() else {
+                    return Ok(Expr::Flag(lhs));
                 };
-                let rhs = parts.get(2).map(lower_literal).ok_or_else(bug)?;
-                Ok(Expr::Cmp(lhs, op, rhs))
-            }
-            Rule::membership => {
-                let parts = meaningful(pair);
-                let lhs = name(parts.first())?;
-                let items = parts.iter().skip(1).map(lower_literal).collect();
-                Ok(Expr::In(lhs, items, span))
-            }
-            Rule::call => {
-                let parts = meaningful(pair);
-                let n = name(parts.first())?;
-                let args = parts
-                    .iter()
-                    .skip(1)
-                    .map(|p| {
-                        if p.as_rule() == Rule::duration {
-                            Arg::Duration(lower_duration(p))
-                        } else {
-                            Arg::Name(Name {
-                                text: p.as_str().to_string(),
-                                span: span_of(p),
+                match tail.as_rule() {
+                    Rule::comparison => {
+                        let parts = meaningful(tail);
+                        let op = match parts.first().map(Pair::as_str) {
+                            Some("==") => CmpOp::Eq,
+                            Some("!=") => CmpOp::Ne,
+                            Some("<") => CmpOp::Lt,
+                            Some("<=") => CmpOp::Le,
+                            Some(">") => CmpOp::Gt,
+                            Some(">=") => CmpOp::Ge,
+                            _ => return Err(bug()),
+                        };
+                        let rhs = parts
+                            .get(1)
+                            .map(|p| self.lower_literal(p))
+                            .ok_or_else(bug)?;
+                        Ok(Expr::Cmp(lhs, op, rhs))
+                    }
+                    Rule::membership => {
+                        let items = meaningful(tail)
+                            .iter()
+                            .map(|p| self.lower_literal(p))
+                            .collect();
+                        Ok(Expr::In(lhs, items, span))
+                    }
+                    Rule::call => {
+                        let args = meaningful(tail)
+                            .iter()
+                            .map(|p| {
+                                if p.as_rule() == Rule::duration {
+                                    Arg::Duration(self.lower_duration(p))
+                                } else {
+                                    Arg::Name(Name {
+                                        text: p.as_str().to_string(),
+                                        span: self.span_of(p),
+                                    })
+                                }
                             })
-                        }
-                    })
-                    .collect();
-                Ok(Expr::Call(n, args, span))
-            }
-            Rule::flag => {
-                let parts = meaningful(pair);
-                Ok(Expr::Flag(name(parts.first())?))
+                            .collect();
+                        Ok(Expr::Call(lhs, args, span))
+                    }
+                    _ => Err(bug()),
+                }
             }
             _ => Err(bug()),
         }
     }
 
     fn lower_require_clause(&mut self, pair: Pair<'_, Rule>) -> Option<Require> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let mut it = meaningful(pair).into_iter();
         let aal = self.lower_name(it.next(), span)?;
         let mut factors = Factors::Unspecified;
@@ -782,7 +805,7 @@ impl Lower<'_> {
             match p.as_rule() {
                 Rule::factor_clause => factors = self.lower_factor_clause(p)?,
                 Rule::validity => validity = self.lower_validity(p),
-                _ => self.bug(span_of(&p), "a requirement"),
+                _ => self.bug(self.span_of(&p), "a requirement"),
             }
         }
         Some(Require {
@@ -794,10 +817,10 @@ impl Lower<'_> {
     }
 
     fn lower_factor_clause(&mut self, pair: Pair<'_, Rule>) -> Option<Factors> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         let inner = meaningful(pair).into_iter().next();
         match inner {
-            Some(p) if p.as_rule() == Rule::kw_any => Some(Factors::Any(span_of(&p))),
+            Some(p) if p.as_rule() == Rule::kw_any => Some(Factors::Any(self.span_of(&p))),
             Some(p) if p.as_rule() == Rule::factor_not => {
                 let f = meaningful(p)
                     .into_iter()
@@ -809,7 +832,7 @@ impl Lower<'_> {
                     .into_iter()
                     .map(|q| Name {
                         text: q.as_str().to_string(),
-                        span: span_of(&q),
+                        span: self.span_of(&q),
                     })
                     .collect(),
             )),
@@ -821,68 +844,72 @@ impl Lower<'_> {
     }
 
     fn lower_validity(&mut self, pair: Pair<'_, Rule>) -> Option<ValidityAst> {
-        let span = span_of(&pair);
+        let span = self.span_of(&pair);
         match meaningful(pair).into_iter().next() {
-            Some(p) if p.as_rule() == Rule::duration => Some(ValidityAst::For(lower_duration(&p))),
-            Some(p) if p.as_rule() == Rule::every_time => Some(ValidityAst::EveryTime(span_of(&p))),
+            Some(p) if p.as_rule() == Rule::duration => {
+                Some(ValidityAst::For(self.lower_duration(&p)))
+            }
+            Some(p) if p.as_rule() == Rule::every_time => {
+                Some(ValidityAst::EveryTime(self.span_of(&p)))
+            }
             _ => {
                 self.bug(span, "a validity");
                 None
             }
         }
     }
-}
 
-fn lower_duration(p: &Pair<'_, Rule>) -> Dur {
-    let s = p.as_str();
-    let (num, unit) = s.split_at(s.len().saturating_sub(1));
-    let mult: u64 = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        _ => 86_400,
-    };
-    Dur {
-        secs: num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)),
-        span: span_of(p),
-    }
-}
-
-fn lower_int(p: &Pair<'_, Rule>) -> Int {
-    Int {
-        value: p.as_str().parse().ok(),
-        span: span_of(p),
-    }
-}
-
-fn lower_string(p: &Pair<'_, Rule>) -> Str {
-    let raw = p.clone().into_inner().next().map_or("", |i| i.as_str());
-    let mut value = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('n') => value.push('\n'),
-                Some(o) => value.push(o),
-                None => {}
-            }
-        } else {
-            value.push(c);
+    fn lower_duration(&self, p: &Pair<'_, Rule>) -> Dur {
+        let s = p.as_str();
+        let (num, unit) = s.split_at(s.len().saturating_sub(1));
+        let mult: u64 = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3_600,
+            _ => 86_400,
+        };
+        Dur {
+            secs: num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)),
+            span: self.span_of(p),
         }
     }
-    Str {
-        value,
-        span: span_of(p),
-    }
-}
 
-fn lower_literal(p: &Pair<'_, Rule>) -> Lit {
-    match p.as_rule() {
-        Rule::number => Lit::Number(p.as_str().parse().unwrap_or(f64::NAN), span_of(p)),
-        Rule::string => Lit::Str(lower_string(p)),
-        _ => Lit::Name(Name {
-            text: p.as_str().to_string(),
-            span: span_of(p),
-        }),
+    fn lower_int(&self, p: &Pair<'_, Rule>) -> Int {
+        Int {
+            value: p.as_str().parse().ok(),
+            span: self.span_of(p),
+        }
+    }
+
+    fn lower_string(&self, p: &Pair<'_, Rule>) -> Str {
+        let raw = p.clone().into_inner().next().map_or("", |i| i.as_str());
+        let mut value = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(o) => value.push(o),
+                    None => {}
+                }
+            } else {
+                value.push(c);
+            }
+        }
+        Str {
+            value,
+            span: self.span_of(p),
+        }
+    }
+
+    fn lower_literal(&self, p: &Pair<'_, Rule>) -> Lit {
+        match p.as_rule() {
+            Rule::number => Lit::Number(p.as_str().parse().unwrap_or(f64::NAN), self.span_of(p)),
+            Rule::string => Lit::Str(self.lower_string(p)),
+            _ => Lit::Name(Name {
+                text: p.as_str().to_string(),
+                span: self.span_of(p),
+            }),
+        }
     }
 }

@@ -97,7 +97,19 @@ pub(in crate::check) fn disjoint_factors(
     in_app: bool,
 ) {
     let tenants = |x: &Located| !x.from_app || x.like_tenant;
+    // The distinct factor sets of the scope (a handful): a policy whose factors meet every one
+    // of them has no pair to report, so only the others are compared with every later policy
+    // (a tenant whose policies all allow `any` factor costs one pass, not one per pair).
+    let mut sets: Vec<stepup_core::FactorSet> = Vec::new();
+    for x in scope {
+        if !sets.contains(&x.factors) {
+            sets.push(x.factors);
+        }
+    }
     for (i, a) in scope.iter().enumerate() {
+        if sets.iter().all(|s| !a.factors.intersect(*s).is_empty()) {
+            continue;
+        }
         for b in scope.iter().skip(i + 1) {
             // Tenant pairs are reported once, on the tenant, not again for each application
             // (also an application that changes nothing, or overrides without changing factors).
