@@ -1,6 +1,7 @@
 //! The compiled evaluator: walks only the candidate policies of the event, cheap tests first,
 //! short-circuiting in three-valued logic. Nothing on the path that allows allocates.
 
+use crate::compile::index::prune_of;
 use crate::compile::prune::Prune;
 use crate::compile::{Attr, CExpr, CompiledScope};
 use crate::facts::{Facts, bool_value, num_value, str_value};
@@ -185,10 +186,15 @@ pub fn candidates<'s>(
             Some(k) => idx.by_op.get(k as usize).map_or((&[][..], None), |b| {
                 (
                     &b[..],
-                    idx.by_op_prune.get(k as usize).and_then(Option::as_ref),
+                    idx.by_op_prune
+                        .get(k as usize)
+                        .and_then(|slot| prune_of(slot, b, &scope.exprs)),
                 )
             }),
-            None => (&idx.op_other, idx.op_other_prune.as_ref()),
+            None => (
+                &idx.op_other,
+                prune_of(&idx.op_other_prune, &idx.op_other, &scope.exprs),
+            ),
         },
         Event::Access { .. } => (
             match ids.res {

@@ -42,13 +42,6 @@ impl Filter {
             }
         }
     }
-    fn admits(&self, id: u32) -> bool {
-        match self {
-            Filter::Nothing => false,
-            Filter::Some(v) => v.contains(&id),
-            Filter::Everything => true,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -147,25 +140,34 @@ pub struct Index {
     pub by_res: Vec<Box<[u32]>>,
     /// For resources that are not interned.
     pub res_other: Box<[u32]>,
-    /// The attribute indexes of each operation's bucket (pass 5), when built.
-    pub by_op_prune: Vec<Option<super::prune::Prune>>,
+    /// The attribute indexes of each operation's bucket (pass 5), built on the bucket's first
+    /// decision: a set of many operations compiles without paying for the ones never asked.
+    pub by_op_prune: Box<[PruneSlot]>,
     /// The same for `op_other`.
-    pub op_other_prune: Option<super::prune::Prune>,
+    pub op_other_prune: PruneSlot,
 }
 
-impl Index {
-    /// Builds the attribute indexes of the operation buckets over the final conditions.
-    pub fn build_prunes(&mut self, exprs: &[CExpr]) {
-        let prune = |bucket: &[u32]| {
-            let conds: Vec<&CExpr> = bucket
-                .iter()
-                .filter_map(|&i| exprs.get(i as usize))
-                .collect();
-            super::prune::build(&conds)
-        };
-        self.by_op_prune = self.by_op.iter().map(|b| prune(b)).collect();
-        self.op_other_prune = prune(&self.op_other);
-    }
+/// A bucket's attribute indexes, once built (`None`: not worth building).
+pub type PruneSlot = std::sync::OnceLock<Option<super::prune::Prune>>;
+
+/// The attribute indexes of `bucket`, built on first use from the scope's final conditions.
+#[must_use]
+pub fn prune_of<'s>(
+    slot: &'s PruneSlot,
+    bucket: &[u32],
+    exprs: &[CExpr],
+) -> Option<&'s super::prune::Prune> {
+    slot.get_or_init(|| {
+        if bucket.len() < super::prune::PRUNE_THRESHOLD {
+            return None;
+        }
+        let conds: Vec<&CExpr> = bucket
+            .iter()
+            .filter_map(|&i| exprs.get(i as usize))
+            .collect();
+        super::prune::build(&conds)
+    })
+    .as_ref()
 }
 
 fn index_of(i: usize) -> u32 {
@@ -180,25 +182,43 @@ pub fn build(exprs: &[CExpr], n_ops: usize, n_res: usize) -> Index {
     } else {
         exprs.iter().map(guard).collect()
     };
-    let pick = |f: &dyn Fn(&Guard) -> bool| -> Box<[u32]> {
-        guards
-            .iter()
-            .enumerate()
-            .filter(|(_, g)| f(g))
-            .map(|(i, _)| index_of(i))
-            .collect()
+    // Each policy into the buckets its guard admits, in policy order: one pass over the
+    // policies, not one per operation.
+    let mut by_op: Vec<Vec<u32>> = vec![Vec::new(); n_ops];
+    let mut by_res: Vec<Vec<u32>> = vec![Vec::new(); n_res];
+    let (mut sign_in, mut op_other, mut res_other) = (Vec::new(), Vec::new(), Vec::new());
+    let fill = |f: &Filter, buckets: &mut [Vec<u32>], other: &mut Vec<u32>, i: u32| match f {
+        Filter::Nothing => {}
+        Filter::Some(ids) => {
+            for &k in ids {
+                if let Some(b) = buckets.get_mut(k as usize)
+                    && b.last() != Some(&i)
+                {
+                    b.push(i);
+                }
+            }
+        }
+        Filter::Everything => {
+            buckets.iter_mut().for_each(|b| b.push(i));
+            other.push(i);
+        }
     };
+    for (i, g) in guards.iter().enumerate() {
+        let i = index_of(i);
+        if g.sign_in {
+            sign_in.push(i);
+        }
+        fill(&g.ops, &mut by_op, &mut op_other, i);
+        fill(&g.res, &mut by_res, &mut res_other, i);
+    }
+    let boxed = |v: Vec<Vec<u32>>| v.into_iter().map(Vec::into_boxed_slice).collect();
     Index {
-        sign_in: pick(&|g| g.sign_in),
-        by_op: (0..n_ops)
-            .map(|k| pick(&|g| g.ops.admits(index_of(k))))
-            .collect(),
-        op_other: pick(&|g| g.ops == Filter::Everything),
-        by_res: (0..n_res)
-            .map(|k| pick(&|g| g.res.admits(index_of(k))))
-            .collect(),
-        res_other: pick(&|g| g.res == Filter::Everything),
-        by_op_prune: Vec::new(),
-        op_other_prune: None,
+        sign_in: sign_in.into_boxed_slice(),
+        by_op: boxed(by_op),
+        op_other: op_other.into_boxed_slice(),
+        by_res: boxed(by_res),
+        res_other: res_other.into_boxed_slice(),
+        by_op_prune: (0..n_ops).map(|_| PruneSlot::new()).collect(),
+        op_other_prune: PruneSlot::new(),
     }
 }

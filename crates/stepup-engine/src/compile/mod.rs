@@ -124,7 +124,7 @@ pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
         .iter()
         .map(|p| order::order(simplify::simplify(interner.lower(&p.condition))))
         .collect();
-    let mut index = index::build(&exprs, interner.ops.len(), interner.res.len());
+    let index = index::build(&exprs, interner.ops.len(), interner.res.len());
     // With the index on, a bucket only holds policies whose top-level operation test it already
     // passed: that test is dropped from the tree.
     let exprs = if exprs.len() >= index::INDEX_THRESHOLD {
@@ -132,7 +132,6 @@ pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
     } else {
         exprs
     };
-    index.build_prunes(&exprs);
     let reads = r
         .policies
         .iter()

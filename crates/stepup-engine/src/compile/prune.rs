@@ -295,10 +295,16 @@ fn str_index(slot: u8, words: usize, per_policy: &[Vec<Test<'_>>]) -> Option<Att
     }
     // A string no test names: longer than every one that is.
     let other = "x".repeat(values.iter().map(|v| v.len()).max().unwrap_or(0) + 1);
+    let inside: Vec<Value> = values
+        .iter()
+        .copied()
+        .chain([other.as_str()])
+        .map(|v| Value::Str(v.to_string()))
+        .collect();
     let mut bits = vec![0u64; n_regions * words];
     for (j, tests) in per_policy.iter().enumerate() {
-        for (r, v) in values.iter().copied().chain([other.as_str()]).enumerate() {
-            if survives(tests, &Value::Str(v.to_string())) {
+        for (r, v) in inside.iter().enumerate() {
+            if survives(tests, v) {
                 set_bit(&mut bits, words, r, j);
             }
         }
