@@ -16,6 +16,16 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let case = args[1].as_str();
     let n: u64 = args[2].parse().unwrap();
+    if case == "compile_10k" {
+        // Compiles the 10,000-policy workload (parsed and checked once) N times.
+        let (text, _) = scale_text(10_000);
+        let src = vec![stepup_dsl::Source::text("scale_10000.policy", &text)];
+        let model = stepup_dsl::load_sources(&src).set.unwrap();
+        for _ in 0..n {
+            black_box(CompiledSet::compile(black_box(model.clone())).unwrap());
+        }
+        return;
+    }
     let ps = predicates(20, 8, 7);
     let text = stepup_text("bench", &[], &ps, 8);
     let path = write_workload("count", &text).unwrap();

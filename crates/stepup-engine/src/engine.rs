@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use stepup_dsl::PolicySet;
 
-use crate::compile::{CompiledScope, compile_scope};
+use crate::compile::{CompiledScope, compile_tenant};
 use crate::decide::{Record, Walk, refuse_for_store};
 use crate::decision::{Decision, DecisionKind, audit_names};
 use crate::names::NameMap;
@@ -81,29 +81,33 @@ impl CompiledSet {
     pub fn compile(model: PolicySet) -> Result<CompiledSet, LoadError> {
         let mut tenants = NameMap::default();
         let mut feed_warnings = Vec::new();
+        let scope_error = |e: stepup_dsl::model::ResolveError| LoadError::Scope(e.to_string());
         for (name, t) in &model.tenants {
             feed_warnings.extend(t.risk.feed_warnings.iter().cloned());
-            let base = model
-                .resolve(name, "")
-                .map(|r| compile_scope(&r))
-                .map_err(|e| LoadError::Scope(e.to_string()))?;
+            // The tenant alone first, then its applications: compiled together, so the
+            // policies they share are lowered once.
+            let apps: Vec<&String> = model
+                .applications
+                .keys()
+                .filter(|(tn, _)| tn == name)
+                .map(|(_, a)| a)
+                .collect();
+            let mut resolved = vec![model.resolve(name, "").map_err(scope_error)?];
+            for a in &apps {
+                resolved.push(model.resolve(name, a).map_err(scope_error)?);
+            }
+            let mut scopes = compile_tenant(&resolved).into_iter();
+            let base = scopes
+                .next()
+                .ok_or_else(|| LoadError::Scope(format!("tenant `{name}` did not compile")))?;
             tenants.insert(
                 name.clone(),
                 TenantScopes {
                     base,
-                    apps: NameMap::default(),
+                    apps: apps.into_iter().cloned().zip(scopes).collect(),
                     feed: Arc::clone(&t.risk.feed),
                 },
             );
-        }
-        for (t, a) in model.applications.keys() {
-            let scope = model
-                .resolve(t, a)
-                .map(|r| compile_scope(&r))
-                .map_err(|e| LoadError::Scope(e.to_string()))?;
-            if let Some(ts) = tenants.get_mut(t) {
-                ts.apps.insert(a.clone(), scope);
-            }
         }
         let hash: Arc<str> = Arc::from(model.hash.as_str());
         let history_window_secs = history_window_secs(&model);

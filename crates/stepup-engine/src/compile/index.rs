@@ -155,7 +155,7 @@ pub type PruneSlot = std::sync::OnceLock<Option<super::prune::Prune>>;
 pub fn prune_of<'s>(
     slot: &'s PruneSlot,
     bucket: &[u32],
-    exprs: &[CExpr],
+    exprs: &[std::sync::Arc<CExpr>],
 ) -> Option<&'s super::prune::Prune> {
     slot.get_or_init(|| {
         if bucket.len() < super::prune::PRUNE_THRESHOLD {
@@ -163,7 +163,7 @@ pub fn prune_of<'s>(
         }
         let conds: Vec<&CExpr> = bucket
             .iter()
-            .filter_map(|&i| exprs.get(i as usize))
+            .filter_map(|&i| exprs.get(i as usize).map(|e| &**e))
             .collect();
         super::prune::build(&conds)
     })
@@ -176,11 +176,11 @@ fn index_of(i: usize) -> u32 {
 
 /// Builds the index of a scope's conditions.
 #[must_use]
-pub fn build(exprs: &[CExpr], n_ops: usize, n_res: usize) -> Index {
+pub fn build(exprs: &[std::sync::Arc<CExpr>], n_ops: usize, n_res: usize) -> Index {
     let guards: Vec<Guard> = if exprs.len() < INDEX_THRESHOLD {
         exprs.iter().map(|_| Guard::all()).collect()
     } else {
-        exprs.iter().map(guard).collect()
+        exprs.iter().map(|e| guard(e)).collect()
     };
     // Each policy into the buckets its guard admits, in policy order: one pass over the
     // policies, not one per operation.

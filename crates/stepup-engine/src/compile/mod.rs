@@ -1,5 +1,5 @@
 //! The compiler: a resolved policy set → a [`CompiledScope`] per (tenant, application).
-//! Passes, one module each, chained in [`compile_scope`]:
+//! Passes, one module each, chained in [`compile_tenant`]:
 //! [`intern`] (names → small integers, typed leaves), [`simplify`] (flatten, fold constants),
 //! [`order`] (cheap tests first), [`index`] (which policies can fire for which event) and
 //! [`prune`] (attribute indexes inside an operation's bucket).
@@ -65,11 +65,11 @@ pub struct CompiledScope {
     pub tenant: Tenant,
     /// Policies in evaluation order.
     pub policies: Vec<Arc<Policy>>,
-    /// Their compiled conditions.
-    pub exprs: Vec<CExpr>,
+    /// Their compiled conditions (shared by the scopes of a tenant that hold the same policy).
+    pub exprs: Vec<Arc<CExpr>>,
     /// The request attributes each policy reads (conditions and scripts), sorted: an `every
     /// time` grant is bound to their values.
-    pub reads: Vec<Box<[Box<str>]>>,
+    pub reads: Vec<Arc<[Box<str>]>>,
     /// Operation name → id.
     pub op_ids: crate::names::NameMap<u32>,
     /// Resource name → id.
@@ -115,27 +115,81 @@ pub fn attributes_read(c: &Cond) -> Box<[Box<str>]> {
     names.into_boxed_slice()
 }
 
-/// Compiles one resolved scope.
+/// One policy lowered once for all the scopes of its tenant.
+struct Lowered {
+    /// Simplified and ordered.
+    expr: Arc<CExpr>,
+    /// The same without its top-level operation tests (for scopes with the index on).
+    without_op: Arc<CExpr>,
+    reads: Arc<[Box<str>]>,
+}
+
+/// Compiles the scopes of one tenant (the tenant alone and each of its applications). A policy
+/// held by several scopes (the tenant's policies are in every application's) is lowered once:
+/// names are interned per tenant, so its compiled condition is the same in each.
 #[must_use]
-pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
-    let mut interner = intern::Interner::new(r.tenant);
-    let exprs: Vec<CExpr> = r
+pub fn compile_tenant(scopes: &[Resolved<'_>]) -> Vec<CompiledScope> {
+    let Some(first) = scopes.first() else {
+        return Vec::new();
+    };
+    let mut interner = intern::Interner::new(first.tenant);
+    let mut lowered: std::collections::HashMap<*const Policy, Lowered> =
+        std::collections::HashMap::new();
+    for r in scopes {
+        for p in &r.policies {
+            lowered.entry(Arc::as_ptr(p)).or_insert_with(|| {
+                let expr = order::order(simplify::simplify(interner.lower(&p.condition)));
+                Lowered {
+                    without_op: Arc::new(index::drop_implied_op(expr.clone())),
+                    expr: Arc::new(expr),
+                    reads: attributes_read(&p.condition).into(),
+                }
+            });
+        }
+    }
+    scopes
+        .iter()
+        .map(|r| scope_of(r, &interner, &lowered))
+        .collect()
+}
+
+fn scope_of(
+    r: &Resolved<'_>,
+    interner: &intern::Interner<'_>,
+    lowered: &std::collections::HashMap<*const Policy, Lowered>,
+) -> CompiledScope {
+    let of = |p: &Arc<Policy>| lowered.get(&Arc::as_ptr(p));
+    let exprs: Vec<Arc<CExpr>> = r
         .policies
         .iter()
-        .map(|p| order::order(simplify::simplify(interner.lower(&p.condition))))
+        .map(|p| {
+            of(p).map_or_else(
+                || Arc::new(CExpr::Const(Tri::True)),
+                |l| Arc::clone(&l.expr),
+            )
+        })
         .collect();
     let index = index::build(&exprs, interner.ops.len(), interner.res.len());
     // With the index on, a bucket only holds policies whose top-level operation test it already
     // passed: that test is dropped from the tree.
     let exprs = if exprs.len() >= index::INDEX_THRESHOLD {
-        exprs.into_iter().map(index::drop_implied_op).collect()
+        r.policies
+            .iter()
+            .zip(exprs)
+            .map(|(p, e)| of(p).map_or(e, |l| Arc::clone(&l.without_op)))
+            .collect()
     } else {
         exprs
     };
     let reads = r
         .policies
         .iter()
-        .map(|p| attributes_read(&p.condition))
+        .map(|p| {
+            of(p).map_or_else(
+                || attributes_read(&p.condition).into(),
+                |l| Arc::clone(&l.reads),
+            )
+        })
         .collect();
     let mut report_only: Vec<(&str, u32)> = r
         .policies
@@ -150,9 +204,9 @@ pub fn compile_scope(r: &Resolved<'_>) -> CompiledScope {
         policies: r.policies.clone(),
         exprs,
         reads,
-        op_ids: interner.ops,
-        res_ids: interner.res,
-        attr_slots: interner.attrs,
+        op_ids: interner.ops.clone(),
+        res_ids: interner.res.clone(),
+        attr_slots: interner.attrs.clone(),
         index,
         report_only: report_only.into_iter().map(|(_, i)| i).collect(),
         trace: std::sync::OnceLock::new(),
