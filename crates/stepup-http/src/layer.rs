@@ -7,6 +7,7 @@
 //! arrive. Serve the router with `into_make_service_with_connect_info::<SocketAddr>()` so the
 //! layer knows the client's address; without it the address is unknown (fail closed).
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -30,7 +31,7 @@ use crate::audit::AuditSink;
 use crate::client::{TrustedProxies, client_ip, device};
 use crate::decision_log::DecisionLog;
 use crate::session;
-use crate::token::{AccessClaims, TokenVerifier, VerifiedTokens};
+use crate::token::{TokenVerifier, VerifiedToken, VerifiedTokens};
 use stepup_geoip::{GeoIp, Place};
 
 /// Largest request body read to find attributes.
@@ -106,6 +107,14 @@ pub struct Shared {
     verified: Arc<VerifiedTokens>,
     /// The store answers from memory, without I/O: decide on the async worker.
     inline_store: bool,
+}
+
+impl Shared {
+    /// Decisions are made on the async worker: the store answers from memory and no decision
+    /// log is written.
+    fn decides_inline(&self) -> bool {
+        self.inline_store && self.decision_log.is_none()
+    }
 }
 
 /// The step-up enforcer of one service.
@@ -263,12 +272,12 @@ impl SignIn {
 }
 
 /// Decides a request of the token's session and commits it (see [`crate::session`]), and
-/// writes the decision log.
+/// writes the decision log. `sign_in` gives the request's context, asked only on a sign-in.
 fn decide(
     shared: &StepUp,
-    claims: &AccessClaims,
+    token: &VerifiedToken,
     req: &stepup_engine::Request,
-    sign_in: &SignIn,
+    sign_in: &dyn Fn() -> Context,
 ) -> stepup_engine::Decision {
     let s = &shared.0;
     let set = s.engine.current();
@@ -276,15 +285,30 @@ fn decide(
         &set,
         s.store.as_ref(),
         &s.claims,
-        claims,
+        &token.auth,
         req,
-        &|| sign_in.context(),
+        sign_in,
         s.decision_log.is_some(),
     );
     if let (Some(log), Some((req, state))) = (&s.decision_log, logged) {
         log.write(&req, state.as_ref(), &d);
     }
     d
+}
+
+/// Decides on the async worker that received the request (the store answers from memory and
+/// no decision log is written). A panic is answered with a 500, as it is from the blocking
+/// pool.
+fn decide_inline(
+    shared: &StepUp,
+    token: &VerifiedToken,
+    req: &stepup_engine::Request,
+    sign_in: &dyn Fn() -> Context,
+) -> Result<stepup_engine::Decision, ()> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decide(shared, token, req, sign_in)
+    }))
+    .map_err(drop)
 }
 
 /// The layer of one route.
@@ -330,16 +354,23 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        // The ready inner service is used; a fresh clone takes its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (shared, op) = (self.shared.clone(), Arc::clone(&self.op));
-        Box::pin(async move {
-            match enforce(&shared, &op, req).await {
-                Ok(req) => inner.call(req).await,
-                Err(resp) => Ok(resp),
+        match check(&self.shared, &self.op, req) {
+            // Decided before anything was awaited: the inner service, ready, takes the request.
+            Step::Pass(req) => Box::pin(self.inner.call(req)),
+            Step::Refuse(r) => Box::pin(async move { Ok(r.answer().await) }),
+            Step::Await(checked) => {
+                // The ready inner service goes into the future; a fresh clone takes its place.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let (shared, op) = (self.shared.clone(), Arc::clone(&self.op));
+                Box::pin(async move {
+                    match enforce(&shared, &op, *checked).await {
+                        Ok(req) => inner.call(req).await,
+                        Err(resp) => Ok(resp),
+                    }
+                })
             }
-        })
+        }
     }
 }
 
@@ -408,48 +439,268 @@ async fn refused(resp: Response, body: Body, readable: bool, deadline: Instant) 
     }
 }
 
-async fn enforce(
-    shared: &StepUp,
-    op: &Operation,
-    req: Request<Body>,
-) -> Result<Request<Body>, Response> {
-    let s = &shared.0;
-    let deadline = Instant::now() + s.body_timeout;
-    let (mut parts, body) = req.into_parts();
-    let too_long = too_long(&parts);
-    // A refusal drains what is left of the body, unless it is too long or not sent yet
-    // (`Expect: 100-continue`: reading would invite the client to send it).
-    let readable = !too_long && !parts.headers.contains_key(header::EXPECT);
-    let now = (s.clock)();
-    let token = parts
-        .headers
+/// A refused request, answered once what is left of its body was read (see [`refused`]).
+struct Refusal {
+    resp: Response,
+    body: Body,
+    readable: bool,
+    deadline: Instant,
+}
+
+impl Refusal {
+    async fn answer(self) -> Response {
+        refused(self.resp, self.body, self.readable, self.deadline).await
+    }
+}
+
+/// A request whose token is valid, before its attributes are read and it is decided.
+struct Checked {
+    parts: Parts,
+    body: Body,
+    /// Its body is announced larger than the layer reads.
+    too_long: bool,
+    /// A refusal may read what is left of its body.
+    readable: bool,
+    deadline: Instant,
+    now: Timestamp,
+    token: Arc<VerifiedToken>,
+}
+
+impl Checked {
+    fn refuse(self, resp: Response) -> Refusal {
+        Refusal {
+            resp,
+            body: self.body,
+            readable: self.readable,
+            deadline: self.deadline,
+        }
+    }
+}
+
+/// A decided request.
+enum Verdict {
+    /// Allowed: on to the route.
+    Pass(Request<Body>),
+    /// Refused.
+    Refuse(Refusal),
+}
+
+/// Where a request stands after what can be done without waiting.
+enum Step {
+    /// Allowed: on to the route.
+    Pass(Request<Body>),
+    /// Refused.
+    Refuse(Refusal),
+    /// Its attributes are in its body or path, or its decision goes to the blocking pool.
+    Await(Box<Checked>),
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         })
-        .map(str::trim);
-    let Some(token) = token else {
-        let resp = invalid_token("a bearer access token is required");
-        return Err(refused(resp, body, readable, deadline).await);
+        .map(str::trim)
+}
+
+fn peer(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// The engine's request for operation `op` of the token's session.
+fn engine_request(
+    s: &Shared,
+    op: &Operation,
+    token: &VerifiedToken,
+    attrs: Vec<(String, Value)>,
+    now: Timestamp,
+) -> stepup_engine::Request {
+    let user = &token.claims.sub;
+    stepup_engine::Request {
+        tenant: s.tenant.clone(),
+        application: s.application.clone(),
+        user: user.clone(),
+        enrolled: (s.enrolled)(user),
+        session: token.claims.sid.as_ref().unwrap_or(user).clone(),
+        event: Event::Operation {
+            name: op.name.clone(),
+            attrs,
+            context: None,
+        },
+        now,
+    }
+}
+
+thread_local! {
+    /// The engine request last decided on this thread, kept so the next one reuses its
+    /// strings' allocations (see [`with_engine_request`]).
+    static SCRATCH: Cell<Option<stepup_engine::Request>> = const { Cell::new(None) };
+}
+
+/// Calls `f` with the engine's request for operation `op` of the token's session, without
+/// attributes, as [`engine_request`] makes it, but in the request this thread decided last:
+/// copying the names into strings that already have room allocates nothing. Every field is
+/// overwritten (the pattern below names them all, so a new field cannot be left stale).
+/// Deciding never awaits, so no other request can use the scratch meanwhile; after a panic
+/// it is simply made again.
+fn with_engine_request<T>(
+    s: &Shared,
+    op: &Operation,
+    token: &VerifiedToken,
+    now: Timestamp,
+    f: impl FnOnce(&stepup_engine::Request) -> T,
+) -> T {
+    let mut req = SCRATCH
+        .take()
+        .unwrap_or_else(|| engine_request(s, op, token, Vec::new(), now));
+    let stepup_engine::Request {
+        tenant,
+        application,
+        user,
+        enrolled,
+        session,
+        event,
+        now: at,
+    } = &mut req;
+    let sub = &token.claims.sub;
+    tenant.clone_from(&s.tenant);
+    application.clone_from(&s.application);
+    user.clone_from(sub);
+    *enrolled = (s.enrolled)(sub);
+    session.clone_from(token.claims.sid.as_ref().unwrap_or(sub));
+    *at = now;
+    match event {
+        Event::Operation {
+            name,
+            attrs,
+            context,
+        } => {
+            name.clone_from(&op.name);
+            attrs.clear();
+            *context = None;
+        }
+        other => {
+            *other = Event::Operation {
+                name: op.name.clone(),
+                attrs: Vec::new(),
+                context: None,
+            };
+        }
+    }
+    let out = f(&req);
+    SCRATCH.set(Some(req));
+    out
+}
+
+/// What can be done before anything is awaited: the token is checked, and a route whose
+/// operation reads no attribute is decided here when the store answers from memory.
+fn check(shared: &StepUp, op: &Operation, req: Request<Body>) -> Step {
+    let s = &shared.0;
+    let deadline = Instant::now() + s.body_timeout;
+    let (parts, body) = req.into_parts();
+    let too_long = too_long(&parts);
+    // A refusal drains what is left of the body, unless it is too long or not sent yet
+    // (`Expect: 100-continue`: reading would invite the client to send it).
+    let readable = !too_long && !parts.headers.contains_key(header::EXPECT);
+    let now = (s.clock)();
+    let verified = match bearer(&parts.headers) {
+        None => Err("a bearer access token is required".to_string()),
+        Some(token) => s.verified.verify(&s.verifier, token, now),
     };
-    let claims = match s.verified.verify(&s.verifier, token, now) {
-        Ok(c) => c,
-        Err(e) => return Err(refused(invalid_token(&e), body, readable, deadline).await),
+    let token = match verified {
+        Ok(t) => t,
+        Err(e) => {
+            return Step::Refuse(Refusal {
+                resp: invalid_token(&e),
+                body,
+                readable,
+                deadline,
+            });
+        }
     };
+    let checked = Checked {
+        parts,
+        body,
+        too_long,
+        readable,
+        deadline,
+        now,
+        token,
+    };
+    if !op.attrs.is_empty() || !s.decides_inline() {
+        return Step::Await(Box::new(checked));
+    }
+    let peer = peer(&checked.parts);
+    let (token, headers) = (&checked.token, &checked.parts.headers);
+    let decision = with_engine_request(s, op, token, now, |req| {
+        decide_inline(shared, token, req, &|| shared.context(peer, headers))
+    });
+    match conclude(s, checked, decision) {
+        Verdict::Pass(req) => Step::Pass(req),
+        Verdict::Refuse(r) => Step::Refuse(r),
+    }
+}
+
+/// Answers a decision: the request goes on to the route, or is refused.
+fn conclude(s: &Shared, c: Checked, decision: Result<stepup_engine::Decision, ()>) -> Verdict {
+    let Ok(decision) = decision else {
+        let resp = json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"error": "server_error"}),
+            None,
+        );
+        return Verdict::Refuse(c.refuse(resp));
+    };
+    for r in &decision.audit {
+        s.audit.record(r);
+    }
+    if decision.deny == Some(DenyReason::StoreUnavailable) {
+        let mut resp = json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"error": "temporarily_unavailable", "message": decision.message}),
+            None,
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return Verdict::Refuse(c.refuse(resp));
+    }
+    match http_answer_with(&decision, |a| s.claims.acr_for(a).to_string()) {
+        None => Verdict::Pass(Request::from_parts(c.parts, c.body)),
+        Some(a) => {
+            let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::FORBIDDEN);
+            Verdict::Refuse(c.refuse(json_error(status, a.body, a.www_authenticate)))
+        }
+    }
+}
+
+/// The rest of a checked request: its attributes from the body and path, and its decision,
+/// on the blocking pool unless the store answers from memory.
+async fn enforce(
+    shared: &StepUp,
+    op: &Operation,
+    mut c: Checked,
+) -> Result<Request<Body>, Response> {
+    let s = &shared.0;
+    let deadline = c.deadline;
     let mut attrs = Vec::new();
     let needs_body = op
         .attrs
         .iter()
         .any(|a| matches!(a, AttrSource::Json { .. }));
-    let body = if needs_body {
-        if too_long {
+    if needs_body {
+        if c.too_long {
             return Err(closing(bad_request(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "the body is too large",
             )));
         }
+        let body = std::mem::take(&mut c.body);
         let bytes =
             match tokio::time::timeout_at(deadline, axum::body::to_bytes(body, MAX_BODY_BYTES))
                 .await
@@ -481,20 +732,18 @@ async fn enforce(
                 attrs.push((attr.clone(), v));
             }
         }
-        Body::from(bytes)
-    } else {
-        body
-    };
+        c.body = Body::from(bytes);
+    }
     if op
         .attrs
         .iter()
         .any(|a| matches!(a, AttrSource::Path { .. }))
     {
-        let params = match RawPathParams::from_request_parts(&mut parts, &()).await {
+        let params = match RawPathParams::from_request_parts(&mut c.parts, &()).await {
             Ok(p) => p,
             Err(_) => {
                 let resp = bad_request(StatusCode::BAD_REQUEST, "path parameters are missing");
-                return Err(refused(resp, body, readable, deadline).await);
+                return Err(c.refuse(resp).answer().await);
             }
         };
         for a in &op.attrs {
@@ -508,77 +757,108 @@ async fn enforce(
                         StatusCode::BAD_REQUEST,
                         &format!("path parameter `{param}` is missing"),
                     );
-                    return Err(refused(resp, body, readable, deadline).await);
+                    return Err(c.refuse(resp).answer().await);
                 };
                 attrs.push((attr.clone(), Value::Str(v)));
             }
         }
     }
 
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let sign_in = shared.sign_in(peer, &parts.headers);
-    let user = claims.sub.clone();
-    let engine_req = stepup_engine::Request {
-        tenant: s.tenant.clone(),
-        application: s.application.clone(),
-        user: user.clone(),
-        enrolled: (s.enrolled)(&user),
-        session: claims.sid.clone().unwrap_or_else(|| user.clone()),
-        event: Event::Operation {
-            name: op.name.clone(),
-            attrs,
-            context: None,
-        },
-        now,
-    };
-    let decision = if s.inline_store && s.decision_log.is_none() {
-        // Memory only: no I/O to keep off the async workers. A panic is answered with a 500,
-        // as it is from the blocking pool.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            decide(shared, &claims, &engine_req, &sign_in)
-        }))
-        .map_err(drop)
+    let req = engine_request(s, op, &c.token, attrs, c.now);
+    let peer = peer(&c.parts);
+    let decision = if s.decides_inline() {
+        let headers = &c.parts.headers;
+        decide_inline(shared, &c.token, &req, &|| shared.context(peer, headers))
     } else {
         // The store or the decision log may block (disk, Redis): keep them off the async
-        // workers.
-        let shared = shared.clone();
-        tokio::task::spawn_blocking(move || decide(&shared, &claims, &engine_req, &sign_in))
+        // workers. The sign-in context is read from the request here, for the blocking pool.
+        let sign_in = shared.sign_in(peer, &c.parts.headers);
+        let (shared, token) = (shared.clone(), Arc::clone(&c.token));
+        tokio::task::spawn_blocking(move || decide(&shared, &token, &req, &|| sign_in.context()))
             .await
             .map_err(drop)
     };
-    let decision = match decision {
-        Ok(d) => d,
-        Err(_) => {
-            let resp = json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                serde_json::json!({"error": "server_error"}),
-                None,
-            );
-            return Err(refused(resp, body, readable, deadline).await);
-        }
-    };
-    for r in &decision.audit {
-        s.audit.record(r);
+    match conclude(s, c, decision) {
+        Verdict::Pass(req) => Ok(req),
+        Verdict::Refuse(r) => Err(r.answer().await),
     }
-    if decision.deny == Some(DenyReason::StoreUnavailable) {
-        let mut resp = json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"error": "temporarily_unavailable", "message": decision.message}),
-            None,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::token::{AccessClaims, Audience};
+    use stepup_core::Factor;
+    use stepup_engine::{CompiledSet, MemoryStore};
+
+    const RULES: &str = "tenant t {\n  operation view routine\n  operation pay sensitive\n}\napplication app of t {\n}\n";
+
+    fn token(sub: &str, sid: Option<&str>) -> VerifiedToken {
+        VerifiedToken::new(AccessClaims {
+            sub: sub.into(),
+            sid: sid.map(str::to_string),
+            acr: Some("aal2".into()),
+            auth_time: Some(10),
+            amr: vec!["pwd".into()],
+            exp: 1_000,
+            nbf: None,
+            iat: None,
+            iss: "iss".into(),
+            aud: Audience::One("api".into()),
+        })
+    }
+
+    #[test]
+    fn a_reused_engine_request_is_the_one_a_fresh_request_would_be() {
+        let engine = Engine::new(CompiledSet::from_text("t.policy", RULES).unwrap());
+        let stepup = StepUp::new(
+            Arc::new(engine),
+            Arc::new(MemoryStore::new()),
+            TokenVerifier::hs256(&[7; 32], "iss", "api").unwrap(),
+            "t",
+            "app",
+            |user| {
+                if user == "alice" {
+                    FactorSet::one(Factor::Totp)
+                } else {
+                    FactorSet::one(Factor::Sms)
+                }
+            },
+            Arc::new(crate::MemorySink::default()),
         );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return Err(refused(resp, body, readable, deadline).await);
-    }
-    match http_answer_with(&decision, |a| s.claims.acr_for(a).to_string()) {
-        None => Ok(Request::from_parts(parts, body)),
-        Some(a) => {
-            let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::FORBIDDEN);
-            let resp = json_error(status, a.body, a.www_authenticate);
-            Err(refused(resp, body, readable, deadline).await)
-        }
+        let s = &stepup.0;
+        let (view, pay) = (Operation::new("view"), Operation::new("pay"));
+        let (alice, bob) = (token("alice", Some("s-1")), token("bob", None));
+        let mut seen = 0;
+        let mut check = |op: &Operation, t: &VerifiedToken, now: i64| {
+            let fresh = engine_request(s, op, t, Vec::new(), Timestamp(now));
+            with_engine_request(s, op, t, Timestamp(now), |r| assert_eq!(*r, fresh));
+            seen += 1;
+        };
+        // Longer names after shorter ones and back: nothing of the last request remains.
+        check(&view, &alice, 1);
+        check(&pay, &bob, 2);
+        check(&view, &bob, 3);
+        check(&pay, &alice, 4);
+        // A scratch left holding another kind of event is given an operation again.
+        let mut other = engine_request(s, &pay, &alice, Vec::new(), Timestamp(5));
+        other.event = Event::StepUp {
+            factor: Factor::Totp,
+            success: true,
+        };
+        SCRATCH.set(Some(other));
+        check(&view, &bob, 6);
+        // And one holding attributes loses them.
+        let mut with_attrs = engine_request(s, &pay, &alice, Vec::new(), Timestamp(7));
+        with_attrs.event = Event::Operation {
+            name: "pay".into(),
+            attrs: vec![("amount".into(), Value::Number(5.0))],
+            context: Some(Context::default()),
+        };
+        SCRATCH.set(Some(with_attrs));
+        check(&pay, &alice, 8);
+        assert_eq!(seen, 6);
     }
 }

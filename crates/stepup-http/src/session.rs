@@ -32,8 +32,6 @@ use stepup_engine::{
     CompiledSet, Context, Decision, DecisionKind, Event, Request, State, Store, StoreError,
 };
 
-use crate::token::AccessClaims;
-
 /// What a token proves.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Proof {
@@ -44,13 +42,8 @@ pub(crate) struct Proof {
 }
 
 impl Proof {
-    pub(crate) fn new(c: &AccessClaims, mapping: &ClaimMapping, strengths: &StrengthTable) -> Self {
-        let claims = Claims {
-            acr: c.acr.clone(),
-            auth_time: c.auth_time,
-            amr: c.amr.clone(),
-        };
-        let event = mapping.event(&claims, strengths);
+    pub(crate) fn new(c: &Claims, mapping: &ClaimMapping, strengths: &StrengthTable) -> Self {
+        let event = mapping.event(c, strengths);
         let asserted = c.acr.as_deref().and_then(|a| mapping.aal(a));
         let acr_only = match (event, asserted) {
             (Some(e), Some(aal)) if e.factors.is_empty() => Some((e.at, aal)),
@@ -183,7 +176,7 @@ pub(crate) fn decide(
     set: &CompiledSet,
     store: &dyn Store,
     mapping: &ClaimMapping,
-    claims: &AccessClaims,
+    claims: &Claims,
     op: &Request,
     sign_in: &dyn Fn() -> Context,
     log: bool,

@@ -32,6 +32,11 @@ fn memory_store_conforms() {
 }
 
 #[test]
+fn the_services_memory_store_conforms() {
+    run_all(&stepup_store::MemoryStore::new(), "svc-mem");
+}
+
+#[test]
 fn disk_store_conforms() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = DiskStore::open(&dir.path().join("h.redb")).unwrap_or_else(|e| panic!("{e}"));
@@ -76,6 +81,11 @@ fn redis_cluster_conforms_and_keeps_single_use_under_races() {
 #[test]
 fn memory_store_single_use_under_races() {
     races(&MemoryStore::new(), "mem", RACES, THREADS);
+}
+
+#[test]
+fn the_services_memory_store_keeps_single_use_under_races() {
+    races(&stepup_store::MemoryStore::new(), "svcmem", RACES, THREADS);
 }
 
 #[test]

@@ -593,6 +593,49 @@ fn finance_every_time_round_trip_401_fresh_token_200_once_then_401() {
 }
 
 #[test]
+fn concurrent_retries_spend_an_every_time_grant_once() {
+    // The memory store decides on the async workers, without the blocking pool: two workers
+    // and eight clients still let exactly one retry through per challenge (compare-and-set).
+    let mut cfg = config(rules_dir());
+    cfg.application = "finance".into();
+    let srv = start_with(cfg);
+    let email = format!("{}/email", srv.base);
+    let body = || Some(serde_json::json!({"email": "a@b.c"}));
+    for round in 0..3 {
+        let recent = token("alice", "aal3", &["pwd", "hwk"], 1);
+        let r = call(&agent(), "POST", &email, Some(&recent), body());
+        assert_eq!(r.status, 401, "round {round}: {:?}", r.body);
+        assert_eq!(r.body["max_age"], 0);
+        let issued = Timestamp::now().0;
+        while Timestamp::now().0 <= issued {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let fresh = token("alice", "aal2", &["pwd", "otp"], 0);
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let retries: Vec<_> = (0..8)
+            .map(|_| {
+                let (email, fresh, barrier) = (email.clone(), fresh.clone(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    let a = agent();
+                    barrier.wait();
+                    call(&a, "POST", &email, Some(&fresh), body()).status
+                })
+            })
+            .collect();
+        let statuses: Vec<u16> = retries.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "round {round}: one retry spends the grant, the others step up: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 401),
+            "{statuses:?}"
+        );
+    }
+}
+
+#[test]
 fn challenge_ids_are_unique_and_stored() {
     let srv = start(rules_dir());
     let a = agent();
