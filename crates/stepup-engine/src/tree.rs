@@ -188,12 +188,17 @@ pub fn candidates<'s>(
                     &b[..],
                     idx.by_op_prune
                         .get(k as usize)
-                        .and_then(|slot| prune_of(slot, b, &scope.exprs)),
+                        .and_then(|slot| prune_of(slot, b, &scope.exprs, &idx.prune_budget)),
                 )
             }),
             None => (
                 &idx.op_other,
-                prune_of(&idx.op_other_prune, &idx.op_other, &scope.exprs),
+                prune_of(
+                    &idx.op_other_prune,
+                    &idx.op_other,
+                    &scope.exprs,
+                    &idx.prune_budget,
+                ),
             ),
         },
         Event::Access { .. } => (

@@ -128,7 +128,7 @@ pub fn drop_implied_op(e: CExpr) -> CExpr {
 }
 
 /// Candidate policies per event, each list in policy order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Index {
     /// Policies that may fire on a sign-in.
     pub sign_in: Box<[u32]>,
@@ -145,6 +145,25 @@ pub struct Index {
     pub by_op_prune: Box<[PruneSlot]>,
     /// The same for `op_other`.
     pub op_other_prune: PruneSlot,
+    /// The 64-bit words the attribute indexes of this scope may still take.
+    pub prune_budget: std::sync::atomic::AtomicUsize,
+}
+
+impl Clone for Index {
+    fn clone(&self) -> Self {
+        Index {
+            sign_in: self.sign_in.clone(),
+            by_op: self.by_op.clone(),
+            op_other: self.op_other.clone(),
+            by_res: self.by_res.clone(),
+            res_other: self.res_other.clone(),
+            by_op_prune: self.by_op_prune.clone(),
+            op_other_prune: self.op_other_prune.clone(),
+            prune_budget: std::sync::atomic::AtomicUsize::new(
+                self.prune_budget.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        }
+    }
 }
 
 /// A bucket's attribute indexes, once built (`None`: not worth building).
@@ -156,6 +175,7 @@ pub fn prune_of<'s>(
     slot: &'s PruneSlot,
     bucket: &[u32],
     exprs: &[std::sync::Arc<CExpr>],
+    budget: &std::sync::atomic::AtomicUsize,
 ) -> Option<&'s super::prune::Prune> {
     slot.get_or_init(|| {
         if bucket.len() < super::prune::PRUNE_THRESHOLD {
@@ -165,7 +185,7 @@ pub fn prune_of<'s>(
             .iter()
             .filter_map(|&i| exprs.get(i as usize).map(|e| &**e))
             .collect();
-        super::prune::build(&conds)
+        super::prune::build(&conds, budget)
     })
     .as_ref()
 }
@@ -220,5 +240,6 @@ pub fn build(exprs: &[std::sync::Arc<CExpr>], n_ops: usize, n_res: usize) -> Ind
         res_other: res_other.into_boxed_slice(),
         by_op_prune: (0..n_ops).map(|_| PruneSlot::new()).collect(),
         op_other_prune: PruneSlot::new(),
+        prune_budget: super::prune::MAX_WORDS_PER_SCOPE.into(),
     }
 }

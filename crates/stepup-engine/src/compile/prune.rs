@@ -14,6 +14,7 @@
 //! the region, so the index and the tree cannot disagree on a value.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::compile::{Attr, CExpr};
 use crate::facts::{bool_value, num_value, str_value};
@@ -28,6 +29,10 @@ pub const PRUNE_THRESHOLD: usize = 8;
 /// Most 64-bit words one attribute's index may hold (2 MiB): an attribute with more distinct
 /// constants × policies than this is not indexed (its tests are still evaluated).
 const MAX_WORDS_PER_ATTR: usize = 1 << 18;
+
+/// Most 64-bit words the indexes of one scope may hold together (64 MiB): policy text decides
+/// how large they grow, so what it may cost is bounded; past it, buckets are evaluated without.
+pub const MAX_WORDS_PER_SCOPE: usize = 1 << 23;
 
 /// Most attributes indexed per bucket.
 const MAX_ATTRS: usize = 16;
@@ -136,7 +141,7 @@ fn conjunct_tests(e: &CExpr) -> Vec<(u8, Test<'_>)> {
 /// Builds the indexes of a bucket (its policies' compiled conditions, in bucket order), or
 /// `None` when the bucket is small or no attribute is worth indexing.
 #[must_use]
-pub fn build(bucket: &[&CExpr]) -> Option<Prune> {
+pub fn build(bucket: &[&CExpr], budget: &AtomicUsize) -> Option<Prune> {
     if bucket.len() < PRUNE_THRESHOLD {
         return None;
     }
@@ -171,7 +176,16 @@ pub fn build(bucket: &[&CExpr]) -> Option<Prune> {
             Kind::Str => str_index(slot, words, &per_policy),
             Kind::Bool => Some(bool_index(slot, words, &per_policy)),
         };
-        attrs.extend(index);
+        // Kept only while the scope's budget lasts.
+        if let Some(index) = index
+            && budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    left.checked_sub(index.bits.len())
+                })
+                .is_ok()
+        {
+            attrs.push(index);
+        }
     }
     // The most selective first is not known without data; keep at most MAX_ATTRS.
     attrs.truncate(MAX_ATTRS);
@@ -396,5 +410,62 @@ impl Iterator for Survivors<'_> {
         let bit = self.alive.trailing_zeros() as usize;
         self.alive &= self.alive - 1;
         Some((self.word - 1) * 64 + bit)
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests: a failed assertion is the report"
+)]
+mod tests {
+    use super::*;
+    use stepup_dsl::ast::CmpOp;
+
+    fn range(lo: f64) -> CExpr {
+        let amount = || Attr {
+            name: "amount".into(),
+            slot: Some(0),
+        };
+        CExpr::And(Box::new([
+            CExpr::AttrNum(amount(), CmpOp::Ge, lo),
+            CExpr::AttrNum(amount(), CmpOp::Lt, lo + 10.0),
+        ]))
+    }
+
+    #[test]
+    fn indexes_are_built_only_within_the_scopes_budget() {
+        let conds: Vec<CExpr> = (0..100).map(|i| range(f64::from(i) * 10.0)).collect();
+        let bucket: Vec<&CExpr> = conds.iter().collect();
+        // 101 points (0, 10, …, 1000), 203 regions × 2 words.
+        let budget = AtomicUsize::new(MAX_WORDS_PER_SCOPE);
+        let prune = build(&bucket, &budget);
+        assert!(prune.is_some());
+        assert_eq!(budget.load(Ordering::Relaxed), MAX_WORDS_PER_SCOPE - 203 * 2);
+        let small = AtomicUsize::new(203 * 2 - 1);
+        assert!(build(&bucket, &small).is_none(), "over the budget: no index");
+        assert_eq!(small.load(Ordering::Relaxed), 203 * 2 - 1, "nothing taken");
+    }
+
+    #[test]
+    fn a_value_finds_only_the_range_that_holds_it() {
+        let conds: Vec<CExpr> = (0..100).map(|i| range(f64::from(i) * 10.0)).collect();
+        let bucket: Vec<&CExpr> = conds.iter().collect();
+        let prune = build(&bucket, &AtomicUsize::new(MAX_WORDS_PER_SCOPE)).unwrap_or_else(|| {
+            panic!("an index");
+        });
+        let table = |v: Option<Value>| {
+            let mut t = AttrTable([None; crate::tree::MAX_ATTR_SLOTS]);
+            t.0[0] = v.map(|v| &*Box::leak(Box::new(v)));
+            t
+        };
+        let found = |v| prune.survivors(&table(v), 100).collect::<Vec<_>>();
+        assert_eq!(found(Some(Value::Number(125.0))), [12]);
+        assert_eq!(found(Some(Value::Number(130.0))), [13], "a range's lower bound");
+        assert_eq!(found(Some(Value::Number(-1.0))), Vec::<usize>::new());
+        assert_eq!(found(None).len(), 100, "unknown prunes nothing");
+        assert_eq!(found(Some(Value::Number(f64::NAN))).len(), 100);
+        assert_eq!(found(Some(Value::Str("125".into()))).len(), 100);
     }
 }
