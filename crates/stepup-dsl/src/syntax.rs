@@ -142,18 +142,18 @@ fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
                 .help("write a rule such as `when new_device require aal2`, or delete the file"),
         ]);
     }
-    // Parentheses outside strings and comments, from the language's one token stream.
+    // Parentheses outside strings and comments, as the language's one token stream reads them.
     let mut depth = 0usize;
-    for t in token::tokens(text).filter(|t| t.kind == TokenKind::Punct) {
-        match t.text(text) {
-            "(" => {
+    for at in token::parens(text) {
+        match text.as_bytes().get(at) {
+            Some(b'(') => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Err(vec![
                         Diagnostic::error(
                             "E019",
                             file,
-                            Span::new(t.span.start, t.span.end),
+                            Span::new(at, at + 1),
                             "conditions are nested too deeply",
                         )
                         .label(format!("more than {MAX_NESTING} levels of parentheses"))
@@ -161,7 +161,7 @@ fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
                     ]);
                 }
             }
-            ")" => depth = depth.saturating_sub(1),
+            Some(b')') => depth = depth.saturating_sub(1),
             _ => {}
         }
     }

@@ -184,6 +184,53 @@ impl Iterator for Tokens<'_> {
     }
 }
 
+/// The offsets of the `(` and `)` that [`tokens`] reads as punctuation (outside strings and
+/// comments), in order: the same answer as filtering the token stream, from a scan of the
+/// bytes that only stops at `(`, `)`, `"` and `#` (the parser's nesting pre-scan reads every
+/// file this way).
+#[must_use]
+pub fn parens(text: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut at = 0;
+    // Every byte that can start or end what `tokens` reads differently is ASCII, and no
+    // multi-byte character contains an ASCII byte, so the scan works on bytes.
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            b'(' | b')' => {
+                out.push(at);
+                at += 1;
+            }
+            b'#' => {
+                // A comment runs to the end of its line.
+                at = bytes
+                    .iter()
+                    .skip(at)
+                    .position(|&c| c == b'\n')
+                    .map_or(bytes.len(), |i| at + i);
+            }
+            b'"' => {
+                // A string: a `\` escapes the character after it (a line break too); it ends at
+                // its closing `"` or before an unescaped line break.
+                at += 1;
+                while let Some(&c) = bytes.get(at) {
+                    match c {
+                        b'\\' => at += 2,
+                        b'"' => {
+                            at += 1;
+                            break;
+                        }
+                        b'\n' => break,
+                        _ => at += 1,
+                    }
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(
@@ -253,6 +300,30 @@ mod tests {
             .map(|t| t.text(text))
             .collect();
         assert_eq!(comments, vec!["# a comment"]);
+    }
+
+    #[test]
+    fn parens_are_the_punctuation_of_the_token_stream() {
+        let pieces = [
+            "(", ")", "\"", "#", "\\", "\n", " ", "a", "1", "é", "\u{2028}", "\r", "x(", ")y",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            let mut text = std::string::String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut r = seed;
+            for _ in 0..(r % 24) {
+                r = r.rotate_left(5).wrapping_mul(0x2545_f491_4f6c_dd1d);
+                text.push_str(pieces[usize::try_from(r >> 59).unwrap() % pieces.len()]);
+            }
+            let expected: Vec<usize> = tokens(&text)
+                .filter(|t| t.kind == TokenKind::Punct && matches!(t.text(&text), "(" | ")"))
+                .map(|t| t.span.start)
+                .collect();
+            assert_eq!(parens(&text), expected, "{text:?}");
+        }
     }
 
     /// The words in `"..."` of a grammar fragment.

@@ -34,6 +34,43 @@ fn ten_thousand_nested_parentheses() {
     assert_eq!(codes(text.into_bytes()), vec!["E019"]);
 }
 
+/// The nesting bound is the parser's own pre-scan, not pest's stack guard: on a thread with a
+/// small stack, 100,000 open parentheses (closed or not, with comments and strings holding more
+/// of them) are refused before any recursion.
+#[test]
+fn a_hundred_thousand_nested_parentheses_on_a_small_stack() {
+    let texts = [
+        format!(
+            "when {}new_device{} require aal2",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        ),
+        format!("when {}new_device require aal2", "(".repeat(100_000)),
+        format!(
+            "# ((((\npolicy p \"(((\" {{ when {}x require aal2 }}",
+            "( ".repeat(100_000)
+        ),
+    ];
+    let got = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || texts.map(|t| codes(t.into_bytes())))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(got, [vec!["E019"], vec!["E019"], vec!["E019"]]);
+}
+
+/// Parentheses in strings and comments do not count toward the nesting bound.
+#[test]
+fn parentheses_in_strings_and_comments_are_not_nesting() {
+    let text = format!(
+        "# {}\npolicy p \"{}\" {{ when (new_device) require aal2 }}",
+        "(".repeat(100),
+        "(".repeat(100)
+    );
+    assert_eq!(codes(text.into_bytes()), Vec::<&str>::new());
+}
+
 #[test]
 fn sixty_nested_parentheses_still_parse() {
     let text = format!(
