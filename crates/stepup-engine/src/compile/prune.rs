@@ -442,9 +442,15 @@ mod tests {
         let budget = AtomicUsize::new(MAX_WORDS_PER_SCOPE);
         let prune = build(&bucket, &budget);
         assert!(prune.is_some());
-        assert_eq!(budget.load(Ordering::Relaxed), MAX_WORDS_PER_SCOPE - 203 * 2);
+        assert_eq!(
+            budget.load(Ordering::Relaxed),
+            MAX_WORDS_PER_SCOPE - 203 * 2
+        );
         let small = AtomicUsize::new(203 * 2 - 1);
-        assert!(build(&bucket, &small).is_none(), "over the budget: no index");
+        assert!(
+            build(&bucket, &small).is_none(),
+            "over the budget: no index"
+        );
         assert_eq!(small.load(Ordering::Relaxed), 203 * 2 - 1, "nothing taken");
     }
 
@@ -462,7 +468,11 @@ mod tests {
         };
         let found = |v| prune.survivors(&table(v), 100).collect::<Vec<_>>();
         assert_eq!(found(Some(Value::Number(125.0))), [12]);
-        assert_eq!(found(Some(Value::Number(130.0))), [13], "a range's lower bound");
+        assert_eq!(
+            found(Some(Value::Number(130.0))),
+            [13],
+            "a range's lower bound"
+        );
         assert_eq!(found(Some(Value::Number(-1.0))), Vec::<usize>::new());
         assert_eq!(found(None).len(), 100, "unknown prunes nothing");
         assert_eq!(found(Some(Value::Number(f64::NAN))).len(), 100);
