@@ -19,7 +19,7 @@ use stepup_engine::state::{AuthEvent, SessionState};
 use stepup_engine::{CompiledSet, Event, Request, State, UserHistory, Value};
 
 const NOW: i64 = 1_800_000_000;
-const CONSTANTS: [&str; 7] = ["0", "100", "150", "150.5", "1500", "2500", "-20"];
+const CONSTANTS: [&str; 8] = ["0", "-0", "100", "150", "150.5", "1500", "2500", "-20"];
 
 fn attr_leaf() -> impl Strategy<Value = String> {
     let num = |name: &'static str| {
@@ -84,7 +84,7 @@ fn policy_set() -> impl Strategy<Value = String> {
 
 fn number() -> impl Strategy<Value = Option<Value>> {
     prop_oneof![
-        4 => prop::sample::select(vec![-20.0, -21.0, 0.0, 50.0, 99.5, 100.0, 100.5, 150.0, 150.25, 150.5, 151.0, 1500.0, 2500.0, 1e9])
+        4 => prop::sample::select(vec![-20.0, -21.0, 0.0, -0.0, 1e-300, 50.0, 99.5, 100.0, 100.5, 150.0, 150.25, 150.5, 151.0, 1500.0, 2500.0, 1e9])
             .prop_map(|x| Some(Value::Number(x))),
         1 => Just(None),
         1 => prop::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY])

@@ -206,12 +206,18 @@ fn survives(tests: &[Test<'_>], v: &Value) -> bool {
     tests.iter().all(|t| t.at(v) != Tri::False)
 }
 
+/// A constant as a point of the regions: `-0` is `0` (they compare equal, so they are one
+/// point; `total_cmp` alone would keep both apart and lose a policy's boundary at zero).
+fn point(c: f64) -> f64 {
+    c + 0.0
+}
+
 fn num_index(slot: u8, words: usize, per_policy: &[Vec<Test<'_>>]) -> Option<AttrIndex> {
     let mut points: Vec<f64> = per_policy
         .iter()
         .flatten()
         .filter_map(|t| match t {
-            Test::Num(_, c) if c.is_finite() => Some(*c),
+            Test::Num(_, c) if c.is_finite() => Some(point(*c)),
             _ => None,
         })
         .collect();
@@ -258,7 +264,7 @@ fn num_index(slot: u8, words: usize, per_policy: &[Vec<Test<'_>>]) -> Option<Att
             .iter()
             .filter_map(|t| match t {
                 Test::Num(_, c) => points
-                    .binary_search_by(|p| p.total_cmp(c))
+                    .binary_search_by(|p| p.total_cmp(&point(*c)))
                     .ok()
                     .map(|i| 2 * i + 1),
                 _ => None,
@@ -452,6 +458,43 @@ mod tests {
             "over the budget: no index"
         );
         assert_eq!(small.load(Ordering::Relaxed), 203 * 2 - 1, "nothing taken");
+    }
+
+    #[test]
+    fn minus_zero_and_zero_are_one_boundary() {
+        let amount = || Attr {
+            name: "amount".into(),
+            slot: Some(0),
+        };
+        // Found by review: `amount >= -0` beside `amount > 0` dropped the latter's boundary
+        // and skipped it for every amount.
+        let mut conds = vec![CExpr::AttrNum(amount(), CmpOp::Gt, 0.0)];
+        for _ in 0..9 {
+            conds.push(CExpr::AttrNum(amount(), CmpOp::Ge, -0.0));
+        }
+        conds.push(CExpr::AttrNum(amount(), CmpOp::Eq, 0.0));
+        let bucket: Vec<&CExpr> = conds.iter().collect();
+        let prune = build(&bucket, &AtomicUsize::new(MAX_WORDS_PER_SCOPE)).unwrap_or_else(|| {
+            panic!("an index");
+        });
+        let found = |x: f64| {
+            let v = Value::Number(x);
+            let mut t = AttrTable([None; crate::tree::MAX_ATTR_SLOTS]);
+            t.0[0] = Some(&v);
+            prune.survivors(&t, conds.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            found(1e6),
+            (0..10).collect::<Vec<_>>(),
+            "`> 0` and `>= -0` hold"
+        );
+        assert_eq!(
+            found(0.0),
+            (1..11).collect::<Vec<_>>(),
+            "`>= -0` and `== 0` hold"
+        );
+        assert_eq!(found(-0.0), (1..11).collect::<Vec<_>>());
+        assert_eq!(found(-1.0), Vec::<usize>::new());
     }
 
     #[test]
