@@ -9,7 +9,7 @@
 //! so concurrent sign-ins lose nothing.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::state::{HistoryUpdate, SessionState, UserHistory};
 
@@ -104,16 +104,24 @@ pub fn next_version(new: &SessionState) -> SessionState {
     s
 }
 
-/// An in-memory store.
+/// A user's history and sessions.
 #[derive(Debug, Default)]
-pub struct MemoryStore {
-    inner: Mutex<Inner>,
+struct User {
+    history: UserHistory,
+    sessions: HashMap<String, SessionState>,
 }
 
+/// Users by tenant, then by id: a tenant's names never meet another's.
+type Tenants = HashMap<String, HashMap<String, User>>;
+
+/// An in-memory store, for tests, replay and a service that runs as one process (nothing is
+/// kept across restarts). Entries are found by tenant, then user, then session, so a load and
+/// a commit look their names up without building owned keys. Single use holds within the
+/// process (a commit compares the session's version under the lock); across instances it needs
+/// a shared store (`stepup_store::RedisStore`).
 #[derive(Debug, Default)]
-struct Inner {
-    history: HashMap<(String, String), UserHistory>,
-    sessions: HashMap<(String, String, String), SessionState>,
+pub struct MemoryStore {
+    tenants: Mutex<Tenants>,
 }
 
 impl MemoryStore {
@@ -122,10 +130,24 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// A poisoned lock (a panic while it was held) is an unavailable store: decisions fail
+    /// closed.
+    fn lock(&self) -> Result<MutexGuard<'_, Tenants>, StoreError> {
+        self.tenants
+            .lock()
+            .map_err(|_| StoreError::Unavailable("memory store lock poisoned".to_string()))
+    }
 }
 
-fn poisoned<T>(_: T) -> StoreError {
-    StoreError::Unavailable("memory store lock poisoned".to_string())
+/// The user's entry, made when it does not exist. Only writes build owned keys; a commit is
+/// rarer than a load (an allow that changes nothing commits nothing).
+fn user_mut<'a>(tenants: &'a mut Tenants, tenant: &str, user: &str) -> &'a mut User {
+    tenants
+        .entry(tenant.to_string())
+        .or_default()
+        .entry(user.to_string())
+        .or_default()
 }
 
 impl Store for MemoryStore {
@@ -135,18 +157,12 @@ impl Store for MemoryStore {
         user: &str,
         session: &str,
     ) -> Result<(UserHistory, SessionState), StoreError> {
-        let g = self.inner.lock().map_err(poisoned)?;
-        let h = g
-            .history
-            .get(&(tenant.to_string(), user.to_string()))
-            .cloned()
-            .unwrap_or_default();
-        let s = g
-            .sessions
-            .get(&(tenant.to_string(), user.to_string(), session.to_string()))
-            .cloned()
-            .unwrap_or_default();
-        Ok((h, s))
+        let g = self.lock()?;
+        let Some(u) = g.get(tenant).and_then(|users| users.get(user)) else {
+            return Ok((UserHistory::default(), SessionState::default()));
+        };
+        let s = u.sessions.get(session).cloned().unwrap_or_default();
+        Ok((u.history.clone(), s))
     }
 
     fn commit(
@@ -157,20 +173,29 @@ impl Store for MemoryStore {
         state: Option<&SessionState>,
         update: Option<&HistoryUpdate>,
     ) -> Result<(), StoreError> {
-        let mut g = self.inner.lock().map_err(poisoned)?;
-        let key = (tenant.to_string(), user.to_string(), session.to_string());
-        if let Some(s) = state {
-            check_version(g.sessions.get(&key).map_or(0, |cur| cur.version), s)?;
+        if state.is_none() && update.is_none() {
+            return Ok(());
         }
-        if let Some(u) = update {
-            u.apply(
-                g.history
-                    .entry((tenant.to_string(), user.to_string()))
-                    .or_default(),
-            );
+        let mut g = self.lock()?;
+        if let Some(s) = state {
+            let stored = g
+                .get(tenant)
+                .and_then(|users| users.get(user))
+                .and_then(|u| u.sessions.get(session))
+                .map_or(0, |cur| cur.version);
+            check_version(stored, s)?;
+        }
+        let u = user_mut(&mut g, tenant, user);
+        if let Some(h) = update {
+            h.apply(&mut u.history);
         }
         if let Some(s) = state {
-            g.sessions.insert(key, next_version(s));
+            match u.sessions.get_mut(session) {
+                Some(cur) => *cur = next_version(s),
+                None => {
+                    u.sessions.insert(session.to_string(), next_version(s));
+                }
+            }
         }
         Ok(())
     }
@@ -181,21 +206,20 @@ impl Store for MemoryStore {
         user: &str,
         history: &UserHistory,
     ) -> Result<(), StoreError> {
-        let mut g = self.inner.lock().map_err(poisoned)?;
-        g.history
-            .insert((tenant.to_string(), user.to_string()), history.clone());
+        let mut g = self.lock()?;
+        user_mut(&mut g, tenant, user).history = history.clone();
         Ok(())
     }
 
     fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
-        let mut g = self.inner.lock().map_err(poisoned)?;
-        let key = (tenant.to_string(), user.to_string(), session.to_string());
-        let version = g
+        let mut g = self.lock()?;
+        let u = user_mut(&mut g, tenant, user);
+        let version = u
             .sessions
-            .get(&key)
+            .get(session)
             .map_or(1, |s| s.version.wrapping_add(1));
-        g.sessions.insert(
-            key,
+        u.sessions.insert(
+            session.to_string(),
             SessionState {
                 version,
                 ..SessionState::default()
