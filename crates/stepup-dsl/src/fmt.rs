@@ -263,7 +263,7 @@ impl Fmt<'_> {
         // Comments inside the policy move above it.
         self.flush_before(p.span.end, level);
         let i = ind(level);
-        let when = expr(&p.when);
+        let when = expr_in(&p.when, self.text);
         let req = self.require(&p.require);
         match &p.name {
             None => self.out.push_str(&format!("{i}when {when} {req}\n")),
@@ -371,16 +371,26 @@ fn prec(e: &Expr) -> u8 {
     }
 }
 
-fn wrap(e: &Expr, paren: bool) -> String {
+fn wrap(e: &Expr, paren: bool, text: Option<&str>) -> String {
     if paren {
-        format!("({})", expr(e))
+        format!("({})", expr_in(e, text))
     } else {
-        expr(e)
+        expr_in(e, text)
     }
 }
 
-fn lit(l: &Lit) -> String {
+/// What `span` of the source says, when the source is known.
+fn source<'t>(text: Option<&'t str>, span: &Span) -> Option<&'t str> {
+    text.and_then(|t| t.get(span.start..span.end))
+}
+
+fn lit(l: &Lit, text: Option<&str>) -> String {
     match l {
+        // A number too large for a double has no value to write (it would read `inf`, a
+        // name): it is written as it was (the checker reports it, E018).
+        Lit::Number(v, span) if !v.is_finite() => {
+            source(text, span).map_or_else(|| format!("{v}"), str::to_string)
+        }
         Lit::Number(v, _) => format!("{v}"),
         Lit::Str(s) => quote(&s.value),
         Lit::Name(n) => n.text.clone(),
@@ -390,30 +400,44 @@ fn lit(l: &Lit) -> String {
 /// Formats a condition with the fewest parentheses that keep its shape.
 #[must_use]
 pub fn expr(e: &Expr) -> String {
+    expr_in(e, None)
+}
+
+/// [`expr`], writing what has no value (a number too large, a duration that overflows) as the
+/// source `text` has it.
+fn expr_in(e: &Expr, text: Option<&str>) -> String {
     match e {
         Expr::Or(v) => v
             .iter()
-            .map(|a| wrap(a, prec(a) <= 1))
+            .map(|a| wrap(a, prec(a) <= 1, text))
             .collect::<Vec<_>>()
             .join(" or "),
         Expr::And(v) => v
             .iter()
-            .map(|a| wrap(a, prec(a) <= 2))
+            .map(|a| wrap(a, prec(a) <= 2, text))
             .collect::<Vec<_>>()
             .join(" and "),
-        Expr::Not(a) => format!("not {}", wrap(a, prec(a) < 3)),
-        Expr::Cmp(n, op, l) => format!("{} {} {}", n.text, op.as_str(), lit(l)),
+        Expr::Not(a) => format!("not {}", wrap(a, prec(a) < 3, text)),
+        Expr::Cmp(n, op, l) => format!("{} {} {}", n.text, op.as_str(), lit(l, text)),
         Expr::In(n, items, _) => format!(
             "{} in [{}]",
             n.text,
-            items.iter().map(lit).collect::<Vec<_>>().join(", ")
+            items
+                .iter()
+                .map(|l| lit(l, text))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Expr::Call(n, args, _) => format!(
             "{}({})",
             n.text,
             args.iter()
                 .map(|a| match a {
-                    Arg::Duration(d) => d.secs.map_or_else(|| "0s".to_string(), format_duration),
+                    // A duration that overflows is written as it was (the checker reports it).
+                    Arg::Duration(d) => d.secs.map_or_else(
+                        || source(text, &d.span).unwrap_or("0s").to_string(),
+                        format_duration,
+                    ),
                     Arg::Name(n) => n.text.clone(),
                 })
                 .collect::<Vec<_>>()
