@@ -193,11 +193,8 @@ proptest! {
     }
 }
 
-/// A known case, decided by hand: 40 policies on `pay`, each an amount range; a request inside
-/// exactly one range fires exactly that one, and a request without the amount fires all of them
-/// (unknown fires: SPEC §10).
-#[test]
-fn a_range_index_fires_exactly_the_ranges_that_hold_and_all_when_the_value_is_missing() {
+/// 40 policies on `pay`, each an amount range of 100: `p00` is [0, 100), `p39` [3900, 4000).
+fn ranges_text() -> String {
     let mut text =
         String::from("tenant t {\n operation pay sensitive\n attribute amount: number\n");
     for i in 0..40 {
@@ -208,7 +205,15 @@ fn a_range_index_fires_exactly_the_ranges_that_hold_and_all_when_the_value_is_mi
         ));
     }
     text.push_str("}\n");
-    let set = compile(&text);
+    text
+}
+
+/// A known case, decided by hand: 40 policies on `pay`, each an amount range; a request inside
+/// exactly one range fires exactly that one, and a request without the amount fires all of them
+/// (unknown fires: SPEC §10).
+#[test]
+fn a_range_index_fires_exactly_the_ranges_that_hold_and_all_when_the_value_is_missing() {
+    let set = compile(&ranges_text());
     let decide = |attrs: Vec<(String, Value)>| {
         let req = Request {
             tenant: "t".into(),
@@ -257,4 +262,81 @@ fn a_range_index_fires_exactly_the_ranges_that_hold_and_all_when_the_value_is_mi
         40,
         "a NaN amount fires every range"
     );
+}
+
+/// A repeated attribute: the first value is the one every path reads (the index's table and
+/// the evaluator), so a mistyped first `amount` prunes nothing and every range fires, whatever
+/// a later `amount` says; a good first value is decided as alone.
+#[test]
+fn a_repeated_attribute_is_read_as_its_first_value_by_the_index_too() {
+    let set = compile(&ranges_text());
+    let req = |attrs: Vec<(String, Value)>| Request {
+        tenant: "t".into(),
+        application: String::new(),
+        user: "u".into(),
+        enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
+        session: "s".into(),
+        event: Event::Operation {
+            name: "pay".into(),
+            attrs,
+            context: None,
+        },
+        now: Timestamp(NOW),
+    };
+    let mistyped_first = req(vec![
+        ("amount".into(), Value::Str("1250".into())),
+        ("amount".into(), Value::Number(1250.0)),
+    ]);
+    let d = set.decide(&mistyped_first, &state(false), false);
+    assert_eq!(d.fired.len(), 40, "{:?}", d.fired);
+    assert_eq!(d, set.decide_reference(&mistyped_first, &state(false)));
+    let good_first = req(vec![
+        ("amount".into(), Value::Number(1250.0)),
+        ("amount".into(), Value::Str("x".into())),
+    ]);
+    let d = set.decide(&good_first, &state(false), false);
+    assert_eq!(d.fired, ["p12"]);
+    assert_eq!(d, set.decide_reference(&good_first, &state(false)));
+}
+
+/// The indexes are built on a bucket's first decision: threads racing to that first decision
+/// on a fresh set all decide as the reference interpreter does.
+#[test]
+fn threads_racing_to_build_an_index_all_decide_as_the_reference() {
+    for _ in 0..20 {
+        let set = std::sync::Arc::new(compile(&ranges_text()));
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let set = std::sync::Arc::clone(&set);
+                std::thread::spawn(move || {
+                    let amounts = [1250.0, 5.0, 3999.0, 4000.0, f64::NAN];
+                    for (k, a) in amounts.iter().cycle().skip(t).take(10).enumerate() {
+                        let attrs = if k % 4 == 3 {
+                            vec![]
+                        } else {
+                            vec![("amount".to_string(), Value::Number(*a))]
+                        };
+                        let req = Request {
+                            tenant: "t".into(),
+                            application: String::new(),
+                            user: "u".into(),
+                            enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
+                            session: "s".into(),
+                            event: Event::Operation {
+                                name: "pay".into(),
+                                attrs,
+                                context: None,
+                            },
+                            now: Timestamp(NOW),
+                        };
+                        let d = set.decide(&req, &state(false), false);
+                        assert_eq!(d, set.decide_reference(&req, &state(false)), "{req:?}");
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
 }
