@@ -357,11 +357,11 @@ struct EmailChange {
     email: Option<serde_json::Value>,
 }
 
-/// What `POST /email` answers.
+/// What `POST /email` answers (fields in the order the README shows them).
 #[derive(Serialize)]
 struct EmailChanged {
-    status: &'static str,
     email: Option<serde_json::Value>,
+    status: &'static str,
 }
 
 /// Typed, so the answer builds no JSON tree (as `GET /profile`, the route's own work stays
@@ -475,4 +475,25 @@ async fn dev_token(
     Ok(Json(
         serde_json::json!({"access_token": token, "warning": "DEVELOPMENT TOKEN ISSUER — never enable in production"}),
     ))
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed assertion is the report"
+)]
+mod answer_tests {
+    use super::EmailChanged;
+
+    #[test]
+    fn the_email_answer_is_what_the_readme_shows() {
+        let answer = EmailChanged {
+            email: Some(serde_json::json!("alice@new.example")),
+            status: "email changed",
+        };
+        assert_eq!(
+            serde_json::to_string(&answer).unwrap(),
+            r#"{"email":"alice@new.example","status":"email changed"}"#
+        );
+    }
 }
