@@ -144,8 +144,8 @@ impl LoggedDecision {
             fired: d.fired.clone(),
             satisfied: d.satisfied.clone(),
             deny_reason: d.deny,
-            message: d.message.clone(),
-            challenge_id: d.challenge_id.clone(),
+            message: d.message.as_deref().map(str::to_string),
+            challenge_id: d.challenge_id.as_deref().map(str::to_string),
             report_only: d.report_only.clone(),
             errors: d.errors.clone(),
         }

@@ -36,7 +36,7 @@ fn header_text(s: &str) -> String {
         .collect()
 }
 
-fn denied(msg: String) -> HttpAnswer {
+fn denied(msg: &str) -> HttpAnswer {
     HttpAnswer {
         status: 403,
         body: json!({"error": "access_denied", "message": msg}),
@@ -54,7 +54,7 @@ pub fn http_answer(d: &Decision) -> Option<HttpAnswer> {
 /// URIs: SPEC §2) in `required_acr` and the header's `acr_values`.
 #[must_use]
 pub fn http_answer_with(d: &Decision, acr: impl Fn(Aal) -> String) -> Option<HttpAnswer> {
-    let msg = d.message.clone().unwrap_or_default();
+    let msg = d.message.as_deref().unwrap_or_default();
     match (d.kind, d.required) {
         (DecisionKind::Allow | DecisionKind::Completed, _) => None,
         (DecisionKind::StepUp, Some(r)) => {

@@ -160,7 +160,7 @@ pub struct AuditRecord {
     /// Event kind (`sign_in`, `operation:change_email`, ...).
     pub event: String,
     /// Challenge, if any.
-    pub challenge_id: Option<String>,
+    pub challenge_id: Option<Arc<str>>,
     /// Policies concerned, sorted.
     pub policies: Vec<String>,
     /// Required AAL.
@@ -170,7 +170,7 @@ pub struct AuditRecord {
     /// Risk score and signals.
     pub risk: Option<RiskSummary>,
     /// Message shown to the user.
-    pub message: Option<String>,
+    pub message: Option<Arc<str>>,
     /// Why the engine failed closed, if it did.
     pub errors: Vec<String>,
     /// Hash of the policy set that decided.
@@ -253,9 +253,9 @@ pub struct Decision {
     /// Why the decision is `deny`.
     pub deny: Option<DenyReason>,
     /// The message for the user.
-    pub message: Option<String>,
+    pub message: Option<Arc<str>>,
     /// The challenge issued or answered.
-    pub challenge_id: Option<String>,
+    pub challenge_id: Option<Arc<str>>,
     /// Highest AAL the session proved just before the event.
     pub session_aal: Option<Aal>,
     /// Risk breakdown (on audited decisions and explanations).

@@ -344,7 +344,7 @@ impl Engine {
             }
             if d.kind == DecisionKind::Completed {
                 d.kind = DecisionKind::Failed;
-                d.message = Some("The step-up could not be recorded; try again.".to_string());
+                d.message = Some("The step-up could not be recorded; try again.".into());
                 for r in &mut d.audit {
                     r.name = audit_names::FAILED;
                 }

@@ -100,8 +100,8 @@ impl Event {
     pub fn key(&self) -> String {
         match self {
             Event::SignIn { .. } => "sign_in".to_string(),
-            Event::Operation { name, .. } => format!("operation:{name}"),
-            Event::Access { resource, .. } => format!("access:{resource}"),
+            Event::Operation { name, .. } => prefixed("operation:", name),
+            Event::Access { resource, .. } => prefixed("access:", resource),
             Event::StepUp { .. } => "step_up".to_string(),
         }
     }
@@ -113,6 +113,14 @@ impl Event {
             _ => None,
         }
     }
+}
+
+/// `prefix` then `name`, in one allocation of the exact size.
+fn prefixed(prefix: &str, name: &str) -> String {
+    let mut k = String::with_capacity(prefix.len() + name.len());
+    k.push_str(prefix);
+    k.push_str(name);
+    k
 }
 
 /// One question to the engine.

@@ -2,6 +2,7 @@
 //! authentication events, challenges and `every time` grants.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use stepup_core::{Aal, FactorSet, Requirement, StrengthTable, Timestamp};
@@ -131,7 +132,7 @@ pub type Binding = Vec<(String, Option<Value>)>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Challenge {
     /// Identifier.
-    pub id: String,
+    pub id: Arc<str>,
     /// The application whose request caused it.
     #[serde(default)]
     pub application: String,
@@ -150,7 +151,7 @@ pub struct Challenge {
     /// Those of them that are `every time`.
     pub every_time: Vec<String>,
     /// The message shown to the user.
-    pub message: String,
+    pub message: Arc<str>,
     /// Issued at.
     pub issued_at: Timestamp,
     /// Cannot complete at or after this time.
@@ -170,7 +171,7 @@ pub struct Challenge {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     /// The challenge whose completion granted it.
-    pub challenge_id: String,
+    pub challenge_id: Arc<str>,
     /// The application it was earned in.
     #[serde(default)]
     pub application: String,

@@ -434,7 +434,7 @@ fn finding_6_a_pending_sign_in_challenge_survives_and_its_completion_establishes
     assert_eq!(kind(&s.op(10, "change_email", vec![])), DecisionKind::Deny);
     let d = s.step_up(20, Factor::Totp);
     assert_eq!(kind(&d), DecisionKind::Completed);
-    assert_eq!(d.challenge_id.as_deref(), Some(sign_in_challenge.as_str()));
+    assert_eq!(d.challenge_id.as_deref(), Some(&*sign_in_challenge));
     assert_eq!(kind(&s.op(30, "view_profile", vec![])), DecisionKind::Allow);
     // The totp proof of the sign-in's step-up satisfies aal2 for 15 minutes.
     assert_eq!(kind(&s.op(40, "change_email", vec![])), DecisionKind::Allow);

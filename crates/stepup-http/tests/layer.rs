@@ -424,7 +424,7 @@ fn every_time_is_satisfied_once_by_a_token_fresher_than_the_challenge() {
         .audit
         .records()
         .iter()
-        .map(|r| (r.name, r.challenge_id.clone()))
+        .map(|r| (r.name, r.challenge_id.as_deref().map(str::to_string)))
         .collect();
     assert_eq!(names.len(), 6, "{names:?}");
     assert_eq!(names[0], ("auth.step_up_initiated", Some(first)));

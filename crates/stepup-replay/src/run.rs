@@ -370,7 +370,7 @@ pub fn report_only_word(r: &stepup_engine::ReportOnly) -> String {
 fn challenge_word(d: &Decision, issued: &BTreeMap<String, usize>) -> String {
     match &d.challenge_id {
         None => ExpectedChallenge::NoChallenge.to_string(),
-        Some(id) => issued.get(id).map_or_else(
+        Some(id) => issued.get(&**id).map_or_else(
             || format!("`{id}`, not issued by an earlier event"),
             |i| ExpectedChallenge::IssuedBy(*i).to_string(),
         ),
@@ -435,7 +435,11 @@ fn compare(e: &Expect, d: &Decision, issued: &BTreeMap<String, usize>) -> Vec<Mi
         );
     }
     if let Some(m) = &e.message {
-        push("message", m.clone(), d.message.clone().unwrap_or_default());
+        push(
+            "message",
+            m.clone(),
+            d.message.as_deref().unwrap_or_default().to_string(),
+        );
     }
     if let Some(r) = &e.deny_reason {
         push("deny_reason", r.clone(), word(&d.deny));
@@ -665,7 +669,7 @@ pub fn replay_in(
         if d.kind == DecisionKind::StepUp
             && let Some(id) = &d.challenge_id
         {
-            issued.entry(id.clone()).or_insert(i);
+            issued.entry(id.to_string()).or_insert(i);
         }
         let expect = ev.expect().cloned();
         let mismatches = expect

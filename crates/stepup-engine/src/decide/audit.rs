@@ -46,6 +46,9 @@ pub(crate) fn push(
     r.message.clone_from(&d.message);
     r.challenge_id.clone_from(&d.challenge_id);
     r.errors.clone_from(&d.errors);
+    // One record is the rule: a vector of exactly one keeps the allocation in the allocator's
+    // small-size cache (the default first capacity of four records is over 1 KiB).
+    d.audit.reserve_exact(1);
     d.audit.push(r);
 }
 
@@ -95,7 +98,7 @@ fn refuse_for(
 ) -> Decision {
     let mut d = Decision::new(DecisionKind::Deny, Arc::clone(hash));
     d.deny = Some(reason);
-    d.message = Some(msg.to_string());
+    d.message = Some(msg.into());
     d.errors = vec![error];
     push(&mut d, audit_names::DENIED, req, Vec::new(), None);
     d

@@ -20,15 +20,14 @@ pub const CHALLENGE_TTL_SECS: i64 = 300;
 /// Makes `d` a step-up: a new challenge for the merged requirement, in the session to commit.
 pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merge<'_>, m: &Merged) {
     let aal = m.requirement.aal;
-    let unsat: Vec<_> = merge.unsatisfied().collect();
-    let policies = sorted_names(unsat.iter().copied());
-    let message = unsat
-        .iter()
+    let policies = sorted_names(merge.unsatisfied());
+    let message = merge
+        .unsatisfied()
         .find(|p| p.requirement.aal == aal)
         .map_or(stepup_dsl::model::DEFAULT_MESSAGE, |p| {
             p.message_or_default()
-        })
-        .to_string();
+        });
+    let message: Arc<str> = message.into();
     let mut s = state.session.clone();
     s.seq += 1;
     let id = challenge_id(&d.policy_set, req, s.seq);
@@ -50,6 +49,8 @@ pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merg
         .iter()
         .flat_map(|j| j.reads.iter().cloned())
         .collect();
+    // Grown by exactly one (a first capacity of four challenges is over 1 KiB).
+    s.challenges.reserve_exact(1);
     s.challenges.push(Challenge {
         id: id.clone(),
         application: req.application.clone(),
@@ -75,7 +76,7 @@ pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merg
     audit::push(d, audit_names::INITIATED, req, policies, Some(aal));
 }
 
-fn challenge_id(hash: &str, req: &Request, seq: u64) -> String {
+fn challenge_id(hash: &str, req: &Request, seq: u64) -> Arc<str> {
     let mut h = Sha256::new();
     for part in [hash, &req.tenant, &req.application, &req.user, &req.session] {
         h.update(part.as_bytes());
@@ -84,8 +85,14 @@ fn challenge_id(hash: &str, req: &Request, seq: u64) -> String {
     h.update(seq.to_le_bytes());
     h.update(req.now.0.to_le_bytes());
     let digest = h.finalize();
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("ch_{hex}")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(3 + 16);
+    id.push_str("ch_");
+    for b in digest.iter().take(8) {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    id.into()
 }
 
 /// Completes the latest open challenge with `factor` (SPEC §4 rule 7): once, with an eligible
@@ -107,7 +114,7 @@ pub(crate) fn complete(
         .iter()
         .rposition(|c| c.state == ChallengeState::Open);
     let Some((i, c)) = latest.and_then(|i| Some((i, session.challenges.get(i)?))) else {
-        d.message = Some("There is no open challenge to complete.".to_string());
+        d.message = Some("There is no open challenge to complete.".into());
         push_completion(&mut d, audit_names::FAILED, req, factor, None);
         return d;
     };
@@ -135,7 +142,7 @@ pub(crate) fn complete(
         };
     }
     if let Some(msg) = failure {
-        d.message = Some(msg.to_string());
+        d.message = Some(msg.into());
         d.effects.session = Some(s);
         push_completion(&mut d, audit_names::FAILED, req, factor, Some(c));
         return d;

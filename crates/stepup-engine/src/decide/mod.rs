@@ -163,12 +163,8 @@ fn evaluate(
             } else {
                 DenyReason::StrongerFactorRequired
             });
-            d.message = Some(deny_message(
-                m.conflict,
-                &policies,
-                aal,
-                m.requirement.factors,
-            ));
+            d.message =
+                Some(deny_message(m.conflict, &policies, aal, m.requirement.factors).into());
             audit::push(&mut d, audit_names::DENIED, req, policies, Some(aal));
         } else {
             // Step 4.

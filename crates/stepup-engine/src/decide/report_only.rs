@@ -76,7 +76,7 @@ pub(crate) fn report(
         rec.policies = vec![p.name.clone()];
         rec.required_aal = Some(aal);
         rec.risk = facts.map(|f| f.signals.breakdown());
-        rec.message = Some(message);
+        rec.message = Some(message.into());
         rec.errors.extend(r.note.clone());
         rec.would_be = Some(r.would_be);
         d.audit.push(rec);
