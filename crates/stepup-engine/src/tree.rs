@@ -125,9 +125,13 @@ pub fn unknown_reasons<'r>(
     }
 }
 
-/// A small inline buffer of fired policy indices (spills to the heap past 32).
+/// How many fired policies a decision keeps without allocating.
+const FIRED_INLINE: usize = 16;
+
+/// A small inline buffer of fired policy indices (spills to the heap past 16; kept small, as
+/// it is built and moved on every decision).
 pub struct FiredBuf {
-    inline: [usize; 32],
+    inline: [usize; FIRED_INLINE],
     len: usize,
     spill: Vec<usize>,
 }
@@ -137,7 +141,7 @@ impl FiredBuf {
     #[must_use]
     pub const fn new() -> Self {
         FiredBuf {
-            inline: [0; 32],
+            inline: [0; FIRED_INLINE],
             len: 0,
             spill: Vec::new(),
         }
@@ -209,5 +213,23 @@ pub fn candidates<'s>(
             None,
         ),
         Event::StepUp { .. } => (&[], None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FIRED_INLINE, FiredBuf};
+
+    /// Every index pushed is kept, in order, below, at and past the inline capacity.
+    #[test]
+    fn fired_buf_keeps_every_index_across_the_spill() {
+        for n in [0, 1, FIRED_INLINE - 1, FIRED_INLINE, FIRED_INLINE + 1, 3 * FIRED_INLINE] {
+            let mut b = FiredBuf::new();
+            for i in 0..n {
+                b.push(i * 7);
+            }
+            let want: Vec<usize> = (0..n).map(|i| i * 7).collect();
+            assert_eq!(b.as_slice(), &want[..], "{n} pushed");
+        }
     }
 }

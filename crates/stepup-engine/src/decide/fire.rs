@@ -33,8 +33,8 @@ pub(crate) enum Walk {
 pub(crate) struct Fired {
     /// Enforced policies that fired (indices into the scope's policies, in order).
     pub enforced: FiredBuf,
-    /// Report-only policies that fired.
-    pub report_only: FiredBuf,
+    /// Report-only policies that fired (a vector: most scopes have none, and it stays empty).
+    pub report_only: Vec<usize>,
     /// Why enforced policies fired although their condition could not be decided.
     pub notes: Vec<String>,
     /// The same for report-only policies (they go to the report-only results, not the decision).
@@ -47,7 +47,7 @@ impl Fired {
     fn new() -> Self {
         Fired {
             enforced: FiredBuf::new(),
-            report_only: FiredBuf::new(),
+            report_only: Vec::new(),
             notes: Vec::new(),
             report_only_notes: Vec::new(),
             trace: None,

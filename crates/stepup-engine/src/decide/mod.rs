@@ -178,7 +178,7 @@ fn evaluate(
             req,
             state,
             Some(&facts),
-            fired.report_only.as_slice(),
+            &fired.report_only,
             &fired.report_only_notes,
         );
     }
@@ -194,7 +194,7 @@ fn evaluate(
             }
         }
         // Report-only policies are judged alone (their results say how); the trace says too.
-        for &i in fired.report_only.as_slice() {
+        for &i in &fired.report_only {
             if let (Some(tp), Some(p), Some(reads)) = (
                 tr.policies.get_mut(i),
                 scope.policies.get(i),
