@@ -162,7 +162,7 @@ pub struct AuditRecord {
     /// Challenge, if any.
     pub challenge_id: Option<Arc<str>>,
     /// Policies concerned, sorted.
-    pub policies: Vec<String>,
+    pub policies: Arc<[String]>,
     /// Required AAL.
     pub required_aal: Option<Aal>,
     /// Factor used (completion and failure).

@@ -147,7 +147,7 @@ pub struct Challenge {
     /// Factors that can complete it.
     pub eligible: FactorSet,
     /// The policies that caused it, sorted.
-    pub policies: Vec<String>,
+    pub policies: Arc<[String]>,
     /// Those of them that are `every time`.
     pub every_time: Vec<String>,
     /// The message shown to the user.

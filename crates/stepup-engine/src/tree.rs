@@ -223,7 +223,14 @@ mod tests {
     /// Every index pushed is kept, in order, below, at and past the inline capacity.
     #[test]
     fn fired_buf_keeps_every_index_across_the_spill() {
-        for n in [0, 1, FIRED_INLINE - 1, FIRED_INLINE, FIRED_INLINE + 1, 3 * FIRED_INLINE] {
+        for n in [
+            0,
+            1,
+            FIRED_INLINE - 1,
+            FIRED_INLINE,
+            FIRED_INLINE + 1,
+            3 * FIRED_INLINE,
+        ] {
             let mut b = FiredBuf::new();
             for i in 0..n {
                 b.push(i * 7);

@@ -19,7 +19,7 @@ pub(crate) fn record(name: &'static str, req: &Request, hash: &Arc<str>) -> Audi
         session: req.session.clone(),
         event: req.event.key(),
         challenge_id: None,
-        policies: Vec::new(),
+        policies: Arc::from([]),
         required_aal: None,
         factor: None,
         risk: None,
@@ -36,7 +36,7 @@ pub(crate) fn push(
     d: &mut Decision,
     name: &'static str,
     req: &Request,
-    policies: Vec<String>,
+    policies: Arc<[String]>,
     required_aal: Option<Aal>,
 ) {
     let mut r = record(name, req, &d.policy_set);
@@ -100,6 +100,6 @@ fn refuse_for(
     d.deny = Some(reason);
     d.message = Some(msg.into());
     d.errors = vec![error];
-    push(&mut d, audit_names::DENIED, req, Vec::new(), None);
+    push(&mut d, audit_names::DENIED, req, Arc::from([]), None);
     d
 }

@@ -9,7 +9,7 @@ use stepup_core::{Factor, FactorSet, Validity};
 use stepup_dsl::model::Tenant;
 
 use super::audit;
-use super::merge::{Merge, Merged, binding, elevation_secs, sorted_names};
+use super::merge::{Merge, Merged, binding, elevation_secs, shared_sorted_names, sorted_names};
 use crate::decision::{Decision, DecisionKind, audit_names};
 use crate::request::{Event, Request};
 use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, State};
@@ -20,7 +20,7 @@ pub const CHALLENGE_TTL_SECS: i64 = 300;
 /// Makes `d` a step-up: a new challenge for the merged requirement, in the session to commit.
 pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merge<'_>, m: &Merged) {
     let aal = m.requirement.aal;
-    let policies = sorted_names(merge.unsatisfied());
+    let policies = shared_sorted_names(|| merge.unsatisfied());
     let message = merge
         .unsatisfied()
         .find(|p| p.requirement.aal == aal)
@@ -58,7 +58,7 @@ pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merg
         binding: binding(req, &bound),
         requirement: m.requirement,
         eligible: m.eligible,
-        policies: policies.clone(),
+        policies: Arc::clone(&policies),
         every_time: sorted_names(every_time.iter().map(|j| j.policy)),
         message: message.clone(),
         issued_at: req.now,
@@ -121,7 +121,7 @@ pub(crate) fn complete(
     d.challenge_id = Some(c.id.clone());
     d.required = Some(c.requirement);
     d.eligible = c.eligible;
-    d.fired = c.policies.clone();
+    d.fired = c.policies.to_vec();
     let failure = if req.now >= c.expires_at {
         Some("The challenge expired; try the action again.")
     } else if !success {
@@ -186,7 +186,7 @@ fn push_completion(
         d,
         name,
         req,
-        c.map(|c| c.policies.clone()).unwrap_or_default(),
+        c.map_or_else(|| Arc::from([]), |c| Arc::clone(&c.policies)),
         c.map(|c| c.requirement.aal),
     );
     if let Some(r) = d.audit.last_mut() {

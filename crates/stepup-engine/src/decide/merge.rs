@@ -1,6 +1,8 @@
 //! Step 3, merge: which fired policies the session already satisfies (computed once, with its
 //! why), and the most restrictive requirement of the rest (SPEC §4 rules 3–5).
 
+use std::sync::Arc;
+
 use stepup_core::{Aal, FactorSet, Requirement, Validity};
 use stepup_dsl::model::{Policy, Tenant};
 
@@ -207,6 +209,24 @@ pub(crate) fn elevation_secs(t: &Tenant) -> u64 {
 }
 
 /// Policy names, sorted.
+/// The names of the policies `it()` yields, sorted, in one shared slice: one allocation for the
+/// slice (the iterator is walked twice, once to count), shared by a challenge and its record.
+pub(crate) fn shared_sorted_names<'p, I: Iterator<Item = &'p Policy>>(
+    it: impl Fn() -> I,
+) -> Arc<[String]> {
+    let mut names: Arc<[String]> = std::iter::repeat_n(String::new(), it().count()).collect();
+    match Arc::get_mut(&mut names) {
+        Some(slots) => {
+            for (slot, p) in slots.iter_mut().zip(it()) {
+                slot.clone_from(&p.name);
+            }
+            slots.sort();
+            names
+        }
+        None => sorted_names(it()).into(),
+    }
+}
+
 pub(crate) fn sorted_names<'p>(it: impl Iterator<Item = &'p Policy>) -> Vec<String> {
     let mut v: Vec<String> = it.map(|p| p.name.clone()).collect();
     v.sort();

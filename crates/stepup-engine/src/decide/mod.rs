@@ -165,7 +165,7 @@ fn evaluate(
             });
             d.message =
                 Some(deny_message(m.conflict, &policies, aal, m.requirement.factors).into());
-            audit::push(&mut d, audit_names::DENIED, req, policies, Some(aal));
+            audit::push(&mut d, audit_names::DENIED, req, policies.into(), Some(aal));
         } else {
             // Step 4.
             challenge::issue(&mut d, req, state, &merge, &m);
@@ -226,7 +226,13 @@ fn allow(d: &mut Decision, tenant: &Tenant, req: &Request, state: &State, merge:
             .map(|j| j.policy.requirement.aal)
             .max()
             .unwrap_or(Aal::Aal1);
-        audit::push(d, audit_names::SKIPPED, req, d.fired.clone(), Some(aal));
+        audit::push(
+            d,
+            audit_names::SKIPPED,
+            req,
+            d.fired.as_slice().into(),
+            Some(aal),
+        );
     }
     if auth.is_some() || !used.is_empty() {
         let mut s = state.session.clone();
