@@ -61,7 +61,7 @@ pub fn http_answer_with(d: &Decision, acr: impl Fn(Aal) -> String) -> Option<Htt
             let max_age = r.validity.max_age_secs();
             let header = format!(
                 "Bearer error=\"insufficient_user_authentication\", error_description=\"{}\", acr_values=\"{}\", max_age={max_age}",
-                header_text(&msg),
+                header_text(msg),
                 header_text(&acr(r.aal))
             );
             let body = json!({

@@ -85,14 +85,17 @@ fn challenge_id(hash: &str, req: &Request, seq: u64) -> Arc<str> {
     h.update(seq.to_le_bytes());
     h.update(req.now.0.to_le_bytes());
     let digest = h.finalize();
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(3 + 16);
-    id.push_str("ch_");
-    for b in digest.iter().take(8) {
-        id.push(char::from(HEX[usize::from(b >> 4)]));
-        id.push(char::from(HEX[usize::from(b & 0xf)]));
+    // `ch_` and 16 hex digits, written on the stack: the Arc is the one allocation.
+    let hex = digest
+        .iter()
+        .take(8)
+        .flat_map(|b| [b >> 4, b & 0xf])
+        .map(|n| if n < 10 { b'0' + n } else { b'a' + n - 10 });
+    let mut buf = [0u8; 19];
+    for (slot, c) in buf.iter_mut().zip(b"ch_".iter().copied().chain(hex)) {
+        *slot = c;
     }
-    id.into()
+    std::str::from_utf8(&buf).map_or_else(|_| Arc::from("ch_"), Arc::from)
 }
 
 /// Completes the latest open challenge with `factor` (SPEC §4 rule 7): once, with an eligible
