@@ -158,7 +158,7 @@ pub struct AuditRecord {
     /// Session.
     pub session: String,
     /// Event kind (`sign_in`, `operation:change_email`, ...).
-    pub event: String,
+    pub event: Arc<str>,
     /// Challenge, if any.
     pub challenge_id: Option<Arc<str>>,
     /// Policies concerned, sorted.

@@ -105,6 +105,27 @@ impl Event {
             Event::StepUp { .. } => "step_up".to_string(),
         }
     }
+    /// [`Event::key`] as a shared string, in one allocation when it is short.
+    #[must_use]
+    pub fn shared_key(&self) -> std::sync::Arc<str> {
+        let (prefix, name) = match self {
+            Event::SignIn { .. } => ("sign_in", ""),
+            Event::Operation { name, .. } => ("operation:", name.as_str()),
+            Event::Access { resource, .. } => ("access:", resource.as_str()),
+            Event::StepUp { .. } => ("step_up", ""),
+        };
+        let mut buf = [0u8; 64];
+        let len = prefix.len() + name.len();
+        match buf.get_mut(..len) {
+            Some(slot) => {
+                for (b, c) in slot.iter_mut().zip(prefix.bytes().chain(name.bytes())) {
+                    *b = c;
+                }
+                std::str::from_utf8(slot).map_or_else(|_| self.key().into(), Into::into)
+            }
+            None => self.key().into(),
+        }
+    }
     /// An attribute's value.
     #[must_use]
     pub fn attr(&self, name: &str) -> Option<&Value> {
@@ -140,4 +161,48 @@ pub struct Request {
     pub event: Event,
     /// When (the clock is passed in; the engine never reads it).
     pub now: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Context, Event};
+    use stepup_core::{Factor, FactorSet};
+
+    /// The shared key is the key, for every kind of event and for names short, at the stack
+    /// buffer's edge, past it, and multibyte.
+    #[test]
+    fn shared_key_is_the_key() {
+        let mut events = vec![
+            Event::SignIn {
+                context: Context::default(),
+                factors: FactorSet::one(Factor::Password),
+            },
+            Event::StepUp {
+                factor: Factor::Totp,
+                success: true,
+            },
+        ];
+        for name in [
+            String::new(),
+            "pay".to_string(),
+            "x".repeat(54),
+            "x".repeat(55),
+            "y".repeat(57),
+            "z".repeat(300),
+            "paiement_éé€".to_string(),
+        ] {
+            events.push(Event::Operation {
+                name: name.clone(),
+                attrs: vec![],
+                context: None,
+            });
+            events.push(Event::Access {
+                resource: name,
+                context: None,
+            });
+        }
+        for e in &events {
+            assert_eq!(&*e.shared_key(), e.key(), "{e:?}");
+        }
+    }
 }

@@ -157,7 +157,7 @@ pub struct Challenge {
     /// Cannot complete at or after this time.
     pub expires_at: Timestamp,
     /// The event it guards (`operation:change_email`).
-    pub event_key: String,
+    pub event_key: Arc<str>,
     /// Open, completed or closed.
     pub state: ChallengeState,
     /// What completing it teaches the history (a sign-in's device, country, place).
@@ -176,7 +176,7 @@ pub struct Grant {
     #[serde(default)]
     pub application: String,
     /// The event it allows once.
-    pub event_key: String,
+    pub event_key: Arc<str>,
     /// The attribute values of the request that earned it.
     #[serde(default)]
     pub binding: Binding,

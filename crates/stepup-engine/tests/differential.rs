@@ -260,7 +260,7 @@ fn state() -> impl Strategy<Value = State> {
                             "amount".into(),
                             amount.map(|a| Value::Number(f64::from(a))),
                         )],
-                        event_key: format!("operation:o{op}"),
+                        event_key: format!("operation:o{op}").into(),
                         policies: vec![format!("p{p}")],
                         expires_at: Timestamp(NOW + 100),
                     });

@@ -368,7 +368,7 @@ impl StateSpec {
                         .and_then(|a| AMOUNTS.get(usize::from(a) % 4))
                         .map(|a| Value::Number(f64::from(*a))),
                 )],
-                event_key: format!("operation:o{}", op % 7),
+                event_key: format!("operation:o{}", op % 7).into(),
                 policies: vec![format!("p{}", p % 12)],
                 expires_at: Timestamp(NOW + 100),
             });

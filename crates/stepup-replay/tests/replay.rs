@@ -233,7 +233,7 @@ fn a_step_up_with_no_open_challenge_is_recorded_as_failed_not_refused() {
         assert_eq!(audit_names(failed), vec!["auth.step_up_failed"]);
         assert_eq!(failed.decision.challenge_id, None);
         assert_eq!(failed.decision.audit[0].factor, Some(Factor::Totp));
-        assert_eq!(failed.decision.audit[0].event, "step_up");
+        assert_eq!(&*failed.decision.audit[0].event, "step_up");
         assert_eq!(failed.mismatches, vec![]);
         let v = output::event_json(&r, failed);
         assert_eq!(

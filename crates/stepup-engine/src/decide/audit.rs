@@ -10,6 +10,16 @@ use crate::request::Request;
 
 /// A record named `name` for `req`, decided by the set `hash`, with nothing else in it.
 pub(crate) fn record(name: &'static str, req: &Request, hash: &Arc<str>) -> AuditRecord {
+    record_keyed(name, req, hash, req.event.shared_key())
+}
+
+/// [`record`], with the event's key already made (a step-up shares it with its challenge).
+pub(crate) fn record_keyed(
+    name: &'static str,
+    req: &Request,
+    hash: &Arc<str>,
+    event: Arc<str>,
+) -> AuditRecord {
     AuditRecord {
         name,
         at: req.now,
@@ -17,7 +27,7 @@ pub(crate) fn record(name: &'static str, req: &Request, hash: &Arc<str>) -> Audi
         application: req.application.clone(),
         user: req.user.clone(),
         session: req.session.clone(),
-        event: req.event.key(),
+        event,
         challenge_id: None,
         policies: Arc::from([]),
         required_aal: None,
@@ -39,7 +49,19 @@ pub(crate) fn push(
     policies: Arc<[String]>,
     required_aal: Option<Aal>,
 ) {
-    let mut r = record(name, req, &d.policy_set);
+    push_keyed(d, name, req, req.event.shared_key(), policies, required_aal);
+}
+
+/// [`push`], with the event's key already made.
+pub(crate) fn push_keyed(
+    d: &mut Decision,
+    name: &'static str,
+    req: &Request,
+    event: Arc<str>,
+    policies: Arc<[String]>,
+    required_aal: Option<Aal>,
+) {
+    let mut r = record_keyed(name, req, &d.policy_set, event);
     r.policies = policies;
     r.required_aal = required_aal;
     r.risk.clone_from(&d.risk);

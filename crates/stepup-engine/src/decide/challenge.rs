@@ -50,6 +50,7 @@ pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merg
         .flat_map(|j| j.reads.iter().cloned())
         .collect();
     // Grown by exactly one (a first capacity of four challenges is over 1 KiB).
+    let event_key = req.event.shared_key();
     s.challenges.reserve_exact(1);
     s.challenges.push(Challenge {
         id: id.clone(),
@@ -63,7 +64,7 @@ pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merg
         message: message.clone(),
         issued_at: req.now,
         expires_at: req.now.plus(CHALLENGE_TTL_SECS),
-        event_key: req.event.key(),
+        event_key: Arc::clone(&event_key),
         state: ChallengeState::Open,
         pending_history,
         pending_auth,
@@ -73,7 +74,14 @@ pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merg
     d.effects.session = Some(s);
     d.message = Some(message);
     d.challenge_id = Some(id);
-    audit::push(d, audit_names::INITIATED, req, policies, Some(aal));
+    audit::push_keyed(
+        d,
+        audit_names::INITIATED,
+        req,
+        event_key,
+        policies,
+        Some(aal),
+    );
 }
 
 fn challenge_id(hash: &str, req: &Request, seq: u64) -> Arc<str> {

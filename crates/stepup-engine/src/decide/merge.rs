@@ -125,7 +125,7 @@ pub(crate) fn grant_fits(
     key: &str,
 ) -> bool {
     g.application == req.application
-        && g.event_key == key
+        && *g.event_key == *key
         && req.now < g.expires_at
         && g.policies.contains(&p.name)
         && reads.iter().all(|n| {
