@@ -11,6 +11,10 @@
 //! assert_eq!(set.tenants["default"].policies.len(), 1);
 //! ```
 
+// pest is built without `std` (no stack probe on every rule call, see the root Cargo.toml):
+// the parser it derives names `::alloc`.
+extern crate alloc;
+
 pub mod ast;
 pub mod check;
 pub mod codes;
