@@ -2,6 +2,8 @@
 //! a condition moves above its policy), one blank line where the author left at least one.
 //! The output re-parses to an equal syntax tree (property-tested).
 
+use std::fmt::Write as _;
+
 use stepup_core::format_duration;
 
 use crate::ast::{
@@ -65,10 +67,6 @@ pub fn format_canonical(file: &File) -> String {
     f.out
 }
 
-fn ind(level: usize) -> String {
-    "  ".repeat(level)
-}
-
 impl Fmt<'_> {
     fn line_of(&self, pos: usize) -> usize {
         if self.text.is_some() {
@@ -96,8 +94,9 @@ impl Fmt<'_> {
             if c.start >= pos {
                 break;
             }
-            let line = format!("{}{}\n", ind(level), c.text);
-            self.out.push_str(&line);
+            push_ind(&mut self.out, level);
+            self.out.push_str(&c.text);
+            self.out.push('\n');
             self.next += 1;
         }
     }
@@ -143,16 +142,16 @@ impl Fmt<'_> {
             self.unit_start(prev, span.start, 0);
             match item {
                 Item::Tenant(t) => {
-                    self.out.push_str(&format!("tenant {} {{\n", t.name.text));
+                    push_all(&mut self.out, &["tenant ", &t.name.text, " {\n"]);
                     self.trail(t.name.span.end + 1);
                     self.members(&t.members, 1, t.name.span.end);
                     self.close(span, 0);
                 }
                 Item::Application(a) => {
-                    self.out.push_str(&format!(
-                        "application {} of {} {{\n",
-                        a.name.text, a.tenant.text
-                    ));
+                    push_all(
+                        &mut self.out,
+                        &["application ", &a.name.text, " of ", &a.tenant.text, " {\n"],
+                    );
                     self.trail(a.tenant.span.end + 1);
                     self.members(&a.members, 1, a.tenant.span.end);
                     self.close(span, 0);
@@ -166,7 +165,8 @@ impl Fmt<'_> {
 
     fn close(&mut self, span: Span, level: usize) {
         self.flush_before(span.end, level + 1);
-        self.out.push_str(&format!("{}}}\n", ind(level)));
+        push_ind(&mut self.out, level);
+        self.out.push_str("}\n");
         self.trail(span.end);
     }
 
@@ -181,65 +181,76 @@ impl Fmt<'_> {
         }
     }
 
-    fn dur(&self, d: &Dur) -> String {
-        match d.secs {
-            Some(s) => format_duration(s),
-            None => self
-                .text
-                .and_then(|t| t.get(d.span.start..d.span.end))
-                .unwrap_or("0s")
-                .to_string(),
-        }
-    }
-
-    fn int(&self, n: &Int) -> String {
-        match n.value {
-            Some(v) => v.to_string(),
-            None => self
-                .text
-                .and_then(|t| t.get(n.span.start..n.span.end))
-                .unwrap_or("0")
-                .to_string(),
-        }
-    }
-
     fn member(&mut self, m: &Member, level: usize) {
-        let i = ind(level);
         let span = member_span(m);
+        let text = self.text;
+        let out = &mut self.out;
         match m {
-            Member::Duration(d) => self.out.push_str(&format!("{i}duration {}\n", self.dur(d))),
+            Member::Duration(d) => {
+                push_ind(out, level);
+                out.push_str("duration ");
+                push_dur(out, d, text);
+                out.push('\n');
+            }
             Member::Operation { name, class, .. } => {
-                self.out
-                    .push_str(&format!("{i}operation {} {}\n", name.text, class.as_str()))
+                push_ind(out, level);
+                push_all(out, &["operation ", &name.text, " ", class.as_str(), "\n"]);
             }
-            Member::Resource(n) => self.out.push_str(&format!("{i}resource {}\n", n.text)),
-            Member::Attribute { name, ty } => self
-                .out
-                .push_str(&format!("{i}attribute {}: {}\n", name.text, ty.text)),
-            Member::FactorStrength { factor, aal } => self.out.push_str(&format!(
-                "{i}factor {} strength {}\n",
-                factor.text, aal.text
-            )),
-            Member::AdminDefault(None, _) => self.out.push_str(&format!("{i}admin default off\n")),
+            Member::Resource(n) => {
+                push_ind(out, level);
+                push_all(out, &["resource ", &n.text, "\n"]);
+            }
+            Member::Attribute { name, ty } => {
+                push_ind(out, level);
+                push_all(out, &["attribute ", &name.text, ": ", &ty.text, "\n"]);
+            }
+            Member::FactorStrength { factor, aal } => {
+                push_ind(out, level);
+                push_all(
+                    out,
+                    &["factor ", &factor.text, " strength ", &aal.text, "\n"],
+                );
+            }
+            Member::AdminDefault(None, _) => {
+                push_ind(out, level);
+                out.push_str("admin default off\n");
+            }
             Member::AdminDefault(Some(r), _) => {
-                let r = self.require(r);
-                self.out.push_str(&format!("{i}admin default {r}\n"));
+                push_ind(out, level);
+                out.push_str("admin default ");
+                push_require(out, r, text);
+                out.push('\n');
             }
-            Member::CacheOff(_) => self.out.push_str(&format!("{i}cache off\n")),
+            Member::CacheOff(_) => {
+                push_ind(out, level);
+                out.push_str("cache off\n");
+            }
             Member::Risk(items, _) => {
-                self.out.push_str(&format!("{i}risk {{\n"));
+                push_ind(out, level);
+                out.push_str("risk {\n");
                 self.trail(span.start + 6);
                 let mut prev = None;
                 for item in items {
                     let s = risk_span(item);
                     self.unit_start(prev, s.start, level + 1);
-                    let j = ind(level + 1);
-                    let line = match item {
-                        RiskItem::Weight(n, w) => format!("{j}weight {} {}\n", n.text, self.int(w)),
-                        RiskItem::MaxSpeed(v) => format!("{j}max_speed {} km/h\n", self.int(v)),
-                        RiskItem::ThreatFeed(s) => format!("{j}threat_feed {}\n", quote(&s.value)),
-                    };
-                    self.out.push_str(&line);
+                    let out = &mut self.out;
+                    push_ind(out, level + 1);
+                    match item {
+                        RiskItem::Weight(n, w) => {
+                            push_all(out, &["weight ", &n.text, " "]);
+                            push_int(out, w, text);
+                        }
+                        RiskItem::MaxSpeed(v) => {
+                            out.push_str("max_speed ");
+                            push_int(out, v, text);
+                            out.push_str(" km/h");
+                        }
+                        RiskItem::ThreatFeed(s) => {
+                            out.push_str("threat_feed ");
+                            push_quoted(out, &s.value);
+                        }
+                    }
+                    out.push('\n');
                     let end = if let RiskItem::MaxSpeed(v) = item {
                         v.span.end + 5
                     } else {
@@ -262,52 +273,107 @@ impl Fmt<'_> {
     fn policy(&mut self, p: &Policy, level: usize) {
         // Comments inside the policy move above it.
         self.flush_before(p.span.end, level);
-        let i = ind(level);
-        let when = expr_in(&p.when, self.text);
-        let req = self.require(&p.require);
+        let text = self.text;
+        let out = &mut self.out;
+        push_ind(out, level);
         match &p.name {
-            None => self.out.push_str(&format!("{i}when {when} {req}\n")),
+            None => {
+                out.push_str("when ");
+                push_expr(out, &p.when, text);
+                out.push(' ');
+                push_require(out, &p.require, text);
+                out.push('\n');
+            }
             Some(n) => {
-                let ov = match (p.is_override, p.report_only) {
+                out.push_str(match (p.is_override, p.report_only) {
                     (false, false) => "",
                     (true, false) => "override ",
                     (false, true) => "report_only ",
                     (true, true) => "override report_only ",
-                };
-                let msg = p
-                    .message
-                    .as_ref()
-                    .map(|m| format!(" {}", quote(&m.value)))
-                    .unwrap_or_default();
-                self.out.push_str(&format!(
-                    "{i}{ov}policy {}{msg} {{\n{i}  when {when}\n{i}  {req}\n{i}}}\n",
-                    n.text
-                ));
+                });
+                out.push_str("policy ");
+                out.push_str(&n.text);
+                if let Some(m) = &p.message {
+                    out.push(' ');
+                    push_quoted(out, &m.value);
+                }
+                out.push_str(" {\n");
+                push_ind(out, level);
+                out.push_str("  when ");
+                push_expr(out, &p.when, text);
+                out.push('\n');
+                push_ind(out, level);
+                out.push_str("  ");
+                push_require(out, &p.require, text);
+                out.push('\n');
+                push_ind(out, level);
+                out.push_str("}\n");
             }
         }
         self.trail(p.span.end);
     }
+}
 
-    fn require(&self, r: &Require) -> String {
-        let mut s = format!("require {}", r.aal.text);
-        match &r.factors {
-            Factors::Unspecified => {}
-            Factors::Any(_) => s.push_str(" factor any"),
-            Factors::Not(n) => s.push_str(&format!(" factor not {}", n.text)),
-            Factors::List(l) => s.push_str(&format!(
-                " factor {}",
-                l.iter()
-                    .map(|n| n.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join("|")
-            )),
+/// Appends two spaces per level.
+fn push_ind(out: &mut String, level: usize) {
+    for _ in 0..level {
+        out.push_str("  ");
+    }
+}
+
+/// Appends the pieces in order.
+fn push_all(out: &mut String, pieces: &[&str]) {
+    for p in pieces {
+        out.push_str(p);
+    }
+}
+
+/// A duration in its canonical unit, or as written when it has no value.
+fn push_dur(out: &mut String, d: &Dur, text: Option<&str>) {
+    match d.secs {
+        Some(s) => out.push_str(&format_duration(s)),
+        None => out.push_str(source(text, &d.span).unwrap_or("0s")),
+    }
+}
+
+/// A whole number, or as written when it has no value.
+fn push_int(out: &mut String, n: &Int, text: Option<&str>) {
+    match n.value {
+        Some(v) => {
+            let _ = write!(out, "{v}");
         }
-        match &r.validity {
-            None => {}
-            Some(ValidityAst::For(d)) => s.push_str(&format!(" for {}", self.dur(d))),
-            Some(ValidityAst::EveryTime(_)) => s.push_str(" every time"),
+        None => out.push_str(source(text, &n.span).unwrap_or("0")),
+    }
+}
+
+/// `require AAL [factor ...] [for D | every time]`.
+fn push_require(out: &mut String, r: &Require, text: Option<&str>) {
+    out.push_str("require ");
+    out.push_str(&r.aal.text);
+    match &r.factors {
+        Factors::Unspecified => {}
+        Factors::Any(_) => out.push_str(" factor any"),
+        Factors::Not(n) => {
+            out.push_str(" factor not ");
+            out.push_str(&n.text);
         }
-        s
+        Factors::List(l) => {
+            out.push_str(" factor ");
+            for (k, n) in l.iter().enumerate() {
+                if k > 0 {
+                    out.push('|');
+                }
+                out.push_str(&n.text);
+            }
+        }
+    }
+    match &r.validity {
+        None => {}
+        Some(ValidityAst::For(d)) => {
+            out.push_str(" for ");
+            push_dur(out, d, text);
+        }
+        Some(ValidityAst::EveryTime(_)) => out.push_str(" every time"),
     }
 }
 
@@ -349,17 +415,28 @@ fn risk_span(r: &RiskItem) -> Span {
 #[must_use]
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    push_quoted(&mut out, s);
     out
+}
+
+/// Appends [`quote`]`(s)`.
+fn push_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    // Runs of characters that need no escape are copied whole.
+    let mut run = 0;
+    for (i, c) in s.char_indices() {
+        let esc = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            _ => continue,
+        };
+        out.push_str(s.get(run..i).unwrap_or(""));
+        out.push_str(esc);
+        run = i + 1;
+    }
+    out.push_str(s.get(run..).unwrap_or(""));
+    out.push('"');
 }
 
 fn prec(e: &Expr) -> u8 {
@@ -371,11 +448,13 @@ fn prec(e: &Expr) -> u8 {
     }
 }
 
-fn wrap(e: &Expr, paren: bool, text: Option<&str>) -> String {
+fn push_wrapped(out: &mut String, e: &Expr, paren: bool, text: Option<&str>) {
     if paren {
-        format!("({})", expr_in(e, text))
+        out.push('(');
+        push_expr(out, e, text);
+        out.push(')');
     } else {
-        expr_in(e, text)
+        push_expr(out, e, text);
     }
 }
 
@@ -384,66 +463,90 @@ fn source<'t>(text: Option<&'t str>, span: &Span) -> Option<&'t str> {
     text.and_then(|t| t.get(span.start..span.end))
 }
 
-fn lit(l: &Lit, text: Option<&str>) -> String {
+fn push_lit(out: &mut String, l: &Lit, text: Option<&str>) {
     match l {
         // A number too large for a double has no value to write (it would read `inf`, a
         // name): it is written as it was (the checker reports it, E018).
-        Lit::Number(v, span) if !v.is_finite() => {
-            source(text, span).map_or_else(|| format!("{v}"), str::to_string)
+        Lit::Number(v, span) if !v.is_finite() => match source(text, span) {
+            Some(s) => out.push_str(s),
+            None => {
+                let _ = write!(out, "{v}");
+            }
+        },
+        Lit::Number(v, _) => {
+            let _ = write!(out, "{v}");
         }
-        Lit::Number(v, _) => format!("{v}"),
-        Lit::Str(s) => quote(&s.value),
-        Lit::Name(n) => n.text.clone(),
+        Lit::Str(s) => push_quoted(out, &s.value),
+        Lit::Name(n) => out.push_str(&n.text),
     }
 }
 
 /// Formats a condition with the fewest parentheses that keep its shape.
 #[must_use]
 pub fn expr(e: &Expr) -> String {
-    expr_in(e, None)
+    let mut out = String::new();
+    push_expr(&mut out, e, None);
+    out
 }
 
-/// [`expr`], writing what has no value (a number too large, a duration that overflows) as the
-/// source `text` has it.
-fn expr_in(e: &Expr, text: Option<&str>) -> String {
+/// Appends [`expr`]`(e)`, writing what has no value (a number too large, a duration that
+/// overflows) as the source `text` has it.
+fn push_expr(out: &mut String, e: &Expr, text: Option<&str>) {
     match e {
-        Expr::Or(v) => v
-            .iter()
-            .map(|a| wrap(a, prec(a) <= 1, text))
-            .collect::<Vec<_>>()
-            .join(" or "),
-        Expr::And(v) => v
-            .iter()
-            .map(|a| wrap(a, prec(a) <= 2, text))
-            .collect::<Vec<_>>()
-            .join(" and "),
-        Expr::Not(a) => format!("not {}", wrap(a, prec(a) < 3, text)),
-        Expr::Cmp(n, op, l) => format!("{} {} {}", n.text, op.as_str(), lit(l, text)),
-        Expr::In(n, items, _) => format!(
-            "{} in [{}]",
-            n.text,
-            items
-                .iter()
-                .map(|l| lit(l, text))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Expr::Call(n, args, _) => format!(
-            "{}({})",
-            n.text,
-            args.iter()
-                .map(|a| match a {
+        Expr::Or(v) => {
+            for (k, a) in v.iter().enumerate() {
+                if k > 0 {
+                    out.push_str(" or ");
+                }
+                push_wrapped(out, a, prec(a) <= 1, text);
+            }
+        }
+        Expr::And(v) => {
+            for (k, a) in v.iter().enumerate() {
+                if k > 0 {
+                    out.push_str(" and ");
+                }
+                push_wrapped(out, a, prec(a) <= 2, text);
+            }
+        }
+        Expr::Not(a) => {
+            out.push_str("not ");
+            push_wrapped(out, a, prec(a) < 3, text);
+        }
+        Expr::Cmp(n, op, l) => {
+            push_all(out, &[&n.text, " ", op.as_str(), " "]);
+            push_lit(out, l, text);
+        }
+        Expr::In(n, items, _) => {
+            out.push_str(&n.text);
+            out.push_str(" in [");
+            for (k, l) in items.iter().enumerate() {
+                if k > 0 {
+                    out.push_str(", ");
+                }
+                push_lit(out, l, text);
+            }
+            out.push(']');
+        }
+        Expr::Call(n, args, _) => {
+            out.push_str(&n.text);
+            out.push('(');
+            for (k, a) in args.iter().enumerate() {
+                if k > 0 {
+                    out.push_str(", ");
+                }
+                match a {
                     // A duration that overflows is written as it was (the checker reports it).
-                    Arg::Duration(d) => d.secs.map_or_else(
-                        || source(text, &d.span).unwrap_or("0s").to_string(),
-                        format_duration,
-                    ),
-                    Arg::Name(n) => n.text.clone(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Expr::Flag(n) => n.text.clone(),
-        Expr::Script(s) => format!("script {}", quote(&s.value)),
+                    Arg::Duration(d) => push_dur(out, d, text),
+                    Arg::Name(n) => out.push_str(&n.text),
+                }
+            }
+            out.push(')');
+        }
+        Expr::Flag(n) => out.push_str(&n.text),
+        Expr::Script(s) => {
+            out.push_str("script ");
+            push_quoted(out, &s.value);
+        }
     }
 }
