@@ -30,20 +30,8 @@ fn describe_lit(l: &Lit) -> &'static str {
 /// Checks a condition against the tenant's catalogs: `None` when it has an error (reported).
 pub(super) fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond> {
     match e {
-        Expr::And(v) => {
-            let checked: Vec<Option<Cond>> = v.iter().map(|e| check_expr(cx, t, e)).collect();
-            checked
-                .into_iter()
-                .collect::<Option<Vec<_>>>()
-                .map(Cond::And)
-        }
-        Expr::Or(v) => {
-            let checked: Vec<Option<Cond>> = v.iter().map(|e| check_expr(cx, t, e)).collect();
-            checked
-                .into_iter()
-                .collect::<Option<Vec<_>>>()
-                .map(Cond::Or)
-        }
+        Expr::And(v) => check_all(cx, t, v).map(Cond::And),
+        Expr::Or(v) => check_all(cx, t, v).map(Cond::Or),
         Expr::Not(a) => Some(Cond::Not(Box::new(check_expr(cx, t, a)?))),
         Expr::Cmp(n, op, lit) => check_cmp(cx, t, n, *op, lit),
         Expr::In(n, items, span) => {
@@ -178,6 +166,20 @@ pub(super) fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond>
             }
         },
     }
+}
+
+/// Checks every operand (each reports its own errors): all of them, or `None` when one failed.
+fn check_all(cx: &mut Ctx<'_>, t: &Tenant, v: &[Expr]) -> Option<Vec<Cond>> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut ok = true;
+    for e in v {
+        match check_expr(cx, t, e) {
+            Some(c) if ok => out.push(c),
+            Some(_) => {}
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 /// The span of `width` characters at (`line`, `column`) of a script (1-based, within its value),
@@ -327,7 +329,8 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
                 None
             }
         },
-        name if SignalKind::condition_names().contains(&name) => {
+        // One of `SignalKind::condition_names()`, without building the list for every comparison.
+        name if SignalKind::parse(name).is_some() || name == FIRST_ACCESS => {
             cx.err(
                 "E035",
                 n.span,
