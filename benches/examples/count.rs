@@ -2,6 +2,8 @@
 //! CASE (no_candidate, near_miss, match, routine_allow, change_email_step_up,
 //! shared20_allow, shared20_step_up, shared200_allow, shared200_step_up) N times; the
 //! difference of two N gives instructions per decision (BENCHMARKS.md, the decision pipeline).
+//! `compile_10k` compiles the 10,000-policy workload N times (parsed and checked once);
+//! `parse_check_10k` parses and checks it N times, `parse_check_compile_10k` also compiles it.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -16,6 +18,21 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let case = args[1].as_str();
     let n: u64 = args[2].parse().unwrap();
+    if case == "parse_check_10k" || case == "parse_check_compile_10k" {
+        // Parses and checks (and, for the second case, compiles) the 10,000-policy workload N
+        // times: the language's share of `compile/parse_check_compile_10000`.
+        let (text, _) = scale_text(10_000);
+        let src = vec![stepup_dsl::Source::text("scale_10000.policy", &text)];
+        for _ in 0..n {
+            let loaded = stepup_dsl::load_sources(black_box(&src));
+            if case == "parse_check_compile_10k" {
+                black_box(CompiledSet::compile(loaded.set.unwrap()).unwrap());
+            } else {
+                black_box(loaded);
+            }
+        }
+        return;
+    }
     if case == "compile_10k" {
         // Compiles the 10,000-policy workload (parsed and checked once) N times.
         let (text, _) = scale_text(10_000);
