@@ -3,11 +3,10 @@
 //! Untrusted input is bounded before pest sees it: size, NUL bytes and nesting depth are
 //! checked by a linear pre-scan, so no input can overflow the stack.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use pest::Parser as _;
 use pest::iterators::Pair;
-use pest::pratt_parser::{Assoc, Op, PrattParser};
 use stepup_core::OperationClass;
 
 use crate::ast::{
@@ -35,12 +34,33 @@ mod grammar {
 }
 use grammar::{PolicyParser, Rule};
 
-static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
-    PrattParser::new()
-        .op(Op::infix(Rule::kw_or, Assoc::Left))
-        .op(Op::infix(Rule::kw_and, Assoc::Left))
-        .op(Op::prefix(Rule::kw_not))
-});
+/// Which chain [`join`] builds.
+#[derive(Clone, Copy)]
+enum Joined {
+    And,
+    Or,
+}
+
+/// One operand alone, or the chain of several: an operand that is the same kind of chain is
+/// spliced in (`(a and b) and c` is `a and b and c`).
+fn join(kind: Joined, mut operands: Vec<Expr>) -> Expr {
+    if operands.len() == 1
+        && let Some(one) = operands.pop()
+    {
+        return one;
+    }
+    let mut items = Vec::with_capacity(operands.len());
+    for e in operands {
+        match (kind, e) {
+            (Joined::And, Expr::And(v)) | (Joined::Or, Expr::Or(v)) => items.extend(v),
+            (_, other) => items.push(other),
+        }
+    }
+    match kind {
+        Joined::And => Expr::And(items),
+        Joined::Or => Expr::Or(items),
+    }
+}
 
 /// Decodes raw bytes, reporting invalid UTF-8 with its position.
 ///
@@ -354,49 +374,48 @@ struct Lower<'f> {
     hashes: Vec<usize>,
 }
 
-/// Inner pairs that carry meaning (keywords and punctuation left out).
-fn meaningful(pair: Pair<'_, Rule>) -> Vec<Pair<'_, Rule>> {
-    pair.into_inner()
-        .filter(|p| {
-            !matches!(
-                p.as_rule(),
-                Rule::lbrace
-                    | Rule::rbrace
-                    | Rule::lparen
-                    | Rule::rparen
-                    | Rule::lbracket
-                    | Rule::rbracket
-                    | Rule::comma
-                    | Rule::colon
-                    | Rule::pipe
-                    | Rule::kmh
-                    | Rule::EOI
-                    | Rule::kw_tenant
-                    | Rule::kw_application
-                    | Rule::kw_of
-                    | Rule::kw_duration
-                    | Rule::kw_operation
-                    | Rule::kw_resource
-                    | Rule::kw_attribute
-                    | Rule::kw_factor
-                    | Rule::kw_strength
-                    | Rule::kw_default
-                    | Rule::kw_risk
-                    | Rule::kw_weight
-                    | Rule::kw_max_speed
-                    | Rule::kw_threat_feed
-                    | Rule::kw_cache
-                    | Rule::kw_policy
-                    | Rule::kw_when
-                    | Rule::kw_require
-                    | Rule::kw_for
-                    | Rule::kw_every
-                    | Rule::kw_time
-                    | Rule::kw_script
-                    | Rule::kw_in
-            )
-        })
-        .collect()
+/// Inner pairs that carry meaning (keywords and punctuation left out), in order; an iterator,
+/// so that walking a node allocates nothing.
+fn meaningful(pair: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
+    pair.into_inner().filter(|p| {
+        !matches!(
+            p.as_rule(),
+            Rule::lbrace
+                | Rule::rbrace
+                | Rule::lparen
+                | Rule::rparen
+                | Rule::lbracket
+                | Rule::rbracket
+                | Rule::comma
+                | Rule::colon
+                | Rule::pipe
+                | Rule::kmh
+                | Rule::EOI
+                | Rule::kw_tenant
+                | Rule::kw_application
+                | Rule::kw_of
+                | Rule::kw_duration
+                | Rule::kw_operation
+                | Rule::kw_resource
+                | Rule::kw_attribute
+                | Rule::kw_factor
+                | Rule::kw_strength
+                | Rule::kw_default
+                | Rule::kw_risk
+                | Rule::kw_weight
+                | Rule::kw_max_speed
+                | Rule::kw_threat_feed
+                | Rule::kw_cache
+                | Rule::kw_policy
+                | Rule::kw_when
+                | Rule::kw_require
+                | Rule::kw_for
+                | Rule::kw_every
+                | Rule::kw_time
+                | Rule::kw_script
+                | Rule::kw_in
+        )
+    })
 }
 
 impl Lower<'_> {
@@ -438,7 +457,7 @@ impl Lower<'_> {
 
     fn lower_tenant_block(&mut self, pair: Pair<'_, Rule>) -> Option<TenantBlock> {
         let span = self.span_of(&pair);
-        let mut it = meaningful(pair).into_iter();
+        let mut it = meaningful(pair);
         let name = self.lower_name(it.next(), span)?;
         let members = it.filter_map(|p| self.lower_member(p)).collect();
         Some(TenantBlock {
@@ -450,7 +469,7 @@ impl Lower<'_> {
 
     fn lower_application_block(&mut self, pair: Pair<'_, Rule>) -> Option<AppBlock> {
         let span = self.span_of(&pair);
-        let mut it = meaningful(pair).into_iter();
+        let mut it = meaningful(pair);
         let name = self.lower_name(it.next(), span)?;
         let tenant = self.lower_name(it.next(), span)?;
         let members = it.filter_map(|p| self.lower_member(p)).collect();
@@ -488,17 +507,17 @@ impl Lower<'_> {
             Rule::duration_decl => self.lower_duration_decl(pair),
             Rule::operation_decl => self.lower_operation_decl(pair),
             Rule::resource_decl => {
-                let mut it = meaningful(pair).into_iter();
+                let mut it = meaningful(pair);
                 self.lower_name(it.next(), span).map(Member::Resource)
             }
             Rule::attribute_decl => {
-                let mut it = meaningful(pair).into_iter();
+                let mut it = meaningful(pair);
                 let name = self.lower_name(it.next(), span)?;
                 let ty = self.lower_name(it.next(), span)?;
                 Some(Member::Attribute { name, ty })
             }
             Rule::factor_decl => {
-                let mut it = meaningful(pair).into_iter();
+                let mut it = meaningful(pair);
                 let factor = self.lower_name(it.next(), span)?;
                 let aal = self.lower_name(it.next(), span)?;
                 Some(Member::FactorStrength { factor, aal })
@@ -508,9 +527,7 @@ impl Lower<'_> {
             Rule::cache_decl => Some(Member::CacheOff(span)),
             Rule::policy => self.lower_policy(pair, false).map(Member::Policy),
             Rule::override_policy => {
-                let inner = meaningful(pair)
-                    .into_iter()
-                    .find(|p| p.as_rule() == Rule::policy);
+                let inner = meaningful(pair).find(|p| p.as_rule() == Rule::policy);
                 match inner {
                     Some(p) => self.lower_policy(p, true).map(Member::Policy),
                     None => {
@@ -529,7 +546,7 @@ impl Lower<'_> {
 
     fn lower_duration_decl(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
         let span = self.span_of(&pair);
-        match meaningful(pair).into_iter().next() {
+        match meaningful(pair).next() {
             Some(p) => Some(Member::Duration(self.lower_duration(&p))),
             None => {
                 self.bug(span, "a duration");
@@ -540,7 +557,7 @@ impl Lower<'_> {
 
     fn lower_operation_decl(&mut self, pair: Pair<'_, Rule>) -> Option<Member> {
         let span = self.span_of(&pair);
-        let mut it = meaningful(pair).into_iter();
+        let mut it = meaningful(pair);
         let name = self.lower_name(it.next(), span)?;
         let class = match it.next().map(|p| p.as_str().to_string()).as_deref() {
             Some("routine") => OperationClass::Routine,
@@ -572,23 +589,17 @@ impl Lower<'_> {
             let ps = self.span_of(&p);
             match p.as_rule() {
                 Rule::weight_decl => {
-                    let mut it = meaningful(p).into_iter();
+                    let mut it = meaningful(p);
                     let name = self.lower_name(it.next(), ps)?;
                     let n = it.next().map(|i| self.lower_int(&i))?;
                     items.push(RiskItem::Weight(name, n));
                 }
                 Rule::max_speed_decl => {
-                    let n = meaningful(p)
-                        .into_iter()
-                        .next()
-                        .map(|i| self.lower_int(&i))?;
+                    let n = meaningful(p).next().map(|i| self.lower_int(&i))?;
                     items.push(RiskItem::MaxSpeed(n));
                 }
                 Rule::threat_feed_decl => {
-                    let s = meaningful(p)
-                        .into_iter()
-                        .next()
-                        .map(|i| self.lower_string(&i))?;
+                    let s = meaningful(p).next().map(|i| self.lower_string(&i))?;
                     items.push(RiskItem::ThreatFeed(s));
                 }
                 Rule::kw_risk => {}
@@ -654,7 +665,7 @@ impl Lower<'_> {
 
     fn lower_when_clause(&mut self, pair: Pair<'_, Rule>) -> Option<Expr> {
         let span = self.span_of(&pair);
-        match meaningful(pair).into_iter().next() {
+        match meaningful(pair).next() {
             Some(e) => match self.lower_expr(e, 0) {
                 Ok(x) => Some(x),
                 Err(d) => {
@@ -699,27 +710,28 @@ impl Lower<'_> {
                 run = 0;
             }
         }
-        PRATT
-            .map_primary(|p| self.lower_primary(p, depth))
-            .map_prefix(|_op, rhs| Ok(Expr::Not(Box::new(rhs?))))
-            .map_infix(|lhs, op, rhs| {
-                let (l, r) = (lhs?, rhs?);
-                let and = op.as_rule() == Rule::kw_and;
-                let mut items = Vec::new();
-                for side in [l, r] {
-                    match side {
-                        Expr::And(v) if and => items.extend(v),
-                        Expr::Or(v) if !and => items.extend(v),
-                        other => items.push(other),
+        // Operands with their `not`s, `and` binding tighter than `or`, both left-associative; an
+        // operand that is itself an `and` (an `or`) joins the chain it is in, so chains are flat.
+        // The leftmost operand's error is the one reported.
+        let mut terms: Vec<Expr> = Vec::new();
+        let mut factors: Vec<Expr> = Vec::new();
+        let mut nots = 0usize;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::kw_not => nots += 1,
+                Rule::kw_and => {}
+                Rule::kw_or => terms.push(join(Joined::And, std::mem::take(&mut factors))),
+                _ => {
+                    let mut e = self.lower_primary(p, depth)?;
+                    for _ in 0..std::mem::take(&mut nots) {
+                        e = Expr::Not(Box::new(e));
                     }
+                    factors.push(e);
                 }
-                Ok(if and {
-                    Expr::And(items)
-                } else {
-                    Expr::Or(items)
-                })
-            })
-            .parse(pair.into_inner())
+            }
+        }
+        terms.push(join(Joined::And, factors));
+        Ok(join(Joined::Or, terms))
     }
 
     fn lower_primary(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Diagnostic> {
@@ -734,11 +746,11 @@ impl Lower<'_> {
         };
         match pair.as_rule() {
             Rule::paren => {
-                let inner = meaningful(pair).into_iter().next().ok_or_else(bug)?;
+                let inner = meaningful(pair).next().ok_or_else(bug)?;
                 self.lower_expr(inner, depth + 1)
             }
             Rule::script_pred => {
-                let s = meaningful(pair).into_iter().next().ok_or_else(bug)?;
+                let s = meaningful(pair).next().ok_or_else(bug)?;
                 Ok(Expr::Script(self.lower_string(&s)))
             }
             Rule::predicate => {
@@ -749,8 +761,8 @@ impl Lower<'_> {
                 };
                 match tail.as_rule() {
                     Rule::comparison => {
-                        let parts = meaningful(tail);
-                        let op = match parts.first().map(Pair::as_str) {
+                        let mut parts = meaningful(tail);
+                        let op = match parts.next().as_ref().map(Pair::as_str) {
                             Some("==") => CmpOp::Eq,
                             Some("!=") => CmpOp::Ne,
                             Some("<") => CmpOp::Lt,
@@ -760,28 +772,24 @@ impl Lower<'_> {
                             _ => return Err(bug()),
                         };
                         let rhs = parts
-                            .get(1)
-                            .map(|p| self.lower_literal(p))
+                            .next()
+                            .map(|p| self.lower_literal(&p))
                             .ok_or_else(bug)?;
                         Ok(Expr::Cmp(lhs, op, rhs))
                     }
                     Rule::membership => {
-                        let items = meaningful(tail)
-                            .iter()
-                            .map(|p| self.lower_literal(p))
-                            .collect();
+                        let items = meaningful(tail).map(|p| self.lower_literal(&p)).collect();
                         Ok(Expr::In(lhs, items, span))
                     }
                     Rule::call => {
                         let args = meaningful(tail)
-                            .iter()
                             .map(|p| {
                                 if p.as_rule() == Rule::duration {
-                                    Arg::Duration(self.lower_duration(p))
+                                    Arg::Duration(self.lower_duration(&p))
                                 } else {
                                     Arg::Name(Name {
                                         text: p.as_str().to_string(),
-                                        span: self.span_of(p),
+                                        span: self.span_of(&p),
                                     })
                                 }
                             })
@@ -797,7 +805,7 @@ impl Lower<'_> {
 
     fn lower_require_clause(&mut self, pair: Pair<'_, Rule>) -> Option<Require> {
         let span = self.span_of(&pair);
-        let mut it = meaningful(pair).into_iter();
+        let mut it = meaningful(pair);
         let aal = self.lower_name(it.next(), span)?;
         let mut factors = Factors::Unspecified;
         let mut validity = None;
@@ -818,18 +826,15 @@ impl Lower<'_> {
 
     fn lower_factor_clause(&mut self, pair: Pair<'_, Rule>) -> Option<Factors> {
         let span = self.span_of(&pair);
-        let inner = meaningful(pair).into_iter().next();
+        let inner = meaningful(pair).next();
         match inner {
             Some(p) if p.as_rule() == Rule::kw_any => Some(Factors::Any(self.span_of(&p))),
             Some(p) if p.as_rule() == Rule::factor_not => {
-                let f = meaningful(p)
-                    .into_iter()
-                    .find(|q| q.as_rule() == Rule::factor_name);
+                let f = meaningful(p).find(|q| q.as_rule() == Rule::factor_name);
                 self.lower_name(f, span).map(Factors::Not)
             }
             Some(p) if p.as_rule() == Rule::factor_list => Some(Factors::List(
                 meaningful(p)
-                    .into_iter()
                     .map(|q| Name {
                         text: q.as_str().to_string(),
                         span: self.span_of(&q),
@@ -845,7 +850,7 @@ impl Lower<'_> {
 
     fn lower_validity(&mut self, pair: Pair<'_, Rule>) -> Option<ValidityAst> {
         let span = self.span_of(&pair);
-        match meaningful(pair).into_iter().next() {
+        match meaningful(pair).next() {
             Some(p) if p.as_rule() == Rule::duration => {
                 Some(ValidityAst::For(self.lower_duration(&p)))
             }
@@ -910,6 +915,68 @@ impl Lower<'_> {
                 text: p.as_str().to_string(),
                 span: self.span_of(p),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::panic,
+        reason = "tests: a failed assertion is the report"
+    )]
+
+    use super::*;
+
+    /// The condition of a one-rule file, as a compact string: `&[..]`, `|[..]`, `!x`, names.
+    fn shape(cond: &str) -> String {
+        fn show(e: &Expr) -> String {
+            let list = |v: &[Expr]| v.iter().map(show).collect::<Vec<_>>().join(",");
+            match e {
+                Expr::And(v) => format!("&[{}]", list(v)),
+                Expr::Or(v) => format!("|[{}]", list(v)),
+                Expr::Not(a) => format!("!{}", show(a)),
+                Expr::Flag(n) => n.text.clone(),
+                other => format!("{other:?}"),
+            }
+        }
+        let file = Arc::new(SourceFile {
+            name: "x.policy".into(),
+            text: format!("when {cond} require aal2"),
+        });
+        let ast = parse(&file).unwrap();
+        match ast.items.first() {
+            Some(Item::Member(Member::Policy(p))) => show(&p.when),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `not` binds tightest, then `and`, then `or`; chains are flat, and a parenthesized chain
+    /// of the same operator joins the chain around it (what pest's Pratt parser built).
+    #[test]
+    fn operators_nest_and_chains_are_flat() {
+        for (cond, want) in [
+            ("a", "a"),
+            ("(a)", "a"),
+            ("not a", "!a"),
+            ("not not a", "!!a"),
+            ("a and b and c", "&[a,b,c]"),
+            ("a or b or c", "|[a,b,c]"),
+            ("a or b and c or d", "|[a,&[b,c],d]"),
+            ("not a and b", "&[!a,b]"),
+            ("not (a and b)", "!&[a,b]"),
+            ("(a and b) and c", "&[a,b,c]"),
+            ("a and (b and c)", "&[a,b,c]"),
+            ("(a or b) or c", "|[a,b,c]"),
+            ("a or (b or c)", "|[a,b,c]"),
+            ("(a or b) and c", "&[|[a,b],c]"),
+            ("(a and b) or c", "|[&[a,b],c]"),
+            ("((a or b)) or (c and d)", "|[a,b,&[c,d]]"),
+            ("(a and b)", "&[a,b]"),
+            ("not (a) or not not (b or c) and d", "|[!a,&[!!|[b,c],d]]"),
+        ] {
+            assert_eq!(shape(cond), want, "{cond}");
         }
     }
 }

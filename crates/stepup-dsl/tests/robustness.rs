@@ -81,6 +81,33 @@ fn sixty_nested_parentheses_still_parse() {
     assert_eq!(codes(text.into_bytes()), Vec::<&str>::new());
 }
 
+/// pest's own stack probe is compiled out (see the root `Cargo.toml`): the deepest nesting the
+/// pre-scan lets through still parses, lowers, checks and hashes on a thread with half the
+/// usual 2 MiB stack, even unoptimized (a level of the lowering takes about 8 KB then).
+#[test]
+fn the_deepest_nesting_allowed_on_a_small_stack() {
+    let depth = stepup_dsl::syntax::MAX_NESTING;
+    let texts = [
+        format!(
+            "when {}new_device{} require aal2",
+            "(".repeat(depth),
+            ")".repeat(depth)
+        ),
+        format!(
+            "when {}not new_device and amount > 3{} require aal2",
+            "(not ".repeat(depth),
+            ")".repeat(depth)
+        ),
+    ];
+    let got = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || texts.map(|t| codes(t.into_bytes())))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(got, [vec![], vec!["E005"]]);
+}
+
 #[test]
 fn a_ten_megabyte_file() {
     let line = "when new_device require aal2\n";
