@@ -83,12 +83,8 @@ impl LineIndex {
     #[must_use]
     pub fn new(text: &str) -> Self {
         let mut v = vec![0];
-        v.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|(_, b)| *b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
+        // `match_indices` finds each line feed with a vectorized search, not byte by byte.
+        v.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         LineIndex(v)
     }
     /// The 1-based line of a byte offset.

@@ -175,15 +175,21 @@ pub(super) fn pass(
                 }
             }
         }
-        // The policies in force for the application: the tenant's, replaced by name, and its own.
-        let mut scope: Vec<Located> = located.get(&b.tenant.text).cloned().unwrap_or_default();
-        for l in app_located {
-            match scope.iter_mut().find(|x| x.name == l.name) {
-                Some(slot) => *slot = l,
-                None => scope.push(l),
+        // The policies in force for the application: the tenant's, replaced by name, and its own
+        // (the tenant's as they are, not copied, when the application has none).
+        let tenant_scope = located.get(&b.tenant.text).map_or(&[][..], Vec::as_slice);
+        if app_located.is_empty() {
+            lint::disjoint_factors(diags, tenant_scope, true);
+        } else {
+            let mut scope: Vec<Located> = tenant_scope.to_vec();
+            for l in app_located {
+                match scope.iter_mut().find(|x| x.name == l.name) {
+                    Some(slot) => *slot = l,
+                    None => scope.push(l),
+                }
             }
+            lint::disjoint_factors(diags, &scope, true);
         }
-        lint::disjoint_factors(diags, &scope, true);
         applications.insert(key, out);
     }
     applications
