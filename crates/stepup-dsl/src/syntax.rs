@@ -887,7 +887,21 @@ impl Lower<'_> {
     }
 
     fn lower_string(&self, p: &Pair<'_, Rule>) -> Str {
-        let raw = p.clone().into_inner().next().map_or("", |i| i.as_str());
+        // A string is compound-atomic (`"` string_inner `"`, nothing skipped between): its inner
+        // text is its own without the quotes, no need to walk into it.
+        let text = p.as_str();
+        let raw = if p.as_rule() == Rule::string {
+            text.get(1..text.len().saturating_sub(1)).unwrap_or("")
+        } else {
+            p.clone().into_inner().next().map_or("", |i| i.as_str())
+        };
+        let span = self.span_of(p);
+        if !raw.contains('\\') {
+            return Str {
+                value: raw.to_string(),
+                span,
+            };
+        }
         let mut value = String::with_capacity(raw.len());
         let mut chars = raw.chars();
         while let Some(c) = chars.next() {
@@ -901,10 +915,7 @@ impl Lower<'_> {
                 value.push(c);
             }
         }
-        Str {
-            value,
-            span: self.span_of(p),
-        }
+        Str { value, span }
     }
 
     fn lower_literal(&self, p: &Pair<'_, Rule>) -> Lit {
