@@ -473,11 +473,26 @@ fn push_lit(out: &mut String, l: &Lit, text: Option<&str>) {
                 let _ = write!(out, "{v}");
             }
         },
-        Lit::Number(v, _) => {
-            let _ = write!(out, "{v}");
-        }
+        Lit::Number(v, _) => push_number(out, *v),
         Lit::Str(s) => push_quoted(out, &s.value),
         Lit::Name(n) => out.push_str(&n.text),
+    }
+}
+
+/// Appends `format!("{v}")`. A whole number (most are) is written as the integer it is, the
+/// same digits without the float formatting; `-0` stays the float's.
+fn push_number(out: &mut String, v: f64) {
+    // Below 2^53 every whole double is exact, and `{v}` writes its digits, no exponent.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if v.fract() == 0.0 && v.abs() < EXACT && !(v == 0.0 && v.is_sign_negative()) {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a whole number below 2^53 in magnitude converts exactly"
+        )]
+        let n = v as i64;
+        let _ = write!(out, "{n}");
+    } else {
+        let _ = write!(out, "{v}");
     }
 }
 
@@ -547,6 +562,41 @@ fn push_expr(out: &mut String, e: &Expr, text: Option<&str>) {
         Expr::Script(s) => {
             out.push_str("script ");
             push_quoted(out, &s.value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_number;
+
+    #[test]
+    fn numbers_are_written_as_their_float_display() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            -2.25,
+            1e15,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            -9_007_199_254_740_993.0,
+            1e21,
+            1e300,
+            f64::MIN_POSITIVE,
+            123_456.789,
+        ];
+        let mut x = 1.0_f64;
+        for _ in 0..200 {
+            x *= -1.37;
+            values.extend([x, x.trunc(), x.round() + 0.125]);
+        }
+        for v in values {
+            let mut out = String::new();
+            push_number(&mut out, v);
+            assert_eq!(out, format!("{v}"), "{v:?}");
         }
     }
 }
