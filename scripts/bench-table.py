@@ -43,6 +43,15 @@ for w in ["20x10", "scale_100", "scale_1000"]:
         s, c, o = median(g, f"stepup/{r}"), median(g, f"cedar/{r}"), median(g, f"rego/{r}")
         print(f"| {w} | {r} | {fmt(s)} | {fmt(c)} | {fmt(o)} | {ratio(c, s)} | {ratio(o, s)} |")
 
+print("\n### Policies that all guard one operation (N policies × 10 predicates), side by side\n")
+print("| policies | request | stepup | Cedar | Rego | Cedar ÷ stepup | Rego ÷ stepup |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+for n in [20, 200, 2000]:
+    for r in ["allow", "step_up"]:
+        g = f"shared_op_{n}"
+        s, c, o = median(g, f"stepup/{r}"), median(g, f"cedar/{r}"), median(g, f"rego/{r}")
+        print(f"| {n:,} | {r} | {fmt(s)} | {fmt(c)} | {fmt(o)} | {ratio(c, s)} | {ratio(o, s)} |")
+
 print("\n### Decision latency (compiled tree, reference interpreter, explanation)\n")
 print("| workload | request | compiled | reference | explain |")
 print("| --- | --- | --- | --- | --- |")
@@ -66,6 +75,7 @@ print("| what | p50 |")
 print("| --- | --- |")
 for g, b, label in [
     ("compile", "parse_check_compile_10000", "parse + check + compile, 10,000 policies"),
+    ("compile", "parse_check_10000", "parse + check, 10,000 policies"),
     ("compile", "parse_only_10000", "parse only, 10,000 policies"),
     ("rhai", "no_script", "operation with an attribute test, no script"),
     ("rhai", "one_script", "same, with one scripted predicate"),
