@@ -525,8 +525,21 @@ fn push_expr(out: &mut String, e: &Expr, text: Option<&str>) {
             }
         }
         Expr::Not(a) => {
+            // A run of `not`s is written at most `MAX_NOT_RUN` at a time, the parser's bound: a
+            // longer one (written through parentheses in the source) keeps a pair of them every
+            // `MAX_NOT_RUN`, so the formatted text parses to the same condition.
+            let mut inner = a;
             out.push_str("not ");
-            push_wrapped(out, a, prec(a) < 3, text);
+            let mut run = 1;
+            while let Expr::Not(b) = &**inner {
+                if run == crate::syntax::MAX_NOT_RUN {
+                    break;
+                }
+                out.push_str("not ");
+                run += 1;
+                inner = b;
+            }
+            push_wrapped(out, inner, prec(inner) <= 3, text);
         }
         Expr::Cmp(n, op, l) => {
             push_all(out, &[&n.text, " ", op.as_str(), " "]);

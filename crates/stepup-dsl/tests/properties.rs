@@ -135,3 +135,32 @@ proptest! {
         prop_assert_eq!(twice, once);
     }
 }
+
+/// Found by a differential review: a run of more than 16 `not`s written through parentheses
+/// (valid: each group holds one) was formatted as one run of `not`s, which the parser refuses
+/// (E019) — `stepup fmt` wrote a file that no longer loads, and the set hash was taken over
+/// canonical text that does not parse. The formatter now keeps a pair of parentheses every 16.
+#[test]
+fn a_long_run_of_not_through_parentheses_formats_to_a_file_that_loads_as_the_same_set() {
+    for n in [1, 15, 16, 17, 31, 32, 33, 40] {
+        let cond = format!("{}new_device{}", "not (".repeat(n), ")".repeat(n));
+        let text = format!("tenant t {{\n  policy p {{ when {cond} require aal2 }}\n}}\n");
+        let x = parse_text("n.policy", &text).unwrap_or_else(|e| panic!("{n}: {e:?}"));
+        let once = format_text("n.policy", &text).unwrap_or_else(|e| panic!("{n}: {e:?}"));
+        let reparsed = parse_text("n.policy", &once)
+            .unwrap_or_else(|e| panic!("{n}: formatted output does not parse:\n{once}\n{e:?}"));
+        assert_eq!(reparsed, x, "{n}: meaning changed:\n{once}");
+        assert_eq!(
+            format_text("n.policy", &once).unwrap(),
+            once,
+            "{n}: not idempotent"
+        );
+        let hash = |t: &str| {
+            stepup_dsl::load_sources(&[stepup_dsl::Source::text("n.policy", t)])
+                .set
+                .map(|s| s.hash.clone())
+        };
+        assert!(hash(&text).is_some(), "{n}: the source loads");
+        assert_eq!(hash(&text), hash(&once), "{n}: the set hash changed");
+    }
+}
