@@ -193,6 +193,23 @@ proptest! {
     }
 }
 
+/// An operation `pay` with `attrs`, for user `u` of tenant `t`.
+fn pay(attrs: Vec<(String, Value)>) -> Request {
+    Request {
+        tenant: "t".into(),
+        application: String::new(),
+        user: "u".into(),
+        enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
+        session: "s".into(),
+        event: Event::Operation {
+            name: "pay".into(),
+            attrs,
+            context: None,
+        },
+        now: Timestamp(NOW),
+    }
+}
+
 /// 40 policies on `pay`, each an amount range of 100: `p00` is [0, 100), `p39` [3900, 4000).
 fn ranges_text() -> String {
     let mut text =
@@ -214,22 +231,7 @@ fn ranges_text() -> String {
 #[test]
 fn a_range_index_fires_exactly_the_ranges_that_hold_and_all_when_the_value_is_missing() {
     let set = compile(&ranges_text());
-    let decide = |attrs: Vec<(String, Value)>| {
-        let req = Request {
-            tenant: "t".into(),
-            application: String::new(),
-            user: "u".into(),
-            enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
-            session: "s".into(),
-            event: Event::Operation {
-                name: "pay".into(),
-                attrs,
-                context: None,
-            },
-            now: Timestamp(NOW),
-        };
-        set.decide(&req, &state(false), false)
-    };
+    let decide = |attrs: Vec<(String, Value)>| set.decide(&pay(attrs), &state(false), false);
     assert_eq!(
         decide(vec![("amount".into(), Value::Number(1250.0))]).fired,
         ["p12"]
@@ -270,19 +272,7 @@ fn a_range_index_fires_exactly_the_ranges_that_hold_and_all_when_the_value_is_mi
 #[test]
 fn a_repeated_attribute_is_read_as_its_first_value_by_the_index_too() {
     let set = compile(&ranges_text());
-    let req = |attrs: Vec<(String, Value)>| Request {
-        tenant: "t".into(),
-        application: String::new(),
-        user: "u".into(),
-        enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
-        session: "s".into(),
-        event: Event::Operation {
-            name: "pay".into(),
-            attrs,
-            context: None,
-        },
-        now: Timestamp(NOW),
-    };
+    let req = pay;
     let mistyped_first = req(vec![
         ("amount".into(), Value::Str("1250".into())),
         ("amount".into(), Value::Number(1250.0)),
@@ -316,19 +306,7 @@ fn threads_racing_to_build_an_index_all_decide_as_the_reference() {
                         } else {
                             vec![("amount".to_string(), Value::Number(*a))]
                         };
-                        let req = Request {
-                            tenant: "t".into(),
-                            application: String::new(),
-                            user: "u".into(),
-                            enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
-                            session: "s".into(),
-                            event: Event::Operation {
-                                name: "pay".into(),
-                                attrs,
-                                context: None,
-                            },
-                            now: Timestamp(NOW),
-                        };
+                        let req = pay(attrs);
                         let d = set.decide(&req, &state(false), false);
                         assert_eq!(d, set.decide_reference(&req, &state(false)), "{req:?}");
                     }
