@@ -98,25 +98,19 @@ impl Event {
     /// Identifies "the same operation" for `every time` retries.
     #[must_use]
     pub fn key(&self) -> String {
-        match self {
-            Event::SignIn { .. } => "sign_in".to_string(),
-            Event::Operation { name, .. } => prefixed("operation:", name),
-            Event::Access { resource, .. } => prefixed("access:", resource),
-            Event::StepUp { .. } => "step_up".to_string(),
-        }
+        let (prefix, name) = self.key_parts();
+        let mut k = String::with_capacity(prefix.len() + name.len());
+        k.push_str(prefix);
+        k.push_str(name);
+        k
     }
-    /// [`Event::key`] as a shared string, in one allocation when it is short.
+    /// [`Event::key`] as a shared string, in one allocation when it is short (a step-up's
+    /// challenge and audit record share it).
     #[must_use]
     pub fn shared_key(&self) -> std::sync::Arc<str> {
-        let (prefix, name) = match self {
-            Event::SignIn { .. } => ("sign_in", ""),
-            Event::Operation { name, .. } => ("operation:", name.as_str()),
-            Event::Access { resource, .. } => ("access:", resource.as_str()),
-            Event::StepUp { .. } => ("step_up", ""),
-        };
+        let (prefix, name) = self.key_parts();
         let mut buf = [0u8; 64];
-        let len = prefix.len() + name.len();
-        match buf.get_mut(..len) {
+        match buf.get_mut(..prefix.len() + name.len()) {
             Some(slot) => {
                 for (b, c) in slot.iter_mut().zip(prefix.bytes().chain(name.bytes())) {
                     *b = c;
@@ -124,6 +118,15 @@ impl Event {
                 std::str::from_utf8(slot).map_or_else(|_| self.key().into(), Into::into)
             }
             None => self.key().into(),
+        }
+    }
+    /// The key's fixed prefix and the event's name (empty for sign-ins and step-ups).
+    fn key_parts(&self) -> (&'static str, &str) {
+        match self {
+            Event::SignIn { .. } => ("sign_in", ""),
+            Event::Operation { name, .. } => ("operation:", name),
+            Event::Access { resource, .. } => ("access:", resource),
+            Event::StepUp { .. } => ("step_up", ""),
         }
     }
     /// An attribute's value.
@@ -134,14 +137,6 @@ impl Event {
             _ => None,
         }
     }
-}
-
-/// `prefix` then `name`, in one allocation of the exact size.
-fn prefixed(prefix: &str, name: &str) -> String {
-    let mut k = String::with_capacity(prefix.len() + name.len());
-    k.push_str(prefix);
-    k.push_str(name);
-    k
 }
 
 /// One question to the engine.

@@ -29,7 +29,7 @@ pub(crate) fn record_keyed(
         session: req.session.clone(),
         event,
         challenge_id: None,
-        policies: Arc::from([]),
+        policies: Arc::default(),
         required_aal: None,
         factor: None,
         risk: None,
@@ -122,6 +122,6 @@ fn refuse_for(
     d.deny = Some(reason);
     d.message = Some(msg.into());
     d.errors = vec![error];
-    push(&mut d, audit_names::DENIED, req, Arc::from([]), None);
+    push(&mut d, audit_names::DENIED, req, Arc::default(), None);
     d
 }

@@ -197,7 +197,7 @@ fn push_completion(
         d,
         name,
         req,
-        c.map_or_else(|| Arc::from([]), |c| Arc::clone(&c.policies)),
+        c.map_or_else(Arc::default, |c| Arc::clone(&c.policies)),
         c.map(|c| c.requirement.aal),
     );
     if let Some(r) = d.audit.last_mut() {
