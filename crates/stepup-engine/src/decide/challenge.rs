@@ -49,8 +49,8 @@ pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merg
         .iter()
         .flat_map(|j| j.reads.iter().cloned())
         .collect();
-    // Grown by exactly one (a first capacity of four challenges is over 1 KiB).
     let event_key = req.event.shared_key();
+    // Grown by exactly one (a first capacity of four challenges is over 1 KiB).
     s.challenges.reserve_exact(1);
     s.challenges.push(Challenge {
         id: id.clone(),
@@ -103,7 +103,8 @@ fn challenge_id(hash: &str, req: &Request, seq: u64) -> Arc<str> {
     for (slot, c) in buf.iter_mut().zip(b"ch_".iter().copied().chain(hex)) {
         *slot = c;
     }
-    std::str::from_utf8(&buf).map_or_else(|_| Arc::from("ch_"), Arc::from)
+    // Hex digits are ASCII: the text is `buf` itself (no replacement is ever made).
+    Arc::from(&*String::from_utf8_lossy(&buf))
 }
 
 /// Completes the latest open challenge with `factor` (SPEC §4 rule 7): once, with an eligible
