@@ -21,13 +21,13 @@ impl WordHash {
 impl Hasher for WordHash {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(head(c));
+        let (words, rest) = bytes.as_chunks::<8>();
+        for w in words {
+            self.add(u64::from_le_bytes(*w));
         }
-        // The last few bytes, with their count (so "a" and "a\0" differ).
-        let rest = chunks.remainder();
-        self.add(tail(rest) | ((rest.len() as u64) << 56));
+        // The last few bytes, with their count (so "a" and "a\0" differ; only the hash's spread
+        // depends on how the count is folded in, as names are compared byte for byte).
+        self.add(tail(rest) ^ ((rest.len() as u64) << 61));
     }
     #[inline]
     fn write_u8(&mut self, b: u8) {
@@ -40,38 +40,19 @@ impl Hasher for WordHash {
     }
 }
 
-/// The first eight bytes of `c` as a word (zero-padded).
-#[inline]
-fn head(c: &[u8]) -> u64 {
-    c.get(..8)
-        .and_then(|c| <[u8; 8]>::try_from(c).ok())
-        .map_or_else(|| tail(c), u64::from_le_bytes)
-}
-
-/// Fewer than eight bytes as a word (zero-padded), in at most three loads.
+/// Fewer than eight bytes as a word, in two loads and without a loop: four to seven bytes as
+/// two overlapping 4-byte loads (the first and the last four), one to three as the first, the
+/// middle and the last byte. Two byte strings of the same length have the same word only when
+/// they are equal (together the loads cover every byte, at positions fixed by the length).
 #[inline]
 fn tail(b: &[u8]) -> u64 {
-    let n = b.len();
-    let mut w = 0u64;
-    let mut at = 0;
-    if n & 4 != 0 {
-        if let Some(x) = b.get(..4).and_then(|x| <[u8; 4]>::try_from(x).ok()) {
-            w = u64::from(u32::from_le_bytes(x));
-        }
-        at = 4;
+    if let (Some(lo), Some(hi)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        u64::from(u32::from_le_bytes(*lo)) | (u64::from(u32::from_le_bytes(*hi)) << 32)
+    } else if let (Some(a), Some(m), Some(z)) = (b.first(), b.get(b.len() / 2), b.last()) {
+        u64::from(*a) | (u64::from(*m) << 8) | (u64::from(*z) << 16)
+    } else {
+        0
     }
-    if n & 2 != 0 {
-        if let Some(x) = b.get(at..at + 2).and_then(|x| <[u8; 2]>::try_from(x).ok()) {
-            w |= u64::from(u16::from_le_bytes(x)) << (8 * at);
-        }
-        at += 2;
-    }
-    if n & 1 != 0
-        && let Some(x) = b.get(at)
-    {
-        w |= u64::from(*x) << (8 * at);
-    }
-    w
 }
 
 /// The hash of a name.
@@ -89,9 +70,20 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    (&mut ca).zip(&mut cb).all(|(x, y)| head(x) == head(y))
-        && tail(ca.remainder()) == tail(cb.remainder())
+    let ((wa, ra), (wb, rb)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+    wa.iter()
+        .zip(wb)
+        .all(|(x, y)| u64::from_le_bytes(*x) == u64::from_le_bytes(*y))
+        && tail(ra) == tail(rb)
+}
+
+/// Byte equality of two names whose hashes are equal. Up to eight bytes, the hash is a
+/// bijection of the bytes and their count (one or two rounds of xor, rotate and multiply by an
+/// odd constant, then an xor-shift: each step invertible), so equal hashes and lengths are equal
+/// names and the bytes need not be read; longer names are compared.
+#[inline]
+fn equal_given_hash(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && (a.len() <= 8 || same(a, b))
 }
 
 /// A name's hash, the name and its value.
@@ -126,7 +118,7 @@ impl<V> NameMap<V> {
         loop {
             match self.entries.get(i)? {
                 None => return Some(i),
-                Some((eh, n, _)) if *eh == h && same(n.as_bytes(), name.as_bytes()) => {
+                Some((eh, n, _)) if *eh == h && equal_given_hash(n.as_bytes(), name.as_bytes()) => {
                     return Some(i);
                 }
                 Some(_) => i = (i + 1) & mask,
@@ -225,6 +217,39 @@ mod tests {
         }
         assert_eq!(map.get("amoun"), None);
         assert_eq!(map.get("amount\0"), None);
+    }
+
+    #[test]
+    fn a_short_word_tells_apart_every_two_byte_strings_of_one_length() {
+        // Every string of length 0..=7 over three bytes (3^7 = 2,187 at the longest): the
+        // overlapping loads must still cover every position.
+        for len in 0..=7u32 {
+            let mut seen = std::collections::HashMap::new();
+            for code in 0..3usize.pow(len) {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|i| [b'a', b'b', 0][code / 3usize.pow(i) % 3])
+                    .collect();
+                if let Some(other) = seen.insert(tail(&bytes), bytes.clone()) {
+                    panic!("{bytes:?} and {other:?} load to one word");
+                }
+                assert!(same(&bytes, &bytes));
+            }
+        }
+        // Up to eight bytes, equal hashes and lengths are equal names (what a lookup relies on).
+        let mut by_hash = std::collections::HashMap::new();
+        for len in 0..=8u32 {
+            for code in 0..3usize.pow(len) {
+                let name: String = (0..len)
+                    .map(|i| ['a', 'b', '\0'][code / 3usize.pow(i) % 3])
+                    .collect();
+                if let Some(other) = by_hash.insert((hash(&name), name.len()), name.clone()) {
+                    panic!("{name:?} and {other:?} hash alike");
+                }
+            }
+        }
+        assert!(!same(b"abcdefgh1", b"abcdefgh2"));
+        assert!(!same(b"xbcdefgh1", b"abcdefgh1"));
+        assert!(same(b"abcdefgh12345", b"abcdefgh12345"));
     }
 }
 

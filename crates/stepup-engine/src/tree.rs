@@ -26,6 +26,7 @@ pub struct AttrTable<'r>(pub [Option<&'r Value>; MAX_ATTR_SLOTS]);
 impl<'r> AttrTable<'r> {
     /// The table of an event (attributes exist on operations; the first of a name wins).
     #[must_use]
+    #[inline]
     pub fn new(slots: &crate::names::NameMap<u8>, event: &'r crate::request::Event) -> Self {
         let mut t = AttrTable([None; MAX_ATTR_SLOTS]);
         if let crate::request::Event::Operation { attrs, .. } = event {

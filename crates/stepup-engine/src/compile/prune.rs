@@ -362,13 +362,13 @@ impl Prune {
     /// in bucket order. Allocates nothing.
     #[must_use]
     pub fn survivors<'p>(&'p self, attrs: &AttrTable<'_>, len: usize) -> Survivors<'p> {
-        // The offset of each indexed attribute's region (`None`: unknown, prunes nothing).
-        let mut offsets = [None::<usize>; MAX_ATTRS];
+        // The offset of each indexed attribute's region (`UNKNOWN`: prunes nothing). Offsets
+        // fit in `u32`: an index holds at most `MAX_WORDS_PER_ATTR` words.
+        let mut offsets = [UNKNOWN; MAX_ATTRS];
         for (o, a) in offsets.iter_mut().zip(self.attrs.iter()) {
-            *o = a
-                .regions
-                .of(attrs.slot(a.slot))
-                .map(|region| region * self.words);
+            if let Some(region) = a.regions.of(attrs.slot(a.slot)) {
+                *o = u32::try_from(region * self.words).unwrap_or(UNKNOWN);
+            }
         }
         Survivors {
             prune: self,
@@ -380,10 +380,13 @@ impl Prune {
     }
 }
 
+/// The offset of an attribute whose value is unknown to its index (it prunes nothing).
+const UNKNOWN: u32 = u32::MAX;
+
 /// Iterator over the surviving positions of a bucket.
 pub struct Survivors<'p> {
     prune: &'p Prune,
-    offsets: [Option<usize>; MAX_ATTRS],
+    offsets: [u32; MAX_ATTRS],
     len: usize,
     /// The next word to load.
     word: usize,
@@ -406,9 +409,9 @@ impl Iterator for Survivors<'_> {
             } else {
                 (1u64 << (self.len % 64)) - 1
             };
-            for (o, a) in self.offsets.iter().zip(self.prune.attrs.iter()) {
-                if let Some(off) = o {
-                    alive &= a.bits.get(off + w).copied().unwrap_or(u64::MAX);
+            for (&o, a) in self.offsets.iter().zip(self.prune.attrs.iter()) {
+                if o != UNKNOWN {
+                    alive &= a.bits.get(o as usize + w).copied().unwrap_or(u64::MAX);
                 }
             }
             self.alive = alive;
