@@ -183,6 +183,11 @@ impl<V> FromIterator<(String, V)> for NameMap<V> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests: a failed assertion is the report"
+)]
 mod tests {
     use super::*;
 
