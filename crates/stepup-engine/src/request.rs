@@ -110,15 +110,14 @@ impl Event {
     pub fn shared_key(&self) -> std::sync::Arc<str> {
         let (prefix, name) = self.key_parts();
         let mut buf = [0u8; 64];
-        match buf.get_mut(..prefix.len() + name.len()) {
-            Some(slot) => {
-                for (b, c) in slot.iter_mut().zip(prefix.bytes().chain(name.bytes())) {
-                    *b = c;
-                }
-                std::str::from_utf8(slot).map_or_else(|_| self.key().into(), Into::into)
-            }
-            None => self.key().into(),
-        }
+        let (p, n) = (prefix.as_bytes(), name.as_bytes());
+        let slot = buf.get_mut(..p.len() + n.len()).and_then(|slot| {
+            let (head, tail) = slot.split_at_mut_checked(p.len())?;
+            head.copy_from_slice(p);
+            tail.copy_from_slice(n);
+            std::str::from_utf8(slot).ok()
+        });
+        slot.map_or_else(|| self.key().into(), Into::into)
     }
     /// The key's fixed prefix and the event's name (empty for sign-ins and step-ups).
     fn key_parts(&self) -> (&'static str, &str) {

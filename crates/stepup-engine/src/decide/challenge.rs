@@ -103,8 +103,9 @@ fn challenge_id(hash: &str, req: &Request, seq: u64) -> Arc<str> {
     for (slot, c) in buf.iter_mut().zip(b"ch_".iter().copied().chain(hex)) {
         *slot = c;
     }
-    // Hex digits are ASCII: the text is `buf` itself (no replacement is ever made).
-    Arc::from(&*String::from_utf8_lossy(&buf))
+    // Hex digits are ASCII: the text is `buf` itself (the lossy decoding, which would keep
+    // every byte's place, is never reached).
+    std::str::from_utf8(&buf).map_or_else(|_| Arc::from(&*String::from_utf8_lossy(&buf)), Arc::from)
 }
 
 /// Completes the latest open challenge with `factor` (SPEC §4 rule 7): once, with an eligible
