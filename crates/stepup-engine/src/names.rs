@@ -278,3 +278,43 @@ mod map_tests {
         assert_eq!(m.get("name1000"), None);
     }
 }
+
+#[cfg(test)]
+mod property_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Names that stress the lookup: short (where a hash match is taken as equality), around
+    /// the 8-byte word, sharing their first or last four bytes, with NULs and multibyte text.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ab\\x00]{0,10}",
+            "[a-z_]{0,17}",
+            "(amou|coun|tier)[a-z\\x00]{0,6}",
+            "[a-z]{0,4}(ount|ntry|_age)",
+            "[éa€\\x00]{0,5}",
+        ]
+    }
+
+    proptest! {
+        /// A name map finds exactly what a standard map of the same names finds: a name that
+        /// is not in it is never taken for one that is (a request's attribute, operation or
+        /// tenant read as another's would be a wrong decision).
+        #[test]
+        fn a_name_map_answers_as_a_standard_map(
+            names in proptest::collection::vec(name(), 0..40),
+            probes in proptest::collection::vec(name(), 0..40),
+        ) {
+            let mut std_map = std::collections::HashMap::new();
+            let mut map = NameMap::default();
+            for (i, n) in names.iter().enumerate() {
+                std_map.insert(n.clone(), i);
+                map.insert(n.clone(), i);
+            }
+            prop_assert_eq!(map.len(), std_map.len());
+            for n in names.iter().chain(&probes) {
+                prop_assert_eq!(map.get(n), std_map.get(n), "{:?}", n);
+            }
+        }
+    }
+}
