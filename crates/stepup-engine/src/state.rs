@@ -205,10 +205,20 @@ pub struct SessionState {
     pub grants: Vec<Grant>,
     /// Counter of challenges issued (makes ids unique).
     pub seq: u64,
+    /// When the logins this session accepted authenticated (a token's `auth_time`), newest
+    /// last, at most [`MAX_LOGINS`]: those whose sign-in was allowed or whose authentication
+    /// completed a challenge. A service whose tokens carry no session id keeps one session per
+    /// user; a token that authenticated at another time is another login, and its sign-in is
+    /// decided, with its own context, before it is accepted (SPEC §10, §11). The engine does
+    /// not read it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logins: Vec<Timestamp>,
 }
 
 /// Most challenges kept per session.
 pub const MAX_CHALLENGES: usize = 8;
+/// Most accepted logins remembered per session (an older one is decided as a sign-in again).
+pub const MAX_LOGINS: usize = 8;
 /// Most authentication events kept per session.
 pub const MAX_EVENTS: usize = 32;
 
@@ -232,6 +242,25 @@ impl SessionState {
         }
         best
     }
+    /// Whether a login authenticated at `at` was accepted.
+    #[must_use]
+    pub fn accepted(&self, at: Timestamp) -> bool {
+        self.logins.contains(&at)
+    }
+
+    /// Remembers that the login authenticated at `at` was accepted; returns whether it is new.
+    pub fn accept(&mut self, at: Timestamp) -> bool {
+        if self.accepted(at) {
+            return false;
+        }
+        self.logins.push(at);
+        if self.logins.len() > MAX_LOGINS {
+            let drop = self.logins.len() - MAX_LOGINS;
+            self.logins.drain(..drop);
+        }
+        true
+    }
+
     /// Keeps the state bounded: old challenges and events are dropped.
     pub fn trim(&mut self) {
         if self.challenges.len() > MAX_CHALLENGES {
@@ -276,5 +305,38 @@ impl Default for State {
             history: Ok(UserHistory::default()),
             session: SessionState::default(),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed assertion is the report"
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_remembers_its_last_accepted_logins_and_reads_as_before_without_them() {
+        let mut s = SessionState::default();
+        assert!(!s.accepted(Timestamp(1)));
+        assert!(s.accept(Timestamp(1)), "a new login");
+        assert!(!s.accept(Timestamp(1)), "the same login again");
+        for at in 2..=10 {
+            s.accept(Timestamp(at));
+        }
+        assert_eq!(s.logins.len(), MAX_LOGINS);
+        assert!(
+            !s.accepted(Timestamp(1)) && !s.accepted(Timestamp(2)),
+            "the oldest are forgotten: their sign-in is decided again"
+        );
+        assert!(s.accepted(Timestamp(3)) && s.accepted(Timestamp(10)));
+        // Stored sessions without the field read as before; a session with none writes as before.
+        let old: SessionState = serde_json::from_str(
+            r#"{"established":true,"version":3,"events":[],"challenges":[],"grants":[],"seq":0}"#,
+        )
+        .unwrap();
+        assert!(old.established && old.logins.is_empty());
+        assert!(!serde_json::to_string(&old).unwrap().contains("logins"));
     }
 }

@@ -14,7 +14,13 @@
 //!    the request that caused it.
 //! 2. **Sign-in.** The first request of a session that is not established is its sign-in,
 //!    decided with the request's context (client IP, device, GeoIP country and place): that is
-//!    where the risk signals are computed. Later requests carry no context (SPEC §5).
+//!    where the risk signals are computed. Later requests carry no context (SPEC §5). So is the
+//!    first request of every login the session has not accepted: a token whose `auth_time` is
+//!    not among those of the logins whose sign-in was allowed or whose authentication completed
+//!    a challenge (the session remembers the last few). Tokens without `sid` share one session
+//!    per user, and a new login from another device or continent is decided as the sign-in it
+//!    is; until it is accepted, each of its requests is. A token without `auth_time` cannot be
+//!    told from another login of its session.
 //! 3. **The operation**, on the session as the two steps left it.
 //!
 //! A token without a usable `amr` (absent, or only values that name no factor) proves the AAL
@@ -206,6 +212,11 @@ pub(crate) fn decide(
         let mut audit = Vec::new();
         let mut update = None;
         let mut changed = false;
+        // The login this token is (when it says when it authenticated), accepted once its
+        // sign-in is allowed or its authentication completes a challenge.
+        let login_at = proof.event.map(|e| e.at);
+        let mut accepted = false;
+        let accept = |state: &mut State| login_at.is_some_and(|at| state.session.accept(at));
         let mut absorb = |state: &mut State, d: &mut Decision| {
             if let Some(mut s) = d.effects.session.take() {
                 s.events = proof.events();
@@ -256,13 +267,17 @@ pub(crate) fn decide(
                     }
                 }
                 absorb(&mut state, &mut d);
+                accepted |= accept(&mut state);
             }
         }
 
-        // 2. The session's sign-in, with the request's context.
+        // 2. The session's sign-in, with the request's context: its first, and that of every
+        // login the session has not accepted yet (a token authenticated at another time: with
+        // no `sid`, all of a user's logins share one session).
         let mut d = None;
         let mut decided_on = None;
-        if !state.session.established {
+        let new_login = login_at.is_some_and(|at| !state.session.accepted(at));
+        if !state.session.established || new_login {
             let req = Request {
                 event: Event::SignIn {
                     context: sign_in(),
@@ -273,6 +288,7 @@ pub(crate) fn decide(
             let (mut s, st) = decide_token(set, &req, &state, &proof);
             if s.kind == DecisionKind::Allow {
                 absorb(&mut state, &mut s);
+                accepted |= accept(&mut state);
             } else {
                 if log {
                     decided_on = Some((req, st.unwrap_or_else(|| state.clone())));
@@ -291,7 +307,7 @@ pub(crate) fn decide(
         });
         let logged = decided_on.map(|(req, st)| (req, Some(st)));
         let mut session = d.effects.session.take();
-        if session.is_none() && changed {
+        if session.is_none() && (changed || accepted) {
             session = Some(state.session.clone());
         }
         if let Some(s) = &mut session {

@@ -347,6 +347,77 @@ fn paris_then_new_york_five_minutes_later_is_impossible_travel() {
     assert_eq!(r.status, 200, "{:?}", r.body);
 }
 
+/// A token with no `sid` (many identity providers issue access tokens without one).
+fn token_without_sid(now: i64, acr: &str, amr: &[&str], age: i64) -> String {
+    let c = serde_json::json!({
+        "sub": "alice", "iss": "iss", "aud": "api", "acr": acr,
+        "exp": now + 3600, "iat": now, "auth_time": now - age, "amr": amr,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &c,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_second_login_without_sid_is_decided_as_the_sign_in_it_is() {
+    // Found by review: tokens without `sid` share one session per user, and a later login
+    // (another device, another continent, five minutes later) went through unchecked.
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let s = s
+        .with_geoip(Arc::new(GeoIp::from_bytes(city_db()).unwrap()))
+        .with_trusted_proxies(TrustedProxies::parse(&["127.0.0.1"]).unwrap())
+        .with_device_header("x-device");
+    let srv = serve(&s, audit);
+    let paris = [("x-forwarded-for", "192.0.2.7"), ("x-device", "laptop-1")];
+    let ny = [
+        ("x-forwarded-for", "198.51.100.9"),
+        ("x-device", "attacker-pc"),
+    ];
+    let victim = token_without_sid(setup.now(), "aal1", &["pwd"], 60);
+    let r = call(&srv, "GET", "/view", &victim, &paris, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // The same login again: accepted, no second sign-in.
+    let r = call(&srv, "GET", "/view", &victim, &paris, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    setup.advance(300);
+    let attacker = token_without_sid(setup.now(), "aal1", &["pwd"], 10);
+    let r = call(&srv, "GET", "/view", &attacker, &ny, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["error"], "step_up_required");
+    assert_eq!(r.body["required_acr"], "aal3");
+    assert_eq!(r.body["message"], "That was fast travel: confirm it's you.");
+    assert_eq!(
+        signal(&srv.audit, "alice", "impossible_travel").as_deref(),
+        Some("true")
+    );
+    // Every request of that login is its sign-in until it is accepted.
+    let r = call(&srv, "GET", "/view", &attacker, &ny, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    let r = call(&srv, "POST", "/email", &attacker, &ny, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(
+        r.body["required_acr"], "aal3",
+        "the sign-in's, not the email's"
+    );
+    // The accepted login is not disturbed.
+    let r = call(&srv, "GET", "/view", &victim, &paris, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // A login that proves the sign-in's requirement completes it, and is then accepted.
+    setup.advance(20);
+    let strong = token_without_sid(setup.now(), "aal3", &["hwk"], 5);
+    let r = call(&srv, "GET", "/view", &strong, &ny, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = call(&srv, "GET", "/view", &strong, &ny, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let names: Vec<&str> = srv.audit.records().iter().map(|r| r.name).collect();
+    assert_eq!(names.last(), Some(&"auth.step_up_completed"), "{names:?}");
+}
+
 #[test]
 fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     let setup = Setup::new();
