@@ -98,7 +98,8 @@ pub struct Origin {
 /// A checked policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    /// Its name (bare rules: `<file stem>#<n>`).
+    /// Its name (bare rules: `<file stem>#<n>`, or `<application>#<n>` in an application block;
+    /// unique in the tenant, and never the name of a tenant policy an application would replace).
     pub name: String,
     /// The user-facing message, if written.
     pub message: Option<String>,

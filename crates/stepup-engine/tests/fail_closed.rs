@@ -641,3 +641,87 @@ fn an_unreadable_store_refuses_every_event() {
         assert_eq!(d.deny, Some(DenyReason::StoreUnavailable));
     }
 }
+
+/// A set of several files, decided for one sign-in in the tenant `default`.
+fn bare_rules_set(files: &[(&str, &str)]) -> CompiledSet {
+    let sources: Vec<stepup_dsl::Source> = files
+        .iter()
+        .map(|(name, text)| stepup_dsl::Source::text(name, text))
+        .collect();
+    let loaded = stepup_dsl::load_sources(&sources);
+    CompiledSet::from_loaded(loaded).unwrap()
+}
+
+fn risky_sign_in(set: &CompiledSet, app: &str) -> Decision {
+    let req = Request {
+        tenant: "default".into(),
+        application: app.into(),
+        user: "alice".into(),
+        enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
+        session: "s".into(),
+        event: Event::SignIn {
+            context: Context {
+                platform_risk: Some(90),
+                ..paris()
+            },
+            factors: FactorSet::one(Factor::Password),
+        },
+        now: Timestamp(T0),
+    };
+    let state = stepup_engine::State {
+        history: Ok(UserHistory::default()),
+        session: SessionState::default(),
+    };
+    set.decide(&req, &state, false)
+}
+
+#[test]
+fn an_applications_bare_rule_adds_a_policy_and_never_replaces_the_tenants() {
+    // Found by review: the tenant's bare rule in `finance.policy` and application `finance`'s
+    // bare rule were both named `finance#1`, so the application's replaced the tenant's and
+    // the risky sign-in was allowed in the application.
+    let set = bare_rules_set(&[
+        (
+            "finance.policy",
+            "when risk >= 70 or new_device require aal3 factor webauthn|totp for 5m\n",
+        ),
+        (
+            "apps.policy",
+            "application finance of default {\n  when threat_intel require aal2 for 5m\n}\n",
+        ),
+    ]);
+    for app in ["", "finance"] {
+        let d = risky_sign_in(&set, app);
+        assert_eq!(d.kind, DecisionKind::StepUp, "application {app:?}: {d:?}");
+        assert!(d.fired.contains(&"finance#1".to_string()), "{:?}", d.fired);
+    }
+    let resolved = set.model.resolve("default", "finance").unwrap();
+    let names: Vec<&str> = resolved.policies.iter().map(|p| p.name.as_str()).collect();
+    assert!(
+        names.contains(&"finance#1") && names.contains(&"finance#2"),
+        "both policies, under two names: {names:?}"
+    );
+}
+
+#[test]
+fn bare_rules_of_two_files_with_one_stem_keep_two_names() {
+    let set = bare_rules_set(&[
+        ("a/risk.policy", "when risk >= 70 require aal2 for 5m\n"),
+        (
+            "b/risk.policy",
+            "when new_device require aal3 factor webauthn|totp for 5m\n",
+        ),
+    ]);
+    let resolved = set.model.resolve("default", "").unwrap();
+    let mut names: Vec<&str> = resolved
+        .policies
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|n| n.starts_with("risk#"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["risk#1", "risk#2"]);
+    let d = risky_sign_in(&set, "");
+    assert_eq!(d.kind, DecisionKind::StepUp);
+    assert_eq!(d.fired, ["risk#1", "risk#2"]);
+}

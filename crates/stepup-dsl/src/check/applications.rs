@@ -72,10 +72,18 @@ pub(super) fn pass(
                 Member::Policy(p) => {
                     let name = match &p.name {
                         Some(n) => n.text.clone(),
-                        None => {
+                        // A bare rule adds a policy: its name is never one of the tenant's (a
+                        // tenant's bare rules from a file named like the application are
+                        // `<app>#<n>` too), so it can never replace one.
+                        None => loop {
                             bare += 1;
-                            format!("{}#{bare}", b.name.text)
-                        }
+                            let name = format!("{}#{bare}", b.name.text);
+                            if !tenant_policy_names.contains(&name.as_str())
+                                && !names.contains_key(&name)
+                            {
+                                break name;
+                            }
+                        },
                     };
                     if names.insert(name.clone(), ()).is_some() {
                         let span = p.name.as_ref().map_or(p.span, |n| n.span);

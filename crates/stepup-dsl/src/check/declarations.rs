@@ -38,6 +38,8 @@ pub(super) fn pass<'a>(
     let mut policies: BTreeMap<String, Vec<PolicyAt<'a>>> = BTreeMap::new();
     let mut apps: Vec<AppAt<'a>> = Vec::new();
     let mut seen: BTreeMap<(String, &'static str, String), ()> = BTreeMap::new();
+    // The names given to bare rules, per tenant (an author cannot write a `#` in a name).
+    let mut generated: std::collections::BTreeSet<(String, String)> = Default::default();
     for (parsed, lines) in files.iter().zip(indexes) {
         let mut cx = Ctx {
             file: &parsed.file,
@@ -70,10 +72,15 @@ pub(super) fn pass<'a>(
                 if let Member::Policy(p) = m {
                     let name = match &p.name {
                         Some(n) => n.text.clone(),
-                        None => {
+                        // A bare rule's name is unique in its tenant: two files of one stem
+                        // (`a/risk.policy`, `b/risk.policy`) number on, not over each other.
+                        None => loop {
                             bare += 1;
-                            format!("{stem}#{bare}")
-                        }
+                            let name = format!("{stem}#{bare}");
+                            if generated.insert((tenant.to_string(), name.clone())) {
+                                break name;
+                            }
+                        },
                     };
                     policies
                         .entry(tenant.to_string())
