@@ -170,6 +170,11 @@ impl<V> NameMap<V> {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    /// Every name and its value, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.entries.iter().flatten().map(|(_, n, v)| (&**n, v))
+    }
 }
 
 impl<V> FromIterator<(String, V)> for NameMap<V> {

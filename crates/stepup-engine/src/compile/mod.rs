@@ -16,6 +16,7 @@ use stepup_dsl::ast::CmpOp;
 use stepup_dsl::model::{Cond, Policy, Resolved, SignalKind, Tenant};
 use stepup_dsl::script::{CtxField, Script};
 
+use crate::request::Event;
 use crate::tri::Tri;
 
 /// A compiled condition: names interned, children ordered by cost.
@@ -83,9 +84,86 @@ pub struct CompiledScope {
     pub report_only: Box<[u32]>,
     /// What explanations walk, built on the first one.
     trace: std::sync::OnceLock<crate::decide::TraceProgram>,
+    /// Per policy, what the step-ups it causes share instead of copying.
+    pub(crate) texts: Vec<Arc<PolicyText>>,
+    /// The event keys of the operations, resources and sign-ins the scope knows.
+    pub(crate) keys: Arc<EventKeys>,
+}
+
+/// A policy's texts as a step-up holds them: built once, shared by every challenge and audit
+/// record of it (a reference count, not an allocation per decision).
+#[derive(Debug)]
+pub(crate) struct PolicyText {
+    /// Its message, or the default one.
+    pub(crate) message: Arc<str>,
+    /// Its name alone: the policy list of a step-up that it alone causes.
+    pub(crate) alone: Arc<[String]>,
+}
+
+impl PolicyText {
+    fn of(p: &Policy) -> Arc<PolicyText> {
+        Arc::new(PolicyText {
+            message: p.message_or_default().into(),
+            alone: Arc::from([p.name.clone()]),
+        })
+    }
+}
+
+/// The event keys of a tenant's interned operations and resources, by id (each made by
+/// [`Event::shared_key`], so it is the key itself), and of a sign-in.
+#[derive(Debug)]
+pub(crate) struct EventKeys {
+    ops: Box<[Option<Arc<str>>]>,
+    res: Box<[Option<Arc<str>>]>,
+    sign_in: Arc<str>,
+}
+
+impl EventKeys {
+    fn new(interner: &intern::Interner<'_>) -> EventKeys {
+        let by_id = |map: &crate::names::NameMap<u32>, event: &dyn Fn(&str) -> Event| {
+            // An id with no name (none is expected) has no key: the event's own is made.
+            let mut keys: Vec<Option<Arc<str>>> = vec![None; map.len()];
+            for (name, &id) in map.iter() {
+                if let Some(slot) = keys.get_mut(id as usize) {
+                    *slot = Some(event(name).shared_key());
+                }
+            }
+            keys.into_boxed_slice()
+        };
+        EventKeys {
+            ops: by_id(&interner.ops, &|name| Event::Operation {
+                name: name.to_string(),
+                attrs: Vec::new(),
+                context: None,
+            }),
+            res: by_id(&interner.res, &|name| Event::Access {
+                resource: name.to_string(),
+                context: None,
+            }),
+            sign_in: Event::SignIn {
+                context: crate::request::Context::default(),
+                factors: stepup_core::FactorSet::EMPTY,
+            }
+            .shared_key(),
+        }
+    }
 }
 
 impl CompiledScope {
+    /// The key of `event` (with the ids the route found for it): shared when the scope knows
+    /// the operation or resource, made otherwise.
+    pub(crate) fn event_key(&self, event: &Event, ids: crate::tree::Ids) -> Arc<str> {
+        let known = match event {
+            Event::Operation { .. } => ids.op.and_then(|k| self.keys.ops.get(k as usize)?.as_ref()),
+            Event::Access { .. } => ids
+                .res
+                .and_then(|k| self.keys.res.get(k as usize)?.as_ref()),
+            Event::SignIn { .. } => Some(&self.keys.sign_in),
+            Event::StepUp { .. } => None,
+        };
+        known.map_or_else(|| event.shared_key(), Arc::clone)
+    }
+
     /// The conditions as written, for the traced walk of explanations.
     pub(crate) fn trace_program(&self) -> &crate::decide::TraceProgram {
         self.trace
@@ -122,6 +200,7 @@ struct Lowered {
     /// The same without its top-level operation tests (for scopes with the index on).
     without_op: Arc<CExpr>,
     reads: Arc<[Box<str>]>,
+    text: Arc<PolicyText>,
 }
 
 /// Compiles the scopes of one tenant (the tenant alone and each of its applications). A policy
@@ -143,13 +222,15 @@ pub fn compile_tenant(scopes: &[Resolved<'_>]) -> Vec<CompiledScope> {
                     without_op: Arc::new(index::drop_implied_op(expr.clone())),
                     expr: Arc::new(expr),
                     reads: attributes_read(&p.condition).into(),
+                    text: PolicyText::of(p),
                 }
             });
         }
     }
+    let keys = Arc::new(EventKeys::new(&interner));
     scopes
         .iter()
-        .map(|r| scope_of(r, &interner, &lowered))
+        .map(|r| scope_of(r, &interner, &lowered, &keys))
         .collect()
 }
 
@@ -157,6 +238,7 @@ fn scope_of(
     r: &Resolved<'_>,
     interner: &intern::Interner<'_>,
     lowered: &std::collections::HashMap<*const Policy, Lowered>,
+    keys: &Arc<EventKeys>,
 ) -> CompiledScope {
     let of = |p: &Arc<Policy>| lowered.get(&Arc::as_ptr(p));
     let exprs: Vec<Arc<CExpr>> = r
@@ -199,6 +281,11 @@ fn scope_of(
         .map(|(i, p)| (p.name.as_str(), u32::try_from(i).unwrap_or(u32::MAX)))
         .collect();
     report_only.sort_unstable();
+    let texts = r
+        .policies
+        .iter()
+        .map(|p| of(p).map_or_else(|| PolicyText::of(p), |l| Arc::clone(&l.text)))
+        .collect();
     CompiledScope {
         tenant: r.tenant.clone(),
         policies: r.policies.clone(),
@@ -210,5 +297,88 @@ fn scope_of(
         index,
         report_only: report_only.into_iter().map(|(_, i)| i).collect(),
         trace: std::sync::OnceLock::new(),
+        texts,
+        keys: Arc::clone(keys),
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests: a failed assertion is the report"
+)]
+mod tests {
+    use super::*;
+    use crate::tree::Ids;
+
+    #[test]
+    fn a_shared_event_key_is_the_events_key() {
+        let set = crate::CompiledSet::from_text(
+            "t.policy",
+            "tenant t {\n  operation pay sensitive\n  operation view routine\n  operation a_very_long_operation_name_that_does_not_fit_in_sixty_four_bytes_of_stack sensitive\n  resource reports\n  resource x\n  policy p { when operation == pay require aal2 for 5m }\n}\napplication a of t {\n  when resource == reports require aal2 for 5m\n}\n",
+        )
+        .unwrap();
+        for app in ["", "a"] {
+            let (scope, _) = set.scope("t", app).unwrap();
+            let mut events: Vec<(Event, Ids)> = Vec::new();
+            for op in [
+                "pay",
+                "view",
+                "a_very_long_operation_name_that_does_not_fit_in_sixty_four_bytes_of_stack",
+                "unknown",
+            ] {
+                let ids = Ids {
+                    op: scope.op_ids.get(op).copied(),
+                    res: None,
+                };
+                let event = Event::Operation {
+                    name: op.into(),
+                    attrs: Vec::new(),
+                    context: None,
+                };
+                events.push((event, ids));
+            }
+            for res in ["reports", "x", "unknown"] {
+                let ids = Ids {
+                    op: None,
+                    res: scope.res_ids.get(res).copied(),
+                };
+                events.push((
+                    Event::Access {
+                        resource: res.into(),
+                        context: None,
+                    },
+                    ids,
+                ));
+            }
+            events.push((
+                Event::SignIn {
+                    context: crate::request::Context::default(),
+                    factors: stepup_core::FactorSet::EMPTY,
+                },
+                Ids {
+                    op: None,
+                    res: None,
+                },
+            ));
+            events.push((
+                Event::StepUp {
+                    factor: stepup_core::Factor::Totp,
+                    success: true,
+                },
+                Ids {
+                    op: None,
+                    res: None,
+                },
+            ));
+            for (event, ids) in &events {
+                assert_eq!(&*scope.event_key(event, *ids), event.key(), "{event:?}");
+            }
+            assert!(
+                scope.op_ids.get("pay").is_some() && scope.res_ids.get("reports").is_some(),
+                "the keys above were the shared ones"
+            );
+        }
     }
 }

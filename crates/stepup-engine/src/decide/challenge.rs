@@ -9,7 +9,7 @@ use stepup_core::{Factor, FactorSet, Validity};
 use stepup_dsl::model::Tenant;
 
 use super::audit;
-use super::merge::{Merge, Merged, binding, elevation_secs, shared_sorted_names, sorted_names};
+use super::merge::{Merge, Merged, binding, elevation_secs, sorted_names};
 use crate::decision::{Decision, DecisionKind, audit_names};
 use crate::request::{Event, Request};
 use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, State};
@@ -18,16 +18,17 @@ use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, State};
 pub const CHALLENGE_TTL_SECS: i64 = 300;
 
 /// Makes `d` a step-up: a new challenge for the merged requirement, in the session to commit.
-pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merge<'_>, m: &Merged) {
+pub(crate) fn issue(
+    d: &mut Decision,
+    req: &Request,
+    state: &State,
+    merge: &Merge<'_>,
+    m: &Merged,
+    event_key: Arc<str>,
+) {
     let aal = m.requirement.aal;
-    let policies = shared_sorted_names(|| merge.unsatisfied());
-    let message = merge
-        .unsatisfied()
-        .find(|p| p.requirement.aal == aal)
-        .map_or(stepup_dsl::model::DEFAULT_MESSAGE, |p| {
-            p.message_or_default()
-        });
-    let message: Arc<str> = message.into();
+    let policies = merge.unsatisfied_names();
+    let message = merge.message(aal);
     let mut s = state.session.clone();
     s.seq += 1;
     let id = challenge_id(&d.policy_set, req, s.seq);
@@ -49,7 +50,6 @@ pub(crate) fn issue(d: &mut Decision, req: &Request, state: &State, merge: &Merg
         .iter()
         .flat_map(|j| j.reads.iter().cloned())
         .collect();
-    let event_key = req.event.shared_key();
     // Grown by exactly one (a first capacity of four challenges is over 1 KiB).
     s.challenges.reserve_exact(1);
     s.challenges.push(Challenge {

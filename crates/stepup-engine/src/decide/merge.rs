@@ -25,6 +25,8 @@ pub(crate) struct Judged<'s> {
 pub(crate) struct Merge<'s> {
     /// In the order they fired.
     pub judged: Vec<Judged<'s>>,
+    /// The scope they were judged in.
+    scope: &'s CompiledScope,
 }
 
 /// The merged requirement of the unsatisfied policies.
@@ -59,7 +61,36 @@ impl<'s> Merge<'s> {
                 })
             })
             .collect();
-        Merge { judged }
+        Merge { judged, scope }
+    }
+
+    /// The names of the unsatisfied policies, sorted, shared: a policy's own one-name list
+    /// when it is the only one (no allocation), else a new list.
+    pub(crate) fn unsatisfied_names(&self) -> Arc<[String]> {
+        let mut unsatisfied = self.judged.iter().filter(|j| !j.satisfied);
+        if let (Some(j), None) = (unsatisfied.next(), unsatisfied.next())
+            && let Some(text) = self.scope.texts.get(j.index)
+        {
+            return Arc::clone(&text.alone);
+        }
+        shared_sorted_names(|| self.unsatisfied())
+    }
+
+    /// The message of a step-up to `aal`: that of the first unsatisfied policy requiring it.
+    pub(crate) fn message(&self, aal: Aal) -> Arc<str> {
+        self.judged
+            .iter()
+            .filter(|j| !j.satisfied)
+            .find(|j| j.policy.requirement.aal == aal)
+            .map_or_else(
+                || stepup_dsl::model::DEFAULT_MESSAGE.into(),
+                |j| {
+                    self.scope.texts.get(j.index).map_or_else(
+                        || j.policy.message_or_default().into(),
+                        |t| Arc::clone(&t.message),
+                    )
+                },
+            )
     }
 
     /// The fired policies the session satisfies.

@@ -147,8 +147,10 @@ fn evaluate(
     }
     d.fired = sorted_names(merge.judged.iter().map(|j| j.policy));
     d.satisfied = sorted_names(merge.satisfied().map(|j| j.policy));
+    // The event's key, shared with the compiled scope when it knows the event.
+    let key = || scope.event_key(&req.event, ids);
     if merge.unsatisfied().next().is_none() {
-        allow(&mut d, t, req, state, &merge);
+        allow(&mut d, t, req, state, &merge, key);
     } else {
         let m = merge.most_restrictive(t, req.enrolled);
         d.required = Some(m.requirement);
@@ -165,10 +167,17 @@ fn evaluate(
             });
             d.message =
                 Some(deny_message(m.conflict, &policies, aal, m.requirement.factors).into());
-            audit::push(&mut d, audit_names::DENIED, req, policies.into(), Some(aal));
+            audit::push_keyed(
+                &mut d,
+                audit_names::DENIED,
+                req,
+                key(),
+                policies.into(),
+                Some(aal),
+            );
         } else {
             // Step 4.
-            challenge::issue(&mut d, req, state, &merge, &m);
+            challenge::issue(&mut d, req, state, &merge, &m, key());
         }
     }
     if !scope.report_only.is_empty() {
@@ -214,7 +223,14 @@ fn evaluate(
 /// Makes `d` an allow: nothing fired, or the session satisfies everything that did. An allow
 /// teaches the history and the session what the event proved, and spends the `every time`
 /// grants it used.
-fn allow(d: &mut Decision, tenant: &Tenant, req: &Request, state: &State, merge: &Merge<'_>) {
+fn allow(
+    d: &mut Decision,
+    tenant: &Tenant,
+    req: &Request,
+    state: &State,
+    merge: &Merge<'_>,
+    event_key: impl Fn() -> Arc<str>,
+) {
     let (history, auth) = allowed_effects(req);
     let used: Vec<_> = merge
         .satisfied()
@@ -226,10 +242,11 @@ fn allow(d: &mut Decision, tenant: &Tenant, req: &Request, state: &State, merge:
             .map(|j| j.policy.requirement.aal)
             .max()
             .unwrap_or(Aal::Aal1);
-        audit::push(
+        audit::push_keyed(
             d,
             audit_names::SKIPPED,
             req,
+            event_key(),
             d.fired.as_slice().into(),
             Some(aal),
         );
@@ -240,9 +257,9 @@ fn allow(d: &mut Decision, tenant: &Tenant, req: &Request, state: &State, merge:
         s.established |= auth.is_some();
         // One retry: the grants this request fits are used up.
         let key = if used.is_empty() {
-            String::new()
+            Arc::default()
         } else {
-            req.event.key()
+            event_key()
         };
         s.grants.retain(|g| {
             !used
