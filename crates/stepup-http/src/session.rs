@@ -2,26 +2,36 @@
 //!
 //! The token says how and when the user authenticated (`acr`, `amr`, `auth_time`); the history
 //! store keeps the rest of the session, keyed by the token's `sid` (else its `sub`): whether it
-//! is established, the challenges the layer issued (unique ids) and the `every time` grants
-//! their completion earned. One request is decided in three steps on one loaded state, and
-//! committed once with the store's compare-and-set (on a conflict everything is decided again
-//! on the fresh state, so a challenge completes once and a grant is spent once across
-//! instances):
+//! is established, the challenges the layer issued (unique ids), the `every time` grants
+//! their completion earned and the logins it accepted. One request is decided in four steps on
+//! one loaded state, and committed once with the store's compare-and-set (on a conflict
+//! everything is decided again on the fresh state, so a challenge completes once and a grant is
+//! spent once across instances):
 //!
-//! 1. **Completion.** A token whose `auth_time` is later than the latest open challenge's issue
+//! 1. **Another login.** A session remembers the `auth_time` of the last few logins it accepted
+//!    (whose sign-in was allowed, or whose authentication completed a challenge). In an
+//!    established session, a token of another login — or one without `auth_time`, which cannot
+//!    be told from another — first has its own sign-in decided, with the request's context and
+//!    its own factors. Until that is allowed, the token completes no challenge and changes
+//!    nothing in the session (no challenge of its sign-in is kept, and the open challenges of
+//!    the accepted logins stay open): tokens without `sid` share one session per user, and a
+//!    login from another device or continent must not ride on, complete or cancel another's.
+//!    A login that proves what its sign-in requires is allowed by that sign-in.
+//! 2. **Completion.** A token whose `auth_time` is later than the latest open challenge's issue
 //!    time, whose `acr` reaches its AAL and whose `amr` names one of its eligible factors
 //!    completes it (the engine's `step_up` event): an `every time` challenge leaves a grant for
-//!    the request that caused it.
-//! 2. **Sign-in.** The first request of a session that is not established is its sign-in,
+//!    the request that caused it. A sign-in's challenge is completed only while the session is
+//!    not established (it is the session's pending sign-in).
+//! 3. **Sign-in.** The first request of a session that is not established is its sign-in,
 //!    decided with the request's context (client IP, device, GeoIP country and place): that is
-//!    where the risk signals are computed. Later requests carry no context (SPEC §5). So is the
-//!    first request of every login the session has not accepted: a token whose `auth_time` is
-//!    not among those of the logins whose sign-in was allowed or whose authentication completed
-//!    a challenge (the session remembers the last few). Tokens without `sid` share one session
-//!    per user, and a new login from another device or continent is decided as the sign-in it
-//!    is; until it is accepted, each of its requests is. A token without `auth_time` cannot be
-//!    told from another login of its session.
-//! 3. **The operation**, on the session as the two steps left it.
+//!    where the risk signals are computed. Later requests carry no context (SPEC §5).
+//! 4. **The operation**, on the session as the steps before left it.
+//!
+//! What this cannot tell apart: in a session that is not yet established and whose tokens have
+//! no `sid`, a second login's strong token completes the first login's pending sign-in
+//! challenge; and an `every time` sign-in policy cannot be completed by another login of an
+//! established session (its sign-in is refused until it is allowed). A `sid` per login avoids
+//! both.
 //!
 //! A token without a usable `amr` (absent, or only values that name no factor) proves the AAL
 //! its `acr` asserts to policies that allow `factor any`, and nothing else: it satisfies them
@@ -232,59 +242,87 @@ pub(crate) fn decide(
             audit.append(&mut d.audit);
         };
 
-        // 1. The token completes the latest open challenge.
-        let latest = state
-            .session
-            .challenges
-            .iter()
-            .rev()
-            .find(|c| c.state == ChallengeState::Open);
-        let any_factor = |c: &Challenge| {
-            set.model
-                .resolve(&op.tenant, &c.application)
-                .is_ok_and(|r| {
-                    c.policies.iter().all(|name| {
-                        r.policies
-                            .iter()
-                            .find(|p| &p.name == name)
-                            .is_some_and(|p| p.requirement.factors == FactorSet::ANY)
-                    })
-                })
+        let mut d = None;
+        let mut decided_on = None;
+        let sign_in_request = || Request {
+            event: Event::SignIn {
+                context: sign_in(),
+                factors: FactorSet::EMPTY,
+            },
+            ..op.clone()
         };
-        if let Some((factor, named)) = latest.and_then(|c| proof.completes(c, op.now, any_factor)) {
-            let req = Request {
-                event: Event::StepUp {
-                    factor,
-                    success: true,
-                },
-                ..op.clone()
-            };
-            let mut d = set.decide(&req, &state, false);
-            if d.kind == DecisionKind::Completed {
-                if !named {
-                    for r in &mut d.audit {
-                        r.factor = None;
-                    }
-                }
-                absorb(&mut state, &mut d);
+
+        // 1. Another login of an established session (a token whose `auth_time` the session
+        // has not accepted, or that has none: with no `sid`, all of a user's logins share one
+        // session) has its own sign-in decided first, with the request's context. Until that
+        // is allowed it completes no challenge and changes nothing in the session: no challenge
+        // of its sign-in is kept (a later token cannot complete it for another login), and the
+        // open challenges of the accepted logins stay open.
+        let new_login = login_at.is_none_or(|at| !state.session.accepted(at));
+        if state.session.established && new_login {
+            let req = sign_in_request();
+            let (mut s, st) = decide_token(set, &req, &state, &proof);
+            if s.kind == DecisionKind::Allow {
+                absorb(&mut state, &mut s);
                 accepted |= accept(&mut state);
+            } else {
+                s.effects.session = None;
+                s.effects.history = None;
+                if log {
+                    decided_on = Some((req, st.unwrap_or_else(|| state.clone())));
+                }
+                d = Some(s);
             }
         }
 
-        // 2. The session's sign-in, with the request's context: its first, and that of every
-        // login the session has not accepted yet (a token authenticated at another time: with
-        // no `sid`, all of a user's logins share one session).
-        let mut d = None;
-        let mut decided_on = None;
-        let new_login = login_at.is_some_and(|at| !state.session.accepted(at));
-        if !state.session.established || new_login {
-            let req = Request {
-                event: Event::SignIn {
-                    context: sign_in(),
-                    factors: FactorSet::EMPTY,
-                },
-                ..op.clone()
+        if d.is_none() {
+            // 2. The token completes the latest open challenge (a sign-in's only while the
+            // session is not established: that is the pending sign-in of the session).
+            let established = state.session.established;
+            let latest = state
+                .session
+                .challenges
+                .iter()
+                .rev()
+                .find(|c| c.state == ChallengeState::Open && !(c.sign_in && established));
+            let any_factor = |c: &Challenge| {
+                set.model
+                    .resolve(&op.tenant, &c.application)
+                    .is_ok_and(|r| {
+                        c.policies.iter().all(|name| {
+                            r.policies
+                                .iter()
+                                .find(|p| &p.name == name)
+                                .is_some_and(|p| p.requirement.factors == FactorSet::ANY)
+                        })
+                    })
             };
+            if let Some((factor, named)) =
+                latest.and_then(|c| proof.completes(c, op.now, any_factor))
+            {
+                let req = Request {
+                    event: Event::StepUp {
+                        factor,
+                        success: true,
+                    },
+                    ..op.clone()
+                };
+                let mut c = set.decide(&req, &state, false);
+                if c.kind == DecisionKind::Completed {
+                    if !named {
+                        for r in &mut c.audit {
+                            r.factor = None;
+                        }
+                    }
+                    absorb(&mut state, &mut c);
+                    accepted |= accept(&mut state);
+                }
+            }
+        }
+
+        // 3. The session's first sign-in, with the request's context.
+        if d.is_none() && !state.session.established {
+            let req = sign_in_request();
             let (mut s, st) = decide_token(set, &req, &state, &proof);
             if s.kind == DecisionKind::Allow {
                 absorb(&mut state, &mut s);
@@ -297,7 +335,7 @@ pub(crate) fn decide(
             }
         }
 
-        // 3. The operation.
+        // 4. The operation.
         let mut d = d.unwrap_or_else(|| {
             let (d, st) = decide_token(set, op, &state, &proof);
             if log {

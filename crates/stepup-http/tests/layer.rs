@@ -407,7 +407,8 @@ fn a_second_login_without_sid_is_decided_as_the_sign_in_it_is() {
     // The accepted login is not disturbed.
     let r = call(&srv, "GET", "/view", &victim, &paris, None);
     assert_eq!(r.status, 200, "{:?}", r.body);
-    // A login that proves the sign-in's requirement completes it, and is then accepted.
+    // A login that proves the sign-in's requirement is allowed by its own sign-in (its factors
+    // satisfy the sign-in's policies), and is then accepted.
     setup.advance(20);
     let strong = token_without_sid(setup.now(), "aal3", &["hwk"], 5);
     let r = call(&srv, "GET", "/view", &strong, &ny, None);
@@ -415,7 +416,7 @@ fn a_second_login_without_sid_is_decided_as_the_sign_in_it_is() {
     let r = call(&srv, "GET", "/view", &strong, &ny, None);
     assert_eq!(r.status, 200, "{:?}", r.body);
     let names: Vec<&str> = srv.audit.records().iter().map(|r| r.name).collect();
-    assert_eq!(names.last(), Some(&"auth.step_up_completed"), "{names:?}");
+    assert_eq!(names.last(), Some(&"auth.step_up_skipped"), "{names:?}");
 }
 
 #[test]
@@ -795,4 +796,206 @@ fn a_decision_log_that_cannot_be_written_is_counted_and_the_decision_stands() {
     let r = call(&srv, "POST", "/email", &pwd, &[], None);
     assert_eq!(r.status, 401, "{:?}", r.body);
     assert_eq!(log.errors(), 2);
+}
+
+// ------------------------------------------- other logins of one session (second review)
+//
+// Tokens without `sid` share one session per user. Each test below is a finding of the second
+// review of the fix that decides each login as a sign-in, reproduced as it was found.
+
+fn tok_nosid(now: i64, acr: &str, amr: &[&str], age: Option<i64>) -> String {
+    let mut c = serde_json::json!({
+        "sub": "alice", "iss": "iss", "aud": "api", "acr": acr,
+        "exp": now + 3600, "iat": now, "amr": amr,
+    });
+    if let Some(a) = age {
+        c["auth_time"] = (now - a).into();
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &c,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+fn geo_srv(setup: &Setup) -> Srv {
+    let (s, audit) = setup.stepup();
+    let s = s
+        .with_geoip(Arc::new(GeoIp::from_bytes(city_db()).unwrap()))
+        .with_trusted_proxies(TrustedProxies::parse(&["127.0.0.1"]).unwrap())
+        .with_device_header("x-device");
+    serve(&s, audit)
+}
+
+const PARIS: [(&str, &str); 2] = [("x-forwarded-for", "192.0.2.7"), ("x-device", "laptop-1")];
+const NY: [(&str, &str); 2] = [
+    ("x-forwarded-for", "198.51.100.9"),
+    ("x-device", "attacker-pc"),
+];
+
+#[test]
+fn a_login_without_auth_time_is_decided_as_a_sign_in_every_time() {
+    let setup = Setup::new();
+    let srv = geo_srv(&setup);
+    let victim = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
+    assert_eq!(
+        call(&srv, "GET", "/view", &victim, &PARIS, None).status,
+        200
+    );
+    setup.advance(300);
+    let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], None);
+    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
+    assert_eq!(
+        r.status, 401,
+        "a login without auth_time went through: {:?}",
+        r.body
+    );
+}
+
+#[test]
+fn another_login_does_not_complete_a_challenge_before_its_sign_in_is_allowed() {
+    let setup = Setup::new();
+    let srv = geo_srv(&setup);
+    let victim = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
+    assert_eq!(
+        call(&srv, "GET", "/view", &victim, &PARIS, None).status,
+        200
+    );
+    setup.advance(240);
+    let r = call(&srv, "POST", "/email", &victim, &PARIS, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["required_acr"], "aal2");
+    setup.advance(60);
+    // Attacker: password + SMS (aal2), from New York five minutes after Paris.
+    let attacker = tok_nosid(setup.now(), "aal2", &["pwd", "sms"], Some(5));
+    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
+    assert_eq!(
+        r.status, 401,
+        "the attacker's login was never decided as a sign-in: {:?}",
+        r.body
+    );
+}
+
+#[test]
+fn a_users_strong_login_does_not_complete_another_logins_sign_in() {
+    let setup = Setup::new();
+    let srv = geo_srv(&setup);
+    let victim = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
+    assert_eq!(
+        call(&srv, "GET", "/view", &victim, &PARIS, None).status,
+        200
+    );
+    setup.advance(300);
+    let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
+    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["required_acr"], "aal3");
+    // The victim signs in on their phone with a security key, from Paris.
+    setup.advance(30);
+    let phone = [("x-forwarded-for", "192.0.2.8"), ("x-device", "phone-1")];
+    let strong = tok_nosid(setup.now(), "aal3", &["hwk"], Some(5));
+    let r = call(&srv, "GET", "/view", &strong, &phone, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // The attacker retries with the same aal1 token.
+    setup.advance(10);
+    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
+    assert_eq!(
+        r.status, 401,
+        "the victim's login completed the attacker's sign-in: {:?}",
+        r.body
+    );
+}
+
+#[test]
+fn a_users_step_up_does_not_complete_another_logins_sign_in_later() {
+    let setup = Setup::new();
+    let srv = geo_srv(&setup);
+    let victim = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
+    assert_eq!(
+        call(&srv, "GET", "/view", &victim, &PARIS, None).status,
+        200
+    );
+    setup.advance(300);
+    let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
+    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    // The victim pays 5,000: an aal3 every-time step-up of its own.
+    setup.advance(20);
+    let body = serde_json::json!({"amount": 5000});
+    let r = call(&srv, "POST", "/pay", &victim, &PARIS, Some(body.clone()));
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    setup.advance(20);
+    let strong = tok_nosid(setup.now(), "aal3", &["hwk"], Some(5));
+    let r = call(&srv, "POST", "/pay", &strong, &PARIS, Some(body));
+    assert_eq!(
+        r.status, 200,
+        "the user's own step-up completes: {:?}",
+        r.body
+    );
+    let r = call(&srv, "GET", "/view", &strong, &PARIS, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    setup.advance(10);
+    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
+    assert_eq!(
+        r.status, 401,
+        "the victim's step-up completed the attacker's sign-in: {:?}",
+        r.body
+    );
+}
+
+#[test]
+fn another_logins_refused_sign_in_leaves_the_users_challenge_open() {
+    let setup = Setup::new();
+    let srv = geo_srv(&setup);
+    let victim = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
+    assert_eq!(
+        call(&srv, "GET", "/view", &victim, &PARIS, None).status,
+        200
+    );
+    setup.advance(300);
+    let r = call(&srv, "POST", "/close", &victim, &PARIS, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    setup.advance(5);
+    let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
+    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    setup.advance(20);
+    let sms = tok_nosid(setup.now(), "aal2", &["pwd", "sms"], Some(5));
+    let r = call(&srv, "POST", "/close", &sms, &PARIS, None);
+    assert_eq!(
+        r.status, 200,
+        "the attacker's attempt cancelled the victim's step-up"
+    );
+}
+
+#[test]
+fn a_second_login_in_parallel_and_after_eviction_is_allowed_from_a_known_place() {
+    let setup = Setup::new();
+    let srv = geo_srv(&setup);
+    let first = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
+    assert_eq!(call(&srv, "GET", "/view", &first, &PARIS, None).status, 200);
+    setup.advance(3600);
+    let second = tok_nosid(setup.now(), "aal1", &["pwd"], Some(5));
+    let srv = Arc::new(srv);
+    let hs: Vec<_> = (0..12)
+        .map(|_| {
+            let srv = Arc::clone(&srv);
+            let t = second.clone();
+            std::thread::spawn(move || call(&srv, "GET", "/view", &t, &PARIS, None).status)
+        })
+        .collect();
+    let st: Vec<u16> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(st.iter().all(|s| *s == 200));
+    // Nine more logins evict the first; it is decided again, from Paris: allowed.
+    for i in 0..9 {
+        setup.advance(60);
+        let t = tok_nosid(setup.now(), "aal1", &["pwd"], Some(i));
+        assert_eq!(call(&srv, "GET", "/view", &t, &PARIS, None).status, 200);
+    }
+    // A refreshed token of the first login (same auth_time): decided again, from Paris.
+    let first_at = T0 - 60;
+    let refreshed = tok_nosid(setup.now(), "aal1", &["pwd"], Some(setup.now() - first_at));
+    let r = call(&srv, "GET", "/view", &refreshed, &PARIS, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
 }
