@@ -275,12 +275,7 @@ fn signal(audit: &MemorySink, session: &str, name: &str) -> Option<String> {
 #[test]
 fn paris_then_new_york_five_minutes_later_is_impossible_travel() {
     let setup = Setup::new();
-    let (s, audit) = setup.stepup();
-    let s = s
-        .with_geoip(Arc::new(GeoIp::from_bytes(city_db()).unwrap()))
-        .with_trusted_proxies(TrustedProxies::parse(&["127.0.0.1"]).unwrap())
-        .with_device_header("x-device");
-    let srv = serve(&s, audit);
+    let srv = geo_srv(&setup);
     let paris = [("x-forwarded-for", "192.0.2.7"), ("x-device", "laptop-1")];
     let ny = [
         ("x-forwarded-for", "198.51.100.9"),
@@ -347,46 +342,18 @@ fn paris_then_new_york_five_minutes_later_is_impossible_travel() {
     assert_eq!(r.status, 200, "{:?}", r.body);
 }
 
-/// A token with no `sid` (many identity providers issue access tokens without one).
-fn token_without_sid(now: i64, acr: &str, amr: &[&str], age: i64) -> String {
-    let c = serde_json::json!({
-        "sub": "alice", "iss": "iss", "aud": "api", "acr": acr,
-        "exp": now + 3600, "iat": now, "auth_time": now - age, "amr": amr,
-    });
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &c,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
-}
-
 #[test]
 fn a_second_login_without_sid_is_decided_as_the_sign_in_it_is() {
     // Found by review: tokens without `sid` share one session per user, and a later login
     // (another device, another continent, five minutes later) went through unchecked.
-    let setup = Setup::new();
-    let (s, audit) = setup.stepup();
-    let s = s
-        .with_geoip(Arc::new(GeoIp::from_bytes(city_db()).unwrap()))
-        .with_trusted_proxies(TrustedProxies::parse(&["127.0.0.1"]).unwrap())
-        .with_device_header("x-device");
-    let srv = serve(&s, audit);
-    let paris = [("x-forwarded-for", "192.0.2.7"), ("x-device", "laptop-1")];
-    let ny = [
-        ("x-forwarded-for", "198.51.100.9"),
-        ("x-device", "attacker-pc"),
-    ];
-    let victim = token_without_sid(setup.now(), "aal1", &["pwd"], 60);
-    let r = call(&srv, "GET", "/view", &victim, &paris, None);
-    assert_eq!(r.status, 200, "{:?}", r.body);
+    let (setup, srv, victim) = signed_in_from_paris();
     // The same login again: accepted, no second sign-in.
-    let r = call(&srv, "GET", "/view", &victim, &paris, None);
+    let r = call(&srv, "GET", "/view", &victim, &PARIS, None);
     assert_eq!(r.status, 200, "{:?}", r.body);
 
     setup.advance(300);
-    let attacker = token_without_sid(setup.now(), "aal1", &["pwd"], 10);
-    let r = call(&srv, "GET", "/view", &attacker, &ny, None);
+    let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
+    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
     assert_eq!(r.status, 401, "{:?}", r.body);
     assert_eq!(r.body["error"], "step_up_required");
     assert_eq!(r.body["required_acr"], "aal3");
@@ -396,24 +363,24 @@ fn a_second_login_without_sid_is_decided_as_the_sign_in_it_is() {
         Some("true")
     );
     // Every request of that login is its sign-in until it is accepted.
-    let r = call(&srv, "GET", "/view", &attacker, &ny, None);
+    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
     assert_eq!(r.status, 401, "{:?}", r.body);
-    let r = call(&srv, "POST", "/email", &attacker, &ny, None);
+    let r = call(&srv, "POST", "/email", &attacker, &NY, None);
     assert_eq!(r.status, 401, "{:?}", r.body);
     assert_eq!(
         r.body["required_acr"], "aal3",
         "the sign-in's, not the email's"
     );
     // The accepted login is not disturbed.
-    let r = call(&srv, "GET", "/view", &victim, &paris, None);
+    let r = call(&srv, "GET", "/view", &victim, &PARIS, None);
     assert_eq!(r.status, 200, "{:?}", r.body);
     // A login that proves the sign-in's requirement is allowed by its own sign-in (its factors
     // satisfy the sign-in's policies), and is then accepted.
     setup.advance(20);
-    let strong = token_without_sid(setup.now(), "aal3", &["hwk"], 5);
-    let r = call(&srv, "GET", "/view", &strong, &ny, None);
+    let strong = tok_nosid(setup.now(), "aal3", &["hwk"], Some(5));
+    let r = call(&srv, "GET", "/view", &strong, &NY, None);
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = call(&srv, "GET", "/view", &strong, &ny, None);
+    let r = call(&srv, "GET", "/view", &strong, &NY, None);
     assert_eq!(r.status, 200, "{:?}", r.body);
     let names: Vec<&str> = srv.audit.records().iter().map(|r| r.name).collect();
     assert_eq!(names.last(), Some(&"auth.step_up_skipped"), "{names:?}");
@@ -803,6 +770,8 @@ fn a_decision_log_that_cannot_be_written_is_counted_and_the_decision_stands() {
 // Tokens without `sid` share one session per user. Each test below is a finding of the second
 // review of the fix that decides each login as a sign-in, reproduced as it was found.
 
+/// A token with no `sid` (many identity providers issue access tokens without one), issued at
+/// `now`, authenticated `age` seconds before (no `auth_time` without an age).
 fn tok_nosid(now: i64, acr: &str, amr: &[&str], age: Option<i64>) -> String {
     let mut c = serde_json::json!({
         "sub": "alice", "iss": "iss", "aud": "api", "acr": acr,
@@ -834,15 +803,31 @@ const NY: [(&str, &str); 2] = [
     ("x-device", "attacker-pc"),
 ];
 
-#[test]
-fn a_login_without_auth_time_is_decided_as_a_sign_in_every_time() {
+/// A user signed in from Paris with a password (a token without `sid`): the server, its
+/// clock and the user's token.
+fn signed_in_from_paris() -> (Setup, Srv, String) {
     let setup = Setup::new();
     let srv = geo_srv(&setup);
-    let victim = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
-    assert_eq!(
-        call(&srv, "GET", "/view", &victim, &PARIS, None).status,
-        200
-    );
+    let user = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
+    let r = call(&srv, "GET", "/view", &user, &PARIS, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    (setup, srv, user)
+}
+
+/// Five minutes later, an attacker's password login from New York: its sign-in is impossible
+/// travel (aal3). Returns the attacker's token.
+fn refused_from_new_york(setup: &Setup, srv: &Srv) -> String {
+    setup.advance(300);
+    let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
+    let r = call(srv, "GET", "/view", &attacker, &NY, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["required_acr"], "aal3");
+    attacker
+}
+
+#[test]
+fn a_login_without_auth_time_is_decided_as_a_sign_in_every_time() {
+    let (setup, srv, _) = signed_in_from_paris();
     setup.advance(300);
     let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], None);
     let r = call(&srv, "GET", "/view", &attacker, &NY, None);
@@ -855,13 +840,7 @@ fn a_login_without_auth_time_is_decided_as_a_sign_in_every_time() {
 
 #[test]
 fn another_login_does_not_complete_a_challenge_before_its_sign_in_is_allowed() {
-    let setup = Setup::new();
-    let srv = geo_srv(&setup);
-    let victim = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
-    assert_eq!(
-        call(&srv, "GET", "/view", &victim, &PARIS, None).status,
-        200
-    );
+    let (setup, srv, victim) = signed_in_from_paris();
     setup.advance(240);
     let r = call(&srv, "POST", "/email", &victim, &PARIS, None);
     assert_eq!(r.status, 401, "{:?}", r.body);
@@ -879,18 +858,8 @@ fn another_login_does_not_complete_a_challenge_before_its_sign_in_is_allowed() {
 
 #[test]
 fn a_users_strong_login_does_not_complete_another_logins_sign_in() {
-    let setup = Setup::new();
-    let srv = geo_srv(&setup);
-    let victim = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
-    assert_eq!(
-        call(&srv, "GET", "/view", &victim, &PARIS, None).status,
-        200
-    );
-    setup.advance(300);
-    let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
-    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
-    assert_eq!(r.status, 401, "{:?}", r.body);
-    assert_eq!(r.body["required_acr"], "aal3");
+    let (setup, srv, _) = signed_in_from_paris();
+    let attacker = refused_from_new_york(&setup, &srv);
     // The victim signs in on their phone with a security key, from Paris.
     setup.advance(30);
     let phone = [("x-forwarded-for", "192.0.2.8"), ("x-device", "phone-1")];
@@ -909,17 +878,8 @@ fn a_users_strong_login_does_not_complete_another_logins_sign_in() {
 
 #[test]
 fn a_users_step_up_does_not_complete_another_logins_sign_in_later() {
-    let setup = Setup::new();
-    let srv = geo_srv(&setup);
-    let victim = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
-    assert_eq!(
-        call(&srv, "GET", "/view", &victim, &PARIS, None).status,
-        200
-    );
-    setup.advance(300);
-    let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
-    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
-    assert_eq!(r.status, 401, "{:?}", r.body);
+    let (setup, srv, victim) = signed_in_from_paris();
+    let attacker = refused_from_new_york(&setup, &srv);
     // The victim pays 5,000: an aal3 every-time step-up of its own.
     setup.advance(20);
     let body = serde_json::json!({"amount": 5000});
@@ -946,13 +906,7 @@ fn a_users_step_up_does_not_complete_another_logins_sign_in_later() {
 
 #[test]
 fn another_logins_refused_sign_in_leaves_the_users_challenge_open() {
-    let setup = Setup::new();
-    let srv = geo_srv(&setup);
-    let victim = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
-    assert_eq!(
-        call(&srv, "GET", "/view", &victim, &PARIS, None).status,
-        200
-    );
+    let (setup, srv, victim) = signed_in_from_paris();
     setup.advance(300);
     let r = call(&srv, "POST", "/close", &victim, &PARIS, None);
     assert_eq!(r.status, 401, "{:?}", r.body);
