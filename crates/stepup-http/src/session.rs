@@ -179,6 +179,50 @@ fn decide_token(
     }
 }
 
+/// The completion of the latest open challenge by the token, if it proves it (the engine's
+/// `step_up` event); a sign-in's challenge only while the session is not established (it is
+/// then the session's pending sign-in). A token without a usable `amr` completes a challenge
+/// all of whose policies allow `factor any`, and its audit record names no factor.
+fn completion(set: &CompiledSet, op: &Request, proof: &Proof, state: &State) -> Option<Decision> {
+    let established = state.session.established;
+    let latest = state
+        .session
+        .challenges
+        .iter()
+        .rev()
+        .find(|c| c.state == ChallengeState::Open && !(c.sign_in && established));
+    let any_factor = |c: &Challenge| {
+        set.model
+            .resolve(&op.tenant, &c.application)
+            .is_ok_and(|r| {
+                c.policies.iter().all(|name| {
+                    r.policies
+                        .iter()
+                        .find(|p| &p.name == name)
+                        .is_some_and(|p| p.requirement.factors == FactorSet::ANY)
+                })
+            })
+    };
+    let (factor, named) = latest.and_then(|c| proof.completes(c, op.now, any_factor))?;
+    let req = Request {
+        event: Event::StepUp {
+            factor,
+            success: true,
+        },
+        ..op.clone()
+    };
+    let mut c = set.decide(&req, state, false);
+    if c.kind != DecisionKind::Completed {
+        return None;
+    }
+    if !named {
+        for r in &mut c.audit {
+            r.factor = None;
+        }
+    }
+    Some(c)
+}
+
 /// What a decision log records of a decision: the request and the state it was decided on
 /// (`None`: the store could not be read, or what was decided could not be saved).
 pub(crate) type Logged = Option<(Request, Option<State>)>;
@@ -244,95 +288,50 @@ pub(crate) fn decide(
 
         let mut d = None;
         let mut decided_on = None;
-        let sign_in_request = || Request {
-            event: Event::SignIn {
-                context: sign_in(),
-                factors: FactorSet::EMPTY,
-            },
-            ..op.clone()
-        };
-
         // 1. Another login of an established session (a token whose `auth_time` the session
         // has not accepted, or that has none: with no `sid`, all of a user's logins share one
         // session) has its own sign-in decided first, with the request's context. Until that
         // is allowed it completes no challenge and changes nothing in the session: no challenge
         // of its sign-in is kept (a later token cannot complete it for another login), and the
-        // open challenges of the accepted logins stay open.
+        // open challenges of the accepted logins stay open. 2. Any other token first completes
+        // the latest open challenge it proves; 3. then, if the session is still not
+        // established, this is its sign-in.
         let new_login = login_at.is_none_or(|at| !state.session.accepted(at));
-        if state.session.established && new_login {
-            let req = sign_in_request();
-            let (mut s, st) = decide_token(set, &req, &state, &proof);
-            if s.kind == DecisionKind::Allow {
-                absorb(&mut state, &mut s);
-                accepted |= accept(&mut state);
-            } else {
-                s.effects.session = None;
-                s.effects.history = None;
-                if log {
-                    decided_on = Some((req, st.unwrap_or_else(|| state.clone())));
-                }
-                d = Some(s);
-            }
+        let another_login = state.session.established && new_login;
+        if !another_login && let Some(mut c) = completion(set, op, &proof, &state) {
+            absorb(&mut state, &mut c);
+            accepted |= accept(&mut state);
         }
-
-        if d.is_none() {
-            // 2. The token completes the latest open challenge (a sign-in's only while the
-            // session is not established: that is the pending sign-in of the session).
-            let established = state.session.established;
-            let latest = state
-                .session
-                .challenges
-                .iter()
-                .rev()
-                .find(|c| c.state == ChallengeState::Open && !(c.sign_in && established));
-            let any_factor = |c: &Challenge| {
-                set.model
-                    .resolve(&op.tenant, &c.application)
-                    .is_ok_and(|r| {
-                        c.policies.iter().all(|name| {
-                            r.policies
-                                .iter()
-                                .find(|p| &p.name == name)
-                                .is_some_and(|p| p.requirement.factors == FactorSet::ANY)
-                        })
-                    })
+        if another_login || !state.session.established {
+            let req = Request {
+                event: Event::SignIn {
+                    context: sign_in(),
+                    factors: FactorSet::EMPTY,
+                },
+                ..op.clone()
             };
-            if let Some((factor, named)) =
-                latest.and_then(|c| proof.completes(c, op.now, any_factor))
-            {
-                let req = Request {
-                    event: Event::StepUp {
-                        factor,
-                        success: true,
-                    },
-                    ..op.clone()
-                };
-                let mut c = set.decide(&req, &state, false);
-                if c.kind == DecisionKind::Completed {
-                    if !named {
-                        for r in &mut c.audit {
-                            r.factor = None;
-                        }
-                    }
-                    absorb(&mut state, &mut c);
-                    accepted |= accept(&mut state);
-                }
-            }
-        }
-
-        // 3. The session's first sign-in, with the request's context.
-        if d.is_none() && !state.session.established {
-            let req = sign_in_request();
             let (mut s, st) = decide_token(set, &req, &state, &proof);
             if s.kind == DecisionKind::Allow {
                 absorb(&mut state, &mut s);
                 accepted |= accept(&mut state);
             } else {
+                if another_login {
+                    s.effects.session = None;
+                    s.effects.history = None;
+                }
                 if log {
                     decided_on = Some((req, st.unwrap_or_else(|| state.clone())));
                 }
                 d = Some(s);
             }
+        }
+        // 2, for another login whose sign-in was allowed.
+        if another_login
+            && d.is_none()
+            && let Some(mut c) = completion(set, op, &proof, &state)
+        {
+            absorb(&mut state, &mut c);
+            accepted |= accept(&mut state);
         }
 
         // 4. The operation.
