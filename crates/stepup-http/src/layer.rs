@@ -287,6 +287,7 @@ fn decide(
         &s.claims,
         &token.auth,
         req,
+        token.claims.sid.is_none(),
         sign_in,
         s.decision_log.is_some(),
     );

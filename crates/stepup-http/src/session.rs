@@ -9,9 +9,10 @@
 //! spent once across instances):
 //!
 //! 1. **Another login.** A session remembers the `auth_time` of the last few logins it accepted
-//!    (whose sign-in was allowed, or whose authentication completed a challenge). In an
-//!    established session, a token of another login — or one without `auth_time`, which cannot
-//!    be told from another — first has its own sign-in decided, with the request's context and
+//!    (whose sign-in was allowed, or whose authentication completed a challenge). A token
+//!    without `sid` is keyed by its user, so all of the user's logins share one session: in
+//!    such a session, once established, a token of another login — or one without
+//!    `auth_time`, which cannot be told from another — first has its own sign-in decided, with the request's context and
 //!    its own factors. Until that is allowed, the token completes no challenge and changes
 //!    nothing in the session (no challenge of its sign-in is kept, and the open challenges of
 //!    the accepted logins stay open): tokens without `sid` share one session per user, and a
@@ -21,17 +22,21 @@
 //!    time, whose `acr` reaches its AAL and whose `amr` names one of its eligible factors
 //!    completes it (the engine's `step_up` event): an `every time` challenge leaves a grant for
 //!    the request that caused it. A sign-in's challenge is completed only while the session is
-//!    not established (it is the session's pending sign-in).
+//!    not established (it is the session's pending sign-in), and its completion is the sign-in:
+//!    the grant an `every time` sign-in policy would leave is spent by it. A token with a `sid`
+//!    is always its own login's (the `sid` is the login), so its step-up tokens complete
+//!    challenges without a second sign-in.
 //! 3. **Sign-in.** The first request of a session that is not established is its sign-in,
 //!    decided with the request's context (client IP, device, GeoIP country and place): that is
 //!    where the risk signals are computed. Later requests carry no context (SPEC §5).
 //! 4. **The operation**, on the session as the steps before left it.
 //!
-//! What this cannot tell apart: in a session that is not yet established and whose tokens have
-//! no `sid`, a second login's strong token completes the first login's pending sign-in
-//! challenge; and an `every time` sign-in policy cannot be completed by another login of an
-//! established session (its sign-in is refused until it is allowed). A `sid` per login avoids
-//! both.
+//! What a session shared by logins (no `sid`) cannot tell apart: before it is established, a
+//! second login's strong token completes the first login's pending sign-in challenge; once two
+//! logins are both accepted, they share its challenges and grants (one's step-up completes the
+//! latest challenge, which may be the other's, and the other spends the grant); and an `every
+//! time` sign-in policy cannot be completed by another login of an established session (its
+//! sign-in is refused until it is allowed). A `sid` per login avoids all three.
 //!
 //! A token without a usable `amr` (absent, or only values that name no factor) proves the AAL
 //! its `acr` asserts to policies that allow `factor any`, and nothing else: it satisfies them
@@ -203,7 +208,8 @@ fn completion(set: &CompiledSet, op: &Request, proof: &Proof, state: &State) -> 
                 })
             })
     };
-    let (factor, named) = latest.and_then(|c| proof.completes(c, op.now, any_factor))?;
+    let challenge = latest?;
+    let (factor, named) = proof.completes(challenge, op.now, any_factor)?;
     let req = Request {
         event: Event::StepUp {
             factor,
@@ -214,6 +220,13 @@ fn completion(set: &CompiledSet, op: &Request, proof: &Proof, state: &State) -> 
     let mut c = set.decide(&req, state, false);
     if c.kind != DecisionKind::Completed {
         return None;
+    }
+    if challenge.sign_in
+        && let Some(s) = &mut c.effects.session
+    {
+        // The completion is the sign-in (step 3 is then not decided): the grant an `every
+        // time` sign-in policy leaves is spent by it, not left for another login's sign-in.
+        s.grants.retain(|g| g.challenge_id != challenge.id);
     }
     if !named {
         for r in &mut c.audit {
@@ -228,16 +241,22 @@ fn completion(set: &CompiledSet, op: &Request, proof: &Proof, state: &State) -> 
 pub(crate) type Logged = Option<(Request, Option<State>)>;
 
 /// Decides the operation `op` of a token's session (see the module's documentation) and
-/// commits its effects. `sign_in` gives the request's context, asked only if the session is
-/// not established yet. The decision's audit records are those of every step, in order. With
+/// commits its effects. `per_user`: the token has no `sid`, so the session is the user's, shared
+/// by all of their logins. `sign_in` gives the request's context, asked only for a sign-in. The
+/// decision's audit records are those of every step, in order. With
 /// `log`, also returns the request and state the returned decision was made on, for the
 /// decision log.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the set, the store, the token's claims and how they map, the request, whether its session is the user's, its context, the log"
+)]
 pub(crate) fn decide(
     set: &CompiledSet,
     store: &dyn Store,
     mapping: &ClaimMapping,
     claims: &Claims,
     op: &Request,
+    per_user: bool,
     sign_in: &dyn Fn() -> Context,
     log: bool,
 ) -> (Decision, Logged) {
@@ -288,16 +307,16 @@ pub(crate) fn decide(
 
         let mut d = None;
         let mut decided_on = None;
-        // 1. Another login of an established session (a token whose `auth_time` the session
-        // has not accepted, or that has none: with no `sid`, all of a user's logins share one
-        // session) has its own sign-in decided first, with the request's context. Until that
+        // 1. Another login of an established session keyed by the user (`per_user`: the token
+        // has no `sid`, so all of the user's logins share it) — a token whose `auth_time` the
+        // session has not accepted, or that has none — has its own sign-in decided first, with the request's context. Until that
         // is allowed it completes no challenge and changes nothing in the session: no challenge
         // of its sign-in is kept (a later token cannot complete it for another login), and the
         // open challenges of the accepted logins stay open. 2. Any other token first completes
         // the latest open challenge it proves; 3. then, if the session is still not
         // established, this is its sign-in.
         let new_login = login_at.is_none_or(|at| !state.session.accepted(at));
-        let another_login = state.session.established && new_login;
+        let another_login = per_user && state.session.established && new_login;
         if !another_login && let Some(mut c) = completion(set, op, &proof, &state) {
             absorb(&mut state, &mut c);
             accepted |= accept(&mut state);

@@ -114,9 +114,12 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
+        Setup::with_rules(RULES)
+    }
+    fn with_rules(rules: &str) -> Self {
         Setup {
             engine: Arc::new(Engine::new(
-                CompiledSet::from_text("t.policy", RULES).unwrap(),
+                CompiledSet::from_text("t.policy", rules).unwrap(),
             )),
             store: Arc::new(MemoryStore::new()),
             clock: Arc::new(AtomicI64::new(T0)),
@@ -952,4 +955,76 @@ fn a_second_login_in_parallel_and_after_eviction_is_allowed_from_a_known_place()
     let refreshed = tok_nosid(setup.now(), "aal1", &["pwd"], Some(setup.now() - first_at));
     let r = call(&srv, "GET", "/view", &refreshed, &PARIS, None);
     assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+// ------------------------------------------------------------------- third review
+
+/// An attacker's own device, in Paris (its sign-in is not impossible travel).
+const PARIS_ATTACKER: [(&str, &str); 2] = [
+    ("x-forwarded-for", "192.0.2.99"),
+    ("x-device", "attacker-pc"),
+];
+
+/// The layer tests' catalog with one sign-in policy.
+fn rules_with_sign_in_policy(policy: &str) -> String {
+    format!(
+        "tenant t {{\n  operation view routine\n  operation change_email sensitive\n  operation pay sensitive\n  operation close_account sensitive\n  attribute amount: number\n  {policy}\n  policy email {{\n    when operation == change_email\n    require aal2 factor any for 15m\n  }}\n}}\napplication app of t {{\n}}\n"
+    )
+}
+
+#[test]
+fn a_completed_every_time_sign_in_leaves_no_grant_for_another_login() {
+    // Found by the third review: completing an `every time` sign-in challenge left a grant
+    // keyed `sign_in` that nothing spent, and another login's sign-in (no `sid`) used it.
+    let setup = Setup::with_rules(&rules_with_sign_in_policy(
+        "policy newdev { when new_device require aal2 factor any every time }",
+    ));
+    let srv = geo_srv(&setup);
+    let user = tok_nosid(setup.now(), "aal1", &["pwd"], Some(30));
+    let r = call(&srv, "GET", "/view", &user, &PARIS, None);
+    assert_eq!(r.status, 401, "a new device: {:?}", r.body);
+    setup.advance(20);
+    let sms = tok_nosid(setup.now(), "aal2", &["pwd", "sms"], Some(5));
+    let r = call(&srv, "GET", "/view", &sms, &PARIS, None);
+    assert_eq!(
+        r.status, 200,
+        "the user's own sign-in step-up: {:?}",
+        r.body
+    );
+    setup.advance(120);
+    let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
+    let r = call(&srv, "GET", "/view", &attacker, &PARIS_ATTACKER, None);
+    assert_eq!(
+        r.status, 401,
+        "another login rode on the user's grant: {:?}",
+        r.body
+    );
+}
+
+#[test]
+fn a_step_up_token_with_a_sid_proves_the_step_up_without_a_second_sign_in() {
+    // Found by the third review (a regression of the login fix): with a `sid` per login, a
+    // fresh step-up token was decided as another login's sign-in; with no device header the
+    // new-device policy (unknown, fail closed) then asked for aal3 instead of accepting the
+    // aal2 step-up (SPEC §11).
+    let setup = Setup::with_rules(&rules_with_sign_in_policy(
+        "policy newdev { when new_device require aal3 factor webauthn|totp for 5m }",
+    ));
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    let key = token(setup.now(), "s1", Some("aal3"), &["hwk"], 10);
+    let r = call(&srv, "GET", "/view", &key, &[], None);
+    assert_eq!(r.status, 200, "signed in with a security key: {:?}", r.body);
+    setup.advance(20 * 60);
+    let r = call(&srv, "POST", "/email", &key, &[], None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["required_acr"], "aal2");
+    setup.advance(30);
+    let sms = token(setup.now(), "s1", Some("aal2"), &["pwd", "sms"], 5);
+    let r = call(&srv, "POST", "/email", &sms, &[], None);
+    assert_eq!(
+        r.status, 200,
+        "a fresh aal2 token proves the step-up: {:?}",
+        r.body
+    );
 }
