@@ -287,7 +287,9 @@ fn decide(
         &s.claims,
         &token.auth,
         req,
-        token.claims.sid.is_none(),
+        // The session is the user's, shared by all of their logins, when the token names no
+        // login of its own (no `sid`, an empty one, or one that is the user id).
+        req.session == req.user,
         sign_in,
         s.decision_log.is_some(),
     );
@@ -514,6 +516,15 @@ fn peer(parts: &Parts) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
+/// The key of the token's session: its `sid`, or its user when it names no login (no `sid`, or
+/// an empty one: then all of the user's logins share the session).
+fn session_key(token: &VerifiedToken) -> &str {
+    match token.claims.sid.as_deref() {
+        Some(sid) if !sid.is_empty() => sid,
+        _ => &token.claims.sub,
+    }
+}
+
 /// The engine's request for operation `op` of the token's session.
 fn engine_request(
     s: &Shared,
@@ -528,7 +539,7 @@ fn engine_request(
         application: s.application.clone(),
         user: user.clone(),
         enrolled: (s.enrolled)(user),
-        session: token.claims.sid.as_ref().unwrap_or(user).clone(),
+        session: session_key(token).to_string(),
         event: Event::Operation {
             name: op.name.clone(),
             attrs,
@@ -574,7 +585,8 @@ fn with_engine_request<T>(
     application.clone_from(&s.application);
     user.clone_from(sub);
     *enrolled = (s.enrolled)(sub);
-    session.clone_from(token.claims.sid.as_ref().unwrap_or(sub));
+    session.clear();
+    session.push_str(session_key(token));
     *at = now;
     match event {
         Event::Operation {
@@ -843,6 +855,13 @@ mod tests {
         check(&pay, &bob, 2);
         check(&view, &bob, 3);
         check(&pay, &alice, 4);
+        // An empty `sid` names no login: the session is the user's.
+        let blank = token("carol", Some(""));
+        check(&view, &blank, 4);
+        assert_eq!(
+            engine_request(s, &view, &blank, Vec::new(), Timestamp(4)).session,
+            "carol"
+        );
         // A scratch left holding another kind of event is given an operation again.
         let mut other = engine_request(s, &pay, &alice, Vec::new(), Timestamp(5));
         other.event = Event::StepUp {
@@ -860,6 +879,6 @@ mod tests {
         };
         SCRATCH.set(Some(with_attrs));
         check(&pay, &alice, 8);
-        assert_eq!(seen, 6);
+        assert_eq!(seen, 7);
     }
 }

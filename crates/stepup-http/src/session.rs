@@ -10,7 +10,8 @@
 //!
 //! 1. **Another login.** A session remembers the `auth_time` of the last few logins it accepted
 //!    (whose sign-in was allowed, or whose authentication completed a challenge). A token
-//!    without `sid` is keyed by its user, so all of the user's logins share one session: in
+//!    that names no login of its own (no `sid`, an empty one, or one equal to the user id) is
+//!    keyed by its user, so all of the user's logins share one session: in
 //!    such a session, once established, a token of another login — or one without
 //!    `auth_time`, which cannot be told from another — first has its own sign-in decided, with the request's context and
 //!    its own factors. Until that is allowed, the token completes no challenge and changes
@@ -241,8 +242,8 @@ fn completion(set: &CompiledSet, op: &Request, proof: &Proof, state: &State) -> 
 pub(crate) type Logged = Option<(Request, Option<State>)>;
 
 /// Decides the operation `op` of a token's session (see the module's documentation) and
-/// commits its effects. `per_user`: the token has no `sid`, so the session is the user's, shared
-/// by all of their logins. `sign_in` gives the request's context, asked only for a sign-in. The
+/// commits its effects. `per_user`: the token names no login of its own, so the session is the
+/// user's, shared by all of their logins. `sign_in` gives the request's context, asked only for a sign-in. The
 /// decision's audit records are those of every step, in order. With
 /// `log`, also returns the request and state the returned decision was made on, for the
 /// decision log.

@@ -1028,3 +1028,19 @@ fn a_step_up_token_with_a_sid_proves_the_step_up_without_a_second_sign_in() {
         r.body
     );
 }
+
+#[test]
+fn a_token_whose_sid_names_no_login_of_its_own_shares_the_users_session_and_its_checks() {
+    // Found by the fourth review: whether another login's sign-in is decided first was read
+    // from the presence of `sid`, while the session a token lands in is read from its value. A
+    // `sid` equal to the user id, or an empty one, landed in the user's shared session without
+    // the check.
+    for sid in ["alice", ""] {
+        let (setup, srv, _) = signed_in_from_paris();
+        setup.advance(300);
+        let other = token(setup.now(), sid, Some("aal1"), &["pwd"], 10);
+        let r = call(&srv, "GET", "/view", &other, &NY, None);
+        assert_eq!(r.status, 401, "sid {sid:?}: {:?}", r.body);
+        assert_eq!(r.body["required_acr"], "aal3", "sid {sid:?}");
+    }
+}
