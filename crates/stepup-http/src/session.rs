@@ -308,14 +308,15 @@ pub(crate) fn decide(
 
         let mut d = None;
         let mut decided_on = None;
-        // 1. Another login of an established session keyed by the user (`per_user`: the token
-        // has no `sid`, so all of the user's logins share it) — a token whose `auth_time` the
-        // session has not accepted, or that has none — has its own sign-in decided first, with the request's context. Until that
-        // is allowed it completes no challenge and changes nothing in the session: no challenge
-        // of its sign-in is kept (a later token cannot complete it for another login), and the
-        // open challenges of the accepted logins stay open. 2. Any other token first completes
-        // the latest open challenge it proves; 3. then, if the session is still not
-        // established, this is its sign-in.
+        // 1. In an established session keyed by the user (`per_user`: the token names no login
+        // of its own, so all of the user's logins share it), another login — a token whose
+        // `auth_time` the session has not accepted, or that has none — has its own sign-in
+        // decided first, with the request's context. Until that is allowed it completes no
+        // challenge and changes nothing in the session: no challenge of its sign-in is kept (a
+        // later token cannot complete it for another login), and the open challenges of the
+        // accepted logins stay open. 2. Any other token first completes the latest open
+        // challenge it proves; 3. then, if the session is still not established, this is its
+        // sign-in.
         let new_login = login_at.is_none_or(|at| !state.session.accepted(at));
         let another_login = per_user && state.session.established && new_login;
         if !another_login && let Some(mut c) = completion(set, op, &proof, &state) {
