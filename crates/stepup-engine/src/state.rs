@@ -184,6 +184,11 @@ pub struct Grant {
     pub policies: Vec<String>,
     /// Must be used before this time.
     pub expires_at: Timestamp,
+    /// The login that earned it (the `auth_time` of the token that completed its challenge),
+    /// when the session is shared by logins: only that login may spend it. The HTTP layer sets
+    /// it; the engine does not read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<Timestamp>,
 }
 
 /// A session's state.

@@ -263,6 +263,7 @@ fn state() -> impl Strategy<Value = State> {
                         event_key: format!("operation:o{op}").into(),
                         policies: vec![format!("p{p}")],
                         expires_at: Timestamp(NOW + 100),
+                        login: None,
                     });
                 }
                 State {

@@ -371,6 +371,7 @@ impl StateSpec {
                 event_key: format!("operation:o{}", op % 7).into(),
                 policies: vec![format!("p{}", p % 12)],
                 expires_at: Timestamp(NOW + 100),
+                login: None,
             });
         }
         (history, session)

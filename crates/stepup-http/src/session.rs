@@ -34,10 +34,13 @@
 //!
 //! What a session shared by logins (no `sid`) cannot tell apart: before it is established, a
 //! second login's strong token completes the first login's pending sign-in challenge; once two
-//! logins are both accepted, they share its challenges and grants (one's step-up completes the
-//! latest challenge, which may be the other's, and the other spends the grant); and an `every
-//! time` sign-in policy cannot be completed by another login of an established session (its
-//! sign-in is refused until it is allowed). A `sid` per login avoids all three.
+//! logins are both accepted, they share its challenges (a challenge supersedes the other
+//! login's, and one's step-up completes the latest, which may be the other's: the grant it
+//! leaves is then the completing login's, bound to the other's request, so nobody can spend it
+//! and the user is asked again); and an `every time` sign-in policy cannot be completed by
+//! another login of an established session (its sign-in is refused until it is allowed). A
+//! `sid` per login avoids all three. In such a session a grant is spent only by the login that
+//! earned it (`Grant::login`).
 //!
 //! A token without a usable `amr` (absent, or only values that name no factor) proves the AAL
 //! its `acr` asserts to policies that allow `factor any`, and nothing else: it satisfies them
@@ -49,7 +52,7 @@ use stepup_engine::contract::{ClaimMapping, Claims};
 use stepup_engine::decision::DenyReason;
 use stepup_engine::engine::MAX_COMMIT_ATTEMPTS;
 use stepup_engine::refuse_for_store;
-use stepup_engine::state::{AuthEvent, Challenge, ChallengeState, HistoryUpdate};
+use stepup_engine::state::{AuthEvent, Challenge, ChallengeState, Grant, HistoryUpdate};
 use stepup_engine::{
     CompiledSet, Context, Decision, DecisionKind, Event, Request, State, Store, StoreError,
 };
@@ -189,7 +192,13 @@ fn decide_token(
 /// `step_up` event); a sign-in's challenge only while the session is not established (it is
 /// then the session's pending sign-in). A token without a usable `amr` completes a challenge
 /// all of whose policies allow `factor any`, and its audit record names no factor.
-fn completion(set: &CompiledSet, op: &Request, proof: &Proof, state: &State) -> Option<Decision> {
+fn completion(
+    set: &CompiledSet,
+    op: &Request,
+    proof: &Proof,
+    state: &State,
+    per_user: bool,
+) -> Option<Decision> {
     let established = state.session.established;
     let latest = state
         .session
@@ -228,6 +237,18 @@ fn completion(set: &CompiledSet, op: &Request, proof: &Proof, state: &State) -> 
         // The completion is the sign-in (step 3 is then not decided): the grant an `every
         // time` sign-in policy leaves is spent by it, not left for another login's sign-in.
         s.grants.retain(|g| g.challenge_id != challenge.id);
+    }
+    if per_user && let Some(s) = &mut c.effects.session {
+        // In a session shared by logins, the grant is the completing login's to spend: the
+        // challenge may have been another login's (the latest open one is completed).
+        let login = proof.event.map(|e| e.at);
+        for g in s
+            .grants
+            .iter_mut()
+            .filter(|g| g.challenge_id == challenge.id)
+        {
+            g.login = login;
+        }
     }
     if !named {
         for r in &mut c.audit {
@@ -319,7 +340,7 @@ pub(crate) fn decide(
         // sign-in.
         let new_login = login_at.is_none_or(|at| !state.session.accepted(at));
         let another_login = per_user && state.session.established && new_login;
-        if !another_login && let Some(mut c) = completion(set, op, &proof, &state) {
+        if !another_login && let Some(mut c) = completion(set, op, &proof, &state, per_user) {
             absorb(&mut state, &mut c);
             accepted |= accept(&mut state);
         }
@@ -349,13 +370,23 @@ pub(crate) fn decide(
         // 2, for another login whose sign-in was allowed.
         if another_login
             && d.is_none()
-            && let Some(mut c) = completion(set, op, &proof, &state)
+            && let Some(mut c) = completion(set, op, &proof, &state, per_user)
         {
             absorb(&mut state, &mut c);
             accepted |= accept(&mut state);
         }
 
-        // 4. The operation.
+        // 4. The operation. In a session shared by logins, the grants another login earned are
+        // not this token's to spend: they are set aside while it is decided, and kept.
+        let others: Vec<Grant> = if per_user && d.is_none() {
+            let (mine, others) = std::mem::take(&mut state.session.grants)
+                .into_iter()
+                .partition(|g| g.login.is_none_or(|l| Some(l) == login_at));
+            state.session.grants = mine;
+            others
+        } else {
+            Vec::new()
+        };
         let mut d = d.unwrap_or_else(|| {
             let (d, st) = decide_token(set, op, &state, &proof);
             if log {
@@ -367,6 +398,9 @@ pub(crate) fn decide(
         let mut session = d.effects.session.take();
         if session.is_none() && (changed || accepted) {
             session = Some(state.session.clone());
+        }
+        if let Some(s) = &mut session {
+            s.grants.extend(others);
         }
         if let Some(s) = &mut session {
             // The token is the proof of authentication: the store keeps no events.

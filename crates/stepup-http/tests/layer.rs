@@ -1044,3 +1044,56 @@ fn a_token_whose_sid_names_no_login_of_its_own_shares_the_users_session_and_its_
         assert_eq!(r.body["required_acr"], "aal3", "sid {sid:?}");
     }
 }
+
+#[test]
+fn in_a_session_shared_by_logins_a_grant_is_spent_only_by_the_login_that_earned_it() {
+    // Found by the third review (then a documented limit): two accepted logins without `sid`
+    // share a session; the user's step-up completed the latest challenge — the other login's
+    // payout of 1,000,000 — and the other login's retry was paid.
+    let (setup, srv, user) = signed_in_from_paris();
+    setup.advance(600);
+    let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
+    let r = call(&srv, "GET", "/view", &attacker, &PARIS_ATTACKER, None);
+    assert_eq!(r.status, 200, "its own sign-in, from Paris: {:?}", r.body);
+    let five = Some(serde_json::json!({"amount": 5000}));
+    let big = Some(serde_json::json!({"amount": 1_000_000}));
+    let r = call(&srv, "POST", "/pay", &user, &PARIS, five.clone());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    setup.advance(5);
+    let r = call(
+        &srv,
+        "POST",
+        "/pay",
+        &attacker,
+        &PARIS_ATTACKER,
+        big.clone(),
+    );
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    setup.advance(20);
+    // The user confirms with a security key: that completes the latest challenge (the other
+    // login's), and the grant is the user's login's.
+    let key = tok_nosid(setup.now(), "aal3", &["hwk"], Some(5));
+    let r = call(&srv, "POST", "/pay", &key, &PARIS, five.clone());
+    assert_eq!(
+        r.status, 401,
+        "the grant is for the 1,000,000 request: {:?}",
+        r.body
+    );
+    setup.advance(5);
+    let r = call(&srv, "POST", "/pay", &attacker, &PARIS_ATTACKER, big);
+    assert_eq!(
+        r.status, 401,
+        "the other login spent the user's grant: {:?}",
+        r.body
+    );
+    // The user's own flow still works: asked again, a fresh confirmation pays the 5,000 once.
+    setup.advance(20);
+    let r = call(&srv, "POST", "/pay", &user, &PARIS, five.clone());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    setup.advance(5);
+    let again = tok_nosid(setup.now(), "aal3", &["hwk"], Some(2));
+    let r = call(&srv, "POST", "/pay", &again, &PARIS, five.clone());
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = call(&srv, "POST", "/pay", &again, &PARIS, five);
+    assert_eq!(r.status, 401, "once: {:?}", r.body);
+}

@@ -177,6 +177,7 @@ pub(crate) fn complete(
             event_key: c.event_key.clone(),
             policies: c.every_time.clone(),
             expires_at: req.now.plus(CHALLENGE_TTL_SECS),
+            login: None,
         });
     }
     s.trim();
