@@ -40,7 +40,9 @@
 //! and the user is asked again); and an `every time` sign-in policy cannot be completed by
 //! another login of an established session (its sign-in is refused until it is allowed). A
 //! `sid` per login avoids all three. In such a session a grant is spent only by the login that
-//! earned it (`Grant::login`).
+//! earned it (`Grant::login`). A login is told by its token's `auth_time`, in seconds: two
+//! logins of one user that authenticated in the same second are taken for one (the second's
+//! sign-in is not decided, and it may spend the first's grant).
 //!
 //! A token without a usable `amr` (absent, or only values that name no factor) proves the AAL
 //! its `acr` asserts to policies that allow `factor any`, and nothing else: it satisfies them
