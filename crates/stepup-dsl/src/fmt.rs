@@ -359,12 +359,7 @@ fn push_require(out: &mut String, r: &Require, text: Option<&str>) {
         }
         Factors::List(l) => {
             out.push_str(" factor ");
-            for (k, n) in l.iter().enumerate() {
-                if k > 0 {
-                    out.push('|');
-                }
-                out.push_str(&n.text);
-            }
+            push_joined(out, l, "|", |out, n| out.push_str(&n.text));
         }
     }
     match &r.validity {
@@ -504,26 +499,26 @@ pub fn expr(e: &Expr) -> String {
     out
 }
 
+/// Appends each of `items` with `push`, `sep` between two.
+fn push_joined<T>(out: &mut String, items: &[T], sep: &str, mut push: impl FnMut(&mut String, &T)) {
+    for (k, item) in items.iter().enumerate() {
+        if k > 0 {
+            out.push_str(sep);
+        }
+        push(out, item);
+    }
+}
+
 /// Appends [`expr`]`(e)`, writing what has no value (a number too large, a duration that
 /// overflows) as the source `text` has it.
 fn push_expr(out: &mut String, e: &Expr, text: Option<&str>) {
     match e {
-        Expr::Or(v) => {
-            for (k, a) in v.iter().enumerate() {
-                if k > 0 {
-                    out.push_str(" or ");
-                }
-                push_wrapped(out, a, prec(a) <= 1, text);
-            }
-        }
-        Expr::And(v) => {
-            for (k, a) in v.iter().enumerate() {
-                if k > 0 {
-                    out.push_str(" and ");
-                }
-                push_wrapped(out, a, prec(a) <= 2, text);
-            }
-        }
+        Expr::Or(v) => push_joined(out, v, " or ", |out, a| {
+            push_wrapped(out, a, prec(a) <= 1, text);
+        }),
+        Expr::And(v) => push_joined(out, v, " and ", |out, a| {
+            push_wrapped(out, a, prec(a) <= 2, text);
+        }),
         Expr::Not(a) => {
             // A run of `not`s is written at most `MAX_NOT_RUN` at a time, the parser's bound: a
             // longer one (written through parentheses in the source) keeps a pair of them every
@@ -548,27 +543,17 @@ fn push_expr(out: &mut String, e: &Expr, text: Option<&str>) {
         Expr::In(n, items, _) => {
             out.push_str(&n.text);
             out.push_str(" in [");
-            for (k, l) in items.iter().enumerate() {
-                if k > 0 {
-                    out.push_str(", ");
-                }
-                push_lit(out, l, text);
-            }
+            push_joined(out, items, ", ", |out, l| push_lit(out, l, text));
             out.push(']');
         }
         Expr::Call(n, args, _) => {
             out.push_str(&n.text);
             out.push('(');
-            for (k, a) in args.iter().enumerate() {
-                if k > 0 {
-                    out.push_str(", ");
-                }
-                match a {
-                    // A duration that overflows is written as it was (the checker reports it).
-                    Arg::Duration(d) => push_dur(out, d, text),
-                    Arg::Name(n) => out.push_str(&n.text),
-                }
-            }
+            push_joined(out, args, ", ", |out, a| match a {
+                // A duration that overflows is written as it was (the checker reports it).
+                Arg::Duration(d) => push_dur(out, d, text),
+                Arg::Name(n) => out.push_str(&n.text),
+            });
             out.push(')');
         }
         Expr::Flag(n) => out.push_str(&n.text),

@@ -11,6 +11,17 @@
 
 use stepup_dsl::{Source, load_sources};
 
+/// The diagnostic codes of each text, loaded on a thread with `stack` bytes of stack (a bound
+/// on nesting must hold on small stacks too).
+fn codes_on_stack<const N: usize>(stack: usize, texts: [String; N]) -> [Vec<&'static str>; N] {
+    std::thread::Builder::new()
+        .stack_size(stack)
+        .spawn(move || texts.map(|t| codes(t.into_bytes())))
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
 fn codes(bytes: Vec<u8>) -> Vec<&'static str> {
     let src = Source {
         name: "x.policy".into(),
@@ -51,12 +62,7 @@ fn a_hundred_thousand_nested_parentheses_on_a_small_stack() {
             "( ".repeat(100_000)
         ),
     ];
-    let got = std::thread::Builder::new()
-        .stack_size(256 * 1024)
-        .spawn(move || texts.map(|t| codes(t.into_bytes())))
-        .unwrap()
-        .join()
-        .unwrap();
+    let got = codes_on_stack(256 * 1024, texts);
     assert_eq!(got, [vec!["E019"], vec!["E019"], vec!["E019"]]);
 }
 
@@ -106,12 +112,7 @@ fn the_deepest_nesting_allowed_on_a_small_stack() {
             ")".repeat(depth)
         ),
     ];
-    let got = std::thread::Builder::new()
-        .stack_size(1024 * 1024)
-        .spawn(move || texts.map(|t| codes(t.into_bytes())))
-        .unwrap()
-        .join()
-        .unwrap();
+    let got = codes_on_stack(1024 * 1024, texts);
     assert_eq!(got, [vec![], vec!["E005"], vec![]]);
 }
 

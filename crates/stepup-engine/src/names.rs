@@ -25,8 +25,9 @@ impl Hasher for WordHash {
         for w in words {
             self.add(u64::from_le_bytes(*w));
         }
-        // The last few bytes, with their count (so "a" and "a\0" differ; only the hash's spread
-        // depends on how the count is folded in, as names are compared byte for byte).
+        // The last few bytes, with their count (so "a" and "a\0" differ). Only the hash's spread
+        // depends on how the count is folded in: a lookup compares the lengths itself, and for a
+        // given length the word is a bijection of the bytes (see `equal_given_hash`).
         self.add(tail(rest) ^ ((rest.len() as u64) << 61));
     }
     #[inline]
@@ -91,7 +92,8 @@ type Entry<V> = (u64, Box<str>, V);
 
 /// A map from names to values, looked up on every decision: open addressing over a table at
 /// most half full, each entry keeping its name's hash, so a lookup costs one hash of the
-/// request's name and, when the hashes match, one byte comparison.
+/// request's name and, when the hashes match, a length comparison (up to eight bytes the hash
+/// is a bijection of the name and its length) or, for longer names, a byte comparison.
 #[derive(Debug, Clone)]
 pub struct NameMap<V> {
     entries: Box<[Option<Entry<V>>]>,

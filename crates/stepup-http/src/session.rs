@@ -1,9 +1,9 @@
 //! Sessions of services whose users carry access tokens (SPEC §10, §11).
 //!
 //! The token says how and when the user authenticated (`acr`, `amr`, `auth_time`); the history
-//! store keeps the rest of the session, keyed by the token's `sid` (else its `sub`): whether it
-//! is established, the challenges the layer issued (unique ids), the `every time` grants
-//! their completion earned and the logins it accepted. One request is decided in four steps on
+//! store keeps the rest of the session, keyed by the token's `sid` (else, or when it is empty,
+//! its `sub`): whether it is established, the challenges the layer issued (unique ids), the
+//! `every time` grants their completion earned and the logins it accepted. One request is decided in four steps on
 //! one loaded state, and committed once with the store's compare-and-set (on a conflict
 //! everything is decided again on the fresh state, so a challenge completes once and a grant is
 //! spent once across instances):
@@ -403,8 +403,6 @@ pub(crate) fn decide(
         }
         if let Some(s) = &mut session {
             s.grants.extend(others);
-        }
-        if let Some(s) = &mut session {
             // The token is the proof of authentication: the store keeps no events.
             s.events.clear();
         }

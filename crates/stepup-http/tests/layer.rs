@@ -1080,10 +1080,26 @@ fn in_a_session_shared_by_logins_a_grant_is_spent_only_by_the_login_that_earned_
         r.body
     );
     setup.advance(5);
-    let r = call(&srv, "POST", "/pay", &attacker, &PARIS_ATTACKER, big);
+    let r = call(
+        &srv,
+        "POST",
+        "/pay",
+        &attacker,
+        &PARIS_ATTACKER,
+        big.clone(),
+    );
     assert_eq!(
         r.status, 401,
         "the other login spent the user's grant: {:?}",
+        r.body
+    );
+    // Nor does a token that says no login at all (no `auth_time`), whose sign-in from the
+    // other login's device is allowed.
+    let nameless = tok_nosid(setup.now(), "aal1", &["pwd"], None);
+    let r = call(&srv, "POST", "/pay", &nameless, &PARIS_ATTACKER, big);
+    assert_eq!(
+        r.status, 401,
+        "a token of no login spent the grant: {:?}",
         r.body
     );
     // The user's own flow still works: asked again, a fresh confirmation pays the 5,000 once.

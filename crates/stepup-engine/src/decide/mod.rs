@@ -157,7 +157,7 @@ fn evaluate(
         d.eligible = m.eligible;
         if m.conflict || m.eligible.is_empty() {
             // Step 5 for a refusal: nobody (conflict) or not this user can step up.
-            let policies = sorted_names(merge.unsatisfied());
+            let policies = merge.unsatisfied_names();
             let aal = m.requirement.aal;
             d.kind = DecisionKind::Deny;
             d.deny = Some(if m.conflict {
@@ -167,14 +167,7 @@ fn evaluate(
             });
             d.message =
                 Some(deny_message(m.conflict, &policies, aal, m.requirement.factors).into());
-            audit::push_keyed(
-                &mut d,
-                audit_names::DENIED,
-                req,
-                key(),
-                policies.into(),
-                Some(aal),
-            );
+            audit::push_keyed(&mut d, audit_names::DENIED, req, key(), policies, Some(aal));
         } else {
             // Step 4.
             challenge::issue(&mut d, req, state, &merge, &m, key());
