@@ -828,17 +828,18 @@ fn refused_from_new_york(setup: &Setup, srv: &Srv) -> String {
     attacker
 }
 
+/// A `GET /view` from New York with `token` is refused (the login's own sign-in, pending).
+fn assert_refused_from_new_york(srv: &Srv, token: &str, why: &str) {
+    let r = call(srv, "GET", "/view", token, &NY, None);
+    assert_eq!(r.status, 401, "{why}: {:?}", r.body);
+}
+
 #[test]
 fn a_login_without_auth_time_is_decided_as_a_sign_in_every_time() {
     let (setup, srv, _) = signed_in_from_paris();
     setup.advance(300);
     let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], None);
-    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
-    assert_eq!(
-        r.status, 401,
-        "a login without auth_time went through: {:?}",
-        r.body
-    );
+    assert_refused_from_new_york(&srv, &attacker, "a login without auth_time went through");
 }
 
 #[test]
@@ -851,11 +852,10 @@ fn another_login_does_not_complete_a_challenge_before_its_sign_in_is_allowed() {
     setup.advance(60);
     // Attacker: password + SMS (aal2), from New York five minutes after Paris.
     let attacker = tok_nosid(setup.now(), "aal2", &["pwd", "sms"], Some(5));
-    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
-    assert_eq!(
-        r.status, 401,
-        "the attacker's login was never decided as a sign-in: {:?}",
-        r.body
+    assert_refused_from_new_york(
+        &srv,
+        &attacker,
+        "the attacker's login was never decided as a sign-in",
     );
 }
 
@@ -871,11 +871,10 @@ fn a_users_strong_login_does_not_complete_another_logins_sign_in() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     // The attacker retries with the same aal1 token.
     setup.advance(10);
-    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
-    assert_eq!(
-        r.status, 401,
-        "the victim's login completed the attacker's sign-in: {:?}",
-        r.body
+    assert_refused_from_new_york(
+        &srv,
+        &attacker,
+        "the victim's login completed the attacker's sign-in",
     );
 }
 
@@ -899,11 +898,10 @@ fn a_users_step_up_does_not_complete_another_logins_sign_in_later() {
     let r = call(&srv, "GET", "/view", &strong, &PARIS, None);
     assert_eq!(r.status, 200, "{:?}", r.body);
     setup.advance(10);
-    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
-    assert_eq!(
-        r.status, 401,
-        "the victim's step-up completed the attacker's sign-in: {:?}",
-        r.body
+    assert_refused_from_new_york(
+        &srv,
+        &attacker,
+        "the victim's step-up completed the attacker's sign-in",
     );
 }
 
