@@ -24,23 +24,27 @@ pub const MAX_ATTR_SLOTS: usize = 32;
 pub struct AttrTable<'r>(pub [Option<&'r Value>; MAX_ATTR_SLOTS]);
 
 impl<'r> AttrTable<'r> {
-    /// The table of an event (attributes exist on operations; the first of a name wins).
+    /// A table with no value.
     #[must_use]
+    pub const fn empty() -> Self {
+        AttrTable([None; MAX_ATTR_SLOTS])
+    }
+
+    /// Fills an empty table with an event's values (attributes exist on operations; the first
+    /// of a name wins). In place: the table is 256 bytes, and returning it would copy them.
     #[inline]
-    pub fn new(slots: &crate::names::NameMap<u8>, event: &'r crate::request::Event) -> Self {
-        let mut t = AttrTable([None; MAX_ATTR_SLOTS]);
+    pub fn fill(&mut self, slots: &crate::names::NameMap<u8>, event: &'r crate::request::Event) {
         if let crate::request::Event::Operation { attrs, .. } = event {
             for (k, v) in attrs {
                 if let Some(slot) = slots
                     .get(k.as_str())
-                    .and_then(|s| t.0.get_mut(usize::from(*s)))
+                    .and_then(|s| self.0.get_mut(usize::from(*s)))
                     && slot.is_none()
                 {
                     *slot = Some(v);
                 }
             }
         }
-        t
     }
 
     /// The value in `slot`, if the request gave one.

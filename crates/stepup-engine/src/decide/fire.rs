@@ -44,7 +44,8 @@ pub(crate) struct Fired {
 }
 
 impl Fired {
-    fn new() -> Self {
+    /// Nothing fired yet.
+    pub(crate) fn new() -> Self {
         Fired {
             enforced: FiredBuf::new(),
             report_only: Vec::new(),
@@ -82,13 +83,20 @@ impl Fired {
     }
 }
 
-/// Fires the scope's policies for the event with `walk`.
-pub(crate) fn fire(walk: Walk, scope: &CompiledScope, facts: &Facts<'_>, ids: Ids) -> Fired {
-    let mut out = Fired::new();
+/// Fires the scope's policies for the event with `walk`, into `out` (a new [`Fired`]: filled in
+/// place, as returning it would copy its inline buffer).
+pub(crate) fn fire(
+    walk: Walk,
+    scope: &CompiledScope,
+    facts: &Facts<'_>,
+    ids: Ids,
+    out: &mut Fired,
+) {
     let event = &facts.req.event;
     match walk {
         Walk::Compiled => {
-            let attrs = AttrTable::new(&scope.attr_slots, event);
+            let mut attrs = AttrTable::empty();
+            attrs.fill(&scope.attr_slots, event);
             let (bucket, prune) = candidates(scope, event, ids);
             // With attribute indexes, only policies with no false attribute test are evaluated
             // (the others are false whatever the rest of their condition says).
@@ -96,13 +104,13 @@ pub(crate) fn fire(walk: Walk, scope: &CompiledScope, facts: &Facts<'_>, ids: Id
                 Some(prune) => {
                     for k in prune.survivors(&attrs, bucket.len()) {
                         if let Some(&i) = bucket.get(k) {
-                            judge(&mut out, scope, facts, ids, &attrs, i as usize);
+                            judge(out, scope, facts, ids, &attrs, i as usize);
                         }
                     }
                 }
                 None => {
                     for &i in bucket {
-                        judge(&mut out, scope, facts, ids, &attrs, i as usize);
+                        judge(out, scope, facts, ids, &attrs, i as usize);
                     }
                 }
             }
@@ -110,7 +118,8 @@ pub(crate) fn fire(walk: Walk, scope: &CompiledScope, facts: &Facts<'_>, ids: Id
         Walk::Traced => {
             let program = scope.trace_program();
             let ids = program.ids(event);
-            let attrs = AttrTable::new(&program.attr_slots, event);
+            let mut attrs = AttrTable::empty();
+            attrs.fill(&program.attr_slots, event);
             let mut trace = Vec::with_capacity(scope.policies.len());
             for (i, p) in scope.policies.iter().enumerate() {
                 let (Some(e), Some(labels)) = (program.exprs.get(i), program.labels.get(i)) else {
@@ -134,7 +143,6 @@ pub(crate) fn fire(walk: Walk, scope: &CompiledScope, facts: &Facts<'_>, ids: Id
             }
         }
     }
-    out
 }
 
 /// Evaluates candidate `i` on the compiled tree and records its value.

@@ -137,7 +137,8 @@ fn evaluate(
         history,
     );
     // Step 2: fire.
-    let fired = fire::fire(walk, scope, &facts, ids);
+    let mut fired = fire::Fired::new();
+    fire::fire(walk, scope, &facts, ids, &mut fired);
     d.errors.extend(fired.notes.iter().cloned());
     // Step 3: merge.
     let merge = Merge::judge(scope, req, &state.session, fired.enforced.as_slice());
@@ -224,7 +225,9 @@ fn allow(
     merge: &Merge<'_>,
     event_key: impl Fn() -> Arc<str>,
 ) {
-    let (history, auth) = allowed_effects(req);
+    // The session learns a sign-in's authentication here, the history what the event taught at
+    // the end (an operation teaches it nothing: its large, empty effects are not moved around).
+    let auth = allowed_auth(req);
     let used: Vec<_> = merge
         .satisfied()
         .filter(|j| j.policy.requirement.validity == Validity::EveryTime)
@@ -262,38 +265,47 @@ fn allow(
         s.trim();
         d.effects.session = Some(s);
     }
-    d.effects.history = history;
+    if !matches!(req.event, Event::Operation { .. }) {
+        d.effects.history = allowed_history(req);
+    }
 }
 
 /// What an allowed event teaches the history and the session.
 pub(crate) fn allowed_effects(req: &Request) -> (Option<HistoryUpdate>, Option<AuthEvent>) {
+    (allowed_history(req), allowed_auth(req))
+}
+
+/// The authentication an allowed sign-in proves.
+fn allowed_auth(req: &Request) -> Option<AuthEvent> {
     match &req.event {
-        Event::SignIn { context, factors } => (
-            Some(HistoryUpdate {
-                device: context.device.clone(),
-                country: context.country.clone().map(|c| (c, req.now)),
-                // Only a located sign-in moves the impossible-travel reference.
-                last_sign_in: context.location.map(|location| LastSignIn {
-                    at: req.now,
-                    country: context.country.clone(),
-                    location: Some(location),
-                }),
-                access: None,
-            }),
-            Some(AuthEvent {
+        Event::SignIn { factors, .. } => Some(AuthEvent {
+            at: req.now,
+            factors: *factors,
+            cap: None,
+        }),
+        _ => None,
+    }
+}
+
+/// What an allowed event teaches the history.
+fn allowed_history(req: &Request) -> Option<HistoryUpdate> {
+    match &req.event {
+        Event::SignIn { context, .. } => Some(HistoryUpdate {
+            device: context.device.clone(),
+            country: context.country.clone().map(|c| (c, req.now)),
+            // Only a located sign-in moves the impossible-travel reference.
+            last_sign_in: context.location.map(|location| LastSignIn {
                 at: req.now,
-                factors: *factors,
-                cap: None,
+                country: context.country.clone(),
+                location: Some(location),
             }),
-        ),
-        Event::Access { resource, .. } => (
-            Some(HistoryUpdate {
-                access: Some((resource.clone(), req.now)),
-                ..HistoryUpdate::default()
-            }),
-            None,
-        ),
-        Event::Operation { .. } | Event::StepUp { .. } => (None, None),
+            access: None,
+        }),
+        Event::Access { resource, .. } => Some(HistoryUpdate {
+            access: Some((resource.clone(), req.now)),
+            ..HistoryUpdate::default()
+        }),
+        Event::Operation { .. } | Event::StepUp { .. } => None,
     }
 }
 
