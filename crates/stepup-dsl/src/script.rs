@@ -49,7 +49,86 @@ fn sandbox() -> Engine {
     e.disable_symbol("eval");
     e.on_print(|_| {});
     e.on_debug(|_, _, _| {});
+    strict_comparisons(&mut e);
     e
+}
+
+/// A value's type as a policy author names it (`a number`, `a string`, `a bool`...).
+fn kind_of(v: &Dynamic) -> String {
+    if v.is_int() || v.is_float() {
+        "a number".to_string()
+    } else if v.is_string() {
+        "a string".to_string()
+    } else if v.is_bool() {
+        "a bool".to_string()
+    } else if v.is_unit() {
+        "nothing (`()`)".to_string()
+    } else {
+        format!("a {}", v.type_name())
+    }
+}
+
+/// The comparison operators.
+const COMPARISONS: [&str; 6] = ["==", "!=", "<", "<=", ">", ">="];
+
+/// Comparisons between values of one type (numbers being one type): rhai's, registered so
+/// that they are found before the catch-all below.
+macro_rules! compare_as {
+    ($e:expr, $a:ty, $b:ty, $conv:expr) => {{
+        let c = $conv;
+        $e.register_fn("==", move |x: $a, y: $b| c(x, y) == Some(std::cmp::Ordering::Equal));
+        $e.register_fn("!=", move |x: $a, y: $b| c(x, y) != Some(std::cmp::Ordering::Equal));
+        $e.register_fn("<", move |x: $a, y: $b| c(x, y) == Some(std::cmp::Ordering::Less));
+        $e.register_fn("<=", move |x: $a, y: $b| {
+            matches!(c(x, y), Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal))
+        });
+        $e.register_fn(">", move |x: $a, y: $b| c(x, y) == Some(std::cmp::Ordering::Greater));
+        $e.register_fn(">=", move |x: $a, y: $b| {
+            matches!(c(x, y), Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal))
+        });
+    }};
+}
+
+/// Makes comparing values of two types an error (SPEC §10: a script that uses a field as
+/// another type than it has is unknown, and its policy fires). rhai's own rule is that such
+/// values are unequal and unordered, so `ctx.signals.new_device > 0` or `ctx.note > 1000`
+/// (a string) would be `false` whatever the request says. With fast operators off, rhai looks
+/// for a registered function first: one per operator for each type that compares (numbers
+/// with numbers), then a catch-all for any other pair, which fails. Arrays and maps keep their
+/// packages' `==` and `!=`; `in` and `contains` compare with `==`, so they fail the same way.
+fn strict_comparisons(e: &mut Engine) {
+    e.set_fast_operators(false);
+    compare_as!(e, i64, i64, |x: i64, y: i64| Some(x.cmp(&y)));
+    compare_as!(e, f64, f64, |x: f64, y: f64| x.partial_cmp(&y));
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "rhai compares an integer with a float as floats"
+    )]
+    {
+        compare_as!(e, i64, f64, |x: i64, y: f64| (x as f64).partial_cmp(&y));
+        compare_as!(e, f64, i64, |x: f64, y: i64| x.partial_cmp(&(y as f64)));
+    }
+    compare_as!(e, bool, bool, |x: bool, y: bool| Some(x.cmp(&y)));
+    compare_as!(e, char, char, |x: char, y: char| Some(x.cmp(&y)));
+    compare_as!(
+        e,
+        ImmutableString,
+        ImmutableString,
+        |x: ImmutableString, y: ImmutableString| Some(x.as_str().cmp(y.as_str()))
+    );
+    for op in COMPARISONS {
+        e.register_fn(
+            op,
+            move |x: Dynamic, y: Dynamic| -> Result<bool, Box<rhai::EvalAltResult>> {
+                Err(format!(
+                    "cannot compare {} with {} (`{op}`): the script uses a value as another type than it has",
+                    kind_of(&x),
+                    kind_of(&y)
+                )
+                .into())
+            },
+        );
+    }
 }
 
 thread_local! {
@@ -690,6 +769,58 @@ mod tests {
             "`ctx` cannot be declared again: it holds the request",
             1,
         );
+    }
+
+    /// A field used as another type than it has is no answer (its policy fires, SPEC §10):
+    /// rhai's own rule, that values of two types compare unequal and unordered, would make
+    /// `ctx.signals.new_device > 0` false whatever the signal says.
+    #[test]
+    fn a_field_compared_as_another_type_is_no_answer() -> Result<(), String> {
+        let flag = (CtxField::Signal(SignalKind::NewDevice), Dynamic::from(true));
+        let note = (attr("note"), Dynamic::from("5000"));
+        let amount = (attr("amount"), Dynamic::from(5_000.0_f64));
+        let mismatched = [
+            ("ctx.signals.new_device > 0", &flag),
+            ("ctx.signals.new_device == 1", &flag),
+            ("ctx.signals.new_device != \"yes\"", &flag),
+            ("ctx.note > 1000", &note),
+            ("ctx.note <= 1000", &note),
+            ("ctx.note == 5000", &note),
+            ("ctx.amount == \"5000\"", &amount),
+            ("ctx.amount >= true", &amount),
+            ("ctx.amount in [\"5000\"]", &amount),
+            ("[\"5000\"].contains(ctx.amount)", &amount),
+            ("ctx.note in [5000]", &note),
+            ("!(ctx.signals.new_device < 1)", &flag),
+        ];
+        for (src, field) in mismatched {
+            let s = Script::compile(src).map_err(|e| format!("{src}: {}", e.message))?;
+            let got = run(&s, std::slice::from_ref(field));
+            assert!(
+                matches!(&got, Err(NoAnswer::Failed(m)) if m.contains("compare")),
+                "{src}: {got:?}"
+            );
+        }
+        // The same values, compared as what they are, decide as before.
+        let typed = [
+            ("ctx.signals.new_device == true", &flag, true),
+            ("ctx.signals.new_device != false", &flag, true),
+            ("ctx.note == \"5000\"", &note, true),
+            ("ctx.note < \"6\"", &note, true),
+            ("ctx.note in [\"5000\", \"7\"]", &note, true),
+            ("ctx.amount > 1000", &amount, true),
+            ("ctx.amount >= 5000.0", &amount, true),
+            ("ctx.amount == 5000", &amount, true),
+            ("ctx.amount != 5000", &amount, false),
+            ("ctx.amount in [1, 5000]", &amount, true),
+            ("ctx.amount < 10 || ctx.amount > 100", &amount, true),
+            ("2 > 1 && 'a' < 'b' && 1.5 < 2", &amount, true),
+        ];
+        for (src, field, want) in typed {
+            let s = Script::compile(src).map_err(|e| format!("{src}: {}", e.message))?;
+            assert_eq!(run(&s, std::slice::from_ref(field)), Ok(want), "{src}");
+        }
+        Ok(())
     }
 
     #[test]

@@ -210,6 +210,60 @@ fn finding_1_a_script_reading_an_absent_unknown_or_mistyped_field_fires_its_poli
     );
 }
 
+/// A script that uses a field as another type than it has (a flag or a string compared with a
+/// number, a number with a string) gives no answer: its policy fires, and says why. rhai alone
+/// would compare two types as unequal and unordered, so each of these was `false`: the policy
+/// never fired, whatever the request said (a review's finding, round 5).
+#[test]
+fn a_script_using_a_field_as_another_type_fires_its_policy() {
+    let text = r#"tenant acme {
+  operation payout sensitive
+  attribute amount: number
+  attribute note: string
+  policy flag_as_number "Confirm this payout." {
+    when operation == payout and script "ctx.signals.new_device > 0" require aal2
+  }
+  policy string_as_number "Confirm this payout." {
+    when operation == payout and script "ctx.note > 1000" require aal2
+  }
+  policy number_as_string "Confirm this payout." {
+    when operation == payout and script "ctx.amount == \"5000\" || ctx.amount in [\"7\"]" require aal2
+  }
+  policy typed "Confirm this payout." {
+    when operation == payout and script "ctx.amount > 1000000 && ctx.note == \"x\"" require aal2
+  }
+}"#;
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, text, "", &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    let d = s.op(
+        10,
+        "payout",
+        vec![
+            ("amount", Value::Number(5000.0)),
+            ("note", Value::Str("5000".into())),
+        ],
+    );
+    assert_eq!(kind(&d), DecisionKind::StepUp, "{d:?}");
+    assert_eq!(
+        d.fired,
+        ["flag_as_number", "number_as_string", "string_as_number"],
+        "the typed script decides (false); the others cannot"
+    );
+    for (policy, types) in [
+        ("flag_as_number", "a bool with a number (`>`)"),
+        ("string_as_number", "a string with a number (`>`)"),
+        ("number_as_string", "a number with a string (`==`)"),
+    ] {
+        assert!(
+            d.errors.iter().any(|e| e.starts_with(&format!("policy `{policy}` fires"))
+                && e.contains(&format!("cannot compare {types}"))),
+            "{policy}: {:?}",
+            d.errors
+        );
+    }
+}
+
 #[test]
 fn finding_1_a_script_reading_an_unknown_risk_score_fires_its_policy() {
     let store = MemoryStore::new();
