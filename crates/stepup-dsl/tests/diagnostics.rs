@@ -228,6 +228,50 @@ fn admin_default_is_reserved_and_replaced_only_by_an_override() {
     assert_eq!(tenant.policies[0].origin.file, "<built-in>");
 }
 
+/// The built-in `admin_default`, and an `admin default require ...` without `for`, last the
+/// tenant's `duration` like any policy without `for`, wherever the `duration` line is (a review
+/// found the built-in always lasting 15 minutes, and the declared one depending on the order).
+/// Factor strengths declared after `admin default` count too.
+#[test]
+fn the_admin_default_lasts_the_tenants_duration_whatever_the_order() {
+    use stepup_core::{Aal, Validity};
+    let validity = |text: &str| {
+        let loaded = load_sources(&[Source::text("t.policy", text)]);
+        assert!(loaded.diagnostics.is_empty(), "{text}: {:#?}", loaded.diagnostics);
+        let set = loaded.set.unwrap();
+        let tenant = set.resolve("t", "").unwrap();
+        let admin = tenant
+            .policies
+            .iter()
+            .find(|p| p.name == "admin_default")
+            .unwrap();
+        (admin.requirement.aal, admin.requirement.validity)
+    };
+    for text in [
+        "tenant t {\n duration 5m\n operation kill admin\n}",
+        "tenant t {\n operation kill admin\n duration 5m\n}",
+        "tenant t {\n duration 5m\n admin default require aal2\n operation kill admin\n}",
+        "tenant t {\n admin default require aal2\n duration 5m\n operation kill admin\n}",
+        "tenant t {\n admin default require aal2\n operation kill admin\n}\ntenant t { duration 5m }",
+    ] {
+        assert_eq!(validity(text), (Aal::Aal2, Validity::For(300)), "{text}");
+    }
+    // Without `duration`, the default (15 minutes); an explicit `for` is kept.
+    assert_eq!(
+        validity("tenant t { operation kill admin }"),
+        (Aal::Aal2, Validity::For(900))
+    );
+    assert_eq!(
+        validity("tenant t {\n admin default require aal3 factor webauthn for 2m\n duration 5m\n operation kill admin\n}"),
+        (Aal::Aal3, Validity::For(120))
+    );
+    // A strength declared after `admin default` is the one its factors are checked against.
+    assert_eq!(
+        validity("tenant t {\n admin default require aal2 factor sms\n factor sms strength aal2\n operation kill admin\n}").0,
+        Aal::Aal2
+    );
+}
+
 #[test]
 fn a_weaker_override_of_the_admin_default_is_flagged() {
     expect_one(

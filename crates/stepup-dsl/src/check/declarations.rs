@@ -12,7 +12,7 @@ use super::lint;
 use super::policies::{check_require, check_validity_secs, parse_aal, parse_factor};
 use super::{AppAt, BUILTINS, Ctx, Parsed, PolicyAt, mean};
 use crate::ast::{self, Member, RiskItem};
-use crate::diag::{Diagnostic, LineIndex, Span};
+use crate::diag::{Diagnostic, LineIndex, SourceFile, Span};
 use crate::feed::ThreatFeed;
 use crate::model::{AttrType, RiskConfig, SignalKind, Tenant};
 use crate::script::CTX_BUILTINS;
@@ -40,6 +40,8 @@ pub(super) fn pass<'a>(
     let mut seen: BTreeMap<(String, &'static str, String), ()> = BTreeMap::new();
     // The names given to bare rules, per tenant (an author cannot write a `#` in a name).
     let mut generated: std::collections::BTreeSet<(String, String)> = Default::default();
+    // Each tenant's `admin default` (`None`: `off`), checked once the whole tenant is declared.
+    let mut admin: Vec<(String, &'a Arc<SourceFile>, Option<&'a ast::Require>)> = Vec::new();
     for (parsed, lines) in files.iter().zip(indexes) {
         let mut cx = Ctx {
             file: &parsed.file,
@@ -68,7 +70,11 @@ pub(super) fn pass<'a>(
                 .entry(tenant.to_string())
                 .or_insert_with(|| Tenant::new(tenant));
             for m in members {
-                declare(&mut cx, t, m, &parsed.base_dir, &mut seen);
+                if declare(&mut cx, t, m, &parsed.base_dir, &mut seen)
+                    && let Member::AdminDefault(req, _) = m
+                {
+                    admin.push((tenant.to_string(), &parsed.file, req.as_ref()));
+                }
                 if let Member::Policy(p) = m {
                     let name = match &p.name {
                         Some(n) => n.text.clone(),
@@ -103,6 +109,23 @@ pub(super) fn pass<'a>(
             }
         }
     }
+    // The built-in `admin default` and an `admin default require ...` without `for` last the
+    // tenant's `duration`, and are checked against its final strengths, wherever those lines are.
+    for t in tenants.values_mut() {
+        if let Some(r) = &mut t.admin_default {
+            r.validity = t.default_validity;
+        }
+    }
+    for (tenant, file, req) in admin {
+        if let Some(t) = tenants.get_mut(&tenant) {
+            let mut cx = Ctx {
+                file,
+                diags: &mut *diags,
+            };
+            let required = req.and_then(|r| check_require(&mut cx, t, r));
+            t.admin_default = required;
+        }
+    }
     Declared {
         tenants,
         policies,
@@ -110,13 +133,15 @@ pub(super) fn pass<'a>(
     }
 }
 
+/// Declares `m` in `t`; `true` for an `admin default` declared for the first time (which the
+/// caller checks once the whole tenant is declared).
 fn declare(
     cx: &mut Ctx<'_>,
     t: &mut Tenant,
     m: &Member,
     base: &Path,
     seen: &mut BTreeMap<(String, &'static str, String), ()>,
-) {
+) -> bool {
     let mut once = |cx: &mut Ctx<'_>, kind: &'static str, name: &str, span: Span| -> bool {
         if seen
             .insert((t.name.clone(), kind, name.to_string()), ())
@@ -200,13 +225,9 @@ fn declare(
                 t.strengths.set(f, a);
             }
         }
-        Member::AdminDefault(req, span) => {
-            if once(cx, "admin default", "", *span) {
-                t.admin_default = match req {
-                    None => None,
-                    Some(r) => check_require(cx, t, r),
-                };
-            }
+        Member::AdminDefault(_, span) => {
+            // Checked by the caller once the tenant is declared (its `duration` and strengths).
+            return once(cx, "admin default", "", *span);
         }
         Member::Risk(items, _) => {
             for item in items {
@@ -276,6 +297,7 @@ fn declare(
         }
         Member::CacheOff(_) | Member::Policy(_) => {}
     }
+    false
 }
 
 /// Loads a threat feed into the tenant's merged feed: an unreadable file, or one with no valid
