@@ -76,15 +76,29 @@ const COMPARISONS: [&str; 6] = ["==", "!=", "<", "<=", ">", ">="];
 macro_rules! compare_as {
     ($e:expr, $a:ty, $b:ty, $conv:expr) => {{
         let c = $conv;
-        $e.register_fn("==", move |x: $a, y: $b| c(x, y) == Some(std::cmp::Ordering::Equal));
-        $e.register_fn("!=", move |x: $a, y: $b| c(x, y) != Some(std::cmp::Ordering::Equal));
-        $e.register_fn("<", move |x: $a, y: $b| c(x, y) == Some(std::cmp::Ordering::Less));
-        $e.register_fn("<=", move |x: $a, y: $b| {
-            matches!(c(x, y), Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal))
+        $e.register_fn("==", move |x: $a, y: $b| {
+            c(x, y) == Some(std::cmp::Ordering::Equal)
         });
-        $e.register_fn(">", move |x: $a, y: $b| c(x, y) == Some(std::cmp::Ordering::Greater));
+        $e.register_fn("!=", move |x: $a, y: $b| {
+            c(x, y) != Some(std::cmp::Ordering::Equal)
+        });
+        $e.register_fn("<", move |x: $a, y: $b| {
+            c(x, y) == Some(std::cmp::Ordering::Less)
+        });
+        $e.register_fn("<=", move |x: $a, y: $b| {
+            matches!(
+                c(x, y),
+                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+            )
+        });
+        $e.register_fn(">", move |x: $a, y: $b| {
+            c(x, y) == Some(std::cmp::Ordering::Greater)
+        });
         $e.register_fn(">=", move |x: $a, y: $b| {
-            matches!(c(x, y), Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal))
+            matches!(
+                c(x, y),
+                Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+            )
         });
     }};
 }

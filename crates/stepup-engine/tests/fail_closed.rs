@@ -256,8 +256,10 @@ fn a_script_using_a_field_as_another_type_fires_its_policy() {
         ("number_as_string", "a number with a string (`==`)"),
     ] {
         assert!(
-            d.errors.iter().any(|e| e.starts_with(&format!("policy `{policy}` fires"))
-                && e.contains(&format!("cannot compare {types}"))),
+            d.errors
+                .iter()
+                .any(|e| e.starts_with(&format!("policy `{policy}` fires"))
+                    && e.contains(&format!("cannot compare {types}"))),
             "{policy}: {:?}",
             d.errors
         );

@@ -154,3 +154,60 @@ fn the_history_window_is_the_longest_any_policy_reads_applications_included() {
     let set = CompiledSet::from_text("a.policy", app).unwrap();
     assert_eq!(set.history_window_secs(), 200 * 86_400);
 }
+
+/// `operation != X` and `resource != X` are operation and resource predicates: false on a
+/// sign-in (SPEC §5) and on the other kind of event, true only on the catalog's other entries
+/// (a review found them true on every sign-in, prompting each one).
+#[test]
+fn operation_and_resource_inequalities_are_false_on_other_events() {
+    let set = CompiledSet::from_text(
+        "t.policy",
+        r#"tenant acme {
+  operation view routine
+  operation payout sensitive
+  resource payments
+  resource reports
+  policy not_view "Confirm any change to your account." { when operation != view require aal2 }
+  policy not_payments "Confirm opening this." { when resource != payments require aal2 }
+}"#,
+    )
+    .unwrap();
+    let event = |e: Event| Request {
+        event: e,
+        ..payout(0.0)
+    };
+    let access = |r: &str| {
+        event(Event::Access {
+            resource: r.into(),
+            context: None,
+        })
+    };
+    let operation = |o: &str| {
+        event(Event::Operation {
+            name: o.into(),
+            attrs: vec![],
+            context: None,
+        })
+    };
+    let sign_in = event(Event::SignIn {
+        context: stepup_engine::Context {
+            device: Some("laptop-1".into()),
+            ip: Some("198.51.100.7".into()),
+            country: Some("FR".into()),
+            location: None,
+            platform_risk: None,
+        },
+        factors: [Factor::Password].into_iter().collect(),
+    });
+    for (req, fired) in [
+        (sign_in, vec![]),
+        (operation("view"), vec![]),
+        (operation("payout"), vec!["not_view"]),
+        (access("payments"), vec![]),
+        (access("reports"), vec!["not_payments"]),
+    ] {
+        let d = set.decide(&req, &State::established(), false);
+        assert_eq!(d.fired, fired, "{:?}", req.event);
+        assert_eq!(set.decide_reference(&req, &State::established()), d);
+    }
+}

@@ -298,16 +298,27 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
                 return None;
             }
             let v = single_name(cx, t, n, lit)?;
-            let set = BTreeSet::from([v]);
-            let c = if n.text == "operation" {
+            let operation = n.text == "operation";
+            let set = if op == CmpOp::Ne {
+                // An operation or resource predicate is false on a sign-in (SPEC §5), and on the
+                // other kind of event: `operation != view` is "an operation of the catalog other
+                // than `view`" (an event outside the catalog is refused before any policy), not
+                // "not `operation == view`", which is true on every sign-in.
+                let others = |names: &mut dyn Iterator<Item = &String>| -> BTreeSet<String> {
+                    names.filter(|k| **k != v).cloned().collect()
+                };
+                if operation {
+                    others(&mut t.operations.keys())
+                } else {
+                    others(&mut t.resources.iter())
+                }
+            } else {
+                BTreeSet::from([v])
+            };
+            Some(if operation {
                 Cond::OperationIn(set)
             } else {
                 Cond::ResourceIn(set)
-            };
-            Some(if op == CmpOp::Ne {
-                Cond::Not(Box::new(c))
-            } else {
-                c
             })
         }
         "risk" => match lit {

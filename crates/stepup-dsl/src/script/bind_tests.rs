@@ -162,7 +162,8 @@ fn a_field_read_only_in_a_break_value_is_a_field_the_script_reads() -> Result<()
     // Against a `ctx` map without the field, it would read `()`: rhai's own `() == 5` is false;
     // the sandbox refuses to compare two types, so even that run gives no answer.
     assert!(
-        run_on_map(src, &[]).is_err_and(|e| e.contains("cannot compare nothing (`()`) with a number")),
+        run_on_map(src, &[])
+            .is_err_and(|e| e.contains("cannot compare nothing (`()`) with a number")),
         "{:?}",
         run_on_map(src, &[])
     );
