@@ -321,10 +321,13 @@ impl Backtest {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let g = self
-                .changes
-                .entry((old.label(), new.label(), policies))
-                .or_default();
+            // Two outcomes that read the same in short (`step_up aal2` both) differ in the rest
+            // of their requirement: the group says which.
+            let (from, to) = match (old.label(), new.label()) {
+                (a, b) if a == b => (old.full_label(), new.full_label()),
+                labels => labels,
+            };
+            let g = self.changes.entry((from, to, policies)).or_default();
             g.0 += 1;
             if g.1.len() < EXAMPLES_PER_GROUP {
                 g.1.push(Example {

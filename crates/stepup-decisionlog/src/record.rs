@@ -167,6 +167,25 @@ impl LoggedDecision {
         }
     }
 
+    /// The outcome with its whole requirement: `step_up aal2 factor any for 15m`, `deny conflict
+    /// requiring aal3 factor webauthn for 5m`, `allow`.
+    #[must_use]
+    pub fn full_label(&self) -> String {
+        match (self.kind, self.required) {
+            (DecisionKind::StepUp, Some(r)) => {
+                format!("step_up {} factor {} {}", r.aal, r.factors, r.validity)
+            }
+            (_, Some(r)) => format!(
+                "{} requiring {} factor {} {}",
+                self.label(),
+                r.aal,
+                r.factors,
+                r.validity
+            ),
+            _ => self.label(),
+        }
+    }
+
     /// Whether a user would see the same thing: same kind, requirement and deny reason.
     #[must_use]
     pub fn same_outcome(&self, o: &LoggedDecision) -> bool {

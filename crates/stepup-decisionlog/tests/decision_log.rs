@@ -577,3 +577,37 @@ fn backtesting_the_report_only_example_measures_the_candidates() {
     );
     assert_eq!(r.changes[0].policies, vec!["checkout_over_200".to_string()]);
 }
+
+/// A change that keeps the kind and the AAL but not the rest of the requirement (here the
+/// validity of `sensitive_ops`) says what changed: the group's outcomes are the whole
+/// requirements, not two identical `step_up aal2` (a review's finding).
+#[test]
+fn a_changed_validity_names_both_requirements() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let shorter = changed_rules(
+        dir.path(),
+        "acme.policy",
+        "modify_mfa]\n    require aal2 factor any for 15m",
+        "modify_mfa]\n    require aal2 factor any for 5m",
+    );
+    let r = backtest(&shorter, None, &log);
+    let groups: Vec<_> = r
+        .changes
+        .iter()
+        .filter(|g| g.policies == ["sensitive_ops"])
+        .collect();
+    assert!(!groups.is_empty(), "{:#?}", r.changes);
+    for g in groups {
+        assert_ne!(g.from, g.to, "{g:?}");
+        if g.from.starts_with("step_up") && g.to.starts_with("step_up") {
+            // The requirement as merged: the factors that reach aal2, then the validity.
+            let (from, to) = (
+                g.from.strip_suffix(" for 15m").unwrap(),
+                g.to.strip_suffix(" for 5m").unwrap(),
+            );
+            assert_eq!(from, to);
+            assert!(from.starts_with("step_up aal2 factor "), "{from}");
+        }
+    }
+}
