@@ -150,8 +150,10 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
             return Err(err(l, c, &format!("events[{i}].application"), m));
         }
         if let Some(e) = ev.expect() {
-            check_expect(e, i).map_err(|(field, m)| {
-                let (l, c, _) = locate(text, field, from);
+            check_expect(e, i).map_err(|(field, m, needle)| {
+                // The offending value itself: a field's name from `from` could be an earlier
+                // event's (`from` may lie in the previous event).
+                let (l, c, _) = locate(text, &needle, from);
                 err(l, c, &format!("events[{i}].expect.{field}"), m)
             })?;
         }
@@ -202,8 +204,9 @@ fn unknown_application(set: &CompiledSet, tenant: &str, application: &str) -> Op
     })
 }
 
-/// What is wrong with the expectations of event `index`, and the field concerned.
-fn check_expect(e: &Expect, index: usize) -> Result<(), (&'static str, String)> {
+/// What is wrong with the expectations of event `index`: the field concerned, the message, and
+/// the text to point at.
+fn check_expect(e: &Expect, index: usize) -> Result<(), (&'static str, String, String)> {
     if let Some(ExpectedChallenge::IssuedBy(n)) = e.challenge
         && n > index
     {
@@ -212,6 +215,7 @@ fn check_expect(e: &Expect, index: usize) -> Result<(), (&'static str, String)> 
             format!(
                 "`issued_by({n})` names a later event; a challenge is issued by an earlier event or by this one ({index})"
             ),
+            format!("issued_by({n})"),
         ));
     }
     for (policy, v) in e.report_only.iter().flatten() {
@@ -222,6 +226,7 @@ fn check_expect(e: &Expect, index: usize) -> Result<(), (&'static str, String)> 
                 format!(
                     "`{policy}: \"{v}\"`: a report-only result is \"not_fired\", \"satisfied\", \"step_up\" (or \"step_up aal2\") or \"deny\" (or \"deny stronger_factor_required\")"
                 ),
+                format!("\"{v}\""),
             ));
         }
     }
@@ -230,6 +235,7 @@ fn check_expect(e: &Expect, index: usize) -> Result<(), (&'static str, String)> 
             return Err((
                 "signals",
                 format!("`{signal}: \"{v}\"`: a signal is \"true\", \"false\" or \"unknown\""),
+                format!("\"{v}\""),
             ));
         }
     }

@@ -568,14 +568,26 @@ fn expectations_that_cannot_hold_are_located() {
     );
     assert_eq!(
         e,
-        "bad.ron:7:78: error in `events[0].expect.challenge`: `issued_by(1)` names a later event; a challenge is issued by an earlier event or by this one (0)"
+        "bad.ron:7:89: error in `events[0].expect.challenge`: `issued_by(1)` names a later event; a challenge is issued by an earlier event or by this one (0)"
     );
     let e = error_of(
         "        Operation(at: \"2026-11-27T09:00:00Z\", name: \"view_profile\", expect: (signals: {\"new_device\": \"maybe\"})),\n",
     );
     assert_eq!(
         e,
-        "bad.ron:7:78: error in `events[0].expect.signals`: `new_device: \"maybe\"`: a signal is \"true\", \"false\" or \"unknown\""
+        "bad.ron:7:102: error in `events[0].expect.signals`: `new_device: \"maybe\"`: a signal is \"true\", \"false\" or \"unknown\""
+    );
+    // The second event's bad value, on its own line: not the first event's field of that name
+    // (a review found the error pointing at the line before).
+    let e = error_of(concat!(
+        "        Operation(at: \"2026-11-27T09:00:00Z\", name: \"view_profile\",\n",
+        "            expect: (signals: {\"new_device\": \"true\"})),\n",
+        "        Operation(at: \"+1m\", name: \"view_profile\",\n",
+        "            expect: (signals: {\"new_device\": \"maybe\"})),\n",
+    ));
+    assert!(
+        e.starts_with("bad.ron:10:46: error in `events[1].expect.signals`"),
+        "{e}"
     );
     let e = error_of(
         "        Operation(at: \"2026-11-27T09:00:00Z\", name: \"view_profile\", expect: (challenge: issued(1))),\n",
