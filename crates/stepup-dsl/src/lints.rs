@@ -82,6 +82,13 @@ pub const LINTS: &[LintDoc] = &[
         why: "a skipped line is an address the blocklist does not block; a typo in a feed silently lets a known-bad range through",
         example: "risk { threat_feed \"feeds/blocklist.netset\" }  # a line reads `300.1.1.1/8`",
     },
+    LintDoc {
+        code: "S010",
+        name: "mistyped-script",
+        what: "a script compares a value with a value of another type (a flag or a string with a number, a number with a string), found by running it on typed probe values",
+        why: "values of two types do not compare: the script is unknown where it compares them, and an unknown condition fires (fail closed), so the policy prompts whatever the request says; rhai alone would have answered `false` and the policy would never fire",
+        example: "policy p \"...\" { when operation == payout and script \"ctx.signals.new_device > 0\" require aal2 }",
+    },
 ];
 
 /// Looks a lint up by code or name.

@@ -149,6 +149,9 @@ pub(super) fn check_expr(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) -> Option<Cond>
                         }),
                     );
                 }
+                if ok {
+                    lint::mistyped_script(cx, t, s, &sc);
+                }
                 ok.then(|| Cond::Script(Arc::new(sc)))
             }
             Err(e) => {
