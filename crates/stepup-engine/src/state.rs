@@ -228,24 +228,13 @@ pub const MAX_LOGINS: usize = 8;
 pub const MAX_EVENTS: usize = 32;
 
 impl SessionState {
-    /// The highest AAL the session proves at `now`: its sign-in factors always count; step-up
-    /// events count while younger than `elevation_secs`.
+    /// The highest AAL the session proves (SPEC §7: "the highest AAL the session proves just
+    /// before the event"): the best any of its authentication events proves. Proving has no
+    /// age (SPEC §2); whether a proof is recent enough is what *satisfying* a requirement asks,
+    /// so a session can prove aal3 and still be stepped up for a policy whose `for` has lapsed.
     #[must_use]
-    pub fn aal(
-        &self,
-        now: Timestamp,
-        elevation_secs: u64,
-        strengths: &StrengthTable,
-    ) -> Option<Aal> {
-        let first = self.events.first()?;
-        let mut best = first.best(strengths);
-        for e in self.events.iter().skip(1) {
-            let age = now.since(e.at);
-            if age >= 0 && (age as u64) < elevation_secs {
-                best = best.max(e.best(strengths));
-            }
-        }
-        best
+    pub fn aal(&self, strengths: &StrengthTable) -> Option<Aal> {
+        self.events.iter().filter_map(|e| e.best(strengths)).max()
     }
     /// Whether a login authenticated at `at` was accepted.
     #[must_use]

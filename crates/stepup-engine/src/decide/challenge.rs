@@ -9,7 +9,7 @@ use stepup_core::{Factor, FactorSet, Validity};
 use stepup_dsl::model::Tenant;
 
 use super::audit;
-use super::merge::{Merge, Merged, binding, elevation_secs, sorted_names};
+use super::merge::{Merge, Merged, binding, sorted_names};
 use crate::decision::{Decision, DecisionKind, audit_names};
 use crate::request::{Event, Request};
 use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, State};
@@ -121,7 +121,7 @@ pub(crate) fn complete(
 ) -> Decision {
     let session = &state.session;
     let mut d = Decision::new(DecisionKind::Failed, Arc::clone(hash));
-    d.session_aal = session.aal(req.now, elevation_secs(tenant), &tenant.strengths);
+    d.session_aal = session.aal(&tenant.strengths);
     let latest = session
         .challenges
         .iter()

@@ -231,14 +231,6 @@ pub(crate) fn satisfied(
     }
 }
 
-/// How long a completed step-up elevates the session (the tenant's default validity).
-pub(crate) fn elevation_secs(t: &Tenant) -> u64 {
-    match t.default_validity {
-        Validity::For(s) => s,
-        Validity::EveryTime => 0,
-    }
-}
-
 /// Policy names, sorted.
 /// The names of the policies `it()` yields, sorted, in one shared slice: one allocation for the
 /// slice (the iterator is walked twice, once to count), shared by a challenge and its record.

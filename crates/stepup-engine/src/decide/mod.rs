@@ -36,7 +36,7 @@ use crate::request::{Event, Request};
 use crate::risk::{Signals, ThreatFeed};
 use crate::state::{AuthEvent, HistoryUpdate, LastSignIn, State};
 use crate::tree::Ids;
-use merge::{Merge, elevation_secs, grant_fits, sorted_names};
+use merge::{Merge, grant_fits, sorted_names};
 use route::Route;
 
 /// What a decision records beyond the decision itself.
@@ -143,7 +143,7 @@ fn evaluate(
     // Step 3: merge.
     let merge = Merge::judge(scope, req, &state.session, fired.enforced.as_slice());
     if explain || !merge.judged.is_empty() {
-        d.session_aal = state.session.aal(req.now, elevation_secs(t), &t.strengths);
+        d.session_aal = state.session.aal(&t.strengths);
         d.risk = Some(facts.signals.breakdown());
     }
     d.fired = sorted_names(merge.judged.iter().map(|j| j.policy));
