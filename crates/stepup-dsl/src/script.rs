@@ -26,7 +26,9 @@ use rhai::{
 
 use crate::model::SignalKind;
 
-/// Operations a script may run per evaluation before it is stopped (and its policy fires).
+/// Operations a script may run per evaluation before it is stopped (and its policy fires). Each
+/// operator counts as a function call (the strict comparisons below turn rhai's fast operators
+/// off): `while i < 1000 { i += 1 }` takes about 8,000.
 pub const MAX_OPERATIONS: u64 = 10_000;
 /// Longest script accepted, in bytes.
 pub const MAX_SCRIPT_BYTES: usize = 4_096;
@@ -129,6 +131,19 @@ fn strict_comparisons(e: &mut Engine) {
         ImmutableString,
         ImmutableString,
         |x: ImmutableString, y: ImmutableString| Some(x.as_str().cmp(y.as_str()))
+    );
+    // A character compares with a string as the one-character string (rhai's rule).
+    compare_as!(
+        e,
+        char,
+        ImmutableString,
+        |x: char, y: ImmutableString| Some(x.to_string().as_str().cmp(y.as_str()))
+    );
+    compare_as!(
+        e,
+        ImmutableString,
+        char,
+        |x: ImmutableString, y: char| Some(x.as_str().cmp(y.to_string().as_str()))
     );
     for op in COMPARISONS {
         e.register_fn(
@@ -422,6 +437,13 @@ fn analyse(ast: &AST) -> Result<Vec<FieldRead>, CompileError> {
         let node = path.last();
         let parent = path.len().checked_sub(2).and_then(|i| path.get(i));
         let result = match node {
+            // `switch` picks its case by the value's hash, not by `==`: a value of another type
+            // than its cases falls to the default silently (the comparisons below never run).
+            Some(ASTNode::Stmt(Stmt::Switch(_, pos))) => Err(CompileError::at(
+                "`switch` is not available in scripts: it matches values of another type silently; compare with `==` or `in` (e.g. `ctx.tier in [\"gold\", \"vip\"]`)".to_string(),
+                *pos,
+                "switch".len(),
+            )),
             Some(ASTNode::Stmt(Stmt::Var(v, _, pos))) if v.0.name.as_str() == CTX => {
                 Err(CompileError::at(
                     "`ctx` cannot be declared again: it holds the request".to_string(),
@@ -817,6 +839,10 @@ mod tests {
         }
         // The same values, compared as what they are, decide as before.
         let typed = [
+            ("ctx.note[0] == \"5\"", &note, true),
+            ("\"5\" == ctx.note[0]", &note, true),
+            ("ctx.note[1] < \"1\"", &note, true),
+            ("'5' in [\"5\"]", &note, true),
             ("ctx.signals.new_device == true", &flag, true),
             ("ctx.signals.new_device != false", &flag, true),
             ("ctx.note == \"5000\"", &note, true),
@@ -835,6 +861,24 @@ mod tests {
             assert_eq!(run(&s, std::slice::from_ref(field)), Ok(want), "{src}");
         }
         Ok(())
+    }
+
+    /// `switch` matches by hash, not `==`: `switch ctx.note { 5000 => ... }` on the string
+    /// "5000" would take the default case silently. Scripts cannot use it.
+    #[test]
+    fn switch_is_not_available() {
+        for src in [
+            "switch ctx.signals.new_device { 1 => true, _ => false }",
+            "switch ctx.note { 5000 => true, _ => false }",
+            "let x = 2; switch x { 2 => true, _ => false }",
+        ] {
+            let e = Script::compile(src).map(|_| ());
+            assert!(
+                e.as_ref()
+                    .is_err_and(|e| e.message.starts_with("`switch` is not available")),
+                "{src}: {e:?}"
+            );
+        }
     }
 
     #[test]

@@ -199,6 +199,23 @@ fn operation_and_resource_inequalities_are_false_on_other_events() {
         },
         factors: [Factor::Password].into_iter().collect(),
     });
+    // Without a catalog any operation is accepted, and `!=` cannot list the others: every
+    // operation but `view` fires it, and (as `not`) so does a sign-in: never a miss.
+    let open = CompiledSet::from_text(
+        "t.policy",
+        r#"tenant acme {
+  policy not_view "Confirm any change to your account." { when operation != view require aal2 }
+}"#,
+    )
+    .unwrap();
+    for (req, fired) in [
+        (operation("delete_account"), vec!["not_view"]),
+        (operation("view"), vec![]),
+        (sign_in.clone(), vec!["not_view"]),
+    ] {
+        let d = open.decide(&req, &State::established(), false);
+        assert_eq!(d.fired, fired, "{:?}", req.event);
+    }
     for (req, fired) in [
         (sign_in, vec![]),
         (operation("view"), vec![]),

@@ -302,26 +302,30 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
             }
             let v = single_name(cx, t, n, lit)?;
             let operation = n.text == "operation";
-            let set = if op == CmpOp::Ne {
-                // An operation or resource predicate is false on a sign-in (SPEC §5), and on the
-                // other kind of event: `operation != view` is "an operation of the catalog other
-                // than `view`" (an event outside the catalog is refused before any policy), not
-                // "not `operation == view`", which is true on every sign-in.
-                let others = |names: &mut dyn Iterator<Item = &String>| -> BTreeSet<String> {
-                    names.filter(|k| **k != v).cloned().collect()
-                };
+            let of = |set| {
                 if operation {
-                    others(&mut t.operations.keys())
+                    Cond::OperationIn(set)
                 } else {
-                    others(&mut t.resources.iter())
+                    Cond::ResourceIn(set)
                 }
-            } else {
-                BTreeSet::from([v])
             };
-            Some(if operation {
-                Cond::OperationIn(set)
+            let catalog: Vec<&String> = if operation {
+                t.operations.keys().collect()
             } else {
-                Cond::ResourceIn(set)
+                t.resources.iter().collect()
+            };
+            Some(match op {
+                CmpOp::Ne if !catalog.is_empty() => {
+                    // An operation or resource predicate is false on a sign-in (SPEC §5), and on
+                    // the other kind of event: `operation != view` is "an operation of the
+                    // catalog other than `view`" (an event outside the catalog is refused before
+                    // any policy), not "not `operation == view`", true on every sign-in.
+                    of(catalog.into_iter().filter(|k| **k != v).cloned().collect())
+                }
+                // Without a catalog any name is accepted, so the others cannot be listed: `not`
+                // (true on sign-ins too: it over-prompts rather than miss an operation).
+                CmpOp::Ne => Cond::Not(Box::new(of(BTreeSet::from([v])))),
+                _ => of(BTreeSet::from([v])),
             })
         }
         "risk" => match lit {
