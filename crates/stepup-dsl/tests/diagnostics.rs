@@ -516,3 +516,24 @@ fn report_only_policies_parse_format_and_are_never_merged_by_the_disjoint_lint()
     let enforced = load_sources(&[Source::text("t.policy", &text.replace("report_only", ""))]);
     assert_ne!(enforced.set.unwrap().hash, set.hash);
 }
+
+/// A tenant-wide setting declared twice is named as written (it has no name of its own).
+#[test]
+fn a_setting_declared_twice_is_named_as_written() {
+    for (text, message) in [
+        (
+            "tenant t {\n admin default off\n admin default require aal2\n}",
+            "`admin default` is declared twice in tenant `t`",
+        ),
+        (
+            "tenant t {\n duration 5m\n duration 10m\n}",
+            "`duration` is declared twice in tenant `t`",
+        ),
+    ] {
+        let d = diags(text);
+        assert!(
+            d.iter().any(|d| d.code == "E017" && d.message == message),
+            "{text}: {d:#?}"
+        );
+    }
+}

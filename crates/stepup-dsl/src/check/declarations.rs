@@ -150,7 +150,12 @@ fn declare(
             cx.err(
                 "E017",
                 span,
-                format!("{kind} `{name}` is declared twice in tenant `{}`", t.name),
+                if name.is_empty() {
+                    // `duration`, `admin default`: one per tenant, with no name of their own.
+                    format!("`{kind}` is declared twice in tenant `{}`", t.name)
+                } else {
+                    format!("{kind} `{name}` is declared twice in tenant `{}`", t.name)
+                },
                 "second declaration",
                 Some("remove one of them".into()),
             );
