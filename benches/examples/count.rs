@@ -1,6 +1,6 @@
 //! Instruction counting: `valgrind --tool=callgrind target/release/examples/count CASE N` decides
 //! CASE (no_candidate, near_miss, match, routine_allow, change_email_step_up,
-//! shared20_allow, shared20_step_up, shared200_allow, shared200_step_up) N times; the
+//! shared20_allow, shared20_step_up, shared200_allow, shared200_step_up, one_script) N times; the
 //! difference of two N gives instructions per decision (BENCHMARKS.md, the decision pipeline).
 //! `compile_10k` compiles the 10,000-policy workload N times (parsed and checked once);
 //! `parse_check_10k` parses and checks it N times, `parse_check_compile_10k` also compiles it.
@@ -40,6 +40,21 @@ fn main() {
         let model = stepup_dsl::load_sources(&src).set.unwrap();
         for _ in 0..n {
             black_box(CompiledSet::compile(black_box(model.clone())).unwrap());
+        }
+        return;
+    }
+    if case == "one_script" {
+        // One scripted predicate (`rhai/one_script` in benches/decision.rs).
+        let base = "operation pay sensitive\nattribute amount: number\n";
+        let set = CompiledSet::from_text("s.policy", &format!("{base}policy p \"Confirm this payment.\" {{ when operation == pay and script \"ctx.amount > 100000\" require aal2 }}\n")).unwrap();
+        let (mut req, state) = Input::near_miss(&predicates(1, 1, 1)[0]).stepup("default", "");
+        req.event = stepup_engine::Event::Operation {
+            name: "pay".into(),
+            attrs: vec![("amount".into(), stepup_engine::Value::Number(50.0))],
+            context: None,
+        };
+        for _ in 0..n {
+            black_box(set.decide(black_box(&req), &state, false));
         }
         return;
     }

@@ -166,6 +166,11 @@ thread_local! {
     static SCOPE: RefCell<Scope<'static>> = RefCell::new(Scope::new());
 }
 
+thread_local! {
+    /// This thread's function-resolution cache (see [`Script::eval_with`]).
+    static CACHES: RefCell<rhai::Caches> = RefCell::new(rhai::Caches::new());
+}
+
 /// The name of the map scripts read.
 pub const CTX: &str = "ctx";
 
@@ -599,7 +604,19 @@ impl Script {
             }
             scope.push_constant_dynamic(variable.as_str(), v);
         }
-        match ENGINE.eval_ast_with_scope::<Dynamic>(scope, &self.ast) {
+        // A fresh runtime state per evaluation (its operation count is the budget's), and this
+        // thread's function-resolution cache, kept across evaluations: which registered function
+        // an operator on two types calls is the same for every script of the one engine (scripts
+        // define no functions), and resolving it anew each time cost more than the script.
+        let mut global = ENGINE.new_global_runtime_state();
+        let run = CACHES.with(|caches| match caches.try_borrow_mut() {
+            #[expect(deprecated, reason = "rhai's one entry point that takes the caches")]
+            Ok(mut caches) => {
+                ENGINE.eval_statements_raw(&mut global, &mut caches, scope, self.ast.statements())
+            }
+            Err(_) => ENGINE.eval_ast_with_scope::<Dynamic>(scope, &self.ast),
+        });
+        match run {
             Ok(v) => v
                 .as_bool()
                 .map_err(|t| NoAnswer::Failed(format!("script returned a {t}, not a boolean"))),
