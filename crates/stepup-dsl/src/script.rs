@@ -168,7 +168,7 @@ thread_local! {
 
 thread_local! {
     /// This thread's function-resolution cache (see [`Script::eval_with`]).
-    static CACHES: RefCell<rhai::Caches> = RefCell::new(rhai::Caches::new());
+    static CACHES: RefCell<rhai::Caches> = const { RefCell::new(rhai::Caches::new()) };
 }
 
 /// The name of the map scripts read.
