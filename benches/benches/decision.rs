@@ -132,15 +132,7 @@ fn source_document(c: &mut Criterion) {
 }
 
 fn rhai(c: &mut Criterion) {
-    let base = "operation pay sensitive\nattribute amount: number\n";
-    let plain = CompiledSet::from_text("p.policy", &format!("{base}policy p \"Confirm this payment.\" {{ when operation == pay and amount > 100000 require aal2 }}\n")).unwrap();
-    let scripted = CompiledSet::from_text("s.policy", &format!("{base}policy p \"Confirm this payment.\" {{ when operation == pay and script \"ctx.amount > 100000\" require aal2 }}\n")).unwrap();
-    let (mut req, state) = Input::near_miss(&predicates(1, 1, 1)[0]).stepup("default", "");
-    req.event = stepup_engine::Event::Operation {
-        name: "pay".into(),
-        attrs: vec![("amount".into(), stepup_engine::Value::Number(50.0))],
-        context: None,
-    };
+    let (plain, scripted, req, state) = stepup_benches::script_workload();
     let mut g = c.benchmark_group("rhai");
     g.bench_function("no_script", |b| {
         b.iter(|| black_box(plain.decide(black_box(&req), &state, false)))

@@ -45,14 +45,7 @@ fn main() {
     }
     if case == "one_script" {
         // One scripted predicate (`rhai/one_script` in benches/decision.rs).
-        let base = "operation pay sensitive\nattribute amount: number\n";
-        let set = CompiledSet::from_text("s.policy", &format!("{base}policy p \"Confirm this payment.\" {{ when operation == pay and script \"ctx.amount > 100000\" require aal2 }}\n")).unwrap();
-        let (mut req, state) = Input::near_miss(&predicates(1, 1, 1)[0]).stepup("default", "");
-        req.event = stepup_engine::Event::Operation {
-            name: "pay".into(),
-            attrs: vec![("amount".into(), stepup_engine::Value::Number(50.0))],
-            context: None,
-        };
+        let (_, set, req, state) = script_workload();
         for _ in 0..n {
             black_box(set.decide(black_box(&req), &state, false));
         }

@@ -420,6 +420,45 @@ pub fn shared_op(n: usize, seed: u64) -> (Vec<SharedOp>, usize, SharedInput, Sha
     (ps, target, step_up, allow)
 }
 
+/// The scripts workload (`rhai` in benches/decision.rs, `one_script` in count.rs): one policy
+/// on `pay` whose amount test is written plainly or as a script, and an operation it does not
+/// fire on. Returns (plain, scripted, request, state).
+///
+/// # Panics
+/// If the workload's rules do not load (they are fixed text).
+#[must_use]
+#[expect(
+    clippy::expect_used,
+    reason = "fixed rules: a set-up failure stops the benchmark"
+)]
+pub fn script_workload() -> (
+    stepup_engine::CompiledSet,
+    stepup_engine::CompiledSet,
+    Request,
+    State,
+) {
+    let base = "operation pay sensitive\nattribute amount: number\n";
+    let set = |name: &str, test: &str| {
+        stepup_engine::CompiledSet::from_text(
+            name,
+            &format!("{base}policy p \"Confirm this payment.\" {{ when operation == pay and {test} require aal2 }}\n"),
+        )
+        .expect("the script workload loads")
+    };
+    let (mut req, state) = Input::near_miss(&predicates(1, 1, 1)[0]).stepup("default", "");
+    req.event = Event::Operation {
+        name: "pay".into(),
+        attrs: vec![("amount".into(), Value::Number(50.0))],
+        context: None,
+    };
+    (
+        set("p.policy", "amount > 100000"),
+        set("s.policy", "script \"ctx.amount > 100000\""),
+        req,
+        state,
+    )
+}
+
 /// The stepup text of a shared-operation workload (tenant `shared`).
 #[must_use]
 pub fn shared_op_text(ps: &[SharedOp]) -> String {
