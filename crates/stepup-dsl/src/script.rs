@@ -35,6 +35,17 @@ pub const MAX_SCRIPT_BYTES: usize = 4_096;
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(sandbox);
 
+/// The budget of a check-time probe (lint S010): a tenth of an evaluation's, as every load and
+/// reload probes every script twice.
+pub const PROBE_OPERATIONS: u64 = MAX_OPERATIONS / 10;
+
+/// The sandbox with a probe's budget.
+static PROBE_ENGINE: LazyLock<Engine> = LazyLock::new(|| {
+    let mut e = sandbox();
+    e.set_max_operations(PROBE_OPERATIONS);
+    e
+});
+
 fn sandbox() -> Engine {
     let mut e = Engine::new_raw();
     e.register_global_module(LogicPackage::new().as_shared_module());
@@ -431,6 +442,15 @@ fn field_of(node: &Expr, ctx_pos: Position) -> Result<(FieldRead, Option<&Expr>)
     ))
 }
 
+/// Why a script cannot use `switch`.
+fn switch_refused(pos: Position) -> CompileError {
+    CompileError::at(
+        "`switch` is not available in scripts: it matches values of another type silently; compare with `==` or `in` (e.g. `ctx.tier in [\"gold\", \"vip\"]`)".to_string(),
+        pos,
+        "switch".len(),
+    )
+}
+
 /// Where a script reads each `ctx` field (first occurrence); an error where it uses `ctx`
 /// otherwise than by reading a field by name. Sound: every occurrence of the variable `ctx`
 /// must be the root of a recognised field access.
@@ -444,11 +464,8 @@ fn analyse(ast: &AST) -> Result<Vec<FieldRead>, CompileError> {
         let result = match node {
             // `switch` picks its case by the value's hash, not by `==`: a value of another type
             // than its cases falls to the default silently (the comparisons below never run).
-            Some(ASTNode::Stmt(Stmt::Switch(_, pos))) => Err(CompileError::at(
-                "`switch` is not available in scripts: it matches values of another type silently; compare with `==` or `in` (e.g. `ctx.tier in [\"gold\", \"vip\"]`)".to_string(),
-                *pos,
-                "switch".len(),
-            )),
+            // (The binding refuses it too, where this walk does not look: a `break` value.)
+            Some(ASTNode::Stmt(Stmt::Switch(_, pos))) => Err(switch_refused(*pos)),
             Some(ASTNode::Stmt(Stmt::Var(v, _, pos))) if v.0.name.as_str() == CTX => {
                 Err(CompileError::at(
                     "`ctx` cannot be declared again: it holds the request".to_string(),
@@ -591,11 +608,29 @@ impl Script {
         result
     }
 
-    fn bind_and_run<E>(
+    /// Runs the script as a check-time probe (lint S010): on an engine like the sandbox but with
+    /// [`PROBE_OPERATIONS`], as rules are checked on every load and reload.
+    ///
+    /// # Errors
+    /// As [`Script::eval_with`].
+    pub fn probe_with<E>(
+        &self,
+        mut value: impl FnMut(&CtxField) -> Result<Dynamic, E>,
+    ) -> Result<bool, NoAnswer<E>> {
+        let mut scope = Scope::new();
+        self.bind_values(&mut scope, &mut value)?;
+        answer(
+            PROBE_ENGINE.eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast),
+            PROBE_OPERATIONS,
+        )
+    }
+
+    /// Pushes the value of each field the script reads.
+    fn bind_values<E>(
         &self,
         scope: &mut Scope<'static>,
         value: &mut impl FnMut(&CtxField) -> Result<Dynamic, E>,
-    ) -> Result<bool, NoAnswer<E>> {
+    ) -> Result<(), NoAnswer<E>> {
         for (field, variable) in self.reads.iter().zip(&self.variables) {
             let v = value(field).map_err(NoAnswer::NotRun)?;
             if v.is_unit() {
@@ -604,6 +639,15 @@ impl Script {
             }
             scope.push_constant_dynamic(variable.as_str(), v);
         }
+        Ok(())
+    }
+
+    fn bind_and_run<E>(
+        &self,
+        scope: &mut Scope<'static>,
+        value: &mut impl FnMut(&CtxField) -> Result<Dynamic, E>,
+    ) -> Result<bool, NoAnswer<E>> {
+        self.bind_values(scope, value)?;
         // A fresh runtime state per evaluation (its operation count is the budget's), and this
         // thread's function-resolution cache, kept across evaluations: which registered function
         // an operator on two types calls is the same for every script of the one engine (scripts
@@ -616,17 +660,25 @@ impl Script {
             }
             Err(_) => ENGINE.eval_ast_with_scope::<Dynamic>(scope, &self.ast),
         });
-        match run {
-            Ok(v) => v
-                .as_bool()
-                .map_err(|t| NoAnswer::Failed(format!("script returned a {t}, not a boolean"))),
-            Err(e) => Err(NoAnswer::Failed(match *e {
-                rhai::EvalAltResult::ErrorTooManyOperations(_) => {
-                    format!("script exceeded its budget of {MAX_OPERATIONS} operations")
-                }
-                other => other.to_string(),
-            })),
-        }
+        answer(run, MAX_OPERATIONS)
+    }
+}
+
+/// A run's answer: its boolean, or why there is none.
+fn answer<E>(
+    run: Result<Dynamic, Box<rhai::EvalAltResult>>,
+    budget: u64,
+) -> Result<bool, NoAnswer<E>> {
+    match run {
+        Ok(v) => v
+            .as_bool()
+            .map_err(|t| NoAnswer::Failed(format!("script returned a {t}, not a boolean"))),
+        Err(e) => Err(NoAnswer::Failed(match *e {
+            rhai::EvalAltResult::ErrorTooManyOperations(_) => {
+                format!("script exceeded its budget of {budget} operations")
+            }
+            other => other.to_string(),
+        })),
     }
 }
 
@@ -888,6 +940,9 @@ mod tests {
             "switch ctx.signals.new_device { 1 => true, _ => false }",
             "switch ctx.note { 5000 => true, _ => false }",
             "let x = 2; switch x { 2 => true, _ => false }",
+            // In a `break` value, where rhai's own walk does not look.
+            "loop { break switch ctx.note { 5000 => true, _ => false }; }",
+            "let n = ctx.note; loop { if true { break switch n { 5000 => true, _ => false } } }",
         ] {
             let e = Script::compile(src).map(|_| ());
             assert!(

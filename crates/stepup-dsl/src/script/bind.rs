@@ -71,14 +71,8 @@ fn stmt(s: &mut Stmt, sites: &mut Vec<FieldRead>) -> Result<(), CompileError> {
         Stmt::If(x, ..) | Stmt::While(x, ..) | Stmt::Do(x, ..) | Stmt::TryCatch(x, ..) => {
             flow(x, sites)
         }
-        Stmt::Switch(x, ..) => {
-            let (on, cases) = &mut **x;
-            expr(on, sites)?;
-            cases.expressions.iter_mut().try_for_each(|case| {
-                expr(&mut case.lhs, sites)?;
-                expr(&mut case.rhs, sites)
-            })
-        }
+        // Refused wherever it is (SPEC §10: it would match a value of another type silently).
+        Stmt::Switch(_, pos) => Err(super::switch_refused(*pos)),
         Stmt::For(x, pos) => {
             let (var, counter, body) = &mut **x;
             declares_ctx(&var.name, *pos)?;

@@ -51,10 +51,12 @@ fn position(message: &str) -> (Option<usize>, Option<usize>) {
 
 /// S010: runs the script on two probes of the types its fields have; a comparison between two
 /// types (which the sandbox makes an error: SPEC §10) means the script is unknown whenever it
-/// gets there, and its policy fires. A warning: a probe may not reach every comparison.
+/// gets there, and its policy fires. A warning: a probe may not reach every comparison. Probes
+/// run with a tenth of the budget ([`crate::script::PROBE_OPERATIONS`]): the rules are checked
+/// on every load and reload, not only by `stepup check`.
 pub(in crate::check) fn mistyped_script(cx: &mut Ctx<'_>, t: &Tenant, s: &ast::Str, sc: &Script) {
     for second in [false, true] {
-        let run = sc.eval_with(|f| probe(t, f, second).ok_or(()));
+        let run = sc.probe_with(|f| probe(t, f, second).ok_or(()));
         let Err(NoAnswer::Failed(m)) = run else {
             continue;
         };
