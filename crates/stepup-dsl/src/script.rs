@@ -729,6 +729,30 @@ mod tests {
         Ok(())
     }
 
+    /// The budget is each evaluation's, with the thread's resolution cache kept across them:
+    /// an endless loop is stopped every time, and a script that fits runs every time, whatever
+    /// ran before it on the thread (a failure, a stopped loop, another script).
+    #[test]
+    fn the_budget_is_every_evaluations_own() -> Result<(), String> {
+        let endless = Script::compile("loop {} true").map_err(|e| e.message)?;
+        let fits = Script::compile("let i = 0; while i < 1000 { i += 1 } i == 1000")
+            .map_err(|e| e.message)?;
+        let fails = Script::compile("ctx.note > 1").map_err(|e| e.message)?;
+        let note = [(attr("note"), Dynamic::from("x"))];
+        let stopped = Err(NoAnswer::Failed(
+            "script exceeded its budget of 10000 operations".to_string(),
+        ));
+        for _ in 0..3 {
+            assert_eq!(run(&endless, &[]), stopped);
+            assert_eq!(run(&fits, &[]), Ok(true));
+            assert!(
+                matches!(run(&fails, &note), Err(NoAnswer::Failed(m)) if m.contains("cannot compare"))
+            );
+            assert_eq!(run(&fits, &[]), Ok(true));
+        }
+        Ok(())
+    }
+
     #[test]
     fn unknown_variables_and_eval_do_not_compile() {
         assert!(Script::compile("amount > 3").is_err());

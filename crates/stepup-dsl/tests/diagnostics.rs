@@ -537,3 +537,14 @@ fn a_setting_declared_twice_is_named_as_written() {
         );
     }
 }
+
+/// S010 probes every script when the rules load (not only in `stepup check`), on a tenth of the
+/// budget: a script that loops past it gives no warning (only a comparison of two types does)
+/// and the rules load clean.
+#[test]
+fn a_script_that_outruns_the_probe_budget_loads_without_a_warning() {
+    let text = "tenant t {\n operation payout sensitive\n attribute amount: number\n policy p \"Confirm this payout.\" { when operation == payout and script \"let i = 0; while i < 100000000 { i += 1 } ctx.amount > 1\" require aal2 }\n}";
+    let loaded = load_sources(&[Source::text("t.policy", text)]);
+    assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
+    assert!(loaded.set.is_some());
+}

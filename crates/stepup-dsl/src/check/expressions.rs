@@ -309,23 +309,29 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
                     Cond::ResourceIn(set)
                 }
             };
-            let catalog: Vec<&String> = if operation {
-                t.operations.keys().collect()
+            if op == CmpOp::Eq {
+                return Some(of(BTreeSet::from([v])));
+            }
+            // `!=`. An operation or resource predicate is false on a sign-in (SPEC §5), and on
+            // the other kind of event: `operation != view` is "an operation of the catalog other
+            // than `view`" (an event outside the catalog is refused before any policy), not
+            // "not `operation == view`", true on every sign-in.
+            let others: BTreeSet<String> = if operation {
+                t.operations.keys().filter(|k| **k != v).cloned().collect()
             } else {
-                t.resources.iter().collect()
+                t.resources.iter().filter(|k| **k != v).cloned().collect()
             };
-            Some(match op {
-                CmpOp::Ne if !catalog.is_empty() => {
-                    // An operation or resource predicate is false on a sign-in (SPEC §5), and on
-                    // the other kind of event: `operation != view` is "an operation of the
-                    // catalog other than `view`" (an event outside the catalog is refused before
-                    // any policy), not "not `operation == view`", true on every sign-in.
-                    of(catalog.into_iter().filter(|k| **k != v).cloned().collect())
-                }
+            let catalog = if operation {
+                t.operations.len()
+            } else {
+                t.resources.len()
+            };
+            Some(if catalog == 0 {
                 // Without a catalog any name is accepted, so the others cannot be listed: `not`
                 // (true on sign-ins too: it over-prompts rather than miss an operation).
-                CmpOp::Ne => Cond::Not(Box::new(of(BTreeSet::from([v])))),
-                _ => of(BTreeSet::from([v])),
+                Cond::Not(Box::new(of(BTreeSet::from([v]))))
+            } else {
+                of(others)
             })
         }
         "risk" => match lit {
