@@ -45,7 +45,7 @@ fn shared_operation(c: &mut Criterion) {
                 .map(|p| p.id.clone())
                 .collect();
             assert_eq!(
-                d.fired, expected,
+                *d.fired, *expected,
                 "stepup fires what the predicates say ({name})"
             );
             assert_eq!(
@@ -57,7 +57,7 @@ fn shared_operation(c: &mut Criterion) {
                 "allow" => assert!(d.allowed() && d.fired.is_empty(), "{d:?}"),
                 _ => {
                     assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
-                    assert_eq!(d.fired, [ps[target].id.clone()]);
+                    assert_eq!(*d.fired, [ps[target].id.clone()]);
                 }
             }
             g.bench_function(BenchmarkId::new("stepup", name), |b| {

@@ -491,7 +491,7 @@ impl SharedInput {
     pub fn stepup(&self) -> (Request, State) {
         let req = Request {
             tenant: "shared".into(),
-            application: String::new(),
+            application: "".into(),
             user: "alice".into(),
             enrolled: [Factor::Password, Factor::Totp]
                 .into_iter()

@@ -150,13 +150,13 @@ pub struct AuditRecord {
     /// When.
     pub at: Timestamp,
     /// Tenant.
-    pub tenant: String,
+    pub tenant: Arc<str>,
     /// Application.
-    pub application: String,
+    pub application: Arc<str>,
     /// User.
-    pub user: String,
+    pub user: Arc<str>,
     /// Session.
-    pub session: String,
+    pub session: Arc<str>,
     /// Event kind (`sign_in`, `operation:change_email`, ...).
     pub event: Arc<str>,
     /// Challenge, if any.
@@ -246,10 +246,11 @@ pub struct Decision {
     pub required: Option<Requirement>,
     /// Factors that would satisfy the session, if enrolled.
     pub eligible: FactorSet,
-    /// Policies that fired, sorted.
-    pub fired: Vec<String>,
+    /// Policies that fired, sorted. (Shared: with the audit record and the challenge when it
+    /// is the list they name, and with the policy when one fired.)
+    pub fired: Arc<[String]>,
     /// Fired policies the session already satisfied, sorted.
-    pub satisfied: Vec<String>,
+    pub satisfied: Arc<[String]>,
     /// Why the decision is `deny`.
     pub deny: Option<DenyReason>,
     /// The message for the user.
@@ -283,8 +284,8 @@ impl Decision {
             kind,
             required: None,
             eligible: FactorSet::EMPTY,
-            fired: Vec::new(),
-            satisfied: Vec::new(),
+            fired: Arc::default(),
+            satisfied: Arc::default(),
             deny: None,
             message: None,
             challenge_id: None,

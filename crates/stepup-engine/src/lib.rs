@@ -16,7 +16,7 @@
 //! let engine = Engine::new(CompiledSet::from_text("acme.policy", rules).expect("valid rules"));
 //! let store = MemoryStore::new();
 //! let mut req = Request {
-//!     tenant: "acme".into(), application: String::new(), user: "alice".into(),
+//!     tenant: "acme".into(), application: "".into(), user: "alice".into(),
 //!     enrolled: [Factor::Password, Factor::Totp].into_iter().collect::<FactorSet>(),
 //!     session: "s1".into(), now: Timestamp(1_800_000_000),
 //!     event: Event::SignIn { context: Default::default(), factors: FactorSet::one(Factor::Password) },

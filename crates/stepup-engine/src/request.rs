@@ -1,5 +1,7 @@
 //! What the engine is asked: who, in which session, did what, from where, and when.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use stepup_core::{Factor, FactorSet, Timestamp};
 
@@ -141,16 +143,17 @@ impl Event {
 /// One question to the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
-    /// Tenant.
-    pub tenant: String,
+    /// Tenant. (The four names are shared: a decision's audit record and challenge hold them
+    /// without copying.)
+    pub tenant: Arc<str>,
     /// Application (`""` for the tenant's own policies).
-    pub application: String,
+    pub application: Arc<str>,
     /// User id.
-    pub user: String,
+    pub user: Arc<str>,
     /// Factors the user has enrolled.
     pub enrolled: FactorSet,
     /// Session id.
-    pub session: String,
+    pub session: Arc<str>,
     /// What happened.
     pub event: Event,
     /// When (the clock is passed in; the engine never reads it).

@@ -257,14 +257,11 @@ impl<'a> Signals<'a> {
 
     /// Every signal with its weight, for explanations and audit records.
     pub fn breakdown(&self) -> RiskSummary {
-        let signals = SignalKind::ALL
-            .into_iter()
-            .map(|k| SignalValue {
-                signal: k.as_str(),
-                value: self.get(k, DEFAULT_COUNTRY_WINDOW_DAYS),
-                weight: self.config.weight(k),
-            })
-            .collect();
+        let signals = SignalKind::ALL.map(|k| SignalValue {
+            signal: k.as_str(),
+            value: self.get(k, DEFAULT_COUNTRY_WINDOW_DAYS),
+            weight: self.config.weight(k),
+        });
         let range = self.score();
         RiskSummary {
             score: range.exact(),
@@ -276,7 +273,7 @@ impl<'a> Signals<'a> {
 }
 
 /// One signal in a risk breakdown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SignalValue {
     /// Name.
     pub signal: &'static str,
@@ -286,8 +283,8 @@ pub struct SignalValue {
     pub weight: u32,
 }
 
-/// The risk score and its breakdown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The risk score and its breakdown (a copy: no allocation, however many records hold it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RiskSummary {
     /// 0..100 when known exactly; `None` when some signal is unknown (see `range`).
     pub score: Option<u32>,
@@ -295,6 +292,6 @@ pub struct RiskSummary {
     pub range: ScoreRange,
     /// The platform-supplied score, if any.
     pub platform: Option<u32>,
-    /// Each signal.
-    pub signals: Vec<SignalValue>,
+    /// Each signal, in the order of [`SignalKind::ALL`].
+    pub signals: [SignalValue; SignalKind::ALL.len()],
 }

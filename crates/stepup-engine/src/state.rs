@@ -135,7 +135,7 @@ pub struct Challenge {
     pub id: Arc<str>,
     /// The application whose request caused it.
     #[serde(default)]
-    pub application: String,
+    pub application: Arc<str>,
     /// Whether it guards the session's sign-in (never cancelled by a later challenge).
     #[serde(default)]
     pub sign_in: bool,
@@ -174,7 +174,7 @@ pub struct Grant {
     pub challenge_id: Arc<str>,
     /// The application it was earned in.
     #[serde(default)]
-    pub application: String,
+    pub application: Arc<str>,
     /// The event it allows once.
     pub event_key: Arc<str>,
     /// The attribute values of the request that earned it.

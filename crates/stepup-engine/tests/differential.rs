@@ -255,7 +255,7 @@ fn state() -> impl Strategy<Value = State> {
                 if let Some((op, p, in_app, amount)) = grant {
                     session.grants.push(Grant {
                         challenge_id: "c".into(),
-                        application: if in_app { "a".into() } else { String::new() },
+                        application: if in_app { "a".into() } else { "".into() },
                         binding: vec![(
                             "amount".into(),
                             amount.map(|a| Value::Number(f64::from(a))),
@@ -471,7 +471,7 @@ proptest! {
             }
             let req = Request {
                 tenant: "t".into(),
-                application: if in_app { "a".into() } else { String::new() },
+                application: if in_app { "a".into() } else { "".into() },
                 user: "u".into(),
                 enrolled,
                 session: "s".into(),
@@ -522,7 +522,7 @@ proptest! {
         for (event, state, enrolled, in_app) in cases {
             let req = Request {
                 tenant: "t".into(),
-                application: if in_app { "a".into() } else { String::new() },
+                application: if in_app { "a".into() } else { "".into() },
                 user: "u".into(),
                 enrolled,
                 session: "s".into(),
@@ -611,7 +611,7 @@ proptest! {
             }
             let req = Request {
                 tenant: "t".into(),
-                application: if in_app { "a".into() } else { String::new() },
+                application: if in_app { "a".into() } else { "".into() },
                 user: "u".into(),
                 enrolled,
                 session: "s".into(),

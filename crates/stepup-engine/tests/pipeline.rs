@@ -34,7 +34,7 @@ const RULES: &str = r#"tenant acme {
 fn payout(amount: f64) -> Request {
     Request {
         tenant: "acme".into(),
-        application: String::new(),
+        application: "".into(),
         user: "alice".into(),
         enrolled: [Factor::Password, Factor::Totp]
             .into_iter()
@@ -214,7 +214,7 @@ fn operation_and_resource_inequalities_are_false_on_other_events() {
         (sign_in.clone(), vec!["not_view"]),
     ] {
         let d = open.decide(&req, &State::established(), false);
-        assert_eq!(d.fired, fired, "{:?}", req.event);
+        assert_eq!(*d.fired, fired, "{:?}", req.event);
     }
     for (req, fired) in [
         (sign_in, vec![]),
@@ -224,7 +224,7 @@ fn operation_and_resource_inequalities_are_false_on_other_events() {
         (access("reports"), vec!["not_payments"]),
     ] {
         let d = set.decide(&req, &State::established(), false);
-        assert_eq!(d.fired, fired, "{:?}", req.event);
+        assert_eq!(*d.fired, fired, "{:?}", req.event);
         assert_eq!(set.decide_reference(&req, &State::established()), d);
     }
 }

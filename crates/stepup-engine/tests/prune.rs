@@ -178,7 +178,7 @@ proptest! {
         for (event, aal2) in cases {
             let req = Request {
                 tenant: "t".into(),
-                application: String::new(),
+                application: "".into(),
                 user: "u".into(),
                 enrolled: [Factor::Password, Factor::Totp, Factor::Webauthn].into_iter().collect(),
                 session: "s".into(),
@@ -197,7 +197,7 @@ proptest! {
 fn pay(attrs: Vec<(String, Value)>) -> Request {
     Request {
         tenant: "t".into(),
-        application: String::new(),
+        application: "".into(),
         user: "u".into(),
         enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
         session: "s".into(),
@@ -233,11 +233,11 @@ fn a_range_index_fires_exactly_the_ranges_that_hold_and_all_when_the_value_is_mi
     let set = compile(&ranges_text());
     let decide = |attrs: Vec<(String, Value)>| set.decide(&pay(attrs), &state(false), false);
     assert_eq!(
-        decide(vec![("amount".into(), Value::Number(1250.0))]).fired,
+        *decide(vec![("amount".into(), Value::Number(1250.0))]).fired,
         ["p12"]
     );
     assert_eq!(
-        decide(vec![("amount".into(), Value::Number(1300.0))]).fired,
+        *decide(vec![("amount".into(), Value::Number(1300.0))]).fired,
         ["p13"]
     );
     assert!(
@@ -285,7 +285,7 @@ fn a_repeated_attribute_is_read_as_its_first_value_by_the_index_too() {
         ("amount".into(), Value::Str("x".into())),
     ]);
     let d = set.decide(&good_first, &state(false), false);
-    assert_eq!(d.fired, ["p12"]);
+    assert_eq!(*d.fired, ["p12"]);
     assert_eq!(d, set.decide_reference(&good_first, &state(false)));
 }
 

@@ -50,12 +50,12 @@ fn request(i: u64) -> (Request, State) {
     let amount = (i * 37) % 6_000;
     let req = Request {
         tenant: "t".into(),
-        application: String::new(),
+        application: "".into(),
         user: "u".into(),
         enrolled: [Factor::Password, Factor::Sms, Factor::Totp]
             .into_iter()
             .collect::<FactorSet>(),
-        session: format!("s{}", i % 8),
+        session: format!("s{}", i % 8).into(),
         event: Event::Operation {
             name: if i.is_multiple_of(5) { "view" } else { "pay" }.into(),
             attrs: vec![("amount".into(), Value::Number(amount as f64))],

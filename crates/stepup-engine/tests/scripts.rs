@@ -57,7 +57,7 @@ const RULES: &str = r#"tenant acme {
 fn op(name: &str, attrs: &[(&str, Value)]) -> Request {
     Request {
         tenant: "acme".into(),
-        application: String::new(),
+        application: "".into(),
         user: "alice".into(),
         enrolled: [Factor::Password, Factor::Totp]
             .into_iter()

@@ -79,8 +79,8 @@ impl Sim {
     fn at(&self, secs: i64, event: Event) -> Decision {
         let req = Request {
             tenant: "acme".into(),
-            application: self.app.clone(),
-            user: self.user.clone(),
+            application: self.app.as_str().into(),
+            user: self.user.as_str().into(),
             enrolled: self.enrolled,
             session: "s1".into(),
             event,
@@ -139,7 +139,7 @@ fn a_sensitive_operation_steps_up_to_aal2_and_then_proceeds() {
     let d = s.op(300, "change_email");
     assert_eq!(d.kind, DecisionKind::StepUp);
     assert_eq!(d.required.map(|r| r.aal), Some(Aal::Aal2));
-    assert_eq!(d.fired, vec!["sensitive_ops"]);
+    assert_eq!(*d.fired, ["sensitive_ops"]);
     assert_eq!(d.eligible.names(), vec!["sms", "totp"]);
     assert_eq!(
         d.message.as_deref(),
@@ -156,7 +156,7 @@ fn a_sensitive_operation_steps_up_to_aal2_and_then_proceeds() {
         (retry.kind, names(&retry)),
         (DecisionKind::Allow, vec![au::SKIPPED])
     );
-    assert_eq!(retry.satisfied, vec!["sensitive_ops"]);
+    assert_eq!(*retry.satisfied, ["sensitive_ops"]);
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn admin_operations_step_up_to_aal2_by_default() {
     s.sign_in(0, paris());
     let d = s.op(10, "export_users");
     assert_eq!(d.kind, DecisionKind::StepUp);
-    assert_eq!(d.fired, vec!["admin_default"]);
+    assert_eq!(*d.fired, ["admin_default"]);
     assert_eq!(d.required.map(|r| r.aal), Some(Aal::Aal2));
 }
 
@@ -192,7 +192,7 @@ fn first_access_to_payments_steps_up_once_and_reopening_within_the_duration_does
     };
     let d = open(60);
     assert_eq!(
-        (d.kind, d.fired.clone()),
+        (d.kind, d.fired.to_vec()),
         (DecisionKind::StepUp, vec!["first_payments".to_string()])
     );
     assert_eq!(s.step_up(70, Factor::Totp).kind, DecisionKind::Completed);
@@ -269,7 +269,7 @@ fn stacked_policies_merge_to_the_most_restrictive() {
             }),
         },
     );
-    assert_eq!(d.fired, vec!["new_device_sign_in", "payouts"]);
+    assert_eq!(*d.fired, ["new_device_sign_in", "payouts"]);
     let r = d.required.unwrap_or_else(|| panic!("no requirement"));
     assert_eq!(
         (r.aal, r.factors.names(), r.validity.max_age_secs()),
@@ -444,7 +444,7 @@ fn every_audit_record_carries_the_policy_set_hash() {
     assert!(
         d.audit
             .iter()
-            .all(|a| *a.policy_set == *hash && a.tenant == "acme" && a.user == "alice")
+            .all(|a| *a.policy_set == *hash && &*a.tenant == "acme" && &*a.user == "alice")
     );
 }
 
@@ -465,7 +465,7 @@ fn a_script_stuck_in_a_loop_is_stopped_and_fails_closed() {
         .unwrap_or_else(|e| panic!("{e}"));
     let req = Request {
         tenant: "default".into(),
-        application: String::new(),
+        application: "".into(),
         user: "u".into(),
         enrolled: factors(&[Factor::Totp]),
         session: "s".into(),

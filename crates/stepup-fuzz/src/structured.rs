@@ -361,7 +361,7 @@ impl StateSpec {
             const AMOUNTS: [u32; 4] = [50, 150, 1500, 2500];
             session.grants.push(Grant {
                 challenge_id: "c".into(),
-                application: if in_app { "a".into() } else { String::new() },
+                application: if in_app { "a".into() } else { "".into() },
                 binding: vec![(
                     "amount".into(),
                     amount
@@ -730,11 +730,7 @@ pub fn differential(data: &[u8]) -> Outcome {
         }
         let req = Request {
             tenant: "t".into(),
-            application: if case.in_app {
-                "a".into()
-            } else {
-                String::new()
-            },
+            application: if case.in_app { "a".into() } else { "".into() },
             user: "u".into(),
             enrolled: FactorSet::from_bits(case.enrolled & 127),
             session: "s".into(),

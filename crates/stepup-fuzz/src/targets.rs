@@ -424,8 +424,8 @@ fn probe(target: &'static str, set: &CompiledSet) -> Outcome {
         for event in events {
             for established in [true, false] {
                 let req = Request {
-                    tenant: tenant.clone(),
-                    application: app.clone(),
+                    tenant: tenant.as_str().into(),
+                    application: app.as_str().into(),
                     user: "u".into(),
                     enrolled: [Factor::Password, Factor::Sms, Factor::Totp]
                         .into_iter()

@@ -92,8 +92,8 @@ pub struct Shared {
     engine: Arc<Engine>,
     store: Arc<dyn Store>,
     verifier: TokenVerifier,
-    tenant: String,
-    application: String,
+    tenant: Arc<str>,
+    application: Arc<str>,
     enrolled: Arc<Enrolled>,
     audit: Arc<dyn AuditSink>,
     clock: Arc<Clock>,
@@ -537,9 +537,9 @@ fn engine_request(
     stepup_engine::Request {
         tenant: s.tenant.clone(),
         application: s.application.clone(),
-        user: user.clone(),
+        user: user.as_str().into(),
         enrolled: (s.enrolled)(user),
-        session: session_key(token).to_string(),
+        session: session_key(token).into(),
         event: Event::Operation {
             name: op.name.clone(),
             attrs,
@@ -557,7 +557,7 @@ thread_local! {
 
 /// Calls `f` with the engine's request for operation `op` of the token's session, without
 /// attributes, as [`engine_request`] makes it, but in the request this thread decided last:
-/// copying the names into strings that already have room allocates nothing. Every field is
+/// the names are shared, and a name that has not changed is kept. Every field is
 /// overwritten (the pattern below names them all, so a new field cannot be left stale).
 /// Deciding never awaits, so no other request can use the scratch meanwhile; after a panic
 /// it is simply made again.
@@ -583,10 +583,15 @@ fn with_engine_request<T>(
     let sub = &token.claims.sub;
     tenant.clone_from(&s.tenant);
     application.clone_from(&s.application);
-    user.clone_from(sub);
+    // The request's names are shared; the scratch keeps them while they stay the same.
+    if **user != **sub {
+        *user = sub.as_str().into();
+    }
     *enrolled = (s.enrolled)(sub);
-    session.clear();
-    session.push_str(session_key(token));
+    let key = session_key(token);
+    if **session != *key {
+        *session = key.into();
+    }
     *at = now;
     match event {
         Event::Operation {
@@ -860,7 +865,7 @@ mod tests {
         check(&view, &blank, 4);
         assert_eq!(
             engine_request(s, &view, &blank, Vec::new(), Timestamp(4)).session,
-            "carol"
+            "carol".into()
         );
         // A scratch left holding another kind of event is given an operation again.
         let mut other = engine_request(s, &pay, &alice, Vec::new(), Timestamp(5));

@@ -287,7 +287,7 @@ pub(crate) fn decide(
     let strengths = set
         .model
         .tenants
-        .get(&op.tenant)
+        .get(&*op.tenant)
         .map(|t| t.strengths)
         .unwrap_or_default();
     let proof = Proof::new(claims, mapping, &strengths);

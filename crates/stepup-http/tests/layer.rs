@@ -267,7 +267,7 @@ fn call(
 
 fn signal(audit: &MemorySink, session: &str, name: &str) -> Option<String> {
     let records = audit.records();
-    let r = records.iter().rev().find(|r| r.session == session)?;
+    let r = records.iter().rev().find(|r| *r.session == *session)?;
     let risk = r.risk.as_ref()?;
     let v = risk.signals.iter().find(|s| s.signal == name)?;
     Some(serde_json::to_value(v.value).unwrap().as_str()?.to_string())
@@ -318,7 +318,7 @@ fn paris_then_new_york_five_minutes_later_is_impossible_travel() {
         .audit
         .records()
         .iter()
-        .filter(|r| r.session == "ny")
+        .filter(|r| &*r.session == "ny")
         .map(|r| r.name)
         .collect();
     assert_eq!(

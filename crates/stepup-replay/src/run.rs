@@ -656,11 +656,11 @@ pub fn replay_in(
         }
         let at = l.times.get(i).copied().unwrap_or_default();
         let req = Request {
-            tenant: s.tenant.clone(),
-            application: ev.application().unwrap_or(&s.application).to_string(),
-            user: user_id.clone(),
+            tenant: s.tenant.as_str().into(),
+            application: ev.application().unwrap_or(&s.application).into(),
+            user: user_id.as_str().into(),
             enrolled,
-            session,
+            session: session.into(),
             event,
             now: at,
         };
@@ -687,7 +687,7 @@ pub fn replay_in(
             line: l.lines.get(i).copied().unwrap_or(0),
             at,
             user: user_id,
-            application: req.application,
+            application: req.application.to_string(),
             event: req.event.key(),
             decision: d,
             expect,

@@ -311,8 +311,8 @@ fn an_operation_or_access_with_its_own_context_reaches_the_engine() {
             (Some(85), Some(85))
         ]
     );
-    assert_eq!(r.events[3].decision.fired, vec!["new_device_sign_in"]);
-    assert_eq!(r.events[4].decision.fired, vec!["risky_sign_in"]);
+    assert_eq!(*r.events[3].decision.fired, ["new_device_sign_in"]);
+    assert_eq!(*r.events[4].decision.fired, ["risky_sign_in"]);
     assert_eq!(
         r.events[4].decision.required.map(|q| q.aal),
         Some(Aal::Aal3)
@@ -340,8 +340,14 @@ fn each_event_may_name_its_application() {
             Some("Confirm your identity before changing your account details."),
         ]
     );
-    assert_eq!(r.events[1].decision.audit[0].application, "finance");
-    assert_eq!(r.events[2].decision.audit[0].application, "dashboard");
+    assert_eq!(
+        r.events[1].decision.audit[0].application.as_ref(),
+        "finance"
+    );
+    assert_eq!(
+        r.events[2].decision.audit[0].application.as_ref(),
+        "dashboard"
+    );
     let v: Vec<serde_json::Value> = r.events.iter().map(|e| output::event_json(&r, e)).collect();
     assert_eq!(
         v.iter()

@@ -132,7 +132,7 @@ fn race_rules(tenant: &str) -> String {
 fn race_req(tenant: &str, user: &str, session: &str, now: i64, event: Event) -> Request {
     Request {
         tenant: tenant.into(),
-        application: String::new(),
+        application: "".into(),
         user: user.into(),
         enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
         session: session.into(),

@@ -213,7 +213,7 @@ fn engine() -> Engine {
 fn req(session: &str, event: Event, now: i64) -> Request {
     Request {
         tenant: "acme".into(),
-        application: String::new(),
+        application: "".into(),
         user: "alice".into(),
         enrolled: [Factor::Password, Factor::Totp]
             .into_iter()

@@ -109,7 +109,7 @@ const RULES: &str = "tenant acme {\n  operation change_email sensitive\n  policy
 fn sign_in(session: &str, device: &str, now: i64) -> Request {
     Request {
         tenant: "acme".into(),
-        application: String::new(),
+        application: "".into(),
         user: "alice".into(),
         enrolled: [Factor::Password, Factor::Totp]
             .into_iter()

@@ -27,7 +27,7 @@ pub(crate) fn issue(
     event_key: Arc<str>,
 ) {
     let aal = m.requirement.aal;
-    let policies = merge.unsatisfied_names();
+    let policies = merge.unsatisfied_names(&d.fired);
     let message = merge.message(aal);
     let mut s = state.session.clone();
     s.seq += 1;
@@ -134,7 +134,7 @@ pub(crate) fn complete(
     d.challenge_id = Some(c.id.clone());
     d.required = Some(c.requirement);
     d.eligible = c.eligible;
-    d.fired = c.policies.to_vec();
+    d.fired = Arc::clone(&c.policies);
     let failure = if req.now >= c.expires_at {
         Some("The challenge expired; try the action again.")
     } else if !success {

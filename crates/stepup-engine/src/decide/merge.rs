@@ -64,16 +64,40 @@ impl<'s> Merge<'s> {
         Merge { judged, scope }
     }
 
-    /// The names of the unsatisfied policies, sorted, shared: a policy's own one-name list
-    /// when it is the only one (no allocation), else a new list.
-    pub(crate) fn unsatisfied_names(&self) -> Arc<[String]> {
-        let mut unsatisfied = self.judged.iter().filter(|j| !j.satisfied);
-        if let (Some(j), None) = (unsatisfied.next(), unsatisfied.next())
-            && let Some(text) = self.scope.texts.get(j.index)
-        {
-            return Arc::clone(&text.alone);
+    /// The names of the fired policies, sorted, shared.
+    pub(crate) fn fired_names(&self) -> Arc<[String]> {
+        self.names(|| self.judged.iter())
+    }
+
+    /// The names of the fired policies the session satisfied, sorted, shared.
+    pub(crate) fn satisfied_names(&self) -> Arc<[String]> {
+        self.names(|| self.satisfied())
+    }
+
+    /// The names of the unsatisfied policies, sorted, shared: `fired` (the list of
+    /// [`Merge::fired_names`]) itself when no policy is satisfied.
+    pub(crate) fn unsatisfied_names(&self, fired: &Arc<[String]>) -> Arc<[String]> {
+        if self.satisfied().next().is_none() {
+            return Arc::clone(fired);
         }
-        shared_sorted_names(|| self.unsatisfied())
+        self.names(|| self.judged.iter().filter(|j| !j.satisfied))
+    }
+
+    /// The names of the judged policies `it()` yields, sorted, shared: none is the empty list
+    /// and one is the policy's own one-name list (no allocation), more a new list.
+    fn names<'j, I: Iterator<Item = &'j Judged<'s>>>(&self, it: impl Fn() -> I) -> Arc<[String]>
+    where
+        's: 'j,
+    {
+        let mut judged = it();
+        match (judged.next(), judged.next()) {
+            (None, _) => Arc::default(),
+            (Some(j), None) => self.scope.texts.get(j.index).map_or_else(
+                || Arc::from([j.policy.name.clone()]),
+                |t| Arc::clone(&t.alone),
+            ),
+            _ => shared_sorted_names(|| it().map(|j| j.policy)),
+        }
     }
 
     /// The message of a step-up to `aal`: that of the first unsatisfied policy requiring it.

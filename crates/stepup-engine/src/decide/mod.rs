@@ -36,7 +36,7 @@ use crate::request::{Event, Request};
 use crate::risk::{Signals, ThreatFeed};
 use crate::state::{AuthEvent, HistoryUpdate, LastSignIn, State};
 use crate::tree::Ids;
-use merge::{Merge, grant_fits, sorted_names};
+use merge::{Merge, grant_fits};
 use route::Route;
 
 /// What a decision records beyond the decision itself.
@@ -146,8 +146,8 @@ fn evaluate(
         d.session_aal = state.session.aal(&t.strengths);
         d.risk = Some(facts.signals.breakdown());
     }
-    d.fired = sorted_names(merge.judged.iter().map(|j| j.policy));
-    d.satisfied = sorted_names(merge.satisfied().map(|j| j.policy));
+    d.fired = merge.fired_names();
+    d.satisfied = merge.satisfied_names();
     // The event's key, shared with the compiled scope when it knows the event.
     let key = || scope.event_key(&req.event, ids);
     if merge.unsatisfied().next().is_none() {
@@ -158,7 +158,7 @@ fn evaluate(
         d.eligible = m.eligible;
         if m.conflict || m.eligible.is_empty() {
             // Step 5 for a refusal: nobody (conflict) or not this user can step up.
-            let policies = merge.unsatisfied_names();
+            let policies = merge.unsatisfied_names(&d.fired);
             let aal = m.requirement.aal;
             d.kind = DecisionKind::Deny;
             d.deny = Some(if m.conflict {
@@ -243,7 +243,7 @@ fn allow(
             audit_names::SKIPPED,
             req,
             event_key(),
-            d.fired.as_slice().into(),
+            Arc::clone(&d.fired),
             Some(aal),
         );
     }
