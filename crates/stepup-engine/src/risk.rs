@@ -258,7 +258,7 @@ impl<'a> Signals<'a> {
     /// Every signal with its weight, for explanations and audit records.
     pub fn breakdown(&self) -> RiskSummary {
         let signals = SignalKind::ALL.map(|k| SignalValue {
-            signal: k.as_str(),
+            signal: k,
             value: self.get(k, DEFAULT_COUNTRY_WINDOW_DAYS),
             weight: self.config.weight(k),
         });
@@ -275,8 +275,8 @@ impl<'a> Signals<'a> {
 /// One signal in a risk breakdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SignalValue {
-    /// Name.
-    pub signal: &'static str,
+    /// Which (serialized as its name).
+    pub signal: SignalKind,
     /// Value.
     pub value: Tri,
     /// Weight in the score.

@@ -10,6 +10,7 @@
 )]
 
 use std::alloc::System;
+use std::sync::Mutex;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use stepup_core::{Factor, Timestamp};
@@ -18,8 +19,14 @@ use stepup_engine::{CompiledSet, DecisionKind, Event, Request, State, Value};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// The counter is the process's: the tests of this file count one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn an_allowed_operation_allocates_nothing() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let set =
         CompiledSet::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules").into()]).unwrap();
     let state = State::established();
@@ -59,5 +66,44 @@ fn an_allowed_operation_allocates_nothing() {
         change.allocations + change.reallocations,
         0,
         "allocations on the allow path"
+    );
+}
+
+/// A step-up allocates at most four times (issue 16): its challenge's id, the session's list of
+/// challenges, the audit list, and the list of the policies judged. The request's names, the
+/// policy names and the risk breakdown are shared or copied, not allocated.
+#[test]
+fn a_step_up_allocates_at_most_four_times() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let set =
+        CompiledSet::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules").into()]).unwrap();
+    let state = State::established();
+    let req = Request {
+        tenant: "acme".into(),
+        application: "dashboard".into(),
+        user: "alice".into(),
+        enrolled: [Factor::Totp].into_iter().collect(),
+        session: "s".into(),
+        event: Event::Operation {
+            name: "change_email".into(),
+            attrs: vec![],
+            context: None,
+        },
+        now: Timestamp(1_800_000_000),
+    };
+    let warm = set.decide(&req, &state, false);
+    assert_eq!(warm.kind, DecisionKind::StepUp, "warm-up: {warm:?}");
+    let region = Region::new(GLOBAL);
+    let d = set.decide(&req, &state, false);
+    let change = region.change();
+    assert_eq!(d.kind, DecisionKind::StepUp);
+    assert_eq!(d.audit.len(), 1, "{d:?}");
+    assert!(d.challenge_id.is_some() && d.effects.session.is_some());
+    drop(d);
+    assert!(
+        change.allocations + change.reallocations <= 4,
+        "allocations on the step-up path: {change:?}"
     );
 }

@@ -269,7 +269,7 @@ fn signal(audit: &MemorySink, session: &str, name: &str) -> Option<String> {
     let records = audit.records();
     let r = records.iter().rev().find(|r| *r.session == *session)?;
     let risk = r.risk.as_ref()?;
-    let v = risk.signals.iter().find(|s| s.signal == name)?;
+    let v = risk.signals.iter().find(|s| s.signal.as_str() == name)?;
     Some(serde_json::to_value(v.value).unwrap().as_str()?.to_string())
 }
 

@@ -308,7 +308,7 @@ pub fn explain_text(e: &EventResult, color: bool) -> String {
             .map(|s| {
                 format!(
                     "{} {}×{}",
-                    s.signal,
+                    s.signal.as_str(),
                     serde_json::to_value(s.value)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_string))

@@ -482,7 +482,7 @@ fn compare(e: &Expect, d: &Decision, issued: &BTreeMap<String, usize>) -> Vec<Mi
         let actual = |name: &str| {
             d.risk
                 .as_ref()
-                .and_then(|r| r.signals.iter().find(|s| s.signal == name))
+                .and_then(|r| r.signals.iter().find(|s| s.signal.as_str() == name))
                 .map_or_else(|| "absent".to_string(), |s| word(&s.value))
         };
         let show = |pairs: Vec<String>| format!("{{{}}}", pairs.join(", "));

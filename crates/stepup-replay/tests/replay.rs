@@ -195,7 +195,7 @@ fn signals(e: &EventResult) -> BTreeMap<&'static str, Tri> {
         .unwrap_or_else(|| panic!("event {} has no risk breakdown", e.index))
         .signals
         .iter()
-        .map(|s| (s.signal, s.value))
+        .map(|s| (s.signal.as_str(), s.value))
         .collect()
 }
 

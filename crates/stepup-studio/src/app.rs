@@ -752,7 +752,7 @@ fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult) {
         for s in &r.signals {
             ui.label(format!(
                 "  {}: {} (weight {})",
-                s.signal,
+                s.signal.as_str(),
                 serde_json::to_value(s.value)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))

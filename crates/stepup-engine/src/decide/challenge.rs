@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
+use siphasher::sip::SipHasher24;
+use std::hash::Hasher;
 use stepup_core::{Factor, FactorSet, Validity};
 use stepup_dsl::model::Tenant;
 
@@ -84,19 +85,24 @@ pub(crate) fn issue(
     );
 }
 
+/// The challenge's id: `ch_` and 16 hex digits of a SipHash-2-4 of what issued it (the set,
+/// the request's names, the session's sequence number, the time). The session's sequence number
+/// makes it unique in its session; across sessions, 64 bits make a repeat improbable (a birthday
+/// bound of one in 2^32 challenges). It names a challenge in records and grants, it proves
+/// nothing: completing a challenge never takes an id from the client. Each name is written with
+/// its length, so no two lists of names hash the same text.
 fn challenge_id(hash: &str, req: &Request, seq: u64) -> Arc<str> {
-    let mut h = Sha256::new();
+    let mut h = SipHasher24::new_with_keys(CHALLENGE_ID_KEYS.0, CHALLENGE_ID_KEYS.1);
     for part in [hash, &req.tenant, &req.application, &req.user, &req.session] {
-        h.update(part.as_bytes());
-        h.update([0]);
+        h.write_u64(part.len() as u64);
+        h.write(part.as_bytes());
     }
-    h.update(seq.to_le_bytes());
-    h.update(req.now.0.to_le_bytes());
-    let digest = h.finalize();
+    h.write_u64(seq);
+    h.write_i64(req.now.0);
+    let digest = h.finish().to_be_bytes();
     // `ch_` and 16 hex digits, written on the stack: the Arc is the one allocation.
     let hex = digest
         .iter()
-        .take(8)
         .flat_map(|b| [b >> 4, b & 0xf])
         .map(|n| if n < 10 { b'0' + n } else { b'a' + n - 10 });
     let mut buf = [0u8; 19];
@@ -107,6 +113,10 @@ fn challenge_id(hash: &str, req: &Request, seq: u64) -> Arc<str> {
     // every byte's place, is never reached).
     std::str::from_utf8(&buf).map_or_else(|_| Arc::from(&*String::from_utf8_lossy(&buf)), Arc::from)
 }
+
+/// The challenge id's hash keys: fixed, so that a replay gives the same ids on every machine
+/// (the ids are names, not secrets).
+const CHALLENGE_ID_KEYS: (u64, u64) = (0x7374_6570_7570_6368, 0x616c_6c65_6e67_6573);
 
 /// Completes the latest open challenge with `factor` (SPEC §4 rule 7): once, with an eligible
 /// enrolled factor, before it expires.
