@@ -1,14 +1,134 @@
 //! What the engine answers: the decision, its audit records, its effects on state, and (on
 //! request) the explanation.
 
+use std::fmt;
+use std::ops::Deref;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use stepup_core::{Aal, Factor, FactorSet, Requirement, Timestamp};
 
 use crate::risk::RiskSummary;
 use crate::state::{HistoryUpdate, SessionState};
 use crate::tri::Tri;
+
+/// Policy names, sorted, shared: a decision, its audit record and its challenge hold one list
+/// (a policy's own one-name list when it is the only one). Read it as a slice of names. No
+/// names is no list at all: an allow shares and counts nothing.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Names(Option<Arc<[String]>>);
+
+impl Names {
+    /// No names.
+    pub const EMPTY: Names = Names(None);
+
+    /// The shared list, if there are names.
+    #[must_use]
+    pub fn shared(&self) -> Option<&Arc<[String]>> {
+        self.0.as_ref()
+    }
+}
+
+impl Deref for Names {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl From<Arc<[String]>> for Names {
+    fn from(names: Arc<[String]>) -> Self {
+        Names((!names.is_empty()).then_some(names))
+    }
+}
+
+impl From<Vec<String>> for Names {
+    fn from(names: Vec<String>) -> Self {
+        Names((!names.is_empty()).then(|| names.into()))
+    }
+}
+
+impl fmt::Debug for Names {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Names {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<String>::deserialize(deserializer).map(Names::from)
+    }
+}
+
+/// The hash of the policy set that decided, held in place: a decision and its records copy it,
+/// so deciding shares nothing between threads. It is the set's hash text (32 hex digits; a
+/// longer text is cut to its first 32 bytes, at a character's edge).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SetHash {
+    len: u8,
+    bytes: [u8; SetHash::MAX],
+}
+
+impl SetHash {
+    /// The longest hash held, in bytes.
+    pub const MAX: usize = 32;
+
+    /// The hash as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        let held = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
+        std::str::from_utf8(held).unwrap_or_default()
+    }
+}
+
+impl From<&str> for SetHash {
+    fn from(text: &str) -> Self {
+        let mut end = text.len().min(SetHash::MAX);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0; SetHash::MAX];
+        let src = text.as_bytes().get(..end).unwrap_or_default();
+        if let Some(dst) = bytes.get_mut(..end) {
+            dst.copy_from_slice(src);
+        }
+        SetHash {
+            len: u8::try_from(end).unwrap_or(0),
+            bytes,
+        }
+    }
+}
+
+impl Deref for SetHash {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for SetHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for SetHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for SetHash {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
 
 /// The kind of decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -162,7 +282,7 @@ pub struct AuditRecord {
     /// Challenge, if any.
     pub challenge_id: Option<Arc<str>>,
     /// Policies concerned, sorted.
-    pub policies: Arc<[String]>,
+    pub policies: Names,
     /// Required AAL.
     pub required_aal: Option<Aal>,
     /// Factor used (completion and failure).
@@ -174,7 +294,7 @@ pub struct AuditRecord {
     /// Why the engine failed closed, if it did.
     pub errors: Vec<String>,
     /// Hash of the policy set that decided.
-    pub policy_set: Arc<str>,
+    pub policy_set: SetHash,
     /// On `auth.step_up_report_only` records: what the report-only policy would have done
     /// (`step_up` or `deny`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -248,9 +368,9 @@ pub struct Decision {
     pub eligible: FactorSet,
     /// Policies that fired, sorted. (Shared: with the audit record and the challenge when it
     /// is the list they name, and with the policy when one fired.)
-    pub fired: Arc<[String]>,
+    pub fired: Names,
     /// Fired policies the session already satisfied, sorted.
-    pub satisfied: Arc<[String]>,
+    pub satisfied: Names,
     /// Why the decision is `deny`.
     pub deny: Option<DenyReason>,
     /// The message for the user.
@@ -270,7 +390,7 @@ pub struct Decision {
     /// The explanation, when asked for.
     pub trace: Option<Trace>,
     /// Hash of the policy set that decided.
-    pub policy_set: Arc<str>,
+    pub policy_set: SetHash,
     /// What each report-only policy in force would have done, sorted by name (empty when the
     /// scope has none). Never read by the decision itself.
     pub report_only: Vec<ReportOnly>,
@@ -279,13 +399,13 @@ pub struct Decision {
 impl Decision {
     /// A decision with nothing in it.
     #[must_use]
-    pub fn new(kind: DecisionKind, policy_set: Arc<str>) -> Self {
+    pub fn new(kind: DecisionKind, policy_set: SetHash) -> Self {
         Decision {
             kind,
             required: None,
             eligible: FactorSet::EMPTY,
-            fired: Arc::default(),
-            satisfied: Arc::default(),
+            fired: Names::EMPTY,
+            satisfied: Names::EMPTY,
             deny: None,
             message: None,
             challenge_id: None,
@@ -332,5 +452,45 @@ pub fn factors_label(set: FactorSet) -> String {
             let last = v.pop().unwrap_or("");
             format!("{} or {last}", v.join(", "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Names, SetHash};
+
+    /// A set's hash is held whole up to 32 bytes, cut at a character's edge beyond, and reads,
+    /// prints and serializes as its text.
+    #[test]
+    fn a_set_hash_is_its_text() {
+        let hex = "0123456789abcdef0123456789abcdef";
+        for text in ["", "h", hex] {
+            let h = SetHash::from(text);
+            assert_eq!((h.as_str(), h.to_string()), (text, text.to_string()));
+            assert_eq!(
+                serde_json::to_string(&h).ok(),
+                serde_json::to_string(text).ok()
+            );
+        }
+        assert_eq!(&*SetHash::from(format!("{hex}ff").as_str()), hex);
+        // 31 ASCII bytes and a two-byte character: the character does not fit.
+        let cut = format!("{}é", &hex[..31]);
+        assert_eq!(&*SetHash::from(cut.as_str()), &hex[..31]);
+        assert_ne!(SetHash::from("a"), SetHash::from("b"));
+    }
+
+    /// No names is no list; names read, compare and serialize as the list they are.
+    #[test]
+    fn names_are_their_list() {
+        assert!(Names::from(Vec::new()).shared().is_none());
+        assert_eq!(Names::from(Vec::new()), Names::EMPTY);
+        let two = Names::from(vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(*two, ["a", "b"]);
+        assert_eq!(format!("{two:?}"), r#"["a", "b"]"#);
+        let json = serde_json::to_string(&two).ok();
+        assert_eq!(json.as_deref(), Some(r#"["a","b"]"#));
+        let back: Option<Names> = json.and_then(|j| serde_json::from_str(&j).ok());
+        assert_eq!(back, Some(two));
+        assert_eq!(serde_json::from_str::<Names>("[]").ok(), Some(Names::EMPTY));
     }
 }

@@ -10,7 +10,7 @@ use stepup_dsl::PolicySet;
 
 use crate::compile::{CompiledScope, compile_tenant};
 use crate::decide::{Record, Walk, refuse_for_store};
-use crate::decision::{Decision, DecisionKind, audit_names};
+use crate::decision::{Decision, DecisionKind, SetHash, audit_names};
 use crate::names::NameMap;
 use crate::request::Request;
 use crate::risk::{FeedWarning, ThreatFeed};
@@ -58,7 +58,7 @@ pub struct CompiledSet {
     /// The checked model.
     pub model: Arc<PolicySet>,
     tenants: NameMap<TenantScopes>,
-    hash: Arc<str>,
+    hash: SetHash,
     /// Malformed threat-feed lines (skipped), as the checker found them.
     pub feed_warnings: Vec<FeedWarning>,
     history_window_secs: u64,
@@ -109,7 +109,7 @@ impl CompiledSet {
                 },
             );
         }
-        let hash: Arc<str> = Arc::from(model.hash.as_str());
+        let hash = SetHash::from(model.hash.as_str());
         let history_window_secs = history_window_secs(&model);
         Ok(CompiledSet {
             model: Arc::new(model),
@@ -161,8 +161,8 @@ impl CompiledSet {
 
     /// The policy set's hash.
     #[must_use]
-    pub fn hash(&self) -> &Arc<str> {
-        &self.hash
+    pub fn hash(&self) -> SetHash {
+        self.hash
     }
 
     pub(crate) fn scope(

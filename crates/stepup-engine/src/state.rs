@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use stepup_core::{Aal, FactorSet, Requirement, StrengthTable, Timestamp};
 
+use crate::decision::Names;
 use crate::request::{Location, Value};
 
 /// The last successful sign-in.
@@ -147,7 +148,7 @@ pub struct Challenge {
     /// Factors that can complete it.
     pub eligible: FactorSet,
     /// The policies that caused it, sorted.
-    pub policies: Arc<[String]>,
+    pub policies: Names,
     /// Those of them that are `every time`.
     pub every_time: Vec<String>,
     /// The message shown to the user.

@@ -240,7 +240,7 @@ fn anything_but_allow_or_completed_is_refused_over_http() {
         (403, Some("access_denied"))
     );
     // A step-up that lost its requirement must not pass, nor prompt for nothing.
-    let mut broken = stepup_engine::Decision::new(DecisionKind::StepUp, std::sync::Arc::from("h"));
+    let mut broken = stepup_engine::Decision::new(DecisionKind::StepUp, "h".into());
     broken.required = None;
     assert_eq!(http_answer(&broken).map(|a| a.status), Some(403));
 }

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use stepup_core::Aal;
 
-use crate::decision::{AuditRecord, Decision, DecisionKind, DenyReason, audit_names};
+use crate::decision::{
+    AuditRecord, Decision, DecisionKind, DenyReason, Names, SetHash, audit_names,
+};
 use crate::request::Request;
 
 /// A record named `name` for `req`, decided by the set `hash`, with nothing else in it.
-pub(crate) fn record(name: &'static str, req: &Request, hash: &Arc<str>) -> AuditRecord {
+pub(crate) fn record(name: &'static str, req: &Request, hash: SetHash) -> AuditRecord {
     record_keyed(name, req, hash, req.event.shared_key())
 }
 
@@ -17,7 +19,7 @@ pub(crate) fn record(name: &'static str, req: &Request, hash: &Arc<str>) -> Audi
 pub(crate) fn record_keyed(
     name: &'static str,
     req: &Request,
-    hash: &Arc<str>,
+    hash: SetHash,
     event: Arc<str>,
 ) -> AuditRecord {
     AuditRecord {
@@ -29,13 +31,13 @@ pub(crate) fn record_keyed(
         session: req.session.clone(),
         event,
         challenge_id: None,
-        policies: Arc::default(),
+        policies: Names::EMPTY,
         required_aal: None,
         factor: None,
         risk: None,
         message: None,
         errors: Vec::new(),
-        policy_set: Arc::clone(hash),
+        policy_set: hash,
         would_be: None,
     }
 }
@@ -46,7 +48,7 @@ pub(crate) fn push(
     d: &mut Decision,
     name: &'static str,
     req: &Request,
-    policies: Arc<[String]>,
+    policies: Names,
     required_aal: Option<Aal>,
 ) {
     push_keyed(d, name, req, req.event.shared_key(), policies, required_aal);
@@ -58,10 +60,10 @@ pub(crate) fn push_keyed(
     name: &'static str,
     req: &Request,
     event: Arc<str>,
-    policies: Arc<[String]>,
+    policies: Names,
     required_aal: Option<Aal>,
 ) {
-    let mut r = record_keyed(name, req, &d.policy_set, event);
+    let mut r = record_keyed(name, req, d.policy_set, event);
     r.policies = policies;
     r.required_aal = required_aal;
     r.risk.clone_from(&d.risk);
@@ -76,7 +78,7 @@ pub(crate) fn push_keyed(
 
 /// A deny for a request the engine cannot evaluate (unknown tenant, application or operation).
 #[must_use]
-pub fn refuse(req: &Request, hash: &Arc<str>, error: String) -> Decision {
+pub fn refuse(req: &Request, hash: SetHash, error: String) -> Decision {
     refuse_for(
         req,
         hash,
@@ -88,7 +90,7 @@ pub fn refuse(req: &Request, hash: &Arc<str>, error: String) -> Decision {
 
 /// A deny for an event of a session whose sign-in was never allowed (SPEC §10).
 #[must_use]
-pub fn refuse_unestablished(req: &Request, hash: &Arc<str>) -> Decision {
+pub fn refuse_unestablished(req: &Request, hash: SetHash) -> Decision {
     refuse_for(
         req,
         hash,
@@ -101,7 +103,7 @@ pub fn refuse_unestablished(req: &Request, hash: &Arc<str>) -> Decision {
 /// A deny for a decision whose state cannot be loaded or whose effects cannot be committed
 /// (the history store is unavailable, SPEC §10).
 #[must_use]
-pub fn refuse_for_store(req: &Request, hash: &Arc<str>, error: String) -> Decision {
+pub fn refuse_for_store(req: &Request, hash: SetHash, error: String) -> Decision {
     refuse_for(
         req,
         hash,
@@ -113,15 +115,15 @@ pub fn refuse_for_store(req: &Request, hash: &Arc<str>, error: String) -> Decisi
 
 fn refuse_for(
     req: &Request,
-    hash: &Arc<str>,
+    hash: SetHash,
     reason: DenyReason,
     msg: &str,
     error: String,
 ) -> Decision {
-    let mut d = Decision::new(DecisionKind::Deny, Arc::clone(hash));
+    let mut d = Decision::new(DecisionKind::Deny, hash);
     d.deny = Some(reason);
     d.message = Some(msg.into());
     d.errors = vec![error];
-    push(&mut d, audit_names::DENIED, req, Arc::default(), None);
+    push(&mut d, audit_names::DENIED, req, Names::EMPTY, None);
     d
 }

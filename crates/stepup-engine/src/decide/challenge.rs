@@ -11,7 +11,7 @@ use stepup_dsl::model::Tenant;
 
 use super::audit;
 use super::merge::{Merge, Merged, binding, sorted_names};
-use crate::decision::{Decision, DecisionKind, audit_names};
+use crate::decision::{Decision, DecisionKind, Names, SetHash, audit_names};
 use crate::request::{Event, Request};
 use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, State};
 
@@ -60,7 +60,7 @@ pub(crate) fn issue(
         binding: binding(req, &bound),
         requirement: m.requirement,
         eligible: m.eligible,
-        policies: Arc::clone(&policies),
+        policies: policies.clone(),
         every_time: sorted_names(every_time.iter().map(|j| j.policy)),
         message: message.clone(),
         issued_at: req.now,
@@ -123,14 +123,14 @@ const CHALLENGE_ID_KEYS: (u64, u64) = (0x7374_6570_7570_6368, 0x616c_6c65_6e67_6
 #[must_use]
 pub(crate) fn complete(
     tenant: &Tenant,
-    hash: &Arc<str>,
+    hash: SetHash,
     req: &Request,
     state: &State,
     factor: Factor,
     success: bool,
 ) -> Decision {
     let session = &state.session;
-    let mut d = Decision::new(DecisionKind::Failed, Arc::clone(hash));
+    let mut d = Decision::new(DecisionKind::Failed, hash);
     d.session_aal = session.aal(&tenant.strengths);
     let latest = session
         .challenges
@@ -144,7 +144,7 @@ pub(crate) fn complete(
     d.challenge_id = Some(c.id.clone());
     d.required = Some(c.requirement);
     d.eligible = c.eligible;
-    d.fired = Arc::clone(&c.policies);
+    d.fired = c.policies.clone();
     let failure = if req.now >= c.expires_at {
         Some("The challenge expired; try the action again.")
     } else if !success {
@@ -210,7 +210,7 @@ fn push_completion(
         d,
         name,
         req,
-        c.map_or_else(Arc::default, |c| Arc::clone(&c.policies)),
+        c.map_or(Names::EMPTY, |c| c.policies.clone()),
         c.map(|c| c.requirement.aal),
     );
     if let Some(r) = d.audit.last_mut() {

@@ -7,6 +7,7 @@ use stepup_core::{Aal, FactorSet, Requirement, Validity};
 use stepup_dsl::model::{Policy, Tenant};
 
 use crate::compile::CompiledScope;
+use crate::decision::Names;
 use crate::request::{Event, Request};
 use crate::state::{AuthEvent, Binding, Grant, SessionState};
 
@@ -65,38 +66,43 @@ impl<'s> Merge<'s> {
     }
 
     /// The names of the fired policies, sorted, shared.
-    pub(crate) fn fired_names(&self) -> Arc<[String]> {
+    pub(crate) fn fired_names(&self) -> Names {
         self.names(|| self.judged.iter())
     }
 
     /// The names of the fired policies the session satisfied, sorted, shared.
-    pub(crate) fn satisfied_names(&self) -> Arc<[String]> {
+    pub(crate) fn satisfied_names(&self) -> Names {
         self.names(|| self.satisfied())
     }
 
     /// The names of the unsatisfied policies, sorted, shared: `fired` (the list of
     /// [`Merge::fired_names`]) itself when no policy is satisfied.
-    pub(crate) fn unsatisfied_names(&self, fired: &Arc<[String]>) -> Arc<[String]> {
+    pub(crate) fn unsatisfied_names(&self, fired: &Names) -> Names {
         if self.satisfied().next().is_none() {
-            return Arc::clone(fired);
+            return fired.clone();
         }
         self.names(|| self.judged.iter().filter(|j| !j.satisfied))
     }
 
-    /// The names of the judged policies `it()` yields, sorted, shared: none is the empty list
-    /// and one is the policy's own one-name list (no allocation), more a new list.
-    fn names<'j, I: Iterator<Item = &'j Judged<'s>>>(&self, it: impl Fn() -> I) -> Arc<[String]>
+    /// The names of the judged policies `it()` yields, sorted, shared: none is no list and one
+    /// is the policy's own one-name list (no allocation), more a new list.
+    fn names<'j, I: Iterator<Item = &'j Judged<'s>>>(&self, it: impl Fn() -> I) -> Names
     where
         's: 'j,
     {
         let mut judged = it();
         match (judged.next(), judged.next()) {
-            (None, _) => Arc::default(),
-            (Some(j), None) => self.scope.texts.get(j.index).map_or_else(
-                || Arc::from([j.policy.name.clone()]),
-                |t| Arc::clone(&t.alone),
-            ),
-            _ => shared_sorted_names(|| it().map(|j| j.policy)),
+            (None, _) => Names::EMPTY,
+            (Some(j), None) => self
+                .scope
+                .texts
+                .get(j.index)
+                .map_or_else(
+                    || Arc::from([j.policy.name.clone()]),
+                    |t| Arc::clone(&t.alone),
+                )
+                .into(),
+            _ => shared_sorted_names(|| it().map(|j| j.policy)).into(),
         }
     }
 

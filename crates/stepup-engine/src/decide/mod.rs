@@ -29,7 +29,9 @@ pub use challenge::CHALLENGE_TTL_SECS;
 pub(crate) use fire::{TraceProgram, Walk};
 
 use crate::compile::CompiledScope;
-use crate::decision::{Decision, DecisionKind, DenyReason, Trace, audit_names, factors_label};
+use crate::decision::{
+    Decision, DecisionKind, DenyReason, SetHash, Trace, audit_names, factors_label,
+};
 use crate::engine::CompiledSet;
 use crate::facts::Facts;
 use crate::request::{Event, Request};
@@ -113,7 +115,7 @@ fn not_evaluated(d: &mut Decision, scope: &CompiledScope, req: &Request, state: 
     reason = "the route's findings and the request, passed down the pipeline"
 )]
 fn evaluate(
-    hash: &Arc<str>,
+    hash: SetHash,
     scope: &CompiledScope,
     feed: &ThreatFeed,
     ids: Ids,
@@ -124,7 +126,7 @@ fn evaluate(
 ) -> Decision {
     let t = &scope.tenant;
     let history = state.history.as_ref().ok();
-    let mut d = Decision::new(DecisionKind::Allow, Arc::clone(hash));
+    let mut d = Decision::new(DecisionKind::Allow, hash);
     if let Err(e) = &state.history {
         d.errors.push(format!(
             "{e}: the signals that need it are unknown (fail closed)"
@@ -243,7 +245,7 @@ fn allow(
             audit_names::SKIPPED,
             req,
             event_key(),
-            Arc::clone(&d.fired),
+            d.fired.clone(),
             Some(aal),
         );
     }

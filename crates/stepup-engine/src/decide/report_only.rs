@@ -72,8 +72,8 @@ pub(crate) fn report(
             r.eligible = eligible;
             p.message_or_default().to_string()
         };
-        let mut rec = audit::record(audit_names::REPORT_ONLY, req, &d.policy_set);
-        rec.policies = std::sync::Arc::from([p.name.clone()]);
+        let mut rec = audit::record(audit_names::REPORT_ONLY, req, d.policy_set);
+        rec.policies = vec![p.name.clone()].into();
         rec.required_aal = Some(aal);
         rec.risk = facts.map(|f| f.signals.breakdown());
         rec.message = Some(message.into());
