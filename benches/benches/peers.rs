@@ -36,8 +36,8 @@ fn side_by_side(
         let ours = stepup.decide(&req, &state, false).fired;
         let cr = Cedar::request(&input);
         let ri = Rego::input(&input);
-        assert_eq!(cedar.fired(&cr), ours, "Cedar agrees on {name}");
-        assert_eq!(rego.fired(&ri), ours, "Rego agrees on {name}");
+        assert_eq!(cedar.fired(&cr), *ours, "Cedar agrees on {name}");
+        assert_eq!(rego.fired(&ri), *ours, "Rego agrees on {name}");
         g.bench_function(BenchmarkId::new("stepup", name), |b| {
             b.iter(|| black_box(stepup.decide(black_box(&req), &state, false)))
         });

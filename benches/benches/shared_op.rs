@@ -68,8 +68,8 @@ fn shared_operation(c: &mut Criterion) {
                 use stepup_benches::peers::{Cedar, Rego};
                 let cr = Cedar::shared_op_request(input);
                 let ri = Rego::shared_op_input(input);
-                assert_eq!(cedar.fired(&cr), d.fired, "Cedar agrees ({n}, {name})");
-                assert_eq!(rego.fired(&ri), d.fired, "Rego agrees ({n}, {name})");
+                assert_eq!(cedar.fired(&cr), *d.fired, "Cedar agrees ({n}, {name})");
+                assert_eq!(rego.fired(&ri), *d.fired, "Rego agrees ({n}, {name})");
                 g.bench_function(BenchmarkId::new("cedar", name), |b| {
                     b.iter(|| black_box(cedar.fired(black_box(&cr))))
                 });

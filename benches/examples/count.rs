@@ -2,6 +2,7 @@
 //! CASE (no_candidate, near_miss, match, routine_allow, change_email_step_up,
 //! shared20_allow, shared20_step_up, shared200_allow, shared200_step_up, one_script) N times; the
 //! difference of two N gives instructions per decision (BENCHMARKS.md, the decision pipeline).
+//! `par2:CASE` decides CASE on two threads at once (N each), on one compiled set.
 //! `compile_10k` compiles the 10,000-policy workload N times (parsed and checked once);
 //! `parse_check_10k` parses and checks it N times, `parse_check_compile_10k` also compiles it.
 #![allow(
@@ -16,7 +17,12 @@ use stepup_benches::*;
 use stepup_engine::CompiledSet;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let case = args[1].as_str();
+    // `par2:CASE` decides CASE on two threads at once, N times each, on one compiled set:
+    // what deciding shares between threads shows as time the second thread adds.
+    let (threads, case) = match args[1].strip_prefix("par2:") {
+        Some(case) => (2, case),
+        None => (1, args[1].as_str()),
+    };
     let n: u64 = args[2].parse().unwrap();
     if case == "parse_check_10k" || case == "parse_check_compile_10k" {
         // Parses and checks (and, for the second case, compiles) the 10,000-policy workload N
@@ -115,7 +121,13 @@ fn main() {
         }
         _ => panic!("case"),
     };
-    for _ in 0..n {
-        black_box(set.decide(black_box(&req), &state, false));
-    }
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..n {
+                    black_box(set.decide(black_box(&req), &state, false));
+                }
+            });
+        }
+    });
 }
