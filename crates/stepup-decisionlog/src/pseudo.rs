@@ -32,6 +32,9 @@ pub enum Kind {
     Session,
     /// A device fingerprint.
     Device,
+    /// A challenge id. (An id is a hash of what issued the challenge, the user and session
+    /// among them, with no secret: left in clear, it would confirm a guessed user.)
+    Challenge,
 }
 
 impl Pseudonymizer {
@@ -51,19 +54,21 @@ impl Pseudonymizer {
             .map_err(|e| e.to_string())
     }
 
-    /// The pseudonym of `id`: `u_`, `s_` or `d_` and 32 hex digits (128 bits of the HMAC).
+    /// The pseudonym of `id`: `u_`, `s_`, `d_` or `ch_` and 32 hex digits (128 bits of the
+    /// HMAC).
     #[must_use]
     pub fn pseudonym(&self, kind: Kind, id: &str) -> String {
         let (tag, prefix): (&[u8], &str) = match kind {
             Kind::User => (b"user\0", "u_"),
             Kind::Session => (b"session\0", "s_"),
             Kind::Device => (b"device\0", "d_"),
+            Kind::Challenge => (b"challenge\0", "ch_"),
         };
         let mut mac = self.mac.clone();
         mac.update(tag);
         mac.update(id.as_bytes());
         let digest = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(34);
+        let mut out = String::with_capacity(35);
         out.push_str(prefix);
         for b in digest.iter().take(16) {
             out.push_str(&format!("{b:02x}"));

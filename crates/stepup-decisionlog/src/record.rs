@@ -345,7 +345,14 @@ impl Record {
                 if let Some(h) = &mut c.pending_history {
                     device(&mut h.device);
                 }
+                c.id = p.pseudonym(Kind::Challenge, &c.id).into();
             }
+            for g in &mut s.session.grants {
+                g.challenge_id = p.pseudonym(Kind::Challenge, &g.challenge_id).into();
+            }
+        }
+        if let Some(id) = &mut self.decision.challenge_id {
+            *id = p.pseudonym(Kind::Challenge, id);
         }
     }
 

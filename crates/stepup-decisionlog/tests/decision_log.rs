@@ -337,6 +337,7 @@ fn a_pseudonymised_log_hides_ids_and_still_backtests_to_the_same_decisions() {
     let (a, b) = (records(&plain), records(&hashed));
     assert_eq!(a.len(), b.len());
     let p = Pseudonymizer::new(key).unwrap();
+    let mut challenges = 0;
     for ((_, x), (_, y)) in a.iter().zip(&b) {
         assert!(y.pseudonymised);
         assert_eq!(
@@ -344,12 +345,36 @@ fn a_pseudonymised_log_hides_ids_and_still_backtests_to_the_same_decisions() {
             p.pseudonym(stepup_decisionlog::pseudo::Kind::User, &x.user)
         );
         assert!(y.user.starts_with("u_") && y.user.len() == 34, "{}", y.user);
+        // A challenge id hashes the user and session with no secret: it is a pseudonym too,
+        // the same one wherever the id appears.
+        let challenge = |c: &str| p.pseudonym(stepup_decisionlog::pseudo::Kind::Challenge, c);
+        assert_eq!(
+            y.decision.challenge_id,
+            x.decision.challenge_id.as_deref().map(challenge)
+        );
+        if let (Some(xs), Some(ys)) = (&x.state, &y.state) {
+            let ids = |s: &stepup_engine::SessionState| {
+                let c = s.challenges.iter().map(|c| c.id.to_string());
+                c.chain(s.grants.iter().map(|g| g.challenge_id.to_string()))
+                    .collect::<Vec<_>>()
+            };
+            let expected: Vec<String> = ids(&xs.session).iter().map(|c| challenge(c)).collect();
+            assert_eq!(ids(&ys.session), expected);
+        }
+        if let Some(id) = &x.decision.challenge_id {
+            assert!(
+                !text.contains(id.as_str()),
+                "`{id}` is in the pseudonymised log"
+            );
+            challenges += 1;
+        }
         let strip = |d: &LoggedDecision| LoggedDecision {
             challenge_id: None,
             ..d.clone()
         };
         assert_eq!(strip(&x.decision), strip(&y.decision));
     }
+    assert!(challenges > 0, "the examples issue challenges");
     let r = backtest(&root().join("rules"), None, &hashed);
     assert_eq!((r.changed, r.unreadable), (0, 0));
     assert!(Pseudonymizer::new(b"short").is_err());

@@ -258,7 +258,9 @@ pub struct PolicySet {
     /// Applications by (tenant, application).
     pub applications: BTreeMap<(String, String), Application>,
     /// SHA-256 of the canonical text of every file (comments and layout excluded) and of the
-    /// threat feeds' merged ranges: it names the rules and the blocklists that decided.
+    /// threat feeds' merged ranges: it names the rules and the blocklists that decided. (32 hex
+    /// digits, the first half of the digest; the engine refuses to compile a set whose hash
+    /// is longer than 32 bytes.)
     pub hash: String,
 }
 

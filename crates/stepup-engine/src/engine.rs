@@ -34,6 +34,10 @@ pub enum LoadError {
     /// A (tenant, application) scope of a checked set cannot be resolved.
     #[error("{0}")]
     Scope(String),
+    /// The set's hash is longer than a decision holds ([`SetHash::MAX`] bytes; the loader's
+    /// is 32 hex digits): cut, two sets could read the same in records.
+    #[error("{0}")]
+    Hash(String),
 }
 
 impl LoadError {
@@ -42,7 +46,7 @@ impl LoadError {
     pub fn diagnostics(&self) -> &[stepup_dsl::Diagnostic] {
         match self {
             LoadError::Rules(l) => &l.diagnostics,
-            LoadError::Io(_) | LoadError::Scope(_) => &[],
+            LoadError::Io(_) | LoadError::Scope(_) | LoadError::Hash(_) => &[],
         }
     }
 }
@@ -79,6 +83,15 @@ impl CompiledSet {
     /// # Errors
     /// When a scope of the set cannot be resolved.
     pub fn compile(model: PolicySet) -> Result<CompiledSet, LoadError> {
+        if model.hash.len() > SetHash::MAX {
+            let shown: String = model.hash.chars().take(40).collect();
+            return Err(LoadError::Hash(format!(
+                "the policy set's hash `{shown}` has {} bytes; a decision holds at most {} \
+                 (the hash the loader computes is 32 hex digits)",
+                model.hash.len(),
+                SetHash::MAX
+            )));
+        }
         let mut tenants = NameMap::default();
         let mut feed_warnings = Vec::new();
         let scope_error = |e: stepup_dsl::model::ResolveError| LoadError::Scope(e.to_string());

@@ -124,6 +124,28 @@ fn the_trace_records_every_policy_leaf_for_leaf_as_written() {
     assert!(broken.why.is_some());
 }
 
+/// A decision holds its set's hash whole: a set whose hash is longer than that is refused at
+/// compile time (two sets must never read the same in records), and one that fits is kept as is.
+#[test]
+fn a_set_hash_too_long_to_hold_whole_is_refused() {
+    let text = "tenant acme { policy p { when risk >= 70 require aal2 } }";
+    let loaded = stepup_dsl::load_sources(&[stepup_dsl::Source::text("a.policy", text)]);
+    let model = loaded.set.unwrap();
+    assert_eq!(model.hash.len(), stepup_engine::SetHash::MAX);
+    let kept = CompiledSet::compile(model.clone()).unwrap();
+    assert_eq!(&*kept.hash(), model.hash.as_str());
+    for long in [
+        "rules-acme-production-2026-11-27-release-001",
+        &"é".repeat(17),
+    ] {
+        let mut m = model.clone();
+        m.hash = long.to_string();
+        let err = CompiledSet::compile(m).unwrap_err();
+        assert!(matches!(err, stepup_engine::LoadError::Hash(_)), "{err:?}");
+        assert!(err.to_string().contains("at most 32"), "{err}");
+    }
+}
+
 #[test]
 fn rules_with_errors_come_back_as_their_diagnostics() {
     let err = CompiledSet::from_text(

@@ -87,18 +87,28 @@ pub(crate) fn issue(
 
 /// The challenge's id: `ch_` and 16 hex digits of a SipHash-2-4 of what issued it (the set,
 /// the request's names, the session's sequence number, the time). The session's sequence number
-/// makes it unique in its session; across sessions, 64 bits make a repeat improbable (a birthday
-/// bound of one in 2^32 challenges). It names a challenge in records and grants, it proves
-/// nothing: completing a challenge never takes an id from the client. Each name is written with
-/// its length, so no two lists of names hash the same text.
+/// makes it unique in its session; across sessions, 64 bits make a repeat improbable short of
+/// billions of challenges (the birthday bound is near 2^32). It names a challenge in records and
+/// grants, it proves nothing: completing a challenge never takes an id from the client. Each
+/// name is written with its length, so no two lists of names hash the same text. The keys are
+/// public, so an id confirms a guessed user and session: a pseudonymised decision log replaces
+/// ids too (`stepup-decisionlog`).
 fn challenge_id(hash: &str, req: &Request, seq: u64) -> Arc<str> {
     let mut h = SipHasher24::new_with_keys(CHALLENGE_ID_KEYS.0, CHALLENGE_ID_KEYS.1);
-    for part in [hash, &req.tenant, &req.application, &req.user, &req.session] {
-        h.write_u64(part.len() as u64);
+    // Integers as little-endian bytes: the hasher's own `write_u64` follows the machine's
+    // byte order, and the ids must be the same on every machine.
+    for part in [
+        &*hash,
+        &req.tenant,
+        &req.application,
+        &req.user,
+        &req.session,
+    ] {
+        h.write(&(part.len() as u64).to_le_bytes());
         h.write(part.as_bytes());
     }
-    h.write_u64(seq);
-    h.write_i64(req.now.0);
+    h.write(&seq.to_le_bytes());
+    h.write(&req.now.0.to_le_bytes());
     let digest = h.finish().to_be_bytes();
     // `ch_` and 16 hex digits, written on the stack: the Arc is the one allocation.
     let hex = digest
