@@ -97,13 +97,7 @@ fn challenge_id(hash: &str, req: &Request, seq: u64) -> Arc<str> {
     let mut h = SipHasher24::new_with_keys(CHALLENGE_ID_KEYS.0, CHALLENGE_ID_KEYS.1);
     // Integers as little-endian bytes: the hasher's own `write_u64` follows the machine's
     // byte order, and the ids must be the same on every machine.
-    for part in [
-        &*hash,
-        &req.tenant,
-        &req.application,
-        &req.user,
-        &req.session,
-    ] {
+    for part in [hash, &req.tenant, &req.application, &req.user, &req.session] {
         h.write(&(part.len() as u64).to_le_bytes());
         h.write(part.as_bytes());
     }
