@@ -10,7 +10,7 @@
 )]
 
 use std::alloc::System;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use stepup_core::{Factor, Timestamp};
@@ -22,29 +22,38 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 /// The counter is the process's: the tests of this file count one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-#[test]
-fn an_allowed_operation_allocates_nothing() {
-    let _one = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+/// The lock of the counter, and `rules/` compiled.
+fn counting() -> (MutexGuard<'static, ()>, CompiledSet) {
+    let one = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
     let set =
         CompiledSet::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules").into()]).unwrap();
+    (one, set)
+}
+
+/// Operation `op` of alice's established session, with these attributes.
+fn operation(op: &str, attrs: Vec<(String, Value)>) -> Request {
+    Request {
+        tenant: "acme".into(),
+        application: "dashboard".into(),
+        user: "alice".into(),
+        enrolled: [Factor::Totp].into_iter().collect(),
+        session: "s".into(),
+        event: Event::Operation {
+            name: op.into(),
+            attrs,
+            context: None,
+        },
+        now: Timestamp(1_800_000_000),
+    }
+}
+
+#[test]
+fn an_allowed_operation_allocates_nothing() {
+    let (_one, set) = counting();
     let state = State::established();
     let reqs: Vec<Request> = ["view_profile", "update_preferences", "payout"]
         .iter()
-        .map(|op| Request {
-            tenant: "acme".into(),
-            application: "dashboard".into(),
-            user: "alice".into(),
-            enrolled: [Factor::Totp].into_iter().collect(),
-            session: "s".into(),
-            event: Event::Operation {
-                name: (*op).into(),
-                attrs: vec![("amount".into(), Value::Number(10.0))],
-                context: None,
-            },
-            now: Timestamp(1_800_000_000),
-        })
+        .map(|op| operation(op, vec![("amount".into(), Value::Number(10.0))]))
         .collect();
     for r in &reqs {
         assert_eq!(
@@ -74,25 +83,9 @@ fn an_allowed_operation_allocates_nothing() {
 /// policy names and the risk breakdown are shared or copied, not allocated.
 #[test]
 fn a_step_up_allocates_at_most_four_times() {
-    let _one = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let set =
-        CompiledSet::load(&[concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules").into()]).unwrap();
+    let (_one, set) = counting();
     let state = State::established();
-    let req = Request {
-        tenant: "acme".into(),
-        application: "dashboard".into(),
-        user: "alice".into(),
-        enrolled: [Factor::Totp].into_iter().collect(),
-        session: "s".into(),
-        event: Event::Operation {
-            name: "change_email".into(),
-            attrs: vec![],
-            context: None,
-        },
-        now: Timestamp(1_800_000_000),
-    };
+    let req = operation("change_email", vec![]);
     let warm = set.decide(&req, &state, false);
     assert_eq!(warm.kind, DecisionKind::StepUp, "warm-up: {warm:?}");
     let region = Region::new(GLOBAL);
