@@ -79,6 +79,12 @@ impl SetHash {
     /// The longest hash held, in bytes.
     pub const MAX: usize = 32;
 
+    /// The hash's bytes (its text's).
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
     /// The hash as text.
     #[must_use]
     pub fn as_str(&self) -> &str {
