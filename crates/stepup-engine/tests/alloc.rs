@@ -78,11 +78,11 @@ fn an_allowed_operation_allocates_nothing() {
     );
 }
 
-/// A step-up allocates at most four times (issue 16): its challenge's id, the session's list of
-/// challenges, the audit list, and the list of the policies judged. The request's names, the
-/// policy names and the risk breakdown are shared or copied, not allocated.
+/// A step-up allocates at most three times (issue 16 asks for four): its challenge's id, the
+/// session's list of challenges and the audit list. The request's names, the policy names and
+/// the risk breakdown are shared or copied, and up to four judged policies are listed inline.
 #[test]
-fn a_step_up_allocates_at_most_four_times() {
+fn a_step_up_allocates_at_most_three_times() {
     let (_one, set) = counting();
     let state = State::established();
     let req = operation("change_email", vec![]);
@@ -96,7 +96,7 @@ fn a_step_up_allocates_at_most_four_times() {
     assert!(d.challenge_id.is_some() && d.effects.session.is_some());
     drop(d);
     assert!(
-        change.allocations + change.reallocations <= 4,
+        change.allocations + change.reallocations <= 3,
         "allocations on the step-up path: {change:?}"
     );
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use stepup_core::{Aal, FactorSet, Requirement, Validity};
 use stepup_dsl::model::{Policy, Tenant};
 
+use smallvec::SmallVec;
+
 use crate::compile::CompiledScope;
 use crate::decision::Names;
 use crate::request::{Event, Request};
@@ -24,8 +26,8 @@ pub(crate) struct Judged<'s> {
 
 /// The fired policies, judged.
 pub(crate) struct Merge<'s> {
-    /// In the order they fired.
-    pub judged: Vec<Judged<'s>>,
+    /// In the order they fired (four inline: a step-up's most common case allocates none).
+    pub judged: SmallVec<[Judged<'s>; 4]>,
     /// The scope they were judged in.
     scope: &'s CompiledScope,
 }
