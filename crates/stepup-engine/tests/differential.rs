@@ -363,12 +363,15 @@ fn corrupt(c: &Corruption, text: &str, req: &mut Request, state: &mut State) -> 
         }
         Corruption::MistypeAttr(i) => {
             if let Event::Operation { attrs, .. } = &mut req.event
-                && let Some((_, v)) = attrs.get_mut(*i)
+                && let Some((name, v)) = attrs.get_mut(*i)
             {
-                *v = match v {
-                    Value::Number(x) => Value::Str(x.to_string()),
-                    Value::Str(_) => Value::Number(1.0),
-                    Value::Bool(b) => Value::Str(b.to_string()),
+                // A type the attribute is not declared with (`amount: number`, `plan: string`,
+                // `vip: bool`), whatever the value is now: mistyped twice is still mistyped.
+                // (Flipping the value's own type made a number a string and then the string a
+                // number again, a valid value that rightly changed the decision.)
+                *v = match name.as_str() {
+                    "plan" => Value::Number(1.0),
+                    _ => Value::Str("1".into()),
                 };
             }
         }
