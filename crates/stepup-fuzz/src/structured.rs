@@ -478,12 +478,13 @@ fn corruptions(req: &Request, state: &State) -> Vec<(String, Request, State)> {
         });
         push(&format!("mistype attribute {i}"), &|r, _| {
             if let Event::Operation { attrs, .. } = &mut r.event
-                && let Some((_, v)) = attrs.get_mut(i)
+                && let Some((name, v)) = attrs.get_mut(i)
             {
-                *v = match v {
-                    Value::Number(x) => Value::Str(x.to_string()),
-                    Value::Str(_) => Value::Number(1.0),
-                    Value::Bool(b) => Value::Str(b.to_string()),
+                // A type the attribute is not declared with (`amount: number`, `plan: string`,
+                // `vip: bool`), whatever it holds: never a valid value of its own type.
+                *v = match name.as_str() {
+                    "plan" => Value::Number(1.0),
+                    _ => Value::Str("1".into()),
                 };
             }
         });
