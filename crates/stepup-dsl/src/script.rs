@@ -161,7 +161,7 @@ fn strict_comparisons(e: &mut Engine) {
             op,
             move |x: Dynamic, y: Dynamic| -> Result<bool, Box<rhai::EvalAltResult>> {
                 Err(format!(
-                    "cannot compare {} with {} (`{op}`): the script uses a value as another type than it has",
+                    "{MISTYPED_START}{} with {} (`{op}`){MISTYPED_END}",
                     kind_of(&x),
                     kind_of(&y)
                 )
@@ -169,6 +169,19 @@ fn strict_comparisons(e: &mut Engine) {
             },
         );
     }
+}
+
+/// How the error of a comparison between two types begins and ends (see [`mistyped`]).
+const MISTYPED_START: &str = "cannot compare ";
+const MISTYPED_END: &str = ": the script uses a value as another type than it has";
+
+/// What a run's failure message says was compared (`a string with a number (`>`)`), when the
+/// failure is a comparison between two types; `None` for any other failure.
+#[must_use]
+pub fn mistyped(message: &str) -> Option<&str> {
+    let i = message.find(MISTYPED_START)?;
+    let what = message.get(i + MISTYPED_START.len()..)?;
+    what.find(MISTYPED_END).and_then(|end| what.get(..end))
 }
 
 thread_local! {
@@ -726,6 +739,27 @@ mod tests {
                 "script exceeded its budget of 10000 operations".to_string()
             ))
         );
+        Ok(())
+    }
+
+    /// A comparison between two types is told apart from any other failure, by what it compared
+    /// (lint S010 reports it so).
+    #[test]
+    fn a_mistyped_comparison_says_what_it_compared() -> Result<(), String> {
+        let s = Script::compile("ctx.note > 1").map_err(|e| e.message)?;
+        let Err(NoAnswer::Failed(m)) = run(&s, &[(attr("note"), Dynamic::from("x"))]) else {
+            return Err("a string compared with a number must fail".into());
+        };
+        assert_eq!(
+            super::mistyped(&m),
+            Some("a string with a number (`>`)"),
+            "{m}"
+        );
+        let endless = Script::compile("loop {} true").map_err(|e| e.message)?;
+        let Err(NoAnswer::Failed(m)) = run(&endless, &[]) else {
+            return Err("an endless loop must be stopped".into());
+        };
+        assert_eq!(super::mistyped(&m), None, "{m}");
         Ok(())
     }
 

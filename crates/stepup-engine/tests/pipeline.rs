@@ -11,6 +11,7 @@
 )]
 
 use stepup_core::{Factor, FactorSet, Timestamp};
+use stepup_engine::state::AuthEvent;
 use stepup_engine::{
     CompiledSet, Decision, DecisionKind, Event, Record, Request, State, Tri, Value,
     script_runs_on_this_thread,
@@ -249,4 +250,55 @@ fn operation_and_resource_inequalities_are_false_on_other_events() {
         assert_eq!(*d.fired, fired, "{:?}", req.event);
         assert_eq!(set.decide_reference(&req, &State::established()), d);
     }
+}
+
+/// The name lists are shared, not confused: with some fired policies satisfied and others not,
+/// the decision lists every fired policy and the satisfied ones, while its record, its challenge
+/// (or its refusal) and its message name only those still to satisfy.
+#[test]
+fn a_step_up_names_only_the_policies_still_to_satisfy() {
+    let set = CompiledSet::from_text(
+        "names.policy",
+        r#"tenant acme {
+  operation payout sensitive
+  policy a_any "A." { when operation == payout require aal2 for 15m }
+  policy b_key "B." { when operation == payout require aal3 factor webauthn for 5m }
+  policy c_any "C." { when operation == payout require aal2 for 15m }
+}"#,
+    )
+    .unwrap();
+    let mut state = State::established();
+    let now = payout(1.0).now;
+    for (ago, f) in [(60, Factor::Password), (30, Factor::Totp)] {
+        state.session.events.push(AuthEvent {
+            at: Timestamp(now.0 - ago),
+            factors: FactorSet::one(f),
+            cap: None,
+        });
+    }
+    let mut req = payout(1.0);
+    req.enrolled = [Factor::Password, Factor::Totp, Factor::Webauthn]
+        .into_iter()
+        .collect();
+    let d = set.decide(&req, &state, false);
+    assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
+    assert_eq!(*d.fired, ["a_any", "b_key", "c_any"]);
+    assert_eq!(*d.satisfied, ["a_any", "c_any"]);
+    assert_eq!(d.audit.len(), 1);
+    assert_eq!(*d.audit[0].policies, ["b_key"]);
+    assert_eq!(d.message.as_deref(), Some("B."));
+    let session = d.effects.session.as_ref().unwrap();
+    let challenge = session.challenges.last().unwrap();
+    assert_eq!(*challenge.policies, ["b_key"]);
+    // Without a factor that reaches it, the refusal names the same one.
+    req.enrolled = [Factor::Password, Factor::Totp].into_iter().collect();
+    let d = set.decide(&req, &state, false);
+    assert_eq!(d.kind, DecisionKind::Deny, "{d:?}");
+    assert_eq!(*d.fired, ["a_any", "b_key", "c_any"]);
+    assert_eq!(*d.audit[0].policies, ["b_key"]);
+    // And with nothing satisfied, every fired policy is named, in one list.
+    let d = set.decide(&req, &State::established(), false);
+    assert_eq!(*d.fired, ["a_any", "b_key", "c_any"]);
+    assert!(d.satisfied.is_empty());
+    assert_eq!(d.audit[0].policies, d.fired);
 }

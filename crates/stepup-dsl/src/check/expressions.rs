@@ -316,22 +316,17 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
             // the other kind of event: `operation != view` is "an operation of the catalog other
             // than `view`" (an event outside the catalog is refused before any policy), not
             // "not `operation == view`", true on every sign-in.
-            let others: BTreeSet<String> = if operation {
-                t.operations.keys().filter(|k| **k != v).cloned().collect()
+            let catalog: Vec<&String> = if operation {
+                t.operations.keys().collect()
             } else {
-                t.resources.iter().filter(|k| **k != v).cloned().collect()
+                t.resources.iter().collect()
             };
-            let catalog = if operation {
-                t.operations.len()
-            } else {
-                t.resources.len()
-            };
-            Some(if catalog == 0 {
+            Some(if catalog.is_empty() {
                 // Without a catalog any name is accepted, so the others cannot be listed: `not`
                 // (true on sign-ins too: it over-prompts rather than miss an operation).
                 Cond::Not(Box::new(of(BTreeSet::from([v]))))
             } else {
-                of(others)
+                of(catalog.into_iter().filter(|k| **k != v).cloned().collect())
             })
         }
         "risk" => match lit {

@@ -60,13 +60,9 @@ pub(in crate::check) fn mistyped_script(cx: &mut Ctx<'_>, t: &Tenant, s: &ast::S
         let Err(NoAnswer::Failed(m)) = run else {
             continue;
         };
-        let Some(i) = m.find("cannot compare ") else {
+        let Some(what) = crate::script::mistyped(&m) else {
             continue;
         };
-        let what = m
-            .get(i + "cannot compare ".len()..)
-            .and_then(|w| w.split(": the script").next())
-            .unwrap_or_default();
         let (line, column) = position(&m);
         cx.warn(
             "S010",
