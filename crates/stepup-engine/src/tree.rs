@@ -100,6 +100,36 @@ pub fn eval<'r>(e: &CExpr, f: &Facts<'r>, ids: Ids, attrs: &AttrTable<'r>) -> Tr
     }
 }
 
+/// Evaluates a compiled condition whose top-level conjuncts in `decided` (bits by position; a
+/// condition that is not an `and` is its own conjunct 0) are known to be true: the others
+/// decide. Equal to [`eval`] when those conjuncts are indeed true.
+pub fn eval_rest<'r>(
+    e: &CExpr,
+    decided: u64,
+    f: &Facts<'r>,
+    ids: Ids,
+    attrs: &AttrTable<'r>,
+) -> Tri {
+    match e {
+        CExpr::And(v) => {
+            let mut unknown = false;
+            for (i, c) in v.iter().enumerate() {
+                if i < 64 && decided & (1 << i) != 0 {
+                    continue;
+                }
+                match eval(c, f, ids, attrs) {
+                    Tri::False => return Tri::False,
+                    Tri::Unknown => unknown = true,
+                    Tri::True => {}
+                }
+            }
+            if unknown { Tri::Unknown } else { Tri::True }
+        }
+        _ if decided & 1 != 0 => Tri::True,
+        other => eval(other, f, ids, attrs),
+    }
+}
+
 /// Why a compiled condition that evaluated to unknown is unknown: descends only into unknown
 /// children, so the reasons are the same whatever order the children are walked in (every
 /// child of an unknown node was evaluated, and scripts ran once, memoized in `f`).

@@ -44,6 +44,21 @@ pub struct Prune {
     words: usize,
     /// One index per (attribute, kind of test).
     attrs: Box<[AttrIndex]>,
+    /// Per bucket position, what the indexes already decided of the policy's condition.
+    covered: Box<[Covered]>,
+}
+
+/// The top-level tests of one policy that its bucket's indexes judge. When every index the
+/// policy has tests in found the request's value (known, of the test's type), a policy that
+/// survives has all those tests **true** (a known value makes a test true or false, and a false
+/// one would have pruned it): its condition is the rest of its conjuncts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Covered {
+    /// The indexes (bits by position in `attrs`) holding the policy's tests.
+    needs: u16,
+    /// The conjuncts those tests are (bits by position among the condition's top-level
+    /// conjuncts; the first 64 only).
+    conjuncts: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +87,15 @@ impl Regions {
             Regions::Bool => 0,
             Regions::Str(_) => 1,
             Regions::Num(_) => 2,
+        }
+    }
+
+    /// The kind of test the regions are of.
+    fn kind(&self) -> Kind {
+        match self {
+            Regions::Num(_) => Kind::Num,
+            Regions::Str(_) => Kind::Str,
+            Regions::Bool => Kind::Bool,
         }
     }
 
@@ -129,7 +153,7 @@ impl Test<'_> {
     }
 }
 
-/// The conjuncts of a condition that test a slotted attribute: `(slot, test)`.
+/// A top-level test of a slotted attribute: its slot and test.
 fn leaf_test(c: &CExpr) -> Option<(u8, Test<'_>)> {
     match c {
         CExpr::AttrNum(Attr { slot: Some(s), .. }, op, v) => Some((*s, Test::Num(*op, *v))),
@@ -139,11 +163,13 @@ fn leaf_test(c: &CExpr) -> Option<(u8, Test<'_>)> {
     }
 }
 
-fn conjunct_tests(e: &CExpr) -> Vec<(u8, Test<'_>)> {
-    let leaf = leaf_test;
+/// The conjuncts of a condition that test a slotted attribute: `(position, slot, test)`, the
+/// position among the condition's top-level conjuncts (0 for a condition that is one test).
+fn conjunct_tests(e: &CExpr) -> Vec<(usize, u8, Test<'_>)> {
+    let leaf = |(i, c)| leaf_test(c).map(|(s, t)| (i, s, t));
     match e {
-        CExpr::And(v) => v.iter().filter_map(leaf).collect(),
-        other => leaf(other).into_iter().collect(),
+        CExpr::And(v) => v.iter().enumerate().filter_map(leaf).collect(),
+        other => leaf((0, other)).into_iter().collect(),
     }
 }
 
@@ -155,11 +181,11 @@ pub fn build(bucket: &[&CExpr], budget: &AtomicUsize) -> Option<Prune> {
         return None;
     }
     let words = bucket.len().div_ceil(64);
-    let tests: Vec<Vec<(u8, Test<'_>)>> = bucket.iter().map(|e| conjunct_tests(e)).collect();
+    let tests: Vec<Vec<(usize, u8, Test<'_>)>> = bucket.iter().map(|e| conjunct_tests(e)).collect();
     let mut keys: Vec<(u8, Kind)> = tests
         .iter()
         .flatten()
-        .map(|(s, t)| (*s, t.kind()))
+        .map(|(_, s, t)| (*s, t.kind()))
         .collect();
     keys.sort_unstable();
     keys.dedup();
@@ -170,8 +196,8 @@ pub fn build(bucket: &[&CExpr], budget: &AtomicUsize) -> Option<Prune> {
             .iter()
             .map(|ts| {
                 ts.iter()
-                    .filter(|(s, t)| *s == slot && t.kind() == kind)
-                    .map(|(_, t)| *t)
+                    .filter(|(_, s, t)| *s == slot && t.kind() == kind)
+                    .map(|(_, _, t)| *t)
                     .collect()
             })
             .collect();
@@ -185,6 +211,7 @@ pub fn build(bucket: &[&CExpr], budget: &AtomicUsize) -> Option<Prune> {
             Kind::Str => str_index(slot, words, &per_policy),
             Kind::Bool => Some(bool_index(slot, words, &per_policy)),
         };
+        debug_assert!(index.as_ref().is_none_or(|a| a.regions.kind() == kind));
         // Kept only while the scope's budget lasts.
         if let Some(index) = index
             && budget
@@ -201,9 +228,31 @@ pub fn build(bucket: &[&CExpr], budget: &AtomicUsize) -> Option<Prune> {
     // no policy survives stops at the first attribute that empties the set.
     attrs.truncate(MAX_ATTRS);
     attrs.sort_by_key(|a| a.regions.cost());
-    (!attrs.is_empty()).then(|| Prune {
+    if attrs.is_empty() {
+        return None;
+    }
+    let covered = tests
+        .iter()
+        .map(|ts| {
+            let mut c = Covered::default();
+            for (pos, slot, t) in ts {
+                let found = attrs
+                    .iter()
+                    .position(|a| a.slot == *slot && a.regions.kind() == t.kind());
+                if let Some(i) = found
+                    && *pos < 64
+                {
+                    c.needs |= 1 << i;
+                    c.conjuncts |= 1 << pos;
+                }
+            }
+            c
+        })
+        .collect();
+    Some(Prune {
         words,
         attrs: attrs.into_boxed_slice(),
+        covered,
     })
 }
 
@@ -377,6 +426,7 @@ impl Prune {
         // The offset of each indexed attribute's region (`UNKNOWN`: prunes nothing). Offsets
         // fit in `u32`: an index holds at most `MAX_WORDS_PER_ATTR` words.
         let mut offsets = [UNKNOWN; MAX_ATTRS];
+        let mut known = 0u16;
         if self.words == 1 {
             // One word (64 policies or fewer): intersect as the regions are found, cheapest
             // attribute first, and stop when no policy is left (an `and` only removes). With
@@ -388,9 +438,12 @@ impl Prune {
             } else {
                 (1u64 << len) - 1
             };
-            for a in &self.attrs {
-                if let Some(region) = a.regions.of(attrs.slot(a.slot)) {
-                    alive &= a.bits.get(region).copied().unwrap_or(u64::MAX);
+            for (i, a) in self.attrs.iter().enumerate() {
+                // A region with no bitset (never, for an index built here) prunes nothing and
+                // decides nothing.
+                if let Some(bits) = a.regions.of(attrs.slot(a.slot)).and_then(|r| a.bits.get(r)) {
+                    alive &= *bits;
+                    known |= 1 << i;
                     if alive == 0 {
                         break;
                     }
@@ -399,22 +452,40 @@ impl Prune {
             return Survivors {
                 prune: self,
                 offsets,
+                known,
                 len,
                 word: 1,
                 alive,
             };
         }
-        for (o, a) in offsets.iter_mut().zip(self.attrs.iter()) {
-            if let Some(region) = a.regions.of(attrs.slot(a.slot)) {
-                *o = u32::try_from(region * self.words).unwrap_or(UNKNOWN);
+        for (i, (o, a)) in offsets.iter_mut().zip(self.attrs.iter()).enumerate() {
+            if let Some(region) = a.regions.of(attrs.slot(a.slot))
+                && (region + 1) * self.words <= a.bits.len()
+                && let Ok(offset) = u32::try_from(region * self.words)
+            {
+                *o = offset;
+                known |= 1 << i;
             }
         }
         Survivors {
             prune: self,
             offsets,
+            known,
             len,
             word: 0,
             alive: 0,
+        }
+    }
+
+    /// The top-level conjuncts of the policy at bucket position `k` that need not be evaluated
+    /// for a request whose values the indexes in `known` found (bits of conjunct positions;
+    /// 0: evaluate the whole condition). The policy must be a survivor of that request: its
+    /// tests in those indexes are then all true.
+    #[must_use]
+    pub fn decided(&self, k: usize, known: u16) -> u64 {
+        match self.covered.get(k) {
+            Some(c) if c.needs & !known == 0 => c.conjuncts,
+            _ => 0,
         }
     }
 }
@@ -426,11 +497,21 @@ const UNKNOWN: u32 = u32::MAX;
 pub struct Survivors<'p> {
     prune: &'p Prune,
     offsets: [u32; MAX_ATTRS],
+    /// The indexes that found the request's value (bits by position).
+    known: u16,
     len: usize,
     /// The next word to load.
     word: usize,
     /// The survivors of the word loaded last, not yet returned.
     alive: u64,
+}
+
+impl Survivors<'_> {
+    /// The indexes that found the request's value (for [`Prune::decided`]).
+    #[must_use]
+    pub fn known(&self) -> u16 {
+        self.known
+    }
 }
 
 impl Iterator for Survivors<'_> {
@@ -500,6 +581,50 @@ mod tests {
             "over the budget: no index"
         );
         assert_eq!(small.load(Ordering::Relaxed), 203 * 2 - 1, "nothing taken");
+    }
+
+    /// A survivor's indexed tests are left out of its evaluation only when every index holding
+    /// one found the request's value; its other conjuncts are always evaluated.
+    #[test]
+    fn a_survivor_skips_only_the_tests_its_indexes_decided() {
+        let attr = |name: &str, slot| Attr {
+            name: name.into(),
+            slot: Some(slot),
+        };
+        // `amount >= lo and amount < lo + 10 and new_device and vip == true`, ten times.
+        let conds: Vec<CExpr> = (0..10)
+            .map(|i| {
+                let lo = f64::from(i) * 10.0;
+                CExpr::And(Box::new([
+                    CExpr::AttrNum(attr("amount", 0), CmpOp::Ge, lo),
+                    CExpr::AttrNum(attr("amount", 0), CmpOp::Lt, lo + 10.0),
+                    CExpr::Signal(stepup_dsl::model::SignalKind::NewDevice, 30),
+                    CExpr::AttrBool(attr("vip", 1), true),
+                ]))
+            })
+            .collect();
+        let bucket: Vec<&CExpr> = conds.iter().collect();
+        let prune = build(&bucket, &AtomicUsize::new(MAX_WORDS_PER_SCOPE)).unwrap_or_else(|| {
+            panic!("an index");
+        });
+        let (amount, vip) = (Value::Number(25.0), Value::Bool(true));
+        let decided = |values: [Option<&Value>; 2]| {
+            let mut t = AttrTable([None; crate::tree::MAX_ATTR_SLOTS]);
+            t.0[0] = values[0];
+            t.0[1] = values[1];
+            let s = prune.survivors(&t, conds.len());
+            let known = s.known();
+            s.map(|k| (k, prune.decided(k, known))).collect::<Vec<_>>()
+        };
+        assert_eq!(decided([Some(&amount), Some(&vip)]), [(2, 0b1011)]);
+        // The flag is missing: nothing is pruned on it, and no survivor skips a test.
+        assert_eq!(
+            decided([Some(&amount), None]),
+            [(2, 0)],
+            "a policy with a test on an unknown value is evaluated whole"
+        );
+        assert_eq!(decided([None, Some(&vip)]).len(), 10);
+        assert!(decided([None, Some(&vip)]).iter().all(|(_, d)| *d == 0));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::decision::{PolicyTrace, PredicateTrace};
 use crate::facts::Facts;
 use crate::names::NameMap;
 use crate::request::Event;
-use crate::tree::{AttrTable, FiredBuf, Ids, candidates, eval, unknown_reasons};
+use crate::tree::{AttrTable, FiredBuf, Ids, candidates, eval, eval_rest, unknown_reasons};
 use crate::tri::Tri;
 
 /// Which walk decides.
@@ -101,16 +101,21 @@ pub(crate) fn fire(
             // With attribute indexes, only policies with no false attribute test are evaluated
             // (the others are false whatever the rest of their condition says).
             match prune {
+                // A survivor's tests in the indexes that found the request's value are true:
+                // only the rest of its condition is evaluated.
                 Some(prune) => {
-                    for k in prune.survivors(&attrs, bucket.len()) {
+                    let survivors = prune.survivors(&attrs, bucket.len());
+                    let known = survivors.known();
+                    for k in survivors {
                         if let Some(&i) = bucket.get(k) {
-                            judge(out, scope, facts, ids, &attrs, i as usize);
+                            let decided = prune.decided(k, known);
+                            judge(out, scope, facts, ids, &attrs, i as usize, decided);
                         }
                     }
                 }
                 None => {
                     for &i in bucket {
-                        judge(out, scope, facts, ids, &attrs, i as usize);
+                        judge(out, scope, facts, ids, &attrs, i as usize, 0);
                     }
                 }
             }
@@ -145,7 +150,8 @@ pub(crate) fn fire(
     }
 }
 
-/// Evaluates candidate `i` on the compiled tree and records its value.
+/// Evaluates candidate `i` on the compiled tree, but for the top-level conjuncts `decided`
+/// already found true, and records its value.
 #[inline(always)]
 fn judge<'r>(
     out: &mut Fired,
@@ -154,9 +160,14 @@ fn judge<'r>(
     ids: Ids,
     attrs: &AttrTable<'r>,
     i: usize,
+    decided: u64,
 ) {
     if let (Some(e), Some(p)) = (scope.exprs.get(i), scope.policies.get(i)) {
-        let v = eval(e, facts, ids, attrs);
+        let v = if decided == 0 {
+            eval(e, facts, ids, attrs)
+        } else {
+            eval_rest(e, decided, facts, ids, attrs)
+        };
         out.record(p, i, v, || reasons(e, facts, ids, attrs));
     }
 }
