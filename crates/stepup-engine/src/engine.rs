@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use stepup_dsl::PolicySet;
 
 use crate::compile::{CompiledScope, compile_tenant};
-use crate::decide::{Record, Walk, refuse_for_store};
+use crate::decide::{IdSeed, Record, Walk, refuse_for_store};
 use crate::decision::{Decision, DecisionKind, SetHash, audit_names};
 use crate::names::NameMap;
 use crate::request::Request;
@@ -63,6 +63,8 @@ pub struct CompiledSet {
     pub model: Arc<PolicySet>,
     tenants: NameMap<TenantScopes>,
     hash: SetHash,
+    /// The challenge ids' hasher, the set's hash already written.
+    ids: IdSeed,
     /// Malformed threat-feed lines (skipped), as the checker found them.
     pub feed_warnings: Vec<FeedWarning>,
     history_window_secs: u64,
@@ -128,6 +130,7 @@ impl CompiledSet {
             model: Arc::new(model),
             tenants,
             hash,
+            ids: IdSeed::new(&hash),
             feed_warnings,
             history_window_secs,
         })
@@ -176,6 +179,11 @@ impl CompiledSet {
     #[must_use]
     pub fn hash(&self) -> SetHash {
         self.hash
+    }
+
+    /// The challenge ids' hasher of this set.
+    pub(crate) fn id_seed(&self) -> &IdSeed {
+        &self.ids
     }
 
     pub(crate) fn scope(

@@ -21,6 +21,7 @@ pub const CHALLENGE_TTL_SECS: i64 = 300;
 /// Makes `d` a step-up: a new challenge for the merged requirement, in the session to commit.
 pub(crate) fn issue(
     d: &mut Decision,
+    ids: &IdSeed,
     req: &Request,
     state: &State,
     merge: &Merge<'_>,
@@ -32,7 +33,7 @@ pub(crate) fn issue(
     let message = merge.message(aal);
     let mut s = state.session.clone();
     s.seq += 1;
-    let id = challenge_id(&d.policy_set, req, s.seq);
+    let id = ids.id(req, s.seq);
     // A new challenge supersedes open ones, but never the session's pending sign-in.
     for c in &mut s.challenges {
         if c.state == ChallengeState::Open && !c.sign_in {
@@ -85,44 +86,96 @@ pub(crate) fn issue(
     );
 }
 
-/// The challenge's id: `ch_` and 16 hex digits of a SipHash-2-4 of what issued it (the set,
-/// the request's names, the session's sequence number, the time). The session's sequence number
-/// makes it unique in its session; across sessions, 64 bits make a repeat improbable short of
-/// billions of challenges (the birthday bound is near 2^32). It names a challenge in records and
-/// grants, it proves nothing: completing a challenge never takes an id from the client. Each
-/// name is written with its length, so no two lists of names hash the same text. The keys are
-/// public, so an id confirms a guessed user and session: a pseudonymised decision log replaces
-/// ids too (`stepup-decisionlog`).
-fn challenge_id(hash: &SetHash, req: &Request, seq: u64) -> Arc<str> {
-    let mut h = SipHasher24::new_with_keys(CHALLENGE_ID_KEYS.0, CHALLENGE_ID_KEYS.1);
-    // The ids must be the same on every machine: the hasher's `write_u64(i)` hashes the word
-    // `i.to_le()`, so it is given `i.to_le()`, and hashes `i` on either byte order (the word
-    // path: hashing the bytes of `to_le_bytes` instead cost about 4% of a step-up).
-    for part in [
-        hash.as_bytes(),
-        req.tenant.as_bytes(),
-        req.application.as_bytes(),
-        req.user.as_bytes(),
-        req.session.as_bytes(),
-    ] {
-        h.write_u64((part.len() as u64).to_le());
-        h.write(part);
+/// What challenge ids are made from: a SipHash-2-4 with the set's hash already written (made
+/// once per compiled set, as every id of the set starts with it).
+#[derive(Debug, Clone)]
+pub(crate) struct IdSeed(SipHasher24);
+
+impl IdSeed {
+    /// The hasher of the set whose hash is `hash`.
+    pub(crate) fn new(hash: &SetHash) -> Self {
+        let mut h = SipHasher24::new_with_keys(CHALLENGE_ID_KEYS.0, CHALLENGE_ID_KEYS.1);
+        write_part(&mut h, hash.as_bytes());
+        IdSeed(h)
     }
-    h.write_u64(seq.to_le());
-    h.write_i64(req.now.0.to_le());
-    let digest = h.finish().to_be_bytes();
-    // `ch_` and 16 hex digits, written on the stack: the Arc is the one allocation.
-    let hex = digest
-        .iter()
-        .flat_map(|b| [b >> 4, b & 0xf])
-        .map(|n| if n < 10 { b'0' + n } else { b'a' + n - 10 });
-    let mut buf = [0u8; 19];
-    for (slot, c) in buf.iter_mut().zip(b"ch_".iter().copied().chain(hex)) {
-        *slot = c;
+
+    /// The challenge's id: `ch_` and 16 hex digits of a SipHash-2-4 of what issued it (the
+    /// set, the request's names, the session's sequence number, the time). The session's
+    /// sequence number makes it unique in its session; across sessions, 64 bits make a repeat
+    /// improbable short of billions of challenges (the birthday bound is near 2^32). It names a
+    /// challenge in records and grants, it proves nothing: completing a challenge never takes
+    /// an id from the client. Each name is written with its length, so no two lists of names
+    /// hash the same text. The keys are public, so an id confirms a guessed user and session: a
+    /// pseudonymised decision log replaces ids too (`stepup-decisionlog`).
+    pub(crate) fn id(&self, req: &Request, seq: u64) -> Arc<str> {
+        let mut h = self.0;
+        let parts = [
+            req.tenant.as_bytes(),
+            req.application.as_bytes(),
+            req.user.as_bytes(),
+            req.session.as_bytes(),
+        ];
+        // The hasher reads a stream of bytes: the parts, their lengths and the numbers are
+        // gathered into one buffer and written at once when they fit (one call hashes whole
+        // words; a call per part hashes each part's tail byte by byte). Same stream, same id.
+        let mut buf = [0u8; 256];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            let slot = buf.get_mut(at..at + bytes.len());
+            if let Some(slot) = slot {
+                slot.copy_from_slice(bytes);
+            }
+            at += bytes.len();
+        };
+        for part in parts {
+            put(&(part.len() as u64).to_le_bytes());
+            put(part);
+        }
+        put(&seq.to_le_bytes());
+        put(&req.now.0.to_le_bytes());
+        match buf.get(..at) {
+            Some(stream) => h.write(stream),
+            None => {
+                for part in parts {
+                    write_part(&mut h, part);
+                }
+                h.write_u64(seq.to_le());
+                h.write_i64(req.now.0.to_le());
+            }
+        }
+        let digest = h.finish().to_be_bytes();
+        // `ch_` and 16 hex digits, written on the stack: the Arc is the one allocation.
+        let mut buf = *b"ch_0000000000000000";
+        for (pair, b) in buf
+            .get_mut(3..)
+            .unwrap_or_default()
+            .chunks_exact_mut(2)
+            .zip(digest)
+        {
+            if let [hi, lo] = pair {
+                *hi = hex_digit(b >> 4);
+                *lo = hex_digit(b & 0xf);
+            }
+        }
+        // Hex digits are ASCII: the text is `buf` itself (the lossy decoding, which would keep
+        // every byte's place, is never reached).
+        std::str::from_utf8(&buf)
+            .map_or_else(|_| Arc::from(&*String::from_utf8_lossy(&buf)), Arc::from)
     }
-    // Hex digits are ASCII: the text is `buf` itself (the lossy decoding, which would keep
-    // every byte's place, is never reached).
-    std::str::from_utf8(&buf).map_or_else(|_| Arc::from(&*String::from_utf8_lossy(&buf)), Arc::from)
+}
+
+/// The hex digit of a number below 16.
+fn hex_digit(n: u8) -> u8 {
+    if n < 10 { b'0' + n } else { b'a' + n - 10 }
+}
+
+/// Writes one name, after its length. The ids must be the same on every machine: the hasher's
+/// `write_u64(i)` hashes the word `i.to_le()`, so it is given `i.to_le()`, and hashes `i` on
+/// either byte order (the word path: hashing the bytes of `to_le_bytes` instead cost about 4%
+/// of a step-up).
+fn write_part(h: &mut SipHasher24, part: &[u8]) {
+    h.write_u64((part.len() as u64).to_le());
+    h.write(part);
 }
 
 /// The challenge id's hash keys: fixed, so that a replay gives the same ids on every machine
@@ -226,5 +279,70 @@ fn push_completion(
     );
     if let Some(r) = d.audit.last_mut() {
         r.factor = Some(factor);
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "tests: a failed assertion is the report"
+)]
+mod tests {
+    use super::*;
+    use stepup_core::Timestamp;
+
+    /// The id as documented: SipHash-2-4 with the fixed keys over the set's hash, the tenant,
+    /// application, user and session (each after its length as 8 little-endian bytes), the
+    /// sequence number and the time, as one stream; `ch_` and its 16 hex digits.
+    fn documented(hash: &SetHash, req: &Request, seq: u64) -> String {
+        let mut stream = Vec::new();
+        for part in [
+            hash.as_bytes(),
+            req.tenant.as_bytes(),
+            req.application.as_bytes(),
+            req.user.as_bytes(),
+            req.session.as_bytes(),
+        ] {
+            stream.extend((part.len() as u64).to_le_bytes());
+            stream.extend(part);
+        }
+        stream.extend(seq.to_le_bytes());
+        stream.extend(req.now.0.to_le_bytes());
+        let mut h = SipHasher24::new_with_keys(CHALLENGE_ID_KEYS.0, CHALLENGE_ID_KEYS.1);
+        h.write(&stream);
+        format!("ch_{:016x}", h.finish())
+    }
+
+    /// Short names (gathered in one buffer) and long ones (written part by part) both give the
+    /// documented id, and ids differ when any part does.
+    #[test]
+    fn ids_are_the_documented_hash_whatever_the_names_length() {
+        let hash = SetHash::from("0123456789abcdef0123456789abcdef");
+        let seed = IdSeed::new(&hash);
+        let mut seen = std::collections::BTreeSet::new();
+        for user in ["alice", "", &"u".repeat(255), &"é".repeat(300)] {
+            for seq in [0, 1, u64::MAX] {
+                let req = Request {
+                    tenant: "t".into(),
+                    application: "".into(),
+                    user: user.into(),
+                    enrolled: FactorSet::EMPTY,
+                    session: "s1".into(),
+                    event: Event::StepUp {
+                        factor: Factor::Totp,
+                        success: true,
+                    },
+                    now: Timestamp(1_800_000_000),
+                };
+                let id = seed.id(&req, seq);
+                assert_eq!(
+                    &*id,
+                    documented(&hash, &req, seq),
+                    "user of {} bytes",
+                    user.len()
+                );
+                assert!(seen.insert(id.to_string()), "a repeated id");
+            }
+        }
     }
 }

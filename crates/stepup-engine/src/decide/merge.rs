@@ -166,6 +166,9 @@ impl<'s> Merge<'s> {
 /// The values of the attributes `names` on this request (what a grant is bound to).
 #[must_use]
 pub(crate) fn binding(req: &Request, names: &[Box<str>]) -> Binding {
+    if names.is_empty() {
+        return Binding::new();
+    }
     let mut b: Binding = names
         .iter()
         .map(|n| (n.to_string(), req.event.attr(n).cloned()))

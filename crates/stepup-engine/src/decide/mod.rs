@@ -26,12 +26,11 @@ use stepup_dsl::model::Tenant;
 
 pub use audit::refuse_for_store;
 pub use challenge::CHALLENGE_TTL_SECS;
+pub(crate) use challenge::IdSeed;
 pub(crate) use fire::{TraceProgram, Walk};
 
 use crate::compile::CompiledScope;
-use crate::decision::{
-    Decision, DecisionKind, DenyReason, SetHash, Trace, audit_names, factors_label,
-};
+use crate::decision::{Decision, DecisionKind, DenyReason, Trace, audit_names, factors_label};
 use crate::engine::CompiledSet;
 use crate::facts::Facts;
 use crate::request::{Event, Request};
@@ -98,7 +97,7 @@ pub(crate) fn decide(
             d
         }
         Route::Evaluate { scope, feed, ids } => {
-            evaluate(set.hash(), scope, feed, ids, req, state, explain, walk)
+            evaluate(set, scope, feed, ids, req, state, explain, walk)
         }
     }
 }
@@ -115,7 +114,7 @@ fn not_evaluated(d: &mut Decision, scope: &CompiledScope, req: &Request, state: 
     reason = "the route's findings and the request, passed down the pipeline"
 )]
 fn evaluate(
-    hash: SetHash,
+    set: &CompiledSet,
     scope: &CompiledScope,
     feed: &ThreatFeed,
     ids: Ids,
@@ -126,7 +125,7 @@ fn evaluate(
 ) -> Decision {
     let t = &scope.tenant;
     let history = state.history.as_ref().ok();
-    let mut d = Decision::new(DecisionKind::Allow, hash);
+    let mut d = Decision::new(DecisionKind::Allow, set.hash());
     if let Err(e) = &state.history {
         d.errors.push(format!(
             "{e}: the signals that need it are unknown (fail closed)"
@@ -173,7 +172,7 @@ fn evaluate(
             audit::push_keyed(&mut d, audit_names::DENIED, req, key(), policies, Some(aal));
         } else {
             // Step 4.
-            challenge::issue(&mut d, req, state, &merge, &m, key());
+            challenge::issue(&mut d, set.id_seed(), req, state, &merge, &m, key());
         }
     }
     if !scope.report_only.is_empty() {
