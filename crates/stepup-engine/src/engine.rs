@@ -53,7 +53,9 @@ impl LoadError {
 
 struct TenantScopes {
     base: CompiledScope,
-    apps: NameMap<CompiledScope>,
+    /// `None`: the application changes none of the tenant's policies, and decides with the
+    /// tenant's scope (compiled once).
+    apps: NameMap<Option<CompiledScope>>,
     feed: Arc<ThreatFeed>,
 }
 
@@ -114,6 +116,7 @@ impl CompiledSet {
             let mut scopes = compile_tenant(&resolved).into_iter();
             let base = scopes
                 .next()
+                .flatten()
                 .ok_or_else(|| LoadError::Scope(format!("tenant `{name}` did not compile")))?;
             tenants.insert(
                 name.clone(),
@@ -198,9 +201,13 @@ impl CompiledSet {
         let scope = if app.is_empty() {
             &t.base
         } else {
-            t.apps.get(app).ok_or_else(|| {
-                format!("application `{app}` of tenant `{tenant}` is not defined by the rules")
-            })?
+            t.apps
+                .get(app)
+                .ok_or_else(|| {
+                    format!("application `{app}` of tenant `{tenant}` is not defined by the rules")
+                })?
+                .as_ref()
+                .unwrap_or(&t.base)
         };
         Ok((scope, &t.feed))
     }

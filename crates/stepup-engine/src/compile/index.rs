@@ -44,15 +44,18 @@ impl Filter {
     }
 }
 
+/// Where a policy may fire: on sign-ins or not, and on which operations and resources.
 #[derive(Debug, Clone)]
-struct Guard {
+pub struct Guard {
     sign_in: bool,
     ops: Filter,
     res: Filter,
 }
 
 impl Guard {
-    fn all() -> Guard {
+    /// Anywhere.
+    #[must_use]
+    pub fn all() -> Guard {
         Guard {
             sign_in: true,
             ops: Filter::Everything,
@@ -75,7 +78,9 @@ impl Guard {
     }
 }
 
-fn guard(e: &CExpr) -> Guard {
+/// The guard of a condition: conservative (a policy may fire wherever it admits).
+#[must_use]
+pub fn guard(e: &CExpr) -> Guard {
     match e {
         CExpr::Op(ids) => Guard {
             sign_in: false,
@@ -194,14 +199,10 @@ fn index_of(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
-/// Builds the index of a scope's conditions.
+/// Builds the index of a scope from its policies' guards, in policy order (below
+/// [`INDEX_THRESHOLD`] policies, pass [`Guard::all`] for each).
 #[must_use]
-pub fn build(exprs: &[std::sync::Arc<CExpr>], n_ops: usize, n_res: usize) -> Index {
-    let guards: Vec<Guard> = if exprs.len() < INDEX_THRESHOLD {
-        exprs.iter().map(|_| Guard::all()).collect()
-    } else {
-        exprs.iter().map(|e| guard(e)).collect()
-    };
+pub fn build(guards: &[&Guard], n_ops: usize, n_res: usize) -> Index {
     // Each policy into the buckets its guard admits, in policy order: one pass over the
     // policies, not one per operation.
     let mut by_op: Vec<Vec<u32>> = vec![Vec::new(); n_ops];

@@ -195,32 +195,50 @@ pub fn attributes_read(c: &Cond) -> Box<[Box<str>]> {
 
 /// One policy lowered once for all the scopes of its tenant.
 struct Lowered {
-    /// Simplified and ordered.
-    expr: Arc<CExpr>,
-    /// The same without its top-level operation tests (for scopes with the index on).
-    without_op: Arc<CExpr>,
+    /// Simplified and ordered, when a scope with the index off holds it.
+    expr: Option<Arc<CExpr>>,
+    /// The same without its top-level operation tests, when a scope with the index on holds it
+    /// (a policy is in the buckets of those operations alone).
+    without_op: Option<Arc<CExpr>>,
+    /// Where it may fire (from the condition with its operation tests).
+    guard: index::Guard,
     reads: Arc<[Box<str>]>,
     text: Arc<PolicyText>,
 }
 
-/// Compiles the scopes of one tenant (the tenant alone and each of its applications). A policy
-/// held by several scopes (the tenant's policies are in every application's) is lowered once:
-/// names are interned per tenant, so its compiled condition is the same in each.
+/// Compiles the scopes of one tenant (the tenant alone first, then each of its applications). A
+/// policy held by several scopes (the tenant's policies are in every application's) is lowered
+/// once: names are interned per tenant, so its compiled condition is the same in each. An
+/// application that holds the tenant's policies unchanged is `None`: it decides with the
+/// tenant's scope.
 #[must_use]
-pub fn compile_tenant(scopes: &[Resolved<'_>]) -> Vec<CompiledScope> {
+pub fn compile_tenant(scopes: &[Resolved<'_>]) -> Vec<Option<CompiledScope>> {
     let Some(first) = scopes.first() else {
         return Vec::new();
     };
     let mut interner = intern::Interner::new(first.tenant);
     let mut lowered: std::collections::HashMap<*const Policy, Lowered> =
         std::collections::HashMap::new();
+    // Which forms of the conditions the scopes need (copied only when both are).
+    let indexed = |r: &Resolved<'_>| r.policies.len() >= index::INDEX_THRESHOLD;
+    let (with_op, without_op) = (
+        scopes.iter().any(|r| !indexed(r)),
+        scopes.iter().any(indexed),
+    );
     for r in scopes {
         for p in &r.policies {
             lowered.entry(Arc::as_ptr(p)).or_insert_with(|| {
                 let expr = order::order(simplify::simplify(interner.lower(&p.condition)));
+                let guard = index::guard(&expr);
+                let (expr, dropped) = match (with_op, without_op) {
+                    (true, true) => (Some(expr.clone()), Some(index::drop_implied_op(expr))),
+                    (false, true) => (None, Some(index::drop_implied_op(expr))),
+                    _ => (Some(expr), None),
+                };
                 Lowered {
-                    without_op: Arc::new(index::drop_implied_op(expr.clone())),
-                    expr: Arc::new(expr),
+                    expr: expr.map(Arc::new),
+                    without_op: dropped.map(Arc::new),
+                    guard,
                     reads: attributes_read(&p.condition).into(),
                     text: PolicyText::of(p),
                 }
@@ -230,8 +248,22 @@ pub fn compile_tenant(scopes: &[Resolved<'_>]) -> Vec<CompiledScope> {
     let keys = Arc::new(EventKeys::new(&interner));
     scopes
         .iter()
-        .map(|r| scope_of(r, &interner, &lowered, &keys))
+        .enumerate()
+        .map(|(i, r)| {
+            (i == 0 || !same_policies(r, first)).then(|| scope_of(r, &interner, &lowered, &keys))
+        })
         .collect()
+}
+
+/// Whether two resolved scopes of one tenant hold the same policies in the same order (the
+/// same policy, or an equal one: the built-in admin policy is made anew for each scope).
+fn same_policies(a: &Resolved<'_>, b: &Resolved<'_>) -> bool {
+    std::ptr::eq(a.tenant, b.tenant)
+        && a.policies.len() == b.policies.len()
+        && a.policies
+            .iter()
+            .zip(&b.policies)
+            .all(|(p, q)| Arc::ptr_eq(p, q) || p == q)
 }
 
 fn scope_of(
@@ -241,28 +273,30 @@ fn scope_of(
     keys: &Arc<EventKeys>,
 ) -> CompiledScope {
     let of = |p: &Arc<Policy>| lowered.get(&Arc::as_ptr(p));
+    // Every policy of the scope was lowered; one that was not would fire on every event (fail
+    // closed), never be skipped.
+    let always = || Arc::new(CExpr::Const(Tri::True));
+    let all = index::Guard::all();
+    let index_on = r.policies.len() >= index::INDEX_THRESHOLD;
+    let guards: Vec<&index::Guard> = r
+        .policies
+        .iter()
+        .map(|p| match of(p) {
+            Some(l) if index_on => &l.guard,
+            _ => &all,
+        })
+        .collect();
+    let index = index::build(&guards, interner.ops.len(), interner.res.len());
+    // With the index on, a bucket only holds policies whose top-level operation test it already
+    // passed: that test is dropped from the tree.
     let exprs: Vec<Arc<CExpr>> = r
         .policies
         .iter()
         .map(|p| {
-            of(p).map_or_else(
-                || Arc::new(CExpr::Const(Tri::True)),
-                |l| Arc::clone(&l.expr),
-            )
+            let form = of(p).and_then(|l| if index_on { &l.without_op } else { &l.expr }.as_ref());
+            form.map_or_else(always, Arc::clone)
         })
         .collect();
-    let index = index::build(&exprs, interner.ops.len(), interner.res.len());
-    // With the index on, a bucket only holds policies whose top-level operation test it already
-    // passed: that test is dropped from the tree.
-    let exprs = if exprs.len() >= index::INDEX_THRESHOLD {
-        r.policies
-            .iter()
-            .zip(exprs)
-            .map(|(p, e)| of(p).map_or(e, |l| Arc::clone(&l.without_op)))
-            .collect()
-    } else {
-        exprs
-    };
     let reads = r
         .policies
         .iter()
@@ -311,6 +345,43 @@ fn scope_of(
 mod tests {
     use super::*;
     use crate::tree::Ids;
+
+    /// An application that changes none of its tenant's policies decides with the tenant's
+    /// scope, compiled once; one that overrides or adds a policy, or turns caching off, gets
+    /// its own. Built-in admin policies (made anew per scope) count as unchanged.
+    #[test]
+    fn an_application_that_changes_nothing_shares_its_tenants_scope() {
+        let mut text = String::from(
+            "tenant t {\n  operation pay sensitive\n  operation wipe admin\n  attribute amount: number\n",
+        );
+        for i in 0..10 {
+            text.push_str(&format!(
+                "  policy p{i} {{ when operation == pay and amount > {i}00 require aal2 for 5m }}\n"
+            ));
+        }
+        text.push_str(
+            "}\napplication same of t {\n}\napplication over of t {\n  override policy p3 { when operation == pay require aal3 for 5m }\n}\napplication more of t {\n  when operation == wipe require aal3\n}\napplication nocache of t {\n  cache off\n}\n",
+        );
+        let set = crate::CompiledSet::from_text("t.policy", &text).unwrap();
+        let scope = |app: &str| set.scope("t", app).unwrap().0 as *const CompiledScope;
+        let (base, _) = set.scope("t", "").unwrap();
+        assert!(
+            base.policies
+                .iter()
+                .any(|p| p.name == stepup_dsl::model::ADMIN_DEFAULT_POLICY),
+            "the tenant has a built-in admin policy"
+        );
+        assert_eq!(scope("same"), scope(""));
+        for app in ["over", "more", "nocache"] {
+            assert_ne!(scope(app), scope(""), "{app} has its own scope");
+        }
+        let (over, _) = set.scope("t", "over").unwrap();
+        assert!(
+            over.policies
+                .iter()
+                .any(|p| p.name == "p3" && p.requirement.aal == stepup_core::Aal::Aal3)
+        );
+    }
 
     #[test]
     fn a_shared_event_key_is_the_events_key() {
