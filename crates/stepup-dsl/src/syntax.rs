@@ -97,10 +97,95 @@ pub fn decode(
 
 /// Parses one file into its syntax tree, collecting every syntax error it can report.
 ///
+/// A large file is parsed in pieces on several threads (see [`pieces`]); its tree and its
+/// diagnostics are the same as from one parse.
+///
 /// # Errors
 /// The diagnostics, when the file cannot be parsed.
 pub fn parse(file: &Arc<SourceFile>) -> Result<File, Vec<Diagnostic>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    parse_in(file, &pieces(&file.text, threads, MIN_PIECE_BYTES))
+}
+
+/// The smallest piece of a file parsed on a thread of its own (below it, a thread costs more
+/// than it saves).
+const MIN_PIECE_BYTES: usize = 256 * 1024;
+
+/// [`parse`], the file cut at `starts` (offsets of top-level `tenant` and `application`
+/// blocks, ascending, as [`pieces`] finds them).
+fn parse_in(file: &Arc<SourceFile>, starts: &[usize]) -> Result<File, Vec<Diagnostic>> {
     prescan(file)?;
+    let hashes: Vec<usize> = file.text.match_indices('#').map(|(i, _)| i).collect();
+    let text = file.text.as_str();
+    let bounds: Vec<(usize, usize)> = std::iter::once(0)
+        .chain(starts.iter().copied())
+        .zip(starts.iter().copied().chain(std::iter::once(text.len())))
+        .collect();
+    let piece = |&(from, to): &(usize, usize)| parse_piece(file, &hashes, from, to);
+    let parsed: Vec<Option<(File, Vec<Diagnostic>)>> = match bounds.split_first() {
+        Some((first, rest)) if !rest.is_empty() => std::thread::scope(|scope| {
+            let others: Vec<_> = rest
+                .iter()
+                .map(|b| {
+                    (
+                        b,
+                        std::thread::Builder::new().spawn_scoped(scope, move || piece(b)),
+                    )
+                })
+                .collect();
+            // A piece whose thread cannot start is parsed here; one whose thread failed counts
+            // as not parsed.
+            std::iter::once(piece(first))
+                .chain(others.into_iter().map(|(b, h)| match h {
+                    Ok(h) => h.join().ok().flatten(),
+                    Err(_) => piece(b),
+                }))
+                .collect()
+        }),
+        _ => bounds.iter().map(piece).collect(),
+    };
+    let mut out = File::default();
+    let mut diags = Vec::new();
+    for p in parsed {
+        // A piece that does not parse: the whole file is parsed as one, for the error exactly
+        // as a parse of the whole file reports it.
+        let Some((f, d)) = p else {
+            return parse_whole(file, &hashes);
+        };
+        out.items.extend(f.items);
+        diags.extend(d);
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(diags)
+    }
+}
+
+/// Parses the bytes `from..to` of `file` as a file of their own, their spans offsets into the
+/// whole file: the tree and the lowering's diagnostics, or `None` when pest finds a syntax error.
+fn parse_piece(
+    file: &Arc<SourceFile>,
+    hashes: &[usize],
+    from: usize,
+    to: usize,
+) -> Option<(File, Vec<Diagnostic>)> {
+    let pairs = PolicyParser::parse(Rule::file, file.text.get(from..to)?).ok()?;
+    let mut lower = Lower {
+        file,
+        diags: Vec::new(),
+        hashes,
+        base: from,
+    };
+    let mut out = File::default();
+    for pair in pairs.flatten().take(1) {
+        out = lower.lower_file(pair);
+    }
+    Some((out, lower.diags))
+}
+
+/// Parses the whole file at once.
+fn parse_whole(file: &Arc<SourceFile>, hashes: &[usize]) -> Result<File, Vec<Diagnostic>> {
     let pairs = match PolicyParser::parse(Rule::file, &file.text) {
         Ok(p) => p,
         Err(e) => return Err(vec![syntax_error(file, &e)]),
@@ -108,7 +193,8 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<File, Vec<Diagnostic>> {
     let mut lower = Lower {
         file,
         diags: Vec::new(),
-        hashes: file.text.match_indices('#').map(|(i, _)| i).collect(),
+        hashes,
+        base: 0,
     };
     let mut out = File::default();
     for pair in pairs.flatten().take(1) {
@@ -119,6 +205,46 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<File, Vec<Diagnostic>> {
     } else {
         Err(lower.diags)
     }
+}
+
+/// Where a file may be cut into up to `threads` pieces of at least `min` bytes, each parsed on
+/// its own: at lines that begin with the keyword `tenant` or `application`.
+///
+/// Such a line begins a top-level block and nothing else. A line begins outside any string or
+/// comment (neither spans lines), so it begins with a token; the grammar reads the keywords
+/// `tenant` and `application` only where a top-level block begins (they are reserved: no name,
+/// factor or level can be one). So no rule that parses the text before the cut reads the
+/// keyword after it, and every rule sees the same text up to where it stops: when every piece
+/// parses, the pieces' items are the whole file's, and when one does not, neither does the
+/// whole file (which is then parsed as one, for its errors).
+fn pieces(text: &str, threads: usize, min: usize) -> Vec<usize> {
+    let want = threads.min(text.len() / min.max(1));
+    if want < 2 {
+        return Vec::new();
+    }
+    let step = text.len() / want;
+    let mut starts = Vec::new();
+    let mut next = step;
+    for (at, _) in text.match_indices('\n') {
+        let line = at + 1;
+        if line < next {
+            continue;
+        }
+        let rest = text.get(line..).unwrap_or("");
+        let keyword = ["tenant", "application"].into_iter().any(|k| {
+            rest.strip_prefix(k).is_some_and(|after| {
+                !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            })
+        });
+        if keyword {
+            starts.push(line);
+            if starts.len() + 1 == want {
+                break;
+            }
+            next = line + step;
+        }
+    }
+    starts
 }
 
 fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
@@ -371,7 +497,9 @@ struct Lower<'f> {
     diags: Vec<Diagnostic>,
     /// The offset of every `#` in the file, in order: only a span whose text has one can end
     /// in a comment, so only those are tokenized to trim it.
-    hashes: Vec<usize>,
+    hashes: &'f [usize],
+    /// Where in the file the parsed text starts (a piece of a large file).
+    base: usize,
 }
 
 /// Inner pairs that carry meaning (keywords and punctuation left out), in order; an iterator,
@@ -426,7 +554,7 @@ impl Lower<'_> {
     /// The span of a pair without the whitespace and comments pest's implicit skipping may leave
     /// at its end (a sequence ending in an optional element consumes the skip before it).
     fn span_of(&self, p: &Pair<'_, Rule>) -> Span {
-        let start = p.as_span().start();
+        let start = self.base + p.as_span().start();
         let text = p.as_str();
         let end = start + text.trim_end().len();
         // No `#` before the trimmed end: no comment to trim (the common case, in constant time).
@@ -989,5 +1117,139 @@ mod tests {
         ] {
             assert_eq!(shape(cond), want, "{cond}");
         }
+    }
+}
+
+/// A file parsed in pieces is the file parsed whole: on texts made of the test corpus, the
+/// project's rules and generated blocks, cut at every line that begins a block (and at a few),
+/// as they are and with a random edit (a brace, a quote, a `#` or a `tenant` line inserted, a
+/// run of text deleted) that may make them invalid anywhere.
+#[cfg(test)]
+mod pieces_tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        reason = "tests: a failed assertion is the report"
+    )]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn corpus() -> Vec<String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut texts = Vec::new();
+        for dir in ["tests/valid", "tests/invalid", "../../rules"] {
+            let mut paths: Vec<_> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "policy"))
+                .collect();
+            paths.sort();
+            for p in paths {
+                if let Ok(t) = String::from_utf8(std::fs::read(p).unwrap()) {
+                    texts.push(t);
+                }
+            }
+        }
+        for i in 0..4 {
+            texts.push(format!(
+                "tenant g{i} {{\n  operation pay sensitive\n  attribute amount: number\n  policy p{i} \"Confirm.\" {{ when operation == pay and amount > {i}0 # }} \"\n require aal2 for 5m }}\n}}\napplication a{i} of g{i} {{\n  when amount > 5 require aal3\n}}\n"
+            ));
+        }
+        texts
+    }
+
+    /// What a parse gives, comparable with its spans (which take no part in a tree's
+    /// equality): the tree as printed, or each diagnostic's code, message, label, help and
+    /// span.
+    type Outcome =
+        Result<String, Vec<(&'static str, String, String, Option<String>, usize, usize)>>;
+
+    fn outcome(r: Result<File, Vec<Diagnostic>>) -> Outcome {
+        r.map(|f| format!("{f:?}")).map_err(|ds| {
+            ds.into_iter()
+                .map(|d| (d.code, d.message, d.label, d.help, d.span.start, d.span.end))
+                .collect()
+        })
+    }
+
+    fn edit() -> impl Strategy<Value = (usize, Option<&'static str>, usize)> {
+        (
+            any::<usize>(),
+            prop::sample::select(vec![
+                None,
+                Some("}"),
+                Some("{"),
+                Some("\""),
+                Some("#"),
+                Some("\ntenant"),
+                Some("\ntenant x {\n"),
+                Some("\napplication"),
+                Some("}\ntenant y {\n  when new_device require aal2\n"),
+                Some("\\"),
+            ]),
+            0usize..40,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_file_parsed_in_pieces_is_the_file_parsed_whole(
+            picks in prop::collection::vec(any::<prop::sample::Index>(), 1..8),
+            edits in prop::collection::vec(edit(), 0..3),
+            threads in 2usize..6,
+        ) {
+            let corpus = corpus();
+            let mut text: String = picks.iter().map(|i| i.get(&corpus).as_str()).collect::<Vec<_>>().join("\n");
+            for (at, insert, delete) in edits {
+                let mut at = at % (text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                match insert {
+                    Some(s) => text.insert_str(at, s),
+                    None => {
+                        let mut end = (at + delete).min(text.len());
+                        while !text.is_char_boundary(end) {
+                            end -= 1;
+                        }
+                        text.replace_range(at..end, "");
+                    }
+                }
+            }
+            let file = Arc::new(SourceFile { name: "x.policy".into(), text: text.clone() });
+            let whole = match prescan(&file) {
+                Err(d) => Err(d),
+                Ok(()) => {
+                    let hashes: Vec<usize> = text.match_indices('#').map(|(i, _)| i).collect();
+                    parse_whole(&file, &hashes)
+                }
+            };
+            let whole = outcome(whole);
+            for starts in [pieces(&text, usize::MAX, 1), pieces(&text, threads, 1)] {
+                prop_assert_eq!(&outcome(parse_in(&file, &starts)), &whole, "cut at {:?}", starts);
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_is_cut_only_where_a_block_begins_and_only_when_large() {
+        let block = |i: usize| format!("tenant t{i} {{\n  when new_device require aal2\n}}\n");
+        let text: String = (0..8).map(block).collect();
+        let starts = pieces(&text, 4, 1);
+        assert_eq!(starts.len(), 3, "four pieces");
+        for s in &starts {
+            assert!(text[*s..].starts_with("tenant t"), "{s}");
+        }
+        assert!(pieces(&text, 4, text.len()).is_empty(), "too small to cut");
+        assert!(pieces(&text, 1, 1).is_empty(), "one thread");
+        let tenants_word = "tenants_x {\n}\n".repeat(8);
+        assert!(
+            pieces(&tenants_word, 4, 1).is_empty(),
+            "`tenants_x` is not the keyword"
+        );
     }
 }
