@@ -59,6 +59,38 @@ struct TenantScopes {
     feed: Arc<ThreatFeed>,
 }
 
+/// The policy count from which a set's tenants are compiled on several threads.
+const PARALLEL_COMPILE_POLICIES: usize = 2_000;
+
+/// `f` of each item, the items in up to `available_parallelism` runs, each on a thread of its
+/// own, in order. `None` where `f` panicked; a run whose thread cannot start runs here.
+fn map_on_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per = items.len().div_ceil(threads.max(1)).max(1);
+    let f = &f;
+    let run = move |chunk: &[T]| chunk.iter().map(f).collect::<Vec<R>>();
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = items
+            .chunks(per)
+            .map(|chunk| {
+                (
+                    chunk,
+                    std::thread::Builder::new().spawn_scoped(scope, move || run(chunk)),
+                )
+            })
+            .collect();
+        runs.into_iter()
+            .flat_map(|(chunk, h)| match h {
+                Ok(h) => match h.join() {
+                    Ok(rs) => rs.into_iter().map(Some).collect(),
+                    Err(_) => chunk.iter().map(|_| None).collect(),
+                },
+                Err(_) => run(chunk).into_iter().map(Some).collect::<Vec<_>>(),
+            })
+            .collect()
+    })
+}
+
 /// A checked policy set, compiled for every (tenant, application).
 pub struct CompiledSet {
     /// The checked model.
@@ -87,6 +119,12 @@ impl CompiledSet {
     /// # Errors
     /// When a scope of the set cannot be resolved.
     pub fn compile(model: PolicySet) -> Result<CompiledSet, LoadError> {
+        Self::compile_on(model, PARALLEL_COMPILE_POLICIES)
+    }
+
+    /// [`CompiledSet::compile`], the tenants compiled on several threads from `parallel_from`
+    /// policies.
+    fn compile_on(model: PolicySet, parallel_from: usize) -> Result<CompiledSet, LoadError> {
         if model.hash.len() > SetHash::MAX {
             let shown: String = model.hash.chars().take(40).collect();
             return Err(LoadError::Hash(format!(
@@ -96,17 +134,14 @@ impl CompiledSet {
                 SetHash::MAX
             )));
         }
-        let mut tenants = NameMap::default();
-        let mut feed_warnings = Vec::new();
         let scope_error = |e: stepup_dsl::model::ResolveError| LoadError::Scope(e.to_string());
-        for (name, t) in &model.tenants {
-            feed_warnings.extend(t.risk.feed_warnings.iter().cloned());
-            // The tenant alone first, then its applications: compiled together, so the
-            // policies they share are lowered once.
+        // One tenant's scopes: the tenant alone first, then its applications, compiled together
+        // so that the policies they share are lowered once.
+        let compile_one = |(name, t): &(&String, &stepup_dsl::model::Tenant)| {
             let apps: Vec<&String> = model
                 .applications
                 .keys()
-                .filter(|(tn, _)| tn == name)
+                .filter(|(tn, _)| tn == *name)
                 .map(|(_, a)| a)
                 .collect();
             let mut resolved = vec![model.resolve(name, "").map_err(scope_error)?];
@@ -118,14 +153,26 @@ impl CompiledSet {
                 .next()
                 .flatten()
                 .ok_or_else(|| LoadError::Scope(format!("tenant `{name}` did not compile")))?;
-            tenants.insert(
-                name.clone(),
-                TenantScopes {
-                    base,
-                    apps: apps.into_iter().cloned().zip(scopes).collect(),
-                    feed: Arc::clone(&t.risk.feed),
-                },
-            );
+            Ok(TenantScopes {
+                base,
+                apps: apps.into_iter().cloned().zip(scopes).collect(),
+                feed: Arc::clone(&t.risk.feed),
+            })
+        };
+        let all: Vec<(&String, &stepup_dsl::model::Tenant)> = model.tenants.iter().collect();
+        let policies: usize = all.iter().map(|(_, t)| t.policies.len()).sum();
+        let compiled = if policies >= parallel_from {
+            map_on_threads(&all, compile_one)
+        } else {
+            all.iter().map(|t| Some(compile_one(t))).collect()
+        };
+        let mut tenants = NameMap::default();
+        let mut feed_warnings = Vec::new();
+        for ((name, t), scopes) in all.iter().zip(compiled) {
+            feed_warnings.extend(t.risk.feed_warnings.iter().cloned());
+            let scopes = scopes
+                .ok_or_else(|| LoadError::Scope(format!("tenant `{name}` did not compile")))??;
+            tenants.insert((*name).clone(), scopes);
         }
         let hash = SetHash::from(model.hash.as_str());
         let history_window_secs = history_window_secs(&model);
@@ -412,5 +459,108 @@ impl Engine {
             }
         }
         d
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests: a failed assertion is the report"
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_on_threads_comes_back_in_order_and_a_panic_is_none() {
+        let items: Vec<u32> = (0..37).collect();
+        let out = map_on_threads(&items, |i| {
+            assert!(
+                *i != 20,
+                "a panic on purpose: the test checks it is contained"
+            );
+            i * 2
+        });
+        assert_eq!(out.len(), 37);
+        for (i, r) in out.iter().enumerate() {
+            // A panic loses its whole run (the items of that thread), never another's.
+            if let Some(v) = r {
+                assert_eq!(*v as usize, i * 2);
+            }
+        }
+        assert_eq!(out.get(20), Some(&None));
+        assert!(out.iter().filter(|r| r.is_some()).count() >= 37 / 2);
+    }
+
+    /// Tenants compiled on threads decide as tenants compiled one after the other.
+    #[test]
+    fn a_set_compiled_on_threads_decides_as_one_compiled_in_order() {
+        let mut text = String::new();
+        for t in 0..5 {
+            text.push_str(&format!(
+                "tenant t{t} {{\n  operation pay sensitive\n  attribute amount: number\n"
+            ));
+            for i in 0..12 {
+                text.push_str(&format!(
+                    "  policy p{i} {{ when operation == pay and amount > {}0 require aal{} for 5m }}\n",
+                    i + t,
+                    2 + i % 2
+                ));
+            }
+            text.push_str(&format!(
+                "}}\napplication a of t{t} {{\n  when amount > 3 require aal3\n}}\n"
+            ));
+        }
+        let model = || {
+            stepup_dsl::load_sources(&[stepup_dsl::Source::text("t.policy", &text)])
+                .set
+                .unwrap()
+        };
+        let threads = CompiledSet::compile_on(model(), 0).unwrap();
+        let one = CompiledSet::compile_on(model(), usize::MAX).unwrap();
+        for t in 0..5 {
+            for app in ["", "a"] {
+                for amount in [0.0, 45.0, 95.0, 200.0] {
+                    let req = Request {
+                        tenant: format!("t{t}").into(),
+                        application: app.into(),
+                        user: "u".into(),
+                        enrolled: [stepup_core::Factor::Password, stepup_core::Factor::Totp]
+                            .into_iter()
+                            .collect(),
+                        session: "s".into(),
+                        event: crate::Event::Operation {
+                            name: "pay".into(),
+                            attrs: vec![("amount".into(), crate::Value::Number(amount))],
+                            context: None,
+                        },
+                        now: stepup_core::Timestamp(1_800_000_000),
+                    };
+                    let state = State {
+                        history: Ok(crate::UserHistory::default()),
+                        session: crate::state::SessionState {
+                            established: true,
+                            events: vec![crate::state::AuthEvent {
+                                at: stepup_core::Timestamp(1_800_000_000 - 60),
+                                factors: stepup_core::FactorSet::one(stepup_core::Factor::Password),
+                                cap: None,
+                            }],
+                            ..crate::state::SessionState::default()
+                        },
+                    };
+                    let d = threads.decide(&req, &state, true);
+                    assert_eq!(d, one.decide(&req, &state, true));
+                    assert_eq!(
+                        d.kind,
+                        if amount > 0.0 {
+                            crate::DecisionKind::StepUp
+                        } else {
+                            crate::DecisionKind::Allow
+                        },
+                        "{d:?}"
+                    );
+                }
+            }
+        }
     }
 }
