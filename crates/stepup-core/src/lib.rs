@@ -3,6 +3,8 @@
 //!
 //! Every other crate speaks in these types; none of them knows about syntax or storage.
 
+pub mod threads;
+
 use std::fmt;
 use std::str::FromStr;
 

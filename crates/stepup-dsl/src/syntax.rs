@@ -122,27 +122,14 @@ fn parse_in(file: &Arc<SourceFile>, starts: &[usize]) -> Result<File, Vec<Diagno
         .zip(starts.iter().copied().chain(std::iter::once(text.len())))
         .collect();
     let piece = |&(from, to): &(usize, usize)| parse_piece(file, &hashes, from, to);
-    let parsed: Vec<Option<(File, Vec<Diagnostic>)>> = match bounds.split_first() {
-        Some((first, rest)) if !rest.is_empty() => std::thread::scope(|scope| {
-            let others: Vec<_> = rest
-                .iter()
-                .map(|b| {
-                    (
-                        b,
-                        std::thread::Builder::new().spawn_scoped(scope, move || piece(b)),
-                    )
-                })
-                .collect();
-            // A piece whose thread cannot start is parsed here; one whose thread failed counts
-            // as not parsed.
-            std::iter::once(piece(first))
-                .chain(others.into_iter().map(|(b, h)| match h {
-                    Ok(h) => h.join().ok().flatten(),
-                    Err(_) => piece(b),
-                }))
-                .collect()
-        }),
-        _ => bounds.iter().map(piece).collect(),
+    let parsed: Vec<Option<(File, Vec<Diagnostic>)>> = if bounds.len() > 1 {
+        // A piece whose thread failed counts as not parsed.
+        stepup_core::threads::map_on_threads(&bounds, piece)
+            .into_iter()
+            .map(Option::flatten)
+            .collect()
+    } else {
+        bounds.iter().map(piece).collect()
     };
     let mut out = File::default();
     let mut diags = Vec::new();
@@ -461,7 +448,7 @@ fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnos
     d
 }
 
-fn invariant(file: &Arc<SourceFile>, span: Span, what: &str) -> Diagnostic {
+pub(crate) fn invariant(file: &Arc<SourceFile>, span: Span, what: &str) -> Diagnostic {
     Diagnostic::error(
         "E000",
         file,

@@ -62,35 +62,6 @@ struct TenantScopes {
 /// The policy count from which a set's tenants are compiled on several threads.
 const PARALLEL_COMPILE_POLICIES: usize = 2_000;
 
-/// `f` of each item, the items in up to `available_parallelism` runs, each on a thread of its
-/// own, in order. `None` where `f` panicked; a run whose thread cannot start runs here.
-fn map_on_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let per = items.len().div_ceil(threads.max(1)).max(1);
-    let f = &f;
-    let run = move |chunk: &[T]| chunk.iter().map(f).collect::<Vec<R>>();
-    std::thread::scope(|scope| {
-        let runs: Vec<_> = items
-            .chunks(per)
-            .map(|chunk| {
-                (
-                    chunk,
-                    std::thread::Builder::new().spawn_scoped(scope, move || run(chunk)),
-                )
-            })
-            .collect();
-        runs.into_iter()
-            .flat_map(|(chunk, h)| match h {
-                Ok(h) => match h.join() {
-                    Ok(rs) => rs.into_iter().map(Some).collect(),
-                    Err(_) => chunk.iter().map(|_| None).collect(),
-                },
-                Err(_) => run(chunk).into_iter().map(Some).collect::<Vec<_>>(),
-            })
-            .collect()
-    })
-}
-
 /// A checked policy set, compiled for every (tenant, application).
 pub struct CompiledSet {
     /// The checked model.
@@ -162,7 +133,7 @@ impl CompiledSet {
         let all: Vec<(&String, &stepup_dsl::model::Tenant)> = model.tenants.iter().collect();
         let policies: usize = all.iter().map(|(_, t)| t.policies.len()).sum();
         let compiled = if policies >= parallel_from {
-            map_on_threads(&all, compile_one)
+            stepup_core::threads::map_on_threads(&all, compile_one)
         } else {
             all.iter().map(|t| Some(compile_one(t))).collect()
         };
@@ -470,27 +441,6 @@ impl Engine {
 )]
 mod tests {
     use super::*;
-
-    #[test]
-    fn work_on_threads_comes_back_in_order_and_a_panic_is_none() {
-        let items: Vec<u32> = (0..37).collect();
-        let out = map_on_threads(&items, |i| {
-            assert!(
-                *i != 20,
-                "a panic on purpose: the test checks it is contained"
-            );
-            i * 2
-        });
-        assert_eq!(out.len(), 37);
-        for (i, r) in out.iter().enumerate() {
-            // A panic loses its whole run (the items of that thread), never another's.
-            if let Some(v) = r {
-                assert_eq!(*v as usize, i * 2);
-            }
-        }
-        assert_eq!(out.get(20), Some(&None));
-        assert!(out.iter().filter(|r| r.is_some()).count() >= 37 / 2);
-    }
 
     /// Tenants compiled on threads decide as tenants compiled one after the other.
     #[test]

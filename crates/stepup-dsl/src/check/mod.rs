@@ -96,12 +96,26 @@ struct AppAt<'a> {
 /// Checks parsed files and builds the policy set. Errors make the set `None`.
 #[must_use]
 pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnostic>) {
+    check_on(files, hash, policies::PARALLEL_CHECK_POLICIES)
+}
+
+/// [`check`], the tenants' policies checked on several threads from `parallel_from` policies.
+fn check_on(
+    files: &[Parsed],
+    hash: String,
+    parallel_from: usize,
+) -> (Option<PolicySet>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let indexes: Vec<LineIndex> = files.iter().map(|p| LineIndex::new(&p.file.text)).collect();
     // Pass 1: declarations of every tenant, in every file.
     let mut declared = declarations::pass(files, &indexes, &mut diags);
     // Pass 2: tenant policies.
-    let located = policies::pass(&mut declared.tenants, &declared.policies, &mut diags);
+    let located = policies::pass(
+        &mut declared.tenants,
+        &declared.policies,
+        &mut diags,
+        parallel_from,
+    );
     // Pass 3: applications.
     let applications = applications::pass(&declared.tenants, &declared.apps, &located, &mut diags);
     let tenants = declared.tenants;
@@ -118,4 +132,76 @@ pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnost
         }),
         diags,
     )
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed assertion is the report"
+)]
+mod tests {
+    use super::*;
+
+    /// Tenants checked on threads give the set and the diagnostics (errors and lints, in
+    /// order, located) that checking them one after the other gives.
+    #[test]
+    fn tenants_checked_on_threads_are_checked_as_in_order() {
+        let mut text = String::new();
+        for t in 0..4 {
+            text.push_str(&format!(
+                "tenant t{t} {{\n  operation pay sensitive\n  operation view routine\n  attribute amount: number\n"
+            ));
+            for i in 0..30 {
+                let when = match (t + i) % 7 {
+                    0 => "operation == pay and amountt > 5".to_string(),
+                    1 => "operation == view".to_string(),
+                    2 => format!("operation == pay and amount > {i}"),
+                    3 => "risk >= 50".to_string(),
+                    _ => format!("operation == pay and amount > {i}0"),
+                };
+                let name = if i == 7 { 3 } else { i };
+                text.push_str(&format!(
+                    "  policy p{name} {{ when {when} require aal2 for 5m }}\n"
+                ));
+            }
+            text.push_str("}\n");
+        }
+        let file = Arc::new(crate::diag::SourceFile {
+            name: "t.policy".into(),
+            text,
+        });
+        let ast = crate::syntax::parse(&file).unwrap();
+        let parsed = [Parsed {
+            file,
+            ast,
+            base_dir: std::path::PathBuf::new(),
+        }];
+        let show = |(set, diags): (Option<PolicySet>, Vec<Diagnostic>)| {
+            (
+                format!("{set:?}"),
+                diags
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{} {} {}..{} {}",
+                            d.code, d.message, d.span.start, d.span.end, d.label
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let threads = show(check_on(&parsed, String::new(), 0));
+        let in_order = show(check_on(&parsed, String::new(), usize::MAX));
+        assert!(
+            in_order.1.iter().any(|d| d.starts_with("E005")),
+            "{:?}",
+            in_order.1
+        );
+        assert!(
+            in_order.1.iter().any(|d| d.starts_with("E008")),
+            "{:?}",
+            in_order.1
+        );
+        assert_eq!(threads, in_order);
+    }
 }

@@ -13,79 +13,132 @@ use crate::ast::{self, Factors, ValidityAst};
 use crate::diag::{Diagnostic, Span};
 use crate::model::{ADMIN_DEFAULT_POLICY, Origin, Policy, Tenant};
 
+/// The policy count from which tenants are checked on several threads.
+pub(super) const PARALLEL_CHECK_POLICIES: usize = 2_000;
+
 /// Checks every tenant's policies, stores them in their tenant, and returns them located for
-/// the lints across policies (the application pass needs the tenant's).
+/// the lints across policies (the application pass needs the tenant's). Tenants are checked
+/// apart (on several threads for large sets); their diagnostics come in tenant order, as
+/// one after the other would give them.
 pub(super) fn pass(
     tenants: &mut BTreeMap<String, Tenant>,
     policies: &BTreeMap<String, Vec<PolicyAt<'_>>>,
     diags: &mut Vec<Diagnostic>,
+    parallel_from: usize,
 ) -> BTreeMap<String, Vec<Located>> {
+    let work: Vec<(&String, &Tenant, &[PolicyAt<'_>])> = policies
+        .iter()
+        .filter_map(|(tname, list)| Some((tname, tenants.get(tname)?, list.as_slice())))
+        .collect();
+    let one = |(tname, tenant, list): &(&String, &Tenant, &[PolicyAt<'_>])| {
+        check_tenant(tname, tenant, list)
+    };
+    let total: usize = work.iter().map(|(_, _, list)| list.len()).sum();
+    let checked = if total >= parallel_from && work.len() > 1 {
+        stepup_core::threads::map_on_threads(&work, one)
+    } else {
+        work.iter().map(|w| Some(one(w))).collect()
+    };
     let mut located: BTreeMap<String, Vec<Located>> = BTreeMap::new();
-    for (tname, list) in policies {
-        let Some(tenant) = tenants.get(tname) else {
-            continue;
-        };
-        let mut checked = Vec::new();
-        let mut names: BTreeMap<&str, Span> = BTreeMap::new();
-        for at in list {
-            let mut cx = Ctx {
-                file: at.file,
-                diags: &mut *diags,
-            };
-            if at.policy.is_override {
-                cx.err(
-                    "E001",
-                    at.policy.span,
-                    "`override` belongs in an application block",
-                    "not in a tenant",
-                    None,
-                );
+    let mut stored = Vec::new();
+    for ((tname, _, list), result) in work.iter().zip(checked) {
+        match result {
+            Some(TenantChecked {
+                policies,
+                located: l,
+                diags: d,
+            }) => {
+                diags.extend(d);
+                if !l.is_empty() {
+                    located.insert((*tname).clone(), l);
+                }
+                stored.push(((*tname).clone(), policies));
             }
-            if let Some(n) = &at.policy.name
-                && n.text == ADMIN_DEFAULT_POLICY
-                && !at.policy.is_override
-            {
-                cx.err(
-                    "E030",
-                    n.span,
-                    "`admin_default` is the built-in policy for `admin` operations",
-                    "reserved name",
-                    Some(format!(
-                        "configure it in tenant `{tname}` with `admin default require ...` or `admin default off`, or name this policy otherwise"
-                    )),
-                );
-            }
-            if let Some(n) = &at.policy.name
-                && names.insert(&n.text, n.span).is_some()
-            {
-                cx.err(
-                    "E008",
-                    n.span,
-                    format!("policy `{}` is defined twice in tenant `{tname}`", n.text),
-                    "second definition",
-                    Some("give each policy its own name".into()),
-                );
-            }
-            if let Some(p) = check_policy(&mut cx, tenant, at) {
-                let p = Arc::new(p);
-                let span = at.policy.name.as_ref().map_or(at.policy.span, |n| n.span);
-                located
-                    .entry(tname.clone())
-                    .or_default()
-                    .push(Located::new(&p, tenant, at.file, span, false));
-                checked.push(p);
+            // A check that failed (a bug): the tenant's policies are not checked, an error.
+            None => {
+                if let Some(at) = list.first() {
+                    diags.push(crate::syntax::invariant(
+                        at.file,
+                        at.policy.span,
+                        "the policies of this tenant",
+                    ));
+                }
             }
         }
-        lint::disjoint_factors(
-            diags,
-            located.get(tname).map_or(&[][..], Vec::as_slice),
-            false,
-        );
-        if let Some(t) = tenants.get_mut(tname) {
+    }
+    for (tname, checked) in stored {
+        if let Some(t) = tenants.get_mut(&tname) {
             t.policies = checked;
         }
     }
     located
+}
+
+/// One tenant's checked policies, located, and the diagnostics they gave.
+struct TenantChecked {
+    policies: Vec<Arc<Policy>>,
+    located: Vec<Located>,
+    diags: Vec<Diagnostic>,
+}
+
+/// Checks one tenant's policies, in order, and the lints across them.
+fn check_tenant(tname: &str, tenant: &Tenant, list: &[PolicyAt<'_>]) -> TenantChecked {
+    let mut diags = Vec::new();
+    let mut located = Vec::new();
+    let mut checked = Vec::new();
+    let mut names: BTreeMap<&str, Span> = BTreeMap::new();
+    for at in list {
+        let mut cx = Ctx {
+            file: at.file,
+            diags: &mut diags,
+        };
+        if at.policy.is_override {
+            cx.err(
+                "E001",
+                at.policy.span,
+                "`override` belongs in an application block",
+                "not in a tenant",
+                None,
+            );
+        }
+        if let Some(n) = &at.policy.name
+            && n.text == ADMIN_DEFAULT_POLICY
+            && !at.policy.is_override
+        {
+            cx.err(
+                "E030",
+                n.span,
+                "`admin_default` is the built-in policy for `admin` operations",
+                "reserved name",
+                Some(format!(
+                    "configure it in tenant `{tname}` with `admin default require ...` or `admin default off`, or name this policy otherwise"
+                )),
+            );
+        }
+        if let Some(n) = &at.policy.name
+            && names.insert(&n.text, n.span).is_some()
+        {
+            cx.err(
+                "E008",
+                n.span,
+                format!("policy `{}` is defined twice in tenant `{tname}`", n.text),
+                "second definition",
+                Some("give each policy its own name".into()),
+            );
+        }
+        if let Some(p) = check_policy(&mut cx, tenant, at) {
+            let p = Arc::new(p);
+            let span = at.policy.name.as_ref().map_or(at.policy.span, |n| n.span);
+            located.push(Located::new(&p, tenant, at.file, span, false));
+            checked.push(p);
+        }
+    }
+    lint::disjoint_factors(&mut diags, &located, false);
+    TenantChecked {
+        policies: checked,
+        located,
+        diags,
+    }
 }
 
 pub(super) fn check_validity_secs(cx: &mut Ctx<'_>, d: &ast::Dur) -> Option<u64> {
