@@ -5,14 +5,24 @@
 /// level of parentheses, bounded by the language, as on the thread that loads a small set).
 const STACK_BYTES: usize = 8 * 1024 * 1024;
 
-/// `f` of each item, in order. The items are cut into up to `available_parallelism` runs of
-/// consecutive items, each run on a thread of its own. `None` for each item of a run whose `f`
-/// panicked; a run whose thread cannot start runs on the caller's thread.
-pub fn map_on_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
+/// `f` of each item, in order, `None` for an item whose `f` panicked (a bug: the caller turns it
+/// into an error; the panic does not cross into other items or take the process down). With
+/// `parallel`, the items are cut into up to `available_parallelism` runs of consecutive items,
+/// each run on a thread of its own (a run whose thread cannot start runs on the caller's
+/// thread); without, they run on the caller's thread.
+pub fn map_contained<T: Sync, R: Send>(
+    items: &[T],
+    parallel: bool,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<Option<R>> {
+    let one = |item: &T| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item))).ok();
+    let run = |chunk: &[T]| chunk.iter().map(one).collect::<Vec<Option<R>>>();
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let per = items.len().div_ceil(threads.max(1)).max(1);
-    let f = &f;
-    let run = move |chunk: &[T]| chunk.iter().map(f).collect::<Vec<R>>();
+    if !parallel || threads < 2 || items.len() < 2 {
+        return run(items);
+    }
+    let per = items.len().div_ceil(threads).max(1);
+    let run = &run;
     std::thread::scope(|scope| {
         let runs: Vec<_> = items
             .chunks(per)
@@ -23,11 +33,10 @@ pub fn map_on_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync)
             .collect();
         runs.into_iter()
             .flat_map(|(chunk, h)| match h {
-                Ok(h) => match h.join() {
-                    Ok(rs) => rs.into_iter().map(Some).collect(),
-                    Err(_) => chunk.iter().map(|_| None).collect(),
-                },
-                Err(_) => run(chunk).into_iter().map(Some).collect::<Vec<_>>(),
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| chunk.iter().map(|_| None).collect()),
+                Err(_) => run(chunk),
             })
             .collect()
     })
@@ -35,27 +44,24 @@ pub fn map_on_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync)
 
 #[cfg(test)]
 mod tests {
-    use super::map_on_threads;
+    use super::map_contained;
 
+    /// On threads or not, results come back in order and a panic loses its own item only.
     #[test]
-    fn work_on_threads_comes_back_in_order_and_a_panic_stays_in_its_run() {
+    fn work_comes_back_in_order_and_a_panic_is_its_items_alone() {
         let items: Vec<u32> = (0..37).collect();
-        let out = map_on_threads(&items, |i| {
-            assert!(
-                *i != 20,
-                "a panic on purpose: the test checks it is contained"
-            );
-            i * 2
-        });
-        assert_eq!(out.len(), 37);
-        for (i, r) in out.iter().enumerate() {
-            // A panic loses its whole run (the items of that thread), never another's.
-            if let Some(v) = r {
-                assert_eq!(*v as usize, i * 2);
-            }
+        for parallel in [true, false] {
+            let out = map_contained(&items, parallel, |i| {
+                assert!(
+                    *i != 20,
+                    "a panic on purpose: the test checks it is contained"
+                );
+                i * 2
+            });
+            let want: Vec<Option<u32>> =
+                items.iter().map(|i| (*i != 20).then_some(i * 2)).collect();
+            assert_eq!(out, want, "parallel: {parallel}");
+            assert!(map_contained(&[] as &[u32], parallel, |i| *i).is_empty());
         }
-        assert_eq!(out.get(20), Some(&None));
-        assert!(out.iter().filter(|r| r.is_some()).count() >= 37 / 2);
-        assert!(map_on_threads(&[] as &[u32], |i| *i).is_empty());
     }
 }

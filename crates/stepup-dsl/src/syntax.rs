@@ -121,16 +121,17 @@ fn parse_in(file: &Arc<SourceFile>, starts: &[usize]) -> Result<File, Vec<Diagno
         .chain(starts.iter().copied())
         .zip(starts.iter().copied().chain(std::iter::once(text.len())))
         .collect();
-    let piece = |&(from, to): &(usize, usize)| parse_piece(file, &hashes, from, to);
-    let parsed: Vec<Option<(File, Vec<Diagnostic>)>> = if bounds.len() > 1 {
-        // A piece whose thread failed counts as not parsed.
-        stepup_core::threads::map_on_threads(&bounds, piece)
-            .into_iter()
-            .map(Option::flatten)
-            .collect()
-    } else {
-        bounds.iter().map(piece).collect()
-    };
+    if bounds.len() < 2 {
+        return parse_whole(file, &hashes);
+    }
+    // A piece whose parse panicked (a bug) counts as not parsed: the whole file is parsed.
+    let parsed: Vec<Option<(File, Vec<Diagnostic>)>> =
+        stepup_core::threads::map_contained(&bounds, true, |&(from, to)| {
+            parse_piece(file, &hashes, from, to)
+        })
+        .into_iter()
+        .map(Option::flatten)
+        .collect();
     let mut out = File::default();
     let mut diags = Vec::new();
     for p in parsed {

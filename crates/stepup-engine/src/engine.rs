@@ -132,17 +132,17 @@ impl CompiledSet {
         };
         let all: Vec<(&String, &stepup_dsl::model::Tenant)> = model.tenants.iter().collect();
         let policies: usize = all.iter().map(|(_, t)| t.policies.len()).sum();
-        let compiled = if policies >= parallel_from {
-            stepup_core::threads::map_on_threads(&all, compile_one)
-        } else {
-            all.iter().map(|t| Some(compile_one(t))).collect()
-        };
+        let compiled =
+            stepup_core::threads::map_contained(&all, policies >= parallel_from, compile_one);
         let mut tenants = NameMap::default();
         let mut feed_warnings = Vec::new();
         for ((name, t), scopes) in all.iter().zip(compiled) {
             feed_warnings.extend(t.risk.feed_warnings.iter().cloned());
-            let scopes = scopes
-                .ok_or_else(|| LoadError::Scope(format!("tenant `{name}` did not compile")))??;
+            let scopes = scopes.ok_or_else(|| {
+                LoadError::Scope(format!(
+                    "tenant `{name}` did not compile (a bug in stepup: please report it)"
+                ))
+            })??;
             tenants.insert((*name).clone(), scopes);
         }
         let hash = SetHash::from(model.hash.as_str());

@@ -34,11 +34,7 @@ pub(super) fn pass(
         check_tenant(tname, tenant, list)
     };
     let total: usize = work.iter().map(|(_, _, list)| list.len()).sum();
-    let checked = if total >= parallel_from && work.len() > 1 {
-        stepup_core::threads::map_on_threads(&work, one)
-    } else {
-        work.iter().map(|w| Some(one(w))).collect()
-    };
+    let checked = stepup_core::threads::map_contained(&work, total >= parallel_from, one);
     let mut located: BTreeMap<String, Vec<Located>> = BTreeMap::new();
     let mut stored = Vec::new();
     for ((tname, _, list), result) in work.iter().zip(checked) {
