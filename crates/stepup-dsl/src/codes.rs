@@ -149,7 +149,7 @@ pub const ERRORS: &[CodeDoc] = &[
     CodeDoc {
         code: "E019",
         name: "nesting-too-deep",
-        what: "a condition nests more than 64 levels of parentheses or runs more than 16 `not`s in a row",
+        what: "a condition nests more than 64 levels of parentheses, more than 128 levels of parentheses and `not`s together, or runs more than 16 `not`s in a row",
         why: "policy files are untrusted input; the limits keep parsing and evaluation bounded",
         example: "when ((((...65 levels...)))) require aal2",
     },

@@ -22,6 +22,11 @@ pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_NESTING: usize = 64;
 /// Longest run of `not` accepted before an operand.
 pub const MAX_NOT_RUN: usize = 16;
+/// Deepest condition accepted, counting its parentheses and its `not`s together: runs of `not`
+/// at every level of parentheses would otherwise nest a condition 17 times deeper than its
+/// parentheses, and every pass over it (checks, formatting, compiling, dropping it) recurses
+/// once per level.
+pub const MAX_CONDITION_DEPTH: usize = 2 * MAX_NESTING;
 
 mod grammar {
     #![allow(
@@ -796,17 +801,23 @@ impl Lower<'_> {
         }
     }
 
+    /// Lowers a condition `depth` levels deep: the parentheses and `not`s around it.
     fn lower_expr(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Diagnostic> {
         let span = self.span_of(&pair);
-        if depth > MAX_NESTING {
+        if depth > MAX_CONDITION_DEPTH {
             return Err(Diagnostic::error(
                 "E019",
                 self.file,
                 span,
                 "conditions are nested too deeply",
             )
-            .label("too deep")
-            .help("split the condition into several policies; they stack"));
+            .label(format!(
+                "more than {MAX_CONDITION_DEPTH} levels of parentheses and `not`"
+            ))
+            .help(
+                "two `not`s cancel out: remove them in pairs, or split the condition into \
+                 several policies; they stack",
+            ));
         }
         let mut run = 0usize;
         for p in pair.clone().into_inner() {
@@ -838,7 +849,7 @@ impl Lower<'_> {
                 Rule::kw_and => {}
                 Rule::kw_or => terms.push(join(Joined::And, std::mem::take(&mut factors))),
                 _ => {
-                    let mut e = self.lower_primary(p, depth)?;
+                    let mut e = self.lower_primary(p, depth + nots)?;
                     for _ in 0..std::mem::take(&mut nots) {
                         e = Expr::Not(Box::new(e));
                     }

@@ -302,3 +302,41 @@ fn a_step_up_names_only_the_policies_still_to_satisfy() {
     assert!(d.satisfied.is_empty());
     assert_eq!(d.audit[0].policies, d.fired);
 }
+
+/// The deepest conditions the language accepts (parentheses and `not`s counted together, see
+/// `stepup_dsl::syntax::MAX_CONDITION_DEPTH`) load, compile, decide, explain and are dropped on
+/// a thread with half the usual 2 MiB stack, even unoptimized: every pass over a condition
+/// recurses once per level.
+#[test]
+fn the_deepest_conditions_allowed_compile_and_decide_on_a_small_stack() {
+    let deep = |levels: usize, nots: usize| {
+        let mut cond = String::from("amount > 5");
+        for _ in 0..levels {
+            cond = format!(
+                "risk >= 10 or amount > 3 and {}({cond})",
+                "not ".repeat(nots)
+            );
+        }
+        format!(
+            "tenant acme {{\n  operation payout sensitive\n  attribute amount: number\n  policy p \"Confirm it's you.\" {{ when operation == payout and {cond} require aal2 }}\n}}\n"
+        )
+    };
+    let max = stepup_dsl::syntax::MAX_CONDITION_DEPTH;
+    let kinds = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            [deep(max / 16, 15), deep(max / 2, 1)].map(|text| {
+                let set = CompiledSet::from_text("acme.policy", &text).unwrap();
+                let state = State::established();
+                let d = set.decide(&payout(4.0), &state, false);
+                let explained = set.decide_with(&payout(4.0), &state, Record::Explanation);
+                assert_eq!(d.kind, explained.kind);
+                assert_eq!(d, set.decide_reference(&payout(4.0), &state));
+                d.kind
+            })
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(kinds.len(), 2);
+}
