@@ -104,9 +104,9 @@ pub(crate) fn fire(
                 // A survivor's tests in the indexes that found the request's value are true:
                 // only the rest of its condition is evaluated.
                 Some(prune) => {
-                    let survivors = prune.survivors(&attrs, bucket.len());
+                    let mut survivors = prune.survivors(&attrs, bucket.len());
                     let known = survivors.known();
-                    for k in survivors {
+                    for k in &mut survivors {
                         if let Some(&i) = bucket.get(k) {
                             let decided = prune.decided(k, known);
                             judge(out, scope, facts, ids, &attrs, i as usize, decided);
