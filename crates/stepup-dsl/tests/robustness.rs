@@ -116,38 +116,6 @@ fn the_deepest_nesting_allowed_on_a_small_stack() {
     assert_eq!(got, [vec![], vec!["E005"], vec![]]);
 }
 
-/// Runs of `not` at every level of parentheses (each run and each level within its own bound)
-/// nested a condition 17 times deeper than its parentheses, and loading it overflowed a 2 MiB
-/// stack (found by review). Parentheses and `not`s count together toward one bound: past it,
-/// E019; at it, the condition loads on half that stack, even unoptimized.
-#[test]
-fn runs_of_not_at_every_level_are_bounded_on_a_small_stack() {
-    let deep = |levels: usize, nots: usize| {
-        let mut cond = String::from("new_device");
-        for _ in 0..levels {
-            cond = format!(
-                "risk >= 10 or new_country(30d) and {}({cond})",
-                "not ".repeat(nots)
-            );
-        }
-        format!(
-            "tenant t {{\n  policy p \"Confirm it's you.\" {{ when {cond} require aal2 }}\n}}\n"
-        )
-    };
-    let max = stepup_dsl::syntax::MAX_CONDITION_DEPTH;
-    let texts = [
-        deep(
-            stepup_dsl::syntax::MAX_NESTING,
-            stepup_dsl::syntax::MAX_NOT_RUN,
-        ),
-        deep(max / 16, 15),
-        deep(max / 16, 15).replacen("and not", "and not not", 1),
-        deep(max / 2, 1),
-    ];
-    let got = codes_on_stack(1024 * 1024, texts);
-    assert_eq!(got, [vec!["E019"], vec![], vec!["E019"], vec![]]);
-}
-
 #[test]
 fn a_ten_megabyte_file() {
     let line = "when new_device require aal2\n";

@@ -303,10 +303,12 @@ fn a_step_up_names_only_the_policies_still_to_satisfy() {
     assert_eq!(d.audit[0].policies, d.fired);
 }
 
-/// The deepest conditions the language accepts (parentheses and `not`s counted together, see
-/// `stepup_dsl::syntax::MAX_CONDITION_DEPTH`) load, compile, decide, explain and are dropped on
-/// a thread with half the usual 2 MiB stack, even unoptimized: every pass over a condition
-/// recurses once per level.
+/// Runs of `not` at every level of parentheses (each run and each level within its own bound)
+/// nested a condition 17 times deeper than its parentheses, and loading it overflowed a 2 MiB
+/// stack (found by review). Parentheses and `not`s now count together toward one bound
+/// (`stepup_dsl::syntax::MAX_CONDITION_DEPTH`): past it, E019; the deepest conditions it allows
+/// load, compile, decide, explain and are dropped on a thread with half that stack, even
+/// unoptimized (every pass over a condition recurses once per level).
 #[test]
 fn the_deepest_conditions_allowed_compile_and_decide_on_a_small_stack() {
     let deep = |levels: usize, nots: usize| {
@@ -322,10 +324,28 @@ fn the_deepest_conditions_allowed_compile_and_decide_on_a_small_stack() {
         )
     };
     let max = stepup_dsl::syntax::MAX_CONDITION_DEPTH;
+    let codes = |text: &str| -> Vec<&'static str> {
+        stepup_dsl::load_sources(&[stepup_dsl::Source::text("acme.policy", text)])
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect()
+    };
     let kinds = std::thread::Builder::new()
         .stack_size(1024 * 1024)
         .spawn(move || {
+            let refused = [
+                deep(
+                    stepup_dsl::syntax::MAX_NESTING,
+                    stepup_dsl::syntax::MAX_NOT_RUN,
+                ),
+                deep(max / 16, 15).replacen("and not", "and not not", 1),
+            ];
+            for text in &refused {
+                assert_eq!(codes(text), ["E019"]);
+            }
             [deep(max / 16, 15), deep(max / 2, 1)].map(|text| {
+                assert!(!codes(&text).iter().any(|c| c.starts_with('E')), "loads");
                 let set = CompiledSet::from_text("acme.policy", &text).unwrap();
                 let state = State::established();
                 let d = set.decide(&payout(4.0), &state, false);
