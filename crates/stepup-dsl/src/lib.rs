@@ -111,27 +111,59 @@ pub fn format_text(name: &str, text: &str) -> Result<String, Vec<Diagnostic>> {
     Ok(fmt::format_file(&ast, text))
 }
 
+/// The bytes of policy text from which files are read on several threads.
+const PARALLEL_LOAD_BYTES: usize = 512 * 1024;
+
+/// One file, read: decoded, parsed, and its canonical text (what the set's hash covers).
+enum Read {
+    /// Not UTF-8.
+    Undecodable(Arc<diag::SourceFile>, Box<Diagnostic>),
+    /// Its syntax errors.
+    Invalid(Arc<diag::SourceFile>, Vec<Diagnostic>),
+    /// Its tree and canonical text.
+    Parsed(Arc<diag::SourceFile>, ast::File, String),
+}
+
+fn read_one(src: &Source) -> Read {
+    match syntax::decode(&src.name, &src.bytes) {
+        Err((f, d)) => Read::Undecodable(f, d),
+        Ok(file) => match syntax::parse(&file) {
+            Ok(ast) => {
+                let canonical = fmt::format_canonical(&ast);
+                Read::Parsed(file, ast, canonical)
+            }
+            Err(d) => Read::Invalid(file, d),
+        },
+    }
+}
+
 /// Loads, parses and checks a set of files as one policy set.
 #[must_use]
 pub fn load_sources(sources: &[Source]) -> Loaded {
+    load_sources_on(sources, PARALLEL_LOAD_BYTES)
+}
+
+/// [`load_sources`], the files read on several threads from `parallel_from` bytes.
+fn load_sources_on(sources: &[Source], parallel_from: usize) -> Loaded {
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
     let mut parsed = Vec::new();
     let mut sorted: Vec<&Source> = sources.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    // Files are read apart (on several threads when there is much to read); the hash and the
+    // diagnostics then take them in name order, as one after the other would.
+    let bytes: usize = sorted.iter().map(|s| s.bytes.len()).sum();
+    let read =
+        stepup_core::threads::map_contained(&sorted, bytes >= parallel_from, |src| read_one(src));
     let mut hasher = Sha256::new();
-    for src in sorted {
-        let file = match syntax::decode(&src.name, &src.bytes) {
-            Ok(f) => f,
-            Err((f, d)) => {
+    for (src, r) in sorted.iter().zip(read) {
+        match r {
+            Some(Read::Undecodable(f, d)) => {
                 diagnostics.push(*d);
                 files.push(f);
-                continue;
             }
-        };
-        files.push(Arc::clone(&file));
-        match syntax::parse(&file) {
-            Ok(ast) => {
+            Some(Read::Parsed(file, ast, canonical)) => {
+                files.push(Arc::clone(&file));
                 // The file's name, not its path: the hash names a version of the rules, wherever
                 // they are checked out.
                 let base = Path::new(&src.name)
@@ -139,7 +171,7 @@ pub fn load_sources(sources: &[Source]) -> Loaded {
                     .map_or_else(|| src.name.clone(), |n| n.to_string_lossy().into_owned());
                 hasher.update(base.as_bytes());
                 hasher.update([0]);
-                hasher.update(fmt::format_canonical(&ast).as_bytes());
+                hasher.update(canonical.as_bytes());
                 hasher.update([0]);
                 parsed.push(check::Parsed {
                     file,
@@ -147,7 +179,19 @@ pub fn load_sources(sources: &[Source]) -> Loaded {
                     base_dir: src.base_dir.clone(),
                 });
             }
-            Err(d) => diagnostics.extend(d),
+            Some(Read::Invalid(file, d)) => {
+                files.push(file);
+                diagnostics.extend(d);
+            }
+            // Reading the file panicked (a bug): it is an error, never a file left out.
+            None => {
+                let file = Arc::new(diag::SourceFile {
+                    name: src.name.clone(),
+                    text: String::new(),
+                });
+                diagnostics.push(syntax::invariant(&file, diag::Span::new(0, 0), "this file"));
+                files.push(file);
+            }
         }
     }
     let (mut set, more) = check::check(&parsed, String::new());
@@ -246,4 +290,73 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
 /// When a path cannot be read.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, String> {
     Ok(load_sources(&read_sources(paths)?))
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "tests: a failed assertion is the report"
+)]
+mod tests {
+    use super::*;
+
+    /// Files read on threads load as files read one after the other: the same set, hash,
+    /// diagnostics (in order, located) and files, whatever each file holds.
+    #[test]
+    fn files_read_on_threads_load_as_files_read_in_order() {
+        let tenant = |t: usize, broken: bool| {
+            let extra = if broken {
+                "  policy p \"Twice.\" { when amountt > 1 require aal2 }\n"
+            } else {
+                ""
+            };
+            format!(
+                "tenant t{t} {{\n  operation pay sensitive\n  attribute amount: number\n  policy p \"Confirm.\" {{ when operation == pay and amount > {t} require aal2 for 5m }}\n{extra}}}\n"
+            )
+        };
+        let valid: Vec<Source> = (0..6)
+            .map(|t| Source::text(&format!("f{t}.policy"), &tenant(t, false)))
+            .collect();
+        let hash = |from| load_sources_on(&valid, from).set.map(|s| s.hash);
+        assert!(hash(usize::MAX).is_some());
+        assert_eq!(hash(0), hash(usize::MAX), "the set's hash");
+        let mut sources: Vec<Source> = (0..6)
+            .map(|t| Source::text(&format!("f{t}.policy"), &tenant(t, t % 2 == 0)))
+            .collect();
+        sources.push(Source::text("bad.policy", "when new_device require\n"));
+        sources.push(Source {
+            name: "latin1.policy".into(),
+            bytes: b"when new_device require aal2 # caf\xe9\n".to_vec(),
+            base_dir: std::path::PathBuf::new(),
+        });
+        sources.push(Source::text(
+            "app.policy",
+            "application a of t0 {\n  when amount > 3 require aal3\n}\n",
+        ));
+        let show = |l: Loaded| {
+            (
+                l.set.map(|s| format!("{s:?}")),
+                l.diagnostics
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{} {} {}..{} {}",
+                            d.code, d.file.name, d.span.start, d.span.end, d.message
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+                l.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+            )
+        };
+        let threads = show(load_sources_on(&sources, 0));
+        let in_order = show(load_sources_on(&sources, usize::MAX));
+        for code in ["E001", "E005", "E008", "E021"] {
+            assert!(
+                in_order.1.iter().any(|d| d.starts_with(code)),
+                "{code}: {:?}",
+                in_order.1
+            );
+        }
+        assert_eq!(threads, in_order);
+    }
 }
