@@ -4,7 +4,8 @@
 //! difference of two N gives instructions per decision (BENCHMARKS.md, the decision pipeline).
 //! `par2:CASE` decides CASE on two threads at once (N each), on one compiled set.
 //! `compile_10k` compiles the 10,000-policy workload N times (parsed and checked once);
-//! `parse_check_10k` parses and checks it N times, `parse_check_compile_10k` also compiles it.
+//! `parse_check_10k` parses and checks it N times, `parse_check_compile_10k` also compiles it,
+//! `parse_check_10k_files` parses and checks it as ten files, one per tenant.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -24,6 +25,28 @@ fn main() {
         None => (1, args[1].as_str()),
     };
     let n: u64 = args[2].parse().unwrap();
+    if case == "parse_check_10k_files" {
+        // The same 10,000 policies as ten files, one per tenant block (files read apart).
+        let (text, _) = scale_text(10_000);
+        let mut src = Vec::new();
+        let mut rest = text.as_str();
+        while !rest.is_empty() {
+            let cut = rest
+                .get(1..)
+                .and_then(|r| r.find("\ntenant "))
+                .map_or(rest.len(), |i| i + 2);
+            let (head, tail) = rest.split_at(cut);
+            src.push(stepup_dsl::Source::text(
+                &format!("scale_{}.policy", src.len()),
+                head,
+            ));
+            rest = tail;
+        }
+        for _ in 0..n {
+            black_box(stepup_dsl::load_sources(black_box(&src)));
+        }
+        return;
+    }
     if case == "parse_check_10k" || case == "parse_check_compile_10k" {
         // Parses and checks (and, for the second case, compiles) the 10,000-policy workload N
         // times: the language's share of `compile/parse_check_compile_10000`.
