@@ -124,10 +124,11 @@ enum Read {
     Parsed(Arc<diag::SourceFile>, ast::File, String),
 }
 
-fn read_one(src: &Source) -> Read {
+/// Reads one file, cutting it into pieces parsed on up to `threads` threads.
+fn read_one(src: &Source, threads: usize) -> Read {
     match syntax::decode(&src.name, &src.bytes) {
         Err((f, d)) => Read::Undecodable(f, d),
-        Ok(file) => match syntax::parse(&file) {
+        Ok(file) => match syntax::parse_on(&file, threads) {
             Ok(ast) => {
                 let canonical = fmt::format_canonical(&ast);
                 Read::Parsed(file, ast, canonical)
@@ -153,8 +154,17 @@ fn load_sources_on(sources: &[Source], parallel_from: usize) -> Loaded {
     // Files are read apart (on several threads when there is much to read); the hash and the
     // diagnostics then take them in name order, as one after the other would.
     let bytes: usize = sorted.iter().map(|s| s.bytes.len()).sum();
+    let parallel = bytes >= parallel_from;
+    // The cores are shared between the files read at once: a file is cut into pieces only
+    // with the threads left to it (no thread of a thread of a thread).
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_file = if parallel {
+        (cores / sorted.len().max(1)).max(1)
+    } else {
+        cores
+    };
     let read =
-        stepup_core::threads::map_contained(&sorted, bytes >= parallel_from, |src| read_one(src));
+        stepup_core::threads::map_contained(&sorted, parallel, |src| read_one(src, per_file));
     let mut hasher = Sha256::new();
     for (src, r) in sorted.iter().zip(read) {
         match r {

@@ -108,7 +108,15 @@ pub fn decode(
 /// # Errors
 /// The diagnostics, when the file cannot be parsed.
 pub fn parse(file: &Arc<SourceFile>) -> Result<File, Vec<Diagnostic>> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    parse_on(
+        file,
+        std::thread::available_parallelism().map_or(1, usize::from),
+    )
+}
+
+/// [`parse`] on up to `threads` threads (the loader shares the machine's between the files it
+/// reads at once).
+pub(crate) fn parse_on(file: &Arc<SourceFile>, threads: usize) -> Result<File, Vec<Diagnostic>> {
     parse_in(file, &pieces(&file.text, threads, MIN_PIECE_BYTES))
 }
 
