@@ -575,10 +575,16 @@ impl Lower<'_> {
                 Rule::application_block => {
                     items.extend(self.lower_application_block(p).map(Item::Application))
                 }
-                _ => match self.lower_member(p) {
-                    Some(m) => items.push(Item::Member(m)),
-                    None => self.bug(span, "a file item"),
-                },
+                _ => {
+                    // A member that reported why it could not be read (a condition too deep,
+                    // say) is not also an internal error.
+                    let reported = self.diags.len();
+                    match self.lower_member(p) {
+                        Some(m) => items.push(Item::Member(m)),
+                        None if self.diags.len() > reported => {}
+                        None => self.bug(span, "a file item"),
+                    }
+                }
             }
         }
         File { items }
@@ -813,19 +819,7 @@ impl Lower<'_> {
     fn lower_expr(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Diagnostic> {
         let span = self.span_of(&pair);
         if depth > MAX_CONDITION_DEPTH {
-            return Err(Diagnostic::error(
-                "E019",
-                self.file,
-                span,
-                "conditions are nested too deeply",
-            )
-            .label(format!(
-                "more than {MAX_CONDITION_DEPTH} levels of parentheses and `not`"
-            ))
-            .help(
-                "two `not`s cancel out: remove them in pairs, or split the condition into \
-                 several policies; they stack",
-            ));
+            return Err(self.too_deep(span));
         }
         let mut run = 0usize;
         for p in pair.clone().into_inner() {
@@ -857,6 +851,12 @@ impl Lower<'_> {
                 Rule::kw_and => {}
                 Rule::kw_or => terms.push(join(Joined::And, std::mem::take(&mut factors))),
                 _ => {
+                    // Every operand counts its `not`s, not only a parenthesis: the formatter
+                    // may write a run of `not`s before a parenthesis that stood after one, and
+                    // the depth it writes must be the depth it read.
+                    if depth + nots > MAX_CONDITION_DEPTH {
+                        return Err(self.too_deep(self.span_of(&p)));
+                    }
                     let mut e = self.lower_primary(p, depth + nots)?;
                     for _ in 0..std::mem::take(&mut nots) {
                         e = Expr::Not(Box::new(e));
@@ -867,6 +867,18 @@ impl Lower<'_> {
         }
         terms.push(join(Joined::And, factors));
         Ok(join(Joined::Or, terms))
+    }
+
+    /// A condition nested deeper than [`MAX_CONDITION_DEPTH`], at `span`.
+    fn too_deep(&self, span: Span) -> Diagnostic {
+        Diagnostic::error("E019", self.file, span, "conditions are nested too deeply")
+            .label(format!(
+                "more than {MAX_CONDITION_DEPTH} levels of parentheses and `not`"
+            ))
+            .help(
+                "two `not`s cancel out: remove them in pairs, or split the condition into \
+                 several policies; they stack",
+            )
     }
 
     fn lower_primary(&self, pair: Pair<'_, Rule>, depth: usize) -> Result<Expr, Diagnostic> {

@@ -164,3 +164,69 @@ fn a_long_run_of_not_through_parentheses_formats_to_a_file_that_loads_as_the_sam
         assert_eq!(hash(&text), hash(&once), "{n}: the set hash changed");
     }
 }
+
+/// Found by review: a run of `not`s before a plain operand was not counted toward the depth
+/// bound (`MAX_CONDITION_DEPTH`, parentheses and `not`s together), and the formatter, which
+/// writes a long chain of `not`s as full runs of 16 before a parenthesis, moved such a run before
+/// one: `stepup fmt` turned a file that loads into one refused with E019. Every operand now
+/// counts its `not`s; near the bound, with runs at every place, a file loads exactly when its
+/// formatted text loads, to the same set.
+#[test]
+fn near_the_depth_bound_a_file_loads_exactly_when_its_formatted_text_loads() {
+    let max = stepup_dsl::syntax::MAX_CONDITION_DEPTH;
+    let nest = |levels: usize, per_level: usize, leaf_nots: usize, inner: usize| {
+        let mut cond = format!("{}amount > 5", "not ".repeat(leaf_nots));
+        cond = format!("{}({cond})", "not ".repeat(inner));
+        for _ in 0..levels {
+            cond = format!("risk >= 10 or {}({cond})", "not ".repeat(per_level));
+        }
+        format!(
+            "tenant acme {{\n  attribute amount: number\n  policy p \"Confirm it's you.\" {{ when {cond} require aal2 }}\n}}\n"
+        )
+    };
+    let load = |t: &str| {
+        stepup_dsl::load_sources(&[stepup_dsl::Source::text("d.policy", t)])
+            .set
+            .map(|s| s.hash.clone())
+    };
+    let mut loaded = 0;
+    let mut refused = 0;
+    for levels in [max / 17 - 1, max / 17] {
+        for leaf_nots in [0, 1, 15, 16] {
+            for inner in [1, 2, 16] {
+                let text = nest(levels, 16, leaf_nots, inner);
+                // A text too deep to parse has no formatted text: it is refused either way.
+                let Ok(formatted) = format_text("d.policy", &text) else {
+                    assert_eq!(load(&text), None);
+                    refused += 1;
+                    continue;
+                };
+                assert_eq!(
+                    load(&text),
+                    load(&formatted),
+                    "{levels} {leaf_nots} {inner}\n{formatted}"
+                );
+                match load(&text) {
+                    Some(_) => loaded += 1,
+                    None => refused += 1,
+                }
+            }
+        }
+    }
+    assert!(
+        loaded > 0 && refused > 0,
+        "both sides of the bound: {loaded} loaded, {refused} refused"
+    );
+    // The review's case: seven levels of 16, then `not (` and 16 more before the operand. It
+    // loaded (its last 16 `not`s were not counted: 121 levels) and its formatted text, which
+    // writes those 16 before the last parenthesis, did not. Counted, it is 137 levels deep:
+    // refused, as its formatted text is.
+    let text = nest(7, 16, 16, 1);
+    assert_eq!(load(&text), None);
+    let shallower = nest(6, 16, 16, 1);
+    assert!(load(&shallower).is_some());
+    assert_eq!(
+        load(&shallower),
+        load(&format_text("d.policy", &shallower).unwrap())
+    );
+}

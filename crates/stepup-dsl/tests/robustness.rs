@@ -100,7 +100,8 @@ fn the_deepest_nesting_allowed_on_a_small_stack() {
             ")".repeat(depth)
         ),
         format!(
-            "when {}not new_device and amount > 3{} require aal2",
+            // A `not` at every level: as deep as parentheses and `not`s may go together.
+            "when {}new_device and amount > 3{} require aal2",
             "(not ".repeat(depth),
             ")".repeat(depth)
         ),

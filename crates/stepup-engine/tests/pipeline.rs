@@ -311,8 +311,8 @@ fn a_step_up_names_only_the_policies_still_to_satisfy() {
 /// unoptimized (every pass over a condition recurses once per level).
 #[test]
 fn the_deepest_conditions_allowed_compile_and_decide_on_a_small_stack() {
-    let deep = |levels: usize, nots: usize| {
-        let mut cond = String::from("amount > 5");
+    let deep_at = |levels: usize, nots: usize, leaf: &str| {
+        let mut cond = leaf.to_string();
         for _ in 0..levels {
             cond = format!(
                 "risk >= 10 or amount > 3 and {}({cond})",
@@ -323,7 +323,23 @@ fn the_deepest_conditions_allowed_compile_and_decide_on_a_small_stack() {
             "tenant acme {{\n  operation payout sensitive\n  attribute amount: number\n  policy p \"Confirm it's you.\" {{ when operation == payout and {cond} require aal2 }}\n}}\n"
         )
     };
+    let deep = move |levels: usize, nots: usize| deep_at(levels, nots, "amount > 5");
+    // At the bottom, a run of `not`s (they count too) before the deepest script the checker
+    // accepts (found by review: the heaviest shape, as the checks probe the script there).
+    let script = format!(
+        "script \"{}ctx.amount > 5{}\"",
+        "(".repeat(14),
+        ")".repeat(14)
+    );
+    let leafy = move |levels: usize, nots: usize, leaf_nots: usize| {
+        deep_at(
+            levels,
+            nots,
+            &format!("{}{script}", "not ".repeat(leaf_nots)),
+        )
+    };
     let max = stepup_dsl::syntax::MAX_CONDITION_DEPTH;
+    let nesting = stepup_dsl::syntax::MAX_NESTING;
     let codes = |text: &str| -> Vec<&'static str> {
         stepup_dsl::load_sources(&[stepup_dsl::Source::text("acme.policy", text)])
             .diagnostics
@@ -335,16 +351,20 @@ fn the_deepest_conditions_allowed_compile_and_decide_on_a_small_stack() {
         .stack_size(1024 * 1024)
         .spawn(move || {
             let refused = [
-                deep(
-                    stepup_dsl::syntax::MAX_NESTING,
-                    stepup_dsl::syntax::MAX_NOT_RUN,
-                ),
+                deep(nesting, stepup_dsl::syntax::MAX_NOT_RUN),
                 deep(max / 16, 15).replacen("and not", "and not not", 1),
+                leafy(max / 2, 1, 1),
             ];
             for text in &refused {
                 assert_eq!(codes(text), ["E019"]);
             }
-            [deep(max / 16, 15), deep(max / 2, 1)].map(|text| {
+            [
+                deep(max / 16, 15),
+                deep(max / 2, 1),
+                leafy(max / 2 - 8, 1, 16),
+                leafy(nesting - 1, 1, 2),
+            ]
+            .map(|text| {
                 assert!(!codes(&text).iter().any(|c| c.starts_with('E')), "loads");
                 let set = CompiledSet::from_text("acme.policy", &text).unwrap();
                 let state = State::established();
@@ -358,5 +378,5 @@ fn the_deepest_conditions_allowed_compile_and_decide_on_a_small_stack() {
         .unwrap()
         .join()
         .unwrap();
-    assert_eq!(kinds.len(), 2);
+    assert_eq!(kinds.len(), 4);
 }
