@@ -204,7 +204,27 @@ fn load_sources_on(sources: &[Source], parallel_from: usize) -> Loaded {
             }
         }
     }
-    let (mut set, more) = check::check(&parsed, String::new());
+    // A check that panicked (a bug) is an error of the set, not a crash of the process that
+    // loads it (a service reloading its rules keeps the set it has).
+    let (mut set, more) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check::check(&parsed, String::new())
+    }))
+    .unwrap_or_else(|_| {
+        let file = files.first().cloned().unwrap_or_else(|| {
+            Arc::new(diag::SourceFile {
+                name: String::new(),
+                text: String::new(),
+            })
+        });
+        (
+            None,
+            vec![syntax::invariant(
+                &file,
+                diag::Span::new(0, 0),
+                "the policy set",
+            )],
+        )
+    });
     diagnostics.extend(more);
     if let Some(set) = &mut set {
         // The blocklists decide too: the hash covers each tenant's merged feed.
