@@ -1,6 +1,10 @@
 //! Work spread over the machine's cores, for loading large policy sets: results in order,
 //! a failure contained to its own items.
 
+/// The policy count from which a set's tenants are checked and compiled on several threads
+/// (below it, a thread costs more than it saves).
+pub const PARALLEL_FROM_POLICIES: usize = 2_000;
+
 /// The stack of each worker thread: a main thread's (the parser and the checks recurse once per
 /// level of parentheses, bounded by the language, as on the thread that loads a small set).
 const STACK_BYTES: usize = 8 * 1024 * 1024;

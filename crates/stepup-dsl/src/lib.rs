@@ -116,9 +116,7 @@ const PARALLEL_LOAD_BYTES: usize = 512 * 1024;
 
 /// One file, read: decoded, parsed, and its canonical text (what the set's hash covers).
 enum Read {
-    /// Not UTF-8.
-    Undecodable(Arc<diag::SourceFile>, Box<Diagnostic>),
-    /// Its syntax errors.
+    /// Why it cannot be read: not UTF-8, or its syntax errors.
     Invalid(Arc<diag::SourceFile>, Vec<Diagnostic>),
     /// Its tree and canonical text.
     Parsed(Arc<diag::SourceFile>, ast::File, String),
@@ -127,7 +125,7 @@ enum Read {
 /// Reads one file, cutting it into pieces parsed on up to `threads` threads.
 fn read_one(src: &Source, threads: usize) -> Read {
     match syntax::decode(&src.name, &src.bytes) {
-        Err((f, d)) => Read::Undecodable(f, d),
+        Err((f, d)) => Read::Invalid(f, vec![*d]),
         Ok(file) => match syntax::parse_on(&file, threads) {
             Ok(ast) => {
                 let canonical = fmt::format_canonical(&ast);
@@ -168,10 +166,6 @@ fn load_sources_on(sources: &[Source], parallel_from: usize) -> Loaded {
     let mut hasher = Sha256::new();
     for (src, r) in sorted.iter().zip(read) {
         match r {
-            Some(Read::Undecodable(f, d)) => {
-                diagnostics.push(*d);
-                files.push(f);
-            }
             Some(Read::Parsed(file, ast, canonical)) => {
                 files.push(Arc::clone(&file));
                 // The file's name, not its path: the hash names a version of the rules, wherever
@@ -363,29 +357,19 @@ mod tests {
             "app.policy",
             "application a of t0 {\n  when amount > 3 require aal3\n}\n",
         ));
+        // The set as printed, the diagnostics as `stepup check` renders them (located), and
+        // the files read.
         let show = |l: Loaded| {
             (
                 l.set.map(|s| format!("{s:?}")),
-                l.diagnostics
-                    .iter()
-                    .map(|d| {
-                        format!(
-                            "{} {} {}..{} {}",
-                            d.code, d.file.name, d.span.start, d.span.end, d.message
-                        )
-                    })
-                    .collect::<Vec<_>>(),
+                diag::render_all(&l.diagnostics, false),
                 l.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
             )
         };
         let threads = show(load_sources_on(&sources, 0));
         let in_order = show(load_sources_on(&sources, usize::MAX));
         for code in ["E001", "E005", "E008", "E021"] {
-            assert!(
-                in_order.1.iter().any(|d| d.starts_with(code)),
-                "{code}: {:?}",
-                in_order.1
-            );
+            assert!(in_order.1.contains(code), "{code}: {}", in_order.1);
         }
         assert_eq!(threads, in_order);
     }

@@ -1180,17 +1180,10 @@ mod pieces_tests {
     }
 
     /// What a parse gives, comparable with its spans (which take no part in a tree's
-    /// equality): the tree as printed, or each diagnostic's code, message, label, help and
-    /// span.
-    type Outcome =
-        Result<String, Vec<(&'static str, String, String, Option<String>, usize, usize)>>;
-
-    fn outcome(r: Result<File, Vec<Diagnostic>>) -> Outcome {
-        r.map(|f| format!("{f:?}")).map_err(|ds| {
-            ds.into_iter()
-                .map(|d| (d.code, d.message, d.label, d.help, d.span.start, d.span.end))
-                .collect()
-        })
+    /// equality): the tree as printed, or the diagnostics as `stepup check` renders them.
+    fn outcome(r: Result<File, Vec<Diagnostic>>) -> Result<String, String> {
+        r.map(|f| format!("{f:?}"))
+            .map_err(|ds| crate::diag::render_all(&ds, false))
     }
 
     fn edit() -> impl Strategy<Value = (usize, Option<&'static str>, usize)> {

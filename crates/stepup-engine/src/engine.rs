@@ -59,9 +59,6 @@ struct TenantScopes {
     feed: Arc<ThreatFeed>,
 }
 
-/// The policy count from which a set's tenants are compiled on several threads.
-const PARALLEL_COMPILE_POLICIES: usize = 2_000;
-
 /// A checked policy set, compiled for every (tenant, application).
 pub struct CompiledSet {
     /// The checked model.
@@ -90,7 +87,7 @@ impl CompiledSet {
     /// # Errors
     /// When a scope of the set cannot be resolved.
     pub fn compile(model: PolicySet) -> Result<CompiledSet, LoadError> {
-        Self::compile_on(model, PARALLEL_COMPILE_POLICIES)
+        Self::compile_on(model, stepup_core::threads::PARALLEL_FROM_POLICIES)
     }
 
     /// [`CompiledSet::compile`], the tenants compiled on several threads from `parallel_from`
@@ -486,18 +483,7 @@ mod tests {
                         },
                         now: stepup_core::Timestamp(1_800_000_000),
                     };
-                    let state = State {
-                        history: Ok(crate::UserHistory::default()),
-                        session: crate::state::SessionState {
-                            established: true,
-                            events: vec![crate::state::AuthEvent {
-                                at: stepup_core::Timestamp(1_800_000_000 - 60),
-                                factors: stepup_core::FactorSet::one(stepup_core::Factor::Password),
-                                cap: None,
-                            }],
-                            ..crate::state::SessionState::default()
-                        },
-                    };
+                    let state = State::established();
                     let d = threads.decide(&req, &state, true);
                     assert_eq!(d, one.decide(&req, &state, true));
                     assert_eq!(

@@ -64,17 +64,7 @@ impl<'r> AttrTable<'r> {
 /// Evaluates a compiled condition.
 pub fn eval<'r>(e: &CExpr, f: &Facts<'r>, ids: Ids, attrs: &AttrTable<'r>) -> Tri {
     match e {
-        CExpr::And(v) => {
-            let mut unknown = false;
-            for c in v.iter() {
-                match eval(c, f, ids, attrs) {
-                    Tri::False => return Tri::False,
-                    Tri::Unknown => unknown = true,
-                    Tri::True => {}
-                }
-            }
-            if unknown { Tri::Unknown } else { Tri::True }
-        }
+        CExpr::And(v) => all(v.iter(), f, ids, attrs),
         CExpr::Or(v) => {
             let mut unknown = false;
             for c in v.iter() {
@@ -100,6 +90,26 @@ pub fn eval<'r>(e: &CExpr, f: &Facts<'r>, ids: Ids, attrs: &AttrTable<'r>) -> Tr
     }
 }
 
+/// The three-valued `and` of `conditions`: false at the first false one, else unknown if one
+/// is, else true.
+#[inline(always)]
+fn all<'e, 'r>(
+    conditions: impl Iterator<Item = &'e CExpr>,
+    f: &Facts<'r>,
+    ids: Ids,
+    attrs: &AttrTable<'r>,
+) -> Tri {
+    let mut unknown = false;
+    for c in conditions {
+        match eval(c, f, ids, attrs) {
+            Tri::False => return Tri::False,
+            Tri::Unknown => unknown = true,
+            Tri::True => {}
+        }
+    }
+    if unknown { Tri::Unknown } else { Tri::True }
+}
+
 /// Evaluates a compiled condition whose top-level conjuncts in `decided` (bits by position; a
 /// condition that is not an `and` is its own conjunct 0) are known to be true: the others
 /// decide. Equal to [`eval`] when those conjuncts are indeed true.
@@ -111,20 +121,15 @@ pub fn eval_rest<'r>(
     attrs: &AttrTable<'r>,
 ) -> Tri {
     match e {
-        CExpr::And(v) => {
-            let mut unknown = false;
-            for (i, c) in v.iter().enumerate() {
-                if i < 64 && decided & (1 << i) != 0 {
-                    continue;
-                }
-                match eval(c, f, ids, attrs) {
-                    Tri::False => return Tri::False,
-                    Tri::Unknown => unknown = true,
-                    Tri::True => {}
-                }
-            }
-            if unknown { Tri::Unknown } else { Tri::True }
-        }
+        CExpr::And(v) => all(
+            v.iter()
+                .enumerate()
+                .filter(|(i, _)| *i >= 64 || decided & (1 << i) == 0)
+                .map(|(_, c)| c),
+            f,
+            ids,
+            attrs,
+        ),
         _ if decided & 1 != 0 => Tri::True,
         other => eval(other, f, ids, attrs),
     }

@@ -96,7 +96,7 @@ struct AppAt<'a> {
 /// Checks parsed files and builds the policy set. Errors make the set `None`.
 #[must_use]
 pub fn check(files: &[Parsed], hash: String) -> (Option<PolicySet>, Vec<Diagnostic>) {
-    check_on(files, hash, policies::PARALLEL_CHECK_POLICIES)
+    check_on(files, hash, stepup_core::threads::PARALLEL_FROM_POLICIES)
 }
 
 /// [`check`], the tenants' policies checked on several threads from `parallel_from` policies.
@@ -176,32 +176,15 @@ mod tests {
             ast,
             base_dir: std::path::PathBuf::new(),
         }];
+        // The set as printed, and the diagnostics as `stepup check` renders them (located).
         let show = |(set, diags): (Option<PolicySet>, Vec<Diagnostic>)| {
-            (
-                format!("{set:?}"),
-                diags
-                    .iter()
-                    .map(|d| {
-                        format!(
-                            "{} {} {}..{} {}",
-                            d.code, d.message, d.span.start, d.span.end, d.label
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-            )
+            (format!("{set:?}"), crate::diag::render_all(&diags, false))
         };
         let threads = show(check_on(&parsed, String::new(), 0));
         let in_order = show(check_on(&parsed, String::new(), usize::MAX));
-        assert!(
-            in_order.1.iter().any(|d| d.starts_with("E005")),
-            "{:?}",
-            in_order.1
-        );
-        assert!(
-            in_order.1.iter().any(|d| d.starts_with("E008")),
-            "{:?}",
-            in_order.1
-        );
+        for code in ["E005", "E008"] {
+            assert!(in_order.1.contains(code), "{code}: {}", in_order.1);
+        }
         assert_eq!(threads, in_order);
     }
 }

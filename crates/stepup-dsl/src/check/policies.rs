@@ -13,9 +13,6 @@ use crate::ast::{self, Factors, ValidityAst};
 use crate::diag::{Diagnostic, Span};
 use crate::model::{ADMIN_DEFAULT_POLICY, Origin, Policy, Tenant};
 
-/// The policy count from which tenants are checked on several threads.
-pub(super) const PARALLEL_CHECK_POLICIES: usize = 2_000;
-
 /// Checks every tenant's policies, stores them in their tenant, and returns them located for
 /// the lints across policies (the application pass needs the tenant's). Tenants are checked
 /// apart (on several threads for large sets); their diagnostics come in tenant order, as
