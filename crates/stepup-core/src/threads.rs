@@ -5,6 +5,12 @@
 /// (below it, a thread costs more than it saves).
 pub const PARALLEL_FROM_POLICIES: usize = 2_000;
 
+/// How many threads the process may run at once.
+#[must_use]
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// The stack of each worker thread: a main thread's (the parser and the checks recurse once per
 /// level of parentheses, bounded by the language, as on the thread that loads a small set).
 const STACK_BYTES: usize = 8 * 1024 * 1024;
@@ -21,8 +27,13 @@ pub fn map_contained<T: Sync, R: Send>(
 ) -> Vec<Option<R>> {
     let one = |item: &T| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item))).ok();
     let run = |chunk: &[T]| chunk.iter().map(one).collect::<Vec<Option<R>>>();
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if !parallel || threads < 2 || items.len() < 2 {
+    // The core count is asked only for work worth spreading (asking reads the process's
+    // limits from the system).
+    if !parallel || items.len() < 2 {
+        return run(items);
+    }
+    let threads = cores();
+    if threads < 2 {
         return run(items);
     }
     let per = items.len().div_ceil(threads).max(1);

@@ -111,8 +111,9 @@ pub fn format_text(name: &str, text: &str) -> Result<String, Vec<Diagnostic>> {
     Ok(fmt::format_file(&ast, text))
 }
 
-/// The bytes of policy text from which files are read on several threads.
-const PARALLEL_LOAD_BYTES: usize = 512 * 1024;
+/// The bytes of policy text from which files are read on several threads: as large as the
+/// smallest file the parser cuts into pieces.
+const PARALLEL_LOAD_BYTES: usize = 2 * syntax::MIN_PIECE_BYTES;
 
 /// One file, read: decoded, parsed, and its canonical text (what the set's hash covers).
 enum Read {
@@ -155,11 +156,11 @@ fn load_sources_on(sources: &[Source], parallel_from: usize) -> Loaded {
     let parallel = bytes >= parallel_from;
     // The cores are shared between the files read at once: a file is cut into pieces only
     // with the threads left to it (no thread of a thread of a thread).
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // (Below the threshold no file is large enough to cut either.)
     let per_file = if parallel {
-        (cores / sorted.len().max(1)).max(1)
+        (stepup_core::threads::cores() / sorted.len().max(1)).max(1)
     } else {
-        cores
+        1
     };
     let read =
         stepup_core::threads::map_contained(&sorted, parallel, |src| read_one(src, per_file));

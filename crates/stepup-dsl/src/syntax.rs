@@ -108,10 +108,13 @@ pub fn decode(
 /// # Errors
 /// The diagnostics, when the file cannot be parsed.
 pub fn parse(file: &Arc<SourceFile>) -> Result<File, Vec<Diagnostic>> {
-    parse_on(
-        file,
-        std::thread::available_parallelism().map_or(1, usize::from),
-    )
+    // The core count is asked only of a file large enough to cut.
+    let threads = if file.text.len() >= 2 * MIN_PIECE_BYTES {
+        stepup_core::threads::cores()
+    } else {
+        1
+    };
+    parse_on(file, threads)
 }
 
 /// [`parse`] on up to `threads` threads (the loader shares the machine's between the files it
@@ -122,7 +125,7 @@ pub(crate) fn parse_on(file: &Arc<SourceFile>, threads: usize) -> Result<File, V
 
 /// The smallest piece of a file parsed on a thread of its own (below it, a thread costs more
 /// than it saves).
-const MIN_PIECE_BYTES: usize = 256 * 1024;
+pub(crate) const MIN_PIECE_BYTES: usize = 256 * 1024;
 
 /// [`parse`], the file cut at `starts` (offsets of top-level `tenant` and `application`
 /// blocks, ascending, as [`pieces`] finds them).
