@@ -24,7 +24,7 @@ pub(crate) fn issue(
     ids: &IdSeed,
     req: &Request,
     state: &State,
-    merge: &Merge<'_>,
+    merge: &Merge<'_, '_>,
     m: &Merged,
     event_key: Arc<str>,
 ) {

@@ -24,10 +24,13 @@ pub(crate) struct Judged<'s> {
     pub why: &'static str,
 }
 
+/// The judged policies' list (four inline: a step-up's most common case allocates none).
+pub(crate) type JudgedList<'s> = SmallVec<[Judged<'s>; 4]>;
+
 /// The fired policies, judged.
-pub(crate) struct Merge<'s> {
-    /// In the order they fired (four inline: a step-up's most common case allocates none).
-    pub judged: SmallVec<[Judged<'s>; 4]>,
+pub(crate) struct Merge<'s, 'j> {
+    /// In the order they fired.
+    pub judged: &'j [Judged<'s>],
     /// The scope they were judged in.
     scope: &'s CompiledScope,
 }
@@ -41,29 +44,29 @@ pub(crate) struct Merged {
     pub eligible: FactorSet,
 }
 
-impl<'s> Merge<'s> {
-    /// Judges each fired policy against the session.
+impl<'s, 'j> Merge<'s, 'j> {
+    /// Judges each fired policy against the session, in `judged`: the caller's list (one built
+    /// here and returned would be copied, inline space and all, on every decision, even when
+    /// nothing fired).
     pub(crate) fn judge(
+        judged: &'j mut JudgedList<'s>,
         scope: &'s CompiledScope,
         req: &Request,
         session: &SessionState,
         fired: &[usize],
-    ) -> Merge<'s> {
-        let judged = fired
-            .iter()
-            .filter_map(|&index| {
-                let policy = &**scope.policies.get(index)?;
-                let reads = &**scope.reads.get(index)?;
-                let (satisfied, why) = satisfied(policy, reads, &scope.tenant, req, session);
-                Some(Judged {
-                    index,
-                    policy,
-                    reads,
-                    satisfied,
-                    why,
-                })
+    ) -> Merge<'s, 'j> {
+        judged.extend(fired.iter().filter_map(|&index| {
+            let policy = &**scope.policies.get(index)?;
+            let reads = &**scope.reads.get(index)?;
+            let (satisfied, why) = satisfied(policy, reads, &scope.tenant, req, session);
+            Some(Judged {
+                index,
+                policy,
+                reads,
+                satisfied,
+                why,
             })
-            .collect();
+        }));
         Merge { judged, scope }
     }
 
@@ -88,9 +91,9 @@ impl<'s> Merge<'s> {
 
     /// The names of the judged policies `it()` yields, sorted, shared: none is no list and one
     /// is the policy's own one-name list (no allocation), more a new list.
-    fn names<'j, I: Iterator<Item = &'j Judged<'s>>>(&self, it: impl Fn() -> I) -> Names
+    fn names<'i, I: Iterator<Item = &'i Judged<'s>>>(&self, it: impl Fn() -> I) -> Names
     where
-        's: 'j,
+        's: 'i,
     {
         let mut judged = it();
         match (judged.next(), judged.next()) {

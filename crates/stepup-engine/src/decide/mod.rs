@@ -142,7 +142,14 @@ fn evaluate(
     fire::fire(walk, scope, &facts, ids, &mut fired);
     d.errors.extend(fired.notes.iter().cloned());
     // Step 3: merge.
-    let merge = Merge::judge(scope, req, &state.session, fired.enforced.as_slice());
+    let mut judged = merge::JudgedList::new();
+    let merge = Merge::judge(
+        &mut judged,
+        scope,
+        req,
+        &state.session,
+        fired.enforced.as_slice(),
+    );
     if explain || !merge.judged.is_empty() {
         d.session_aal = state.session.aal(&t.strengths);
         d.risk = Some(facts.signals.breakdown());
@@ -191,7 +198,7 @@ fn evaluate(
             policies: fired.trace.unwrap_or_default(),
             ..Trace::default()
         };
-        for j in &merge.judged {
+        for j in merge.judged {
             if let Some(p) = tr.policies.get_mut(j.index) {
                 p.satisfied = Some(j.satisfied);
                 p.why = Some(j.why.to_string());
@@ -223,7 +230,7 @@ fn allow(
     tenant: &Tenant,
     req: &Request,
     state: &State,
-    merge: &Merge<'_>,
+    merge: &Merge<'_, '_>,
     event_key: impl Fn() -> Arc<str>,
 ) {
     // The session learns a sign-in's authentication here, the history what the event taught at
