@@ -446,7 +446,24 @@ fn probe(target: &'static str, set: &CompiledSet) -> Outcome {
                         ),
                     ));
                 }
-                let _ = set.decide(&req, &state, true);
+                // The explanation's walk decides too, and never takes the shortcut of an
+                // operation that fires nothing: it must decide what the plain decision did.
+                let mut explained = set.decide(&req, &state, true);
+                explained.trace = None;
+                if compiled.risk.is_none() {
+                    explained.risk = None;
+                }
+                if compiled.session_aal.is_none() {
+                    explained.session_aal = None;
+                }
+                if explained != compiled {
+                    return Err(finding(
+                        target,
+                        format!(
+                            "the explanation decides otherwise on {req:?}:\n{compiled:?}\n{explained:?}"
+                        ),
+                    ));
+                }
                 if matches!(
                     compiled.kind,
                     stepup_engine::DecisionKind::StepUp | stepup_engine::DecisionKind::Deny
