@@ -430,6 +430,22 @@ impl Decision {
     pub fn allowed(&self) -> bool {
         matches!(self.kind, DecisionKind::Allow | DecisionKind::Completed)
     }
+
+    /// This decision, made with an explanation, as it must equal `plain`, the same request's
+    /// decision made without one: the trace set aside, and the risk breakdown and session AAL
+    /// (which an explanation always records) set aside where `plain` has none. The
+    /// differential tests and fuzz target hold an explanation to it.
+    #[must_use]
+    pub fn without_explanation(mut self, plain: &Decision) -> Decision {
+        self.trace = None;
+        if plain.risk.is_none() {
+            self.risk = None;
+        }
+        if plain.session_aal.is_none() {
+            self.session_aal = None;
+        }
+        self
+    }
 }
 
 /// A factor's name as users read it.

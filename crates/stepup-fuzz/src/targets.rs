@@ -448,14 +448,9 @@ fn probe(target: &'static str, set: &CompiledSet) -> Outcome {
                 }
                 // The explanation's walk decides too, and never takes the shortcut of an
                 // operation that fires nothing: it must decide what the plain decision did.
-                let mut explained = set.decide(&req, &state, true);
-                explained.trace = None;
-                if compiled.risk.is_none() {
-                    explained.risk = None;
-                }
-                if compiled.session_aal.is_none() {
-                    explained.session_aal = None;
-                }
+                let explained = set
+                    .decide(&req, &state, true)
+                    .without_explanation(&compiled);
                 if explained != compiled {
                     return Err(finding(
                         target,
