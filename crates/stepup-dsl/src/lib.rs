@@ -111,6 +111,26 @@ pub fn format_text(name: &str, text: &str) -> Result<String, Vec<Diagnostic>> {
     Ok(fmt::format_file(&ast, text))
 }
 
+/// In this crate's tests only (compiled out of every other build): a name holding
+/// `{site}_panics` makes the code reading it at `site` panic. How the tests check that a bug
+/// while loading is an error of the set, never a crash of the process and never a file or a
+/// tenant's policies silently left out (which would leave their events unguarded).
+#[cfg(test)]
+pub(crate) fn fault(site: &str, name: &str) {
+    assert!(
+        !name.contains(&format!("{site}_panics")),
+        "a panic on purpose at {site}: the test checks it is contained"
+    );
+}
+
+/// A file whose text is not available (its reading failed), for the diagnostic that says so.
+fn unread(name: &str) -> Arc<diag::SourceFile> {
+    Arc::new(diag::SourceFile {
+        name: name.to_string(),
+        text: String::new(),
+    })
+}
+
 /// The bytes of policy text from which files are read on several threads: as large as the
 /// smallest file the parser cuts into pieces.
 const PARALLEL_LOAD_BYTES: usize = 2 * syntax::MIN_PIECE_BYTES;
@@ -125,6 +145,8 @@ enum Read {
 
 /// Reads one file, cutting it into pieces parsed on up to `threads` threads.
 fn read_one(src: &Source, threads: usize) -> Read {
+    #[cfg(test)]
+    fault("read", &src.name);
     match syntax::decode(&src.name, &src.bytes) {
         Err((f, d)) => Read::Invalid(f, vec![*d]),
         Ok(file) => match syntax::parse_on(&file, threads) {
@@ -190,10 +212,7 @@ fn load_sources_on(sources: &[Source], parallel_from: usize) -> Loaded {
             }
             // Reading the file panicked (a bug): it is an error, never a file left out.
             None => {
-                let file = Arc::new(diag::SourceFile {
-                    name: src.name.clone(),
-                    text: String::new(),
-                });
+                let file = unread(&src.name);
                 diagnostics.push(syntax::invariant(&file, diag::Span::new(0, 0), "this file"));
                 files.push(file);
             }
@@ -205,12 +224,7 @@ fn load_sources_on(sources: &[Source], parallel_from: usize) -> Loaded {
         check::check(&parsed, String::new())
     }))
     .unwrap_or_else(|_| {
-        let file = files.first().cloned().unwrap_or_else(|| {
-            Arc::new(diag::SourceFile {
-                name: String::new(),
-                text: String::new(),
-            })
-        });
+        let file = files.first().cloned().unwrap_or_else(|| unread(""));
         (
             None,
             vec![syntax::invariant(
@@ -373,5 +387,47 @@ mod tests {
             assert!(in_order.1.contains(code), "{code}: {}", in_order.1);
         }
         assert_eq!(threads, in_order);
+    }
+
+    /// A bug that panics while a file is read, while a tenant's policies are checked or while
+    /// the set is checked makes the load fail with an E000 naming what was lost, on threads or
+    /// not: never a crash, and never a set with that file or those policies left out.
+    #[test]
+    fn a_panic_while_loading_is_an_error_of_the_set_never_a_part_left_out() {
+        let tenant = |name: &str| {
+            format!(
+                "tenant {name} {{\n  operation pay sensitive\n  policy p {{ when operation == pay require aal2 }}\n}}\n"
+            )
+        };
+        let cases = [
+            ("x_read_panics.policy", tenant("t1"), "reading this file"),
+            (
+                "x.policy",
+                tenant("t_check_tenant_panics"),
+                "reading the policies of this tenant",
+            ),
+            (
+                "x_check_panics.policy",
+                tenant("t1"),
+                "reading the policy set",
+            ),
+        ];
+        for (name, text, what) in cases {
+            let sources = [
+                Source::text("a.policy", &tenant("t0")),
+                Source::text(name, &text),
+            ];
+            for parallel_from in [0, usize::MAX] {
+                let loaded = load_sources_on(&sources, parallel_from);
+                assert!(loaded.set.is_none(), "{name}: a set with a part missing");
+                let shown = diag::render_all(&loaded.diagnostics, false);
+                assert!(
+                    shown.contains("E000") && shown.contains(what),
+                    "{name}: {shown}"
+                );
+                let files: Vec<&str> = loaded.files.iter().map(|f| f.name.as_str()).collect();
+                assert_eq!(files, ["a.policy", name]);
+            }
+        }
     }
 }

@@ -106,6 +106,13 @@ impl CompiledSet {
         // One tenant's scopes: the tenant alone first, then its applications, compiled together
         // so that the policies they share are lowered once.
         let compile_one = |(name, t): &(&String, &stepup_dsl::model::Tenant)| {
+            // In this crate's tests only: a tenant named `…compile_panics…` panics here, to
+            // check a bug is a load error, never a tenant left out (its events unguarded).
+            #[cfg(test)]
+            assert!(
+                !name.contains("compile_panics"),
+                "a panic on purpose: the test checks it is contained"
+            );
             let apps: Vec<&String> = model
                 .applications
                 .keys()
@@ -438,6 +445,26 @@ impl Engine {
 )]
 mod tests {
     use super::*;
+
+    /// A tenant whose compilation panics (a bug) fails the load, naming the tenant, on threads
+    /// or not: never a set without it, where its requests would find no tenant, or its
+    /// neighbours' policies.
+    #[test]
+    fn a_tenant_whose_compilation_panics_fails_the_load() {
+        let text = "tenant t0 {\n  operation pay sensitive\n  policy p { when operation == pay require aal2 }\n}\ntenant t_compile_panics {\n  operation pay sensitive\n  policy p { when operation == pay require aal2 }\n}\n";
+        for parallel_from in [0, usize::MAX] {
+            let model = stepup_dsl::load_sources(&[stepup_dsl::Source::text("t.policy", text)])
+                .set
+                .unwrap();
+            match CompiledSet::compile_on(model, parallel_from) {
+                Err(LoadError::Scope(e)) => {
+                    assert!(e.contains("`t_compile_panics` did not compile"), "{e}");
+                }
+                Err(e) => panic!("another error: {e:?}"),
+                Ok(_) => panic!("a set without the tenant whose compilation panicked"),
+            }
+        }
+    }
 
     /// Tenants compiled on threads decide as tenants compiled one after the other.
     #[test]

@@ -76,6 +76,8 @@ struct TenantChecked {
 
 /// Checks one tenant's policies, in order, and the lints across them.
 fn check_tenant(tname: &str, tenant: &Tenant, list: &[PolicyAt<'_>]) -> TenantChecked {
+    #[cfg(test)]
+    crate::fault("check_tenant", tname);
     let mut diags = Vec::new();
     let mut located = Vec::new();
     let mut checked = Vec::new();
