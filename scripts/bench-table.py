@@ -51,6 +51,11 @@ for n in [20, 200, 2000]:
         g = f"shared_op_{n}"
         s, c, o = median(g, f"stepup/{r}"), median(g, f"cedar/{r}"), median(g, f"rego/{r}")
         print(f"| {n:,} | {r} | {fmt(s)} | {fmt(c)} | {fmt(o)} | {ratio(c, s)} | {ratio(o, s)} |")
+    # The step-up as a verdict (no audit record), against the peers' same step-up.
+    g = f"shared_op_{n}"
+    s, c, o = median(g, "stepup/step_up_verdict"), median(g, "cedar/step_up"), median(g, "rego/step_up")
+    if s:
+        print(f"| {n:,} | step_up, verdict | {fmt(s)} | {fmt(c)} | {fmt(o)} | {ratio(c, s)} | {ratio(o, s)} |")
 
 print("\n### Decision latency (compiled tree, reference interpreter, explanation)\n")
 print("| workload | request | compiled | reference | explain |")
@@ -58,6 +63,8 @@ print("| --- | --- | --- | --- | --- |")
 for r in ["no_candidate", "near_miss", "match"]:
     g = "decision_20x10"
     print(f"| 20×10 | {r} | {fmt(median(g, f'compiled/{r}'))} | {fmt(median(g, f'reference/{r}'))} | {fmt(median(g, f'explain/{r}'))} |")
+    if r == "match" and median(g, "verdict/match"):
+        print(f"| 20×10 | match, verdict | {fmt(median(g, 'verdict/match'))} | – | – |")
 for r in ["routine_allow", "change_email_step_up", "sign_in_signals"]:
     g = "decision_rules"
     print(f"| rules/ | {r} | {fmt(median(g, f'compiled/{r}'))} | – | {fmt(median(g, f'explain/{r}'))} |")

@@ -1,5 +1,6 @@
 //! Decision latency: the compiled tree, the reference interpreter and explanations, on the
-//! source document's rules, on 20 policies × 10 predicates, and at 100 to 10,000 policies;
+//! source document's rules, on 20 policies × 10 predicates (its step-up also as a verdict, with
+//! no audit record), and at 100 to 10,000 policies;
 //! the rhai escape hatch's cost; end-to-end replay of `examples/scenarios/`.
 
 #![allow(
@@ -15,7 +16,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use stepup_benches::{Input, predicates, root, scale_text, stepup_text, write_workload};
-use stepup_engine::{CompiledSet, DecisionKind, Engine, MemoryStore};
+use stepup_engine::{CompiledSet, DecisionKind, Engine, MemoryStore, Record};
 
 fn twenty_by_ten(c: &mut Criterion) {
     let ps = predicates(20, 8, 7);
@@ -54,6 +55,12 @@ fn twenty_by_ten(c: &mut Criterion) {
         );
         if *name == "match" {
             assert_eq!(d.kind, DecisionKind::StepUp);
+            // The step-up as a verdict: the same decision without audit record.
+            let v = set.decide_with(&req, &state, Record::Verdict);
+            assert_eq!((v.kind, &v.fired, v.audit.len()), (d.kind, &d.fired, 0));
+            g.bench_with_input(BenchmarkId::new("verdict", name), &(), |b, ()| {
+                b.iter(|| black_box(set.decide_with(black_box(&req), &state, Record::Verdict)))
+            });
         }
         g.bench_with_input(BenchmarkId::new("compiled", name), &(), |b, ()| {
             b.iter(|| black_box(set.decide(black_box(&req), &state, false)))

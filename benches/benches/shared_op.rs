@@ -2,7 +2,8 @@
 //! predicates — `operation == payout`, two numeric ranges, a numeric bound, three set
 //! memberships, a flag — so the operation index prunes nothing. Two decisions per size: an
 //! *allow* (nine of the target policy's ten predicates hold, no policy fires) and a *step-up*
-//! (exactly the target fires: challenge, audit record, new session state). With `--features
+//! (exactly the target fires: challenge, audit record, new session state), and that step-up as
+//! a verdict (`Record::Verdict`: the same decision without audit record). With `--features
 //! peers`, Cedar and Rego decide the same requests in the same run; each engine's set of
 //! matching policies is checked equal to stepup's `fired` list before anything is timed.
 //! `cargo bench -p stepup-benches --features peers --bench shared_op`.
@@ -20,7 +21,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use stepup_benches::{shared_op, shared_op_text, write_workload};
-use stepup_engine::{CompiledSet, DecisionKind};
+use stepup_engine::{CompiledSet, DecisionKind, Record};
 
 /// The sizes measured.
 const SIZES: [usize; 3] = [20, 200, 2_000];
@@ -63,6 +64,15 @@ fn shared_operation(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new("stepup", name), |b| {
                 b.iter(|| black_box(set.decide(black_box(&req), &state, false)))
             });
+            if name == "step_up" {
+                // The same step-up as a verdict: no audit record, no risk breakdown (what a
+                // caller that keeps neither asks for; Cedar's answer has neither).
+                let v = set.decide_with(&req, &state, Record::Verdict);
+                assert_eq!((v.kind, &v.fired, v.audit.len()), (d.kind, &d.fired, 0));
+                g.bench_function(BenchmarkId::new("stepup", "step_up_verdict"), |b| {
+                    b.iter(|| black_box(set.decide_with(black_box(&req), &state, Record::Verdict)))
+                });
+            }
             #[cfg(feature = "peers")]
             {
                 use stepup_benches::peers::{Cedar, Rego};

@@ -2,7 +2,8 @@
 //! CASE (no_candidate, near_miss, match, routine_allow, change_email_step_up,
 //! shared20_allow, shared20_step_up, shared200_allow, shared200_step_up, one_script) N times; the
 //! difference of two N gives instructions per decision (BENCHMARKS.md, the decision pipeline).
-//! `par2:CASE` decides CASE on two threads at once (N each), on one compiled set.
+//! `par2:CASE` decides CASE on two threads at once (N each), on one compiled set;
+//! `verdict:CASE` decides it as a verdict (`Record::Verdict`: no audit record).
 //! `compile_10k` compiles the 10,000-policy workload N times (parsed and checked once);
 //! `parse_check_10k` parses and checks it N times, `parse_check_compile_10k` also compiles it,
 //! `parse_check_10k_files` parses and checks it as ten files, one per tenant.
@@ -23,6 +24,11 @@ fn main() {
     let (threads, case) = match args[1].strip_prefix("par2:") {
         Some(case) => (2, case),
         None => (1, args[1].as_str()),
+    };
+    // `verdict:CASE` decides CASE as a verdict: no audit record, no risk breakdown.
+    let (record, case) = match case.strip_prefix("verdict:") {
+        Some(case) => (stepup_engine::Record::Verdict, case),
+        None => (stepup_engine::Record::Decision, case),
     };
     let n: u64 = args[2].parse().unwrap();
     if case == "parse_check_10k_files" {
@@ -147,8 +153,19 @@ fn main() {
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                for _ in 0..n {
-                    black_box(set.decide(black_box(&req), &state, false));
+                // Each record a constant of its own loop, as a caller's would be.
+                if record == stepup_engine::Record::Verdict {
+                    for _ in 0..n {
+                        black_box(set.decide_with(
+                            black_box(&req),
+                            &state,
+                            stepup_engine::Record::Verdict,
+                        ));
+                    }
+                } else {
+                    for _ in 0..n {
+                        black_box(set.decide(black_box(&req), &state, false));
+                    }
                 }
             });
         }

@@ -295,9 +295,18 @@ impl Backtest {
         let (old, new) = match rec.state() {
             Some(state) if !store_failure(recorded) => {
                 let req = rec.request();
-                let new = LoggedDecision::of(&self.candidate.decide(&req, &state, false));
+                // What a logged decision keeps is the verdict: no audit record is built.
+                let new = LoggedDecision::of(&self.candidate.decide_with(
+                    &req,
+                    &state,
+                    stepup_engine::Record::Verdict,
+                ));
                 let old = match &self.baseline {
-                    Some(b) => LoggedDecision::of(&b.decide(&req, &state, false)),
+                    Some(b) => LoggedDecision::of(&b.decide_with(
+                        &req,
+                        &state,
+                        stepup_engine::Record::Verdict,
+                    )),
                     None => recorded.clone(),
                 };
                 (old, new)

@@ -1,7 +1,8 @@
 //! Differential test: the compiled tree and the reference interpreter give identical decisions
 //! (kind, requirement, fired and satisfied policies, message, challenge, audit records, effects,
-//! report-only results) on random policy sets, states and events; and report-only policies
-//! never change a decision.
+//! report-only results) on random policy sets, states and events; a verdict is that decision
+//! without its audit records and risk breakdown; and report-only policies never change a
+//! decision.
 
 #![allow(
     clippy::unwrap_used,
@@ -16,7 +17,7 @@ use proptest::prelude::*;
 use stepup_core::{Factor, FactorSet, Timestamp};
 use stepup_engine::state::{AuthEvent, Grant, LastSignIn, SessionState};
 use stepup_engine::{
-    CompiledSet, Context, DecisionKind, Event, Location, Request, State, UserHistory, Value,
+    CompiledSet, Context, DecisionKind, Event, Location, Record, Request, State, UserHistory, Value,
 };
 
 const NOW: i64 = 1_800_000_000;
@@ -490,8 +491,8 @@ proptest! {
                 for c in &corruptions {
                     text2 = corrupt(c, &text2, &mut req2, &mut state2);
                 }
-                let after = if text2 == text {
-                    set.decide(&req2, &state2, false)
+                let decider = if text2 == text {
+                    &set
                 } else {
                     if failing_scripts.is_none() {
                         let s2 = compile(&text2);
@@ -499,13 +500,17 @@ proptest! {
                         failing_scripts = s2.ok();
                     }
                     let Some(s2) = &failing_scripts else { return Ok(()) };
-                    s2.decide(&req2, &state2, false)
+                    s2
                 };
-                prop_assert!(
-                    !after.allowed(),
-                    "{:?} turned {:?} into {:?}\nbefore: {:?}\nafter: {:?}\nrules:\n{}",
-                    corruptions, before.kind, after.kind, req, req2, text2
-                );
+                // Audited or as a bare verdict (which builds no record), never an allow.
+                for record in [Record::Decision, Record::Verdict] {
+                    let after = decider.decide_with(&req2, &state2, record);
+                    prop_assert!(
+                        !after.allowed(),
+                        "{:?} turned {:?} into {:?} ({:?})\nbefore: {:?}\nafter: {:?}\nrules:\n{}",
+                        corruptions, before.kind, after.kind, record, req, req2, text2
+                    );
+                }
             }
         }
     }
@@ -539,6 +544,13 @@ proptest! {
             // of a walk that decides, and it must be this decision's.
             let traced = set.decide(&req, &state, true).without_explanation(&compiled);
             prop_assert_eq!(&traced, &compiled, "explained: request {:?}\nrules:\n{}", req, text);
+            // A verdict is the same decision without its audit records and risk breakdown:
+            // nothing else may differ, above all not whether it allows.
+            let verdict = set.decide_with(&req, &state, Record::Verdict);
+            let mut audited = compiled;
+            audited.audit = Vec::new();
+            audited.risk = None;
+            prop_assert_eq!(&verdict, &audited, "verdict: request {:?}\nrules:\n{}", req, text);
         }
     }
 }

@@ -18,7 +18,12 @@ use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, State};
 /// How long a challenge stays open.
 pub const CHALLENGE_TTL_SECS: i64 = 300;
 
-/// Makes `d` a step-up: a new challenge for the merged requirement, in the session to commit.
+/// Makes `d` a step-up: a new challenge for the merged requirement, in the session to commit,
+/// and (when `audited`) its `auth.step_up_initiated` record.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the merge's findings and the request, passed down the pipeline"
+)]
 pub(crate) fn issue(
     d: &mut Decision,
     ids: &IdSeed,
@@ -26,6 +31,7 @@ pub(crate) fn issue(
     state: &State,
     merge: &Merge<'_, '_>,
     m: &Merged,
+    audited: bool,
     event_key: Arc<str>,
 ) {
     let aal = m.requirement.aal;
@@ -76,14 +82,16 @@ pub(crate) fn issue(
     d.effects.session = Some(s);
     d.message = Some(message);
     d.challenge_id = Some(id);
-    audit::push_keyed(
-        d,
-        audit_names::INITIATED,
-        req,
-        event_key,
-        policies,
-        Some(aal),
-    );
+    if audited {
+        audit::push_keyed(
+            d,
+            audit_names::INITIATED,
+            req,
+            event_key,
+            policies,
+            Some(aal),
+        );
+    }
 }
 
 /// What challenge ids are made from: a SipHash-2-4 with the set's hash already written (made

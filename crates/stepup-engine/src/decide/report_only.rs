@@ -14,7 +14,11 @@ use crate::state::State;
 /// What every report-only policy of the scope would have done, with an
 /// `auth.step_up_report_only` record for each would-be prompt or refusal. `fired`: those that
 /// fired; `notes`: why some fired although unknown. `facts`: `None` when the event was not
-/// evaluated against policies (every result is `not_fired`).
+/// evaluated against policies (every result is `not_fired`). Without `audited`, no record.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the walk's findings and the request, passed down the pipeline"
+)]
 pub(crate) fn report(
     d: &mut Decision,
     scope: &CompiledScope,
@@ -23,6 +27,7 @@ pub(crate) fn report(
     facts: Option<&Facts<'_>>,
     fired: &[usize],
     notes: &[(usize, String)],
+    audited: bool,
 ) {
     let t = &scope.tenant;
     for &i in &scope.report_only {
@@ -72,14 +77,16 @@ pub(crate) fn report(
             r.eligible = eligible;
             p.message_or_default().to_string()
         };
-        let mut rec = audit::record(audit_names::REPORT_ONLY, req, d.policy_set);
-        rec.policies = vec![p.name.clone()].into();
-        rec.required_aal = Some(aal);
-        rec.risk = facts.map(|f| f.signals.breakdown());
-        rec.message = Some(message.into());
-        rec.errors.extend(r.note.clone());
-        rec.would_be = Some(r.would_be);
-        d.audit.push(rec);
+        if audited {
+            let mut rec = audit::record(audit_names::REPORT_ONLY, req, d.policy_set);
+            rec.policies = vec![p.name.clone()].into();
+            rec.required_aal = Some(aal);
+            rec.risk = facts.map(|f| f.signals.breakdown());
+            rec.message = Some(message.into());
+            rec.errors.extend(r.note.clone());
+            rec.would_be = Some(r.would_be);
+            d.audit.push(rec);
+        }
         d.report_only.push(r);
     }
 }
