@@ -25,15 +25,25 @@ pub fn map_contained<T: Sync, R: Send>(
     parallel: bool,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<Option<R>> {
-    let one = |item: &T| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item))).ok();
-    let run = |chunk: &[T]| chunk.iter().map(one).collect::<Vec<Option<R>>>();
     // The core count is asked only for work worth spreading (asking reads the process's
     // limits from the system).
-    if !parallel || items.len() < 2 {
-        return run(items);
-    }
-    let threads = cores();
-    if threads < 2 {
+    let threads = if parallel && items.len() >= 2 {
+        cores()
+    } else {
+        1
+    };
+    map_contained_on(items, threads, f)
+}
+
+/// [`map_contained`] on up to `threads` threads (one: on the caller's thread).
+pub fn map_contained_on<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<Option<R>> {
+    let one = |item: &T| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item))).ok();
+    let run = |chunk: &[T]| chunk.iter().map(one).collect::<Vec<Option<R>>>();
+    if threads < 2 || items.len() < 2 {
         return run(items);
     }
     let per = items.len().div_ceil(threads).max(1);

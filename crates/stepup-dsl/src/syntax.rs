@@ -118,18 +118,29 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<File, Vec<Diagnostic>> {
 }
 
 /// [`parse`] on up to `threads` threads (the loader shares the machine's between the files it
-/// reads at once).
+/// reads at once). A large file is cut into pieces of about [`MIN_PIECE_BYTES`] whatever the
+/// threads: pest's token queue for a piece is about 16 times its text, and a queue this size is
+/// memory the allocator keeps and reuses for the next piece, where a queue for half of a large
+/// file is fresh memory from the system, zeroed page by page, on every load.
 pub(crate) fn parse_on(file: &Arc<SourceFile>, threads: usize) -> Result<File, Vec<Diagnostic>> {
-    parse_in(file, &pieces(&file.text, threads, MIN_PIECE_BYTES))
+    parse_in(
+        file,
+        &pieces(&file.text, usize::MAX, MIN_PIECE_BYTES),
+        threads,
+    )
 }
 
 /// The smallest piece of a file parsed on a thread of its own (below it, a thread costs more
-/// than it saves).
+/// than it saves), and about the size of a file's pieces.
 pub(crate) const MIN_PIECE_BYTES: usize = 256 * 1024;
 
 /// [`parse`], the file cut at `starts` (offsets of top-level `tenant` and `application`
-/// blocks, ascending, as [`pieces`] finds them).
-fn parse_in(file: &Arc<SourceFile>, starts: &[usize]) -> Result<File, Vec<Diagnostic>> {
+/// blocks, ascending, as [`pieces`] finds them), the pieces parsed on up to `threads` threads.
+fn parse_in(
+    file: &Arc<SourceFile>,
+    starts: &[usize],
+    threads: usize,
+) -> Result<File, Vec<Diagnostic>> {
     prescan(file)?;
     let hashes: Vec<usize> = file.text.match_indices('#').map(|(i, _)| i).collect();
     let text = file.text.as_str();
@@ -142,7 +153,7 @@ fn parse_in(file: &Arc<SourceFile>, starts: &[usize]) -> Result<File, Vec<Diagno
     }
     // A piece whose parse panicked (a bug) counts as not parsed: the whole file is parsed.
     let parsed: Vec<Option<(File, Vec<Diagnostic>)>> =
-        stepup_core::threads::map_contained(&bounds, true, |&(from, to)| {
+        stepup_core::threads::map_contained_on(&bounds, threads, |&(from, to)| {
             parse_piece(file, &hashes, from, to)
         })
         .into_iter()
@@ -1245,7 +1256,9 @@ mod pieces_tests {
             };
             let whole = outcome(whole);
             for starts in [pieces(&text, usize::MAX, 1), pieces(&text, threads, 1)] {
-                prop_assert_eq!(&outcome(parse_in(&file, &starts)), &whole, "cut at {:?}", starts);
+                for on in [1, 2] {
+                    prop_assert_eq!(&outcome(parse_in(&file, &starts, on)), &whole, "cut at {:?}", starts);
+                }
             }
         }
     }
