@@ -77,7 +77,7 @@ impl Cond {
     }
 
     /// Visits every leaf.
-    pub fn for_each_leaf(&self, f: &mut impl FnMut(&Cond)) {
+    pub fn for_each_leaf<'c>(&'c self, f: &mut impl FnMut(&'c Cond)) {
         match self {
             Cond::And(v) | Cond::Or(v) => v.iter().for_each(|c| c.for_each_leaf(f)),
             Cond::Not(a) => a.for_each_leaf(f),

@@ -1,6 +1,8 @@
 //! Pass 1: names become small integers and the model's leaves become compiled leaves.
 //! `operation` classes expand to the ids of the operations of that class.
 
+use std::sync::Arc;
+
 use stepup_dsl::model::{Cond, Tenant};
 
 use crate::names::NameMap;
@@ -16,6 +18,8 @@ pub struct Interner<'t> {
     pub res: NameMap<u32>,
     /// Attribute slots.
     pub attrs: NameMap<u8>,
+    /// The name of the attribute in each slot, shared by every leaf that reads it.
+    slot_names: Vec<Arc<str>>,
 }
 
 fn id(map: &mut NameMap<u32>, name: &str) -> u32 {
@@ -38,6 +42,7 @@ impl<'t> Interner<'t> {
             ops: NameMap::default(),
             res: NameMap::default(),
             attrs: NameMap::default(),
+            slot_names: Vec::new(),
         };
         for o in tenant.operations.keys() {
             id(&mut s.ops, o);
@@ -62,12 +67,16 @@ impl<'t> Interner<'t> {
             None if next < crate::tree::MAX_ATTR_SLOTS => {
                 let s = u8::try_from(next).unwrap_or(u8::MAX);
                 self.attrs.insert(name.to_string(), s);
+                self.slot_names.push(name.into());
                 Some(s)
             }
             None => None,
         };
+        // A slot's name was made with the slot; an attribute without one (past the slots) has
+        // its own.
+        let shared = slot.and_then(|s| self.slot_names.get(usize::from(s)));
         super::Attr {
-            name: name.into(),
+            name: shared.map_or_else(|| name.into(), Arc::clone),
             slot,
         }
     }

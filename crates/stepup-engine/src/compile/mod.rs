@@ -53,8 +53,8 @@ pub enum CExpr {
 /// A request attribute: its name, and its slot in the per-request table when it has one.
 #[derive(Debug, Clone)]
 pub struct Attr {
-    /// The name.
-    pub name: Box<str>,
+    /// The name (one per tenant and attribute with a slot, shared by the leaves that read it).
+    pub name: Arc<str>,
     /// Index in [`crate::tree::AttrTable`] (the first [`crate::tree::MAX_ATTR_SLOTS`] attributes).
     pub slot: Option<u8>,
 }
@@ -174,23 +174,50 @@ impl CompiledScope {
 /// The request attributes a condition reads, in DSL comparisons and in scripts.
 #[must_use]
 pub fn attributes_read(c: &Cond) -> Box<[Box<str>]> {
-    let mut names: Vec<Box<str>> = Vec::new();
+    let mut names = Vec::new();
+    read_names(c, &mut names);
+    names.into_iter().map(Box::from).collect()
+}
+
+/// The names [`attributes_read`] gives, borrowed, in `names` (cleared first).
+fn read_names<'c>(c: &'c Cond, names: &mut Vec<&'c str>) {
+    names.clear();
     c.for_each_leaf(&mut |leaf| match leaf {
         Cond::AttrNum(n, ..) | Cond::AttrStrIn(n, _) | Cond::AttrBool(n, _) => {
-            names.push(n.as_str().into());
+            names.push(n.as_str());
         }
         Cond::Script(s) => {
             for f in s.reads() {
                 if let CtxField::Attr(n) = f {
-                    names.push(n.as_str().into());
+                    names.push(n.as_str());
                 }
             }
         }
         _ => {}
     });
-    names.sort();
+    names.sort_unstable();
     names.dedup();
-    names.into_boxed_slice()
+}
+
+/// The lists of attributes the policies of one tenant read, each list made once: policies that
+/// read the same attributes (most of a tenant's, about the same operations) share it.
+#[derive(Default)]
+struct ReadLists<'c> {
+    lists: std::collections::HashMap<Vec<&'c str>, Arc<[Box<str>]>>,
+    scratch: Vec<&'c str>,
+}
+
+impl<'c> ReadLists<'c> {
+    /// [`attributes_read`] of `c`, shared.
+    fn of(&mut self, c: &'c Cond) -> Arc<[Box<str>]> {
+        read_names(c, &mut self.scratch);
+        if let Some(list) = self.lists.get(self.scratch.as_slice()) {
+            return Arc::clone(list);
+        }
+        let list: Arc<[Box<str>]> = self.scratch.iter().map(|n| Box::from(*n)).collect();
+        self.lists.insert(self.scratch.clone(), Arc::clone(&list));
+        list
+    }
 }
 
 /// One policy lowered once for all the scopes of its tenant.
@@ -225,6 +252,7 @@ pub fn compile_tenant(scopes: &[Resolved<'_>]) -> Vec<Option<CompiledScope>> {
         scopes.iter().any(|r| !indexed(r)),
         scopes.iter().any(indexed),
     );
+    let mut read_lists = ReadLists::default();
     for r in scopes {
         for p in &r.policies {
             lowered.entry(Arc::as_ptr(p)).or_insert_with(|| {
@@ -239,7 +267,7 @@ pub fn compile_tenant(scopes: &[Resolved<'_>]) -> Vec<Option<CompiledScope>> {
                     expr: expr.map(Arc::new),
                     without_op: dropped.map(Arc::new),
                     guard,
-                    reads: attributes_read(&p.condition).into(),
+                    reads: read_lists.of(&p.condition),
                     text: PolicyText::of(p),
                 }
             });
