@@ -54,6 +54,19 @@ fn join(kind: Joined, mut operands: Vec<Expr>) -> Expr {
     {
         return one;
     }
+    let nested = |e: &Expr| {
+        matches!(
+            (kind, e),
+            (Joined::And, Expr::And(_)) | (Joined::Or, Expr::Or(_))
+        )
+    };
+    if !operands.iter().any(nested) {
+        // Nothing to flatten (the rule): the operands are the chain.
+        return match kind {
+            Joined::And => Expr::And(operands),
+            Joined::Or => Expr::Or(operands),
+        };
+    }
     let mut items = Vec::with_capacity(operands.len());
     for e in operands {
         match (kind, e) {
@@ -836,7 +849,11 @@ impl Lower<'_> {
             return Err(self.too_deep(span));
         }
         let mut run = 0usize;
+        let mut operands = 0usize;
         for p in pair.clone().into_inner() {
+            if !matches!(p.as_rule(), Rule::kw_not | Rule::kw_and | Rule::kw_or) {
+                operands += 1;
+            }
             if p.as_rule() == Rule::kw_not {
                 run += 1;
                 if run > MAX_NOT_RUN {
@@ -856,8 +873,9 @@ impl Lower<'_> {
         // Operands with their `not`s, `and` binding tighter than `or`, both left-associative; an
         // operand that is itself an `and` (an `or`) joins the chain it is in, so chains are flat.
         // The leftmost operand's error is the one reported.
+        // The first chain of `and`s is made at its size when there is no `or` (the rule).
         let mut terms: Vec<Expr> = Vec::new();
-        let mut factors: Vec<Expr> = Vec::new();
+        let mut factors: Vec<Expr> = Vec::with_capacity(operands);
         let mut nots = 0usize;
         for p in pair.into_inner() {
             match p.as_rule() {

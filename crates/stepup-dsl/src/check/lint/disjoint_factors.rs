@@ -35,9 +35,9 @@ impl Located {
         from_app: bool,
     ) -> Self {
         let (mut ops, mut res): (Option<BTreeSet<String>>, Option<BTreeSet<String>>) = (None, None);
-        let conjuncts: Vec<&Cond> = match &p.condition {
-            Cond::And(v) => v.iter().collect(),
-            other => vec![other],
+        let conjuncts: &[Cond] = match &p.condition {
+            Cond::And(v) => v,
+            other => std::slice::from_ref(other),
         };
         let narrow = |slot: &mut Option<BTreeSet<String>>, s: BTreeSet<String>| {
             *slot = Some(match slot.take() {
