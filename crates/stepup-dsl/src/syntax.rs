@@ -165,9 +165,19 @@ fn parse_in(
         return parse_whole(file, &hashes);
     }
     // A piece whose parse panicked (a bug) counts as not parsed: the whole file is parsed.
+    // Once a piece does not parse, the pieces not yet started are not parsed either (the whole
+    // file will be, for its errors).
+    let failed = std::sync::atomic::AtomicBool::new(false);
     let parsed: Vec<Option<(File, Vec<Diagnostic>)>> =
         stepup_core::threads::map_contained_on(&bounds, threads, |&(from, to)| {
-            parse_piece(file, &hashes, from, to)
+            if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
+            }
+            let piece = parse_piece(file, &hashes, from, to);
+            if piece.is_none() {
+                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            piece
         })
         .into_iter()
         .map(Option::flatten)
@@ -849,10 +859,13 @@ impl Lower<'_> {
             return Err(self.too_deep(span));
         }
         let mut run = 0usize;
-        let mut operands = 0usize;
+        // The operands of the first chain of `and`s (up to the first `or`).
+        let (mut operands, mut first_chain) = (0usize, true);
         for p in pair.clone().into_inner() {
-            if !matches!(p.as_rule(), Rule::kw_not | Rule::kw_and | Rule::kw_or) {
-                operands += 1;
+            match p.as_rule() {
+                Rule::kw_or => first_chain = false,
+                Rule::kw_not | Rule::kw_and => {}
+                _ => operands += usize::from(first_chain),
             }
             if p.as_rule() == Rule::kw_not {
                 run += 1;
@@ -873,7 +886,7 @@ impl Lower<'_> {
         // Operands with their `not`s, `and` binding tighter than `or`, both left-associative; an
         // operand that is itself an `and` (an `or`) joins the chain it is in, so chains are flat.
         // The leftmost operand's error is the one reported.
-        // The first chain of `and`s is made at its size when there is no `or` (the rule).
+        // The first chain of `and`s is made at its size (the rule: there is no `or`).
         let mut terms: Vec<Expr> = Vec::new();
         let mut factors: Vec<Expr> = Vec::with_capacity(operands);
         let mut nots = 0usize;

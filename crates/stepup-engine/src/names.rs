@@ -86,8 +86,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Byte equality of two names whose hashes are equal. Up to eight bytes, the hash is a
-/// bijection of the bytes and their count (one or two rounds of xor, rotate and multiply by an
-/// odd constant, then an xor-shift: each step invertible), so equal hashes and lengths are equal
+/// bijection of the bytes and their count (one round of xor, rotate and multiply by an odd
+/// constant, then an xor-shift: each step invertible), so equal hashes and lengths are equal
 /// names and the bytes need not be read; longer names are compared.
 #[inline]
 fn equal_given_hash(a: &[u8], b: &[u8]) -> bool {

@@ -45,8 +45,10 @@ use route::Route;
 pub enum Record {
     /// The decision and its effects, without audit records or the risk breakdown: the same
     /// decision otherwise (kind, requirement, factors, policies, message, challenge id,
-    /// effects, report-only results, fail-closed notes), for callers that keep neither — a
-    /// backtest deciding logged events again, a check before the request that will be audited.
+    /// effects, report-only results, fail-closed notes), for callers that keep neither, such as
+    /// a backtest deciding logged events again. Never commit a verdict's effects: a challenge
+    /// issued, a grant spent or a session established must have its audit record (SPEC §4), so
+    /// [`crate::Engine::process`] and the HTTP layer always decide with [`Record::Decision`].
     /// Building and freeing the records is about a sixth of a step-up. (The differential test
     /// holds it to the audited decision without those two fields.)
     Verdict,
