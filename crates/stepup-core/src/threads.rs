@@ -89,4 +89,29 @@ mod tests {
             assert!(map_contained(&[] as &[u32], parallel, |i| *i).is_empty());
         }
     }
+
+    /// On a given number of threads: one runs every item on the caller's thread; more keep
+    /// the order and contain a panic to its item.
+    #[test]
+    fn work_on_a_given_number_of_threads_comes_back_in_order() {
+        let items: Vec<u32> = (0..11).collect();
+        let caller = std::thread::current().id();
+        let on_caller =
+            super::map_contained_on(&items, 1, |_| std::thread::current().id() == caller);
+        assert!(
+            on_caller.iter().all(|o| *o == Some(true)),
+            "one thread: the caller's"
+        );
+        for threads in [2, 3, 64] {
+            let out = super::map_contained_on(&items, threads, |i| {
+                assert!(
+                    *i != 7,
+                    "a panic on purpose: the test checks it is contained"
+                );
+                i + 1
+            });
+            let want: Vec<Option<u32>> = items.iter().map(|i| (*i != 7).then_some(i + 1)).collect();
+            assert_eq!(out, want, "threads: {threads}");
+        }
+    }
 }

@@ -480,4 +480,32 @@ mod tests {
             );
         }
     }
+
+    /// Policies of a tenant that read the same attributes share one list of them; policies
+    /// that read different ones never do (a grant bound to the wrong attributes would be
+    /// spent, or kept, for the wrong requests). Leaves reading an attribute share its name.
+    #[test]
+    fn read_lists_are_shared_only_between_equal_reads() {
+        let text = "tenant t {\n  operation pay sensitive\n  attribute amount: number\n  attribute country: string\n  policy a { when operation == pay and amount > 1 and country in [FR] require aal2 every time }\n  policy b { when country in [DE] and amount < 9 and operation == pay require aal2 every time }\n  policy c { when operation == pay and amount > 5 require aal2 every time }\n  policy d { when operation == pay and script \"ctx.amount > 3\" require aal2 every time }\n}\n";
+        let set = crate::CompiledSet::from_text("t.policy", text).unwrap();
+        let (scope, _) = set.scope("t", "").unwrap();
+        let reads = |name: &str| {
+            let i = scope.policies.iter().position(|p| p.name == name).unwrap();
+            Arc::clone(&scope.reads[i])
+        };
+        let (a, b, c, d) = (reads("a"), reads("b"), reads("c"), reads("d"));
+        assert_eq!(&*a, &["amount".into(), "country".into()] as &[Box<str>]);
+        assert!(Arc::ptr_eq(&a, &b), "equal reads, one list");
+        assert_eq!(&*c, &["amount".into()] as &[Box<str>]);
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert!(Arc::ptr_eq(&c, &d), "a script's reads count as the DSL's");
+        for (i, p) in scope.policies.iter().enumerate() {
+            assert_eq!(
+                *scope.reads[i],
+                *attributes_read(&p.condition),
+                "{}: the shared list is the policy's own",
+                p.name
+            );
+        }
+    }
 }
