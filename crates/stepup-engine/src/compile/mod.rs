@@ -368,6 +368,7 @@ fn scope_of(
 #[allow(
     clippy::unwrap_used,
     clippy::panic,
+    clippy::indexing_slicing,
     reason = "tests: a failed assertion is the report"
 )]
 mod tests {
