@@ -858,35 +858,35 @@ impl Lower<'_> {
         if depth > MAX_CONDITION_DEPTH {
             return Err(self.too_deep(span));
         }
+        // The runs of `not`, bounded; and the operands of the first chain of `and`s (up to the
+        // first `or`), to make that chain at its size.
         let mut run = 0usize;
-        // The operands of the first chain of `and`s (up to the first `or`).
         let (mut operands, mut first_chain) = (0usize, true);
         for p in pair.clone().into_inner() {
             match p.as_rule() {
+                Rule::kw_not => {
+                    run += 1;
+                    if run > MAX_NOT_RUN {
+                        return Err(Diagnostic::error(
+                            "E019",
+                            self.file,
+                            self.span_of(&p),
+                            "too many `not` in a row",
+                        )
+                        .label(format!("more than {MAX_NOT_RUN}"))
+                        .help("two `not`s cancel out: remove them in pairs"));
+                    }
+                    continue;
+                }
                 Rule::kw_or => first_chain = false,
-                Rule::kw_not | Rule::kw_and => {}
+                Rule::kw_and => {}
                 _ => operands += usize::from(first_chain),
             }
-            if p.as_rule() == Rule::kw_not {
-                run += 1;
-                if run > MAX_NOT_RUN {
-                    return Err(Diagnostic::error(
-                        "E019",
-                        self.file,
-                        self.span_of(&p),
-                        "too many `not` in a row",
-                    )
-                    .label(format!("more than {MAX_NOT_RUN}"))
-                    .help("two `not`s cancel out: remove them in pairs"));
-                }
-            } else {
-                run = 0;
-            }
+            run = 0;
         }
         // Operands with their `not`s, `and` binding tighter than `or`, both left-associative; an
         // operand that is itself an `and` (an `or`) joins the chain it is in, so chains are flat.
         // The leftmost operand's error is the one reported.
-        // The first chain of `and`s is made at its size (the rule: there is no `or`).
         let mut terms: Vec<Expr> = Vec::new();
         let mut factors: Vec<Expr> = Vec::with_capacity(operands);
         let mut nots = 0usize;

@@ -64,6 +64,8 @@ fn hash(name: &str) -> u64 {
     let b = name.as_bytes();
     let mut h = WordHash::default();
     if b.len() <= 8 {
+        // The count's top bits (eight shifts out to nothing): only the spread depends on it, as
+        // in `write`, since a lookup compares lengths itself.
         h.add(tail(b) ^ ((b.len() as u64) << 61));
     } else {
         h.write(b);

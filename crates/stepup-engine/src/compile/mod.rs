@@ -509,4 +509,101 @@ mod tests {
             );
         }
     }
+
+    /// Every attribute leaf of `e`.
+    fn attrs_of<'e>(e: &'e CExpr, out: &mut Vec<&'e Attr>) {
+        match e {
+            CExpr::And(v) | CExpr::Or(v) => v.iter().for_each(|c| attrs_of(c, out)),
+            CExpr::Not(c) => attrs_of(c, out),
+            CExpr::AttrNum(a, ..) | CExpr::AttrStr(a, _) | CExpr::AttrBool(a, _) => out.push(a),
+            _ => {}
+        }
+    }
+
+    /// The leaves of a scope that read `name`.
+    fn leaves<'s>(scope: &'s CompiledScope, name: &str) -> Vec<&'s Attr> {
+        let mut all = Vec::new();
+        scope.exprs.iter().for_each(|e| attrs_of(e, &mut all));
+        all.retain(|a| &*a.name == name);
+        all
+    }
+
+    /// An attribute past the slots is read by name, with a name of its own, and decides as an
+    /// attribute with a slot does: over the bound steps up, absent or mistyped fails closed
+    /// (steps up), under the bound allows, and of a repeated attribute the first value counts.
+    /// The leaves that read an attribute with a slot share its name.
+    #[test]
+    fn an_attribute_past_the_slots_decides_as_one_with_a_slot() {
+        use crate::request::{Event, Request, Value};
+        use crate::state::State;
+        // 32 policies on another operation take the slots first (slots go in the order leaves
+        // are lowered); the target reads `a0` (a slot) or `a39` (none) on `pay`.
+        let set_for = |target: &str| {
+            let mut text = String::from(
+                "tenant t {\n  operation pay sensitive\n  operation other sensitive\n",
+            );
+            for i in 0..40 {
+                text.push_str(&format!("  attribute a{i}: number\n"));
+            }
+            for i in 0..32 {
+                text.push_str(&format!(
+                    "  policy f{i} {{ when operation == other and a{i} > 0 require aal2 }}\n"
+                ));
+            }
+            text.push_str(&format!(
+                "  policy target {{ when operation == pay and {target} > 100 and {target} < 1000 require aal2 }}\n}}\n"
+            ));
+            crate::CompiledSet::from_text("t.policy", &text).unwrap()
+        };
+        let (slotted, past) = (set_for("a0"), set_for("a39"));
+        let (s_scope, _) = slotted.scope("t", "").unwrap();
+        let (p_scope, _) = past.scope("t", "").unwrap();
+        let s_leaves = leaves(s_scope, "a0");
+        assert!(s_leaves.len() >= 3 && s_leaves.iter().all(|a| a.slot.is_some()));
+        assert!(
+            s_leaves
+                .iter()
+                .all(|a| Arc::ptr_eq(&a.name, &s_leaves[0].name)),
+            "one name per slotted attribute"
+        );
+        let p_leaves = leaves(p_scope, "a39");
+        assert_eq!(p_leaves.len(), 2);
+        assert!(p_leaves.iter().all(|a| a.slot.is_none()), "past the slots");
+        let request = |name: &str, values: &[Value]| Request {
+            tenant: "t".into(),
+            application: "".into(),
+            user: "u".into(),
+            enrolled: stepup_core::FactorSet::ANY,
+            session: "s".into(),
+            now: stepup_core::Timestamp(1_800_000_000),
+            event: Event::Operation {
+                name: "pay".into(),
+                attrs: values.iter().map(|v| (name.into(), v.clone())).collect(),
+                context: None,
+            },
+        };
+        let state = State::established();
+        let cases: [(&[Value], crate::DecisionKind); 6] = [
+            (&[Value::Number(500.0)], crate::DecisionKind::StepUp),
+            (&[], crate::DecisionKind::StepUp),
+            (&[Value::Str("500".into())], crate::DecisionKind::StepUp),
+            (&[Value::Number(f64::NAN)], crate::DecisionKind::StepUp),
+            (&[Value::Number(5.0)], crate::DecisionKind::Allow),
+            (
+                &[Value::Number(500.0), Value::Number(5.0)],
+                crate::DecisionKind::StepUp,
+            ),
+        ];
+        for (values, want) in cases {
+            let s = slotted.decide(&request("a0", values), &state, false);
+            let p = past.decide(&request("a39", values), &state, false);
+            assert_eq!((s.kind, p.kind), (want, want), "{values:?}");
+        }
+        // The first of a repeated attribute counts on both paths: first under the bound, allowed.
+        let twice = [Value::Number(5.0), Value::Number(500.0)];
+        assert_eq!(
+            slotted.decide(&request("a0", &twice), &state, false).kind,
+            past.decide(&request("a39", &twice), &state, false).kind
+        );
+    }
 }

@@ -48,7 +48,7 @@ pub enum Record {
     /// effects, report-only results, fail-closed notes), for callers that keep neither, such as
     /// a backtest deciding logged events again. Never commit a verdict's effects: a challenge
     /// issued, a grant spent or a session established must have its audit record (SPEC §4), so
-    /// [`crate::Engine::process`] and the HTTP layer always decide with [`Record::Decision`].
+    /// [`crate::Engine::process`] and the HTTP layer never decide a verdict.
     /// Building and freeing the records is about a sixth of a step-up. (The differential test
     /// holds it to the audited decision without those two fields.)
     Verdict,
