@@ -59,25 +59,29 @@ pub(crate) fn report(
             factors,
             ..p.requirement
         });
-        let message = if factors.is_empty() || eligible.is_empty() {
+        if factors.is_empty() || eligible.is_empty() {
             r.would_be = WouldBe::Deny;
             r.deny = Some(if factors.is_empty() {
                 DenyReason::Conflict
             } else {
                 DenyReason::StrongerFactorRequired
             });
-            super::deny_message(
-                factors.is_empty(),
-                std::slice::from_ref(&p.name),
-                aal,
-                factors,
-            )
         } else {
             r.would_be = WouldBe::StepUp;
             r.eligible = eligible;
-            p.message_or_default().to_string()
-        };
+        }
         if audited {
+            // The record's message: what the user would have been told (a verdict has none).
+            let message = if r.would_be == WouldBe::Deny {
+                super::deny_message(
+                    factors.is_empty(),
+                    std::slice::from_ref(&p.name),
+                    aal,
+                    factors,
+                )
+            } else {
+                p.message_or_default().to_string()
+            };
             let mut rec = audit::record(audit_names::REPORT_ONLY, req, d.policy_set);
             rec.policies = vec![p.name.clone()].into();
             rec.required_aal = Some(aal);
