@@ -84,7 +84,7 @@ fn main() {
     std::hint::black_box(set);
     for (name, s) in [
         ("parse (syntax tree)", parse),
-        ("parse + check (model)", check),
+        ("parse + check, in all", check),
         ("compile (from the model)", compile),
     ] {
         println!(
