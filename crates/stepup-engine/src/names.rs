@@ -138,7 +138,7 @@ impl<V> NameMap<V> {
     }
 
     /// The value of `name`.
-    #[inline]
+    #[inline(always)]
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&V> {
         let i = self.position(hash(name), name)?;

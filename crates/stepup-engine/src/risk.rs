@@ -257,12 +257,22 @@ impl<'a> Signals<'a> {
 
     /// Every signal with its weight, for explanations and audit records.
     pub fn breakdown(&self) -> RiskSummary {
+        // An event without a context has no signals (each false, the score 0): known without
+        // reading the memo cells four times and summing the weights.
         let signals = SignalKind::ALL.map(|k| SignalValue {
             signal: k,
-            value: self.get(k, DEFAULT_COUNTRY_WINDOW_DAYS),
+            value: if self.ctx.is_some() {
+                self.get(k, DEFAULT_COUNTRY_WINDOW_DAYS)
+            } else {
+                Tri::False
+            },
             weight: self.config.weight(k),
         });
-        let range = self.score();
+        let range = if self.ctx.is_some() {
+            self.score()
+        } else {
+            ScoreRange { min: 0, max: 0 }
+        };
         RiskSummary {
             score: range.exact(),
             range,

@@ -212,6 +212,43 @@ fn signals_are_false_without_a_context() {
     assert_eq!(s.score().exact(), Some(0));
 }
 
+/// The breakdown in audit records says what each signal and the score are: the same values
+/// one read at a time gives, with or without a context, with or without a history, for a bare
+/// context and for a full one (whose platform score counts).
+#[test]
+fn the_breakdown_is_the_signals_read_one_by_one() {
+    let (feed, _) = ThreatFeed::parse("f", "203.0.113.0/24\n");
+    let cfg = RiskConfig::default();
+    let mut h = UserHistory::default();
+    h.devices.insert("d".into());
+    h.countries.insert("FR".into(), Timestamp(NOW - 3_600));
+    let full = Context {
+        device: Some("other".into()),
+        ip: Some("203.0.113.9".into()),
+        country: Some("FR".into()),
+        location: Some(PARIS),
+        platform_risk: Some(20),
+    };
+    let bare = bare_sign_in();
+    for ctx in [None, Some(&bare), Some(&full)] {
+        for history in [None, Some(&h)] {
+            let b = Signals::new(ctx, history, &cfg, &feed, Timestamp(NOW)).breakdown();
+            let one = Signals::new(ctx, history, &cfg, &feed, Timestamp(NOW));
+            for (v, k) in b.signals.iter().zip(SignalKind::ALL) {
+                assert_eq!(v.signal, k);
+                assert_eq!(v.value, one.get(k, 30), "{k:?}, context {ctx:?}");
+                assert_eq!(v.weight, cfg.weight(k));
+            }
+            assert_eq!(b.range, one.score(), "context {ctx:?}");
+            assert_eq!(b.score, one.score().exact());
+            assert_eq!(b.platform, ctx.and_then(|c| c.platform_risk));
+            if ctx.is_none() {
+                assert_eq!(b.score, Some(0), "no context: no signal, a score of 0");
+            }
+        }
+    }
+}
+
 fn bare_sign_in() -> Context {
     Context {
         device: None,
