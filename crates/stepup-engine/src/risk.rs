@@ -186,10 +186,13 @@ impl<'a> Signals<'a> {
     }
 
     fn threat(&self, ctx: &Context) -> Tri {
+        // No feed loaded: no address could be in it, whatever the event's address is (so it is
+        // not parsed: reading an address was a third of a step-up's signals).
+        if self.feed.is_empty() {
+            return Tri::False;
+        }
         match ctx.ip.as_deref().map(|ip| ip.trim().parse::<IpAddr>()) {
             Some(Ok(a)) => Tri::from(self.feed.contains(a)),
-            // No feed loaded: no address could be in it.
-            _ if self.feed.is_empty() => Tri::False,
             // An address we do not have or cannot read might be anything: fail closed.
             None | Some(Err(_)) => Tri::Unknown,
         }
