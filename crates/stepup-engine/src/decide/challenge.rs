@@ -154,19 +154,17 @@ impl IdSeed {
                 h.write_i64(req.now.0.to_le());
             }
         }
-        let digest = h.finish().to_be_bytes();
+        let digest = h.finish();
         // `ch_` and 16 hex digits, written on the stack: the Arc is the one allocation.
         let mut buf = *b"ch_0000000000000000";
-        for (pair, b) in buf
+        let digits = [hex8(digest >> 32), hex8(digest)];
+        for (slot, d) in buf
             .get_mut(3..)
             .unwrap_or_default()
-            .chunks_exact_mut(2)
-            .zip(digest)
+            .iter_mut()
+            .zip(digits.as_flattened())
         {
-            if let [hi, lo] = pair {
-                *hi = hex_digit(b >> 4);
-                *lo = hex_digit(b & 0xf);
-            }
+            *slot = *d;
         }
         // Hex digits are ASCII: the text is `buf` itself (the lossy decoding, which would keep
         // every byte's place, is never reached).
@@ -175,9 +173,17 @@ impl IdSeed {
     }
 }
 
-/// The hex digit of a number below 16.
-fn hex_digit(n: u8) -> u8 {
-    if n < 10 { b'0' + n } else { b'a' + n - 10 }
+/// The eight lowercase hex digits of the low 32 bits of `x`, most significant first, all at
+/// once: each nibble is spread to a byte of its own, then each byte made a digit (`'0' + n`,
+/// and 39 more for a letter: `'a' - '0' - 10`). A nibble of 10 or more is one whose byte
+/// reaches 16 when 6 is added; no byte carries into the next (at most 15 + 6, then `'f'`).
+fn hex8(x: u64) -> [u8; 8] {
+    let v = x & 0xFFFF_FFFF;
+    let v = (v | (v << 16)) & 0x0000_FFFF_0000_FFFF;
+    let v = (v | (v << 8)) & 0x00FF_00FF_00FF_00FF;
+    let v = (v | (v << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+    let letters = ((v + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (v + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
 }
 
 /// Writes one name, after its length. The ids must be the same on every machine: the hasher's
@@ -322,6 +328,31 @@ mod tests {
         let mut h = SipHasher13::new_with_keys(CHALLENGE_ID_KEYS.0, CHALLENGE_ID_KEYS.1);
         h.write(&stream);
         format!("ch_{:016x}", h.finish())
+    }
+
+    /// The digits are `{:08x}`'s, for the nibbles 0 to 15 at every place and for words of
+    /// every shape (the high half of the argument is ignored).
+    #[test]
+    fn hex8_is_the_formatted_digits() {
+        let mut words = vec![0u64, u64::MAX, 0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
+        for place in 0..8 {
+            for n in 0..16u64 {
+                words.push(n << (4 * place));
+                words.push(!(n << (4 * place)));
+            }
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..1_000 {
+            x = x.wrapping_mul(0x5851_f42d_4c95_7f2d).wrapping_add(1);
+            words.push(x);
+        }
+        for w in words {
+            assert_eq!(
+                String::from_utf8_lossy(&hex8(w)),
+                format!("{:08x}", w & 0xFFFF_FFFF),
+                "{w:#x}"
+            );
+        }
     }
 
     /// Short names (gathered in one buffer) and long ones (written part by part) both give the
