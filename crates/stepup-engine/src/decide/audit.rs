@@ -71,9 +71,14 @@ pub(crate) fn push_keyed(
     r.challenge_id.clone_from(&d.challenge_id);
     r.errors.clone_from(&d.errors);
     // One record is the rule: a vector of exactly one keeps the allocation in the allocator's
-    // small-size cache (the default first capacity of four records is over 1 KiB).
-    d.audit.reserve_exact(1);
-    d.audit.push(r);
+    // small-size cache (the default first capacity of four records is over 1 KiB). The first
+    // is allocated as one record, not grown from none.
+    if d.audit.is_empty() {
+        d.audit = vec![r];
+    } else {
+        d.audit.reserve_exact(1);
+        d.audit.push(r);
+    }
 }
 
 /// A deny for a request the engine cannot evaluate (unknown tenant, application or operation).
