@@ -110,6 +110,11 @@ impl<'a> Signals<'a> {
 
     /// One signal's value (`days` is the window of `new_country`).
     pub fn get(&self, kind: SignalKind, days: u32) -> Tri {
+        // An event without a context has no signals: known without a memo cell (an operation
+        // usually carries none, and a step-up's audit record reads all four).
+        if self.ctx.is_none() {
+            return Tri::False;
+        }
         if kind == SignalKind::NewCountry {
             if let Some((d, v)) = self.country_memo.get()
                 && d == days
@@ -187,7 +192,7 @@ impl<'a> Signals<'a> {
 
     fn threat(&self, ctx: &Context) -> Tri {
         // No feed loaded: no address could be in it, whatever the event's address is (so it is
-        // not parsed: reading an address was a third of a step-up's signals).
+        // not parsed: reading the address was about half of the signals' work on a step-up).
         if self.feed.is_empty() {
             return Tri::False;
         }
@@ -227,6 +232,10 @@ impl<'a> Signals<'a> {
     /// The risk score as a range: sum of the weights of present signals (and, for the upper
     /// bound, of unknown ones), capped at 100, or the platform's score where higher.
     pub fn score(&self) -> ScoreRange {
+        // No context: no signal and no platform score, so 0 (what `compute_score` sums).
+        if self.ctx.is_none() {
+            return ScoreRange { min: 0, max: 0 };
+        }
         if let Some(s) = self.score_memo.get() {
             return s;
         }
@@ -260,22 +269,12 @@ impl<'a> Signals<'a> {
 
     /// Every signal with its weight, for explanations and audit records.
     pub fn breakdown(&self) -> RiskSummary {
-        // An event without a context has no signals (each false, the score 0): known without
-        // reading the memo cells four times and summing the weights.
         let signals = SignalKind::ALL.map(|k| SignalValue {
             signal: k,
-            value: if self.ctx.is_some() {
-                self.get(k, DEFAULT_COUNTRY_WINDOW_DAYS)
-            } else {
-                Tri::False
-            },
+            value: self.get(k, DEFAULT_COUNTRY_WINDOW_DAYS),
             weight: self.config.weight(k),
         });
-        let range = if self.ctx.is_some() {
-            self.score()
-        } else {
-            ScoreRange { min: 0, max: 0 }
-        };
+        let range = self.score();
         RiskSummary {
             score: range.exact(),
             range,

@@ -217,11 +217,7 @@ fn signals_are_false_without_a_context() {
 /// context and for a full one (whose platform score counts).
 #[test]
 fn the_breakdown_is_the_signals_read_one_by_one() {
-    let (feed, _) = ThreatFeed::parse("f", "203.0.113.0/24\n");
-    let cfg = RiskConfig::default();
-    let mut h = UserHistory::default();
-    h.devices.insert("d".into());
-    h.countries.insert("FR".into(), Timestamp(NOW - 3_600));
+    let (feed, cfg, h) = listed_feed_and_a_device_seen_in_france();
     let full = Context {
         device: Some("other".into()),
         ip: Some("203.0.113.9".into()),
@@ -243,10 +239,24 @@ fn the_breakdown_is_the_signals_read_one_by_one() {
             assert_eq!(b.score, one.score().exact());
             assert_eq!(b.platform, ctx.and_then(|c| c.platform_risk));
             if ctx.is_none() {
-                assert_eq!(b.score, Some(0), "no context: no signal, a score of 0");
+                assert!(
+                    b.signals.iter().all(|v| v.value == Tri::False),
+                    "no context: no signal"
+                );
+                assert_eq!(b.score, Some(0), "no context: a score of 0");
             }
         }
     }
+}
+
+/// A feed listing 203.0.113.0/24, the default risk configuration, and a history that knows
+/// device `d` and saw France an hour ago.
+fn listed_feed_and_a_device_seen_in_france() -> (ThreatFeed, RiskConfig, UserHistory) {
+    let (feed, _) = ThreatFeed::parse("f", "203.0.113.0/24\n");
+    let mut h = UserHistory::default();
+    h.devices.insert("d".into());
+    h.countries.insert("FR".into(), Timestamp(NOW - 3_600));
+    (feed, RiskConfig::default(), h)
 }
 
 fn bare_sign_in() -> Context {
@@ -261,11 +271,7 @@ fn bare_sign_in() -> Context {
 
 #[test]
 fn a_sign_in_missing_an_input_makes_its_signal_unknown() {
-    let (feed, _) = ThreatFeed::parse("f", "203.0.113.0/24\n");
-    let cfg = RiskConfig::default();
-    let mut h = UserHistory::default();
-    h.devices.insert("d".into());
-    h.countries.insert("FR".into(), Timestamp(NOW - 3_600));
+    let (feed, cfg, mut h) = listed_feed_and_a_device_seen_in_france();
     h.last_sign_in = Some(LastSignIn {
         at: Timestamp(NOW - 3_600),
         country: Some("FR".into()),

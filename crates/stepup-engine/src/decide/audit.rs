@@ -73,7 +73,7 @@ pub(crate) fn push_keyed(
     // One record is the rule: a vector of exactly one keeps the allocation in the allocator's
     // small-size cache (the default first capacity of four records is over 1 KiB). The first
     // is allocated as one record, not grown from none.
-    if d.audit.is_empty() {
+    if d.audit.capacity() == 0 {
         d.audit = vec![r];
     } else {
         d.audit.reserve_exact(1);

@@ -49,8 +49,8 @@ pub enum Record {
     /// a backtest deciding logged events again. Never commit a verdict's effects: a challenge
     /// issued, a grant spent or a session established must have its audit record (SPEC §4), so
     /// [`crate::Engine::process`] and the HTTP layer never decide a verdict.
-    /// Building and freeing the records is about a sixth of a step-up. (The differential test
-    /// holds it to the audited decision without those two fields.)
+    /// Building and freeing the records is about a tenth of a step-up's instructions. (The
+    /// differential test holds it to the audited decision without those two fields.)
     Verdict,
     /// The decision, its audit records and effects (what services need).
     #[default]
@@ -75,14 +75,14 @@ pub(crate) fn decide(
         walk
     };
     // The refusals and completions build their one record before the verdict is known (it is
-    // dropped); the evaluation builds none. (Each branch returns its decision in place.)
+    // dropped); their report-only results and the evaluation build none. (Each branch returns its decision in place.)
     match route::route(set, req, state) {
         Route::Refuse {
             scope,
             mut decision,
         } => {
             if let Some(scope) = scope {
-                not_evaluated(&mut decision, scope, req, state);
+                not_evaluated(&mut decision, scope, req, state, record);
             }
             unaudited(&mut decision, record);
             *decision
@@ -93,7 +93,7 @@ pub(crate) fn decide(
             success,
         } => {
             let mut d = challenge::complete(&scope.tenant, set.hash(), req, state, factor, success);
-            not_evaluated(&mut d, scope, req, state);
+            not_evaluated(&mut d, scope, req, state, record);
             if explain {
                 let mut tr = Trace::default();
                 tr.notes.push(match d.kind {
@@ -124,9 +124,16 @@ fn unaudited(d: &mut Decision, record: Record) {
 }
 
 /// The report-only results of an event that was not evaluated against policies: none fired.
-fn not_evaluated(d: &mut Decision, scope: &CompiledScope, req: &Request, state: &State) {
+fn not_evaluated(
+    d: &mut Decision,
+    scope: &CompiledScope,
+    req: &Request,
+    state: &State,
+    record: Record,
+) {
     if !scope.report_only.is_empty() {
-        report_only::report(d, scope, req, state, None, &[], &[], true);
+        let audited = record != Record::Verdict;
+        report_only::report(d, scope, req, state, None, &[], &[], audited);
     }
 }
 
