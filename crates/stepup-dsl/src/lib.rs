@@ -149,11 +149,8 @@ fn read_one(src: &Source, threads: usize) -> Read {
     fault("read", &src.name);
     match syntax::decode(&src.name, &src.bytes) {
         Err((f, d)) => Read::Invalid(f, vec![*d]),
-        Ok(file) => match syntax::parse_on(&file, threads) {
-            Ok(ast) => {
-                let canonical = fmt::format_canonical(&ast);
-                Read::Parsed(file, ast, canonical)
-            }
+        Ok(file) => match syntax::parse_canonical_on(&file, threads) {
+            Ok((ast, canonical)) => Read::Parsed(file, ast, canonical),
             Err(d) => Read::Invalid(file, d),
         },
     }

@@ -140,7 +140,27 @@ pub(crate) fn parse_on(file: &Arc<SourceFile>, threads: usize) -> Result<File, V
         file,
         &pieces(&file.text, usize::MAX, MIN_PIECE_BYTES),
         threads,
+        false,
     )
+    .map(|(tree, _)| tree)
+}
+
+/// [`parse_on`], and the tree's canonical text ([`crate::fmt::format_canonical`], what the
+/// set's hash covers). A file parsed in pieces has each piece's text made on the piece's thread:
+/// the canonical text of a file is its top-level items' texts, one blank line between two, so
+/// the whole file's is the pieces' joined the same way.
+pub(crate) fn parse_canonical_on(
+    file: &Arc<SourceFile>,
+    threads: usize,
+) -> Result<(File, String), Vec<Diagnostic>> {
+    let (tree, canonical) = parse_in(
+        file,
+        &pieces(&file.text, usize::MAX, MIN_PIECE_BYTES),
+        threads,
+        true,
+    )?;
+    let canonical = canonical.unwrap_or_else(|| crate::fmt::format_canonical(&tree));
+    Ok((tree, canonical))
 }
 
 /// The smallest piece of a file parsed on a thread of its own (below it, a thread costs more
@@ -148,12 +168,15 @@ pub(crate) fn parse_on(file: &Arc<SourceFile>, threads: usize) -> Result<File, V
 pub(crate) const MIN_PIECE_BYTES: usize = 256 * 1024;
 
 /// [`parse`], the file cut at `starts` (offsets of top-level `tenant` and `application`
-/// blocks, ascending, as [`pieces`] finds them), the pieces parsed on up to `threads` threads.
+/// blocks, ascending, as [`pieces`] finds them), the pieces parsed on up to `threads` threads;
+/// with `canonical`, also the canonical text when the file was parsed in pieces (each made on
+/// its piece's thread).
 fn parse_in(
     file: &Arc<SourceFile>,
     starts: &[usize],
     threads: usize,
-) -> Result<File, Vec<Diagnostic>> {
+    canonical: bool,
+) -> Result<(File, Option<String>), Vec<Diagnostic>> {
     prescan(file)?;
     let hashes: Vec<usize> = file.text.match_indices('#').map(|(i, _)| i).collect();
     let text = file.text.as_str();
@@ -162,13 +185,13 @@ fn parse_in(
         .zip(starts.iter().copied().chain(std::iter::once(text.len())))
         .collect();
     if bounds.len() < 2 {
-        return parse_whole(file, &hashes);
+        return parse_whole(file, &hashes).map(|tree| (tree, None));
     }
     // A piece whose parse panicked (a bug) counts as not parsed: the whole file is parsed.
     // Once a piece does not parse, the pieces not yet started are not parsed either (the whole
     // file will be, for its errors).
     let failed = std::sync::atomic::AtomicBool::new(false);
-    let parsed: Vec<Option<(File, Vec<Diagnostic>)>> =
+    let parsed: Vec<Option<Piece>> =
         stepup_core::threads::map_contained_on(&bounds, threads, |&(from, to)| {
             if failed.load(std::sync::atomic::Ordering::Relaxed) {
                 return None;
@@ -177,28 +200,40 @@ fn parse_in(
             if piece.is_none() {
                 failed.store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            piece
+            // A piece with errors makes the file's an error: its text is never read.
+            piece.map(|(tree, diags)| {
+                let text =
+                    (canonical && diags.is_empty()).then(|| crate::fmt::format_canonical(&tree));
+                (tree, diags, text)
+            })
         })
         .into_iter()
         .map(Option::flatten)
         .collect();
     let mut out = File::default();
     let mut diags = Vec::new();
+    let mut texts = Vec::new();
     for p in parsed {
         // A piece that does not parse: the whole file is parsed as one, for the error exactly
         // as a parse of the whole file reports it.
-        let Some((f, d)) = p else {
-            return parse_whole(file, &hashes);
+        let Some((f, d, t)) = p else {
+            return parse_whole(file, &hashes).map(|tree| (tree, None));
         };
         out.items.extend(f.items);
         diags.extend(d);
+        texts.extend(t.filter(|t| !t.is_empty()));
     }
-    if diags.is_empty() {
-        Ok(out)
-    } else {
-        Err(diags)
+    if !diags.is_empty() {
+        return Err(diags);
     }
+    // Two top-level items are one blank line apart, within a piece and across two.
+    let canonical = canonical.then(|| texts.join("\n"));
+    Ok((out, canonical))
 }
+
+/// A piece of a file, parsed: its tree, the lowering's diagnostics, and its canonical text
+/// when asked for and there are no diagnostics.
+type Piece = (File, Vec<Diagnostic>, Option<String>);
 
 /// Parses the bytes `from..to` of `file` as a file of their own, their spans offsets into the
 /// whole file: the tree and the lowering's diagnostics, or `None` when pest finds a syntax error.
@@ -1285,10 +1320,18 @@ mod pieces_tests {
                     parse_whole(&file, &hashes)
                 }
             };
+            let whole_text = whole.as_ref().ok().map(crate::fmt::format_canonical);
             let whole = outcome(whole);
             for starts in [pieces(&text, usize::MAX, 1), pieces(&text, threads, 1)] {
                 for on in [1, 2] {
-                    prop_assert_eq!(&outcome(parse_in(&file, &starts, on)), &whole, "cut at {:?}", starts);
+                    let cut = parse_in(&file, &starts, on, true);
+                    // The canonical text made piece by piece is the whole tree's.
+                    let cut_text = cut.as_ref().ok().map(|(tree, text)| {
+                        text.clone().unwrap_or_else(|| crate::fmt::format_canonical(tree))
+                    });
+                    prop_assert_eq!(&cut_text, &whole_text, "cut at {:?}", starts);
+                    prop_assert_eq!(&outcome(cut.map(|(tree, _)| tree)), &whole, "cut at {:?}", starts);
+                    prop_assert_eq!(&outcome(parse_in(&file, &starts, on, false).map(|(tree, _)| tree)), &whole);
                 }
             }
         }
