@@ -67,9 +67,81 @@ pub fn map_contained_on<T: Sync, R: Send>(
     })
 }
 
+/// Frees `old` on a thread of its own once no one else holds it: the thread keeps one reference
+/// and drops the value when that is the last (a reader's drop then never frees it). For values
+/// that take long to free — a replaced policy set of thousands of policies takes tens of
+/// milliseconds — which no caller should wait for, a request that held the last reference least
+/// of all. When the thread cannot start, `old` is dropped here.
+pub fn retire<T: Send + Sync + 'static>(old: std::sync::Arc<T>) {
+    let free = move || {
+        let mut old = old;
+        let mut wait = std::time::Duration::from_millis(1);
+        loop {
+            match std::sync::Arc::try_unwrap(old) {
+                Ok(value) => return drop(value),
+                Err(held) => {
+                    old = held;
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+    };
+    // A thread that cannot start drops its closure, and with it `old`, here.
+    let _ = std::thread::Builder::new()
+        .name(RETIRE_THREAD.into())
+        .stack_size(STACK_BYTES)
+        .spawn(free);
+}
+
+/// The name of the threads [`retire`] frees values on.
+pub const RETIRE_THREAD: &str = "stepup-retire";
+
 #[cfg(test)]
 mod tests {
     use super::map_contained;
+
+    /// A retired value is freed once its last other holder lets go, and on the retiring thread,
+    /// not on the holder's.
+    #[test]
+    fn a_retired_value_is_freed_on_a_thread_of_its_own_after_its_last_reader() {
+        use std::sync::{Arc, Mutex};
+        struct Probe(Arc<Mutex<Vec<Option<String>>>>);
+        impl Drop for Probe {
+            fn drop(&mut self) {
+                let name = std::thread::current().name().map(str::to_string);
+                if let Ok(mut freed) = self.0.lock() {
+                    freed.push(name);
+                }
+            }
+        }
+        let freed = Arc::new(Mutex::new(Vec::new()));
+        let value = Arc::new(Probe(Arc::clone(&freed)));
+        let reader = Arc::clone(&value);
+        super::retire(value);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(
+            freed.lock().is_ok_and(|f| f.is_empty()),
+            "freed while a reader held it"
+        );
+        // The reader lets go: its drop is not the last, the retiring thread's is.
+        drop(reader);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while freed.lock().is_ok_and(|f| f.is_empty()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a retired value was never freed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(
+            *freed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            vec![Some(super::RETIRE_THREAD.to_string())],
+            "freed once, on the retiring thread"
+        );
+    }
 
     /// On threads or not, results come back in order and a panic loses its own item only.
     #[test]

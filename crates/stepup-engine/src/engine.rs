@@ -200,6 +200,19 @@ impl CompiledSet {
         self.history_window_secs
     }
 
+    /// How many policies the set has: its tenants' and its applications'.
+    #[must_use]
+    pub fn policy_count(&self) -> usize {
+        let tenants: usize = self.model.tenants.values().map(|t| t.policies.len()).sum();
+        let apps: usize = self
+            .model
+            .applications
+            .values()
+            .map(|a| a.policies.len())
+            .sum();
+        tenants + apps
+    }
+
     /// The policy set's hash.
     #[must_use]
     pub fn hash(&self) -> SetHash {
@@ -311,9 +324,20 @@ impl Engine {
         self.current.load_full()
     }
 
-    /// Swaps in a new set atomically; requests in flight finish on the old one.
+    /// Swaps in a new set atomically; requests in flight finish on the old one. The old set is
+    /// freed on a thread of its own once the last of them is done with it (a set of thousands
+    /// of policies takes tens of milliseconds to free, which no request waits for); a small one
+    /// (below [`stepup_core::threads::PARALLEL_FROM_POLICIES`] policies) by whoever holds it last.
     pub fn swap(&self, set: CompiledSet) {
-        self.current.store(Arc::new(set));
+        self.swap_on(set, stepup_core::threads::PARALLEL_FROM_POLICIES);
+    }
+
+    /// [`Engine::swap`], the old set freed on a thread of its own from `retire_from` policies.
+    fn swap_on(&self, set: CompiledSet, retire_from: usize) {
+        let old = self.current.swap(Arc::new(set));
+        if old.policy_count() >= retire_from {
+            stepup_core::threads::retire(old);
+        }
     }
 
     /// Decides an event against explicit state (pure: nothing is written).
@@ -463,6 +487,47 @@ mod tests {
                 Err(e) => panic!("another error: {e:?}"),
                 Ok(_) => panic!("a set without the tenant whose compilation panicked"),
             }
+        }
+    }
+
+    /// A set swapped out stays whole for the reader still holding it, and is freed after that
+    /// reader lets go (on the retiring thread: `stepup_core::threads`' test); the set swapped
+    /// in serves at once.
+    #[test]
+    fn a_swapped_out_set_is_freed_after_its_last_reader() {
+        let text = |n: usize| {
+            let mut t = String::from("tenant t {\n  operation pay sensitive\n");
+            for i in 0..n {
+                t.push_str(&format!(
+                    "  policy p{i} {{ when operation == pay require aal2 }}\n"
+                ));
+            }
+            t + "}\n"
+        };
+        let old = CompiledSet::from_text("t.policy", &text(3)).unwrap();
+        let new = CompiledSet::from_text("t.policy", &text(2)).unwrap();
+        assert_eq!((old.policy_count(), new.policy_count()), (3, 2));
+        let new_hash = new.hash();
+        let engine = Engine::new(old);
+        let reader = engine.current();
+        let weak = Arc::downgrade(&reader);
+        engine.swap_on(new, 0);
+        assert_eq!(engine.current().hash(), new_hash, "the new set serves");
+        assert_eq!(reader.policy_count(), 3, "the reader's set is whole");
+        assert_eq!(
+            Arc::strong_count(&reader),
+            2,
+            "the retiring thread holds the old set with the reader, so the reader's drop is not \
+             the last"
+        );
+        drop(reader);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while weak.upgrade().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a swapped-out set was never freed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
 
