@@ -188,6 +188,73 @@ impl<V> NameMap<V> {
     }
 }
 
+/// A scope's attribute slots by name, read for each of a request's attributes on every
+/// decision. Up to eight slots named with up to eight bytes each (a usual catalog) are found by
+/// comparing the request's name, as one word ([`tail`]) and its length, with all of them at once:
+/// no hash and no probe. Otherwise the name map answers.
+#[derive(Debug, Clone)]
+pub struct Slots {
+    /// The names of slots 0 to 7 as words, when `short`.
+    words: [u64; 8],
+    /// Their lengths; [`u8::MAX`] where there is no slot (no name of up to eight bytes has it).
+    lens: [u8; 8],
+    /// Whether every slot is among the eight, named with at most eight bytes.
+    short: bool,
+    /// Every slot by name.
+    map: NameMap<u8>,
+}
+
+impl Slots {
+    /// The slots of `map` (a name's slot).
+    #[must_use]
+    pub fn new(map: NameMap<u8>) -> Self {
+        let (mut words, mut lens, mut short) = ([0; 8], [u8::MAX; 8], true);
+        for (name, &slot) in map.iter() {
+            let b = name.as_bytes();
+            let at = usize::from(slot);
+            match (words.get_mut(at), lens.get_mut(at), u8::try_from(b.len())) {
+                (Some(w), Some(l), Ok(len)) if len <= 8 => {
+                    *w = tail(b);
+                    *l = len;
+                }
+                _ => short = false,
+            }
+        }
+        Slots {
+            words,
+            lens,
+            short,
+            map,
+        }
+    }
+
+    /// The slot of `name`.
+    #[inline(always)]
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<u8> {
+        if !self.short {
+            return self.map.get(name).copied();
+        }
+        let b = name.as_bytes();
+        // Every slot's name has at most eight bytes: a longer name has none. Up to eight bytes,
+        // the word and the length are the name (see `tail`).
+        let Ok(len) = u8::try_from(b.len()) else {
+            return None;
+        };
+        if len > 8 {
+            return None;
+        }
+        let word = tail(b);
+        // The slots are numbered from 0: the place of a name is its slot.
+        let at = self
+            .words
+            .iter()
+            .zip(&self.lens)
+            .position(|(w, l)| *w == word && *l == len)?;
+        u8::try_from(at).ok()
+    }
+}
+
 impl<V> FromIterator<(String, V)> for NameMap<V> {
     fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
         let mut m = NameMap::default();
@@ -330,6 +397,32 @@ mod property_tests {
             prop_assert_eq!(map.len(), std_map.len());
             for n in names.iter().chain(&probes) {
                 prop_assert_eq!(map.get(n), std_map.get(n), "{:?}", n);
+            }
+        }
+
+        /// Attribute slots find exactly the slots a standard map of the same names finds, with
+        /// few short names (compared as words) or not (looked up by hash).
+        #[test]
+        fn slots_answer_as_a_standard_map(
+            names in proptest::collection::vec(name(), 0..12),
+            probes in proptest::collection::vec(name(), 0..40),
+        ) {
+            let mut std_map = std::collections::HashMap::new();
+            let mut map = NameMap::default();
+            for n in &names {
+                if !std_map.contains_key(n) {
+                    let slot = u8::try_from(std_map.len()).unwrap_or(u8::MAX);
+                    std_map.insert(n.clone(), slot);
+                    map.insert(n.clone(), slot);
+                }
+            }
+            let slots = Slots::new(map);
+            prop_assert_eq!(
+                slots.short,
+                std_map.len() <= 8 && std_map.keys().all(|n| n.len() <= 8)
+            );
+            for n in names.iter().chain(&probes) {
+                prop_assert_eq!(slots.get(n), std_map.get(n).copied(), "{:?}", n);
             }
         }
     }

@@ -33,12 +33,12 @@ impl<'r> AttrTable<'r> {
     /// Fills an empty table with an event's values (attributes exist on operations; the first
     /// of a name wins). In place: the table is 256 bytes, and returning it would copy them.
     #[inline]
-    pub fn fill(&mut self, slots: &crate::names::NameMap<u8>, event: &'r crate::request::Event) {
+    pub fn fill(&mut self, slots: &crate::names::Slots, event: &'r crate::request::Event) {
         if let crate::request::Event::Operation { attrs, .. } = event {
             for (k, v) in attrs {
                 if let Some(slot) = slots
                     .get(k.as_str())
-                    .and_then(|s| self.0.get_mut(usize::from(*s)))
+                    .and_then(|s| self.0.get_mut(usize::from(s)))
                     && slot.is_none()
                 {
                     *slot = Some(v);

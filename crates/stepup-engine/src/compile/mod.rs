@@ -76,7 +76,7 @@ pub struct CompiledScope {
     /// Resource name → id.
     pub res_ids: crate::names::NameMap<u32>,
     /// Attribute name → slot.
-    pub attr_slots: crate::names::NameMap<u8>,
+    pub attr_slots: crate::names::Slots,
     /// Candidates per event.
     pub index: index::Index,
     /// The report-only policies (indices into `policies`), sorted by name: evaluated with the
@@ -355,7 +355,7 @@ fn scope_of(
         reads,
         op_ids: interner.ops.clone(),
         res_ids: interner.res.clone(),
-        attr_slots: interner.attrs.clone(),
+        attr_slots: crate::names::Slots::new(interner.attrs.clone()),
         index,
         report_only: report_only.into_iter().map(|(_, i)| i).collect(),
         trace: std::sync::OnceLock::new(),

@@ -249,7 +249,7 @@ pub(crate) struct TraceProgram {
     labels: Vec<Box<[Box<str>]>>,
     op_ids: NameMap<u32>,
     res_ids: NameMap<u32>,
-    attr_slots: NameMap<u8>,
+    attr_slots: crate::names::Slots,
 }
 
 impl TraceProgram {
@@ -275,7 +275,7 @@ impl TraceProgram {
             labels,
             op_ids: interner.ops,
             res_ids: interner.res,
-            attr_slots: interner.attrs,
+            attr_slots: crate::names::Slots::new(interner.attrs),
         }
     }
 
