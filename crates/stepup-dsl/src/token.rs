@@ -194,8 +194,11 @@ pub fn parens(text: &str) -> Vec<usize> {
     let mut out = Vec::new();
     let mut at = 0;
     // Every byte that can start or end what `tokens` reads differently is ASCII, and no
-    // multi-byte character contains an ASCII byte, so the scan works on bytes.
-    while let Some(&b) = bytes.get(at) {
+    // multi-byte character contains an ASCII byte, so the scan works on bytes, and skips to the
+    // next of the four eight bytes at a time.
+    loop {
+        at = next_of_four(bytes, at);
+        let Some(&b) = bytes.get(at) else { break };
         match b {
             b'(' | b')' => {
                 out.push(at);
@@ -229,6 +232,37 @@ pub fn parens(text: &str) -> Vec<usize> {
         }
     }
     out
+}
+
+/// The first offset from `at` whose byte is `(`, `)`, `"` or `#` (`bytes.len()` when none is):
+/// eight bytes at a time, each tested for the four at once (a byte equal to `c` is a zero byte
+/// of the word xor `c` in every byte; the lowest flagged byte is the first zero, since a borrow
+/// only flags bytes above it).
+fn next_of_four(bytes: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let any_of = |w: u64| {
+        zero_bytes(w ^ (ONES * u64::from(b'(')))
+            | zero_bytes(w ^ (ONES * u64::from(b')')))
+            | zero_bytes(w ^ (ONES * u64::from(b'"')))
+            | zero_bytes(w ^ (ONES * u64::from(b'#')))
+    };
+    while let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let hits = any_of(u64::from_le_bytes(*word));
+        if hits != 0 {
+            // A flag is a byte's top bit: its byte is the bit's index over eight.
+            return at + (hits.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while let Some(b) = bytes.get(at) {
+        if matches!(b, b'(' | b')' | b'"' | b'#') {
+            return at;
+        }
+        at += 1;
+    }
+    at
 }
 
 #[cfg(test)]
@@ -314,7 +348,7 @@ mod tests {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let mut r = seed;
-            for _ in 0..(r % 24) {
+            for _ in 0..(r % 64) {
                 r = r.rotate_left(5).wrapping_mul(0x2545_f491_4f6c_dd1d);
                 text.push_str(pieces[usize::try_from(r >> 59).unwrap() % pieces.len()]);
             }
