@@ -422,7 +422,7 @@ fn describe(r: Rule) -> &'static str {
         Rule::factor_list | Rule::factor_name => "a factor such as `totp`",
         Rule::validity => "`for` and a duration, or `every time`",
         Rule::every_time | Rule::kw_every => "`every time`",
-        Rule::expr | Rule::primary => "a condition such as `risk >= 70`",
+        Rule::expr | Rule::operand | Rule::primary => "a condition such as `risk >= 70`",
         Rule::infix => "`and` or `or`",
         Rule::prefix | Rule::kw_not => "`not`",
         Rule::paren | Rule::lparen => "`(`",
