@@ -188,70 +188,133 @@ impl<V> NameMap<V> {
     }
 }
 
-/// A scope's attribute slots by name, read for each of a request's attributes on every
-/// decision. Up to eight slots named with up to eight bytes each (a usual catalog) are found by
-/// comparing the request's name, as one word ([`tail`]) and its length, with all of them at once:
-/// no hash and no probe. Otherwise the name map answers.
+/// Up to eight names of up to eight bytes each, found by their place in order: each kept as one
+/// word ([`tail`]) and its length, which together are the name, and a name looked for is read
+/// the same way and compared with them in turn (no hash, no probe: for so few short names,
+/// cheaper than a [`NameMap`]).
 #[derive(Debug, Clone)]
-pub struct Slots {
-    /// The names of slots 0 to 7 as words, when `short`.
+pub struct ShortNames {
+    /// The names as words.
     words: [u64; 8],
-    /// Their lengths; [`u8::MAX`] where there is no slot (no name of up to eight bytes has it).
+    /// Their lengths; [`u8::MAX`] past the last name (no name of up to eight bytes has it).
     lens: [u8; 8],
-    /// Whether every slot is among the eight, named with at most eight bytes.
-    short: bool,
-    /// Every slot by name.
-    map: NameMap<u8>,
 }
 
-impl Slots {
-    /// The slots of `map` (a name's slot).
+impl ShortNames {
+    /// The names, in order; `None` when there are more than eight or one has more than eight
+    /// bytes.
     #[must_use]
-    pub fn new(map: NameMap<u8>) -> Self {
-        let (mut words, mut lens, mut short) = ([0; 8], [u8::MAX; 8], true);
-        for (name, &slot) in map.iter() {
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<Self> {
+        let (mut words, mut lens) = ([0; 8], [u8::MAX; 8]);
+        let mut places = words.iter_mut().zip(lens.iter_mut());
+        for name in names {
             let b = name.as_bytes();
-            let at = usize::from(slot);
-            match (words.get_mut(at), lens.get_mut(at), u8::try_from(b.len())) {
-                (Some(w), Some(l), Ok(len)) if len <= 8 => {
-                    *w = tail(b);
-                    *l = len;
-                }
-                _ => short = false,
+            let (w, l) = places.next()?;
+            *l = u8::try_from(b.len()).ok().filter(|len| *len <= 8)?;
+            *w = tail(b);
+        }
+        Some(ShortNames { words, lens })
+    }
+
+    /// The place of `name`.
+    #[inline(always)]
+    #[must_use]
+    pub fn position(&self, name: &str) -> Option<usize> {
+        let b = name.as_bytes();
+        // Up to eight bytes, the word and the length are the name (see `tail`); a longer name
+        // is none of them.
+        let len = u8::try_from(b.len()).ok().filter(|len| *len <= 8)?;
+        let word = tail(b);
+        self.words
+            .iter()
+            .zip(&self.lens)
+            .position(|(w, l)| *w == word && *l == len)
+    }
+}
+
+/// A map from up to a few names to their places `0..n`, as [`ShortNames`] when the names allow
+/// it, else hashed.
+#[derive(Debug, Clone)]
+pub struct Places {
+    /// The names by place, when at most eight of at most eight bytes.
+    short: Option<ShortNames>,
+    /// Every name's place.
+    map: NameMap<u32>,
+}
+
+impl Places {
+    /// The names, each at its place in order (a name repeated keeps its first place).
+    #[must_use]
+    pub fn new(names: &[&str]) -> Self {
+        let mut map = NameMap::default();
+        let mut unique = Vec::with_capacity(names.len());
+        for n in names {
+            if map.get(n).is_none() {
+                map.insert(
+                    (*n).to_string(),
+                    u32::try_from(unique.len()).unwrap_or(u32::MAX),
+                );
+                unique.push(*n);
             }
         }
-        Slots {
-            words,
-            lens,
-            short,
+        Places {
+            short: ShortNames::new(unique),
             map,
         }
+    }
+
+    /// How many names.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The place of `name`.
+    #[inline(always)]
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<usize> {
+        match &self.short {
+            Some(short) => short.position(name),
+            None => self.map.get(name).map(|p| *p as usize),
+        }
+    }
+}
+
+/// A scope's attribute slots by name, read for each of a request's attributes on every
+/// decision: the slots are numbered `0..n` in the order their names were met, so a name's slot
+/// is its place.
+#[derive(Debug, Clone)]
+pub struct Slots(Places);
+
+impl Slots {
+    /// The slots of `map` (a name's slot, numbered from 0 without a gap); with a gap, or a
+    /// slot past `u8`, every name is looked up in the map as it is.
+    #[must_use]
+    pub fn new(map: &NameMap<u8>) -> Self {
+        let mut by_slot: Vec<(u8, &str)> = map.iter().map(|(n, s)| (*s, n)).collect();
+        by_slot.sort_unstable();
+        let numbered = by_slot
+            .iter()
+            .enumerate()
+            .all(|(i, (s, _))| usize::from(*s) == i);
+        if numbered {
+            let names: Vec<&str> = by_slot.iter().map(|(_, n)| *n).collect();
+            return Slots(Places::new(&names));
+        }
+        Slots(Places {
+            short: None,
+            map: map
+                .iter()
+                .map(|(n, s)| (n.to_string(), u32::from(*s)))
+                .collect(),
+        })
     }
 
     /// The slot of `name`.
     #[inline(always)]
     #[must_use]
     pub fn get(&self, name: &str) -> Option<u8> {
-        if !self.short {
-            return self.map.get(name).copied();
-        }
-        let b = name.as_bytes();
-        // Every slot's name has at most eight bytes: a longer name has none. Up to eight bytes,
-        // the word and the length are the name (see `tail`).
-        let Ok(len) = u8::try_from(b.len()) else {
-            return None;
-        };
-        if len > 8 {
-            return None;
-        }
-        let word = tail(b);
-        // The slots are numbered from 0: the place of a name is its slot.
-        let at = self
-            .words
-            .iter()
-            .zip(&self.lens)
-            .position(|(w, l)| *w == word && *l == len)?;
-        u8::try_from(at).ok()
+        self.0.get(name).and_then(|s| u8::try_from(s).ok())
     }
 }
 
@@ -416,13 +479,33 @@ mod property_tests {
                     map.insert(n.clone(), slot);
                 }
             }
-            let slots = Slots::new(map);
+            let slots = Slots::new(&map);
             prop_assert_eq!(
-                slots.short,
+                slots.0.short.is_some(),
                 std_map.len() <= 8 && std_map.keys().all(|n| n.len() <= 8)
             );
             for n in names.iter().chain(&probes) {
                 prop_assert_eq!(slots.get(n), std_map.get(n).copied(), "{:?}", n);
+            }
+        }
+
+        /// Places find each name's first place, and nothing for another name, short or not.
+        #[test]
+        fn places_are_the_first_place_of_each_name(
+            names in proptest::collection::vec(name(), 0..12),
+            probes in proptest::collection::vec(name(), 0..40),
+        ) {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let places = Places::new(&refs);
+            let mut unique: Vec<&str> = Vec::new();
+            for n in &refs {
+                if !unique.contains(n) {
+                    unique.push(n);
+                }
+            }
+            prop_assert_eq!(places.len(), unique.len());
+            for n in refs.iter().copied().chain(probes.iter().map(String::as_str)) {
+                prop_assert_eq!(places.get(n), unique.iter().position(|u| *u == n), "{:?}", n);
             }
         }
     }

@@ -355,7 +355,7 @@ fn scope_of(
         reads,
         op_ids: interner.ops.clone(),
         res_ids: interner.res.clone(),
-        attr_slots: crate::names::Slots::new(interner.attrs.clone()),
+        attr_slots: crate::names::Slots::new(&interner.attrs),
         index,
         report_only: report_only.into_iter().map(|(_, i)| i).collect(),
         trace: std::sync::OnceLock::new(),

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::compile::{Attr, CExpr};
 use crate::facts::{bool_value, num_value, str_value};
-use crate::names::NameMap;
+use crate::names::Places;
 use crate::request::Value;
 use crate::tree::AttrTable;
 use crate::tri::Tri;
@@ -77,8 +77,8 @@ enum Regions {
     /// Finite constants, sorted: region `2i + 1` is the point `points[i]`, region `2i` the open
     /// interval below it, region `2 * points.len()` everything above the last.
     Num(Box<[f64]>),
-    /// Region `i` is the string the map gives `i`; region `map.len()` is every other string.
-    Str(NameMap<u32>),
+    /// Region `i` is the string at place `i`; region `places.len()` is every other string.
+    Str(Places),
     /// Region 0 is `false`, region 1 `true`.
     Bool,
 }
@@ -121,8 +121,8 @@ impl Regions {
                     2 * i
                 })
             }
-            (Regions::Str(map), Value::Str(s)) => {
-                Some(map.get(s.as_str()).map_or(map.len(), |i| *i as usize))
+            (Regions::Str(places), Value::Str(s)) => {
+                Some(places.get(s.as_str()).unwrap_or(places.len()))
             }
             (Regions::Bool, Value::Bool(b)) => Some(usize::from(*b)),
             _ => None,
@@ -400,14 +400,9 @@ fn str_index(slot: u8, words: usize, per_policy: &[Vec<Test<'_>>]) -> Option<Att
             }
         }
     }
-    let map = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v.to_string(), u32::try_from(i).unwrap_or(u32::MAX)))
-        .collect();
     Some(AttrIndex {
         slot,
-        regions: Regions::Str(map),
+        regions: Regions::Str(Places::new(&values)),
         bits: bits.into_boxed_slice(),
     })
 }

@@ -275,7 +275,7 @@ impl TraceProgram {
             labels,
             op_ids: interner.ops,
             res_ids: interner.res,
-            attr_slots: crate::names::Slots::new(interner.attrs),
+            attr_slots: crate::names::Slots::new(&interner.attrs),
         }
     }
 
