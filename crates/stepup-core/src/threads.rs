@@ -67,34 +67,76 @@ pub fn map_contained_on<T: Sync, R: Send>(
     })
 }
 
-/// Frees `old` on a thread of its own once no one else holds it: the thread keeps one reference
-/// and drops the value when that is the last (a reader's drop then never frees it). For values
-/// that take long to free — a replaced policy set of thousands of policies takes tens of
-/// milliseconds — which no caller should wait for, a request that held the last reference least
-/// of all. When the thread cannot start, `old` is dropped here.
+/// Frees `old` on the process's retiring thread once no one else holds it: that thread keeps
+/// one reference and drops the value when it is the last (a reader's drop then never frees it).
+/// For values that take long to free — a replaced policy set of thousands of policies takes tens
+/// of milliseconds — which no caller should wait for, a request that held the last reference
+/// least of all. One thread serves the whole process, however many values wait on readers that
+/// keep them; when it cannot start, `old` is dropped here.
 pub fn retire<T: Send + Sync + 'static>(old: std::sync::Arc<T>) {
-    let free = move || {
-        let mut old = old;
-        let mut wait = std::time::Duration::from_millis(1);
-        loop {
-            match std::sync::Arc::try_unwrap(old) {
-                Ok(value) => return drop(value),
-                Err(held) => {
-                    old = held;
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(std::time::Duration::from_millis(100));
-                }
+    let held: Held = old;
+    match RETIRING.get_or_init(start_retiring) {
+        // A send fails only when the thread is gone: the value comes back, and is dropped here.
+        Some(to) => {
+            if let Err(back) = to.send(held) {
+                drop(back.0);
             }
         }
-    };
-    // A thread that cannot start drops its closure, and with it `old`, here.
-    let _ = std::thread::Builder::new()
-        .name(RETIRE_THREAD.into())
-        .stack_size(STACK_BYTES)
-        .spawn(free);
+        None => drop(held),
+    }
 }
 
-/// The name of the threads [`retire`] frees values on.
+/// A value waiting to be freed.
+type Held = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
+/// Where [`retire`] sends values: the retiring thread, once started (`None`: it could not be).
+static RETIRING: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Held>>> =
+    std::sync::OnceLock::new();
+
+/// Starts the retiring thread: it holds the values it is sent and drops each once it holds the
+/// last reference, looking again after 1 ms, then twice as long each time up to 100 ms while
+/// some wait, and sleeping while none does.
+fn start_retiring() -> Option<std::sync::mpsc::Sender<Held>> {
+    let (to, from) = std::sync::mpsc::channel::<Held>();
+    let run = move || {
+        let mut waiting: Vec<Held> = Vec::new();
+        let first = std::time::Duration::from_millis(1);
+        let mut wait = first;
+        loop {
+            let received = if waiting.is_empty() {
+                from.recv().ok()
+            } else {
+                match from.recv_timeout(wait) {
+                    Ok(v) => Some(v),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        // No sender is left (the process is ending): the values are freed as
+                        // their readers let go.
+                        return;
+                    }
+                }
+            };
+            match received {
+                Some(v) => {
+                    waiting.push(v);
+                    wait = first;
+                }
+                None if waiting.is_empty() => return,
+                None => wait = (wait * 2).min(std::time::Duration::from_millis(100)),
+            }
+            // A value only this thread holds is freed here, as it leaves the list.
+            waiting.retain(|v| std::sync::Arc::strong_count(v) > 1);
+        }
+    };
+    std::thread::Builder::new()
+        .name(RETIRE_THREAD.into())
+        .stack_size(STACK_BYTES)
+        .spawn(run)
+        .ok()
+        .map(|_| to)
+}
+
+/// The name of the thread [`retire`] frees values on.
 pub const RETIRE_THREAD: &str = "stepup-retire";
 
 #[cfg(test)]
@@ -106,12 +148,13 @@ mod tests {
     #[test]
     fn a_retired_value_is_freed_on_a_thread_of_its_own_after_its_last_reader() {
         use std::sync::{Arc, Mutex};
-        struct Probe(Arc<Mutex<Vec<Option<String>>>>);
+        type Freed = Vec<(Option<String>, std::thread::ThreadId)>;
+        struct Probe(Arc<Mutex<Freed>>);
         impl Drop for Probe {
             fn drop(&mut self) {
-                let name = std::thread::current().name().map(str::to_string);
+                let here = std::thread::current();
                 if let Ok(mut freed) = self.0.lock() {
-                    freed.push(name);
+                    freed.push((here.name().map(str::to_string), here.id()));
                 }
             }
         }
@@ -134,12 +177,15 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        let first = freed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert_eq!(first.len(), 1, "freed once");
         assert_eq!(
-            *freed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-            vec![Some(super::RETIRE_THREAD.to_string())],
-            "freed once, on the retiring thread"
+            first.first().and_then(|(name, _)| name.as_deref()),
+            Some(super::RETIRE_THREAD),
+            "on the retiring thread"
         );
     }
 
