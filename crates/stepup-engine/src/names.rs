@@ -278,6 +278,35 @@ impl Places {
             None => self.map.get(name).map(|p| *p as usize),
         }
     }
+
+    /// The names of `map`, each at the place its value gives: as [`ShortNames`] when the
+    /// values number the names from 0 without a gap (as the compiler's interner does) and the
+    /// names allow it, else every name looked up in the map.
+    #[must_use]
+    pub fn numbered<V: Copy + Into<u32>>(map: &NameMap<V>) -> Self {
+        let mut by_place: Vec<(u32, &str)> = map.iter().map(|(n, v)| ((*v).into(), n)).collect();
+        by_place.sort_unstable();
+        let numbered = by_place
+            .iter()
+            .enumerate()
+            .all(|(i, (p, _))| usize::try_from(*p).is_ok_and(|p| p == i));
+        Places {
+            short: numbered
+                .then(|| ShortNames::new(by_place.iter().map(|(_, n)| *n)))
+                .flatten(),
+            map: by_place
+                .iter()
+                .map(|(p, n)| ((*n).to_string(), *p))
+                .collect(),
+        }
+    }
+
+    /// The place of `name` as an id (`u32`).
+    #[inline(always)]
+    #[must_use]
+    pub fn id(&self, name: &str) -> Option<u32> {
+        self.get(name).and_then(|p| u32::try_from(p).ok())
+    }
 }
 
 /// A scope's attribute slots by name, read for each of a request's attributes on every
@@ -287,27 +316,11 @@ impl Places {
 pub struct Slots(Places);
 
 impl Slots {
-    /// The slots of `map` (a name's slot, numbered from 0 without a gap); with a gap, or a
-    /// slot past `u8`, every name is looked up in the map as it is.
+    /// The slots of `map` (a name's slot, numbered from 0 without a gap; see
+    /// [`Places::numbered`]).
     #[must_use]
     pub fn new(map: &NameMap<u8>) -> Self {
-        let mut by_slot: Vec<(u8, &str)> = map.iter().map(|(n, s)| (*s, n)).collect();
-        by_slot.sort_unstable();
-        let numbered = by_slot
-            .iter()
-            .enumerate()
-            .all(|(i, (s, _))| usize::from(*s) == i);
-        if numbered {
-            let names: Vec<&str> = by_slot.iter().map(|(_, n)| *n).collect();
-            return Slots(Places::new(&names));
-        }
-        Slots(Places {
-            short: None,
-            map: map
-                .iter()
-                .map(|(n, s)| (n.to_string(), u32::from(*s)))
-                .collect(),
-        })
+        Slots(Places::numbered(map))
     }
 
     /// The slot of `name`.
@@ -486,6 +499,31 @@ mod property_tests {
             );
             for n in names.iter().chain(&probes) {
                 prop_assert_eq!(slots.get(n), std_map.get(n).copied(), "{:?}", n);
+            }
+        }
+
+        /// Places numbered by a map answer as the map: with its values from 0 without a gap
+        /// (compared as words when short), or with a gap (hashed).
+        #[test]
+        fn numbered_places_answer_as_their_map(
+            names in proptest::collection::vec(name(), 0..12),
+            probes in proptest::collection::vec(name(), 0..40),
+            gap in any::<bool>(),
+        ) {
+            let mut map: NameMap<u32> = NameMap::default();
+            for n in &names {
+                if map.get(n).is_none() {
+                    let next = u32::try_from(map.len()).unwrap_or(u32::MAX) + u32::from(gap);
+                    map.insert(n.clone(), next);
+                }
+            }
+            let places = Places::numbered(&map);
+            prop_assert_eq!(
+                places.short.is_some(),
+                (!gap || map.len() == 0) && names.iter().all(|n| n.len() <= 8) && map.len() <= 8
+            );
+            for n in names.iter().chain(&probes) {
+                prop_assert_eq!(places.id(n), map.get(n).copied(), "{:?}", n);
             }
         }
 

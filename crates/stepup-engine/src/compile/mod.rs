@@ -72,9 +72,9 @@ pub struct CompiledScope {
     /// time` grant is bound to their values.
     pub reads: Vec<Arc<[Box<str>]>>,
     /// Operation name → id.
-    pub op_ids: crate::names::NameMap<u32>,
+    pub op_ids: crate::names::Places,
     /// Resource name → id.
-    pub res_ids: crate::names::NameMap<u32>,
+    pub res_ids: crate::names::Places,
     /// Attribute name → slot.
     pub attr_slots: crate::names::Slots,
     /// Candidates per event.
@@ -353,8 +353,8 @@ fn scope_of(
         policies: r.policies.clone(),
         exprs,
         reads,
-        op_ids: interner.ops.clone(),
-        res_ids: interner.res.clone(),
+        op_ids: crate::names::Places::numbered(&interner.ops),
+        res_ids: crate::names::Places::numbered(&interner.res),
         attr_slots: crate::names::Slots::new(&interner.attrs),
         index,
         report_only: report_only.into_iter().map(|(_, i)| i).collect(),
@@ -429,7 +429,7 @@ mod tests {
                 "unknown",
             ] {
                 let ids = Ids {
-                    op: scope.op_ids.get(op).copied(),
+                    op: scope.op_ids.id(op),
                     res: None,
                 };
                 let event = Event::Operation {
@@ -442,7 +442,7 @@ mod tests {
             for res in ["reports", "x", "unknown"] {
                 let ids = Ids {
                     op: None,
-                    res: scope.res_ids.get(res).copied(),
+                    res: scope.res_ids.id(res),
                 };
                 events.push((
                     Event::Access {
@@ -476,7 +476,7 @@ mod tests {
                 assert_eq!(&*scope.event_key(event, *ids), event.key(), "{event:?}");
             }
             assert!(
-                scope.op_ids.get("pay").is_some() && scope.res_ids.get("reports").is_some(),
+                scope.op_ids.id("pay").is_some() && scope.res_ids.id("reports").is_some(),
                 "the keys above were the shared ones"
             );
         }

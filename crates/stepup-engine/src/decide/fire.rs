@@ -13,7 +13,6 @@ use stepup_dsl::model::{Cond, Policy, SignalKind};
 use crate::compile::{CExpr, CompiledScope};
 use crate::decision::{PolicyTrace, PredicateTrace};
 use crate::facts::Facts;
-use crate::names::NameMap;
 use crate::request::Event;
 use crate::tree::{AttrTable, FiredBuf, Ids, candidates, eval, eval_rest, unknown_reasons};
 use crate::tri::Tri;
@@ -247,8 +246,8 @@ fn policy_trace(p: &Policy, v: Tri, predicates: Vec<PredicateTrace>) -> PolicyTr
 pub(crate) struct TraceProgram {
     exprs: Vec<CExpr>,
     labels: Vec<Box<[Box<str>]>>,
-    op_ids: NameMap<u32>,
-    res_ids: NameMap<u32>,
+    op_ids: crate::names::Places,
+    res_ids: crate::names::Places,
     attr_slots: crate::names::Slots,
 }
 
@@ -273,8 +272,8 @@ impl TraceProgram {
         TraceProgram {
             exprs,
             labels,
-            op_ids: interner.ops,
-            res_ids: interner.res,
+            op_ids: crate::names::Places::numbered(&interner.ops),
+            res_ids: crate::names::Places::numbered(&interner.res),
             attr_slots: crate::names::Slots::new(&interner.attrs),
         }
     }
@@ -282,11 +281,11 @@ impl TraceProgram {
     fn ids(&self, event: &Event) -> Ids {
         Ids {
             op: match event {
-                Event::Operation { name, .. } => self.op_ids.get(name.as_str()).copied(),
+                Event::Operation { name, .. } => self.op_ids.id(name.as_str()),
                 _ => None,
             },
             res: match event {
-                Event::Access { resource, .. } => self.res_ids.get(resource.as_str()).copied(),
+                Event::Access { resource, .. } => self.res_ids.id(resource.as_str()),
                 _ => None,
             },
         }

@@ -60,7 +60,7 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
             };
         }
         Event::Operation { name, .. } => {
-            let op = scope.op_ids.get(name.as_str()).copied();
+            let op = scope.op_ids.id(name.as_str());
             if op.is_none() && !t.operations.is_empty() {
                 let e = format!("operation `{name}` is not in tenant `{}`'s catalog", t.name);
                 return refused(refuse(req, set.hash(), e));
@@ -68,7 +68,7 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
             Ids { op, res: None }
         }
         Event::Access { resource, .. } => {
-            let res = scope.res_ids.get(resource.as_str()).copied();
+            let res = scope.res_ids.id(resource.as_str());
             if res.is_none() && !t.resources.is_empty() {
                 let e = format!(
                     "resource class `{resource}` is not declared by tenant `{}`",
