@@ -63,7 +63,10 @@ struct TenantScopes {
 pub struct CompiledSet {
     /// The checked model.
     pub model: Arc<PolicySet>,
-    tenants: NameMap<TenantScopes>,
+    /// Each tenant's scopes, at its place in `tenant_places`.
+    tenants: Vec<TenantScopes>,
+    /// A tenant's place in `tenants`, by name (looked up on every decision).
+    tenant_places: crate::names::Places,
     hash: SetHash,
     /// The challenge ids' hasher, the set's hash already written.
     ids: IdSeed,
@@ -138,7 +141,8 @@ impl CompiledSet {
         let policies: usize = all.iter().map(|(_, t)| t.policies.len()).sum();
         let compiled =
             stepup_core::threads::map_contained(&all, policies >= parallel_from, compile_one);
-        let mut tenants = NameMap::default();
+        let mut tenants = Vec::with_capacity(all.len());
+        let mut places: NameMap<u32> = NameMap::default();
         let mut feed_warnings = Vec::new();
         for ((name, t), scopes) in all.iter().zip(compiled) {
             feed_warnings.extend(t.risk.feed_warnings.iter().cloned());
@@ -147,13 +151,18 @@ impl CompiledSet {
                     "tenant `{name}` did not compile (a bug in stepup: please report it)"
                 ))
             })??;
-            tenants.insert((*name).clone(), scopes);
+            places.insert(
+                (*name).clone(),
+                u32::try_from(tenants.len()).unwrap_or(u32::MAX),
+            );
+            tenants.push(scopes);
         }
         let hash = SetHash::from(model.hash.as_str());
         let history_window_secs = history_window_secs(&model);
         Ok(CompiledSet {
             model: Arc::new(model),
             tenants,
+            tenant_places: crate::names::Places::numbered(&places),
             hash,
             ids: IdSeed::new(&hash),
             feed_warnings,
@@ -230,8 +239,9 @@ impl CompiledSet {
         app: &str,
     ) -> Result<(&CompiledScope, &ThreatFeed), String> {
         let t = self
-            .tenants
+            .tenant_places
             .get(tenant)
+            .and_then(|i| self.tenants.get(i))
             .ok_or_else(|| format!("tenant `{tenant}` is not defined by the rules"))?;
         let scope = if app.is_empty() {
             &t.base
@@ -486,6 +496,62 @@ mod tests {
                 }
                 Err(e) => panic!("another error: {e:?}"),
                 Ok(_) => panic!("a set without the tenant whose compilation panicked"),
+            }
+        }
+    }
+
+    /// A request reaches its own tenant's policies, and a tenant the rules do not define is
+    /// refused, with few short tenant names (compared as words) or many (hashed): `abb` loads
+    /// to the word `ab` loads to, and only its length tells them apart.
+    #[test]
+    fn each_tenant_finds_its_own_scope_and_no_other() {
+        for extra in [0usize, 9] {
+            let mut text = String::new();
+            let mut names: Vec<String> = vec!["ab".into(), "a".into(), "abcdefgh".into()];
+            names.extend((0..extra).map(|i| format!("t{i}")));
+            for (i, n) in names.iter().enumerate() {
+                text.push_str(&format!(
+                    "tenant {n} {{\n  operation pay sensitive\n  policy p \"Tenant {i}.\" {{ when operation == pay require aal2 }}\n}}\n"
+                ));
+            }
+            let set = CompiledSet::from_text("t.policy", &text).unwrap();
+            let decide = |tenant: &str| {
+                let req = Request {
+                    tenant: tenant.into(),
+                    application: "".into(),
+                    user: "u".into(),
+                    enrolled: [stepup_core::Factor::Password, stepup_core::Factor::Totp]
+                        .into_iter()
+                        .collect(),
+                    session: "s".into(),
+                    event: crate::Event::Operation {
+                        name: "pay".into(),
+                        attrs: vec![],
+                        context: None,
+                    },
+                    now: stepup_core::Timestamp(1_800_000_000),
+                };
+                set.decide(&req, &State::established(), false)
+            };
+            for (i, n) in names.iter().enumerate() {
+                let d = decide(n);
+                assert_eq!(d.kind, crate::DecisionKind::StepUp, "{n}");
+                assert_eq!(
+                    d.message.as_deref(),
+                    Some(format!("Tenant {i}.").as_str()),
+                    "{n}"
+                );
+            }
+            for stranger in ["abb", "", "b", "abcdefgh1", "abcdefg", "AB", "ab\0"] {
+                let d = decide(stranger);
+                assert_eq!(d.kind, crate::DecisionKind::Deny, "{stranger:?}");
+                assert!(
+                    d.errors
+                        .iter()
+                        .any(|e| e.contains("is not defined by the rules")),
+                    "{stranger:?}: {:?}",
+                    d.errors
+                );
             }
         }
     }
