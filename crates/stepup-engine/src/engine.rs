@@ -63,10 +63,7 @@ struct TenantScopes {
 pub struct CompiledSet {
     /// The checked model.
     pub model: Arc<PolicySet>,
-    /// Each tenant's scopes, at its place in `tenant_places`.
-    tenants: Vec<TenantScopes>,
-    /// A tenant's place in `tenants`, by name (looked up on every decision).
-    tenant_places: crate::names::Places,
+    tenants: NameMap<TenantScopes>,
     hash: SetHash,
     /// The challenge ids' hasher, the set's hash already written.
     ids: IdSeed,
@@ -141,8 +138,7 @@ impl CompiledSet {
         let policies: usize = all.iter().map(|(_, t)| t.policies.len()).sum();
         let compiled =
             stepup_core::threads::map_contained(&all, policies >= parallel_from, compile_one);
-        let mut tenants = Vec::with_capacity(all.len());
-        let mut places: NameMap<u32> = NameMap::default();
+        let mut tenants = NameMap::default();
         let mut feed_warnings = Vec::new();
         for ((name, t), scopes) in all.iter().zip(compiled) {
             feed_warnings.extend(t.risk.feed_warnings.iter().cloned());
@@ -151,18 +147,13 @@ impl CompiledSet {
                     "tenant `{name}` did not compile (a bug in stepup: please report it)"
                 ))
             })??;
-            places.insert(
-                (*name).clone(),
-                u32::try_from(tenants.len()).unwrap_or(u32::MAX),
-            );
-            tenants.push(scopes);
+            tenants.insert((*name).clone(), scopes);
         }
         let hash = SetHash::from(model.hash.as_str());
         let history_window_secs = history_window_secs(&model);
         Ok(CompiledSet {
             model: Arc::new(model),
             tenants,
-            tenant_places: crate::names::Places::numbered(&places),
             hash,
             ids: IdSeed::new(&hash),
             feed_warnings,
@@ -239,9 +230,8 @@ impl CompiledSet {
         app: &str,
     ) -> Result<(&CompiledScope, &ThreatFeed), String> {
         let t = self
-            .tenant_places
+            .tenants
             .get(tenant)
-            .and_then(|i| self.tenants.get(i))
             .ok_or_else(|| format!("tenant `{tenant}` is not defined by the rules"))?;
         let scope = if app.is_empty() {
             &t.base
@@ -501,8 +491,8 @@ mod tests {
     }
 
     /// A request reaches its own tenant's policies, and a tenant the rules do not define is
-    /// refused, with few short tenant names (compared as words) or many (hashed): `abb` loads
-    /// to the word `ab` loads to, and only its length tells them apart.
+    /// refused, with few tenants or many: `abb` loads to the word `ab` loads to (see
+    /// `names::tail`), and only its length tells them apart.
     #[test]
     fn each_tenant_finds_its_own_scope_and_no_other() {
         for extra in [0usize, 9] {
