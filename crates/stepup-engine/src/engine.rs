@@ -490,6 +490,25 @@ mod tests {
         }
     }
 
+    /// A `pay` operation of user `u` (password and TOTP enrolled) in session `s`.
+    fn pay(tenant: &str, app: &str, attrs: Vec<(String, crate::Value)>) -> Request {
+        Request {
+            tenant: tenant.into(),
+            application: app.into(),
+            user: "u".into(),
+            enrolled: [stepup_core::Factor::Password, stepup_core::Factor::Totp]
+                .into_iter()
+                .collect(),
+            session: "s".into(),
+            event: crate::Event::Operation {
+                name: "pay".into(),
+                attrs,
+                context: None,
+            },
+            now: stepup_core::Timestamp(1_800_000_000),
+        }
+    }
+
     /// A request reaches its own tenant's policies, and a tenant the rules do not define is
     /// refused, with few tenants or many: `abb` loads to the word `ab` loads to (see
     /// `names::tail`), and only its length tells them apart.
@@ -505,24 +524,8 @@ mod tests {
                 ));
             }
             let set = CompiledSet::from_text("t.policy", &text).unwrap();
-            let decide = |tenant: &str| {
-                let req = Request {
-                    tenant: tenant.into(),
-                    application: "".into(),
-                    user: "u".into(),
-                    enrolled: [stepup_core::Factor::Password, stepup_core::Factor::Totp]
-                        .into_iter()
-                        .collect(),
-                    session: "s".into(),
-                    event: crate::Event::Operation {
-                        name: "pay".into(),
-                        attrs: vec![],
-                        context: None,
-                    },
-                    now: stepup_core::Timestamp(1_800_000_000),
-                };
-                set.decide(&req, &State::established(), false)
-            };
+            let decide =
+                |tenant: &str| set.decide(&pay(tenant, "", vec![]), &State::established(), false);
             for (i, n) in names.iter().enumerate() {
                 let d = decide(n);
                 assert_eq!(d.kind, crate::DecisionKind::StepUp, "{n}");
@@ -616,21 +619,11 @@ mod tests {
         for t in 0..5 {
             for app in ["", "a"] {
                 for amount in [0.0, 45.0, 95.0, 200.0] {
-                    let req = Request {
-                        tenant: format!("t{t}").into(),
-                        application: app.into(),
-                        user: "u".into(),
-                        enrolled: [stepup_core::Factor::Password, stepup_core::Factor::Totp]
-                            .into_iter()
-                            .collect(),
-                        session: "s".into(),
-                        event: crate::Event::Operation {
-                            name: "pay".into(),
-                            attrs: vec![("amount".into(), crate::Value::Number(amount))],
-                            context: None,
-                        },
-                        now: stepup_core::Timestamp(1_800_000_000),
-                    };
+                    let req = pay(
+                        &format!("t{t}"),
+                        app,
+                        vec![("amount".into(), crate::Value::Number(amount))],
+                    );
                     let state = State::established();
                     let d = threads.decide(&req, &state, true);
                     assert_eq!(d, one.decide(&req, &state, true));
