@@ -325,14 +325,15 @@ impl Engine {
     }
 
     /// Swaps in a new set atomically; requests in flight finish on the old one. The old set is
-    /// freed on a thread of its own once the last of them is done with it (a set of thousands
-    /// of policies takes tens of milliseconds to free, which no request waits for); a small one
-    /// (below [`stepup_core::threads::PARALLEL_FROM_POLICIES`] policies) by whoever holds it last.
+    /// freed by the process's retiring thread ([`stepup_core::threads::retire`]) once the last
+    /// of them is done with it (a set of thousands of policies takes tens of milliseconds to
+    /// free, which no request waits for); a small one (below
+    /// [`stepup_core::threads::PARALLEL_FROM_POLICIES`] policies) by whoever holds it last.
     pub fn swap(&self, set: CompiledSet) {
         self.swap_on(set, stepup_core::threads::PARALLEL_FROM_POLICIES);
     }
 
-    /// [`Engine::swap`], the old set freed on a thread of its own from `retire_from` policies.
+    /// [`Engine::swap`], the old set retired from `retire_from` policies.
     fn swap_on(&self, set: CompiledSet, retire_from: usize) {
         let old = self.current.swap(Arc::new(set));
         if old.policy_count() >= retire_from {
@@ -546,6 +547,65 @@ mod tests {
                     d.errors
                 );
             }
+        }
+    }
+
+    /// An attribute or a string value whose name loads to a known one's word (`abb` beside
+    /// `ab`) is another name: an attribute the rules read is then missing, and the policy reading
+    /// it fires (fails closed); a string not in a test's set is not taken for one that is. With
+    /// enough policies on the operation for its attribute index, and with too few.
+    #[test]
+    fn a_name_that_shares_a_known_names_word_is_another_name() {
+        for policies in [1usize, 12] {
+            let mut text = String::from(
+                "tenant t {\n  operation pay sensitive\n  attribute ab: number\n  attribute c: string\n",
+            );
+            for i in 0..policies {
+                text.push_str(&format!(
+                    "  policy p{i} {{ when operation == pay and ab < {} and c in [\"ab\", \"x{i}\"] require aal2 }}\n",
+                    5 + i
+                ));
+            }
+            text.push_str("}\n");
+            let set = CompiledSet::from_text("t.policy", &text).unwrap();
+            let kind = |attrs: Vec<(String, crate::Value)>| {
+                set.decide(&pay("t", "", attrs), &State::established(), false)
+                    .kind
+            };
+            let n = |v: f64| crate::Value::Number(v);
+            let s = |v: &str| crate::Value::Str(v.into());
+            use crate::DecisionKind::{Allow, StepUp};
+            // The attributes as named: `ab` is 100, no policy fires.
+            assert_eq!(
+                kind(vec![("ab".into(), n(100.0)), ("c".into(), s("ab"))]),
+                Allow
+            );
+            assert_eq!(
+                kind(vec![("ab".into(), n(1.0)), ("c".into(), s("ab"))]),
+                StepUp
+            );
+            // `abb` is not `ab`: `ab` is missing, so every policy fires.
+            assert_eq!(
+                kind(vec![("abb".into(), n(100.0)), ("c".into(), s("ab"))]),
+                StepUp,
+                "{policies}"
+            );
+            assert_eq!(
+                kind(vec![("a".into(), n(100.0)), ("c".into(), s("ab"))]),
+                StepUp,
+                "{policies}"
+            );
+            // `abb` is not in `["ab", ...]`: no policy fires, whatever `ab` is.
+            assert_eq!(
+                kind(vec![("ab".into(), n(1.0)), ("c".into(), s("abb"))]),
+                Allow,
+                "{policies}"
+            );
+            assert_eq!(
+                kind(vec![("ab".into(), n(1.0)), ("c".into(), s("a"))]),
+                Allow,
+                "{policies}"
+            );
         }
     }
 

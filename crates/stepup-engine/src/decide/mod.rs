@@ -75,7 +75,8 @@ pub(crate) fn decide(
         walk
     };
     // The refusals and completions build their one record before the verdict is known (it is
-    // dropped); their report-only results and the evaluation build none. (Each branch returns its decision in place.)
+    // dropped); their report-only results and the evaluation build none. (Each branch returns
+    // its decision in place.)
     match route::route(set, req, state) {
         Route::Refuse {
             scope,
