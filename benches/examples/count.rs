@@ -169,21 +169,32 @@ fn main() {
         }
         _ => panic!("case"),
     };
+    // Each thread decides its own request, its names in allocations of their own (as two
+    // services' requests are): what the threads then share is the compiled set's.
+    let own = |r: &stepup_engine::Request| stepup_engine::Request {
+        tenant: std::sync::Arc::from(&*r.tenant),
+        application: std::sync::Arc::from(&*r.application),
+        user: std::sync::Arc::from(&*r.user),
+        session: std::sync::Arc::from(&*r.session),
+        ..r.clone()
+    };
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| {
+            let req = own(&req);
+            let state = &state;
+            s.spawn(move || {
                 // Each record a constant of its own loop, as a caller's would be.
                 if record == stepup_engine::Record::Verdict {
                     for _ in 0..n {
                         black_box(set.decide_with(
                             black_box(&req),
-                            &state,
+                            state,
                             stepup_engine::Record::Verdict,
                         ));
                     }
                 } else {
                     for _ in 0..n {
-                        black_box(set.decide(black_box(&req), &state, false));
+                        black_box(set.decide(black_box(&req), state, false));
                     }
                 }
             });
