@@ -781,3 +781,33 @@ fn bare_rules_of_two_files_with_one_stem_keep_two_names() {
     assert_eq!(d.kind, DecisionKind::StepUp);
     assert_eq!(*d.fired, ["risk#1", "risk#2"]);
 }
+
+/// A session whose challenge counter is at its end (a store written by hand, or tampered with)
+/// still steps up, its counter starting again, rather than panicking the process.
+#[test]
+fn a_session_whose_challenge_counter_is_at_its_end_still_steps_up() {
+    let set = CompiledSet::from_text(
+        "t.policy",
+        "operation pay sensitive\npolicy p { when operation == pay require aal2 }\n",
+    )
+    .unwrap();
+    let mut state = stepup_engine::State::established();
+    state.session.seq = u64::MAX;
+    let req = Request {
+        tenant: "default".into(),
+        application: "".into(),
+        user: "alice".into(),
+        enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
+        session: "s".into(),
+        event: Event::Operation {
+            name: "pay".into(),
+            attrs: vec![],
+            context: None,
+        },
+        now: Timestamp(T0),
+    };
+    let d = set.decide(&req, &state, false);
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    assert!(d.challenge_id.is_some());
+    assert_eq!(d.effects.session.as_ref().map(|s| s.seq), Some(0));
+}

@@ -2,7 +2,7 @@
 //!
 //! The token says how and when the user authenticated (`acr`, `amr`, `auth_time`); the history
 //! store keeps the rest of the session, keyed by the token's `sid` (else, or when it is empty,
-//! its `sub`): whether it is established, the challenges the layer issued (unique ids), the
+//! its `sub`): whether it is established, the challenges the layer issued, the
 //! `every time` grants their completion earned and the logins it accepted. One request is decided in four steps on
 //! one loaded state, and committed once with the store's compare-and-set (on a conflict
 //! everything is decided again on the fresh state, so a challenge completes once and a grant is
@@ -242,12 +242,15 @@ fn completion(
     }
     if per_user && let Some(s) = &mut c.effects.session {
         // In a session shared by logins, the grant is the completing login's to spend: the
-        // challenge may have been another login's (the latest open one is completed).
+        // challenge may have been another login's (the latest open one is completed). Only the
+        // grants this completion added: an id is a 64-bit hash, so a grant already in the
+        // session that names the same id (a coincidence, never a guarantee) keeps its login.
         let login = proof.event.map(|e| e.at);
+        let before = &state.session.grants;
         for g in s
             .grants
             .iter_mut()
-            .filter(|g| g.challenge_id == challenge.id)
+            .filter(|g| g.challenge_id == challenge.id && !before.contains(g))
         {
             g.login = login;
         }

@@ -1111,3 +1111,50 @@ fn in_a_session_shared_by_logins_a_grant_is_spent_only_by_the_login_that_earned_
     let r = call(&srv, "POST", "/pay", &again, &PARIS, five);
     assert_eq!(r.status, 401, "once: {:?}", r.body);
 }
+
+#[test]
+fn a_completion_gives_its_login_only_to_the_grants_it_earned() {
+    // Found by the review of round 13: in a session shared by logins, a completion gave its
+    // login to every grant naming the completed challenge's id. Ids are 64-bit hashes: a grant
+    // already in the session that names the same id (planted here) keeps the login it had.
+    let (setup, srv, user) = signed_in_from_paris();
+    setup.advance(600);
+    let five = Some(serde_json::json!({"amount": 5000}));
+    let r = call(&srv, "POST", "/pay", &user, &PARIS, five.clone());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    let (_, mut s) = setup.store.load("t", "alice", "alice").unwrap();
+    let open = s
+        .challenges
+        .iter()
+        .rev()
+        .find(|c| c.state == stepup_engine::state::ChallengeState::Open)
+        .unwrap()
+        .id
+        .clone();
+    let other_login = Some(Timestamp(T0 - 5));
+    s.grants.push(stepup_engine::state::Grant {
+        challenge_id: open,
+        application: "app".into(),
+        event_key: "operation:elsewhere".into(),
+        binding: Default::default(),
+        policies: vec!["elsewhere".into()],
+        expires_at: Timestamp(setup.now() + 3_600),
+        login: other_login,
+    });
+    setup
+        .store
+        .commit("t", "alice", "alice", Some(&s), None)
+        .unwrap();
+    setup.advance(20);
+    let key = tok_nosid(setup.now(), "aal3", &["hwk"], Some(5));
+    let r = call(&srv, "POST", "/pay", &key, &PARIS, five);
+    assert_eq!(r.status, 200, "the step-up completes: {:?}", r.body);
+    let (_, after) = setup.store.load("t", "alice", "alice").unwrap();
+    let planted: Vec<_> = after
+        .grants
+        .iter()
+        .filter(|g| &*g.event_key == "operation:elsewhere")
+        .map(|g| g.login)
+        .collect();
+    assert_eq!(planted, [other_login], "the planted grant kept its login");
+}

@@ -38,7 +38,9 @@ pub(crate) fn issue(
     let policies = merge.unsatisfied_names(&d.fired);
     let message = merge.message(aal);
     let mut s = state.session.clone();
-    s.seq += 1;
+    // A counter at its end (a store written by hand, or tampered with) starts again rather than
+    // panicking: the id also hashes the time, and an open challenge is found by its place.
+    s.seq = s.seq.wrapping_add(1);
     let id = ids.id(req, s.seq);
     // A new challenge supersedes open ones, but never the session's pending sign-in.
     for c in &mut s.challenges {
@@ -109,8 +111,9 @@ impl IdSeed {
 
     /// The challenge's id: `ch_` and 16 hex digits of a SipHash-1-3 of what issued it (the
     /// set, the request's names, the session's sequence number, the time). The session's
-    /// sequence number makes it unique in its session; across sessions, 64 bits make a repeat
-    /// improbable short of billions of challenges (the birthday bound is near 2^32). It names a
+    /// sequence number makes every input in a session different, so a repeat there is a 64-bit
+    /// coincidence; across sessions, 64 bits make a repeat improbable short of billions of
+    /// challenges (the birthday bound is near 2^32). It names a
     /// challenge in records and grants, it proves nothing: completing a challenge never takes
     /// an id from the client. Each name is written with its length, so no two lists of names
     /// hash the same text. The keys are public, so an id confirms a guessed user and session: a
