@@ -165,6 +165,13 @@ pub struct Challenge {
     pub pending_history: Option<HistoryUpdate>,
     /// The sign-in's own authentication event, granted on completion.
     pub pending_auth: Option<AuthEvent>,
+    /// When the login whose request issued it authenticated (its token's `auth_time`), when
+    /// the HTTP layer knows it: a token completes the challenge only if it authenticated later
+    /// still. Both times are the identity provider's clock, so a skew between it and ours (up
+    /// to the tokens' leeway) cannot make the issuing login's own token look fresh. The engine
+    /// does not read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<Timestamp>,
 }
 
 /// Permission for one retry of an operation under `every time` policies, bound to the request

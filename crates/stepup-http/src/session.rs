@@ -20,7 +20,8 @@
 //!    login from another device or continent must not ride on, complete or cancel another's.
 //!    A login that proves what its sign-in requires is allowed by that sign-in.
 //! 2. **Completion.** A token whose `auth_time` is later than the latest open challenge's issue
-//!    time, whose `acr` reaches its AAL and whose `amr` names one of its eligible factors
+//!    time (and than the `auth_time` of the login whose request issued it: the identity
+//!    provider's clock may run ahead of ours by the leeway), whose `acr` reaches its AAL and whose `amr` names one of its eligible factors
 //!    completes it (the engine's `step_up` event): an `every time` challenge leaves a grant for
 //!    the request that caused it. A sign-in's challenge is completed only while the session is
 //!    not established (it is the session's pending sign-in), and its completion is the sign-in:
@@ -33,7 +34,9 @@
 //! 4. **The operation**, on the session as the steps before left it.
 //!
 //! What a session shared by logins (no `sid`) cannot tell apart: before it is established, a
-//! second login's strong token completes the first login's pending sign-in challenge; once two
+//! second login's strong token completes the first login's pending sign-in challenge (the
+//! pending sign-in's device and country are then learned only if this request comes from
+//! them: the pending sign-in may be an attacker's, with a stolen password); once two
 //! logins are both accepted, they share its challenges (a challenge supersedes the other
 //! login's, and one's step-up completes the latest, which may be the other's: the grant it
 //! leaves is then the completing login's, bound to the other's request, so nobody can spend it
@@ -94,7 +97,13 @@ impl Proof {
         any_factor: impl Fn(&Challenge) -> bool,
     ) -> Option<(Factor, bool)> {
         let e = self.event?;
-        let fresh = e.at > c.issued_at && e.at < c.expires_at && now < c.expires_at;
+        // Later than the challenge by our clock, and than the login that caused it by the
+        // identity provider's: a token of that login, its `auth_time` ahead of our clock by a
+        // skew the leeway accepts, proves no new authentication.
+        let fresh = e.at > c.issued_at
+            && c.login.is_none_or(|issuer| e.at > issuer)
+            && e.at < c.expires_at
+            && now < c.expires_at;
         let strong = e.cap.unwrap_or(Aal::Aal1) >= c.requirement.aal;
         if c.state != ChallengeState::Open || !fresh || !strong {
             return None;
@@ -200,6 +209,7 @@ fn completion(
     proof: &Proof,
     state: &State,
     per_user: bool,
+    sign_in: &dyn Fn() -> Context,
 ) -> Option<Decision> {
     let established = state.session.established;
     let latest = state
@@ -232,6 +242,21 @@ fn completion(
     let mut c = set.decide(&req, state, false);
     if c.kind != DecisionKind::Completed {
         return None;
+    }
+    if per_user
+        && challenge.sign_in
+        && let Some(h) = &c.effects.history
+    {
+        // In a session shared by logins, the pending sign-in may be another login's (an
+        // attacker's, with a stolen password): completing it with this token proves this user,
+        // not that sign-in's device and place. They are learned only when this request comes
+        // from them; else the history learns nothing (a sign-in from there is asked again).
+        let here = sign_in();
+        let same_place = h.device == here.device
+            && h.country.as_ref().map(|(country, _)| country) == here.country.as_ref();
+        if !same_place {
+            c.effects.history = None;
+        }
     }
     if challenge.sign_in
         && let Some(s) = &mut c.effects.session
@@ -345,7 +370,9 @@ pub(crate) fn decide(
         // sign-in.
         let new_login = login_at.is_none_or(|at| !state.session.accepted(at));
         let another_login = per_user && state.session.established && new_login;
-        if !another_login && let Some(mut c) = completion(set, op, &proof, &state, per_user) {
+        if !another_login
+            && let Some(mut c) = completion(set, op, &proof, &state, per_user, sign_in)
+        {
             absorb(&mut state, &mut c);
             accepted |= accept(&mut state);
         }
@@ -375,7 +402,7 @@ pub(crate) fn decide(
         // 2, for another login whose sign-in was allowed.
         if another_login
             && d.is_none()
-            && let Some(mut c) = completion(set, op, &proof, &state, per_user)
+            && let Some(mut c) = completion(set, op, &proof, &state, per_user, sign_in)
         {
             absorb(&mut state, &mut c);
             accepted |= accept(&mut state);
@@ -408,6 +435,14 @@ pub(crate) fn decide(
             s.grants.extend(others);
             // The token is the proof of authentication: the store keeps no events.
             s.events.clear();
+            // A challenge this request issued (the latest) remembers when its login
+            // authenticated: only a later authentication completes it.
+            if d.kind == DecisionKind::StepUp
+                && let Some(c) = s.challenges.last_mut()
+                && d.challenge_id.as_ref() == Some(&c.id)
+            {
+                c.login = login_at;
+            }
         }
         let update = merge(update, d.effects.history.take());
         audit.append(&mut d.audit);

@@ -1158,3 +1158,90 @@ fn a_completion_gives_its_login_only_to_the_grants_it_earned() {
         .collect();
     assert_eq!(planted, [other_login], "the planted grant kept its login");
 }
+
+#[test]
+fn a_users_login_that_completes_another_logins_pending_sign_in_does_not_learn_its_device() {
+    // Found by the review of round 13: tokens without `sid` share the user's session. Before
+    // it is established, an attacker's password login from New York on an unknown device is
+    // stepped up (aal3); the user's security-key login from Paris then completes that pending
+    // sign-in. It taught the history the attacker's device and country, and the attacker's
+    // password-only logins were allowed from then on.
+    let setup = Setup::with_rules(&rules_with_sign_in_policy(
+        "policy risky \"Confirm it's you.\" { when new_device or new_country(30d) require aal3 factor webauthn|totp for 5m }",
+    ));
+    let mut h = stepup_engine::state::UserHistory::default();
+    h.devices.insert("laptop-1".into());
+    h.countries.insert("FR".into(), Timestamp(T0 - 86_400));
+    setup.store.put_history("t", "alice", &h).unwrap();
+    let srv = geo_srv(&setup);
+    let attacker = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
+    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert_eq!(r.body["required_acr"], "aal3");
+    setup.advance(60);
+    let alice = tok_nosid(setup.now(), "aal3", &["hwk"], Some(5));
+    let r = call(&srv, "GET", "/view", &alice, &PARIS, None);
+    assert_eq!(r.status, 200, "the user is in: {:?}", r.body);
+    let (hist, _) = setup.store.load("t", "alice", "alice").unwrap();
+    assert!(
+        !hist.devices.contains("attacker-pc") && !hist.countries.contains_key("US"),
+        "the attacker's device and country were learned: {hist:?}"
+    );
+    setup.advance(60);
+    let r = call(&srv, "GET", "/view", &attacker, &NY, None);
+    assert_eq!(r.status, 401, "the attacker's token: {:?}", r.body);
+    let fresh = tok_nosid(setup.now(), "aal1", &["pwd"], Some(1));
+    let r = call(&srv, "GET", "/view", &fresh, &NY, None);
+    assert_eq!(
+        r.status, 401,
+        "a new password login of the attacker: {:?}",
+        r.body
+    );
+}
+
+#[test]
+fn a_pending_sign_in_completed_from_its_own_device_and_place_is_learned() {
+    // The same session shared by logins, the sign-in's own login completing it from where it
+    // signed in: its device and country are learned, so the next sign-in from there is not
+    // asked again.
+    let setup = Setup::with_rules(&rules_with_sign_in_policy(
+        "policy risky \"Confirm it's you.\" { when new_device or new_country(30d) require aal3 factor webauthn|totp for 5m }",
+    ));
+    let srv = geo_srv(&setup);
+    let first = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
+    let r = call(&srv, "GET", "/view", &first, &PARIS, None);
+    assert_eq!(r.status, 401, "a first sign-in is new: {:?}", r.body);
+    setup.advance(30);
+    let strong = tok_nosid(setup.now(), "aal3", &["hwk"], Some(5));
+    let r = call(&srv, "GET", "/view", &strong, &PARIS, None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let (hist, _) = setup.store.load("t", "alice", "alice").unwrap();
+    assert!(
+        hist.devices.contains("laptop-1") && hist.countries.contains_key("FR"),
+        "{hist:?}"
+    );
+}
+
+#[test]
+fn a_login_whose_auth_time_is_ahead_of_our_clock_does_not_complete_its_own_challenge() {
+    // Found by the review of round 13: the identity provider's clock 20 s ahead of ours (within
+    // the tokens' leeway), the login's own token said it authenticated after the challenge it
+    // caused, so it satisfied `every time` with no new authentication.
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    let t = token(setup.now(), "s1", Some("aal3"), &["hwk"], -20);
+    let r = call(&srv, "GET", "/view", &t, &[], None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let pay = || Some(serde_json::json!({"amount": 5000}));
+    let r = call(&srv, "POST", "/pay", &t, &[], pay());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    setup.advance(2);
+    let r = call(&srv, "POST", "/pay", &t, &[], pay());
+    assert_eq!(r.status, 401, "the same token again: {:?}", r.body);
+    // A new authentication, on the same skewed clock, completes it.
+    setup.advance(3);
+    let fresh = token(setup.now(), "s1", Some("aal3"), &["hwk"], -21);
+    let r = call(&srv, "POST", "/pay", &fresh, &[], pay());
+    assert_eq!(r.status, 200, "a new authentication: {:?}", r.body);
+}

@@ -78,6 +78,7 @@ pub(crate) fn issue(
         state: ChallengeState::Open,
         pending_history,
         pending_auth,
+        login: None,
     });
     s.trim();
     d.kind = DecisionKind::StepUp;
