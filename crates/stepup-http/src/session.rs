@@ -30,8 +30,9 @@
 //!    challenges without a second sign-in.
 //! 3. **Sign-in.** A request of a session that is not established is its sign-in (every one
 //!    until one is allowed or its challenge completed: a later request from a context no policy
-//!    questions is allowed, the earlier challenge left open), decided with the request's context (client IP, device, GeoIP country and place): that is
-//!    where the risk signals are computed. Later requests carry no context (SPEC §5).
+//!    questions is allowed, the earlier challenge left open), decided with the request's
+//!    context (client IP, device, GeoIP country and place): that is where the risk signals
+//!    are computed. Later requests carry no context (SPEC §5).
 //! 4. **The operation**, on the session as the steps before left it.
 //!
 //! What a session shared by logins (no `sid`) cannot tell apart: before it is established, a
