@@ -2,9 +2,9 @@
 //!
 //! The token says how and when the user authenticated (`acr`, `amr`, `auth_time`); the history
 //! store keeps the rest of the session, keyed by the token's `sid` (else, or when it is empty,
-//! its `sub`): whether it is established, the challenges the layer issued, the
-//! `every time` grants their completion earned and the logins it accepted. One request is decided in four steps on
-//! one loaded state, and committed once with the store's compare-and-set (on a conflict
+//! its `sub`) within the application (see `store_key`): whether it is established, the
+//! challenges the layer issued, the `every time` grants their completion earned and the logins
+//! it accepted. One request is decided in four steps on one loaded state, and committed once with the store's compare-and-set (on a conflict
 //! everything is decided again on the fresh state, so a challenge completes once and a grant is
 //! spent once across instances):
 //!
@@ -290,6 +290,20 @@ fn completion(
     Some(c)
 }
 
+/// The key the store keeps the request's session under: its session's, within its
+/// application. A session id (`sid`, or the user for tokens without one) names the identity
+/// provider's login, which every application of the tenant sees: one application's allowed
+/// sign-in must not establish the session of another, whose sign-in policies may ask more. A
+/// tenant's own policies (no application) keep the session's key as it is.
+fn store_key(op: &Request) -> String {
+    if op.application.is_empty() {
+        op.session.to_string()
+    } else {
+        // The application's length first: no two (application, session) pairs give one key.
+        format!("{}:{}:{}", op.application.len(), op.application, op.session)
+    }
+}
+
 /// What a decision log records of a decision: the request and the state it was decided on
 /// (`None`: the store could not be read, or what was decided could not be saved).
 pub(crate) type Logged = Option<(Request, Option<State>)>;
@@ -321,10 +335,11 @@ pub(crate) fn decide(
         .map(|t| t.strengths)
         .unwrap_or_default();
     let proof = Proof::new(claims, mapping, &strengths);
+    let key = store_key(op);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (history, stored) = match store.load(&op.tenant, &op.user, &op.session) {
+        let (history, stored) = match store.load(&op.tenant, &op.user, &key) {
             Ok(x) => x,
             Err(e) => {
                 let d = refuse_for_store(op, set.hash(), e.to_string());
@@ -455,7 +470,7 @@ pub(crate) fn decide(
         match store.commit(
             &op.tenant,
             &op.user,
-            &op.session,
+            &key,
             session.as_ref(),
             update.as_ref(),
         ) {

@@ -1112,6 +1112,9 @@ fn in_a_session_shared_by_logins_a_grant_is_spent_only_by_the_login_that_earned_
     assert_eq!(r.status, 401, "once: {:?}", r.body);
 }
 
+/// The store's key of alice's session (a token without `sid`) in application `app`.
+const SESSION_OF_ALICE: &str = "3:app:alice";
+
 #[test]
 fn a_completion_gives_its_login_only_to_the_grants_it_earned() {
     // Found by the review of round 13: in a session shared by logins, a completion gave its
@@ -1122,7 +1125,7 @@ fn a_completion_gives_its_login_only_to_the_grants_it_earned() {
     let five = Some(serde_json::json!({"amount": 5000}));
     let r = call(&srv, "POST", "/pay", &user, &PARIS, five.clone());
     assert_eq!(r.status, 401, "{:?}", r.body);
-    let (_, mut s) = setup.store.load("t", "alice", "alice").unwrap();
+    let (_, mut s) = setup.store.load("t", "alice", SESSION_OF_ALICE).unwrap();
     let open = s
         .challenges
         .iter()
@@ -1143,13 +1146,13 @@ fn a_completion_gives_its_login_only_to_the_grants_it_earned() {
     });
     setup
         .store
-        .commit("t", "alice", "alice", Some(&s), None)
+        .commit("t", "alice", SESSION_OF_ALICE, Some(&s), None)
         .unwrap();
     setup.advance(20);
     let key = tok_nosid(setup.now(), "aal3", &["hwk"], Some(5));
     let r = call(&srv, "POST", "/pay", &key, &PARIS, five);
     assert_eq!(r.status, 200, "the step-up completes: {:?}", r.body);
-    let (_, after) = setup.store.load("t", "alice", "alice").unwrap();
+    let (_, after) = setup.store.load("t", "alice", SESSION_OF_ALICE).unwrap();
     let planted: Vec<_> = after
         .grants
         .iter()
