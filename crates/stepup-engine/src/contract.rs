@@ -293,7 +293,9 @@ pub enum Shortfall {
     Factor,
 }
 
-/// Checks a token's claims against a requirement at `now`.
+/// Checks a token's claims against a requirement at `now`, its `acr` and `amr` read with the
+/// default [`ClaimMapping`]. A service that configures a mapping checks with it
+/// ([`check_claims_mapped`]), or a token would prove what its configuration says it does not.
 ///
 /// # Errors
 /// The first shortfall found.
@@ -303,10 +305,25 @@ pub fn check_claims(
     strengths: &StrengthTable,
     now: Timestamp,
 ) -> Result<(), Shortfall> {
+    check_claims_mapped(c, r, &ClaimMapping::default(), strengths, now)
+}
+
+/// [`check_claims`] with the service's claim mapping: `acr` and `amr` read as `mapping` reads
+/// them.
+///
+/// # Errors
+/// The first shortfall found.
+pub fn check_claims_mapped(
+    c: &Claims,
+    r: &Requirement,
+    mapping: &ClaimMapping,
+    strengths: &StrengthTable,
+    now: Timestamp,
+) -> Result<(), Shortfall> {
     let acr = c
         .acr
         .as_deref()
-        .and_then(|a| a.parse::<Aal>().ok())
+        .and_then(|a| mapping.aal(a))
         .ok_or(Shortfall::Acr)?;
     if acr < r.aal {
         return Err(Shortfall::Acr);
@@ -318,7 +335,7 @@ pub fn check_claims(
         Validity::For(max) if age < 0 || age as u64 >= max => return Err(Shortfall::MaxAge),
         Validity::For(_) => {}
     }
-    let factors: FactorSet = c.amr.iter().filter_map(|m| amr_factor(m)).collect();
+    let factors = mapping.factors(&c.amr, strengths);
     if (AuthEvent {
         at: Timestamp(at),
         factors,
@@ -334,7 +351,7 @@ pub fn check_claims(
 
 /// A session built from token claims: one authentication event at `auth_time` with the `amr`
 /// factors (read with the default [`ClaimMapping`]). Services check `acr` itself with
-/// [`check_claims`].
+/// [`check_claims`], or [`check_claims_mapped`] with the mapping they configure.
 #[must_use]
 pub fn session_from_claims(c: &Claims) -> SessionState {
     session_from_claims_mapped(c, &ClaimMapping::default(), &StrengthTable::default())

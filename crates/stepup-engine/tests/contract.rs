@@ -244,3 +244,38 @@ fn anything_but_allow_or_completed_is_refused_over_http() {
     broken.required = None;
     assert_eq!(http_answer(&broken).map(|a| a.status), Some(403));
 }
+
+/// Claims are read with the service's mapping when it checks with one: a value the mapping
+/// takes away proves nothing, and a value it adds proves what it maps to (found by the review
+/// of round 13: the check read the default mapping whatever the service configured).
+#[test]
+fn claims_checked_with_a_mapping_prove_what_the_mapping_says() {
+    use stepup_engine::contract::{ClaimMapping, check_claims_mapped};
+    let t = StrengthTable::default();
+    let now = Timestamp(10_000);
+    let r = Requirement {
+        aal: Aal::Aal3,
+        factors: [Factor::Webauthn, Factor::Totp]
+            .into_iter()
+            .collect::<FactorSet>(),
+        validity: Validity::For(300),
+    };
+    let key = Claims {
+        acr: Some("aal3".into()),
+        auth_time: Some(9_800),
+        amr: vec!["hwk".into()],
+    };
+    let no_keys = ClaimMapping::default().map_amr("hwk", &[]);
+    assert_eq!(check_claims(&key, &r, &t, now), Ok(()));
+    assert_eq!(
+        check_claims_mapped(&key, &r, &no_keys, &t, now),
+        Err(Shortfall::Factor)
+    );
+    let custom = Claims {
+        acr: Some("urn:example:high".into()),
+        ..key
+    };
+    let mapped = ClaimMapping::default().map_acr("urn:example:high", Aal::Aal3);
+    assert_eq!(check_claims(&custom, &r, &t, now), Err(Shortfall::Acr));
+    assert_eq!(check_claims_mapped(&custom, &r, &mapped, &t, now), Ok(()));
+}
