@@ -122,13 +122,7 @@ fn an_allow_has_no_http_answer() {
 fn claims_are_checked_for_acr_auth_time_and_amr() {
     let t = StrengthTable::default();
     let now = Timestamp(10_000);
-    let r = Requirement {
-        aal: Aal::Aal3,
-        factors: [Factor::Webauthn, Factor::Totp]
-            .into_iter()
-            .collect::<FactorSet>(),
-        validity: Validity::For(300),
-    };
+    let r = aal3_key_or_app_for_5m();
     let ok = Claims {
         acr: Some("aal3".into()),
         auth_time: Some(9_800),
@@ -253,13 +247,7 @@ fn claims_checked_with_a_mapping_prove_what_the_mapping_says() {
     use stepup_engine::contract::{ClaimMapping, check_claims_mapped};
     let t = StrengthTable::default();
     let now = Timestamp(10_000);
-    let r = Requirement {
-        aal: Aal::Aal3,
-        factors: [Factor::Webauthn, Factor::Totp]
-            .into_iter()
-            .collect::<FactorSet>(),
-        validity: Validity::For(300),
-    };
+    let r = aal3_key_or_app_for_5m();
     let key = Claims {
         acr: Some("aal3".into()),
         auth_time: Some(9_800),
@@ -278,4 +266,15 @@ fn claims_checked_with_a_mapping_prove_what_the_mapping_says() {
     let mapped = ClaimMapping::default().map_acr("urn:example:high", Aal::Aal3);
     assert_eq!(check_claims(&custom, &r, &t, now), Err(Shortfall::Acr));
     assert_eq!(check_claims_mapped(&custom, &r, &mapped, &t, now), Ok(()));
+}
+
+/// aal3 with webauthn or totp, for five minutes.
+fn aal3_key_or_app_for_5m() -> Requirement {
+    Requirement {
+        aal: Aal::Aal3,
+        factors: [Factor::Webauthn, Factor::Totp]
+            .into_iter()
+            .collect::<FactorSet>(),
+        validity: Validity::For(300),
+    }
 }

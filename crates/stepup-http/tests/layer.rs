@@ -132,6 +132,10 @@ impl Setup {
         self.clock.fetch_add(secs, Ordering::SeqCst);
     }
     fn stepup(&self) -> (StepUp, Arc<MemorySink>) {
+        self.stepup_for("app")
+    }
+    /// The layer of application `app` of tenant `t`, on this setup's engine, store and clock.
+    fn stepup_for(&self, app: &str) -> (StepUp, Arc<MemorySink>) {
         let audit = Arc::new(MemorySink::default());
         let clock = Arc::clone(&self.clock);
         let s = StepUp::new(
@@ -139,7 +143,7 @@ impl Setup {
             Arc::clone(&self.store),
             TokenVerifier::hs256(SECRET, "iss", "api").unwrap(),
             "t",
-            "app",
+            app,
             |_| {
                 [
                     Factor::Password,
@@ -1162,6 +1166,9 @@ fn a_completion_gives_its_login_only_to_the_grants_it_earned() {
     assert_eq!(planted, [other_login], "the planted grant kept its login");
 }
 
+/// A sign-in policy that asks for a key or an authenticator app on a new device or country.
+const RISKY_SIGN_IN: &str = "policy risky \"Confirm it's you.\" { when new_device or new_country(30d) require aal3 factor webauthn|totp for 5m }";
+
 #[test]
 fn a_users_login_that_completes_another_logins_pending_sign_in_does_not_learn_its_device() {
     // Found by the review of round 13: tokens without `sid` share the user's session. Before
@@ -1169,9 +1176,7 @@ fn a_users_login_that_completes_another_logins_pending_sign_in_does_not_learn_it
     // stepped up (aal3); the user's security-key login from Paris then completes that pending
     // sign-in. It taught the history the attacker's device and country, and the attacker's
     // password-only logins were allowed from then on.
-    let setup = Setup::with_rules(&rules_with_sign_in_policy(
-        "policy risky \"Confirm it's you.\" { when new_device or new_country(30d) require aal3 factor webauthn|totp for 5m }",
-    ));
+    let setup = Setup::with_rules(&rules_with_sign_in_policy(RISKY_SIGN_IN));
     let mut h = stepup_engine::state::UserHistory::default();
     h.devices.insert("laptop-1".into());
     h.countries.insert("FR".into(), Timestamp(T0 - 86_400));
@@ -1207,9 +1212,7 @@ fn a_pending_sign_in_completed_from_its_own_device_and_place_is_learned() {
     // The same session shared by logins, the sign-in's own login completing it from where it
     // signed in: its device and country are learned, so the next sign-in from there is not
     // asked again.
-    let setup = Setup::with_rules(&rules_with_sign_in_policy(
-        "policy risky \"Confirm it's you.\" { when new_device or new_country(30d) require aal3 factor webauthn|totp for 5m }",
-    ));
+    let setup = Setup::with_rules(&rules_with_sign_in_policy(RISKY_SIGN_IN));
     let srv = geo_srv(&setup);
     let first = tok_nosid(setup.now(), "aal1", &["pwd"], Some(10));
     let r = call(&srv, "GET", "/view", &first, &PARIS, None);
@@ -1247,4 +1250,47 @@ fn a_login_whose_auth_time_is_ahead_of_our_clock_does_not_complete_its_own_chall
     let fresh = token(setup.now(), "s1", Some("aal3"), &["hwk"], -21);
     let r = call(&srv, "POST", "/pay", &fresh, &[], pay());
     assert_eq!(r.status, 200, "a new authentication: {:?}", r.body);
+}
+
+#[test]
+fn a_session_established_in_one_application_is_not_established_in_another() {
+    // Found by the review of round 13: two applications of one tenant on one store. A stolen
+    // password signs in to the portal (no sign-in policy there, and no device header: nothing
+    // learned), then opens the admin console from a new device: the console's sign-in policy
+    // must still be decided, the session being the application's.
+    let rules = "tenant t {\n  operation view routine\n}\napplication portal of t {\n}\n\
+                 application admin of t {\n  policy admin_new_device \"Use your key.\" {\n    \
+                 when new_device\n    require aal3 factor webauthn|totp for 5m\n  }\n}\n";
+    for sid in [None, Some("idp-session-1")] {
+        let setup = Setup::with_rules(rules);
+        let (portal, audit) = setup.stepup_for("portal");
+        let portal = serve(&portal.with_device_header("x-device"), audit);
+        let (admin, audit) = setup.stepup_for("admin");
+        let admin = serve(&admin.with_device_header("x-device"), audit);
+        let t = match sid {
+            Some(sid) => token(setup.now(), sid, Some("aal1"), &["pwd"], 60),
+            None => tok_nosid(setup.now(), "aal1", &["pwd"], Some(60)),
+        };
+        let r = call(&portal, "GET", "/view", &t, &[], None);
+        assert_eq!(r.status, 200, "{sid:?}: the portal: {:?}", r.body);
+        let r = call(
+            &admin,
+            "GET",
+            "/view",
+            &t,
+            &[("x-device", "attacker-pc")],
+            None,
+        );
+        assert_eq!(
+            r.status, 401,
+            "{sid:?}: the console's sign-in: {:?}",
+            r.body
+        );
+        let r = call(&portal, "GET", "/view", &t, &[], None);
+        assert_eq!(
+            r.status, 200,
+            "{sid:?}: the portal's session stays: {:?}",
+            r.body
+        );
+    }
 }
