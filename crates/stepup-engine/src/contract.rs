@@ -221,7 +221,8 @@ impl ClaimMapping {
         self
     }
     /// The acr values of a tenant (SPEC §2): sent to clients for aal1, aal2 and aal3, and read
-    /// in tokens as those AALs.
+    /// in tokens as those AALs. Each is one value of RFC 9470's space-separated `acr_values`:
+    /// a value with a space would be read by clients as two (the example service refuses one).
     #[must_use]
     pub fn acr_values(mut self, aal1: &str, aal2: &str, aal3: &str) -> Self {
         for (v, a) in [(aal1, Aal::Aal1), (aal2, Aal::Aal2), (aal3, Aal::Aal3)] {

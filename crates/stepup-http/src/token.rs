@@ -258,6 +258,12 @@ impl TokenVerifier {
         if header.alg != alg {
             return Err("the token is signed with an unexpected algorithm".into());
         }
+        // Extensions the token says must be understood (RFC 7515 §4.1.11): this service
+        // understands none, so such a token is not accepted (nor is an empty list, which the
+        // RFC forbids).
+        if header.crit.is_some() {
+            return Err("the token names extensions this service does not understand".into());
+        }
         let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &Self::validation(alg))
             .map(|d| d.claims)
             .map_err(|e| {
@@ -455,6 +461,25 @@ mod tests {
 
     fn base(now: i64) -> serde_json::Value {
         serde_json::json!({"sub": "alice", "iss": "iss", "aud": "api", "exp": now + 600})
+    }
+
+    /// A token whose header lists critical extensions is refused, signature valid or not.
+    #[test]
+    fn a_token_with_critical_extensions_is_refused() {
+        let now = 1_800_000_000;
+        let c = base(now);
+        assert!(verifier().verify_at(&sign(&c), Timestamp(now)).is_ok());
+        for crit in [vec!["exp-ext".to_string()], Vec::new()] {
+            let header = jsonwebtoken::Header {
+                crit: Some(crit.clone()),
+                ..jsonwebtoken::Header::default()
+            };
+            let t =
+                jsonwebtoken::encode(&header, &c, &jsonwebtoken::EncodingKey::from_secret(SECRET))
+                    .unwrap();
+            let e = verifier().verify_at(&t, Timestamp(now)).unwrap_err();
+            assert!(e.contains("extensions"), "{crit:?}: {e}");
+        }
     }
 
     #[test]

@@ -123,6 +123,17 @@ fn mapping(a: &Args) -> Result<ClaimMapping, String> {
                 "--acr-values `{v}`: give three values (aal1,aal2,aal3)"
             ));
         };
+        // Each is sent as one value of `acr_values` (RFC 9470), a space-separated list: a value
+        // with a space, a quote or a backslash would be read as other values.
+        if let Some(bad) = parts.iter().find(|p| {
+            p.is_empty()
+                || p.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '\\')
+        }) {
+            return Err(format!(
+                "--acr-values `{v}`: `{bad}` is not one value (no spaces, quotes or backslashes)"
+            ));
+        }
         m = m.acr_values(a1, a2, a3);
     }
     for row in &a.acr {
@@ -248,4 +259,31 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(1);
     }
     std::process::ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "tests: a failed assertion is the report"
+    )]
+
+    use super::*;
+
+    /// `--acr-values` takes three single values: one with a space (two values to an RFC 9470
+    /// client), a quote, a backslash or nothing is refused with the reason.
+    #[test]
+    fn acr_values_are_single_values() {
+        let args = |v: &str| Args::parse_from(["service", "--acr-values", v]);
+        assert!(mapping(&args("urn:a:1,urn:a:2,urn:a:3")).is_ok());
+        for bad in [
+            "urn:a:1,urn:a 2,urn:a:3",
+            "urn:a:1,urn:a:2,\"x\"",
+            "urn:a:1,,urn:a:3",
+            "urn:a:1,urn:a:2,a\\b",
+        ] {
+            let e = mapping(&args(bad)).unwrap_err();
+            assert!(e.contains("not one value"), "{bad}: {e}");
+        }
+    }
 }
