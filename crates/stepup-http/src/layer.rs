@@ -308,10 +308,21 @@ fn decide_inline(
     req: &stepup_engine::Request,
     sign_in: &dyn Fn() -> Context,
 ) -> Result<stepup_engine::Decision, ()> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decide(shared, token, req, sign_in)
-    }))
-    .map_err(drop)
+    caught(|| decide(shared, token, req, sign_in))
+}
+
+/// Runs `f`, a panic in it (in the service's callbacks, or a bug) an `Err`.
+fn caught<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(drop)
+}
+
+/// The answer to a request whose decision panicked: 500 `server_error`.
+fn server_error() -> Response {
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        serde_json::json!({"error": "server_error"}),
+        None,
+    )
 }
 
 /// The layer of one route.
@@ -656,9 +667,14 @@ fn check(shared: &StepUp, op: &Operation, req: Request<Body>) -> Step {
     }
     let peer = peer(&checked.parts);
     let (token, headers) = (&checked.token, &checked.parts.headers);
-    let decision = with_engine_request(s, op, token, now, |req| {
-        decide_inline(shared, token, req, &|| shared.context(peer, headers))
-    });
+    // The service's `enrolled` callback runs as the request is made: a panic there is a 500,
+    // as one in deciding is.
+    let decision = caught(|| {
+        with_engine_request(s, op, token, now, |req| {
+            decide_inline(shared, token, req, &|| shared.context(peer, headers))
+        })
+    })
+    .and_then(|d| d);
     match conclude(s, checked, decision) {
         Verdict::Pass(req) => Step::Pass(req),
         Verdict::Refuse(r) => Step::Refuse(r),
@@ -668,15 +684,18 @@ fn check(shared: &StepUp, op: &Operation, req: Request<Body>) -> Step {
 /// Answers a decision: the request goes on to the route, or is refused.
 fn conclude(s: &Shared, c: Checked, decision: Result<stepup_engine::Decision, ()>) -> Verdict {
     let Ok(decision) = decision else {
-        let resp = json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            serde_json::json!({"error": "server_error"}),
-            None,
-        );
-        return Verdict::Refuse(c.refuse(resp));
+        return Verdict::Refuse(c.refuse(server_error()));
     };
-    for r in &decision.audit {
-        s.audit.record(r);
+    // The service's audit sink: a panic there is a 500, the request not passed on (its records
+    // may not all be written).
+    if caught(|| {
+        for r in &decision.audit {
+            s.audit.record(r);
+        }
+    })
+    .is_err()
+    {
+        return Verdict::Refuse(c.refuse(server_error()));
     }
     if decision.deny == Some(DenyReason::StoreUnavailable) {
         let mut resp = json_error(
@@ -782,7 +801,9 @@ async fn enforce(
         }
     }
 
-    let req = engine_request(s, op, &c.token, attrs, c.now);
+    let Ok(req) = caught(|| engine_request(s, op, &c.token, attrs, c.now)) else {
+        return Err(c.refuse(server_error()).answer().await);
+    };
     let peer = peer(&c.parts);
     let decision = if s.decides_inline() {
         let headers = &c.parts.headers;

@@ -1294,3 +1294,66 @@ fn a_session_established_in_one_application_is_not_established_in_another() {
         );
     }
 }
+
+/// An audit sink that panics on every record.
+struct PanickingSink;
+
+impl stepup_http::AuditSink for PanickingSink {
+    fn record(&self, _: &stepup_engine::decision::AuditRecord) {
+        panic!("the audit sink failed");
+    }
+}
+
+#[test]
+fn a_panic_in_the_services_callbacks_is_a_500_and_the_server_keeps_serving() {
+    // Found by the review of round 13: the service's `enrolled` callback and audit sink ran
+    // outside the caught region, so a panic there dropped the connection instead of answering.
+    let setup = Setup::new();
+    let layer = |enrolled_panics: bool, sink: Arc<dyn stepup_http::AuditSink>| {
+        StepUp::new(
+            Arc::clone(&setup.engine),
+            Arc::clone(&setup.store),
+            TokenVerifier::hs256(SECRET, "iss", "api").unwrap(),
+            "t",
+            "app",
+            move |_| {
+                assert!(!enrolled_panics, "the enrolment lookup failed");
+                FactorSet::one(Factor::Password)
+            },
+            sink,
+        )
+        .with_clock({
+            let clock = Arc::clone(&setup.clock);
+            move || Timestamp(clock.load(Ordering::SeqCst))
+        })
+    };
+    let t = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    let audit = Arc::new(MemorySink::default());
+    let srv = serve(
+        &layer(true, Arc::new(MemorySink::default())),
+        Arc::clone(&audit),
+    );
+    for (path, body) in [
+        ("/view", None),
+        ("/pay", Some(serde_json::json!({"amount": 5}))),
+    ] {
+        let method = if body.is_some() { "POST" } else { "GET" };
+        let r = call(&srv, method, path, &t, &[], body);
+        assert_eq!(r.status, 500, "{path}, enrolment panics: {:?}", r.body);
+        assert_eq!(r.body["error"], "server_error");
+    }
+    let srv = serve(&layer(false, Arc::new(PanickingSink)), audit);
+    let r = call(&srv, "POST", "/email", &t, &[], None);
+    assert_eq!(
+        r.status, 500,
+        "a step-up, the audit sink panics: {:?}",
+        r.body
+    );
+    let ok = serve(&setup.stepup().0, Arc::new(MemorySink::default()));
+    let r = call(&ok, "GET", "/view", &t, &[], None);
+    assert_eq!(
+        r.status, 200,
+        "another service on the same store: {:?}",
+        r.body
+    );
+}
