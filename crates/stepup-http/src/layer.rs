@@ -311,6 +311,57 @@ fn decide_inline(
     caught(|| decide(shared, token, req, sign_in))
 }
 
+/// A JSON value read only to check that no object names a field twice.
+struct UniqueNames;
+
+impl<'de> serde::Deserialize<'de> for UniqueNames {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueNamesVisitor)
+    }
+}
+
+struct UniqueNamesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueNamesVisitor {
+    type Value = UniqueNames;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueNames, E> {
+        Ok(UniqueNames)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueNames, E> {
+        Ok(UniqueNames)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueNames, E> {
+        Ok(UniqueNames)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueNames, E> {
+        Ok(UniqueNames)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueNames, E> {
+        Ok(UniqueNames)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueNames, E> {
+        Ok(UniqueNames)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<UniqueNames, A::Error> {
+        while a.next_element::<UniqueNames>()?.is_some() {}
+        Ok(UniqueNames)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<UniqueNames, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(name) = a.next_key::<String>()? {
+            if !seen.insert(name) {
+                return Err(serde::de::Error::custom("a field named twice"));
+            }
+            a.next_value::<UniqueNames>()?;
+        }
+        Ok(UniqueNames)
+    }
+}
+
 /// Runs `f`, a panic in it (in the service's callbacks, or a bug) an `Err`.
 fn caught<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(drop)
@@ -758,6 +809,15 @@ async fn enforce(
             };
         let json: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|_| bad_request(StatusCode::BAD_REQUEST, "the body is not JSON"))?;
+        // A name twice in one object is read as its last value here, and may be read as its
+        // first by the route (or a backend behind it): the decision would be on another amount
+        // than the one paid. Such a body is refused.
+        if serde_json::from_slice::<UniqueNames>(&bytes).is_err() {
+            return Err(bad_request(
+                StatusCode::BAD_REQUEST,
+                "the body names a field twice in one object",
+            ));
+        }
         for a in &op.attrs {
             if let AttrSource::Json { attr, pointer } = a {
                 let v = json.pointer(pointer).and_then(json_value).ok_or_else(|| {

@@ -1357,3 +1357,42 @@ fn a_panic_in_the_services_callbacks_is_a_500_and_the_server_keeps_serving() {
         r.body
     );
 }
+
+/// `POST path` with `raw` as the JSON body, as written; the status and the body read back.
+fn post_raw(srv: &Srv, path: &str, tok: &str, raw: &str) -> (u16, String) {
+    let a: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = a
+        .post(format!("{}{path}", srv.base))
+        .header("Authorization", format!("Bearer {tok}"))
+        .header("content-type", "application/json")
+        .send(raw)
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn a_body_that_names_a_field_twice_is_refused() {
+    // Found by the review of round 13: `{"amount":5000,"amount":1}` was decided on 1 (the last
+    // value) while a route or backend reading the first would pay 5,000 without a step-up.
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    let t = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    assert_eq!(call(&srv, "GET", "/view", &t, &[], None).status, 200);
+    for raw in [
+        r#"{"amount":5000,"amount":1}"#,
+        r#"{"amount":1,"amount":5000}"#,
+        r#"{"amount":1,"meta":{"a":1,"a":2}}"#,
+        r#"{"amount":1,"items":[{"x":1,"x":1}]}"#,
+    ] {
+        let (status, body) = post_raw(&srv, "/pay", &t, raw);
+        assert_eq!(status, 400, "{raw}: {body}");
+        assert!(body.contains("twice"), "{raw}: {body}");
+    }
+    let (status, body) = post_raw(&srv, "/pay", &t, r#"{"amount":1,"meta":{"amount":2}}"#);
+    assert_eq!(status, 200, "one name in each object: {body}");
+}
