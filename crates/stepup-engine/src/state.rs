@@ -341,4 +341,42 @@ mod tests {
         assert!(old.established && old.logins.is_empty());
         assert!(!serde_json::to_string(&old).unwrap().contains("logins"));
     }
+
+    /// A challenge stored without the issuing login's `auth_time` (by the engine, or before the
+    /// field) reads and writes as before; one with it keeps it.
+    #[test]
+    fn a_challenges_login_is_optional_in_the_store() {
+        let set = crate::CompiledSet::from_text(
+            "t.policy",
+            "operation pay sensitive\npolicy p { when operation == pay require aal2 }\n",
+        )
+        .unwrap();
+        let req = crate::Request {
+            tenant: "default".into(),
+            application: "".into(),
+            user: "u".into(),
+            enrolled: [stepup_core::Factor::Password, stepup_core::Factor::Totp]
+                .into_iter()
+                .collect(),
+            session: "s".into(),
+            event: crate::Event::Operation {
+                name: "pay".into(),
+                attrs: vec![],
+                context: None,
+            },
+            now: Timestamp(1_800_000_000),
+        };
+        let d = set.decide(&req, &State::established(), false);
+        let mut s = d.effects.session.unwrap();
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(!text.contains("\"login\""), "{text}");
+        let back: SessionState = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.challenges.last().map(|c| c.login), Some(None));
+        if let Some(c) = s.challenges.last_mut() {
+            c.login = Some(Timestamp(1_799_999_990));
+        }
+        let back: SessionState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
 }

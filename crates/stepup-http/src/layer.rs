@@ -311,8 +311,13 @@ fn decide_inline(
     caught(|| decide(shared, token, req, sign_in))
 }
 
-/// A JSON value read only to check that no object names a field twice.
-struct UniqueNames;
+/// A JSON body read in one pass, refused when an object names a field twice: the layer would
+/// read the last value, and the route (or a backend behind it) may read the first, so the
+/// decision would be on another amount than the one paid.
+struct UniqueNames(serde_json::Value);
+
+/// The error [`UniqueNames`] gives for a field named twice.
+const NAMED_TWICE: &str = "a field named twice";
 
 impl<'de> serde::Deserialize<'de> for UniqueNames {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -328,37 +333,47 @@ impl<'de> serde::de::Visitor<'de> for UniqueNamesVisitor {
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, _: bool) -> Result<UniqueNames, E> {
-        Ok(UniqueNames)
+    fn visit_bool<E>(self, v: bool) -> Result<UniqueNames, E> {
+        Ok(UniqueNames(v.into()))
     }
-    fn visit_i64<E>(self, _: i64) -> Result<UniqueNames, E> {
-        Ok(UniqueNames)
+    fn visit_i64<E>(self, v: i64) -> Result<UniqueNames, E> {
+        Ok(UniqueNames(v.into()))
     }
-    fn visit_u64<E>(self, _: u64) -> Result<UniqueNames, E> {
-        Ok(UniqueNames)
+    fn visit_u64<E>(self, v: u64) -> Result<UniqueNames, E> {
+        Ok(UniqueNames(v.into()))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<UniqueNames, E> {
-        Ok(UniqueNames)
+    fn visit_f64<E>(self, v: f64) -> Result<UniqueNames, E> {
+        // As `serde_json::Value` reads a number (JSON has no infinite or NaN one).
+        Ok(UniqueNames(
+            serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into),
+        ))
     }
-    fn visit_str<E>(self, _: &str) -> Result<UniqueNames, E> {
-        Ok(UniqueNames)
+    fn visit_str<E>(self, v: &str) -> Result<UniqueNames, E> {
+        Ok(UniqueNames(v.into()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<UniqueNames, E> {
+        Ok(UniqueNames(v.into()))
     }
     fn visit_unit<E>(self) -> Result<UniqueNames, E> {
-        Ok(UniqueNames)
+        Ok(UniqueNames(serde_json::Value::Null))
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<UniqueNames, A::Error> {
-        while a.next_element::<UniqueNames>()?.is_some() {}
-        Ok(UniqueNames)
+        let mut items = Vec::new();
+        while let Some(UniqueNames(v)) = a.next_element()? {
+            items.push(v);
+        }
+        Ok(UniqueNames(items.into()))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<UniqueNames, A::Error> {
-        let mut seen = std::collections::HashSet::new();
+        let mut fields = serde_json::Map::new();
         while let Some(name) = a.next_key::<String>()? {
-            if !seen.insert(name) {
-                return Err(serde::de::Error::custom("a field named twice"));
+            if fields.contains_key(&name) {
+                return Err(serde::de::Error::custom(NAMED_TWICE));
             }
-            a.next_value::<UniqueNames>()?;
+            let UniqueNames(v) = a.next_value()?;
+            fields.insert(name, v);
         }
-        Ok(UniqueNames)
+        Ok(UniqueNames(fields.into()))
     }
 }
 
@@ -722,10 +737,9 @@ fn check(shared: &StepUp, op: &Operation, req: Request<Body>) -> Step {
     // as one in deciding is.
     let decision = caught(|| {
         with_engine_request(s, op, token, now, |req| {
-            decide_inline(shared, token, req, &|| shared.context(peer, headers))
+            decide(shared, token, req, &|| shared.context(peer, headers))
         })
-    })
-    .and_then(|d| d);
+    });
     match conclude(s, checked, decision) {
         Verdict::Pass(req) => Step::Pass(req),
         Verdict::Refuse(r) => Step::Refuse(r),
@@ -807,17 +821,16 @@ async fn enforce(
                     )));
                 }
             };
-        let json: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|_| bad_request(StatusCode::BAD_REQUEST, "the body is not JSON"))?;
-        // A name twice in one object is read as its last value here, and may be read as its
-        // first by the route (or a backend behind it): the decision would be on another amount
-        // than the one paid. Such a body is refused.
-        if serde_json::from_slice::<UniqueNames>(&bytes).is_err() {
-            return Err(bad_request(
-                StatusCode::BAD_REQUEST,
-                "the body names a field twice in one object",
-            ));
-        }
+        let json = match serde_json::from_slice::<UniqueNames>(&bytes) {
+            Ok(UniqueNames(json)) => json,
+            Err(e) if e.to_string().starts_with(NAMED_TWICE) => {
+                return Err(bad_request(
+                    StatusCode::BAD_REQUEST,
+                    "the body names a field twice in one object",
+                ));
+            }
+            Err(_) => return Err(bad_request(StatusCode::BAD_REQUEST, "the body is not JSON")),
+        };
         for a in &op.attrs {
             if let AttrSource::Json { attr, pointer } = a {
                 let v = json.pointer(pointer).and_then(json_value).ok_or_else(|| {
@@ -893,6 +906,37 @@ mod tests {
     use stepup_engine::{CompiledSet, MemoryStore};
 
     const RULES: &str = "tenant t {\n  operation view routine\n  operation pay sensitive\n}\napplication app of t {\n}\n";
+
+    /// A body read with the duplicate check is the value `serde_json` reads (numbers of every
+    /// kind, escapes, nesting, the same name in two objects), a field named twice at any depth
+    /// is that error, and text that is not JSON is another.
+    #[test]
+    fn a_body_reads_as_serde_json_reads_it_and_a_repeated_name_is_its_own_error() {
+        let read = |b: &str| serde_json::from_slice::<UniqueNames>(b.as_bytes()).map(|u| u.0);
+        for body in [
+            r#"{"amount":5000,"a":-0,"b":-0.0,"c":1.5e3,"d":18446744073709551615,"e":-9223372036854775808}"#,
+            r#"{"s":"\u00e9\n\"","t":true,"f":false,"n":null,"l":[1,[2,{"x":{}}],[]]}"#,
+            r#"{"amount":1,"meta":{"amount":2},"items":[{"x":1},{"x":2}]}"#,
+            "[]",
+            "42",
+            "\"text\"",
+        ] {
+            let want: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(read(body).unwrap(), want, "{body}");
+        }
+        for body in [
+            r#"{"a":1,"a":1}"#,
+            r#"{"x":{"a":1,"b":2,"a":3}}"#,
+            r#"[{"a":1},{"b":1,"b":2}]"#,
+        ] {
+            let e = read(body).unwrap_err().to_string();
+            assert!(e.starts_with(NAMED_TWICE), "{body}: {e}");
+        }
+        for body in ["{\"a\":", "{a:1}", "1e999", ""] {
+            let e = read(body).unwrap_err().to_string();
+            assert!(!e.starts_with(NAMED_TWICE), "{body}: {e}");
+        }
+    }
 
     fn token(sub: &str, sid: Option<&str>) -> VerifiedToken {
         VerifiedToken::new(AccessClaims {

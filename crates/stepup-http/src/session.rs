@@ -4,9 +4,9 @@
 //! store keeps the rest of the session, keyed by the token's `sid` (else, or when it is empty,
 //! its `sub`) within the application (see `store_key`): whether it is established, the
 //! challenges the layer issued, the `every time` grants their completion earned and the logins
-//! it accepted. One request is decided in four steps on one loaded state, and committed once with the store's compare-and-set (on a conflict
-//! everything is decided again on the fresh state, so a challenge completes once and a grant is
-//! spent once across instances):
+//! it accepted. One request is decided in four steps on one loaded state, and committed once
+//! with the store's compare-and-set (on a conflict everything is decided again on the fresh
+//! state, so a challenge completes once and a grant is spent once across instances):
 //!
 //! 1. **Another login.** A session remembers the `auth_time` of the last few logins it accepted
 //!    (whose sign-in was allowed, or whose authentication completed a challenge). A token
@@ -21,9 +21,9 @@
 //!    A login that proves what its sign-in requires is allowed by that sign-in.
 //! 2. **Completion.** A token whose `auth_time` is later than the latest open challenge's issue
 //!    time (and than the `auth_time` of the login whose request issued it: the identity
-//!    provider's clock may run ahead of ours by the leeway), whose `acr` reaches its AAL and whose `amr` names one of its eligible factors
-//!    completes it (the engine's `step_up` event): an `every time` challenge leaves a grant for
-//!    the request that caused it. A sign-in's challenge is completed only while the session is
+//!    provider's clock may run ahead of ours by the leeway), whose `acr` reaches its AAL and
+//!    whose `amr` names one of its eligible factors completes it (the engine's `step_up`
+//!    event): an `every time` challenge leaves a grant for the request that caused it. A sign-in's challenge is completed only while the session is
 //!    not established (it is the session's pending sign-in), and its completion is the sign-in:
 //!    the grant an `every time` sign-in policy would leave is spent by it. A token with a `sid`
 //!    is always its own login's (the `sid` is the login), so its step-up tokens complete
@@ -295,12 +295,12 @@ fn completion(
 /// provider's login, which every application of the tenant sees: one application's allowed
 /// sign-in must not establish the session of another, whose sign-in policies may ask more. A
 /// tenant's own policies (no application) keep the session's key as it is.
-fn store_key(op: &Request) -> String {
+fn store_key(op: &Request) -> std::borrow::Cow<'_, str> {
     if op.application.is_empty() {
-        op.session.to_string()
+        std::borrow::Cow::Borrowed(&op.session)
     } else {
         // The application's length first: no two (application, session) pairs give one key.
-        format!("{}:{}:{}", op.application.len(), op.application, op.session)
+        format!("{}:{}:{}", op.application.len(), op.application, op.session).into()
     }
 }
 

@@ -228,6 +228,14 @@ struct Reply {
     www: Option<String>,
 }
 
+/// A client that reads every status as an answer.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
 fn call(
     srv: &Srv,
     method: &str,
@@ -236,10 +244,7 @@ fn call(
     headers: &[(&str, &str)],
     body: Option<serde_json::Value>,
 ) -> Reply {
-    let a: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let a = agent();
     let url = format!("{}{path}", srv.base);
     let auth = format!("Bearer {tok}");
     let mut resp = if method == "GET" {
@@ -1360,10 +1365,7 @@ fn a_panic_in_the_services_callbacks_is_a_500_and_the_server_keeps_serving() {
 
 /// `POST path` with `raw` as the JSON body, as written; the status and the body read back.
 fn post_raw(srv: &Srv, path: &str, tok: &str, raw: &str) -> (u16, String) {
-    let a: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let a = agent();
     let mut resp = a
         .post(format!("{}{path}", srv.base))
         .header("Authorization", format!("Bearer {tok}"))
