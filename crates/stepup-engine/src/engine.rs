@@ -468,7 +468,7 @@ impl Engine {
     clippy::panic,
     reason = "tests: a failed assertion is the report"
 )]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A tenant whose compilation panics (a bug) fails the load, naming the tenant, on threads
@@ -492,7 +492,7 @@ mod tests {
     }
 
     /// A `pay` operation of user `u` (password and TOTP enrolled) in session `s`.
-    fn pay(tenant: &str, app: &str, attrs: Vec<(String, crate::Value)>) -> Request {
+    pub(crate) fn pay(tenant: &str, app: &str, attrs: Vec<(String, crate::Value)>) -> Request {
         Request {
             tenant: tenant.into(),
             application: app.into(),

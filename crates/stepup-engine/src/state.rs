@@ -351,21 +351,7 @@ mod tests {
             "operation pay sensitive\npolicy p { when operation == pay require aal2 }\n",
         )
         .unwrap();
-        let req = crate::Request {
-            tenant: "default".into(),
-            application: "".into(),
-            user: "u".into(),
-            enrolled: [stepup_core::Factor::Password, stepup_core::Factor::Totp]
-                .into_iter()
-                .collect(),
-            session: "s".into(),
-            event: crate::Event::Operation {
-                name: "pay".into(),
-                attrs: vec![],
-                context: None,
-            },
-            now: Timestamp(1_800_000_000),
-        };
+        let req = crate::engine::tests::pay("default", "", vec![]);
         let d = set.decide(&req, &State::established(), false);
         let mut s = d.effects.session.unwrap();
         let text = serde_json::to_string(&s).unwrap();
