@@ -136,6 +136,107 @@ impl Serialize for SetHash {
     }
 }
 
+/// A challenge's id, held in place when it is short (every id the engine makes is `ch_` and 16
+/// hex digits), shared when longer (an id read from a store written by hand or by another
+/// program): a step-up gives it to its challenge, its decision and its record without an
+/// allocation or a reference count. It reads, compares, hashes and serializes as its text.
+#[derive(Clone)]
+pub struct ChallengeId(IdText);
+
+/// How a [`ChallengeId`] holds its text.
+#[derive(Clone)]
+enum IdText {
+    /// Up to [`ChallengeId::INLINE`] bytes, in place.
+    Inline {
+        len: u8,
+        bytes: [u8; ChallengeId::INLINE],
+    },
+    /// A longer text, shared.
+    Shared(Arc<str>),
+}
+
+impl ChallengeId {
+    /// The longest id held in place, in bytes.
+    pub const INLINE: usize = 22;
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            IdText::Inline { len, bytes } => {
+                let held = bytes.get(..usize::from(*len)).unwrap_or_default();
+                // Only whole texts are held (see `From<&str>`): the empty text is never read.
+                std::str::from_utf8(held).unwrap_or_default()
+            }
+            IdText::Shared(text) => text,
+        }
+    }
+}
+
+impl From<&str> for ChallengeId {
+    fn from(text: &str) -> Self {
+        let mut bytes = [0; ChallengeId::INLINE];
+        match (bytes.get_mut(..text.len()), u8::try_from(text.len())) {
+            (Some(dst), Ok(len)) => {
+                dst.copy_from_slice(text.as_bytes());
+                ChallengeId(IdText::Inline { len, bytes })
+            }
+            _ => ChallengeId(IdText::Shared(text.into())),
+        }
+    }
+}
+
+impl From<String> for ChallengeId {
+    fn from(text: String) -> Self {
+        ChallengeId::from(text.as_str())
+    }
+}
+
+impl Deref for ChallengeId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for ChallengeId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ChallengeId {}
+
+impl std::hash::Hash for ChallengeId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Display for ChallengeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for ChallengeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for ChallengeId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ChallengeId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(ChallengeId::from)
+    }
+}
+
 /// The kind of decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -286,7 +387,7 @@ pub struct AuditRecord {
     /// Event kind (`sign_in`, `operation:change_email`, ...).
     pub event: Arc<str>,
     /// Challenge, if any.
-    pub challenge_id: Option<Arc<str>>,
+    pub challenge_id: Option<ChallengeId>,
     /// Policies concerned, sorted.
     pub policies: Names,
     /// Required AAL.
@@ -382,7 +483,7 @@ pub struct Decision {
     /// The message for the user.
     pub message: Option<Arc<str>>,
     /// The challenge issued or answered.
-    pub challenge_id: Option<Arc<str>>,
+    pub challenge_id: Option<ChallengeId>,
     /// Highest AAL the session proved just before the event.
     pub session_aal: Option<Aal>,
     /// Risk breakdown (on audited decisions and explanations).
@@ -479,7 +580,7 @@ pub fn factors_label(set: FactorSet) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Names, SetHash};
+    use super::{ChallengeId, Names, SetHash};
 
     /// A set's hash is held whole up to 32 bytes, cut at a character's edge beyond, and reads,
     /// prints and serializes as its text.
@@ -499,6 +600,48 @@ mod tests {
         let cut = format!("{}é", &hex[..31]);
         assert_eq!(&*SetHash::from(cut.as_str()), &hex[..31]);
         assert_ne!(SetHash::from("a"), SetHash::from("b"));
+    }
+
+    /// An id is its text, whether held in place (up to 22 bytes) or shared (longer): the two
+    /// compare, hash and serialize alike, and what is read back is what was written.
+    #[test]
+    fn a_challenge_id_is_its_text() {
+        use std::collections::HashSet;
+        let long = "ch_0123456789abcdef0123456789abcdef";
+        for text in [
+            "",
+            "c",
+            "ch_0123456789abcdef",
+            "0123456789abcdef012345",
+            long,
+            "é✓",
+        ] {
+            let id = ChallengeId::from(text);
+            assert_eq!(
+                (id.as_str(), &*id, id.to_string()),
+                (text, text, text.to_string())
+            );
+            assert_eq!(format!("{id:?}"), format!("{text:?}"));
+            let json = serde_json::to_string(&id).ok();
+            assert_eq!(json, serde_json::to_string(text).ok());
+            let back: Option<ChallengeId> = json.and_then(|j| serde_json::from_str(&j).ok());
+            assert_eq!(back.as_ref(), Some(&id));
+            assert_eq!(id.clone(), ChallengeId::from(text.to_string()));
+        }
+        // 22 bytes are held in place, 23 shared; ids that differ in their last byte differ.
+        let at_edge = ChallengeId::from("0123456789abcdef012345");
+        let over = ChallengeId::from("0123456789abcdef0123456");
+        assert!(matches!(at_edge.0, super::IdText::Inline { len: 22, .. }));
+        assert!(matches!(over.0, super::IdText::Shared(_)));
+        assert_ne!(at_edge, ChallengeId::from("0123456789abcdef012346"));
+        assert_ne!(over, ChallengeId::from("0123456789abcdef0123457"));
+        assert_ne!(ChallengeId::from(""), ChallengeId::from("\0"));
+        // A shared text equal to a held one (not made by `from`, which holds every short text)
+        // is the same id, and hashes the same.
+        let shared = ChallengeId(super::IdText::Shared("ch_1".into()));
+        assert_eq!(shared, ChallengeId::from("ch_1"));
+        let set: HashSet<ChallengeId> = [shared, ChallengeId::from("ch_1")].into_iter().collect();
+        assert_eq!(set.len(), 1);
     }
 
     /// No names is no list; names read, compare and serialize as the list they are.

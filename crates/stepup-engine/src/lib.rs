@@ -49,7 +49,8 @@ mod tri;
 
 pub use decide::{CHALLENGE_TTL_SECS, Record, refuse_for_store};
 pub use decision::{
-    AuditRecord, Decision, DecisionKind, DenyReason, Names, ReportOnly, SetHash, WouldBe,
+    AuditRecord, ChallengeId, Decision, DecisionKind, DenyReason, Names, ReportOnly, SetHash,
+    WouldBe,
 };
 pub use engine::{CompiledSet, Engine, LoadError, MAX_COMMIT_ATTEMPTS};
 pub use request::{Context, Event, Location, Request, Value};

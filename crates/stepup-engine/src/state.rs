@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use stepup_core::{Aal, FactorSet, Requirement, StrengthTable, Timestamp};
 
-use crate::decision::Names;
+use crate::decision::{ChallengeId, Names};
 use crate::request::{Location, Value};
 
 /// The last successful sign-in.
@@ -133,7 +133,7 @@ pub type Binding = Vec<(String, Option<Value>)>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Challenge {
     /// Identifier.
-    pub id: Arc<str>,
+    pub id: ChallengeId,
     /// The application whose request caused it.
     #[serde(default)]
     pub application: Arc<str>,
@@ -179,7 +179,7 @@ pub struct Challenge {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     /// The challenge whose completion granted it.
-    pub challenge_id: Arc<str>,
+    pub challenge_id: ChallengeId,
     /// The application it was earned in.
     #[serde(default)]
     pub application: Arc<str>,

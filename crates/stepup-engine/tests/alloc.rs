@@ -78,11 +78,12 @@ fn an_allowed_operation_allocates_nothing() {
     );
 }
 
-/// A step-up allocates at most three times (issue 16 asks for four): its challenge's id, the
-/// session's list of challenges and the audit list. The request's names, the policy names and
-/// the risk breakdown are shared or copied, and up to four judged policies are listed inline.
+/// A step-up allocates at most twice (issue 16 asks for four): the session's list of challenges
+/// and the audit list. The challenge's id is held in place, the request's names, the policy
+/// names and the risk breakdown are shared or copied, and up to four judged policies are listed
+/// inline.
 #[test]
-fn a_step_up_allocates_at_most_three_times() {
+fn a_step_up_allocates_at_most_twice() {
     let (_one, set) = counting();
     let state = State::established();
     let req = operation("change_email", vec![]);
@@ -96,7 +97,7 @@ fn a_step_up_allocates_at_most_three_times() {
     assert!(d.challenge_id.is_some() && d.effects.session.is_some());
     drop(d);
     assert!(
-        change.allocations + change.reallocations <= 3,
+        change.allocations + change.reallocations <= 2,
         "allocations on the step-up path: {change:?}"
     );
 }

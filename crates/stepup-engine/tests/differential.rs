@@ -559,8 +559,8 @@ proptest! {
 /// the hash (in challenge ids, grants and audit records), the report-only results and records.
 fn enforced_part(d: &stepup_engine::Decision) -> stepup_engine::Decision {
     let mut d = d.clone();
-    let ids: Vec<std::sync::Arc<str>> = d.challenge_id.iter().cloned().collect();
-    let blank = |id: &mut std::sync::Arc<str>| {
+    let ids: Vec<stepup_engine::ChallengeId> = d.challenge_id.iter().cloned().collect();
+    let blank = |id: &mut stepup_engine::ChallengeId| {
         if ids.contains(id) {
             *id = "challenge".into();
         }

@@ -819,7 +819,7 @@ fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult) {
             ui.label(format!(
                 "audit: {} {}",
                 a.name,
-                a.challenge_id.clone().unwrap_or_default()
+                a.challenge_id.as_deref().unwrap_or_default()
             ));
         }
     }

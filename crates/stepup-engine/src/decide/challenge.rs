@@ -11,7 +11,7 @@ use stepup_dsl::model::Tenant;
 
 use super::audit;
 use super::merge::{Merge, Merged, binding, sorted_names};
-use crate::decision::{Decision, DecisionKind, Names, SetHash, audit_names};
+use crate::decision::{ChallengeId, Decision, DecisionKind, Names, SetHash, audit_names};
 use crate::request::{Event, Request};
 use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, State};
 
@@ -122,7 +122,7 @@ impl IdSeed {
     /// public, the hash is no MAC; it only has to spread: SipHash-1-3 (the rounds of Rust's own
     /// hash maps) spreads as well as 2-4 for this, in about half the rounds (2-4 was a tenth of a
     /// step-up's instructions).
-    pub(crate) fn id(&self, req: &Request, seq: u64) -> Arc<str> {
+    pub(crate) fn id(&self, req: &Request, seq: u64) -> ChallengeId {
         let mut h = self.0;
         let parts = [
             req.tenant.as_bytes(),
@@ -159,7 +159,7 @@ impl IdSeed {
             }
         }
         let digest = h.finish();
-        // `ch_` and 16 hex digits, written on the stack: the Arc is the one allocation.
+        // `ch_` and 16 hex digits, written on the stack and held in place.
         let mut buf = *b"ch_0000000000000000";
         let digits = [hex8(digest >> 32), hex8(digest)];
         for (slot, d) in buf
@@ -172,8 +172,10 @@ impl IdSeed {
         }
         // Hex digits are ASCII: the text is `buf` itself (the lossy decoding, which would keep
         // every byte's place, is never reached).
-        std::str::from_utf8(&buf)
-            .map_or_else(|_| Arc::from(&*String::from_utf8_lossy(&buf)), Arc::from)
+        std::str::from_utf8(&buf).map_or_else(
+            |_| ChallengeId::from(&*String::from_utf8_lossy(&buf)),
+            ChallengeId::from,
+        )
     }
 }
 
