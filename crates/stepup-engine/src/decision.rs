@@ -173,6 +173,21 @@ impl ChallengeId {
     }
 }
 
+impl ChallengeId {
+    /// The id whose text is `bytes`, ASCII (the engine's ids are `ch_` and hex digits): checked
+    /// as ASCII a word at a time, not decoded. (Bytes that are not ASCII are read lossily.)
+    pub(crate) fn ascii<const N: usize>(bytes: [u8; N]) -> ChallengeId {
+        let mut held = [0; ChallengeId::INLINE];
+        match (held.get_mut(..N), u8::try_from(N)) {
+            (Some(dst), Ok(len)) if bytes.is_ascii() => {
+                dst.copy_from_slice(&bytes);
+                ChallengeId(IdText::Inline { len, bytes: held })
+            }
+            _ => ChallengeId::from(&*String::from_utf8_lossy(&bytes)),
+        }
+    }
+}
+
 impl From<&str> for ChallengeId {
     fn from(text: &str) -> Self {
         let mut bytes = [0; ChallengeId::INLINE];
@@ -636,6 +651,14 @@ mod tests {
         assert_ne!(at_edge, ChallengeId::from("0123456789abcdef012346"));
         assert_ne!(over, ChallengeId::from("0123456789abcdef0123457"));
         assert_ne!(ChallengeId::from(""), ChallengeId::from("\0"));
+        // ASCII bytes are held as they are; others are read lossily, never as no id.
+        assert_eq!(
+            ChallengeId::ascii(*b"ch_00ff"),
+            ChallengeId::from("ch_00ff")
+        );
+        assert_eq!(&*ChallengeId::ascii([b'c', 0xff]), "c\u{fffd}");
+        let wide = ChallengeId::ascii([b'x'; 30]);
+        assert_eq!((wide.len(), wide.bytes().all(|b| b == b'x')), (30, true));
         // A shared text equal to a held one (not made by `from`, which holds every short text)
         // is the same id, and hashes the same.
         let shared = ChallengeId(super::IdText::Shared("ch_1".into()));

@@ -170,12 +170,7 @@ impl IdSeed {
         {
             *slot = *d;
         }
-        // Hex digits are ASCII: the text is `buf` itself (the lossy decoding, which would keep
-        // every byte's place, is never reached).
-        std::str::from_utf8(&buf).map_or_else(
-            |_| ChallengeId::from(&*String::from_utf8_lossy(&buf)),
-            ChallengeId::from,
-        )
+        ChallengeId::ascii(buf)
     }
 }
 
