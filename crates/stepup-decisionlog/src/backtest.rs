@@ -1,8 +1,13 @@
 //! Backtesting: logged traffic decided again with a candidate policy set, and compared with a
 //! baseline policy set or with the decisions the log recorded.
 //!
-//! Records are fed one at a time ([`Backtest::add`]); only counters, the users seen and a few
-//! examples per group of changes are kept, so a log of any length streams through.
+//! Records are fed one at a time ([`Backtest::add`]); only counters, a 64-bit keyed hash of
+//! each (tenant, user) seen, up to [`POLICY_SETS_LISTED`] policy-set hashes and a few examples
+//! per group of changes are kept, so a log of any length streams through.
+//!
+//! Tenants are never merged: users are told apart by tenant, and a policy's row, its prompts per
+//! day and a group of changes are each of one tenant (and a policy's row is either enforced or
+//! report-only: a policy enforced in one scope and report-only in another has two rows).
 //!
 //! Friction, for the old and the new decisions: events, decisions where an enforced policy
 //! fired, prompts (`step_up`), denials, users affected (prompted or refused), and prompts per
@@ -18,6 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
+use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -31,6 +37,11 @@ use crate::record::{LoggedDecision, Record, store_failure};
 pub const EXAMPLES_PER_GROUP: usize = 3;
 /// Unreadable lines listed by number (all are counted).
 pub const UNREADABLE_LISTED: usize = 100;
+/// Policy-set hashes listed with their counts; the decisions of any further ones are counted
+/// under [`OTHER_POLICY_SETS`].
+pub const POLICY_SETS_LISTED: usize = 64;
+/// The name under which the decisions of policy sets beyond [`POLICY_SETS_LISTED`] are counted.
+pub const OTHER_POLICY_SETS: &str = "(other)";
 
 /// Totals of one side (old or new decisions).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -52,6 +63,8 @@ pub struct Totals {
 /// One policy of the candidate set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PolicyRow {
+    /// Its tenant.
+    pub tenant: String,
     /// Name.
     pub policy: String,
     /// Whether it is report-only (its figures are what it would have done).
@@ -68,6 +81,20 @@ pub struct PolicyRow {
     pub users_affected: u64,
     /// Its prompts over active user-days.
     pub prompts_per_active_user_day: f64,
+}
+
+impl PolicyRow {
+    /// The row's name as outputs show it: the policy, after its tenant when the log has
+    /// `many_tenants`, with `(report-only)` after a report-only one.
+    #[must_use]
+    pub fn label(&self, many_tenants: bool) -> String {
+        let name = qualified(many_tenants, &self.tenant, &self.policy);
+        if self.report_only {
+            format!("{name} (report-only)")
+        } else {
+            name
+        }
+    }
 }
 
 /// One example of a changed decision.
@@ -94,6 +121,8 @@ pub struct Example {
 /// Changed decisions with the same (old → new, policies).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeGroup {
+    /// The tenant of its decisions.
+    pub tenant: String,
     /// The old outcome (`step_up aal2`).
     pub from: String,
     /// The new outcome (`allow`).
@@ -104,6 +133,19 @@ pub struct ChangeGroup {
     pub count: u64,
     /// The first few.
     pub examples: Vec<Example>,
+}
+
+impl ChangeGroup {
+    /// `tenant: ` when the log has `many_tenants`, else nothing: what outputs put before a
+    /// group.
+    #[must_use]
+    pub fn tenant_prefix(&self, many_tenants: bool) -> String {
+        if many_tenants {
+            format!("{}: ", self.tenant)
+        } else {
+            String::new()
+        }
+    }
 }
 
 /// An unreadable line.
@@ -126,19 +168,23 @@ pub struct BacktestReport {
     pub compared_with: String,
     /// The baseline policy set's hash, when there is one.
     pub baseline: Option<String>,
-    /// Policy-set hashes that made the logged decisions, with their counts.
+    /// Policy-set hashes that made the logged decisions, with their counts (the first
+    /// [`POLICY_SETS_LISTED`]; any others under [`OTHER_POLICY_SETS`]).
     pub logged_policy_sets: BTreeMap<String, u64>,
     /// Decisions read.
     pub decisions: u64,
-    /// Decisions made by a store failure (no state logged, or the store failed when the
-    /// decision was saved): kept as recorded on both sides.
+    /// Refusals made by a store failure (`deny` for `store_unavailable`: the store could not
+    /// be read, or not saved to): kept as recorded on both sides.
     pub not_redecided: u64,
     /// Lines that could not be read.
     pub unreadable: u64,
     /// The first [`UNREADABLE_LISTED`] of them.
     pub unreadable_lines: Vec<BadLine>,
-    /// Distinct users.
+    /// Distinct users (a user of each tenant is one).
     pub active_users: u64,
+    /// Whether the log holds decisions of more than one tenant (outputs then name each
+    /// policy with its tenant).
+    pub many_tenants: bool,
     /// Distinct (user, day) pairs.
     pub active_user_days: u64,
     /// First and last day (RFC 3339 dates).
@@ -153,9 +199,11 @@ pub struct BacktestReport {
     pub changed: u64,
     /// Grouped, largest group first.
     pub changes: Vec<ChangeGroup>,
-    /// Prompts per day (`2026-11-27`) per policy, old decisions.
+    /// Prompts per day (`2026-11-27`) per policy, old decisions. A policy is named
+    /// `tenant/policy` when the log has more than one tenant.
     pub daily_old: BTreeMap<String, BTreeMap<String, u64>>,
-    /// Prompts per day per policy, new decisions (report-only policies' would-be prompts too).
+    /// Prompts per day per policy, new decisions (report-only policies' would-be prompts too,
+    /// under the policy's name: the chart sets them beside the prompts it enforces elsewhere).
     pub daily_new: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
@@ -166,7 +214,8 @@ struct Side {
     prompts: u64,
     denials: u64,
     affected: HashSet<u32>,
-    daily: BTreeMap<i64, BTreeMap<String, u64>>,
+    /// Per day, per (tenant, policy).
+    daily: BTreeMap<i64, BTreeMap<(String, String), u64>>,
 }
 
 #[derive(Default)]
@@ -179,19 +228,27 @@ struct PolicyCounts {
     users: HashSet<u32>,
 }
 
-/// (old outcome, new outcome, deciding policies).
-type ChangeKey = (String, String, Vec<String>);
+/// (tenant, old outcome, new outcome, deciding policies).
+type ChangeKey = (String, String, String, Vec<String>);
+
+/// A policy's row: (tenant, name, report-only).
+type PolicyKey = (String, String, bool);
 
 /// A backtest in progress.
 pub struct Backtest {
     candidate: Arc<CompiledSet>,
     baseline: Option<Arc<CompiledSet>>,
-    users: HashMap<String, u32>,
+    /// Users by a keyed hash of (tenant, user): no user id is kept.
+    users: HashMap<u64, u32>,
+    user_keys: RandomState,
+    /// The first tenant seen, and whether another was.
+    first_tenant: Option<String>,
+    many_tenants: bool,
     user_days: HashSet<(u32, i64)>,
     old: Side,
     new: Side,
-    policies: Vec<(String, PolicyCounts)>,
-    policy_ids: HashMap<String, usize>,
+    policies: Vec<(PolicyKey, PolicyCounts)>,
+    policy_ids: HashMap<PolicyKey, usize>,
     scopes: HashMap<(String, String), Vec<usize>>,
     changes: HashMap<ChangeKey, (u64, Vec<Example>)>,
     changed: u64,
@@ -199,11 +256,9 @@ pub struct Backtest {
 }
 
 fn day_name(day: i64) -> String {
-    Timestamp(day * 86_400)
-        .to_rfc3339()
-        .get(..10)
-        .unwrap_or("?")
-        .to_string()
+    day.checked_mul(86_400)
+        .and_then(|t| Timestamp(t).to_rfc3339().get(..10).map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
 }
 
 impl Backtest {
@@ -225,6 +280,9 @@ impl Backtest {
             candidate,
             baseline,
             users: HashMap::new(),
+            user_keys: RandomState::new(),
+            first_tenant: None,
+            many_tenants: false,
             user_days: HashSet::new(),
             old: Side::default(),
             new: Side::default(),
@@ -244,11 +302,7 @@ impl Backtest {
             let mut ids = Vec::new();
             if let Ok(r) = self.candidate.model.resolve(tenant, app) {
                 for p in &r.policies {
-                    let id = self.policy_id(&p.name);
-                    if let Some((_, c)) = self.policies.get_mut(id) {
-                        c.report_only |= p.report_only;
-                    }
-                    ids.push(id);
+                    ids.push(self.policy_id(tenant, &p.name, p.report_only));
                 }
             }
             self.scopes.insert(key.clone(), ids);
@@ -256,14 +310,18 @@ impl Backtest {
         self.scopes.get(&key).map_or(&[], Vec::as_slice)
     }
 
-    fn policy_id(&mut self, name: &str) -> usize {
-        if let Some(i) = self.policy_ids.get(name) {
+    fn policy_id(&mut self, tenant: &str, name: &str, report_only: bool) -> usize {
+        let key = (tenant.to_string(), name.to_string(), report_only);
+        if let Some(i) = self.policy_ids.get(&key) {
             return *i;
         }
         let i = self.policies.len();
-        self.policies
-            .push((name.to_string(), PolicyCounts::default()));
-        self.policy_ids.insert(name.to_string(), i);
+        let counts = PolicyCounts {
+            report_only,
+            ..PolicyCounts::default()
+        };
+        self.policies.push((key.clone(), counts));
+        self.policy_ids.insert(key, i);
         i
     }
 
@@ -279,16 +337,30 @@ impl Backtest {
         }
     }
 
-    /// Decides one logged record again and counts it. `file` and `line` locate examples.
+    /// Decides one logged record again and counts it. `file` and `line` locate examples. A
+    /// record that cannot be decided again ([`Record::check`]) is an unreadable line.
     pub fn add(&mut self, file: &str, line: u64, rec: &Record) {
+        if let Err(error) = rec.check() {
+            self.unreadable(file, &LineError { line, error });
+            return;
+        }
         self.report.decisions += 1;
-        *self
-            .report
-            .logged_policy_sets
-            .entry(rec.policy_set.clone())
-            .or_default() += 1;
+        let sets = &mut self.report.logged_policy_sets;
+        let set = if sets.contains_key(&rec.policy_set) || sets.len() < POLICY_SETS_LISTED {
+            rec.policy_set.clone()
+        } else {
+            OTHER_POLICY_SETS.to_string()
+        };
+        *sets.entry(set).or_default() += 1;
+        match &self.first_tenant {
+            None => self.first_tenant = Some(rec.tenant.clone()),
+            Some(t) => self.many_tenants |= *t != rec.tenant,
+        }
         let n_users = u32::try_from(self.users.len()).unwrap_or(u32::MAX);
-        let user = *self.users.entry(rec.user.clone()).or_insert(n_users);
+        let key = self
+            .user_keys
+            .hash_one((rec.tenant.as_str(), rec.user.as_str()));
+        let user = *self.users.entry(key).or_insert(n_users);
         let day = rec.now.0.div_euclid(86_400);
         self.user_days.insert((user, day));
         let recorded = &rec.decision;
@@ -311,13 +383,17 @@ impl Backtest {
                 };
                 (old, new)
             }
+            // A store failure's refusal (a record without a state is one: checked above). No
+            // rule made it, so none of the candidate's policies is counted for it.
             _ => {
                 self.report.not_redecided += 1;
-                (recorded.clone(), recorded.clone())
+                count(&mut self.old, recorded, &rec.tenant, user, day);
+                count(&mut self.new, recorded, &rec.tenant, user, day);
+                return;
             }
         };
-        count(&mut self.old, &old, user, day);
-        count(&mut self.new, &new, user, day);
+        count(&mut self.old, &old, &rec.tenant, user, day);
+        count(&mut self.new, &new, &rec.tenant, user, day);
         self.count_policies(rec, &new, user);
         if !old.same_outcome(&new) {
             self.changed += 1;
@@ -336,7 +412,10 @@ impl Backtest {
                 (a, b) if a == b => (old.full_label(), new.full_label()),
                 labels => labels,
             };
-            let g = self.changes.entry((from, to, policies)).or_default();
+            let g = self
+                .changes
+                .entry((rec.tenant.clone(), from, to, policies))
+                .or_default();
             g.0 += 1;
             if g.1.len() < EXAMPLES_PER_GROUP {
                 g.1.push(Example {
@@ -370,7 +449,7 @@ impl Backtest {
             return;
         }
         for p in &d.fired {
-            let i = self.policy_id(p);
+            let i = self.policy_id(&rec.tenant, p, false);
             let deciding = !d.satisfied.contains(p);
             if let Some((_, c)) = self.policies.get_mut(i) {
                 c.fired += 1;
@@ -387,9 +466,8 @@ impl Backtest {
             if r.would_be == WouldBe::NotFired {
                 continue;
             }
-            let i = self.policy_id(&r.policy);
+            let i = self.policy_id(&rec.tenant, &r.policy, true);
             if let Some((_, c)) = self.policies.get_mut(i) {
-                c.report_only = true;
                 c.fired += 1;
                 match r.would_be {
                     WouldBe::StepUp => {
@@ -425,14 +503,22 @@ impl Backtest {
             users_affected: s.affected.len() as u64,
             prompts_per_active_user_day: per_day(s.prompts),
         };
+        let many = self.many_tenants;
         let daily = |s: &Side| -> BTreeMap<String, BTreeMap<String, u64>> {
             s.daily
                 .iter()
-                .map(|(d, m)| (day_name(*d), m.clone()))
+                .map(|(d, m)| {
+                    let per_policy = m
+                        .iter()
+                        .map(|((tenant, policy), n)| (qualified(many, tenant, policy), *n))
+                        .collect();
+                    (day_name(*d), per_policy)
+                })
                 .collect()
         };
         let mut r = self.report;
         r.active_users = self.users.len() as u64;
+        r.many_tenants = many;
         r.active_user_days = user_days;
         let days: BTreeSet<i64> = self.user_days.iter().map(|(_, d)| *d).collect();
         r.days = days
@@ -447,7 +533,8 @@ impl Backtest {
         r.policies = self
             .policies
             .iter()
-            .map(|(name, c)| PolicyRow {
+            .map(|((tenant, name, _), c)| PolicyRow {
+                tenant: tenant.clone(),
                 policy: name.clone(),
                 report_only: c.report_only,
                 events: c.events,
@@ -462,25 +549,42 @@ impl Backtest {
         let mut groups: Vec<ChangeGroup> = self
             .changes
             .into_iter()
-            .map(|((from, to, policies), (count, examples))| ChangeGroup {
-                from,
-                to,
-                policies,
-                count,
-                examples,
-            })
+            .map(
+                |((tenant, from, to, policies), (count, examples))| ChangeGroup {
+                    tenant,
+                    from,
+                    to,
+                    policies,
+                    count,
+                    examples,
+                },
+            )
             .collect();
         groups.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| (&a.from, &a.to, &a.policies).cmp(&(&b.from, &b.to, &b.policies)))
+            b.count.cmp(&a.count).then_with(|| {
+                (&a.tenant, &a.from, &a.to, &a.policies).cmp(&(
+                    &b.tenant,
+                    &b.from,
+                    &b.to,
+                    &b.policies,
+                ))
+            })
         });
         r.changes = groups;
         r
     }
 }
 
-fn count(s: &mut Side, d: &LoggedDecision, user: u32, day: i64) {
+/// `policy`, or `tenant/policy` when the log has `many` tenants.
+fn qualified(many: bool, tenant: &str, policy: &str) -> String {
+    if many {
+        format!("{tenant}/{policy}")
+    } else {
+        policy.to_string()
+    }
+}
+
+fn count(s: &mut Side, d: &LoggedDecision, tenant: &str, user: u32, day: i64) {
     s.events += 1;
     if !d.fired.is_empty() && !matches!(d.kind, DecisionKind::Completed | DecisionKind::Failed) {
         s.fired += 1;
@@ -491,7 +595,7 @@ fn count(s: &mut Side, d: &LoggedDecision, user: u32, day: i64) {
             s.affected.insert(user);
             let m = s.daily.entry(day).or_default();
             for p in d.deciding() {
-                *m.entry(p.clone()).or_default() += 1;
+                *m.entry((tenant.to_string(), p.clone())).or_default() += 1;
             }
         }
         DecisionKind::Deny => {
@@ -506,7 +610,7 @@ fn count(s: &mut Side, d: &LoggedDecision, user: u32, day: i64) {
             *s.daily
                 .entry(day)
                 .or_default()
-                .entry(r.policy.clone())
+                .entry((tenant.to_string(), r.policy.clone()))
                 .or_default() += 1;
         }
     }
@@ -543,10 +647,28 @@ pub fn render(r: &BacktestReport) -> String {
         "  {} decisions, {} users, {} user-days{period}",
         r.decisions, r.active_users, r.active_user_days
     );
+    // The rule versions that made the recorded decisions: against them, a log that mixes
+    // versions shows the changes between them too.
+    let sets: Vec<String> = r
+        .logged_policy_sets
+        .iter()
+        .map(|(h, n)| format!("{} ({n})", h.get(..12).unwrap_or(h)))
+        .collect();
+    if !sets.is_empty() {
+        let _ = writeln!(out, "  logged by policy set {}", sets.join(", "));
+    }
+    if r.logged_policy_sets.len() > 1 && r.baseline.is_none() {
+        let _ = writeln!(
+            out,
+            "  warning: the log was decided by {} policy sets: the changes against the \
+             recorded decisions include those between them (compare with --baseline)",
+            r.logged_policy_sets.len()
+        );
+    }
     if r.not_redecided > 0 {
         let _ = writeln!(
             out,
-            "  {} decision(s) made by a store failure, kept as recorded",
+            "  {} refusal(s) made by a store failure, kept as recorded",
             r.not_redecided
         );
     }
@@ -593,11 +715,7 @@ pub fn render(r: &BacktestReport) -> String {
         .iter()
         .map(|p| {
             [
-                if p.report_only {
-                    format!("{} (report-only)", p.policy)
-                } else {
-                    p.policy.clone()
-                },
+                p.label(r.many_tenants),
                 p.events.to_string(),
                 p.fired.to_string(),
                 p.prompts.to_string(),
@@ -647,7 +765,8 @@ pub fn render(r: &BacktestReport) -> String {
     for g in &r.changes {
         let _ = writeln!(
             out,
-            "  {} → {}  [{}]  {} decision{}",
+            "  {}{} → {}  [{}]  {} decision{}",
+            g.tenant_prefix(r.many_tenants),
             g.from,
             g.to,
             g.policies.join(", "),

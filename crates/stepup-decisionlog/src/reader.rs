@@ -89,7 +89,7 @@ pub fn parse_line(text: &[u8]) -> Result<Record, String> {
         .map_err(|e| format!("not UTF-8 (byte {})", e.valid_up_to() + 1))?;
     let text = text.trim_end_matches('\r');
     match serde_json::from_str::<Record>(text) {
-        Ok(r) if r.v == FORMAT_VERSION => Ok(r),
+        Ok(r) if r.v == FORMAT_VERSION => r.check().map(|()| r),
         Ok(r) => Err(format!(
             "format version {} (this stepup reads version {FORMAT_VERSION})",
             r.v

@@ -193,11 +193,18 @@ impl LoggedDecision {
     }
 }
 
-/// Whether a store failure made the decision (it depends on no rule: a backtest keeps it).
+/// Whether a store failure made the decision: a refusal for `store_unavailable` (it depends on
+/// no rule: a backtest keeps it). A decision of another kind naming that reason is not one.
 #[must_use]
 pub fn store_failure(d: &LoggedDecision) -> bool {
-    d.deny_reason == Some(DenyReason::StoreUnavailable)
+    d.kind == DecisionKind::Deny && d.deny_reason == Some(DenyReason::StoreUnavailable)
 }
+
+/// The latest `now` a record may have: the last second of year 9999.
+pub const MAX_NOW: i64 = 253_402_300_799;
+
+/// The longest policy-set hash a record may name, in bytes (the loader's is 32 hex digits).
+pub const MAX_POLICY_SET_BYTES: usize = 64;
 
 fn log_event(e: &Event) -> LogEvent {
     match e {
@@ -406,6 +413,45 @@ impl Record {
             },
             session: s.session.clone(),
         })
+    }
+
+    /// Why the record cannot be decided again, if it cannot: its time is before 1970 or after
+    /// year 9999, its policy-set hash is longer than [`MAX_POLICY_SET_BYTES`], it names a store
+    /// failure on a decision that is not a refusal, or it holds no state although its decision
+    /// is not a store failure's refusal (only a decision made without a state may be logged
+    /// without one: any other would be kept as recorded, whatever the rules, and hide a change).
+    ///
+    /// # Errors
+    /// What is wrong with the record.
+    pub fn check(&self) -> Result<(), String> {
+        if !(0..=MAX_NOW).contains(&self.now.0) {
+            return Err(format!(
+                "`now` is {}: a decision's time is between 0 (1970) and {MAX_NOW} (year 9999)",
+                self.now.0
+            ));
+        }
+        if self.policy_set.len() > MAX_POLICY_SET_BYTES {
+            return Err(format!(
+                "`policy_set` has {} bytes: a policy set's hash has at most {MAX_POLICY_SET_BYTES}",
+                self.policy_set.len()
+            ));
+        }
+        let d = &self.decision;
+        if d.deny_reason == Some(DenyReason::StoreUnavailable) && d.kind != DecisionKind::Deny {
+            return Err(format!(
+                "a `{}` decision cannot have the deny reason `store_unavailable`",
+                d.kind.as_str()
+            ));
+        }
+        if self.state.is_none() && !store_failure(d) {
+            return Err(format!(
+                "no state is logged for a `{}` decision: only a refusal for \
+                 `store_unavailable` is logged without the state it was decided on, so this \
+                 one cannot be decided again",
+                d.label()
+            ));
+        }
+        Ok(())
     }
 
     /// The event as outputs name it (`sign_in`, `operation:payout`, `access:payments`).

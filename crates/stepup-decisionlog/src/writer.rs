@@ -95,7 +95,9 @@ impl Writer {
     /// be read), as [`stepup_engine::Engine::process_for_log`] returns it.
     ///
     /// # Errors
-    /// When the line cannot be written.
+    /// When the line cannot be written, or the record could not be read back (see
+    /// [`Record::check`]): a decision given without its state (only a refusal for
+    /// `store_unavailable` is made without one), or a time before 1970 or after year 9999.
     pub fn write(
         &mut self,
         req: &Request,
@@ -109,8 +111,11 @@ impl Writer {
     /// Writes a record as one line (pseudonymised first when the writer has a key).
     ///
     /// # Errors
-    /// When the line cannot be written.
+    /// When the line cannot be written, or would not be read back ([`Record::check`]).
     pub fn write_record(&mut self, record: &Record) -> std::io::Result<()> {
+        record
+            .check()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let line = match &self.pseudo {
             Some(p) if !record.pseudonymised => {
                 let mut r = record.clone();

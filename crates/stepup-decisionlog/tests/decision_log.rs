@@ -636,3 +636,246 @@ fn a_changed_validity_names_both_requirements() {
         }
     }
 }
+
+/// `rec` as a log line, with its JSON changed by `edit`.
+fn edited(rec: &Record, edit: impl FnOnce(&mut Json)) -> String {
+    let mut v = serde_json::to_value(rec).unwrap();
+    edit(&mut v);
+    serde_json::to_string(&v).unwrap()
+}
+
+/// A review's finding: a line whose state was `null`, or whose deny reason was forged to
+/// `store_unavailable`, was kept as recorded on both sides whatever its decision, so a candidate
+/// that would allow what the log stepped up reported no change. Only a refusal for
+/// `store_unavailable` may come without its state; any other such line is unreadable (the
+/// backtest then exits 1), and no candidate policy is counted for a refusal it keeps.
+#[test]
+fn only_a_store_failures_refusal_is_kept_as_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    // The candidate would not prompt for a payout of 1500.
+    let weak = changed_rules(
+        dir.path(),
+        "acme.policy",
+        "operation == payout and amount > 1000",
+        "operation == payout and amount > 1000000",
+    );
+    let (_, prompted) = records(&log)
+        .into_iter()
+        .find(|(_, r)| {
+            r.decision.kind == stepup_engine::DecisionKind::StepUp
+                && r.application != "finance"
+                && r.decision.deciding().any(|p| p == "payouts")
+                && amount(r).is_some_and(|a| a > 1000.0 && a <= 1_000_000.0)
+        })
+        .unwrap();
+    let one = |name: &str, line: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, line + "\n").unwrap();
+        path
+    };
+    let honest = backtest(
+        &weak,
+        None,
+        &one("honest.jsonl", prompted.to_line().unwrap()),
+    );
+    assert_eq!((honest.decisions, honest.changed), (1, 1));
+
+    let forged = [
+        edited(&prompted, |v| v["state"] = Json::Null),
+        edited(&prompted, |v| {
+            v["decision"]["deny_reason"] = "store_unavailable".into();
+        }),
+        edited(&prompted, |v| {
+            v["state"] = Json::Null;
+            v["decision"]["deny_reason"] = "store_unavailable".into();
+        }),
+    ];
+    for (i, line) in forged.into_iter().enumerate() {
+        let r = backtest(&weak, None, &one(&format!("forged{i}.jsonl"), line.clone()));
+        assert_eq!(
+            (r.decisions, r.not_redecided, r.unreadable, r.changed),
+            (0, 0, 1, 0),
+            "{line}"
+        );
+        let error = &r.unreadable_lines[0].error;
+        assert!(
+            error.contains("store_unavailable") && r.unreadable_lines[0].line == 1,
+            "{error}"
+        );
+        assert!(stepup_decisionlog::reader::parse_line(line.as_bytes()).is_err());
+        // Fed to a backtest directly (not through the reader), the same.
+        let rec: Record = serde_json::from_str(&line).unwrap();
+        let mut bt = Backtest::new(
+            Arc::new(CompiledSet::load(std::slice::from_ref(&weak)).unwrap()),
+            None,
+        );
+        bt.add("direct.jsonl", 7, &rec);
+        let r = bt.finish();
+        assert_eq!((r.decisions, r.unreadable), (0, 1));
+        assert_eq!(r.unreadable_lines[0].line, 7);
+    }
+
+    // A true store failure (no state, a refusal for `store_unavailable`) is kept, and is no
+    // candidate policy's doing even if it names fired policies.
+    let store_failure = edited(&prompted, |v| {
+        v["state"] = Json::Null;
+        v["decision"]["kind"] = "deny".into();
+        v["decision"]["deny_reason"] = "store_unavailable".into();
+    });
+    let r = backtest(&weak, None, &one("store.jsonl", store_failure));
+    assert_eq!(
+        (r.decisions, r.not_redecided, r.unreadable, r.changed),
+        (1, 1, 0, 0)
+    );
+    assert_eq!((r.old.denials, r.new.denials), (1, 1));
+    assert!(
+        r.policies.iter().all(|p| p.fired == 0 && p.events == 0),
+        "{:?}",
+        r.policies
+    );
+    let text = stepup_decisionlog::backtest::render(&r);
+    assert!(
+        text.contains("1 refusal(s) made by a store failure, kept as recorded"),
+        "{text}"
+    );
+}
+
+/// The writer refuses a line that would not be read back: a decision given without the state
+/// it was decided on (only a store failure's refusal is made without one).
+#[test]
+fn the_writer_refuses_a_decision_without_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let (_, rec) = records(&log).into_iter().next().unwrap();
+    let set = CompiledSet::load(&[root().join("rules")]).unwrap();
+    let req = rec.request();
+    let d = set.decide(&req, &rec.state().unwrap(), false);
+    let mut w = Writer::open(&dir.path().join("w.jsonl"), Rotation::never(), None).unwrap();
+    let e = w.write(&req, None, &d).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(e.to_string().contains("no state is logged"), "{e}");
+    let refused = stepup_engine::refuse_for_store(&req, set.hash(), "down".to_string());
+    w.write(&req, None, &refused).unwrap();
+    w.write(&req, rec.state().as_ref(), &d).unwrap();
+    w.flush().unwrap();
+    assert_eq!(records(&dir.path().join("w.jsonl")).len(), 2);
+}
+
+/// A line whose time or policy-set hash is out of range is unreadable, never a panic or a
+/// report of garbled dates; a log naming more policy sets than are listed counts the rest
+/// together.
+#[test]
+fn out_of_range_lines_are_unreadable_and_policy_sets_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let recs = records(&log);
+    let rec = &recs[0].1;
+    let mut lines = Vec::new();
+    for now in [i64::MIN, -1, i64::MAX, 253_402_300_800] {
+        lines.push(edited(rec, |v| v["now"] = now.into()));
+    }
+    lines.push(edited(rec, |v| v["policy_set"] = "f".repeat(65).into()));
+    for i in 0..stepup_decisionlog::backtest::POLICY_SETS_LISTED + 5 {
+        lines.push(edited(rec, |v| v["policy_set"] = format!("set{i}").into()));
+    }
+    let path = dir.path().join("range.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let r = backtest(&root().join("rules"), None, &path);
+    assert_eq!(r.unreadable, 5, "{:?}", r.unreadable_lines);
+    assert!(r.unreadable_lines[0].error.contains("`now`"));
+    assert!(r.unreadable_lines[4].error.contains("`policy_set`"));
+    let listed = stepup_decisionlog::backtest::POLICY_SETS_LISTED;
+    assert_eq!(r.logged_policy_sets.len(), listed + 1);
+    assert_eq!(
+        r.logged_policy_sets[stepup_decisionlog::backtest::OTHER_POLICY_SETS],
+        5
+    );
+    let text = stepup_decisionlog::backtest::render(&r);
+    assert!(
+        text.contains("warning: the log was decided by 65 policy sets"),
+        "{text}"
+    );
+}
+
+/// A review's finding: users were told apart by their id alone and a policy's row by its name
+/// alone, so `shop/alice` and `bank/alice` were one user and an enforced policy's prompts in
+/// one tenant were summed with a report-only namesake's in another under "(report-only)".
+#[test]
+fn tenants_are_never_merged_in_a_backtest() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop_rules = root().join("examples/report-only/rules");
+    let log = dir.path().join("shop.jsonl");
+    write_log(
+        &shop_rules,
+        &root().join("examples/report-only/scenarios"),
+        &log,
+        None,
+    );
+    // `bank`: the same rules, with the candidate threshold enforced.
+    let two = dir.path().join("two");
+    std::fs::create_dir_all(&two).unwrap();
+    let shop = std::fs::read_to_string(shop_rules.join("shop.policy")).unwrap();
+    std::fs::write(two.join("shop.policy"), &shop).unwrap();
+    let bank = shop.replace("tenant shop", "tenant bank").replace(
+        "report_only policy checkout_over_200",
+        "policy checkout_over_200",
+    );
+    std::fs::write(two.join("bank.policy"), bank).unwrap();
+    // The same traffic, logged once for each tenant.
+    let shop_lines: Vec<String> = records(&log)
+        .iter()
+        .map(|(_, r)| r.to_line().unwrap())
+        .collect();
+    let bank_lines: Vec<String> = records(&log)
+        .iter()
+        .map(|(_, r)| edited(r, |v| v["tenant"] = "bank".into()))
+        .collect();
+    let both = dir.path().join("both.jsonl");
+    std::fs::write(&both, [shop_lines, bank_lines].concat().join("\n") + "\n").unwrap();
+    let alone = backtest(&two, Some(&two), &log);
+    let r = backtest(&two, Some(&two), &both);
+    assert!(r.many_tenants && !alone.many_tenants);
+    assert_eq!(r.active_users, 2 * alone.active_users);
+    assert_eq!(r.active_user_days, 2 * alone.active_user_days);
+    let row = |tenant: &str, report_only: bool| {
+        r.policies
+            .iter()
+            .find(|p| {
+                p.tenant == tenant
+                    && p.policy == "checkout_over_200"
+                    && p.report_only == report_only
+            })
+            .unwrap_or_else(|| panic!("{tenant} {report_only}: {:#?}", r.policies))
+    };
+    let would_be = row("shop", true);
+    let enforced = row("bank", false);
+    assert_eq!((would_be.prompts, would_be.users_affected), (2, 1));
+    assert_eq!(
+        enforced.prompts, 2,
+        "the bank enforces what the shop only reports"
+    );
+    assert_eq!(
+        r.policies
+            .iter()
+            .filter(|p| p.policy == "checkout_over_200")
+            .count(),
+        2
+    );
+    // The bank prompts where the shop only reports: more prompts than twice the shop's.
+    assert!(
+        r.new.prompts > 2 * alone.new.prompts,
+        "{:?} {:?}",
+        r.new,
+        alone.new
+    );
+    let day = &r.daily_new["2026-11-27"];
+    assert_eq!(day["bank/checkout_over_200"], 2);
+    assert_eq!(day["shop/checkout_over_200"], 2);
+    let text = stepup_decisionlog::backtest::render(&r);
+    assert!(
+        text.contains("shop/checkout_over_200 (report-only)"),
+        "{text}"
+    );
+    assert!(text.contains("\n  bank/checkout_over_200 "), "{text}");
+}

@@ -609,9 +609,8 @@ impl StudioApp {
                     .show(right, |ui| {
                         for p in &r.policies {
                             ui.label(format!(
-                                "policy {}{}: {} prompts, {} denials, {} users, {:.3} prompts per user per day",
-                                p.policy,
-                                if p.report_only { " (report-only)" } else { "" },
+                                "policy {}: {} prompts, {} denials, {} users, {:.3} prompts per user per day",
+                                p.label(r.many_tenants),
                                 p.prompts,
                                 p.denials,
                                 p.users_affected,
@@ -620,7 +619,8 @@ impl StudioApp {
                         }
                         for g in &r.changes {
                             ui.label(format!(
-                                "changed: {} -> {} [{}]: {}",
+                                "changed: {}{} -> {} [{}]: {}",
+                                g.tenant_prefix(r.many_tenants),
                                 g.from,
                                 g.to,
                                 g.policies.join(", "),
