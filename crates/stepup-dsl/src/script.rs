@@ -464,6 +464,15 @@ fn switch_refused(pos: Position) -> CompileError {
     )
 }
 
+/// Why a script cannot use `try`.
+fn try_refused(pos: Position) -> CompileError {
+    CompileError::at(
+        "`try` is not available in scripts: a script's error (a comparison of two types, an overflow, a division by zero) must leave its policy unknown, which fires it (fail closed), and `catch` would turn it into an answer".to_string(),
+        pos,
+        "try".len(),
+    )
+}
+
 /// Where a script reads each `ctx` field (first occurrence); an error where it uses `ctx`
 /// otherwise than by reading a field by name. Sound: every occurrence of the variable `ctx`
 /// must be the root of a recognised field access.
@@ -479,6 +488,8 @@ fn analyse(ast: &AST) -> Result<Vec<FieldRead>, CompileError> {
             // than its cases falls to the default silently (the comparisons below never run).
             // (The binding refuses it too, where this walk does not look: a `break` value.)
             Some(ASTNode::Stmt(Stmt::Switch(_, pos))) => Err(switch_refused(*pos)),
+            // An error caught is an answer: the error that must fire the policy would not.
+            Some(ASTNode::Stmt(Stmt::TryCatch(_, pos))) => Err(try_refused(*pos)),
             Some(ASTNode::Stmt(Stmt::Var(v, _, pos))) if v.0.name.as_str() == CTX => {
                 Err(CompileError::at(
                     "`ctx` cannot be declared again: it holds the request".to_string(),
@@ -1006,6 +1017,30 @@ mod tests {
             assert!(
                 e.as_ref()
                     .is_err_and(|e| e.message.starts_with("`switch` is not available")),
+                "{src}: {e:?}"
+            );
+        }
+    }
+
+    /// A review's finding: `try { r = ctx.tier > 3 } catch { r = false }` turned the error of
+    /// comparing a string with a number (and an overflow, a division by zero) into `false`, so
+    /// a larger payout did not fire the policy a smaller one did. Scripts cannot use `try`,
+    /// wherever it is.
+    #[test]
+    fn try_is_not_available() {
+        for src in [
+            "let big = true; try { big = ctx.amount * 1000000 > 5000000000000 } catch { big = false } big",
+            "let r = true; try { r = ctx.tier > 3 } catch { r = false } r",
+            "let r = false; try { r = ctx.note > 1000; } catch (e) { r = false; } r",
+            "try { 1 / 0 > 0 } catch { false }",
+            // In a `break` value, where rhai's own walk does not look.
+            "loop { break { let r = true; try { r = ctx.n > 1 } catch { r = false } r }; }",
+            "let n = ctx.n; loop { if true { break { try { n > 1 } catch { false } } } }",
+        ] {
+            let e = Script::compile(src).map(|_| ());
+            assert!(
+                e.as_ref()
+                    .is_err_and(|e| e.message.starts_with("`try` is not available")),
                 "{src}: {e:?}"
             );
         }

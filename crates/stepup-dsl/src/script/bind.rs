@@ -68,9 +68,9 @@ fn flow(x: &mut rhai::FlowControl, sites: &mut Vec<FieldRead>) -> Result<(), Com
 fn stmt(s: &mut Stmt, sites: &mut Vec<FieldRead>) -> Result<(), CompileError> {
     match s {
         Stmt::Noop(..) => Ok(()),
-        Stmt::If(x, ..) | Stmt::While(x, ..) | Stmt::Do(x, ..) | Stmt::TryCatch(x, ..) => {
-            flow(x, sites)
-        }
+        Stmt::If(x, ..) | Stmt::While(x, ..) | Stmt::Do(x, ..) => flow(x, sites),
+        // Refused wherever it is (SPEC §10: a caught error would be an answer, not unknown).
+        Stmt::TryCatch(_, pos) => Err(super::try_refused(*pos)),
         // Refused wherever it is (SPEC §10: it would match a value of another type silently).
         Stmt::Switch(_, pos) => Err(super::switch_refused(*pos)),
         Stmt::For(x, pos) => {
