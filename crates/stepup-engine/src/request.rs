@@ -14,6 +14,23 @@ pub struct Location {
     pub lon: f64,
 }
 
+impl Location {
+    /// Whether it is a point on Earth: finite, latitude in [-90, 90], longitude in
+    /// [-180, 180]. Any other is no location: the impossible-travel signal is unknown with it,
+    /// and the history never learns it (a latitude of 408.85 would read as 48.85, and a `NaN`
+    /// saved as JSON `null` would make the history unreadable).
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        (-90.0..=90.0).contains(&self.lat) && (-180.0..=180.0).contains(&self.lon)
+    }
+
+    /// `location`, if it is a point on Earth ([`Location::is_valid`]).
+    #[must_use]
+    pub fn valid(location: Option<Location>) -> Option<Location> {
+        location.filter(Location::is_valid)
+    }
+}
+
 /// Where a request comes from. On a sign-in it feeds the risk signals; other events may carry
 /// one too (then their signals are computed as well).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

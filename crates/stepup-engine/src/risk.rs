@@ -173,7 +173,10 @@ impl<'a> Signals<'a> {
                     // No known place to travel from: no location could make it impossible.
                     return Tri::False;
                 };
-                let Some(here) = ctx.location else {
+                // A place that is not on Earth (out of range, not finite) is none: unknown, as
+                // a missing one is, whether it is the event's or (a store written by hand) the
+                // reference's.
+                let (Some(here), true) = (Location::valid(ctx.location), there.is_valid()) else {
                     return Tri::Unknown;
                 };
                 let km = distance_km(there, here);

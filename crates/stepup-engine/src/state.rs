@@ -59,8 +59,10 @@ impl HistoryUpdate {
         }
         // Only evidence improves the history: a sign-in without a location keeps the last known
         // place (the impossible-travel reference), and an older place never replaces a newer one.
+        // (A place not on Earth is no location: a challenge stored by an earlier build may hold
+        // one.)
         if let Some(l) = &self.last_sign_in
-            && l.location.is_some()
+            && l.location.is_some_and(|p| p.is_valid())
             && h.last_sign_in
                 .as_ref()
                 .is_none_or(|old| old.location.is_none() || old.at <= l.at)

@@ -811,3 +811,84 @@ fn a_session_whose_challenge_counter_is_at_its_end_still_steps_up() {
     assert!(d.challenge_id.is_some());
     assert_eq!(d.effects.session.as_ref().map(|s| s.seq), Some(0));
 }
+
+/// A review's finding: a location was any two numbers. A latitude of 408.85 read as 48.85 (Paris,
+/// so no impossible travel from Paris), and a `NaN` was saved as the impossible-travel
+/// reference, which a store writing JSON saves as `null` and then cannot read (every later
+/// decision of the user refused). A location that is not a point on Earth is no location: the
+/// signal is unknown (its policy fires), and the history never learns it.
+#[test]
+fn a_location_not_on_earth_is_no_location() {
+    let not_on_earth = [
+        (f64::NAN, 2.35),
+        (48.85, f64::NAN),
+        (48.85, f64::INFINITY),
+        (f64::NEG_INFINITY, 2.35),
+        (408.85, 2.35),
+        (48.85, 362.35),
+        (-90.01, 0.0),
+        (0.0, 180.01),
+    ];
+    for (lat, lon) in not_on_earth {
+        let store = MemoryStore::new();
+        let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+        let there = Context {
+            location: Some(Location { lat, lon }),
+            ..paris()
+        };
+        let d = s.sign_in(60, there);
+        assert_eq!(kind(&d), DecisionKind::StepUp, "{lat} {lon}: {d:?}");
+        assert_eq!(*d.fired, ["risky_sign_in"], "{lat} {lon}");
+        assert_eq!(kind(&s.step_up(70, Factor::Totp)), DecisionKind::Completed);
+        // The completed sign-in taught its device and country, not its place.
+        let (h, _) = store.load("acme", "alice", "s1").unwrap();
+        assert_eq!(
+            h.last_sign_in.clone().unwrap().location,
+            Some(PARIS),
+            "{lat} {lon}"
+        );
+        // An update carrying such a place (a challenge stored by an earlier build) moves nothing.
+        let mut learned = h.clone();
+        HistoryUpdate {
+            last_sign_in: Some(LastSignIn {
+                at: Timestamp(T0 + 100),
+                country: Some("FR".into()),
+                location: Some(Location { lat, lon }),
+            }),
+            ..HistoryUpdate::default()
+        }
+        .apply(&mut learned);
+        assert_eq!(learned, h, "{lat} {lon}");
+    }
+    // The edges are on Earth: a sign-in near Paris is no travel at all.
+    for (lat, lon) in [(90.0, 180.0), (-90.0, -180.0)] {
+        assert!(Location { lat, lon }.is_valid());
+    }
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    let near = Context {
+        location: Some(Location {
+            lat: 48.86,
+            lon: 2.35,
+        }),
+        ..paris()
+    };
+    assert_eq!(kind(&s.sign_in(60, near)), DecisionKind::Allow);
+    // A reference that is not on Earth (a store written by hand) makes travel unknown too.
+    let mut h = UserHistory::default();
+    h.devices.insert("laptop-1".into());
+    h.countries.insert("FR".into(), Timestamp(T0 - 86_400));
+    h.last_sign_in = Some(LastSignIn {
+        at: Timestamp(T0 - 86_400),
+        country: Some("FR".into()),
+        location: Some(Location {
+            lat: 408.85,
+            lon: 2.35,
+        }),
+    });
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    store.put_history("acme", "alice", &h).unwrap();
+    let d = s.sign_in(60, paris());
+    assert_eq!(kind(&d), DecisionKind::StepUp, "{d:?}");
+}

@@ -33,7 +33,7 @@ use crate::compile::CompiledScope;
 use crate::decision::{Decision, DecisionKind, DenyReason, Trace, audit_names, factors_label};
 use crate::engine::CompiledSet;
 use crate::facts::Facts;
-use crate::request::{Event, Request};
+use crate::request::{Event, Location, Request};
 use crate::risk::{Signals, ThreatFeed};
 use crate::state::{AuthEvent, HistoryUpdate, LastSignIn, State};
 use crate::tree::Ids;
@@ -362,8 +362,9 @@ fn allowed_history(req: &Request) -> Option<HistoryUpdate> {
         Event::SignIn { context, .. } => Some(HistoryUpdate {
             device: context.device.clone(),
             country: context.country.clone().map(|c| (c, req.now)),
-            // Only a located sign-in moves the impossible-travel reference.
-            last_sign_in: context.location.map(|location| LastSignIn {
+            // Only a located sign-in moves the impossible-travel reference (a place not on
+            // Earth is no location).
+            last_sign_in: Location::valid(context.location).map(|location| LastSignIn {
                 at: req.now,
                 country: context.country.clone(),
                 location: Some(location),
