@@ -85,35 +85,47 @@ fn kind_of(v: &Dynamic) -> String {
 const COMPARISONS: [&str; 6] = ["==", "!=", "<", "<=", ">", ">="];
 
 /// Comparisons between values of one type (numbers being one type): rhai's, registered so
-/// that they are found before the catch-all below.
+/// that they are found before the catch-all below. A comparison whose operands do not order
+/// (`$conv` gives `None`: a number that is not finite) is an error, not an answer.
 macro_rules! compare_as {
     ($e:expr, $a:ty, $b:ty, $conv:expr) => {{
         let c = $conv;
-        $e.register_fn("==", move |x: $a, y: $b| {
-            c(x, y) == Some(std::cmp::Ordering::Equal)
-        });
-        $e.register_fn("!=", move |x: $a, y: $b| {
-            c(x, y) != Some(std::cmp::Ordering::Equal)
-        });
-        $e.register_fn("<", move |x: $a, y: $b| {
-            c(x, y) == Some(std::cmp::Ordering::Less)
-        });
-        $e.register_fn("<=", move |x: $a, y: $b| {
-            matches!(
-                c(x, y),
-                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
-            )
-        });
-        $e.register_fn(">", move |x: $a, y: $b| {
-            c(x, y) == Some(std::cmp::Ordering::Greater)
-        });
-        $e.register_fn(">=", move |x: $a, y: $b| {
-            matches!(
-                c(x, y),
-                Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
-            )
-        });
+        let ops: [(&str, fn(std::cmp::Ordering) -> bool); 6] = [
+            ("==", std::cmp::Ordering::is_eq),
+            ("!=", std::cmp::Ordering::is_ne),
+            ("<", std::cmp::Ordering::is_lt),
+            ("<=", std::cmp::Ordering::is_le),
+            (">", std::cmp::Ordering::is_gt),
+            (">=", std::cmp::Ordering::is_ge),
+        ];
+        for (op, holds) in ops {
+            $e.register_fn(
+                op,
+                move |x: $a, y: $b| -> Result<bool, Box<rhai::EvalAltResult>> {
+                    c(x, y).map(holds).ok_or_else(|| not_finite(op))
+                },
+            );
+        }
     }};
+}
+
+/// The error of a comparison with a number that is not finite.
+fn not_finite(op: &str) -> Box<rhai::EvalAltResult> {
+    format!(
+        "cannot compare a number that is not finite (`{op}`): the script's arithmetic failed (a division by zero, an overflow)"
+    )
+    .into()
+}
+
+/// Two numbers' order, when both are finite: a float that is not finite comes only from the
+/// script's own arithmetic (a division by zero, an overflow; fields and literals are finite),
+/// and comparing it would be an answer to a failed computation (`0 / 0 > 1` is `false`).
+fn finite_order(x: f64, y: f64) -> Option<std::cmp::Ordering> {
+    if x.is_finite() && y.is_finite() {
+        x.partial_cmp(&y)
+    } else {
+        None
+    }
 }
 
 /// Makes comparing values of two types an error (SPEC §10: a script that uses a field as
@@ -126,14 +138,14 @@ macro_rules! compare_as {
 fn strict_comparisons(e: &mut Engine) {
     e.set_fast_operators(false);
     compare_as!(e, i64, i64, |x: i64, y: i64| Some(x.cmp(&y)));
-    compare_as!(e, f64, f64, |x: f64, y: f64| x.partial_cmp(&y));
+    compare_as!(e, f64, f64, finite_order);
     #[expect(
         clippy::cast_precision_loss,
         reason = "rhai compares an integer with a float as floats"
     )]
     {
-        compare_as!(e, i64, f64, |x: i64, y: f64| (x as f64).partial_cmp(&y));
-        compare_as!(e, f64, i64, |x: f64, y: i64| x.partial_cmp(&(y as f64)));
+        compare_as!(e, i64, f64, |x: i64, y: f64| finite_order(x as f64, y));
+        compare_as!(e, f64, i64, |x: f64, y: i64| finite_order(x, y as f64));
     }
     compare_as!(e, bool, bool, |x: bool, y: bool| Some(x.cmp(&y)));
     compare_as!(e, char, char, |x: char, y: char| Some(x.cmp(&y)));
@@ -1019,6 +1031,39 @@ mod tests {
                     .is_err_and(|e| e.message.starts_with("`switch` is not available")),
                 "{src}: {e:?}"
             );
+        }
+    }
+
+    /// Numbers divide as numbers, and a comparison with the result of a failed computation (a
+    /// division by zero, an overflow: a number that is not finite) is an error, so its policy
+    /// fires (SPEC §10), where `0 / 0 > 1` would be `false`.
+    #[test]
+    fn a_comparison_with_a_number_that_is_not_finite_is_an_error() {
+        let amount = |x: f64| [(attr("amount"), Dynamic::from(x))];
+        let answer = |src: &str, x: f64| {
+            let s = Script::compile(src).unwrap_or_else(|e| panic!("{src}: {}", e.message));
+            run(&s, &amount(x))
+        };
+        assert_eq!(answer("ctx.amount / 100 > 50", 5099.0), Ok(true));
+        assert_eq!(answer("ctx.amount / 1000 > 0.8", 900.0), Ok(true));
+        assert_eq!(answer("ctx.amount == 5000", 5000.0), Ok(true));
+        assert_eq!(answer("ctx.amount < 1e300 * 10.0", 1.0), Ok(true));
+        for src in [
+            "ctx.amount / 0 > 1",
+            "ctx.amount / 0 < 1",
+            "(ctx.amount - ctx.amount) / 0 > 1",
+            "(ctx.amount - ctx.amount) / 0 != 1",
+            "(ctx.amount + 1.0) * 1e300 * 1e300 > 0",
+            "ctx.amount / 0 in [1.0, 2.0]",
+            "1 > ctx.amount / 0.0",
+        ] {
+            for x in [0.0, 5000.0] {
+                let r = answer(src, x);
+                assert!(
+                    matches!(&r, Err(NoAnswer::Failed(m)) if m.contains("not finite")),
+                    "{src} at {x}: {r:?}"
+                );
+            }
         }
     }
 

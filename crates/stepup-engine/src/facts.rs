@@ -313,13 +313,12 @@ impl Facts<'_> {
             }
             CtxField::Attr(name) => {
                 match (self.tenant.attributes.get(name), self.req.event.attr(name)) {
+                    // A number is a float, whole or not: as an integer, `ctx.amount / 100 > 50`
+                    // divided 5099 as a whole number (50) and 5000.5 as a fraction (50.005), so
+                    // the larger amount passed (a review's finding). Rhai compares and computes
+                    // floats with integer literals.
                     (Some(AttrType::Number), Some(Value::Number(x))) if x.is_finite() => {
-                        // Whole numbers are integers (amounts); rhai compares ints and floats.
-                        if x.fract() == 0.0 && x.abs() < 9.0e15 {
-                            Dynamic::from(*x as i64)
-                        } else {
-                            Dynamic::from(*x)
-                        }
+                        Dynamic::from(*x)
                     }
                     (Some(AttrType::String), Some(Value::Str(v))) => text(v),
                     (Some(AttrType::Bool), Some(Value::Bool(b))) => Dynamic::from(*b),

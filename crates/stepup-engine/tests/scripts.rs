@@ -171,7 +171,7 @@ fn a_script_returning_a_non_boolean_fires_its_policy() {
     let (d, runs) = decide(&op("number", &[("amount", num(5.0))]));
     assert_eq!((d.kind, runs), (DecisionKind::StepUp, 1));
     assert!(
-        d.errors[0].ends_with("failed: script returned a i64, not a boolean"),
+        d.errors[0].ends_with("failed: script returned a f64, not a boolean"),
         "{:?}",
         d.errors
     );
@@ -209,4 +209,51 @@ fn a_field_read_two_ways_is_one_value() {
     assert_eq!(d.kind, DecisionKind::Allow);
     let (d, _) = decide(&op("both", &[("amount", num(5.5))]));
     assert_eq!(d.kind, DecisionKind::Allow);
+}
+
+/// A review's finding: whole numbers reached scripts as integers, so `ctx.amount / 100 > 50`
+/// divided 5,099 as a whole number (50, no prompt) and 5,000.5 as a fraction (a prompt): the
+/// larger payout passed. Every number is a float; a division by zero fails (the policy fires).
+#[test]
+fn a_number_divides_as_a_number_whole_or_not() {
+    let set = CompiledSet::from_text(
+        "t.policy",
+        r#"tenant acme {
+  operation payout sensitive
+  attribute amount: number
+  attribute limit: number
+  policy big { when operation == payout and script "ctx.amount / 100 > 50" require aal2 }
+  policy ratio { when operation == payout and script "ctx.amount / ctx.limit > 0.8" require aal2 }
+}"#,
+    )
+    .unwrap();
+    let decide = |amount: f64, limit: f64| {
+        let req = Request {
+            tenant: "acme".into(),
+            application: "".into(),
+            user: "alice".into(),
+            enrolled: [Factor::Totp].into_iter().collect(),
+            session: "s".into(),
+            event: Event::Operation {
+                name: "payout".into(),
+                attrs: [("amount", amount), ("limit", limit)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), Value::Number(v)))
+                    .collect(),
+                context: None,
+            },
+            now: Timestamp(1_795_770_000),
+        };
+        set.decide(&req, &State::established(), false)
+    };
+    assert_eq!(*decide(5099.0, 1e9).fired, ["big"]);
+    assert_eq!(*decide(5000.5, 1e9).fired, ["big"]);
+    assert!(decide(5000.0, 1e9).fired.is_empty());
+    assert_eq!(*decide(900.0, 1000.0).fired, ["ratio"]);
+    // A limit of zero: the ratio cannot be computed, so its policy fires (fail closed).
+    for amount in [0.0, 900.0] {
+        let d = decide(amount, 0.0);
+        assert_eq!(*d.fired, ["ratio"], "{amount}");
+        assert!(d.errors[0].contains("not finite"), "{:?}", d.errors);
+    }
 }

@@ -25,9 +25,9 @@ fn probe(t: &Tenant, field: &CtxField, second: bool) -> Option<Dynamic> {
             Vec::new()
         })),
         CtxField::Attr(a) => match t.attributes.get(a)? {
-            // The engine hands whole numbers as integers, others as floats: both are probed.
+            // The engine hands every number as a float.
             AttrType::Number if second => Some(Dynamic::from(1.0e12_f64 + 0.5)),
-            AttrType::Number => Some(Dynamic::from(0_i64)),
+            AttrType::Number => Some(Dynamic::from(0.0_f64)),
             AttrType::String => text(if second { "x" } else { "" }),
             AttrType::Bool => Some(Dynamic::from(second)),
         },
