@@ -469,8 +469,25 @@ fn the_proxy_passes_traffic_through() {
 const FULL_CHILD_ENV: &str = "STEPUP_FULL_DISK_CHILD_DB";
 
 /// The device of record `i`, padded so the file fills in a few hundred commits.
+/// Record `i`'s device, as long as a history learns (the session carries the rest of a large
+/// record: see [`padded_session`]).
 fn padded(i: u64) -> String {
-    format!("device-{i:06}-{}", "x".repeat(2_000))
+    format!("device-{i:06}-{}", "x".repeat(200))
+}
+
+/// Record `i`'s session: its sequence number, and as many authentication events as a session
+/// keeps (about 2 KB written, so that the file fills after a few thousand records).
+fn padded_session(i: u64) -> SessionState {
+    let event = stepup_engine::state::AuthEvent {
+        at: stepup_core::Timestamp(1_795_770_000 + i64::try_from(i).unwrap_or(0)),
+        factors: stepup_core::FactorSet::EMPTY,
+        cap: None,
+    };
+    SessionState {
+        seq: i,
+        events: vec![event; stepup_engine::state::MAX_EVENTS],
+        ..SessionState::default()
+    }
 }
 
 /// Not a test on its own: the child of the full-disk test runs under a file-size limit (its
@@ -492,10 +509,7 @@ fn full_disk_child() {
     // reopens the file; a reopened file may still take a small write into space it had).
     let mut failures = Vec::new();
     for i in 0..200_000u64 {
-        let s = SessionState {
-            seq: i,
-            ..SessionState::default()
-        };
+        let s = padded_session(i);
         let u = HistoryUpdate {
             device: Some(padded(i)),
             ..HistoryUpdate::default()
