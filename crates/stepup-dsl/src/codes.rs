@@ -9,7 +9,7 @@ use crate::lints::LINTS;
 pub use crate::lints::LintDoc as CodeDoc;
 
 /// The highest error code assigned; the next error gets the one after it.
-pub const LAST_ERROR: &str = "E039";
+pub const LAST_ERROR: &str = "E040";
 
 /// Every error: the file (or the set) does not load.
 pub const ERRORS: &[CodeDoc] = &[
@@ -278,6 +278,13 @@ pub const ERRORS: &[CodeDoc] = &[
         what: "a `threat_feed` names no file (`threat_feed \"\"`)",
         why: "a feed without a path blocks nothing; `threat_intel` could never fire",
         example: "risk { threat_feed \"\" }\nwhen threat_intel require aal3",
+    },
+    CodeDoc {
+        code: "E040",
+        name: "control-character",
+        what: "a policy file contains a control character other than tab, line feed and carriage return (a vertical tab, a form feed, an escape...)",
+        why: "it is invisible in an editor and in a review, and in a message it would reach users' terminals and pages; a policy file is plain text",
+        example: "when new_device\u{b} require aal2",
     },
 ];
 

@@ -350,6 +350,25 @@ fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
             .help("policy files are text; is this a binary file?"),
         ]);
     }
+    // Tab, line feed and carriage return are the only control characters of a policy file
+    // (the grammar's whitespace is a tab to a space: this check keeps the others out of it,
+    // and out of names, strings and comments).
+    if let Some(at) = text
+        .bytes()
+        .position(|b| (b < b' ' && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f)
+    {
+        let byte = text.as_bytes().get(at).copied().unwrap_or_default();
+        return Err(vec![
+            Diagnostic::error(
+                "E040",
+                file,
+                Span::new(at, at + 1),
+                format!("this file contains a control character (U+{byte:04X})"),
+            )
+            .label("control character")
+            .help("policy files are plain text: remove it (tab, line feed and carriage return are the only ones allowed)"),
+        ]);
+    }
     if text.trim().is_empty()
         || text
             .lines()
