@@ -98,12 +98,10 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| format!("cannot read `{}`: {e}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.extension().is_some_and(|x| x == "ron"))
-                .collect();
-            v.sort();
+            // Searched recursively, as `check` searches rules: a scenario in a subdirectory is
+            // never skipped.
+            let v = stepup_dsl::files_under(p, "ron")
+                .map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
             out.extend(v);
         } else if p.exists() {
             out.push(p.clone());
@@ -247,7 +245,16 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
         let text = match result {
             Ok(r) => {
                 let n = r.events.iter().filter(|e| !e.mismatches.is_empty()).count();
-                if a.expect && n > 0 {
+                // A regression test that checks nothing passes whatever the rules do: under
+                // `--expect`, a file without events, or whose events expect nothing, fails.
+                let checks: usize = r
+                    .events
+                    .iter()
+                    .filter_map(|e| e.expect.as_ref())
+                    .map(stepup_replay::scenario::Expect::checks)
+                    .sum();
+                let vacuous = a.expect && checks == 0;
+                if a.expect && (n > 0 || vacuous) {
                     mismatched += 1;
                 }
                 let t = match a.format {
@@ -259,8 +266,14 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
                     _ => {
                         let mut t = output::table(&r, c, a.explain, a.expect);
                         if a.expect {
-                            t.push_str(&if n == 0 {
-                                "  expectations: all met\n".to_string()
+                            t.push_str(&if vacuous {
+                                format!(
+                                    "  expectations: none checked ({} event(s), none with an \
+                                     `expect` that checks something): this file tests nothing\n",
+                                    r.events.len()
+                                )
+                            } else if n == 0 {
+                                format!("  expectations: all met ({checks} checked)\n")
                             } else {
                                 format!("  expectations: {n} event(s) differ\n")
                             });

@@ -606,3 +606,56 @@ fn replay_geolocates_events_that_give_only_an_ip() {
         "{err}"
     );
 }
+
+/// A review's findings: `replay --expect DIR` read one level of the directory only (a failing
+/// scenario in a subdirectory was never run, and the replay said all passed), and a file that
+/// checks nothing — no events, or events whose `expect` names nothing — counted as a pass.
+/// Subdirectories are searched (a link loop ends), and a file that tests nothing fails.
+#[test]
+fn replay_expect_searches_subdirectories_and_fails_a_file_that_checks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = dir.path().join("sc");
+    std::fs::create_dir_all(sc.join("sub")).unwrap();
+    let good =
+        std::fs::read_to_string(root().join("examples/scenarios/01_sensitive_operation.ron"))
+            .unwrap();
+    std::fs::write(sc.join("good.ron"), &good).unwrap();
+    // Expects an allow where the rules step up.
+    std::fs::write(
+        sc.join("sub").join("fails.ron"),
+        good.replace(
+            "expect: (decision: step_up, required_aal: aal2",
+            "expect: (decision: allow, required_aal: aal2",
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("..", sc.join("sub").join("up")).unwrap();
+    let sc = sc.display().to_string();
+    let (code, out, err) = stepup(&["replay", "--store", "memory", "--expect", &sc]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("fails.ron") && out.contains("1 event(s) differ"),
+        "{out}"
+    );
+    assert_eq!(out.matches("good.ron").count(), 1, "read once: {out}");
+
+    for (name, text) in [
+        (
+            "empty.ron",
+            "Scenario(name: \"zero\", tenant: \"acme\", application: \"dashboard\", user: (id: \"a\", enrolled: [totp]), events: [])",
+        ),
+        (
+            "unit.ron",
+            "Scenario(name: \"unit\", tenant: \"acme\", application: \"dashboard\", user: (id: \"a\", enrolled: [totp]), events: [Operation(at: \"2026-11-27T09:00:00Z\", name: \"change_email\", expect: ())])",
+        ),
+    ] {
+        let (_d, p) = temp_file(name, text);
+        let (code, out, err) = stepup(&["replay", "--store", "memory", "--expect", &p]);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(out.contains("expectations: none checked"), "{name}: {out}");
+        // Without `--expect` it is a replay, not a test: it succeeds.
+        let (code, _, err) = stepup(&["replay", "--store", "memory", &p]);
+        assert_eq!(code, 0, "{name}: {err}");
+    }
+}

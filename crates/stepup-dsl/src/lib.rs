@@ -273,18 +273,33 @@ fn load_sources_on(sources: &[Source], parallel_from: usize) -> Loaded {
 /// # Errors
 /// When the path cannot be read.
 pub fn policy_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    files_under(path, "policy")
+}
+
+/// Every file named `*.{extension}` under `path` (a file, which is taken whatever its name, or
+/// a directory, searched recursively), sorted. A directory reached twice (through a symbolic
+/// link to it, or to one of its parents) is searched once: a link loop ends, and no file is
+/// read twice through it.
+///
+/// # Errors
+/// When the path or a directory under it cannot be read.
+pub fn files_under(path: &Path, extension: &str) -> std::io::Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(path)?;
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
+        if !seen.insert(std::fs::canonicalize(&dir)?) {
+            continue;
+        }
         for entry in std::fs::read_dir(&dir)? {
             let p = entry?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "policy") {
+            } else if p.extension().is_some_and(|e| e == extension) {
                 out.push(p);
             }
         }

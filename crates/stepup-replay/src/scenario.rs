@@ -154,6 +154,30 @@ pub enum ExpectedDecision {
     Failed,
 }
 
+impl Expect {
+    /// How many things it checks: one per field given, one per signal and per report-only
+    /// policy named. `expect: ()` checks nothing.
+    #[must_use]
+    pub fn checks(&self) -> usize {
+        let given = [
+            self.decision.is_some(),
+            self.required_aal.is_some(),
+            self.eligible.is_some(),
+            self.fired.is_some(),
+            self.audit.is_some(),
+            self.message.is_some(),
+            self.deny_reason.is_some(),
+            self.challenge.is_some(),
+        ]
+        .into_iter()
+        .filter(|g| *g)
+        .count();
+        given
+            + self.signals.as_ref().map_or(0, BTreeMap::len)
+            + self.report_only.as_ref().map_or(0, BTreeMap::len)
+    }
+}
+
 impl ExpectedDecision {
     /// As written.
     #[must_use]
