@@ -161,8 +161,31 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
         times.push(t);
         lines.push(l);
     }
-    for u in &users {
-        for (field, v) in u.history.countries.iter().chain(u.history.accesses.iter()) {
+    for (i, u) in users.iter().enumerate() {
+        // One definition per user: the enrolled factors of one and the history of another
+        // would otherwise make a user no file describes.
+        if users.iter().take(i).any(|v| v.id == u.id) {
+            let (l, c, _) = locate(text, &format!("\"{}\"", u.id), 0);
+            return Err(err(
+                l,
+                c + 1,
+                "users",
+                format!("user `{}` is defined twice: define each user once", u.id),
+            ));
+        }
+        let last = u
+            .history
+            .last_sign_in
+            .as_ref()
+            .map(|s| ("last_sign_in.at", &s.at));
+        for (field, v) in u
+            .history
+            .countries
+            .iter()
+            .chain(u.history.accesses.iter())
+            .map(|(f, v)| (f.as_str(), v))
+            .chain(last)
+        {
             if let Err(m) = Timestamp::parse_rfc3339(v) {
                 let (l, c, _) = locate(text, &format!("\"{v}\""), 0);
                 return Err(err(l, c + 1, &format!("history.{field}"), m));

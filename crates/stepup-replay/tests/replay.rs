@@ -736,3 +736,32 @@ fn report_only_expectations_mismatch_and_bad_ones_are_located() {
         "{err}"
     );
 }
+
+/// A review's findings: a history's `last_sign_in.at` that is not a time became 1970 (so an
+/// impossible journey from it looked possible and its expectation passed), and a user defined
+/// twice took its factors from one definition and its history from the other. Both are errors
+/// of the file, located.
+#[test]
+fn a_bad_last_sign_in_time_and_a_user_defined_twice_are_errors() {
+    let scenario = |history: &str, more_users: &str| {
+        format!(
+            "Scenario(name: \"x\", tenant: \"acme\", application: \"dashboard\",\n  user: (id: \"alice\", enrolled: [totp], history: ({history})),{more_users}\n  events: [SignIn(at: \"2026-11-27T09:00:00Z\", device: \"laptop-1\", country: \"US\", location: (lat: 40.7, lon: -74.0))])\n"
+        )
+    };
+    let last = |at: &str| {
+        format!(
+            "devices: [\"laptop-1\"], last_sign_in: (at: \"{at}\", country: \"FR\", location: (lat: 48.85, lon: 2.35))"
+        )
+    };
+    let e = run_text("t.ron", &scenario(&last("yesterday-ish"), "")).unwrap_err();
+    assert!(
+        e.contains("history.last_sign_in.at") && e.contains(":2:"),
+        "{e}"
+    );
+    // A real time: the journey from Paris is impossible, and the sign-in is stepped up.
+    let r = run_text("t.ron", &scenario(&last("2026-11-27T08:30:00Z"), "")).unwrap();
+    assert_eq!(r.events[0].decision.kind, DecisionKind::StepUp);
+    let twice = "\n  users: [(id: \"alice\", enrolled: [sms])],";
+    let e = run_text("t.ron", &scenario("devices: [\"laptop-1\"]", twice)).unwrap_err();
+    assert!(e.contains("user `alice` is defined twice"), "{e}");
+}
