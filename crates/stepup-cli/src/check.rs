@@ -1,7 +1,7 @@
 //! `stepup check` and `stepup fmt`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::{Format, color};
 
@@ -148,7 +148,7 @@ pub fn fmt(paths: &[PathBuf], check_only: bool, out: &mut dyn Write) -> u8 {
                 changed += 1;
                 if check_only {
                     let _ = writeln!(out, "would reformat {}", src.name);
-                } else if let Err(e) = std::fs::write(&src.name, formatted) {
+                } else if let Err(e) = replace_file(Path::new(&src.name), &formatted) {
                     eprintln!("error: cannot write `{}`: {e}", src.name);
                     return 2;
                 } else {
@@ -166,4 +166,34 @@ pub fn fmt(paths: &[PathBuf], check_only: bool, out: &mut dyn Write) -> u8 {
         return 1;
     }
     u8::from(check_only && changed > 0)
+}
+
+/// Replaces the file at `path` (the file a symbolic link names, when it is one) with `text`,
+/// whole or not at all: the text is written to a new file beside it, flushed to the disk, given
+/// the file's permissions and renamed over it. A write that fails (a full disk, a quota, a
+/// size limit) leaves the file as it was, where writing it in place would leave it cut short:
+/// and a policy file cut between two policies still checks, without the policies after the cut.
+fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let target = std::fs::canonicalize(path)?;
+    let permissions = std::fs::metadata(&target)?.permissions();
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .map_or_else(|| "policy".into(), |n| n.to_string_lossy());
+    let temp = dir.join(format!(".{name}.{}.stepup-fmt", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::set_permissions(&temp, permissions)?;
+        std::fs::rename(&temp, &target)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
 }

@@ -659,3 +659,49 @@ fn replay_expect_searches_subdirectories_and_fails_a_file_that_checks_nothing() 
         assert_eq!(code, 0, "{name}: {err}");
     }
 }
+
+/// A review's finding: `stepup fmt` wrote a file in place, so a write that failed (a full
+/// disk, a quota; here a file-size limit of 2 KiB) left it cut short, and a file cut between
+/// two policies still checks. The file is replaced whole or not at all, and nothing is left
+/// beside it.
+#[cfg(unix)]
+#[test]
+fn a_failed_fmt_write_leaves_the_file_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.policy");
+    // Unformatted (extra spaces), and larger than the limit once formatted.
+    let text: String = (0..60)
+        .map(|i| format!("policy  p{i}   \"Confirm it's you, please, this is policy number {i}.\" {{ when  new_device   require aal2 }}\n"))
+        .collect();
+    std::fs::write(&file, &text).unwrap();
+    let script = "trap '' XFSZ; ulimit -S -f 2; exec \"$0\" fmt \"$1\"";
+    let out = Command::new("bash")
+        .args(["-c", script, env!("CARGO_BIN_EXE_stepup")])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot write"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text,
+        "the file is untouched"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temporary file is left: {left:?}");
+    // Without the limit it is formatted, through a symbolic link to its target.
+    let link = dir.path().join("link.policy");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let (code, out, err) = stepup(&["fmt", &link.display().to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let formatted = std::fs::read_to_string(&file).unwrap();
+    assert_ne!(formatted, text);
+    assert!(formatted.starts_with("policy p0 \""), "{formatted}");
+}
