@@ -238,3 +238,39 @@ fn the_cap_keeps_errors_before_warnings() {
     );
     assert_eq!((loaded.error_count(), loaded.warning_count()), (1, 150));
 }
+
+/// A review's finding: lint S007 built a warning for every pair of policies that can fire
+/// together without a common factor before the hundred per file were kept, so 20,000 policies
+/// alternating two factors ran out of memory (a service reloading them would have crashed).
+/// The pairs listed stop at a bound, with a warning that says so.
+#[test]
+fn disjoint_factor_pairs_are_bounded() {
+    let text: String = (0..3_000)
+        .map(|i| {
+            let factor = if i % 2 == 0 { "totp" } else { "webauthn" };
+            format!("policy p{i} {{ when new_device require aal3 factor {factor} }}\n")
+        })
+        .collect();
+    let loaded = stepup_dsl::load_sources(&[stepup_dsl::Source::text("many.policy", &text)]);
+    let s007: Vec<_> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "S007")
+        .collect();
+    assert!(!s007.is_empty() && s007.len() <= 100, "{}", s007.len());
+    // The note on what is not shown counts them by code: the first 1,000 pairs and the
+    // warning that the search stopped are all there are.
+    let note = loaded
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "N001")
+        .and_then(|d| d.help.clone())
+        .unwrap_or_default();
+    let hidden: usize = note
+        .split("S007 × ")
+        .nth(1)
+        .and_then(|n| n.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(s007.len() + hidden, 1_001, "{note}");
+}

@@ -88,6 +88,11 @@ impl Located {
     }
 }
 
+/// The most S007 pairs listed for one scope: the pairs grow with the square of the policies
+/// (20,000 policies alternating two factors made 10^8 warnings, and the check ran out of
+/// memory), and past the hundred a file shows, one more says nothing new.
+pub(in crate::check) const MAX_DISJOINT_PAIRS: usize = 1_000;
+
 /// S007: two policies that can fire on the same event but share no factor that satisfies both —
 /// their merge allows nothing, so the user is refused. `in_app`: the scope is an application's
 /// (the tenant's policies, replaced by name, and the application's own).
@@ -106,11 +111,25 @@ pub(in crate::check) fn disjoint_factors(
             sets.push(x.factors);
         }
     }
+    let mut pairs = 0usize;
     for (i, a) in scope.iter().enumerate() {
         if sets.iter().all(|s| !a.factors.intersect(*s).is_empty()) {
             continue;
         }
         for b in scope.iter().skip(i + 1) {
+            if pairs == MAX_DISJOINT_PAIRS {
+                diags.push(
+                    Diagnostic::warning(
+                        "S007",
+                        &b.file,
+                        b.span,
+                        format!("more policies can fire together with no factor that satisfies both: the first {MAX_DISJOINT_PAIRS} pairs are listed, and the search stopped there"),
+                    )
+                    .label("and more")
+                    .help("give the policies that can fire together a factor in common (the pairs listed show which)".to_string()),
+                );
+                return;
+            }
             // Tenant pairs are reported once, on the tenant, not again for each application
             // (also an application that changes nothing, or overrides without changing factors).
             let reported_elsewhere = in_app && tenants(a) && tenants(b);
@@ -120,6 +139,7 @@ pub(in crate::check) fn disjoint_factors(
                 && !reported_elsewhere
                 && a.may_meet(b)
             {
+                pairs += 1;
                 diags.push(
                     Diagnostic::warning("S007", &b.file, b.span, format!("policies `{}` and `{}` can fire together but no factor satisfies both", a.name, b.name))
                         .label("disjoint factors")
