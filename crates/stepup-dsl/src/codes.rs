@@ -282,8 +282,8 @@ pub const ERRORS: &[CodeDoc] = &[
     CodeDoc {
         code: "E040",
         name: "control-character",
-        what: "a policy file contains a control character other than tab, line feed and carriage return (a vertical tab, a form feed, an escape...)",
-        why: "it is invisible in an editor and in a review, and in a message it would reach users' terminals and pages; a policy file is plain text",
+        what: "a policy file contains a control character other than tab, line feed and carriage return (a vertical tab, a form feed, an escape...), or a carriage return not followed by a line feed",
+        why: "it is invisible in an editor and in a review, and in a message it would reach users' terminals and pages; a lone carriage return looks like a line break in many editors, where the language reads none (a rule after it in a comment would look written and be commented out)",
         example: "when new_device\u{b} require aal2",
     },
 ];

@@ -326,6 +326,18 @@ fn is_control(b: u8) -> bool {
     (b < b' ' && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f
 }
 
+/// Whether the byte at `i` of `bytes` may not be in a policy file: a control character
+/// ([`is_control`]), or a carriage return not followed by a line feed (many editors and
+/// terminals show it as a line break, where the language reads none: a rule after it in a
+/// comment would look written and be commented out).
+fn refused_at(bytes: &[u8], i: usize) -> bool {
+    match bytes.get(i) {
+        Some(b'\r') => bytes.get(i + 1) != Some(&b'\n'),
+        Some(&b) => is_control(b),
+        None => false,
+    }
+}
+
 /// Where the first control character of `bytes` is ([`is_control`]), eight bytes at a time:
 /// a word with no byte below a space and none equal to DEL is passed whole (the usual tests
 /// for a byte below `n` and a byte equal to `n` in a word, which may flag a word that has none,
@@ -343,17 +355,13 @@ fn control_at(bytes: &[u8]) -> Option<usize> {
         let d = x ^ (0x7f * ONES);
         let del = d.wrapping_sub(ONES) & !d & HIGH;
         if below_space | del != 0
-            && let Some(i) = w.iter().position(|&b| is_control(b))
+            && let Some(i) = (at..at + 8).find(|&i| refused_at(bytes, i))
         {
-            return Some(at + i);
+            return Some(i);
         }
         at += 8;
     }
-    words
-        .remainder()
-        .iter()
-        .position(|&b| is_control(b))
-        .map(|i| at + i)
+    (at..bytes.len()).find(|&i| refused_at(bytes, i))
 }
 
 fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
@@ -391,15 +399,26 @@ fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
     // and out of names, strings and comments).
     if let Some(at) = control_at(text.as_bytes()) {
         let byte = text.as_bytes().get(at).copied().unwrap_or_default();
+        let (what, help) = if byte == b'\r' {
+            (
+                "a carriage return not followed by a line feed (a line break to some editors, not to the language)".to_string(),
+                "end lines with a line feed, or a carriage return and a line feed",
+            )
+        } else {
+            (
+                format!("a control character (U+{byte:04X})"),
+                "policy files are plain text: remove it (tab, line feed and carriage return are the only ones allowed)",
+            )
+        };
         return Err(vec![
             Diagnostic::error(
                 "E040",
                 file,
                 Span::new(at, at + 1),
-                format!("this file contains a control character (U+{byte:04X})"),
+                format!("this file contains {what}"),
             )
             .label("control character")
-            .help("policy files are plain text: remove it (tab, line feed and carriage return are the only ones allowed)"),
+            .help(help),
         ]);
     }
     if text.trim().is_empty()
@@ -1223,7 +1242,7 @@ mod tests {
     /// byte by byte does, at every place in a text and for every byte value.
     #[test]
     fn a_control_character_is_found_where_it_is() {
-        let slow = |b: &[u8]| b.iter().position(|&c| is_control(c));
+        let slow = |b: &[u8]| (0..b.len()).find(|&i| refused_at(b, i));
         let base: Vec<u8> = b"when amount > 100\r\n\trequire aal2 # \xc3\xa9 ~\n".to_vec();
         assert_eq!(control_at(&base), None);
         for byte in 0..=255u8 {
