@@ -49,13 +49,13 @@ pub struct HistorySpec {
     #[serde(default)]
     pub devices: Vec<String>,
     /// Countries and when last seen (RFC 3339).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique")]
     pub countries: BTreeMap<String, String>,
     /// The last successful sign-in.
     #[serde(default)]
     pub last_sign_in: Option<LastSpec>,
     /// Resource classes and when last accessed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique")]
     pub accesses: BTreeMap<String, String>,
 }
 
@@ -108,13 +108,13 @@ pub struct Expect {
     pub challenge: Option<ExpectedChallenge>,
     /// Risk signals' values in the decision's breakdown (`true`, `false` or `unknown`), by signal
     /// name; signals not named are not checked.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_opt")]
     pub signals: Option<BTreeMap<String, String>>,
     /// What report-only policies would have done, by policy name: `"not_fired"`,
     /// `"satisfied"`, `"step_up"` or `"deny"`, optionally followed by the AAL of a step-up
     /// (`"step_up aal2"`) or the reason of a denial (`"deny stronger_factor_required"`);
     /// policies not named are not checked.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_opt")]
     pub report_only: Option<BTreeMap<String, String>>,
 }
 
@@ -249,7 +249,7 @@ pub enum EventSpec {
         /// Operation name.
         name: String,
         /// Attributes.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "unique")]
         attrs: BTreeMap<String, Value>,
         /// Device fingerprint (with any of the context fields, the event carries its own
         /// context and its risk signals are computed, SPEC §5).
@@ -432,4 +432,51 @@ pub fn resolve_time(text: &str, previous: Option<Timestamp>) -> Result<Timestamp
         return Ok(prev.plus(n.saturating_mul(mult)));
     }
     Timestamp::parse_rfc3339(text)
+}
+
+/// A map whose keys are each named once: a name written twice is an error of the file, never
+/// a value silently replaced by the later one (an expectation dropped, or an attribute the
+/// scenario does not mean).
+struct UniqueMap<V>(BTreeMap<String, V>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = UniqueMap<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map whose keys are each named once")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((k, v)) = map.next_entry::<String, V>()? {
+                    if out.contains_key(&k) {
+                        return Err(serde::de::Error::custom(format!(
+                            "`{k}` is named twice in one map: name each key once"
+                        )));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(UniqueMap(out))
+            }
+        }
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// A map field whose keys are each named once ([`UniqueMap`]).
+fn unique<'de, D: serde::Deserializer<'de>, V: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, V>, D::Error> {
+    UniqueMap::deserialize(deserializer).map(|m| m.0)
+}
+
+/// An optional map field whose keys are each named once ([`UniqueMap`]).
+fn unique_opt<'de, D: serde::Deserializer<'de>, V: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<BTreeMap<String, V>>, D::Error> {
+    Option::<UniqueMap<V>>::deserialize(deserializer).map(|m| m.map(|m| m.0))
 }

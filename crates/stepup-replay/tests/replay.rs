@@ -765,3 +765,25 @@ fn a_bad_last_sign_in_time_and_a_user_defined_twice_are_errors() {
     let e = run_text("t.ron", &scenario("devices: [\"laptop-1\"]", twice)).unwrap_err();
     assert!(e.contains("user `alice` is defined twice"), "{e}");
 }
+
+/// A review's finding: a key named twice in a scenario's map kept the last value silently, so
+/// `signals: {"new_device": "false", "new_device": "unknown"}` dropped an expectation and
+/// `attrs: {"amount": 5000, "amount": 1}` paid out 1. It is an error of the file.
+#[test]
+fn a_key_named_twice_in_a_map_is_an_error() {
+    for events in [
+        "        Operation(at: \"2026-11-27T09:00:00Z\", name: \"payout\", attrs: {\"amount\": 5000, \"amount\": 1}),\n",
+        "        SignIn(at: \"2026-11-27T09:00:00Z\", device: \"d\", expect: (signals: {\"new_device\": \"false\", \"new_device\": \"unknown\"})),\n",
+        "        SignIn(at: \"2026-11-27T09:00:00Z\", device: \"d\", expect: (report_only: {\"p\": \"not_fired\", \"p\": \"deny\"})),\n",
+    ] {
+        let e = error_of(events);
+        assert!(e.contains("named twice"), "{e}");
+        assert!(e.starts_with("bad.ron:7:"), "{e}");
+    }
+    let e = run_text(
+        "bad.ron",
+        "Scenario(name: \"x\", tenant: \"acme\", application: \"dashboard\", user: (id: \"a\", enrolled: [totp], history: (countries: {\"FR\": \"2026-11-20T08:00:00Z\", \"FR\": \"2026-11-27T08:00:00Z\"})), events: [])",
+    )
+    .unwrap_err();
+    assert!(e.contains("named twice"), "{e}");
+}
