@@ -676,34 +676,65 @@ impl Studio {
                 return c;
             }
         };
-        let run = |engine: &Engine| -> Vec<FileReport> {
+        // Each scenario replayed under each version, or why it could not be: a scenario one
+        // version cannot replay (its application removed, a replay error) is a change, never
+        // left out of the comparison.
+        let run = |engine: &Engine| -> Vec<Result<FileReport, String>> {
             let set = engine.current();
             self.scenarios
                 .iter()
-                .filter_map(|s| {
-                    let l = s.load(&set).ok()?;
-                    stepup_replay::replay_with(&l, engine, &MemoryStore::new(), false).ok()
+                .map(|s| {
+                    let l = s.load(&set)?;
+                    stepup_replay::replay_with(&l, engine, &MemoryStore::new(), false)
+                        .map_err(|e| e.to_string())
                 })
                 .collect()
         };
         let (ra, rb) = (run(&a), run(&b));
-        for x in &ra {
-            let Some(y) = rb.iter().find(|y| y.file == x.file) else {
-                continue;
+        let (mut both_a, mut both_b) = (Vec::new(), Vec::new());
+        for (s, (x, y)) in self.scenarios.iter().zip(ra.into_iter().zip(rb)) {
+            let (x, y) = match (x, y) {
+                (Ok(x), Ok(y)) => (x, y),
+                (x, y) => {
+                    let say = |r: &Result<FileReport, String>| match r {
+                        Ok(r) => format!("replayed ({} events)", r.events.len()),
+                        Err(e) => format!("cannot be replayed: {e}"),
+                    };
+                    c.changes.push(Change {
+                        scenario: s.name(),
+                        index: 0,
+                        event: "the whole scenario".to_string(),
+                        before: say(&x),
+                        after: say(&y),
+                    });
+                    continue;
+                }
             };
             for (ea, eb) in x.events.iter().zip(&y.events) {
-                let (da, db) = (describe(ea), describe(eb));
-                if da != db {
+                if let Some((before, after)) = differ(ea, eb) {
                     c.changes.push(Change {
                         scenario: x.file.clone(),
                         index: ea.index,
                         event: ea.event.clone(),
-                        before: da,
-                        after: db,
+                        before,
+                        after,
                     });
                 }
             }
+            if x.events.len() != y.events.len() {
+                c.changes.push(Change {
+                    scenario: x.file.clone(),
+                    index: x.events.len().min(y.events.len()),
+                    event: "the events after it".to_string(),
+                    before: format!("{} events", x.events.len()),
+                    after: format!("{} events", y.events.len()),
+                });
+            }
+            both_a.push(x);
+            both_b.push(y);
         }
+        // Friction over the scenarios both versions replayed.
+        let (ra, rb) = (both_a, both_b);
         c.stats_a = stats::compute(&ra);
         c.stats_b = stats::compute(&rb);
         c
@@ -717,6 +748,38 @@ pub fn describe(e: &EventResult) -> String {
         Some(r) => format!("{} {}", e.decision.kind.as_str(), r.aal),
         None => e.decision.kind.as_str().to_string(),
     }
+}
+
+/// A decision with all a user meets of it: its kind, its whole requirement (AAL, factors,
+/// validity), the factors that would satisfy it and why it refuses
+/// (`step_up aal2 factor webauthn every time, eligible webauthn`).
+#[must_use]
+pub fn describe_fully(e: &EventResult) -> String {
+    let d = &e.decision;
+    let mut out = d.kind.as_str().to_string();
+    if let Some(r) = d.required {
+        out.push_str(&format!(" {} factor {} {}", r.aal, r.factors, r.validity));
+    }
+    if !d.eligible.is_empty() {
+        out.push_str(&format!(", eligible {}", d.eligible));
+    }
+    if let Some(reason) = d.deny {
+        out.push_str(&format!(", {}", reason.as_str()));
+    }
+    out
+}
+
+/// How two decisions of one event differ, when they do: in a few words, or in full when the
+/// few words are the same (a requirement that allows another factor, or no longer `every
+/// time`, is a change even at the same AAL).
+#[must_use]
+pub fn differ(a: &EventResult, b: &EventResult) -> Option<(String, String)> {
+    let (fa, fb) = (describe_fully(a), describe_fully(b));
+    if fa == fb {
+        return None;
+    }
+    let (da, db) = (describe(a), describe(b));
+    Some(if da == db { (fa, fb) } else { (da, db) })
 }
 
 fn apply_what_if(l: &mut Loaded, index: usize, w: &WhatIf) -> Result<(), String> {
