@@ -50,7 +50,7 @@ pub const LINTS: &[LintDoc] = &[
     LintDoc {
         code: "S005",
         name: "weaker-override",
-        what: "an application override is weaker than the tenant policy it replaces (lower AAL, more factors, a longer duration, or `report_only` in place of an enforced policy)",
+        what: "an application override may be weaker than the tenant policy it replaces (lower AAL, more factors, a longer duration, another condition, or `report_only` in place of an enforced policy)",
         why: "per-application overrides exist to tighten a tenant's defaults; a weaker one silently lowers protection for that application",
         example: "tenant t { policy p \"...\" { when new_device require aal3 factor webauthn for 5m } }\napplication a of t { policy p \"...\" { when new_device require aal2 } }",
     },

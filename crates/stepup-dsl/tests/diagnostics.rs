@@ -548,3 +548,54 @@ fn a_script_that_outruns_the_probe_budget_loads_without_a_warning() {
     assert!(loaded.diagnostics.is_empty(), "{:#?}", loaded.diagnostics);
     assert!(loaded.set.is_some());
 }
+
+/// A review's finding: S005 compared only the requirement, so an override of `admin_default`
+/// on one admin operation (the others no longer stepped up in the application) or of a tenant
+/// policy with a higher threshold passed `check` with no problems. An override that may fire on
+/// fewer events says so; one that covers every admin operation as the built-in does is quiet.
+#[test]
+fn an_override_whose_condition_may_fire_less_is_flagged() {
+    let tenant = "tenant t {\n operation delete_application admin\n operation export_users admin\n operation reset_user_mfa admin\n operation pay sensitive\n attribute amount: number\n policy payouts \"Confirm this payout.\" { when operation == pay and amount > 1000 require aal2 }\n}\n";
+    let app = |body: &str| format!("{tenant}application a of t {{\n {body}\n}}");
+    expect_one(
+        &app(
+            "override policy admin_default \"Confirm deleting this application.\" { when operation == delete_application require aal2 }",
+        ),
+        "S005",
+        "this override of `admin_default` is weaker than the built-in policy for `admin` operations",
+        "admin_default",
+        Some(
+            "it has a condition that leaves out the admin operations `export_users`, `reset_user_mfa` (not stepped up in this application); overrides should tighten, not loosen",
+        ),
+    );
+    expect_one(
+        &app(
+            "override policy admin_default \"Confirm this administrative action.\" { when operation in [delete_application, export_users, reset_user_mfa] and new_device require aal2 }",
+        ),
+        "S005",
+        "this override of `admin_default` is weaker than the built-in policy for `admin` operations",
+        "admin_default",
+        Some(
+            "it has a condition that asks more than an `admin` operation (it does not step up every one); overrides should tighten, not loosen",
+        ),
+    );
+    expect_one(
+        &app(
+            "override policy payouts \"Confirm this payout.\" { when operation == pay and amount > 1000000 require aal2 }",
+        ),
+        "S005",
+        "this override of `payouts` is weaker than the tenant's policy",
+        "payouts",
+        Some(
+            "it has another condition (check that it fires on every event the tenant's does); overrides should tighten, not loosen",
+        ),
+    );
+    // Every admin operation, named or by class, with a stronger requirement: no warning.
+    for body in [
+        "override policy admin_default \"Confirm this administrative action with your key.\" { when operation in [delete_application, export_users, reset_user_mfa] require aal3 factor webauthn for 5m }",
+        "override policy payouts \"Confirm this payout with your key.\" { when operation == pay and amount > 1000 require aal3 factor webauthn for 5m }",
+    ] {
+        let d = diags(&app(body));
+        assert!(d.is_empty(), "{body}: {d:#?}");
+    }
+}

@@ -156,7 +156,7 @@ pub(super) fn pass(
                     };
                     if let Some(checked) = check_policy(&mut cx, tenant, &at) {
                         if let Some(base) = base {
-                            lint::weaker_override(&mut cx, p, base, &checked);
+                            lint::weaker_override(&mut cx, tenant, p, base, &checked);
                         }
                         let checked = Arc::new(checked);
                         let span = p.name.as_ref().map_or(p.span, |n| n.span);
