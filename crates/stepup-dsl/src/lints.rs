@@ -64,7 +64,7 @@ pub const LINTS: &[LintDoc] = &[
     LintDoc {
         code: "S007",
         name: "disjoint-factors",
-        what: "two enforced policies can fire on the same event but no factor satisfies both (report-only policies are never merged)",
+        what: "two enforced policies (the built-in `admin_default` among them) can fire on the same event but no factor satisfies both, or three or more can, each two sharing a factor but all of them none (report-only policies are never merged); at most 1,000 pairs are listed per scope",
         why: "when both fire, the most-restrictive merge intersects their factor sets; an empty intersection refuses the action outright",
         example: "policy a \"...\" { when new_device require aal2 factor sms }\npolicy b \"...\" { when new_device require aal3 factor webauthn }",
     },

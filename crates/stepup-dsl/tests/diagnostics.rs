@@ -599,3 +599,40 @@ fn an_override_whose_condition_may_fire_less_is_flagged() {
         assert!(d.is_empty(), "{body}: {d:#?}");
     }
 }
+
+/// A review's finding: S007 compared the written policies only, so a policy on an admin
+/// operation allowing no factor the tenant's `admin default` allows passed `check`, and every
+/// such operation was refused (`conflict`) at run time. The built-in is compared too.
+#[test]
+fn a_policy_disjoint_from_the_admin_default_is_flagged() {
+    let text = "tenant t {\n operation export_users admin\n operation pay sensitive\n admin default require aal2 factor sms for 15m\n policy keys \"Confirm with your key.\" { when operation == export_users require aal2 factor webauthn for 5m }\n policy pay_keys \"Confirm with your key.\" { when operation == pay require aal2 factor webauthn for 5m }\n}";
+    let d = diags(text);
+    let s007: Vec<_> = d.iter().filter(|d| d.code == "S007").collect();
+    assert_eq!(s007.len(), 1, "{d:#?}");
+    assert_eq!(
+        s007[0].message,
+        "policies `admin_default` and `keys` can fire together but no factor satisfies both"
+    );
+    assert_eq!(s007[0].snippet(), "keys");
+}
+
+/// A review's finding: S007 compared pairs only, so three policies on one operation, each two
+/// sharing a factor but all three none, passed `check`, and the operation was refused at run
+/// time. The group is flagged, once; a group whose factors meet is not.
+#[test]
+fn three_policies_with_no_factor_in_common_are_flagged() {
+    let text = |c: &str| {
+        format!(
+            "tenant t {{\n operation payout sensitive\n operation view sensitive\n policy a \"A.\" {{ when operation == payout require aal2 factor sms|totp }}\n policy b \"B.\" {{ when operation == payout require aal2 factor totp|webauthn }}\n policy c \"C.\" {{ when operation == payout require aal2 factor {c} }}\n policy d \"D.\" {{ when operation == view require aal2 factor sms }}\n}}"
+        )
+    };
+    let d = diags(&text("sms|webauthn"));
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].code, "S007");
+    assert_eq!(
+        d[0].message,
+        "policies `a`, `b`, `c` can fire together (operation `payout`) but no factor satisfies them all"
+    );
+    assert_eq!(d[0].snippet(), "c");
+    assert!(diags(&text("totp|webauthn")).is_empty());
+}

@@ -128,6 +128,17 @@ fn check_tenant(tname: &str, tenant: &Tenant, list: &[PolicyAt<'_>]) -> TenantCh
             checked.push(p);
         }
     }
+    // The built-in `admin_default` is in force beside the written policies: a policy on an
+    // admin operation whose factors it shares none with is refused at run time, so the lint
+    // sees it too (first: a pair is reported on its later policy, which is written).
+    if let (Some(builtin), Some(first)) = (tenant.builtin_admin_policy(), list.first()) {
+        let span = first
+            .policy
+            .name
+            .as_ref()
+            .map_or(first.policy.span, |n| n.span);
+        located.insert(0, Located::new(&builtin, tenant, first.file, span, false));
+    }
     lint::disjoint_factors(&mut diags, &located, false);
     TenantChecked {
         policies: checked,

@@ -48,6 +48,15 @@ impl Located {
         for c in conjuncts {
             match c {
                 Cond::OperationIn(s) => narrow(&mut ops, s.clone()),
+                // The built-in `admin_default`: the tenant's operations of the class.
+                Cond::OperationClassIs(class) => narrow(
+                    &mut ops,
+                    t.operations
+                        .iter()
+                        .filter(|(_, c)| *c == class)
+                        .map(|(name, _)| name.clone())
+                        .collect(),
+                ),
                 Cond::ResourceIn(s) => narrow(&mut res, s.clone()),
                 Cond::FirstAccess(r, _) => narrow(&mut res, BTreeSet::from([r.clone()])),
                 _ => {}
@@ -101,6 +110,7 @@ pub(in crate::check) fn disjoint_factors(
     scope: &[Located],
     in_app: bool,
 ) {
+    disjoint_groups(diags, scope, in_app);
     let tenants = |x: &Located| !x.from_app || x.like_tenant;
     // The distinct factor sets of the scope (a handful): a policy whose factors meet every one
     // of them has no pair to report, so only the others are compared with every later policy
@@ -147,5 +157,98 @@ pub(in crate::check) fn disjoint_factors(
                 );
             }
         }
+    }
+}
+
+/// S007 for three or more policies: policies that can fire on one event, each two sharing a
+/// factor, but no factor shared by all (`sms|totp`, `totp|webauthn`, `sms|webauthn`): the merge
+/// allows nothing, and the user is refused, where no pair says so. The events are grouped by
+/// the operations and resource classes the scope's guards name (and every other event); each
+/// group's enforced policies are intersected once.
+pub(in crate::check) fn disjoint_groups(
+    diags: &mut Vec<Diagnostic>,
+    scope: &[Located],
+    in_app: bool,
+) {
+    let tenants = |x: &Located| !x.from_app || x.like_tenant;
+    let enforced: Vec<&Located> = scope.iter().filter(|x| !x.report_only).collect();
+    let mut ops: BTreeSet<&String> = BTreeSet::new();
+    let mut res: BTreeSet<&String> = BTreeSet::new();
+    for x in &enforced {
+        ops.extend(x.ops.iter().flatten());
+        res.extend(x.res.iter().flatten());
+    }
+    // (what the group's events are, its policies)
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    let members = |keep: &dyn Fn(&Located) -> bool| -> Vec<usize> {
+        (0..enforced.len())
+            .filter(|&i| enforced.get(i).is_some_and(|x| keep(x)))
+            .collect()
+    };
+    for op in &ops {
+        groups.push((
+            format!("operation `{op}`"),
+            members(&|x| x.res.is_none() && x.ops.as_ref().is_none_or(|s| s.contains(*op))),
+        ));
+    }
+    for r in &res {
+        groups.push((
+            format!("access to `{r}`"),
+            members(&|x| x.ops.is_none() && x.res.as_ref().is_none_or(|s| s.contains(*r))),
+        ));
+    }
+    groups.push((
+        "any event".to_string(),
+        members(&|x| x.ops.is_none() && x.res.is_none()),
+    ));
+    let mut seen: BTreeSet<Vec<usize>> = BTreeSet::new();
+    for (event, group) in groups {
+        if group.len() < 3 || !seen.insert(group.clone()) {
+            continue;
+        }
+        let list: Vec<&Located> = group
+            .iter()
+            .filter_map(|&i| enforced.get(i).copied())
+            .collect();
+        let Some(first) = list.first() else { continue };
+        let all = list
+            .iter()
+            .fold(first.factors, |acc, x| acc.intersect(x.factors));
+        let pair_disjoint = list.iter().enumerate().any(|(i, a)| {
+            list.iter()
+                .skip(i + 1)
+                .any(|b| a.factors.intersect(b.factors).is_empty())
+        });
+        if !all.is_empty() || pair_disjoint || (in_app && list.iter().all(|x| tenants(x))) {
+            continue;
+        }
+        let Some(last) = list.last() else { continue };
+        let mut names: Vec<String> = list
+            .iter()
+            .take(6)
+            .map(|x| format!("`{}`", x.name))
+            .collect();
+        if list.len() > 6 {
+            names.push(format!("{} more", list.len() - 6));
+        }
+        diags.push(
+            Diagnostic::warning(
+                "S007",
+                &last.file,
+                last.span,
+                format!(
+                    "policies {} can fire together ({event}) but no factor satisfies them all",
+                    names.join(", ")
+                ),
+            )
+            .label("disjoint factors")
+            .help(format!(
+                "each two of them share a factor, but all of them share none: when they fire together the merged requirement allows no factor and the action is refused ({})",
+                list.iter()
+                    .map(|x| format!("`{}` allows {}", x.name, x.factors))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        );
     }
 }
