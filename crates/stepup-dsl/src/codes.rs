@@ -142,7 +142,7 @@ pub const ERRORS: &[CodeDoc] = &[
     CodeDoc {
         code: "E018",
         name: "number-too-large",
-        what: "a number compared with an attribute is too large to represent",
+        what: "a number compared with an attribute or with `risk` is too large to represent",
         why: "the comparison could not be evaluated exactly",
         example: "attribute amount: number\nwhen amount > 1e999 require aal3  # written out as 400 digits",
     },

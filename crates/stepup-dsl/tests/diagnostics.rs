@@ -636,3 +636,16 @@ fn three_policies_with_no_factor_in_common_are_flagged() {
     assert_eq!(d[0].snippet(), "c");
     assert!(diags(&text("totp|webauthn")).is_empty());
 }
+
+/// A review's finding: `risk < 999…9` (400 digits) read as `risk < inf`, always true, and S006
+/// said it was never true. A number too large to hold is an error, as with an attribute.
+#[test]
+fn a_risk_threshold_too_large_to_hold_is_an_error() {
+    let big = "9".repeat(400);
+    let d = diags(&format!("when risk < {big} require aal2"));
+    assert_eq!(
+        d.iter().map(|d| d.code).collect::<Vec<_>>(),
+        ["E018"],
+        "{d:#?}"
+    );
+}

@@ -330,9 +330,15 @@ fn check_cmp(cx: &mut Ctx<'_>, t: &Tenant, n: &ast::Name, op: CmpOp, lit: &Lit) 
             })
         }
         "risk" => match lit {
-            Lit::Number(v, span) => {
+            Lit::Number(v, span) if v.is_finite() => {
                 lint::risk_threshold(cx, op, *v, *span);
                 Some(Cond::Risk(op, *v))
+            }
+            // Too large to hold (400 digits): it would compare as infinite, where the lint
+            // would say `risk < inf` is never true.
+            Lit::Number(_, span) => {
+                cx.err("E018", *span, "this number is too large", "too large", None);
+                None
             }
             other => {
                 cx.err(
