@@ -1,7 +1,7 @@
 //! S007 `disjoint-factors`: two enforced policies can fire on the same event but no factor
 //! satisfies both.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::diag::{Diagnostic, SourceFile, Span};
@@ -171,55 +171,65 @@ pub(in crate::check) fn disjoint_groups(
     in_app: bool,
 ) {
     let tenants = |x: &Located| !x.from_app || x.like_tenant;
+    // An application that changes nothing the lint looks at has the tenant's groups, reported
+    // on the tenant.
+    if in_app && scope.iter().all(tenants) {
+        return;
+    }
     let enforced: Vec<&Located> = scope.iter().filter(|x| !x.report_only).collect();
-    let mut ops: BTreeSet<&String> = BTreeSet::new();
-    let mut res: BTreeSet<&String> = BTreeSet::new();
-    for x in &enforced {
-        ops.extend(x.ops.iter().flatten());
-        res.extend(x.res.iter().flatten());
+    // Each policy is listed under the operations or resource classes its guard names, or
+    // under every event when it has none: one pass, not one per group.
+    let mut any: Vec<usize> = Vec::new();
+    let mut by_op: BTreeMap<&String, Vec<usize>> = BTreeMap::new();
+    let mut by_res: BTreeMap<&String, Vec<usize>> = BTreeMap::new();
+    for (i, x) in enforced.iter().enumerate() {
+        match (&x.ops, &x.res) {
+            (None, None) => any.push(i),
+            (Some(ops), None) => ops.iter().for_each(|o| by_op.entry(o).or_default().push(i)),
+            (None, Some(res)) => res
+                .iter()
+                .for_each(|r| by_res.entry(r).or_default().push(i)),
+            (Some(_), Some(_)) => {}
+        }
     }
-    // (what the group's events are, its policies)
-    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-    let members = |keep: &dyn Fn(&Located) -> bool| -> Vec<usize> {
-        (0..enforced.len())
-            .filter(|&i| enforced.get(i).is_some_and(|x| keep(x)))
-            .collect()
-    };
-    for op in &ops {
-        groups.push((
-            format!("operation `{op}`"),
-            members(&|x| x.res.is_none() && x.ops.as_ref().is_none_or(|s| s.contains(*op))),
-        ));
-    }
-    for r in &res {
-        groups.push((
-            format!("access to `{r}`"),
-            members(&|x| x.ops.is_none() && x.res.as_ref().is_none_or(|s| s.contains(*r))),
-        ));
-    }
-    groups.push((
-        "any event".to_string(),
-        members(&|x| x.ops.is_none() && x.res.is_none()),
-    ));
+    let factors = |i: &usize| enforced.get(*i).map(|x| x.factors);
+    let any_meet = any.iter().filter_map(factors).reduce(|a, b| a.intersect(b));
+    // (what the group's events are, its own policies): each group also has the `any` ones.
+    let none: Vec<usize> = Vec::new();
+    let groups = by_op
+        .iter()
+        .map(|(op, v)| (format!("operation `{op}`"), v))
+        .chain(by_res.iter().map(|(r, v)| (format!("access to `{r}`"), v)))
+        .chain(std::iter::once(("any event".to_string(), &none)));
     let mut seen: BTreeSet<Vec<usize>> = BTreeSet::new();
-    for (event, group) in groups {
-        if group.len() < 3 || !seen.insert(group.clone()) {
+    for (event, own) in groups {
+        if own.len() + any.len() < 3 {
+            continue;
+        }
+        // The common factors, found before anything is built: most groups have some.
+        let meet = own
+            .iter()
+            .filter_map(factors)
+            .chain(any_meet)
+            .reduce(|a, b| a.intersect(b));
+        if meet.is_none_or(|m| !m.is_empty()) {
+            continue;
+        }
+        let mut group: Vec<usize> = own.iter().chain(&any).copied().collect();
+        group.sort_unstable();
+        if !seen.insert(group.clone()) {
             continue;
         }
         let list: Vec<&Located> = group
             .iter()
             .filter_map(|&i| enforced.get(i).copied())
             .collect();
-        let Some(first) = list.first() else { continue };
-        let all = list
-            .iter()
-            .fold(first.factors, |acc, x| acc.intersect(x.factors));
         let pair_disjoint = list.iter().enumerate().any(|(i, a)| {
             list.iter()
                 .skip(i + 1)
                 .any(|b| a.factors.intersect(b.factors).is_empty())
         });
-        if !all.is_empty() || pair_disjoint || (in_app && list.iter().all(|x| tenants(x))) {
+        if pair_disjoint || (in_app && list.iter().all(|x| tenants(x))) {
             continue;
         }
         let Some(last) = list.last() else { continue };
