@@ -63,7 +63,43 @@ fn sandbox() -> Engine {
     e.on_print(|_| {});
     e.on_debug(|_, _, _| {});
     strict_comparisons(&mut e);
+    strict_arithmetic(&mut e);
     e
+}
+
+/// Makes arithmetic on numbers that gives a number that is not finite an error (SPEC §10):
+/// `0 / 0`, `x / 0` or an overflow of a float would otherwise flow on, and `max(0 / 0, 0)` is
+/// `0`, where the failed computation must leave the script unknown and fire its policy. (Whole
+/// numbers' own arithmetic is rhai's, checked: a division by zero or an overflow is an error.)
+fn strict_arithmetic(e: &mut Engine) {
+    fn finite(op: &str, r: f64) -> Result<f64, Box<rhai::EvalAltResult>> {
+        if r.is_finite() {
+            Ok(r)
+        } else {
+            Err(format!(
+                "the arithmetic gave a number that is not finite (`{op}`: a division by zero, an overflow)"
+            )
+            .into())
+        }
+    }
+    type Op = fn(f64, f64) -> f64;
+    let ops: [(&str, Op); 6] = [
+        ("+", |x, y| x + y),
+        ("-", |x, y| x - y),
+        ("*", |x, y| x * y),
+        ("/", |x, y| x / y),
+        ("%", |x, y| x % y),
+        ("**", f64::powf),
+    ];
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "rhai computes an integer with a float as floats"
+    )]
+    for (op, f) in ops {
+        e.register_fn(op, move |x: f64, y: f64| finite(op, f(x, y)));
+        e.register_fn(op, move |x: f64, y: i64| finite(op, f(x, y as f64)));
+        e.register_fn(op, move |x: i64, y: f64| finite(op, f(x as f64, y)));
+    }
 }
 
 /// A value's type as a policy author names it (`a number`, `a string`, `a bool`...).
@@ -1056,11 +1092,16 @@ mod tests {
             "(ctx.amount + 1.0) * 1e300 * 1e300 > 0",
             "ctx.amount / 0 in [1.0, 2.0]",
             "1 > ctx.amount / 0.0",
+            // `max` and `min` would turn the failed computation into a number.
+            "max(ctx.amount / 0, 0) > 500",
+            "min((ctx.amount - ctx.amount) / 0, 5) < 10",
+            "(ctx.amount + 2.0) ** 10000 > 0",
+            "(ctx.amount / 0).to_string() == \"inf\"",
         ] {
             for x in [0.0, 5000.0] {
                 let r = answer(src, x);
                 assert!(
-                    matches!(&r, Err(NoAnswer::Failed(m)) if m.contains("not finite")),
+                    matches!(&r, Err(NoAnswer::Failed(m)) if m.contains("not finite") || m.contains("Division by zero")),
                     "{src} at {x}: {r:?}"
                 );
             }
