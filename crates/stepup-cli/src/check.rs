@@ -170,27 +170,67 @@ pub fn fmt(paths: &[PathBuf], check_only: bool, out: &mut dyn Write) -> u8 {
 
 /// Replaces the file at `path` (the file a symbolic link names, when it is one) with `text`,
 /// whole or not at all: the text is written to a new file beside it, flushed to the disk, given
-/// the file's permissions and renamed over it. A write that fails (a full disk, a quota, a
-/// size limit) leaves the file as it was, where writing it in place would leave it cut short:
-/// and a policy file cut between two policies still checks, without the policies after the cut.
+/// the file's permissions and owner and renamed over it. A write that fails (a full disk, a
+/// quota, a size limit) leaves the file as it was, where writing it in place would leave it cut
+/// short: and a policy file cut between two policies still checks, without the policies after
+/// the cut. A file with other names (hard links), or whose owner cannot be kept, is written in
+/// place, as before (a rename would part it from its other names, or change its owner); the
+/// written length is then checked.
 fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     let target = std::fs::canonicalize(path)?;
-    let permissions = std::fs::metadata(&target)?.permissions();
+    let meta = std::fs::metadata(&target)?;
+    #[cfg(unix)]
+    let linked = std::os::unix::fs::MetadataExt::nlink(&meta) > 1;
+    #[cfg(not(unix))]
+    let linked = false;
+    let in_place = || -> std::io::Result<()> {
+        std::fs::write(&target, text)?;
+        let written = std::fs::metadata(&target)?.len();
+        if written == text.len() as u64 {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!(
+                "{written} of {} bytes written",
+                text.len()
+            )))
+        }
+    };
+    if linked {
+        return in_place();
+    }
     let dir = target.parent().unwrap_or(Path::new("."));
     let name = target
         .file_name()
         .map_or_else(|| "policy".into(), |n| n.to_string_lossy());
     let temp = dir.join(format!(".{name}.{}.stepup-fmt", std::process::id()));
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+    else {
+        // No file can be made beside it (the directory is not writable): in place.
+        return in_place();
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid())).is_err() {
+            drop(f);
+            let _ = std::fs::remove_file(&temp);
+            return in_place();
+        }
+    }
     let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
-        std::fs::set_permissions(&temp, permissions)?;
-        std::fs::rename(&temp, &target)
+        std::fs::set_permissions(&temp, meta.permissions())?;
+        std::fs::rename(&temp, &target)?;
+        // The rename itself, on the disk.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&temp);

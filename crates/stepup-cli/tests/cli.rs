@@ -704,4 +704,33 @@ fn a_failed_fmt_write_leaves_the_file_as_it_was() {
     let formatted = std::fs::read_to_string(&file).unwrap();
     assert_ne!(formatted, text);
     assert!(formatted.starts_with("policy p0 \""), "{formatted}");
+
+    // A review of the change: the rename parted a file from its other names (hard links) and
+    // gave it the formatter's owner. Both names are formatted, and the owner is kept.
+    use std::os::unix::fs::MetadataExt as _;
+    let other = dir.path().join("other.policy");
+    std::fs::write(&other, &text).unwrap();
+    let hard = dir.path().join("hard.policy");
+    std::fs::hard_link(&other, &hard).unwrap();
+    // Owned by another user when the test may give it one (as root).
+    let owner = std::os::unix::fs::chown(&other, Some(65_534), Some(65_534)).is_ok();
+    let (code, out, err) = stepup(&["fmt", &other.display().to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(std::fs::read_to_string(&hard).unwrap(), formatted);
+    let meta = std::fs::metadata(&other).unwrap();
+    assert_eq!(meta.nlink(), 2);
+    if owner {
+        assert_eq!((meta.uid(), meta.gid()), (65_534, 65_534));
+    }
+    // One name, another owner: replaced through a new file, the owner kept.
+    let lone = dir.path().join("lone.policy");
+    std::fs::write(&lone, &text).unwrap();
+    let owner = std::os::unix::fs::chown(&lone, Some(65_534), Some(65_534)).is_ok();
+    let (code, out, err) = stepup(&["fmt", &lone.display().to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(std::fs::read_to_string(&lone).unwrap(), formatted);
+    if owner {
+        let meta = std::fs::metadata(&lone).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65_534, 65_534));
+    }
 }
