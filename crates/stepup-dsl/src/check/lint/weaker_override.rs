@@ -7,33 +7,44 @@ use crate::ast;
 use crate::model::{Cond, Policy, Tenant};
 use stepup_core::OperationClass;
 
-/// The admin operations of `t` a condition never fires on, or `None` when it fires on all of
-/// them as the built-in does (`operation` of class `admin`, or an `operation in [...]` naming
-/// every one): `Some` of an empty set when it names them all but asks more (`and new_device`).
-fn admin_left_out(t: &Tenant, c: &Cond) -> Option<BTreeSet<String>> {
-    let admin: BTreeSet<String> = t
-        .operations
-        .iter()
-        .filter(|(_, class)| **class == OperationClass::Admin)
-        .map(|(name, _)| name.clone())
-        .collect();
+/// The admin operations of `t` on which `c` fires whatever the rest of the request is
+/// (`operation` of class `admin`, `operation in [...]`; `or` joins what its parts cover, `and`
+/// keeps what all of them do; any other test may be false, and covers nothing).
+fn admin_covered(t: &Tenant, c: &Cond) -> BTreeSet<String> {
+    let admin = || {
+        t.operations
+            .iter()
+            .filter(|(_, class)| **class == OperationClass::Admin)
+            .map(|(name, _)| name.clone())
+    };
     match c {
-        Cond::OperationClassIs(OperationClass::Admin) => None,
-        Cond::OperationIn(named) => {
-            let left: BTreeSet<String> = admin.difference(named).cloned().collect();
-            (!left.is_empty()).then_some(left)
-        }
+        Cond::OperationClassIs(OperationClass::Admin) => admin().collect(),
+        Cond::OperationIn(named) => admin().filter(|o| named.contains(o)).collect(),
+        Cond::Or(any) => any.iter().flat_map(|c| admin_covered(t, c)).collect(),
         Cond::And(all) => {
-            let mut left = BTreeSet::new();
-            for c in all {
-                if let Cond::OperationIn(named) = c {
-                    left.extend(admin.difference(named).cloned());
-                }
-            }
-            Some(left)
+            let mut parts = all.iter().map(|c| admin_covered(t, c));
+            let first = parts.next().unwrap_or_default();
+            parts.fold(first, |acc, p| acc.intersection(&p).cloned().collect())
         }
-        _ => Some(BTreeSet::new()),
+        _ => BTreeSet::new(),
     }
+}
+
+/// The admin operations of `t` the built-in steps up and `c` may not: empty when `c` fires on
+/// every one of them whatever else the request says.
+fn admin_left_out(t: &Tenant, c: &Cond) -> BTreeSet<String> {
+    let covered = admin_covered(t, c);
+    t.operations
+        .iter()
+        .filter(|(name, class)| **class == OperationClass::Admin && !covered.contains(*name))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Whether `new` fires wherever `base` does: the same condition, or `base` as one of the
+/// alternatives of an `or`.
+fn widens(new: &Cond, base: &Cond) -> bool {
+    new == base || matches!(new, Cond::Or(any) if any.iter().any(|c| c == base))
 }
 
 /// Compares an override with the policy it replaces.
@@ -66,19 +77,15 @@ pub(in crate::check) fn weaker_override(
     // and says so (an override of `admin_default` on one admin operation leaves the others
     // unguarded in this application).
     if base.origin.line == 0 {
-        match admin_left_out(t, &new.condition) {
-            None => {}
-            Some(left) if left.is_empty() => why.push(
-                "a condition that asks more than an `admin` operation (it does not step up every one)"
-                    .to_string(),
-            ),
-            Some(left) => why.push(format!(
-                "a condition that leaves out the admin operation{} {} (not stepped up in this application)",
+        let left = admin_left_out(t, &new.condition);
+        if !left.is_empty() {
+            why.push(format!(
+                "a condition that may not fire on the admin operation{} {} (the built-in steps up every one)",
                 if left.len() == 1 { "" } else { "s" },
                 left.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
-            )),
+            ));
         }
-    } else if new.condition != base.condition {
+    } else if !widens(&new.condition, &base.condition) {
         why.push(
             "another condition (check that it fires on every event the tenant's does)".to_string(),
         );
