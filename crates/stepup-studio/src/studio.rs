@@ -695,6 +695,9 @@ impl Studio {
         for (s, (x, y)) in self.scenarios.iter().zip(ra.into_iter().zip(rb)) {
             let (x, y) = match (x, y) {
                 (Ok(x), Ok(y)) => (x, y),
+                // Neither version replays it, for the same reason: nothing changed (the error
+                // is the scenario's).
+                (Err(a), Err(b)) if a == b => continue,
                 (x, y) => {
                     let say = |r: &Result<FileReport, String>| match r {
                         Ok(r) => format!("replayed ({} events)", r.events.len()),
@@ -751,7 +754,7 @@ pub fn describe(e: &EventResult) -> String {
 }
 
 /// A decision with all a user meets of it: its kind, its whole requirement (AAL, factors,
-/// validity), the factors that would satisfy it and why it refuses
+/// validity), the factors that would satisfy it, why it refuses and its message
 /// (`step_up aal2 factor webauthn every time, eligible webauthn`).
 #[must_use]
 pub fn describe_fully(e: &EventResult) -> String {
@@ -765,6 +768,9 @@ pub fn describe_fully(e: &EventResult) -> String {
     }
     if let Some(reason) = d.deny {
         out.push_str(&format!(", {}", reason.as_str()));
+    }
+    if let Some(m) = &d.message {
+        out.push_str(&format!(", \"{m}\""));
     }
     out
 }

@@ -101,8 +101,31 @@ fn a_weakened_requirement_and_an_unreplayable_scenario_are_changes() {
     // Friction is compared over the scenarios both versions replayed.
     assert_eq!(c.stats_a.events, c.stats_b.events);
 
-    // The same rules on both sides: nothing changes.
+    // The same rules on both sides: nothing changes, not even for a scenario neither version
+    // replays (a review of the change found it listed as a change).
+    let nowhere =
+        TENANT_SCENARIO.replace("tenant: \"t\"", "tenant: \"t\", application: \"nowhere\"");
+    write(&sc, &[("c_nowhere.ron", &nowhere)]);
+    let mut studio = Studio::open(&a, &sc);
     studio.apply(Command::Compare(CompareWith::Directory(a.clone())));
     let same = studio.comparison.clone().unwrap();
     assert!(same.changes.is_empty(), "{:#?}", same.changes);
+    // Only the message differs: a change the user reads.
+    let worded = dir.path().join("worded");
+    write(
+        &worded,
+        &[(
+            "t.policy",
+            &RULES_A.replace("Confirm this payout.", "Approve this payout."),
+        )],
+    );
+    studio.apply(Command::Compare(CompareWith::Directory(worded)));
+    let c = studio.comparison.clone().unwrap();
+    assert!(
+        c.changes
+            .iter()
+            .any(|ch| ch.after.contains("Approve this payout.")),
+        "{:#?}",
+        c.changes
+    );
 }
