@@ -331,9 +331,20 @@ fn is_control(b: u8) -> bool {
 /// terminals show it as a line break, where the language reads none: a rule after it in a
 /// comment would look written and be commented out).
 fn refused_at(bytes: &[u8], i: usize) -> bool {
-    match bytes.get(i) {
-        Some(b'\r') => bytes.get(i + 1) != Some(&b'\n'),
-        Some(&b) => is_control(b),
+    let at = |k: usize| bytes.get(i + k).copied();
+    match at(0) {
+        Some(b'\r') => at(1) != Some(b'\n'),
+        // U+0085 (next line).
+        Some(0xC2) => at(1) == Some(0x85),
+        // U+2028 and U+2029 (line and paragraph separators: line breaks to some editors, as a
+        // lone carriage return is), U+202A–U+202E and U+2066–U+2069 (bidirectional controls:
+        // they reorder what an editor shows, so a review would read other text than the
+        // parser does).
+        Some(0xE2) => matches!(
+            (at(1), at(2)),
+            (Some(0x80), Some(0xA8..=0xAE)) | (Some(0x81), Some(0xA6..=0xA9))
+        ),
+        Some(b) => is_control(b),
         None => false,
     }
 }
@@ -354,7 +365,11 @@ fn control_at(bytes: &[u8]) -> Option<usize> {
         let below_space = x.wrapping_sub(u64::from(b' ') * ONES) & !x & HIGH;
         let d = x ^ (0x7f * ONES);
         let del = d.wrapping_sub(ONES) & !d & HIGH;
-        if below_space | del != 0
+        // The lead bytes of the refused characters beyond ASCII.
+        let c2 = x ^ (0xC2 * ONES);
+        let e2 = x ^ (0xE2 * ONES);
+        let lead = (c2.wrapping_sub(ONES) & !c2 | e2.wrapping_sub(ONES) & !e2) & HIGH;
+        if below_space | del | lead != 0
             && let Some(i) = (at..at + 8).find(|&i| refused_at(bytes, i))
         {
             return Some(i);
@@ -399,7 +414,17 @@ fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
     // and out of names, strings and comments).
     if let Some(at) = control_at(text.as_bytes()) {
         let byte = text.as_bytes().get(at).copied().unwrap_or_default();
-        let (what, help) = if byte == b'\r' {
+        let ch = text.get(at..).and_then(|t| t.chars().next()).unwrap_or('?');
+        let width = ch.len_utf8().max(1);
+        let (what, help) = if byte >= 0x80 {
+            (
+                format!(
+                    "an invisible line break or a bidirectional control (U+{:04X})",
+                    u32::from(ch)
+                ),
+                "an editor shows text around it otherwise than the language reads it: remove it",
+            )
+        } else if byte == b'\r' {
             (
                 "a carriage return not followed by a line feed (a line break to some editors, not to the language)".to_string(),
                 "end lines with a line feed, or a carriage return and a line feed",
@@ -414,7 +439,7 @@ fn prescan(file: &Arc<SourceFile>) -> Result<(), Vec<Diagnostic>> {
             Diagnostic::error(
                 "E040",
                 file,
-                Span::new(at, at + 1),
+                Span::new(at, at + width),
                 format!("this file contains {what}"),
             )
             .label("control character")
@@ -1261,6 +1286,35 @@ mod tests {
             }
         }
         assert_eq!(control_at(b""), None);
+        // The refused characters beyond ASCII, and their neighbours that are not refused (a dash,
+        // an apostrophe, a no-break space), at every place.
+        let refused: [&[u8]; 5] = [
+            "\u{85}".as_bytes(),
+            "\u{2028}".as_bytes(),
+            "\u{2029}".as_bytes(),
+            "\u{202e}".as_bytes(),
+            "\u{2067}".as_bytes(),
+        ];
+        let kept: [&[u8]; 4] = [
+            "—".as_bytes(),
+            "’".as_bytes(),
+            "\u{a0}".as_bytes(),
+            "\u{2070}".as_bytes(),
+        ];
+        for (seq, is_refused) in refused
+            .iter()
+            .map(|s| (s, true))
+            .chain(kept.iter().map(|s| (s, false)))
+        {
+            // (Not between a carriage return and its line feed: the return would be alone.)
+            for at in (0..=base.len()).filter(|&at| at == 0 || base.get(at - 1) != Some(&b'\r')) {
+                let mut text = base.clone();
+                text.splice(at..at, seq.iter().copied());
+                let found = control_at(&text);
+                assert_eq!(found, slow(&text), "{seq:?} at {at}");
+                assert_eq!(found == Some(at), is_refused, "{seq:?} at {at}");
+            }
+        }
     }
 
     /// The condition of a one-rule file, as a compact string: `&[..]`, `|[..]`, `!x`, names.
