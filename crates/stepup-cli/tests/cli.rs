@@ -734,3 +734,25 @@ fn a_failed_fmt_write_leaves_the_file_as_it_was() {
         assert_eq!((meta.uid(), meta.gid()), (65_534, 65_534));
     }
 }
+
+/// A review's finding: in a directory, only files named exactly `*.policy` were read, so a
+/// `Payouts.POLICY` (saved on another system) was skipped without a word and its policies
+/// guarded nothing. The extension is compared without case.
+#[test]
+fn a_policy_file_with_an_upper_case_extension_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.policy"),
+        "when new_device require aal2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("B.POLICY"),
+        "when new_device require aal2 for 3d\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a policy\n").unwrap();
+    let (code, out, err) = stepup(&["check", &dir.path().display().to_string()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("checked 2 files"), "{out}");
+}

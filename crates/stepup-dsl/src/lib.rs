@@ -277,7 +277,9 @@ pub fn policy_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Every file named `*.{extension}` under `path` (a file, which is taken whatever its name, or
-/// a directory, searched recursively), sorted. A directory reached twice (through a symbolic
+/// a directory, searched recursively), sorted. The extension is compared without case: a
+/// `Payouts.POLICY` written on another system is read, never skipped (its policies would
+/// otherwise guard nothing, silently). A directory reached twice (through a symbolic
 /// link to it, or to one of its parents) is searched once: a link loop ends, and no file is
 /// read twice through it.
 ///
@@ -299,7 +301,10 @@ pub fn files_under(path: &Path, extension: &str) -> std::io::Result<Vec<PathBuf>
             let p = entry?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|e| e == extension) {
+            } else if p
+                .extension()
+                .is_some_and(|e| e.to_string_lossy().eq_ignore_ascii_case(extension))
+            {
                 out.push(p);
             }
         }
