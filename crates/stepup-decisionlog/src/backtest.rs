@@ -624,6 +624,9 @@ fn pct(n: u64, of: u64) -> String {
     }
 }
 
+/// Policy sets named in the text report.
+const SETS_NAMED: usize = 5;
+
 /// The report as text.
 #[must_use]
 pub fn render(r: &BacktestReport) -> String {
@@ -649,20 +652,31 @@ pub fn render(r: &BacktestReport) -> String {
     );
     // The rule versions that made the recorded decisions: against them, a log that mixes
     // versions shows the changes between them too.
-    let sets: Vec<String> = r
-        .logged_policy_sets
+    // The most used first; a few are named (all are in `--format json`).
+    let mut by_use: Vec<(&String, &u64)> = r.logged_policy_sets.iter().collect();
+    by_use.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let mut sets: Vec<String> = by_use
         .iter()
+        .take(SETS_NAMED)
         .map(|(h, n)| format!("{} ({n})", h.get(..12).unwrap_or(h)))
         .collect();
+    if by_use.len() > SETS_NAMED {
+        sets.push(format!("and {} more", by_use.len() - SETS_NAMED));
+    }
     if !sets.is_empty() {
         let _ = writeln!(out, "  logged by policy set {}", sets.join(", "));
     }
     if r.logged_policy_sets.len() > 1 && r.baseline.is_none() {
+        // `(other)` stands for at least one more set beyond those listed.
+        let sets = if r.logged_policy_sets.contains_key(OTHER_POLICY_SETS) {
+            format!("more than {POLICY_SETS_LISTED}")
+        } else {
+            r.logged_policy_sets.len().to_string()
+        };
         let _ = writeln!(
             out,
-            "  warning: the log was decided by {} policy sets: the changes against the \
-             recorded decisions include those between them (compare with --baseline)",
-            r.logged_policy_sets.len()
+            "  warning: the log was decided by {sets} policy sets: the changes against the \
+             recorded decisions include those between them (compare with --baseline)"
         );
     }
     if r.not_redecided > 0 {

@@ -163,41 +163,38 @@ impl ChallengeId {
     #[must_use]
     pub fn as_str(&self) -> &str {
         match &self.0 {
+            // Held only from a whole text (`from` and `ascii`): it always decodes.
             IdText::Inline { len, bytes } => {
                 let held = bytes.get(..usize::from(*len)).unwrap_or_default();
-                // Only whole texts are held (see `From<&str>`): the empty text is never read.
                 std::str::from_utf8(held).unwrap_or_default()
             }
             IdText::Shared(text) => text,
         }
     }
-}
 
-impl ChallengeId {
+    /// `text` held in place, when it fits. `text` must be the bytes of a whole text.
+    fn inline(text: &[u8]) -> Option<ChallengeId> {
+        let mut bytes = [0; ChallengeId::INLINE];
+        let len = u8::try_from(text.len()).ok()?;
+        bytes.get_mut(..text.len())?.copy_from_slice(text);
+        Some(ChallengeId(IdText::Inline { len, bytes }))
+    }
+
     /// The id whose text is `bytes`, ASCII (the engine's ids are `ch_` and hex digits): checked
     /// as ASCII a word at a time, not decoded. (Bytes that are not ASCII are read lossily.)
     pub(crate) fn ascii<const N: usize>(bytes: [u8; N]) -> ChallengeId {
-        let mut held = [0; ChallengeId::INLINE];
-        match (held.get_mut(..N), u8::try_from(N)) {
-            (Some(dst), Ok(len)) if bytes.is_ascii() => {
-                dst.copy_from_slice(&bytes);
-                ChallengeId(IdText::Inline { len, bytes: held })
-            }
-            _ => ChallengeId::from(&*String::from_utf8_lossy(&bytes)),
-        }
+        bytes
+            .is_ascii()
+            .then(|| ChallengeId::inline(&bytes))
+            .flatten()
+            .unwrap_or_else(|| ChallengeId::from(&*String::from_utf8_lossy(&bytes)))
     }
 }
 
 impl From<&str> for ChallengeId {
     fn from(text: &str) -> Self {
-        let mut bytes = [0; ChallengeId::INLINE];
-        match (bytes.get_mut(..text.len()), u8::try_from(text.len())) {
-            (Some(dst), Ok(len)) => {
-                dst.copy_from_slice(text.as_bytes());
-                ChallengeId(IdText::Inline { len, bytes })
-            }
-            _ => ChallengeId(IdText::Shared(text.into())),
-        }
+        ChallengeId::inline(text.as_bytes())
+            .unwrap_or_else(|| ChallengeId(IdText::Shared(text.into())))
     }
 }
 
