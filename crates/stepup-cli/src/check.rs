@@ -16,6 +16,11 @@ pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool, out: &mut d
         }
     };
     if loaded.files.is_empty() {
+        // What was skipped for a near-miss name (S011), if anything, says why nothing was read.
+        eprint!(
+            "{}",
+            stepup_dsl::diag::render_all(&loaded.diagnostics, color(format))
+        );
         eprintln!(
             "error: no `.policy` files under {}",
             paths

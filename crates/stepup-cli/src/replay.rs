@@ -103,6 +103,15 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             let v = stepup_dsl::files_under(p, "ron")
                 .map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
             out.extend(v);
+            // A scenario skipped for a typo in its name is a test that never runs: named.
+            for f in stepup_dsl::near_misses(p, "ron")
+                .map_err(|e| format!("cannot read `{}`: {e}", p.display()))?
+            {
+                eprintln!(
+                    "warning: `{}` is not replayed: its name does not end in `.ron`",
+                    f.display()
+                );
+            }
         } else if p.exists() {
             out.push(p.clone());
         } else {

@@ -756,3 +756,68 @@ fn a_policy_file_with_an_upper_case_extension_is_read() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("checked 2 files"), "{out}");
 }
+
+/// A review found `payouts.polcy` (a typo) skipped without a word: its policies guarded
+/// nothing and `check` said "no problems". A file whose extension nearly is `.policy` is named
+/// in a warning (S011); other files (`notes.txt`, `README.md`, `x.bak`) are left alone. A
+/// scenario nearly named `.ron` is named by `replay`, and nothing but it is read there.
+#[test]
+fn a_file_nearly_named_policy_or_ron_is_named_not_skipped_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(rules.join("sub")).unwrap();
+    std::fs::write(rules.join("a.policy"), "when new_device require aal2\n").unwrap();
+    for name in ["sub/payouts.polcy", "b.policies", "c.Polciy", "d.policy~"] {
+        std::fs::write(rules.join(name), "when risk >= 10 require aal3\n").unwrap();
+    }
+    for name in ["notes.txt", "README.md", "x.bak", "y.rs"] {
+        std::fs::write(rules.join(name), "not a policy\n").unwrap();
+    }
+    let (code, out, err) = stepup(&["check", &rules.display().to_string()]);
+    assert_eq!(code, 0, "warnings only: {out}{err}");
+    assert!(out.contains("checked 1 file: 4 warnings"), "{out}");
+    for name in ["payouts.polcy", "b.policies", "c.Polciy", "d.policy~"] {
+        assert!(
+            out.contains(&format!("{name}\n")) && out.contains("warning[S011]"),
+            "{name}: {out}"
+        );
+    }
+    for name in ["notes.txt", "README.md", "x.bak", "y.rs"] {
+        assert!(!out.contains(name), "{name}: {out}");
+    }
+    let (code, out, _) = stepup(&["check", "--deny-warnings", &rules.display().to_string()]);
+    assert_eq!(code, 1, "{out}");
+
+    // Nothing read at all: the error says so, after what was skipped.
+    let only = dir.path().join("only");
+    std::fs::create_dir_all(&only).unwrap();
+    std::fs::write(only.join("payouts.polcy"), "when new_device require aal2\n").unwrap();
+    let (code, out, err) = stepup(&["check", &only.display().to_string()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("payouts.polcy") && err.contains("no `.policy` files"),
+        "{err}"
+    );
+
+    let sc = dir.path().join("sc");
+    std::fs::create_dir_all(&sc).unwrap();
+    let good =
+        std::fs::read_to_string(root().join("examples/scenarios/01_sensitive_operation.ron"))
+            .unwrap();
+    std::fs::write(sc.join("good.ron"), &good).unwrap();
+    std::fs::write(sc.join("typo.rno"), &good).unwrap();
+    std::fs::write(sc.join("notes.md"), "notes\n").unwrap();
+    let (code, out, err) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--expect",
+        &sc.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("typo.rno` is not replayed") && !err.contains("notes.md"),
+        "{err}"
+    );
+    assert!(out.contains("replayed 1 of 1"), "{out}");
+}

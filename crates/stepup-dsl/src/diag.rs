@@ -288,8 +288,9 @@ impl Diagnostic {
             "{c}{sev}[{}]{reset}{bold}: {}{reset}",
             self.code, self.message
         );
-        if self.severity == Severity::Note {
-            // A note is about the file, not a place in it.
+        if self.severity == Severity::Note || self.file.text.is_empty() {
+            // A note is about the file, not a place in it; so is a diagnostic of a file with no
+            // text to show (one not read).
             let _ = writeln!(out, " {blue}-->{reset} {}", self.file.name);
             if let Some(h) = &self.help {
                 let h = h.replace('\n', "\n          ");

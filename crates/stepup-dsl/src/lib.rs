@@ -286,11 +286,29 @@ pub fn policy_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// # Errors
 /// When the path or a directory under it cannot be read.
 pub fn files_under(path: &Path, extension: &str) -> std::io::Result<Vec<PathBuf>> {
+    Ok(walk(path, extension)?.0)
+}
+
+/// The files under the directory `path` that [`files_under`] skips although their extension
+/// is one or two letters from `extension` (`payouts.polcy`, `payouts.policy~`, `a.rno`; one
+/// letter for an extension of four letters or fewer), or starts with its first five
+/// (`payouts.policies`), sorted: a file meant to be read and skipped for a typo guards nothing
+/// (or tests nothing), silently, so the tools name it. Nothing for a file path.
+///
+/// # Errors
+/// When the path or a directory under it cannot be read.
+pub fn near_misses(path: &Path, extension: &str) -> std::io::Result<Vec<PathBuf>> {
+    Ok(walk(path, extension)?.1)
+}
+
+/// The files under `path` with `extension` and those that nearly have it (see
+/// [`files_under`] and [`near_misses`]).
+fn walk(path: &Path, extension: &str) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let meta = std::fs::metadata(path)?;
     if meta.is_file() {
-        return Ok(vec![path.to_path_buf()]);
+        return Ok((vec![path.to_path_buf()], Vec::new()));
     }
-    let mut out = Vec::new();
+    let (mut out, mut near) = (Vec::new(), Vec::new());
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -301,16 +319,56 @@ pub fn files_under(path: &Path, extension: &str) -> std::io::Result<Vec<PathBuf>
             let p = entry?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p
-                .extension()
-                .is_some_and(|e| e.to_string_lossy().eq_ignore_ascii_case(extension))
-            {
+                continue;
+            }
+            let Some(e) = p.extension().map(|e| e.to_string_lossy().to_lowercase()) else {
+                continue;
+            };
+            if e == extension.to_lowercase() {
                 out.push(p);
+            } else if nearly(&e, &extension.to_lowercase()) {
+                near.push(p);
             }
         }
     }
     out.sort();
-    Ok(out)
+    near.sort();
+    Ok((out, near))
+}
+
+/// Whether `found` looks like a typo of `wanted` (both lowercase): at most two edits apart
+/// (one for a `wanted` of four letters or fewer, where two edits make most short words), or
+/// starting with `wanted`'s first five letters.
+fn nearly(found: &str, wanted: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (found.chars().collect(), wanted.chars().collect());
+    let most = if b.len() <= 4 { 1 } else { 2 };
+    if b.len() >= 5 && a.len() > b.len() && a.starts_with(b.get(..5).unwrap_or_default()) {
+        return true;
+    }
+    if a.len().abs_diff(b.len()) > most || a.len() > 64 {
+        return false;
+    }
+    // Edit distance with adjacent transpositions (optimal string alignment), row by row.
+    let at = |row: &[usize], k: usize| row.get(k).copied().unwrap_or(usize::MAX / 2);
+    let mut before: Vec<usize> = Vec::new();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            let mut d = (at(&prev, j) + cost)
+                .min(at(&prev, j + 1) + 1)
+                .min(at(&cur, j) + 1);
+            if i > 0 && j > 0 && a.get(i - 1) == Some(cb) && b.get(j - 1) == Some(ca) {
+                d = d.min(at(&before, j - 1) + 1);
+            }
+            if let Some(c) = cur.get_mut(j + 1) {
+                *c = d;
+            }
+        }
+        before = std::mem::replace(&mut prev, cur);
+    }
+    prev.last().is_some_and(|d| *d <= most)
 }
 
 /// Reads the sources under several paths (files or directories).
@@ -345,8 +403,30 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
 /// # Errors
 /// When a path cannot be read.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, String> {
-    Ok(load_sources(&read_sources(paths)?))
+    let mut loaded = load_sources(&read_sources(paths)?);
+    let mut skipped = Vec::new();
+    for p in paths {
+        let near =
+            near_misses(p, "policy").map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+        skipped.extend(near.iter().map(|f| {
+            Diagnostic::warning(
+                SKIPPED_FILE,
+                &unread(&f.display().to_string()),
+                diag::Span::new(0, 0),
+                "this file is not read: its name does not end in `.policy`",
+            )
+            .label("not read")
+            .help("rename it to end in `.policy` (or give it an extension that is not close to it)")
+        }));
+    }
+    // Before the files' own diagnostics: the files, and then the set, are as read without them.
+    skipped.append(&mut loaded.diagnostics);
+    loaded.diagnostics = skipped;
+    Ok(loaded)
 }
+
+/// The code of the warning that names a file skipped for a near-miss extension.
+pub const SKIPPED_FILE: &str = "S011";
 
 #[cfg(test)]
 #[allow(
@@ -355,6 +435,30 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, String> {
 )]
 mod tests {
     use super::*;
+
+    /// What is a near miss of an extension, and what is not.
+    #[test]
+    fn near_misses_of_an_extension() {
+        for found in [
+            "polcy", "plicy", "policyy", "poilcy", "policies", "polic", "policy~", "poliyc",
+            "polisy",
+        ] {
+            assert!(nearly(found, "policy"), "{found}");
+        }
+        for found in [
+            "txt", "md", "bak", "rs", "json", "po", "pol", "yaml", "toml", "ron",
+        ] {
+            assert!(!nearly(found, "policy"), "{found}");
+        }
+        for found in ["rno", "rn", "ronn", "rom", "orn"] {
+            assert!(nearly(found, "ron"), "{found}");
+        }
+        for found in [
+            "rs", "md", "json", "yaml", "toml", "txt", "py", "sh", "r", "policy",
+        ] {
+            assert!(!nearly(found, "ron"), "{found}");
+        }
+    }
 
     /// Files read on threads load as files read one after the other: the same set, hash,
     /// diagnostics (in order, located) and files, whatever each file holds.

@@ -89,6 +89,13 @@ pub const LINTS: &[LintDoc] = &[
         why: "values of two types do not compare: the script is unknown where it compares them, and an unknown condition fires (fail closed), so the policy prompts whatever the request says; rhai alone would have answered `false` and the policy would never fire",
         example: "policy p \"...\" { when operation == payout and script \"ctx.signals.new_device > 0\" require aal2 }",
     },
+    LintDoc {
+        code: "S011",
+        name: "skipped-file",
+        what: "a file under a rules directory is not read because its extension is not `.policy` but nearly is (`payouts.polcy`, `payouts.policies`, `payouts.policy~`); the file itself is not checked",
+        why: "a policy file skipped for a typo in its name guards nothing, and nothing else says so: the set loads without it",
+        example: "rules/payouts.polcy  # beside rules/tenant.policy",
+    },
 ];
 
 /// Looks a lint up by code or name.

@@ -115,3 +115,16 @@ fn the_rules_directory_checks_clean_with_no_warnings() {
     let set = loaded.set.as_ref().map(summary).unwrap_or_default();
     insta::assert_snapshot!(set);
 }
+
+/// A file nearly named `.policy` is not read, and the warning (S011) says so where the file is
+/// (it has no text to show).
+#[test]
+fn a_file_nearly_named_policy_is_named() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/skipped");
+    let loaded = stepup_dsl::load_paths(std::slice::from_ref(&root)).unwrap_or_default();
+    assert_eq!(loaded.files.len(), 1, "only ok.policy is read");
+    assert_eq!(loaded.set.map(|s| s.hash.is_empty()), Some(false));
+    let shown = stepup_dsl::diag::render_all(&loaded.diagnostics, false)
+        .replace(&root.display().to_string(), "tests/skipped");
+    insta::assert_snapshot!(shown);
+}
