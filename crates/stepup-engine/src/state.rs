@@ -269,6 +269,14 @@ pub struct SessionState {
     /// not read it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logins: Vec<Timestamp>,
+    /// When the latest authentication that completed one of this session's challenges was
+    /// made (its token's `auth_time`): an authentication completes at most one challenge, so a
+    /// token completes one only if it authenticated later than this (SPEC §10, §11: one step-up
+    /// token must not pay out twice, through a second challenge issued before it, or dated
+    /// before it by a clock that runs behind the identity provider's). The HTTP layer sets
+    /// it; the engine does not read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_by: Option<Timestamp>,
 }
 
 /// Most challenges kept per session.

@@ -843,6 +843,10 @@ async fn enforce(
             }
         }
         c.body = Body::from(bytes);
+        // Decided as of now, not as of the headers: a challenge this request issues is dated
+        // when it is issued (a body held back must not date it before a step-up made
+        // meanwhile).
+        c.now = (s.clock)().max(c.now);
     }
     if op
         .attrs

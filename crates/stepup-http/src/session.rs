@@ -21,7 +21,8 @@
 //!    A login that proves what its sign-in requires is allowed by that sign-in.
 //! 2. **Completion.** A token whose `auth_time` is later than the latest open challenge's issue
 //!    time (and than the `auth_time` of the login whose request issued it: the identity
-//!    provider's clock may run ahead of ours by the leeway), whose `acr` reaches its AAL and
+//!    provider's clock may run ahead of ours by the leeway; and than that of the token that
+//!    completed the session's last challenge: one authentication completes one challenge), whose `acr` reaches its AAL and
 //!    whose `amr` names one of its eligible factors completes it (the engine's `step_up`
 //!    event): an `every time` challenge leaves a grant for the request that caused it. A sign-in's challenge is completed only while the session is
 //!    not established (it is the session's pending sign-in), and its completion is the sign-in:
@@ -89,12 +90,14 @@ impl Proof {
     }
 
     /// How this token completes `c`, if it does: authenticated after `c` was issued and before
-    /// it expired, at `c`'s AAL or above, with a factor `c` accepts — the strongest, named in
+    /// it expired, and after the authentication that completed the session's last challenge
+    /// (`completed_by`: one authentication completes one challenge), at `c`'s AAL or above, with a factor `c` accepts — the strongest, named in
     /// the audit record. A token without a usable `amr` completes a challenge whose policies
     /// all allow `factor any` with its `acr` alone (`any_factor`: the record names no factor).
     fn completes(
         &self,
         c: &Challenge,
+        completed_by: Option<Timestamp>,
         now: Timestamp,
         any_factor: impl Fn(&Challenge) -> bool,
     ) -> Option<(Factor, bool)> {
@@ -104,6 +107,7 @@ impl Proof {
         // skew the leeway accepts, proves no new authentication.
         let fresh = e.at > c.issued_at
             && c.login.is_none_or(|issuer| e.at > issuer)
+            && completed_by.is_none_or(|last| e.at > last)
             && e.at < c.expires_at
             && now < c.expires_at;
         let strong = e.cap.unwrap_or(Aal::Aal1) >= c.requirement.aal;
@@ -233,7 +237,8 @@ fn completion(
             })
     };
     let challenge = latest?;
-    let (factor, named) = proof.completes(challenge, op.now, any_factor)?;
+    let (factor, named) =
+        proof.completes(challenge, state.session.completed_by, op.now, any_factor)?;
     let req = Request {
         event: Event::StepUp {
             factor,
@@ -391,6 +396,8 @@ pub(crate) fn decide(
             && let Some(mut c) = completion(set, op, &proof, &state, per_user, sign_in)
         {
             absorb(&mut state, &mut c);
+            // This authentication has completed a challenge: it completes no other.
+            state.session.completed_by = login_at.max(state.session.completed_by);
             accepted |= accept(&mut state);
         }
         if another_login || !state.session.established {

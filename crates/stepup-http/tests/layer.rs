@@ -1398,3 +1398,88 @@ fn a_body_that_names_a_field_twice_is_refused() {
     let (status, body) = post_raw(&srv, "/pay", &t, r#"{"amount":1,"meta":{"amount":2}}"#);
     assert_eq!(status, 200, "one name in each object: {body}");
 }
+
+/// A review found one step-up authentication paying out twice (SPEC §11: an `every time`
+/// requirement is met by a fresh token exactly once). The identity provider's clock ran 20 s
+/// ahead of ours (within the leeway): the step-up token completed the payout's challenge, and
+/// after the session's ordinary token asked again, it completed the new challenge too (its
+/// `auth_time` was later than that challenge's issue time). An authentication now completes at
+/// most one challenge (`SessionState::completed_by`).
+#[test]
+fn one_step_up_completes_one_challenge_whatever_the_clocks() {
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    // The session's ordinary login: aal1, password, signed in a minute ago.
+    let a = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    assert_eq!(call(&srv, "GET", "/view", &a, &[], None).status, 200);
+    let pay = || Some(serde_json::json!({"amount": 5000}));
+    let r = call(&srv, "POST", "/pay", &a, &[], pay());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    // One step-up at the identity provider, whose clock is 20 s ahead (within the leeway).
+    setup.advance(2);
+    let b = token(setup.now(), "s1", Some("aal3"), &["hwk"], -20);
+    let r = call(&srv, "POST", "/pay", &b, &[], pay());
+    assert_eq!(r.status, 200, "first payout: {:?}", r.body);
+    // The same token again: refused (its own challenge).
+    let r = call(&srv, "POST", "/pay", &b, &[], pay());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    // The session's other token asks again; then the same step-up token pays again.
+    setup.advance(2);
+    let r = call(&srv, "POST", "/pay", &a, &[], pay());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    let r = call(&srv, "POST", "/pay", &b, &[], pay());
+    assert_eq!(
+        r.status, 401,
+        "SECOND PAYOUT with one authentication: {:?}",
+        r.body
+    );
+}
+
+/// The same review's second way in: a request of the session's ordinary token sends its
+/// headers, holds its body back while the user steps up and pays, then sends it. Its challenge
+/// was dated when the headers came (before the step-up), so the step-up token completed it and
+/// paid again. Decisions are now dated after the body is read, and an authentication completes
+/// one challenge; either stops it.
+#[test]
+fn a_request_whose_body_comes_late_gives_a_step_up_no_second_payout() {
+    use std::io::{Read, Write};
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    let a = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    assert_eq!(call(&srv, "GET", "/view", &a, &[], None).status, 200);
+    let pay = || Some(serde_json::json!({"amount": 5000}));
+    let r = call(&srv, "POST", "/pay", &a, &[], pay());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    // A second payout request of the session's ordinary token: headers now, body later.
+    setup.advance(1);
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    let body = r#"{"amount":5000}"#;
+    write!(
+        slow,
+        "POST /pay HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {a}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The user steps up once (no clock skew: auth_time is our clock's now) and pays.
+    setup.advance(2);
+    let b = token(setup.now(), "s1", Some("aal3"), &["hwk"], 0);
+    let r = call(&srv, "POST", "/pay", &b, &[], pay());
+    assert_eq!(r.status, 200, "first payout: {:?}", r.body);
+    // The slow request's body arrives: its challenge is dated when its headers came.
+    slow.write_all(body.as_bytes()).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = slow.read(&mut buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    // The same step-up token, replayed.
+    let r = call(&srv, "POST", "/pay", &b, &[], pay());
+    assert_eq!(
+        r.status, 401,
+        "SECOND PAYOUT with one authentication: {:?}",
+        r.body
+    );
+}
