@@ -232,6 +232,9 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
         }
         let result = read(f).and_then(|text| {
             let loaded = stepup_replay::load(&name, &text, &set).map_err(|e| e.to_string())?;
+            for w in &loaded.warnings {
+                eprintln!("{}", w.as_warning());
+            }
             let logging = log.is_some();
             let mut write = |req: &stepup_engine::Request,
                              state: Option<&stepup_engine::State>,

@@ -27,6 +27,17 @@ pub struct InputError {
     pub message: String,
 }
 
+impl InputError {
+    /// The problem as a warning: `file:line:col: warning in `field`: message`.
+    #[must_use]
+    pub fn as_warning(&self) -> String {
+        format!(
+            "{}:{}:{}: warning in `{}`: {}",
+            self.file, self.line, self.column, self.field, self.message
+        )
+    }
+}
+
 impl std::fmt::Display for InputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -48,6 +59,9 @@ pub struct Loaded {
     pub times: Vec<Timestamp>,
     /// Line of each event in the file (for messages).
     pub lines: Vec<usize>,
+    /// What is suspect but replayed: an application the rules do not define (its events are
+    /// decided by the tenant's own policies, SPEC §4.1; a misspelt name would be too).
+    pub warnings: Vec<InputError>,
 }
 
 /// Line and column of the first occurrence of `needle` at or after `from`.
@@ -95,9 +109,10 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
             ),
         ));
     }
+    let mut warnings = Vec::new();
     if let Some(m) = unknown_application(set, &scenario.tenant, &scenario.application) {
         let (l, c, _) = locate(text, &format!("\"{}\"", scenario.application), 0);
-        return Err(err(l, c, "application", m));
+        warnings.push(err(l, c, "application", m));
     }
     let users = all_users(&scenario);
     if users.is_empty() {
@@ -147,7 +162,7 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
             && let Some(m) = unknown_application(set, &scenario.tenant, a)
         {
             let (l, c, _) = locate(text, &format!("\"{a}\""), from);
-            return Err(err(l, c, &format!("events[{i}].application"), m));
+            warnings.push(err(l, c, &format!("events[{i}].application"), m));
         }
         if let Some(e) = ev.expect() {
             check_expect(e, i).map_err(|(field, m, needle)| {
@@ -197,11 +212,12 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
         scenario,
         times,
         lines,
+        warnings,
     })
 }
 
-/// Why `application` cannot be used with `tenant`, if it cannot (empty: the tenant's own
-/// policies).
+/// Why `application` is suspect with `tenant`: the rules do not define it, so the tenant's own
+/// policies decide its events (as they do for the empty application).
 fn unknown_application(set: &CompiledSet, tenant: &str, application: &str) -> Option<String> {
     (!application.is_empty()
         && !set
@@ -217,7 +233,7 @@ fn unknown_application(set: &CompiledSet, tenant: &str, application: &str) -> Op
             .map(|(_, a)| format!("`{a}`"))
             .collect();
         format!(
-            "application `{application}` of tenant `{tenant}` is not defined by the rules{}",
+            "application `{application}` of tenant `{tenant}` is not defined by the rules{}: the tenant's own policies decide its events",
             if known.is_empty() {
                 String::new()
             } else {

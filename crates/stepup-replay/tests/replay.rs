@@ -394,18 +394,41 @@ fn an_every_time_grant_does_not_cross_applications() {
     assert_eq!(audit_names(&r.events[4]), vec!["auth.step_up_skipped"]);
 }
 
+/// An application the rules do not define is replayed with its tenant's own policies (SPEC
+/// §4.1), and named in a warning located on its event (a misspelt name would be decided so
+/// too). A scenario whose application has no block — SPEC §7's `dashboard` beside §3's
+/// `finance` — is replayed, not refused.
 #[test]
-fn an_application_the_rules_do_not_define_is_located_on_its_event() {
+fn an_application_the_rules_do_not_define_is_replayed_with_the_tenants_policies_and_named() {
     let events = format!(
-        "{PARIS_SIGN_IN}        Operation(at: \"+1m\", name: \"view_profile\", application: \"finanse\"),\n"
+        "{PARIS_SIGN_IN}        Operation(at: \"+1m\", name: \"change_email\", application: \"finanse\"),\n        Operation(at: \"+1m\", name: \"change_email\"),\n"
     );
-    let e = run_text("bad.ron", &story("dashboard", &events))
-        .err()
-        .unwrap_or_default();
-    assert_eq!(
-        e,
-        "bad.ron:9:65: error in `events[1].application`: application `finanse` of tenant `acme` is not defined by the rules (they define `dashboard`, `finance`)"
-    );
+    let e = engine();
+    let set = e.current();
+    for app in ["nope", ""] {
+        let l = load("bad.ron", &story(app, &events), &set).unwrap_or_else(|e| panic!("{e}"));
+        let warnings: Vec<String> = l.warnings.iter().map(|w| w.as_warning()).collect();
+        let mut expected = vec![
+            "bad.ron:9:65: warning in `events[1].application`: application `finanse` of tenant `acme` is not defined by the rules (they define `dashboard`, `finance`): the tenant's own policies decide its events".to_string(),
+        ];
+        if app == "nope" {
+            expected.insert(0, "bad.ron:4:18: warning in `application`: application `nope` of tenant `acme` is not defined by the rules (they define `dashboard`, `finance`): the tenant's own policies decide its events".to_string());
+        }
+        assert_eq!(warnings, expected);
+        let r = replay(&l, &e, &MemoryStore::new()).unwrap_or_else(|e| panic!("{e}"));
+        // The tenant's `sensitive_ops` steps change_email up, in the undefined application
+        // and in the scenario's (the tenant's, or the undefined `nope`).
+        assert_eq!(
+            kinds(&r),
+            vec![
+                DecisionKind::Allow,
+                DecisionKind::StepUp,
+                DecisionKind::StepUp
+            ],
+            "{app}"
+        );
+        assert_eq!(*r.events[1].decision.fired, ["sensitive_ops".to_string()]);
+    }
 }
 
 #[test]
