@@ -3,7 +3,9 @@
 //! matters and an example (shown by `stepup explain CODE`).
 //!
 //! A code is never reused for another meaning: a new kind of error gets the next free number
-//! (the highest today is [`LAST_ERROR`]). E025 and E026 were never assigned.
+//! (the highest today is [`LAST_ERROR`]). E025 and E026 were never assigned; E009 and E010
+//! became the lints S012 and S013 (SPEC §9 names them lints: the rules load, and an unreachable
+//! requirement is refused as a `conflict` when it fires).
 
 use crate::lints::LINTS;
 pub use crate::lints::LintDoc as CodeDoc;
@@ -75,20 +77,6 @@ pub const ERRORS: &[CodeDoc] = &[
         what: "two policies of one tenant, or of one application, have the same name",
         why: "a name identifies a policy in audit records and overrides; two would be ambiguous",
         example: "policy p \"Confirm it is you.\" { when new_device require aal2 }\npolicy p \"Confirm it is you.\" { when threat_intel require aal3 }",
-    },
-    CodeDoc {
-        code: "E009",
-        name: "unreachable-requirement",
-        what: "no factor the requirement allows is strong enough for its assurance level",
-        why: "the prompt could never be satisfied: every user would be refused",
-        example: "when new_device require aal3 factor sms",
-    },
-    CodeDoc {
-        code: "E010",
-        name: "override-of-nothing",
-        what: "an application's `override policy` names a policy its tenant does not have (or the built-in `admin_default` where the tenant has none)",
-        why: "an override replaces a tenant policy by name; with nothing to replace it is most likely a typo",
-        example: "tenant t { operation payout sensitive }\napplication a of t { override policy pay \"Confirm this payout.\" { when operation == payout require aal3 } }",
     },
     CodeDoc {
         code: "E011",

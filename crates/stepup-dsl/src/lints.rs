@@ -96,6 +96,20 @@ pub const LINTS: &[LintDoc] = &[
         why: "a policy file skipped for a typo in its name guards nothing, and nothing else says so: the set loads without it",
         example: "rules/payouts.polcy  # beside rules/tenant.policy",
     },
+    LintDoc {
+        code: "S012",
+        name: "unreachable-requirement",
+        what: "no factor the requirement allows is strong enough for its assurance level (was the error E009)",
+        why: "the prompt could never be satisfied: when the policy fires, every user is refused (`deny`, reason `conflict`)",
+        example: "when new_device require aal3 factor sms",
+    },
+    LintDoc {
+        code: "S013",
+        name: "override-of-nothing",
+        what: "an application's `override policy` names a policy its tenant does not have (or the built-in `admin_default` where the tenant has none); it is added as a new policy of the application (was the error E010)",
+        why: "an override replaces a tenant policy by name; with nothing to replace it is most likely a typo, and the policy it meant to replace still applies beside it",
+        example: "tenant t { operation payout sensitive }\napplication a of t { override policy pay \"Confirm this payout.\" { when operation == payout require aal3 } }",
+    },
 ];
 
 /// Looks a lint up by code or name.

@@ -92,17 +92,19 @@ fn errors_of_every_file_are_reported_in_one_run() {
 fn unreachable_requirement_explains_the_strength_table() {
     expect_one(
         "when new_device require aal3 factor sms",
-        "E009",
+        "S012",
         "no allowed factor can reach aal3",
         "require aal3 factor sms",
-        Some("`sms` proves at most aal2; allow `totp` or `webauthn`, or lower the AAL"),
+        Some(
+            "`sms` proves at most aal2; when the policy fires the action is refused (`conflict`); allow `totp` or `webauthn`, or lower the AAL",
+        ),
     );
 }
 
 #[test]
 fn a_tenant_strength_override_changes_what_is_reachable() {
     let d = diags("factor totp strength aal2\nwhen new_device require aal3 factor totp");
-    assert_eq!(d.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["E009"]);
+    assert_eq!(d.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["S012"]);
 }
 
 #[test]
@@ -298,10 +300,31 @@ fn a_weaker_override_of_the_admin_default_is_flagged() {
         let d = diags(&text);
         assert_eq!(
             d.iter().map(|d| d.code).collect::<Vec<_>>(),
-            vec!["E010"],
+            vec!["S013"],
             "{d:#?}"
         );
     }
+}
+
+/// An `override` of a policy the tenant does not have (S013, a lint: SPEC §9) is added to the
+/// application as a new policy, beside the tenant's policy it may have meant (which still
+/// applies: nothing is weakened by the typo).
+#[test]
+fn an_override_of_nothing_is_added_beside_the_tenants_policies() {
+    let text = "tenant t {\n  operation pay sensitive\n  policy sensitive_ops \"Verify.\" { when operation == pay require aal2 }\n}\napplication a of t {\n  override policy sensitive_op \"Verify.\" { when new_device require aal2 every time }\n}\n";
+    let loaded = load_sources(&[Source::text("o.policy", text)]);
+    assert_eq!(
+        loaded
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect::<Vec<_>>(),
+        vec!["S013"]
+    );
+    let set = loaded.set.unwrap_or_default();
+    let app = set.resolve("t", "a").unwrap();
+    let names: Vec<&str> = app.policies.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["sensitive_ops", "sensitive_op"]);
 }
 
 #[test]

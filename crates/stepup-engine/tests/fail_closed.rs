@@ -518,6 +518,55 @@ fn finding_7_a_first_access_is_learned_when_its_step_up_completes() {
     assert!(d.fired.is_empty(), "{:?}", d.fired);
 }
 
+/// One policy whose own requirement no factor can reach (`aal3 factor sms`) loads — `check`
+/// warns of it (S012, SPEC §9 lists it among the lints) — and when it fires the action is
+/// refused as a `conflict` (SPEC §10: no factor of the intersection reaches the AAL), whatever
+/// the user enrolled; where it does not fire, nothing changes. (It was an error that kept the
+/// rules from loading.)
+#[test]
+fn one_policy_no_factor_can_reach_loads_and_is_refused_as_a_conflict() {
+    let text = r#"tenant acme {
+      operation wire sensitive
+      operation view routine
+      policy unreachable "Confirm this wire." {
+        when operation == wire require aal3 factor sms
+      }
+    }"#;
+    let loaded = stepup_dsl::load_sources(&[stepup_dsl::Source::text("u.policy", text)]);
+    assert_eq!(
+        loaded
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect::<Vec<_>>(),
+        ["S012"]
+    );
+    for enrolled in [
+        vec![Factor::Password, Factor::Sms],
+        vec![
+            Factor::Password,
+            Factor::Sms,
+            Factor::Totp,
+            Factor::Webauthn,
+        ],
+    ] {
+        let store = MemoryStore::new();
+        let s = Sim::text(&store, text, "", &enrolled);
+        assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+        let d = s.op(10, "wire", vec![]);
+        assert_eq!(
+            (kind(&d), d.deny),
+            (DecisionKind::Deny, Some(DenyReason::Conflict)),
+            "{enrolled:?}"
+        );
+        assert_eq!(*d.fired, ["unreachable".to_string()]);
+        let answer = stepup_engine::contract::http_answer(&d).unwrap();
+        assert_eq!(answer.status, 403);
+        assert_eq!(answer.body["error"], "policy_conflict");
+        assert_eq!(kind(&s.op(20, "view", vec![])), DecisionKind::Allow);
+    }
+}
+
 #[test]
 fn finding_8_a_requirement_no_factor_can_reach_is_a_conflict_not_an_enrolment_gap() {
     let text = r#"tenant acme {

@@ -27,6 +27,13 @@ application shop of t {
     require aal3 factor webauthn every time
   }
 }
+tenant u {
+  operation payout sensitive
+  policy payouts \"Confirm this payout.\" {
+    when operation == payout
+    require aal2 factor webauthn every time
+  }
+}
 ";
 
 const TENANT_SCENARIO: &str = "Scenario(name: \"tenant\", tenant: \"t\",
@@ -46,7 +53,7 @@ fn write(dir: &Path, files: &[(&str, &str)]) {
 
 /// A review's findings: the comparison reduced a decision to its kind and AAL, so a
 /// requirement weakened at the same AAL (SMS allowed, no longer `every time`) read as no
-/// change; and a scenario one version could not replay (its application removed) was left out,
+/// change; and a scenario one version could not replay (its tenant removed) was left out,
 /// with "0 changed decision(s)".
 #[test]
 fn a_weakened_requirement_and_an_unreplayable_scenario_are_changes() {
@@ -57,20 +64,21 @@ fn a_weakened_requirement_and_an_unreplayable_scenario_are_changes() {
         dir.path().join("sc"),
     );
     write(&a, &[("t.policy", RULES_A)]);
-    // B: the same AAL with any factor for an hour, and no `shop` application.
-    let weaker = RULES_A.replace(
+    // B: the same AAL with any factor for an hour, and no tenant `u`.
+    let weaker = RULES_A.replacen(
         "require aal2 factor webauthn every time",
         "require aal2 factor any for 1h",
+        1,
     );
-    let weaker = &weaker[..weaker.find("application shop").unwrap()];
+    let weaker = &weaker[..weaker.find("tenant u").unwrap()];
     write(&b, &[("t.policy", weaker)]);
-    let shop = TENANT_SCENARIO.replace(
+    let other = TENANT_SCENARIO.replace(
         "name: \"tenant\", tenant: \"t\"",
-        "name: \"shop\", tenant: \"t\", application: \"shop\"",
+        "name: \"other\", tenant: \"u\"",
     );
     write(
         &sc,
-        &[("a_tenant.ron", TENANT_SCENARIO), ("b_shop.ron", &shop)],
+        &[("a_tenant.ron", TENANT_SCENARIO), ("b_other.ron", &other)],
     );
 
     let mut studio = Studio::open(&a, &sc);
@@ -91,7 +99,7 @@ fn a_weakened_requirement_and_an_unreplayable_scenario_are_changes() {
     let dropped = c
         .changes
         .iter()
-        .find(|ch| ch.scenario.contains("b_shop"))
+        .find(|ch| ch.scenario.contains("b_other"))
         .unwrap_or_else(|| panic!("the unreplayable scenario is a change: {:#?}", c.changes));
     assert!(dropped.before.starts_with("replayed"), "{dropped:?}");
     assert!(
@@ -103,8 +111,7 @@ fn a_weakened_requirement_and_an_unreplayable_scenario_are_changes() {
 
     // The same rules on both sides: nothing changes, not even for a scenario neither version
     // replays (a review of the change found it listed as a change).
-    let nowhere =
-        TENANT_SCENARIO.replace("tenant: \"t\"", "tenant: \"t\", application: \"nowhere\"");
+    let nowhere = TENANT_SCENARIO.replace("tenant: \"t\"", "tenant: \"nowhere\"");
     write(&sc, &[("c_nowhere.ron", &nowhere)]);
     let mut studio = Studio::open(&a, &sc);
     studio.apply(Command::Compare(CompareWith::Directory(a.clone())));

@@ -136,17 +136,19 @@ pub(super) fn pass(
                             mean(&name, &tenant_policy_names)
                                 .or_else(|| Some("remove `override` to add a new policy".into()))
                         };
-                        cx.err(
-                            "E010",
+                        // A lint (SPEC §9), not an error: the policy is added to the
+                        // application, beside the tenant's (it replaces nothing, so what it
+                        // meant to replace still applies).
+                        cx.warn(
+                            "S013",
                             span,
                             format!(
-                                "`override` of policy `{name}`, which tenant `{}` does not have",
+                                "`override` of policy `{name}`, which tenant `{}` does not have; it is added as a new policy",
                                 tenant.name
                             ),
                             "nothing to override",
                             help,
                         );
-                        continue;
                     }
                     let at = PolicyAt {
                         file: app.file,

@@ -249,17 +249,18 @@ pub(super) fn check_require(cx: &mut Ctx<'_>, t: &Tenant, r: &ast::Require) -> O
             .map(|f| format!("`{f}`"))
             .collect::<Vec<_>>()
             .join(" or ");
-        cx.err(
-            "E009",
+        // A lint (SPEC §9), not an error: the policy loads, and when it fires the decision is
+        // a `deny` for `conflict` (SPEC §10), which is what such a requirement means.
+        cx.warn(
+            "S012",
             r.span,
             format!("no allowed factor can reach {aal}"),
             "unreachable requirement",
             Some(format!(
-                "{}; allow {reach}, or lower the AAL",
+                "{}; when the policy fires the action is refused (`conflict`); allow {reach}, or lower the AAL",
                 strongest.join(", ")
             )),
         );
-        return None;
     }
     Some(Requirement {
         aal,
