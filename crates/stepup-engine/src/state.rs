@@ -215,6 +215,22 @@ pub struct Challenge {
     /// does not read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<Timestamp>,
+    /// Attempts that failed (a factor not verified, not enrolled or not eligible): the user may
+    /// try again, up to [`MAX_FAILED_ATTEMPTS`] failures, after which it is closed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u8,
+}
+
+/// Failed attempts after which a challenge is closed (a mistyped code can be typed again; a
+/// guesser is stopped, and asked again only through a new request).
+pub const MAX_FAILED_ATTEMPTS: u8 = 3;
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's `skip_serializing_if` passes a reference"
+)]
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 /// Permission for one retry of an operation under `every time` policies, bound to the request

@@ -338,6 +338,89 @@ fn each_risk_trigger_fires_on_sign_in() {
     }
 }
 
+/// A failed attempt (a code mistyped, a factor not enrolled or not eligible) leaves the
+/// challenge open for another, up to three failures; the third closes it, and only a new
+/// request issues a new one. An expired challenge cannot be retried. A failure gains the
+/// session nothing: after two failures, the operation is still stepped up until the third
+/// attempt succeeds. (A failure closed the challenge at once: a user who mistyped a code could
+/// not type it again — a conformance review's finding; SPEC §4 rule 7 asks only that the
+/// session gain nothing.)
+#[test]
+fn a_failed_attempt_can_be_retried_up_to_three_failures() {
+    let fail = |s: &Sim, at, factor, success| s.at(at, Event::StepUp { factor, success });
+    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp, Factor::Sms]);
+    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+    let asked = s.op(10, "change_email");
+    assert_eq!(asked.kind, DecisionKind::StepUp);
+    let first = fail(&s, 20, Factor::Totp, false);
+    assert_eq!(
+        (
+            first.kind,
+            first.challenge_id.as_deref(),
+            first.message.as_deref()
+        ),
+        (
+            DecisionKind::Failed,
+            asked.challenge_id.as_deref(),
+            Some("The factor could not be verified. 2 attempts left.")
+        )
+    );
+    // Nothing gained: the operation is still stepped up (a new challenge supersedes it).
+    let s2 = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(s2.sign_in(0, paris()).kind, DecisionKind::Allow);
+    assert_eq!(s2.op(10, "change_email").kind, DecisionKind::StepUp);
+    assert_eq!(
+        fail(&s2, 20, Factor::Totp, false).kind,
+        DecisionKind::Failed
+    );
+    assert_eq!(s2.op(30, "change_email").kind, DecisionKind::StepUp);
+    // The retry completes the same challenge.
+    let done = s.step_up(30, Factor::Totp);
+    assert_eq!(
+        (done.kind, done.challenge_id.as_deref()),
+        (DecisionKind::Completed, asked.challenge_id.as_deref())
+    );
+    assert_eq!(s.op(40, "change_email").kind, DecisionKind::Allow);
+
+    // Three failures of any kind close it.
+    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+    assert_eq!(s.op(10, "change_email").kind, DecisionKind::StepUp);
+    assert_eq!(
+        fail(&s, 20, Factor::Webauthn, true).message.as_deref(),
+        Some("That factor is not enrolled. 2 attempts left.")
+    );
+    assert_eq!(
+        fail(&s, 30, Factor::Totp, false).message.as_deref(),
+        Some("The factor could not be verified. One attempt left.")
+    );
+    assert_eq!(
+        fail(&s, 40, Factor::Totp, false).message.as_deref(),
+        Some("The factor could not be verified.")
+    );
+    let late = s.step_up(50, Factor::Totp);
+    assert_eq!(
+        (late.kind, late.message.as_deref()),
+        (
+            DecisionKind::Failed,
+            Some("There is no open challenge to complete.")
+        )
+    );
+
+    // An expired challenge is closed by the attempt that finds it expired.
+    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+    assert_eq!(s.op(10, "change_email").kind, DecisionKind::StepUp);
+    assert_eq!(
+        s.step_up(10 + 300, Factor::Totp).message.as_deref(),
+        Some("The challenge expired; try the action again.")
+    );
+    assert_eq!(
+        s.step_up(10 + 301, Factor::Totp).message.as_deref(),
+        Some("There is no open challenge to complete.")
+    );
+}
+
 #[test]
 fn a_failed_step_up_teaches_nothing_and_the_device_stays_new() {
     let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);

@@ -13,7 +13,7 @@ use super::audit;
 use super::merge::{Merge, Merged, binding, sorted_names};
 use crate::decision::{ChallengeId, Decision, DecisionKind, Names, SetHash, audit_names};
 use crate::request::{Event, Request};
-use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, State};
+use crate::state::{AuthEvent, Challenge, ChallengeState, Grant, MAX_FAILED_ATTEMPTS, State};
 
 /// How long a challenge stays open.
 pub const CHALLENGE_TTL_SECS: i64 = 300;
@@ -79,6 +79,7 @@ pub(crate) fn issue(
         pending_history,
         pending_auth,
         login: None,
+        failures: 0,
     });
     s.trim();
     d.kind = DecisionKind::StepUp;
@@ -227,7 +228,8 @@ pub(crate) fn complete(
     d.required = Some(c.requirement);
     d.eligible = c.eligible;
     d.fired = c.policies.clone();
-    let failure = if req.now >= c.expires_at {
+    let expired = req.now >= c.expires_at;
+    let failure = if expired {
         Some("The challenge expired; try the action again.")
     } else if !success {
         Some("The factor could not be verified.")
@@ -239,15 +241,31 @@ pub(crate) fn complete(
         None
     };
     let mut s = session.clone();
+    // A failed attempt leaves the challenge open for another, up to `MAX_FAILED_ATTEMPTS`
+    // failures (a mistyped code is typed again); an expired one is closed. Either way the
+    // session gains nothing (SPEC §4 rule 7).
+    let mut left = 0;
     if let Some(slot) = s.challenges.get_mut(i) {
-        slot.state = if failure.is_some() {
-            ChallengeState::Closed
-        } else {
-            ChallengeState::Completed
+        slot.state = match failure {
+            None => ChallengeState::Completed,
+            Some(_) if expired => ChallengeState::Closed,
+            Some(_) => {
+                slot.failures = slot.failures.saturating_add(1);
+                left = MAX_FAILED_ATTEMPTS.saturating_sub(slot.failures);
+                if left == 0 {
+                    ChallengeState::Closed
+                } else {
+                    ChallengeState::Open
+                }
+            }
         };
     }
     if let Some(msg) = failure {
-        d.message = Some(msg.into());
+        d.message = Some(match left {
+            0 => msg.into(),
+            1 => format!("{msg} One attempt left.").into(),
+            n => format!("{msg} {n} attempts left.").into(),
+        });
         d.effects.session = Some(s);
         push_completion(&mut d, audit_names::FAILED, req, factor, Some(c));
         return d;
