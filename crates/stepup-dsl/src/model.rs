@@ -230,12 +230,20 @@ impl Resolved<'_> {
 pub enum ResolveError {
     /// The tenant is not defined.
     UnknownTenant(String),
+    /// The application is not defined for the tenant.
+    UnknownApplication(String, String),
 }
 
 impl std::fmt::Display for ResolveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ResolveError::UnknownTenant(t) => write!(f, "tenant `{t}` is not defined by the rules"),
+            ResolveError::UnknownApplication(t, a) => {
+                write!(
+                    f,
+                    "application `{a}` of tenant `{t}` is not defined by the rules"
+                )
+            }
         }
     }
 }
@@ -262,20 +270,25 @@ impl PolicySet {
     /// last (an application's `override policy admin_default` in its place).
     ///
     /// # Errors
-    /// When the tenant is not defined (an application it does not define resolves to the
-    /// tenant's own policies).
+    /// When the tenant or the application is not defined.
     pub fn resolve(&self, tenant: &str, application: &str) -> Result<Resolved<'_>, ResolveError> {
         let t = self
             .tenants
             .get(tenant)
             .ok_or_else(|| ResolveError::UnknownTenant(tenant.to_string()))?;
-        // An application the rules do not define has no policies of its own: its tenant's
-        // decide (SPEC §4.1: application policies replace tenant policies of the same name).
         let app = if application.is_empty() {
             None
         } else {
-            self.applications
-                .get(&(tenant.to_string(), application.to_string()))
+            Some(
+                self.applications
+                    .get(&(tenant.to_string(), application.to_string()))
+                    .ok_or_else(|| {
+                        ResolveError::UnknownApplication(
+                            tenant.to_string(),
+                            application.to_string(),
+                        )
+                    })?,
+            )
         };
         let mut policies: Vec<Arc<Policy>> = t.policies.clone();
         if let Some(app) = app {

@@ -233,12 +233,16 @@ impl CompiledSet {
             .tenants
             .get(tenant)
             .ok_or_else(|| format!("tenant `{tenant}` is not defined by the rules"))?;
-        // An application the rules do not define has no policies of its own: its tenant's
-        // decide (SPEC §4.1), as for one whose block changes nothing.
         let scope = if app.is_empty() {
             &t.base
         } else {
-            t.apps.get(app).and_then(Option::as_ref).unwrap_or(&t.base)
+            t.apps
+                .get(app)
+                .ok_or_else(|| {
+                    format!("application `{app}` of tenant `{tenant}` is not defined by the rules")
+                })?
+                .as_ref()
+                .unwrap_or(&t.base)
         };
         Ok((scope, &t.feed))
     }

@@ -216,6 +216,24 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
     })
 }
 
+/// The application a scenario's events are decided in: the one it names, or the tenant's own
+/// policies (`""`) when the rules do not define it (SPEC §4.1: no application policies replace
+/// the tenant's; [`load`] warns of it). The engine itself refuses an application the rules do
+/// not define (a misspelt name in a service must not leave its application's policies out).
+fn decided_in<'a>(engine: &Engine, tenant: &str, application: &'a str) -> &'a str {
+    let set = engine.current();
+    if application.is_empty()
+        || set
+            .model
+            .applications
+            .contains_key(&(tenant.to_string(), application.to_string()))
+    {
+        application
+    } else {
+        ""
+    }
+}
+
 /// Why `application` is suspect with `tenant`: the rules do not define it, so the tenant's own
 /// policies decide its events (as they do for the empty application).
 fn unknown_application(set: &CompiledSet, tenant: &str, application: &str) -> Option<String> {
@@ -696,7 +714,12 @@ pub fn replay_in(
         let at = l.times.get(i).copied().unwrap_or_default();
         let req = Request {
             tenant: s.tenant.as_str().into(),
-            application: ev.application().unwrap_or(&s.application).into(),
+            application: decided_in(
+                engine,
+                &s.tenant,
+                ev.application().unwrap_or(&s.application),
+            )
+            .into(),
             user: user_id.as_str().into(),
             enrolled,
             session: session.into(),

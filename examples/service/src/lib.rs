@@ -242,25 +242,11 @@ pub fn app(cfg: &Config) -> Result<(Router, Arc<Mutex<ReloadStatus>>), String> {
     let (verifier, dev_secret) = verifier(cfg)?;
     let engine =
         Arc::new(Engine::load(std::slice::from_ref(&cfg.rules)).map_err(|e| e.to_string())?);
-    let set = engine.current();
-    set.model
+    engine
+        .current()
+        .model
         .resolve(&cfg.tenant, &cfg.application)
         .map_err(|e| e.to_string())?;
-    // The rules decide an application they do not define with its tenant's policies (SPEC
-    // §4.1); a service configured with one is more likely misconfigured (a misspelt name would
-    // leave its application's own policies out), so it does not start.
-    if !cfg.application.is_empty()
-        && !set
-            .model
-            .applications
-            .contains_key(&(cfg.tenant.clone(), cfg.application.clone()))
-    {
-        return Err(format!(
-            "application `{}` of tenant `{}` is not defined by the rules (define it, even empty: `application {} of {} {{ }}`)",
-            cfg.application, cfg.tenant, cfg.application, cfg.tenant
-        ));
-    }
-    drop(set);
     let store: Arc<dyn Store> = match &cfg.store {
         StoreChoice::Memory => Arc::new(stepup_store::MemoryStore::new()),
         StoreChoice::Disk(p) => {
