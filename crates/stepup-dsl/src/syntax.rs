@@ -626,8 +626,60 @@ fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnos
         d = d.help(format!(
             "`{found}` is a keyword and cannot be used as a name"
         ));
+    } else if let Some(h) = syntax_hint(&file.text, pos, &found, &expected) {
+        d = d.help(h);
     }
     d
+}
+
+/// A hint for a syntax error (SPEC §3: errors carry a hint): a misspelt keyword among those
+/// expected (`requre` → `require`), a duration written apart from its unit (`5 m`), or, at the
+/// end of the file, the `{` left open.
+fn syntax_hint(text: &str, pos: usize, found: &str, expected: &[&str]) -> Option<String> {
+    if found.is_empty() {
+        // The end of the file: the last `{` not closed, outside strings and comments.
+        let mut open = Vec::new();
+        for t in token::tokens(text).filter(|t| t.kind == TokenKind::Punct) {
+            match text.get(t.span.start..t.span.end) {
+                Some("{") => open.push(t.span.start),
+                Some("}") => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+        let at = *open.last()?;
+        let line = text.get(..at).unwrap_or("").matches('\n').count() + 1;
+        return Some(format!(
+            "the `{{` on line {line} is not closed: add `}}` after its last item"
+        ));
+    }
+    if found.chars().all(|c| c.is_ascii_digit()) && expected.iter().any(|e| e.contains("duration"))
+    {
+        // `5 m`: the number, then spaces, then a unit.
+        let after = text.get(pos + found.len()..).unwrap_or("");
+        let unit: String = after
+            .trim_start_matches([' ', '\t'])
+            .chars()
+            .take_while(char::is_ascii_alphabetic)
+            .collect();
+        if after.starts_with([' ', '\t']) && matches!(unit.as_str(), "s" | "m" | "h" | "d") {
+            return Some(format!(
+                "write a duration's number and unit together: `{found}{unit}`"
+            ));
+        }
+        return None;
+    }
+    if !found.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+        return None;
+    }
+    // The keywords the parser expected, as the descriptions quote them.
+    let keywords: Vec<&str> = expected
+        .iter()
+        .flat_map(|e| e.split('`').skip(1).step_by(2))
+        .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .collect();
+    stepup_core::did_you_mean(found, keywords).map(|k| format!("did you mean `{k}`?"))
 }
 
 pub(crate) fn invariant(file: &Arc<SourceFile>, span: Span, what: &str) -> Diagnostic {
