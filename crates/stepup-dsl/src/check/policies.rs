@@ -207,8 +207,13 @@ pub(super) fn parse_aal(cx: &mut Ctx<'_>, n: &ast::Name) -> Option<Aal> {
         n.span,
         format!("unknown assurance level `{}`", n.text),
         "not an AAL",
-        mean(&n.text, &["aal1", "aal2", "aal3"])
-            .or_else(|| Some("assurance levels are `aal1`, `aal2` and `aal3`".into())),
+        // `aal4`, `aal0`: a level beyond the scale, not a typo of the nearest name (`aal1`).
+        if n.text.to_ascii_lowercase().starts_with("aal") {
+            Some("assurance levels are `aal1`, `aal2` and `aal3` (`aal3` is the highest)".into())
+        } else {
+            mean(&n.text, &["aal1", "aal2", "aal3"])
+                .or_else(|| Some("assurance levels are `aal1`, `aal2` and `aal3`".into()))
+        },
     );
     None
 }
