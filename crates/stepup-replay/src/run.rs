@@ -383,6 +383,9 @@ pub struct FileReport {
     pub scope: (String, String),
     /// Events.
     pub events: Vec<EventResult>,
+    /// What the file's loading warned of (an application the rules do not define, decided by
+    /// its tenant's policies), located.
+    pub warnings: Vec<String>,
 }
 
 fn history(spec: &crate::scenario::HistorySpec) -> UserHistory {
@@ -761,6 +764,7 @@ pub fn replay_in(
         name: s.name.clone(),
         scope: (s.tenant.clone(), s.application.clone()),
         events,
+        warnings: l.warnings.iter().map(InputError::as_warning).collect(),
     })
 }
 

@@ -374,6 +374,9 @@ impl StudioApp {
             }
             Some(Ok(r)) => {
                 ui.label(RichText::new(&r.name).strong());
+                for w in &r.warnings {
+                    ui.label(RichText::new(w).color(Color32::from_rgb(230, 160, 40)));
+                }
                 egui::ScrollArea::vertical()
                     .id_salt("timeline")
                     .show(ui, |ui| {

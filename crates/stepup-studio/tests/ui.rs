@@ -316,3 +316,39 @@ fn a_decision_log_opens_as_a_corpus_with_friction_per_policy_against_other_rules
     h.get_by_label("changed: step_up aal2 -> allow [checkout_over_200]: 1");
     h.get_by_label_contains("(current rules); 1 changed decision(s)");
 }
+
+/// A scenario whose application the rules do not define is replayed with its tenant's
+/// policies, and the timeline says so under its name (a reviewer must not read those
+/// decisions as the application's).
+#[test]
+fn a_scenario_of_an_application_the_rules_do_not_define_shows_the_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        std::fs::read_to_string(root().join("examples/scenarios/01_sensitive_operation.ron"))
+            .unwrap()
+            .replace("application: \"dashboard\"", "application: \"dashbord\"");
+    assert!(text.contains("dashbord"));
+    std::fs::write(dir.path().join("typo.ron"), text).unwrap();
+    let mut app = StudioApp::new(
+        root().join("rules"),
+        dir.path().to_path_buf(),
+        Persisted::default(),
+    );
+    app.studio.debounce = Duration::ZERO;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 1100.0))
+        .allow_missing_glyphs()
+        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    h.run();
+    h.get_by_label("typo").click();
+    h.run();
+    h.get_by_label_contains(
+        "application `dashbord` of tenant `acme` is not defined by the rules (they define `dashboard`, `finance`): the tenant's own policies decide its events",
+    );
+    // Replayed, not refused: its events are listed.
+    assert!(
+        h.query_all_by_label_contains("operation:change_email")
+            .next()
+            .is_some()
+    );
+}
