@@ -22,11 +22,12 @@ fn root() -> PathBuf {
 }
 
 fn harness() -> Harness<'static, StudioApp> {
-    let mut app = StudioApp::new(
-        root().join("rules"),
-        root().join("examples/scenarios"),
-        Persisted::default(),
-    );
+    harness_of(root().join("rules"), root().join("examples/scenarios"))
+}
+
+/// The studio on `rules` and `scenarios`, drawn once.
+fn harness_of(rules: PathBuf, scenarios: PathBuf) -> Harness<'static, StudioApp> {
+    let mut app = StudioApp::new(rules, scenarios, Persisted::default());
     app.studio.debounce = Duration::ZERO;
     let mut h = Harness::builder()
         .with_size(egui::vec2(1600.0, 1100.0))
@@ -198,18 +199,10 @@ fn the_audit_view_filters_by_record_name_and_policy() {
 }
 
 fn report_only_harness() -> Harness<'static, StudioApp> {
-    let mut app = StudioApp::new(
+    harness_of(
         root().join("examples/report-only/rules"),
         root().join("examples/report-only/scenarios"),
-        Persisted::default(),
-    );
-    app.studio.debounce = Duration::ZERO;
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1600.0, 1100.0))
-        .allow_missing_glyphs()
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
-    h.run();
-    h
+    )
 }
 
 #[test]
@@ -329,17 +322,7 @@ fn a_scenario_of_an_application_the_rules_do_not_define_shows_the_warning() {
             .replace("application: \"dashboard\"", "application: \"dashbord\"");
     assert!(text.contains("dashbord"));
     std::fs::write(dir.path().join("typo.ron"), text).unwrap();
-    let mut app = StudioApp::new(
-        root().join("rules"),
-        dir.path().to_path_buf(),
-        Persisted::default(),
-    );
-    app.studio.debounce = Duration::ZERO;
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1600.0, 1100.0))
-        .allow_missing_glyphs()
-        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
-    h.run();
+    let mut h = harness_of(root().join("rules"), dir.path().to_path_buf());
     h.get_by_label("typo").click();
     h.run();
     h.get_by_label_contains(
