@@ -287,6 +287,11 @@ fn completion(
             g.login = login;
         }
     }
+    if let Some(s) = &mut c.effects.session {
+        // This authentication has completed a challenge: it completes no other, whichever
+        // path (the session's own login, or another login of a shared session) it took.
+        s.completed_by = proof.event.map(|e| e.at).max(s.completed_by);
+    }
     if !named {
         for r in &mut c.audit {
             r.factor = None;
@@ -396,8 +401,6 @@ pub(crate) fn decide(
             && let Some(mut c) = completion(set, op, &proof, &state, per_user, sign_in)
         {
             absorb(&mut state, &mut c);
-            // This authentication has completed a challenge: it completes no other.
-            state.session.completed_by = login_at.max(state.session.completed_by);
             accepted |= accept(&mut state);
         }
         if another_login || !state.session.established {

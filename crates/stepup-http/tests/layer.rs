@@ -1407,33 +1407,45 @@ fn a_body_that_names_a_field_twice_is_refused() {
 /// most one challenge (`SessionState::completed_by`).
 #[test]
 fn one_step_up_completes_one_challenge_whatever_the_clocks() {
-    let setup = Setup::new();
-    let (s, audit) = setup.stepup();
-    let srv = serve(&s, audit);
-    // The session's ordinary login: aal1, password, signed in a minute ago.
-    let a = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
-    assert_eq!(call(&srv, "GET", "/view", &a, &[], None).status, 200);
-    let pay = || Some(serde_json::json!({"amount": 5000}));
-    let r = call(&srv, "POST", "/pay", &a, &[], pay());
-    assert_eq!(r.status, 401, "{:?}", r.body);
-    // One step-up at the identity provider, whose clock is 20 s ahead (within the leeway).
-    setup.advance(2);
-    let b = token(setup.now(), "s1", Some("aal3"), &["hwk"], -20);
-    let r = call(&srv, "POST", "/pay", &b, &[], pay());
-    assert_eq!(r.status, 200, "first payout: {:?}", r.body);
-    // The same token again: refused (its own challenge).
-    let r = call(&srv, "POST", "/pay", &b, &[], pay());
-    assert_eq!(r.status, 401, "{:?}", r.body);
-    // The session's other token asks again; then the same step-up token pays again.
-    setup.advance(2);
-    let r = call(&srv, "POST", "/pay", &a, &[], pay());
-    assert_eq!(r.status, 401, "{:?}", r.body);
-    let r = call(&srv, "POST", "/pay", &b, &[], pay());
-    assert_eq!(
-        r.status, 401,
-        "SECOND PAYOUT with one authentication: {:?}",
-        r.body
-    );
+    // With a `sid` (the session is the login's), and without (the user's logins share one
+    // session, and the step-up token arrives as another login: a review of the fix found that
+    // path left out).
+    for sid in [true, false] {
+        let setup = Setup::new();
+        let (s, audit) = setup.stepup();
+        let srv = serve(&s, audit);
+        let tok = |acr: &str, amr: &[&str], age: i64| {
+            if sid {
+                token(setup.now(), "s1", Some(acr), amr, age)
+            } else {
+                tok_nosid(setup.now(), acr, amr, Some(age))
+            }
+        };
+        // The session's ordinary login: aal1, password, signed in a minute ago.
+        let a = tok("aal1", &["pwd"], 60);
+        assert_eq!(call(&srv, "GET", "/view", &a, &[], None).status, 200);
+        let pay = || Some(serde_json::json!({"amount": 5000}));
+        let r = call(&srv, "POST", "/pay", &a, &[], pay());
+        assert_eq!(r.status, 401, "{:?}", r.body);
+        // One step-up at the identity provider, whose clock is 20 s ahead (within the leeway).
+        setup.advance(2);
+        let b = tok("aal3", &["hwk"], -20);
+        let r = call(&srv, "POST", "/pay", &b, &[], pay());
+        assert_eq!(r.status, 200, "first payout (sid: {sid}): {:?}", r.body);
+        // The same token again: refused (its own challenge).
+        let r = call(&srv, "POST", "/pay", &b, &[], pay());
+        assert_eq!(r.status, 401, "{:?}", r.body);
+        // The session's other token asks again; then the same step-up token pays again.
+        setup.advance(2);
+        let r = call(&srv, "POST", "/pay", &a, &[], pay());
+        assert_eq!(r.status, 401, "{:?}", r.body);
+        let r = call(&srv, "POST", "/pay", &b, &[], pay());
+        assert_eq!(
+            r.status, 401,
+            "SECOND PAYOUT with one authentication (sid: {sid}): {:?}",
+            r.body
+        );
+    }
 }
 
 /// The same review's second way in: a request of the session's ordinary token sends its
