@@ -159,6 +159,13 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
     for w in &engine.current().feed_warnings {
         eprintln!("warning: {w}");
     }
+    // A rules file skipped for a typo in its name (S011) guards nothing in this replay either.
+    for f in stepup_dsl::near_misses(&a.rules, "policy").unwrap_or_default() {
+        eprintln!(
+            "warning: `{}` is not read: its name does not end in `.policy`",
+            f.display()
+        );
+    }
     let files = match scenario_files(&a.scenarios) {
         Ok(f) if f.is_empty() => {
             eprintln!(

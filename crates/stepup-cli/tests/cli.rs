@@ -767,7 +767,17 @@ fn a_file_nearly_named_policy_or_ron_is_named_not_skipped_silently() {
     let rules = dir.path().join("rules");
     std::fs::create_dir_all(rules.join("sub")).unwrap();
     std::fs::write(rules.join("a.policy"), "when new_device require aal2\n").unwrap();
-    for name in ["sub/payouts.polcy", "b.policies", "c.Polciy", "d.policy~"] {
+    let near = [
+        "sub/payouts.polcy",
+        "b.policies",
+        "c.Polciy",
+        "d.policy~",
+        "e.pol",
+        "f.policy.txt",
+        "g.policy.",
+        ".policy",
+    ];
+    for name in near {
         std::fs::write(rules.join(name), "when risk >= 10 require aal3\n").unwrap();
     }
     for name in ["notes.txt", "README.md", "x.bak", "y.rs"] {
@@ -775,8 +785,8 @@ fn a_file_nearly_named_policy_or_ron_is_named_not_skipped_silently() {
     }
     let (code, out, err) = stepup(&["check", &rules.display().to_string()]);
     assert_eq!(code, 0, "warnings only: {out}{err}");
-    assert!(out.contains("checked 1 file: 4 warnings"), "{out}");
-    for name in ["payouts.polcy", "b.policies", "c.Polciy", "d.policy~"] {
+    assert!(out.contains("checked 1 file: 8 warnings"), "{out}");
+    for name in near {
         assert!(
             out.contains(&format!("{name}\n")) && out.contains("warning[S011]"),
             "{name}: {out}"
@@ -820,4 +830,17 @@ fn a_file_nearly_named_policy_or_ron_is_named_not_skipped_silently() {
         "{err}"
     );
     assert!(out.contains("replayed 1 of 1"), "{out}");
+    // A rules file nearly named `.policy` is named by replay too (a review found it silent).
+    let (code, out, err) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--rules",
+        &rules.display().to_string(),
+        &sc.join("good.ron").display().to_string(),
+    ]);
+    assert!(
+        err.contains("payouts.polcy` is not read: its name does not end in `.policy`"),
+        "{code} {out}{err}"
+    );
 }

@@ -291,8 +291,9 @@ pub fn files_under(path: &Path, extension: &str) -> std::io::Result<Vec<PathBuf>
 
 /// The files under the directory `path` that [`files_under`] skips although their extension
 /// is one or two letters from `extension` (`payouts.polcy`, `payouts.policy~`, `a.rno`; one
-/// letter for an extension of four letters or fewer), or starts with its first five
-/// (`payouts.policies`), sorted: a file meant to be read and skipped for a typo guards nothing
+/// letter for an extension of four letters or fewer), starts with its first five
+/// (`payouts.policies`) or is it cut short (`payouts.pol`), or whose name holds it before
+/// another (`payouts.policy.txt`, `payouts.policy.`, `.policy`), sorted: a file meant to be read and skipped for a typo guards nothing
 /// (or tests nothing), silently, so the tools name it. Nothing for a file path.
 ///
 /// # Errors
@@ -321,13 +322,18 @@ fn walk(path: &Path, extension: &str) -> std::io::Result<(Vec<PathBuf>, Vec<Path
                 stack.push(p);
                 continue;
             }
-            let Some(e) = p.extension().map(|e| e.to_string_lossy().to_lowercase()) else {
-                continue;
-            };
-            if e == extension.to_lowercase() {
-                out.push(p);
-            } else if nearly(&e, &extension.to_lowercase()) {
-                near.push(p);
+            let wanted = extension.to_lowercase();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            match p.extension().map(|e| e.to_string_lossy().to_lowercase()) {
+                Some(e) if e == wanted => out.push(p),
+                // `payouts.polcy`, `payouts.pol`; `payouts.policy.txt`, `payouts.policy.` (the
+                // extension kept inside the name); `.policy` (a name that is all extension).
+                Some(e) if nearly(&e, &wanted) => near.push(p),
+                _ if name.contains(&format!(".{wanted}")) => near.push(p),
+                _ => {}
             }
         }
     }
@@ -337,12 +343,16 @@ fn walk(path: &Path, extension: &str) -> std::io::Result<(Vec<PathBuf>, Vec<Path
 }
 
 /// Whether `found` looks like a typo of `wanted` (both lowercase): at most two edits apart
-/// (one for a `wanted` of four letters or fewer, where two edits make most short words), or
-/// starting with `wanted`'s first five letters.
+/// (one for a `wanted` of four letters or fewer, where two edits make most short words),
+/// starting with `wanted`'s first five letters, or `wanted` cut short (three letters or more).
 fn nearly(found: &str, wanted: &str) -> bool {
     let (a, b): (Vec<char>, Vec<char>) = (found.chars().collect(), wanted.chars().collect());
     let most = if b.len() <= 4 { 1 } else { 2 };
     if b.len() >= 5 && a.len() > b.len() && a.starts_with(b.get(..5).unwrap_or_default()) {
+        return true;
+    }
+    // Cut short: `pol`, `poli` for `policy`.
+    if a.len() >= 3 && a.len() < b.len() && b.starts_with(&a) {
         return true;
     }
     if a.len().abs_diff(b.len()) > most || a.len() > 64 {
@@ -445,8 +455,11 @@ mod tests {
         ] {
             assert!(nearly(found, "policy"), "{found}");
         }
+        for found in ["pol", "poli"] {
+            assert!(nearly(found, "policy"), "cut short: {found}");
+        }
         for found in [
-            "txt", "md", "bak", "rs", "json", "po", "pol", "yaml", "toml", "ron",
+            "txt", "md", "bak", "rs", "json", "po", "yaml", "toml", "ron", "py",
         ] {
             assert!(!nearly(found, "policy"), "{found}");
         }
