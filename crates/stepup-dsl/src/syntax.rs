@@ -574,12 +574,15 @@ fn syntax_error(file: &Arc<SourceFile>, e: &pest::error::Error<Rule>) -> Diagnos
     expected.sort_unstable();
     expected.dedup();
     let mut pos = pos;
-    if file.text.get(pos..).is_some_and(|r| r.trim().is_empty()) {
+    // Only spaces and comments left: the end of the file.
+    let at_end =
+        file.text.get(pos..).is_some_and(|r| r.trim().is_empty()) || code_end(&file.text) <= pos;
+    if at_end {
         // At the end of the file, point just after the last thing written, not at an empty line.
         pos = code_end(&file.text);
     }
     let rest = file.text.get(pos..).unwrap_or("");
-    let found: String = if rest.trim().is_empty() {
+    let found: String = if at_end || rest.trim().is_empty() {
         String::new()
     } else {
         let first = rest.chars().next().unwrap_or(' ');

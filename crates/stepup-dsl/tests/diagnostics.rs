@@ -676,3 +676,50 @@ fn a_risk_threshold_too_large_to_hold_is_an_error() {
         "{d:#?}"
     );
 }
+
+/// The hints a review of round 15's hints asked for: an AAL beyond the scale, in upper case or
+/// misspelt; an unclosed `{` followed by a comment; an unreachable requirement where no factor
+/// reaches the AAL at all (and no S007 pair of it: S012 says it).
+#[test]
+fn hints_say_what_to_write() {
+    for (aal, help) in [
+        (
+            "aal4",
+            "assurance levels are `aal1`, `aal2` and `aal3` (`aal3` is the highest)",
+        ),
+        ("AAL2", "write it in lower case: `aal2`"),
+        ("aall2", "did you mean `aal2`?"),
+    ] {
+        let d = diags(&format!("when new_device require {aal}"));
+        assert_eq!(
+            (d.len(), d[0].code, d[0].help.as_deref()),
+            (1, "E015", Some(help)),
+            "{aal}"
+        );
+    }
+    let d = diags(
+        "tenant t {\n  operation pay sensitive\n  policy p \"Confirm.\" { when operation == pay require aal2 }\n# end of tenant\n",
+    );
+    assert_eq!(
+        (d.len(), d[0].code, d[0].help.as_deref()),
+        (
+            1,
+            "E001",
+            Some("the `{` on line 1 is not closed: add `}` after its last item")
+        )
+    );
+    let d = diags(
+        "tenant t { operation pay sensitive\n  factor totp strength aal2  factor webauthn strength aal2\n  policy a \"Confirm.\" { when operation == pay require aal3 factor sms for 5m }\n  policy b \"Confirm.\" { when operation == pay require aal2 factor totp for 5m } }\n",
+    );
+    assert_eq!(
+        d.iter().map(|d| d.code).collect::<Vec<_>>(),
+        ["S012"],
+        "{d:#?}"
+    );
+    assert_eq!(
+        d[0].help.as_deref(),
+        Some(
+            "`sms` proves at most aal2; when the policy fires the action is refused (`conflict`); no factor reaches aal3 with this tenant's strengths: lower the AAL"
+        )
+    );
+}

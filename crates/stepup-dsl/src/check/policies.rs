@@ -207,11 +207,17 @@ pub(super) fn parse_aal(cx: &mut Ctx<'_>, n: &ast::Name) -> Option<Aal> {
         n.span,
         format!("unknown assurance level `{}`", n.text),
         "not an AAL",
-        // `aal4`, `aal0`: a level beyond the scale, not a typo of the nearest name (`aal1`).
-        if n.text.to_ascii_lowercase().starts_with("aal") {
+        // `aal4`, `aal0`: a level beyond the scale, not a typo of the nearest name (`aal1`);
+        // `aall2`, `AAL2`: a typo.
+        if n.text
+            .strip_prefix("aal")
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        {
             Some("assurance levels are `aal1`, `aal2` and `aal3` (`aal3` is the highest)".into())
+        } else if let lower @ ("aal1" | "aal2" | "aal3") = n.text.to_ascii_lowercase().as_str() {
+            Some(format!("write it in lower case: `{lower}`"))
         } else {
-            mean(&n.text, &["aal1", "aal2", "aal3"])
+            mean(&n.text.to_ascii_lowercase(), &["aal1", "aal2", "aal3"])
                 .or_else(|| Some("assurance levels are `aal1`, `aal2` and `aal3`".into()))
         },
     );
@@ -256,13 +262,18 @@ pub(super) fn check_require(cx: &mut Ctx<'_>, t: &Tenant, r: &ast::Require) -> O
             .join(" or ");
         // A lint (SPEC §9), not an error: the policy loads, and when it fires the decision is
         // a `deny` for `conflict` (SPEC §10), which is what such a requirement means.
+        let fix = if reach.is_empty() {
+            format!("no factor reaches {aal} with this tenant's strengths: lower the AAL")
+        } else {
+            format!("allow {reach}, or lower the AAL")
+        };
         cx.warn(
             "S012",
             r.span,
             format!("no allowed factor can reach {aal}"),
             "unreachable requirement",
             Some(format!(
-                "{}; when the policy fires the action is refused (`conflict`); allow {reach}, or lower the AAL",
+                "{}; when the policy fires the action is refused (`conflict`); {fix}",
                 strongest.join(", ")
             )),
         );

@@ -123,10 +123,12 @@ pub(in crate::check) fn disjoint_factors(
     }
     let mut pairs = 0usize;
     for (i, a) in scope.iter().enumerate() {
-        if sets.iter().all(|s| !a.factors.intersect(*s).is_empty()) {
+        // A policy no factor can satisfy on its own is S012's to report (with it, any pair
+        // allows nothing, which says nothing new).
+        if a.factors.is_empty() || sets.iter().all(|s| !a.factors.intersect(*s).is_empty()) {
             continue;
         }
-        for b in scope.iter().skip(i + 1) {
+        for b in scope.iter().skip(i + 1).filter(|b| !b.factors.is_empty()) {
             if pairs == MAX_DISJOINT_PAIRS {
                 diags.push(
                     Diagnostic::warning(
@@ -176,7 +178,12 @@ pub(in crate::check) fn disjoint_groups(
     if in_app && scope.iter().all(tenants) {
         return;
     }
-    let enforced: Vec<&Located> = scope.iter().filter(|x| !x.report_only).collect();
+    // A policy no factor can satisfy on its own is S012's to report: with it, any group
+    // allows nothing, which says nothing new.
+    let enforced: Vec<&Located> = scope
+        .iter()
+        .filter(|x| !x.report_only && !x.factors.is_empty())
+        .collect();
     // Each policy is listed under the operations or resource classes its guard names, or
     // under every event when it has none: one pass, not one per group.
     let mut any: Vec<usize> = Vec::new();
