@@ -346,6 +346,11 @@ pub(crate) fn decide(
         .unwrap_or_default();
     let proof = Proof::new(claims, mapping, &strengths);
     let key = store_key(op);
+    // The login's record across applications (its session key without an application): the
+    // authentication that completed a challenge in any application completes no other (a token
+    // several applications accept, its `auth_time` ahead of our clock, must not pay in each).
+    // Read only when a completion is about to happen, and committed before it.
+    let across: Option<&str> = (*key != *op.session).then_some(&*op.session);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -386,6 +391,21 @@ pub(crate) fn decide(
 
         let mut d = None;
         let mut decided_on = None;
+        // The login's record across applications, when this request completes a challenge.
+        let mut record: Option<stepup_engine::state::SessionState> = None;
+        // A completion stands only if this authentication completed no challenge in another
+        // application (an unreadable record: it may have, so it does not stand).
+        let mut first_use = |c: Decision| -> Option<Decision> {
+            let Some(k) = across else { return Some(c) };
+            let (_, r) = store.load(&op.tenant, &op.user, k).ok()?;
+            if r.completed_by
+                .is_some_and(|last| login_at.is_none_or(|at| at <= last))
+            {
+                return None;
+            }
+            record = Some(r);
+            Some(c)
+        };
         // 1. In an established session keyed by the user (`per_user`: the token names no login
         // of its own, so all of the user's logins share it), another login — a token whose
         // `auth_time` the session has not accepted, or that has none — has its own sign-in
@@ -398,7 +418,8 @@ pub(crate) fn decide(
         let new_login = login_at.is_none_or(|at| !state.session.accepted(at));
         let another_login = per_user && state.session.established && new_login;
         if !another_login
-            && let Some(mut c) = completion(set, op, &proof, &state, per_user, sign_in)
+            && let Some(mut c) =
+                completion(set, op, &proof, &state, per_user, sign_in).and_then(&mut first_use)
         {
             absorb(&mut state, &mut c);
             accepted |= accept(&mut state);
@@ -429,7 +450,8 @@ pub(crate) fn decide(
         // 2, for another login whose sign-in was allowed.
         if another_login
             && d.is_none()
-            && let Some(mut c) = completion(set, op, &proof, &state, per_user, sign_in)
+            && let Some(mut c) =
+                completion(set, op, &proof, &state, per_user, sign_in).and_then(&mut first_use)
         {
             absorb(&mut state, &mut c);
             accepted |= accept(&mut state);
@@ -476,6 +498,23 @@ pub(crate) fn decide(
         d.audit = audit;
         if session.is_none() && update.is_none() {
             return (d, logged);
+        }
+        if let (Some(k), Some(mut r)) = (across, record.take()) {
+            // The authentication is recorded as used before its completion is saved: if the
+            // completion is then not saved, the user steps up again (never twice with one).
+            r.completed_by = login_at.max(r.completed_by);
+            match store.commit(&op.tenant, &op.user, k, Some(&r), None) {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) if attempt < MAX_COMMIT_ATTEMPTS => continue,
+                Err(e) => {
+                    let note = format!("{e}; nothing was saved");
+                    let mut refused = refuse_for_store(op, set.hash(), note);
+                    let mut audit = std::mem::take(&mut d.audit);
+                    audit.append(&mut refused.audit);
+                    refused.audit = audit;
+                    return (refused, log.then(|| (op.clone(), None)));
+                }
+            }
         }
         match store.commit(
             &op.tenant,

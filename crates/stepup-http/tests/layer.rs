@@ -1495,3 +1495,47 @@ fn a_request_whose_body_comes_late_gives_a_step_up_no_second_payout() {
         r.body
     );
 }
+
+/// One authentication completes one challenge across the applications that accept its token
+/// too (one audience): a review of the fix found a step-up token that paid in one application
+/// (the identity provider's clock 20 s ahead) completing a challenge issued after it in
+/// another, and paying there. The login's record across applications keeps it.
+#[test]
+fn one_step_up_completes_one_challenge_across_applications() {
+    for sid in [true, false] {
+        let rules = format!("{RULES}application app2 of t {{\n}}\n");
+        let setup = Setup::with_rules(&rules);
+        let (s1, audit1) = setup.stepup_for("app");
+        let (s2, audit2) = setup.stepup_for("app2");
+        let (srv1, srv2) = (serve(&s1, audit1), serve(&s2, audit2));
+        let tok = |acr: &str, amr: &[&str], age: i64| {
+            if sid {
+                token(setup.now(), "s1", Some(acr), amr, age)
+            } else {
+                tok_nosid(setup.now(), acr, amr, Some(age))
+            }
+        };
+        let a = tok("aal1", &["pwd"], 60);
+        assert_eq!(call(&srv1, "GET", "/view", &a, &[], None).status, 200);
+        assert_eq!(call(&srv2, "GET", "/view", &a, &[], None).status, 200);
+        let pay = || Some(serde_json::json!({"amount": 5000}));
+        assert_eq!(call(&srv1, "POST", "/pay", &a, &[], pay()).status, 401);
+        setup.advance(2);
+        let b = tok("aal3", &["hwk"], -20);
+        let r = call(&srv1, "POST", "/pay", &b, &[], pay());
+        assert_eq!(r.status, 200, "first payout (sid: {sid}): {:?}", r.body);
+        setup.advance(2);
+        assert_eq!(call(&srv2, "POST", "/pay", &a, &[], pay()).status, 401);
+        let r = call(&srv2, "POST", "/pay", &b, &[], pay());
+        assert_eq!(
+            r.status, 401,
+            "second payout in another application (sid: {sid}): {:?}",
+            r.body
+        );
+        // A new authentication (at the same identity provider, still 20 s ahead) completes it.
+        setup.advance(1);
+        let c = tok("aal3", &["hwk"], -20);
+        let r = call(&srv2, "POST", "/pay", &c, &[], pay());
+        assert_eq!(r.status, 200, "a new step-up (sid: {sid}): {:?}", r.body);
+    }
+}
