@@ -379,6 +379,12 @@ impl Backtest {
                         &state,
                         stepup_engine::Record::Verdict,
                     )),
+                    None if commit_failed(recorded) => LoggedDecision {
+                        // The rules completed it; the store did not save it. Compared as the
+                        // completion, not as a failure the candidate would "fix".
+                        kind: DecisionKind::Completed,
+                        ..recorded.clone()
+                    },
                     None => recorded.clone(),
                 };
                 (old, new)
@@ -809,4 +815,16 @@ pub fn render(r: &BacktestReport) -> String {
         }
     }
     out
+}
+
+/// Whether a logged `failed` completion failed only because it could not be saved: the engine
+/// completed it, then the store refused the commit (its errors end with
+/// [`stepup_engine::engine::NOTHING_SAVED`]). A line can claim it falsely, as it can claim any
+/// recorded outcome: compared with the recorded decisions, a log is only as honest as its writer
+/// (`--baseline` re-decides both sides).
+fn commit_failed(d: &LoggedDecision) -> bool {
+    d.kind == DecisionKind::Failed
+        && d.errors
+            .iter()
+            .any(|e| e.ends_with(stepup_engine::engine::NOTHING_SAVED))
 }

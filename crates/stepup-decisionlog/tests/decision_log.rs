@@ -884,3 +884,37 @@ fn tenants_are_never_merged_in_a_backtest() {
     );
     assert!(text.contains("\n  bank/checkout_over_200 "), "{text}");
 }
+
+/// A completion the rules made but the store could not save is logged `failed`, its errors
+/// ending with "; nothing was saved"; compared with the recorded decisions, the candidate's
+/// completion of it is no change (it was reported as one: a false change a review listed). A
+/// genuine failure the candidate would complete still is one.
+#[test]
+fn a_completion_the_store_could_not_save_is_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let (_, completed) = records(&log)
+        .into_iter()
+        .find(|(_, r)| r.decision.kind == stepup_engine::DecisionKind::Completed)
+        .unwrap();
+    let one = |name: &str, line: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, line + "\n").unwrap();
+        path
+    };
+    let rules = root().join("rules");
+    let unsaved = edited(&completed, |v| {
+        v["decision"]["kind"] = "failed".into();
+        v["decision"]["message"] = "The step-up could not be recorded; try again.".into();
+        v["decision"]["errors"] =
+            serde_json::json!(["the store is unavailable; nothing was saved"]);
+    });
+    let r = backtest(&rules, None, &one("unsaved.jsonl", unsaved));
+    assert_eq!((r.decisions, r.changed), (1, 0), "{:#?}", r.changes);
+    let failed = edited(&completed, |v| {
+        v["decision"]["kind"] = "failed".into();
+        v["decision"]["message"] = "The factor could not be verified.".into();
+    });
+    let r = backtest(&rules, None, &one("failed.jsonl", failed));
+    assert_eq!((r.decisions, r.changed), (1, 1));
+}

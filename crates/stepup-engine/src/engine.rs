@@ -291,6 +291,11 @@ fn history_window_secs(model: &PolicySet) -> u64 {
     days * 86_400
 }
 
+/// How a decision's errors end when what it decided could not be saved (the store's error comes
+/// before it): a completion that could not be saved is logged `failed` with it, and a backtest
+/// compares it as the completion the rules made (`stepup-decisionlog`).
+pub const NOTHING_SAVED: &str = "; nothing was saved";
+
 /// How many times [`Engine::process`] decides a request whose commit conflicts with another
 /// instance's before it gives up (and fails closed).
 pub const MAX_COMMIT_ATTEMPTS: u32 = 8;
@@ -412,7 +417,7 @@ impl Engine {
                 conflicts += 1;
                 continue;
             }
-            let note = format!("{e}; nothing was saved");
+            let note = format!("{e}{NOTHING_SAVED}");
             d.errors.push(note.clone());
             for r in &mut d.audit {
                 r.errors.push(note.clone());
@@ -452,7 +457,7 @@ impl Engine {
         if let Some(update) = d.effects.history.as_ref()
             && let Err(e) = store.commit(&req.tenant, &req.user, &req.session, None, Some(update))
         {
-            let note = format!("{e}; nothing was saved");
+            let note = format!("{e}{NOTHING_SAVED}");
             d.errors.push(note.clone());
             for r in &mut d.audit {
                 r.errors.push(note.clone());

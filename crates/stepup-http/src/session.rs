@@ -507,7 +507,7 @@ pub(crate) fn decide(
                 Ok(()) => {}
                 Err(StoreError::Conflict { .. }) if attempt < MAX_COMMIT_ATTEMPTS => continue,
                 Err(e) => {
-                    let note = format!("{e}; nothing was saved");
+                    let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
                     let mut refused = refuse_for_store(op, set.hash(), note);
                     let mut audit = std::mem::take(&mut d.audit);
                     audit.append(&mut refused.audit);
@@ -528,7 +528,7 @@ pub(crate) fn decide(
                 // Another instance decided on this session first: decide again on its state.
             }
             Err(e) => {
-                let note = format!("{e}; nothing was saved");
+                let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
                 if d.allowed() && session.is_some() {
                     // It spends a grant, completes a challenge or establishes the session: an
                     // allow only if that was saved (SPEC §10).
