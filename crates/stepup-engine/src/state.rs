@@ -285,18 +285,22 @@ pub struct SessionState {
     /// not read it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logins: Vec<Timestamp>,
-    /// When the latest authentication that completed one of this session's challenges was
-    /// made (its token's `auth_time`): an authentication completes at most one challenge, so a
-    /// token completes one only if it authenticated later than this (SPEC §10, §11: one step-up
-    /// token must not pay out twice, through a second challenge issued before it, or dated
-    /// before it by a clock that runs behind the identity provider's). The HTTP layer sets
-    /// it; the engine does not read it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completed_by: Option<Timestamp>,
+    /// The authentications (their tokens' `auth_time`) that completed one of this session's
+    /// challenges, of the last [`CHALLENGE_TTL_SECS`](crate::CHALLENGE_TTL_SECS) (an
+    /// older one could complete no challenge still open), at most [`MAX_USED_AUTHS`]: an
+    /// authentication completes at most one challenge (SPEC §10, §11: one step-up token must
+    /// not pay out twice, through a second challenge issued before it, or dated before it by a
+    /// clock that runs behind the identity provider's), while two step-ups made apart complete
+    /// one each, in any order. The HTTP layer keeps it; the engine does not read it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub completed: Vec<Timestamp>,
 }
 
 /// Most challenges kept per session.
 pub const MAX_CHALLENGES: usize = 8;
+/// Most authentications remembered as having completed a challenge (of the last five minutes:
+/// 32 step-ups there are beyond a person; past them the oldest is forgotten).
+pub const MAX_USED_AUTHS: usize = 32;
 /// Most accepted logins remembered per session (an older one is decided as a sign-in again).
 pub const MAX_LOGINS: usize = 8;
 /// Most authentication events kept per session.
@@ -328,6 +332,26 @@ impl SessionState {
             self.logins.drain(..drop);
         }
         true
+    }
+
+    /// Whether the authentication made at `at` has completed a challenge here.
+    #[must_use]
+    pub fn used(&self, at: Timestamp) -> bool {
+        self.completed.contains(&at)
+    }
+
+    /// Remembers that the authentication made at `at` completed a challenge (at `now`),
+    /// forgetting those too old to complete any challenge still open.
+    pub fn use_auth(&mut self, at: Timestamp, now: Timestamp) {
+        let horizon = now.0.saturating_sub(crate::CHALLENGE_TTL_SECS);
+        self.completed.retain(|t| t.0 > horizon);
+        if !self.used(at) {
+            self.completed.push(at);
+        }
+        if self.completed.len() > MAX_USED_AUTHS {
+            let drop = self.completed.len() - MAX_USED_AUTHS;
+            self.completed.drain(..drop);
+        }
     }
 
     /// Keeps the state bounded: old challenges and events are dropped.

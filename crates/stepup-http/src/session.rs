@@ -21,8 +21,10 @@
 //!    A login that proves what its sign-in requires is allowed by that sign-in.
 //! 2. **Completion.** A token whose `auth_time` is later than the latest open challenge's issue
 //!    time (and than the `auth_time` of the login whose request issued it: the identity
-//!    provider's clock may run ahead of ours by the leeway; and than that of the token that
-//!    completed the session's last challenge: one authentication completes one challenge), whose `acr` reaches its AAL and
+//!    provider's clock may run ahead of ours by the leeway), made by an authentication that
+//!    has completed no challenge yet, here or in another application (one authentication
+//!    completes one challenge: `SessionState::completed`, and the login's record across
+//!    applications under its session key without an application), whose `acr` reaches its AAL and
 //!    whose `amr` names one of its eligible factors completes it (the engine's `step_up`
 //!    event): an `every time` challenge leaves a grant for the request that caused it. A sign-in's challenge is completed only while the session is
 //!    not established (it is the session's pending sign-in), and its completion is the sign-in:
@@ -90,14 +92,14 @@ impl Proof {
     }
 
     /// How this token completes `c`, if it does: authenticated after `c` was issued and before
-    /// it expired, and after the authentication that completed the session's last challenge
-    /// (`completed_by`: one authentication completes one challenge), at `c`'s AAL or above, with a factor `c` accepts — the strongest, named in
+    /// it expired, by an authentication that has completed none of the session's challenges
+    /// (`used`: one authentication completes one challenge), at `c`'s AAL or above, with a factor `c` accepts — the strongest, named in
     /// the audit record. A token without a usable `amr` completes a challenge whose policies
     /// all allow `factor any` with its `acr` alone (`any_factor`: the record names no factor).
     fn completes(
         &self,
         c: &Challenge,
-        completed_by: Option<Timestamp>,
+        used: &stepup_engine::SessionState,
         now: Timestamp,
         any_factor: impl Fn(&Challenge) -> bool,
     ) -> Option<(Factor, bool)> {
@@ -107,7 +109,7 @@ impl Proof {
         // skew the leeway accepts, proves no new authentication.
         let fresh = e.at > c.issued_at
             && c.login.is_none_or(|issuer| e.at > issuer)
-            && completed_by.is_none_or(|last| e.at > last)
+            && !used.used(e.at)
             && e.at < c.expires_at
             && now < c.expires_at;
         let strong = e.cap.unwrap_or(Aal::Aal1) >= c.requirement.aal;
@@ -237,8 +239,7 @@ fn completion(
             })
     };
     let challenge = latest?;
-    let (factor, named) =
-        proof.completes(challenge, state.session.completed_by, op.now, any_factor)?;
+    let (factor, named) = proof.completes(challenge, &state.session, op.now, any_factor)?;
     let req = Request {
         event: Event::StepUp {
             factor,
@@ -290,7 +291,9 @@ fn completion(
     if let Some(s) = &mut c.effects.session {
         // This authentication has completed a challenge: it completes no other, whichever
         // path (the session's own login, or another login of a shared session) it took.
-        s.completed_by = proof.event.map(|e| e.at).max(s.completed_by);
+        if let Some(e) = proof.event {
+            s.use_auth(e.at, op.now);
+        }
     }
     if !named {
         for r in &mut c.audit {
@@ -351,6 +354,9 @@ pub(crate) fn decide(
     // several applications accept, its `auth_time` ahead of our clock, must not pay in each).
     // Read only when a completion is about to happen, and committed before it.
     let across: Option<&str> = (*key != *op.session).then_some(&*op.session);
+    // Whether this request wrote its authentication into that record (before a conflict on the
+    // session's commit made it decide again).
+    let mut recorded = false;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -398,9 +404,10 @@ pub(crate) fn decide(
         let mut first_use = |c: Decision| -> Option<Decision> {
             let Some(k) = across else { return Some(c) };
             let (_, r) = store.load(&op.tenant, &op.user, k).ok()?;
-            if r.completed_by
-                .is_some_and(|last| login_at.is_none_or(|at| at <= last))
-            {
+            // Used already, unless by this request: its record was written, then the session's
+            // commit conflicted and it is decided again.
+            let used = login_at.is_none_or(|at| r.used(at));
+            if used && !(recorded && login_at.is_some()) {
                 return None;
             }
             record = Some(r);
@@ -502,9 +509,11 @@ pub(crate) fn decide(
         if let (Some(k), Some(mut r)) = (across, record.take()) {
             // The authentication is recorded as used before its completion is saved: if the
             // completion is then not saved, the user steps up again (never twice with one).
-            r.completed_by = login_at.max(r.completed_by);
+            if let Some(at) = login_at {
+                r.use_auth(at, op.now);
+            }
             match store.commit(&op.tenant, &op.user, k, Some(&r), None) {
-                Ok(()) => {}
+                Ok(()) => recorded = true,
                 Err(StoreError::Conflict { .. }) if attempt < MAX_COMMIT_ATTEMPTS => continue,
                 Err(e) => {
                     let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);

@@ -1539,3 +1539,128 @@ fn one_step_up_completes_one_challenge_across_applications() {
         assert_eq!(r.status, 200, "a new step-up (sid: {sid}): {:?}", r.body);
     }
 }
+
+/// A store that, once armed for a key, lets "another instance" commit that key just before the
+/// layer's own commit (a conflict), or fails the commit.
+struct Faulty {
+    inner: Arc<dyn Store>,
+    /// (key, action): 1 = another instance commits the key first; 2 = the store is unavailable.
+    arm: std::sync::Mutex<Vec<(String, u8)>>,
+}
+
+impl Store for Faulty {
+    fn load(
+        &self,
+        t: &str,
+        u: &str,
+        s: &str,
+    ) -> Result<(stepup_engine::UserHistory, stepup_engine::SessionState), stepup_engine::StoreError>
+    {
+        self.inner.load(t, u, s)
+    }
+    fn commit(
+        &self,
+        t: &str,
+        u: &str,
+        s: &str,
+        state: Option<&stepup_engine::SessionState>,
+        update: Option<&stepup_engine::state::HistoryUpdate>,
+    ) -> Result<(), stepup_engine::StoreError> {
+        let act = {
+            let mut a = self.arm.lock().unwrap();
+            a.iter().position(|(k, _)| k == s).map(|i| a.remove(i).1)
+        };
+        match act {
+            Some(1) => {
+                let (_, st) = self.inner.load(t, u, s)?;
+                self.inner.commit(t, u, s, Some(&st), None)?;
+            }
+            Some(_) => {
+                return Err(stepup_engine::StoreError::Unavailable("injected".into()));
+            }
+            None => {}
+        }
+        self.inner.commit(t, u, s, state, update)
+    }
+    fn put_history(
+        &self,
+        t: &str,
+        u: &str,
+        h: &stepup_engine::UserHistory,
+    ) -> Result<(), stepup_engine::StoreError> {
+        self.inner.put_history(t, u, h)
+    }
+    fn reset_session(&self, t: &str, u: &str, s: &str) -> Result<(), stepup_engine::StoreError> {
+        self.inner.reset_session(t, u, s)
+    }
+}
+
+/// A review of the record across applications found a step-up lost to an ordinary conflict:
+/// the record was written, the session's commit conflicted (another instance changed the
+/// session), and deciding again found the authentication recorded as used, so the payout was
+/// refused and the token spent for nothing. The request that wrote the record may complete on
+/// the fresh state. A store failure between the two commits still refuses (the token is spent:
+/// the user steps up again).
+#[test]
+fn a_step_up_survives_a_conflict_after_its_record_was_written() {
+    for (action, expected) in [(1u8, 200u16), (2, 503)] {
+        let faulty = Arc::new(Faulty {
+            inner: Arc::new(MemoryStore::new()),
+            arm: std::sync::Mutex::default(),
+        });
+        let setup = Setup {
+            engine: Arc::new(Engine::new(
+                CompiledSet::from_text("t.policy", RULES).unwrap(),
+            )),
+            store: Arc::clone(&faulty) as Arc<dyn Store>,
+            clock: Arc::new(AtomicI64::new(T0)),
+        };
+        let (s, audit) = setup.stepup();
+        let srv = serve(&s, audit);
+        establish(&srv, &setup, "s1");
+        let a = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+        let pay = || Some(serde_json::json!({"amount": 5000}));
+        assert_eq!(call(&srv, "POST", "/pay", &a, &[], pay()).status, 401);
+        setup.advance(30);
+        let b = token(setup.now(), "s1", Some("aal3"), &["hwk"], 10);
+        faulty.arm.lock().unwrap().push(("3:app:s1".into(), action));
+        let r = call(&srv, "POST", "/pay", &b, &[], pay());
+        assert_eq!(r.status, expected, "action {action}: {:?}", r.body);
+        // Either way the token completes nothing more.
+        let r = call(&srv, "POST", "/pay", &b, &[], pay());
+        assert_eq!(r.status, 401, "action {action}: {:?}", r.body);
+    }
+}
+
+/// The same review: two separate step-ups, each made for its own application's challenge, used
+/// in the other order than they were made (two tabs) — the later one first. Each is its own
+/// authentication and completes its own challenge (the record kept only the latest, and refused
+/// the earlier one).
+#[test]
+fn two_step_ups_complete_one_challenge_each_in_any_order() {
+    let setup = Setup::with_rules(&format!("{RULES}application app2 of t {{\n}}\n"));
+    let (s1, a1) = setup.stepup_for("app");
+    let (s2, a2) = setup.stepup_for("app2");
+    let (srv1, srv2) = (serve(&s1, a1), serve(&s2, a2));
+    let a = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    let pay = || Some(serde_json::json!({"amount": 5000}));
+    assert_eq!(call(&srv1, "GET", "/view", &a, &[], None).status, 200);
+    assert_eq!(call(&srv2, "GET", "/view", &a, &[], None).status, 200);
+    assert_eq!(call(&srv1, "POST", "/pay", &a, &[], pay()).status, 401);
+    assert_eq!(call(&srv2, "POST", "/pay", &a, &[], pay()).status, 401);
+    setup.advance(5);
+    let first = token(setup.now(), "s1", Some("aal3"), &["hwk"], 0);
+    setup.advance(5);
+    let second = token(setup.now(), "s1", Some("aal3"), &["hwk"], 0);
+    assert_eq!(call(&srv2, "POST", "/pay", &second, &[], pay()).status, 200);
+    assert_eq!(call(&srv1, "POST", "/pay", &first, &[], pay()).status, 200);
+    // And neither pays again.
+    for (srv, t) in [
+        (&srv1, &first),
+        (&srv2, &second),
+        (&srv1, &second),
+        (&srv2, &first),
+    ] {
+        assert_eq!(call(srv, "POST", "/pay", t, &[], pay()).status, 401);
+    }
+}
