@@ -294,12 +294,18 @@ pub struct SessionState {
     /// one each, in any order. The HTTP layer keeps it; the engine does not read it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub completed: Vec<Timestamp>,
+    /// The latest authentication forgotten from [`SessionState::completed`] because it was
+    /// full while still inside the window: it and every earlier one count as used (a
+    /// forgotten authentication must not complete a second challenge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_floor: Option<Timestamp>,
 }
 
 /// Most challenges kept per session.
 pub const MAX_CHALLENGES: usize = 8;
-/// Most authentications remembered as having completed a challenge (of the last five minutes:
-/// 32 step-ups there are beyond a person; past them the oldest is forgotten).
+/// Most authentications remembered one by one as having completed a challenge (of the last
+/// five minutes: 32 step-ups there are beyond a person); past them the oldest are forgotten,
+/// and every authentication up to the latest forgotten counts as used.
 pub const MAX_USED_AUTHS: usize = 32;
 /// Most accepted logins remembered per session (an older one is decided as a sign-in again).
 pub const MAX_LOGINS: usize = 8;
@@ -337,7 +343,7 @@ impl SessionState {
     /// Whether the authentication made at `at` has completed a challenge here.
     #[must_use]
     pub fn used(&self, at: Timestamp) -> bool {
-        self.completed.contains(&at)
+        self.completed.contains(&at) || self.completed_floor.is_some_and(|f| at <= f)
     }
 
     /// Remembers that the authentication made at `at` completed a challenge (at `now`),
@@ -345,12 +351,17 @@ impl SessionState {
     pub fn use_auth(&mut self, at: Timestamp, now: Timestamp) {
         let horizon = now.0.saturating_sub(crate::CHALLENGE_TTL_SECS);
         self.completed.retain(|t| t.0 > horizon);
-        if !self.used(at) {
+        if self.completed_floor.is_some_and(|f| f.0 <= horizon) {
+            self.completed_floor = None;
+        }
+        if !self.completed.contains(&at) {
             self.completed.push(at);
         }
         if self.completed.len() > MAX_USED_AUTHS {
             let drop = self.completed.len() - MAX_USED_AUTHS;
-            self.completed.drain(..drop);
+            // Forgotten while they could still complete a challenge: the floor keeps them used.
+            let forgotten = self.completed.drain(..drop).max();
+            self.completed_floor = self.completed_floor.max(forgotten);
         }
     }
 
@@ -408,6 +419,33 @@ impl Default for State {
 )]
 mod tests {
     use super::*;
+
+    /// The authentications that completed a challenge are bounded without forgetting that
+    /// one was used: past `MAX_USED_AUTHS` within the window, every authentication up to the
+    /// latest forgotten counts as used (a review found an evicted one completing a second
+    /// challenge); once the window has passed them, they are dropped, and so is the floor.
+    #[test]
+    fn used_authentications_are_bounded_and_stay_used() {
+        let mut s = SessionState::default();
+        let now = Timestamp(1_800_000_000);
+        let first = Timestamp(now.0 + 28);
+        s.use_auth(first, now);
+        for i in 0..MAX_USED_AUTHS {
+            s.use_auth(Timestamp(now.0 + 100 + i as i64), now);
+        }
+        assert_eq!(s.completed.len(), MAX_USED_AUTHS);
+        assert!(!s.completed.contains(&first), "forgotten one by one");
+        assert!(s.used(first), "still used");
+        assert!(
+            s.used(Timestamp(now.0 + 1)),
+            "anything earlier counts as used"
+        );
+        assert!(!s.used(Timestamp(now.0 + 1_000)), "a new one is not");
+        // Five minutes on, all of them are too old to complete a challenge still open.
+        let later = Timestamp(now.0 + 100 + crate::CHALLENGE_TTL_SECS + MAX_USED_AUTHS as i64);
+        s.use_auth(Timestamp(later.0), later);
+        assert_eq!((s.completed.len(), s.completed_floor), (1, None));
+    }
 
     /// A review's finding: every allowed sign-in taught its device (a fingerprint the client
     /// sends) with no limit, and each decision reads and writes the whole history: 4,000 sign-ins
