@@ -784,6 +784,16 @@ fn a_decision_log_that_cannot_be_written_is_counted_and_the_decision_stands() {
 
 /// A token with no `sid` (many identity providers issue access tokens without one), issued at
 /// `now`, authenticated `age` seconds before (no `auth_time` without an age).
+/// A token of session `s1` (`sid`), or of the user's shared session (no `sid`), issued now,
+/// authenticated `age` seconds ago (negative: the identity provider's clock runs ahead).
+fn login_token(setup: &Setup, sid: bool, acr: &str, amr: &[&str], age: i64) -> String {
+    if sid {
+        token(setup.now(), "s1", Some(acr), amr, age)
+    } else {
+        tok_nosid(setup.now(), acr, amr, Some(age))
+    }
+}
+
 fn tok_nosid(now: i64, acr: &str, amr: &[&str], age: Option<i64>) -> String {
     let mut c = serde_json::json!({
         "sub": "alice", "iss": "iss", "aud": "api", "acr": acr,
@@ -1414,13 +1424,7 @@ fn one_step_up_completes_one_challenge_whatever_the_clocks() {
         let setup = Setup::new();
         let (s, audit) = setup.stepup();
         let srv = serve(&s, audit);
-        let tok = |acr: &str, amr: &[&str], age: i64| {
-            if sid {
-                token(setup.now(), "s1", Some(acr), amr, age)
-            } else {
-                tok_nosid(setup.now(), acr, amr, Some(age))
-            }
-        };
+        let tok = |acr: &str, amr: &[&str], age: i64| login_token(&setup, sid, acr, amr, age);
         // The session's ordinary login: aal1, password, signed in a minute ago.
         let a = tok("aal1", &["pwd"], 60);
         assert_eq!(call(&srv, "GET", "/view", &a, &[], None).status, 200);
@@ -1508,13 +1512,7 @@ fn one_step_up_completes_one_challenge_across_applications() {
         let (s1, audit1) = setup.stepup_for("app");
         let (s2, audit2) = setup.stepup_for("app2");
         let (srv1, srv2) = (serve(&s1, audit1), serve(&s2, audit2));
-        let tok = |acr: &str, amr: &[&str], age: i64| {
-            if sid {
-                token(setup.now(), "s1", Some(acr), amr, age)
-            } else {
-                tok_nosid(setup.now(), acr, amr, Some(age))
-            }
-        };
+        let tok = |acr: &str, amr: &[&str], age: i64| login_token(&setup, sid, acr, amr, age);
         let a = tok("aal1", &["pwd"], 60);
         assert_eq!(call(&srv1, "GET", "/view", &a, &[], None).status, 200);
         assert_eq!(call(&srv2, "GET", "/view", &a, &[], None).status, 200);
