@@ -118,7 +118,16 @@ fn explain(code: Option<&str>, out: &mut dyn Write) -> u8 {
             }
             0
         }
-        Some(c) => match stepup_dsl::codes::find(c) {
+        Some(c) => match stepup_dsl::codes::find(c).or_else(|| {
+            // A retired code: its successor, said so first.
+            let new = stepup_dsl::codes::successor(c)?;
+            let _ = writeln!(
+                out,
+                "{} is no longer used: it became the lint {new} (a warning; the rules load)\n",
+                c.to_uppercase()
+            );
+            stepup_dsl::codes::find(new)
+        }) {
             Some(d) => {
                 // A lint flags something; an error or a note says what happened.
                 let (what, why) = if d.code.starts_with('S') {

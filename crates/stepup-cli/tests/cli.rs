@@ -844,3 +844,22 @@ fn a_file_nearly_named_policy_or_ron_is_named_not_skipped_silently() {
         "{code} {out}{err}"
     );
 }
+
+/// A retired code (E009, E010: errors that became the lints S012, S013) is explained by its
+/// successor, saying so, rather than "unknown".
+#[test]
+fn explain_of_a_retired_code_names_its_successor() {
+    for (old, new) in [("E009", "S012"), ("e010", "S013")] {
+        let (code, out, err) = stepup(&["explain", old]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.starts_with(&format!(
+                "{} is no longer used: it became the lint {new}",
+                old.to_uppercase()
+            )) && out.contains(&format!("\n{new} ")),
+            "{out}"
+        );
+    }
+    let (code, _, err) = stepup(&["explain", "E099"]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -290,6 +290,18 @@ pub fn all() -> impl Iterator<Item = &'static CodeDoc> {
     ERRORS.iter().chain(LINTS).chain(NOTES)
 }
 
+/// Codes no longer emitted, and the code that took their meaning.
+pub const RETIRED: &[(&str, &str)] = &[("E009", "S012"), ("E010", "S013")];
+
+/// The code that took a retired code's meaning (any case).
+#[must_use]
+pub fn successor(code: &str) -> Option<&'static str> {
+    RETIRED
+        .iter()
+        .find(|(old, _)| old.eq_ignore_ascii_case(code))
+        .map(|(_, new)| *new)
+}
+
 /// Looks a code up by code (any case) or name.
 #[must_use]
 pub fn find(code_or_name: &str) -> Option<&'static CodeDoc> {

@@ -152,3 +152,16 @@ fn every_error_has_an_invalid_input_with_a_reviewed_snapshot() {
         .collect();
     assert!(missing.is_empty(), "no input: {missing:?}");
 }
+
+/// A retired code is never documented again as itself, and its successor exists.
+#[test]
+fn retired_codes_point_to_documented_successors() {
+    for (old, new) in stepup_dsl::codes::RETIRED {
+        assert!(stepup_dsl::codes::find(old).is_none(), "{old} is retired");
+        assert!(
+            stepup_dsl::codes::find(new).is_some(),
+            "{new} is documented"
+        );
+        assert_eq!(stepup_dsl::codes::successor(old), Some(*new));
+    }
+}
