@@ -443,29 +443,35 @@ pub fn did_you_mean<'a, I: IntoIterator<Item = &'a str>>(
 ) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| (levenshtein(word, c), c))
+        .map(|c| (edit_distance(word, c), c))
         .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1) && *d > 0)
         .min_by_key(|(d, c)| (*d, *c))
         .map(|(_, c)| c)
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
+/// The number of typing mistakes between `a` and `b`: letters inserted, deleted or replaced,
+/// and two neighbours swapped (`poilcy` is one from `policy`; optimal string alignment). Both
+/// the "did you mean" hints and the near-miss file names read it.
+#[must_use]
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let at = |row: &[usize], k: usize| row.get(k).copied().unwrap_or(usize::MAX / 2);
+    let mut before: Vec<usize> = Vec::new();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        if let Some(first) = cur.first_mut() {
-            *first = i + 1;
-        }
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            let sub = prev.get(j).copied().unwrap_or(0) + usize::from(ca != *cb);
-            let del = prev.get(j + 1).copied().unwrap_or(0) + 1;
-            let ins = cur.get(j).copied().unwrap_or(0) + 1;
-            if let Some(slot) = cur.get_mut(j + 1) {
-                *slot = sub.min(del).min(ins);
+            let mut d = (at(&prev, j) + usize::from(ca != cb))
+                .min(at(&prev, j + 1) + 1)
+                .min(at(&cur, j) + 1);
+            if i > 0 && j > 0 && a.get(i - 1) == Some(cb) && b.get(j - 1) == Some(ca) {
+                d = d.min(at(&before, j - 1) + 1);
+            }
+            if let Some(c) = cur.get_mut(j + 1) {
+                *c = d;
             }
         }
-        std::mem::swap(&mut prev, &mut cur);
+        before = std::mem::replace(&mut prev, cur);
     }
     prev.last().copied().unwrap_or(0)
 }
@@ -496,6 +502,14 @@ mod tests {
     #[test]
     fn did_you_mean_finds_typos_only() {
         assert_eq!(did_you_mean("totpp", Factor::names()), Some("totp"));
+        assert_eq!(
+            did_you_mean("ottp", Factor::names()),
+            Some("totp"),
+            "a swap is one"
+        );
+        assert_eq!(edit_distance("poilcy", "policy"), 1);
+        assert_eq!(edit_distance("plicy", "policy"), 1);
+        assert_eq!(edit_distance("", "ron"), 3);
         assert_eq!(did_you_mean("banana", Factor::names()), None);
     }
 

@@ -355,30 +355,9 @@ fn nearly(found: &str, wanted: &str) -> bool {
     if a.len() >= 3 && a.len() < b.len() && b.starts_with(&a) {
         return true;
     }
-    if a.len().abs_diff(b.len()) > most || a.len() > 64 {
-        return false;
-    }
-    // Edit distance with adjacent transpositions (optimal string alignment), row by row.
-    let at = |row: &[usize], k: usize| row.get(k).copied().unwrap_or(usize::MAX / 2);
-    let mut before: Vec<usize> = Vec::new();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            let mut d = (at(&prev, j) + cost)
-                .min(at(&prev, j + 1) + 1)
-                .min(at(&cur, j) + 1);
-            if i > 0 && j > 0 && a.get(i - 1) == Some(cb) && b.get(j - 1) == Some(ca) {
-                d = d.min(at(&before, j - 1) + 1);
-            }
-            if let Some(c) = cur.get_mut(j + 1) {
-                *c = d;
-            }
-        }
-        before = std::mem::replace(&mut prev, cur);
-    }
-    prev.last().is_some_and(|d| *d <= most)
+    a.len().abs_diff(b.len()) <= most
+        && a.len() <= 64
+        && stepup_core::edit_distance(found, wanted) <= most
 }
 
 /// Reads the sources under several paths (files or directories).
@@ -386,9 +365,18 @@ fn nearly(found: &str, wanted: &str) -> bool {
 /// # Errors
 /// The first path that cannot be read, with its name.
 pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
+    Ok(read_sources_and_near_misses(paths)?.0)
+}
+
+/// [`read_sources`], with the files skipped for a name that nearly ends in `.policy`
+/// ([`near_misses`]), found in the same walk of each directory.
+fn read_sources_and_near_misses(paths: &[PathBuf]) -> Result<(Vec<Source>, Vec<PathBuf>), String> {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     for p in paths {
-        let files = policy_files(p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+        let (files, near) =
+            walk(p, "policy").map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+        skipped.extend(near);
         for f in files {
             let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
             // Refuse to read huge files into memory: the parser would refuse them anyway.
@@ -405,7 +393,7 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
             });
         }
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 /// Loads every `.policy` file under the paths as one policy set.
@@ -413,12 +401,11 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, String> {
 /// # Errors
 /// When a path cannot be read.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, String> {
-    let mut loaded = load_sources(&read_sources(paths)?);
-    let mut skipped = Vec::new();
-    for p in paths {
-        let near =
-            near_misses(p, "policy").map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
-        skipped.extend(near.iter().map(|f| {
+    let (sources, near) = read_sources_and_near_misses(paths)?;
+    let mut loaded = load_sources(&sources);
+    let mut skipped: Vec<Diagnostic> = near
+        .iter()
+        .map(|f| {
             Diagnostic::warning(
                 SKIPPED_FILE,
                 &unread(&f.display().to_string()),
@@ -427,8 +414,8 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, String> {
             )
             .label("not read")
             .help("rename it to end in `.policy` (or give it an extension that is not close to it)")
-        }));
-    }
+        })
+        .collect();
     // Before the files' own diagnostics: the files, and then the set, are as read without them.
     skipped.append(&mut loaded.diagnostics);
     loaded.diagnostics = skipped;

@@ -303,6 +303,18 @@ fn completion(
     Some(c)
 }
 
+/// The refusal of a decision whose effects could not be saved (SPEC §10: what spends a grant,
+/// completes a challenge or establishes a session allows only once saved): the store's error,
+/// after the records of what was decided.
+fn refused_unsaved(set: &CompiledSet, op: &Request, d: &mut Decision, e: &StoreError) -> Decision {
+    let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
+    let mut refused = refuse_for_store(op, set.hash(), note);
+    let mut audit = std::mem::take(&mut d.audit);
+    audit.append(&mut refused.audit);
+    refused.audit = audit;
+    refused
+}
+
 /// The key the store keeps the request's session under: its session's, within its
 /// application. A session id (`sid`, or the user for tokens without one) names the identity
 /// provider's login, which every application of the tenant sees: one application's allowed
@@ -516,12 +528,10 @@ pub(crate) fn decide(
                 Ok(()) => recorded = true,
                 Err(StoreError::Conflict { .. }) if attempt < MAX_COMMIT_ATTEMPTS => continue,
                 Err(e) => {
-                    let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
-                    let mut refused = refuse_for_store(op, set.hash(), note);
-                    let mut audit = std::mem::take(&mut d.audit);
-                    audit.append(&mut refused.audit);
-                    refused.audit = audit;
-                    return (refused, log.then(|| (op.clone(), None)));
+                    return (
+                        refused_unsaved(set, op, &mut d, &e),
+                        log.then(|| (op.clone(), None)),
+                    );
                 }
             }
         }
@@ -537,16 +547,13 @@ pub(crate) fn decide(
                 // Another instance decided on this session first: decide again on its state.
             }
             Err(e) => {
-                let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
                 if d.allowed() && session.is_some() {
                     // It spends a grant, completes a challenge or establishes the session: an
                     // allow only if that was saved (SPEC §10).
-                    let mut refused = refuse_for_store(op, set.hash(), note);
-                    let mut audit = std::mem::take(&mut d.audit);
-                    audit.append(&mut refused.audit);
-                    refused.audit = audit;
+                    let refused = refused_unsaved(set, op, &mut d, &e);
                     return (refused, log.then(|| (op.clone(), None)));
                 }
+                let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
                 d.errors.push(note.clone());
                 for r in &mut d.audit {
                     r.errors.push(note.clone());

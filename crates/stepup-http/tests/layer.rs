@@ -1544,6 +1544,8 @@ struct Faulty {
     inner: Arc<dyn Store>,
     /// (key, action): 1 = another instance commits the key first; 2 = the store is unavailable.
     arm: std::sync::Mutex<Vec<(String, u8)>>,
+    /// Keys whose next load fails.
+    unreadable: std::sync::Mutex<Vec<String>>,
 }
 
 impl Store for Faulty {
@@ -1554,6 +1556,13 @@ impl Store for Faulty {
         s: &str,
     ) -> Result<(stepup_engine::UserHistory, stepup_engine::SessionState), stepup_engine::StoreError>
     {
+        let fail = {
+            let mut k = self.unreadable.lock().unwrap();
+            k.iter().position(|k| k == s).map(|i| k.remove(i))
+        };
+        if fail.is_some() {
+            return Err(stepup_engine::StoreError::Unavailable("injected".into()));
+        }
         self.inner.load(t, u, s)
     }
     fn commit(
@@ -1593,6 +1602,51 @@ impl Store for Faulty {
     }
 }
 
+/// A setup on a store whose faults a test injects.
+fn faulty_setup() -> (Setup, Arc<Faulty>) {
+    let faulty = Arc::new(Faulty {
+        inner: Arc::new(MemoryStore::new()),
+        arm: std::sync::Mutex::default(),
+        unreadable: std::sync::Mutex::default(),
+    });
+    let setup = Setup {
+        engine: Arc::new(Engine::new(
+            CompiledSet::from_text("t.policy", RULES).unwrap(),
+        )),
+        store: Arc::clone(&faulty) as Arc<dyn Store>,
+        clock: Arc::new(AtomicI64::new(T0)),
+    };
+    (setup, faulty)
+}
+
+/// The login's record across applications cannot be read when a step-up is about to complete:
+/// the authentication may have completed a challenge elsewhere, so it completes nothing (the
+/// payout is asked for again, never paid); the store readable again, a new step-up completes the
+/// new challenge.
+#[test]
+fn a_record_that_cannot_be_read_completes_nothing() {
+    let (setup, faulty) = faulty_setup();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    establish(&srv, &setup, "s1");
+    let a = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    let pay = || Some(serde_json::json!({"amount": 5000}));
+    assert_eq!(call(&srv, "POST", "/pay", &a, &[], pay()).status, 401);
+    setup.advance(30);
+    let b = token(setup.now(), "s1", Some("aal3"), &["hwk"], 10);
+    faulty.unreadable.lock().unwrap().push("s1".into());
+    let r = call(&srv, "POST", "/pay", &b, &[], pay());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert!(
+        faulty.unreadable.lock().unwrap().is_empty(),
+        "the record was read"
+    );
+    // The payout above issued a new challenge, issued after `b`: a new step-up completes it.
+    setup.advance(5);
+    let c = token(setup.now(), "s1", Some("aal3"), &["hwk"], 0);
+    assert_eq!(call(&srv, "POST", "/pay", &c, &[], pay()).status, 200);
+}
+
 /// A review of the record across applications found a step-up lost to an ordinary conflict:
 /// the record was written, the session's commit conflicted (another instance changed the
 /// session), and deciding again found the authentication recorded as used, so the payout was
@@ -1602,17 +1656,7 @@ impl Store for Faulty {
 #[test]
 fn a_step_up_survives_a_conflict_after_its_record_was_written() {
     for (action, expected) in [(1u8, 200u16), (2, 503)] {
-        let faulty = Arc::new(Faulty {
-            inner: Arc::new(MemoryStore::new()),
-            arm: std::sync::Mutex::default(),
-        });
-        let setup = Setup {
-            engine: Arc::new(Engine::new(
-                CompiledSet::from_text("t.policy", RULES).unwrap(),
-            )),
-            store: Arc::clone(&faulty) as Arc<dyn Store>,
-            clock: Arc::new(AtomicI64::new(T0)),
-        };
+        let (setup, faulty) = faulty_setup();
         let (s, audit) = setup.stepup();
         let srv = serve(&s, audit);
         establish(&srv, &setup, "s1");

@@ -221,16 +221,10 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
 /// the tenant's; [`load`] warns of it). The engine itself refuses an application the rules do
 /// not define (a misspelt name in a service must not leave its application's policies out).
 fn decided_in<'a>(engine: &Engine, tenant: &str, application: &'a str) -> &'a str {
-    let set = engine.current();
-    if application.is_empty()
-        || set
-            .model
-            .applications
-            .contains_key(&(tenant.to_string(), application.to_string()))
-    {
-        application
-    } else {
+    if unknown_application(&engine.current(), tenant, application).is_some() {
         ""
+    } else {
+        application
     }
 }
 
