@@ -17,9 +17,9 @@ const STACK_BYTES: usize = 8 * 1024 * 1024;
 
 /// `f` of each item, in order, `None` for an item whose `f` panicked (a bug: the caller turns it
 /// into an error; the panic does not cross into other items or take the process down). With
-/// `parallel`, the items are cut into up to `available_parallelism` runs of consecutive items,
-/// each run on a thread of its own (a run whose thread cannot start runs on the caller's
-/// thread); without, they run on the caller's thread.
+/// `parallel`, the items are shared between up to `available_parallelism` threads, each taking
+/// the next item not yet taken when it is done with its last (items of unequal cost keep every
+/// thread busy to the end); without, they run on the caller's thread.
 pub fn map_contained<T: Sync, R: Send>(
     items: &[T],
     parallel: bool,
@@ -35,36 +35,57 @@ pub fn map_contained<T: Sync, R: Send>(
     map_contained_on(items, threads, f)
 }
 
-/// [`map_contained`] on up to `threads` threads (one: on the caller's thread).
+/// [`map_contained`] on up to `threads` threads (one: on the caller's thread). When no thread
+/// can start, the items run on the caller's thread; an item a thread took and lost (the thread
+/// itself failed, outside `f`) is `None`, as a panic in `f` would be.
 pub fn map_contained_on<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<Option<R>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let one = |item: &T| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item))).ok();
-    let run = |chunk: &[T]| chunk.iter().map(one).collect::<Vec<Option<R>>>();
     if threads < 2 || items.len() < 2 {
-        return run(items);
+        return items.iter().map(one).collect();
     }
-    let per = items.len().div_ceil(threads).max(1);
-    let run = &run;
+    // Each thread takes the next item until none is left, keeping what it made with its place.
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut made = Vec::new();
+        loop {
+            let at = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(at) else { break };
+            made.push((at, one(item)));
+        }
+        made
+    };
+    let mut out: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    let mut place = |made: Vec<(usize, Option<R>)>| {
+        for (at, r) in made {
+            if let Some(slot) = out.get_mut(at) {
+                *slot = r;
+            }
+        }
+    };
     std::thread::scope(|scope| {
-        let runs: Vec<_> = items
-            .chunks(per)
-            .map(|chunk| {
-                let thread = std::thread::Builder::new().stack_size(STACK_BYTES);
-                (chunk, thread.spawn_scoped(scope, move || run(chunk)))
+        let started: Vec<_> = (0..threads.min(items.len()))
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .stack_size(STACK_BYTES)
+                    .spawn_scoped(scope, || work())
+                    .ok()
             })
             .collect();
-        runs.into_iter()
-            .flat_map(|(chunk, h)| match h {
-                Ok(h) => h
-                    .join()
-                    .unwrap_or_else(|_| chunk.iter().map(|_| None).collect()),
-                Err(_) => run(chunk),
-            })
-            .collect()
-    })
+        if started.is_empty() {
+            // No thread could start: the caller does the work.
+            place(work());
+        }
+        for h in started {
+            // A thread that failed outside `f` loses the items it took: they stay `None`.
+            place(h.join().unwrap_or_default());
+        }
+    });
+    out
 }
 
 /// Frees `old` on the process's retiring thread once no one else holds it: that thread keeps
@@ -231,5 +252,33 @@ mod tests {
             let want: Vec<Option<u32>> = items.iter().map(|i| (*i != 7).then_some(i + 1)).collect();
             assert_eq!(out, want, "threads: {threads}");
         }
+    }
+
+    /// A thread that is done takes the next item not yet taken: one slow item (here, the
+    /// first, which waits until every other item is done) leaves the rest to the other
+    /// thread. Cut into runs of consecutive items, the first item's run would wait on items
+    /// behind it on its own thread, and the item would give up (`None`).
+    #[test]
+    fn a_slow_item_leaves_the_others_to_the_other_thread() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let items: Vec<usize> = (0..10).collect();
+        let done = AtomicUsize::new(0);
+        let out = super::map_contained_on(&items, 2, |i| {
+            if *i == 0 {
+                // A bounded wait, so that a regression fails the test instead of hanging it.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while done.load(Ordering::SeqCst) < items.len() - 1 {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the other items waited behind the first"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            done.fetch_add(1, Ordering::SeqCst);
+            i * 2
+        });
+        let want: Vec<Option<usize>> = items.iter().map(|i| Some(i * 2)).collect();
+        assert_eq!(out, want);
     }
 }
