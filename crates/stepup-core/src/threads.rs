@@ -72,7 +72,7 @@ pub fn map_contained_on<T: Sync, R: Send>(
             .filter_map(|_| {
                 std::thread::Builder::new()
                     .stack_size(STACK_BYTES)
-                    .spawn_scoped(scope, &work)
+                    .spawn_scoped(scope, work)
                     .ok()
             })
             .collect();
