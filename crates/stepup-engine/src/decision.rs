@@ -425,8 +425,9 @@ pub struct AuditRecord {
 pub struct Effects {
     /// The session's new state, if it changed.
     pub session: Option<SessionState>,
-    /// What the history learns, if anything.
-    pub history: Option<HistoryUpdate>,
+    /// What the history learns, if anything (boxed: most decisions teach nothing, and a
+    /// decision is moved whole).
+    pub history: Option<Box<HistoryUpdate>>,
 }
 
 /// One predicate in an explanation.
@@ -506,8 +507,9 @@ pub struct Decision {
     pub errors: Vec<String>,
     /// What to write.
     pub effects: Effects,
-    /// The explanation, when asked for.
-    pub trace: Option<Trace>,
+    /// The explanation, when asked for (boxed: a decision is moved whole, and most are not
+    /// explained).
+    pub trace: Option<Box<Trace>>,
     /// Hash of the policy set that decided.
     pub policy_set: SetHash,
     /// What each report-only policy in force would have done, sorted by name (empty when the

@@ -408,7 +408,7 @@ impl Engine {
                 &req.user,
                 &req.session,
                 d.effects.session.as_ref(),
-                d.effects.history.as_ref(),
+                d.effects.history.as_deref(),
             ) else {
                 return (d, kept);
             };

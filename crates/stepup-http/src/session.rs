@@ -402,7 +402,7 @@ pub(crate) fn decide(
                 if let Ok(hist) = &mut state.history {
                     h.apply(hist);
                 }
-                update = merge(update.take(), Some(h));
+                update = merge(update.take(), Some(*h));
             }
             audit.append(&mut d.audit);
         };
@@ -512,7 +512,7 @@ pub(crate) fn decide(
                 c.login = login_at;
             }
         }
-        let update = merge(update, d.effects.history.take());
+        let update = merge(update, d.effects.history.take().map(|h| *h));
         audit.append(&mut d.audit);
         d.audit = audit;
         if session.is_none() && update.is_none() {

@@ -292,7 +292,7 @@ pub(crate) fn complete(
     }
     s.trim();
     d.effects.session = Some(s);
-    d.effects.history = c.pending_history.clone();
+    d.effects.history = c.pending_history.clone().map(Box::new);
     d.message = Some(c.message.clone());
     push_completion(&mut d, audit_names::COMPLETED, req, factor, Some(c));
     d

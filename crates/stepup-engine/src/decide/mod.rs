@@ -105,7 +105,7 @@ pub(crate) fn decide(
                     ),
                 });
                 merge_note(&mut tr, &d);
-                d.trace = Some(tr);
+                d.trace = Some(Box::new(tr));
             }
             unaudited(&mut d, record);
             d
@@ -278,7 +278,7 @@ fn evaluate(
             }
         }
         merge_note(&mut tr, &d);
-        d.trace = Some(tr);
+        d.trace = Some(Box::new(tr));
     }
     d
 }
@@ -335,7 +335,7 @@ fn allow(
         d.effects.session = Some(s);
     }
     if !matches!(req.event, Event::Operation { .. }) {
-        d.effects.history = allowed_history(req);
+        d.effects.history = allowed_history(req).map(Box::new);
     }
 }
 
