@@ -350,14 +350,19 @@ fn finding_4_a_sign_in_without_a_location_keeps_the_impossible_travel_reference(
     let store = MemoryStore::new();
     let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
     assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
-    // No location: unknown travel, stepped up and completed; it teaches no place.
+    // No location (a sign-in of its own session): unknown travel, stepped up and completed; it
+    // teaches no place.
+    let s = Sim {
+        session: "s1b".into(),
+        ..s
+    };
     let nowhere = Context {
         location: None,
         ..paris()
     };
     assert_eq!(kind(&s.sign_in(60, nowhere)), DecisionKind::StepUp);
     assert_eq!(kind(&s.step_up(70, Factor::Totp)), DecisionKind::Completed);
-    let (h, _) = store.load("acme", "alice", "s1").unwrap();
+    let (h, _) = store.load("acme", "alice", "s1b").unwrap();
     assert_eq!(h.last_sign_in.unwrap().location, Some(PARIS));
     // Sydney five minutes after Paris: impossible.
     let s = Sim {
@@ -494,6 +499,56 @@ fn finding_6_a_pending_sign_in_challenge_survives_and_its_completion_establishes
     assert_eq!(kind(&s.op(30, "view_profile", vec![])), DecisionKind::Allow);
     // The totp proof of the sign-in's step-up satisfies aal2 for 15 minutes.
     assert_eq!(kind(&s.op(40, "change_email", vec![])), DecisionKind::Allow);
+}
+
+/// A sign-in on a session that is already established (an embedder that gives every login of
+/// a user one session id) is another login's: its challenge is not the session's pending
+/// sign-in, and no `step_up` of the session completes it. Else the user's answer to their own
+/// challenge, or a retried answer, completed an attacker's sign-in (password only, from a new
+/// device) and taught the history the attacker's device (SPEC §4 rule 9: an abandoned step-up
+/// teaches nothing). The HTTP layer skips such a challenge the same way.
+#[test]
+fn another_logins_sign_in_challenge_is_never_completed_in_an_established_session() {
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    let attacker = Context {
+        device: Some("attacker-laptop".into()),
+        ..paris()
+    };
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    // The user's own step-up, then the attacker's sign-in on the same session.
+    assert_eq!(
+        kind(&s.op(10, "change_email", vec![])),
+        DecisionKind::StepUp
+    );
+    let d = s.sign_in(20, attacker.clone());
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    let attackers = d.challenge_id.clone().unwrap();
+    // The user's answer (and its retry) completes no sign-in and teaches nothing.
+    for at in [30, 31] {
+        let d = s.step_up(at, Factor::Totp);
+        assert_ne!(d.challenge_id.as_ref(), Some(&attackers), "at {at}");
+        assert!(
+            d.effects.history.is_none(),
+            "at {at}: {:?}",
+            d.effects.history
+        );
+    }
+    // The user's next step-up completes their own challenge.
+    assert_eq!(
+        kind(&s.op(40, "change_email", vec![])),
+        DecisionKind::StepUp
+    );
+    let d = s.step_up(50, Factor::Totp);
+    assert_eq!(kind(&d), DecisionKind::Completed);
+    assert_ne!(d.challenge_id.as_ref(), Some(&attackers));
+    assert!(d.effects.history.is_none(), "{:?}", d.effects.history);
+    // The attacker's device is still new: a sign-in from it in a session of its own is asked.
+    let fresh = Sim {
+        session: "s2".into(),
+        ..Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp])
+    };
+    assert_eq!(kind(&fresh.sign_in(60, attacker)), DecisionKind::StepUp);
 }
 
 #[test]

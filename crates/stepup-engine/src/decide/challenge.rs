@@ -202,7 +202,8 @@ fn write_part(h: &mut SipHasher13, part: &[u8]) {
 const CHALLENGE_ID_KEYS: (u64, u64) = (0x7374_6570_7570_6368, 0x616c_6c65_6e67_6573);
 
 /// Completes the latest open challenge with `factor` (SPEC §4 rule 7): once, with an eligible
-/// enrolled factor, before it expires.
+/// enrolled factor, before it expires; a sign-in's challenge only while the session is not
+/// established (as the HTTP layer's completion).
 #[must_use]
 pub(crate) fn complete(
     tenant: &Tenant,
@@ -215,10 +216,13 @@ pub(crate) fn complete(
     let session = &state.session;
     let mut d = Decision::new(DecisionKind::Failed, hash);
     d.session_aal = session.aal(&tenant.strengths);
+    // A sign-in's challenge is the session's pending sign-in only while the session is not
+    // established; once it is, a sign-in challenge in it is another login's (an embedder that
+    // gives a user's logins one session id), and this session's answer never completes it.
     let latest = session
         .challenges
         .iter()
-        .rposition(|c| c.state == ChallengeState::Open);
+        .rposition(|c| c.state == ChallengeState::Open && !(c.sign_in && session.established));
     let Some((i, c)) = latest.and_then(|i| Some((i, session.challenges.get(i)?))) else {
         d.message = Some("There is no open challenge to complete.".into());
         push_completion(&mut d, audit_names::FAILED, req, factor, None);
