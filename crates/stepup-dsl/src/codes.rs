@@ -11,7 +11,7 @@ use crate::lints::LINTS;
 pub use crate::lints::LintDoc as CodeDoc;
 
 /// The highest error code assigned; the next error gets the one after it.
-pub const LAST_ERROR: &str = "E040";
+pub const LAST_ERROR: &str = "E041";
 
 /// Every error: the file (or the set) does not load.
 pub const ERRORS: &[CodeDoc] = &[
@@ -273,6 +273,13 @@ pub const ERRORS: &[CodeDoc] = &[
         what: "a policy file contains a control character other than tab, line feed and carriage return (a vertical tab, a form feed, an escape...), a carriage return not followed by a line feed, an invisible line break (U+0085, U+2028, U+2029) or a bidirectional control (U+202A–U+202E, U+2066–U+2069)",
         why: "it is invisible in an editor and in a review, and in a message it would reach users' terminals and pages; a lone carriage return looks like a line break in many editors, where the language reads none (a rule after it in a comment would look written and be commented out)",
         example: "when new_device\u{b} require aal2",
+    },
+    CodeDoc {
+        code: "E041",
+        name: "threat-feed-outside-rules",
+        what: "a `threat_feed` path leaves the policy file's directory: an absolute path, a `..`, or a symbolic link that leads out of it",
+        why: "a policy author must not make the loader read the host's files (its environment, a service's keys, another tenant's rules) into a policy set or a diagnostic; a shared feed is copied into the rules",
+        example: "risk { threat_feed \"/proc/self/environ\" }\nwhen threat_intel require aal3",
     },
 ];
 

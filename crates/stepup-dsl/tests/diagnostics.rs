@@ -467,6 +467,84 @@ fn threat_feeds_are_loaded_when_checked_and_their_contents_are_hashed() {
     }
 }
 
+/// A feed is read only from inside the policy file's directory: an absolute path, a `..` and a
+/// symbolic link out of the directory are E041, and nothing of the file they name reaches a
+/// diagnostic (a policy author could otherwise read the host's secrets through the loader's
+/// errors). A link that stays inside is read. And a file of the directory whose every line is
+/// malformed (E032) is not echoed either: its lines are counted.
+#[test]
+fn a_feed_outside_the_rules_directory_is_refused_and_never_shown() {
+    let outside = feed_dir("outside", &[("secret.env", "API_KEY=hunter2-secret\n")]);
+    let dir = feed_dir(
+        "inside",
+        &[
+            ("good.netset", "203.0.113.0/24\n"),
+            ("prose.netset", "PASSWORD=also-secret\nnot an address\n"),
+        ],
+    );
+    #[cfg(unix)]
+    {
+        let _ = std::fs::remove_file(dir.join("out.netset"));
+        let _ = std::fs::remove_file(dir.join("in.netset"));
+        std::os::unix::fs::symlink(outside.join("secret.env"), dir.join("out.netset")).unwrap();
+        std::os::unix::fs::symlink(dir.join("good.netset"), dir.join("in.netset")).unwrap();
+    }
+    let rules = |feed: &str| {
+        format!(
+            "tenant t {{\n risk {{ threat_feed \"{feed}\" }}\n policy p \"This network is blocked — confirm it's you.\" {{ when threat_intel require aal2 }}\n}}"
+        )
+    };
+    let absolute = outside.join("secret.env").display().to_string();
+    let mut refused = vec![
+        absolute.as_str(),
+        "../stepup-x/secret.env",
+        "./../secret.env",
+    ];
+    if cfg!(unix) {
+        refused.push("out.netset");
+    }
+    for feed in refused {
+        let loaded = load_with_feeds(&rules(feed), &dir);
+        let codes: Vec<&str> = loaded.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["E041"], "{feed}");
+        assert!(loaded.set.is_none(), "{feed}");
+        for d in &loaded.diagnostics {
+            let shown = format!("{} {:?}", d.message, d.help);
+            assert!(!shown.contains("hunter2"), "{feed}: {shown}");
+        }
+    }
+    for feed in ["good.netset", "./good.netset"]
+        .into_iter()
+        .chain(cfg!(unix).then_some("in.netset"))
+    {
+        let loaded = load_with_feeds(&rules(feed), &dir);
+        assert!(
+            loaded.diagnostics.is_empty(),
+            "{feed}: {:?}",
+            loaded.diagnostics
+        );
+        let set = loaded.set.unwrap();
+        assert!(
+            set.tenants["t"]
+                .risk
+                .feed
+                .contains("203.0.113.9".parse().unwrap()),
+            "{feed}"
+        );
+    }
+    let loaded = load_with_feeds(&rules("prose.netset"), &dir);
+    let d: Vec<_> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| (d.code, format!("{:?}", d.help)))
+        .collect();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].0, "E032");
+    assert!(!d[0].1.contains("also-secret"), "{}", d[0].1);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&outside);
+}
+
 #[test]
 fn unreadable_and_malformed_feeds_are_reported_at_the_path() {
     let dir = feed_dir(

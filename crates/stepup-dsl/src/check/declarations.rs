@@ -3,7 +3,7 @@
 //! and application block is, for the passes after it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use stepup_core::Validity;
@@ -291,9 +291,8 @@ fn declare(
                                 "empty path",
                                 None,
                             );
-                        } else {
-                            let path = base.join(&s.value);
-                            load_feed(cx, &mut t.risk, s, &path);
+                        } else if let Some((path, real)) = feed_path(cx, s, base) {
+                            load_feed(cx, &mut t.risk, s, &real);
                             t.risk.threat_feeds.push(path);
                         }
                     }
@@ -303,6 +302,52 @@ fn declare(
         Member::CacheOff(_) | Member::Policy(_) => {}
     }
     false
+}
+
+/// The file a `threat_feed` names, inside the policy file's directory (`base`): its path as
+/// written (joined to `base`) and the path to read (the same, resolved, so that the file read
+/// is the one checked); or `None` with E041 when the path leaves the directory: an absolute
+/// path, a `..`, or a symbolic link that leads out. A policy author must not make the loader
+/// read the host's files (`/proc/self/environ`, a service's keys, another tenant's rules) into a
+/// set, or into a diagnostic. A path that does not exist is left to [`load_feed`] (E031).
+fn feed_path(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, PathBuf)> {
+    use std::path::Component;
+    let rel = Path::new(&s.value);
+    let lexical = rel
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    let path = base.join(rel);
+    if lexical {
+        match (path.canonicalize(), base_or_here(base).canonicalize()) {
+            (Ok(real), Ok(root)) if real.starts_with(&root) => return Some((path, real)),
+            // Missing: E031 says so.
+            (Err(_), _) => return Some((path.clone(), path)),
+            _ => {}
+        }
+    }
+    cx.err(
+        "E041",
+        s.span,
+        format!(
+            "threat feed `{}` is outside the policy file's directory",
+            s.value
+        ),
+        "outside the rules",
+        Some(
+            "name a file under the policy file's directory with a relative path (`feeds/blocklist.netset`): no absolute path, no `..`, no symbolic link out of it; copy a shared feed into the rules instead"
+                .into(),
+        ),
+    );
+    None
+}
+
+/// `base`, or the current directory for an empty one (a text checked without a file).
+fn base_or_here(base: &Path) -> &Path {
+    if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    }
 }
 
 /// Loads a threat feed into the tenant's merged feed: an unreadable file, or one with no valid
@@ -339,8 +384,8 @@ fn load_feed(cx: &mut Ctx<'_>, risk: &mut RiskConfig, s: &ast::Str, path: &Path)
             ),
             "no valid line",
             Some(format!(
-                "a feed lists one IPv4 or IPv6 address or CIDR range per line, with `#` or `;` comments:\n{}",
-                lint::listed_lines(s, &warnings)
+                "a feed lists one IPv4 or IPv6 address or CIDR range per line, with `#` or `;` comments; none of its {} line(s) with text is one (is it the right file?)",
+                warnings.len()
             )),
         );
         return;

@@ -9,7 +9,7 @@ use crate::feed::FeedWarning;
 const FEED_LINES_SHOWN: usize = 20;
 
 /// The first malformed lines of feed `s`, one a line, then how many more.
-pub(in crate::check) fn listed_lines(s: &ast::Str, warnings: &[FeedWarning]) -> String {
+fn listed_lines(s: &ast::Str, warnings: &[FeedWarning]) -> String {
     let lines: Vec<String> = warnings
         .iter()
         .take(FEED_LINES_SHOWN)

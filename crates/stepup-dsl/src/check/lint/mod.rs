@@ -12,7 +12,7 @@ mod weaker_override;
 
 pub(super) use disjoint_factors::{Located, disjoint_factors};
 pub(super) use long_aal3_elevation::long_aal3_elevation;
-pub(super) use malformed_feed_line::{listed_lines, malformed_feed_lines};
+pub(super) use malformed_feed_line::malformed_feed_lines;
 pub(super) use message::message;
 pub(super) use mistyped_script::mistyped_script;
 pub(super) use risk_threshold::risk_threshold;
