@@ -37,6 +37,67 @@ pub fn run_all(store: &dyn Store, ns: &str) {
     a_stale_commit_conflicts(store, ns);
     a_reset_session_is_empty_and_moves_the_version_on(store, ns);
     older_evidence_never_replaces_newer(store, ns);
+    histories_are_bounded_as_the_engine_bounds_them(store, ns);
+}
+
+/// A history is bounded in every store as `HistoryUpdate::apply` bounds it (64 devices, 64
+/// countries, 256 resource classes, names of at most 256 bytes): past each bound the store
+/// forgets what `apply` forgets (the first device by name; the entry seen least recently, never
+/// one seen after the new one), so that a client cannot grow a user's history (and every load of
+/// it) without end, and every store reads back the same history. A commit whose history keys
+/// are corrupt writes nothing (Redis does not undo a script's writes on an error).
+fn histories_are_bounded_as_the_engine_bounds_them(store: &dyn Store, ns: &str) {
+    use stepup_engine::state::{MAX_ACCESSES, MAX_COUNTRIES, MAX_DEVICES, MAX_LEARNED_BYTES};
+    let t = format!("{ns}-bounds");
+    let mut want = UserHistory::default();
+    let long = "x".repeat(MAX_LEARNED_BYTES + 1);
+    let mut updates = Vec::new();
+    // Times that go back and forth, and names whose order is not their order of arrival.
+    for i in 0..(MAX_ACCESSES + 8) {
+        let at = Timestamp(1_000 + i64::try_from((i * 37) % 101).unwrap_or(0));
+        let name = format!("{:03}-{}", (i * 53) % 300, i);
+        updates.push(HistoryUpdate {
+            device: (i < MAX_DEVICES + 8).then(|| format!("dev-{name}")),
+            country: (i < MAX_COUNTRIES + 8).then(|| (format!("C{name}"), at)),
+            last_sign_in: None,
+            access: Some((format!("res-{name}"), at)),
+        });
+    }
+    updates.push(HistoryUpdate {
+        device: Some(long.clone()),
+        country: Some((long.clone(), Timestamp(5_000))),
+        last_sign_in: None,
+        access: Some((long.clone(), Timestamp(5_000))),
+    });
+    // A name seen again, later and earlier.
+    updates.push(HistoryUpdate {
+        country: Some(("C003-1".into(), Timestamp(9_000))),
+        ..HistoryUpdate::default()
+    });
+    for u in &updates {
+        must(
+            store.commit(&t, "fay", "s", None, Some(u)),
+            "commit of a bounded history",
+        );
+        u.apply(&mut want);
+    }
+    let (h, _) = must(store.load(&t, "fay", "s"), "load of a bounded history");
+    check(
+        h.devices.len() == MAX_DEVICES
+            && h.countries.len() == MAX_COUNTRIES
+            && h.accesses.len() == MAX_ACCESSES,
+        "a history keeps at most 64 devices, 64 countries and 256 resource classes",
+    );
+    check(
+        !h.devices.contains(&long)
+            && !h.countries.contains_key(&long)
+            && !h.accesses.contains_key(&long),
+        "a name longer than 256 bytes is never learned",
+    );
+    check(
+        h == want,
+        "the store forgets what the engine's own `apply` forgets",
+    );
 }
 
 fn a_stale_commit_conflicts(store: &dyn Store, ns: &str) {

@@ -20,7 +20,10 @@ use std::time::Duration;
 
 use redis::ConnectionLike;
 use stepup_core::Timestamp;
-use stepup_engine::state::{HistoryUpdate, LastSignIn, SessionState, UserHistory};
+use stepup_engine::state::{
+    HistoryUpdate, LastSignIn, MAX_ACCESSES, MAX_COUNTRIES, MAX_DEVICES, MAX_LEARNED_BYTES,
+    SessionState, UserHistory,
+};
 use stepup_engine::{Store, StoreError};
 
 /// Default deadline of one call.
@@ -114,32 +117,116 @@ return {
 
 /// Compares the session's version (ARGV[2], `-1`: no session write) and, when it matches,
 /// merges the history update and writes the session with the next version. Optional values are
-/// `=value` or empty. Returns 1 when committed, 0 on a version conflict (nothing written).
+/// `=value` or empty; ARGV[11..13] are the most devices, countries and resource classes a
+/// history keeps (the engine's `HistoryUpdate::apply`, whose forgetting this mirrors: the first
+/// device by name, the entry seen least recently, never one newer than the new entry). Returns
+/// 1 when committed, 0 on a version conflict (nothing written). Every read and check comes
+/// before the first write: Redis does not undo the writes of a script that fails half way, and a
+/// failed commit must write nothing.
 const COMMIT: &str = r"
 local ttl = tonumber(ARGV[1])
 local expected = tonumber(ARGV[2])
+local kinds = {'set', 'hash', 'hash', 'hash', 'hash'}
+for i = 1, 5 do
+  local t = redis.call('TYPE', KEYS[i]).ok
+  if t ~= 'none' and t ~= kinds[i] then
+    return redis.error_reply('corrupt: a key of the history or session holds a ' .. t)
+  end
+end
 if expected >= 0 then
   local cur = tonumber(redis.call('HGET', KEYS[5], 'v') or '0')
+  if cur == nil then return redis.error_reply('corrupt: the session version is not a number') end
   if cur ~= expected then return 0 end
 end
-local function later(key, field, at)
-  local old = redis.call('HGET', key, field)
-  if (not old) or tonumber(old) < tonumber(at) then redis.call('HSET', key, field, at) end
-  redis.call('EXPIRE', key, ttl)
+-- Byte order, as Rust orders strings (Lua's own order follows the server's locale).
+local function before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
 end
-if ARGV[4] ~= '' then
-  redis.call('SADD', KEYS[1], string.sub(ARGV[4], 2))
-  redis.call('EXPIRE', KEYS[1], ttl)
+local function times(key)
+  local flat = redis.call('HGETALL', key)
+  local out, n = {}, 0
+  for i = 1, #flat, 2 do
+    local at = tonumber(flat[i + 1])
+    if at == nil then return nil end
+    out[flat[i]] = at
+    n = n + 1
+  end
+  return out, n
 end
-if ARGV[5] ~= '' then later(KEYS[2], string.sub(ARGV[5], 2), ARGV[6]) end
+local countries, ncountries, accesses, naccesses
+if ARGV[5] ~= '' then
+  countries, ncountries = times(KEYS[2])
+  if countries == nil then return redis.error_reply('corrupt: a country time is not a number') end
+end
+if ARGV[9] ~= '' then
+  accesses, naccesses = times(KEYS[4])
+  if accesses == nil then return redis.error_reply('corrupt: an access time is not a number') end
+end
+local last_at = nil
 if ARGV[7] ~= '' then
   local old = redis.call('HGET', KEYS[3], 'at')
-  if (not old) or tonumber(old) <= tonumber(ARGV[8]) then
+  if old then
+    last_at = tonumber(old)
+    if last_at == nil then return redis.error_reply('corrupt: the last sign-in time is not a number') end
+  end
+end
+local members = nil
+if ARGV[4] ~= '' and redis.call('SISMEMBER', KEYS[1], string.sub(ARGV[4], 2)) == 0 then
+  members = redis.call('SMEMBERS', KEYS[1])
+end
+-- Writes.
+local function remember(key, map, n, name, at_text, max)
+  local at = tonumber(at_text)
+  local old = map[name]
+  if old ~= nil then
+    if old < at then redis.call('HSET', key, name, at_text) end
+  else
+    while n >= math.max(max, 1) do
+      local oldest, seen = nil, nil
+      for k, t in pairs(map) do
+        if oldest == nil or t < seen or (t == seen and before(k, oldest)) then
+          oldest, seen = k, t
+        end
+      end
+      if oldest == nil or seen > at then break end
+      redis.call('HDEL', key, oldest)
+      map[oldest] = nil
+      n = n - 1
+    end
+    if n < math.max(max, 1) then redis.call('HSET', key, name, at_text) end
+  end
+  redis.call('EXPIRE', key, ttl)
+end
+if members ~= nil then
+  local max = math.max(tonumber(ARGV[11]), 1)
+  while #members >= max do
+    local first = 1
+    for i = 2, #members do
+      if before(members[i], members[first]) then first = i end
+    end
+    redis.call('SREM', KEYS[1], members[first])
+    table.remove(members, first)
+  end
+  redis.call('SADD', KEYS[1], string.sub(ARGV[4], 2))
+end
+if ARGV[4] ~= '' then redis.call('EXPIRE', KEYS[1], ttl) end
+if countries ~= nil then
+  remember(KEYS[2], countries, ncountries, string.sub(ARGV[5], 2), ARGV[6], tonumber(ARGV[12]))
+end
+if ARGV[7] ~= '' then
+  if (not last_at) or last_at <= tonumber(ARGV[8]) then
     redis.call('HSET', KEYS[3], 'at', ARGV[8], 'json', string.sub(ARGV[7], 2))
   end
   redis.call('EXPIRE', KEYS[3], ttl)
 end
-if ARGV[9] ~= '' then later(KEYS[4], string.sub(ARGV[9], 2), ARGV[10]) end
+if accesses ~= nil then
+  remember(KEYS[4], accesses, naccesses, string.sub(ARGV[9], 2), ARGV[10], tonumber(ARGV[13]))
+end
 if expected >= 0 then
   redis.call('HSET', KEYS[5], 'v', expected + 1, 'json', ARGV[3])
   redis.call('EXPIRE', KEYS[5], ttl)
@@ -368,7 +455,12 @@ impl Store for RedisStore {
             }
             None => String::new(),
         };
-        let u = update.cloned().unwrap_or_default();
+        let mut u = update.cloned().unwrap_or_default();
+        // A name longer than a history learns is not learned (as `HistoryUpdate::apply`).
+        let learnable = |name: &str| name.len() <= MAX_LEARNED_BYTES;
+        u.device = u.device.filter(|d| learnable(d));
+        u.country = u.country.filter(|(c, _)| learnable(c));
+        u.access = u.access.filter(|(r, _)| learnable(r));
         let last = match &u.last_sign_in {
             Some(l) => Some(serde_json::to_string(l).map_err(|e| corrupt("last sign-in", e))?),
             None => None,
@@ -383,7 +475,10 @@ impl Store for RedisStore {
             .arg(opt(last.as_deref()))
             .arg(u.last_sign_in.as_ref().map_or(0, |l| l.at.0))
             .arg(opt(u.access.as_ref().map(|(r, _)| r.as_str())))
-            .arg(u.access.as_ref().map_or(0, |(_, at)| at.0));
+            .arg(u.access.as_ref().map_or(0, |(_, at)| at.0))
+            .arg(MAX_DEVICES)
+            .arg(MAX_COUNTRIES)
+            .arg(MAX_ACCESSES);
         let done: i64 = self.with_conn(|c| cmd.query(c))?;
         if done == 1 {
             Ok(())

@@ -253,6 +253,59 @@ fn undecodable_data_fails_closed() {
     );
 }
 
+/// A commit that fails on a corrupt key writes nothing: Redis does not undo the writes a script
+/// made before its error, so the commit reads and checks every key first. (A review found the
+/// device of a failed commit learned: `SADD` ran, then the last sign-in's time failed to
+/// parse.) Also a key of the wrong type, and a corrupt country time.
+#[test]
+fn a_commit_that_fails_on_a_corrupt_key_writes_nothing() {
+    use stepup_engine::state::{HistoryUpdate, LastSignIn};
+    let server = common::RedisServer::start();
+    let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    let update = HistoryUpdate {
+        device: Some("attacker-laptop".into()),
+        country: Some(("NZ".into(), stepup_core::Timestamp(50))),
+        last_sign_in: Some(LastSignIn {
+            at: stepup_core::Timestamp(50),
+            country: None,
+            location: None,
+        }),
+        access: Some(("payments".into(), stepup_core::Timestamp(50))),
+    };
+    let corruptions: [(&str, &[&str]); 3] = [
+        ("HSET", &["{stepup:acme:alice}:last", "at", "not-a-time"]),
+        (
+            "HSET",
+            &["{stepup:acme:alice}:countries", "FR", "yesterday"],
+        ),
+        ("SET", &["{stepup:acme:alice}:accesses", "a string"]),
+    ];
+    for (cmd, args) in corruptions {
+        let _: () = redis::cmd("FLUSHALL")
+            .query(&mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _: () = redis::cmd(cmd)
+            .arg(args)
+            .query(&mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let session = stepup_engine::SessionState::default();
+        let r = store.commit("acme", "alice", "s", Some(&session), Some(&update));
+        assert!(r.is_err(), "{args:?}: {r:?}");
+        let devices: Vec<String> = redis::cmd("SMEMBERS")
+            .arg("{stepup:acme:alice}:devices")
+            .query(&mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(devices.is_empty(), "{args:?}: {devices:?}");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query(&mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys.len(), 1, "{args:?}: only the corrupt key: {keys:?}");
+    }
+}
+
 const RACE_CHILD_ENV: &str = "STEPUP_RACE_CHILD_URL";
 const PROCESS_RACES: usize = 300;
 
