@@ -110,6 +110,13 @@ pub const LINTS: &[LintDoc] = &[
         why: "an override replaces a tenant policy by name; with nothing to replace it is most likely a typo, and the policy it meant to replace still applies beside it",
         example: "tenant t { operation payout sensitive }\napplication a of t { override policy pay \"Confirm this payout.\" { when operation == payout require aal3 } }",
     },
+    LintDoc {
+        code: "S014",
+        name: "raised-factor-strength",
+        what: "`factor X strength aalN` raises a factor above the assurance the default table gives it (password aal1; email_otp, sms, voice, push aal2; totp, webauthn aal3)",
+        why: "a raised factor satisfies every policy of that level on its own: `factor password strength aal3` lets a password sign-in pass every `require aal3` prompt, silently",
+        example: "factor password strength aal3",
+    },
 ];
 
 /// Looks a lint up by code or name.

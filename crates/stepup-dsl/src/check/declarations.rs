@@ -227,6 +227,22 @@ fn declare(
             if let (Some(f), Some(a)) = (f, a)
                 && once(cx, "factor strength", f.as_str(), factor.span)
             {
+                let default = stepup_core::StrengthTable::default().strength(f);
+                if a > default {
+                    cx.warn(
+                        "S014",
+                        aal.span,
+                        format!(
+                            "`{f}` is raised from {} to {a}: it satisfies every `require {a}` policy on its own",
+                            default.as_str()
+                        ),
+                        "raised strength",
+                        Some(format!(
+                            "the default table (the source document's) gives `{f}` {}; raise a factor only for an authenticator that really proves {a} (a password alone, for instance, then passes every {a} prompt at sign-in)",
+                            default.as_str()
+                        )),
+                    );
+                }
                 t.strengths.set(f, a);
             }
         }
