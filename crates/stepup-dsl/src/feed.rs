@@ -151,6 +151,19 @@ impl ThreatFeed {
     /// # Errors
     /// When the file cannot be read, or is larger than [`MAX_FEED_BYTES`].
     pub fn load(path: &Path) -> std::io::Result<(ThreatFeed, Vec<FeedWarning>)> {
+        Self::read(&open_feed(path)?, path)
+    }
+
+    /// Reads a feed from a file already open (the file the caller checked: it is not looked up
+    /// again by its path), named `path` in warnings; at most [`MAX_FEED_BYTES`].
+    ///
+    /// # Errors
+    /// When the file cannot be read, is not a regular file, or is larger than
+    /// [`MAX_FEED_BYTES`].
+    pub fn read(
+        file: &std::fs::File,
+        path: &Path,
+    ) -> std::io::Result<(ThreatFeed, Vec<FeedWarning>)> {
         use std::io::Read;
         let too_large = || {
             std::io::Error::other(format!(
@@ -160,7 +173,7 @@ impl ThreatFeed {
         };
         // A device or a pipe (`/dev/zero`, a FIFO) reports no length and may never end: only
         // regular files are feeds, and no more than the limit is ever read.
-        let meta = std::fs::metadata(path)?;
+        let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(std::io::Error::other("not a regular file"));
         }
@@ -168,9 +181,7 @@ impl ThreatFeed {
             return Err(too_large());
         }
         let mut bytes = Vec::new();
-        std::fs::File::open(path)?
-            .take(MAX_FEED_BYTES + 1)
-            .read_to_end(&mut bytes)?;
+        file.take(MAX_FEED_BYTES + 1).read_to_end(&mut bytes)?;
         if bytes.len() as u64 > MAX_FEED_BYTES {
             return Err(too_large());
         }
@@ -323,4 +334,21 @@ mod tests {
         assert!(f.is_empty());
         assert_eq!(w.len(), 3);
     }
+}
+
+/// Opens a feed file for reading without blocking on a pipe: opening a FIFO for reading waits
+/// for a writer, and a rules directory (or a link in it) holding one would stop every load.
+///
+/// # Errors
+/// When the file cannot be opened.
+pub fn open_feed(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK (Linux): no effect on a regular file's reads.
+        o.custom_flags(0o4000);
+    }
+    o.open(path)
 }

@@ -532,6 +532,18 @@ fn a_feed_outside_the_rules_directory_is_refused_and_never_shown() {
             "{feed}"
         );
     }
+    // A pipe in the directory (or a link to one) is not a feed, and opening it does not wait
+    // for a writer: the load ends with E031.
+    #[cfg(unix)]
+    if std::process::Command::new("mkfifo")
+        .arg(dir.join("pipe.netset"))
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let loaded = load_with_feeds(&rules("pipe.netset"), &dir);
+        let codes: Vec<&str> = loaded.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["E031"]);
+    }
     let loaded = load_with_feeds(&rules("prose.netset"), &dir);
     let d: Vec<_> = loaded
         .diagnostics

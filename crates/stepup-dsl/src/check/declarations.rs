@@ -307,8 +307,8 @@ fn declare(
                                 "empty path",
                                 None,
                             );
-                        } else if let Some((path, real)) = feed_path(cx, s, base) {
-                            load_feed(cx, &mut t.risk, s, &real);
+                        } else if let Some((path, file)) = open_feed(cx, s, base) {
+                            load_feed(cx, &mut t.risk, s, &file, &path);
                             t.risk.threat_feeds.push(path);
                         }
                     }
@@ -320,13 +320,15 @@ fn declare(
     false
 }
 
-/// The file a `threat_feed` names, inside the policy file's directory (`base`): its path as
-/// written (joined to `base`) and the path to read (the same, resolved, so that the file read
-/// is the one checked); or `None` with E041 when the path leaves the directory: an absolute
-/// path, a `..`, or a symbolic link that leads out. A policy author must not make the loader
-/// read the host's files (`/proc/self/environ`, a service's keys, another tenant's rules) into a
-/// set, or into a diagnostic. A path that does not exist is left to [`load_feed`] (E031).
-fn feed_path(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, PathBuf)> {
+/// The file a `threat_feed` names, open, if it is inside the policy file's directory (`base`),
+/// with its path as written (joined to `base`); `None` after E041 when it is not (an absolute
+/// path, a `..`, a symbolic link that leads out, a path that cannot be resolved), or E031 when
+/// it cannot be opened. A policy author must not make the loader read the host's files
+/// (`/proc/self/environ`, a service's keys, another tenant's rules) into a set, or into a
+/// diagnostic. The file is opened first and then checked where it is, and the file read is the
+/// one opened: a check of the path and a read of the path, one after the other, can be raced
+/// (a directory of the path swapped for a link between the two).
+fn open_feed(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, std::fs::File)> {
     use std::path::Component;
     let rel = Path::new(&s.value);
     let lexical = rel
@@ -334,11 +336,20 @@ fn feed_path(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, Pa
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
     let path = base.join(rel);
     if lexical {
-        match (path.canonicalize(), base_or_here(base).canonicalize()) {
-            (Ok(real), Ok(root)) if real.starts_with(&root) => return Some((path, real)),
-            // Missing: E031 says so.
-            (Err(_), _) => return Some((path.clone(), path)),
-            _ => {}
+        let file = match crate::feed::open_feed(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                unreadable_feed(cx, s, &e);
+                return None;
+            }
+        };
+        let inside = match (opened_path(&file, &path), base_or_here(base).canonicalize()) {
+            (Some(real), Ok(root)) => real.starts_with(&root),
+            // Not resolved (a path too long to resolve, a loop): never read.
+            _ => false,
+        };
+        if inside {
+            return Some((path, file));
         }
     }
     cx.err(
@@ -357,6 +368,54 @@ fn feed_path(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, Pa
     None
 }
 
+/// Where the open `file` is: on Linux, the kernel's own path of the open file (read from
+/// `/proc/self/fd`, so that nothing done to the directories after the open can change the
+/// answer); `None` when it cannot be told.
+#[cfg(target_os = "linux")]
+fn opened_path(file: &std::fs::File, _path: &Path) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
+}
+
+/// Where the open `file` is, elsewhere: `path` resolved, if it still names the file open (same
+/// device and inode; the two lookups can be raced where the kernel cannot say where a file
+/// is).
+#[cfg(all(unix, not(target_os = "linux")))]
+fn opened_path(file: &std::fs::File, path: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let real = path.canonicalize().ok()?;
+    let (a, b) = (file.metadata().ok()?, std::fs::metadata(&real).ok()?);
+    (a.dev() == b.dev() && a.ino() == b.ino()).then_some(real)
+}
+
+/// Where the open `file` is, without inodes to compare: `path` resolved, if it is a file of the
+/// same length (a weaker check).
+#[cfg(not(unix))]
+fn opened_path(file: &std::fs::File, path: &Path) -> Option<PathBuf> {
+    let real = path.canonicalize().ok()?;
+    let (a, b) = (file.metadata().ok()?, std::fs::metadata(&real).ok()?);
+    (a.len() == b.len() && a.is_file() == b.is_file()).then_some(real)
+}
+
+/// E031: the feed `s` names cannot be opened or read.
+fn unreadable_feed(cx: &mut Ctx<'_>, s: &ast::Str, e: &std::io::Error) {
+    let why = match e.kind() {
+        std::io::ErrorKind::NotFound => "the file does not exist".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string().to_lowercase(),
+    };
+    cx.err(
+        "E031",
+        s.span,
+        format!("cannot read threat feed `{}`: {why}", s.value),
+        "cannot read",
+        Some(
+            "the path is relative to the policy file's directory; without its blocklist `threat_intel` could never fire"
+                .into(),
+        ),
+    );
+}
+
 /// `base`, or the current directory for an empty one (a text checked without a file).
 fn base_or_here(base: &Path) -> &Path {
     if base.as_os_str().is_empty() {
@@ -368,25 +427,17 @@ fn base_or_here(base: &Path) -> &Path {
 
 /// Loads a threat feed into the tenant's merged feed: an unreadable file, or one with no valid
 /// line, is an error (a missing blocklist would silently allow); malformed lines are warnings.
-fn load_feed(cx: &mut Ctx<'_>, risk: &mut RiskConfig, s: &ast::Str, path: &Path) {
-    let (feed, warnings) = match ThreatFeed::load(path) {
+fn load_feed(
+    cx: &mut Ctx<'_>,
+    risk: &mut RiskConfig,
+    s: &ast::Str,
+    file: &std::fs::File,
+    path: &Path,
+) {
+    let (feed, warnings) = match ThreatFeed::read(file, path) {
         Ok(x) => x,
         Err(e) => {
-            let why = match e.kind() {
-                std::io::ErrorKind::NotFound => "the file does not exist".to_string(),
-                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-                _ => e.to_string().to_lowercase(),
-            };
-            cx.err(
-                "E031",
-                s.span,
-                format!("cannot read threat feed `{}`: {why}", s.value),
-                "cannot read",
-                Some(
-                    "the path is relative to the policy file's directory; without its blocklist `threat_intel` could never fire"
-                        .into(),
-                ),
-            );
+            unreadable_feed(cx, s, &e);
             return;
         }
     };
