@@ -245,6 +245,23 @@ impl ThreatFeed {
     }
 }
 
+/// Opens a feed file for reading without blocking on a pipe: opening a FIFO for reading waits
+/// for a writer, and a rules directory (or a link in it) holding one would stop every load.
+///
+/// # Errors
+/// When the file cannot be opened.
+pub fn open_feed(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK (Linux): no effect on a regular file's reads.
+        o.custom_flags(0o4000);
+    }
+    o.open(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,21 +351,4 @@ mod tests {
         assert!(f.is_empty());
         assert_eq!(w.len(), 3);
     }
-}
-
-/// Opens a feed file for reading without blocking on a pipe: opening a FIFO for reading waits
-/// for a writer, and a rules directory (or a link in it) holding one would stop every load.
-///
-/// # Errors
-/// When the file cannot be opened.
-pub fn open_feed(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.read(true);
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK (Linux): no effect on a regular file's reads.
-        o.custom_flags(0o4000);
-    }
-    o.open(path)
 }
