@@ -38,6 +38,59 @@ pub fn run_all(store: &dyn Store, ns: &str) {
     a_reset_session_is_empty_and_moves_the_version_on(store, ns);
     older_evidence_never_replaces_newer(store, ns);
     histories_are_bounded_as_the_engine_bounds_them(store, ns);
+    the_last_sign_in_is_kept_as_the_engine_keeps_it(store, ns);
+}
+
+/// The last sign-in (the impossible-travel reference) is replaced as `HistoryUpdate::apply`
+/// replaces it: only by a sign-in with a place on Earth, never by an older one, except that a
+/// reference without a place is replaced by any sign-in with one. (On Redis a sign-in without a
+/// place replaced the reference, and the next sign-in's travel, with no reference, was false.)
+fn the_last_sign_in_is_kept_as_the_engine_keeps_it(store: &dyn Store, ns: &str) {
+    let t = format!("{ns}-last");
+    let at = |secs: i64, place: Option<(f64, f64)>| HistoryUpdate {
+        last_sign_in: Some(LastSignIn {
+            at: Timestamp(secs),
+            country: Some("FR".into()),
+            location: place.map(|(lat, lon)| Location { lat, lon }),
+        }),
+        ..HistoryUpdate::default()
+    };
+    let mut want = UserHistory {
+        last_sign_in: Some(LastSignIn {
+            at: Timestamp(500),
+            country: None,
+            location: None,
+        }),
+        ..UserHistory::default()
+    };
+    must(store.put_history(&t, "gus", &want), "put_history");
+    let paris = Some((48.85, 2.35));
+    for (i, u) in [
+        at(100, paris),
+        at(50, Some((-33.87, 151.21))),
+        at(300, None),
+        at(400, Some((408.85, 2.35))),
+        at(200, paris),
+        at(150, Some((-33.87, 151.21))),
+    ]
+    .iter()
+    .enumerate()
+    {
+        must(
+            store.commit(&t, "gus", "s", None, Some(u)),
+            "commit of a sign-in",
+        );
+        u.apply(&mut want);
+        let (h, _) = must(store.load(&t, "gus", "s"), "load of the last sign-in");
+        check(
+            h.last_sign_in == want.last_sign_in,
+            &format!("after update {i}, the last sign-in is the engine's"),
+        );
+    }
+    check(
+        want.last_sign_in.as_ref().map(|l| l.at) == Some(Timestamp(200)),
+        "the reference is the newest sign-in with a place",
+    );
 }
 
 /// A history is bounded in every store as `HistoryUpdate::apply` bounds it (64 devices, 64

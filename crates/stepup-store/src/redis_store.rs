@@ -138,14 +138,18 @@ if expected >= 0 then
   if cur == nil then return redis.error_reply('corrupt: the session version is not a number') end
   if cur ~= expected then return 0 end
 end
--- Byte order, as Rust orders strings (Lua's own order follows the server's locale).
+-- Byte order, as Rust orders strings (Lua's own order follows the server's locale): the
+-- first byte that differs, found by halving the common prefix (substring compares are the
+-- server's, not byte by byte in the script).
 local function before(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local x, y = string.byte(a, i), string.byte(b, i)
-    if x ~= y then return x < y end
+  if a == b then return false end
+  local lo, hi = 0, math.min(#a, #b)
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if string.sub(a, 1, mid) == string.sub(b, 1, mid) then lo = mid else hi = mid - 1 end
   end
-  return #a < #b
+  if lo == math.min(#a, #b) then return #a < #b end
+  return string.byte(a, lo + 1) < string.byte(b, lo + 1)
 end
 local function times(key)
   local flat = redis.call('HGETALL', key)
@@ -167,12 +171,15 @@ if ARGV[9] ~= '' then
   accesses, naccesses = times(KEYS[4])
   if accesses == nil then return redis.error_reply('corrupt: an access time is not a number') end
 end
-local last_at = nil
+local last_at, last_placeless = nil, false
 if ARGV[7] ~= '' then
   local old = redis.call('HGET', KEYS[3], 'at')
   if old then
     last_at = tonumber(old)
     if last_at == nil then return redis.error_reply('corrupt: the last sign-in time is not a number') end
+    local ok, v = pcall(cjson.decode, redis.call('HGET', KEYS[3], 'json') or 'null')
+    if not ok or type(v) ~= 'table' then return redis.error_reply('corrupt: the last sign-in') end
+    last_placeless = v.location == nil or v.location == cjson.null
   end
 end
 local members = nil
@@ -180,37 +187,75 @@ if ARGV[4] ~= '' and redis.call('SISMEMBER', KEYS[1], string.sub(ARGV[4], 2)) ==
   members = redis.call('SMEMBERS', KEYS[1])
 end
 -- Writes.
+-- Names in the order of their scores, then of their bytes, sorted by the server (a sorted
+-- set orders equal scores by their bytes): for a history written before the bound, which may
+-- hold thousands of entries to forget at once. KEYS[6] is a scratch key of the user's slot.
+local function in_order(names, scores)
+  redis.call('DEL', KEYS[6])
+  for i = 1, #names, 256 do
+    local args = {}
+    for j = i, math.min(i + 255, #names) do
+      args[#args + 1] = scores[j]
+      args[#args + 1] = names[j]
+    end
+    redis.call('ZADD', KEYS[6], unpack(args))
+  end
+  local out = redis.call('ZRANGE', KEYS[6], 0, -1)
+  redis.call('DEL', KEYS[6])
+  return out
+end
 local function remember(key, map, n, name, at_text, max)
   local at = tonumber(at_text)
+  max = math.max(max, 1)
   local old = map[name]
   if old ~= nil then
     if old < at then redis.call('HSET', key, name, at_text) end
-  else
-    while n >= math.max(max, 1) do
-      local oldest, seen = nil, nil
-      for k, t in pairs(map) do
-        if oldest == nil or t < seen or (t == seen and before(k, oldest)) then
-          oldest, seen = k, t
-        end
+  elseif n == max then
+    -- One to forget: the entry seen least recently (by name among equal times).
+    local oldest, seen = nil, nil
+    for k, t in pairs(map) do
+      if oldest == nil or t < seen or (t == seen and before(k, oldest)) then
+        oldest, seen = k, t
       end
-      if oldest == nil or seen > at then break end
-      redis.call('HDEL', key, oldest)
-      map[oldest] = nil
-      n = n - 1
     end
-    if n < math.max(max, 1) then redis.call('HSET', key, name, at_text) end
+    if seen <= at then
+      redis.call('HDEL', key, oldest)
+      redis.call('HSET', key, name, at_text)
+    end
+  elseif n > max then
+    local names, scores = {}, {}
+    for k, t in pairs(map) do
+      names[#names + 1] = k
+      scores[#scores + 1] = t
+    end
+    local order = in_order(names, scores)
+    local i = 1
+    while n >= max and order[i] ~= nil and map[order[i]] <= at do
+      redis.call('HDEL', key, order[i])
+      n = n - 1
+      i = i + 1
+    end
+    if n < max then redis.call('HSET', key, name, at_text) end
+  else
+    redis.call('HSET', key, name, at_text)
   end
   redis.call('EXPIRE', key, ttl)
 end
 if members ~= nil then
   local max = math.max(tonumber(ARGV[11]), 1)
-  while #members >= max do
+  local extra = #members - max + 1
+  if extra == 1 then
     local first = 1
     for i = 2, #members do
       if before(members[i], members[first]) then first = i end
     end
     redis.call('SREM', KEYS[1], members[first])
-    table.remove(members, first)
+  elseif extra > 1 then
+    -- A set written before the bound: its first names by bytes forgotten.
+    local zeros = {}
+    for i = 1, #members do zeros[i] = 0 end
+    local order = in_order(members, zeros)
+    for i = 1, extra do redis.call('SREM', KEYS[1], order[i]) end
   end
   redis.call('SADD', KEYS[1], string.sub(ARGV[4], 2))
 end
@@ -219,7 +264,7 @@ if countries ~= nil then
   remember(KEYS[2], countries, ncountries, string.sub(ARGV[5], 2), ARGV[6], tonumber(ARGV[12]))
 end
 if ARGV[7] ~= '' then
-  if (not last_at) or last_at <= tonumber(ARGV[8]) then
+  if (not last_at) or last_placeless or last_at <= tonumber(ARGV[8]) then
     redis.call('HSET', KEYS[3], 'at', ARGV[8], 'json', string.sub(ARGV[7], 2))
   end
   redis.call('EXPIRE', KEYS[3], ttl)
@@ -355,6 +400,8 @@ impl RedisStore {
             self.user_key(tenant, user, "last"),
             self.user_key(tenant, user, "accesses"),
             self.user_key(tenant, user, &format!("session:{}", esc(session))),
+            // A scratch key in the user's slot (the commit sorts a history past its bound in it).
+            self.user_key(tenant, user, "scratch"),
         ]
     }
 
@@ -461,6 +508,11 @@ impl Store for RedisStore {
         u.device = u.device.filter(|d| learnable(d));
         u.country = u.country.filter(|(c, _)| learnable(c));
         u.access = u.access.filter(|(r, _)| learnable(r));
+        // Only a sign-in with a place is a travel reference (as `HistoryUpdate::apply`): one
+        // without would make the next sign-in's travel unknown-free (no reference, false).
+        u.last_sign_in = u
+            .last_sign_in
+            .filter(|l| l.location.is_some_and(|p| p.is_valid()));
         let last = match &u.last_sign_in {
             Some(l) => Some(serde_json::to_string(l).map_err(|e| corrupt("last sign-in", e))?),
             None => None,

@@ -270,7 +270,10 @@ fn a_commit_that_fails_on_a_corrupt_key_writes_nothing() {
         last_sign_in: Some(LastSignIn {
             at: stepup_core::Timestamp(50),
             country: None,
-            location: None,
+            location: Some(stepup_engine::Location {
+                lat: 48.85,
+                lon: 2.35,
+            }),
         }),
         access: Some(("payments".into(), stepup_core::Timestamp(50))),
     };
@@ -304,6 +307,65 @@ fn a_commit_that_fails_on_a_corrupt_key_writes_nothing() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(keys.len(), 1, "{args:?}: only the corrupt key: {keys:?}");
     }
+}
+
+/// A history written before the bound (thousands of devices and countries, long names sharing
+/// a prefix) is cut to the bound by its next commit, forgetting what `HistoryUpdate::apply`
+/// forgets, in one sort (a review's first version of the trim compared names byte by byte, once
+/// per forgotten name: 3,000 such devices held Redis for minutes).
+#[test]
+fn a_history_written_before_the_bound_is_cut_to_it_by_its_next_commit() {
+    use stepup_engine::state::{HistoryUpdate, MAX_COUNTRIES, MAX_DEVICES};
+    let server = common::RedisServer::start();
+    let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    let prefix = "x".repeat(250);
+    let mut legacy = stepup_engine::UserHistory::default();
+    let mut sadd = redis::cmd("SADD");
+    sadd.arg("{stepup:acme:alice}:devices");
+    let mut hset = redis::cmd("HSET");
+    hset.arg("{stepup:acme:alice}:countries");
+    for i in 0..3_000 {
+        let name = format!("{prefix}{:05}", (i * 7_919) % 3_000);
+        sadd.arg(&name);
+        hset.arg(&name).arg(1_000 + (i % 5));
+        legacy.devices.insert(name.clone());
+        legacy
+            .countries
+            .insert(name, stepup_core::Timestamp(1_000 + i64::from(i % 5)));
+    }
+    let _: () = sadd.query(&mut c).unwrap_or_else(|e| panic!("{e}"));
+    let _: () = hset.query(&mut c).unwrap_or_else(|e| panic!("{e}"));
+    let update = HistoryUpdate {
+        device: Some("newdev".into()),
+        country: Some(("NZ".into(), stepup_core::Timestamp(2_000))),
+        ..HistoryUpdate::default()
+    };
+    store
+        .commit("acme", "alice", "s", None, Some(&update))
+        .unwrap_or_else(|e| panic!("{e}"));
+    update.apply(&mut legacy);
+    let (h, _) = store
+        .load("acme", "alice", "s")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.devices.len(), MAX_DEVICES);
+    assert_eq!(h.countries.len(), MAX_COUNTRIES);
+    assert_eq!(h, legacy);
+    // A country seen before every one left is not learned, and forgets none of them.
+    let older = HistoryUpdate {
+        country: Some(("AU".into(), stepup_core::Timestamp(999))),
+        ..HistoryUpdate::default()
+    };
+    store
+        .commit("acme", "alice", "s", None, Some(&older))
+        .unwrap_or_else(|e| panic!("{e}"));
+    older.apply(&mut legacy);
+    let (h, _) = store
+        .load("acme", "alice", "s")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h, legacy);
+    assert!(!h.countries.contains_key("AU"));
 }
 
 const RACE_CHILD_ENV: &str = "STEPUP_RACE_CHILD_URL";
