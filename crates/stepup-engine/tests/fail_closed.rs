@@ -551,6 +551,55 @@ fn another_logins_sign_in_challenge_is_never_completed_in_an_established_session
     assert_eq!(kind(&fresh.sign_in(60, attacker)), DecisionKind::StepUp);
 }
 
+/// Two sign-ins waiting in one session that is not yet established (a user's and an
+/// attacker's, on a session id an embedder shares between logins): an answer cannot say whose
+/// sign-in it completes, so it completes neither, and the history learns neither device. A
+/// sign-in alone waiting (the other expired) is completed as before.
+#[test]
+fn two_waiting_sign_ins_in_one_session_complete_neither() {
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    let phone = Context {
+        device: Some("new-phone".into()),
+        ..paris()
+    };
+    let attacker = Context {
+        device: Some("attacker-laptop".into()),
+        ..paris()
+    };
+    assert_eq!(kind(&s.sign_in(0, phone.clone())), DecisionKind::StepUp);
+    assert_eq!(kind(&s.sign_in(10, attacker.clone())), DecisionKind::StepUp);
+    let d = s.step_up(20, Factor::Totp);
+    assert_eq!(kind(&d), DecisionKind::Failed);
+    assert!(d.effects.history.is_none(), "{:?}", d.effects.history);
+    assert_eq!(names(&d), vec![au::FAILED]);
+    // Nothing was established, and neither device was learned.
+    assert_eq!(kind(&s.op(30, "view_profile", vec![])), DecisionKind::Deny);
+    let (h, _) = store.load("acme", "alice", "s1").unwrap();
+    assert!(!h.devices.contains("attacker-laptop") && !h.devices.contains("new-phone"));
+    // The user signs in again, alone: the answer completes that sign-in.
+    assert_eq!(kind(&s.sign_in(40, phone)), DecisionKind::StepUp);
+    let d = s.step_up(50, Factor::Totp);
+    assert_eq!(kind(&d), DecisionKind::Completed);
+    let (h, _) = store.load("acme", "alice", "s1").unwrap();
+    assert!(h.devices.contains("new-phone") && !h.devices.contains("attacker-laptop"));
+    // A waiting sign-in whose challenge expired does not count.
+    let s = Sim {
+        session: "s2".into(),
+        ..s
+    };
+    assert_eq!(kind(&s.sign_in(1_000, attacker)), DecisionKind::StepUp);
+    let later = Context {
+        device: Some("tablet".into()),
+        ..paris()
+    };
+    assert_eq!(kind(&s.sign_in(1_400, later)), DecisionKind::StepUp);
+    assert_eq!(
+        kind(&s.step_up(1_410, Factor::Totp)),
+        DecisionKind::Completed
+    );
+}
+
 #[test]
 fn finding_7_a_first_access_is_learned_when_its_step_up_completes() {
     let store = MemoryStore::new();

@@ -42,15 +42,24 @@ pub(crate) fn issue(
     // panicking: the id also hashes the time, and an open challenge is found by its place.
     s.seq = s.seq.wrapping_add(1);
     let id = ids.id(req, s.seq);
-    // A new challenge supersedes open ones, but never the session's pending sign-in.
-    for c in &mut s.challenges {
-        if c.state == ChallengeState::Open && !c.sign_in {
-            c.state = ChallengeState::Closed;
-        }
-    }
     // What completing it teaches: what allowing the event would have (a sign-in's device,
     // country and place and its own authentication event; an access's first access).
     let (pending_history, pending_auth) = super::allowed_effects(req);
+    // A new challenge supersedes open ones, but never the session's pending sign-in, unless it
+    // is a sign-in again from the same device (the same login trying again: else two sign-ins
+    // would be waiting, and an answer completes neither).
+    let device =
+        |h: &Option<crate::state::HistoryUpdate>| h.as_ref().and_then(|h| h.device.clone());
+    let again_from = matches!(req.event, Event::SignIn { .. })
+        .then(|| device(&pending_history))
+        .flatten();
+    for c in &mut s.challenges {
+        let same_login =
+            c.sign_in && again_from.is_some() && device(&c.pending_history) == again_from;
+        if c.state == ChallengeState::Open && (!c.sign_in || same_login) {
+            c.state = ChallengeState::Closed;
+        }
+    }
     let every_time: Vec<_> = merge
         .judged
         .iter()
@@ -232,6 +241,24 @@ pub(crate) fn complete(
     d.required = Some(c.requirement);
     d.eligible = c.eligible;
     d.fired = c.policies.clone();
+    // Two sign-ins waiting in one session (an embedder that gives a user's logins one session
+    // id): the answer cannot say whose it is, and completing the latest would teach the history
+    // the other login's device (an attacker's). Neither is completed: both are closed, and each
+    // login signs in again.
+    let waiting =
+        |x: &Challenge| x.sign_in && x.state == ChallengeState::Open && req.now < x.expires_at;
+    if c.sign_in && session.challenges.iter().filter(|x| waiting(x)).count() > 1 {
+        let mut s = session.clone();
+        for x in &mut s.challenges {
+            if waiting(x) {
+                x.state = ChallengeState::Closed;
+            }
+        }
+        d.message = Some("Two sign-ins are waiting in this session; sign in again.".into());
+        d.effects.session = Some(s);
+        push_completion(&mut d, audit_names::FAILED, req, factor, Some(c));
+        return d;
+    }
     let expired = req.now >= c.expires_at;
     let failure = if expired {
         Some("The challenge expired; try the action again.")
