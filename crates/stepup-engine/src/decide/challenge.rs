@@ -48,16 +48,19 @@ pub(crate) fn issue(
     // A new challenge supersedes open ones, but never the session's pending sign-in, unless it
     // is a sign-in again from the same device (the same login trying again: else two sign-ins
     // would be waiting, and an answer completes neither).
-    let device =
-        |h: &Option<crate::state::HistoryUpdate>| h.as_ref().and_then(|h| h.device.clone());
-    let again_from = matches!(req.event, Event::SignIn { .. })
-        .then(|| device(&pending_history))
-        .flatten();
     for c in &mut s.challenges {
-        let same_login =
-            c.sign_in && again_from.is_some() && device(&c.pending_history) == again_from;
-        if c.state == ChallengeState::Open && (!c.sign_in || same_login) {
+        if c.state == ChallengeState::Open && !c.sign_in {
             c.state = ChallengeState::Closed;
+        }
+    }
+    if matches!(req.event, Event::SignIn { .. })
+        && let Some(device) = pending_history.as_ref().and_then(|h| h.device.as_deref())
+    {
+        for c in &mut s.challenges {
+            let from = c.pending_history.as_ref().and_then(|h| h.device.as_deref());
+            if c.state == ChallengeState::Open && c.sign_in && from == Some(device) {
+                c.state = ChallengeState::Closed;
+            }
         }
     }
     let every_time: Vec<_> = merge
