@@ -470,8 +470,11 @@ fn crash_child() {
             seq: i,
             ..SessionState::default()
         };
+        // Names in the order of their commits (a full history forgets the first by name: the
+        // oldest here), so that commits made after the one the parent waits for, before it
+        // kills the child, never forget that one.
         let u = HistoryUpdate {
-            device: Some(format!("device-{i}")),
+            device: Some(format!("device-{i:07}")),
             ..HistoryUpdate::default()
         };
         store
@@ -530,7 +533,7 @@ fn a_writer_killed_mid_stream_loses_no_committed_record() {
             .min(stepup_engine::state::MAX_DEVICES)
     );
     assert!(
-        h.devices.contains(&format!("device-{last}")),
+        h.devices.contains(&format!("device-{last:07}")),
         "committed record {last} lost"
     );
     for i in 0..=last {
