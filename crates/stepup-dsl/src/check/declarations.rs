@@ -370,18 +370,28 @@ fn open_feed(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, st
 
 /// Where the open `file` is: on Linux, the kernel's own path of the open file (read from
 /// `/proc/self/fd`, so that nothing done to the directories after the open can change the
-/// answer); `None` when it cannot be told.
+/// answer); without `/proc` (a sandbox that does not mount it), as on other systems. `None`
+/// when it cannot be told.
 #[cfg(target_os = "linux")]
-fn opened_path(file: &std::fs::File, _path: &Path) -> Option<PathBuf> {
+fn opened_path(file: &std::fs::File, path: &Path) -> Option<PathBuf> {
     use std::os::fd::AsRawFd;
-    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
+    match std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        Ok(p) => Some(p),
+        Err(_) if !Path::new("/proc/self/fd").exists() => resolved_if_same(file, path),
+        Err(_) => None,
+    }
 }
 
-/// Where the open `file` is, elsewhere: `path` resolved, if it still names the file open (same
-/// device and inode; the two lookups can be raced where the kernel cannot say where a file
-/// is).
+/// Where the open `file` is, elsewhere.
 #[cfg(all(unix, not(target_os = "linux")))]
 fn opened_path(file: &std::fs::File, path: &Path) -> Option<PathBuf> {
+    resolved_if_same(file, path)
+}
+
+/// `path` resolved, if it still names the open `file` (same device and inode; the two lookups
+/// can be raced where the kernel cannot say where a file is).
+#[cfg(unix)]
+fn resolved_if_same(file: &std::fs::File, path: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let real = path.canonicalize().ok()?;
     let (a, b) = (file.metadata().ok()?, std::fs::metadata(&real).ok()?);
