@@ -378,14 +378,27 @@ fn read_sources_and_near_misses(paths: &[PathBuf]) -> Result<(Vec<Source>, Vec<P
             walk(p, "policy").map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
         skipped.extend(near);
         for f in files {
-            let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+            // The file's directory, resolved once, before the file is read: its threat feeds
+            // must be files under this very place (a directory of the rules swapped for a link
+            // later, while the set loads, does not move it), and the file is read through it.
+            let parent = f.parent().map(Path::to_path_buf).unwrap_or_default();
+            let here = if parent.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                parent.clone()
+            };
+            let (base_dir, read_at) = match (here.canonicalize(), f.file_name()) {
+                (Ok(dir), Some(name)) => (dir.clone(), dir.join(name)),
+                _ => (parent, f.clone()),
+            };
+            let len = std::fs::metadata(&read_at).map(|m| m.len()).unwrap_or(0);
             // Refuse to read huge files into memory: the parser would refuse them anyway.
             let bytes = if len > (syntax::MAX_FILE_BYTES as u64) * 2 {
                 vec![b' '; syntax::MAX_FILE_BYTES + 1]
             } else {
-                std::fs::read(&f).map_err(|e| format!("cannot read `{}`: {e}", f.display()))?
+                std::fs::read(&read_at)
+                    .map_err(|e| format!("cannot read `{}`: {e}", f.display()))?
             };
-            let base_dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
             out.push(Source {
                 name: f.display().to_string(),
                 bytes,

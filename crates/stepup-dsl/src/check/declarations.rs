@@ -343,7 +343,14 @@ fn open_feed(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, st
                 return None;
             }
         };
-        let inside = match (opened_path(&file, &path), base_or_here(base).canonicalize()) {
+        // The directory as the loader resolved it when it read the policy file (an absolute
+        // base), not resolved again now: a directory swapped for a link since would move it.
+        let root = if base.is_absolute() {
+            Ok(base.to_path_buf())
+        } else {
+            base_or_here(base).canonicalize()
+        };
+        let inside = match (opened_path(&file, &path), root) {
             (Some(real), Ok(root)) => real.starts_with(&root),
             // Not resolved (a path too long to resolve, a loop): never read.
             _ => false,
