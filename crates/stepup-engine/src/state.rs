@@ -365,11 +365,18 @@ impl SessionState {
         }
     }
 
-    /// Keeps the state bounded: old challenges and events are dropped.
+    /// Keeps the state bounded: old challenges and events are dropped. The oldest answered or
+    /// closed challenge goes first, then the oldest: an open challenge (a sign-in waiting above
+    /// all) is what an answer looks for, and dropping a user's waiting sign-in to make room for
+    /// another login's would leave the other one alone to be completed.
     pub fn trim(&mut self) {
-        if self.challenges.len() > MAX_CHALLENGES {
-            let drop = self.challenges.len() - MAX_CHALLENGES;
-            self.challenges.drain(..drop);
+        while self.challenges.len() > MAX_CHALLENGES {
+            let at = self
+                .challenges
+                .iter()
+                .position(|c| c.state != ChallengeState::Open)
+                .unwrap_or(0);
+            self.challenges.remove(at);
         }
         if self.events.len() > MAX_EVENTS {
             // Keep the sign-in event (first) and the most recent ones.

@@ -578,26 +578,73 @@ fn two_waiting_sign_ins_in_one_session_complete_neither() {
     let (h, _) = store.load("acme", "alice", "s1").unwrap();
     assert!(!h.devices.contains("attacker-laptop") && !h.devices.contains("new-phone"));
     // The user signs in again, alone: the answer completes that sign-in.
-    assert_eq!(kind(&s.sign_in(40, phone)), DecisionKind::StepUp);
+    assert_eq!(kind(&s.sign_in(40, phone.clone())), DecisionKind::StepUp);
     let d = s.step_up(50, Factor::Totp);
     assert_eq!(kind(&d), DecisionKind::Completed);
     let (h, _) = store.load("acme", "alice", "s1").unwrap();
     assert!(h.devices.contains("new-phone") && !h.devices.contains("attacker-laptop"));
-    // A waiting sign-in whose challenge expired does not count.
+    // A waiting sign-in whose challenge expired still counts (an answer a little late is no
+    // less the user's): neither completes, and the login that signs in again alone does.
     let s = Sim {
         session: "s2".into(),
         ..s
     };
-    assert_eq!(kind(&s.sign_in(1_000, attacker)), DecisionKind::StepUp);
+    assert_eq!(
+        kind(&s.sign_in(1_000, attacker.clone())),
+        DecisionKind::StepUp
+    );
     let later = Context {
         device: Some("tablet".into()),
         ..paris()
     };
-    assert_eq!(kind(&s.sign_in(1_400, later)), DecisionKind::StepUp);
+    assert_eq!(kind(&s.sign_in(1_290, later.clone())), DecisionKind::StepUp);
+    assert_eq!(kind(&s.step_up(1_300, Factor::Totp)), DecisionKind::Failed);
+    assert_eq!(kind(&s.sign_in(1_320, later)), DecisionKind::StepUp);
     assert_eq!(
-        kind(&s.step_up(1_410, Factor::Totp)),
+        kind(&s.step_up(1_330, Factor::Totp)),
         DecisionKind::Completed
     );
+    // Another login's sign-ins, many, from one place: the user's waiting sign-in is not pushed
+    // out of the session's bounded list by them, and the answer completes neither.
+    let s = Sim {
+        session: "s3".into(),
+        ..s
+    };
+    let phone = Context {
+        device: Some("phone-3".into()),
+        ..paris()
+    };
+    assert_eq!(kind(&s.sign_in(2_000, phone.clone())), DecisionKind::StepUp);
+    for i in 0..10 {
+        assert_eq!(
+            kind(&s.sign_in(2_010 + i, attacker.clone())),
+            DecisionKind::StepUp
+        );
+    }
+    let d = s.step_up(2_030, Factor::Totp);
+    assert_eq!(kind(&d), DecisionKind::Failed);
+    assert!(d.effects.history.is_none(), "{:?}", d.effects.history);
+    // Another login that sends the user's device id from elsewhere does not replace the
+    // user's waiting sign-in: two are waiting, and the answer completes neither.
+    let s = Sim {
+        session: "s4".into(),
+        ..s
+    };
+    let spoofed = Context {
+        country: Some("BR".into()),
+        location: Some(stepup_engine::Location {
+            lat: -23.55,
+            lon: -46.63,
+        }),
+        ..phone.clone()
+    };
+    assert_eq!(kind(&s.sign_in(3_000, phone)), DecisionKind::StepUp);
+    assert_eq!(kind(&s.sign_in(3_010, spoofed)), DecisionKind::StepUp);
+    let d = s.step_up(3_020, Factor::Totp);
+    assert_eq!(kind(&d), DecisionKind::Failed);
+    assert!(d.effects.history.is_none(), "{:?}", d.effects.history);
+    let (h, _) = store.load("acme", "alice", "s4").unwrap();
+    assert!(!h.countries.contains_key("BR"), "{:?}", h.countries);
 }
 
 #[test]

@@ -46,19 +46,22 @@ pub(crate) fn issue(
     // country and place and its own authentication event; an access's first access).
     let (pending_history, pending_auth) = super::allowed_effects(req);
     // A new challenge supersedes open ones, but never the session's pending sign-in, unless it
-    // is a sign-in again from the same device (the same login trying again: else two sign-ins
-    // would be waiting, and an answer completes neither).
+    // is a sign-in again from the same place (device, country and location: the same login
+    // trying again; else two sign-ins are waiting, and an answer completes neither).
     for c in &mut s.challenges {
         if c.state == ChallengeState::Open && !c.sign_in {
             c.state = ChallengeState::Closed;
         }
     }
     if matches!(req.event, Event::SignIn { .. })
-        && let Some(device) = pending_history.as_ref().and_then(|h| h.device.as_deref())
+        && let Some(here) = pending_history.as_ref().filter(|h| h.device.is_some())
     {
         for c in &mut s.challenges {
-            let from = c.pending_history.as_ref().and_then(|h| h.device.as_deref());
-            if c.state == ChallengeState::Open && c.sign_in && from == Some(device) {
+            let same = c
+                .pending_history
+                .as_ref()
+                .is_some_and(|h| same_origin(h, here));
+            if c.state == ChallengeState::Open && c.sign_in && same {
                 c.state = ChallengeState::Closed;
             }
         }
@@ -108,6 +111,15 @@ pub(crate) fn issue(
             Some(aal),
         );
     }
+}
+
+/// Whether two sign-ins come from one place: the same device, country and location (a device
+/// id alone comes from the client, and another login can send the user's).
+fn same_origin(a: &crate::state::HistoryUpdate, b: &crate::state::HistoryUpdate) -> bool {
+    let place = |h: &crate::state::HistoryUpdate| h.last_sign_in.as_ref().map(|l| l.location);
+    a.device == b.device
+        && a.country.as_ref().map(|(c, _)| c) == b.country.as_ref().map(|(c, _)| c)
+        && place(a) == place(b)
 }
 
 /// What challenge ids are made from: a SipHash-1-3 with the set's hash already written (made
@@ -248,8 +260,8 @@ pub(crate) fn complete(
     // id): the answer cannot say whose it is, and completing the latest would teach the history
     // the other login's device (an attacker's). Neither is completed: both are closed, and each
     // login signs in again.
-    let waiting =
-        |x: &Challenge| x.sign_in && x.state == ChallengeState::Open && req.now < x.expires_at;
+    // Expired or not: a sign-in answered a little late is no less a login of its own.
+    let waiting = |x: &Challenge| x.sign_in && x.state == ChallengeState::Open;
     if c.sign_in && session.challenges.iter().filter(|x| waiting(x)).count() > 1 {
         let mut s = session.clone();
         for x in &mut s.challenges {
