@@ -156,7 +156,10 @@ local function times(key)
   local out, n = {}, 0
   for i = 1, #flat, 2 do
     local at = tonumber(flat[i + 1])
-    if at == nil then return nil end
+    -- A time is a whole number: `nan`, `inf` and fractions (which `tonumber` reads) are corrupt.
+    if at == nil or at ~= at or at == math.huge or at == -math.huge or at ~= math.floor(at) then
+      return nil
+    end
     out[flat[i]] = at
     n = n + 1
   end

@@ -277,13 +277,14 @@ fn a_commit_that_fails_on_a_corrupt_key_writes_nothing() {
         }),
         access: Some(("payments".into(), stepup_core::Timestamp(50))),
     };
-    let corruptions: [(&str, &[&str]); 3] = [
+    let corruptions: [(&str, &[&str]); 4] = [
         ("HSET", &["{stepup:acme:alice}:last", "at", "not-a-time"]),
         (
             "HSET",
             &["{stepup:acme:alice}:countries", "FR", "yesterday"],
         ),
         ("SET", &["{stepup:acme:alice}:accesses", "a string"]),
+        ("HSET", &["{stepup:acme:alice}:accesses", "reports", "nan"]),
     ];
     for (cmd, args) in corruptions {
         let _: () = redis::cmd("FLUSHALL")
