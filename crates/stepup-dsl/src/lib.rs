@@ -268,6 +268,27 @@ fn load_sources_on(sources: &[Source], parallel_from: usize) -> Loaded {
     }
 }
 
+/// The directory of the file at `f`, resolved (links and `..` followed: the place a [`Source`]'s
+/// `base_dir` names, under which its threat feeds must be), and the path to read the file at
+/// through it. Resolve it once, before the file is read: a directory of the rules swapped for a
+/// link later does not move it. (Unresolvable: the parent as written, and `f`.)
+#[must_use]
+pub fn resolved_dir(f: &Path) -> (PathBuf, PathBuf) {
+    let parent = f.parent().map(Path::to_path_buf).unwrap_or_default();
+    let here = if parent.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        parent.clone()
+    };
+    match (here.canonicalize(), f.file_name()) {
+        (Ok(dir), Some(name)) => {
+            let at = dir.join(name);
+            (dir, at)
+        }
+        _ => (parent, f.to_path_buf()),
+    }
+}
+
 /// Every `.policy` file under `path` (a file or a directory, searched recursively), sorted.
 ///
 /// # Errors
@@ -381,16 +402,7 @@ fn read_sources_and_near_misses(paths: &[PathBuf]) -> Result<(Vec<Source>, Vec<P
             // The file's directory, resolved once, before the file is read: its threat feeds
             // must be files under this very place (a directory of the rules swapped for a link
             // later, while the set loads, does not move it), and the file is read through it.
-            let parent = f.parent().map(Path::to_path_buf).unwrap_or_default();
-            let here = if parent.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                parent.clone()
-            };
-            let (base_dir, read_at) = match (here.canonicalize(), f.file_name()) {
-                (Ok(dir), Some(name)) => (dir.clone(), dir.join(name)),
-                _ => (parent, f.clone()),
-            };
+            let (base_dir, read_at) = resolved_dir(&f);
             let len = std::fs::metadata(&read_at).map(|m| m.len()).unwrap_or(0);
             // Refuse to read huge files into memory: the parser would refuse them anyway.
             let bytes = if len > (syntax::MAX_FILE_BYTES as u64) * 2 {

@@ -369,7 +369,7 @@ impl Studio {
             .map(|f| stepup_dsl::Source {
                 name: f.path.display().to_string(),
                 bytes: f.text.as_bytes().to_vec(),
-                base_dir: f.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                base_dir: stepup_dsl::resolved_dir(&f.path).0,
             })
             .collect()
     }
@@ -635,7 +635,7 @@ impl Studio {
             .map(|f| stepup_dsl::Source {
                 name: f.path.display().to_string(),
                 bytes: f.saved.as_bytes().to_vec(),
-                base_dir: f.path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                base_dir: stepup_dsl::resolved_dir(&f.path).0,
             })
             .collect();
         let (a, b, la, lb) = match with {

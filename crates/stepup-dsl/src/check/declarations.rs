@@ -346,7 +346,7 @@ fn open_feed(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, st
         // The directory as the loader resolved it when it read the policy file (an absolute
         // base), not resolved again now: a directory swapped for a link since would move it.
         let root = if base.is_absolute() {
-            Ok(base.to_path_buf())
+            Ok(normalized(base))
         } else {
             base_or_here(base).canonicalize()
         };
@@ -431,6 +431,24 @@ fn unreadable_feed(cx: &mut Ctx<'_>, s: &ast::Str, e: &std::io::Error) {
                 .into(),
         ),
     );
+}
+
+/// An absolute path with its `.` and `..` taken out by their names alone (a `..` after a link
+/// is not followed back: the result can only name a place the file's real path is not under,
+/// never one it wrongly is).
+fn normalized(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// `base`, or the current directory for an empty one (a text checked without a file).
