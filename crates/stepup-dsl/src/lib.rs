@@ -43,7 +43,10 @@ pub struct Source {
     pub name: String,
     /// Raw bytes (checked for UTF-8).
     pub bytes: Vec<u8>,
-    /// Directory relative paths in the file are resolved against.
+    /// Directory relative paths in the file are resolved against; a threat feed must be a
+    /// file under it (E041). Give it resolved ([`resolved_dir`], as [`load_paths`] does): an
+    /// absolute one is taken as written, its `.` and `..` removed by name, so a link in it
+    /// makes every feed E041; a relative one is resolved when the file is checked.
     pub base_dir: PathBuf,
 }
 
