@@ -495,13 +495,23 @@ fn a_feed_outside_the_rules_directory_is_refused_and_never_shown() {
         )
     };
     let absolute = outside.join("secret.env").display().to_string();
+    #[cfg(unix)]
+    {
+        // Links to places outside that exist and that do not: both E041 alike (an E031 "does
+        // not exist" for one would tell what is there), and neither is opened.
+        let _ = std::fs::remove_file(dir.join("nowhere.netset"));
+        let _ = std::fs::remove_file(dir.join("outdir"));
+        std::os::unix::fs::symlink(outside.join("no-such-file"), dir.join("nowhere.netset"))
+            .unwrap();
+        std::os::unix::fs::symlink(outside.join("no-such-dir"), dir.join("outdir")).unwrap();
+    }
     let mut refused = vec![
         absolute.as_str(),
         "../stepup-x/secret.env",
         "./../secret.env",
     ];
     if cfg!(unix) {
-        refused.push("out.netset");
+        refused.extend(["out.netset", "nowhere.netset", "outdir/x.netset"]);
     }
     for feed in refused {
         let loaded = load_with_feeds(&rules(feed), &dir);
@@ -543,6 +553,12 @@ fn a_feed_outside_the_rules_directory_is_refused_and_never_shown() {
         let loaded = load_with_feeds(&rules("pipe.netset"), &dir);
         let codes: Vec<&str> = loaded.diagnostics.iter().map(|d| d.code).collect();
         assert_eq!(codes, ["E031"]);
+    }
+    // A file missing inside the directory, or in a directory missing inside it, is E031.
+    for feed in ["missing.netset", "no-dir/missing.netset"] {
+        let loaded = load_with_feeds(&rules(feed), &dir);
+        let codes: Vec<&str> = loaded.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["E031"], "{feed}");
     }
     let loaded = load_with_feeds(&rules("prose.netset"), &dir);
     let d: Vec<_> = loaded

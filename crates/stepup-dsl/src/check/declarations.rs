@@ -335,7 +335,31 @@ fn open_feed(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, st
         .components()
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
     let path = base.join(rel);
-    if lexical {
+    // The directory as the loader resolved it when it read the policy file (an absolute base),
+    // not resolved again now: a directory swapped for a link since would move it.
+    let root = if base.is_absolute() {
+        Ok(normalized(base))
+    } else {
+        base_or_here(base).canonicalize()
+    };
+    // Looked at before it is opened, so that a path out of the directory is never opened (an
+    // outside pipe or device is not touched) and says nothing of what is there: resolved, it
+    // must be inside; missing, its directory must be (then it is E031, "does not exist").
+    let before = match (&root, path.canonicalize()) {
+        (Ok(root), Ok(real)) => real.starts_with(root),
+        // Missing: the nearest entry on its path that exists must resolve inside (a link to
+        // nowhere is an entry that does not resolve: outside, whatever is or is not there).
+        // (Or the directory itself is missing: the entry is on the way to it.)
+        (Ok(root), Err(_)) => path
+            .ancestors()
+            .find(|a| a.symlink_metadata().is_ok())
+            .and_then(|a| Some((a, a.canonicalize().ok()?)))
+            .is_some_and(|(a, real)| {
+                real.starts_with(root) || (base.starts_with(a) && root.starts_with(&real))
+            }),
+        (Err(_), _) => false,
+    };
+    if lexical && before {
         let file = match crate::feed::open_feed(&path) {
             Ok(f) => f,
             Err(e) => {
@@ -343,13 +367,8 @@ fn open_feed(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, st
                 return None;
             }
         };
-        // The directory as the loader resolved it when it read the policy file (an absolute
-        // base), not resolved again now: a directory swapped for a link since would move it.
-        let root = if base.is_absolute() {
-            Ok(normalized(base))
-        } else {
-            base_or_here(base).canonicalize()
-        };
+        // And checked again where the kernel says the open file is: the look before the open
+        // can be raced.
         let inside = match (opened_path(&file, &path), root) {
             (Some(real), Ok(root)) => real.starts_with(&root),
             // Not resolved (a path too long to resolve, a loop): never read.
