@@ -1619,21 +1619,29 @@ fn faulty_setup() -> (Setup, Arc<Faulty>) {
     (setup, faulty)
 }
 
+/// Session `s1` over a store whose faults a test arms: its payout asked for a step-up (401),
+/// and, 30 s later, the aal3 token that answers it (not yet sent).
+fn a_payout_awaiting_its_step_up() -> (Setup, Arc<Faulty>, Srv, String) {
+    let (setup, faulty) = faulty_setup();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    establish(&srv, &setup, "s1");
+    let a = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    let pay = Some(serde_json::json!({"amount": 5000}));
+    assert_eq!(call(&srv, "POST", "/pay", &a, &[], pay).status, 401);
+    setup.advance(30);
+    let b = token(setup.now(), "s1", Some("aal3"), &["hwk"], 10);
+    (setup, faulty, srv, b)
+}
+
 /// The login's record across applications cannot be read when a step-up is about to complete:
 /// the authentication may have completed a challenge elsewhere, so it completes nothing (the
 /// payout is asked for again, never paid); the store readable again, a new step-up completes the
 /// new challenge.
 #[test]
 fn a_record_that_cannot_be_read_completes_nothing() {
-    let (setup, faulty) = faulty_setup();
-    let (s, audit) = setup.stepup();
-    let srv = serve(&s, audit);
-    establish(&srv, &setup, "s1");
-    let a = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    let (setup, faulty, srv, b) = a_payout_awaiting_its_step_up();
     let pay = || Some(serde_json::json!({"amount": 5000}));
-    assert_eq!(call(&srv, "POST", "/pay", &a, &[], pay()).status, 401);
-    setup.advance(30);
-    let b = token(setup.now(), "s1", Some("aal3"), &["hwk"], 10);
     faulty.unreadable.lock().unwrap().push("s1".into());
     let r = call(&srv, "POST", "/pay", &b, &[], pay());
     assert_eq!(r.status, 401, "{:?}", r.body);
@@ -1656,15 +1664,8 @@ fn a_record_that_cannot_be_read_completes_nothing() {
 #[test]
 fn a_step_up_survives_a_conflict_after_its_record_was_written() {
     for (action, expected) in [(1u8, 200u16), (2, 503)] {
-        let (setup, faulty) = faulty_setup();
-        let (s, audit) = setup.stepup();
-        let srv = serve(&s, audit);
-        establish(&srv, &setup, "s1");
-        let a = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+        let (_setup, faulty, srv, b) = a_payout_awaiting_its_step_up();
         let pay = || Some(serde_json::json!({"amount": 5000}));
-        assert_eq!(call(&srv, "POST", "/pay", &a, &[], pay()).status, 401);
-        setup.advance(30);
-        let b = token(setup.now(), "s1", Some("aal3"), &["hwk"], 10);
         faulty.arm.lock().unwrap().push(("3:app:s1".into(), action));
         let r = call(&srv, "POST", "/pay", &b, &[], pay());
         assert_eq!(r.status, expected, "action {action}: {:?}", r.body);

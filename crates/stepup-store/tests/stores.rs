@@ -338,34 +338,31 @@ fn a_history_written_before_the_bound_is_cut_to_it_by_its_next_commit() {
     }
     let _: () = sadd.query(&mut c).unwrap_or_else(|e| panic!("{e}"));
     let _: () = hset.query(&mut c).unwrap_or_else(|e| panic!("{e}"));
-    let update = HistoryUpdate {
+    // Commits `u`, applies it to the engine's own copy, and reads the store's back.
+    let mut commit = |u: HistoryUpdate| {
+        store
+            .commit("acme", "alice", "s", None, Some(&u))
+            .unwrap_or_else(|e| panic!("{e}"));
+        u.apply(&mut legacy);
+        let (h, _) = store
+            .load("acme", "alice", "s")
+            .unwrap_or_else(|e| panic!("{e}"));
+        (h, legacy.clone())
+    };
+    let (h, want) = commit(HistoryUpdate {
         device: Some("newdev".into()),
         country: Some(("NZ".into(), stepup_core::Timestamp(2_000))),
         ..HistoryUpdate::default()
-    };
-    store
-        .commit("acme", "alice", "s", None, Some(&update))
-        .unwrap_or_else(|e| panic!("{e}"));
-    update.apply(&mut legacy);
-    let (h, _) = store
-        .load("acme", "alice", "s")
-        .unwrap_or_else(|e| panic!("{e}"));
+    });
     assert_eq!(h.devices.len(), MAX_DEVICES);
     assert_eq!(h.countries.len(), MAX_COUNTRIES);
-    assert_eq!(h, legacy);
+    assert_eq!(h, want);
     // A country seen before every one left is not learned, and forgets none of them.
-    let older = HistoryUpdate {
+    let (h, want) = commit(HistoryUpdate {
         country: Some(("AU".into(), stepup_core::Timestamp(999))),
         ..HistoryUpdate::default()
-    };
-    store
-        .commit("acme", "alice", "s", None, Some(&older))
-        .unwrap_or_else(|e| panic!("{e}"));
-    older.apply(&mut legacy);
-    let (h, _) = store
-        .load("acme", "alice", "s")
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(h, legacy);
+    });
+    assert_eq!(h, want);
     assert!(!h.countries.contains_key("AU"));
 }
 

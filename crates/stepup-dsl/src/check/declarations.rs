@@ -325,9 +325,11 @@ fn declare(
 /// path, a `..`, a symbolic link that leads out, a path that cannot be resolved), or E031 when
 /// it cannot be opened. A policy author must not make the loader read the host's files
 /// (`/proc/self/environ`, a service's keys, another tenant's rules) into a set, or into a
-/// diagnostic. The file is opened first and then checked where it is, and the file read is the
-/// one opened: a check of the path and a read of the path, one after the other, can be raced
-/// (a directory of the path swapped for a link between the two).
+/// diagnostic. A path that is not relative and down (no absolute path, no `..`) is refused
+/// without a look at the file system; the others are looked at before they are opened (so that
+/// a path out of the directory is never opened), then checked again where the kernel says the
+/// open file is, and the file read is the one opened: a look at the path and a read of it, one
+/// after the other, can be raced (a directory of the path swapped for a link between the two).
 fn open_feed(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, std::fs::File)> {
     use std::path::Component;
     let rel = Path::new(&s.value);
@@ -337,29 +339,30 @@ fn open_feed(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, st
     let path = base.join(rel);
     // The directory as the loader resolved it when it read the policy file (an absolute base),
     // not resolved again now: a directory swapped for a link since would move it.
-    let root = if base.is_absolute() {
-        Ok(normalized(base))
+    let root = if !lexical {
+        None
+    } else if base.is_absolute() {
+        Some(normalized(base))
     } else {
-        base_or_here(base).canonicalize()
+        base_or_here(base).canonicalize().ok()
     };
     // Looked at before it is opened, so that a path out of the directory is never opened (an
     // outside pipe or device is not touched) and says nothing of what is there: resolved, it
-    // must be inside; missing, its directory must be (then it is E031, "does not exist").
-    let before = match (&root, path.canonicalize()) {
-        (Ok(root), Ok(real)) => real.starts_with(root),
-        // Missing: the nearest entry on its path that exists must resolve inside (a link to
-        // nowhere is an entry that does not resolve: outside, whatever is or is not there).
-        // (Or the directory itself is missing: the entry is on the way to it.)
-        (Ok(root), Err(_)) => path
+    // must be inside; missing, the nearest entry on its path that exists must resolve inside (a
+    // link to nowhere is an entry that does not resolve: outside, whatever is or is not there),
+    // or be on the way to the directory itself (a directory that is missing): then it is E031,
+    // "does not exist".
+    let root = root.filter(|root| match path.canonicalize() {
+        Ok(real) => real.starts_with(root),
+        Err(_) => path
             .ancestors()
             .find(|a| a.symlink_metadata().is_ok())
             .and_then(|a| Some((a, a.canonicalize().ok()?)))
             .is_some_and(|(a, real)| {
                 real.starts_with(root) || (base.starts_with(a) && root.starts_with(&real))
             }),
-        (Err(_), _) => false,
-    };
-    if lexical && before {
+    });
+    if let Some(root) = root {
         let file = match crate::feed::open_feed(&path) {
             Ok(f) => f,
             Err(e) => {
@@ -369,12 +372,8 @@ fn open_feed(cx: &mut Ctx<'_>, s: &ast::Str, base: &Path) -> Option<(PathBuf, st
         };
         // And checked again where the kernel says the open file is: the look before the open
         // can be raced.
-        let inside = match (opened_path(&file, &path), root) {
-            (Some(real), Ok(root)) => real.starts_with(&root),
-            // Not resolved (a path too long to resolve, a loop): never read.
-            _ => false,
-        };
-        if inside {
+        // Not resolved (a path too long to resolve, a loop): never read.
+        if opened_path(&file, &path).is_some_and(|real| real.starts_with(&root)) {
             return Some((path, file));
         }
     }

@@ -48,22 +48,19 @@ pub(crate) fn issue(
     // A new challenge supersedes open ones, but never the session's pending sign-in, unless it
     // is a sign-in again from the same place (device, country and location: the same login
     // trying again; else two sign-ins are waiting, and an answer completes neither).
+    let again_from = matches!(req.event, Event::SignIn { .. })
+        .then_some(pending_history.as_ref())
+        .flatten()
+        .filter(|h| h.device.is_some());
     for c in &mut s.challenges {
-        if c.state == ChallengeState::Open && !c.sign_in {
+        let same_login = c.sign_in
+            && again_from.is_some_and(|here| {
+                c.pending_history
+                    .as_ref()
+                    .is_some_and(|h| same_origin(h, here))
+            });
+        if c.state == ChallengeState::Open && (!c.sign_in || same_login) {
             c.state = ChallengeState::Closed;
-        }
-    }
-    if matches!(req.event, Event::SignIn { .. })
-        && let Some(here) = pending_history.as_ref().filter(|h| h.device.is_some())
-    {
-        for c in &mut s.challenges {
-            let same = c
-                .pending_history
-                .as_ref()
-                .is_some_and(|h| same_origin(h, here));
-            if c.state == ChallengeState::Open && c.sign_in && same {
-                c.state = ChallengeState::Closed;
-            }
         }
     }
     let every_time: Vec<_> = merge
@@ -256,11 +253,11 @@ pub(crate) fn complete(
     d.required = Some(c.requirement);
     d.eligible = c.eligible;
     d.fired = c.policies.clone();
-    // Two sign-ins waiting in one session (an embedder that gives a user's logins one session
-    // id): the answer cannot say whose it is, and completing the latest would teach the history
-    // the other login's device (an attacker's). Neither is completed: both are closed, and each
-    // login signs in again.
-    // Expired or not: a sign-in answered a little late is no less a login of its own.
+    // Two sign-ins or more waiting in one session, expired or not (an embedder that gives a
+    // user's logins one session id; a sign-in answered a little late is no less a login of its
+    // own): the answer cannot say whose it is, and completing the latest would teach the
+    // history the other login's device (an attacker's). None is completed: all are closed, and
+    // each login signs in again.
     let waiting = |x: &Challenge| x.sign_in && x.state == ChallengeState::Open;
     if c.sign_in && session.challenges.iter().filter(|x| waiting(x)).count() > 1 {
         let mut s = session.clone();
@@ -269,7 +266,7 @@ pub(crate) fn complete(
                 x.state = ChallengeState::Closed;
             }
         }
-        d.message = Some("Two sign-ins are waiting in this session; sign in again.".into());
+        d.message = Some("Several sign-ins are waiting in this session; sign in again.".into());
         d.effects.session = Some(s);
         push_completion(&mut d, audit_names::FAILED, req, factor, Some(c));
         return d;
