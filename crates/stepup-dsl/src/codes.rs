@@ -270,7 +270,7 @@ pub const ERRORS: &[CodeDoc] = &[
     CodeDoc {
         code: "E040",
         name: "control-character",
-        what: "a policy file contains a control character other than tab, line feed and carriage return (a vertical tab, a form feed, an escape...), a carriage return not followed by a line feed, an invisible line break (U+0085, U+2028, U+2029) or a bidirectional control (U+202A–U+202E, U+2066–U+2069)",
+        what: "a policy file contains a control character other than tab, line feed and carriage return (a vertical tab, a form feed, an escape...), a carriage return not followed by a line feed, an invisible line break (U+0085, U+2028, U+2029) or a bidirectional control (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069)",
         why: "it is invisible in an editor and in a review, and in a message it would reach users' terminals and pages; a lone carriage return looks like a line break in many editors, where the language reads none (a rule after it in a comment would look written and be commented out)",
         example: "when new_device\u{b} require aal2",
     },

@@ -336,13 +336,16 @@ fn refused_at(bytes: &[u8], i: usize) -> bool {
         Some(b'\r') => at(1) != Some(b'\n'),
         // U+0085 (next line).
         Some(0xC2) => at(1) == Some(0x85),
+        // U+061C (the Arabic letter mark, a bidirectional control).
+        Some(0xD8) => at(1) == Some(0x9C),
         // U+2028 and U+2029 (line and paragraph separators: line breaks to some editors, as a
-        // lone carriage return is), U+202A–U+202E and U+2066–U+2069 (bidirectional controls:
-        // they reorder what an editor shows, so a review would read other text than the
+        // lone carriage return is), and the rest of Unicode's bidirectional controls: U+200E and
+        // U+200F (the left-to-right and right-to-left marks), U+202A–U+202E and U+2066–U+2069
+        // (they reorder what an editor shows, so a review would read other text than the
         // parser does).
         Some(0xE2) => matches!(
             (at(1), at(2)),
-            (Some(0x80), Some(0xA8..=0xAE)) | (Some(0x81), Some(0xA6..=0xA9))
+            (Some(0x80), Some(0x8E | 0x8F | 0xA8..=0xAE)) | (Some(0x81), Some(0xA6..=0xA9))
         ),
         Some(b) => is_control(b),
         None => false,
@@ -367,8 +370,12 @@ fn control_at(bytes: &[u8]) -> Option<usize> {
         let del = d.wrapping_sub(ONES) & !d & HIGH;
         // The lead bytes of the refused characters beyond ASCII.
         let c2 = x ^ (0xC2 * ONES);
+        let d8 = x ^ (0xD8 * ONES);
         let e2 = x ^ (0xE2 * ONES);
-        let lead = (c2.wrapping_sub(ONES) & !c2 | e2.wrapping_sub(ONES) & !e2) & HIGH;
+        let lead = (c2.wrapping_sub(ONES) & !c2
+            | d8.wrapping_sub(ONES) & !d8
+            | e2.wrapping_sub(ONES) & !e2)
+            & HIGH;
         if below_space | del | lead != 0
             && let Some(i) = (at..at + 8).find(|&i| refused_at(bytes, i))
         {
@@ -1343,18 +1350,25 @@ mod tests {
         assert_eq!(control_at(b""), None);
         // The refused characters beyond ASCII, and their neighbours that are not refused (a dash,
         // an apostrophe, a no-break space), at every place.
-        let refused: [&[u8]; 5] = [
+        let refused: [&[u8]; 8] = [
             "\u{85}".as_bytes(),
+            "\u{61c}".as_bytes(),
+            "\u{200e}".as_bytes(),
+            "\u{200f}".as_bytes(),
             "\u{2028}".as_bytes(),
             "\u{2029}".as_bytes(),
             "\u{202e}".as_bytes(),
             "\u{2067}".as_bytes(),
         ];
-        let kept: [&[u8]; 4] = [
+        // (U+061B and U+061D are Arabic punctuation; U+200D, a zero-width joiner, joins emoji.)
+        let kept: [&[u8]; 7] = [
             "—".as_bytes(),
             "’".as_bytes(),
             "\u{a0}".as_bytes(),
             "\u{2070}".as_bytes(),
+            "\u{61b}".as_bytes(),
+            "\u{61d}".as_bytes(),
+            "\u{200d}".as_bytes(),
         ];
         for (seq, is_refused) in refused
             .iter()
