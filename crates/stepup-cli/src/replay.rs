@@ -57,9 +57,11 @@ pub struct ReplayArgs {
     /// Where history is kept during the replay.
     #[arg(long, value_enum, default_value = "disk")]
     pub store: StoreKind,
-    /// The disk store's file.
-    #[arg(long, default_value = ".stepup/replay.redb")]
-    pub db: PathBuf,
+    /// The disk store's file. Without it, the replay's own file in a new temporary directory,
+    /// removed when the replay ends: replays run at once neither share nor wait on one file,
+    /// and a directory that cannot be written is no obstacle.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
     /// Append every decision to this decision log (JSON lines: each decision with what is
     /// needed to make it again; see docs/decision-log.md), for `stepup backtest`.
     #[arg(long, value_name = "PATH")]
@@ -184,15 +186,37 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
             return 2;
         }
     };
+    // Declared before the store, so it is removed after the store is closed.
+    let mut scratch: Option<tempfile::TempDir> = None;
     let store: Box<dyn Store> = match a.store {
         StoreKind::Memory => Box::new(MemoryStore::new()),
-        StoreKind::Disk => match stepup_store::DiskStore::open(&a.db) {
-            Ok(s) => Box::new(s),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 2;
+        StoreKind::Disk => {
+            let path = match &a.db {
+                Some(path) => path.clone(),
+                None => match tempfile::Builder::new().prefix("stepup-replay-").tempdir() {
+                    Ok(dir) => scratch.insert(dir).path().join("replay.redb"),
+                    Err(e) => {
+                        eprintln!(
+                            "error: cannot make a temporary directory for the replay's history store: {e}\n  = help: name its file with `--db PATH`, or keep history in memory with `--store memory`"
+                        );
+                        return 2;
+                    }
+                },
+            };
+            match stepup_store::DiskStore::open(&path) {
+                Ok(s) => Box::new(s),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    if a.db.is_some() {
+                        eprintln!(
+                            "  = help: `{}` may be in use by another replay or service: give each its own file, or leave out `--db` (a replay then keeps its own)",
+                            path.display()
+                        );
+                    }
+                    return 2;
+                }
             }
-        },
+        }
     };
     let progress = (files.len() > 1 && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new(files.len() as u64);
@@ -232,6 +256,7 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
     let c = color(a.format);
     let set = engine.current();
     let (mut reports, mut bad, mut mismatched) = (Vec::<FileReport>::new(), 0usize, 0usize);
+    let mut untested = 0usize;
     for f in &files {
         let name = f.display().to_string();
         if let Some(pb) = &progress {
@@ -265,7 +290,9 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
             Ok(r) => {
                 let n = r.events.iter().filter(|e| !e.mismatches.is_empty()).count();
                 // A regression test that checks nothing passes whatever the rules do: under
-                // `--expect`, a file without events, or whose events expect nothing, fails.
+                // `--expect`, a file without events, or whose events expect nothing, is named in
+                // a warning (it has no mismatch: SPEC §7's scenario, written without
+                // expectations, is accepted as written).
                 let checks: usize = r
                     .events
                     .iter()
@@ -273,8 +300,19 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
                     .map(stepup_replay::scenario::Expect::checks)
                     .sum();
                 let vacuous = a.expect && checks == 0;
-                if a.expect && (n > 0 || vacuous) {
+                if a.expect && n > 0 {
                     mismatched += 1;
+                }
+                if vacuous {
+                    untested += 1;
+                    let warning = format!(
+                        "warning: `{name}` tests nothing: {} event(s), none with an `expect` that checks something\n  = help: write what each event should decide, e.g. `expect: (decision: step_up, required_aal: aal2)`",
+                        r.events.len()
+                    );
+                    match &progress {
+                        Some(pb) => pb.suspend(|| eprintln!("{warning}")),
+                        None => eprintln!("{warning}"),
+                    }
                 }
                 let t = match a.format {
                     Format::Json => r
@@ -353,6 +391,9 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
         );
         if a.expect {
             summary.push_str(&format!("; {mismatched} with mismatched expectations"));
+            if untested > 0 {
+                summary.push_str(&format!("; {untested} checking nothing"));
+            }
         }
         if bad > 0 {
             summary.push_str(&format!("; {bad} could not be replayed"));
