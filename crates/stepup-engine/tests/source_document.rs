@@ -550,6 +550,13 @@ fn an_operation_the_catalog_does_not_declare_fails_closed() {
     let s = Sim::new("dashboard", &[Factor::Password]);
     let d = s.op(0, "chnage_email");
     assert_eq!(d.kind, DecisionKind::Deny);
+    // In an established session the refusal still says what the session proves before the
+    // event (SPEC §7's `session_aal`; a review found it empty on refusals).
+    let s = Sim::new("dashboard", &[Factor::Password]);
+    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+    let d = s.op(10, "chnage_email");
+    assert_eq!(d.kind, DecisionKind::Deny);
+    assert_eq!(d.session_aal, Some(Aal::Aal1), "{d:?}");
 }
 
 #[test]

@@ -83,6 +83,8 @@ pub(crate) fn decide(
             mut decision,
         } => {
             if let Some(scope) = scope {
+                // What the session proves before the event, refused or not (SPEC §7).
+                decision.session_aal = state.session.aal(&scope.tenant.strengths);
                 not_evaluated(&mut decision, scope, req, state, record);
             }
             unaudited(&mut decision, record);
