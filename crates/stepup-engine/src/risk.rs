@@ -32,12 +32,19 @@ pub use stepup_dsl::feed::{FeedWarning, ThreatFeed};
 
 /// Computes signals for one event, lazily and at most once each.
 ///
-/// Three-valued (SPEC §10): a signal whose input is missing from the event's context (no device
+/// Three-valued (SPEC §10): a signal whose input is missing from a sign-in's context (no device
 /// fingerprint, country, location or readable IP) is *unknown*, unless its answer does not
 /// depend on that input (no reference place for impossible travel; no threat feed loaded).
-/// An event without a context (an operation or access that carries none) has no signals.
+/// An event without a context (an operation or access that carries none) has no signals, and
+/// one that carries its own ([`Signals::besides_sign_in`]) has those its context gives inputs
+/// for: a signal whose input it does not carry is false there, as it is on an event without a
+/// context (SPEC §5: a platform score alone, or a device alone, does not make the other signals
+/// unknown and prompt on every operation). An input it carries but that cannot be read (an
+/// address that is not one, a place not on Earth) is still unknown.
 pub struct Signals<'a> {
     ctx: Option<&'a Context>,
+    /// Whether the event is a sign-in: there a missing input is unknown, elsewhere false.
+    sign_in: bool,
     history: Option<&'a UserHistory>,
     config: &'a RiskConfig,
     feed: &'a ThreatFeed,
@@ -98,6 +105,7 @@ impl<'a> Signals<'a> {
     ) -> Self {
         Signals {
             ctx,
+            sign_in: true,
             history,
             config,
             feed,
@@ -106,6 +114,14 @@ impl<'a> Signals<'a> {
             country_memo: std::cell::Cell::new(None),
             score_memo: std::cell::Cell::new(None),
         }
+    }
+
+    /// The signals of an event that is not a sign-in (an operation or access that carries its
+    /// own context): a signal whose input the context does not carry is false, not unknown.
+    #[must_use]
+    pub fn besides_sign_in(mut self) -> Self {
+        self.sign_in = false;
+        self
     }
 
     /// One signal's value (`days` is the window of `new_country`).
@@ -144,6 +160,18 @@ impl<'a> Signals<'a> {
         let Some(ctx) = self.ctx else {
             return Tri::False;
         };
+        // Besides a sign-in, a signal whose input the event does not carry is false (SPEC §5),
+        // whether or not the history can be read.
+        if !self.sign_in
+            && match kind {
+                SignalKind::NewDevice => ctx.device.is_none(),
+                SignalKind::NewCountry => ctx.country.is_none(),
+                SignalKind::ImpossibleTravel => ctx.location.is_none(),
+                SignalKind::ThreatIntel => ctx.ip.is_none(),
+            }
+        {
+            return Tri::False;
+        }
         if kind == SignalKind::ThreatIntel {
             // The feed does not need the history.
             return self.threat(ctx);

@@ -313,8 +313,11 @@ fn compile(text: &str) -> Result<CompiledSet, String> {
 
 /// One way of removing or corrupting an input (SPEC §10). Not included, because they are not
 /// "what the engine does not know" but other known values: a platform risk score taken away
-/// (the platform said nothing), and history the store has lost (a forgotten device or place is
-/// indistinguishable from one never seen, and a policy may read `not new_device`).
+/// (the platform said nothing), history the store has lost (a forgotten device or place is
+/// indistinguishable from one never seen, and a policy may read `not new_device`), and a field
+/// taken from the context an operation or access carries (SPEC §5: besides a sign-in, a signal
+/// whose input the event does not carry is false, as on an event that carries no context at
+/// all; a field it carries but that cannot be read, `GarbleIp`, is still tried there).
 #[derive(Debug, Clone)]
 enum Corruption {
     DropAttr(usize),
@@ -377,7 +380,7 @@ fn corrupt(c: &Corruption, text: &str, req: &mut Request, state: &mut State) -> 
             }
         }
         Corruption::DropContextField(k) => {
-            if let Some(ctx) = context_mut(&mut req.event) {
+            if let Event::SignIn { context: ctx, .. } = &mut req.event {
                 match k {
                     0 => ctx.device = None,
                     1 => ctx.ip = None,

@@ -585,3 +585,101 @@ fn a_script_stuck_in_a_loop_is_stopped_and_fails_closed() {
         tr.notes
     );
 }
+
+/// SPEC §5: besides a sign-in, signals come from the context an event carries; a signal whose
+/// input it does not carry is false there, as on an event that carries none. (A review: an
+/// operation carrying only a platform score of 10 made every signal unknown, risk 10–100, and
+/// stepped a routine read up to aal3; one carrying only a new device fired the aal3 sign-in
+/// policy beside the aal2 new-device one.) What it carries but cannot be read stays unknown.
+#[test]
+fn an_operation_with_part_of_a_context_has_the_signals_of_that_part() {
+    let op_with = |s: &Sim, secs: i64, name: &str, context: Context| {
+        s.at(
+            secs,
+            Event::Operation {
+                name: name.into(),
+                attrs: vec![],
+                context: Some(context),
+            },
+        )
+    };
+    let none = Context {
+        device: None,
+        ip: None,
+        country: None,
+        location: None,
+        platform_risk: None,
+    };
+    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+    // A platform score alone: the score is that score, and a routine read is allowed.
+    let d = op_with(
+        &s,
+        60,
+        "view_profile",
+        Context {
+            platform_risk: Some(10),
+            ..none.clone()
+        },
+    );
+    assert_eq!(d.kind, DecisionKind::Allow, "{d:?}");
+    assert!(d.fired.is_empty(), "{:?}", d.fired);
+    // A high platform score alone fires the risk policy, and nothing else.
+    let d = op_with(
+        &s,
+        70,
+        "view_profile",
+        Context {
+            platform_risk: Some(85),
+            ..none.clone()
+        },
+    );
+    assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
+    assert_eq!(&*d.fired, ["risky_sign_in"]);
+    let risk = d.risk.unwrap();
+    assert_eq!((risk.score, risk.range.min, risk.range.max), (Some(85), 85, 85));
+    // A new device alone: the new-device policy (aal2), not the aal3 sign-in risk policy.
+    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+    let d = op_with(
+        &s,
+        60,
+        "view_profile",
+        Context {
+            device: Some("phone-2".into()),
+            ..none.clone()
+        },
+    );
+    assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
+    assert_eq!(&*d.fired, ["new_device_sign_in"]);
+    assert_eq!(d.required.map(|r| r.aal), Some(Aal::Aal2));
+    // An address that cannot be read is still unknown: the threat policy fires.
+    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+    let d = op_with(
+        &s,
+        60,
+        "view_profile",
+        Context {
+            ip: Some("999.1.2.3".into()),
+            ..none.clone()
+        },
+    );
+    assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
+    assert_eq!(&*d.fired, ["risky_sign_in"]);
+    // On a sign-in the same missing inputs are unknown (SPEC §10): a sign-in with a platform
+    // score alone is stepped up by every sign-in policy.
+    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
+    let d = s.sign_in(
+        0,
+        Context {
+            platform_risk: Some(10),
+            ..none
+        },
+    );
+    assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
+    assert_eq!(
+        &*d.fired,
+        ["new_country_sign_in", "new_device_sign_in", "risky_sign_in"]
+    );
+}

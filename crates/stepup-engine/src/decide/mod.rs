@@ -161,7 +161,14 @@ fn evaluate(
     let facts = Facts::new(
         req,
         t,
-        Signals::new(req.event.context(), history, &t.risk, feed, req.now),
+        {
+            let signals = Signals::new(req.event.context(), history, &t.risk, feed, req.now);
+            if matches!(req.event, Event::SignIn { .. }) {
+                signals
+            } else {
+                signals.besides_sign_in()
+            }
+        },
         history,
     );
     // Step 2: fire.
