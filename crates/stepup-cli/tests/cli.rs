@@ -276,8 +276,8 @@ fn replays_run_at_once_in_one_directory_each_keep_their_own_store() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
     // A file named with `--db` that another program holds is an error that says so.
-    let held = stepup_store::DiskStore::open(&cwd.path().join("h.redb"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let held =
+        stepup_store::DiskStore::open(&cwd.path().join("h.redb")).unwrap_or_else(|e| panic!("{e}"));
     let db = cwd.path().join("h.redb").display().to_string();
     let (code, _, err) = stepup(&["replay", "--db", &db, "examples/scenarios/"]);
     assert_eq!(code, 2, "{err}");
@@ -723,10 +723,16 @@ fn replay_expect_searches_subdirectories_and_names_a_file_that_checks_nothing() 
         assert!(!err.contains("tests nothing"), "{name}: {err}");
     }
     // With a failing file beside it, the run still fails on the mismatch.
-    let (_d, p) = temp_file("unit.ron", "Scenario(name: \"unit\", tenant: \"acme\", application: \"dashboard\", user: (id: \"a\", enrolled: [totp]), events: [])");
+    let (_d, p) = temp_file(
+        "unit.ron",
+        "Scenario(name: \"unit\", tenant: \"acme\", application: \"dashboard\", user: (id: \"a\", enrolled: [totp]), events: [])",
+    );
     let (code, out, _) = stepup(&["replay", "--store", "memory", "--expect", &p, &sc]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("1 with mismatched expectations; 1 checking nothing"), "{out}");
+    assert!(
+        out.contains("1 with mismatched expectations; 1 checking nothing"),
+        "{out}"
+    );
 }
 
 /// SPEC §7's scenario, exactly as written (it has no expectations), replays under `--expect`

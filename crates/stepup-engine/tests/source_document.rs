@@ -637,7 +637,10 @@ fn an_operation_with_part_of_a_context_has_the_signals_of_that_part() {
     assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
     assert_eq!(&*d.fired, ["risky_sign_in"]);
     let risk = d.risk.unwrap();
-    assert_eq!((risk.score, risk.range.min, risk.range.max), (Some(85), 85, 85));
+    assert_eq!(
+        (risk.score, risk.range.min, risk.range.max),
+        (Some(85), 85, 85)
+    );
     // A new device alone: the new-device policy (aal2), not the aal3 sign-in risk policy.
     let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
     assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
