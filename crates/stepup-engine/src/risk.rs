@@ -32,19 +32,20 @@ pub use stepup_dsl::feed::{FeedWarning, ThreatFeed};
 
 /// Computes signals for one event, lazily and at most once each.
 ///
-/// Three-valued (SPEC §10): a signal whose input is missing from a sign-in's context (no device
+/// Three-valued (SPEC §10): a signal whose input is missing from the event's context (no device
 /// fingerprint, country, location or readable IP) is *unknown*, unless its answer does not
 /// depend on that input (no reference place for impossible travel; no threat feed loaded).
-/// An event without a context (an operation or access that carries none) has no signals, and
-/// one that carries its own ([`Signals::besides_sign_in`]) has those its context gives inputs
-/// for: a signal whose input it does not carry is false there, as it is on an event without a
-/// context (SPEC §5: a platform score alone, or a device alone, does not make the other signals
-/// unknown and prompt on every operation). An input it carries but that cannot be read (an
-/// address that is not one, a place not on Earth) is still unknown.
+/// An event without a context (an operation or access that carries none) has no signals, nor
+/// has one whose context is only a platform score ([`Signals::besides_sign_in`]: the score
+/// says nothing of where the event comes from; SPEC §5 lists it as context so that the score
+/// counts). An operation or access that carries any of device, IP, country or location has
+/// signals as a sign-in has: an input missing beside them is unknown (a client can leave out a
+/// device header; SPEC §11 accepts the prompts a service without GeoIP gets for this).
 pub struct Signals<'a> {
     ctx: Option<&'a Context>,
-    /// Whether the event is a sign-in: there a missing input is unknown, elsewhere false.
-    sign_in: bool,
+    /// The event is not a sign-in and its context gives no input of a signal (only a platform
+    /// score): every signal is false, as without a context.
+    placeless: bool,
     history: Option<&'a UserHistory>,
     config: &'a RiskConfig,
     feed: &'a ThreatFeed,
@@ -105,7 +106,7 @@ impl<'a> Signals<'a> {
     ) -> Self {
         Signals {
             ctx,
-            sign_in: true,
+            placeless: false,
             history,
             config,
             feed,
@@ -117,10 +118,13 @@ impl<'a> Signals<'a> {
     }
 
     /// The signals of an event that is not a sign-in (an operation or access that carries its
-    /// own context): a signal whose input the context does not carry is false, not unknown.
+    /// own context): a context that gives no input of a signal (no device, IP, country or
+    /// location: only a platform score) has none, the score aside.
     #[must_use]
     pub fn besides_sign_in(mut self) -> Self {
-        self.sign_in = false;
+        self.placeless = self.ctx.is_some_and(|c| {
+            c.device.is_none() && c.ip.is_none() && c.country.is_none() && c.location.is_none()
+        });
         self
     }
 
@@ -160,16 +164,9 @@ impl<'a> Signals<'a> {
         let Some(ctx) = self.ctx else {
             return Tri::False;
         };
-        // Besides a sign-in, a signal whose input the event does not carry is false (SPEC §5),
+        // Besides a sign-in, a context of a platform score alone has no signals (SPEC §5),
         // whether or not the history can be read.
-        if !self.sign_in
-            && match kind {
-                SignalKind::NewDevice => ctx.device.is_none(),
-                SignalKind::NewCountry => ctx.country.is_none(),
-                SignalKind::ImpossibleTravel => ctx.location.is_none(),
-                SignalKind::ThreatIntel => ctx.ip.is_none(),
-            }
-        {
+        if self.placeless {
             return Tri::False;
         }
         if kind == SignalKind::ThreatIntel {

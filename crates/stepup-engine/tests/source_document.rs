@@ -586,13 +586,13 @@ fn a_script_stuck_in_a_loop_is_stopped_and_fails_closed() {
     );
 }
 
-/// SPEC §5: besides a sign-in, signals come from the context an event carries; a signal whose
-/// input it does not carry is false there, as on an event that carries none. (A review: an
-/// operation carrying only a platform score of 10 made every signal unknown, risk 10–100, and
-/// stepped a routine read up to aal3; one carrying only a new device fired the aal3 sign-in
-/// policy beside the aal2 new-device one.) What it carries but cannot be read stays unknown.
+/// SPEC §5: besides a sign-in, an event whose context is a platform score alone has no
+/// signals, as one that carries no context (a review: an operation carrying only a platform
+/// score of 10 made every signal unknown, risk 10–100, and stepped a routine read up to aal3).
+/// One that carries a device, an IP, a country or a place has signals as a sign-in has, an
+/// input missing beside them unknown (a client can leave out a device header).
 #[test]
-fn an_operation_with_part_of_a_context_has_the_signals_of_that_part() {
+fn an_operation_with_only_a_platform_score_has_no_signals() {
     let op_with = |s: &Sim, secs: i64, name: &str, context: Context| {
         s.at(
             secs,
@@ -641,7 +641,8 @@ fn an_operation_with_part_of_a_context_has_the_signals_of_that_part() {
         (risk.score, risk.range.min, risk.range.max),
         (Some(85), 85, 85)
     );
-    // A new device alone: the new-device policy (aal2), not the aal3 sign-in risk policy.
+    // A known device and address without a country or place: those two signals are unknown,
+    // so the score may reach 70 and the risk policy fires with the new-country one.
     let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
     assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
     let d = op_with(
@@ -649,23 +650,24 @@ fn an_operation_with_part_of_a_context_has_the_signals_of_that_part() {
         60,
         "view_profile",
         Context {
-            device: Some("phone-2".into()),
+            device: Some("laptop-1".into()),
+            ip: Some("198.51.100.7".into()),
             ..none.clone()
         },
     );
     assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
-    assert_eq!(&*d.fired, ["new_device_sign_in"]);
-    assert_eq!(d.required.map(|r| r.aal), Some(Aal::Aal2));
-    // An address that cannot be read is still unknown: the threat policy fires.
-    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
-    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+    assert_eq!(&*d.fired, ["new_country_sign_in", "risky_sign_in"]);
+    // The whole context of a known place: nothing fires.
+    let d = op_with(&s, 70, "view_profile", paris());
+    assert_eq!(d.kind, DecisionKind::Allow, "{d:?}");
+    // The known place with an address that cannot be read: the threat signal is unknown.
     let d = op_with(
         &s,
-        60,
+        80,
         "view_profile",
         Context {
             ip: Some("999.1.2.3".into()),
-            ..none.clone()
+            ..paris()
         },
     );
     assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
