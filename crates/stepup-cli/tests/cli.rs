@@ -332,7 +332,7 @@ fn replay_json_prints_full_audit_records_with_audit_full() {
         ],
         [
             &serde_json::json!("auth.step_up_completed"),
-            &serde_json::json!(1_795_770_320), // 2026-11-27T09:05:20Z, as `Timestamp` serialises
+            &serde_json::json!("2026-11-27T09:05:20Z"),
             &serde_json::json!("acme"),
             &serde_json::json!("dashboard"),
             &serde_json::json!("alice"),

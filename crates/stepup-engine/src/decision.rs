@@ -381,12 +381,18 @@ pub struct ReportOnly {
     pub note: Option<String>,
 }
 
+/// A time as RFC 3339 text.
+fn rfc3339<S: Serializer>(at: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339())
+}
+
 /// One audit record (a JSON line).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
     /// `auth.step_up_initiated|completed|failed|skipped|denied`.
     pub name: &'static str,
-    /// When.
+    /// When (serialized as RFC 3339 text, `2026-11-27T09:05:00Z`, as every time a person reads).
+    #[serde(serialize_with = "rfc3339")]
     pub at: Timestamp,
     /// Tenant.
     pub tenant: Arc<str>,

@@ -688,3 +688,47 @@ fn an_operation_with_only_a_platform_score_has_no_signals() {
         ["new_country_sign_in", "new_device_sign_in", "risky_sign_in"]
     );
 }
+
+/// SPEC §4: every audit record carries the risk score and signals (a review found none on the
+/// records of a completion, a failure and a refusal, which are decided before any policy is
+/// evaluated), and its time reads as the rest of the product writes times (RFC 3339).
+#[test]
+fn every_audit_record_carries_the_risk_and_a_readable_time() {
+    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
+    let mut records = Vec::new();
+    // A refusal before the session is established: an operation first.
+    records.extend(s.op(0, "change_email").audit);
+    records.extend(s.sign_in(10, paris()).audit);
+    let d = s.op(300, "change_email");
+    assert_eq!(d.kind, DecisionKind::StepUp);
+    records.extend(d.audit);
+    // A failure, then the completion.
+    let d = s.at(
+        310,
+        Event::StepUp {
+            factor: Factor::Totp,
+            success: false,
+        },
+    );
+    assert_eq!(d.kind, DecisionKind::Failed, "{d:?}");
+    assert!(d.risk.is_some());
+    records.extend(d.audit);
+    let d = s.step_up(320, Factor::Totp);
+    assert_eq!(d.kind, DecisionKind::Completed, "{d:?}");
+    records.extend(d.audit);
+    assert_eq!(
+        names(&Decision {
+            audit: records.clone(),
+            ..Decision::new(DecisionKind::Allow, Default::default())
+        }),
+        [au::DENIED, au::INITIATED, au::FAILED, au::COMPLETED]
+    );
+    for r in &records {
+        let risk = r.risk.unwrap_or_else(|| panic!("no risk on {}", r.name));
+        assert_eq!(risk.signals.len(), 4);
+        let json = serde_json::to_value(r).unwrap();
+        assert!(json["risk"]["signals"].is_array(), "{json}");
+        let at = json["at"].as_str().unwrap_or_else(|| panic!("{json}"));
+        assert_eq!(Timestamp::parse_rfc3339(at), Ok(r.at), "{json}");
+    }
+}

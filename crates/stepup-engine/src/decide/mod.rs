@@ -35,7 +35,7 @@ use crate::engine::CompiledSet;
 use crate::facts::Facts;
 use crate::request::{Event, Location, Request};
 use crate::risk::{Signals, ThreatFeed};
-use crate::state::{AuthEvent, HistoryUpdate, LastSignIn, State};
+use crate::state::{AuthEvent, HistoryUpdate, LastSignIn, State, UserHistory};
 use crate::tree::Ids;
 use merge::{Merge, grant_fits};
 use route::Route;
@@ -82,9 +82,10 @@ pub(crate) fn decide(
             scope,
             mut decision,
         } => {
-            if let Some(scope) = scope {
+            if let Some((scope, feed)) = scope {
                 // What the session proves before the event, refused or not (SPEC §7).
                 decision.session_aal = state.session.aal(&scope.tenant.strengths);
+                record_risk(&mut decision, scope, feed, req, state, record);
                 not_evaluated(&mut decision, scope, req, state, record);
             }
             unaudited(&mut decision, record);
@@ -92,10 +93,12 @@ pub(crate) fn decide(
         }
         Route::Complete {
             scope,
+            feed,
             factor,
             success,
         } => {
             let mut d = challenge::complete(&scope.tenant, set.hash(), req, state, factor, success);
+            record_risk(&mut d, scope, feed, req, state, record);
             not_evaluated(&mut d, scope, req, state, record);
             if explain {
                 let mut tr = Trace::default();
@@ -115,6 +118,42 @@ pub(crate) fn decide(
         Route::Evaluate { scope, feed, ids } => {
             evaluate(set, scope, feed, ids, req, state, record, walk)
         }
+    }
+}
+
+/// The signals of `req`'s event.
+fn signals_of<'a>(
+    req: &'a Request,
+    t: &'a Tenant,
+    history: Option<&'a UserHistory>,
+    feed: &'a ThreatFeed,
+) -> Signals<'a> {
+    let signals = Signals::new(req.event.context(), history, &t.risk, feed, req.now);
+    if matches!(req.event, Event::SignIn { .. }) {
+        signals
+    } else {
+        signals.besides_sign_in()
+    }
+}
+
+/// The risk score and signals of an event that was not evaluated against policies (a
+/// completion, a refusal), in the decision and each of its records (SPEC §4: a record carries
+/// them). A verdict keeps none.
+fn record_risk(
+    d: &mut Decision,
+    scope: &CompiledScope,
+    feed: &ThreatFeed,
+    req: &Request,
+    state: &State,
+    record: Record,
+) {
+    if record == Record::Verdict {
+        return;
+    }
+    let risk = signals_of(req, &scope.tenant, state.history.as_ref().ok(), feed).breakdown();
+    let risk = *d.risk.get_or_insert(risk);
+    for r in &mut d.audit {
+        r.risk.get_or_insert(risk);
     }
 }
 
@@ -158,19 +197,7 @@ fn evaluate(
     let audited = record != Record::Verdict;
     let t = &scope.tenant;
     let history = state.history.as_ref().ok();
-    let facts = Facts::new(
-        req,
-        t,
-        {
-            let signals = Signals::new(req.event.context(), history, &t.risk, feed, req.now);
-            if matches!(req.event, Event::SignIn { .. }) {
-                signals
-            } else {
-                signals.besides_sign_in()
-            }
-        },
-        history,
-    );
+    let facts = Facts::new(req, t, signals_of(req, t, history, feed), history);
     // Step 2: fire.
     let mut fired = fire::Fired::new();
     fire::fire(walk, scope, &facts, ids, &mut fired);

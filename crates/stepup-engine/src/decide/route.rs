@@ -24,13 +24,14 @@ pub(crate) enum Route<'s> {
     /// A `step_up` event: completes the session's latest open challenge.
     Complete {
         scope: &'s CompiledScope,
+        feed: &'s ThreatFeed,
         factor: Factor,
         success: bool,
     },
     /// Refused before evaluation (SPEC §10: what cannot be evaluated is denied).
     Refuse {
-        /// The scope, when the refusal is not that there is none.
-        scope: Option<&'s CompiledScope>,
+        /// The scope and its feed, when the refusal is not that there is none.
+        scope: Option<(&'s CompiledScope, &'s ThreatFeed)>,
         decision: Box<Decision>,
     },
 }
@@ -48,13 +49,14 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
     };
     let t = &scope.tenant;
     let refused = |decision| Route::Refuse {
-        scope: Some(scope),
+        scope: Some((scope, feed)),
         decision: Box::new(decision),
     };
     let ids = match &req.event {
         Event::StepUp { factor, success } => {
             return Route::Complete {
                 scope,
+                feed,
                 factor: *factor,
                 success: *success,
             };
