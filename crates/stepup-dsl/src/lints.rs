@@ -43,14 +43,14 @@ pub const LINTS: &[LintDoc] = &[
     LintDoc {
         code: "S004",
         name: "long-aal3-elevation",
-        what: "an AAL3 elevation stays valid longer than 15 minutes",
+        what: "an AAL3 elevation stays valid longer than 15 minutes (a policy's, or the tenant's `admin default`)",
         why: "a stolen access token keeps its effectiveness for the whole window; 5 minutes is the recommended AAL3 duration",
         example: "policy p \"...\" { when operation == payout require aal3 for 1h }",
     },
     LintDoc {
         code: "S005",
         name: "weaker-override",
-        what: "an application override may be weaker than the tenant policy it replaces (lower AAL, more factors, a longer duration, another condition, or `report_only` in place of an enforced policy)",
+        what: "an application override may be weaker than the tenant policy it replaces (lower AAL, more factors — one it did not allow, no stronger than the weakest it did —, a longer duration, another condition, or `report_only` in place of an enforced policy)",
         why: "per-application overrides exist to tighten a tenant's defaults; a weaker one silently lowers protection for that application",
         example: "tenant t { policy p \"...\" { when new_device require aal3 factor webauthn for 5m } }\napplication a of t { policy p \"...\" { when new_device require aal2 } }",
     },

@@ -829,3 +829,76 @@ fn hints_say_what_to_write() {
         )
     );
 }
+
+/// A review's findings on SPEC §9's lints. S005's "more factors" is a factor the tenant's
+/// policy did not allow and no stronger than the weakest it did: an override that trades `sms`
+/// for `webauthn` at a higher AAL and a shorter duration tightens it, and was flagged. S004
+/// missed an aal3 elevation the tenant's `admin default` keeps for longer than 15 minutes.
+#[test]
+fn a_stronger_factor_is_not_more_factors_and_the_admin_default_is_held_to_s004() {
+    let tenant = |factors: &str| {
+        format!(
+            "tenant t {{\n operation payout sensitive\n policy payouts \"Confirm this payout.\" {{ when operation == payout require aal2 factor {factors} for 15m }}\n}}\n"
+        )
+    };
+    let app = |factors: &str, aal: &str| {
+        format!(
+            "application finance of t {{\n override policy payouts \"Confirm this payout.\" {{ when operation == payout require {aal} factor {factors} for 5m }}\n}}"
+        )
+    };
+    for (base, new, aal) in [
+        ("sms", "webauthn", "aal3"),
+        ("sms|totp", "totp|webauthn", "aal3"),
+        ("sms", "sms|totp", "aal2"),
+    ] {
+        let d = diags(&format!("{}{}", tenant(base), app(new, aal)));
+        assert!(d.is_empty(), "{base} -> {new}: {d:#?}");
+    }
+    for (base, new, more) in [
+        (
+            "totp|webauthn",
+            "sms|totp",
+            "sms|totp instead of totp|webauthn",
+        ),
+        (
+            "webauthn",
+            "webauthn|totp",
+            "totp|webauthn instead of webauthn",
+        ),
+        ("sms|totp", "any", "any instead of sms|totp"),
+    ] {
+        expect_one(
+            &format!("{}{}", tenant(base), app(new, "aal2")),
+            "S005",
+            "this override of `payouts` is weaker than the tenant's policy",
+            "payouts",
+            Some(&format!(
+                "it has more factors ({more}); overrides should tighten, not loosen"
+            )),
+        );
+    }
+    // The admin default, with its own `for` or the tenant's duration.
+    for (text, kept, underlined) in [
+        (
+            "tenant t {\n operation del admin\n admin default require aal3 for 2h\n}",
+            "2h",
+            "2h",
+        ),
+        (
+            "tenant t {\n duration 1h\n operation del admin\n admin default require aal3\n}",
+            "1h",
+            "require aal3",
+        ),
+    ] {
+        expect_one(
+            text,
+            "S004",
+            &format!("an aal3 elevation kept for {kept}"),
+            underlined,
+            Some("5 minutes is recommended for AAL3 in highly sensitive operations"),
+        );
+    }
+    assert!(
+        diags("tenant t {\n operation del admin\n admin default require aal3 for 5m\n}").is_empty()
+    );
+}

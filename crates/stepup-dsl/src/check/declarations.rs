@@ -123,6 +123,9 @@ pub(super) fn pass<'a>(
                 diags: &mut *diags,
             };
             let required = req.and_then(|r| check_require(&mut cx, t, r));
+            if let (Some(r), Some(checked)) = (req, &required) {
+                super::lint::long_aal3_elevation(&mut cx, r, checked);
+            }
             t.admin_default = required;
         }
     }

@@ -5,15 +5,16 @@ use stepup_core::{Aal, Requirement, Validity, format_duration};
 use super::super::{AAL3_RECOMMENDED_SECS, Ctx};
 use crate::ast::{self, ValidityAst};
 
-/// Checks the validity of policy `p`'s checked requirement `req`.
-pub(in crate::check) fn long_aal3_elevation(cx: &mut Ctx<'_>, p: &ast::Policy, req: &Requirement) {
+/// Checks the validity of the checked requirement `req` of the clause `r` (a policy's, or the
+/// tenant's `admin default`: its elevations are as long).
+pub(in crate::check) fn long_aal3_elevation(cx: &mut Ctx<'_>, r: &ast::Require, req: &Requirement) {
     if req.aal == Aal::Aal3
         && let Validity::For(s) = req.validity
         && s > AAL3_RECOMMENDED_SECS
     {
-        let span = match &p.require.validity {
+        let span = match &r.validity {
             Some(ValidityAst::For(d)) => d.span,
-            _ => p.require.span,
+            _ => r.span,
         };
         cx.warn(
             "S004",

@@ -60,7 +60,17 @@ pub(in crate::check) fn weaker_override(
     if n.aal < b.aal {
         why.push(format!("a lower AAL ({} instead of {})", n.aal, b.aal));
     }
-    if !n.factors.is_subset(b.factors) {
+    // More factors: one the tenant's policy did not allow, no stronger (under the tenant's
+    // table) than the weakest it did. Another factor that is stronger than every one it
+    // allowed (`webauthn` for `sms`) tightens it.
+    let weakest = b.factors.iter().map(|f| t.strengths.strength(f)).min();
+    let looser: Vec<_> = n
+        .factors
+        .iter()
+        .filter(|f| !b.factors.contains(*f))
+        .filter(|f| weakest.is_none_or(|w| t.strengths.strength(*f) <= w))
+        .collect();
+    if !looser.is_empty() {
         why.push(format!(
             "more factors ({} instead of {})",
             n.factors, b.factors
