@@ -472,6 +472,16 @@ fn invalid_token(why: &str) -> Response {
     )
 }
 
+/// A request with no bearer token: the challenge carries no error code (RFC 6750 §3.1: the
+/// request had no authentication to be wrong), the body says what is missing.
+fn no_token() -> Response {
+    json_error(
+        StatusCode::UNAUTHORIZED,
+        serde_json::json!({"error": "invalid_token", "error_description": "a bearer access token is required"}),
+        Some("Bearer".to_string()),
+    )
+}
+
 fn bad_request(status: StatusCode, why: &str) -> Response {
     json_error(
         status,
@@ -575,15 +585,14 @@ enum Step {
     Await(Box<Checked>),
 }
 
+/// The bearer token of the `Authorization` header (the scheme's name in any case, RFC 7235).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+    let h = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = h.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn peer(parts: &Parts) -> Option<IpAddr> {
@@ -705,14 +714,14 @@ fn check(shared: &StepUp, op: &Operation, req: Request<Body>) -> Step {
     let readable = !too_long && !parts.headers.contains_key(header::EXPECT);
     let now = (s.clock)();
     let verified = match bearer(&parts.headers) {
-        None => Err("a bearer access token is required".to_string()),
-        Some(token) => s.verified.verify(&s.verifier, token, now),
+        None => Err(None),
+        Some(token) => s.verified.verify(&s.verifier, token, now).map_err(Some),
     };
     let token = match verified {
         Ok(t) => t,
         Err(e) => {
             return Step::Refuse(Refusal {
-                resp: invalid_token(&e),
+                resp: e.map_or_else(no_token, |e| invalid_token(&e)),
                 body,
                 readable,
                 deadline,

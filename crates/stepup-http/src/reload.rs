@@ -50,16 +50,25 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Whether a caller may read the status: with `token` configured, only a request bearing it;
-/// without, only a loopback peer (the connection's own address, never a forwarded one).
+/// without, only a loopback peer (the connection's own address, never a forwarded one) whose
+/// request was not forwarded: a request that names a client (`Forwarded`, `X-Forwarded-For`,
+/// `X-Real-IP`) came through a proxy on this host, for anyone (a review: behind a local
+/// reverse proxy every client looked local).
 #[must_use]
 pub fn status_allowed(headers: &HeaderMap, peer: Option<IpAddr>, token: Option<&str>) -> bool {
     match token {
         Some(t) => headers
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .is_some_and(|given| same(given.trim().as_bytes(), t.as_bytes())),
-        None => peer.is_some_and(|p| p.to_canonical().is_loopback()),
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .is_some_and(|(_, given)| same(given.trim().as_bytes(), t.as_bytes())),
+        None => {
+            let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
+                .iter()
+                .any(|h| headers.contains_key(*h));
+            !forwarded && peer.is_some_and(|p| p.to_canonical().is_loopback())
+        }
     }
 }
 
@@ -168,6 +177,12 @@ mod tests {
             None
         ));
         assert!(!status_allowed(&h, Some(far), None));
+        // Forwarded by a proxy on this host: not a local caller.
+        for name in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+            let mut fwd = HeaderMap::new();
+            fwd.insert(name, "198.51.100.9".parse().unwrap());
+            assert!(!status_allowed(&fwd, Some(lo), None), "{name}");
+        }
         assert!(!status_allowed(&h, None, None));
         assert!(
             !status_allowed(&h, Some(lo), Some("tok")),
