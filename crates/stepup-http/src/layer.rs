@@ -281,7 +281,7 @@ fn decide(
 ) -> stepup_engine::Decision {
     let s = &shared.0;
     let set = s.engine.current();
-    let (d, logged) = session::decide(
+    let (d, logged, earlier) = session::decide(
         &set,
         s.store.as_ref(),
         &s.claims,
@@ -293,8 +293,13 @@ fn decide(
         sign_in,
         s.decision_log.is_some(),
     );
-    if let (Some(log), Some((req, state))) = (&s.decision_log, logged) {
-        log.write(&req, state.as_ref(), &d);
+    if let Some(log) = &s.decision_log {
+        for (req, state, d) in &earlier {
+            log.write(req, Some(state), d);
+        }
+        if let Some((req, state)) = logged {
+            log.write(&req, state.as_ref(), &d);
+        }
     }
     d
 }

@@ -218,7 +218,7 @@ fn completion(
     state: &State,
     per_user: bool,
     sign_in: &dyn Fn() -> Context,
-) -> Option<Decision> {
+) -> Option<(Request, Decision)> {
     let established = state.session.established;
     let latest = state
         .session
@@ -301,7 +301,7 @@ fn completion(
             r.factor = None;
         }
     }
-    Some(c)
+    Some((req, c))
 }
 
 /// The refusal of a decision whose effects could not be saved (SPEC §10: what spends a grant,
@@ -334,6 +334,11 @@ fn store_key(op: &Request) -> std::borrow::Cow<'_, str> {
 /// (`None`: the store could not be read, or what was decided could not be saved).
 pub(crate) type Logged = Option<(Request, Option<State>)>;
 
+/// The decisions a request made before the one it returns, for the decision log: a challenge
+/// its token completed and a sign-in allowed on its way to the operation (each with the state
+/// it was decided on).
+pub(crate) type Earlier = Vec<(Request, State, Decision)>;
+
 /// Decides the operation `op` of a token's session (see the module's documentation) and
 /// commits its effects. `per_user`: the token names no login of its own, so the session is the
 /// user's, shared by all of their logins. `sign_in` gives the request's context, asked only for a sign-in. The
@@ -353,7 +358,7 @@ pub(crate) fn decide(
     per_user: bool,
     sign_in: &dyn Fn() -> Context,
     log: bool,
-) -> (Decision, Logged) {
+) -> (Decision, Logged, Earlier) {
     let strengths = set
         .model
         .tenants
@@ -377,7 +382,7 @@ pub(crate) fn decide(
             Ok(x) => x,
             Err(e) => {
                 let d = refuse_for_store(op, set.hash(), e.to_string());
-                return (d, log.then(|| (op.clone(), None)));
+                return (d, log.then(|| (op.clone(), None)), Vec::new());
             }
         };
         let mut state = State {
@@ -410,6 +415,7 @@ pub(crate) fn decide(
 
         let mut d = None;
         let mut decided_on = None;
+        let mut earlier: Earlier = Vec::new();
         // The login's record across applications, when this request completes a challenge.
         let mut record: Option<stepup_engine::state::SessionState> = None;
         // A completion stands only if this authentication completed no challenge in another
@@ -438,9 +444,12 @@ pub(crate) fn decide(
         let new_login = login_at.is_none_or(|at| !state.session.accepted(at));
         let another_login = per_user && state.session.established && new_login;
         if !another_login
-            && let Some(mut c) =
-                completion(set, op, &proof, &state, per_user, sign_in).and_then(&mut first_use)
+            && let Some((req, mut c)) = completion(set, op, &proof, &state, per_user, sign_in)
+                .and_then(|(req, c)| first_use(c).map(|c| (req, c)))
         {
+            if log {
+                earlier.push((req, state.clone(), c.clone()));
+            }
             absorb(&mut state, &mut c);
             accepted |= accept(&mut state);
         }
@@ -454,6 +463,12 @@ pub(crate) fn decide(
             };
             let (mut s, st) = decide_token(set, &req, &state, &proof);
             if s.kind == DecisionKind::Allow {
+                if log {
+                    // A decision of its own (SPEC §12: one line per decision), logged when
+                    // what the request decided is saved.
+                    let on = st.clone().unwrap_or_else(|| state.clone());
+                    earlier.push((req.clone(), on, s.clone()));
+                }
                 absorb(&mut state, &mut s);
                 accepted |= accept(&mut state);
             } else {
@@ -470,9 +485,12 @@ pub(crate) fn decide(
         // 2, for another login whose sign-in was allowed.
         if another_login
             && d.is_none()
-            && let Some(mut c) =
-                completion(set, op, &proof, &state, per_user, sign_in).and_then(&mut first_use)
+            && let Some((req, mut c)) = completion(set, op, &proof, &state, per_user, sign_in)
+                .and_then(|(req, c)| first_use(c).map(|c| (req, c)))
         {
+            if log {
+                earlier.push((req, state.clone(), c.clone()));
+            }
             absorb(&mut state, &mut c);
             accepted |= accept(&mut state);
         }
@@ -517,7 +535,7 @@ pub(crate) fn decide(
         audit.append(&mut d.audit);
         d.audit = audit;
         if session.is_none() && update.is_none() {
-            return (d, logged);
+            return (d, logged, earlier);
         }
         if let (Some(k), Some(mut r)) = (across, record.take()) {
             // The authentication is recorded as used before its completion is saved: if the
@@ -532,6 +550,7 @@ pub(crate) fn decide(
                     return (
                         refused_unsaved(set, op, &mut d, &e),
                         log.then(|| (op.clone(), None)),
+                        Vec::new(),
                     );
                 }
             }
@@ -543,7 +562,7 @@ pub(crate) fn decide(
             session.as_ref(),
             update.as_ref(),
         ) {
-            Ok(()) => return (d, logged),
+            Ok(()) => return (d, logged, earlier),
             Err(StoreError::Conflict { .. }) if attempt < MAX_COMMIT_ATTEMPTS => {
                 // Another instance decided on this session first: decide again on its state.
             }
@@ -552,14 +571,14 @@ pub(crate) fn decide(
                     // It spends a grant, completes a challenge or establishes the session: an
                     // allow only if that was saved (SPEC §10).
                     let refused = refused_unsaved(set, op, &mut d, &e);
-                    return (refused, log.then(|| (op.clone(), None)));
+                    return (refused, log.then(|| (op.clone(), None)), Vec::new());
                 }
                 let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
                 d.errors.push(note.clone());
                 for r in &mut d.audit {
                     r.errors.push(note.clone());
                 }
-                return (d, logged);
+                return (d, logged, Vec::new());
             }
         }
     }

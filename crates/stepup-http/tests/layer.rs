@@ -732,7 +732,10 @@ fn the_decision_log_backtests_to_exactly_the_recorded_decisions() {
     let acr = token(setup.now(), "s2", Some("aal2"), &[], 5);
     let r = call(&srv, "POST", "/email", &acr, &[], None);
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(log.lines(), 5);
+    // Eight decisions: each first request of a session is its sign-in (allowed) and then its
+    // operation, and a token that completes a challenge is that completion and then the
+    // operation, each a line of its own (a review found the allowed sign-ins missing).
+    assert_eq!(log.lines(), 8);
     assert_eq!(log.errors(), 0);
 
     let set = setup.engine.current();
@@ -748,14 +751,29 @@ fn the_decision_log_backtests_to_exactly_the_recorded_decisions() {
             rec.decision,
             "line {line}"
         );
-        kinds.push(rec.decision.label());
+        let sign_in = matches!(rec.request().event, stepup_engine::Event::SignIn { .. });
+        kinds.push(format!(
+            "{} {}",
+            if sign_in { "sign_in" } else { "op" },
+            rec.decision.label()
+        ));
         backtest.add("decisions.jsonl", line, &rec);
     }
-    assert_eq!(kinds.len(), 5, "{kinds:?}");
-    assert_eq!(kinds[0], "allow");
-    assert_eq!(kinds[1], "step_up aal2");
+    assert_eq!(
+        kinds,
+        [
+            "sign_in allow",
+            "op allow",
+            "op step_up aal2",
+            "op completed",
+            "op allow",
+            "op step_up aal3",
+            "sign_in allow",
+            "op allow"
+        ]
+    );
     let report = backtest.finish();
-    assert_eq!(report.decisions, 5);
+    assert_eq!(report.decisions, 8);
     assert_eq!(report.not_redecided, 0);
     assert_eq!(report.unreadable, 0);
     assert_eq!(report.changed, 0, "{:?}", report.changes);
@@ -774,7 +792,8 @@ fn a_decision_log_that_cannot_be_written_is_counted_and_the_decision_stands() {
     let pwd = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
     let r = call(&srv, "POST", "/email", &pwd, &[], None);
     assert_eq!(r.status, 401, "{:?}", r.body);
-    assert_eq!(log.errors(), 2);
+    // The first request's sign-in and operation, and the step-up.
+    assert_eq!(log.errors(), 3);
 }
 
 // ------------------------------------------- other logins of one session (second review)
