@@ -106,7 +106,7 @@ pub const LINTS: &[LintDoc] = &[
     LintDoc {
         code: "S013",
         name: "override-of-nothing",
-        what: "an application's `override policy` names a policy its tenant does not have (or the built-in `admin_default` where the tenant has none); it is added as a new policy of the application (was the error E010)",
+        what: "an application's `override policy` names a policy its tenant does not have (or the built-in `admin_default` where the tenant has none), or a `policy` of an application, which replaces the tenant's of its name, is named nearly as one of the tenant's and replaces nothing; it is added as a new policy of the application (was the error E010)",
         why: "an override replaces a tenant policy by name; with nothing to replace it is most likely a typo, and the policy it meant to replace still applies beside it",
         example: "tenant t { operation payout sensitive }\napplication a of t { override policy pay \"Confirm this payout.\" { when operation == payout require aal3 } }",
     },

@@ -902,3 +902,29 @@ fn a_stronger_factor_is_not_more_factors_and_the_admin_default_is_held_to_s004()
         diags("tenant t {\n operation del admin\n admin default require aal3 for 5m\n}").is_empty()
     );
 }
+
+/// SPEC §9, "overrides of policies that do not exist", in the SPEC's own style: a `policy` of
+/// an application replaces the tenant's of its name, so one named nearly as a tenant policy
+/// replaces nothing, most likely by a typo (a review found it silent). A name not near any is
+/// an application's own policy, and says nothing.
+#[test]
+fn an_application_policy_named_nearly_as_a_tenant_policy_is_flagged() {
+    let tenant = "tenant t { policy payouts \"Confirm this payout with your key.\" { when new_device require aal3 factor webauthn for 5m } }\n";
+    expect_one(
+        &format!(
+            "{tenant}application a of t {{ policy payout \"Confirm this payout with your key.\" {{ when new_device require aal3 factor webauthn for 5m }} }}"
+        ),
+        "S013",
+        "policy `payout` replaces no policy of tenant `t`; it is added as a new policy",
+        "payout",
+        Some(
+            "did you mean `payouts`? (a policy of an application replaces the tenant's of the same name)",
+        ),
+    );
+    for name in ["payouts", "exports"] {
+        let d = diags(&format!(
+            "{tenant}application a of t {{ policy {name} \"Confirm this export with your key.\" {{ when new_device require aal3 factor webauthn for 5m }} }}"
+        ));
+        assert!(d.is_empty(), "{name}: {d:#?}");
+    }
+}

@@ -149,6 +149,26 @@ pub(super) fn pass(
                             "nothing to override",
                             help,
                         );
+                    } else if !p.is_override
+                        && base.is_none()
+                        && let Some(hint) = mean(&name, &tenant_policy_names)
+                    {
+                        // A policy of the application replaces the tenant's of its name (SPEC
+                        // §3): one whose name nearly is a tenant policy's most likely meant to
+                        // replace it, and replaces nothing.
+                        let span = p.name.as_ref().map_or(p.span, |n| n.span);
+                        cx.warn(
+                            "S013",
+                            span,
+                            format!(
+                                "policy `{name}` replaces no policy of tenant `{}`; it is added as a new policy",
+                                tenant.name
+                            ),
+                            "replaces nothing",
+                            Some(format!(
+                                "{hint} (a policy of an application replaces the tenant's of the same name)"
+                            )),
+                        );
                     }
                     let at = PolicyAt {
                         file: app.file,
