@@ -928,3 +928,45 @@ fn an_application_policy_named_nearly_as_a_tenant_policy_is_flagged() {
         assert!(d.is_empty(), "{name}: {d:#?}");
     }
 }
+
+/// S001 where a condition names the operations it leaves out (a review: `operation !=
+/// change_email` stepped up on `view_profile`, a routine operation, and passed): every routine
+/// operation it does not name is flagged; a `not` around `==` or `in` leaves out what it names.
+#[test]
+fn a_step_up_on_every_operation_but_some_flags_the_routine_ones() {
+    let tenant = |cond: &str| {
+        format!(
+            "tenant t {{\n operation view_profile routine\n operation change_email sensitive\n policy p \"Confirm your identity to continue.\" {{ when {cond} require aal2 }}\n}}"
+        )
+    };
+    for (cond, underlined, label) in [
+        (
+            "operation != change_email",
+            "operation",
+            "every operation but `change_email`",
+        ),
+        ("not (operation != view_profile)", "view_profile", "routine"),
+        (
+            "not (operation in [change_email])",
+            "operation",
+            "every operation but `change_email`",
+        ),
+    ] {
+        let d = diags(&tenant(cond));
+        assert_eq!(d.len(), 1, "{cond}: {d:#?}");
+        assert_eq!(d[0].code, "S001");
+        assert_eq!(
+            d[0].message,
+            "step-up on `view_profile`, a routine operation"
+        );
+        assert_eq!(d[0].snippet(), underlined, "{cond}");
+        assert_eq!(d[0].label, label, "{cond}");
+    }
+    for cond in [
+        "not (operation == view_profile)",
+        "operation != view_profile",
+        "not (operation in [view_profile])",
+    ] {
+        assert!(diags(&tenant(cond)).is_empty(), "{cond}");
+    }
+}
