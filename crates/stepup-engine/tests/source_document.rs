@@ -610,8 +610,12 @@ fn an_operation_with_only_a_platform_score_has_no_signals() {
         location: None,
         platform_risk: None,
     };
-    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
-    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+    let signed_in = || {
+        let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
+        assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+        s
+    };
+    let s = signed_in();
     // A platform score alone: the score is that score, and a routine read is allowed.
     let d = op_with(
         &s,
@@ -643,8 +647,7 @@ fn an_operation_with_only_a_platform_score_has_no_signals() {
     );
     // A known device and address without a country or place: those two signals are unknown,
     // so the score may reach 70 and the risk policy fires with the new-country one.
-    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
-    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+    let s = signed_in();
     let d = op_with(
         &s,
         60,
