@@ -877,6 +877,17 @@ fn a_stronger_factor_is_not_more_factors_and_the_admin_default_is_held_to_s004()
             )),
         );
     }
+    // A listed factor too weak for the AAL never counted (a review of the change): at aal3
+    // `webauthn|sms` is `webauthn` alone, and adding `totp` is more.
+    expect_one(
+        "tenant t {\n operation payout sensitive\n policy payouts \"Confirm this payout.\" { when operation == payout require aal3 factor webauthn|sms for 5m }\n}\napplication finance of t {\n override policy payouts \"Confirm this payout.\" { when operation == payout require aal3 factor webauthn|sms|totp for 5m }\n}",
+        "S005",
+        "this override of `payouts` is weaker than the tenant's policy",
+        "payouts",
+        Some(
+            "it has more factors (sms|totp|webauthn instead of sms|webauthn); overrides should tighten, not loosen",
+        ),
+    );
     // The admin default, with its own `for` or the tenant's duration.
     for (text, kept, underlined) in [
         (

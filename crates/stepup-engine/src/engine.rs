@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use stepup_dsl::PolicySet;
 
 use crate::compile::{CompiledScope, compile_tenant};
-use crate::decide::{IdSeed, Record, Walk, refuse_for_store};
+use crate::decide::{IdSeed, Record, Walk};
 use crate::decision::{Decision, DecisionKind, SetHash, audit_names};
 use crate::names::NameMap;
 use crate::request::Request;
@@ -81,6 +81,20 @@ impl std::fmt::Debug for CompiledSet {
 }
 
 impl CompiledSet {
+    /// The refusal of `req` because the history store failed (SPEC §10: deny, reason
+    /// `store_unavailable`), its audit record carrying the event's risk score and signals where
+    /// the request's tenant is known (`history`: what the store gave before it failed, if it
+    /// gave anything).
+    #[must_use]
+    pub fn refuse_for_store(
+        &self,
+        req: &Request,
+        history: Option<&crate::state::UserHistory>,
+        error: String,
+    ) -> Decision {
+        crate::decide::refused_for_store(self, req, history, error)
+    }
+
     /// Compiles a checked set. Its threat feeds were loaded when it was checked (a missing
     /// blocklist is an error of the rules): each tenant's merged feed is in its model.
     ///
@@ -396,7 +410,7 @@ impl Engine {
                     session,
                 },
                 // Without the session nothing can be decided or recorded: refuse.
-                Err(e) => return (refuse_for_store(req, set.hash(), e.to_string()), None),
+                Err(e) => return (set.refuse_for_store(req, None, e.to_string()), None),
             };
             let mut d = set.decide(req, &state, explain);
             let kept = keep_state.then(|| state.clone());
@@ -431,7 +445,7 @@ impl Engine {
             } else if d.kind == DecisionKind::Allow && d.effects.session.is_some() {
                 // An allow that establishes a session or spends a grant is an allow only if
                 // its commit succeeded (SPEC §10).
-                let mut refused = refuse_for_store(req, set.hash(), note);
+                let mut refused = set.refuse_for_store(req, state.history.as_ref().ok(), note);
                 refused.trace = d.trace.take();
                 return (refused, kept);
             }

@@ -35,17 +35,9 @@ pub use stepup_dsl::feed::{FeedWarning, ThreatFeed};
 /// Three-valued (SPEC §10): a signal whose input is missing from the event's context (no device
 /// fingerprint, country, location or readable IP) is *unknown*, unless its answer does not
 /// depend on that input (no reference place for impossible travel; no threat feed loaded).
-/// An event without a context (an operation or access that carries none) has no signals, nor
-/// has one whose context is only a platform score ([`Signals::besides_sign_in`]: the score
-/// says nothing of where the event comes from; SPEC §5 lists it as context so that the score
-/// counts). An operation or access that carries any of device, IP, country or location has
-/// signals as a sign-in has: an input missing beside them is unknown (a client can leave out a
-/// device header; SPEC §11 accepts the prompts a service without GeoIP gets for this).
+/// An event without a context (an operation or access that carries none) has no signals.
 pub struct Signals<'a> {
     ctx: Option<&'a Context>,
-    /// The event is not a sign-in and its context gives no input of a signal (only a platform
-    /// score): every signal is false, as without a context.
-    placeless: bool,
     history: Option<&'a UserHistory>,
     config: &'a RiskConfig,
     feed: &'a ThreatFeed,
@@ -106,7 +98,6 @@ impl<'a> Signals<'a> {
     ) -> Self {
         Signals {
             ctx,
-            placeless: false,
             history,
             config,
             feed,
@@ -115,17 +106,6 @@ impl<'a> Signals<'a> {
             country_memo: std::cell::Cell::new(None),
             score_memo: std::cell::Cell::new(None),
         }
-    }
-
-    /// The signals of an event that is not a sign-in (an operation or access that carries its
-    /// own context): a context that gives no input of a signal (no device, IP, country or
-    /// location: only a platform score) has none, the score aside.
-    #[must_use]
-    pub fn besides_sign_in(mut self) -> Self {
-        self.placeless = self.ctx.is_some_and(|c| {
-            c.device.is_none() && c.ip.is_none() && c.country.is_none() && c.location.is_none()
-        });
-        self
     }
 
     /// One signal's value (`days` is the window of `new_country`).
@@ -164,11 +144,6 @@ impl<'a> Signals<'a> {
         let Some(ctx) = self.ctx else {
             return Tri::False;
         };
-        // Besides a sign-in, a context of a platform score alone has no signals (SPEC §5),
-        // whether or not the history can be read.
-        if self.placeless {
-            return Tri::False;
-        }
         if kind == SignalKind::ThreatIntel {
             // The feed does not need the history.
             return self.threat(ctx);

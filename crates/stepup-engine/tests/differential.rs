@@ -313,11 +313,8 @@ fn compile(text: &str) -> Result<CompiledSet, String> {
 
 /// One way of removing or corrupting an input (SPEC §10). Not included, because they are not
 /// "what the engine does not know" but other known values: a platform risk score taken away
-/// (the platform said nothing), history the store has lost (a forgotten device or place is
-/// indistinguishable from one never seen, and a policy may read `not new_device`), and the last
-/// of device, IP, country and location taken from the context an operation or access carries
-/// (SPEC §5: besides a sign-in, an event that carries none of them has no signals, as one that
-/// carries no context at all; taking one of several is tried there too).
+/// (the platform said nothing), and history the store has lost (a forgotten device or place is
+/// indistinguishable from one never seen, and a policy may read `not new_device`).
 #[derive(Debug, Clone)]
 enum Corruption {
     DropAttr(usize),
@@ -380,21 +377,12 @@ fn corrupt(c: &Corruption, text: &str, req: &mut Request, state: &mut State) -> 
             }
         }
         Corruption::DropContextField(k) => {
-            let sign_in = matches!(req.event, Event::SignIn { .. });
             if let Some(ctx) = context_mut(&mut req.event) {
-                let mut dropped = ctx.clone();
                 match k {
-                    0 => dropped.device = None,
-                    1 => dropped.ip = None,
-                    2 => dropped.country = None,
-                    _ => dropped.location = None,
-                }
-                let placeless = dropped.device.is_none()
-                    && dropped.ip.is_none()
-                    && dropped.country.is_none()
-                    && dropped.location.is_none();
-                if sign_in || !placeless {
-                    *ctx = dropped;
+                    0 => ctx.device = None,
+                    1 => ctx.ip = None,
+                    2 => ctx.country = None,
+                    _ => ctx.location = None,
                 }
             }
         }

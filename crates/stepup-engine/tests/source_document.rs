@@ -586,20 +586,21 @@ fn a_script_stuck_in_a_loop_is_stopped_and_fails_closed() {
     );
 }
 
-/// SPEC §5: besides a sign-in, an event whose context is a platform score alone has no
-/// signals, as one that carries no context (a review: an operation carrying only a platform
-/// score of 10 made every signal unknown, risk 10–100, and stepped a routine read up to aal3).
-/// One that carries a device, an IP, a country or a place has signals as a sign-in has, an
-/// input missing beside them unknown (a client can leave out a device header).
+/// SPEC §5: an operation or access that carries its own context — any of device, IP, country,
+/// location or a platform score — has signals as a sign-in has, and an input missing from it is
+/// unknown (SPEC §10). A review proposed that a platform score alone be no context (a routine
+/// read with a score of 10 is stepped up); a second review showed that then a client who leaves
+/// out a device header, where a service sends it with a score, escapes the prompt: less input
+/// must never mean fewer prompts. An event that carries no context at all has none.
 #[test]
-fn an_operation_with_only_a_platform_score_has_no_signals() {
-    let op_with = |s: &Sim, secs: i64, name: &str, context: Context| {
+fn an_operation_that_carries_a_context_has_its_signals_and_a_missing_input_is_unknown() {
+    let op_with = |s: &Sim, secs: i64, context: Option<Context>| {
         s.at(
             secs,
             Event::Operation {
-                name: name.into(),
+                name: "view_profile".into(),
                 attrs: vec![],
-                context: Some(context),
+                context,
             },
         )
     };
@@ -610,86 +611,43 @@ fn an_operation_with_only_a_platform_score_has_no_signals() {
         location: None,
         platform_risk: None,
     };
-    let signed_in = || {
-        let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
-        assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
-        s
+    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
+    assert_eq!(s.sign_in(0, paris()).kind, DecisionKind::Allow);
+    let score_only = Context {
+        platform_risk: Some(10),
+        ..none.clone()
     };
-    let s = signed_in();
-    // A platform score alone: the score is that score, and a routine read is allowed.
-    let d = op_with(
-        &s,
-        60,
-        "view_profile",
-        Context {
-            platform_risk: Some(10),
-            ..none.clone()
-        },
-    );
-    assert_eq!(d.kind, DecisionKind::Allow, "{d:?}");
-    assert!(d.fired.is_empty(), "{:?}", d.fired);
-    // A high platform score alone fires the risk policy, and nothing else.
-    let d = op_with(
-        &s,
-        70,
-        "view_profile",
-        Context {
-            platform_risk: Some(85),
-            ..none.clone()
-        },
-    );
-    assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
-    assert_eq!(&*d.fired, ["risky_sign_in"]);
-    let risk = d.risk.unwrap();
-    assert_eq!(
-        (risk.score, risk.range.min, risk.range.max),
-        (Some(85), 85, 85)
-    );
-    // A known device and address without a country or place: those two signals are unknown,
-    // so the score may reach 70 and the risk policy fires with the new-country one.
-    let s = signed_in();
-    let d = op_with(
-        &s,
-        60,
-        "view_profile",
-        Context {
-            device: Some("laptop-1".into()),
-            ip: Some("198.51.100.7".into()),
-            ..none.clone()
-        },
-    );
-    assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
-    assert_eq!(&*d.fired, ["new_country_sign_in", "risky_sign_in"]);
-    // The whole context of a known place: nothing fires.
-    let d = op_with(&s, 70, "view_profile", paris());
-    assert_eq!(d.kind, DecisionKind::Allow, "{d:?}");
+    let with_device = Context {
+        device: Some("laptop-1".into()),
+        ..score_only.clone()
+    };
+    // With the device and a score, and with the score alone: the missing inputs are unknown,
+    // and the policies that read them fire; taking the device away prompts no less.
+    for ctx in [with_device, score_only] {
+        let d = op_with(&s, 60, Some(ctx.clone()));
+        assert_eq!(d.kind, DecisionKind::StepUp, "{ctx:?}: {d:?}");
+        assert!(
+            d.fired.contains(&"risky_sign_in".to_string()),
+            "{:?}",
+            d.fired
+        );
+        let risk = d.risk.unwrap();
+        assert_eq!((risk.range.min, risk.score), (10, None), "{ctx:?}");
+    }
+    // The whole context of the known place: nothing fires; no context at all: no signals.
+    assert_eq!(op_with(&s, 70, Some(paris())).kind, DecisionKind::Allow);
+    assert_eq!(op_with(&s, 80, None).kind, DecisionKind::Allow);
     // The known place with an address that cannot be read: the threat signal is unknown.
     let d = op_with(
         &s,
-        80,
-        "view_profile",
-        Context {
+        90,
+        Some(Context {
             ip: Some("999.1.2.3".into()),
             ..paris()
-        },
+        }),
     );
     assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
     assert_eq!(&*d.fired, ["risky_sign_in"]);
-    // On a sign-in the same missing inputs are unknown (SPEC §10): a sign-in with a platform
-    // score alone is stepped up by every sign-in policy.
-    let s = Sim::new("dashboard", &[Factor::Password, Factor::Totp]);
-    let d = s.sign_in(
-        0,
-        Context {
-            platform_risk: Some(10),
-            ..none
-        },
-    );
-    assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
-    assert_eq!(
-        &*d.fired,
-        ["new_country_sign_in", "new_device_sign_in", "risky_sign_in"]
-    );
 }
 
 /// SPEC §4: every audit record carries the risk score and signals (a review found none on the
@@ -726,6 +684,34 @@ fn every_audit_record_carries_the_risk_and_a_readable_time() {
         }),
         [au::DENIED, au::INITIATED, au::FAILED, au::COMPLETED]
     );
+    // The store's refusal too (a review of the change found it without): the event's risk,
+    // every signal that reads the history unknown when the store gave none (the threat feed
+    // needs no history).
+    let req = Request {
+        tenant: "acme".into(),
+        application: "dashboard".into(),
+        user: "alice".into(),
+        enrolled: factors(&[Factor::Password]),
+        session: "s1".into(),
+        event: Event::SignIn {
+            context: paris(),
+            factors: factors(&[Factor::Password]),
+        },
+        now: Timestamp(T0),
+    };
+    let refused = s
+        .engine
+        .current()
+        .refuse_for_store(&req, None, "down".into());
+    assert_eq!(
+        refused.deny,
+        Some(stepup_engine::DenyReason::StoreUnavailable)
+    );
+    let risk = refused.audit[0].risk.unwrap();
+    let values: Vec<_> = risk.signals.iter().map(|v| v.value).collect();
+    use stepup_engine::Tri::{False, Unknown};
+    assert_eq!(values, [Unknown, Unknown, Unknown, False], "{risk:?}");
+    records.extend(refused.audit);
     for r in &records {
         let risk = r.risk.unwrap_or_else(|| panic!("no risk on {}", r.name));
         assert_eq!(risk.signals.len(), 4);

@@ -58,10 +58,10 @@
 //! (its audit record then names no factor).
 
 use stepup_core::{Aal, Factor, FactorSet, StrengthTable, Timestamp, Validity};
+use stepup_engine::UserHistory;
 use stepup_engine::contract::{ClaimMapping, Claims};
 use stepup_engine::decision::DenyReason;
 use stepup_engine::engine::MAX_COMMIT_ATTEMPTS;
-use stepup_engine::refuse_for_store;
 use stepup_engine::state::{AuthEvent, Challenge, ChallengeState, Grant, HistoryUpdate};
 use stepup_engine::{
     CompiledSet, Context, Decision, DecisionKind, Event, Request, State, Store, StoreError,
@@ -307,9 +307,15 @@ fn completion(
 /// The refusal of a decision whose effects could not be saved (SPEC §10: what spends a grant,
 /// completes a challenge or establishes a session allows only once saved): the store's error,
 /// after the records of what was decided.
-fn refused_unsaved(set: &CompiledSet, op: &Request, d: &mut Decision, e: &StoreError) -> Decision {
+fn refused_unsaved(
+    set: &CompiledSet,
+    op: &Request,
+    history: Option<&UserHistory>,
+    d: &mut Decision,
+    e: &StoreError,
+) -> Decision {
     let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
-    let mut refused = refuse_for_store(op, set.hash(), note);
+    let mut refused = set.refuse_for_store(op, history, note);
     let mut audit = std::mem::take(&mut d.audit);
     audit.append(&mut refused.audit);
     refused.audit = audit;
@@ -381,7 +387,7 @@ pub(crate) fn decide(
         let (history, stored) = match store.load(&op.tenant, &op.user, &key) {
             Ok(x) => x,
             Err(e) => {
-                let d = refuse_for_store(op, set.hash(), e.to_string());
+                let d = set.refuse_for_store(op, None, e.to_string());
                 return (d, log.then(|| (op.clone(), None)), Vec::new());
             }
         };
@@ -548,7 +554,7 @@ pub(crate) fn decide(
                 Err(StoreError::Conflict { .. }) if attempt < MAX_COMMIT_ATTEMPTS => continue,
                 Err(e) => {
                     return (
-                        refused_unsaved(set, op, &mut d, &e),
+                        refused_unsaved(set, op, state.history.as_ref().ok(), &mut d, &e),
                         log.then(|| (op.clone(), None)),
                         Vec::new(),
                     );
@@ -570,7 +576,7 @@ pub(crate) fn decide(
                 if d.allowed() && session.is_some() {
                     // It spends a grant, completes a challenge or establishes the session: an
                     // allow only if that was saved (SPEC §10).
-                    let refused = refused_unsaved(set, op, &mut d, &e);
+                    let refused = refused_unsaved(set, op, state.history.as_ref().ok(), &mut d, &e);
                     return (refused, log.then(|| (op.clone(), None)), Vec::new());
                 }
                 let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);

@@ -121,19 +121,34 @@ pub(crate) fn decide(
     }
 }
 
-/// The signals of `req`'s event.
+/// The signals of `req`'s event (an event that carries any context, a platform score alone
+/// included, has signals, an input missing from it unknown: SPEC §5, §10).
 fn signals_of<'a>(
     req: &'a Request,
     t: &'a Tenant,
     history: Option<&'a UserHistory>,
     feed: &'a ThreatFeed,
 ) -> Signals<'a> {
-    let signals = Signals::new(req.event.context(), history, &t.risk, feed, req.now);
-    if matches!(req.event, Event::SignIn { .. }) {
-        signals
-    } else {
-        signals.besides_sign_in()
+    Signals::new(req.event.context(), history, &t.risk, feed, req.now)
+}
+
+/// The refusal of `req` because the history store failed (SPEC §10), its record carrying the
+/// event's risk where its tenant is known (`history`: what the store gave before it failed).
+pub(crate) fn refused_for_store(
+    set: &CompiledSet,
+    req: &Request,
+    history: Option<&UserHistory>,
+    error: String,
+) -> Decision {
+    let mut d = refuse_for_store(req, set.hash(), error);
+    if let Ok((scope, feed)) = set.scope(&req.tenant, &req.application) {
+        let risk = signals_of(req, &scope.tenant, history, feed).breakdown();
+        d.risk = Some(risk);
+        for r in &mut d.audit {
+            r.risk.get_or_insert(risk);
+        }
     }
+    d
 }
 
 /// The risk score and signals of an event that was not evaluated against policies (a
