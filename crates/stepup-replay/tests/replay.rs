@@ -472,7 +472,7 @@ fn json_can_carry_the_full_audit_records() {
         ],
         [
             &json!("auth.step_up_initiated"),
-            &serde_json::to_value(r.events[1].at).unwrap(),
+            &json!(r.events[1].at.to_rfc3339()),
             &json!("acme"),
             &json!("dashboard"),
             &json!("alice"),
