@@ -315,8 +315,17 @@ fn refused_unsaved(
     e: &StoreError,
 ) -> Decision {
     let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
-    let mut refused = set.refuse_for_store(op, history, note);
+    let mut refused = set.refuse_for_store(op, history, note.clone());
     let mut audit = std::mem::take(&mut d.audit);
+    // What was decided and not saved says so: a completion not saved is a failed step-up (as
+    // `Engine::process` records it), not a completed one (a review found
+    // `auth.step_up_completed` in the audit stream of a request refused with 503).
+    for r in &mut audit {
+        if r.name == stepup_engine::decision::audit_names::COMPLETED {
+            r.name = stepup_engine::decision::audit_names::FAILED;
+        }
+        r.errors.push(note.clone());
+    }
     audit.append(&mut refused.audit);
     refused.audit = audit;
     refused

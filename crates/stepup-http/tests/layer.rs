@@ -1686,8 +1686,26 @@ fn a_step_up_survives_a_conflict_after_its_record_was_written() {
         let (_setup, faulty, srv, b) = a_payout_awaiting_its_step_up();
         let pay = || Some(serde_json::json!({"amount": 5000}));
         faulty.arm.lock().unwrap().push(("3:app:s1".into(), action));
+        let before = srv.audit.records().len();
         let r = call(&srv, "POST", "/pay", &b, &[], pay());
         assert_eq!(r.status, expected, "action {action}: {:?}", r.body);
+        let names: Vec<_> = srv.audit.records()[before..]
+            .iter()
+            .map(|r| (r.name, r.risk.is_some()))
+            .collect();
+        if action == 2 {
+            // Nothing was saved: the audit stream says the step-up failed, not completed, and
+            // the store's refusal carries the event's risk (a review).
+            assert_eq!(
+                names,
+                [
+                    ("auth.step_up_failed", true),
+                    ("auth.step_up_skipped", true),
+                    ("auth.step_up_denied", true)
+                ],
+                "{names:?}"
+            );
+        }
         // Either way the token completes nothing more.
         let r = call(&srv, "POST", "/pay", &b, &[], pay());
         assert_eq!(r.status, 401, "action {action}: {:?}", r.body);
