@@ -365,9 +365,22 @@ const SHOWN_BEFORE: usize = 40;
 /// line); returns the text and how many characters were cut from the start. Only the
 /// shown window is read, so a long line costs no more than a short one.
 fn clip_line(line: &str, col: usize, at: usize) -> (String, usize) {
+    // A control character shows as a space, and a character that reorders or breaks what a
+    // terminal shows (bidirectional controls, invisible line breaks: E040's) as `�`, one
+    // column each, so the caret stays under its text and the snippet reads as written.
     let clean = |s: &str| -> String {
         s.chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
+            .map(|c| match c {
+                '\u{61c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}' => '\u{fffd}',
+                c if c.is_control() => ' ',
+                c => c,
+            })
             .collect()
     };
     if line.chars().nth(SHOWN_CHARS).is_none() {
