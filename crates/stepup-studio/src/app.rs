@@ -113,6 +113,7 @@ impl StudioApp {
 
     /// Shows the whole window and applies what the panels asked for.
     pub fn show(&mut self, ui: &mut Ui) {
+        let compiles_before = self.studio.compiles();
         let mut cmds: Vec<Command> = Vec::new();
         self.dropped_files(ui, &mut cmds);
         egui::Panel::top("menu").show(ui, |ui| cmds.extend(self.menu(ui)));
@@ -148,6 +149,10 @@ impl StudioApp {
             self.studio.apply(c);
         }
         self.studio.tick(std::time::Instant::now());
+        if self.studio.compiles() != compiles_before {
+            // Compiled after the panels were drawn: show the new diagnostics now.
+            ui.ctx().request_repaint();
+        }
         if self.studio.pending() || self.studio.playing {
             ui.ctx()
                 .request_repaint_after(std::time::Duration::from_millis(100));
@@ -437,7 +442,7 @@ impl StudioApp {
             .id_salt("explain")
             .show(ui, |ui| {
                 if let Some(e) = self.studio.event() {
-                    event_details(ui, e);
+                    event_details(ui, e, self.studio.aal_after(e));
                 } else {
                     ui.label("select an event");
                 }
@@ -649,21 +654,36 @@ const PALETTE: [Color32; 8] = [
     Color32::from_rgb(160, 160, 160),
 ];
 
-/// Prompts per day per policy: solid for the current rules, dashed for the compared ones.
+/// Prompts per day per policy: solid for the current rules, dashed for the compared ones, a
+/// marker on each day (one day alone is a point, not a line), and a day of the log without
+/// prompts at 0 (not bridged by the line).
 fn friction_chart(ui: &mut Ui, r: &stepup_decisionlog::BacktestReport, compared: &str) {
-    use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
+    use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Points};
     let day = |d: &str| {
         stepup_core::Timestamp::parse_rfc3339(&format!("{d}T00:00:00Z"))
-            .map_or(0.0, |t| (t.0 / 86_400) as f64)
+            .ok()
+            .map(|t| t.0.div_euclid(86_400))
     };
+    // Every day the log covers (at most ten years of them), whether or not it has prompts.
+    let mut days: std::collections::BTreeSet<i64> = r
+        .daily_new
+        .keys()
+        .chain(r.daily_old.keys())
+        .filter_map(|d| day(d))
+        .collect();
+    if let Some((Some(first), Some(last))) = r.days.as_ref().map(|(a, b)| (day(a), day(b))) {
+        days.extend((first..=last).take(3_660));
+    }
     let series =
         |daily: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
          policy: &str| {
-            let points: Vec<[f64; 2]> = daily
+            let by_day: std::collections::BTreeMap<i64, u64> = daily
                 .iter()
-                .map(|(d, m)| [day(d), m.get(policy).copied().unwrap_or(0) as f64])
+                .filter_map(|(d, m)| Some((day(d)?, m.get(policy).copied().unwrap_or(0))))
                 .collect();
-            PlotPoints::from(points)
+            days.iter()
+                .map(|d| [*d as f64, by_day.get(d).copied().unwrap_or(0) as f64])
+                .collect::<Vec<[f64; 2]>>()
         };
     let mut policies: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
     for m in r.daily_new.values().chain(r.daily_old.values()) {
@@ -688,19 +708,31 @@ fn friction_chart(ui: &mut Ui, r: &stepup_decisionlog::BacktestReport, compared:
                     .get(i % PALETTE.len())
                     .copied()
                     .unwrap_or(Color32::GRAY);
-                plot.line(
-                    Line::new(format!("{p} (current)"), series(&r.daily_new, p)).color(color),
+                let (new, old) = (series(&r.daily_new, p), series(&r.daily_old, p));
+                let current = format!("{p} (current)");
+                let compared = format!("{p} (compared)");
+                plot.line(Line::new(&current, PlotPoints::from(new.clone())).color(color));
+                plot.points(
+                    Points::new(&current, PlotPoints::from(new))
+                        .color(color)
+                        .radius(3.0),
                 );
                 plot.line(
-                    Line::new(format!("{p} (compared)"), series(&r.daily_old, p))
+                    Line::new(&compared, PlotPoints::from(old.clone()))
                         .color(color)
                         .style(LineStyle::dashed_loose()),
+                );
+                plot.points(
+                    Points::new(&compared, PlotPoints::from(old))
+                        .color(color)
+                        .radius(2.0)
+                        .filled(false),
                 );
             }
         });
 }
 
-fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult) {
+fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult, after: Option<stepup_core::Aal>) {
     let d = &e.decision;
     ui.label(
         RichText::new(format!("decision: {}", d.kind.as_str()))
@@ -714,12 +746,7 @@ fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult) {
         e.at.to_rfc3339()
     ));
     let before = d.session_aal.map_or("none".to_string(), |a| a.to_string());
-    let after = match (d.kind, d.required) {
-        (DecisionKind::Completed, Some(r)) => {
-            d.session_aal.map_or(r.aal, |a| a.max(r.aal)).to_string()
-        }
-        _ => before.clone(),
-    };
+    let after = after.map_or("none".to_string(), |a| a.to_string());
     ui.label(format!("session AAL before: {before}, after: {after}"));
     ui.label(format!(
         "required: {}",
@@ -761,6 +788,11 @@ fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult) {
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
                 s.weight
+            ));
+        }
+        if let Some(p) = r.platform {
+            ui.label(format!(
+                "  platform score: {p} (the score is the higher of it and the signals' sum)"
             ));
         }
     }

@@ -25,6 +25,10 @@ pub struct RulesFile {
     pub text: String,
     /// What is on disk.
     pub saved: String,
+    /// The file's bytes, when they are not text (the buffer shows them lossily): checked as
+    /// they are until the buffer is edited, so the diagnostic is the checker's (E021, not
+    /// valid UTF-8), not one of the lossy text's.
+    pub raw: Option<Vec<u8>>,
 }
 
 /// A diagnostic, ready to show.
@@ -51,6 +55,8 @@ pub struct ScenarioEntry {
     pub path: PathBuf,
     /// Text.
     pub text: String,
+    /// Why the file could not be read as text, if it could not (its replay is this error).
+    pub unreadable: Option<String>,
 }
 
 impl ScenarioEntry {
@@ -68,6 +74,9 @@ impl ScenarioEntry {
     /// # Errors
     /// The scenario's input error, located.
     pub fn load(&self, set: &CompiledSet) -> Result<Loaded, String> {
+        if let Some(why) = &self.unreadable {
+            return Err(format!("{}: {why}", self.name()));
+        }
         stepup_replay::load(&self.name(), &self.text, set).map_err(|e| e.to_string())
     }
 }
@@ -251,6 +260,9 @@ pub struct Studio {
     pub status: String,
     dirty_since: Option<Instant>,
     last_step: Option<Instant>,
+    /// When the buffers were last compiled, and how many times they were.
+    last_compile: Option<Instant>,
+    compiles: u64,
 }
 
 fn read_dir_sorted(dir: &Path, ext: &str) -> Vec<PathBuf> {
@@ -322,6 +334,8 @@ impl Studio {
             status: String::new(),
             dirty_since: None,
             last_step: None,
+            last_compile: None,
+            compiles: 0,
         };
         s.load_workspace(rules_dir, scenarios_dir);
         s
@@ -334,19 +348,43 @@ impl Studio {
             .unwrap_or_default()
             .into_iter()
             .map(|p| {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                let (text, raw) = match String::from_utf8(bytes) {
+                    Ok(text) => (text, None),
+                    Err(e) => (
+                        String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                        Some(e.into_bytes()),
+                    ),
+                };
                 RulesFile {
                     path: p,
                     saved: text.clone(),
                     text,
+                    raw,
                 }
             })
             .collect();
         self.scenarios = read_dir_sorted(scenarios_dir, "ron")
             .into_iter()
-            .map(|p| ScenarioEntry {
-                text: std::fs::read_to_string(&p).unwrap_or_default(),
-                path: p,
+            .map(|p| {
+                let (text, unreadable) = match std::fs::read(&p) {
+                    Ok(bytes) => match String::from_utf8(bytes) {
+                        Ok(text) => (text, None),
+                        Err(e) => (
+                            String::new(),
+                            Some(format!(
+                                "the file is not valid UTF-8 (at byte {})",
+                                e.utf8_error().valid_up_to()
+                            )),
+                        ),
+                    },
+                    Err(e) => (String::new(), Some(format!("cannot read the file: {e}"))),
+                };
+                ScenarioEntry {
+                    text,
+                    path: p,
+                    unreadable,
+                }
             })
             .collect();
         self.selected_file = 0;
@@ -368,7 +406,10 @@ impl Studio {
             .iter()
             .map(|f| stepup_dsl::Source {
                 name: f.path.display().to_string(),
-                bytes: f.text.as_bytes().to_vec(),
+                bytes: match &f.raw {
+                    Some(raw) if f.text == f.saved => raw.clone(),
+                    _ => f.text.as_bytes().to_vec(),
+                },
                 base_dir: stepup_dsl::resolved_dir(&f.path).0,
             })
             .collect()
@@ -394,6 +435,14 @@ impl Studio {
             }
         }
         self.dirty_since = None;
+        self.last_compile = Some(Instant::now());
+        self.compiles += 1;
+    }
+
+    /// How many times the buffers were compiled (a view repaints when it moves).
+    #[must_use]
+    pub fn compiles(&self) -> u64 {
+        self.compiles
     }
 
     fn replay_all(&mut self) {
@@ -415,6 +464,32 @@ impl Studio {
     #[must_use]
     pub fn report(&self) -> Option<&Result<FileReport, String>> {
         self.reports.get(self.selected_scenario)
+    }
+
+    /// What the session proves just after event `e` of the selected scenario: the session an
+    /// allowed event leaves (a sign-in's, a completed step-up's: its authentication events under
+    /// the tenant's strengths), else what it proved before.
+    #[must_use]
+    pub fn aal_after(&self, e: &EventResult) -> Option<stepup_core::Aal> {
+        let d = &e.decision;
+        let (Some(session), true) = (&d.effects.session, d.allowed()) else {
+            return d.session_aal;
+        };
+        let Some(Ok(r)) = self.report() else {
+            return d.session_aal;
+        };
+        let strengths = self
+            .engine
+            .as_ref()
+            .and_then(|en| {
+                en.current()
+                    .model
+                    .tenants
+                    .get(&r.scope.0)
+                    .map(|t| t.strengths)
+            })
+            .unwrap_or_default();
+        session.aal(&strengths)
     }
 
     /// The selected event's result.
@@ -492,7 +567,18 @@ impl Studio {
                     && f.text != text
                 {
                     f.text = text;
-                    self.dirty_since = Some(Instant::now());
+                    // The first edit after a quiet spell is checked at once (its diagnostics
+                    // show in the next frame); edits that follow within the debounce wait for
+                    // typing to pause.
+                    let now = Instant::now();
+                    if self
+                        .last_compile
+                        .is_none_or(|t| now.duration_since(t) >= self.debounce)
+                    {
+                        self.recompile();
+                    } else {
+                        self.dirty_since = Some(now);
+                    }
                 }
             }
             Command::Format => {
@@ -514,6 +600,7 @@ impl Studio {
                         match std::fs::write(&f.path, &f.text) {
                             Ok(()) => {
                                 f.saved = f.text.clone();
+                                f.raw = None;
                                 saved += 1;
                             }
                             Err(e) => {
@@ -795,13 +882,24 @@ fn apply_what_if(l: &mut Loaded, index: usize, w: &WhatIf) -> Result<(), String>
             Ok(None)
         } else {
             s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
                 .map(Some)
-                .map_err(|_| format!("{what}: `{s}` is not a number"))
+                .ok_or_else(|| format!("{what}: `{s}` is not a number"))
         }
     };
+    // A century either way: further is no time a scenario means (and would overflow).
+    const MAX_OFFSET_S: f64 = 100.0 * 366.0 * 86_400.0;
     if let Some(off) = num(&w.time_offset_s, "time offset")? {
+        if off.abs() > MAX_OFFSET_S {
+            return Err(format!(
+                "time offset: `{}` seconds is more than a century",
+                w.time_offset_s.trim()
+            ));
+        }
+        let off = off.round() as i64;
         for t in l.times.iter_mut().skip(index) {
-            *t = Timestamp(t.0 + off as i64);
+            *t = Timestamp(t.0.saturating_add(off));
         }
         if l.times.windows(2).any(|p| matches!(p, [a, b] if b < a)) {
             return Err("time offset: the event would move before the previous one".into());

@@ -335,3 +335,90 @@ fn a_scenario_of_an_application_the_rules_do_not_define_shows_the_warning() {
             .is_some()
     );
 }
+
+/// A review's findings, in the studio as a reviewer uses it.
+///
+/// With the default debounce (not the tests' zero), an edit after a quiet spell is checked at
+/// once and its diagnostic shows after the frame (it showed only after sleeping past the
+/// debounce and one more frame).
+#[test]
+fn a_broken_edit_shows_its_diagnostic_with_the_default_debounce() {
+    let app = StudioApp::new(
+        root().join("rules"),
+        root().join("examples/scenarios"),
+        Persisted::default(),
+    );
+    assert!(app.studio.debounce > Duration::ZERO);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 1100.0))
+        .allow_missing_glyphs()
+        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    h.run();
+    std::thread::sleep(h.state().studio.debounce);
+    type_into(
+        &mut h,
+        egui::accesskit::Role::MultilineTextInput,
+        "rules editor",
+        "\nwhen new_devise require aal2\n",
+    );
+    h.get_by_label_contains("error[E006]: unknown signal `new_devise`");
+}
+
+/// The session AAL after an event is what the session then proves: an allowed password
+/// sign-in proves aal1, a completed TOTP step-up aal3 under acme's table (it showed none, and
+/// the challenge's aal2).
+#[test]
+fn the_explanation_shows_what_the_session_proves_after_the_event() {
+    let mut h = harness();
+    select_first_scenario_event(&mut h, "#0 2026-11-27T09:00:00Z");
+    h.get_by_label("session AAL before: none, after: aal1");
+    h.get_by_label_contains("#2 2026-11-27T09:05:20Z").click();
+    h.run();
+    h.get_by_label("session AAL before: aal1, after: aal3");
+}
+
+/// A what-if time offset that is not a time (infinite, or beyond a century) is an error shown
+/// beside the field, never a crash (`1e30` overflowed the time).
+#[test]
+fn a_what_if_time_offset_out_of_range_is_an_error() {
+    for offset in ["1e30", "inf", "-9e18"] {
+        let mut h = harness();
+        select_first_scenario_event(&mut h, "#1 2026-11-27T09:05:00Z");
+        type_into(&mut h, FIELD, "what-if time offset (s)", offset);
+        assert!(
+            h.query_by_label_contains("time offset:").is_some(),
+            "{offset}: no error shown"
+        );
+    }
+}
+
+/// A rules file that is not UTF-8 gets the checker's diagnostic (E021), not "defines
+/// nothing" from an empty buffer; a scenario that is not UTF-8 says so.
+#[test]
+fn files_that_are_not_text_are_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rules, scenarios) = (dir.path().join("rules"), dir.path().join("scenarios"));
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::create_dir_all(&scenarios).unwrap();
+    std::fs::write(
+        rules.join("zz.policy"),
+        b"when new_device require aal2 # \xff\xfe\n",
+    )
+    .unwrap();
+    std::fs::write(scenarios.join("bad.ron"), b"Scenario(\xff\xfe)").unwrap();
+    let h = harness_of(rules, scenarios.clone());
+    let codes: Vec<_> = h
+        .state()
+        .studio
+        .diagnostics
+        .iter()
+        .map(|d| d.code)
+        .collect();
+    assert!(codes.contains(&"E021"), "{codes:?}");
+    assert!(!codes.contains(&"E023"), "{codes:?}");
+    let h = harness_of(root().join("rules"), scenarios);
+    match h.state().studio.reports.first() {
+        Some(Err(e)) => assert!(e.contains("not valid UTF-8"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
