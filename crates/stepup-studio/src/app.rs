@@ -389,7 +389,7 @@ impl StudioApp {
                             ui.horizontal(|ui| {
                                 let d = &e.decision;
                                 ui.label(
-                                    RichText::new(format!(" {} ", d.kind.as_str()))
+                                    RichText::new(d.kind.as_str())
                                         .background_color(decision_color(d.kind))
                                         .color(Color32::BLACK),
                                 );
@@ -397,12 +397,15 @@ impl StudioApp {
                                     .required
                                     .map(|q| format!(" -> {}", q.aal))
                                     .unwrap_or_default();
+                                // The row names its decision too: a reader of the row
+                                // (a screen reader, a test) has it without the badge.
                                 let row = format!(
-                                    "#{} {} {} {}{aal}",
+                                    "#{} {} {} {}{aal}: {}",
                                     e.index,
                                     e.at.to_rfc3339(),
                                     e.user,
-                                    e.event
+                                    e.event,
+                                    d.kind.as_str()
                                 );
                                 if ui
                                     .selectable_label(e.index == self.studio.selected_event, row)

@@ -73,6 +73,9 @@ fn open_the_default_workspace_and_read_an_events_decision_and_explanation() {
     h.get_by_label("risk score: 0");
     h.get_by_label_contains("audit: auth.step_up_initiated");
     h.get_by_label("session AAL before: aal1, after: aal1");
+    // Each timeline row says its decision, and the badge beside it is the decision's name.
+    h.get_by_label("#1 2026-11-27T09:05:00Z alice operation:change_email -> aal2: step_up");
+    assert!(h.query_all_by_label("step_up").next().is_some());
 }
 
 #[test]
