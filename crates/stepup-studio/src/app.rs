@@ -611,6 +611,13 @@ impl StudioApp {
                 RichText::new(format!("{} unreadable line(s)", r.unreadable))
                     .color(Color32::from_rgb(220, 80, 80)),
             );
+            // Where and why, for the first few (as `stepup backtest` lists them).
+            for b in r.unreadable_lines.iter().take(5) {
+                ui.label(
+                    RichText::new(format!("  {}:{}: {}", b.file, b.line, b.error))
+                        .color(Color32::from_rgb(220, 80, 80)),
+                );
+            }
         }
         ui.columns(2, |cols| {
             if let [left, right] = cols {

@@ -661,6 +661,12 @@ impl Studio {
                 )),
                 None => None,
             };
+            if path.is_dir() {
+                return Err(format!(
+                    "`{}` is a directory: open a decision log file (JSON lines)",
+                    path.display()
+                ));
+            }
             let file = std::fs::File::open(&path)
                 .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
             let name = path.display().to_string();

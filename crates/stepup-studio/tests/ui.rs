@@ -425,3 +425,35 @@ fn files_that_are_not_text_are_named_as_such() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A decision log's unreadable lines are listed where and why (they were only counted), and a
+/// directory is named as one (it read as one unreadable line).
+#[test]
+fn a_decision_logs_unreadable_lines_say_where_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("bad.jsonl");
+    std::fs::write(&log, "{\"not\": \"a decision\"}\n").unwrap();
+    let open = |path: &Path| {
+        let mut h = report_only_harness();
+        h.get_by_label("Decision log").click();
+        h.run();
+        type_into(
+            &mut h,
+            FIELD,
+            "decision log path",
+            &path.display().to_string(),
+        );
+        h.get_by_label("Open decision log").click();
+        h.run();
+        h
+    };
+    let h = open(&log);
+    h.get_by_label("1 unreadable line(s)");
+    h.get_by_label_contains(&format!("  {}:1: ", log.display()));
+    let h = open(dir.path());
+    assert!(
+        h.state().studio.status.contains("is a directory"),
+        "{}",
+        h.state().studio.status
+    );
+}
