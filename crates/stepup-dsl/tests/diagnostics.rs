@@ -850,10 +850,15 @@ fn a_stronger_factor_is_not_more_factors_and_the_admin_default_is_held_to_s004()
         ("sms", "webauthn", "aal3"),
         ("sms|totp", "totp|webauthn", "aal3"),
         ("sms", "sms|totp", "aal2"),
+        // A factor too weak for the override's own AAL changes nothing (a second review).
+        ("sms", "webauthn|email_otp", "aal3"),
     ] {
         let d = diags(&format!("{}{}", tenant(base), app(new, aal)));
         assert!(d.is_empty(), "{base} -> {new}: {d:#?}");
     }
+    let same_aal3 = "tenant t {\n operation payout sensitive\n policy payouts \"Confirm this payout.\" { when operation == payout require aal3 factor webauthn for 5m }\n}\napplication finance of t {\n override policy payouts \"Confirm this payout.\" { when operation == payout require aal3 factor webauthn|sms for 5m }\n}";
+    let d = diags(same_aal3);
+    assert!(d.iter().all(|d| d.code != "S005"), "{d:#?}");
     for (base, new, more) in [
         (
             "totp|webauthn",
@@ -980,4 +985,25 @@ fn a_step_up_on_every_operation_but_some_flags_the_routine_ones() {
     ] {
         assert!(diags(&tenant(cond)).is_empty(), "{cond}");
     }
+    // The exclusions of one conjunction count together (a second review: each flagged the
+    // routine operation the other left out).
+    let two = |cond: &str| {
+        format!(
+            "tenant t {{\n operation view_profile routine\n operation list_items routine\n operation change_email sensitive\n policy p \"Confirm your identity to continue.\" {{ when {cond} require aal2 }}\n}}"
+        )
+    };
+    for cond in [
+        "operation != view_profile and operation != list_items",
+        "not (operation == view_profile or operation == list_items)",
+        "not (operation == view_profile) and not (operation in [list_items]) and new_device",
+    ] {
+        assert!(
+            diags(&two(cond)).is_empty(),
+            "{cond}: {:#?}",
+            diags(&two(cond))
+        );
+    }
+    // In an `or`, each alternative fires on its own.
+    let d = diags(&two("operation != view_profile or operation != list_items"));
+    assert_eq!(d.len(), 2, "{d:#?}");
 }

@@ -60,12 +60,12 @@ pub(in crate::check) fn weaker_override(
     if n.aal < b.aal {
         why.push(format!("a lower AAL ({} instead of {})", n.aal, b.aal));
     }
-    // More factors: one that can satisfy the override (it reaches its AAL under the tenant's
-    // table, or the replaced policy's where that is higher) and could not satisfy the tenant's
-    // policy, no stronger than the weakest that
-    // could. Another factor that is stronger than every one that could (`webauthn` for `sms`)
-    // tightens it; one listed but too weak for the AAL never counted (`webauthn|sms` at aal3
-    // is `webauthn` alone, so adding `totp` is more).
+    // More factors: one the tenant's policy did not list that can satisfy the override (it
+    // reaches the override's AAL under the tenant's table), no stronger than the weakest that
+    // could satisfy the tenant's policy. A stronger one (`webauthn` for `sms`) tightens it; one
+    // too weak for the override's AAL (`sms` beside `webauthn` at aal3) changes nothing; one
+    // listed but too weak for the tenant's AAL never counted there (`webauthn|sms` at aal3 is
+    // `webauthn` alone, so adding `totp` is more).
     let reach = |factors: stepup_core::FactorSet, aal| {
         factors
             .iter()
@@ -74,13 +74,8 @@ pub(in crate::check) fn weaker_override(
     let weakest = reach(b.factors, b.aal)
         .map(|f| t.strengths.strength(f))
         .min();
-    // (At the higher of the two AALs: a lower one is said on its own, not again as factors;
-    // with the factors it lists that the tenant's policy does not.)
-    let looser: Vec<_> = n
-        .factors
-        .iter()
-        .filter(|f| !b.factors.contains(*f) || reach(n.factors, n.aal.max(b.aal)).any(|g| g == *f))
-        .filter(|f| !reach(b.factors, b.aal).any(|g| g == *f))
+    let looser: Vec<_> = reach(n.factors, n.aal)
+        .filter(|f| !b.factors.contains(*f))
         .filter(|f| weakest.is_none_or(|w| t.strengths.strength(*f) <= w))
         .collect();
     if !looser.is_empty() {
