@@ -60,9 +60,10 @@ impl Operation {
         }
     }
     /// Reads attribute `attr` from the JSON body at `pointer` (RFC 6901, e.g. `/amount`).
-    /// A body without it there, or with no value the language reads (null, an array, an object),
-    /// carries no such attribute: the tests of the policies that read it are unknown, and those
-    /// policies fire (SPEC §10; a payout without an amount steps up, it does not slip by).
+    /// A request without it, or with no value the language reads there (null, an array, an
+    /// object), is refused with 400: a payout without an amount must not slip by, and an `every
+    /// time` grant binds the value it was earned for. A value of another type than declared is
+    /// read: its tests are unknown, and their policies fire (SPEC §10).
     #[must_use]
     pub fn json_attr(mut self, attr: &str, pointer: &str) -> Self {
         self.attrs.push(AttrSource::Json {
@@ -849,12 +850,18 @@ async fn enforce(
         };
         for a in &op.attrs {
             // A field the body does not have, or has as no value the language reads (null, an
-            // array, an object), is an attribute the request does not carry: its tests are
-            // unknown and their policies fire (SPEC §10), as a string where a number is
-            // declared does (a review: these were refused with 400 while a string stepped up).
-            if let AttrSource::Json { attr, pointer } = a
-                && let Some(v) = json.pointer(pointer).and_then(json_value)
-            {
+            // array, an object), is refused with 400: the route could act on a value the
+            // decision did not read, and an `every time` policy that reads it could never be
+            // satisfied (its grant binds the value; a second review found the user prompted
+            // without end when this was decided as an absent attribute instead). A value of
+            // the wrong type is read as it is: its tests are unknown, and they fire.
+            if let AttrSource::Json { attr, pointer } = a {
+                let v = json.pointer(pointer).and_then(json_value).ok_or_else(|| {
+                    bad_request(
+                        StatusCode::BAD_REQUEST,
+                        &format!("`{pointer}` is missing from the body, or is not a number, a string or a boolean"),
+                    )
+                })?;
                 attrs.push((attr.clone(), v));
             }
         }
