@@ -755,7 +755,7 @@ fn the_writer_refuses_a_decision_without_its_state() {
     let e = w.write(&req, None, &d).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     assert!(e.to_string().contains("no state is logged"), "{e}");
-    let refused = stepup_engine::refuse_for_store(&req, set.hash(), "down".to_string());
+    let refused = set.refuse_for_store(&req, None, "down".to_string());
     w.write(&req, None, &refused).unwrap();
     w.write(&req, rec.state().as_ref(), &d).unwrap();
     w.flush().unwrap();

@@ -47,7 +47,7 @@ pub mod store;
 mod tree;
 mod tri;
 
-pub use decide::{CHALLENGE_TTL_SECS, Record, refuse_for_store};
+pub use decide::{CHALLENGE_TTL_SECS, Record};
 pub use decision::{
     AuditRecord, ChallengeId, Decision, DecisionKind, DenyReason, Names, ReportOnly, SetHash,
     WouldBe,

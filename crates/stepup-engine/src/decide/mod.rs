@@ -24,7 +24,7 @@ use std::sync::Arc;
 use stepup_core::{Aal, FactorSet, Validity};
 use stepup_dsl::model::Tenant;
 
-pub use audit::refuse_for_store;
+use audit::refuse_for_store;
 pub use challenge::CHALLENGE_TTL_SECS;
 pub(crate) use challenge::IdSeed;
 pub(crate) use fire::{TraceProgram, Walk};
