@@ -260,8 +260,10 @@ pub struct Studio {
     pub status: String,
     dirty_since: Option<Instant>,
     last_step: Option<Instant>,
-    /// When the buffers were last compiled, and how many times they were.
-    last_compile: Option<Instant>,
+    /// When the last edit was made, how long the last compile took, and how many times the
+    /// buffers were compiled.
+    last_edit: Option<Instant>,
+    last_compile_took: Duration,
     compiles: u64,
 }
 
@@ -334,7 +336,8 @@ impl Studio {
             status: String::new(),
             dirty_since: None,
             last_step: None,
-            last_compile: None,
+            last_edit: None,
+            last_compile_took: Duration::ZERO,
             compiles: 0,
         };
         s.load_workspace(rules_dir, scenarios_dir);
@@ -417,6 +420,7 @@ impl Studio {
 
     /// Recompiles the buffers now. A broken edit keeps the last good compile.
     pub fn recompile(&mut self) {
+        let started = Instant::now();
         let (engine, diags) = compile_sources(&self.sources());
         self.diagnostics = diags;
         match engine {
@@ -435,7 +439,7 @@ impl Studio {
             }
         }
         self.dirty_since = None;
-        self.last_compile = Some(Instant::now());
+        self.last_compile_took = started.elapsed();
         self.compiles += 1;
     }
 
@@ -567,14 +571,19 @@ impl Studio {
                     && f.text != text
                 {
                     f.text = text;
-                    // The first edit after a quiet spell is checked at once (its diagnostics
-                    // show in the next frame); edits that follow within the debounce wait for
-                    // typing to pause.
+                    // The first edit after a pause in typing is checked at once (its
+                    // diagnostics show in the next frame) when checking is quick; edits that
+                    // follow within the debounce, or any edit of rules slow to check (a large
+                    // file: a review counted 18 compiles in 20 keystrokes), wait for typing to
+                    // pause.
                     let now = Instant::now();
-                    if self
-                        .last_compile
-                        .is_none_or(|t| now.duration_since(t) >= self.debounce)
-                    {
+                    let paused = self.dirty_since.is_none()
+                        && self
+                            .last_edit
+                            .is_none_or(|t| now.duration_since(t) >= self.debounce);
+                    let quick = self.last_compile_took <= self.debounce / 4;
+                    self.last_edit = Some(now);
+                    if paused && quick {
                         self.recompile();
                     } else {
                         self.dirty_since = Some(now);

@@ -457,3 +457,44 @@ fn a_decision_logs_unreadable_lines_say_where_and_why() {
         h.state().studio.status
     );
 }
+
+/// Typing in rules slow to check (here 2,000 policies) waits for a pause, not a compile per
+/// keystroke: a review counted 18 compiles, each freezing the editor, in 20 keystrokes.
+#[test]
+fn typing_in_a_large_rules_file_waits_for_a_pause_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rules, scenarios) = (dir.path().join("rules"), dir.path().join("scenarios"));
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::create_dir_all(&scenarios).unwrap();
+    let mut text = String::from("tenant t {\n");
+    for i in 0..2_000 {
+        text.push_str(&format!(
+            " policy p{i} \"Confirm it is you.\" {{ when risk >= {} require aal2 }}\n",
+            i % 90 + 5
+        ));
+    }
+    text.push_str("}\n");
+    std::fs::write(rules.join("big.policy"), text).unwrap();
+    let app = StudioApp::new(rules, scenarios, Persisted::default());
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1600.0, 1100.0))
+        .allow_missing_glyphs()
+        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    h.run();
+    // Checking this set is slow for the debounce (a debug build takes far longer than it).
+    h.state_mut().studio.debounce = Duration::from_millis(20);
+    h.get_by_role_and_label(egui::accesskit::Role::MultilineTextInput, "rules editor")
+        .focus();
+    h.run();
+    let before = h.state().studio.compiles();
+    for _ in 0..10 {
+        h.get_by_role_and_label(egui::accesskit::Role::MultilineTextInput, "rules editor")
+            .type_text("x");
+        h.step();
+    }
+    assert!(
+        h.state().studio.compiles() - before <= 1,
+        "{} compiles while typing",
+        h.state().studio.compiles() - before
+    );
+}
