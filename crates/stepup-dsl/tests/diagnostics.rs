@@ -1006,4 +1006,42 @@ fn a_step_up_on_every_operation_but_some_flags_the_routine_ones() {
     // In an `or`, each alternative fires on its own.
     let d = diags(&two("operation != view_profile or operation != list_items"));
     assert_eq!(d.len(), 2, "{d:#?}");
+    // Nested and negated (a third review): each condition, and the routine operations it
+    // steps up on.
+    for (cond, flagged) in [
+        (
+            "operation != view_profile and (operation != list_items or risk > 50)",
+            &["list_items"][..],
+        ),
+        (
+            "operation != view_profile and not (operation == list_items or operation == change_email)",
+            &[],
+        ),
+        (
+            "operation == change_email and operation != view_profile",
+            &[],
+        ),
+        (
+            "not (operation == view_profile and risk > 50)",
+            &["list_items", "view_profile"],
+        ),
+        (
+            "not (operation in [view_profile, list_items] and new_device)",
+            &["list_items", "view_profile"],
+        ),
+        (
+            "not (operation != view_profile or operation != list_items)",
+            &[],
+        ),
+        ("operation == change_email or new_device", &[]),
+        ("operation == view_profile and risk > 50", &["view_profile"]),
+    ] {
+        let mut got: Vec<String> = diags(&two(cond))
+            .iter()
+            .filter(|d| d.code == "S001")
+            .map(|d| d.message.split('`').nth(1).unwrap_or_default().to_string())
+            .collect();
+        got.sort();
+        assert_eq!(got, flagged, "{cond}");
+    }
 }

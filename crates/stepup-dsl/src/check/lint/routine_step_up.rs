@@ -7,96 +7,115 @@ use crate::ast::{CmpOp, Expr, Lit};
 use crate::diag::Span;
 use crate::model::Tenant;
 
-/// The operations a test leaves out, when it is one that fires on every operation but those
-/// (`!=`, or `==` and `in` under a `not`; `positive`: not under a `not`), with where it names
-/// the operation.
-fn excluded(e: &Expr, positive: bool) -> Option<(Vec<&str>, Span)> {
+/// Whether a condition holds for operation `op`, what it does not say of the operation left
+/// open: `Some(true)` or `Some(false)` when the operation alone decides, `None` when the rest
+/// of the request may.
+fn holds_for(e: &Expr, op: &str) -> Option<bool> {
     match e {
-        Expr::Cmp(n, CmpOp::Ne, lit) if positive && n.text == "operation" => {
-            Some((lit_text(lit).map(|(v, _)| v).into_iter().collect(), n.span))
+        Expr::And(v) => v
+            .iter()
+            .try_fold(Some(true), |acc, c| match holds_for(c, op) {
+                Some(false) => Err(()),
+                Some(true) => Ok(acc),
+                None => Ok(None),
+            })
+            .unwrap_or(Some(false)),
+        Expr::Or(v) => v
+            .iter()
+            .try_fold(Some(false), |acc, c| match holds_for(c, op) {
+                Some(true) => Err(()),
+                Some(false) => Ok(acc),
+                None => Ok(None),
+            })
+            .unwrap_or(Some(true)),
+        Expr::Not(a) => holds_for(a, op).map(|v| !v),
+        Expr::Cmp(n, CmpOp::Eq, lit) if n.text == "operation" => {
+            lit_text(lit).map(|(v, _)| v == op)
         }
-        Expr::Cmp(n, CmpOp::Eq, lit) if !positive && n.text == "operation" => {
-            Some((lit_text(lit).map(|(v, _)| v).into_iter().collect(), n.span))
+        Expr::Cmp(n, CmpOp::Ne, lit) if n.text == "operation" => {
+            lit_text(lit).map(|(v, _)| v != op)
         }
-        Expr::In(n, items, _) if !positive && n.text == "operation" => Some((
-            items.iter().filter_map(lit_text).map(|(v, _)| v).collect(),
-            n.span,
-        )),
-        Expr::Not(a) => excluded(a, !positive),
+        Expr::In(n, items, _) if n.text == "operation" => {
+            Some(items.iter().filter_map(lit_text).any(|(v, _)| v == op))
+        }
         _ => None,
     }
 }
 
-/// Flags each `routine` operation a condition steps up on (`positive`: not under a `not`):
-/// those it names with `==` or `in`, and, where it leaves operations out (`!=`, or `==` and
-/// `in` under a `not`), every routine operation it does not leave out — the exclusions of one
-/// conjunction together (`operation != a and operation != b` leaves out both).
-pub(in crate::check) fn routine_step_up(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr, positive: bool) {
-    let flag = |cx: &mut Ctx<'_>, n: &str, span: Span, label: &str| {
-        if t.operations.get(n) == Some(&OperationClass::Routine) {
-            cx.warn("S001", span, format!("step-up on `{n}`, a routine operation"), label, Some("over-stepping trains users to dismiss prompts; reserve step-up for what matters, or declare the operation `sensitive`".into()));
-        }
-    };
-    let all_but = |cx: &mut Ctx<'_>, names: &[&str], span: Span| {
-        let label = format!(
-            "every operation but {}",
-            names
-                .iter()
-                .map(|v| format!("`{v}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        for o in t.operations.keys() {
-            if !names.contains(&o.as_str()) {
-                flag(cx, o, span, &label);
-            }
-        }
-    };
+/// An operation test: where its `operation` is, and each operation it names with where.
+type OpTest<'e> = (Span, Vec<(&'e str, Span)>);
+
+/// The operation tests of a condition.
+fn operation_tests<'e>(e: &'e Expr, out: &mut Vec<OpTest<'e>>) {
     match e {
-        // A conjunction (an `and`, or an `or` under a `not`): its exclusions together.
-        Expr::And(v) | Expr::Or(v) if matches!(e, Expr::And(_)) == positive => {
-            let mut names: Vec<&str> = Vec::new();
-            let mut at = None;
-            for c in v {
-                match excluded(c, positive) {
-                    Some((n, span)) => {
-                        names.extend(n);
-                        at.get_or_insert(span);
-                    }
-                    None => routine_step_up(cx, t, c, positive),
-                }
-            }
-            if let Some(span) = at {
-                all_but(cx, &names, span);
-            }
+        Expr::And(v) | Expr::Or(v) => v.iter().for_each(|c| operation_tests(c, out)),
+        Expr::Not(a) => operation_tests(a, out),
+        Expr::Cmp(n, CmpOp::Eq | CmpOp::Ne, lit) if n.text == "operation" => {
+            out.push((n.span, lit_text(lit).into_iter().collect()));
         }
-        Expr::And(v) | Expr::Or(v) => v.iter().for_each(|c| routine_step_up(cx, t, c, positive)),
-        Expr::Not(a) => routine_step_up(cx, t, a, !positive),
-        _ => {
-            if let Some((names, span)) = excluded(e, positive) {
-                all_but(cx, &names, span);
-            } else if positive {
-                match e {
-                    Expr::Cmp(n, CmpOp::Eq, lit) if n.text == "operation" => {
-                        if let Some((v, span)) = lit_text(lit) {
-                            flag(cx, v, span, "routine");
-                        }
-                    }
-                    Expr::In(n, items, _) if n.text == "operation" => {
-                        for (v, span) in items.iter().filter_map(lit_text) {
-                            flag(cx, v, span, "routine");
-                        }
-                    }
-                    _ => {}
-                }
-            } else if let Expr::Cmp(n, CmpOp::Ne, lit) = e
-                && n.text == "operation"
-                && let Some((v, span)) = lit_text(lit)
-            {
-                // `not (operation != a)`: on `a` alone.
-                flag(cx, v, span, "routine");
-            }
+        Expr::In(n, items, _) if n.text == "operation" => {
+            out.push((n.span, items.iter().filter_map(lit_text).collect()));
         }
+        _ => {}
+    }
+}
+
+/// Flags each `routine` operation a condition that tests the operation steps up on: read with
+/// that operation it is true whatever the rest of the request is, or it may be true and its
+/// operation tests single the operation out (`operation == y and risk > 50`, `not (operation
+/// == y and risk > 50)`); `operation != a and operation != b`, nested as it may be, steps up on
+/// neither. Where the condition names the operation it points there; else at its first
+/// operation test.
+pub(in crate::check) fn routine_step_up(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr, _positive: bool) {
+    let mut tests = Vec::new();
+    operation_tests(e, &mut tests);
+    let Some((first, _)) = tests.first() else {
+        return;
+    };
+    let first = *first;
+    // An operation no test names: what the condition does with the operation left aside.
+    let elsewhere = holds_for(e, "\u{0}");
+    for (o, class) in &t.operations {
+        let here = holds_for(e, o);
+        // It steps up on `o` whatever else the request says, or its tests of the operation
+        // treat `o` otherwise than an operation they do not name (`operation == x or
+        // new_device` treats a routine `y` as any other: it is a signal's step-up there).
+        if *class != OperationClass::Routine
+            || here == Some(false)
+            || (here != Some(true) && here == elsewhere)
+        {
+            continue;
+        }
+        let named = tests
+            .iter()
+            .flat_map(|(_, names)| names.iter())
+            .find(|(v, _)| v == o);
+        let (span, label) = match named {
+            Some((_, span)) => (*span, "routine".to_string()),
+            None => {
+                let mut others: Vec<&str> = tests
+                    .iter()
+                    .flat_map(|(_, names)| names.iter().map(|(v, _)| *v))
+                    .filter(|v| v != o)
+                    .collect();
+                others.sort_unstable();
+                others.dedup();
+                let label = if others.is_empty() {
+                    "every operation".to_string()
+                } else {
+                    format!(
+                        "every operation but {}",
+                        others
+                            .iter()
+                            .map(|v| format!("`{v}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                (first, label)
+            }
+        };
+        cx.warn("S001", span, format!("step-up on `{o}`, a routine operation"), &label, Some("over-stepping trains users to dismiss prompts; reserve step-up for what matters, or declare the operation `sensitive`".into()));
     }
 }
 
