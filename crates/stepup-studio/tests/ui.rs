@@ -201,6 +201,22 @@ fn the_audit_view_filters_by_record_name_and_policy() {
     );
 }
 
+/// The report-only workspace with the decision log at `path` opened.
+fn open_decision_log(path: &Path) -> Harness<'static, StudioApp> {
+    let mut h = report_only_harness();
+    h.get_by_label("Decision log").click();
+    h.run();
+    type_into(
+        &mut h,
+        FIELD,
+        "decision log path",
+        &path.display().to_string(),
+    );
+    h.get_by_label("Open decision log").click();
+    h.run();
+    h
+}
+
 fn report_only_harness() -> Harness<'static, StudioApp> {
     harness_of(
         root().join("examples/report-only/rules"),
@@ -271,17 +287,7 @@ fn a_decision_log_opens_as_a_corpus_with_friction_per_policy_against_other_rules
         );
     std::fs::write(enforced.join("shop.policy"), shop).unwrap();
 
-    let mut h = report_only_harness();
-    h.get_by_label("Decision log").click();
-    h.run();
-    type_into(
-        &mut h,
-        FIELD,
-        "decision log path",
-        &log.display().to_string(),
-    );
-    h.get_by_label("Open decision log").click();
-    h.run();
+    let mut h = open_decision_log(&log);
     let c = h.state().studio.corpus.clone().expect("a corpus is open");
     let r = c.report.clone().unwrap();
     assert_eq!((r.decisions, r.changed, r.unreadable), (6, 0, 0));
@@ -433,24 +439,10 @@ fn a_decision_logs_unreadable_lines_say_where_and_why() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("bad.jsonl");
     std::fs::write(&log, "{\"not\": \"a decision\"}\n").unwrap();
-    let open = |path: &Path| {
-        let mut h = report_only_harness();
-        h.get_by_label("Decision log").click();
-        h.run();
-        type_into(
-            &mut h,
-            FIELD,
-            "decision log path",
-            &path.display().to_string(),
-        );
-        h.get_by_label("Open decision log").click();
-        h.run();
-        h
-    };
-    let h = open(&log);
+    let h = open_decision_log(&log);
     h.get_by_label("1 unreadable line(s)");
     h.get_by_label_contains(&format!("  {}:1: ", log.display()));
-    let h = open(dir.path());
+    let h = open_decision_log(dir.path());
     assert!(
         h.state().studio.status.contains("is a directory"),
         "{}",
