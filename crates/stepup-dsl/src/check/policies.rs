@@ -293,7 +293,7 @@ pub(super) fn check_policy(cx: &mut Ctx<'_>, t: &Tenant, at: &PolicyAt<'_>) -> O
     let (cond, req) = (cond?, req?);
     lint::message(cx, p, &at.name);
     lint::long_aal3_elevation(cx, &p.require, &req);
-    lint::routine_step_up(cx, t, &p.when, true);
+    lint::routine_step_up(cx, t, &p.when);
     lint::unguarded_attribute(cx, t, &at.name, &p.when, &cond);
     let line = at.lines.line(p.span.start);
     Some(Policy {

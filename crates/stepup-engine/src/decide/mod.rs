@@ -121,19 +121,9 @@ pub(crate) fn decide(
     }
 }
 
-/// The signals of `req`'s event (an event that carries any context, a platform score alone
-/// included, has signals, an input missing from it unknown: SPEC §5, §10).
-fn signals_of<'a>(
-    req: &'a Request,
-    t: &'a Tenant,
-    history: Option<&'a UserHistory>,
-    feed: &'a ThreatFeed,
-) -> Signals<'a> {
-    Signals::new(req.event.context(), history, &t.risk, feed, req.now)
-}
-
 /// The refusal of `req` because the history store failed (SPEC §10), its record carrying the
-/// event's risk where its tenant is known (`history`: what the store gave before it failed).
+/// event's risk where its tenant is known (`history`: what the store gave before it failed; an
+/// unknown tenant has no risk configuration, and its refusal no risk).
 pub(crate) fn refused_for_store(
     set: &CompiledSet,
     req: &Request,
@@ -142,11 +132,7 @@ pub(crate) fn refused_for_store(
 ) -> Decision {
     let mut d = refuse_for_store(req, set.hash(), error);
     if let Ok((scope, feed)) = set.scope(&req.tenant, &req.application) {
-        let risk = signals_of(req, &scope.tenant, history, feed).breakdown();
-        d.risk = Some(risk);
-        for r in &mut d.audit {
-            r.risk.get_or_insert(risk);
-        }
+        with_risk(&mut d, scope, feed, req, history);
     }
     d
 }
@@ -162,11 +148,22 @@ fn record_risk(
     state: &State,
     record: Record,
 ) {
-    if record == Record::Verdict {
-        return;
+    if record != Record::Verdict {
+        with_risk(d, scope, feed, req, state.history.as_ref().ok());
     }
-    let risk = signals_of(req, &scope.tenant, state.history.as_ref().ok(), feed).breakdown();
-    let risk = *d.risk.get_or_insert(risk);
+}
+
+/// Puts the event's risk in `d` (unless it has one) and in each of its records without one.
+fn with_risk(
+    d: &mut Decision,
+    scope: &CompiledScope,
+    feed: &ThreatFeed,
+    req: &Request,
+    history: Option<&UserHistory>,
+) {
+    let t = &scope.tenant;
+    let signals = Signals::new(req.event.context(), history, &t.risk, feed, req.now);
+    let risk = *d.risk.get_or_insert_with(|| signals.breakdown());
     for r in &mut d.audit {
         r.risk.get_or_insert(risk);
     }
@@ -212,7 +209,12 @@ fn evaluate(
     let audited = record != Record::Verdict;
     let t = &scope.tenant;
     let history = state.history.as_ref().ok();
-    let facts = Facts::new(req, t, signals_of(req, t, history, feed), history);
+    let facts = Facts::new(
+        req,
+        t,
+        Signals::new(req.event.context(), history, &t.risk, feed, req.now),
+        history,
+    );
     // Step 2: fire.
     let mut fired = fire::Fired::new();
     fire::fire(walk, scope, &facts, ids, &mut fired);

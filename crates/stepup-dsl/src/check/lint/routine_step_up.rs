@@ -12,22 +12,8 @@ use crate::model::Tenant;
 /// of the request may.
 fn holds_for(e: &Expr, op: &str) -> Option<bool> {
     match e {
-        Expr::And(v) => v
-            .iter()
-            .try_fold(Some(true), |acc, c| match holds_for(c, op) {
-                Some(false) => Err(()),
-                Some(true) => Ok(acc),
-                None => Ok(None),
-            })
-            .unwrap_or(Some(false)),
-        Expr::Or(v) => v
-            .iter()
-            .try_fold(Some(false), |acc, c| match holds_for(c, op) {
-                Some(true) => Err(()),
-                Some(false) => Ok(acc),
-                None => Ok(None),
-            })
-            .unwrap_or(Some(true)),
+        Expr::And(v) => combine(v, op, false),
+        Expr::Or(v) => combine(v, op, true),
         Expr::Not(a) => holds_for(a, op).map(|v| !v),
         Expr::Cmp(n, CmpOp::Eq, lit) if n.text == "operation" => {
             lit_text(lit).map(|(v, _)| v == op)
@@ -40,6 +26,20 @@ fn holds_for(e: &Expr, op: &str) -> Option<bool> {
         }
         _ => None,
     }
+}
+
+/// An `and` (`decisive` false) or an `or` (`decisive` true) for operation `op`: one part with
+/// the decisive value decides; else it is open if a part is.
+fn combine(v: &[Expr], op: &str, decisive: bool) -> Option<bool> {
+    let mut open = false;
+    for c in v {
+        match holds_for(c, op) {
+            Some(b) if b == decisive => return Some(decisive),
+            None => open = true,
+            Some(_) => {}
+        }
+    }
+    (!open).then_some(!decisive)
 }
 
 /// An operation test: where its `operation` is, and each operation it names with where.
@@ -66,7 +66,7 @@ fn operation_tests<'e>(e: &'e Expr, out: &mut Vec<OpTest<'e>>) {
 /// == y and risk > 50)`); `operation != a and operation != b`, nested as it may be, steps up on
 /// neither. Where the condition names the operation it points there; else at its first
 /// operation test.
-pub(in crate::check) fn routine_step_up(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr, _positive: bool) {
+pub(in crate::check) fn routine_step_up(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) {
     let mut tests = Vec::new();
     operation_tests(e, &mut tests);
     let Some((first, _)) = tests.first() else {
