@@ -1,5 +1,7 @@
 //! S001 `routine-step-up`: a policy steps up on an operation the catalog declares `routine`.
 
+use std::collections::BTreeMap;
+
 use stepup_core::OperationClass;
 
 use super::super::Ctx;
@@ -7,30 +9,33 @@ use crate::ast::{CmpOp, Expr, Lit};
 use crate::diag::Span;
 use crate::model::Tenant;
 
-/// Whether a condition holds for operation `op`, what it does not say of the operation left
-/// open: `Some(true)` or `Some(false)` when the operation alone decides, `None` when the rest
-/// of the request may.
-fn holds_for(e: &Expr, op: &str) -> Option<bool> {
+/// Whether a condition holds for operation `op` (`None`: an operation none of its tests
+/// names), what it does not say of the operation left open: `Some(true)` or `Some(false)` when
+/// the operation alone decides, `None` when the rest of the request may.
+fn holds_for(e: &Expr, op: Option<&str>) -> Option<bool> {
     match e {
         Expr::And(v) => combine(v, op, false),
         Expr::Or(v) => combine(v, op, true),
         Expr::Not(a) => holds_for(a, op).map(|v| !v),
         Expr::Cmp(n, CmpOp::Eq, lit) if n.text == "operation" => {
-            lit_text(lit).map(|(v, _)| v == op)
+            lit_text(lit).map(|(v, _)| Some(v) == op)
         }
         Expr::Cmp(n, CmpOp::Ne, lit) if n.text == "operation" => {
-            lit_text(lit).map(|(v, _)| v != op)
+            lit_text(lit).map(|(v, _)| Some(v) != op)
         }
-        Expr::In(n, items, _) if n.text == "operation" => {
-            Some(items.iter().filter_map(lit_text).any(|(v, _)| v == op))
-        }
+        Expr::In(n, items, _) if n.text == "operation" => Some(
+            items
+                .iter()
+                .filter_map(lit_text)
+                .any(|(v, _)| Some(v) == op),
+        ),
         _ => None,
     }
 }
 
 /// An `and` (`decisive` false) or an `or` (`decisive` true) for operation `op`: one part with
 /// the decisive value decides; else it is open if a part is.
-fn combine(v: &[Expr], op: &str, decisive: bool) -> Option<bool> {
+fn combine(v: &[Expr], op: Option<&str>, decisive: bool) -> Option<bool> {
     let mut open = false;
     for c in v {
         match holds_for(c, op) {
@@ -40,6 +45,14 @@ fn combine(v: &[Expr], op: &str, decisive: bool) -> Option<bool> {
         }
     }
     (!open).then_some(!decisive)
+}
+
+/// Whether S001 flags routine operation `op` of a condition: read with `op` (`here`) it is
+/// true whatever else the request says, or its tests of the operation treat `op` otherwise
+/// than an operation they do not name (`elsewhere`; `operation == x or new_device` treats a
+/// routine `y` as any other: it is a signal's step-up there).
+fn flags(here: Option<bool>, elsewhere: Option<bool>) -> bool {
+    here == Some(true) || (here.is_none() && elsewhere.is_some())
 }
 
 /// An operation test: where its `operation` is, and each operation it names with where.
@@ -73,33 +86,25 @@ pub(in crate::check) fn routine_step_up(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) 
         return;
     };
     let first = *first;
-    // An operation no test names: what the condition does with the operation left aside.
-    let elsewhere = holds_for(e, "\u{0}");
-    for (o, class) in &t.operations {
-        let here = holds_for(e, o);
-        // It steps up on `o` whatever else the request says, or its tests of the operation
-        // treat `o` otherwise than an operation they do not name (`operation == x or
-        // new_device` treats a routine `y` as any other: it is a signal's step-up there).
-        if *class != OperationClass::Routine
-            || here == Some(false)
-            || (here != Some(true) && here == elsewhere)
-        {
-            continue;
-        }
+    // Only the operations the tests name are read one by one: a tenant's catalog may hold
+    // hundreds, and most policies name one or two (S001 read every policy with every
+    // operation of the catalog: an eighth of loading 10,000 policies).
+    let mut names: Vec<&str> = tests
+        .iter()
+        .flat_map(|(_, names)| names.iter().map(|(v, _)| *v))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let flagged = flagged(&t.operations, e, &names);
+    for o in flagged {
         let named = tests
             .iter()
             .flat_map(|(_, names)| names.iter())
-            .find(|(v, _)| v == o);
+            .find(|(v, _)| *v == o);
         let (span, label) = match named {
             Some((_, span)) => (*span, "routine".to_string()),
             None => {
-                let mut others: Vec<&str> = tests
-                    .iter()
-                    .flat_map(|(_, names)| names.iter().map(|(v, _)| *v))
-                    .filter(|v| v != o)
-                    .collect();
-                others.sort_unstable();
-                others.dedup();
+                let others: Vec<&str> = names.iter().copied().filter(|v| *v != o).collect();
                 let label = if others.is_empty() {
                     "every operation".to_string()
                 } else {
@@ -119,10 +124,147 @@ pub(in crate::check) fn routine_step_up(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) 
     }
 }
 
+/// The routine operations of `catalog` S001 flags for condition `e`, whose operation tests name
+/// `names` (sorted, without repeats), in the catalog's order: every one the tests do not name
+/// or none of them (read with any of them, the condition is the same), and those they name
+/// read one by one.
+fn flagged<'c>(
+    catalog: &'c BTreeMap<String, OperationClass>,
+    e: &Expr,
+    names: &[&str],
+) -> Vec<&'c str> {
+    let elsewhere = holds_for(e, None);
+    if flags(elsewhere, elsewhere) {
+        catalog
+            .iter()
+            .filter(|(o, class)| {
+                **class == OperationClass::Routine
+                    && (names.binary_search(&o.as_str()).is_err()
+                        || flags(holds_for(e, Some(o)), elsewhere))
+            })
+            .map(|(o, _)| o.as_str())
+            .collect()
+    } else {
+        names
+            .iter()
+            .filter_map(|o| catalog.get_key_value(*o))
+            .filter(|(o, class)| {
+                **class == OperationClass::Routine && flags(holds_for(e, Some(o)), elsewhere)
+            })
+            .map(|(o, _)| o.as_str())
+            .collect()
+    }
+}
+
 fn lit_text(l: &Lit) -> Option<(&str, Span)> {
     match l {
         Lit::Name(n) => Some((&n.text, n.span)),
         Lit::Str(s) => Some((&s.value, s.span)),
         Lit::Number(..) => None,
+    }
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "tests: a failed assertion is the report"
+)]
+mod tests {
+    use super::*;
+    use crate::ast::Name;
+
+    fn name(text: &str) -> Name {
+        Name {
+            text: text.into(),
+            span: Span { start: 0, end: 0 },
+        }
+    }
+
+    /// Reading only the operations the tests name flags what reading every operation of the
+    /// catalog, one by one, flags: conditions drawn from operation tests (`==`, `!=`, `in`) on
+    /// named and unnamed operations, other tests, `and`, `or` and `not`, nested.
+    #[test]
+    fn reading_the_named_operations_flags_what_reading_every_one_does() {
+        let ops = ["a", "b", "c", "d", "e"];
+        let catalog: BTreeMap<String, OperationClass> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let class = if i % 3 == 2 {
+                    OperationClass::Sensitive
+                } else {
+                    OperationClass::Routine
+                };
+                ((*o).to_string(), class)
+            })
+            .collect();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % n).unwrap()
+        };
+        fn draw(next: &mut dyn FnMut(u64) -> usize, depth: u32, ops: &[&str]) -> Expr {
+            let op = |next: &mut dyn FnMut(u64) -> usize| {
+                // `z` is in no catalog: a test of an operation the tenant does not have.
+                let all = [ops, &["z"]].concat();
+                Lit::Name(name(all[next(all.len() as u64)]))
+            };
+            let pick = if depth == 0 { next(5) } else { next(8) };
+            match pick {
+                0 => Expr::Cmp(name("operation"), CmpOp::Eq, op(next)),
+                1 => Expr::Cmp(name("operation"), CmpOp::Ne, op(next)),
+                2 => Expr::In(
+                    name("operation"),
+                    (0..1 + next(3)).map(|_| op(next)).collect(),
+                    Span { start: 0, end: 0 },
+                ),
+                3 => Expr::Flag(name("new_device")),
+                4 => Expr::Cmp(
+                    name("risk"),
+                    CmpOp::Gt,
+                    Lit::Number(50.0, Span { start: 0, end: 0 }),
+                ),
+                5 => Expr::Not(Box::new(draw(next, depth - 1, ops))),
+                6 => Expr::And(
+                    (0..2 + next(2))
+                        .map(|_| draw(next, depth - 1, ops))
+                        .collect(),
+                ),
+                _ => Expr::Or(
+                    (0..2 + next(2))
+                        .map(|_| draw(next, depth - 1, ops))
+                        .collect(),
+                ),
+            }
+        }
+        let mut some = 0;
+        for _ in 0..5_000 {
+            let e = draw(&mut next, 3, &ops);
+            let mut tests = Vec::new();
+            operation_tests(&e, &mut tests);
+            let mut names: Vec<&str> = tests
+                .iter()
+                .flat_map(|(_, names)| names.iter().map(|(v, _)| *v))
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            let elsewhere = holds_for(&e, None);
+            let every: Vec<&str> = catalog
+                .iter()
+                .filter(|(o, class)| {
+                    **class == OperationClass::Routine && flags(holds_for(&e, Some(o)), elsewhere)
+                })
+                .map(|(o, _)| o.as_str())
+                .collect();
+            if tests.is_empty() {
+                continue;
+            }
+            some += usize::from(!every.is_empty());
+            assert_eq!(flagged(&catalog, &e, &names), every, "{e:?}");
+        }
+        assert!(some > 500, "too few conditions flag anything: {some}");
     }
 }
