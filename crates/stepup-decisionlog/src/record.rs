@@ -71,7 +71,7 @@ pub enum LogEvent {
         name: String,
         /// Its attributes (the first value of a name, as the engine reads them).
         #[serde(default)]
-        attrs: BTreeMap<String, Value>,
+        attrs: BTreeMap<String, LogValue>,
         /// The context it carried, if any.
         #[serde(default)]
         context: Option<Context>,
@@ -91,6 +91,70 @@ pub enum LogEvent {
         /// Whether it verified.
         success: bool,
     },
+}
+
+/// An attribute's value as logged: a boolean, a number or a string as the request gave it, and
+/// a number JSON cannot write (NaN, an infinity) as `{"non_finite": "inf"}` (or `"-inf"`,
+/// `"nan"`), read back as that number. Written as text, it was read back as a string, and a
+/// backtest of unchanged rules read a test of a string attribute as answered where the live
+/// decision had read a mistyped value as unknown (SPEC §10).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LogValue {
+    /// A value JSON can write.
+    Value(Value),
+    /// A number JSON cannot write.
+    NonFinite {
+        /// Which.
+        non_finite: NonFinite,
+    },
+}
+
+/// A number JSON cannot write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NonFinite {
+    /// Positive infinity.
+    #[serde(rename = "inf")]
+    Infinity,
+    /// Negative infinity.
+    #[serde(rename = "-inf")]
+    NegInfinity,
+    /// Not a number.
+    #[serde(rename = "nan")]
+    NaN,
+}
+
+impl LogValue {
+    /// The value as logged.
+    #[must_use]
+    pub fn of(v: &Value) -> Self {
+        match v {
+            Value::Number(x) if x.is_nan() => LogValue::NonFinite {
+                non_finite: NonFinite::NaN,
+            },
+            Value::Number(x) if x.is_infinite() => LogValue::NonFinite {
+                non_finite: if *x > 0.0 {
+                    NonFinite::Infinity
+                } else {
+                    NonFinite::NegInfinity
+                },
+            },
+            other => LogValue::Value(other.clone()),
+        }
+    }
+
+    /// The value the request carried.
+    #[must_use]
+    pub fn value(&self) -> Value {
+        match self {
+            LogValue::Value(v) => v.clone(),
+            LogValue::NonFinite { non_finite } => Value::Number(match non_finite {
+                NonFinite::Infinity => f64::INFINITY,
+                NonFinite::NegInfinity => f64::NEG_INFINITY,
+                NonFinite::NaN => f64::NAN,
+            }),
+        }
+    }
 }
 
 /// The state a logged decision was made on.
@@ -219,13 +283,7 @@ fn log_event(e: &Event) -> LogEvent {
         } => {
             let mut map = BTreeMap::new();
             for (k, v) in attrs {
-                // JSON has no NaN or infinity: such a number is written as text, which every
-                // predicate reads as unknown, as it reads the number.
-                let v = match v {
-                    Value::Number(x) if !x.is_finite() => Value::Str(x.to_string()),
-                    other => other.clone(),
-                };
-                map.entry(k.clone()).or_insert(v);
+                map.entry(k.clone()).or_insert_with(|| LogValue::of(v));
             }
             LogEvent::Operation {
                 name: name.clone(),
@@ -377,7 +435,7 @@ impl Record {
                 context,
             } => Event::Operation {
                 name: name.clone(),
-                attrs: attrs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                attrs: attrs.iter().map(|(k, v)| (k.clone(), v.value())).collect(),
                 context: context.clone(),
             },
             LogEvent::Access { resource, context } => Event::Access {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 use stepup_decisionlog::backtest::{Backtest, BacktestReport};
-use stepup_decisionlog::record::LogEvent;
+use stepup_decisionlog::record::{LogEvent, LogValue};
 use stepup_decisionlog::{LoggedDecision, Pseudonymizer, Record, Rotation, Writer};
 use stepup_engine::{CompiledSet, Engine, MemoryStore, Value};
 
@@ -399,10 +399,12 @@ fn changed_rules(dir: &Path, file: &str, from: &str, to: &str) -> PathBuf {
 
 fn amount(rec: &Record) -> Option<f64> {
     match &rec.event {
-        LogEvent::Operation { name, attrs, .. } if name == "payout" => match attrs.get("amount") {
-            Some(Value::Number(x)) => Some(*x),
-            _ => None,
-        },
+        LogEvent::Operation { name, attrs, .. } if name == "payout" => {
+            match attrs.get("amount").map(LogValue::value) {
+                Some(Value::Number(x)) => Some(x),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -917,4 +919,68 @@ fn a_completion_the_store_could_not_save_is_no_change() {
     });
     let r = backtest(&rules, None, &one("failed.jsonl", failed));
     assert_eq!((r.decisions, r.changed), (1, 1));
+}
+
+/// A number JSON cannot write (an infinity, NaN) given for an attribute is logged as that
+/// number and backtests to the live decision: a review found it logged as the text `"inf"`,
+/// which a test of a string attribute read as a string (the live decision had read a mistyped
+/// value as unknown, and fired), so unchanged rules showed a prompt that disappeared.
+#[test]
+fn a_non_finite_number_backtests_to_the_live_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("r.policy"),
+        "tenant t {\n  operation pay sensitive\n  attribute plan: string\n  attribute amount: number\n  policy gold_pay \"Confirm this payment.\" {\n    when operation == pay and plan == \"gold\"\n    require aal2\n  }\n  policy big \"Confirm this payment.\" {\n    when operation == pay and amount < 100\n    require aal2\n  }\n}\napplication a of t { }\n",
+    )
+    .unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    for (i, (plan, amount)) in [
+        ("inf", "5"),
+        ("-inf", "5"),
+        ("NaN", "5"),
+        ("\"x\"", "inf"),
+        ("\"x\"", "NaN"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(
+            scenarios.join(format!("s{i}.ron")),
+            format!(
+                "Scenario(name: \"nf{i}\", tenant: \"t\", application: \"a\", user: (id: \"u{i}\", enrolled: [totp]), events: [\n SignIn(at: \"2026-11-27T09:00:00Z\", device: \"d\", ip: \"198.51.100.7\", country: \"FR\", location: (lat: 48.85, lon: 2.35), factors: [password]),\n Operation(at: \"2026-11-27T09:10:00Z\", name: \"pay\", attrs: {{\"plan\": {plan}, \"amount\": {amount}}}),\n])"
+            ),
+        )
+        .unwrap();
+    }
+    let log = dir.path().join("nf.jsonl");
+    assert_eq!(write_log(&rules, &scenarios, &log, None), 10);
+    let recs = records(&log);
+    let steps = recs
+        .iter()
+        .filter(|(_, r)| r.decision.kind == stepup_engine::DecisionKind::StepUp)
+        .count();
+    // Each operation reads a mistyped or non-finite value as unknown: each steps up.
+    assert_eq!(steps, 5, "{recs:#?}");
+    let r = backtest(&rules, None, &log);
+    assert_eq!((r.decisions, r.changed, r.unreadable), (10, 0, 0));
+    // Written as numbers JSON can carry, and read back as the same numbers.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(r#""plan":{"non_finite":"inf"}"#), "{text}");
+    assert!(text.contains(r#""plan":{"non_finite":"-inf"}"#), "{text}");
+    assert!(text.contains(r#""amount":{"non_finite":"nan"}"#), "{text}");
+    let schema = schema();
+    for line in text.lines() {
+        let mut errors = Vec::new();
+        validate(
+            &serde_json::from_str(line).unwrap(),
+            &schema,
+            &schema,
+            "$",
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors:#?}\n{line}");
+    }
 }
