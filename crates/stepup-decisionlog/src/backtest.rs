@@ -2,8 +2,11 @@
 //! baseline policy set or with the decisions the log recorded.
 //!
 //! Records are fed one at a time ([`Backtest::add`]); only counters, a 64-bit keyed hash of
-//! each (tenant, user) seen, up to [`POLICY_SETS_LISTED`] policy-set hashes and a few examples
-//! per group of changes are kept, so a log of any length streams through.
+//! each (tenant, user) seen and of each (user, day), up to [`POLICY_SETS_LISTED`] policy-set
+//! hashes, up to [`CHANGE_GROUPS`] groups of changes with a few bounded examples each, and
+//! per-day counts of the policies the compared sets have are kept: a name a log gives is
+//! counted only where those sets give it (else as [`OTHER_NAMES`]). Memory grows with the
+//! users and days of a log, not with what its lines say.
 //!
 //! Tenants are never merged: users are told apart by tenant, and a policy's row, its prompts per
 //! day and a group of changes are each of one tenant (and a policy's row is either enforced or
@@ -42,6 +45,27 @@ pub const UNREADABLE_LISTED: usize = 100;
 pub const POLICY_SETS_LISTED: usize = 64;
 /// The name under which the decisions of policy sets beyond [`POLICY_SETS_LISTED`] are counted.
 pub const OTHER_POLICY_SETS: &str = "(other)";
+/// The name under which a logged decision's policies that neither set compared has are
+/// counted, and the tenant of those that neither set has: a log's names are counted only
+/// where the rules give them, so what a line names cannot grow the backtest's tables (a
+/// review: one line naming 8,000 policies of a 100 KB tenant took 800 MB).
+pub const OTHER_NAMES: &str = "(other)";
+/// Most policies an example lists of each side.
+pub const EXAMPLE_NAMES: usize = 32;
+/// Most characters of a text an example quotes from the log (more are cut, with `…`).
+pub const EXAMPLE_CHARS: usize = 256;
+
+/// `s`, cut to [`EXAMPLE_CHARS`] characters.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(EXAMPLE_CHARS) {
+        Some((at, _)) => format!("{}…", s.get(..at).unwrap_or_default()),
+        None => s.to_string(),
+    }
+}
+
+/// Most groups of changed decisions kept apart; changes beyond are counted in one group
+/// of [`OTHER_NAMES`].
+pub const CHANGE_GROUPS: usize = 10_000;
 
 /// Totals of one side (old or new decisions).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -253,6 +277,37 @@ pub struct Backtest {
     changes: HashMap<ChangeKey, (u64, Vec<Example>)>,
     changed: u64,
     report: BacktestReport,
+    /// The policies (by tenant) either set has, in any scope: the only names counted.
+    known: Known,
+}
+
+/// Policy names by tenant.
+type Known = HashMap<String, HashSet<String>>;
+
+/// The policies of every scope of `set`, by tenant (the admin default included).
+fn known_policies(set: &CompiledSet, into: &mut Known) {
+    let m = &set.model;
+    let scopes = m
+        .tenants
+        .keys()
+        .map(|t| (t.as_str(), ""))
+        .chain(m.applications.keys().map(|(t, a)| (t.as_str(), a.as_str())));
+    for (t, a) in scopes {
+        if let Ok(r) = m.resolve(t, a) {
+            let names = into.entry(t.to_string()).or_default();
+            names.extend(r.policies.iter().map(|p| p.name.clone()));
+        }
+    }
+}
+
+/// `(tenant, policy)` as counted: each as the log names it where the sets have it, else
+/// [`OTHER_NAMES`].
+fn counted(known: &Known, tenant: &str, policy: &str) -> (String, String) {
+    match known.get(tenant) {
+        Some(names) if names.contains(policy) => (tenant.to_string(), policy.to_string()),
+        Some(_) => (tenant.to_string(), OTHER_NAMES.to_string()),
+        None => (OTHER_NAMES.to_string(), OTHER_NAMES.to_string()),
+    }
 }
 
 fn day_name(day: i64) -> String {
@@ -292,19 +347,38 @@ impl Backtest {
             changes: HashMap::new(),
             changed: 0,
             report,
+            known: HashMap::new(),
         }
+        .knowing()
+    }
+
+    fn knowing(mut self) -> Self {
+        let mut known = Known::new();
+        known_policies(&self.candidate, &mut known);
+        if let Some(b) = &self.baseline {
+            known_policies(b, &mut known);
+        }
+        self.known = known;
+        self
     }
 
     /// The candidate's policies in force for a scope (ids into `policies`).
     fn scope_policies(&mut self, tenant: &str, app: &str) -> &[usize] {
         let key = (tenant.to_string(), app.to_string());
         if !self.scopes.contains_key(&key) {
-            let mut ids = Vec::new();
-            if let Ok(r) = self.candidate.model.resolve(tenant, app) {
-                for p in &r.policies {
-                    ids.push(self.policy_id(tenant, &p.name, p.report_only));
-                }
-            }
+            // Only the candidate's scopes are kept (a log's other names would grow the table).
+            let Ok(r) = self.candidate.model.resolve(tenant, app) else {
+                return &[];
+            };
+            let names: Vec<(String, bool)> = r
+                .policies
+                .iter()
+                .map(|p| (p.name.clone(), p.report_only))
+                .collect();
+            let ids = names
+                .iter()
+                .map(|(name, ro)| self.policy_id(tenant, name, *ro))
+                .collect();
             self.scopes.insert(key.clone(), ids);
         }
         self.scopes.get(&key).map_or(&[], Vec::as_slice)
@@ -393,13 +467,13 @@ impl Backtest {
             // rule made it, so none of the candidate's policies is counted for it.
             _ => {
                 self.report.not_redecided += 1;
-                count(&mut self.old, recorded, &rec.tenant, user, day);
-                count(&mut self.new, recorded, &rec.tenant, user, day);
+                count(&mut self.old, recorded, &self.known, &rec.tenant, user, day);
+                count(&mut self.new, recorded, &self.known, &rec.tenant, user, day);
                 return;
             }
         };
-        count(&mut self.old, &old, &rec.tenant, user, day);
-        count(&mut self.new, &new, &rec.tenant, user, day);
+        count(&mut self.old, &old, &self.known, &rec.tenant, user, day);
+        count(&mut self.new, &new, &self.known, &rec.tenant, user, day);
         self.count_policies(rec, &new, user);
         if !old.same_outcome(&new) {
             self.changed += 1;
@@ -408,7 +482,7 @@ impl Backtest {
             let policies: Vec<String> = old_p
                 .iter()
                 .chain(new_p.iter())
-                .cloned()
+                .map(|p| counted(&self.known, &rec.tenant, p).1)
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
@@ -418,25 +492,43 @@ impl Backtest {
                 (a, b) if a == b => (old.full_label(), new.full_label()),
                 labels => labels,
             };
-            let g = self
-                .changes
-                .entry((rec.tenant.clone(), from, to, policies))
-                .or_default();
+            let tenant = if self.known.contains_key(&rec.tenant) {
+                rec.tenant.clone()
+            } else {
+                OTHER_NAMES.to_string()
+            };
+            let mut key = (tenant, from, to, policies);
+            if self.changes.len() >= CHANGE_GROUPS && !self.changes.contains_key(&key) {
+                key = (
+                    OTHER_NAMES.to_string(),
+                    OTHER_NAMES.to_string(),
+                    OTHER_NAMES.to_string(),
+                    Vec::new(),
+                );
+            }
+            let g = self.changes.entry(key).or_default();
             g.0 += 1;
             if g.1.len() < EXAMPLES_PER_GROUP {
+                // An example quotes the log: each of its texts, and its lists, bounded.
+                let names = |v: Vec<String>| -> Vec<String> {
+                    v.into_iter()
+                        .take(EXAMPLE_NAMES)
+                        .map(|p| short(&p))
+                        .collect()
+                };
                 g.1.push(Example {
-                    file: file.to_string(),
+                    file: short(file),
                     line,
-                    at: rec.at.clone(),
-                    scope: if rec.application.is_empty() {
+                    at: short(&rec.at),
+                    scope: short(&if rec.application.is_empty() {
                         rec.tenant.clone()
                     } else {
                         format!("{}/{}", rec.tenant, rec.application)
-                    },
-                    user: rec.user.clone(),
-                    event: rec.event_key(),
-                    old_policies: old_p,
-                    new_policies: new_p,
+                    }),
+                    user: short(&rec.user),
+                    event: short(&rec.event_key()),
+                    old_policies: names(old_p),
+                    new_policies: names(new_p),
                 });
             }
         }
@@ -590,7 +682,7 @@ fn qualified(many: bool, tenant: &str, policy: &str) -> String {
     }
 }
 
-fn count(s: &mut Side, d: &LoggedDecision, tenant: &str, user: u32, day: i64) {
+fn count(s: &mut Side, d: &LoggedDecision, known: &Known, tenant: &str, user: u32, day: i64) {
     s.events += 1;
     if !d.fired.is_empty() && !matches!(d.kind, DecisionKind::Completed | DecisionKind::Failed) {
         s.fired += 1;
@@ -601,7 +693,7 @@ fn count(s: &mut Side, d: &LoggedDecision, tenant: &str, user: u32, day: i64) {
             s.affected.insert(user);
             let m = s.daily.entry(day).or_default();
             for p in d.deciding() {
-                *m.entry((tenant.to_string(), p.clone())).or_default() += 1;
+                *m.entry(counted(known, tenant, p)).or_default() += 1;
             }
         }
         DecisionKind::Deny => {
@@ -616,7 +708,7 @@ fn count(s: &mut Side, d: &LoggedDecision, tenant: &str, user: u32, day: i64) {
             *s.daily
                 .entry(day)
                 .or_default()
-                .entry((tenant.to_string(), r.policy.clone()))
+                .entry(counted(known, tenant, &r.policy))
                 .or_default() += 1;
         }
     }

@@ -984,3 +984,59 @@ fn a_non_finite_number_backtests_to_the_live_decision() {
         assert!(errors.is_empty(), "{errors:#?}\n{line}");
     }
 }
+
+/// What a logged line names is counted only where the rules compared give it: a review's line
+/// (a tenant of 100,000 bytes, 8,000 policies in its `fired` list) took 800 MB, copying the
+/// tenant once per name. Its prompts now count under one `(other)` row, a change it makes is
+/// one group, and its example quotes the log in bounded texts and lists.
+#[test]
+fn names_a_log_line_gives_are_counted_only_where_the_rules_have_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let (_, prompted) = records(&log)
+        .into_iter()
+        .find(|(_, r)| r.decision.kind == stepup_engine::DecisionKind::StepUp)
+        .unwrap();
+    let big_tenant = "T".repeat(100_000);
+    let names: Vec<String> = (0..8000).map(|i| format!("p{i}")).collect();
+    let mut text = String::new();
+    for line in [
+        // An unknown tenant naming 8,000 policies.
+        edited(&prompted, |v| {
+            v["tenant"] = big_tenant.clone().into();
+            v["decision"]["fired"] = names.clone().into();
+        }),
+        // A known tenant naming 8,000 policies it does not have, and one it has.
+        edited(&prompted, |v| {
+            let mut fired = names.clone();
+            fired.extend(prompted.decision.fired.iter().cloned());
+            v["decision"]["fired"] = fired.into();
+        }),
+    ] {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let path = dir.path().join("bomb.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let r = backtest(&root().join("rules"), None, &path);
+    assert_eq!(
+        (r.decisions, r.unreadable),
+        (2, 0),
+        "{:?}",
+        r.unreadable_lines
+    );
+    let rows: Vec<&String> = r.daily_old.values().flat_map(|m| m.keys()).collect();
+    assert!(rows.len() <= 3, "{rows:?}");
+    assert!(rows.iter().all(|k| k.len() < 100), "{rows:?}");
+    assert!(
+        rows.iter().any(|k| k.as_str() == "(other)/(other)"),
+        "{rows:?}"
+    );
+    for g in &r.changes {
+        assert!(g.tenant.len() < 100 && g.policies.len() <= 3, "{g:?}");
+        for e in &g.examples {
+            assert!(e.scope.chars().count() <= 257, "{}", e.scope.len());
+            assert!(e.old_policies.len() <= 32);
+        }
+    }
+}
