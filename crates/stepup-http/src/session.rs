@@ -582,15 +582,22 @@ pub(crate) fn decide(
                 // Another instance decided on this session first: decide again on its state.
             }
             Err(e) => {
-                if d.allowed() && session.is_some() {
-                    // It spends a grant, completes a challenge or establishes the session: an
-                    // allow only if that was saved (SPEC §10).
+                if session.is_some() && (d.allowed() || d.kind == DecisionKind::StepUp) {
+                    // An allow that spends a grant, completes a challenge or establishes the
+                    // session is an allow only if that was saved (SPEC §10). A step-up whose
+                    // challenge was not saved asks for what no answer can complete (and a
+                    // completion it took in was not saved either, a review found it audited
+                    // as completed): refused too, the service's store unavailable.
                     let refused = refused_unsaved(set, op, state.history.as_ref().ok(), &mut d, &e);
                     return (refused, log.then(|| (op.clone(), None)), Vec::new());
                 }
                 let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
                 d.errors.push(note.clone());
                 for r in &mut d.audit {
+                    // A completion it took in was not saved: a failed step-up.
+                    if r.name == stepup_engine::decision::audit_names::COMPLETED {
+                        r.name = stepup_engine::decision::audit_names::FAILED;
+                    }
                     r.errors.push(note.clone());
                 }
                 return (d, logged, Vec::new());

@@ -1712,6 +1712,34 @@ fn a_step_up_survives_a_conflict_after_its_record_was_written() {
     }
 }
 
+/// A review: a step-up token sent on a payout of another amount completes the open challenge
+/// (bound to 5000), and this payout (6000) needs its own step-up; the session's commit fails.
+/// Nothing was saved: the audit stream said `auth.step_up_completed`, and the 401 named a
+/// challenge never stored (no answer could complete it). It is refused as the store's failure
+/// (503), its completion audited as failed, as an allow whose commit fails is.
+#[test]
+fn an_unsaved_step_up_that_took_in_a_completion_is_refused() {
+    let (_setup, faulty, srv, b) = a_payout_awaiting_its_step_up();
+    faulty.arm.lock().unwrap().push(("3:app:s1".into(), 2));
+    let before = srv.audit.records().len();
+    let r = call(
+        &srv,
+        "POST",
+        "/pay",
+        &b,
+        &[],
+        Some(serde_json::json!({"amount": 6000})),
+    );
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    let names: Vec<_> = srv.audit.records()[before..]
+        .iter()
+        .map(|r| r.name)
+        .collect();
+    assert!(!names.contains(&"auth.step_up_completed"), "{names:?}");
+    assert!(names.contains(&"auth.step_up_failed"), "{names:?}");
+    assert_eq!(names.last(), Some(&"auth.step_up_denied"), "{names:?}");
+}
+
 /// The same review: two separate step-ups, each made for its own application's challenge, used
 /// in the other order than they were made (two tabs) — the later one first. Each is its own
 /// authentication and completes its own challenge (the record kept only the latest, and refused
