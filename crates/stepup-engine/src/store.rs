@@ -108,8 +108,41 @@ pub fn next_version(new: &SessionState) -> SessionState {
 #[derive(Debug, Default)]
 struct User {
     history: UserHistory,
-    sessions: HashMap<String, SessionState>,
+    /// Each session, with the user's commit count when it was last written.
+    sessions: HashMap<String, (SessionState, u64)>,
+    /// Commits of the user's sessions so far.
+    commits: u64,
 }
+
+impl User {
+    /// Writes `state` as session `id`: at most [`MAX_SESSIONS_PER_USER`] are kept, the one
+    /// written longest ago forgotten for a new one.
+    fn write(&mut self, id: &str, state: SessionState) {
+        self.commits = self.commits.wrapping_add(1);
+        let tick = self.commits;
+        if let Some(cur) = self.sessions.get_mut(id) {
+            *cur = (state, tick);
+            return;
+        }
+        if self.sessions.len() >= MAX_SESSIONS_PER_USER
+            && let Some(oldest) = self
+                .sessions
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+        {
+            self.sessions.remove(&oldest);
+        }
+        self.sessions.insert(id.to_string(), (state, tick));
+    }
+}
+
+/// The most sessions a store keeps per user (the memory and disk stores; Redis expires them).
+/// Beyond, the session written longest ago is forgotten for a new one: forgotten, a session is
+/// new again, not established, with no grant and no open challenge, so a limit only asks more
+/// (every login of a user's kept its session, about 2 KB, forever: a review). A user's logins
+/// at once are far fewer.
+pub const MAX_SESSIONS_PER_USER: usize = 64;
 
 /// Users by tenant, then by id: a tenant's names never meet another's.
 type Tenants = HashMap<String, HashMap<String, User>>;
@@ -161,7 +194,11 @@ impl Store for MemoryStore {
         let Some(u) = g.get(tenant).and_then(|users| users.get(user)) else {
             return Ok((UserHistory::default(), SessionState::default()));
         };
-        let s = u.sessions.get(session).cloned().unwrap_or_default();
+        let s = u
+            .sessions
+            .get(session)
+            .map(|(s, _)| s.clone())
+            .unwrap_or_default();
         Ok((u.history.clone(), s))
     }
 
@@ -182,7 +219,7 @@ impl Store for MemoryStore {
                 .get(tenant)
                 .and_then(|users| users.get(user))
                 .and_then(|u| u.sessions.get(session))
-                .map_or(0, |cur| cur.version);
+                .map_or(0, |(cur, _)| cur.version);
             check_version(stored, s)?;
         }
         let u = user_mut(&mut g, tenant, user);
@@ -190,12 +227,7 @@ impl Store for MemoryStore {
             h.apply(&mut u.history);
         }
         if let Some(s) = state {
-            match u.sessions.get_mut(session) {
-                Some(cur) => *cur = next_version(s),
-                None => {
-                    u.sessions.insert(session.to_string(), next_version(s));
-                }
-            }
+            u.write(session, next_version(s));
         }
         Ok(())
     }
@@ -217,9 +249,9 @@ impl Store for MemoryStore {
         let version = u
             .sessions
             .get(session)
-            .map_or(1, |s| s.version.wrapping_add(1));
-        u.sessions.insert(
-            session.to_string(),
+            .map_or(1, |(s, _)| s.version.wrapping_add(1));
+        u.write(
+            session,
             SessionState {
                 version,
                 ..SessionState::default()

@@ -520,6 +520,44 @@ fn tenants_are_isolated(store: &dyn Store, ns: &str) {
     );
 }
 
+/// A user's sessions are bounded (the memory and disk stores; Redis expires them instead): a
+/// new session beyond [`MAX_SESSIONS_PER_USER`] forgets the one written longest ago, which
+/// loads as new again (not established: fail closed); a session written again is kept.
+pub fn sessions_per_user_are_bounded(store: &dyn Store, ns: &str) {
+    use stepup_engine::store::MAX_SESSIONS_PER_USER;
+    let t = format!("{ns}-bounded");
+    let established = SessionState {
+        established: true,
+        ..SessionState::default()
+    };
+    let write = |s: &str| {
+        let (_, cur) = must(store.load(&t, "ula", s), "load");
+        let next = SessionState {
+            version: cur.version,
+            ..established.clone()
+        };
+        must(store.commit(&t, "ula", s, Some(&next), None), "commit");
+    };
+    for i in 0..MAX_SESSIONS_PER_USER {
+        write(&format!("s{i}"));
+    }
+    // `s0` written again: `s1` is now the one written longest ago.
+    write("s0");
+    write("new");
+    let (_, s1) = must(store.load(&t, "ula", "s1"), "load s1");
+    check(
+        s1 == SessionState::default(),
+        "the session written longest ago is forgotten for a new one beyond the bound",
+    );
+    for s in ["s0", "s2", "new"] {
+        let (_, kept) = must(store.load(&t, "ula", s), "load kept");
+        check(kept.established, "the sessions written since are kept");
+    }
+    // Another user's sessions are not counted with these.
+    let (_, other) = must(store.load(&t, "vic", "s1"), "load other");
+    check(other == SessionState::default(), "another user is apart");
+}
+
 fn sessions_are_separate(store: &dyn Store, ns: &str) {
     let t = format!("{ns}-sessions");
     must(

@@ -12,11 +12,15 @@ use std::sync::RwLock;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use stepup_engine::state::{HistoryUpdate, SessionState, UserHistory};
-use stepup_engine::store::{check_version, next_version};
+use stepup_engine::store::{MAX_SESSIONS_PER_USER, check_version, next_version};
 use stepup_engine::{Store, StoreError};
 
 const HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("history");
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// Per user (keyed as the history), the ids of the user's sessions, written longest ago first:
+/// at most [`MAX_SESSIONS_PER_USER`] are kept. (A store written before it has sessions it does
+/// not list; they are kept, and only the listed ones counted.)
+const USER_SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("user_sessions");
 
 /// A store in one redb file.
 pub struct DiskStore {
@@ -47,6 +51,7 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
     let txn = db.begin_write().map_err(err)?;
     txn.open_table(HISTORY).map_err(err)?;
     txn.open_table(SESSIONS).map_err(err)?;
+    txn.open_table(USER_SESSIONS).map_err(err)?;
     txn.commit().map_err(err)?;
     Ok(db)
 }
@@ -202,11 +207,41 @@ fn commit(
                 let mut s = txn.open_table(SESSIONS).map_err(err)?;
                 s.insert(sk.as_str(), encode(&next_version(st))?.as_slice())
                     .map_err(err)?;
+                written(&txn, &mut s, tenant, user, session)?;
             }
         }
         // Dropping an uncommitted transaction aborts it: an error above writes nothing.
         txn.commit().map_err(err)
     }
+}
+
+/// Notes that `session` of the user was just written (in `txn`, with its table `sessions`): it
+/// becomes the user's latest, and beyond [`MAX_SESSIONS_PER_USER`] the one written longest ago
+/// is deleted (new again when next loaded: not established, fail closed).
+fn written(
+    txn: &redb::WriteTransaction,
+    sessions: &mut redb::Table<'_, &str, &[u8]>,
+    tenant: &str,
+    user: &str,
+    session: &str,
+) -> Result<(), StoreError> {
+    let mut list = txn.open_table(USER_SESSIONS).map_err(err)?;
+    let uk = key(&[tenant, user]);
+    let mut ids: Vec<String> = match list.get(uk.as_str()).map_err(err)? {
+        Some(v) => decode(v.value())?,
+        None => Vec::new(),
+    };
+    ids.retain(|s| s != session);
+    ids.push(session.to_string());
+    while ids.len() > MAX_SESSIONS_PER_USER {
+        let oldest = ids.remove(0);
+        sessions
+            .remove(key(&[tenant, user, &oldest]).as_str())
+            .map_err(err)?;
+    }
+    list.insert(uk.as_str(), encode(&ids)?.as_slice())
+        .map_err(err)?;
+    Ok(())
 }
 
 fn put_history(
@@ -242,6 +277,7 @@ fn reset_session(db: &Database, tenant: &str, user: &str, session: &str) -> Resu
             };
             s.insert(k.as_str(), encode(&fresh)?.as_slice())
                 .map_err(err)?;
+            written(&txn, &mut s, tenant, user, session)?;
         }
         txn.commit().map_err(err)
     }

@@ -23,12 +23,15 @@ use stepup_engine::state::{HistoryUpdate, SessionState};
 use stepup_engine::{
     CompiledSet, Context, DecisionKind, Engine, Event, MemoryStore, Request, Store,
 };
-use stepup_store::conformance::{Race, prepare_races, race_engine, races, run_all, run_races};
+use stepup_store::conformance::{
+    Race, prepare_races, race_engine, races, run_all, run_races, sessions_per_user_are_bounded,
+};
 use stepup_store::{DiskStore, RedisStore};
 
 #[test]
 fn memory_store_conforms() {
     run_all(&MemoryStore::new(), "mem");
+    sessions_per_user_are_bounded(&MemoryStore::new(), "mem");
 }
 
 #[test]
@@ -41,6 +44,7 @@ fn disk_store_conforms() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let store = DiskStore::open(&dir.path().join("h.redb")).unwrap_or_else(|e| panic!("{e}"));
     run_all(&store, "disk");
+    sessions_per_user_are_bounded(&store, "disk");
 }
 
 #[test]
@@ -534,12 +538,24 @@ fn a_writer_killed_mid_stream_loses_no_committed_record() {
         h.devices.contains(&format!("device-{last:07}")),
         "committed record {last} lost"
     );
+    // Each session is intact, or forgotten as a whole (a user keeps the latest
+    // `MAX_SESSIONS_PER_USER`), and the last committed is kept.
+    let mut kept = 0;
     for i in 0..=last {
         let (_, s) = store
             .load("acme", "writer", &format!("s{i}"))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.seq, i, "session {i} intact");
+        if s == SessionState::default() {
+            assert!(i < last, "session {last} lost");
+        } else {
+            assert_eq!(s.seq, i, "session {i} intact");
+            kept += 1;
+        }
     }
+    assert!(
+        (1..=stepup_engine::store::MAX_SESSIONS_PER_USER).contains(&kept),
+        "{kept} sessions kept"
+    );
     store
         .commit(
             "acme",
