@@ -6,9 +6,14 @@
 //! transaction until the file is opened again; the store then closes and reopens it on the
 //! next call, so it recovers by itself when the disk has room again (until then every call
 //! fails, and decisions fail closed).
+//!
+//! redb panics on some damaged files instead of returning an error (`Invalid page type byte`
+//! while it opens one): an open runs under `catch_unwind`, so a damaged file is a corrupt
+//! store, refused, and never a panic of the caller (nor a poisoned lock for the next call).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use stepup_engine::state::{HistoryUpdate, SessionState, UserHistory};
@@ -45,7 +50,24 @@ fn needs_reopen(e: &StoreError) -> bool {
     matches!(e, StoreError::Unavailable(m) if m.contains("Previous I/O error"))
 }
 
+/// Opens the file, turning a panic of redb on a damaged file into [`StoreError::Corrupt`].
+/// Unwind safety is asserted: nothing the closure touches outlives it but the path, and a
+/// half-opened database is dropped by the unwind.
 fn open_db(path: &Path) -> Result<Database, StoreError> {
+    catch_unwind(AssertUnwindSafe(|| open_db_unguarded(path))).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("the database panicked");
+        Err(StoreError::Corrupt(format!(
+            "cannot open `{}`: the file is damaged ({why})",
+            path.display()
+        )))
+    })
+}
+
+fn open_db_unguarded(path: &Path) -> Result<Database, StoreError> {
     let db = Database::create(path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open `{}`: {e}", path.display())))?;
     let txn = db.begin_write().map_err(err)?;
@@ -88,10 +110,13 @@ impl DiskStore {
 
     /// Runs `f` on the database; when redb refuses because of an earlier I/O error, closes and
     /// reopens the file and runs `f` once more.
+    ///
+    /// A poisoned lock is taken anyway: what it guards is a handle or `None`, both states the
+    /// next call handles (`None` reopens), and refusing forever would make one panic an outage
+    /// until the process restarts.
     fn with_db<T>(&self, f: impl Fn(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let lock = || StoreError::Unavailable("disk store lock poisoned".into());
         let first = {
-            let g = self.db.read().map_err(|_| lock())?;
+            let g = self.db.read().unwrap_or_else(PoisonError::into_inner);
             match g.as_ref() {
                 Some(db) => f(db),
                 None => Err(StoreError::Unavailable(
@@ -101,7 +126,7 @@ impl DiskStore {
         };
         match first {
             Err(e) if needs_reopen(&e) => {
-                let mut g = self.db.write().map_err(|_| lock())?;
+                let mut g = self.db.write().unwrap_or_else(PoisonError::into_inner);
                 // redb holds the file exclusively: the old handle goes before the new one opens.
                 drop(g.take());
                 *g = Some(open_db(&self.path)?);
