@@ -32,6 +32,10 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(250);
 pub const MAX_IDLE_CONNECTIONS: usize = 16;
 /// The scheme of Redis Cluster URLs.
 pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+/// The longest retention, 100 years in seconds: what a deployment means by "forever". Redis
+/// refuses an `EXPIRE` whose time overflows its clock, and a commit that set its keys' times
+/// after writing them would be a failed commit that wrote.
+pub const MAX_RETENTION_SECS: u64 = 100 * 365 * 86_400;
 
 enum Backend {
     Single(redis::Client),
@@ -104,6 +108,18 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
+/// Lua checks run by the scripts that write, before their first write. `ttl_ok(t)`: a retention as
+/// `with_retention` caps it (at most 10 digits, so `EXPIRE` cannot overflow the server's
+/// clock).
+const CHECKS: &str = r"
+local function digits(s)
+  return s == '0' or string.find(s, '^[1-9][0-9]*$') ~= nil
+end
+local function ttl_ok(t)
+  return digits(t) and t ~= '0' and #t <= 10
+end
+";
+
 /// Reads the keys of one user (and one session) in one step. Missing values are `false` (nil).
 const LOAD: &str = r"
 return {
@@ -124,7 +140,8 @@ return {
 /// before the first write: Redis does not undo the writes of a script that fails half way, and a
 /// failed commit must write nothing.
 const COMMIT: &str = r"
-local ttl = tonumber(ARGV[1])
+local ttl = ARGV[1]
+if not ttl_ok(ttl) then return redis.error_reply('corrupt: the retention is out of range') end
 local expected = tonumber(ARGV[2])
 local kinds = {'set', 'hash', 'hash', 'hash', 'hash'}
 for i = 1, 5 do
@@ -283,27 +300,41 @@ return 1";
 
 /// Replaces a user's history: ARGV[2] devices (JSON array), ARGV[3] countries and ARGV[5]
 /// accesses (JSON objects of times), ARGV[4] the last sign-in (`=json` or empty), ARGV[6] its time.
+/// Decodes and checks everything before its first write (the `DEL`).
 const PUT_HISTORY: &str = r"
-local ttl = tonumber(ARGV[1])
+local ttl = ARGV[1]
+if not ttl_ok(ttl) then return redis.error_reply('corrupt: the retention is out of range') end
+local devices = cjson.decode(ARGV[2])
+local countries = cjson.decode(ARGV[3])
+local accesses = cjson.decode(ARGV[5])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-for _, d in ipairs(cjson.decode(ARGV[2])) do redis.call('SADD', KEYS[1], d) end
-for c, at in pairs(cjson.decode(ARGV[3])) do redis.call('HSET', KEYS[2], c, string.format('%d', at)) end
+for _, d in ipairs(devices) do redis.call('SADD', KEYS[1], d) end
+for c, at in pairs(countries) do redis.call('HSET', KEYS[2], c, string.format('%d', at)) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], 'at', ARGV[6], 'json', string.sub(ARGV[4], 2)) end
-for r, at in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[4], r, string.format('%d', at)) end
+for r, at in pairs(accesses) do redis.call('HSET', KEYS[4], r, string.format('%d', at)) end
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
 return 1";
 
 /// Starts a session afresh with the next version.
 const RESET_SESSION: &str = r"
+local ttl = ARGV[1]
+if not ttl_ok(ttl) then return redis.error_reply('corrupt: the retention is out of range') end
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0') + 1
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'v', v, 'json', ARGV[2])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+redis.call('EXPIRE', KEYS[1], ttl)
 return v";
 
 fn eval(script: &str, keys: &[String]) -> redis::Cmd {
     let mut c = redis::cmd("EVAL");
     c.arg(script).arg(keys.len()).arg(keys);
+    c
+}
+
+/// A script that writes, with the checks it runs before its first write.
+fn eval_checked(script: &str, keys: &[String]) -> redis::Cmd {
+    let mut c = redis::cmd("EVAL");
+    c.arg(format!("{CHECKS}{script}")).arg(keys.len()).arg(keys);
     c
 }
 
@@ -371,10 +402,12 @@ impl RedisStore {
         }
         self
     }
-    /// Sets how long data lives after its last write.
+    /// Sets how long data lives after its last write, in seconds: at least 1, at most
+    /// [`MAX_RETENTION_SECS`] (100 years; a longer one, such as `u64::MAX` meant as "forever",
+    /// is cut to it).
     #[must_use]
     pub fn with_retention(mut self, secs: u64) -> Self {
-        self.retention_secs = secs.max(1);
+        self.retention_secs = secs.clamp(1, MAX_RETENTION_SECS);
         self
     }
     /// Sets the key prefix (one per deployment).
@@ -520,7 +553,7 @@ impl Store for RedisStore {
             Some(l) => Some(serde_json::to_string(l).map_err(|e| corrupt("last sign-in", e))?),
             None => None,
         };
-        let mut cmd = eval(COMMIT, &keys);
+        let mut cmd = eval_checked(COMMIT, &keys);
         cmd.arg(self.retention_secs)
             .arg(expected)
             .arg(session_json)
@@ -556,7 +589,7 @@ impl Store for RedisStore {
             Some(l) => Some(serde_json::to_string(l).map_err(|e| corrupt("last sign-in", e))?),
             None => None,
         };
-        let mut cmd = eval(PUT_HISTORY, keys.get(..4).unwrap_or(&keys));
+        let mut cmd = eval_checked(PUT_HISTORY, keys.get(..4).unwrap_or(&keys));
         cmd.arg(self.retention_secs)
             .arg(json(&h.devices.iter().collect::<Vec<_>>())?)
             .arg(json(&times(&h.countries))?)
@@ -570,7 +603,7 @@ impl Store for RedisStore {
         let keys = self.keys(tenant, user, session);
         let fresh =
             serde_json::to_string(&SessionState::default()).map_err(|e| corrupt("session", e))?;
-        let mut cmd = eval(RESET_SESSION, keys.get(4..).unwrap_or(&keys));
+        let mut cmd = eval_checked(RESET_SESSION, keys.get(4..).unwrap_or(&keys));
         cmd.arg(self.retention_secs).arg(fresh);
         self.with_conn(|c| cmd.query::<i64>(c)).map(|_| ())
     }

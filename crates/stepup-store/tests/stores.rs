@@ -314,6 +314,62 @@ fn a_commit_that_fails_on_a_corrupt_key_writes_nothing() {
     }
 }
 
+const SESSION_KEY: &str = "{stepup:acme:alice}:session:s";
+
+fn stored_devices(c: &mut redis::Connection) -> Vec<String> {
+    redis::cmd("SMEMBERS")
+        .arg("{stepup:acme:alice}:devices")
+        .query(c)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A retention meant as "forever" (`u64::MAX`) is cut to [`MAX_RETENTION_SECS`], and a commit
+/// with it works. (A review found `EXPIRE` refusing it after the commit's `SADD` had run: the
+/// commit failed and the device was learned anyway.)
+#[test]
+fn a_retention_meant_as_forever_is_capped_and_commits_whole() {
+    use stepup_store::redis_store::MAX_RETENTION_SECS;
+    let server = common::RedisServer::start();
+    let store = RedisStore::new(&server.url())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_retention(u64::MAX);
+    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    let update = HistoryUpdate {
+        device: Some("laptop".into()),
+        country: Some(("NZ".into(), Timestamp(50))),
+        ..HistoryUpdate::default()
+    };
+    assert_eq!(
+        store.commit(
+            "acme",
+            "alice",
+            "s",
+            Some(&SessionState::default()),
+            Some(&update)
+        ),
+        Ok(())
+    );
+    assert_eq!(stored_devices(&mut c), ["laptop"]);
+    for key in ["{stepup:acme:alice}:devices", SESSION_KEY] {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query(&mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let max = i64::try_from(MAX_RETENTION_SECS).unwrap();
+        assert!(max - 60 < ttl && ttl <= max, "{key}: {ttl}");
+    }
+    store
+        .reset_session("acme", "alice", "s")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (history, _) = store
+        .load("acme", "alice", "s")
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .put_history("acme", "alice", &history)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// A history written before the bound (thousands of devices and countries, long names sharing
 /// a prefix) is cut to the bound by its next commit, forgetting what `HistoryUpdate::apply`
 /// forgets, in one sort (a review's first version of the trim compared names byte by byte, once
