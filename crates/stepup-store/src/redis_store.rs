@@ -108,15 +108,53 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
 
+/// Whether a version as stored is one the store wrote: decimal digits, no leading zero. Shared
+/// by `load` and the scripts, which compare versions as text (a Lua number is a double: from
+/// 2^53 on `v + 1 == v`, so two commits on one loaded version would both pass, and from 10^17
+/// `HSET` would store `1e+17`).
+fn is_version(v: &str) -> bool {
+    v == "0" || (!v.starts_with('0') && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A version as stored, read as a number: one that is not decimal digits, or that does not fit
+/// a `u64`, is corrupt (the session cannot be told apart from another one).
+fn parse_version(v: &str) -> Result<u64, StoreError> {
+    if !is_version(v) {
+        return Err(corrupt(
+            "session",
+            format!("the version `{v}` is not a number"),
+        ));
+    }
+    v.parse()
+        .map_err(|_| corrupt("session", format!("the version `{v}` is out of range")))
+}
+
 /// Lua checks run by the scripts that write, before their first write. `ttl_ok(t)`: a retention as
 /// `with_retention` caps it (at most 10 digits, so `EXPIRE` cannot overflow the server's
-/// clock).
+/// clock). `version_of(key)`: the session's stored version as text (`0` when none), or nil
+/// when it is not one the store wrote. `below_max(v)`: whether `HINCRBY` can add one to `v`
+/// (Redis counts in a signed 64-bit integer; digits compared by byte, not by the server's
+/// locale).
 const CHECKS: &str = r"
 local function digits(s)
   return s == '0' or string.find(s, '^[1-9][0-9]*$') ~= nil
 end
 local function ttl_ok(t)
   return digits(t) and t ~= '0' and #t <= 10
+end
+local function version_of(key)
+  local v = redis.call('HGET', key, 'v') or '0'
+  if digits(v) then return v end
+  return nil
+end
+local function below_max(v)
+  local max = '9223372036854775807'
+  if #v ~= #max then return #v < #max end
+  for i = 1, #v do
+    local a, b = string.byte(v, i), string.byte(max, i)
+    if a ~= b then return a < b end
+  end
+  return false
 end
 ";
 
@@ -131,18 +169,20 @@ return {
   redis.call('HGET', KEYS[5], 'v')
 }";
 
-/// Compares the session's version (ARGV[2], `-1`: no session write) and, when it matches,
-/// merges the history update and writes the session with the next version. Optional values are
-/// `=value` or empty; ARGV[11..13] are the most devices, countries and resource classes a
-/// history keeps (the engine's `HistoryUpdate::apply`, whose forgetting this mirrors: the first
-/// device by name, the entry seen least recently, never one newer than the new entry). Returns
-/// 1 when committed, 0 on a version conflict (nothing written). Every read and check comes
-/// before the first write: Redis does not undo the writes of a script that fails half way, and a
-/// failed commit must write nothing.
+/// Compares the session's version (ARGV[2], its decimal text; empty: no session write) with the
+/// stored one, as text, and, when they are equal, merges the history update and writes the
+/// session with the next version (`HINCRBY`: Redis's integers, never a Lua double). Optional
+/// values are `=value` or empty; ARGV[11..13] are the most devices, countries and resource
+/// classes a history keeps (the engine's `HistoryUpdate::apply`, whose forgetting this mirrors:
+/// the first device by name, the entry seen least recently, never one newer than the new
+/// entry). Returns 1 when committed, 0 on a version conflict (nothing written). Every read and
+/// check comes before the first write: Redis does not undo the writes of a script that fails
+/// half way, and a failed commit must write nothing.
 const COMMIT: &str = r"
 local ttl = ARGV[1]
 if not ttl_ok(ttl) then return redis.error_reply('corrupt: the retention is out of range') end
-local expected = tonumber(ARGV[2])
+local expected = ARGV[2]
+local writes_session = expected ~= ''
 local kinds = {'set', 'hash', 'hash', 'hash', 'hash'}
 for i = 1, 5 do
   local t = redis.call('TYPE', KEYS[i]).ok
@@ -150,10 +190,14 @@ for i = 1, 5 do
     return redis.error_reply('corrupt: a key of the history or session holds a ' .. t)
   end
 end
-if expected >= 0 then
-  local cur = tonumber(redis.call('HGET', KEYS[5], 'v') or '0')
+if writes_session then
+  local cur = version_of(KEYS[5])
   if cur == nil then return redis.error_reply('corrupt: the session version is not a number') end
   if cur ~= expected then return 0 end
+  -- Checked here, not left to HINCRBY: its error would come after the history's writes.
+  if not below_max(cur) then
+    return redis.error_reply('corrupt: the session version is at its greatest')
+  end
 end
 -- Byte order, as Rust orders strings (Lua's own order follows the server's locale): the
 -- first byte that differs, found by halving the common prefix (substring compares are the
@@ -292,8 +336,9 @@ end
 if accesses ~= nil then
   remember(KEYS[4], accesses, naccesses, string.sub(ARGV[9], 2), ARGV[10], tonumber(ARGV[13]))
 end
-if expected >= 0 then
-  redis.call('HSET', KEYS[5], 'v', expected + 1, 'json', ARGV[3])
+if writes_session then
+  redis.call('HINCRBY', KEYS[5], 'v', 1)
+  redis.call('HSET', KEYS[5], 'json', ARGV[3])
   redis.call('EXPIRE', KEYS[5], ttl)
 end
 return 1";
@@ -315,15 +360,23 @@ for r, at in pairs(accesses) do redis.call('HSET', KEYS[4], r, string.format('%d
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
 return 1";
 
-/// Starts a session afresh with the next version.
+/// Starts a session afresh with the next version. A stored version that is not one the store
+/// wrote, or that is at its greatest, is refused with nothing written (fail closed: the session
+/// would otherwise restart at a version a decision loaded earlier may hold).
 const RESET_SESSION: &str = r"
 local ttl = ARGV[1]
 if not ttl_ok(ttl) then return redis.error_reply('corrupt: the retention is out of range') end
-local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0') + 1
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'v', v, 'json', ARGV[2])
+local cur = version_of(KEYS[1])
+if cur == nil then return redis.error_reply('corrupt: the session version is not a number') end
+if not below_max(cur) then
+  return redis.error_reply('corrupt: the session version is at its greatest')
+end
+-- The version first: its bump is the one write that could fail. The hash holds only `v` and
+-- `json`, so a new `json` starts the session afresh.
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], 'json', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ttl)
-return v";
+return 1";
 
 fn eval(script: &str, keys: &[String]) -> redis::Cmd {
     let mut c = redis::cmd("EVAL");
@@ -352,7 +405,7 @@ type Loaded = (
     Option<Vec<u8>>,
     HashMap<String, i64>,
     Option<Vec<u8>>,
-    Option<u64>,
+    Option<String>,
 );
 
 impl RedisStore {
@@ -511,7 +564,10 @@ impl Store for RedisStore {
             None => SessionState::default(),
         };
         // The version field of the hash is the one commits compare.
-        state.version = version.unwrap_or(0);
+        state.version = match version {
+            Some(v) => parse_version(&v)?,
+            None => 0,
+        };
         Ok((history, state))
     }
 
@@ -524,12 +580,8 @@ impl Store for RedisStore {
         update: Option<&HistoryUpdate>,
     ) -> Result<(), StoreError> {
         let keys = self.keys(tenant, user, session);
-        let expected: i64 = match state {
-            Some(s) => {
-                i64::try_from(s.version).map_err(|_| corrupt("session", "version out of range"))?
-            }
-            None => -1,
-        };
+        // As text: the script compares it with the stored text, exactly.
+        let expected = state.map_or_else(String::new, |s| s.version.to_string());
         let session_json = match state {
             Some(s) => {
                 let mut next = s.clone();

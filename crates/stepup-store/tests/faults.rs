@@ -76,7 +76,7 @@ struct Proxy {
 
 /// A line of the commit script (`COMMIT` in `stepup_store::redis_store`): how the proxy
 /// recognises a commit.
-const COMMIT_MARKER: &[u8] = b"local expected = tonumber(ARGV[2])";
+const COMMIT_MARKER: &[u8] = b"local writes_session = expected ~= ''";
 
 impl Proxy {
     fn start(upstream: u16) -> Proxy {

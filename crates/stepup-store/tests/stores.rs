@@ -21,7 +21,7 @@ use stepup_core::{Factor, FactorSet, Timestamp};
 use stepup_engine::decision::DenyReason;
 use stepup_engine::state::{HistoryUpdate, SessionState};
 use stepup_engine::{
-    CompiledSet, Context, DecisionKind, Engine, Event, MemoryStore, Request, Store,
+    CompiledSet, Context, DecisionKind, Engine, Event, MemoryStore, Request, Store, StoreError,
 };
 use stepup_store::conformance::{
     Race, prepare_races, race_engine, races, run_all, run_races, sessions_per_user_are_bounded,
@@ -316,11 +316,138 @@ fn a_commit_that_fails_on_a_corrupt_key_writes_nothing() {
 
 const SESSION_KEY: &str = "{stepup:acme:alice}:session:s";
 
+fn stored_version(c: &mut redis::Connection) -> Option<String> {
+    redis::cmd("HGET")
+        .arg(SESSION_KEY)
+        .arg("v")
+        .query(c)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn stored_devices(c: &mut redis::Connection) -> Vec<String> {
     redis::cmd("SMEMBERS")
         .arg("{stepup:acme:alice}:devices")
         .query(c)
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Writes a session whose version field is `v`, as text, over a flushed server.
+fn put_version(c: &mut redis::Connection, v: &str) {
+    let _: () = redis::cmd("FLUSHALL")
+        .query(c)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _: () = redis::cmd("HSET")
+        .arg(SESSION_KEY)
+        .arg("v")
+        .arg(v)
+        .arg("json")
+        .arg(serde_json::to_string(&SessionState::default()).unwrap())
+        .query(c)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Two decisions loaded on one session version: one commits, the other conflicts, at any
+/// version up to Redis's greatest integer. (A review found the versions compared and bumped as
+/// Lua numbers, doubles: from 2^53 on `v + 1 == v`, so both commits passed and a challenge or a
+/// grant could be used twice; from 10^17 the version was stored as `1e+17` and every later load
+/// failed.) A reset bumps such a version exactly too.
+#[test]
+fn a_session_version_past_two_to_the_53_is_compared_and_bumped_exactly() {
+    let server = common::RedisServer::start();
+    let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    for (v, next) in [
+        ("9007199254740992", "9007199254740993"),
+        ("99999999999999999", "100000000000000000"),
+        ("9223372036854775806", "9223372036854775807"),
+    ] {
+        put_version(&mut c, v);
+        let (_, a) = store
+            .load("acme", "alice", "s")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (_, b) = store
+            .load("acme", "alice", "s")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.version.to_string(), v);
+        assert_eq!(store.commit("acme", "alice", "s", Some(&a), None), Ok(()));
+        assert_eq!(
+            store.commit("acme", "alice", "s", Some(&b), None),
+            Err(StoreError::Conflict {
+                expected: b.version
+            }),
+            "v = {v}: the second decision on one loaded version"
+        );
+        assert_eq!(stored_version(&mut c).as_deref(), Some(next), "v = {v}");
+        let (_, after) = store
+            .load("acme", "alice", "s")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(after.version.to_string(), next);
+
+        put_version(&mut c, v);
+        store
+            .reset_session("acme", "alice", "s")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            stored_version(&mut c).as_deref(),
+            Some(next),
+            "reset at {v}"
+        );
+    }
+}
+
+/// A session version the store did not write (not decimal digits, a leading zero, past a
+/// `u64`) is corrupt: the load refuses, and a commit or a reset refuses with nothing written.
+/// So is one at Redis's greatest integer, or past it, which no commit can bump: the refusal
+/// comes before the history's writes (`HINCRBY` failing after them would be a failed commit
+/// that wrote).
+#[test]
+fn a_session_version_the_store_did_not_write_or_cannot_bump_is_refused_with_nothing_written() {
+    let server = common::RedisServer::start();
+    let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    let update = HistoryUpdate {
+        device: Some("attacker-laptop".into()),
+        ..HistoryUpdate::default()
+    };
+    let corrupt = [
+        "1e+17",
+        "-1",
+        "007",
+        " 5",
+        "5.0",
+        "",
+        "18446744073709551616",
+    ];
+    let greatest = ["9223372036854775807", "18446744073709551615"];
+    for v in corrupt.into_iter().chain(greatest) {
+        put_version(&mut c, v);
+        let loaded = store.load("acme", "alice", "s");
+        if corrupt.contains(&v) {
+            assert!(
+                matches!(loaded, Err(StoreError::Corrupt(_))),
+                "v = {v:?}: {loaded:?}"
+            );
+        } else {
+            assert_eq!(
+                loaded.map(|(_, s)| s.version.to_string()),
+                Ok(v.to_string())
+            );
+        }
+        // The version a caller may hold: the stored one when it reads as one, else any.
+        let held = SessionState {
+            version: v.parse().unwrap_or(0),
+            ..SessionState::default()
+        };
+        let r = store.commit("acme", "alice", "s", Some(&held), Some(&update));
+        assert!(r.is_err(), "v = {v:?}: {r:?}");
+        assert!(stored_devices(&mut c).is_empty(), "v = {v:?}");
+        assert_eq!(stored_version(&mut c).as_deref(), Some(v));
+        let r = store.reset_session("acme", "alice", "s");
+        assert!(r.is_err(), "v = {v:?}: {r:?}");
+        assert_eq!(stored_version(&mut c).as_deref(), Some(v));
+    }
 }
 
 /// A retention meant as "forever" (`u64::MAX`) is cut to [`MAX_RETENTION_SECS`], and a commit
