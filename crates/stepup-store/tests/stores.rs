@@ -28,6 +28,16 @@ use stepup_store::conformance::{
 };
 use stepup_store::{DiskStore, RedisStore};
 
+/// A Redis server of the test's own, a store on it, and a connection to read and write its keys
+/// directly (the server stops when it is dropped).
+fn redis_with_connection() -> (common::RedisServer, RedisStore, redis::Connection) {
+    let server = common::RedisServer::start();
+    let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
+    let c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    (server, store, c)
+}
+
 #[test]
 fn memory_store_conforms() {
     run_all(&MemoryStore::new(), "mem");
@@ -238,10 +248,7 @@ fn a_redis_outage_fails_closed_and_recovers() {
 
 #[test]
 fn undecodable_data_fails_closed() {
-    let server = common::RedisServer::start();
-    let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}"));
-    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
-    let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    let (_server, store, mut c) = redis_with_connection();
     let _: () = redis::cmd("HSET")
         .arg("{stepup:acme:alice}:last")
         .arg("json")
@@ -264,10 +271,7 @@ fn undecodable_data_fails_closed() {
 #[test]
 fn a_commit_that_fails_on_a_corrupt_key_writes_nothing() {
     use stepup_engine::state::{HistoryUpdate, LastSignIn};
-    let server = common::RedisServer::start();
-    let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}"));
-    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
-    let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    let (_server, store, mut c) = redis_with_connection();
     let update = HistoryUpdate {
         device: Some("attacker-laptop".into()),
         country: Some(("NZ".into(), stepup_core::Timestamp(50))),
@@ -353,10 +357,7 @@ fn put_version(c: &mut redis::Connection, v: &str) {
 /// failed.) A reset bumps such a version exactly too.
 #[test]
 fn a_session_version_past_two_to_the_53_is_compared_and_bumped_exactly() {
-    let server = common::RedisServer::start();
-    let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}"));
-    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
-    let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    let (_server, store, mut c) = redis_with_connection();
     for (v, next) in [
         ("9007199254740992", "9007199254740993"),
         ("99999999999999999", "100000000000000000"),
@@ -403,10 +404,7 @@ fn a_session_version_past_two_to_the_53_is_compared_and_bumped_exactly() {
 /// that wrote).
 #[test]
 fn a_session_version_the_store_did_not_write_or_cannot_bump_is_refused_with_nothing_written() {
-    let server = common::RedisServer::start();
-    let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}"));
-    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
-    let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    let (_server, store, mut c) = redis_with_connection();
     let update = HistoryUpdate {
         device: Some("attacker-laptop".into()),
         ..HistoryUpdate::default()
@@ -504,10 +502,7 @@ fn a_retention_meant_as_forever_is_capped_and_commits_whole() {
 #[test]
 fn a_history_written_before_the_bound_is_cut_to_it_by_its_next_commit() {
     use stepup_engine::state::{HistoryUpdate, MAX_COUNTRIES, MAX_DEVICES};
-    let server = common::RedisServer::start();
-    let store = RedisStore::new(&server.url()).unwrap_or_else(|e| panic!("{e}"));
-    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
-    let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    let (_server, store, mut c) = redis_with_connection();
     let prefix = "x".repeat(250);
     let mut legacy = stepup_engine::UserHistory::default();
     let mut sadd = redis::cmd("SADD");

@@ -89,12 +89,7 @@ pub(in crate::check) fn routine_step_up(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) 
     // Only the operations the tests name are read one by one: a tenant's catalog may hold
     // hundreds, and most policies name one or two (S001 read every policy with every
     // operation of the catalog: an eighth of loading 10,000 policies).
-    let mut names: Vec<&str> = tests
-        .iter()
-        .flat_map(|(_, names)| names.iter().map(|(v, _)| *v))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
+    let names = named(&tests);
     let flagged = flagged(&t.operations, e, &names);
     for o in flagged {
         let named = tests
@@ -122,6 +117,17 @@ pub(in crate::check) fn routine_step_up(cx: &mut Ctx<'_>, t: &Tenant, e: &Expr) 
         };
         cx.warn("S001", span, format!("step-up on `{o}`, a routine operation"), &label, Some("over-stepping trains users to dismiss prompts; reserve step-up for what matters, or declare the operation `sensitive`".into()));
     }
+}
+
+/// The operations `tests` name, sorted, without repeats.
+fn named<'e>(tests: &[OpTest<'e>]) -> Vec<&'e str> {
+    let mut names: Vec<&str> = tests
+        .iter()
+        .flat_map(|(_, names)| names.iter().map(|(v, _)| *v))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// The routine operations of `catalog` S001 flags for condition `e`, whose operation tests name
@@ -245,12 +251,7 @@ mod tests {
             let e = draw(&mut next, 3, &ops);
             let mut tests = Vec::new();
             operation_tests(&e, &mut tests);
-            let mut names: Vec<&str> = tests
-                .iter()
-                .flat_map(|(_, names)| names.iter().map(|(v, _)| *v))
-                .collect();
-            names.sort_unstable();
-            names.dedup();
+            let names = named(&tests);
             let elsewhere = holds_for(&e, None);
             let every: Vec<&str> = catalog
                 .iter()
