@@ -8,8 +8,10 @@
 //! again on the fresh state. History updates are merges (sets grow, times only move forward),
 //! so concurrent sign-ins lose nothing.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
+use stepup_core::Timestamp;
 
 use crate::state::{HistoryUpdate, SessionState, UserHistory};
 
@@ -104,6 +106,42 @@ pub fn next_version(new: &SessionState) -> SessionState {
     s
 }
 
+/// What a store keeps of a user's forgotten sessions (see [`MAX_SESSIONS_PER_USER`]), so that
+/// forgetting one never lets anything be used twice. A session the store does not have loads
+/// as [`Forgotten::absent`]: at a version above every version a forgotten session had (a
+/// decision that loaded one before it was forgotten conflicts, never commits over what was
+/// written since), and with every authentication a forgotten session recorded as spent
+/// counted as spent (`completed_floor`: the record of a login's spent authentications, which
+/// the HTTP layer keeps as a session, must not forget one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forgotten {
+    /// The version an absent session has: above every forgotten session's.
+    #[serde(default)]
+    pub version: u64,
+    /// The latest authentication a forgotten session recorded as spent, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent: Option<Timestamp>,
+}
+
+impl Forgotten {
+    /// Notes that `s` is forgotten.
+    pub fn forget(&mut self, s: &SessionState) {
+        self.version = self.version.max(s.version.saturating_add(1));
+        let spent = s.completed.iter().copied().chain(s.completed_floor).max();
+        self.spent = self.spent.max(spent);
+    }
+
+    /// A session the store does not have.
+    #[must_use]
+    pub fn absent(&self) -> SessionState {
+        SessionState {
+            version: self.version,
+            completed_floor: self.spent,
+            ..SessionState::default()
+        }
+    }
+}
+
 /// A user's history and sessions.
 #[derive(Debug, Default)]
 struct User {
@@ -112,9 +150,25 @@ struct User {
     sessions: HashMap<String, (SessionState, u64)>,
     /// Commits of the user's sessions so far.
     commits: u64,
+    /// What the forgotten sessions leave.
+    forgotten: Forgotten,
 }
 
 impl User {
+    /// The session `id` (absent: as [`Forgotten::absent`]).
+    fn session(&self, id: &str) -> SessionState {
+        self.sessions
+            .get(id)
+            .map_or_else(|| self.forgotten.absent(), |(s, _)| s.clone())
+    }
+
+    /// The version of session `id` as stored.
+    fn version(&self, id: &str) -> u64 {
+        self.sessions
+            .get(id)
+            .map_or(self.forgotten.version, |(s, _)| s.version)
+    }
+
     /// Writes `state` as session `id`: at most [`MAX_SESSIONS_PER_USER`] are kept, the one
     /// written longest ago forgotten for a new one.
     fn write(&mut self, id: &str, state: SessionState) {
@@ -130,8 +184,9 @@ impl User {
                 .iter()
                 .min_by_key(|(_, (_, t))| *t)
                 .map(|(k, _)| k.clone())
+            && let Some((gone, _)) = self.sessions.remove(&oldest)
         {
-            self.sessions.remove(&oldest);
+            self.forgotten.forget(&gone);
         }
         self.sessions.insert(id.to_string(), (state, tick));
     }
@@ -140,8 +195,8 @@ impl User {
 /// The most sessions a store keeps per user (the memory and disk stores; Redis expires them).
 /// Beyond, the session written longest ago is forgotten for a new one: forgotten, a session is
 /// new again, not established, with no grant and no open challenge, so a limit only asks more
-/// (every login of a user's kept its session, about 2 KB, forever: a review). A user's logins
-/// at once are far fewer.
+/// (every login of a user's kept its session, about 2 KB, forever: a review). What single use
+/// needs of it is kept ([`Forgotten`]). A user's logins at once are far fewer.
 pub const MAX_SESSIONS_PER_USER: usize = 64;
 
 /// Users by tenant, then by id: a tenant's names never meet another's.
@@ -194,12 +249,7 @@ impl Store for MemoryStore {
         let Some(u) = g.get(tenant).and_then(|users| users.get(user)) else {
             return Ok((UserHistory::default(), SessionState::default()));
         };
-        let s = u
-            .sessions
-            .get(session)
-            .map(|(s, _)| s.clone())
-            .unwrap_or_default();
-        Ok((u.history.clone(), s))
+        Ok((u.history.clone(), u.session(session)))
     }
 
     fn commit(
@@ -218,8 +268,7 @@ impl Store for MemoryStore {
             let stored = g
                 .get(tenant)
                 .and_then(|users| users.get(user))
-                .and_then(|u| u.sessions.get(session))
-                .map_or(0, |(cur, _)| cur.version);
+                .map_or(0, |u| u.version(session));
             check_version(stored, s)?;
         }
         let u = user_mut(&mut g, tenant, user);
@@ -246,17 +295,12 @@ impl Store for MemoryStore {
     fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
         let mut g = self.lock()?;
         let u = user_mut(&mut g, tenant, user);
-        let version = u
-            .sessions
-            .get(session)
-            .map_or(1, |(s, _)| s.version.wrapping_add(1));
-        u.write(
-            session,
-            SessionState {
-                version,
-                ..SessionState::default()
-            },
-        );
+        let version = u.version(session).wrapping_add(1);
+        let fresh = SessionState {
+            version,
+            ..u.forgotten.absent()
+        };
+        u.write(session, fresh);
         Ok(())
     }
 }

@@ -1772,3 +1772,46 @@ fn two_step_ups_complete_one_challenge_each_in_any_order() {
         assert_eq!(call(srv, "POST", "/pay", t, &[], pay()).status, 401);
     }
 }
+
+/// A review: the login's record across applications is a session of the store, and the store
+/// keeps a user's latest 64 sessions: 64 sign-ins of the user's other logins forgot it, and the
+/// step-up it had recorded as spent paid a second time in another application. A forgotten
+/// session leaves what single use needs: its spent authentications stay spent.
+#[test]
+fn a_forgotten_record_across_applications_still_spends_its_step_up() {
+    let rules = format!("{RULES}application app2 of t {{\n}}\n");
+    let setup = Setup::with_rules(&rules);
+    let (s1, audit1) = setup.stepup_for("app");
+    let (s2, audit2) = setup.stepup_for("app2");
+    let (srv1, srv2) = (serve(&s1, audit1), serve(&s2, audit2));
+    let tok = |acr: &str, amr: &[&str], age: i64| login_token(&setup, true, acr, amr, age);
+    let a = tok("aal1", &["pwd"], 60);
+    assert_eq!(call(&srv1, "GET", "/view", &a, &[], None).status, 200);
+    assert_eq!(call(&srv2, "GET", "/view", &a, &[], None).status, 200);
+    let pay = || Some(serde_json::json!({"amount": 5000}));
+    assert_eq!(call(&srv1, "POST", "/pay", &a, &[], pay()).status, 401);
+    setup.advance(2);
+    let b = tok("aal3", &["hwk"], -20);
+    let r = call(&srv1, "POST", "/pay", &b, &[], pay());
+    assert_eq!(r.status, 200, "first payout: {:?}", r.body);
+    // Alice's other logins (other sids) sign in: 64 session writes.
+    for i in 0..64 {
+        let o = token(
+            setup.now(),
+            &format!("other{i}"),
+            Some("aal1"),
+            &["pwd"],
+            60,
+        );
+        assert_eq!(call(&srv1, "GET", "/view", &o, &[], None).status, 200);
+    }
+    setup.advance(2);
+    let r = call(&srv2, "POST", "/pay", &a, &[], pay());
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    let r = call(&srv2, "POST", "/pay", &b, &[], pay());
+    assert_eq!(
+        r.status, 401,
+        "second payout in another application with the same step-up: {:?}",
+        r.body
+    );
+}

@@ -546,7 +546,7 @@ pub fn sessions_per_user_are_bounded(store: &dyn Store, ns: &str) {
     write("new");
     let (_, s1) = must(store.load(&t, "ula", "s1"), "load s1");
     check(
-        s1 == SessionState::default(),
+        !s1.established && s1.version > 1,
         "the session written longest ago is forgotten for a new one beyond the bound",
     );
     for s in ["s0", "s2", "new"] {
@@ -555,6 +555,72 @@ pub fn sessions_per_user_are_bounded(store: &dyn Store, ns: &str) {
     }
     // Another user's sessions are not counted with these.
     let (_, other) = must(store.load(&t, "vic", "s1"), "load other");
+    check(other == SessionState::default(), "another user is apart");
+}
+
+/// What a forgotten session leaves (the memory and disk stores): a decision that loaded it
+/// before it was forgotten conflicts, never commits over what was written since (a review:
+/// forgotten, a session came back at version 0, and a stale commit at its old version passed
+/// once it was written again as often); and an authentication it recorded as spent stays spent
+/// (the HTTP layer keeps a login's spent authentications as a session: forgotten, one step-up
+/// paid in two applications).
+pub fn a_forgotten_session_leaves_what_single_use_needs(store: &dyn Store, ns: &str) {
+    use stepup_core::Timestamp;
+    use stepup_engine::store::MAX_SESSIONS_PER_USER;
+    let t = format!("{ns}-forgotten");
+    let (_, mut rec) = must(store.load(&t, "ada", "rec"), "load rec");
+    rec.use_auth(Timestamp(100), Timestamp(100));
+    must(
+        store.commit(&t, "ada", "rec", Some(&rec), None),
+        "commit rec",
+    );
+    // Decision A loads it, and waits.
+    let (_, stale) = must(store.load(&t, "ada", "rec"), "load rec again");
+    check(stale.used(Timestamp(100)), "the authentication is spent");
+    for i in 0..MAX_SESSIONS_PER_USER {
+        let (_, o) = must(store.load(&t, "ada", &format!("o{i}")), "load other");
+        must(
+            store.commit(&t, "ada", &format!("o{i}"), Some(&o), None),
+            "commit other",
+        );
+    }
+    let (_, back) = must(store.load(&t, "ada", "rec"), "load forgotten");
+    check(
+        !back.established && back.version > stale.version,
+        "a forgotten session is new again, at a version above its last",
+    );
+    check(
+        back.used(Timestamp(100)) && back.used(Timestamp(99)),
+        "what a forgotten session recorded as spent stays spent",
+    );
+    check(
+        !back.used(Timestamp(101)),
+        "a later authentication is not spent",
+    );
+    // Decision B writes it again, as often as A's version: A's commit conflicts.
+    for _ in 0..=stale.version {
+        let (_, b) = must(store.load(&t, "ada", "rec"), "load for B");
+        must(store.commit(&t, "ada", "rec", Some(&b), None), "commit B");
+    }
+    check(
+        matches!(
+            store.commit(&t, "ada", "rec", Some(&stale), None),
+            Err(stepup_engine::StoreError::Conflict { .. })
+        ),
+        "a commit on a version loaded before the session was forgotten conflicts",
+    );
+    // A session never written before is absent the same way.
+    let (_, fresh) = must(store.load(&t, "ada", "never"), "load never");
+    check(
+        fresh.used(Timestamp(100)),
+        "spent for every session of the user",
+    );
+    must(
+        store.commit(&t, "ada", "never", Some(&fresh), None),
+        "an absent session commits at the version it loads at",
+    );
+    // Another user is apart.
+    let (_, other) = must(store.load(&t, "bob", "rec"), "load other user");
     check(other == SessionState::default(), "another user is apart");
 }
 

@@ -17,7 +17,7 @@ use std::sync::{PoisonError, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use stepup_engine::state::{HistoryUpdate, SessionState, UserHistory};
-use stepup_engine::store::{MAX_SESSIONS_PER_USER, check_version, next_version};
+use stepup_engine::store::{Forgotten, MAX_SESSIONS_PER_USER, check_version, next_version};
 use stepup_engine::{Store, StoreError};
 
 const HISTORY: TableDefinition<&str, &[u8]> = TableDefinition::new("history");
@@ -191,7 +191,10 @@ fn load(
         };
         let state = match s.get(key(&[tenant, user, session]).as_str()).map_err(err)? {
             Some(v) => decode(v.value())?,
-            None => SessionState::default(),
+            None => {
+                let list = txn.open_table(USER_SESSIONS).map_err(err)?;
+                user_sessions(&list, tenant, user)?.forgotten.absent()
+            }
         };
         Ok((history, state))
     }
@@ -213,7 +216,10 @@ fn commit(
                 let s = txn.open_table(SESSIONS).map_err(err)?;
                 let stored: u64 = match s.get(sk.as_str()).map_err(err)? {
                     Some(v) => decode::<SessionState>(v.value())?.version,
-                    None => 0,
+                    None => {
+                        let list = txn.open_table(USER_SESSIONS).map_err(err)?;
+                        user_sessions(&list, tenant, user)?.forgotten.version
+                    }
                 };
                 check_version(stored, st)?;
             }
@@ -251,22 +257,42 @@ fn written(
     session: &str,
 ) -> Result<(), StoreError> {
     let mut list = txn.open_table(USER_SESSIONS).map_err(err)?;
-    let uk = key(&[tenant, user]);
-    let mut ids: Vec<String> = match list.get(uk.as_str()).map_err(err)? {
-        Some(v) => decode(v.value())?,
-        None => Vec::new(),
-    };
-    ids.retain(|s| s != session);
-    ids.push(session.to_string());
-    while ids.len() > MAX_SESSIONS_PER_USER {
-        let oldest = ids.remove(0);
-        sessions
+    let mut us = user_sessions(&list, tenant, user)?;
+    us.ids.retain(|s| s != session);
+    us.ids.push(session.to_string());
+    while us.ids.len() > MAX_SESSIONS_PER_USER {
+        let oldest = us.ids.remove(0);
+        let gone = sessions
             .remove(key(&[tenant, user, &oldest]).as_str())
             .map_err(err)?;
+        // What single use needs of it is kept (a session that cannot be read refuses the
+        // commit: its spent authentications would be lost).
+        if let Some(v) = gone {
+            us.forgotten.forget(&decode::<SessionState>(v.value())?);
+        }
     }
-    list.insert(uk.as_str(), encode(&ids)?.as_slice())
+    list.insert(key(&[tenant, user]).as_str(), encode(&us)?.as_slice())
         .map_err(err)?;
     Ok(())
+}
+
+/// A user's sessions, written longest ago first, and what the forgotten ones leave.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct UserSessions {
+    ids: Vec<String>,
+    #[serde(default)]
+    forgotten: Forgotten,
+}
+
+fn user_sessions(
+    list: &impl ReadableTable<&'static str, &'static [u8]>,
+    tenant: &str,
+    user: &str,
+) -> Result<UserSessions, StoreError> {
+    match list.get(key(&[tenant, user]).as_str()).map_err(err)? {
+        Some(v) => decode(v.value()),
+        None => Ok(UserSessions::default()),
+    }
 }
 
 fn put_history(
@@ -292,13 +318,17 @@ fn reset_session(db: &Database, tenant: &str, user: &str, session: &str) -> Resu
         {
             let mut s = txn.open_table(SESSIONS).map_err(err)?;
             let k = key(&[tenant, user, session]);
+            let forgotten = {
+                let list = txn.open_table(USER_SESSIONS).map_err(err)?;
+                user_sessions(&list, tenant, user)?.forgotten
+            };
             let version = match s.get(k.as_str()).map_err(err)? {
-                Some(v) => decode::<SessionState>(v.value())?.version.wrapping_add(1),
-                None => 1,
+                Some(v) => decode::<SessionState>(v.value())?.version,
+                None => forgotten.version,
             };
             let fresh = SessionState {
-                version,
-                ..SessionState::default()
+                version: version.wrapping_add(1),
+                ..forgotten.absent()
             };
             s.insert(k.as_str(), encode(&fresh)?.as_slice())
                 .map_err(err)?;
