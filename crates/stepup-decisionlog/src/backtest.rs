@@ -4,9 +4,10 @@
 //! Records are fed one at a time ([`Backtest::add`]); only counters, a 64-bit keyed hash of
 //! each (tenant, user) seen and of each (user, day), up to [`POLICY_SETS_LISTED`] policy-set
 //! hashes, up to [`CHANGE_GROUPS`] groups of changes with a few bounded examples each, and
-//! per-day counts of the policies the compared sets have are kept: a name a log gives is
-//! counted only where those sets give it (else as [`OTHER_NAMES`]). Memory grows with the
-//! users and days of a log, not with what its lines say.
+//! per-day counts of the policies the compared sets have (against the recorded decisions, of
+//! the first [`LOGGED_NAMES`] others the log gives too) are kept: any other name a log gives
+//! is counted as [`OTHER_NAMES`]. Memory grows with the users and days of a log, not with what
+//! its lines say.
 //!
 //! Tenants are never merged: users are told apart by tenant, and a policy's row, its prompts per
 //! day and a group of changes are each of one tenant (and a policy's row is either enforced or
@@ -50,6 +51,9 @@ pub const OTHER_POLICY_SETS: &str = "(other)";
 /// where the rules give them, so what a line names cannot grow the backtest's tables (a
 /// review: one line naming 8,000 policies of a 100 KB tenant took 800 MB).
 pub const OTHER_NAMES: &str = "(other)";
+/// Most names of policies the sets compared do not have that a backtest against the recorded
+/// decisions counts under their own names (beyond, under [`OTHER_NAMES`]).
+pub const LOGGED_NAMES: usize = 1_000;
 /// Most policies an example lists of each side.
 pub const EXAMPLE_NAMES: usize = 32;
 /// Most characters of a text an example quotes from the log (more are cut, with `…`).
@@ -277,8 +281,8 @@ pub struct Backtest {
     changes: HashMap<ChangeKey, (u64, Vec<Example>)>,
     changed: u64,
     report: BacktestReport,
-    /// The policies (by tenant) either set has, in any scope: the only names counted.
-    known: Known,
+    /// The names counted.
+    names: Names,
 }
 
 /// Policy names by tenant.
@@ -300,13 +304,52 @@ fn known_policies(set: &CompiledSet, into: &mut Known) {
     }
 }
 
-/// `(tenant, policy)` as counted: each as the log names it where the sets have it, else
-/// [`OTHER_NAMES`].
-fn counted(known: &Known, tenant: &str, policy: &str) -> (String, String) {
-    match known.get(tenant) {
-        Some(names) if names.contains(policy) => (tenant.to_string(), policy.to_string()),
-        Some(_) => (tenant.to_string(), OTHER_NAMES.to_string()),
-        None => (OTHER_NAMES.to_string(), OTHER_NAMES.to_string()),
+/// The names a backtest counts: the policies (by tenant) either set compared has, in any
+/// scope; and, compared with the recorded decisions, the first [`LOGGED_NAMES`] others the log
+/// gives (a policy the candidate removed or renamed keeps its recorded prompts under its own
+/// name: a review), each of at most [`EXAMPLE_CHARS`] bytes.
+#[derive(Default)]
+struct Names {
+    known: Known,
+    /// Whether the old decisions are the recorded ones.
+    recorded: bool,
+    logged: Known,
+    logged_count: usize,
+}
+
+impl Names {
+    /// Whether the sets compared, or the log (recorded decisions), name tenant `tenant`.
+    fn has_tenant(&self, tenant: &str) -> bool {
+        self.known.contains_key(tenant) || self.logged.contains_key(tenant)
+    }
+
+    /// `(tenant, policy)` as counted: each as the log names it where the sets have it (or
+    /// where it is among the log's own names kept), else [`OTHER_NAMES`].
+    fn counted(&mut self, tenant: &str, policy: &str) -> (String, String) {
+        let own = |t: &str, p: &str| (t.to_string(), p.to_string());
+        let other = || OTHER_NAMES.to_string();
+        let known = self.known.get(tenant);
+        if known.is_some_and(|names| names.contains(policy)) {
+            return own(tenant, policy);
+        }
+        if self.recorded && tenant.len() <= EXAMPLE_CHARS && policy.len() <= EXAMPLE_CHARS {
+            let logged = self.logged.get(tenant).is_some_and(|n| n.contains(policy));
+            if logged || self.logged_count < LOGGED_NAMES {
+                if !logged {
+                    self.logged_count += 1;
+                    self.logged
+                        .entry(tenant.to_string())
+                        .or_default()
+                        .insert(policy.to_string());
+                }
+                return own(tenant, policy);
+            }
+        }
+        if known.is_some() || self.logged.contains_key(tenant) {
+            (tenant.to_string(), other())
+        } else {
+            (other(), other())
+        }
     }
 }
 
@@ -347,7 +390,7 @@ impl Backtest {
             changes: HashMap::new(),
             changed: 0,
             report,
-            known: HashMap::new(),
+            names: Names::default(),
         }
         .knowing()
     }
@@ -358,7 +401,11 @@ impl Backtest {
         if let Some(b) = &self.baseline {
             known_policies(b, &mut known);
         }
-        self.known = known;
+        self.names = Names {
+            known,
+            recorded: self.baseline.is_none(),
+            ..Names::default()
+        };
         self
     }
 
@@ -467,13 +514,27 @@ impl Backtest {
             // rule made it, so none of the candidate's policies is counted for it.
             _ => {
                 self.report.not_redecided += 1;
-                count(&mut self.old, recorded, &self.known, &rec.tenant, user, day);
-                count(&mut self.new, recorded, &self.known, &rec.tenant, user, day);
+                count(
+                    &mut self.old,
+                    recorded,
+                    &mut self.names,
+                    &rec.tenant,
+                    user,
+                    day,
+                );
+                count(
+                    &mut self.new,
+                    recorded,
+                    &mut self.names,
+                    &rec.tenant,
+                    user,
+                    day,
+                );
                 return;
             }
         };
-        count(&mut self.old, &old, &self.known, &rec.tenant, user, day);
-        count(&mut self.new, &new, &self.known, &rec.tenant, user, day);
+        count(&mut self.old, &old, &mut self.names, &rec.tenant, user, day);
+        count(&mut self.new, &new, &mut self.names, &rec.tenant, user, day);
         self.count_policies(rec, &new, user);
         if !old.same_outcome(&new) {
             self.changed += 1;
@@ -482,7 +543,7 @@ impl Backtest {
             let policies: Vec<String> = old_p
                 .iter()
                 .chain(new_p.iter())
-                .map(|p| counted(&self.known, &rec.tenant, p).1)
+                .map(|p| self.names.counted(&rec.tenant, p).1)
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
@@ -492,7 +553,7 @@ impl Backtest {
                 (a, b) if a == b => (old.full_label(), new.full_label()),
                 labels => labels,
             };
-            let tenant = if self.known.contains_key(&rec.tenant) {
+            let tenant = if self.names.has_tenant(&rec.tenant) {
                 rec.tenant.clone()
             } else {
                 OTHER_NAMES.to_string()
@@ -682,7 +743,7 @@ fn qualified(many: bool, tenant: &str, policy: &str) -> String {
     }
 }
 
-fn count(s: &mut Side, d: &LoggedDecision, known: &Known, tenant: &str, user: u32, day: i64) {
+fn count(s: &mut Side, d: &LoggedDecision, names: &mut Names, tenant: &str, user: u32, day: i64) {
     s.events += 1;
     if !d.fired.is_empty() && !matches!(d.kind, DecisionKind::Completed | DecisionKind::Failed) {
         s.fired += 1;
@@ -693,7 +754,7 @@ fn count(s: &mut Side, d: &LoggedDecision, known: &Known, tenant: &str, user: u3
             s.affected.insert(user);
             let m = s.daily.entry(day).or_default();
             for p in d.deciding() {
-                *m.entry(counted(known, tenant, p)).or_default() += 1;
+                *m.entry(names.counted(tenant, p)).or_default() += 1;
             }
         }
         DecisionKind::Deny => {
@@ -708,7 +769,7 @@ fn count(s: &mut Side, d: &LoggedDecision, known: &Known, tenant: &str, user: u3
             *s.daily
                 .entry(day)
                 .or_default()
-                .entry(counted(known, tenant, &r.policy))
+                .entry(names.counted(tenant, &r.policy))
                 .or_default() += 1;
         }
     }

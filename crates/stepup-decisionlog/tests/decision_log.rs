@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
-use stepup_decisionlog::backtest::{Backtest, BacktestReport};
+use stepup_decisionlog::backtest::{Backtest, BacktestReport, LOGGED_NAMES};
 use stepup_decisionlog::record::{LogEvent, LogValue};
 use stepup_decisionlog::{LoggedDecision, Pseudonymizer, Record, Rotation, Writer};
 use stepup_engine::{CompiledSet, Engine, MemoryStore, Value};
@@ -1025,9 +1025,18 @@ fn names_a_log_line_gives_are_counted_only_where_the_rules_have_them() {
         "{:?}",
         r.unreadable_lines
     );
-    let rows: Vec<&String> = r.daily_old.values().flat_map(|m| m.keys()).collect();
-    assert!(rows.len() <= 3, "{rows:?}");
+    // Against the recorded decisions the log's own names count too, the first
+    // `LOGGED_NAMES` of them; the rest, and every name of the unknown tenant of 100 KB, under
+    // `(other)`.
+    let rows: std::collections::BTreeSet<&String> =
+        r.daily_old.values().flat_map(|m| m.keys()).collect();
+    assert!(rows.len() <= LOGGED_NAMES + 4, "{}", rows.len());
     assert!(rows.iter().all(|k| k.len() < 100), "{rows:?}");
+    assert!(rows.iter().any(|k| k.as_str() == "acme/p0"), "{rows:?}");
+    assert!(
+        rows.iter().any(|k| k.as_str() == "acme/(other)"),
+        "{rows:?}"
+    );
     assert!(
         rows.iter().any(|k| k.as_str() == "(other)/(other)"),
         "{rows:?}"
@@ -1039,4 +1048,34 @@ fn names_a_log_line_gives_are_counted_only_where_the_rules_have_them() {
             assert!(e.old_policies.len() <= 32);
         }
     }
+}
+
+/// Against the recorded decisions, a policy the candidate removed or renamed keeps its recorded
+/// prompts under its own name (a review: they were counted under `(other)`, and several removed
+/// policies merged into one row), beside the candidate's.
+#[test]
+fn a_removed_policys_recorded_prompts_keep_their_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let text = std::fs::read_to_string(&log)
+        .unwrap()
+        .replace("\"payouts\"", "\"payouts_2025\"");
+    let old_log = dir.path().join("old.jsonl");
+    std::fs::write(&old_log, text).unwrap();
+    let r = backtest(&root().join("rules"), None, &old_log);
+    let rows = |d: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>| {
+        d.values()
+            .flat_map(|m| m.keys().cloned())
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    let (old, new) = (rows(&r.daily_old), rows(&r.daily_new));
+    assert!(old.contains("payouts_2025"), "{old:?}");
+    assert!(!old.contains("(other)"), "{old:?}");
+    assert!(
+        new.contains("payouts") && !new.contains("payouts_2025"),
+        "{new:?}"
+    );
+    // Against a baseline, only the sets' names count: the log's are not the old decisions'.
+    let r = backtest(&root().join("rules"), Some(&root().join("rules")), &old_log);
+    assert!(!rows(&r.daily_old).contains("payouts_2025"));
 }
