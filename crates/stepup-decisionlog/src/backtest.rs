@@ -54,8 +54,8 @@ pub const OTHER_NAMES: &str = "(other)";
 /// Most names of policies the sets compared do not have that a backtest against the recorded
 /// decisions counts under their own names (beyond, under [`OTHER_NAMES`]).
 pub const LOGGED_NAMES: usize = 1_000;
-/// Most policies an example lists of each side.
-pub const EXAMPLE_NAMES: usize = 32;
+/// Most policies an example lists of each side, and a group of changes names.
+pub const EXAMPLE_NAMES: usize = 16;
 /// Most characters of a text an example quotes from the log (more are cut, with `…`).
 pub const EXAMPLE_CHARS: usize = 256;
 
@@ -69,7 +69,7 @@ fn short(s: &str) -> String {
 
 /// Most groups of changed decisions kept apart; changes beyond are counted in one group
 /// of [`OTHER_NAMES`].
-pub const CHANGE_GROUPS: usize = 10_000;
+pub const CHANGE_GROUPS: usize = 1_000;
 
 /// Totals of one side (old or new decisions).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -540,13 +540,18 @@ impl Backtest {
             self.changed += 1;
             let old_p: Vec<String> = old.deciding().cloned().collect();
             let new_p: Vec<String> = new.deciding().cloned().collect();
-            let policies: Vec<String> = old_p
+            let mut policies: Vec<String> = old_p
                 .iter()
                 .chain(new_p.iter())
                 .map(|p| self.names.counted(&rec.tenant, p).1)
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
+            // A group names at most `EXAMPLE_NAMES` policies (more: the first, and `(other)`).
+            if policies.len() > EXAMPLE_NAMES {
+                policies.truncate(EXAMPLE_NAMES);
+                policies.push(OTHER_NAMES.to_string());
+            }
             // Two outcomes that read the same in short (`step_up aal2` both) differ in the rest
             // of their requirement: the group says which.
             let (from, to) = match (old.label(), new.label()) {
