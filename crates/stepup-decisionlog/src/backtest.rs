@@ -5,9 +5,10 @@
 //! each (tenant, user) seen and of each (user, day), up to [`POLICY_SETS_LISTED`] policy-set
 //! hashes, up to [`CHANGE_GROUPS`] groups of changes with a few bounded examples each, and
 //! per-day counts of the policies the compared sets have (against the recorded decisions, of
-//! the first [`LOGGED_NAMES`] others the log gives too) are kept: any other name a log gives
-//! is counted as [`OTHER_NAMES`]. Memory grows with the users and days of a log, not with what
-//! its lines say.
+//! the first [`LOGGED_NAMES`] others the log gives too, at most [`LOGGED_CELLS`] counts in
+//! all) are kept, each under the name's id: any other name a log gives is counted as
+//! [`OTHER_NAMES`]. Memory grows with the users and days of a log, not with what its lines
+//! say.
 //!
 //! Tenants are never merged: users are told apart by tenant, and a policy's row, its prompts per
 //! day and a group of changes are each of one tenant (and a policy's row is either enforced or
@@ -54,6 +55,9 @@ pub const OTHER_NAMES: &str = "(other)";
 /// Most names of policies the sets compared do not have that a backtest against the recorded
 /// decisions counts under their own names (beyond, under [`OTHER_NAMES`]).
 pub const LOGGED_NAMES: usize = 1_000;
+/// Most per-day counts of the log's own names (against the recorded decisions) a backtest
+/// keeps; beyond, their prompts count under [`OTHER_NAMES`].
+pub const LOGGED_CELLS: usize = 1_000_000;
 /// Most policies an example lists of each side, and a group of changes names.
 pub const EXAMPLE_NAMES: usize = 16;
 /// Most characters of a text an example quotes from the log (more are cut, with `…`).
@@ -242,8 +246,8 @@ struct Side {
     prompts: u64,
     denials: u64,
     affected: HashSet<u32>,
-    /// Per day, per (tenant, policy).
-    daily: BTreeMap<i64, BTreeMap<(String, String), u64>>,
+    /// Per day, per (tenant, policy) (its id in [`Names`]).
+    daily: BTreeMap<i64, BTreeMap<u32, u64>>,
 }
 
 #[derive(Default)]
@@ -313,8 +317,35 @@ struct Names {
     known: Known,
     /// Whether the old decisions are the recorded ones.
     recorded: bool,
+    /// The log's own tenants and names kept (recorded decisions), and how many.
     logged: Known,
     logged_count: usize,
+    /// Each (tenant, policy) counted, by id (the per-day counts hold ids, not copies).
+    ids: HashMap<String, HashMap<String, u32>>,
+    table: Vec<(String, String)>,
+    /// Per-day counts of the log's own names (not the sets'), on both sides.
+    logged_cells: usize,
+}
+
+/// How a (tenant, policy) is counted.
+#[derive(Clone, Copy)]
+enum As {
+    /// As the log names it.
+    Is,
+    /// Under its tenant's `(other)`.
+    TenantsOther,
+    /// Under `(other)` of `(other)`.
+    Other,
+}
+
+impl As {
+    fn names<'a>(self, tenant: &'a str, policy: &'a str) -> (&'a str, &'a str) {
+        match self {
+            As::Is => (tenant, policy),
+            As::TenantsOther => (tenant, OTHER_NAMES),
+            As::Other => (OTHER_NAMES, OTHER_NAMES),
+        }
+    }
 }
 
 impl Names {
@@ -323,14 +354,27 @@ impl Names {
         self.known.contains_key(tenant) || self.logged.contains_key(tenant)
     }
 
+    /// Notes a tenant the log gives (recorded decisions): kept, within the budget of the log's
+    /// own names, whether or not its lines name a policy (its changes are then grouped under
+    /// its name from its first line on).
+    fn note_tenant(&mut self, tenant: &str) {
+        if self.recorded
+            && tenant.len() <= EXAMPLE_CHARS
+            && !self.has_tenant(tenant)
+            && self.logged_count < LOGGED_NAMES
+        {
+            self.logged_count += 1;
+            self.logged.entry(tenant.to_string()).or_default();
+        }
+    }
+
     /// `(tenant, policy)` as counted: each as the log names it where the sets have it (or
-    /// where it is among the log's own names kept), else [`OTHER_NAMES`].
-    fn counted(&mut self, tenant: &str, policy: &str) -> (String, String) {
-        let own = |t: &str, p: &str| (t.to_string(), p.to_string());
-        let other = || OTHER_NAMES.to_string();
+    /// where it is among the log's own names kept), else [`OTHER_NAMES`]; and whether it is the
+    /// log's own.
+    fn counted(&mut self, tenant: &str, policy: &str) -> (As, bool) {
         let known = self.known.get(tenant);
         if known.is_some_and(|names| names.contains(policy)) {
-            return own(tenant, policy);
+            return (As::Is, false);
         }
         if self.recorded && tenant.len() <= EXAMPLE_CHARS && policy.len() <= EXAMPLE_CHARS {
             let logged = self.logged.get(tenant).is_some_and(|n| n.contains(policy));
@@ -342,14 +386,59 @@ impl Names {
                         .or_default()
                         .insert(policy.to_string());
                 }
-                return own(tenant, policy);
+                return (As::Is, true);
             }
         }
         if known.is_some() || self.logged.contains_key(tenant) {
-            (tenant.to_string(), other())
+            (As::TenantsOther, false)
         } else {
-            (other(), other())
+            (As::Other, false)
         }
+    }
+
+    /// The id of `(tenant, policy)` as counted.
+    fn id(&mut self, tenant: &str, policy: &str) -> (u32, bool) {
+        let (how, own) = self.counted(tenant, policy);
+        let (t, p) = how.names(tenant, policy);
+        if let Some(i) = self.ids.get(t).and_then(|m| m.get(p)) {
+            return (*i, own);
+        }
+        let i = u32::try_from(self.table.len()).unwrap_or(u32::MAX);
+        self.table.push((t.to_string(), p.to_string()));
+        self.ids
+            .entry(t.to_string())
+            .or_default()
+            .insert(p.to_string(), i);
+        (i, own)
+    }
+
+    /// The name counted for `policy` of `tenant`.
+    fn policy(&mut self, tenant: &str, policy: &str) -> String {
+        let (how, _) = self.counted(tenant, policy);
+        how.names(tenant, policy).1.to_string()
+    }
+
+    /// Counts one prompt of `(tenant, policy)` on day `m`: the log's own names, past
+    /// [`LOGGED_CELLS`] per-day counts, under `(other)`.
+    fn count_on(&mut self, m: &mut BTreeMap<u32, u64>, tenant: &str, policy: &str) {
+        let (mut i, own) = self.id(tenant, policy);
+        if own && !m.contains_key(&i) {
+            if self.logged_cells >= LOGGED_CELLS {
+                i = self.id(OTHER_NAMES, OTHER_NAMES).0;
+            } else {
+                self.logged_cells += 1;
+            }
+        }
+        *m.entry(i).or_default() += 1;
+    }
+
+    /// The (tenant, policy) of id `i`.
+    fn name(&self, i: u32) -> (&str, &str) {
+        self.table
+            .get(i as usize)
+            .map_or((OTHER_NAMES, OTHER_NAMES), |(t, p)| {
+                (t.as_str(), p.as_str())
+            })
     }
 }
 
@@ -473,6 +562,7 @@ impl Backtest {
             OTHER_POLICY_SETS.to_string()
         };
         *sets.entry(set).or_default() += 1;
+        self.names.note_tenant(&rec.tenant);
         match &self.first_tenant {
             None => self.first_tenant = Some(rec.tenant.clone()),
             Some(t) => self.many_tenants |= *t != rec.tenant,
@@ -540,16 +630,19 @@ impl Backtest {
             self.changed += 1;
             let old_p: Vec<String> = old.deciding().cloned().collect();
             let new_p: Vec<String> = new.deciding().cloned().collect();
-            let mut policies: Vec<String> = old_p
+            let mut named: BTreeSet<String> = old_p
                 .iter()
                 .chain(new_p.iter())
-                .map(|p| self.names.counted(&rec.tenant, p).1)
-                .collect::<BTreeSet<_>>()
-                .into_iter()
+                .map(|p| self.names.policy(&rec.tenant, p))
                 .collect();
-            // A group names at most `EXAMPLE_NAMES` policies (more: the first, and `(other)`).
+            // A group names at most `EXAMPLE_NAMES` policies, and `(other)` last for the rest.
+            let mut other = named.remove(OTHER_NAMES);
+            let mut policies: Vec<String> = named.into_iter().collect();
             if policies.len() > EXAMPLE_NAMES {
                 policies.truncate(EXAMPLE_NAMES);
+                other = true;
+            }
+            if other {
                 policies.push(OTHER_NAMES.to_string());
             }
             // Two outcomes that read the same in short (`step_up aal2` both) differ in the rest
@@ -674,7 +767,10 @@ impl Backtest {
                 .map(|(d, m)| {
                     let per_policy = m
                         .iter()
-                        .map(|((tenant, policy), n)| (qualified(many, tenant, policy), *n))
+                        .map(|(i, n)| {
+                            let (tenant, policy) = self.names.name(*i);
+                            (qualified(many, tenant, policy), *n)
+                        })
                         .collect();
                     (day_name(*d), per_policy)
                 })
@@ -759,7 +855,7 @@ fn count(s: &mut Side, d: &LoggedDecision, names: &mut Names, tenant: &str, user
             s.affected.insert(user);
             let m = s.daily.entry(day).or_default();
             for p in d.deciding() {
-                *m.entry(names.counted(tenant, p)).or_default() += 1;
+                names.count_on(m, tenant, p);
             }
         }
         DecisionKind::Deny => {
@@ -771,11 +867,7 @@ fn count(s: &mut Side, d: &LoggedDecision, names: &mut Names, tenant: &str, user
     // Report-only policies' would-be prompts, beside the enforced ones.
     for r in &d.report_only {
         if r.would_be == WouldBe::StepUp {
-            *s.daily
-                .entry(day)
-                .or_default()
-                .entry(names.counted(tenant, &r.policy))
-                .or_default() += 1;
+            names.count_on(s.daily.entry(day).or_default(), tenant, &r.policy);
         }
     }
 }

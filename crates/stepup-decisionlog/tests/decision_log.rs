@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
-use stepup_decisionlog::backtest::{Backtest, BacktestReport, LOGGED_NAMES};
+use stepup_decisionlog::backtest::{Backtest, BacktestReport, LOGGED_CELLS, LOGGED_NAMES};
 use stepup_decisionlog::record::{LogEvent, LogValue};
 use stepup_decisionlog::{LoggedDecision, Pseudonymizer, Record, Rotation, Writer};
 use stepup_engine::{CompiledSet, Engine, MemoryStore, Value};
@@ -1078,4 +1078,119 @@ fn a_removed_policys_recorded_prompts_keep_their_name() {
     // Against a baseline, only the sets' names count: the log's are not the old decisions'.
     let r = backtest(&root().join("rules"), Some(&root().join("rules")), &old_log);
     assert!(!rows(&r.daily_old).contains("payouts_2025"));
+}
+
+/// A tenant the candidate does not have is grouped under its own name from its first line on,
+/// whether or not that line names a policy (a review: an allow before any step-up grouped the
+/// same change under `(other)`, and under the tenant's name after).
+#[test]
+fn a_removed_tenants_changes_are_one_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let recs = records(&log);
+    let find = |kind: stepup_engine::DecisionKind| {
+        recs.iter()
+            .find(|(_, r)| {
+                r.decision.kind == kind
+                    && (kind != stepup_engine::DecisionKind::Allow || r.decision.fired.is_empty())
+            })
+            .unwrap()
+            .1
+            .clone()
+    };
+    let (allow, prompted) = (
+        find(stepup_engine::DecisionKind::Allow),
+        find(stepup_engine::DecisionKind::StepUp),
+    );
+    let mut text = String::new();
+    for r in [&allow, &prompted, &allow] {
+        text.push_str(&edited(r, |v| v["tenant"] = "retired".into()));
+        text.push('\n');
+    }
+    let path = dir.path().join("t.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let r = backtest(&root().join("rules"), None, &path);
+    assert_eq!(r.changed, 3);
+    assert_eq!(r.changes.len(), 2, "{:?}", r.changes);
+    assert!(
+        r.changes.iter().all(|g| g.tenant == "retired"),
+        "{:?}",
+        r.changes
+    );
+    assert_eq!(r.changes.iter().map(|g| g.count).max(), Some(2));
+}
+
+/// A group of changes names at most 16 policies, and `(other)` once, last (a review: `(other)`
+/// came first and again last).
+#[test]
+fn a_group_names_other_once_and_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let (_, prompted) = records(&log)
+        .into_iter()
+        .find(|(_, r)| r.decision.kind == stepup_engine::DecisionKind::StepUp)
+        .unwrap();
+    let fill: Vec<String> = (0..LOGGED_NAMES).map(|i| format!("gone{i:04}")).collect();
+    let mut late: Vec<String> = (0..17).map(|i| format!("gone{i:04}")).collect();
+    late.push("late_name".into());
+    let mut text = String::new();
+    for names in [&fill, &late] {
+        text.push_str(&edited(&prompted, |v| {
+            v["tenant"] = "retired".into();
+            v["decision"]["fired"] = names.clone().into();
+            v["decision"]["satisfied"] = Json::Array(vec![]);
+        }));
+        text.push('\n');
+    }
+    let path = dir.path().join("g.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let r = backtest(&root().join("rules"), None, &path);
+    assert!(!r.changes.is_empty());
+    for g in &r.changes {
+        let others = g
+            .policies
+            .iter()
+            .filter(|p| p.as_str() == "(other)")
+            .count();
+        assert!(others <= 1, "{:?}", g.policies);
+        if others == 1 {
+            assert_eq!(g.policies.last().map(String::as_str), Some("(other)"));
+        }
+        assert!(g.policies.len() <= 17, "{:?}", g.policies);
+    }
+}
+
+/// The log's own names are counted per day at most `LOGGED_CELLS` times in all; beyond, under
+/// `(other)` (a review: lines of a day each naming 1,000 policies grew the per-day counts by
+/// days × names copies of the tenant and the name).
+#[test]
+fn the_logs_own_names_per_day_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let (_, prompted) = records(&log)
+        .into_iter()
+        .find(|(_, r)| r.decision.kind == stepup_engine::DecisionKind::StepUp)
+        .unwrap();
+    let names: Vec<String> = (0..LOGGED_NAMES).map(|i| format!("p{i}")).collect();
+    let days = LOGGED_CELLS / LOGGED_NAMES + 2;
+    let path = dir.path().join("days.jsonl");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for d in 0..days {
+            let line = edited(&prompted, |v| {
+                v["tenant"] = "retired".into();
+                v["now"] = (1_000_000_000i64 + d as i64 * 86_400).into();
+                v["decision"]["fired"] = names.clone().into();
+                v["decision"]["satisfied"] = Json::Array(vec![]);
+            });
+            writeln!(f, "{line}").unwrap();
+        }
+    }
+    let r = backtest(&root().join("rules"), None, &path);
+    assert_eq!(r.decisions as usize, days);
+    let cells: usize = r.daily_old.values().map(|m| m.len()).sum();
+    assert!(cells <= LOGGED_CELLS + days, "{cells}");
+    let last = r.daily_old.values().last().unwrap();
+    assert!(last.keys().any(|k| k == "(other)"), "{last:?}");
 }

@@ -295,12 +295,15 @@ impl Store for MemoryStore {
     fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
         let mut g = self.lock()?;
         let u = user_mut(&mut g, tenant, user);
-        let version = u.version(session).wrapping_add(1);
-        let fresh = SessionState {
-            version,
-            ..u.forgotten.absent()
-        };
-        u.write(session, fresh);
+        // Fresh, as a forgotten session comes back: above its version, and with what it and
+        // the forgotten ones recorded as spent still spent (a review: a reset forgot them).
+        let mut fresh = u.forgotten;
+        if let Some((old, _)) = u.sessions.get(session) {
+            fresh.forget(old);
+        } else {
+            fresh.version = fresh.version.saturating_add(1);
+        }
+        u.write(session, fresh.absent());
         Ok(())
     }
 }

@@ -619,6 +619,20 @@ pub fn a_forgotten_session_leaves_what_single_use_needs(store: &dyn Store, ns: &
         store.commit(&t, "ada", "never", Some(&fresh), None),
         "an absent session commits at the version it loads at",
     );
+    // A reset session keeps its spent authentications spent, and moves its version on.
+    let (_, mut own) = must(store.load(&t, "ada", "own"), "load own");
+    own.use_auth(Timestamp(500), Timestamp(500));
+    must(
+        store.commit(&t, "ada", "own", Some(&own), None),
+        "commit own",
+    );
+    let (_, before) = must(store.load(&t, "ada", "own"), "load own again");
+    must(store.reset_session(&t, "ada", "own"), "reset own");
+    let (_, reset) = must(store.load(&t, "ada", "own"), "load reset");
+    check(
+        reset.used(Timestamp(500)) && reset.version > before.version && !reset.established,
+        "a reset session keeps what it recorded as spent",
+    );
     // Another user is apart.
     let (_, other) = must(store.load(&t, "bob", "rec"), "load other user");
     check(other == SessionState::default(), "another user is apart");

@@ -36,6 +36,13 @@ pub const CLUSTER_SCHEME: &str = "redis+cluster://";
 /// refuses an `EXPIRE` whose time overflows its clock, and a commit that set its keys' times
 /// after writing them would be a failed commit that wrote.
 pub const MAX_RETENTION_SECS: u64 = 100 * 365 * 86_400;
+/// The shortest retention, a day. A session that expires comes back new, at version 0: while a
+/// challenge can still be completed (five minutes) the HTTP layer's record of a login's spent
+/// step-ups must not expire (one step-up would pay twice), nor a session while a decision that
+/// loaded it may still commit (a stale commit at its old version would pass once the session is
+/// written again as often). A day is far beyond both (a review: a retention of 2 seconds did
+/// both).
+pub const MIN_RETENTION_SECS: u64 = 86_400;
 
 enum Backend {
     Single(redis::Client),
@@ -455,12 +462,12 @@ impl RedisStore {
         }
         self
     }
-    /// Sets how long data lives after its last write, in seconds: at least 1, at most
-    /// [`MAX_RETENTION_SECS`] (100 years; a longer one, such as `u64::MAX` meant as "forever",
-    /// is cut to it).
+    /// Sets how long data lives after its last write, in seconds: at least
+    /// [`MIN_RETENTION_SECS`] (a day), at most [`MAX_RETENTION_SECS`] (100 years; a longer
+    /// one, such as `u64::MAX` meant as "forever", is cut to it).
     #[must_use]
     pub fn with_retention(mut self, secs: u64) -> Self {
-        self.retention_secs = secs.clamp(1, MAX_RETENTION_SECS);
+        self.retention_secs = secs.clamp(MIN_RETENTION_SECS, MAX_RETENTION_SECS);
         self
     }
     /// Sets the key prefix (one per deployment).

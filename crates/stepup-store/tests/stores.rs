@@ -451,6 +451,26 @@ fn a_session_version_the_store_did_not_write_or_cannot_bump_is_refused_with_noth
     }
 }
 
+/// A retention shorter than a day is made a day (a review: with 2 seconds, the HTTP layer's
+/// record of a login's spent step-ups expired while its challenge could still be completed, and
+/// a session came back at version 0 under a decision that had loaded it).
+#[test]
+fn a_retention_shorter_than_a_day_is_a_day() {
+    use stepup_store::redis_store::MIN_RETENTION_SECS;
+    let (_server, store, mut c) = redis_with_connection();
+    let store = store.with_retention(2);
+    assert_eq!(
+        store.commit("acme", "alice", "s", Some(&SessionState::default()), None),
+        Ok(())
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(SESSION_KEY)
+        .query(&mut c)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let min = i64::try_from(MIN_RETENTION_SECS).unwrap();
+    assert!(min - 60 < ttl && ttl <= min, "{ttl}");
+}
+
 /// A retention meant as "forever" (`u64::MAX`) is cut to [`MAX_RETENTION_SECS`], and a commit
 /// with it works. (A review found `EXPIRE` refusing it after the commit's `SADD` had run: the
 /// commit failed and the device was learned anyway.)
