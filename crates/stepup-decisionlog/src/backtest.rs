@@ -5,8 +5,8 @@
 //! each (tenant, user) seen and of each (user, day), up to [`POLICY_SETS_LISTED`] policy-set
 //! hashes, up to [`CHANGE_GROUPS`] groups of changes with a few bounded examples each, and
 //! per-day counts of the policies the compared sets have (against the recorded decisions, of
-//! the first [`LOGGED_NAMES`] others the log gives too, at most [`LOGGED_CELLS`] counts in
-//! all) are kept, each under the name's id: any other name a log gives is counted as
+//! the first [`LOGGED_NAMES`] others the log gives too, of the first [`LOGGED_TENANTS`]
+//! tenants the sets do not have, at most [`LOGGED_CELLS`] counts in all) are kept, each under the name's id: any other name a log gives is counted as
 //! [`OTHER_NAMES`]. Memory grows with the users and days of a log, not with what its lines
 //! say.
 //!
@@ -55,6 +55,9 @@ pub const OTHER_NAMES: &str = "(other)";
 /// Most names of policies the sets compared do not have that a backtest against the recorded
 /// decisions counts under their own names (beyond, under [`OTHER_NAMES`]).
 pub const LOGGED_NAMES: usize = 1_000;
+/// Most tenants the sets compared do not have that a backtest against the recorded decisions
+/// keeps apart (beyond, their changes and prompts count under [`OTHER_NAMES`]).
+pub const LOGGED_TENANTS: usize = 1_000;
 /// Most per-day counts of the log's own names (against the recorded decisions) a backtest
 /// keeps; beyond, their prompts count under [`OTHER_NAMES`].
 pub const LOGGED_CELLS: usize = 1_000_000;
@@ -317,9 +320,10 @@ struct Names {
     known: Known,
     /// Whether the old decisions are the recorded ones.
     recorded: bool,
-    /// The log's own tenants and names kept (recorded decisions), and how many.
+    /// The log's own tenants and names kept (recorded decisions), and how many of each.
     logged: Known,
     logged_count: usize,
+    logged_tenants: usize,
     /// Each (tenant, policy) counted, by id (the per-day counts hold ids, not copies).
     ids: HashMap<String, HashMap<String, u32>>,
     table: Vec<(String, String)>,
@@ -361,9 +365,9 @@ impl Names {
         if self.recorded
             && tenant.len() <= EXAMPLE_CHARS
             && !self.has_tenant(tenant)
-            && self.logged_count < LOGGED_NAMES
+            && self.logged_tenants < LOGGED_TENANTS
         {
-            self.logged_count += 1;
+            self.logged_tenants += 1;
             self.logged.entry(tenant.to_string()).or_default();
         }
     }
@@ -376,7 +380,10 @@ impl Names {
         if known.is_some_and(|names| names.contains(policy)) {
             return (As::Is, false);
         }
-        if self.recorded && tenant.len() <= EXAMPLE_CHARS && policy.len() <= EXAMPLE_CHARS {
+        if self.recorded
+            && (known.is_some() || self.logged.contains_key(tenant))
+            && policy.len() <= EXAMPLE_CHARS
+        {
             let logged = self.logged.get(tenant).is_some_and(|n| n.contains(policy));
             if logged || self.logged_count < LOGGED_NAMES {
                 if !logged {
@@ -400,8 +407,13 @@ impl Names {
     fn id(&mut self, tenant: &str, policy: &str) -> (u32, bool) {
         let (how, own) = self.counted(tenant, policy);
         let (t, p) = how.names(tenant, policy);
+        (self.intern(t, p), own)
+    }
+
+    /// The id of the name `(t, p)` exactly.
+    fn intern(&mut self, t: &str, p: &str) -> u32 {
         if let Some(i) = self.ids.get(t).and_then(|m| m.get(p)) {
-            return (*i, own);
+            return *i;
         }
         let i = u32::try_from(self.table.len()).unwrap_or(u32::MAX);
         self.table.push((t.to_string(), p.to_string()));
@@ -409,7 +421,7 @@ impl Names {
             .entry(t.to_string())
             .or_default()
             .insert(p.to_string(), i);
-        (i, own)
+        i
     }
 
     /// The name counted for `policy` of `tenant`.
@@ -424,7 +436,9 @@ impl Names {
         let (mut i, own) = self.id(tenant, policy);
         if own && !m.contains_key(&i) {
             if self.logged_cells >= LOGGED_CELLS {
-                i = self.id(OTHER_NAMES, OTHER_NAMES).0;
+                // Under its tenant's `(other)` (a log's own name is counted only where its
+                // tenant is: tenants are never merged).
+                i = self.intern(tenant, OTHER_NAMES);
             } else {
                 self.logged_cells += 1;
             }
@@ -765,13 +779,15 @@ impl Backtest {
             s.daily
                 .iter()
                 .map(|(d, m)| {
-                    let per_policy = m
-                        .iter()
-                        .map(|(i, n)| {
-                            let (tenant, policy) = self.names.name(*i);
-                            (qualified(many, tenant, policy), *n)
-                        })
-                        .collect();
+                    // Two names may read the same qualified (`(other)` of a tenant and of
+                    // `(other)` in a log of one tenant): their counts add up.
+                    let mut per_policy = BTreeMap::new();
+                    for (i, n) in m {
+                        let (tenant, policy) = self.names.name(*i);
+                        *per_policy
+                            .entry(qualified(many, tenant, policy))
+                            .or_default() += *n;
+                    }
                     (day_name(*d), per_policy)
                 })
                 .collect()

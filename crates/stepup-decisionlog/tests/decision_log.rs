@@ -1191,6 +1191,54 @@ fn the_logs_own_names_per_day_are_bounded() {
     assert_eq!(r.decisions as usize, days);
     let cells: usize = r.daily_old.values().map(|m| m.len()).sum();
     assert!(cells <= LOGGED_CELLS + days, "{cells}");
+    // Every prompt is counted, under its name or `(other)` (a review: two rows reading
+    // `(other)` in a log of one tenant overwrote each other, and prompts were lost).
+    for (day, m) in &r.daily_old {
+        assert_eq!(m.values().sum::<u64>(), LOGGED_NAMES as u64, "{day}");
+    }
     let last = r.daily_old.values().last().unwrap();
     assert!(last.keys().any(|k| k == "(other)"), "{last:?}");
+    // With another tenant in the log, the folded prompts stay the tenant's own (a review:
+    // they went to `(other)/(other)`, merging tenants).
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&edited(&prompted, |v| {
+        v["tenant"] = "elsewhere".into();
+        v["now"] = 1_000_000_000i64.into();
+    }));
+    text.push('\n');
+    std::fs::write(&path, text).unwrap();
+    let r = backtest(&root().join("rules"), None, &path);
+    let last = r.daily_old.values().last().unwrap();
+    assert!(last.contains_key("retired/(other)"), "{last:?}");
+    assert!(!last.contains_key("(other)/(other)"), "{last:?}");
+    assert_eq!(last.values().sum::<u64>(), LOGGED_NAMES as u64);
+}
+
+/// Tenants the sets do not have are kept apart within a budget of their own, not the policy
+/// names' (a review: 600 retired tenants, each with one removed policy, named 500 of them).
+#[test]
+fn retired_tenants_have_a_budget_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = examples_log(dir.path());
+    let (_, prompted) = records(&log)
+        .into_iter()
+        .find(|(_, r)| r.decision.kind == stepup_engine::DecisionKind::StepUp)
+        .unwrap();
+    let mut text = String::new();
+    for i in 0..600 {
+        text.push_str(&edited(&prompted, |v| {
+            v["tenant"] = format!("t{i:03}").into();
+            v["decision"]["fired"] = vec!["gone"].into();
+            v["decision"]["satisfied"] = Json::Array(vec![]);
+        }));
+        text.push('\n');
+    }
+    let path = dir.path().join("tenants.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let r = backtest(&root().join("rules"), None, &path);
+    let rows: std::collections::BTreeSet<&String> =
+        r.daily_old.values().flat_map(|m| m.keys()).collect();
+    assert_eq!(rows.len(), 600, "{rows:?}");
+    assert!(rows.iter().all(|k| k.ends_with("/gone")), "{rows:?}");
+    assert!(r.changes.iter().all(|g| g.tenant != "(other)"));
 }
