@@ -36,6 +36,7 @@ pub fn run_all(store: &dyn Store, ns: &str) {
     hostile_names_do_not_collide(store, ns);
     a_stale_commit_conflicts(store, ns);
     a_reset_session_is_empty_and_moves_the_version_on(store, ns);
+    a_reset_session_keeps_what_it_spent(store, ns);
     older_evidence_never_replaces_newer(store, ns);
     histories_are_bounded_as_the_engine_bounds_them(store, ns);
     the_last_sign_in_is_kept_as_the_engine_keeps_it(store, ns);
@@ -619,9 +620,20 @@ pub fn a_forgotten_session_leaves_what_single_use_needs(store: &dyn Store, ns: &
         store.commit(&t, "ada", "never", Some(&fresh), None),
         "an absent session commits at the version it loads at",
     );
-    // A reset session keeps its spent authentications spent, and moves its version on.
+    // Another user is apart.
+    let (_, other) = must(store.load(&t, "bob", "rec"), "load other user");
+    check(other == SessionState::default(), "another user is apart");
+}
+
+/// A reset session starts afresh (not established, no grant, no challenge), at a version above
+/// its last, with the authentications it recorded as spent still spent (a review: a reset
+/// forgot them, and one step-up could pay again).
+fn a_reset_session_keeps_what_it_spent(store: &dyn Store, ns: &str) {
+    use stepup_core::Timestamp;
+    let t = format!("{ns}-reset-spent");
     let (_, mut own) = must(store.load(&t, "ada", "own"), "load own");
     own.use_auth(Timestamp(500), Timestamp(500));
+    own.established = true;
     must(
         store.commit(&t, "ada", "own", Some(&own), None),
         "commit own",
@@ -630,12 +642,20 @@ pub fn a_forgotten_session_leaves_what_single_use_needs(store: &dyn Store, ns: &
     must(store.reset_session(&t, "ada", "own"), "reset own");
     let (_, reset) = must(store.load(&t, "ada", "own"), "load reset");
     check(
-        reset.used(Timestamp(500)) && reset.version > before.version && !reset.established,
+        reset.used(Timestamp(500)) && !reset.used(Timestamp(501)),
         "a reset session keeps what it recorded as spent",
     );
-    // Another user is apart.
-    let (_, other) = must(store.load(&t, "bob", "rec"), "load other user");
-    check(other == SessionState::default(), "another user is apart");
+    check(
+        reset.version > before.version && !reset.established,
+        "a reset session is new, at a version above its last",
+    );
+    check(
+        matches!(
+            store.commit(&t, "ada", "own", Some(&before), None),
+            Err(stepup_engine::StoreError::Conflict { .. })
+        ),
+        "a commit on a version loaded before the reset conflicts",
+    );
 }
 
 fn sessions_are_separate(store: &dyn Store, ns: &str) {

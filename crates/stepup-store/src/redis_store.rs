@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use redis::ConnectionLike;
 use stepup_core::Timestamp;
+use stepup_engine::engine::MAX_COMMIT_ATTEMPTS;
 use stepup_engine::state::{
     HistoryUpdate, LastSignIn, MAX_ACCESSES, MAX_COUNTRIES, MAX_DEVICES, MAX_LEARNED_BYTES,
     SessionState, UserHistory,
@@ -367,24 +368,6 @@ for r, at in pairs(accesses) do redis.call('HSET', KEYS[4], r, string.format('%d
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
 return 1";
 
-/// Starts a session afresh with the next version. A stored version that is not one the store
-/// wrote, or that is at its greatest, is refused with nothing written (fail closed: the session
-/// would otherwise restart at a version a decision loaded earlier may hold).
-const RESET_SESSION: &str = r"
-local ttl = ARGV[1]
-if not ttl_ok(ttl) then return redis.error_reply('corrupt: the retention is out of range') end
-local cur = version_of(KEYS[1])
-if cur == nil then return redis.error_reply('corrupt: the session version is not a number') end
-if not below_max(cur) then
-  return redis.error_reply('corrupt: the session version is at its greatest')
-end
--- The version first: its bump is the one write that could fail. The hash holds only `v` and
--- `json`, so a new `json` starts the session afresh.
-redis.call('HINCRBY', KEYS[1], 'v', 1)
-redis.call('HSET', KEYS[1], 'json', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ttl)
-return 1";
-
 fn eval(script: &str, keys: &[String]) -> redis::Cmd {
     let mut c = redis::cmd("EVAL");
     c.arg(script).arg(keys.len()).arg(keys);
@@ -658,13 +641,26 @@ impl Store for RedisStore {
         self.with_conn(|c| cmd.query::<i64>(c)).map(|_| ())
     }
 
+    /// The session afresh, committed over the version it was read at (another instance's
+    /// write in between: read again), with what it recorded as spent still spent (as the
+    /// memory and disk stores reset it; a review found the spent authentications dropped).
     fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
-        let keys = self.keys(tenant, user, session);
-        let fresh =
-            serde_json::to_string(&SessionState::default()).map_err(|e| corrupt("session", e))?;
-        let mut cmd = eval_checked(RESET_SESSION, keys.get(4..).unwrap_or(&keys));
-        cmd.arg(self.retention_secs).arg(fresh);
-        self.with_conn(|c| cmd.query::<i64>(c)).map(|_| ())
+        let mut attempts = 0;
+        loop {
+            let (_, cur) = self.load(tenant, user, session)?;
+            let mut spent = stepup_engine::store::Forgotten::default();
+            spent.forget(&cur);
+            let fresh = SessionState {
+                version: cur.version,
+                ..spent.absent()
+            };
+            match self.commit(tenant, user, session, Some(&fresh), None) {
+                Err(StoreError::Conflict { .. }) if attempts + 1 < MAX_COMMIT_ATTEMPTS => {
+                    attempts += 1;
+                }
+                done => return done,
+            }
+        }
     }
 }
 
