@@ -76,11 +76,13 @@ pub trait Store: Send + Sync {
         history: &UserHistory,
     ) -> Result<(), StoreError>;
 
-    /// Starts a session afresh (for replaying scenarios on a persistent store): it is emptied,
-    /// and its version moves on, so a decision made on the old session cannot commit.
+    /// Starts a session afresh (for replaying scenarios on a persistent store): it is emptied
+    /// but for the authentications it recorded as spent, and its version moves on, so a
+    /// decision made on the old session cannot commit.
     ///
     /// # Errors
-    /// As [`Store::load`].
+    /// As [`Store::load`]; a store shared by instances may also give [`StoreError::Conflict`]
+    /// when the session keeps changing while it is reset (nothing is then written).
     fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError>;
 }
 

@@ -166,6 +166,32 @@ local function below_max(v)
 end
 ";
 
+/// Reads one session (KEYS[1]): its json and version. Missing values are `false` (nil).
+const LOAD_SESSION: &str = r"
+return { redis.call('HGET', KEYS[1], 'json'), redis.call('HGET', KEYS[1], 'v') }";
+
+/// Writes one session (KEYS[1]) as ARGV[3] when its stored version, as text, is ARGV[2], with
+/// the next version (`HINCRBY`); every check before the first write. Returns 1 when written,
+/// 0 on a version conflict (nothing written). The history's keys are not read: a session is
+/// reset whatever they hold.
+const SET_SESSION: &str = r"
+local ttl = ARGV[1]
+if not ttl_ok(ttl) then return redis.error_reply('corrupt: the retention is out of range') end
+local t = redis.call('TYPE', KEYS[1]).ok
+if t ~= 'none' and t ~= 'hash' then
+  return redis.error_reply('corrupt: the session key holds a ' .. t)
+end
+local cur = version_of(KEYS[1])
+if cur == nil then return redis.error_reply('corrupt: the session version is not a number') end
+if cur ~= ARGV[2] then return 0 end
+if not below_max(cur) then
+  return redis.error_reply('corrupt: the session version is at its greatest')
+end
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], 'json', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ttl)
+return 1";
+
 /// Reads the keys of one user (and one session) in one step. Missing values are `false` (nil).
 const LOAD: &str = r"
 return {
@@ -644,23 +670,41 @@ impl Store for RedisStore {
     /// The session afresh, committed over the version it was read at (another instance's
     /// write in between: read again), with what it recorded as spent still spent (as the
     /// memory and disk stores reset it; a review found the spent authentications dropped).
+    /// (Only the session's key is read and written: a reset does not depend on the history.)
     fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
-        let mut attempts = 0;
-        loop {
-            let (_, cur) = self.load(tenant, user, session)?;
+        let key = self.user_key(tenant, user, &format!("session:{}", esc(session)));
+        let keys = [key];
+        let mut last = 0;
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            let (json, version): (Option<Vec<u8>>, Option<String>) =
+                self.with_conn(|c| eval(LOAD_SESSION, &keys).query(c))?;
+            let cur: SessionState = match json {
+                Some(b) => serde_json::from_slice(&b).map_err(|e| corrupt("session", e))?,
+                None => SessionState::default(),
+            };
+            let version = match version {
+                Some(v) => parse_version(&v)?,
+                None => 0,
+            };
+            last = version;
             let mut spent = stepup_engine::store::Forgotten::default();
             spent.forget(&cur);
             let fresh = SessionState {
-                version: cur.version,
+                version: 0,
                 ..spent.absent()
             };
-            match self.commit(tenant, user, session, Some(&fresh), None) {
-                Err(StoreError::Conflict { .. }) if attempts + 1 < MAX_COMMIT_ATTEMPTS => {
-                    attempts += 1;
-                }
-                done => return done,
+            let fresh = serde_json::to_string(&fresh).map_err(|e| corrupt("session", e))?;
+            let mut cmd = eval_checked(SET_SESSION, &keys);
+            cmd.arg(self.retention_secs)
+                .arg(version.to_string())
+                .arg(fresh);
+            let done: i64 = self.with_conn(|c| cmd.query(c))?;
+            if done == 1 {
+                return Ok(());
             }
         }
+        // Written by others at every attempt: nothing was written.
+        Err(StoreError::Conflict { expected: last })
     }
 }
 

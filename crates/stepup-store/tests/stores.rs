@@ -793,3 +793,39 @@ fn a_redis_slower_than_its_deadline_fails_closed() {
         d.errors
     );
 }
+
+/// A reset reads and writes the session's key only: a damaged history does not stop it (a
+/// review: reset through a whole load and commit refused on a history the disk store's reset
+/// never reads), and it keeps the session's spent authentications.
+#[test]
+fn a_redis_reset_reads_only_the_session() {
+    let (_server, store, mut c) = redis_with_connection();
+    let (_, mut s) = store
+        .load("acme", "alice", "s")
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.use_auth(Timestamp(700), Timestamp(700));
+    store
+        .commit("acme", "alice", "s", Some(&s), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The history damaged: a last sign-in that is not one, devices of the wrong type.
+    redis::cmd("SET")
+        .arg("{stepup:acme:alice}:last")
+        .arg("not json")
+        .query::<()>(&mut c)
+        .unwrap_or_else(|e| panic!("{e}"));
+    redis::cmd("SET")
+        .arg("{stepup:acme:alice}:devices")
+        .arg("not a set")
+        .query::<()>(&mut c)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.reset_session("acme", "alice", "s"), Ok(()));
+    let (v, json): (String, String) = redis::cmd("HMGET")
+        .arg(SESSION_KEY)
+        .arg("v")
+        .arg("json")
+        .query(&mut c)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v, "2");
+    let fresh: SessionState = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert!(fresh.used(Timestamp(700)) && !fresh.established, "{json}");
+}
