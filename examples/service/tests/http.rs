@@ -655,15 +655,18 @@ fn concurrent_retries_spend_an_every_time_grant_once() {
                 std::thread::spawn(move || {
                     let a = agent();
                     barrier.wait();
-                    call(&a, "POST", &email, Some(&fresh), body()).status
+                    let r = call(&a, "POST", &email, Some(&fresh), body());
+                    (r.status, r.body)
                 })
             })
             .collect();
-        let statuses: Vec<u16> = retries.into_iter().map(|h| h.join().unwrap()).collect();
+        let replies: Vec<(u16, serde_json::Value)> =
+            retries.into_iter().map(|h| h.join().unwrap()).collect();
+        let statuses: Vec<u16> = replies.iter().map(|(s, _)| *s).collect();
         assert_eq!(
             statuses.iter().filter(|s| **s == 200).count(),
             1,
-            "round {round}: one retry spends the grant, the others step up: {statuses:?}"
+            "round {round}: one retry spends the grant, the others step up: {replies:?}"
         );
         assert!(
             statuses.iter().all(|s| *s == 200 || *s == 401),
