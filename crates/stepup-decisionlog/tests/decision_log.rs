@@ -65,6 +65,15 @@ fn examples_log(dir: &Path) -> PathBuf {
     log
 }
 
+/// The first step-up a log records.
+fn a_step_up(log: &Path) -> Record {
+    records(log)
+        .into_iter()
+        .find(|(_, r)| r.decision.kind == stepup_engine::DecisionKind::StepUp)
+        .unwrap()
+        .1
+}
+
 fn records(log: &Path) -> Vec<(u64, Record)> {
     let f = std::fs::File::open(log).unwrap();
     stepup_decisionlog::Lines::new(BufReader::new(f))
@@ -993,10 +1002,7 @@ fn a_non_finite_number_backtests_to_the_live_decision() {
 fn names_a_log_line_gives_are_counted_only_where_the_rules_have_them() {
     let dir = tempfile::tempdir().unwrap();
     let log = examples_log(dir.path());
-    let (_, prompted) = records(&log)
-        .into_iter()
-        .find(|(_, r)| r.decision.kind == stepup_engine::DecisionKind::StepUp)
-        .unwrap();
+    let prompted = a_step_up(&log);
     let big_tenant = "T".repeat(100_000);
     let names: Vec<String> = (0..8000).map(|i| format!("p{i}")).collect();
     let mut text = String::new();
@@ -1126,10 +1132,7 @@ fn a_removed_tenants_changes_are_one_group() {
 fn a_group_names_other_once_and_last() {
     let dir = tempfile::tempdir().unwrap();
     let log = examples_log(dir.path());
-    let (_, prompted) = records(&log)
-        .into_iter()
-        .find(|(_, r)| r.decision.kind == stepup_engine::DecisionKind::StepUp)
-        .unwrap();
+    let prompted = a_step_up(&log);
     let fill: Vec<String> = (0..LOGGED_NAMES).map(|i| format!("gone{i:04}")).collect();
     let mut late: Vec<String> = (0..17).map(|i| format!("gone{i:04}")).collect();
     late.push("late_name".into());
@@ -1167,10 +1170,7 @@ fn a_group_names_other_once_and_last() {
 fn the_logs_own_names_per_day_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let log = examples_log(dir.path());
-    let (_, prompted) = records(&log)
-        .into_iter()
-        .find(|(_, r)| r.decision.kind == stepup_engine::DecisionKind::StepUp)
-        .unwrap();
+    let prompted = a_step_up(&log);
     let names: Vec<String> = (0..LOGGED_NAMES).map(|i| format!("p{i}")).collect();
     let days = LOGGED_CELLS / LOGGED_NAMES + 2;
     let path = dir.path().join("days.jsonl");
@@ -1220,10 +1220,7 @@ fn the_logs_own_names_per_day_are_bounded() {
 fn retired_tenants_have_a_budget_of_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let log = examples_log(dir.path());
-    let (_, prompted) = records(&log)
-        .into_iter()
-        .find(|(_, r)| r.decision.kind == stepup_engine::DecisionKind::StepUp)
-        .unwrap();
+    let prompted = a_step_up(&log);
     let mut text = String::new();
     for i in 0..600 {
         text.push_str(&edited(&prompted, |v| {

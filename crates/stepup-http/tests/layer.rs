@@ -1526,21 +1526,9 @@ fn a_request_whose_body_comes_late_gives_a_step_up_no_second_payout() {
 #[test]
 fn one_step_up_completes_one_challenge_across_applications() {
     for sid in [true, false] {
-        let rules = format!("{RULES}application app2 of t {{\n}}\n");
-        let setup = Setup::with_rules(&rules);
-        let (s1, audit1) = setup.stepup_for("app");
-        let (s2, audit2) = setup.stepup_for("app2");
-        let (srv1, srv2) = (serve(&s1, audit1), serve(&s2, audit2));
+        let (setup, _srv1, srv2, a, b) = paid_once_in_one_of_two_applications(sid);
         let tok = |acr: &str, amr: &[&str], age: i64| login_token(&setup, sid, acr, amr, age);
-        let a = tok("aal1", &["pwd"], 60);
-        assert_eq!(call(&srv1, "GET", "/view", &a, &[], None).status, 200);
-        assert_eq!(call(&srv2, "GET", "/view", &a, &[], None).status, 200);
         let pay = || Some(serde_json::json!({"amount": 5000}));
-        assert_eq!(call(&srv1, "POST", "/pay", &a, &[], pay()).status, 401);
-        setup.advance(2);
-        let b = tok("aal3", &["hwk"], -20);
-        let r = call(&srv1, "POST", "/pay", &b, &[], pay());
-        assert_eq!(r.status, 200, "first payout (sid: {sid}): {:?}", r.body);
         setup.advance(2);
         assert_eq!(call(&srv2, "POST", "/pay", &a, &[], pay()).status, 401);
         let r = call(&srv2, "POST", "/pay", &b, &[], pay());
@@ -1555,6 +1543,27 @@ fn one_step_up_completes_one_challenge_across_applications() {
         let r = call(&srv2, "POST", "/pay", &c, &[], pay());
         assert_eq!(r.status, 200, "a new step-up (sid: {sid}): {:?}", r.body);
     }
+}
+
+/// Two applications of one tenant, a login (token `a`) in both, and its payout in the first
+/// paid with a step-up (token `b`, from an identity provider 20 s ahead).
+fn paid_once_in_one_of_two_applications(sid: bool) -> (Setup, Srv, Srv, String, String) {
+    let rules = format!("{RULES}application app2 of t {{\n}}\n");
+    let setup = Setup::with_rules(&rules);
+    let (s1, audit1) = setup.stepup_for("app");
+    let (s2, audit2) = setup.stepup_for("app2");
+    let (srv1, srv2) = (serve(&s1, audit1), serve(&s2, audit2));
+    let tok = |acr: &str, amr: &[&str], age: i64| login_token(&setup, sid, acr, amr, age);
+    let a = tok("aal1", &["pwd"], 60);
+    assert_eq!(call(&srv1, "GET", "/view", &a, &[], None).status, 200);
+    assert_eq!(call(&srv2, "GET", "/view", &a, &[], None).status, 200);
+    let pay = || Some(serde_json::json!({"amount": 5000}));
+    assert_eq!(call(&srv1, "POST", "/pay", &a, &[], pay()).status, 401);
+    setup.advance(2);
+    let b = tok("aal3", &["hwk"], -20);
+    let r = call(&srv1, "POST", "/pay", &b, &[], pay());
+    assert_eq!(r.status, 200, "first payout (sid: {sid}): {:?}", r.body);
+    (setup, srv1, srv2, a, b)
 }
 
 /// A store that, once armed for a key, lets "another instance" commit that key just before the
@@ -1779,21 +1788,8 @@ fn two_step_ups_complete_one_challenge_each_in_any_order() {
 /// session leaves what single use needs: its spent authentications stay spent.
 #[test]
 fn a_forgotten_record_across_applications_still_spends_its_step_up() {
-    let rules = format!("{RULES}application app2 of t {{\n}}\n");
-    let setup = Setup::with_rules(&rules);
-    let (s1, audit1) = setup.stepup_for("app");
-    let (s2, audit2) = setup.stepup_for("app2");
-    let (srv1, srv2) = (serve(&s1, audit1), serve(&s2, audit2));
-    let tok = |acr: &str, amr: &[&str], age: i64| login_token(&setup, true, acr, amr, age);
-    let a = tok("aal1", &["pwd"], 60);
-    assert_eq!(call(&srv1, "GET", "/view", &a, &[], None).status, 200);
-    assert_eq!(call(&srv2, "GET", "/view", &a, &[], None).status, 200);
+    let (setup, srv1, srv2, a, b) = paid_once_in_one_of_two_applications(true);
     let pay = || Some(serde_json::json!({"amount": 5000}));
-    assert_eq!(call(&srv1, "POST", "/pay", &a, &[], pay()).status, 401);
-    setup.advance(2);
-    let b = tok("aal3", &["hwk"], -20);
-    let r = call(&srv1, "POST", "/pay", &b, &[], pay());
-    assert_eq!(r.status, 200, "first payout: {:?}", r.body);
     // Alice's other logins (other sids) sign in: 64 session writes.
     for i in 0..64 {
         let o = token(
