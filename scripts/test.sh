@@ -18,7 +18,9 @@ cargo test --workspace --lib --bins --tests
 cargo test --workspace --doc
 # The benchmarks compile (they are run with `cargo bench`; see BENCHMARKS.md).
 if [ -d benches ]; then cargo test -p stepup-benches --benches --no-run; fi
-# The examples replay with every expectation met, on the embedded default store.
+# The examples replay with every expectation met, on the embedded default store (a file of its
+# own, new each run: one left by an earlier build is not this build's test).
+rm -f target/ci-replay.redb
 cargo run -q -p stepup-cli -- replay --rules rules --expect --db target/ci-replay.redb examples/scenarios/ >/dev/null
 cargo run -q -p stepup-cli -- check --deny-warnings rules/
 cargo run -q -p stepup-cli -- fmt --check rules/

@@ -4,11 +4,11 @@
 //! Records are fed one at a time ([`Backtest::add`]); only counters, a 64-bit keyed hash of
 //! each (tenant, user) seen and of each (user, day), up to [`POLICY_SETS_LISTED`] policy-set
 //! hashes, up to [`CHANGE_GROUPS`] groups of changes with a few bounded examples each, and
-//! per-day counts of the policies the compared sets have (against the recorded decisions, of
-//! the first [`LOGGED_NAMES`] others the log gives too, of the first [`LOGGED_TENANTS`]
-//! tenants the sets do not have, at most [`LOGGED_CELLS`] counts in all) are kept, each under the name's id: any other name a log gives is counted as
-//! [`OTHER_NAMES`]. Memory grows with the users and days of a log, not with what its lines
-//! say.
+//! per-day counts of the policies the compared sets have are kept, each under the name's id.
+//! Against the recorded decisions the log's own names count too: the first [`LOGGED_NAMES`]
+//! policies and [`LOGGED_TENANTS`] tenants the sets do not have, in at most [`LOGGED_CELLS`]
+//! per-day counts. Any other name a log gives is counted as [`OTHER_NAMES`]. Memory grows with
+//! the users and days of a log, not with what its lines say.
 //!
 //! Tenants are never merged: users are told apart by tenant, and a policy's row, its prompts per
 //! day and a group of changes are each of one tenant (and a policy's row is either enforced or
@@ -65,6 +65,9 @@ pub const LOGGED_CELLS: usize = 1_000_000;
 pub const EXAMPLE_NAMES: usize = 16;
 /// Most characters of a text an example quotes from the log (more are cut, with `…`).
 pub const EXAMPLE_CHARS: usize = 256;
+/// Most groups of changed decisions kept apart; changes beyond are counted in one group
+/// of [`OTHER_NAMES`].
+pub const CHANGE_GROUPS: usize = 1_000;
 
 /// `s`, cut to [`EXAMPLE_CHARS`] characters.
 fn short(s: &str) -> String {
@@ -73,10 +76,6 @@ fn short(s: &str) -> String {
         None => s.to_string(),
     }
 }
-
-/// Most groups of changed decisions kept apart; changes beyond are counted in one group
-/// of [`OTHER_NAMES`].
-pub const CHANGE_GROUPS: usize = 1_000;
 
 /// Totals of one side (old or new decisions).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

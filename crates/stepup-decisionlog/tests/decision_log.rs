@@ -992,6 +992,27 @@ fn a_non_finite_number_backtests_to_the_live_decision() {
         );
         assert!(errors.is_empty(), "{errors:#?}\n{line}");
     }
+    // A marker that names no number, or is not alone, is an unreadable line, not a value read
+    // as some other one.
+    let inf = text
+        .lines()
+        .find(|l| l.contains(r#"{"non_finite":"inf"}"#))
+        .unwrap();
+    for bad in [
+        r#"{"non_finite":"infinity"}"#,
+        r#"{"non_finite":1}"#,
+        r#"{"non_finite":null}"#,
+        r#"{}"#,
+    ] {
+        let path = dir.path().join("bad.jsonl");
+        std::fs::write(
+            &path,
+            format!("{}\n", inf.replace(r#"{"non_finite":"inf"}"#, bad)),
+        )
+        .unwrap();
+        let r = backtest(&rules, None, &path);
+        assert_eq!((r.decisions, r.unreadable), (0, 1), "{bad}");
+    }
 }
 
 /// What a logged line names is counted only where the rules compared give it: a review's line

@@ -8,9 +8,10 @@
 //! again on the fresh state. History updates are merges (sets grow, times only move forward),
 //! so concurrent sign-ins lose nothing.
 
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
 use stepup_core::Timestamp;
 
 use crate::state::{HistoryUpdate, SessionState, UserHistory};
@@ -141,6 +142,18 @@ impl Forgotten {
             completed_floor: self.spent,
             ..SessionState::default()
         }
+    }
+
+    /// A session reset ([`Store::reset_session`]), as a forgotten one comes back: `stored`, the
+    /// session as stored (`None`: absent, at [`Forgotten::version`]), forgotten, so the fresh
+    /// session is above its version and keeps what it and the forgotten ones recorded as spent.
+    #[must_use]
+    pub fn reset(mut self, stored: Option<&SessionState>) -> SessionState {
+        match stored {
+            Some(old) => self.forget(old),
+            None => self.version = self.version.saturating_add(1),
+        }
+        self.absent()
     }
 }
 
@@ -297,15 +310,9 @@ impl Store for MemoryStore {
     fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
         let mut g = self.lock()?;
         let u = user_mut(&mut g, tenant, user);
-        // Fresh, as a forgotten session comes back: above its version, and with what it and
-        // the forgotten ones recorded as spent still spent (a review: a reset forgot them).
-        let mut fresh = u.forgotten;
-        if let Some((old, _)) = u.sessions.get(session) {
-            fresh.forget(old);
-        } else {
-            fresh.version = fresh.version.saturating_add(1);
-        }
-        u.write(session, fresh.absent());
+        // A reset forgot what the session recorded as spent (a review).
+        let fresh = u.forgotten.reset(u.sessions.get(session).map(|(s, _)| s));
+        u.write(session, fresh);
         Ok(())
     }
 }

@@ -314,21 +314,28 @@ fn refused_unsaved(
     d: &mut Decision,
     e: &StoreError,
 ) -> Decision {
-    let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
-    let mut refused = set.refuse_for_store(op, history, note.clone());
+    let note = unsaved(d, e);
+    let mut refused = set.refuse_for_store(op, history, note);
     let mut audit = std::mem::take(&mut d.audit);
-    // What was decided and not saved says so: a completion not saved is a failed step-up (as
-    // `Engine::process` records it), not a completed one (a review found
-    // `auth.step_up_completed` in the audit stream of a request refused with 503).
-    for r in &mut audit {
+    audit.append(&mut refused.audit);
+    refused.audit = audit;
+    refused
+}
+
+/// Marks what `d` decided as not saved (the store's error `e`): the note in its errors and in
+/// each record, and a completion it made or took in is a failed step-up (as `Engine::process`
+/// records it), not a completed one (a review found `auth.step_up_completed` in the audit
+/// stream of a request refused with 503). Returns the note.
+fn unsaved(d: &mut Decision, e: &StoreError) -> String {
+    let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
+    d.errors.push(note.clone());
+    for r in &mut d.audit {
         if r.name == stepup_engine::decision::audit_names::COMPLETED {
             r.name = stepup_engine::decision::audit_names::FAILED;
         }
         r.errors.push(note.clone());
     }
-    audit.append(&mut refused.audit);
-    refused.audit = audit;
-    refused
+    note
 }
 
 /// The key the store keeps the request's session under: its session's, within its
@@ -591,15 +598,7 @@ pub(crate) fn decide(
                     let refused = refused_unsaved(set, op, state.history.as_ref().ok(), &mut d, &e);
                     return (refused, log.then(|| (op.clone(), None)), Vec::new());
                 }
-                let note = format!("{e}{}", stepup_engine::engine::NOTHING_SAVED);
-                d.errors.push(note.clone());
-                for r in &mut d.audit {
-                    // A completion it took in was not saved: a failed step-up.
-                    if r.name == stepup_engine::decision::audit_names::COMPLETED {
-                        r.name = stepup_engine::decision::audit_names::FAILED;
-                    }
-                    r.errors.push(note.clone());
-                }
+                unsaved(&mut d, &e);
                 return (d, logged, Vec::new());
             }
         }

@@ -322,14 +322,11 @@ fn reset_session(db: &Database, tenant: &str, user: &str, session: &str) -> Resu
                 let list = txn.open_table(USER_SESSIONS).map_err(err)?;
                 user_sessions(&list, tenant, user)?.forgotten
             };
-            // Fresh, as a forgotten session comes back: above its version, and with what it
-            // and the forgotten ones recorded as spent still spent.
-            let mut fresh = forgotten;
-            match s.get(k.as_str()).map_err(err)? {
-                Some(v) => fresh.forget(&decode::<SessionState>(v.value())?),
-                None => fresh.version = fresh.version.saturating_add(1),
-            }
-            let fresh = fresh.absent();
+            let stored: Option<SessionState> = match s.get(k.as_str()).map_err(err)? {
+                Some(v) => Some(decode(v.value())?),
+                None => None,
+            };
+            let fresh = forgotten.reset(stored.as_ref());
             s.insert(k.as_str(), encode(&fresh)?.as_slice())
                 .map_err(err)?;
             written(&txn, &mut s, tenant, user, session)?;

@@ -137,13 +137,30 @@ fn parse_version(v: &str) -> Result<u64, StoreError> {
         .map_err(|_| corrupt("session", format!("the version `{v}` is out of range")))
 }
 
-/// Lua checks run by the scripts that write, before their first write. `ttl_ok(t)`: a retention as
+/// A session as stored: its json (absent: a new session) at the hash's version (the one commits
+/// compare; absent: 0).
+fn session_of(json: Option<Vec<u8>>, version: Option<String>) -> Result<SessionState, StoreError> {
+    let mut state: SessionState = match json {
+        Some(b) => serde_json::from_slice(&b).map_err(|e| corrupt("session", e))?,
+        None => SessionState::default(),
+    };
+    state.version = match version {
+        Some(v) => parse_version(&v)?,
+        None => 0,
+    };
+    Ok(state)
+}
+
+/// Lua checks the scripts that write run before their first write (put before each script's
+/// text when it is compiled: nothing is assembled per call). `ttl_ok(t)`: a retention as
 /// `with_retention` caps it (at most 10 digits, so `EXPIRE` cannot overflow the server's
 /// clock). `version_of(key)`: the session's stored version as text (`0` when none), or nil
 /// when it is not one the store wrote. `below_max(v)`: whether `HINCRBY` can add one to `v`
 /// (Redis counts in a signed 64-bit integer; digits compared by byte, not by the server's
 /// locale).
-const CHECKS: &str = r"
+macro_rules! checks {
+    () => {
+        r"
 local function digits(s)
   return s == '0' or string.find(s, '^[1-9][0-9]*$') ~= nil
 end
@@ -164,7 +181,9 @@ local function below_max(v)
   end
   return false
 end
-";
+"
+    };
+}
 
 /// Reads one session (KEYS[1]): its json and version. Missing values are `false` (nil).
 const LOAD_SESSION: &str = r"
@@ -174,7 +193,9 @@ return { redis.call('HGET', KEYS[1], 'json'), redis.call('HGET', KEYS[1], 'v') }
 /// the next version (`HINCRBY`); every check before the first write. Returns 1 when written,
 /// 0 on a version conflict (nothing written). The history's keys are not read: a session is
 /// reset whatever they hold.
-const SET_SESSION: &str = r"
+const SET_SESSION: &str = concat!(
+    checks!(),
+    r"
 local ttl = ARGV[1]
 if not ttl_ok(ttl) then return redis.error_reply('corrupt: the retention is out of range') end
 local t = redis.call('TYPE', KEYS[1]).ok
@@ -190,7 +211,8 @@ end
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[1], 'json', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ttl)
-return 1";
+return 1"
+);
 
 /// Reads the keys of one user (and one session) in one step. Missing values are `false` (nil).
 const LOAD: &str = r"
@@ -212,7 +234,9 @@ return {
 /// entry). Returns 1 when committed, 0 on a version conflict (nothing written). Every read and
 /// check comes before the first write: Redis does not undo the writes of a script that fails
 /// half way, and a failed commit must write nothing.
-const COMMIT: &str = r"
+const COMMIT: &str = concat!(
+    checks!(),
+    r"
 local ttl = ARGV[1]
 if not ttl_ok(ttl) then return redis.error_reply('corrupt: the retention is out of range') end
 local expected = ARGV[2]
@@ -375,12 +399,15 @@ if writes_session then
   redis.call('HSET', KEYS[5], 'json', ARGV[3])
   redis.call('EXPIRE', KEYS[5], ttl)
 end
-return 1";
+return 1"
+);
 
 /// Replaces a user's history: ARGV[2] devices (JSON array), ARGV[3] countries and ARGV[5]
 /// accesses (JSON objects of times), ARGV[4] the last sign-in (`=json` or empty), ARGV[6] its time.
 /// Decodes and checks everything before its first write (the `DEL`).
-const PUT_HISTORY: &str = r"
+const PUT_HISTORY: &str = concat!(
+    checks!(),
+    r"
 local ttl = ARGV[1]
 if not ttl_ok(ttl) then return redis.error_reply('corrupt: the retention is out of range') end
 local devices = cjson.decode(ARGV[2])
@@ -392,18 +419,12 @@ for c, at in pairs(countries) do redis.call('HSET', KEYS[2], c, string.format('%
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], 'at', ARGV[6], 'json', string.sub(ARGV[4], 2)) end
 for r, at in pairs(accesses) do redis.call('HSET', KEYS[4], r, string.format('%d', at)) end
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
-return 1";
+return 1"
+);
 
 fn eval(script: &str, keys: &[String]) -> redis::Cmd {
     let mut c = redis::cmd("EVAL");
     c.arg(script).arg(keys.len()).arg(keys);
-    c
-}
-
-/// A script that writes, with the checks it runs before its first write.
-fn eval_checked(script: &str, keys: &[String]) -> redis::Cmd {
-    let mut c = redis::cmd("EVAL");
-    c.arg(format!("{CHECKS}{script}")).arg(keys.len()).arg(keys);
     c
 }
 
@@ -498,13 +519,17 @@ impl RedisStore {
         format!("{{{}:{}:{}}}:{what}", self.prefix, esc(tenant), esc(user))
     }
 
+    fn session_key(&self, tenant: &str, user: &str, session: &str) -> String {
+        self.user_key(tenant, user, &format!("session:{}", esc(session)))
+    }
+
     fn keys(&self, tenant: &str, user: &str, session: &str) -> Vec<String> {
         vec![
             self.user_key(tenant, user, "devices"),
             self.user_key(tenant, user, "countries"),
             self.user_key(tenant, user, "last"),
             self.user_key(tenant, user, "accesses"),
-            self.user_key(tenant, user, &format!("session:{}", esc(session))),
+            self.session_key(tenant, user, session),
             // A scratch key in the user's slot (the commit sorts a history past its bound in it).
             self.user_key(tenant, user, "scratch"),
         ]
@@ -575,16 +600,7 @@ impl Store for RedisStore {
             last_sign_in,
             accesses: parse_ts(accesses),
         };
-        let mut state: SessionState = match sess {
-            Some(b) => serde_json::from_slice(&b).map_err(|e| corrupt("session", e))?,
-            None => SessionState::default(),
-        };
-        // The version field of the hash is the one commits compare.
-        state.version = match version {
-            Some(v) => parse_version(&v)?,
-            None => 0,
-        };
-        Ok((history, state))
+        Ok((history, session_of(sess, version)?))
     }
 
     fn commit(
@@ -621,7 +637,7 @@ impl Store for RedisStore {
             Some(l) => Some(serde_json::to_string(l).map_err(|e| corrupt("last sign-in", e))?),
             None => None,
         };
-        let mut cmd = eval_checked(COMMIT, &keys);
+        let mut cmd = eval(COMMIT, &keys);
         cmd.arg(self.retention_secs)
             .arg(expected)
             .arg(session_json)
@@ -657,7 +673,7 @@ impl Store for RedisStore {
             Some(l) => Some(serde_json::to_string(l).map_err(|e| corrupt("last sign-in", e))?),
             None => None,
         };
-        let mut cmd = eval_checked(PUT_HISTORY, keys.get(..4).unwrap_or(&keys));
+        let mut cmd = eval(PUT_HISTORY, keys.get(..4).unwrap_or(&keys));
         cmd.arg(self.retention_secs)
             .arg(json(&h.devices.iter().collect::<Vec<_>>())?)
             .arg(json(&times(&h.countries))?)
@@ -672,31 +688,20 @@ impl Store for RedisStore {
     /// memory and disk stores reset it; a review found the spent authentications dropped).
     /// (Only the session's key is read and written: a reset does not depend on the history.)
     fn reset_session(&self, tenant: &str, user: &str, session: &str) -> Result<(), StoreError> {
-        let key = self.user_key(tenant, user, &format!("session:{}", esc(session)));
-        let keys = [key];
+        let keys = [self.session_key(tenant, user, session)];
         let mut last = 0;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let (json, version): (Option<Vec<u8>>, Option<String>) =
                 self.with_conn(|c| eval(LOAD_SESSION, &keys).query(c))?;
-            let cur: SessionState = match json {
-                Some(b) => serde_json::from_slice(&b).map_err(|e| corrupt("session", e))?,
-                None => SessionState::default(),
-            };
-            let version = match version {
-                Some(v) => parse_version(&v)?,
-                None => 0,
-            };
-            last = version;
-            let mut spent = stepup_engine::store::Forgotten::default();
-            spent.forget(&cur);
-            let fresh = SessionState {
-                version: 0,
-                ..spent.absent()
-            };
+            let cur = session_of(json, version)?;
+            last = cur.version;
+            // Redis keeps nothing of expired sessions: the reset forgets this one alone (its
+            // json's version is the one it will have, as a commit writes it).
+            let fresh = stepup_engine::store::Forgotten::default().reset(Some(&cur));
             let fresh = serde_json::to_string(&fresh).map_err(|e| corrupt("session", e))?;
-            let mut cmd = eval_checked(SET_SESSION, &keys);
+            let mut cmd = eval(SET_SESSION, &keys);
             cmd.arg(self.retention_secs)
-                .arg(version.to_string())
+                .arg(cur.version.to_string())
                 .arg(fresh);
             let done: i64 = self.with_conn(|c| cmd.query(c))?;
             if done == 1 {

@@ -463,12 +463,17 @@ fn a_retention_shorter_than_a_day_is_a_day() {
         store.commit("acme", "alice", "s", Some(&SessionState::default()), None),
         Ok(())
     );
-    let ttl: i64 = redis::cmd("TTL")
-        .arg(SESSION_KEY)
-        .query(&mut c)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let ttl = ttl_of(&mut c, SESSION_KEY);
     let min = i64::try_from(MIN_RETENTION_SECS).unwrap();
     assert!(min - 60 < ttl && ttl <= min, "{ttl}");
+}
+
+/// The time `key` has left to live, in seconds.
+fn ttl_of(c: &mut redis::Connection, key: &str) -> i64 {
+    redis::cmd("TTL")
+        .arg(key)
+        .query(c)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A retention meant as "forever" (`u64::MAX`) is cut to [`MAX_RETENTION_SECS`], and a commit
@@ -477,12 +482,8 @@ fn a_retention_shorter_than_a_day_is_a_day() {
 #[test]
 fn a_retention_meant_as_forever_is_capped_and_commits_whole() {
     use stepup_store::redis_store::MAX_RETENTION_SECS;
-    let server = common::RedisServer::start();
-    let store = RedisStore::new(&server.url())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .with_retention(u64::MAX);
-    let client = redis::Client::open(server.url()).unwrap_or_else(|e| panic!("{e}"));
-    let mut c = client.get_connection().unwrap_or_else(|e| panic!("{e}"));
+    let (_server, store, mut c) = redis_with_connection();
+    let store = store.with_retention(u64::MAX);
     let update = HistoryUpdate {
         device: Some("laptop".into()),
         country: Some(("NZ".into(), Timestamp(50))),
@@ -500,10 +501,7 @@ fn a_retention_meant_as_forever_is_capped_and_commits_whole() {
     );
     assert_eq!(stored_devices(&mut c), ["laptop"]);
     for key in ["{stepup:acme:alice}:devices", SESSION_KEY] {
-        let ttl: i64 = redis::cmd("TTL")
-            .arg(key)
-            .query(&mut c)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let ttl = ttl_of(&mut c, key);
         let max = i64::try_from(MAX_RETENTION_SECS).unwrap();
         assert!(max - 60 < ttl && ttl <= max, "{key}: {ttl}");
     }
@@ -828,4 +826,50 @@ fn a_redis_reset_reads_only_the_session() {
     assert_eq!(v, "2");
     let fresh: SessionState = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
     assert!(fresh.used(Timestamp(700)) && !fresh.established, "{json}");
+}
+
+/// The disk store's list of a user's sessions (what its forgotten sessions leave) unreadable:
+/// a session it does not have cannot be told from a forgotten one, so loading it refuses and a
+/// sign-in is denied `store_unavailable` (fail closed), and nothing is committed; a session it
+/// has still loads.
+#[test]
+fn a_disk_stores_damaged_session_list_fails_closed() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("list.redb");
+    {
+        let store = DiskStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let (_, s) = store
+            .load("acme", "alice", "kept")
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .commit("acme", "alice", "kept", Some(&s), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    {
+        let db = redb::Database::create(&path).unwrap_or_else(|e| panic!("{e}"));
+        let list: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("user_sessions");
+        let txn = db.begin_write().unwrap_or_else(|e| panic!("{e}"));
+        {
+            let mut t = txn.open_table(list).unwrap_or_else(|e| panic!("{e}"));
+            t.insert(r#"["acme","alice"]"#, b"{not json".as_slice())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        txn.commit().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let store = DiskStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        store.load("acme", "alice", "new"),
+        Err(stepup_engine::StoreError::Corrupt(_))
+    ));
+    let d = engine().process(&store, &sign_in("new", "laptop", 10), false);
+    assert_eq!(d.deny, Some(DenyReason::StoreUnavailable), "{d:?}");
+    let (_, kept) = store
+        .load("acme", "alice", "kept")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kept.version, 1);
+    assert!(
+        store
+            .commit("acme", "alice", "kept", Some(&kept), None)
+            .is_err()
+    );
 }

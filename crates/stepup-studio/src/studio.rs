@@ -29,6 +29,9 @@ pub struct RulesFile {
     /// they are until the buffer is edited, so the diagnostic is the checker's (E021, not
     /// valid UTF-8), not one of the lossy text's.
     pub raw: Option<Vec<u8>>,
+    /// Why the file could not be read, if it could not: until its buffer is edited, the rules
+    /// do not compile (as `stepup check` refuses them), rather than compile without it.
+    pub unreadable: Option<String>,
 }
 
 /// A diagnostic, ready to show.
@@ -351,7 +354,13 @@ impl Studio {
             .unwrap_or_default()
             .into_iter()
             .map(|p| {
-                let bytes = std::fs::read(&p).unwrap_or_default();
+                let (bytes, unreadable) = match std::fs::read(&p) {
+                    Ok(bytes) => (bytes, None),
+                    Err(e) => (
+                        Vec::new(),
+                        Some(format!("cannot read `{}`: {e}", p.display())),
+                    ),
+                };
                 let (text, raw) = match String::from_utf8(bytes) {
                     Ok(text) => (text, None),
                     Err(e) => (
@@ -364,6 +373,7 @@ impl Studio {
                     saved: text.clone(),
                     text,
                     raw,
+                    unreadable,
                 }
             })
             .collect();
@@ -397,11 +407,16 @@ impl Studio {
         self.what_if = WhatIf::default();
         self.comparison = None;
         self.recompile();
+        // What the compile found wrong stays in the status, after what was loaded.
+        let why = self.broken.then(|| std::mem::take(&mut self.status));
         self.status = format!(
             "{} rules file(s), {} scenario(s)",
             self.files.len(),
             self.scenarios.len()
         );
+        if let Some(why) = why {
+            self.status = format!("{}: {why}", self.status);
+        }
     }
 
     fn sources(&self) -> Vec<stepup_dsl::Source> {
@@ -421,6 +436,20 @@ impl Studio {
     /// Recompiles the buffers now. A broken edit keeps the last good compile.
     pub fn recompile(&mut self) {
         let started = Instant::now();
+        // A rules file that could not be read (and is not edited since) leaves the rules
+        // incomplete: they are not compiled without it.
+        if let Some(why) = self
+            .files
+            .iter()
+            .filter(|f| f.text == f.saved)
+            .find_map(|f| f.unreadable.clone())
+        {
+            self.broken = true;
+            self.status = format!("{why}; the rules are not compiled without it");
+            self.dirty_since = None;
+            self.compiles += 1;
+            return;
+        }
         let (engine, diags) = compile_sources(&self.sources());
         self.diagnostics = diags;
         match engine {
@@ -610,6 +639,7 @@ impl Studio {
                             Ok(()) => {
                                 f.saved = f.text.clone();
                                 f.raw = None;
+                                f.unreadable = None;
                                 saved += 1;
                             }
                             Err(e) => {

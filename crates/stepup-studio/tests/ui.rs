@@ -432,6 +432,31 @@ fn files_that_are_not_text_are_named_as_such() {
     }
 }
 
+/// A rules file that cannot be read leaves the rules unchecked (as `stepup check` refuses
+/// them), with the reason, rather than compiled without it (its policies silently missing from
+/// every simulated decision).
+#[test]
+fn a_rules_file_that_cannot_be_read_stops_the_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("t.policy"),
+        "tenant t {\n  policy p \"Confirm it is you.\" {\n    when new_device\n    require aal2\n  }\n}\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), rules.join("gone.policy")).unwrap();
+    let h = harness_of(rules, root().join("examples/scenarios"));
+    let studio = &h.state().studio;
+    assert!(studio.broken);
+    assert!(studio.engine.is_none());
+    assert!(
+        studio.status.contains("cannot read") && studio.status.contains("gone.policy"),
+        "{}",
+        studio.status
+    );
+}
+
 /// A decision log's unreadable lines are listed where and why (they were only counted), and a
 /// directory is named as one (it read as one unreadable line).
 #[test]
