@@ -208,6 +208,11 @@ impl Facts<'_> {
     /// Why `first_access` is unknown.
     #[must_use]
     pub fn first_access_reason(&self, resource: &str) -> String {
+        if self.history.is_some() {
+            return format!(
+                "`first_access({resource})` is unknown: the history dates its last access in the future"
+            );
+        }
         format!("`first_access({resource})` is unknown: the history store is unavailable")
     }
     /// A signal.
@@ -235,10 +240,16 @@ impl Facts<'_> {
         let Some(h) = self.history else {
             return Tri::Unknown;
         };
-        match (h.accesses.get(resource), window_days) {
-            (None, _) => Tri::True,
-            (Some(_), None) => Tri::False,
-            (Some(at), Some(d)) => Tri::from(self.req.now.since(*at) > i64::from(d) * 86_400),
+        // An access dated later than the clocks' skew allows cannot be read: unknown.
+        let window = window_days.map_or(i64::MAX, |d| i64::from(d) * 86_400);
+        match h
+            .accesses
+            .get(resource)
+            .map(|at| crate::risk::age(self.req.now, *at))
+        {
+            None => Tri::True,
+            Some(None) => Tri::Unknown,
+            Some(Some(age)) => Tri::from(age > window),
         }
     }
     /// Runs a script, at most once per decision. It runs only when every `ctx` field it reads

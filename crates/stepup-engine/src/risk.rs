@@ -18,6 +18,21 @@ use crate::tri::Tri;
 pub const NOISE_KM: f64 = 100.0;
 const EARTH_RADIUS_KM: f64 = 6_371.0;
 
+/// How far in the future a time in the history may lie and still count as now: the clocks of
+/// two instances sharing a store differ a little. Further ahead, the time is not evidence the
+/// engine can read (a store written by hand, imported, or by an instance whose clock runs
+/// ahead): the signal that reads it (`new_country`, `impossible_travel`, `first_access`) is
+/// unknown (SPEC §10), and the next allowed event's own time replaces it.
+pub const HISTORY_CLOCK_SKEW_SECS: i64 = 300;
+
+/// How long before `now` the history saw something it dated `at` (0 when up to the clocks'
+/// skew later), or `None` when `at` is later still (see [`HISTORY_CLOCK_SKEW_SECS`]).
+#[must_use]
+pub fn age(now: stepup_core::Timestamp, at: stepup_core::Timestamp) -> Option<i64> {
+    let age = now.since(at);
+    (age >= -HISTORY_CLOCK_SKEW_SECS).then_some(age.max(0))
+}
+
 /// Great-circle distance in km (haversine).
 #[must_use]
 pub fn distance_km(a: Location, b: Location) -> f64 {
@@ -159,7 +174,10 @@ impl<'a> Signals<'a> {
             },
             SignalKind::NewCountry => match &ctx.country {
                 Some(c) => match h.countries.get(c) {
-                    Some(seen) => Tri::from(self.now.since(*seen) > i64::from(days) * 86_400),
+                    Some(seen) => match age(self.now, *seen) {
+                        Some(age) => Tri::from(age > i64::from(days) * 86_400),
+                        None => Tri::Unknown,
+                    },
                     None => Tri::True,
                 },
                 None => Tri::Unknown,
@@ -183,7 +201,9 @@ impl<'a> Signals<'a> {
                 if km < NOISE_KM {
                     return Tri::False;
                 }
-                let secs = self.now.since(at);
+                let Some(secs) = age(self.now, at) else {
+                    return Tri::Unknown;
+                };
                 // speed > max  ⇔  km * 3600 > max * secs (no division, exact at the boundary).
                 Tri::from(
                     secs <= 0 || km * 3_600.0 > f64::from(self.config.max_speed_kmh) * secs as f64,
@@ -225,11 +245,30 @@ impl<'a> Signals<'a> {
                     kind.as_str()
                 );
             }
+            SignalKind::NewCountry | SignalKind::ImpossibleTravel if self.dated_ahead(kind) => {
+                return format!(
+                    "`{}` is unknown: the history dates the sign-in it reads in the future",
+                    kind.as_str()
+                );
+            }
             SignalKind::NewDevice => "device fingerprint",
             SignalKind::NewCountry => "country",
             SignalKind::ImpossibleTravel => "location",
         };
         format!("`{}` is unknown: the event has no {input}", kind.as_str())
+    }
+
+    /// Whether the history time `kind` reads is later than the clocks' skew allows.
+    fn dated_ahead(&self, kind: SignalKind) -> bool {
+        let (Some(ctx), Some(h)) = (self.ctx, self.history) else {
+            return false;
+        };
+        let at = match kind {
+            SignalKind::NewCountry => ctx.country.as_ref().and_then(|c| h.countries.get(c)),
+            SignalKind::ImpossibleTravel => h.last_sign_in.as_ref().map(|l| &l.at),
+            _ => None,
+        };
+        at.is_some_and(|at| age(self.now, *at).is_none())
     }
 
     /// The risk score as a range: sum of the weights of present signals (and, for the upper

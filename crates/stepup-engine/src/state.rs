@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use stepup_core::{Aal, FactorSet, Requirement, StrengthTable, Timestamp};
 
-use crate::decision::{ChallengeId, Names};
+use crate::decision::{ChallengeId, Names, SetHash};
 use crate::request::{Location, Value};
 
 /// The last successful sign-in.
@@ -55,7 +55,13 @@ fn remember(map: &mut BTreeMap<String, Timestamp>, key: &str, at: Timestamp, max
         return;
     }
     if let Some(e) = map.get_mut(key) {
-        *e = (*e).max(at);
+        // A time further ahead than the clocks' skew is no evidence (see
+        // `risk::HISTORY_CLOCK_SKEW_SECS`): the event's own time replaces it.
+        *e = if e.since(at) > crate::risk::HISTORY_CLOCK_SKEW_SECS {
+            at
+        } else {
+            (*e).max(at)
+        };
         return;
     }
     while map.len() >= max.max(1) {
@@ -186,6 +192,11 @@ pub struct Challenge {
     /// The attribute values of the request it guards (for `every time` grants).
     #[serde(default)]
     pub binding: Binding,
+    /// The hash of the policy set that issued it: the `every time` grant its completion leaves
+    /// is good only while that set decides (a reload may have made its policies stricter).
+    /// Empty in a challenge stored before it was kept: its grant allows nothing.
+    #[serde(default)]
+    pub policy_set: SetHash,
     /// The merged requirement.
     pub requirement: Requirement,
     /// Factors that can complete it.
@@ -247,6 +258,11 @@ pub struct Grant {
     /// The attribute values of the request that earned it.
     #[serde(default)]
     pub binding: Binding,
+    /// The hash of the policy set that issued its challenge: it allows nothing once another
+    /// set decides (SPEC §4 rule 8: satisfied only by the challenge the policy caused, and a
+    /// reload may have changed the policy). Empty in a grant stored before it was kept.
+    #[serde(default)]
+    pub policy_set: SetHash,
     /// The `every time` policies it satisfies.
     pub policies: Vec<String>,
     /// Must be used before this time.

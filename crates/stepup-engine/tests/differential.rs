@@ -263,6 +263,8 @@ fn state() -> impl Strategy<Value = State> {
                         )],
                         event_key: format!("operation:o{op}").into(),
                         policies: vec![format!("p{p}")],
+                        // Issued by the set that decides: see `issued_by`.
+                        policy_set: Default::default(),
                         expires_at: Timestamp(NOW + 100),
                         login: None,
                     });
@@ -281,6 +283,15 @@ fn state() -> impl Strategy<Value = State> {
 
 /// The generated sets' directory, with their threat feed, written once (tests run in parallel:
 /// rewriting it while another test reads it would show them an empty feed).
+/// `state` with its grants issued by `set` (a grant is good only while the set that issued its
+/// challenge decides).
+fn issued_by(mut state: State, set: &CompiledSet) -> State {
+    for g in &mut state.session.grants {
+        g.policy_set = set.hash();
+    }
+    state
+}
+
 fn feed_dir() -> std::path::PathBuf {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
@@ -327,6 +338,9 @@ enum Corruption {
     DropSignInFactor(Factor),
     DropSessionEvent(usize),
     DropGrants,
+    /// Every time in the history moved ten days ahead (a store written by hand, or by an
+    /// instance whose clock runs ahead).
+    FutureHistory,
 }
 
 fn corruption() -> impl Strategy<Value = Corruption> {
@@ -341,6 +355,7 @@ fn corruption() -> impl Strategy<Value = Corruption> {
         factor().prop_map(Corruption::DropSignInFactor),
         (0..3usize).prop_map(Corruption::DropSessionEvent),
         Just(Corruption::DropGrants),
+        Just(Corruption::FutureHistory),
     ]
 }
 
@@ -418,6 +433,16 @@ fn corrupt(c: &Corruption, text: &str, req: &mut Request, state: &mut State) -> 
             }
         }
         Corruption::DropGrants => state.session.grants.clear(),
+        Corruption::FutureHistory => {
+            if let Ok(h) = &mut state.history {
+                let ahead = |t: &mut Timestamp| *t = Timestamp(NOW + 10 * 86_400);
+                h.countries.values_mut().for_each(ahead);
+                h.accesses.values_mut().for_each(ahead);
+                if let Some(l) = &mut h.last_sign_in {
+                    ahead(&mut l.at);
+                }
+            }
+        }
     }
     text.to_string()
 }
@@ -442,6 +467,7 @@ fn every_corruption(combo: &[Corruption]) -> Vec<Vec<Corruption>> {
         Corruption::StoreDown,
         Corruption::FailScripts,
         Corruption::DropGrants,
+        Corruption::FutureHistory,
     ] {
         all.push(vec![c]);
     }
@@ -467,7 +493,8 @@ proptest! {
         prop_assert!(set.is_ok(), "{}", set.err().unwrap_or_default());
         let Ok(set) = set else { return Ok(()) };
         let mut failing_scripts: Option<CompiledSet> = None;
-        for (event, mut state, enrolled, in_app, combo, fresh) in cases {
+        for (event, state, enrolled, in_app, combo, fresh) in cases {
+            let mut state = issued_by(state, &set);
             if fresh {
                 // A session that proves nothing yet: more policies stay unsatisfied.
                 state.session.events.clear();
@@ -528,6 +555,7 @@ proptest! {
         prop_assert!(set.is_ok(), "{}", set.err().unwrap_or_default());
         let Ok(set) = set else { return Ok(()) };
         for (event, state, enrolled, in_app) in cases {
+            let state = issued_by(state, &set);
             let req = Request {
                 tenant: "t".into(),
                 application: if in_app { "a".into() } else { "".into() },
@@ -579,8 +607,13 @@ fn enforced_part(d: &stepup_engine::Decision) -> stepup_engine::Decision {
         blank(id);
     }
     if let Some(s) = &mut d.effects.session {
+        // The set that issued them (each side's own).
         for c in &mut s.challenges {
             blank(&mut c.id);
+            c.policy_set = "".into();
+        }
+        for g in &mut s.grants {
+            g.policy_set = "".into();
         }
     }
     d
@@ -626,7 +659,12 @@ proptest! {
                 event,
                 now: Timestamp(NOW),
             };
-            let (da, db) = (a.decide(&req, &state, false), b.decide(&req, &state, false));
+            // The grants issued by the set deciding (adding policies is a reload: a grant of the
+            // other set allows nothing).
+            let (da, db) = (
+                a.decide(&req, &issued_by(state.clone(), &a), false),
+                b.decide(&req, &issued_by(state, &b), false),
+            );
             prop_assert_eq!(enforced_part(&da), enforced_part(&db), "request {:?}\nrules:\n{}", req, with);
             // Every report-only policy in force is reported, once.
             let in_force = extra.iter().filter(|(_, _, app)| *app == in_app || !*app).count();

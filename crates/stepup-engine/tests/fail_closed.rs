@@ -1088,3 +1088,200 @@ fn a_location_not_on_earth_is_no_location() {
     let d = s.sign_in(60, paris());
     assert_eq!(kind(&d), DecisionKind::StepUp, "{d:?}");
 }
+
+/// Found by the review of round 19: a sign-in on a session that is already established (an
+/// embedder that gives a user's logins one session id) rode on the proofs of the session's
+/// first login. A password-only sign-in from an attacker's laptop, after the user's own totp
+/// step-up, was allowed — and taught the history the attacker's device. A sign-in is proved by
+/// its own factors alone (SPEC §10).
+#[test]
+fn a_sign_in_is_proved_by_its_own_factors_not_by_the_sessions_earlier_proofs() {
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    let attacker = Context {
+        device: Some("attacker-laptop".into()),
+        ..paris()
+    };
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    assert_eq!(
+        kind(&s.op(10, "change_email", vec![])),
+        DecisionKind::StepUp
+    );
+    assert_eq!(kind(&s.step_up(20, Factor::Totp)), DecisionKind::Completed);
+    // The session proves aal2 with totp for 15 minutes: an operation rides on it...
+    assert_eq!(kind(&s.op(30, "change_email", vec![])), DecisionKind::Allow);
+    // ...another sign-in does not.
+    let d = s.sign_in(40, attacker.clone());
+    assert_eq!(kind(&d), DecisionKind::StepUp, "{:?}", d.satisfied);
+    assert!(d.satisfied.is_empty(), "{:?}", d.satisfied);
+    let (h, _) = store.load("acme", "alice", "s1").unwrap();
+    assert!(!h.devices.contains("attacker-laptop"), "{:?}", h.devices);
+    // A sign-in with a factor of its own that proves the policy is allowed, as before.
+    let d = s.sign_in_with(50, attacker, &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&d), DecisionKind::Allow);
+}
+
+/// Found by the review of round 19: the completion of a sign-in's `every time` challenge left
+/// a grant keyed `sign_in`, and another login's password-only sign-in on the same session
+/// spent it. A sign-in's challenge leaves no grant (its completion is the sign-in's answer), and
+/// no grant allows a sign-in.
+#[test]
+fn an_every_time_sign_in_challenge_leaves_no_grant_for_another_sign_in() {
+    let text = r#"tenant acme {
+      policy new_dev "New device." { when new_device require aal2 factor any every time }
+    }"#;
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, text, "", &[Factor::Password, Factor::Totp]);
+    let phone = Context {
+        device: Some("phone-1".into()),
+        ..paris()
+    };
+    assert_eq!(kind(&s.sign_in(0, phone)), DecisionKind::StepUp);
+    let d = s.step_up(10, Factor::Totp);
+    assert_eq!(kind(&d), DecisionKind::Completed);
+    let session = d.effects.session.as_ref().unwrap();
+    assert!(session.established);
+    assert!(session.grants.is_empty(), "{:?}", session.grants);
+    let attacker = Context {
+        device: Some("attacker-laptop".into()),
+        ..paris()
+    };
+    assert_eq!(kind(&s.sign_in(20, attacker)), DecisionKind::StepUp);
+    // A grant planted in the session (a store written by hand) allows no sign-in either.
+    let (_, mut planted) = store.load("acme", "alice", "s1").unwrap();
+    planted.grants.push(stepup_engine::state::Grant {
+        challenge_id: "ch_1".into(),
+        application: "".into(),
+        event_key: "sign_in".into(),
+        binding: Vec::new(),
+        policy_set: s.engine.current().hash(),
+        policies: vec!["new_dev".into()],
+        expires_at: Timestamp(T0 + 3_600),
+        login: None,
+    });
+    let req = s.req(
+        30,
+        Event::SignIn {
+            context: Context {
+                device: Some("laptop-9".into()),
+                ..paris()
+            },
+            factors: FactorSet::one(Factor::Password),
+        },
+    );
+    let state = stepup_engine::State {
+        history: Ok(store.load("acme", "alice", "s1").unwrap().0),
+        session: planted,
+    };
+    assert_eq!(
+        s.engine.current().decide(&req, &state, false).kind,
+        DecisionKind::StepUp
+    );
+}
+
+/// Found by the review of round 19: an `every time` grant matched its policy by name only, so
+/// one earned under a policy a reload then made stricter (aal2 any → aal3 webauthn|totp)
+/// still paid out, audited under the new set's hash. A grant is good only while the set that
+/// issued its challenge decides (SPEC §4 rule 8).
+#[test]
+fn an_every_time_grant_allows_nothing_after_a_reload() {
+    let v1 = r#"tenant acme {
+      operation pay sensitive
+      policy pay "Confirm." { when operation == pay require aal2 factor any every time }
+    }"#;
+    let v2 = r#"tenant acme {
+      operation pay sensitive
+      policy pay "Confirm with a key." { when operation == pay require aal3 factor webauthn|totp every time }
+    }"#;
+    let enrolled = [Factor::Password, Factor::Sms, Factor::Totp];
+    // Without a reload the grant pays out its one retry.
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, v1, "", &enrolled);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    assert_eq!(kind(&s.op(10, "pay", vec![])), DecisionKind::StepUp);
+    assert_eq!(kind(&s.step_up(20, Factor::Sms)), DecisionKind::Completed);
+    assert_eq!(kind(&s.op(30, "pay", vec![])), DecisionKind::Allow);
+    // Completed before the reload, retried after it: asked again, for v2's requirement.
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, v1, "", &enrolled);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    assert_eq!(kind(&s.op(10, "pay", vec![])), DecisionKind::StepUp);
+    assert_eq!(kind(&s.step_up(20, Factor::Sms)), DecisionKind::Completed);
+    s.engine
+        .swap(CompiledSet::from_text("t.policy", v2).unwrap());
+    let d = s.op(30, "pay", vec![]);
+    assert_eq!(kind(&d), DecisionKind::StepUp, "{:?}", d.satisfied);
+    assert_eq!(d.required.unwrap().aal, Aal::Aal3);
+    // Issued before the reload, completed after it: the sms completes the challenge (a real
+    // proof), and its grant allows nothing under v2.
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, v1, "", &enrolled);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    assert_eq!(kind(&s.op(10, "pay", vec![])), DecisionKind::StepUp);
+    s.engine
+        .swap(CompiledSet::from_text("t.policy", v2).unwrap());
+    assert_eq!(kind(&s.step_up(20, Factor::Sms)), DecisionKind::Completed);
+    assert_eq!(kind(&s.op(30, "pay", vec![])), DecisionKind::StepUp);
+}
+
+/// Found by the review of round 19: a history time in the future (a store written by hand or
+/// imported, an instance whose clock runs ahead) counted as seen recently, so `new_country`
+/// and `first_access` were false and their policies did not fire. A time later than the
+/// clocks' skew allows is not evidence: what reads it is unknown (and fires), and the next
+/// allowed event's own time replaces it. Within the skew it counts as now.
+#[test]
+fn a_history_time_in_the_future_is_not_evidence() {
+    use stepup_engine::risk::HISTORY_CLOCK_SKEW_SECS;
+    let country_seen = |ahead: i64| {
+        let store = MemoryStore::new();
+        let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+        let (mut h, _) = store.load("acme", "alice", "s1").unwrap();
+        h.countries.insert("FR".into(), Timestamp(T0 + ahead));
+        store.put_history("acme", "alice", &h).unwrap();
+        (s.sign_in(0, paris()), store)
+    };
+    let (d, _) = country_seen(10 * 86_400);
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    assert_eq!(*d.fired, ["new_country_sign_in"]);
+    let (d, _) = country_seen(-40 * 86_400);
+    assert_eq!(kind(&d), DecisionKind::StepUp, "40 days ago is not recent");
+    let (d, store) = country_seen(HISTORY_CLOCK_SKEW_SECS);
+    assert_eq!(kind(&d), DecisionKind::Allow, "within the skew: seen now");
+    // An allowed sign-in replaces a time too far ahead with its own.
+    let (mut h, _) = store.load("acme", "alice", "s1").unwrap();
+    h.countries.insert("FR".into(), Timestamp(T0 + 86_400));
+    store.put_history("acme", "alice", &h).unwrap();
+    let s = Sim {
+        session: "s2".into(),
+        engine: Engine::load(&[rules()]).unwrap(),
+        store: &store,
+        app: "dashboard".into(),
+        enrolled: [Factor::Password, Factor::Totp].into_iter().collect(),
+    };
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::StepUp);
+    assert_eq!(kind(&s.step_up(10, Factor::Totp)), DecisionKind::Completed);
+    let (h, _) = store.load("acme", "alice", "s2").unwrap();
+    assert_eq!(
+        h.countries.get("FR"),
+        Some(&Timestamp(T0)),
+        "{:?}",
+        h.countries
+    );
+    // `first_access(payments)` with an access dated in the future: unknown, it fires.
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    let (mut h, _) = store.load("acme", "alice", "s1").unwrap();
+    h.accesses
+        .insert("payments".into(), Timestamp(T0 + 10 * 86_400));
+    store.put_history("acme", "alice", &h).unwrap();
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    let d = s.at(
+        10,
+        Event::Access {
+            resource: "payments".into(),
+            context: None,
+        },
+    );
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    assert_eq!(*d.fired, ["first_payments"]);
+}

@@ -298,7 +298,8 @@ struct StateSpec {
 }
 
 impl StateSpec {
-    fn state(&self) -> (UserHistory, SessionState) {
+    /// The history and session, a grant in it issued by the set whose hash is `set`.
+    fn state(&self, set: stepup_engine::decision::SetHash) -> (UserHistory, SessionState) {
         let history = UserHistory {
             devices: (0..2)
                 .filter(|i| self.devices & (1 << i) != 0)
@@ -370,6 +371,7 @@ impl StateSpec {
                 )],
                 event_key: format!("operation:o{}", op % 7).into(),
                 policies: vec![format!("p{}", p % 12)],
+                policy_set: set,
                 expires_at: Timestamp(NOW + 100),
                 login: None,
             });
@@ -724,7 +726,7 @@ pub fn differential(data: &[u8]) -> Outcome {
     let set: Arc<CompiledSet> = engine.current();
     let mut scripts_failing: Option<Arc<Engine>> = None;
     for case in std::iter::once(&input.first).chain(input.more.iter().take(5)) {
-        let (history, mut session) = case.state.state();
+        let (history, mut session) = case.state.state(set.hash());
         if case.fresh {
             session.events.clear();
             session.established = true;

@@ -79,6 +79,7 @@ pub(crate) fn issue(
         application: req.application.clone(),
         sign_in: matches!(req.event, Event::SignIn { .. }),
         binding: binding(req, &bound),
+        policy_set: d.policy_set,
         requirement: m.requirement,
         eligible: m.eligible,
         policies: policies.clone(),
@@ -321,12 +322,15 @@ pub(crate) fn complete(
         factors: FactorSet::one(factor),
         cap: None,
     });
-    if !c.every_time.is_empty() {
+    // A sign-in's challenge leaves no grant: its completion is the sign-in's answer (no grant
+    // allows a sign-in, and none is left for another login's to find).
+    if !c.every_time.is_empty() && !c.sign_in {
         s.grants.retain(|g| g.expires_at > req.now);
         s.grants.push(Grant {
             challenge_id: c.id.clone(),
             application: c.application.clone(),
             binding: c.binding.clone(),
+            policy_set: c.policy_set,
             event_key: c.event_key.clone(),
             policies: c.every_time.clone(),
             expires_at: req.now.plus(CHALLENGE_TTL_SECS),

@@ -9,7 +9,7 @@ use stepup_dsl::model::{Policy, Tenant};
 use smallvec::SmallVec;
 
 use crate::compile::CompiledScope;
-use crate::decision::Names;
+use crate::decision::{Names, SetHash};
 use crate::request::{Event, Request};
 use crate::state::{AuthEvent, Binding, Grant, SessionState};
 
@@ -53,12 +53,13 @@ impl<'s, 'j> Merge<'s, 'j> {
         scope: &'s CompiledScope,
         req: &Request,
         session: &SessionState,
+        set: &SetHash,
         fired: &[usize],
     ) -> Merge<'s, 'j> {
         judged.extend(fired.iter().filter_map(|&index| {
             let policy = &**scope.policies.get(index)?;
             let reads = &**scope.reads.get(index)?;
-            let (satisfied, why) = satisfied(policy, reads, &scope.tenant, req, session);
+            let (satisfied, why) = satisfied(policy, reads, &scope.tenant, req, session, set);
             Some(Judged {
                 index,
                 policy,
@@ -182,9 +183,10 @@ pub(crate) fn binding(req: &Request, names: &[Box<str>]) -> Binding {
 }
 
 /// Whether `g` is an `every time` grant for `p` on this very request: same application, same
-/// operation, the same values of every attribute `p` reads, unexpired. A value that is absent,
-/// or not of its declared type, is unknown: a grant bound to it cannot say which request it
-/// was earned for (a payout without an amount), so it allows nothing (SPEC §10).
+/// operation, the same values of every attribute `p` reads, unexpired, and issued by the set
+/// `set` deciding now. A value that is absent, or not of its declared type, is unknown: a grant
+/// bound to it cannot say which request it was earned for (a payout without an amount), so it
+/// allows nothing (SPEC §10).
 pub(crate) fn grant_fits(
     g: &Grant,
     p: &Policy,
@@ -192,8 +194,10 @@ pub(crate) fn grant_fits(
     tenant: &Tenant,
     req: &Request,
     key: &str,
+    set: &SetHash,
 ) -> bool {
     g.application == req.application
+        && g.policy_set == *set
         && *g.event_key == *key
         && req.now < g.expires_at
         && g.policies.contains(&p.name)
@@ -212,22 +216,31 @@ pub(crate) fn grant_fits(
 }
 
 /// Whether the session satisfies `p` for this event, and why (for explanations). `reads`: the
-/// attributes `p` reads. A sign-in's own factors are an authentication event of that sign-in.
+/// attributes `p` reads; `set`: the hash of the set deciding. A sign-in is proved by its own
+/// factors alone (an authentication event of that sign-in, SPEC §10): a sign-in on a session
+/// that is already established may be another login's (an embedder that gives a user's logins
+/// one session id), and the session's earlier proofs and grants are the first login's.
 pub(crate) fn satisfied(
     p: &Policy,
     reads: &[Box<str>],
     tenant: &Tenant,
     req: &Request,
     session: &SessionState,
+    set: &SetHash,
 ) -> (bool, &'static str) {
     let r = p.requirement;
+    let sign_in = matches!(req.event, Event::SignIn { .. });
     match r.validity {
+        Validity::EveryTime if sign_in => (
+            false,
+            "`every time` on a sign-in: no grant allows a sign-in, its step-up completes it",
+        ),
         Validity::EveryTime => {
             let key = req.event.key();
             let ok = session
                 .grants
                 .iter()
-                .any(|g| grant_fits(g, p, reads, tenant, req, &key));
+                .any(|g| grant_fits(g, p, reads, tenant, req, &key, set));
             (
                 ok,
                 if ok {
@@ -247,7 +260,13 @@ pub(crate) fn satisfied(
                 }),
                 _ => None,
             };
-            for e in session.events.iter().chain(own.as_ref()) {
+            // A sign-in: its own factors only (see above).
+            let earlier = if sign_in {
+                &[][..]
+            } else {
+                &session.events[..]
+            };
+            for e in earlier.iter().chain(own.as_ref()) {
                 if !e.proves(r.aal, r.factors, &tenant.strengths) {
                     continue;
                 }
