@@ -7,7 +7,7 @@
    with a fixed seed, at a random time of the day. A copy renames the story's users and sessions
    and moves every timestamp of its records by the same amount; the engine decides on time
    differences only, so every copied record still holds the decision the engine makes on it
-   (`stepup backtest --rules rules LOG` finds no change: the script checks it with --verify).
+   (`stepup backtest --rules rules LOG` finds no change: run it to check).
 
     python3 scripts/gen-decision-log.py OUT.jsonl [--decisions 1000000] [--users 1500]
                                         [--days 61] [--seed 7] [--stepup target/release/stepup]

@@ -137,6 +137,18 @@ pub fn fmt(paths: &[PathBuf], check_only: bool, out: &mut dyn Write) -> u8 {
             return 2;
         }
     };
+    if sources.is_empty() {
+        // A check of no files would pass whatever path it was pointed at.
+        eprintln!(
+            "error: no `.policy` files under {}",
+            paths
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return 2;
+    }
     let (mut changed, mut failed) = (0usize, 0usize);
     for src in &sources {
         let text = match std::str::from_utf8(&src.bytes) {

@@ -66,7 +66,7 @@ pub struct ReplayArgs {
     /// needed to make it again; see docs/decision-log.md), for `stepup backtest`.
     #[arg(long, value_name = "PATH")]
     pub decision_log: Option<PathBuf>,
-    /// Pseudonymise user, session and device ids in the decision log with a keyed hash
+    /// Pseudonymise user, session, device and challenge ids in the decision log with a keyed hash
     /// (HMAC-SHA256) whose key is read from this file (at least 16 bytes).
     #[arg(long, value_name = "FILE", requires = "decision_log")]
     pub pseudonymize_key_file: Option<PathBuf>,

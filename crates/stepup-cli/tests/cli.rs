@@ -975,3 +975,32 @@ fn explain_of_a_retired_code_names_its_successor() {
     let (code, _, err) = stepup(&["explain", "E099"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// Found by the docs review of round 19: `replay`, `backtest` and `fmt --check` pointed at a
+/// directory of no rules (arguments swapped, a wrong path) said nothing of it — a backtest
+/// reported every decision changed and exited 0, `fmt --check` passed. Each is a usage error
+/// now (exit 2), as `check`'s is.
+#[test]
+fn every_command_refuses_rules_that_are_no_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let empty = empty.display().to_string();
+    let scenario = root()
+        .join("examples/scenarios/01_sensitive_operation.ron")
+        .display()
+        .to_string();
+    let log = dir.path().join("log.jsonl");
+    std::fs::write(&log, "").unwrap();
+    let log = log.display().to_string();
+    for args in [
+        vec!["replay", "--rules", &empty, &scenario],
+        vec!["backtest", "--rules", &empty, &log],
+        vec!["fmt", "--check", &empty],
+        vec!["check", &empty],
+    ] {
+        let (code, out, err) = stepup(&args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains("no `.policy` files"), "{args:?}: {err}");
+    }
+}

@@ -178,9 +178,22 @@ impl CompiledSet {
     /// Loads, checks and compiles the `.policy` files under `paths`.
     ///
     /// # Errors
-    /// Unreadable paths, rules with errors, unreadable feeds.
+    /// Unreadable paths, paths holding no `.policy` file, rules with errors, unreadable feeds.
     pub fn load(paths: &[PathBuf]) -> Result<CompiledSet, LoadError> {
         let loaded = stepup_dsl::load_paths(paths).map_err(LoadError::Io)?;
+        if loaded.files.is_empty() {
+            // A directory of no rules (a wrong path, an empty checkout) is a mistake to say,
+            // not a set that knows no tenant: a service would refuse every request, a backtest
+            // report every decision changed, a replay every scenario's tenant unknown.
+            return Err(LoadError::Io(format!(
+                "no `.policy` files under {}",
+                paths
+                    .iter()
+                    .map(|p| format!("`{}`", p.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         Self::from_loaded(loaded)
     }
 

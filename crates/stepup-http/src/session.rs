@@ -483,7 +483,18 @@ pub(crate) fn decide(
                 },
                 ..op.clone()
             };
-            let (mut s, st) = decide_token(set, &req, &state, &proof);
+            // Another login's sign-in is decided as the first sign-in of its own login: in a
+            // session not yet established, proved by its token (the session's events, put there
+            // above), not refused its proof as a sign-in on an established session is (the
+            // engine cannot tell whose that would be; here the token says).
+            let (mut s, st) = if another_login {
+                let mut own = state.clone();
+                own.session.established = false;
+                let (s, st) = decide_token(set, &req, &own, &proof);
+                (s, Some(st.unwrap_or(own)))
+            } else {
+                decide_token(set, &req, &state, &proof)
+            };
             if s.kind == DecisionKind::Allow {
                 if log {
                     // A decision of its own (SPEC §12: one line per decision), logged when

@@ -94,7 +94,7 @@ struct Args {
     /// The largest size of one decision-log file, in bytes, before it is rotated (8 kept).
     #[arg(long, default_value_t = stepup_http::decision_log::DEFAULT_MAX_BYTES, requires = "decision_log")]
     decision_log_max_bytes: u64,
-    /// Pseudonymise user, session and device ids in the decision log with a keyed hash
+    /// Pseudonymise user, session, device and challenge ids in the decision log with a keyed hash
     /// (HMAC-SHA256) whose key is read from this file (at least 16 bytes).
     #[arg(long, value_name = "FILE", requires = "decision_log")]
     pseudonymize_key_file: Option<PathBuf>,

@@ -216,10 +216,12 @@ pub(crate) fn grant_fits(
 }
 
 /// Whether the session satisfies `p` for this event, and why (for explanations). `reads`: the
-/// attributes `p` reads; `set`: the hash of the set deciding. A sign-in is proved by its own
-/// factors alone (an authentication event of that sign-in, SPEC §10): a sign-in on a session
-/// that is already established may be another login's (an embedder that gives a user's logins
-/// one session id), and the session's earlier proofs and grants are the first login's.
+/// attributes `p` reads; `set`: the hash of the set deciding. A sign-in's own factors are an
+/// authentication event of that sign-in (SPEC §10), and no grant allows a sign-in. A sign-in on
+/// a session that is already established is proved by its own factors alone: it may be another
+/// login's (an embedder that gives a user's logins one session id), and the session's
+/// authentication events are the first login's. (Before the session is established, its events
+/// can only be the sign-in's own: the HTTP layer's token, which it puts there.)
 pub(crate) fn satisfied(
     p: &Policy,
     reads: &[Box<str>],
@@ -260,8 +262,8 @@ pub(crate) fn satisfied(
                 }),
                 _ => None,
             };
-            // A sign-in: its own factors only (see above).
-            let earlier = if sign_in {
+            // A sign-in on an established session: its own factors only (see above).
+            let earlier = if sign_in && session.established {
                 &[][..]
             } else {
                 &session.events[..]
