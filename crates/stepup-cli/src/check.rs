@@ -21,14 +21,7 @@ pub fn check(paths: &[PathBuf], format: Format, deny_warnings: bool, out: &mut d
             "{}",
             stepup_dsl::diag::render_all(&loaded.diagnostics, color(format))
         );
-        eprintln!(
-            "error: no `.policy` files under {}",
-            paths
-                .iter()
-                .map(|p| format!("`{}`", p.display()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        eprintln!("error: {}", stepup_dsl::no_policy_files(paths));
         return 2;
     }
     let (errors, warnings) = (loaded.error_count(), loaded.warning_count());
@@ -139,14 +132,7 @@ pub fn fmt(paths: &[PathBuf], check_only: bool, out: &mut dyn Write) -> u8 {
     };
     if sources.is_empty() {
         // A check of no files would pass whatever path it was pointed at.
-        eprintln!(
-            "error: no `.policy` files under {}",
-            paths
-                .iter()
-                .map(|p| format!("`{}`", p.display()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        eprintln!("error: {}", stepup_dsl::no_policy_files(paths));
         return 2;
     }
     let (mut changed, mut failed) = (0usize, 0usize);

@@ -588,7 +588,7 @@ impl Backtest {
         let day = rec.now.0.div_euclid(86_400);
         self.user_days.insert((user, day));
         let recorded = &rec.decision;
-        let (old, new) = match rec.state_for(&self.candidate.hash()) {
+        let (old, new) = match rec.state() {
             Some(state) if !store_failure(recorded) => {
                 let req = rec.request();
                 // What a logged decision keeps is the verdict: no audit record is built.
@@ -600,7 +600,7 @@ impl Backtest {
                 let old = match &self.baseline {
                     Some(b) => LoggedDecision::of(&b.decide_with(
                         &req,
-                        &rec.state_for(&b.hash()).unwrap_or(state),
+                        &state,
                         stepup_engine::Record::Verdict,
                     )),
                     None if commit_failed(recorded) => LoggedDecision {

@@ -473,21 +473,6 @@ impl Record {
         })
     }
 
-    /// The state to decide the record again with the set whose hash is `set`: its `every time`
-    /// grants issued by the set that decided the record (or logged before a grant kept its set)
-    /// as if `set` had issued them — the question a backtest asks is what `set` would have done
-    /// in that set's place. A grant another set issued stays another set's (it allows nothing).
-    #[must_use]
-    pub fn state_for(&self, set: &stepup_engine::decision::SetHash) -> Option<State> {
-        let mut state = self.state()?;
-        for g in &mut state.session.grants {
-            if g.policy_set.is_empty() || *g.policy_set == *self.policy_set {
-                g.policy_set = *set;
-            }
-        }
-        Some(state)
-    }
-
     /// Why the record cannot be decided again, if it cannot: its time is before 1970 or after
     /// year 9999, its policy-set hash is longer than [`MAX_POLICY_SET_BYTES`], it names a store
     /// failure on a decision that is not a refusal, or it holds no state although its decision

@@ -384,6 +384,19 @@ fn nearly(found: &str, wanted: &str) -> bool {
         && stepup_core::edit_distance(found, wanted) <= most
 }
 
+/// What is wrong with `paths` when they hold no `.policy` file (every command says it alike).
+#[must_use]
+pub fn no_policy_files(paths: &[PathBuf]) -> String {
+    format!(
+        "no `.policy` files under {}",
+        paths
+            .iter()
+            .map(|p| format!("`{}`", p.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// Reads the sources under several paths (files or directories).
 ///
 /// # Errors

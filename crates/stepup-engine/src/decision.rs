@@ -136,12 +136,6 @@ impl Serialize for SetHash {
     }
 }
 
-impl<'de> Deserialize<'de> for SetHash {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|s| SetHash::from(s.as_str()))
-    }
-}
-
 /// A challenge's id, held in place when it is short (every id the engine makes is `ch_` and 16
 /// hex digits), shared when longer (an id read from a store written by hand or by another
 /// program): a step-up gives it to its challenge, its decision and its record without an

@@ -185,14 +185,7 @@ impl CompiledSet {
             // A directory of no rules (a wrong path, an empty checkout) is a mistake to say,
             // not a set that knows no tenant: a service would refuse every request, a backtest
             // report every decision changed, a replay every scenario's tenant unknown.
-            return Err(LoadError::Io(format!(
-                "no `.policy` files under {}",
-                paths
-                    .iter()
-                    .map(|p| format!("`{}`", p.display()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            return Err(LoadError::Io(stepup_dsl::no_policy_files(paths)));
         }
         Self::from_loaded(loaded)
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use stepup_core::{Aal, FactorSet, Requirement, StrengthTable, Timestamp};
 
-use crate::decision::{ChallengeId, Names, SetHash};
+use crate::decision::{ChallengeId, Names};
 use crate::request::{Location, Value};
 
 /// The last successful sign-in.
@@ -106,14 +106,17 @@ impl HistoryUpdate {
             remember(&mut h.countries, c, *at, MAX_COUNTRIES);
         }
         // Only evidence improves the history: a sign-in without a location keeps the last known
-        // place (the impossible-travel reference), and an older place never replaces a newer one.
-        // (A place not on Earth is no location: a challenge stored by an earlier build may hold
-        // one.)
+        // place (the impossible-travel reference), and an older place never replaces a newer one
+        // — unless the newer is dated later than the clocks' skew allows, which is no evidence
+        // (`risk::HISTORY_CLOCK_SKEW_SECS`). (A place not on Earth is no location: a challenge
+        // stored by an earlier build may hold one.)
         if let Some(l) = &self.last_sign_in
             && l.location.is_some_and(|p| p.is_valid())
-            && h.last_sign_in
-                .as_ref()
-                .is_none_or(|old| old.location.is_none() || old.at <= l.at)
+            && h.last_sign_in.as_ref().is_none_or(|old| {
+                old.location.is_none()
+                    || old.at <= l.at
+                    || old.at.since(l.at) > crate::risk::HISTORY_CLOCK_SKEW_SECS
+            })
         {
             h.last_sign_in = Some(l.clone());
         }
@@ -192,11 +195,6 @@ pub struct Challenge {
     /// The attribute values of the request it guards (for `every time` grants).
     #[serde(default)]
     pub binding: Binding,
-    /// The hash of the policy set that issued it: the `every time` grant its completion leaves
-    /// is good only while that set decides (a reload may have made its policies stricter).
-    /// Empty in a challenge stored before it was kept: its grant allows nothing.
-    #[serde(default)]
-    pub policy_set: SetHash,
     /// The merged requirement.
     pub requirement: Requirement,
     /// Factors that can complete it.
@@ -258,11 +256,12 @@ pub struct Grant {
     /// The attribute values of the request that earned it.
     #[serde(default)]
     pub binding: Binding,
-    /// The hash of the policy set that issued its challenge: it allows nothing once another
-    /// set decides (SPEC §4 rule 8: satisfied only by the challenge the policy caused, and a
-    /// reload may have changed the policy). Empty in a grant stored before it was kept.
+    /// The authentication that completed its challenge: the grant satisfies a policy only if it
+    /// proves the policy's requirement as the rules deciding read it (a reload may have made
+    /// the policy stricter since). `None` in a grant stored before it was kept: it allows
+    /// nothing.
     #[serde(default)]
-    pub policy_set: SetHash,
+    pub proof: Option<AuthEvent>,
     /// The `every time` policies it satisfies.
     pub policies: Vec<String>,
     /// Must be used before this time.

@@ -263,8 +263,12 @@ fn state() -> impl Strategy<Value = State> {
                         )],
                         event_key: format!("operation:o{op}").into(),
                         policies: vec![format!("p{p}")],
-                        // Issued by the set that decides: see `issued_by`.
-                        policy_set: Default::default(),
+                        // Earned by a strong enough authentication (the binding decides).
+                        proof: Some(AuthEvent {
+                            at: Timestamp(NOW - 10),
+                            factors: FactorSet::ANY,
+                            cap: None,
+                        }),
                         expires_at: Timestamp(NOW + 100),
                         login: None,
                     });
@@ -283,15 +287,6 @@ fn state() -> impl Strategy<Value = State> {
 
 /// The generated sets' directory, with their threat feed, written once (tests run in parallel:
 /// rewriting it while another test reads it would show them an empty feed).
-/// `state` with its grants issued by `set` (a grant is good only while the set that issued its
-/// challenge decides).
-fn issued_by(mut state: State, set: &CompiledSet) -> State {
-    for g in &mut state.session.grants {
-        g.policy_set = set.hash();
-    }
-    state
-}
-
 fn feed_dir() -> std::path::PathBuf {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
@@ -493,8 +488,7 @@ proptest! {
         prop_assert!(set.is_ok(), "{}", set.err().unwrap_or_default());
         let Ok(set) = set else { return Ok(()) };
         let mut failing_scripts: Option<CompiledSet> = None;
-        for (event, state, enrolled, in_app, combo, fresh) in cases {
-            let mut state = issued_by(state, &set);
+        for (event, mut state, enrolled, in_app, combo, fresh) in cases {
             if fresh {
                 // A session that proves nothing yet: more policies stay unsatisfied.
                 state.session.events.clear();
@@ -555,7 +549,6 @@ proptest! {
         prop_assert!(set.is_ok(), "{}", set.err().unwrap_or_default());
         let Ok(set) = set else { return Ok(()) };
         for (event, state, enrolled, in_app) in cases {
-            let state = issued_by(state, &set);
             let req = Request {
                 tenant: "t".into(),
                 application: if in_app { "a".into() } else { "".into() },
@@ -607,13 +600,8 @@ fn enforced_part(d: &stepup_engine::Decision) -> stepup_engine::Decision {
         blank(id);
     }
     if let Some(s) = &mut d.effects.session {
-        // The set that issued them (each side's own).
         for c in &mut s.challenges {
             blank(&mut c.id);
-            c.policy_set = "".into();
-        }
-        for g in &mut s.grants {
-            g.policy_set = "".into();
         }
     }
     d
@@ -659,12 +647,7 @@ proptest! {
                 event,
                 now: Timestamp(NOW),
             };
-            // The grants issued by the set deciding (adding policies is a reload: a grant of the
-            // other set allows nothing).
-            let (da, db) = (
-                a.decide(&req, &issued_by(state.clone(), &a), false),
-                b.decide(&req, &issued_by(state, &b), false),
-            );
+            let (da, db) = (a.decide(&req, &state, false), b.decide(&req, &state, false));
             prop_assert_eq!(enforced_part(&da), enforced_part(&db), "request {:?}\nrules:\n{}", req, with);
             // Every report-only policy in force is reported, once.
             let in_force = extra.iter().filter(|(_, _, app)| *app == in_app || !*app).count();

@@ -1154,7 +1154,11 @@ fn an_every_time_sign_in_challenge_leaves_no_grant_for_another_sign_in() {
         application: "".into(),
         event_key: "sign_in".into(),
         binding: Vec::new(),
-        policy_set: s.engine.current().hash(),
+        proof: Some(stepup_engine::state::AuthEvent {
+            at: Timestamp(T0 + 10),
+            factors: FactorSet::ANY,
+            cap: None,
+        }),
         policies: vec!["new_dev".into()],
         expires_at: Timestamp(T0 + 3_600),
         login: None,
@@ -1181,10 +1185,11 @@ fn an_every_time_sign_in_challenge_leaves_no_grant_for_another_sign_in() {
 
 /// Found by the review of round 19: an `every time` grant matched its policy by name only, so
 /// one earned under a policy a reload then made stricter (aal2 any → aal3 webauthn|totp)
-/// still paid out, audited under the new set's hash. A grant is good only while the set that
-/// issued its challenge decides (SPEC §4 rule 8).
+/// still paid out, audited under the new set's hash. A grant keeps the authentication that
+/// earned it, and satisfies the policy only if that proves the requirement as the rules in force
+/// read it (SPEC §4 rule 8); a reload that leaves the policy alone leaves the grant good.
 #[test]
-fn an_every_time_grant_allows_nothing_after_a_reload() {
+fn an_every_time_grant_allows_nothing_after_a_reload_that_made_its_policy_stricter() {
     let v1 = r#"tenant acme {
       operation pay sensitive
       policy pay "Confirm." { when operation == pay require aal2 factor any every time }
@@ -1200,6 +1205,17 @@ fn an_every_time_grant_allows_nothing_after_a_reload() {
     assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
     assert_eq!(kind(&s.op(10, "pay", vec![])), DecisionKind::StepUp);
     assert_eq!(kind(&s.step_up(20, Factor::Sms)), DecisionKind::Completed);
+    assert_eq!(kind(&s.op(30, "pay", vec![])), DecisionKind::Allow);
+    // A reload that changes other rules (another tenant, a feed) leaves the grant good.
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, v1, "", &enrolled);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    assert_eq!(kind(&s.op(10, "pay", vec![])), DecisionKind::StepUp);
+    assert_eq!(kind(&s.step_up(20, Factor::Sms)), DecisionKind::Completed);
+    let other = format!("{v1}\ntenant other {{ policy p {{ when new_device require aal2 }} }}");
+    let reloaded = CompiledSet::from_text("t.policy", &other).unwrap();
+    assert_ne!(reloaded.hash(), s.engine.current().hash());
+    s.engine.swap(reloaded);
     assert_eq!(kind(&s.op(30, "pay", vec![])), DecisionKind::Allow);
     // Completed before the reload, retried after it: asked again, for v2's requirement.
     let store = MemoryStore::new();

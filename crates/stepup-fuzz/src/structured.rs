@@ -298,8 +298,7 @@ struct StateSpec {
 }
 
 impl StateSpec {
-    /// The history and session, a grant in it issued by the set whose hash is `set`.
-    fn state(&self, set: stepup_engine::decision::SetHash) -> (UserHistory, SessionState) {
+    fn state(&self) -> (UserHistory, SessionState) {
         let history = UserHistory {
             devices: (0..2)
                 .filter(|i| self.devices & (1 << i) != 0)
@@ -371,7 +370,11 @@ impl StateSpec {
                 )],
                 event_key: format!("operation:o{}", op % 7).into(),
                 policies: vec![format!("p{}", p % 12)],
-                policy_set: set,
+                proof: Some(AuthEvent {
+                    at: Timestamp(NOW - 10),
+                    factors: FactorSet::ANY,
+                    cap: None,
+                }),
                 expires_at: Timestamp(NOW + 100),
                 login: None,
             });
@@ -726,7 +729,7 @@ pub fn differential(data: &[u8]) -> Outcome {
     let set: Arc<CompiledSet> = engine.current();
     let mut scripts_failing: Option<Arc<Engine>> = None;
     for case in std::iter::once(&input.first).chain(input.more.iter().take(5)) {
-        let (history, mut session) = case.state.state(set.hash());
+        let (history, mut session) = case.state.state();
         if case.fresh {
             session.events.clear();
             session.established = true;

@@ -1178,7 +1178,7 @@ fn a_completion_gives_its_login_only_to_the_grants_it_earned() {
         application: "app".into(),
         event_key: "operation:elsewhere".into(),
         binding: Default::default(),
-        policy_set: Default::default(),
+        proof: None,
         policies: vec!["elsewhere".into()],
         expires_at: Timestamp(setup.now() + 3_600),
         login: other_login,

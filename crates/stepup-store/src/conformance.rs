@@ -38,6 +38,7 @@ pub fn run_all(store: &dyn Store, ns: &str) {
     a_reset_session_is_empty_and_moves_the_version_on(store, ns);
     a_reset_session_keeps_what_it_spent(store, ns);
     older_evidence_never_replaces_newer(store, ns);
+    a_time_too_far_ahead_is_replaced(store, ns);
     histories_are_bounded_as_the_engine_bounds_them(store, ns);
     the_last_sign_in_is_kept_as_the_engine_keeps_it(store, ns);
 }
@@ -233,6 +234,47 @@ fn older_evidence_never_replaces_newer(store: &dyn Store, ns: &str) {
             && h.accesses.get("payments") == Some(&Timestamp(500))
             && h.last_sign_in.as_ref().map(|l| l.at) == Some(Timestamp(500)),
         "times only move forward, whatever order concurrent commits land in",
+    );
+}
+
+/// A time dated later than the clocks' skew allows is no evidence (`risk::age`): the next
+/// update's own time replaces it — countries, accesses and the last sign-in alike, on every
+/// store (on Redis the merge is a script of its own). Within the skew, times only move forward.
+fn a_time_too_far_ahead_is_replaced(store: &dyn Store, ns: &str) {
+    let skew = stepup_engine::risk::HISTORY_CLOCK_SKEW_SECS;
+    let t = format!("{ns}-ahead");
+    must(
+        store.commit(&t, "ida", "s", None, Some(&sample_update(100_000))),
+        "a history dated ahead",
+    );
+    must(
+        store.commit(
+            &t,
+            "ida",
+            "s",
+            None,
+            Some(&sample_update(100_000 - skew - 1)),
+        ),
+        "an update now",
+    );
+    let (h, _) = must(store.load(&t, "ida", "s"), "load");
+    let now = Timestamp(100_000 - skew - 1);
+    check(
+        h.countries.get("FR") == Some(&now)
+            && h.accesses.get("payments") == Some(&now)
+            && h.last_sign_in.as_ref().map(|l| l.at) == Some(now),
+        "a time further ahead than the skew is replaced by the update's",
+    );
+    must(
+        store.commit(&t, "ida", "s", None, Some(&sample_update(now.0 - skew))),
+        "an update within the skew",
+    );
+    let (h, _) = must(store.load(&t, "ida", "s"), "load");
+    check(
+        h.countries.get("FR") == Some(&now)
+            && h.accesses.get("payments") == Some(&now)
+            && h.last_sign_in.as_ref().map(|l| l.at) == Some(now),
+        "within the skew, an older time does not replace a newer one",
     );
 }
 

@@ -231,7 +231,8 @@ return {
 /// values are `=value` or empty; ARGV[11..13] are the most devices, countries and resource
 /// classes a history keeps (the engine's `HistoryUpdate::apply`, whose forgetting this mirrors:
 /// the first device by name, the entry seen least recently, never one newer than the new
-/// entry). Returns 1 when committed, 0 on a version conflict (nothing written). Every read and
+/// entry); ARGV[14] is how far ahead a stored time may be and still count (further, the
+/// update's time replaces it: `risk::HISTORY_CLOCK_SKEW_SECS`). Returns 1 when committed, 0 on a version conflict (nothing written). Every read and
 /// check comes before the first write: Redis does not undo the writes of a script that fails
 /// half way, and a failed commit must write nothing.
 const COMMIT: &str = concat!(
@@ -241,6 +242,7 @@ local ttl = ARGV[1]
 if not ttl_ok(ttl) then return redis.error_reply('corrupt: the retention is out of range') end
 local expected = ARGV[2]
 local writes_session = expected ~= ''
+local skew = tonumber(ARGV[14]) or 0
 local kinds = {'set', 'hash', 'hash', 'hash', 'hash'}
 for i = 1, 5 do
   local t = redis.call('TYPE', KEYS[i]).ok
@@ -331,7 +333,7 @@ local function remember(key, map, n, name, at_text, max)
   max = math.max(max, 1)
   local old = map[name]
   if old ~= nil then
-    if old < at then redis.call('HSET', key, name, at_text) end
+    if old < at or old > at + skew then redis.call('HSET', key, name, at_text) end
   elseif n == max then
     -- One to forget: the entry seen least recently (by name among equal times).
     local oldest, seen = nil, nil
@@ -386,7 +388,8 @@ if countries ~= nil then
   remember(KEYS[2], countries, ncountries, string.sub(ARGV[5], 2), ARGV[6], tonumber(ARGV[12]))
 end
 if ARGV[7] ~= '' then
-  if (not last_at) or last_placeless or last_at <= tonumber(ARGV[8]) then
+  local new_at = tonumber(ARGV[8])
+  if (not last_at) or last_placeless or last_at <= new_at or last_at > new_at + skew then
     redis.call('HSET', KEYS[3], 'at', ARGV[8], 'json', string.sub(ARGV[7], 2))
   end
   redis.call('EXPIRE', KEYS[3], ttl)
@@ -650,7 +653,8 @@ impl Store for RedisStore {
             .arg(u.access.as_ref().map_or(0, |(_, at)| at.0))
             .arg(MAX_DEVICES)
             .arg(MAX_COUNTRIES)
-            .arg(MAX_ACCESSES);
+            .arg(MAX_ACCESSES)
+            .arg(stepup_engine::risk::HISTORY_CLOCK_SKEW_SECS);
         let done: i64 = self.with_conn(|c| cmd.query(c))?;
         if done == 1 {
             Ok(())

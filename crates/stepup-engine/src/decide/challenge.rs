@@ -79,7 +79,6 @@ pub(crate) fn issue(
         application: req.application.clone(),
         sign_in: matches!(req.event, Event::SignIn { .. }),
         binding: binding(req, &bound),
-        policy_set: d.policy_set,
         requirement: m.requirement,
         eligible: m.eligible,
         policies: policies.clone(),
@@ -317,11 +316,12 @@ pub(crate) fn complete(
     d.kind = DecisionKind::Completed;
     s.events.extend(c.pending_auth);
     s.established |= c.sign_in;
-    s.events.push(AuthEvent {
+    let proof = AuthEvent {
         at: req.now,
         factors: FactorSet::one(factor),
         cap: None,
-    });
+    };
+    s.events.push(proof);
     // A sign-in's challenge leaves no grant: its completion is the sign-in's answer (no grant
     // allows a sign-in, and none is left for another login's to find).
     if !c.every_time.is_empty() && !c.sign_in {
@@ -330,7 +330,7 @@ pub(crate) fn complete(
             challenge_id: c.id.clone(),
             application: c.application.clone(),
             binding: c.binding.clone(),
-            policy_set: c.policy_set,
+            proof: Some(proof),
             event_key: c.event_key.clone(),
             policies: c.every_time.clone(),
             expires_at: req.now.plus(CHALLENGE_TTL_SECS),

@@ -9,7 +9,7 @@ use stepup_dsl::model::{Policy, Tenant};
 use smallvec::SmallVec;
 
 use crate::compile::CompiledScope;
-use crate::decision::{Names, SetHash};
+use crate::decision::Names;
 use crate::request::{Event, Request};
 use crate::state::{AuthEvent, Binding, Grant, SessionState};
 
@@ -53,13 +53,12 @@ impl<'s, 'j> Merge<'s, 'j> {
         scope: &'s CompiledScope,
         req: &Request,
         session: &SessionState,
-        set: &SetHash,
         fired: &[usize],
     ) -> Merge<'s, 'j> {
         judged.extend(fired.iter().filter_map(|&index| {
             let policy = &**scope.policies.get(index)?;
             let reads = &**scope.reads.get(index)?;
-            let (satisfied, why) = satisfied(policy, reads, &scope.tenant, req, session, set);
+            let (satisfied, why) = satisfied(policy, reads, &scope.tenant, req, session);
             Some(Judged {
                 index,
                 policy,
@@ -183,10 +182,11 @@ pub(crate) fn binding(req: &Request, names: &[Box<str>]) -> Binding {
 }
 
 /// Whether `g` is an `every time` grant for `p` on this very request: same application, same
-/// operation, the same values of every attribute `p` reads, unexpired, and issued by the set
-/// `set` deciding now. A value that is absent, or not of its declared type, is unknown: a grant
-/// bound to it cannot say which request it was earned for (a payout without an amount), so it
-/// allows nothing (SPEC §10).
+/// operation, the same values of every attribute `p` reads, unexpired, earned by an
+/// authentication that proves `p`'s requirement as it reads now (a reload may have made it
+/// stricter). A value that is absent, or not of its declared type, is unknown: a grant bound to
+/// it cannot say which request it was earned for (a payout without an amount), so it allows
+/// nothing (SPEC §10).
 pub(crate) fn grant_fits(
     g: &Grant,
     p: &Policy,
@@ -194,10 +194,11 @@ pub(crate) fn grant_fits(
     tenant: &Tenant,
     req: &Request,
     key: &str,
-    set: &SetHash,
 ) -> bool {
+    let r = p.requirement;
     g.application == req.application
-        && g.policy_set == *set
+        && g.proof
+            .is_some_and(|e| e.proves(r.aal, r.factors, &tenant.strengths))
         && *g.event_key == *key
         && req.now < g.expires_at
         && g.policies.contains(&p.name)
@@ -216,7 +217,7 @@ pub(crate) fn grant_fits(
 }
 
 /// Whether the session satisfies `p` for this event, and why (for explanations). `reads`: the
-/// attributes `p` reads; `set`: the hash of the set deciding. A sign-in's own factors are an
+/// attributes `p` reads. A sign-in's own factors are an
 /// authentication event of that sign-in (SPEC §10), and no grant allows a sign-in. A sign-in on
 /// a session that is already established is proved by its own factors alone: it may be another
 /// login's (an embedder that gives a user's logins one session id), and the session's
@@ -228,7 +229,6 @@ pub(crate) fn satisfied(
     tenant: &Tenant,
     req: &Request,
     session: &SessionState,
-    set: &SetHash,
 ) -> (bool, &'static str) {
     let r = p.requirement;
     let sign_in = matches!(req.event, Event::SignIn { .. });
@@ -242,7 +242,7 @@ pub(crate) fn satisfied(
             let ok = session
                 .grants
                 .iter()
-                .any(|g| grant_fits(g, p, reads, tenant, req, &key, set));
+                .any(|g| grant_fits(g, p, reads, tenant, req, &key));
             (
                 ok,
                 if ok {

@@ -248,7 +248,6 @@ fn evaluate(
         scope,
         req,
         &state.session,
-        &d.policy_set,
         fired.enforced.as_slice(),
     );
     if explain || !merge.judged.is_empty() {
@@ -326,7 +325,7 @@ fn evaluate(
                 scope.policies.get(i),
                 scope.reads.get(i),
             ) {
-                let (ok, why) = merge::satisfied(p, reads, t, req, &state.session, &d.policy_set);
+                let (ok, why) = merge::satisfied(p, reads, t, req, &state.session);
                 tp.satisfied = Some(ok);
                 tp.why = Some(why.to_string());
             }
@@ -379,11 +378,10 @@ fn allow(
         // empty `Arc<str>` counts on a static every thread shares.)
         if !used.is_empty() {
             let key = event_key();
-            let set = d.policy_set;
             s.grants.retain(|g| {
                 !used
                     .iter()
-                    .any(|j| grant_fits(g, j.policy, j.reads, tenant, req, &key, &set))
+                    .any(|j| grant_fits(g, j.policy, j.reads, tenant, req, &key))
             });
         }
         s.trim();

@@ -47,7 +47,7 @@ pub(crate) fn report(
             d.report_only.push(r);
             continue;
         }
-        if satisfied(p, reads, t, req, &state.session, &d.policy_set).0 {
+        if satisfied(p, reads, t, req, &state.session).0 {
             r.would_be = WouldBe::Satisfied;
             d.report_only.push(r);
             continue;
