@@ -1228,6 +1228,20 @@ fn an_every_time_grant_allows_nothing_after_a_reload_that_made_its_policy_strict
     let d = s.op(30, "pay", vec![]);
     assert_eq!(kind(&d), DecisionKind::StepUp, "{:?}", d.satisfied);
     assert_eq!(d.required.unwrap().aal, Aal::Aal3);
+    // Completed with a factor stronger than the challenge asked (a security key for aal2):
+    // the grant proves what the challenge asked, no more (through the HTTP layer a token's
+    // `acr` may have capped it there), so v2's aal3 asks again.
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, v1, "", &[Factor::Password, Factor::Webauthn]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    assert_eq!(kind(&s.op(10, "pay", vec![])), DecisionKind::StepUp);
+    assert_eq!(
+        kind(&s.step_up(20, Factor::Webauthn)),
+        DecisionKind::Completed
+    );
+    s.engine
+        .swap(CompiledSet::from_text("t.policy", v2).unwrap());
+    assert_eq!(kind(&s.op(30, "pay", vec![])), DecisionKind::StepUp);
     // Issued before the reload, completed after it: the sms completes the challenge (a real
     // proof), and its grant allows nothing under v2.
     let store = MemoryStore::new();

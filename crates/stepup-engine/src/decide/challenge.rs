@@ -316,12 +316,12 @@ pub(crate) fn complete(
     d.kind = DecisionKind::Completed;
     s.events.extend(c.pending_auth);
     s.established |= c.sign_in;
-    let proof = AuthEvent {
+    let event = AuthEvent {
         at: req.now,
         factors: FactorSet::one(factor),
         cap: None,
     };
-    s.events.push(proof);
+    s.events.push(event);
     // A sign-in's challenge leaves no grant: its completion is the sign-in's answer (no grant
     // allows a sign-in, and none is left for another login's to find).
     if !c.every_time.is_empty() && !c.sign_in {
@@ -330,7 +330,13 @@ pub(crate) fn complete(
             challenge_id: c.id.clone(),
             application: c.application.clone(),
             binding: c.binding.clone(),
-            proof: Some(proof),
+            // What the completion is known to prove: its factor, at most the AAL the challenge
+            // asked (a token may have been capped there by its `acr`), so that a reload asking
+            // more of the policy asks the retry again.
+            proof: Some(AuthEvent {
+                cap: Some(c.requirement.aal),
+                ..event
+            }),
             event_key: c.event_key.clone(),
             policies: c.every_time.clone(),
             expires_at: req.now.plus(CHALLENGE_TTL_SECS),
