@@ -57,7 +57,7 @@ fn remember(map: &mut BTreeMap<String, Timestamp>, key: &str, at: Timestamp, max
     if let Some(e) = map.get_mut(key) {
         // A time further ahead than the clocks' skew is no evidence (see
         // `risk::HISTORY_CLOCK_SKEW_SECS`): the event's own time replaces it.
-        *e = if e.since(at) > crate::risk::HISTORY_CLOCK_SKEW_SECS {
+        *e = if crate::risk::age(at, *e).is_none() {
             at
         } else {
             (*e).max(at)
@@ -113,9 +113,7 @@ impl HistoryUpdate {
         if let Some(l) = &self.last_sign_in
             && l.location.is_some_and(|p| p.is_valid())
             && h.last_sign_in.as_ref().is_none_or(|old| {
-                old.location.is_none()
-                    || old.at <= l.at
-                    || old.at.since(l.at) > crate::risk::HISTORY_CLOCK_SKEW_SECS
+                old.location.is_none() || old.at <= l.at || crate::risk::age(l.at, old.at).is_none()
             })
         {
             h.last_sign_in = Some(l.clone());

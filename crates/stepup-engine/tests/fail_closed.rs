@@ -45,6 +45,14 @@ fn paris() -> Context {
     }
 }
 
+/// Another login's context: the user's place, a device the history has never seen.
+fn attacker() -> Context {
+    Context {
+        device: Some("attacker-laptop".into()),
+        ..paris()
+    }
+}
+
 /// A user's story against one engine and one store.
 struct Sim<'s> {
     engine: Engine,
@@ -511,10 +519,7 @@ fn finding_6_a_pending_sign_in_challenge_survives_and_its_completion_establishes
 fn another_logins_sign_in_challenge_is_never_completed_in_an_established_session() {
     let store = MemoryStore::new();
     let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
-    let attacker = Context {
-        device: Some("attacker-laptop".into()),
-        ..paris()
-    };
+    let attacker = attacker();
     assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
     // The user's own step-up, then the attacker's sign-in on the same session.
     assert_eq!(
@@ -563,10 +568,7 @@ fn two_waiting_sign_ins_in_one_session_complete_neither() {
         device: Some("new-phone".into()),
         ..paris()
     };
-    let attacker = Context {
-        device: Some("attacker-laptop".into()),
-        ..paris()
-    };
+    let attacker = attacker();
     assert_eq!(kind(&s.sign_in(0, phone.clone())), DecisionKind::StepUp);
     assert_eq!(kind(&s.sign_in(10, attacker.clone())), DecisionKind::StepUp);
     let d = s.step_up(20, Factor::Totp);
@@ -1098,10 +1100,7 @@ fn a_location_not_on_earth_is_no_location() {
 fn a_sign_in_is_proved_by_its_own_factors_not_by_the_sessions_earlier_proofs() {
     let store = MemoryStore::new();
     let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
-    let attacker = Context {
-        device: Some("attacker-laptop".into()),
-        ..paris()
-    };
+    let attacker = attacker();
     assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
     assert_eq!(
         kind(&s.op(10, "change_email", vec![])),
@@ -1142,10 +1141,7 @@ fn an_every_time_sign_in_challenge_leaves_no_grant_for_another_sign_in() {
     let session = d.effects.session.as_ref().unwrap();
     assert!(session.established);
     assert!(session.grants.is_empty(), "{:?}", session.grants);
-    let attacker = Context {
-        device: Some("attacker-laptop".into()),
-        ..paris()
-    };
+    let attacker = attacker();
     assert_eq!(kind(&s.sign_in(20, attacker)), DecisionKind::StepUp);
     // A grant planted in the session (a store written by hand) allows no sign-in either.
     let (_, mut planted) = store.load("acme", "alice", "s1").unwrap();
@@ -1205,6 +1201,26 @@ fn an_every_time_grant_allows_nothing_after_a_reload_that_made_its_policy_strict
     assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
     assert_eq!(kind(&s.op(10, "pay", vec![])), DecisionKind::StepUp);
     assert_eq!(kind(&s.step_up(20, Factor::Sms)), DecisionKind::Completed);
+    // The same grant without its proof (a session stored before grants kept one) allows nothing.
+    let (history, mut session) = store.load("acme", "alice", "s1").unwrap();
+    assert_eq!(session.grants.len(), 1);
+    session.grants[0].proof = None;
+    let state = stepup_engine::State {
+        history: Ok(history),
+        session,
+    };
+    let retry = s.req(
+        30,
+        Event::Operation {
+            name: "pay".into(),
+            attrs: vec![],
+            context: None,
+        },
+    );
+    assert_eq!(
+        s.engine.current().decide(&retry, &state, false).kind,
+        DecisionKind::StepUp
+    );
     assert_eq!(kind(&s.op(30, "pay", vec![])), DecisionKind::Allow);
     // A reload that changes other rules (another tenant, a feed) leaves the grant good.
     let store = MemoryStore::new();
@@ -1273,6 +1289,13 @@ fn a_history_time_in_the_future_is_not_evidence() {
     let (d, _) = country_seen(10 * 86_400);
     assert_eq!(kind(&d), DecisionKind::StepUp);
     assert_eq!(*d.fired, ["new_country_sign_in"]);
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| e.contains("`new_country` is unknown: the history dates")),
+        "{:?}",
+        d.errors
+    );
     let (d, _) = country_seen(-40 * 86_400);
     assert_eq!(kind(&d), DecisionKind::StepUp, "40 days ago is not recent");
     let (d, store) = country_seen(HISTORY_CLOCK_SKEW_SECS);
@@ -1314,4 +1337,36 @@ fn a_history_time_in_the_future_is_not_evidence() {
     );
     assert_eq!(kind(&d), DecisionKind::StepUp);
     assert_eq!(*d.fired, ["first_payments"]);
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| e.contains("`first_access(payments)` is unknown: the history dates")),
+        "{:?}",
+        d.errors
+    );
+    // The last sign-in dated a day ahead, in Sydney: `impossible_travel` from it is unknown
+    // (not "no time has passed", which the policy reads as travel either way: here it says why),
+    // and the allowed sign-in's own place and time replace it.
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Totp]);
+    let (mut h, _) = store.load("acme", "alice", "s1").unwrap();
+    h.last_sign_in = Some(LastSignIn {
+        at: Timestamp(T0 + 86_400),
+        country: Some("AU".into()),
+        location: Some(SYDNEY),
+    });
+    store.put_history("acme", "alice", &h).unwrap();
+    let d = s.sign_in(0, paris());
+    assert_eq!(kind(&d), DecisionKind::StepUp);
+    assert_eq!(*d.fired, ["risky_sign_in"]);
+    assert!(
+        d.errors
+            .iter()
+            .any(|e| e.contains("`impossible_travel` is unknown: the history dates")),
+        "{:?}",
+        d.errors
+    );
+    assert_eq!(kind(&s.step_up(10, Factor::Totp)), DecisionKind::Completed);
+    let (h, _) = store.load("acme", "alice", "s1").unwrap();
+    assert_eq!(h.last_sign_in.map(|l| l.at), Some(Timestamp(T0)));
 }

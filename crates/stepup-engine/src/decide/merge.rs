@@ -197,11 +197,11 @@ pub(crate) fn grant_fits(
 ) -> bool {
     let r = p.requirement;
     g.application == req.application
-        && g.proof
-            .is_some_and(|e| e.proves(r.aal, r.factors, &tenant.strengths))
         && *g.event_key == *key
         && req.now < g.expires_at
         && g.policies.contains(&p.name)
+        && g.proof
+            .is_some_and(|e| e.proves(r.aal, r.factors, &tenant.strengths))
         && reads.iter().all(|n| {
             let Some(value) = req
                 .event
