@@ -331,6 +331,81 @@ impl Slots {
     }
 }
 
+/// The names a scope's policies spell, by how each reads: for a tenant without a catalog, an
+/// operation or resource the policies do not name is evaluated as one no policy guards (it is
+/// allowed unless a policy fires without reading it). A name that only reads like one they
+/// guard (`Payout`, `pay-out`, `pay\u{200b}out`, `pаyout` with a Cyrillic `а`) is a careless
+/// or hostile spelling of a guarded one, not another operation: it is refused, not allowed.
+#[derive(Debug, Clone, Default)]
+pub struct Readings(Box<[(Box<str>, Box<str>)]>);
+
+impl Readings {
+    /// The readings of `names`.
+    #[must_use]
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Readings(
+            names
+                .into_iter()
+                .map(|n| (reading(n).collect::<String>().into(), n.into()))
+                .collect(),
+        )
+    }
+
+    /// The name the policies spell that `name`, spelt otherwise, reads as; `None` when none
+    /// does, or when the policies spell `name` itself.
+    #[must_use]
+    pub fn lookalike(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(r, n)| reading(name).eq(r.chars()) && **n != *name)
+            .map(|(_, n)| &**n)
+    }
+}
+
+/// How a name reads: its letters and digits, lowercased, with fullwidth forms and the Cyrillic
+/// and Greek letters that look like Latin ones read as those; separators, punctuation, spaces,
+/// invisible and bidirectional characters left out.
+fn reading(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.chars()
+        .map(|c| match u32::from(c) {
+            // Fullwidth ASCII (U+FF01–U+FF5E) is ASCII shifted.
+            f @ 0xFF01..=0xFF5E => char::from_u32(f - 0xFEE0).unwrap_or(c),
+            _ => c,
+        })
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .map(latin_lookalike)
+}
+
+/// The Latin letter a Cyrillic or Greek lowercase letter is drawn like, if any.
+fn latin_lookalike(c: char) -> char {
+    match c {
+        'а' | 'α' => 'a',
+        'в' | 'β' => 'b',
+        'с' | 'ϲ' => 'c',
+        'ԁ' => 'd',
+        'е' | 'ε' => 'e',
+        'һ' | 'н' => 'h',
+        'і' | 'ι' | 'ı' => 'i',
+        'ј' => 'j',
+        'к' | 'κ' => 'k',
+        'ӏ' | 'ℓ' => 'l',
+        'м' => 'm',
+        'η' => 'n',
+        'о' | 'ο' => 'o',
+        'р' | 'ρ' => 'p',
+        'ԛ' => 'q',
+        'ѕ' => 's',
+        'т' | 'τ' => 't',
+        'υ' => 'u',
+        'ν' => 'v',
+        'ԝ' | 'ω' => 'w',
+        'х' | 'χ' => 'x',
+        'у' | 'γ' => 'y',
+        _ => c,
+    }
+}
+
 impl<V> FromIterator<(String, V)> for NameMap<V> {
     fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
         let mut m = NameMap::default();

@@ -211,8 +211,10 @@ pub struct Challenge {
     pub event_key: Arc<str>,
     /// Open, completed or closed.
     pub state: ChallengeState,
-    /// What completing it teaches the history (a sign-in's device, country, place).
-    pub pending_history: Option<HistoryUpdate>,
+    /// What completing it teaches the history (a sign-in's device, country, place; an
+    /// access's first access). Boxed: an operation's challenge, the common one, teaches none,
+    /// and a challenge is moved and copied whole with its session.
+    pub pending_history: Option<Box<HistoryUpdate>>,
     /// The sign-in's own authentication event, granted on completion.
     pub pending_auth: Option<AuthEvent>,
     /// When the login whose request issued it authenticated (its token's `auth_time`), when

@@ -1370,3 +1370,63 @@ fn a_history_time_in_the_future_is_not_evidence() {
     let (h, _) = store.load("acme", "alice", "s1").unwrap();
     assert_eq!(h.last_sign_in.map(|l| l.at), Some(Timestamp(T0)));
 }
+
+/// A tenant without a catalog: `operation == payout` guards the name as the policies spell it.
+const CATALOGLESS: &str = r"tenant acme {
+  policy payouts { when operation == payout require aal2 }
+  policy reports { when resource == reports require aal2 }
+}";
+
+#[test]
+fn a_name_spelt_like_a_guarded_one_is_refused_not_read_as_an_unguarded_one() {
+    let store = MemoryStore::new();
+    let s = Sim::text(&store, CATALOGLESS, "", &[Factor::Password, Factor::Totp]);
+    let d = s.sign_in(0, paris());
+    assert_eq!(
+        kind(&d),
+        DecisionKind::Allow,
+        "{:?} {:?}",
+        d.errors,
+        d.message
+    );
+    assert_eq!(kind(&s.op(10, "payout", vec![])), DecisionKind::StepUp);
+    for (i, spelt) in [
+        "Payout",
+        "PAYOUT",
+        "pay_out",
+        "pay-out",
+        " payout",
+        "pay\u{200b}out",
+        "pay\u{202e}out",
+        "p\u{0430}yout", // a Cyrillic `а`
+        "\u{ff50}ayout", // a fullwidth `p`
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let d = s.op(20 + i64::try_from(i).unwrap(), spelt, vec![]);
+        assert_eq!(
+            (kind(&d), d.deny),
+            (DecisionKind::Deny, Some(DenyReason::CannotEvaluate)),
+            "{spelt:?}"
+        );
+        assert!(
+            d.errors[0].contains("reads like `payout`"),
+            "{:?}",
+            d.errors
+        );
+    }
+    let d = s.at(
+        40,
+        Event::Access {
+            resource: "Reports".into(),
+            context: None,
+        },
+    );
+    assert_eq!(d.deny, Some(DenyReason::CannotEvaluate), "{:?}", d.errors);
+    assert_eq!(
+        kind(&s.op(50, "view_profile", vec![])),
+        DecisionKind::Allow,
+        "a name that reads like none the policies guard is an unguarded operation"
+    );
+}

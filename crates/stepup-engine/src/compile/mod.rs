@@ -75,6 +75,10 @@ pub struct CompiledScope {
     pub op_ids: crate::names::Places,
     /// Resource name → id.
     pub res_ids: crate::names::Places,
+    /// The operation names the scope knows, by how they read (see [`crate::names::Readings`]).
+    pub op_readings: crate::names::Readings,
+    /// The resource names the scope knows, by how they read.
+    pub res_readings: crate::names::Readings,
     /// Attribute name → slot.
     pub attr_slots: crate::names::Slots,
     /// Candidates per event.
@@ -355,6 +359,8 @@ fn scope_of(
         reads,
         op_ids: crate::names::Places::numbered(&interner.ops),
         res_ids: crate::names::Places::numbered(&interner.res),
+        op_readings: crate::names::Readings::new(interner.ops.iter().map(|(n, _)| n)),
+        res_readings: crate::names::Readings::new(interner.res.iter().map(|(n, _)| n)),
         attr_slots: crate::names::Slots::new(&interner.attrs),
         index,
         report_only: report_only.into_iter().map(|(_, i)| i).collect(),

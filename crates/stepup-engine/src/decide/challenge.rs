@@ -88,7 +88,7 @@ pub(crate) fn issue(
         expires_at: req.now.plus(CHALLENGE_TTL_SECS),
         event_key: Arc::clone(&event_key),
         state: ChallengeState::Open,
-        pending_history,
+        pending_history: pending_history.map(Box::new),
         pending_auth,
         login: None,
         failures: 0,
@@ -345,7 +345,7 @@ pub(crate) fn complete(
     }
     s.trim();
     d.effects.session = Some(s);
-    d.effects.history = c.pending_history.clone().map(Box::new);
+    d.effects.history.clone_from(&c.pending_history);
     d.message = Some(c.message.clone());
     push_completion(&mut d, audit_names::COMPLETED, req, factor, Some(c));
     d

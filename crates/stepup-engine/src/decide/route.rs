@@ -67,6 +67,15 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
                 let e = format!("operation `{name}` is not in tenant `{}`'s catalog", t.name);
                 return refused(refuse(req, set.hash(), e));
             }
+            if op.is_none()
+                && let Some(known) = scope.op_readings.lookalike(name)
+            {
+                return refused(refuse(
+                    req,
+                    set.hash(),
+                    lookalike("operation", name, known, t),
+                ));
+            }
             Ids { op, res: None }
         }
         Event::Access { resource, .. } => {
@@ -77,6 +86,15 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
                     t.name
                 );
                 return refused(refuse(req, set.hash(), e));
+            }
+            if res.is_none()
+                && let Some(known) = scope.res_readings.lookalike(resource)
+            {
+                return refused(refuse(
+                    req,
+                    set.hash(),
+                    lookalike("resource class", resource, known, t),
+                ));
             }
             Ids { op: None, res }
         }
@@ -89,4 +107,15 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
         return refused(refuse_unestablished(req, set.hash()));
     }
     Route::Evaluate { scope, feed, ids }
+}
+
+/// Why a name that reads like one the policies guard is refused.
+fn lookalike(what: &str, name: &str, known: &str, t: &stepup_dsl::model::Tenant) -> String {
+    format!(
+        "{what} `{}` is not one tenant `{}`'s policies name, but reads like `{known}`, which they \
+         do: refused, not read as an unguarded {what} (send the name as the policies spell it, \
+         or declare the tenant's catalog)",
+        name.escape_debug(),
+        t.name
+    )
 }
