@@ -645,6 +645,20 @@ impl Script {
         &self.reads
     }
 
+    /// The string constants the script holds, in source order: the names it may compare
+    /// `ctx.operation` or `ctx.resource` with.
+    #[must_use]
+    pub fn strings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.ast.walk(&mut |path: &[ASTNode]| {
+            if let Some(ASTNode::Expr(Expr::StringConstant(s, _))) = path.last() {
+                out.push(s.to_string());
+            }
+            true
+        });
+        out
+    }
+
     /// Where the script reads each field: its first occurrence, in source order.
     #[must_use]
     pub fn read_sites(&self) -> &[FieldRead] {

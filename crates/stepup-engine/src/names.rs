@@ -334,76 +334,67 @@ impl Slots {
 /// The names a scope's policies spell, by how each reads: for a tenant without a catalog, an
 /// operation or resource the policies do not name is evaluated as one no policy guards (it is
 /// allowed unless a policy fires without reading it). A name that only reads like one they
-/// guard (`Payout`, `pay-out`, `pay\u{200b}out`, `pаyout` with a Cyrillic `а`) is a careless
-/// or hostile spelling of a guarded one, not another operation: it is refused, not allowed.
+/// guard (`Payout`, `pay-out`, `payout1` for `payou1`… see [`reading`]) is a careless or
+/// hostile spelling of a guarded one, not another operation: it is refused, not allowed. So is
+/// a name with a character outside printable ASCII that the policies do not spell (an
+/// invisible or bidirectional character, a fullwidth, accented, Cyrillic or Greek look-alike,
+/// a mathematical letter: Unicode has too many ways to draw `payout` to list them), unless the
+/// policies name no operation (resource) at all. A catalog's names are ASCII names, and a
+/// catalog refuses every name it does not declare.
 #[derive(Debug, Clone, Default)]
 pub struct Readings(Box<[(Box<str>, Box<str>)]>);
 
 impl Readings {
-    /// The readings of `names`.
+    /// The readings of `names` (the names the scope's policies spell: its conditions' names and
+    /// the strings of the scripts that read the field).
     #[must_use]
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
-        Readings(
-            names
-                .into_iter()
-                .map(|n| (reading(n).collect::<String>().into(), n.into()))
-                .collect(),
-        )
+        let mut v: Vec<(Box<str>, Box<str>)> = names
+            .into_iter()
+            .map(|n| (reading(n).collect::<String>().into(), n.into()))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        Readings(v.into())
     }
 
-    /// The name the policies spell that `name`, spelt otherwise, reads as; `None` when none
-    /// does, or when the policies spell `name` itself.
+    /// Why `name`, which the policies do not spell as it is, is refused rather than read as a
+    /// name no policy guards: the name the policies spell that it reads like, or `None` when it
+    /// reads like none (or the policies spell no name).
     #[must_use]
-    pub fn lookalike(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(r, n)| reading(name).eq(r.chars()) && **n != *name)
-            .map(|(_, n)| &**n)
+    pub fn lookalike(&self, name: &str) -> Option<Lookalike<'_>> {
+        let first = self.0.first()?;
+        if self.0.iter().any(|(_, n)| **n == *name) {
+            return None;
+        }
+        if let Some((_, n)) = self.0.iter().find(|(r, _)| reading(name).eq(r.chars())) {
+            return Some(Lookalike::ReadsLike(n));
+        }
+        (!name.chars().all(|c| c == ' ' || c.is_ascii_graphic()))
+            .then_some(Lookalike::NotAscii(&first.1))
     }
 }
 
-/// How a name reads: its letters and digits, lowercased, with fullwidth forms and the Cyrillic
-/// and Greek letters that look like Latin ones read as those; separators, punctuation, spaces,
-/// invisible and bidirectional characters left out.
+/// Why a name is refused as a look-alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookalike<'a> {
+    /// It reads like this name the policies spell.
+    ReadsLike(&'a str),
+    /// It holds a character outside printable ASCII (the policies spell names, this one
+    /// among them).
+    NotAscii(&'a str),
+}
+
+/// How an ASCII name reads: its letters and digits, lowercased, with the ones drawn alike read
+/// as one (`I`, `l`, `1` as `l`; `O`, `0` as `o`); separators and punctuation left out.
 fn reading(name: &str) -> impl Iterator<Item = char> + '_ {
     name.chars()
-        .map(|c| match u32::from(c) {
-            // Fullwidth ASCII (U+FF01–U+FF5E) is ASCII shifted.
-            f @ 0xFF01..=0xFF5E => char::from_u32(f - 0xFEE0).unwrap_or(c),
-            _ => c,
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| match c.to_ascii_lowercase() {
+            'i' | '1' => 'l',
+            '0' => 'o',
+            c => c,
         })
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .map(latin_lookalike)
-}
-
-/// The Latin letter a Cyrillic or Greek lowercase letter is drawn like, if any.
-fn latin_lookalike(c: char) -> char {
-    match c {
-        'а' | 'α' => 'a',
-        'в' | 'β' => 'b',
-        'с' | 'ϲ' => 'c',
-        'ԁ' => 'd',
-        'е' | 'ε' => 'e',
-        'һ' | 'н' => 'h',
-        'і' | 'ι' | 'ı' => 'i',
-        'ј' => 'j',
-        'к' | 'κ' => 'k',
-        'ӏ' | 'ℓ' => 'l',
-        'м' => 'm',
-        'η' => 'n',
-        'о' | 'ο' => 'o',
-        'р' | 'ρ' => 'p',
-        'ԛ' => 'q',
-        'ѕ' => 's',
-        'т' | 'τ' => 't',
-        'υ' => 'u',
-        'ν' => 'v',
-        'ԝ' | 'ω' => 'w',
-        'х' | 'χ' => 'x',
-        'у' | 'γ' => 'y',
-        _ => c,
-    }
 }
 
 impl<V> FromIterator<(String, V)> for NameMap<V> {
@@ -424,6 +415,43 @@ impl<V> FromIterator<(String, V)> for NameMap<V> {
 )]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_is_a_lookalike_only_of_names_the_policies_spell_and_never_of_itself() {
+        let none = Readings::new([]);
+        assert_eq!(
+            none.lookalike("p\u{430}yout"),
+            None,
+            "no name spelt: nothing to look like"
+        );
+        let r = Readings::new(["payout", "change_email"]);
+        assert_eq!(r.lookalike("payout"), None);
+        assert_eq!(r.lookalike("view_profile"), None);
+        assert_eq!(
+            r.lookalike("payouts"),
+            None,
+            "another name, not another spelling"
+        );
+        assert_eq!(r.lookalike("Pay-Out"), Some(Lookalike::ReadsLike("payout")));
+        assert_eq!(
+            r.lookalike("CHANGE_EMA1L"),
+            Some(Lookalike::ReadsLike("change_email"))
+        );
+        assert_eq!(
+            r.lookalike("pay\u{200b}out"),
+            Some(Lookalike::ReadsLike("payout"))
+        );
+        assert_eq!(
+            r.lookalike("\u{fc}berweisung"),
+            Some(Lookalike::NotAscii("change_email"))
+        );
+        let spelt = Readings::new(["\u{fc}berweisung"]);
+        assert_eq!(
+            spelt.lookalike("\u{fc}berweisung"),
+            None,
+            "spelt by the policies"
+        );
+    }
 
     #[test]
     fn names_that_differ_in_any_byte_or_length_are_told_apart() {

@@ -155,6 +155,13 @@ impl AuthEvent {
                 .iter()
                 .any(|f| strengths.strength(f) >= aal)
     }
+    /// Whether this event, which names no factor (a token's `acr` alone: the identity provider
+    /// did not say how the user authenticated), proves `aal` to a policy that allows any
+    /// factor: at most the AAL it is capped at, and nothing to a policy that names factors.
+    #[must_use]
+    pub fn proves_unnamed(&self, aal: Aal, allowed: FactorSet) -> bool {
+        self.factors.is_empty() && allowed == FactorSet::ANY && self.cap.is_some_and(|c| aal <= c)
+    }
     /// The highest AAL the event proves.
     #[must_use]
     pub fn best(&self, strengths: &StrengthTable) -> Option<Aal> {

@@ -1398,8 +1398,14 @@ fn a_name_spelt_like_a_guarded_one_is_refused_not_read_as_an_unguarded_one() {
         " payout",
         "pay\u{200b}out",
         "pay\u{202e}out",
-        "p\u{0430}yout", // a Cyrillic `а`
-        "\u{ff50}ayout", // a fullwidth `p`
+        "p\u{0430}yout",                                          // a Cyrillic `а`
+        "\u{ff50}ayout",                                          // a fullwidth `p`
+        "pay\u{3164}out", // a Hangul filler (a letter, drawn as nothing)
+        "pay\u{f3}ut",    // a precomposed `ó`
+        "payo\u{301}ut",  // a combining accent
+        "PA\u{3a5}OUT",   // a Greek capital upsilon
+        "\u{1d429}\u{1d41a}\u{1d432}\u{1d428}\u{1d42e}\u{1d42d}", // mathematical bold
+        "PAY0UT",
     ]
     .into_iter()
     .enumerate()
@@ -1411,7 +1417,8 @@ fn a_name_spelt_like_a_guarded_one_is_refused_not_read_as_an_unguarded_one() {
             "{spelt:?}"
         );
         assert!(
-            d.errors[0].contains("reads like `payout`"),
+            d.errors[0].contains("reads like `payout`")
+                || d.errors[0].contains("outside printable ASCII"),
             "{:?}",
             d.errors
         );
@@ -1429,4 +1436,33 @@ fn a_name_spelt_like_a_guarded_one_is_refused_not_read_as_an_unguarded_one() {
         DecisionKind::Allow,
         "a name that reads like none the policies guard is an unguarded operation"
     );
+}
+
+#[test]
+fn a_name_a_script_guards_is_refused_when_spelt_otherwise() {
+    let store = MemoryStore::new();
+    let text = r#"tenant acme {
+  policy scripted { when script "ctx.operation == \"change_email\"" require aal2 }
+}"#;
+    let s = Sim::text(&store, text, "", &[Factor::Password, Factor::Totp]);
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    assert_eq!(
+        kind(&s.op(10, "change_email", vec![])),
+        DecisionKind::StepUp
+    );
+    for spelt in ["Change_Email", "change_emaiI", "change-email"] {
+        let d = s.op(20, spelt, vec![]);
+        assert_eq!(
+            d.deny,
+            Some(DenyReason::CannotEvaluate),
+            "{spelt}: {:?}",
+            d.errors
+        );
+        assert!(
+            d.errors[0].contains("reads like `change_email`"),
+            "{:?}",
+            d.errors
+        );
+    }
+    assert_eq!(kind(&s.op(30, "view_profile", vec![])), DecisionKind::Allow);
 }

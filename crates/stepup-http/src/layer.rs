@@ -374,8 +374,11 @@ impl<'de> serde::de::Visitor<'de> for UniqueNamesVisitor {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<UniqueNames, A::Error> {
         let mut fields = serde_json::Map::new();
+        let mut folded = std::collections::HashSet::new();
         while let Some(name) = a.next_key::<String>()? {
-            if fields.contains_key(&name) {
+            // Named twice: exactly, or in letters of another case (a backend that matches
+            // names without regard to case, as Go's `encoding/json` does, reads the other).
+            if fields.contains_key(&name) || !folded.insert(case_folded(&name)) {
                 return Err(serde::de::Error::custom(NAMED_TWICE));
             }
             let UniqueNames(v) = a.next_value()?;
@@ -383,6 +386,15 @@ impl<'de> serde::de::Visitor<'de> for UniqueNamesVisitor {
         }
         Ok(UniqueNames(fields.into()))
     }
+}
+
+/// A field name as a case-insensitive match reads it: lowercased, with the letters Unicode
+/// folds to ASCII ones (`ſ` to `s`; the Kelvin sign lowercases to `k`).
+fn case_folded(name: &str) -> String {
+    name.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == 'ſ' { 's' } else { c })
+        .collect()
 }
 
 /// Runs `f`, a panic in it (in the service's callbacks, or a bug) an `Err`.
@@ -843,7 +855,8 @@ async fn enforce(
             Err(e) if e.to_string().starts_with(NAMED_TWICE) => {
                 return Err(bad_request(
                     StatusCode::BAD_REQUEST,
-                    "the body names a field twice in one object",
+                    "the body names a field twice in one object (names are compared without \
+                     regard to case)",
                 ));
             }
             Err(_) => return Err(bad_request(StatusCode::BAD_REQUEST, "the body is not JSON")),
@@ -955,6 +968,10 @@ mod tests {
             r#"{"a":1,"a":1}"#,
             r#"{"x":{"a":1,"b":2,"a":3}}"#,
             r#"[{"a":1},{"b":1,"b":2}]"#,
+            r#"{"amount":10,"AMOUNT":5000000}"#,
+            r#"{"Amount":10,"amount":5000000}"#,
+            r#"{"cost":10,"co\u017ft":5000000}"#,
+            r#"{"kind":1,"\u212aind":2}"#,
         ] {
             let e = read(body).unwrap_err().to_string();
             assert!(e.starts_with(NAMED_TWICE), "{body}: {e}");

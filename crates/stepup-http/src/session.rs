@@ -300,6 +300,21 @@ fn completion(
         for r in &mut c.audit {
             r.factor = None;
         }
+        // The grants it added name no factor either: the engine completed with an eligible
+        // one, but the token proved its `acr` alone, so a grant proves that AAL to `factor any`
+        // policies only (a reload that names factors asks the retry again).
+        if let Some(s) = &mut c.effects.session {
+            let before = &state.session.grants;
+            for g in s
+                .grants
+                .iter_mut()
+                .filter(|g| g.challenge_id == challenge.id && !before.contains(g))
+            {
+                if let Some(p) = &mut g.proof {
+                    p.factors = FactorSet::EMPTY;
+                }
+            }
+        }
     }
     Some((req, c))
 }

@@ -707,6 +707,49 @@ fn a_token_without_amr_completes_a_factor_any_every_time_challenge_with_its_acr(
     assert_eq!(completed[0].factor, None, "the token named no factor");
 }
 
+#[test]
+fn a_grant_earned_by_a_token_without_amr_proves_no_factor_after_a_reload() {
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    // Each session: a challenge on `close`, completed by a token without a usable `amr` on
+    // another route, so that its grant waits for the retry.
+    for sid in ["s1", "s2"] {
+        establish(&srv, &setup, sid);
+        let pwd = token(setup.now(), sid, Some("aal1"), &["pwd"], 60);
+        assert_eq!(call(&srv, "POST", "/close", &pwd, &[], None).status, 401);
+    }
+    setup.advance(30);
+    let acr = |sid| token(setup.now(), sid, Some("aal2"), &[], 5);
+    for sid in ["s1", "s2"] {
+        let r = call(&srv, "POST", "/email", &acr(sid), &[], None);
+        assert_eq!(r.status, 200, "{sid}: {:?}", r.body);
+    }
+    // The rules in force unchanged, the grant pays out the retry: it proves aal2 to a
+    // `factor any` policy.
+    let r = call(&srv, "POST", "/close", &acr("s2"), &[], None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // A reload names factors: the token proved none of them (the engine completed the
+    // challenge with an eligible factor, the weakest, which the new rule still names).
+    setup.engine.swap(
+        CompiledSet::from_text(
+            "t.policy",
+            &RULES.replace(
+                "require aal2 factor any every time",
+                "require aal2 factor sms|totp every time",
+            ),
+        )
+        .unwrap(),
+    );
+    let r = call(&srv, "POST", "/close", &acr("s1"), &[], None);
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("step_up_required")),
+        "{:?}",
+        r.body
+    );
+}
+
 // ---------------------------------------------------------------- decision log
 
 #[test]

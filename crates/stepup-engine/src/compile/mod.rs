@@ -183,6 +183,26 @@ pub fn attributes_read(c: &Cond) -> Box<[Box<str>]> {
     names.into_iter().map(Box::from).collect()
 }
 
+/// The names a scope's policies spell for `field` (the operation or the resource), by how they
+/// read: the names its conditions test, and the strings of its scripts that read the field.
+fn readings(
+    names: &crate::names::NameMap<u32>,
+    policies: &[Arc<Policy>],
+    field: &CtxField,
+) -> crate::names::Readings {
+    let mut spelt: Vec<String> = names.iter().map(|(n, _)| n.to_string()).collect();
+    for p in policies {
+        p.condition.for_each_leaf(&mut |leaf| {
+            if let Cond::Script(s) = leaf
+                && s.reads().contains(field)
+            {
+                spelt.extend(s.strings());
+            }
+        });
+    }
+    crate::names::Readings::new(spelt.iter().map(String::as_str))
+}
+
 /// The names [`attributes_read`] gives, borrowed, in `names` (cleared first).
 fn read_names<'c>(c: &'c Cond, names: &mut Vec<&'c str>) {
     names.clear();
@@ -359,8 +379,8 @@ fn scope_of(
         reads,
         op_ids: crate::names::Places::numbered(&interner.ops),
         res_ids: crate::names::Places::numbered(&interner.res),
-        op_readings: crate::names::Readings::new(interner.ops.iter().map(|(n, _)| n)),
-        res_readings: crate::names::Readings::new(interner.res.iter().map(|(n, _)| n)),
+        op_readings: readings(&interner.ops, &r.policies, &CtxField::Operation),
+        res_readings: readings(&interner.res, &r.policies, &CtxField::Resource),
         attr_slots: crate::names::Slots::new(&interner.attrs),
         index,
         report_only: report_only.into_iter().map(|(_, i)| i).collect(),

@@ -200,8 +200,9 @@ pub(crate) fn grant_fits(
         && *g.event_key == *key
         && req.now < g.expires_at
         && g.policies.contains(&p.name)
-        && g.proof
-            .is_some_and(|e| e.proves(r.aal, r.factors, &tenant.strengths))
+        && g.proof.is_some_and(|e| {
+            e.proves(r.aal, r.factors, &tenant.strengths) || e.proves_unnamed(r.aal, r.factors)
+        })
         && reads.iter().all(|n| {
             let Some(value) = req
                 .event

@@ -109,13 +109,26 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
     Route::Evaluate { scope, feed, ids }
 }
 
-/// Why a name that reads like one the policies guard is refused.
-fn lookalike(what: &str, name: &str, known: &str, t: &stepup_dsl::model::Tenant) -> String {
-    format!(
-        "{what} `{}` is not one tenant `{}`'s policies name, but reads like `{known}`, which they \
-         do: refused, not read as an unguarded {what} (send the name as the policies spell it, \
-         or declare the tenant's catalog)",
-        name.escape_debug(),
-        t.name
-    )
+/// Why a name the policies do not spell, but that may be one they guard, is refused.
+fn lookalike(
+    what: &str,
+    name: &str,
+    why: crate::names::Lookalike<'_>,
+    t: &stepup_dsl::model::Tenant,
+) -> String {
+    let name = name.escape_debug();
+    let t = &t.name;
+    match why {
+        crate::names::Lookalike::ReadsLike(known) => format!(
+            "{what} `{name}` is not one tenant `{t}`'s policies name, but reads like `{known}`, \
+             which they do: refused, not read as an unguarded {what} (send the name as the \
+             policies spell it, or declare the tenant's catalog)"
+        ),
+        crate::names::Lookalike::NotAscii(known) => format!(
+            "{what} `{name}` holds a character outside printable ASCII and is not one tenant \
+             `{t}`'s policies name (they name `{known}`…): it may be one of theirs drawn with \
+             other characters, so it is refused, not read as an unguarded {what} (send the name \
+             as the policies spell it, or declare the tenant's catalog)"
+        ),
+    }
 }
