@@ -1436,6 +1436,14 @@ fn a_name_spelt_like_a_guarded_one_is_refused_not_read_as_an_unguarded_one() {
         DecisionKind::Allow,
         "a name that reads like none the policies guard is an unguarded operation"
     );
+    // No name at all, or one too long to be anybody's: refused, its error bounded.
+    let long = "x".repeat(100_000);
+    for (i, no_name) in ["", "   ", "-", "/", long.as_str()].into_iter().enumerate() {
+        let d = s.op(60 + i64::try_from(i).unwrap(), no_name, vec![]);
+        assert_eq!(d.deny, Some(DenyReason::CannotEvaluate), "{:?}", d.errors);
+        assert!(d.errors[0].contains("is no name"), "{:?}", d.errors);
+        assert!(d.errors[0].len() < 400, "{}", d.errors[0].len());
+    }
 }
 
 #[test]

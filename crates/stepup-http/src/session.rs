@@ -55,12 +55,15 @@
 //! A token without a usable `amr` (absent, or only values that name no factor) proves the AAL
 //! its `acr` asserts to policies that allow `factor any`, and nothing else: it satisfies them
 //! within their `max_age`, and completes a challenge all of whose policies allow `factor any`
-//! (its audit record then names no factor).
+//! (its audit record then names no factor, and an `every time` grant it leaves proves that AAL
+//! to `factor any` policies only). Its authentication event names no factor, capped at that
+//! AAL, and the engine reads it so ([`AuthEvent::proves_unnamed`]): the state a decision log
+//! keeps is the one decided on, so a backtest whose candidate rules name factors reads the
+//! token as proving none of them.
 
-use stepup_core::{Aal, Factor, FactorSet, StrengthTable, Timestamp, Validity};
+use stepup_core::{Aal, Factor, FactorSet, StrengthTable, Timestamp};
 use stepup_engine::UserHistory;
 use stepup_engine::contract::{ClaimMapping, Claims};
-use stepup_engine::decision::DenyReason;
 use stepup_engine::engine::MAX_COMMIT_ATTEMPTS;
 use stepup_engine::state::{AuthEvent, Challenge, ChallengeState, Grant, HistoryUpdate};
 use stepup_engine::{
@@ -78,12 +81,20 @@ pub(crate) struct Proof {
 
 impl Proof {
     pub(crate) fn new(c: &Claims, mapping: &ClaimMapping, strengths: &StrengthTable) -> Self {
-        let event = mapping.event(c, strengths);
+        let mut event = mapping.event(c, strengths);
         let asserted = c.acr.as_deref().and_then(|a| mapping.aal(a));
         let acr_only = match (event, asserted) {
             (Some(e), Some(aal)) if e.factors.is_empty() => Some((e.at, aal)),
             _ => None,
         };
+        if let Some(e) = &mut event
+            && e.factors.is_empty()
+            && acr_only.is_none()
+        {
+            // Neither a factor nor an AAL it asserts: it proves nothing (an event that names no
+            // factor proves its cap to `factor any` policies, and this one has none to prove).
+            e.cap = None;
+        }
         Proof { event, acr_only }
     }
 
@@ -138,72 +149,6 @@ fn merge(a: Option<HistoryUpdate>, b: Option<HistoryUpdate>) -> Option<HistoryUp
             last_sign_in: b.last_sign_in.or(a.last_sign_in),
             access: b.access.or(a.access),
         }),
-    }
-}
-
-/// Decides `req` with the token's proof; for a token without a usable `amr`, again with its
-/// `acr` as the proof when every policy left unsatisfied allows `factor any` at or below that
-/// AAL, within its `max_age`. Also returns the state decided on when it is not `state` (the
-/// `acr` as the proof).
-fn decide_token(
-    set: &CompiledSet,
-    req: &Request,
-    state: &State,
-    proof: &Proof,
-) -> (Decision, Option<State>) {
-    let d = set.decide(req, state, false);
-    if d.allowed() {
-        return (d, None);
-    }
-    let Some((at, aal)) = proof.acr_only else {
-        return (d, None);
-    };
-    if matches!(
-        d.deny,
-        Some(
-            DenyReason::CannotEvaluate
-                | DenyReason::SessionNotEstablished
-                | DenyReason::StoreUnavailable
-        )
-    ) {
-        return (d, None);
-    }
-    let unsatisfied: Vec<&String> = d
-        .fired
-        .iter()
-        .filter(|p| !d.satisfied.contains(p))
-        .collect();
-    let Ok(resolved) = set.model.resolve(&req.tenant, &req.application) else {
-        return (d, None);
-    };
-    let age = req.now.since(at);
-    let by_acr = !unsatisfied.is_empty()
-        && unsatisfied.iter().all(|name| {
-            resolved
-            .policies
-            .iter()
-            .find(|p| &p.name == *name)
-            .is_some_and(|p| {
-                let r = p.requirement;
-                r.factors == FactorSet::ANY
-                    && r.aal <= aal
-                    && matches!(r.validity, Validity::For(max) if age >= 0 && (age as u64) < max)
-            })
-        });
-    if !by_acr {
-        return (d, None);
-    }
-    let mut st = state.clone();
-    st.session.events = vec![AuthEvent {
-        at,
-        factors: FactorSet::ANY,
-        cap: Some(aal),
-    }];
-    let again = set.decide(req, &st, false);
-    if again.allowed() {
-        (again, Some(st))
-    } else {
-        (d, None)
     }
 }
 
@@ -505,10 +450,9 @@ pub(crate) fn decide(
             let (mut s, st) = if another_login {
                 let mut own = state.clone();
                 own.session.established = false;
-                let (s, st) = decide_token(set, &req, &own, &proof);
-                (s, Some(st.unwrap_or(own)))
+                (set.decide(&req, &own, false), Some(own))
             } else {
-                decide_token(set, &req, &state, &proof)
+                (set.decide(&req, &state, false), None)
             };
             if s.kind == DecisionKind::Allow {
                 if log {
@@ -555,9 +499,9 @@ pub(crate) fn decide(
             Vec::new()
         };
         let mut d = d.unwrap_or_else(|| {
-            let (d, st) = decide_token(set, op, &state, &proof);
+            let d = set.decide(op, &state, false);
             if log {
-                decided_on = Some((op.clone(), st.unwrap_or_else(|| state.clone())));
+                decided_on = Some((op.clone(), state.clone()));
             }
             d
         });

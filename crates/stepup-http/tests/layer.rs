@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use axum::Router;
 use axum::routing::{get, post};
 use stepup_core::{Factor, FactorSet, Timestamp};
-use stepup_engine::{CompiledSet, Engine, MemoryStore, Store};
+use stepup_engine::{CompiledSet, DecisionKind, Engine, MemoryStore, Store};
 use stepup_http::{
     ClaimMapping, GeoIp, MemorySink, Operation, StepUp, TokenVerifier, TrustedProxies,
 };
@@ -820,6 +820,44 @@ fn the_decision_log_backtests_to_exactly_the_recorded_decisions() {
     assert_eq!(report.not_redecided, 0);
     assert_eq!(report.unreadable, 0);
     assert_eq!(report.changed, 0, "{:?}", report.changes);
+}
+
+#[test]
+fn a_logged_token_without_amr_proves_no_factor_to_a_candidate_that_names_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decisions.jsonl");
+    let log = Arc::new(stepup_http::DecisionLog::open(&path, 1024 * 1024, None).unwrap());
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s.with_decision_log(Arc::clone(&log)), audit);
+    // Its `acr` proves aal2 to the `factor any` email policy: allowed.
+    let acr = token(setup.now(), "s1", Some("aal2"), &[], 5);
+    let r = call(&srv, "POST", "/email", &acr, &[], None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let candidate = CompiledSet::from_text(
+        "t.policy",
+        &RULES.replace(
+            "require aal2 factor any for 15m",
+            "require aal2 factor webauthn for 15m",
+        ),
+    )
+    .unwrap();
+    let current = setup.engine.current();
+    let file = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+    let mut kinds = Vec::new();
+    for item in stepup_decisionlog::Lines::new(file) {
+        let (_, rec) = item.unwrap();
+        let state = rec.state().expect("the state is logged");
+        let req = rec.request();
+        assert_eq!(
+            stepup_decisionlog::LoggedDecision::of(&current.decide(&req, &state, false)),
+            rec.decision
+        );
+        kinds.push(candidate.decide(&req, &state, false).kind);
+    }
+    // The sign-in, then the operation: the token named no factor, so the candidate's
+    // webauthn is not proved (the live layer would prompt too).
+    assert_eq!(kinds, [DecisionKind::Allow, DecisionKind::StepUp]);
 }
 
 #[cfg(target_os = "linux")]

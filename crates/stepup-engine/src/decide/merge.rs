@@ -270,7 +270,11 @@ pub(crate) fn satisfied(
                 &session.events[..]
             };
             for e in earlier.iter().chain(own.as_ref()) {
-                if !e.proves(r.aal, r.factors, &tenant.strengths) {
+                // (An event that names no factor, a token's `acr` alone, proves its AAL to a
+                // `factor any` policy.)
+                if !(e.proves(r.aal, r.factors, &tenant.strengths)
+                    || e.proves_unnamed(r.aal, r.factors))
+                {
                     continue;
                 }
                 proved = true;

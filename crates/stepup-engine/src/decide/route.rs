@@ -63,38 +63,25 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
         }
         Event::Operation { name, .. } => {
             let op = scope.op_ids.id(name.as_str());
-            if op.is_none() && !t.operations.is_empty() {
-                let e = format!("operation `{name}` is not in tenant `{}`'s catalog", t.name);
-                return refused(refuse(req, set.hash(), e));
-            }
-            if op.is_none()
-                && let Some(known) = scope.op_readings.lookalike(name)
-            {
-                return refused(refuse(
-                    req,
-                    set.hash(),
-                    lookalike("operation", name, known, t),
-                ));
+            if op.is_none() {
+                let catalog =
+                    (!t.operations.is_empty()).then_some("is not in tenant `{t}`'s catalog");
+                if let Some(e) = unknown("operation", name, catalog, &scope.op_readings, t) {
+                    return refused(refuse(req, set.hash(), e));
+                }
             }
             Ids { op, res: None }
         }
         Event::Access { resource, .. } => {
             let res = scope.res_ids.id(resource.as_str());
-            if res.is_none() && !t.resources.is_empty() {
-                let e = format!(
-                    "resource class `{resource}` is not declared by tenant `{}`",
-                    t.name
-                );
-                return refused(refuse(req, set.hash(), e));
-            }
-            if res.is_none()
-                && let Some(known) = scope.res_readings.lookalike(resource)
-            {
-                return refused(refuse(
-                    req,
-                    set.hash(),
-                    lookalike("resource class", resource, known, t),
-                ));
+            if res.is_none() {
+                let catalog =
+                    (!t.resources.is_empty()).then_some("is not declared by tenant `{t}`");
+                if let Some(e) =
+                    unknown("resource class", resource, catalog, &scope.res_readings, t)
+                {
+                    return refused(refuse(req, set.hash(), e));
+                }
             }
             Ids { op: None, res }
         }
@@ -109,6 +96,49 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
     Route::Evaluate { scope, feed, ids }
 }
 
+/// The longest operation or resource name a request may carry (a catalog's or a policy's name
+/// is an identifier: no tenant spells a longer one by accident).
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Why `name`, an operation or resource class the scope does not know, is refused, if it is:
+/// `catalog` (the catalog's refusal, `{t}` the tenant) when the tenant declares one; else when
+/// it is no name (nothing but separators, or longer than [`MAX_NAME_BYTES`]) or may be one the
+/// policies guard, spelt otherwise ([`crate::names::Readings`]). Otherwise it is a name no
+/// policy guards, and it is evaluated.
+fn unknown(
+    what: &str,
+    name: &str,
+    catalog: Option<&str>,
+    readings: &crate::names::Readings,
+    t: &stepup_dsl::model::Tenant,
+) -> Option<String> {
+    let shown = shown(name);
+    if let Some(refusal) = catalog {
+        return Some(format!(
+            "{what} `{shown}` {}",
+            refusal.replace("{t}", &t.name)
+        ));
+    }
+    if name.len() > MAX_NAME_BYTES || !name.chars().any(char::is_alphanumeric) {
+        return Some(format!(
+            "{what} `{shown}` is no name (empty, only separators, or over {MAX_NAME_BYTES} \
+             bytes): refused, not read as an unguarded {what}"
+        ));
+    }
+    readings
+        .lookalike(name)
+        .map(|why| lookalike(what, &shown, why, t))
+}
+
+/// A request's name as an explanation shows it: escaped, its first 64 characters.
+fn shown(name: &str) -> String {
+    let mut s: String = name.chars().take(64).flat_map(char::escape_debug).collect();
+    if name.chars().nth(64).is_some() {
+        s.push('…');
+    }
+    s
+}
+
 /// Why a name the policies do not spell, but that may be one they guard, is refused.
 fn lookalike(
     what: &str,
@@ -116,7 +146,6 @@ fn lookalike(
     why: crate::names::Lookalike<'_>,
     t: &stepup_dsl::model::Tenant,
 ) -> String {
-    let name = name.escape_debug();
     let t = &t.name;
     match why {
         crate::names::Lookalike::ReadsLike(known) => format!(
