@@ -279,6 +279,7 @@ impl ClaimMapping {
             at: Timestamp(at),
             factors: self.factors(&c.amr, strengths),
             cap: Some(cap),
+            unnamed: false,
         })
     }
 }
@@ -341,6 +342,7 @@ pub fn check_claims_mapped(
         at: Timestamp(at),
         factors,
         cap: None,
+        unnamed: false,
     })
     .proves(r.aal, r.factors, strengths)
     {

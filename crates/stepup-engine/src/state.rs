@@ -142,6 +142,12 @@ pub struct AuthEvent {
     /// The most this event may prove (an access token's `acr`); `None`: what its factors prove.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap: Option<Aal>,
+    /// An authentication whose factors nobody named (an access token with an `acr` and no
+    /// usable `amr`): with no factors, it proves its `cap` to `factor any` policies only (see
+    /// [`AuthEvent::proves_unnamed`]). Said, never inferred: an event whose factors are lost
+    /// proves nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unnamed: bool,
 }
 
 impl AuthEvent {
@@ -155,12 +161,16 @@ impl AuthEvent {
                 .iter()
                 .any(|f| strengths.strength(f) >= aal)
     }
-    /// Whether this event, which names no factor (a token's `acr` alone: the identity provider
-    /// did not say how the user authenticated), proves `aal` to a policy that allows any
-    /// factor: at most the AAL it is capped at, and nothing to a policy that names factors.
+    /// Whether this event, said to name no factor ([`AuthEvent::unnamed`]: a token's `acr`
+    /// alone, the identity provider did not say how the user authenticated), proves `aal` to a
+    /// policy that allows any factor: at most the AAL it is capped at, and nothing to a policy
+    /// that names factors.
     #[must_use]
     pub fn proves_unnamed(&self, aal: Aal, allowed: FactorSet) -> bool {
-        self.factors.is_empty() && allowed == FactorSet::ANY && self.cap.is_some_and(|c| aal <= c)
+        self.unnamed
+            && self.factors.is_empty()
+            && allowed == FactorSet::ANY
+            && self.cap.is_some_and(|c| aal <= c)
     }
     /// The highest AAL the event proves.
     #[must_use]

@@ -249,6 +249,7 @@ fn state() -> impl Strategy<Value = State> {
                             at: Timestamp(NOW - ago),
                             factors,
                             cap: None,
+                            unnamed: false,
                         })
                         .collect(),
                     ..SessionState::default()
@@ -268,6 +269,7 @@ fn state() -> impl Strategy<Value = State> {
                             at: Timestamp(NOW - 10),
                             factors: FactorSet::ANY,
                             cap: None,
+                            unnamed: false,
                         }),
                         expires_at: Timestamp(NOW + 100),
                         login: None,

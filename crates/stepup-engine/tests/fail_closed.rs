@@ -1154,6 +1154,7 @@ fn an_every_time_sign_in_challenge_leaves_no_grant_for_another_sign_in() {
             at: Timestamp(T0 + 10),
             factors: FactorSet::ANY,
             cap: None,
+            unnamed: false,
         }),
         policies: vec!["new_dev".into()],
         expires_at: Timestamp(T0 + 3_600),

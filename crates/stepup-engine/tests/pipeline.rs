@@ -274,6 +274,7 @@ fn a_step_up_names_only_the_policies_still_to_satisfy() {
             at: Timestamp(now.0 - ago),
             factors: FactorSet::one(f),
             cap: None,
+            unnamed: false,
         });
     }
     let mut req = payout(1.0);
@@ -379,4 +380,45 @@ fn the_deepest_conditions_allowed_compile_and_decide_on_a_small_stack() {
         .join()
         .unwrap();
     assert_eq!(kinds.len(), 4);
+}
+
+/// An event that names no factor proves its cap to `factor any` policies only, and only when it
+/// says so: an event whose factors are lost (a store written by hand, a careless embedder)
+/// proves nothing, whatever its cap.
+#[test]
+fn an_event_proves_by_its_cap_alone_only_when_it_says_it_names_no_factor() {
+    let set = CompiledSet::from_text(
+        "unnamed.policy",
+        r#"tenant acme {
+  operation payout sensitive
+  attribute amount: number
+  policy any2 "A." { when operation == payout and amount > 10 require aal2 for 15m }
+  policy totp2 "T." { when operation == payout and amount > 100 require aal2 factor totp for 15m }
+  policy any3 "K." { when operation == payout and amount > 1000 require aal3 for 15m }
+}"#,
+    )
+    .unwrap();
+    let decide = |unnamed: bool, amount: f64| {
+        let mut state = State::established();
+        let now = payout(amount).now;
+        state.session.events.push(AuthEvent {
+            at: Timestamp(now.0 - 60),
+            factors: FactorSet::EMPTY,
+            cap: Some(stepup_core::Aal::Aal2),
+            unnamed,
+        });
+        let mut req = payout(amount);
+        req.enrolled = [Factor::Password, Factor::Totp, Factor::Webauthn]
+            .into_iter()
+            .collect();
+        set.decide(&req, &state, false).kind
+    };
+    assert_eq!(decide(true, 50.0), DecisionKind::Allow, "aal2, any factor");
+    assert_eq!(
+        decide(false, 50.0),
+        DecisionKind::StepUp,
+        "not said: nothing"
+    );
+    assert_eq!(decide(true, 500.0), DecisionKind::StepUp, "a factor named");
+    assert_eq!(decide(true, 5000.0), DecisionKind::StepUp, "above its cap");
 }

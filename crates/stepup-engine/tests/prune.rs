@@ -160,6 +160,7 @@ fn state(aal2: bool) -> State {
                     FactorSet::one(Factor::Password)
                 },
                 cap: None,
+                unnamed: false,
             }],
             ..SessionState::default()
         },

@@ -71,6 +71,7 @@ fn request(i: u64) -> (Request, State) {
             at: Timestamp(1_800_000_000 - 120),
             factors: FactorSet::one(Factor::Sms),
             cap: None,
+            unnamed: false,
         });
     }
     (req, state)

@@ -353,6 +353,7 @@ impl StateSpec {
                     at: Timestamp(NOW - i64::from(ago % 4_000)),
                     factors: FactorSet::from_bits(f & 127),
                     cap: None,
+                    unnamed: false,
                 })
                 .collect(),
             ..SessionState::default()
@@ -374,6 +375,7 @@ impl StateSpec {
                     at: Timestamp(NOW - 10),
                     factors: FactorSet::ANY,
                     cap: None,
+                    unnamed: false,
                 }),
                 expires_at: Timestamp(NOW + 100),
                 login: None,

@@ -87,13 +87,10 @@ impl Proof {
             (Some(e), Some(aal)) if e.factors.is_empty() => Some((e.at, aal)),
             _ => None,
         };
-        if let Some(e) = &mut event
-            && e.factors.is_empty()
-            && acr_only.is_none()
-        {
-            // Neither a factor nor an AAL it asserts: it proves nothing (an event that names no
-            // factor proves its cap to `factor any` policies, and this one has none to prove).
-            e.cap = None;
+        if let Some(e) = &mut event {
+            // No factor named, and an AAL asserted: it proves that AAL to `factor any` policies.
+            // (Neither: it proves nothing.)
+            e.unnamed = acr_only.is_some();
         }
         Proof { event, acr_only }
     }
@@ -257,6 +254,7 @@ fn completion(
             {
                 if let Some(p) = &mut g.proof {
                     p.factors = FactorSet::EMPTY;
+                    p.unnamed = true;
                 }
             }
         }

@@ -487,6 +487,7 @@ fn commit_then_load(store: &dyn Store, ns: &str) {
         at: Timestamp(100),
         factors: FactorSet::one(Factor::Password),
         cap: Some(stepup_core::Aal::Aal2),
+        unnamed: false,
     });
     must(
         store.commit(&t, "alice", "s1", Some(&s), Some(&sample_update(100))),

@@ -482,6 +482,7 @@ fn padded_session(i: u64) -> SessionState {
         at: stepup_core::Timestamp(1_795_770_000 + i64::try_from(i).unwrap_or(0)),
         factors: stepup_core::FactorSet::EMPTY,
         cap: None,
+        unnamed: false,
     };
     SessionState {
         seq: i,

@@ -320,6 +320,7 @@ pub(crate) fn complete(
         at: req.now,
         factors: FactorSet::one(factor),
         cap: None,
+        unnamed: false,
     };
     s.events.push(event);
     // A sign-in's challenge leaves no grant: its completion is the sign-in's answer (no grant

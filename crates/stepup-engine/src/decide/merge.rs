@@ -260,6 +260,7 @@ pub(crate) fn satisfied(
                     at: req.now,
                     factors: *factors,
                     cap: None,
+                    unnamed: false,
                 }),
                 _ => None,
             };

@@ -404,6 +404,7 @@ fn allowed_auth(req: &Request) -> Option<AuthEvent> {
             at: req.now,
             factors: *factors,
             cap: None,
+            unnamed: false,
         }),
         _ => None,
     }
