@@ -752,14 +752,27 @@ fn a_grant_earned_by_a_token_without_amr_proves_no_factor_after_a_reload() {
 
 // ---------------------------------------------------------------- decision log
 
-#[test]
-fn the_decision_log_backtests_to_exactly_the_recorded_decisions() {
+/// A served layer that writes its decision log to a file of its own: the directory (kept while
+/// it lives), the file, the log, the setup and the server.
+fn logged() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Arc<stepup_http::DecisionLog>,
+    Setup,
+    Srv,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("decisions.jsonl");
     let log = Arc::new(stepup_http::DecisionLog::open(&path, 1024 * 1024, None).unwrap());
     let setup = Setup::new();
     let (s, audit) = setup.stepup();
     let srv = serve(&s.with_decision_log(Arc::clone(&log)), audit);
+    (dir, path, log, setup, srv)
+}
+
+#[test]
+fn the_decision_log_backtests_to_exactly_the_recorded_decisions() {
+    let (_dir, path, log, setup, srv) = logged();
     establish(&srv, &setup, "s1");
     let pwd = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
     let r = call(&srv, "POST", "/email", &pwd, &[], None);
@@ -824,12 +837,7 @@ fn the_decision_log_backtests_to_exactly_the_recorded_decisions() {
 
 #[test]
 fn a_logged_token_without_amr_proves_no_factor_to_a_candidate_that_names_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("decisions.jsonl");
-    let log = Arc::new(stepup_http::DecisionLog::open(&path, 1024 * 1024, None).unwrap());
-    let setup = Setup::new();
-    let (s, audit) = setup.stepup();
-    let srv = serve(&s.with_decision_log(Arc::clone(&log)), audit);
+    let (_dir, path, _log, setup, srv) = logged();
     // Its `acr` proves aal2 to the `factor any` email policy: allowed.
     let acr = token(setup.now(), "s1", Some("aal2"), &[], 5);
     let r = call(&srv, "POST", "/email", &acr, &[], None);
