@@ -165,16 +165,24 @@ impl AuthEvent {
     /// alone, the identity provider did not say how the user authenticated), proves `aal` to a
     /// policy that allows any factor: at most the AAL it is capped at, and nothing to a policy
     /// that names factors.
+    /// (And only an AAL some factor reaches in the tenant's table: a requirement no factor
+    /// can meet is a conflict, which no token's word settles.)
     #[must_use]
-    pub fn proves_unnamed(&self, aal: Aal, allowed: FactorSet) -> bool {
+    pub fn proves_unnamed(&self, aal: Aal, allowed: FactorSet, strengths: &StrengthTable) -> bool {
         self.unnamed
             && self.factors.is_empty()
             && allowed == FactorSet::ANY
             && self.cap.is_some_and(|c| aal <= c)
+            && FactorSet::ANY.iter().any(|f| strengths.strength(f) >= aal)
     }
     /// The highest AAL the event proves.
     #[must_use]
     pub fn best(&self, strengths: &StrengthTable) -> Option<Aal> {
+        if self.unnamed && self.factors.is_empty() {
+            // Its cap, as far as a factor of the table reaches (see `proves_unnamed`).
+            let reach = strengths.best(FactorSet::ANY)?;
+            return self.cap.map(|c| c.min(reach));
+        }
         let b = strengths.best(self.factors)?;
         Some(self.cap.map_or(b, |c| b.min(c)))
     }

@@ -414,6 +414,18 @@ fn an_event_proves_by_its_cap_alone_only_when_it_says_it_names_no_factor() {
         set.decide(&req, &state, false).kind
     };
     assert_eq!(decide(true, 50.0), DecisionKind::Allow, "aal2, any factor");
+    let mut state = State::established();
+    state.session.events.push(AuthEvent {
+        at: Timestamp(payout(50.0).now.0 - 60),
+        factors: FactorSet::EMPTY,
+        cap: Some(stepup_core::Aal::Aal2),
+        unnamed: true,
+    });
+    assert_eq!(
+        set.decide(&payout(50.0), &state, true).session_aal,
+        Some(stepup_core::Aal::Aal2),
+        "what the session proves, shown"
+    );
     assert_eq!(
         decide(false, 50.0),
         DecisionKind::StepUp,
@@ -421,4 +433,41 @@ fn an_event_proves_by_its_cap_alone_only_when_it_says_it_names_no_factor() {
     );
     assert_eq!(decide(true, 500.0), DecisionKind::StepUp, "a factor named");
     assert_eq!(decide(true, 5000.0), DecisionKind::StepUp, "above its cap");
+}
+
+/// A requirement no factor of the tenant's table reaches is a conflict, whatever a token's
+/// `acr` says.
+#[test]
+fn an_event_that_names_no_factor_does_not_settle_an_unreachable_requirement() {
+    let set = CompiledSet::from_text(
+        "unreachable.policy",
+        r#"tenant acme {
+  operation payout sensitive
+  factor totp strength aal2
+  factor webauthn strength aal2
+  policy any3 "K." { when operation == payout require aal3 for 15m }
+}"#,
+    )
+    .unwrap();
+    let mut state = State::established();
+    state.session.events.push(AuthEvent {
+        at: Timestamp(payout(1.0).now.0 - 60),
+        factors: FactorSet::EMPTY,
+        cap: Some(stepup_core::Aal::Aal3),
+        unnamed: true,
+    });
+    let d = set.decide(&payout(1.0), &state, false);
+    assert_eq!(
+        (d.kind, d.deny),
+        (
+            DecisionKind::Deny,
+            Some(stepup_engine::decision::DenyReason::Conflict)
+        ),
+        "{d:?}"
+    );
+    assert_eq!(
+        d.session_aal,
+        Some(stepup_core::Aal::Aal2),
+        "as far as a factor reaches"
+    );
 }

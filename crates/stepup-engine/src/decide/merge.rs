@@ -201,7 +201,8 @@ pub(crate) fn grant_fits(
         && req.now < g.expires_at
         && g.policies.contains(&p.name)
         && g.proof.is_some_and(|e| {
-            e.proves(r.aal, r.factors, &tenant.strengths) || e.proves_unnamed(r.aal, r.factors)
+            e.proves(r.aal, r.factors, &tenant.strengths)
+                || e.proves_unnamed(r.aal, r.factors, &tenant.strengths)
         })
         && reads.iter().all(|n| {
             let Some(value) = req
@@ -274,7 +275,7 @@ pub(crate) fn satisfied(
                 // (An event that names no factor, a token's `acr` alone, proves its AAL to a
                 // `factor any` policy.)
                 if !(e.proves(r.aal, r.factors, &tenant.strengths)
-                    || e.proves_unnamed(r.aal, r.factors))
+                    || e.proves_unnamed(r.aal, r.factors, &tenant.strengths))
                 {
                     continue;
                 }
