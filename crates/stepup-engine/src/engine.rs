@@ -249,17 +249,23 @@ impl CompiledSet {
         tenant: &str,
         app: &str,
     ) -> Result<(&CompiledScope, &ThreatFeed), String> {
-        let t = self
-            .tenants
-            .get(tenant)
-            .ok_or_else(|| format!("tenant `{tenant}` is not defined by the rules"))?;
+        let t = self.tenants.get(tenant).ok_or_else(|| {
+            format!(
+                "tenant `{}` is not defined by the rules",
+                crate::names::shown(tenant)
+            )
+        })?;
         let scope = if app.is_empty() {
             &t.base
         } else {
             t.apps
                 .get(app)
                 .ok_or_else(|| {
-                    format!("application `{app}` of tenant `{tenant}` is not defined by the rules")
+                    format!(
+                        "application `{}` of tenant `{}` is not defined by the rules",
+                        crate::names::shown(app),
+                        crate::names::shown(tenant)
+                    )
                 })?
                 .as_ref()
                 .unwrap_or(&t.base)

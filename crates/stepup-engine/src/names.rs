@@ -358,6 +358,12 @@ impl Readings {
         Readings(v.into())
     }
 
+    /// Whether the policies spell `name` as it is.
+    #[must_use]
+    pub fn spells(&self, name: &str) -> bool {
+        self.0.iter().any(|(_, n)| **n == *name)
+    }
+
     /// Why `name`, which the policies do not spell as it is, is refused rather than read as a
     /// name no policy guards: the name the policies spell that it reads like, or `None` when it
     /// reads like none (or the policies spell no name).
@@ -367,12 +373,38 @@ impl Readings {
         if self.0.iter().any(|(_, n)| **n == *name) {
             return None;
         }
-        if let Some((_, n)) = self.0.iter().find(|(r, _)| reading(name).eq(r.chars())) {
+        if let Some((_, n)) = self
+            .0
+            .iter()
+            .find(|(r, _)| !r.is_empty() && reading(name).eq(r.chars()))
+        {
             return Some(Lookalike::ReadsLike(n));
         }
         (!name.chars().all(|c| c == ' ' || c.is_ascii_graphic()))
             .then_some(Lookalike::NotAscii(&first.1))
     }
+}
+
+/// A name as an explanation or a record shows it: its first 64 characters, each outside
+/// printable ASCII (and the backtick that quotes it) escaped, so what it holds is seen.
+#[must_use]
+pub fn shown(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars().take(64) {
+        match c {
+            '`' | '\\' => {
+                s.push('\\');
+                s.push(c);
+            }
+            ' ' => s.push(c),
+            c if c.is_ascii_graphic() => s.push(c),
+            c => s.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+        }
+    }
+    if name.chars().nth(64).is_some() {
+        s.push('…');
+    }
+    s
 }
 
 /// Why a name is refused as a look-alike.
@@ -452,6 +484,27 @@ mod tests {
             None,
             "spelt by the policies"
         );
+        let odd = Readings::new(["", "\u{1f44d}", "payout"]);
+        assert!(odd.spells("\u{1f44d}"));
+        assert_eq!(
+            odd.lookalike("--"),
+            None,
+            "reads like no name: refused as none"
+        );
+        assert_eq!(
+            odd.lookalike("\u{43f}\u{43b}"),
+            Some(Lookalike::NotAscii(""))
+        );
+    }
+
+    #[test]
+    fn a_name_is_shown_bounded_with_what_it_holds_escaped() {
+        assert_eq!(shown("payout"), "payout");
+        assert_eq!(shown("p\u{430}y out"), "p\\u{430}y out");
+        assert_eq!(shown("a`b\\c\n"), "a\\`b\\\\c\\u{a}");
+        let long = shown(&"x".repeat(10_000));
+        assert_eq!(long.chars().count(), 65);
+        assert!(long.ends_with('…'));
     }
 
     #[test]

@@ -138,6 +138,19 @@ impl Event {
         });
         slot.map_or_else(|| self.key().into(), Into::into)
     }
+    /// [`Event::shared_key`], its name shown as [`crate::names::shown`] shows it when it is
+    /// longer than any name can be ([`crate::decide::MAX_NAME_BYTES`]): what a refusal's
+    /// record says of an event it refused for its name (a record is written whole to every
+    /// audit sink).
+    #[must_use]
+    pub(crate) fn bounded_key(&self) -> std::sync::Arc<str> {
+        let (prefix, name) = self.key_parts();
+        if name.len() > crate::decide::MAX_NAME_BYTES {
+            format!("{prefix}{}", crate::names::shown(name)).into()
+        } else {
+            self.shared_key()
+        }
+    }
     /// The key's fixed prefix and the event's name (empty for sign-ins and step-ups).
     fn key_parts(&self) -> (&'static str, &str) {
         match self {

@@ -1444,6 +1444,7 @@ fn a_name_spelt_like_a_guarded_one_is_refused_not_read_as_an_unguarded_one() {
         assert_eq!(d.deny, Some(DenyReason::CannotEvaluate), "{:?}", d.errors);
         assert!(d.errors[0].contains("is no name"), "{:?}", d.errors);
         assert!(d.errors[0].len() < 400, "{}", d.errors[0].len());
+        assert!(d.audit[0].event.len() < 400, "{}", d.audit[0].event.len());
     }
 }
 

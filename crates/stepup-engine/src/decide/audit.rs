@@ -129,6 +129,13 @@ fn refuse_for(
     d.deny = Some(reason);
     d.message = Some(msg.into());
     d.errors = vec![error];
-    push(&mut d, audit_names::DENIED, req, Names::EMPTY, None);
+    push_keyed(
+        &mut d,
+        audit_names::DENIED,
+        req,
+        req.event.bounded_key(),
+        Names::EMPTY,
+        None,
+    );
     d
 }

@@ -28,6 +28,7 @@ use audit::refuse_for_store;
 pub use challenge::CHALLENGE_TTL_SECS;
 pub(crate) use challenge::IdSeed;
 pub(crate) use fire::{TraceProgram, Walk};
+pub(crate) use route::MAX_NAME_BYTES;
 
 use crate::compile::CompiledScope;
 use crate::decision::{Decision, DecisionKind, DenyReason, Trace, audit_names, factors_label};

@@ -100,6 +100,8 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
 /// is an identifier: no tenant spells a longer one by accident).
 pub const MAX_NAME_BYTES: usize = 256;
 
+use crate::names::shown;
+
 /// Why `name`, an operation or resource class the scope does not know, is refused, if it is:
 /// `catalog` (the catalog's refusal, `{t}` the tenant) when the tenant declares one; else when
 /// it is no name (nothing but separators, or longer than [`MAX_NAME_BYTES`]) or may be one the
@@ -119,6 +121,10 @@ fn unknown(
             refusal.replace("{t}", &t.name)
         ));
     }
+    if readings.spells(name) {
+        // A script's string, spelt as it is (the conditions' names have ids).
+        return None;
+    }
     if name.len() > MAX_NAME_BYTES || !name.chars().any(char::is_alphanumeric) {
         return Some(format!(
             "{what} `{shown}` is no name (empty, only separators, or over {MAX_NAME_BYTES} \
@@ -128,15 +134,6 @@ fn unknown(
     readings
         .lookalike(name)
         .map(|why| lookalike(what, &shown, why, t))
-}
-
-/// A request's name as an explanation shows it: escaped, its first 64 characters.
-fn shown(name: &str) -> String {
-    let mut s: String = name.chars().take(64).flat_map(char::escape_debug).collect();
-    if name.chars().nth(64).is_some() {
-        s.push('…');
-    }
-    s
 }
 
 /// Why a name the policies do not spell, but that may be one they guard, is refused.
