@@ -117,6 +117,13 @@ pub const LINTS: &[LintDoc] = &[
         why: "a raised factor satisfies every policy of that level on its own: `factor password strength aal3` lets a password sign-in pass every `require aal3` prompt, silently",
         example: "factor password strength aal3",
     },
+    LintDoc {
+        code: "S015",
+        name: "names-read-alike",
+        what: "in a tenant without an operation catalog (or resource declarations), the policies name one operation (resource class) two ways that read alike once case, separators, `I`/`l`/`1` and `O`/`0` are set aside (`DeleteAccount`, `delete_account`)",
+        why: "a request carries one spelling: it never fires the policies that spell the name the other way, so one of them guards nothing the service sends (a prompt meant for `DeleteAccount` is never asked of `delete_account`)",
+        example: "tenant t {\n  policy a { when operation == delete_account require aal2 }\n  policy b { when operation == DeleteAccount and risk >= 50 require aal3 }\n}",
+    },
 ];
 
 /// Looks a lint up by code or name.

@@ -188,3 +188,20 @@ impl RiskConfig {
         self.weights.get(s as usize).copied().unwrap_or(0)
     }
 }
+
+/// How an operation or resource name reads: its ASCII letters and digits, lowercased, with the
+/// ones drawn alike read as one (`I`, `l`, `1`, `|` as `l`; `O`, `0` as `o`); separators,
+/// punctuation and every other character left out. Two names that read alike are one name to
+/// a reader (`DeleteAccount`, `delete_account`): the engine refuses a request's name that
+/// reads like one the policies spell otherwise, and `stepup check` flags two such spellings in
+/// one tenant (S015).
+pub fn reading(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.chars()
+        .map(|c| if c == '|' { 'l' } else { c })
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| match c.to_ascii_lowercase() {
+            'i' | '1' => 'l',
+            '0' => 'o',
+            c => c,
+        })
+}

@@ -417,18 +417,7 @@ pub enum Lookalike<'a> {
     NotAscii(&'a str),
 }
 
-/// How an ASCII name reads: its letters and digits, lowercased, with the ones drawn alike read
-/// as one (`I`, `l`, `1`, `|` as `l`; `O`, `0` as `o`); separators and punctuation left out.
-fn reading(name: &str) -> impl Iterator<Item = char> + '_ {
-    name.chars()
-        .map(|c| if c == '|' { 'l' } else { c })
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| match c.to_ascii_lowercase() {
-            'i' | '1' => 'l',
-            '0' => 'o',
-            c => c,
-        })
-}
+use stepup_dsl::vocab::reading;
 
 impl<V> FromIterator<(String, V)> for NameMap<V> {
     fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {

@@ -123,6 +123,7 @@ fn check_on(
     // Pass 3: applications.
     let applications = applications::pass(&declared.tenants, &declared.apps, &located, &mut diags);
     let tenants = declared.tenants;
+    lint::names_read_alike(files, &tenants, &mut diags);
 
     diags.sort_by(|a, b| {
         (a.file.name.as_str(), a.span.start).cmp(&(b.file.name.as_str(), b.span.start))
