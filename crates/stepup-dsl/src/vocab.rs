@@ -194,7 +194,7 @@ impl RiskConfig {
 /// punctuation and every other character left out. Two names that read alike are one name to
 /// a reader (`DeleteAccount`, `delete_account`): the engine refuses a request's name that
 /// reads like one the policies spell otherwise, and `stepup check` flags two such spellings in
-/// one tenant (S015).
+/// one tenant's conditions (S015).
 pub fn reading(name: &str) -> impl Iterator<Item = char> + '_ {
     name.chars()
         .map(|c| if c == '|' { 'l' } else { c })

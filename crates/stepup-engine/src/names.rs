@@ -334,7 +334,7 @@ impl Slots {
 /// The names a scope's policies spell, by how each reads: for a tenant without a catalog, an
 /// operation or resource the policies do not name is evaluated as one no policy guards (it is
 /// allowed unless a policy fires without reading it). A name that only reads like one they
-/// guard (`Payout`, `pay-out`, `payout1` for `payou1`… see [`reading`]) is a careless or
+/// guard (`Payout`, `pay-out`, `payoutI` or `payout1` for `payoutl`… see [`reading`]) is a careless or
 /// hostile spelling of a guarded one, not another operation: it is refused, not allowed. So is
 /// a name with a character outside printable ASCII that the policies do not spell (an
 /// invisible or bidirectional character, a fullwidth, accented, Cyrillic or Greek look-alike,
@@ -366,7 +366,8 @@ impl Readings {
 
     /// Why `name`, which the policies do not spell as it is, is refused rather than read as a
     /// name no policy guards: the name the policies spell that it reads like, or `None` when it
-    /// reads like none (or the policies spell no name).
+    /// reads like none; for a name with a character outside printable ASCII, `NotAscii` even
+    /// then (`None` when the policies spell no name).
     #[must_use]
     pub fn lookalike(&self, name: &str) -> Option<Lookalike<'_>> {
         let first = self.0.first()?;

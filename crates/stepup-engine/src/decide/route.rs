@@ -104,9 +104,9 @@ use crate::names::shown;
 
 /// Why `name`, an operation or resource class the scope does not know, is refused, if it is:
 /// `catalog` (the catalog's refusal, `{t}` the tenant) when the tenant declares one; else when
-/// it is no name (nothing but separators, or longer than [`MAX_NAME_BYTES`]) or may be one the
-/// policies guard, spelt otherwise ([`crate::names::Readings`]). Otherwise it is a name no
-/// policy guards, and it is evaluated.
+/// it is no name (no letter or digit, or longer than [`MAX_NAME_BYTES`]) or may be one the
+/// policies guard, spelt otherwise ([`crate::names::Readings`]), unless a script's string
+/// spells it exactly. Otherwise it is a name no policy guards, and it is evaluated.
 fn unknown(
     what: &str,
     name: &str,
@@ -127,8 +127,8 @@ fn unknown(
     }
     if name.len() > MAX_NAME_BYTES || !name.chars().any(char::is_alphanumeric) {
         return Some(format!(
-            "{what} `{shown}` is no name (empty, only separators, or over {MAX_NAME_BYTES} \
-             bytes): refused, not read as an unguarded {what}"
+            "{what} `{shown}` is no name (no letter or digit, or over {MAX_NAME_BYTES} bytes): \
+             refused, not read as an unguarded {what}"
         ));
     }
     readings
