@@ -5,6 +5,8 @@
 
 use std::hash::Hasher;
 
+use stepup_dsl::vocab::reading;
+
 /// The word hash of [`NameMap`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WordHash(u64);
@@ -334,8 +336,8 @@ impl Slots {
 /// The names a scope's policies spell, by how each reads: for a tenant without a catalog, an
 /// operation or resource the policies do not name is evaluated as one no policy guards (it is
 /// allowed unless a policy fires without reading it). A name that only reads like one they
-/// guard (`Payout`, `pay-out`, `payoutI` or `payout1` for `payoutl`… see [`reading`]) is a careless or
-/// hostile spelling of a guarded one, not another operation: it is refused, not allowed. So is
+/// guard (`Payout`, `pay-out`, `payoutI` or `payout1` for `payoutl`… see [`reading`]) is a
+/// careless or hostile spelling of a guarded one, not another operation: it is refused, not allowed. So is
 /// a name with a character outside printable ASCII that the policies do not spell (an
 /// invisible or bidirectional character, a fullwidth, accented, Cyrillic or Greek look-alike,
 /// a mathematical letter: Unicode has too many ways to draw `payout` to list them), unless the
@@ -371,7 +373,7 @@ impl Readings {
     #[must_use]
     pub fn lookalike(&self, name: &str) -> Option<Lookalike<'_>> {
         let first = self.0.first()?;
-        if self.0.iter().any(|(_, n)| **n == *name) {
+        if self.spells(name) {
             return None;
         }
         if let Some((_, n)) = self
@@ -417,8 +419,6 @@ pub enum Lookalike<'a> {
     /// among them).
     NotAscii(&'a str),
 }
-
-use stepup_dsl::vocab::reading;
 
 impl<V> FromIterator<(String, V)> for NameMap<V> {
     fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {

@@ -144,42 +144,34 @@ pub struct AuthEvent {
     pub cap: Option<Aal>,
     /// An authentication whose factors nobody named (an access token with an `acr` and no
     /// usable `amr`): with no factors, it proves its `cap` to `factor any` policies only (see
-    /// [`AuthEvent::proves_unnamed`]). Said, never inferred: an event whose factors are lost
+    /// [`AuthEvent::proves`]). Said, never inferred: an event whose factors are lost
     /// proves nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unnamed: bool,
 }
 
 impl AuthEvent {
-    /// Whether this event proves `aal` with one of `allowed`.
+    /// Whether this event proves `aal` with one of `allowed`: one of its factors reaches `aal`
+    /// (at most its cap). An event said to name no factor ([`AuthEvent::unnamed`]: a token's
+    /// `acr` alone, the identity provider did not say how the user authenticated) proves its cap
+    /// to a policy that allows any factor, and nothing to a policy that names factors; and only
+    /// an AAL some factor of the tenant's table reaches (a requirement no factor can meet is a
+    /// conflict, which no token's word settles).
     #[must_use]
     pub fn proves(&self, aal: Aal, allowed: FactorSet, strengths: &StrengthTable) -> bool {
-        self.cap.is_none_or(|c| aal <= c)
-            && self
-                .factors
-                .intersect(allowed)
-                .iter()
-                .any(|f| strengths.strength(f) >= aal)
-    }
-    /// Whether this event, said to name no factor ([`AuthEvent::unnamed`]: a token's `acr`
-    /// alone, the identity provider did not say how the user authenticated), proves `aal` to a
-    /// policy that allows any factor: at most the AAL it is capped at, and nothing to a policy
-    /// that names factors.
-    /// (And only an AAL some factor reaches in the tenant's table: a requirement no factor
-    /// can meet is a conflict, which no token's word settles.)
-    #[must_use]
-    pub fn proves_unnamed(&self, aal: Aal, allowed: FactorSet, strengths: &StrengthTable) -> bool {
-        self.unnamed
-            && self.factors.is_empty()
-            && allowed == FactorSet::ANY
-            && self.cap.is_some_and(|c| aal <= c)
-            && FactorSet::ANY.iter().any(|f| strengths.strength(f) >= aal)
+        let reaches = |factors: FactorSet| factors.iter().any(|f| strengths.strength(f) >= aal);
+        let reached = if self.unnamed && self.factors.is_empty() {
+            allowed == FactorSet::ANY && reaches(FactorSet::ANY)
+        } else {
+            reaches(self.factors.intersect(allowed))
+        };
+        reached && self.cap.is_none_or(|c| aal <= c)
     }
     /// The highest AAL the event proves.
     #[must_use]
     pub fn best(&self, strengths: &StrengthTable) -> Option<Aal> {
         if self.unnamed && self.factors.is_empty() {
-            // Its cap, as far as a factor of the table reaches (see `proves_unnamed`).
+            // Its cap, as far as a factor of the table reaches (see `proves`).
             let reach = strengths.best(FactorSet::ANY)?;
             return self.cap.map(|c| c.min(reach));
         }

@@ -151,6 +151,12 @@ fn kind(d: &Decision) -> DecisionKind {
     d.kind
 }
 
+/// Asserts that one of `d`'s errors (why it failed closed) says `what`.
+#[track_caller]
+fn says(d: &Decision, what: &str) {
+    assert!(d.errors.iter().any(|e| e.contains(what)), "{:?}", d.errors);
+}
+
 const SCRIPTED: &str = r#"tenant acme {
   operation payout sensitive
   operation view_profile routine
@@ -1290,13 +1296,7 @@ fn a_history_time_in_the_future_is_not_evidence() {
     let (d, _) = country_seen(10 * 86_400);
     assert_eq!(kind(&d), DecisionKind::StepUp);
     assert_eq!(*d.fired, ["new_country_sign_in"]);
-    assert!(
-        d.errors
-            .iter()
-            .any(|e| e.contains("`new_country` is unknown: the history dates")),
-        "{:?}",
-        d.errors
-    );
+    says(&d, "`new_country` is unknown: the history dates");
     let (d, _) = country_seen(-40 * 86_400);
     assert_eq!(kind(&d), DecisionKind::StepUp, "40 days ago is not recent");
     let (d, store) = country_seen(HISTORY_CLOCK_SKEW_SECS);
@@ -1338,13 +1338,7 @@ fn a_history_time_in_the_future_is_not_evidence() {
     );
     assert_eq!(kind(&d), DecisionKind::StepUp);
     assert_eq!(*d.fired, ["first_payments"]);
-    assert!(
-        d.errors
-            .iter()
-            .any(|e| e.contains("`first_access(payments)` is unknown: the history dates")),
-        "{:?}",
-        d.errors
-    );
+    says(&d, "`first_access(payments)` is unknown: the history dates");
     // The last sign-in dated a day ahead, in Sydney: `impossible_travel` from it is unknown
     // (not "no time has passed", which the policy reads as travel either way: here it says why),
     // and the allowed sign-in's own place and time replace it.
@@ -1360,13 +1354,7 @@ fn a_history_time_in_the_future_is_not_evidence() {
     let d = s.sign_in(0, paris());
     assert_eq!(kind(&d), DecisionKind::StepUp);
     assert_eq!(*d.fired, ["risky_sign_in"]);
-    assert!(
-        d.errors
-            .iter()
-            .any(|e| e.contains("`impossible_travel` is unknown: the history dates")),
-        "{:?}",
-        d.errors
-    );
+    says(&d, "`impossible_travel` is unknown: the history dates");
     assert_eq!(kind(&s.step_up(10, Factor::Totp)), DecisionKind::Completed);
     let (h, _) = store.load("acme", "alice", "s1").unwrap();
     assert_eq!(h.last_sign_in.map(|l| l.at), Some(Timestamp(T0)));

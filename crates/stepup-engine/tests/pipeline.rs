@@ -382,6 +382,19 @@ fn the_deepest_conditions_allowed_compile_and_decide_on_a_small_stack() {
     assert_eq!(kinds.len(), 4);
 }
 
+/// An established session whose only authentication, a minute before `payout`'s time, names
+/// no factor (`unnamed` says whether it says so), capped at `cap`.
+fn factorless(unnamed: bool, cap: stepup_core::Aal) -> State {
+    let mut state = State::established();
+    state.session.events.push(AuthEvent {
+        at: Timestamp(payout(1.0).now.0 - 60),
+        factors: FactorSet::EMPTY,
+        cap: Some(cap),
+        unnamed,
+    });
+    state
+}
+
 /// An event that names no factor proves its cap to `factor any` policies only, and only when it
 /// says so: an event whose factors are lost (a store written by hand, a careless embedder)
 /// proves nothing, whatever its cap.
@@ -399,40 +412,34 @@ fn an_event_proves_by_its_cap_alone_only_when_it_says_it_names_no_factor() {
     )
     .unwrap();
     let decide = |unnamed: bool, amount: f64| {
-        let mut state = State::established();
-        let now = payout(amount).now;
-        state.session.events.push(AuthEvent {
-            at: Timestamp(now.0 - 60),
-            factors: FactorSet::EMPTY,
-            cap: Some(stepup_core::Aal::Aal2),
-            unnamed,
-        });
         let mut req = payout(amount);
         req.enrolled = [Factor::Password, Factor::Totp, Factor::Webauthn]
             .into_iter()
             .collect();
-        set.decide(&req, &state, false).kind
+        set.decide(&req, &factorless(unnamed, stepup_core::Aal::Aal2), false)
     };
-    assert_eq!(decide(true, 50.0), DecisionKind::Allow, "aal2, any factor");
-    let mut state = State::established();
-    state.session.events.push(AuthEvent {
-        at: Timestamp(payout(50.0).now.0 - 60),
-        factors: FactorSet::EMPTY,
-        cap: Some(stepup_core::Aal::Aal2),
-        unnamed: true,
-    });
+    let allowed = decide(true, 50.0);
+    assert_eq!(allowed.kind, DecisionKind::Allow, "aal2, any factor");
     assert_eq!(
-        set.decide(&payout(50.0), &state, true).session_aal,
+        allowed.session_aal,
         Some(stepup_core::Aal::Aal2),
         "what the session proves, shown"
     );
     assert_eq!(
-        decide(false, 50.0),
+        decide(false, 50.0).kind,
         DecisionKind::StepUp,
         "not said: nothing"
     );
-    assert_eq!(decide(true, 500.0), DecisionKind::StepUp, "a factor named");
-    assert_eq!(decide(true, 5000.0), DecisionKind::StepUp, "above its cap");
+    assert_eq!(
+        decide(true, 500.0).kind,
+        DecisionKind::StepUp,
+        "a factor named"
+    );
+    assert_eq!(
+        decide(true, 5000.0).kind,
+        DecisionKind::StepUp,
+        "above its cap"
+    );
 }
 
 /// A requirement no factor of the tenant's table reaches is a conflict, whatever a token's
@@ -449,13 +456,7 @@ fn an_event_that_names_no_factor_does_not_settle_an_unreachable_requirement() {
 }"#,
     )
     .unwrap();
-    let mut state = State::established();
-    state.session.events.push(AuthEvent {
-        at: Timestamp(payout(1.0).now.0 - 60),
-        factors: FactorSet::EMPTY,
-        cap: Some(stepup_core::Aal::Aal3),
-        unnamed: true,
-    });
+    let state = factorless(true, stepup_core::Aal::Aal3);
     let d = set.decide(&payout(1.0), &state, false);
     assert_eq!(
         (d.kind, d.deny),

@@ -319,9 +319,10 @@ fn decide_inline(
     caught(|| decide(shared, token, req, sign_in))
 }
 
-/// A JSON body read in one pass, refused when an object names a field twice: the layer would
-/// read the last value, and the route (or a backend behind it) may read the first, so the
-/// decision would be on another amount than the one paid.
+/// A JSON body read in one pass, refused when an object names a field twice (exactly, or in
+/// letters of another case): the layer would read the last value, and the route (or a backend
+/// behind it) may read the first, or the other spelling, so the decision would be on another
+/// amount than the one paid.
 struct UniqueNames(serde_json::Value);
 
 /// The error [`UniqueNames`] gives for a field named twice.

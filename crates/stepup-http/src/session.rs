@@ -57,7 +57,7 @@
 //! within their `max_age`, and completes a challenge all of whose policies allow `factor any`
 //! (its audit record then names no factor, and an `every time` grant it leaves proves that AAL
 //! to `factor any` policies only). Its authentication event names no factor, capped at that
-//! AAL, and the engine reads it so ([`AuthEvent::proves_unnamed`]): the state a decision log
+//! AAL, and the engine reads it so ([`AuthEvent::proves`]): the state a decision log
 //! keeps is the one decided on, so a backtest whose candidate rules name factors reads the
 //! token as proving none of them.
 
@@ -216,11 +216,15 @@ fn completion(
         // time` sign-in policy leaves is spent by it, not left for another login's sign-in.
         s.grants.retain(|g| g.challenge_id != challenge.id);
     }
-    if per_user && let Some(s) = &mut c.effects.session {
-        // In a session shared by logins, the grant is the completing login's to spend: the
-        // challenge may have been another login's (the latest open one is completed). Only the
-        // grants this completion added: an id is a 64-bit hash, so a grant already in the
-        // session that names the same id (a coincidence, never a guarantee) keeps its login.
+    if let Some(s) = &mut c.effects.session {
+        // The grants this completion added (an id is a 64-bit hash, so a grant already in the
+        // session that names the same id, a coincidence, never a guarantee, is left as it is):
+        // - in a session shared by logins, each is the completing login's to spend: the
+        //   challenge may have been another login's (the latest open one is completed);
+        // - completed by a token that named no factor, each names none either: the engine
+        //   completed with an eligible one, but the token proved its `acr` alone, so the grant
+        //   proves that AAL to `factor any` policies only (a reload that names factors asks
+        //   the retry again).
         let login = proof.event.map(|e| e.at);
         let before = &state.session.grants;
         for g in s
@@ -228,10 +232,14 @@ fn completion(
             .iter_mut()
             .filter(|g| g.challenge_id == challenge.id && !before.contains(g))
         {
-            g.login = login;
+            if per_user {
+                g.login = login;
+            }
+            if !named && let Some(p) = &mut g.proof {
+                p.factors = FactorSet::EMPTY;
+                p.unnamed = true;
+            }
         }
-    }
-    if let Some(s) = &mut c.effects.session {
         // This authentication has completed a challenge: it completes no other, whichever
         // path (the session's own login, or another login of a shared session) it took.
         if let Some(e) = proof.event {
@@ -241,22 +249,6 @@ fn completion(
     if !named {
         for r in &mut c.audit {
             r.factor = None;
-        }
-        // The grants it added name no factor either: the engine completed with an eligible
-        // one, but the token proved its `acr` alone, so a grant proves that AAL to `factor any`
-        // policies only (a reload that names factors asks the retry again).
-        if let Some(s) = &mut c.effects.session {
-            let before = &state.session.grants;
-            for g in s
-                .grants
-                .iter_mut()
-                .filter(|g| g.challenge_id == challenge.id && !before.contains(g))
-            {
-                if let Some(p) = &mut g.proof {
-                    p.factors = FactorSet::EMPTY;
-                    p.unnamed = true;
-                }
-            }
         }
     }
     Some((req, c))

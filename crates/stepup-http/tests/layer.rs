@@ -1509,6 +1509,9 @@ fn a_body_that_names_a_field_twice_is_refused() {
         r#"{"amount":1,"amount":5000}"#,
         r#"{"amount":1,"meta":{"a":1,"a":2}}"#,
         r#"{"amount":1,"items":[{"x":1,"x":1}]}"#,
+        // In letters of another case: a backend matching names without regard to case (Go's
+        // `encoding/json`) would pay 5,000,000 decided on 1.
+        r#"{"amount":1,"AMOUNT":5000000}"#,
     ] {
         let (status, body) = post_raw(&srv, "/pay", &t, raw);
         assert_eq!(status, 400, "{raw}: {body}");

@@ -75,9 +75,11 @@ pub struct CompiledScope {
     pub op_ids: crate::names::Places,
     /// Resource name → id.
     pub res_ids: crate::names::Places,
-    /// The operation names the scope knows, by how they read (see [`crate::names::Readings`]).
+    /// The operation names the scope knows, by how they read (see [`crate::names::Readings`]);
+    /// empty when the tenant declares a catalog of operations.
     pub op_readings: crate::names::Readings,
-    /// The resource names the scope knows, by how they read.
+    /// The resource names the scope knows, by how they read; empty when the tenant declares
+    /// its resource classes.
     pub res_readings: crate::names::Readings,
     /// Attribute name → slot.
     pub attr_slots: crate::names::Slots,
@@ -190,17 +192,22 @@ fn readings(
     policies: &[Arc<Policy>],
     field: &CtxField,
 ) -> crate::names::Readings {
-    let mut spelt: Vec<String> = names.iter().map(|(n, _)| n.to_string()).collect();
+    let mut strings: Vec<String> = Vec::new();
     for p in policies {
         p.condition.for_each_leaf(&mut |leaf| {
             if let Cond::Script(s) = leaf
                 && s.reads().contains(field)
             {
-                spelt.extend(s.strings());
+                strings.extend(s.strings());
             }
         });
     }
-    crate::names::Readings::new(spelt.iter().map(String::as_str))
+    crate::names::Readings::new(
+        names
+            .iter()
+            .map(|(n, _)| n)
+            .chain(strings.iter().map(String::as_str)),
+    )
 }
 
 /// The names [`attributes_read`] gives, borrowed, in `names` (cleared first).
@@ -379,8 +386,17 @@ fn scope_of(
         reads,
         op_ids: crate::names::Places::numbered(&interner.ops),
         res_ids: crate::names::Places::numbered(&interner.res),
-        op_readings: readings(&interner.ops, &r.policies, &CtxField::Operation),
-        res_readings: readings(&interner.res, &r.policies, &CtxField::Resource),
+        // Read only where the tenant has no catalog (a catalog refuses every other name).
+        op_readings: if r.tenant.operations.is_empty() {
+            readings(&interner.ops, &r.policies, &CtxField::Operation)
+        } else {
+            crate::names::Readings::default()
+        },
+        res_readings: if r.tenant.resources.is_empty() {
+            readings(&interner.res, &r.policies, &CtxField::Resource)
+        } else {
+            crate::names::Readings::default()
+        },
         attr_slots: crate::names::Slots::new(&interner.attrs),
         index,
         report_only: report_only.into_iter().map(|(_, i)| i).collect(),

@@ -200,10 +200,8 @@ pub(crate) fn grant_fits(
         && *g.event_key == *key
         && req.now < g.expires_at
         && g.policies.contains(&p.name)
-        && g.proof.is_some_and(|e| {
-            e.proves(r.aal, r.factors, &tenant.strengths)
-                || e.proves_unnamed(r.aal, r.factors, &tenant.strengths)
-        })
+        && g.proof
+            .is_some_and(|e| e.proves(r.aal, r.factors, &tenant.strengths))
         && reads.iter().all(|n| {
             let Some(value) = req
                 .event
@@ -272,11 +270,7 @@ pub(crate) fn satisfied(
                 &session.events[..]
             };
             for e in earlier.iter().chain(own.as_ref()) {
-                // (An event that names no factor, a token's `acr` alone, proves its AAL to a
-                // `factor any` policy.)
-                if !(e.proves(r.aal, r.factors, &tenant.strengths)
-                    || e.proves_unnamed(r.aal, r.factors, &tenant.strengths))
-                {
+                if !e.proves(r.aal, r.factors, &tenant.strengths) {
                     continue;
                 }
                 proved = true;

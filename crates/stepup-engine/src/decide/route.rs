@@ -8,6 +8,7 @@ use super::audit::{refuse, refuse_unestablished};
 use crate::compile::CompiledScope;
 use crate::decision::Decision;
 use crate::engine::CompiledSet;
+use crate::names::shown;
 use crate::request::{Event, Request};
 use crate::risk::ThreatFeed;
 use crate::state::State;
@@ -64,9 +65,16 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
         Event::Operation { name, .. } => {
             let op = scope.op_ids.id(name.as_str());
             if op.is_none() {
-                let catalog =
-                    (!t.operations.is_empty()).then_some("is not in tenant `{t}`'s catalog");
-                if let Some(e) = unknown("operation", name, catalog, &scope.op_readings, t) {
+                let e = if t.operations.is_empty() {
+                    unknown("operation", name, &scope.op_readings, t)
+                } else {
+                    Some(format!(
+                        "operation `{}` is not in tenant `{}`'s catalog",
+                        shown(name),
+                        t.name
+                    ))
+                };
+                if let Some(e) = e {
                     return refused(refuse(req, set.hash(), e));
                 }
             }
@@ -75,11 +83,16 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
         Event::Access { resource, .. } => {
             let res = scope.res_ids.id(resource.as_str());
             if res.is_none() {
-                let catalog =
-                    (!t.resources.is_empty()).then_some("is not declared by tenant `{t}`");
-                if let Some(e) =
-                    unknown("resource class", resource, catalog, &scope.res_readings, t)
-                {
+                let e = if t.resources.is_empty() {
+                    unknown("resource class", resource, &scope.res_readings, t)
+                } else {
+                    Some(format!(
+                        "resource class `{}` is not declared by tenant `{}`",
+                        shown(resource),
+                        t.name
+                    ))
+                };
+                if let Some(e) = e {
                     return refused(refuse(req, set.hash(), e));
                 }
             }
@@ -100,27 +113,17 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
 /// is an identifier: no tenant spells a longer one by accident).
 pub const MAX_NAME_BYTES: usize = 256;
 
-use crate::names::shown;
-
-/// Why `name`, an operation or resource class the scope does not know, is refused, if it is:
-/// `catalog` (the catalog's refusal, `{t}` the tenant) when the tenant declares one; else when
-/// it is no name (no letter or digit, or longer than [`MAX_NAME_BYTES`]) or may be one the
+/// Why `name`, an operation or resource class the scope does not know in a tenant without a
+/// catalog of them, is refused, if it is: when it is no name (no letter or digit, or longer than [`MAX_NAME_BYTES`]) or may be one the
 /// policies guard, spelt otherwise ([`crate::names::Readings`]), unless a script's string
 /// spells it exactly. Otherwise it is a name no policy guards, and it is evaluated.
 fn unknown(
     what: &str,
     name: &str,
-    catalog: Option<&str>,
     readings: &crate::names::Readings,
     t: &stepup_dsl::model::Tenant,
 ) -> Option<String> {
     let shown = shown(name);
-    if let Some(refusal) = catalog {
-        return Some(format!(
-            "{what} `{shown}` {}",
-            refusal.replace("{t}", &t.name)
-        ));
-    }
     if readings.spells(name) {
         // A script's string, spelt as it is (the conditions' names have ids).
         return None;
