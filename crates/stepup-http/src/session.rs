@@ -24,7 +24,7 @@
 //!    provider's clock may run ahead of ours by the leeway), made by an authentication that
 //!    has completed no challenge yet, here or in another application (one authentication
 //!    completes one challenge: `SessionState::completed`, and the login's record across
-//!    applications under its session key without an application), whose `acr` reaches its AAL and
+//!    applications under its session id), whose `acr` reaches its AAL and
 //!    whose `amr` names one of its eligible factors completes it (the engine's `step_up`
 //!    event): an `every time` challenge leaves a grant for the request that caused it. A sign-in's challenge is completed only while the session is
 //!    not established (it is the session's pending sign-in), and its completion is the sign-in:
@@ -291,15 +291,13 @@ fn unsaved(d: &mut Decision, e: &StoreError) -> String {
 /// The key the store keeps the request's session under: its session's, within its
 /// application. A session id (`sid`, or the user for tokens without one) names the identity
 /// provider's login, which every application of the tenant sees: one application's allowed
-/// sign-in must not establish the session of another, whose sign-in policies may ask more. A
-/// tenant's own policies (no application) keep the session's key as it is.
-fn store_key(op: &Request) -> std::borrow::Cow<'_, str> {
-    if op.application.is_empty() {
-        std::borrow::Cow::Borrowed(&op.session)
-    } else {
-        // The application's length first: no two (application, session) pairs give one key.
-        format!("{}:{}:{}", op.application.len(), op.application, op.session).into()
-    }
+/// sign-in must not establish the session of another, whose sign-in policies may ask more.
+/// Every key, a tenant's own policies' (no application) included, starts with the
+/// application's length: no two (application, session) pairs give one key (a `sid` of
+/// `6:portal:s` without an application was portal's session `s`, established by its sign-in).
+/// The login's record across applications is kept under the session id itself.
+fn store_key(op: &Request) -> String {
+    format!("{}:{}:{}", op.application.len(), op.application, op.session)
 }
 
 /// What a decision log records of a decision: the request and the state it was decided on
@@ -339,11 +337,11 @@ pub(crate) fn decide(
         .unwrap_or_default();
     let proof = Proof::new(claims, mapping, &strengths);
     let key = store_key(op);
-    // The login's record across applications (its session key without an application): the
-    // authentication that completed a challenge in any application completes no other (a token
-    // several applications accept, its `auth_time` ahead of our clock, must not pay in each).
-    // Read only when a completion is about to happen, and committed before it.
-    let across: Option<&str> = (*key != *op.session).then_some(&*op.session);
+    // The login's record across applications (under its session id): the authentication that
+    // completed a challenge in any application (a tenant's own policies included) completes no
+    // other (a token several applications accept, its `auth_time` ahead of our clock, must not
+    // pay in each). Read only when a completion is about to happen, and committed before it.
+    let across: &str = &op.session;
     // Whether this request wrote its authentication into that record (before a conflict on the
     // session's commit made it decide again).
     let mut recorded = false;
@@ -393,8 +391,7 @@ pub(crate) fn decide(
         // A completion stands only if this authentication completed no challenge in another
         // application (an unreadable record: it may have, so it does not stand).
         let mut first_use = |c: Decision| -> Option<Decision> {
-            let Some(k) = across else { return Some(c) };
-            let (_, r) = store.load(&op.tenant, &op.user, k).ok()?;
+            let (_, r) = store.load(&op.tenant, &op.user, across).ok()?;
             // Used already, unless by this request: its record was written, then the session's
             // commit conflicted and it is decided again.
             let used = login_at.is_none_or(|at| r.used(at));
@@ -519,13 +516,13 @@ pub(crate) fn decide(
         if session.is_none() && update.is_none() {
             return (d, logged, earlier);
         }
-        if let (Some(k), Some(mut r)) = (across, record.take()) {
+        if let Some(mut r) = record.take() {
             // The authentication is recorded as used before its completion is saved: if the
             // completion is then not saved, the user steps up again (never twice with one).
             if let Some(at) = login_at {
                 r.use_auth(at, op.now);
             }
-            match store.commit(&op.tenant, &op.user, k, Some(&r), None) {
+            match store.commit(&op.tenant, &op.user, across, Some(&r), None) {
                 Ok(()) => recorded = true,
                 Err(StoreError::Conflict { .. }) if attempt < MAX_COMMIT_ATTEMPTS => continue,
                 Err(e) => {
