@@ -48,8 +48,8 @@ pub use stepup_dsl::feed::{FeedWarning, ThreatFeed};
 /// Computes signals for one event, lazily and at most once each.
 ///
 /// Three-valued (SPEC §10): a signal whose input is missing from the event's context (no device
-/// fingerprint, country, location or readable IP) is *unknown*, unless its answer does not
-/// depend on that input (no reference place for impossible travel; no threat feed loaded).
+/// fingerprint, country, location or readable IP) is *unknown*, also where no value of it could
+/// change the answer (no reference place for impossible travel; no threat feed loaded).
 /// An event without a context (an operation or access that carries none) has no signals.
 pub struct Signals<'a> {
     ctx: Option<&'a Context>,
@@ -183,6 +183,12 @@ impl<'a> Signals<'a> {
                 None => Tri::Unknown,
             },
             SignalKind::ImpossibleTravel => {
+                // No location (or one not on Earth: out of range, not finite) is unknown (SPEC
+                // §10), whether or not there is a place to travel from: what the engine does
+                // not know never reads as `false`.
+                let Some(here) = Location::valid(ctx.location) else {
+                    return Tri::Unknown;
+                };
                 let Some((at, there)) = h
                     .last_sign_in
                     .as_ref()
@@ -191,12 +197,10 @@ impl<'a> Signals<'a> {
                     // No known place to travel from: no location could make it impossible.
                     return Tri::False;
                 };
-                // A place that is not on Earth (out of range, not finite) is none: unknown, as
-                // a missing one is, whether it is the event's or (a store written by hand) the
-                // reference's.
-                let (Some(here), true) = (Location::valid(ctx.location), there.is_valid()) else {
+                // A reference place that is not on Earth (a store written by hand) is unknown.
+                if !there.is_valid() {
                     return Tri::Unknown;
-                };
+                }
                 let km = distance_km(there, here);
                 if km < NOISE_KM {
                     return Tri::False;
@@ -214,14 +218,10 @@ impl<'a> Signals<'a> {
     }
 
     fn threat(&self, ctx: &Context) -> Tri {
-        // No feed loaded: no address could be in it, whatever the event's address is (so it is
-        // not parsed: reading the address was about half of the signals' work on a step-up).
-        if self.feed.is_empty() {
-            return Tri::False;
-        }
+        // An address we do not have or cannot read is unknown (SPEC §10), also when no feed is
+        // loaded: what the engine does not know never reads as `false`.
         match ctx.ip.as_deref().map(|ip| ip.trim().parse::<IpAddr>()) {
-            Some(Ok(a)) => Tri::from(self.feed.contains(a)),
-            // An address we do not have or cannot read might be anything: fail closed.
+            Some(Ok(a)) => Tri::from(!self.feed.is_empty() && self.feed.contains(a)),
             None | Some(Err(_)) => Tri::Unknown,
         }
     }

@@ -288,17 +288,24 @@ fn finding_1_a_script_reading_an_unknown_risk_score_fires_its_policy() {
         ip: Some("not-an-ip".into()),
         ..paris()
     };
-    // No feed is configured, so the IP does not matter: the score is known (0), allow.
-    assert_eq!(kind(&s.sign_in(0, garbled.clone())), DecisionKind::Allow);
-    // A new device and a new country make the score 70 exactly: the script steps up.
+    // An unreadable IP is unknown, also with no feed configured (SPEC §10): the score is
+    // 0..80, `ctx.risk` unknown → fires. With a readable one it is known (0): allow.
+    let d = s.sign_in(0, garbled);
+    assert_eq!(kind(&d), DecisionKind::StepUp, "{d:?}");
+    assert_eq!(*d.fired, ["risky"]);
     let s = Sim {
         session: "s2".into(),
+        ..s
+    };
+    assert_eq!(kind(&s.sign_in(0, paris())), DecisionKind::Allow);
+    let s = Sim {
+        session: "s3".into(),
         ..s
     };
     let unknown_device = Context {
         device: None,
         country: Some("BE".into()),
-        ..garbled
+        ..paris()
     };
     // device unknown (0..30) + new country (40): 40..70, `ctx.risk` unknown → fires.
     let d = s.sign_in(10, unknown_device);

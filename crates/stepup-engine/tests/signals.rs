@@ -291,11 +291,34 @@ fn a_sign_in_missing_an_input_makes_its_signal_unknown() {
 }
 
 #[test]
-fn unknown_is_only_where_the_answer_depends_on_the_missing_input() {
+fn a_missing_input_is_unknown_even_where_no_value_of_it_could_fire_the_signal() {
+    // SPEC §10: "no location → impossible_travel; no or unparseable IP → threat_intel" are
+    // unknown, never false — also with no place to travel from and no feed loaded.
     let cfg = RiskConfig::default();
     let h = UserHistory::default(); // no reference place
     let c = bare_sign_in();
     let empty = ThreatFeed::default();
+    let s = Signals::new(Some(&c), Some(&h), &cfg, &empty, Timestamp(NOW));
+    for k in SignalKind::ALL {
+        assert_eq!(s.get(k, 30), Tri::Unknown, "{k:?} without its input");
+    }
+    assert_eq!(s.score(), ScoreRange { min: 0, max: 100 });
+    // An unreadable address is unknown without a feed too.
+    let c = Context {
+        ip: Some("not-an-ip".into()),
+        ..bare_sign_in()
+    };
+    let s = Signals::new(Some(&c), Some(&h), &cfg, &empty, Timestamp(NOW));
+    assert_eq!(s.get(SignalKind::ThreatIntel, 0), Tri::Unknown);
+    // With the input, no reference place and no feed are known answers: `false`.
+    let c = Context {
+        ip: Some("198.51.100.7".into()),
+        location: Some(Location {
+            lat: 48.85,
+            lon: 2.35,
+        }),
+        ..bare_sign_in()
+    };
     let s = Signals::new(Some(&c), Some(&h), &cfg, &empty, Timestamp(NOW));
     assert_eq!(
         s.get(SignalKind::ImpossibleTravel, 0),
@@ -305,10 +328,8 @@ fn unknown_is_only_where_the_answer_depends_on_the_missing_input() {
     assert_eq!(
         s.get(SignalKind::ThreatIntel, 0),
         Tri::False,
-        "no feed: no address could be listed"
+        "no feed: no address is listed"
     );
-    assert_eq!(s.get(SignalKind::NewDevice, 0), Tri::Unknown);
-    assert_eq!(s.score(), ScoreRange { min: 0, max: 70 });
 }
 
 #[test]

@@ -32,10 +32,6 @@ const RULES: &str = r#"tenant t {
   operation pay sensitive
   operation close_account sensitive
   attribute amount: number
-  policy travel "That was fast travel: confirm it's you." {
-    when impossible_travel
-    require aal3 factor webauthn|totp for 5m
-  }
   policy email "Confirm your identity before changing your email." {
     when operation == change_email
     require aal2 factor any for 15m
@@ -52,6 +48,19 @@ const RULES: &str = r#"tenant t {
 application app of t {
 }
 "#;
+
+/// A sign-in policy on impossible travel: for servers that place their clients (`geo_srv`);
+/// without a place, every sign-in's travel is unknown (SPEC §10, §11) and steps up.
+const TRAVEL: &str = r#"  policy travel "That was fast travel: confirm it's you." {
+    when impossible_travel
+    require aal3 factor webauthn|totp for 5m
+  }
+"#;
+
+/// `RULES` with the `TRAVEL` policy.
+fn travel_rules() -> String {
+    RULES.replacen("  policy email", &format!("{TRAVEL}  policy email"), 1)
+}
 
 /// A GeoLite2-City-shaped database: Paris at 192.0.2.0/24, New York at 198.51.100.0/24.
 fn city_db() -> Vec<u8> {
@@ -286,7 +295,7 @@ fn signal(audit: &MemorySink, session: &str, name: &str) -> Option<String> {
 
 #[test]
 fn paris_then_new_york_five_minutes_later_is_impossible_travel() {
-    let setup = Setup::new();
+    let setup = Setup::with_rules(&travel_rules());
     let srv = geo_srv(&setup);
     let paris = [("x-forwarded-for", "192.0.2.7"), ("x-device", "laptop-1")];
     let ny = [
@@ -400,7 +409,7 @@ fn a_second_login_without_sid_is_decided_as_the_sign_in_it_is() {
 
 #[test]
 fn forwarded_for_from_an_untrusted_peer_is_ignored() {
-    let setup = Setup::new();
+    let setup = Setup::with_rules(&travel_rules());
     let geo = Arc::new(GeoIp::from_bytes(city_db()).unwrap());
     let (trusting, audit_t) = setup.stepup();
     let trusting = trusting
@@ -936,7 +945,7 @@ const NY: [(&str, &str); 2] = [
 /// A user signed in from Paris with a password (a token without `sid`): the server, its
 /// clock and the user's token.
 fn signed_in_from_paris() -> (Setup, Srv, String) {
-    let setup = Setup::new();
+    let setup = Setup::with_rules(&travel_rules());
     let srv = geo_srv(&setup);
     let user = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
     let r = call(&srv, "GET", "/view", &user, &PARIS, None);
@@ -1053,7 +1062,7 @@ fn another_logins_refused_sign_in_leaves_the_users_challenge_open() {
 
 #[test]
 fn a_second_login_in_parallel_and_after_eviction_is_allowed_from_a_known_place() {
-    let setup = Setup::new();
+    let setup = Setup::with_rules(&travel_rules());
     let srv = geo_srv(&setup);
     let first = tok_nosid(setup.now(), "aal1", &["pwd"], Some(60));
     assert_eq!(call(&srv, "GET", "/view", &first, &PARIS, None).status, 200);
@@ -1414,6 +1423,50 @@ fn a_session_established_in_one_application_is_not_established_in_another() {
         assert_eq!(
             r.status, 200,
             "{sid:?}: the portal's session stays: {:?}",
+            r.body
+        );
+    }
+}
+
+#[test]
+fn a_session_id_spelt_like_an_applications_key_is_a_login_of_its_own() {
+    // Found by the review of round 21: the tenant's own service (no application) kept its
+    // session under the raw `sid`, an application under `{len}:{app}:{sid}`, so a login whose
+    // `sid` was `6:portal:idp-1` rode on the portal's session `idp-1`, its sign-in from a new
+    // device never decided. Every key now carries the application.
+    let rules = "tenant t {\n  operation view routine\n  policy nd \"Use your key.\" {\n    \
+                 when new_device\n    require aal3 factor webauthn|totp for 5m\n  }\n}\n\
+                 application portal of t {\n}\n";
+    let setup = Setup::with_rules(rules);
+    let mut h = stepup_engine::state::UserHistory::default();
+    h.devices.insert("laptop-1".into());
+    setup.store.put_history("t", "alice", &h).unwrap();
+    let (portal, audit) = setup.stepup_for("portal");
+    let portal = serve(&portal.with_device_header("x-device"), audit);
+    let (own, audit) = setup.stepup_for("");
+    let own = serve(&own.with_device_header("x-device"), audit);
+    let login = |sid| token(setup.now(), sid, Some("aal1"), &["pwd"], 60);
+    let r = call(
+        &portal,
+        "GET",
+        "/view",
+        &login("idp-1"),
+        &[("x-device", "laptop-1")],
+        None,
+    );
+    assert_eq!(r.status, 200, "the portal's sign-in: {:?}", r.body);
+    for sid in ["idp-2", "6:portal:idp-1"] {
+        let r = call(
+            &own,
+            "GET",
+            "/view",
+            &login(sid),
+            &[("x-device", "attacker-pc")],
+            None,
+        );
+        assert_eq!(
+            r.status, 401,
+            "{sid}: a sign-in from a new device: {:?}",
             r.body
         );
     }
