@@ -471,6 +471,37 @@ fn compare(e: &Expect, d: &Decision, issued: &BTreeMap<String, usize>) -> Vec<Mi
             d.eligible.to_string(),
         );
     }
+    if let Some(f) = &e.allowed_factors {
+        push(
+            "allowed_factors",
+            f.iter().copied().collect::<FactorSet>().to_string(),
+            d.required
+                .map(|q| q.factors)
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    if let Some(m) = e.max_age_s {
+        push(
+            "max_age_s",
+            m.to_string(),
+            d.required.map_or("none".to_string(), |q| {
+                q.validity.max_age_secs().to_string()
+            }),
+        );
+    }
+    if let Some(a) = &e.session_aal {
+        push("session_aal", a.clone(), word(&d.session_aal));
+    }
+    if let Some(r) = e.risk_score {
+        push(
+            "risk_score",
+            r.to_string(),
+            d.risk.as_ref().map_or("none".to_string(), |k| {
+                k.score.map_or("unknown".to_string(), |n| n.to_string())
+            }),
+        );
+    }
     if let Some(f) = &e.fired {
         let mut f = f.clone();
         f.sort();

@@ -83,11 +83,23 @@ pub struct Expect {
     /// Required AAL.
     #[serde(default)]
     pub required_aal: Option<Aal>,
-    /// Eligible factors.
-    #[serde(default)]
+    /// Eligible factors (also written `eligible_factors`, as the JSON output names them).
+    #[serde(default, alias = "eligible_factors")]
     pub eligible: Option<Vec<Factor>>,
-    /// Fired policies (any order).
+    /// The factors the requirement allows, before enrolment (`[]`: no requirement).
     #[serde(default)]
+    pub allowed_factors: Option<Vec<Factor>>,
+    /// The requirement's max age in seconds (`0`: `every time`).
+    #[serde(default)]
+    pub max_age_s: Option<u64>,
+    /// The highest AAL the session proves just before the event (`none`: none).
+    #[serde(default)]
+    pub session_aal: Option<String>,
+    /// The risk score (`unknown` where a signal is unknown and the score is a range).
+    #[serde(default, alias = "risk")]
+    pub risk_score: Option<ExpectedScore>,
+    /// Fired policies (any order; also written `policies`, as the JSON output names them).
+    #[serde(default, alias = "policies")]
     pub fired: Option<Vec<String>>,
     /// Audit record names, in order.
     #[serde(default)]
@@ -116,6 +128,33 @@ pub struct Expect {
     /// policies not named are not checked.
     #[serde(default, deserialize_with = "unique_opt")]
     pub report_only: Option<BTreeMap<String, String>>,
+}
+
+/// A risk score in an expectation: a number, or `unknown` (a range).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ExpectedScore {
+    /// Known exactly.
+    Known(u32),
+    /// `unknown`.
+    Word(UnknownWord),
+}
+
+/// The word `unknown`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownWord {
+    /// `unknown`.
+    Unknown,
+}
+
+impl std::fmt::Display for ExpectedScore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectedScore::Known(n) => write!(f, "{n}"),
+            ExpectedScore::Word(UnknownWord::Unknown) => f.write_str("unknown"),
+        }
+    }
 }
 
 /// The challenge an event issued or answered, in an expectation.
@@ -163,6 +202,10 @@ impl Expect {
             self.decision.is_some(),
             self.required_aal.is_some(),
             self.eligible.is_some(),
+            self.allowed_factors.is_some(),
+            self.max_age_s.is_some(),
+            self.session_aal.is_some(),
+            self.risk_score.is_some(),
             self.fired.is_some(),
             self.audit.is_some(),
             self.message.is_some(),

@@ -810,3 +810,41 @@ fn a_key_named_twice_in_a_map_is_an_error() {
     .unwrap_err();
     assert!(e.contains("named twice"), "{e}");
 }
+
+/// The fields the JSON output names (SPEC §7) can be expected under those names too:
+/// `policies`, `eligible_factors`, `allowed_factors`, `max_age_s`, `session_aal` and the risk
+/// score (a conformance read found them refused as unknown fields).
+#[test]
+fn expectations_take_the_json_outputs_names() {
+    let email = |expect: &str| {
+        format!(
+            "{PARIS_SIGN_IN}        Operation(at: \"+5m\", name: \"change_email\", expect: ({expect})),\n"
+        )
+    };
+    let met = mismatches_of(&email(
+        "decision: step_up, policies: [\"sensitive_ops\"], eligible_factors: [sms, totp], \
+         allowed_factors: [email_otp, sms, voice, push, totp, webauthn], max_age_s: 900, session_aal: \"aal1\"",
+    ));
+    assert_eq!(met, vec![vec![], vec![]]);
+    let missed = mismatches_of(&email(
+        "policies: [\"payouts\"], allowed_factors: [totp], max_age_s: 300, session_aal: \"aal3\", \
+         risk: unknown",
+    ));
+    assert_eq!(
+        missed,
+        vec![
+            vec![],
+            vec![
+                mismatch(
+                    "allowed_factors",
+                    "totp",
+                    "email_otp|sms|voice|push|totp|webauthn"
+                ),
+                mismatch("max_age_s", "300", "900"),
+                mismatch("session_aal", "aal3", "aal1"),
+                mismatch("risk_score", "unknown", "0"),
+                mismatch("fired", "[payouts]", "[sensitive_ops]"),
+            ]
+        ]
+    );
+}
