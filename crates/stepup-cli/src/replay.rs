@@ -158,8 +158,15 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
             return 2;
         }
     };
-    for w in &engine.current().feed_warnings {
+    let warnings = &engine.current().feed_warnings;
+    for w in warnings.kept() {
         eprintln!("warning: {w}");
+    }
+    if warnings.unlisted() > 0 {
+        eprintln!(
+            "warning: and {} more malformed threat-feed line(s), skipped",
+            warnings.unlisted()
+        );
     }
     // A rules file skipped for a typo in its name (S011) guards nothing in this replay either.
     for f in stepup_dsl::near_misses(&a.rules, "policy").unwrap_or_default() {

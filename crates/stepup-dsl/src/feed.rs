@@ -44,6 +44,55 @@ impl std::fmt::Display for FeedWarning {
     }
 }
 
+/// How many of a feed's malformed lines are kept to be shown; the rest are counted.
+pub const FEED_WARNINGS_KEPT: usize = 20;
+
+/// Malformed feed lines: the first [`FEED_WARNINGS_KEPT`], and how many there were (a feed of
+/// millions of bad lines, a third party's broken refresh, kept every one: gigabytes, copied into
+/// each compiled scope and logged line by line).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FeedWarnings {
+    kept: Vec<FeedWarning>,
+    count: usize,
+}
+
+impl FeedWarnings {
+    /// Counts `w`, kept if fewer than [`FEED_WARNINGS_KEPT`] are.
+    pub fn push(&mut self, w: FeedWarning) {
+        self.count = self.count.saturating_add(1);
+        if self.kept.len() < FEED_WARNINGS_KEPT {
+            self.kept.push(w);
+        }
+    }
+    /// Adds the lines of `other`.
+    pub fn extend(&mut self, other: &FeedWarnings) {
+        for w in &other.kept {
+            self.push(w.clone());
+        }
+        self.count = self.count.saturating_add(other.unlisted());
+    }
+    /// How many lines were malformed.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.count
+    }
+    /// Whether none was.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+    /// The first of them.
+    #[must_use]
+    pub fn kept(&self) -> &[FeedWarning] {
+        &self.kept
+    }
+    /// How many were counted and not kept.
+    #[must_use]
+    pub fn unlisted(&self) -> usize {
+        self.count.saturating_sub(self.kept.len())
+    }
+}
+
 fn merge<T: Ord + Copy>(mut v: Vec<(T, T)>, succ: impl Fn(T) -> Option<T>) -> Vec<(T, T)> {
     v.sort_unstable();
     let mut out: Vec<(T, T)> = Vec::with_capacity(v.len());
@@ -118,8 +167,8 @@ impl ThreatFeed {
     /// Parses feed text: one address or CIDR range per line, `#` and `;` comments, blank lines
     /// ignored. Malformed lines are returned as warnings and skipped.
     #[must_use]
-    pub fn parse(name: &str, text: &str) -> (ThreatFeed, Vec<FeedWarning>) {
-        let (mut v4, mut v6, mut warnings) = (Vec::new(), Vec::new(), Vec::new());
+    pub fn parse(name: &str, text: &str) -> (ThreatFeed, FeedWarnings) {
+        let (mut v4, mut v6, mut warnings) = (Vec::new(), Vec::new(), FeedWarnings::default());
         for (i, raw) in text.lines().enumerate() {
             let line = content(raw);
             if line.is_empty() {
@@ -150,7 +199,7 @@ impl ThreatFeed {
     ///
     /// # Errors
     /// When the file cannot be read, or is larger than [`MAX_FEED_BYTES`].
-    pub fn load(path: &Path) -> std::io::Result<(ThreatFeed, Vec<FeedWarning>)> {
+    pub fn load(path: &Path) -> std::io::Result<(ThreatFeed, FeedWarnings)> {
         Self::read(&open_feed(path)?, path)
     }
 
@@ -160,10 +209,7 @@ impl ThreatFeed {
     /// # Errors
     /// When the file cannot be read, is not a regular file, or is larger than
     /// [`MAX_FEED_BYTES`].
-    pub fn read(
-        file: &std::fs::File,
-        path: &Path,
-    ) -> std::io::Result<(ThreatFeed, Vec<FeedWarning>)> {
+    pub fn read(file: &std::fs::File, path: &Path) -> std::io::Result<(ThreatFeed, FeedWarnings)> {
         use std::io::Read;
         let too_large = || {
             std::io::Error::other(format!(
@@ -290,13 +336,14 @@ mod tests {
             "# comment\n10.0.0.0/8\n\n192.0.2.7 # one host\nnot-an-ip\n2001:db8:bad::/48\n",
         );
         assert_eq!(
-            w,
-            vec![FeedWarning {
+            w.kept(),
+            [FeedWarning {
                 file: "f".into(),
                 line: 5,
                 text: "not-an-ip".into()
             }]
         );
+        assert_eq!((w.len(), w.unlisted()), (1, 0));
         assert!(has(&f, "10.255.1.2"));
         assert!(!has(&f, "11.0.0.1"));
         assert!(has(&f, "192.0.2.7"));
@@ -304,6 +351,23 @@ mod tests {
         assert!(has(&f, "2001:db8:bad:ffff::1"));
         assert!(!has(&f, "2001:db8:bae::1"));
         assert!(has(&f, "::ffff:10.1.1.1"));
+    }
+
+    /// A review's finding: every malformed line was kept (about 130 bytes each, then copied
+    /// into each compiled scope and logged one by one): a broken 64 MiB refresh took gigabytes.
+    #[test]
+    fn a_feed_of_many_malformed_lines_keeps_the_first_and_counts_the_rest() {
+        let text = format!("192.0.2.7\n{}", "x\n".repeat(100_000));
+        let (f, w) = ThreatFeed::parse("f", &text);
+        assert!(has(&f, "192.0.2.7"));
+        assert_eq!(
+            (w.len(), w.kept().len(), w.unlisted()),
+            (100_000, 20, 99_980)
+        );
+        assert_eq!(w.kept().last().map(|l| l.line), Some(21));
+        let mut all = w.clone();
+        all.extend(&w);
+        assert_eq!((all.len(), all.kept().len()), (200_000, 20));
     }
 
     #[test]

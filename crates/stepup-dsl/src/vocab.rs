@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::feed::{FeedWarning, ThreatFeed};
+use crate::feed::{FeedWarnings, ThreatFeed};
 
 /// Default `max_speed` of the impossible-travel signal, km/h (a jet's cruising speed).
 pub const DEFAULT_MAX_SPEED_KMH: u32 = 900;
@@ -166,7 +166,7 @@ pub struct RiskConfig {
     /// The ranges of every feed in `threat_feeds`, merged (loaded when the rules are checked).
     pub feed: Arc<ThreatFeed>,
     /// The feeds' malformed lines, skipped (`stepup check` warns about them, S009).
-    pub feed_warnings: Vec<FeedWarning>,
+    pub feed_warnings: FeedWarnings,
 }
 
 impl Default for RiskConfig {
@@ -176,7 +176,7 @@ impl Default for RiskConfig {
             max_speed_kmh: DEFAULT_MAX_SPEED_KMH,
             threat_feeds: Vec::new(),
             feed: Arc::default(),
-            feed_warnings: Vec::new(),
+            feed_warnings: FeedWarnings::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::decide::{IdSeed, Record, Walk};
 use crate::decision::{Decision, DecisionKind, SetHash, audit_names};
 use crate::names::NameMap;
 use crate::request::Request;
-use crate::risk::{FeedWarning, ThreatFeed};
+use crate::risk::{FeedWarnings, ThreatFeed};
 use crate::state::State;
 use crate::store::{Store, StoreError};
 
@@ -68,7 +68,7 @@ pub struct CompiledSet {
     /// The challenge ids' hasher, the set's hash already written.
     ids: IdSeed,
     /// Malformed threat-feed lines (skipped), as the checker found them.
-    pub feed_warnings: Vec<FeedWarning>,
+    pub feed_warnings: FeedWarnings,
     history_window_secs: u64,
 }
 
@@ -153,9 +153,9 @@ impl CompiledSet {
         let compiled =
             stepup_core::threads::map_contained(&all, policies >= parallel_from, compile_one);
         let mut tenants = NameMap::default();
-        let mut feed_warnings = Vec::new();
+        let mut feed_warnings = FeedWarnings::default();
         for ((name, t), scopes) in all.iter().zip(compiled) {
-            feed_warnings.extend(t.risk.feed_warnings.iter().cloned());
+            feed_warnings.extend(&t.risk.feed_warnings);
             let scopes = scopes.ok_or_else(|| {
                 LoadError::Scope(format!(
                     "tenant `{name}` did not compile (a bug in stepup: please report it)"

@@ -43,7 +43,7 @@ pub fn distance_km(a: Location, b: Location) -> f64 {
     2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
 }
 
-pub use stepup_dsl::feed::{FeedWarning, ThreatFeed};
+pub use stepup_dsl::feed::{FeedWarning, FeedWarnings, ThreatFeed};
 
 /// Computes signals for one event, lazily and at most once each.
 ///

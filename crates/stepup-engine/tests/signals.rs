@@ -143,7 +143,7 @@ fn threat_feed_with_an_ipv6_48_comments_and_one_broken_line() {
     );
     assert_eq!(warnings.len(), 1);
     assert_eq!(
-        warnings[0].to_string(),
+        warnings.kept()[0].to_string(),
         "feeds/x.netset:4: `300.1.1.1/8` is not an IP address or CIDR range; line skipped"
     );
     let cfg = RiskConfig::default();

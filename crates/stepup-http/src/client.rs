@@ -38,7 +38,7 @@ impl TrustedProxies {
             ));
         }
         let (feed, warnings) = ThreatFeed::parse("trusted proxies", &text.join("\n"));
-        if let Some(w) = warnings.first() {
+        if let Some(w) = warnings.kept().first() {
             return Err(format!(
                 "trusted proxy `{}` is not an IP address or CIDR range",
                 w.text

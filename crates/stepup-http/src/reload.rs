@@ -74,8 +74,16 @@ pub fn status_allowed(headers: &HeaderMap, peer: Option<IpAddr>, token: Option<&
 
 /// Logs a set's threat-feed warnings (`file:line`).
 pub fn log_feed_warnings(set: &CompiledSet) {
-    for w in &set.feed_warnings {
+    let warnings = &set.feed_warnings;
+    for w in warnings.kept() {
         tracing::warn!(target: "stepup::feeds", "{w}");
+    }
+    if warnings.unlisted() > 0 {
+        tracing::warn!(
+            target: "stepup::feeds",
+            "and {} more malformed threat-feed line(s), skipped",
+            warnings.unlisted()
+        );
     }
 }
 

@@ -515,5 +515,5 @@ fn load_feed(
     }
     lint::malformed_feed_lines(cx, s, &warnings);
     Arc::make_mut(&mut risk.feed).extend(&feed);
-    risk.feed_warnings.extend(warnings);
+    risk.feed_warnings.extend(&warnings);
 }

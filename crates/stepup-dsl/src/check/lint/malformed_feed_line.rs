@@ -3,19 +3,16 @@
 
 use super::super::Ctx;
 use crate::ast;
-use crate::feed::FeedWarning;
+use crate::feed::FeedWarnings;
 
-/// Malformed feed lines listed in a warning; the rest are counted.
-const FEED_LINES_SHOWN: usize = 20;
-
-/// The first malformed lines of feed `s`, one a line, then how many more.
-fn listed_lines(s: &ast::Str, warnings: &[FeedWarning]) -> String {
+/// The first malformed lines of feed `s` (those kept), one a line, then how many more.
+fn listed_lines(s: &ast::Str, warnings: &FeedWarnings) -> String {
     let lines: Vec<String> = warnings
+        .kept()
         .iter()
-        .take(FEED_LINES_SHOWN)
         .map(|w| format!("`{}:{}`: `{}`", s.value, w.line, w.text))
         .collect();
-    let more = warnings.len().saturating_sub(FEED_LINES_SHOWN);
+    let more = warnings.unlisted();
     if more > 0 {
         format!("{}\nand {more} more", lines.join("\n"))
     } else {
@@ -27,11 +24,11 @@ fn listed_lines(s: &ast::Str, warnings: &[FeedWarning]) -> String {
 pub(in crate::check) fn malformed_feed_lines(
     cx: &mut Ctx<'_>,
     s: &ast::Str,
-    warnings: &[FeedWarning],
+    warnings: &FeedWarnings,
 ) {
-    match warnings {
-        [] => {}
-        [w] => cx.warn(
+    match (warnings.len(), warnings.kept()) {
+        (0, _) => {}
+        (1, [w]) => cx.warn(
             "S009",
             s.span,
             format!(
