@@ -325,7 +325,21 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
                     Format::Json => r
                         .events
                         .iter()
-                        .map(|e| format!("{}\n", output::event_json_with(&r, e, detail)))
+                        .map(|e| {
+                            let mut v = output::event_json_with(&r, e, detail);
+                            // `--explain`: each policy (fired or not, why, its predicates'
+                            // values), the merge and the notes, as the table shows them.
+                            if a.explain
+                                && let Some(o) = v.as_object_mut()
+                            {
+                                o.insert(
+                                    "explanation".into(),
+                                    serde_json::to_value(&e.decision.trace)
+                                        .unwrap_or(serde_json::Value::Null),
+                                );
+                            }
+                            format!("{v}\n")
+                        })
                         .collect(),
                     _ => {
                         let mut t = output::table(&r, c, a.explain, a.expect);

@@ -215,6 +215,39 @@ fn replay_json_has_the_spec_fields() {
     }
     assert_eq!(first["decision"], "step_up");
     assert_eq!(first["max_age_s"], 900);
+    assert!(first.get("explanation").is_none(), "{first}");
+}
+
+/// `--explain` with `--format json` shows why, as the table does (a conformance read found it
+/// did nothing there): each policy, fired or not, with its predicates' values, and the merge.
+#[test]
+fn replay_json_explains_with_explain() {
+    let (code, out, _) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--format",
+        "json",
+        "--explain",
+        "examples/scenarios/01_sensitive_operation.ron",
+    ]);
+    assert_eq!(code, 0);
+    let step_up: serde_json::Value =
+        serde_json::from_str(out.lines().nth(1).unwrap_or("")).unwrap_or_default();
+    let why = &step_up["explanation"];
+    let fired: Vec<&serde_json::Value> = why["policies"]
+        .as_array()
+        .map(|p| p.iter().filter(|p| p["fired"] == true).collect())
+        .unwrap_or_default();
+    assert_eq!(fired.len(), 1, "{why}");
+    assert_eq!(fired[0]["name"], "sensitive_ops");
+    assert_eq!(fired[0]["predicates"][0]["value"], "true", "{why}");
+    assert!(
+        why["merge"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("most restrictive of [sensitive_ops]")),
+        "{why}"
+    );
 }
 
 #[test]
