@@ -503,7 +503,9 @@ pub struct Decision {
     pub message: Option<Arc<str>>,
     /// The challenge issued or answered.
     pub challenge_id: Option<ChallengeId>,
-    /// Highest AAL the session proved just before the event.
+    /// Highest AAL the session proved just before the event: given where a policy fired, on
+    /// refusals and completions, and in explanations (replay's JSON always has it); an allow
+    /// where no policy fired leaves it `None` (not computed on the fast path).
     pub session_aal: Option<Aal>,
     /// Risk breakdown (on audited decisions and explanations).
     pub risk: Option<RiskSummary>,
