@@ -183,19 +183,23 @@ fn a_bad_scenario_is_reported_and_the_others_still_replay() {
     drop(d);
 }
 
+/// The JSON line of the step-up (the second event) of example 01, replayed with `extra` flags.
+fn example_01_step_up(extra: &[&str]) -> serde_json::Value {
+    let file = "examples/scenarios/01_sensitive_operation.ron";
+    let args = [
+        &["replay", "--store", "memory", "--format", "json"],
+        extra,
+        &[file],
+    ]
+    .concat();
+    let (code, out, err) = stepup(&args);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(out.lines().nth(1).unwrap_or("")).unwrap_or_default()
+}
+
 #[test]
 fn replay_json_has_the_spec_fields() {
-    let (code, out, _) = stepup(&[
-        "replay",
-        "--store",
-        "memory",
-        "--format",
-        "json",
-        "examples/scenarios/01_sensitive_operation.ron",
-    ]);
-    assert_eq!(code, 0);
-    let first: serde_json::Value =
-        serde_json::from_str(out.lines().nth(1).unwrap_or("")).unwrap_or_default();
+    let first = example_01_step_up(&[]);
     for f in [
         "index",
         "at",
@@ -222,18 +226,7 @@ fn replay_json_has_the_spec_fields() {
 /// did nothing there): each policy, fired or not, with its predicates' values, and the merge.
 #[test]
 fn replay_json_explains_with_explain() {
-    let (code, out, _) = stepup(&[
-        "replay",
-        "--store",
-        "memory",
-        "--format",
-        "json",
-        "--explain",
-        "examples/scenarios/01_sensitive_operation.ron",
-    ]);
-    assert_eq!(code, 0);
-    let step_up: serde_json::Value =
-        serde_json::from_str(out.lines().nth(1).unwrap_or("")).unwrap_or_default();
+    let step_up = example_01_step_up(&["--explain"]);
     let why = &step_up["explanation"];
     let fired: Vec<&serde_json::Value> = why["policies"]
         .as_array()
