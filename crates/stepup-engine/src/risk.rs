@@ -245,7 +245,29 @@ impl<'a> Signals<'a> {
                     kind.as_str()
                 );
             }
-            SignalKind::NewCountry | SignalKind::ImpossibleTravel if self.dated_ahead(kind) => {
+            // In the order `compute` asks: the event's place, then the history's.
+            SignalKind::ImpossibleTravel => {
+                let here = self.ctx.and_then(|c| c.location);
+                let there = self
+                    .history
+                    .and_then(|h| h.last_sign_in.as_ref())
+                    .and_then(|l| l.location);
+                return match (here, there) {
+                    (None, _) => "`impossible_travel` is unknown: the event has no location",
+                    (Some(_), _) if Location::valid(here).is_none() => {
+                        "`impossible_travel` is unknown: the event's location is not a place on Earth"
+                    }
+                    (Some(_), Some(there)) if !there.is_valid() => {
+                        "`impossible_travel` is unknown: the history's last sign-in place is not a place on Earth"
+                    }
+                    _ if self.dated_ahead(kind) => {
+                        "`impossible_travel` is unknown: the history dates the sign-in it reads in the future"
+                    }
+                    _ => "`impossible_travel` is unknown",
+                }
+                .to_string();
+            }
+            SignalKind::NewCountry if self.dated_ahead(kind) => {
                 return format!(
                     "`{}` is unknown: the history dates the sign-in it reads in the future",
                     kind.as_str()
@@ -253,7 +275,6 @@ impl<'a> Signals<'a> {
             }
             SignalKind::NewDevice => "device fingerprint",
             SignalKind::NewCountry => "country",
-            SignalKind::ImpossibleTravel => "location",
         };
         format!("`{}` is unknown: the event has no {input}", kind.as_str())
     }
@@ -265,7 +286,12 @@ impl<'a> Signals<'a> {
         };
         let at = match kind {
             SignalKind::NewCountry => ctx.country.as_ref().and_then(|c| h.countries.get(c)),
-            SignalKind::ImpossibleTravel => h.last_sign_in.as_ref().map(|l| &l.at),
+            // Only a sign-in with a place is one impossible travel reads.
+            SignalKind::ImpossibleTravel => h
+                .last_sign_in
+                .as_ref()
+                .filter(|l| l.location.is_some())
+                .map(|l| &l.at),
             _ => None,
         };
         at.is_some_and(|at| age(self.now, *at).is_none())

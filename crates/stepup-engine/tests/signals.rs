@@ -349,3 +349,61 @@ fn risk_comparisons_over_a_range_are_three_valued() {
         Tri::True
     );
 }
+
+/// Why `impossible_travel` is unknown is said in the order it is decided: the event's place,
+/// then the history's (a re-review found a missing location explained as a last sign-in dated
+/// in the future, and a place off Earth as no place).
+#[test]
+fn impossible_travel_says_why_it_is_unknown_in_the_order_it_is_decided() {
+    let cfg = RiskConfig::default();
+    let empty = ThreatFeed::default();
+    let last = |days_ahead: i64, location: Option<Location>| UserHistory {
+        last_sign_in: Some(LastSignIn {
+            at: Timestamp(NOW + days_ahead * 86_400),
+            country: None,
+            location,
+        }),
+        ..UserHistory::default()
+    };
+    let off_earth = Location {
+        lat: 200.0,
+        lon: 2.35,
+    };
+    let at = |location: Option<Location>| Context {
+        location,
+        ..bare_sign_in()
+    };
+    for (h, c, why) in [
+        (last(10, None), at(None), "the event has no location"),
+        (last(10, Some(PARIS)), at(None), "the event has no location"),
+        (
+            last(0, Some(PARIS)),
+            at(Some(off_earth)),
+            "the event's location is not a place on Earth",
+        ),
+        (
+            last(0, Some(off_earth)),
+            at(Some(PARIS)),
+            "the history's last sign-in place is not a place on Earth",
+        ),
+        (
+            last(10, Some(PARIS)),
+            at(Some(Location {
+                lat: 40.71,
+                lon: -74.0,
+            })),
+            "the history dates the sign-in it reads in the future",
+        ),
+    ] {
+        let s = Signals::new(Some(&c), Some(&h), &cfg, &empty, Timestamp(NOW));
+        assert_eq!(
+            s.get(SignalKind::ImpossibleTravel, 0),
+            Tri::Unknown,
+            "{why}"
+        );
+        assert_eq!(
+            s.unknown_reason(SignalKind::ImpossibleTravel),
+            format!("`impossible_travel` is unknown: {why}")
+        );
+    }
+}

@@ -460,7 +460,7 @@ fn compare(e: &Expect, d: &Decision, issued: &BTreeMap<String, usize>) -> Vec<Mi
     if let Some(a) = e.required_aal {
         push(
             "required_aal",
-            a.to_string(),
+            a.map_or("none".to_string(), |a| a.to_string()),
             d.required.map_or("none".to_string(), |r| r.aal.to_string()),
         );
     }
@@ -484,19 +484,19 @@ fn compare(e: &Expect, d: &Decision, issued: &BTreeMap<String, usize>) -> Vec<Mi
     if let Some(m) = e.max_age_s {
         push(
             "max_age_s",
-            m.to_string(),
+            m.map_or("none".to_string(), |m| m.to_string()),
             d.required.map_or("none".to_string(), |q| {
                 q.validity.max_age_secs().to_string()
             }),
         );
     }
-    if let Some(a) = &e.session_aal {
-        push("session_aal", a.clone(), word(&d.session_aal));
+    if let Some(a) = e.session_aal {
+        push("session_aal", word(&a), word(&d.session_aal));
     }
     if let Some(r) = e.risk_score {
         push(
             "risk_score",
-            r.to_string(),
+            r.map_or("none".to_string(), |r| r.to_string()),
             d.risk.as_ref().map_or("none".to_string(), |k| {
                 k.score.map_or("unknown".to_string(), |n| n.to_string())
             }),

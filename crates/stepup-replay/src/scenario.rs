@@ -80,24 +80,25 @@ pub struct Expect {
     /// `allow`, `step_up`, `deny`, `completed` or `failed`.
     #[serde(default)]
     pub decision: Option<ExpectedDecision>,
-    /// Required AAL.
-    #[serde(default)]
-    pub required_aal: Option<Aal>,
+    /// Required AAL (`None`: no requirement).
+    #[serde(default, deserialize_with = "written")]
+    pub required_aal: Option<Option<Aal>>,
     /// Eligible factors (also written `eligible_factors`, as the JSON output names them).
     #[serde(default, alias = "eligible_factors")]
     pub eligible: Option<Vec<Factor>>,
     /// The factors the requirement allows, before enrolment (`[]`: no requirement).
     #[serde(default)]
     pub allowed_factors: Option<Vec<Factor>>,
-    /// The requirement's max age in seconds (`0`: `every time`).
-    #[serde(default)]
-    pub max_age_s: Option<u64>,
-    /// The highest AAL the session proves just before the event (`none`: none).
-    #[serde(default)]
-    pub session_aal: Option<String>,
-    /// The risk score (`unknown` where a signal is unknown and the score is a range).
-    #[serde(default, alias = "risk")]
-    pub risk_score: Option<ExpectedScore>,
+    /// The requirement's max age in seconds (`0`: `every time`; `None`: no requirement).
+    #[serde(default, deserialize_with = "written")]
+    pub max_age_s: Option<Option<u64>>,
+    /// The highest AAL the session proves just before the event (`None`: none).
+    #[serde(default, deserialize_with = "written")]
+    pub session_aal: Option<Option<Aal>>,
+    /// The risk score (`unknown` where a signal is unknown and the score is a range; `None`:
+    /// no risk breakdown).
+    #[serde(default, alias = "risk", deserialize_with = "written")]
+    pub risk_score: Option<Option<ExpectedScore>>,
     /// Fired policies (any order; also written `policies`, as the JSON output names them).
     #[serde(default, alias = "policies")]
     pub fired: Option<Vec<String>>,
@@ -128,6 +129,16 @@ pub struct Expect {
     /// policies not named are not checked.
     #[serde(default, deserialize_with = "unique_opt")]
     pub report_only: Option<BTreeMap<String, String>>,
+}
+
+/// An expectation's field as written: a written `None` is `Some(None)`, which expects none (read
+/// as "not checked", `expect: (max_age_s: None)` passed while checking nothing).
+fn written<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A risk score in an expectation: a number, or `unknown` (a range).

@@ -823,11 +823,11 @@ fn expectations_take_the_json_outputs_names() {
     };
     let met = mismatches_of(&email(
         "decision: step_up, policies: [\"sensitive_ops\"], eligible_factors: [sms, totp], \
-         allowed_factors: [email_otp, sms, voice, push, totp, webauthn], max_age_s: 900, session_aal: \"aal1\"",
+         allowed_factors: [email_otp, sms, voice, push, totp, webauthn], max_age_s: 900, session_aal: aal1",
     ));
     assert_eq!(met, vec![vec![], vec![]]);
     let missed = mismatches_of(&email(
-        "policies: [\"payouts\"], allowed_factors: [totp], max_age_s: 300, session_aal: \"aal3\", \
+        "policies: [\"payouts\"], allowed_factors: [totp], max_age_s: 300, session_aal: aal3, \
          risk: unknown",
     ));
     assert_eq!(
@@ -844,6 +844,22 @@ fn expectations_take_the_json_outputs_names() {
                 mismatch("session_aal", "aal3", "aal1"),
                 mismatch("risk_score", "unknown", "0"),
                 mismatch("fired", "[payouts]", "[sensitive_ops]"),
+            ]
+        ]
+    );
+    // A written `None` expects none; it is not "not checked" (a re-review: it passed vacuously).
+    let none = mismatches_of(&email(
+        "required_aal: None, max_age_s: None, session_aal: None, risk: None",
+    ));
+    assert_eq!(
+        none,
+        vec![
+            vec![],
+            vec![
+                mismatch("required_aal", "none", "aal2"),
+                mismatch("max_age_s", "none", "900"),
+                mismatch("session_aal", "none", "aal1"),
+                mismatch("risk_score", "none", "0"),
             ]
         ]
     );
