@@ -11,7 +11,7 @@ use crate::lints::LINTS;
 pub use crate::lints::LintDoc as CodeDoc;
 
 /// The highest error code assigned; the next error gets the one after it.
-pub const LAST_ERROR: &str = "E041";
+pub const LAST_ERROR: &str = "E042";
 
 /// Every error: the file (or the set) does not load.
 pub const ERRORS: &[CodeDoc] = &[
@@ -280,6 +280,13 @@ pub const ERRORS: &[CodeDoc] = &[
         what: "a `threat_feed` path leaves the policy file's directory: an absolute path, a `..`, or a symbolic link that leads out of it",
         why: "a policy author must not make the loader read the host's files (its environment, a service's keys, another tenant's rules) into a policy set or a diagnostic; a shared feed is copied into the rules",
         example: "risk { threat_feed \"/proc/self/environ\" }\nwhen threat_intel require aal3",
+    },
+    CodeDoc {
+        code: "E042",
+        name: "too-many-scope-policies",
+        what: "the set's scopes hold more than 1,000,000 policies in all: each tenant's, and for each application that changes them (its own policies or `cache off`) the tenant's again with its own",
+        why: "every such application is compiled apart, with its tenant's policies: a few hundred kilobytes of applications over a large tenant took a minute and gigabytes to load",
+        example: "(a tenant of 1,000 policies and 1,000 applications that each add one)",
     },
 ];
 

@@ -124,6 +124,39 @@ fn a_ten_megabyte_file() {
     assert_eq!(codes(text.into_bytes()), vec!["E020"]);
 }
 
+/// A review's finding: applications that each change a large tenant's policies are each
+/// compiled with all of them (2,000 one-line applications over 2,000 policies took a minute and
+/// 1.4 GB to load). A set whose scopes hold more than `MAX_SCOPE_POLICIES` in all is refused,
+/// once, at the application that crosses the bound; one just under it loads.
+#[test]
+fn a_million_policies_in_all_across_applications_is_refused() {
+    use stepup_dsl::model::MAX_SCOPE_POLICIES;
+    let tenant_policies = 999;
+    let text = |apps: usize| {
+        let mut t = String::from("tenant t {\n  attribute amount: number\n");
+        for i in 0..tenant_policies {
+            t.push_str(&format!(
+                "  policy p{i} \"Confirm this payment.\" {{ when amount > {i} require aal2 }}\n"
+            ));
+        }
+        t.push_str("}\n");
+        for a in 0..apps {
+            t.push_str(&format!("application a{a} of t {{ cache off }}\n"));
+        }
+        t
+    };
+    let errors = |apps| {
+        let mut c = codes(text(apps).into_bytes());
+        c.retain(|c| c.starts_with('E'));
+        c
+    };
+    // The tenant's 1,000 (its admin default counted), then 1,000 per application.
+    let fits = MAX_SCOPE_POLICIES / (tenant_policies + 1) - 1;
+    assert_eq!(errors(fits), Vec::<&str>::new());
+    assert_eq!(errors(fits + 1), vec!["E042"]);
+    assert_eq!(errors(fits + 50), vec!["E042"]);
+}
+
 #[test]
 fn invalid_utf8() {
     assert_eq!(

@@ -10,7 +10,7 @@ use super::policies::check_policy;
 use super::{AppAt, Ctx, PolicyAt, mean};
 use crate::ast::Member;
 use crate::diag::{Diagnostic, Span};
-use crate::model::{ADMIN_DEFAULT_POLICY, Application, Tenant};
+use crate::model::{ADMIN_DEFAULT_POLICY, Application, MAX_SCOPE_POLICIES, Tenant};
 
 /// Checks every application block against its tenant.
 pub(super) fn pass(
@@ -21,6 +21,12 @@ pub(super) fn pass(
 ) -> BTreeMap<(String, String), Application> {
     let mut applications: BTreeMap<(String, String), Application> = BTreeMap::new();
     let tenant_names: Vec<&str> = tenants.keys().map(String::as_str).collect();
+    // The policies the set's scopes hold in all (see `MAX_SCOPE_POLICIES`): the tenants' first.
+    let mut scope_policies: usize = tenants
+        .values()
+        .map(|t| t.policies.len().saturating_add(1))
+        .fold(0, usize::saturating_add);
+    let mut over = false;
     for app in apps {
         let mut cx = Ctx {
             file: app.file,
@@ -204,6 +210,34 @@ pub(super) fn pass(
                     );
                 }
             }
+        }
+        if out.cache_off || !out.policies.is_empty() {
+            scope_policies = scope_policies
+                .saturating_add(tenant.policies.len())
+                .saturating_add(1)
+                .saturating_add(out.policies.len());
+        }
+        if scope_policies > MAX_SCOPE_POLICIES {
+            // Said once, at the application that crosses the bound; the rest are not linted
+            // (the set does not load).
+            if !over {
+                over = true;
+                cx.err(
+                    "E042",
+                    b.name.span,
+                    format!(
+                        "with application `{}`, the set's scopes hold more than {MAX_SCOPE_POLICIES} policies in all",
+                        b.name.text
+                    ),
+                    "too many policies in all",
+                    Some(format!(
+                        "each application that changes its tenant's policies (its own policies, `cache off`) holds the tenant's {} again with its own, and is compiled apart: put what applications share in the tenant, or split the tenant",
+                        tenant.policies.len()
+                    )),
+                );
+            }
+            applications.insert(key, out);
+            continue;
         }
         // The policies in force for the application: the tenant's, replaced by name, and its own
         // (the tenant's as they are, not copied, when the application has none).
