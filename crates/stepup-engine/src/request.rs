@@ -47,6 +47,27 @@ pub struct Context {
     pub platform_risk: Option<u32>,
 }
 
+impl Context {
+    /// The device fingerprint, if the context names one: an empty or blank one names none
+    /// (SPEC §10: `new_device` is unknown and nothing is learned; read as a fingerprint, `""`
+    /// was learned by one strong sign-in and known on every later one that sent it).
+    #[must_use]
+    pub fn device_id(&self) -> Option<&str> {
+        named(self.device.as_deref())
+    }
+
+    /// The country code, if the context names one (an empty or blank one names none).
+    #[must_use]
+    pub fn country_code(&self) -> Option<&str> {
+        named(self.country.as_deref())
+    }
+}
+
+/// `text` unless it is empty or blank.
+fn named(text: Option<&str>) -> Option<&str> {
+    text.filter(|t| !t.trim().is_empty())
+}
+
 /// A request attribute value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]

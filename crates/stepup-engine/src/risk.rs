@@ -168,11 +168,11 @@ impl<'a> Signals<'a> {
             return Tri::Unknown;
         };
         match kind {
-            SignalKind::NewDevice => match &ctx.device {
+            SignalKind::NewDevice => match ctx.device_id() {
                 Some(d) => Tri::from(!h.devices.contains(d)),
                 None => Tri::Unknown,
             },
-            SignalKind::NewCountry => match &ctx.country {
+            SignalKind::NewCountry => match ctx.country_code() {
                 Some(c) => match h.countries.get(c) {
                     Some(seen) => match age(self.now, *seen) {
                         Some(age) => Tri::from(age > i64::from(days) * 86_400),
@@ -285,7 +285,7 @@ impl<'a> Signals<'a> {
             return false;
         };
         let at = match kind {
-            SignalKind::NewCountry => ctx.country.as_ref().and_then(|c| h.countries.get(c)),
+            SignalKind::NewCountry => ctx.country_code().and_then(|c| h.countries.get(c)),
             // Only a sign-in with a place is one impossible travel reads.
             SignalKind::ImpossibleTravel => h
                 .last_sign_in

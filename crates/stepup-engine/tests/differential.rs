@@ -327,6 +327,7 @@ fn compile(text: &str) -> Result<CompiledSet, String> {
 enum Corruption {
     DropAttr(usize),
     MistypeAttr(usize),
+    /// 0 device, 1 IP, 2 country, 3 location taken away; 4 device, 5 country made blank.
     DropContextField(u8),
     GarbleIp,
     StoreDown,
@@ -366,7 +367,7 @@ fn corruption() -> impl Strategy<Value = Corruption> {
     prop_oneof![
         (0..3usize).prop_map(Corruption::DropAttr),
         (0..3usize).prop_map(Corruption::MistypeAttr),
-        (0..4u8).prop_map(Corruption::DropContextField),
+        (0..6u8).prop_map(Corruption::DropContextField),
         Just(Corruption::GarbleIp),
         Just(Corruption::StoreDown),
         Just(Corruption::FailScripts),
@@ -417,6 +418,9 @@ fn corrupt(c: &Corruption, text: &str, req: &mut Request, state: &mut State) -> 
                     0 => ctx.device = None,
                     1 => ctx.ip = None,
                     2 => ctx.country = None,
+                    // Blank is none too: an empty fingerprint, a country of spaces.
+                    4 => ctx.device = Some(String::new()),
+                    5 => ctx.country = Some(" ".into()),
                     _ => ctx.location = None,
                 }
             }
@@ -480,7 +484,7 @@ fn every_corruption(combo: &[Corruption]) -> Vec<Vec<Corruption>> {
         all.push(vec![Corruption::MistypeAttr(i)]);
         all.push(vec![Corruption::DropSessionEvent(i)]);
     }
-    for k in 0..4 {
+    for k in 0..6 {
         all.push(vec![Corruption::DropContextField(k)]);
     }
     for k in 0..5 {

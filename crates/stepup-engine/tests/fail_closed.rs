@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use stepup_core::{Aal, Factor, FactorSet, Timestamp};
+use stepup_dsl::model::SignalKind;
+use stepup_engine::Tri;
 use stepup_engine::decision::{DenyReason, audit_names as au};
 use stepup_engine::state::{HistoryUpdate, LastSignIn, SessionState};
 use stepup_engine::{
@@ -1470,4 +1472,58 @@ fn a_name_a_script_guards_is_refused_when_spelt_otherwise() {
         );
     }
     assert_eq!(kind(&s.op(30, "view_profile", vec![])), DecisionKind::Allow);
+}
+
+/// Found by a SPEC scenario author: an empty (or blank) device fingerprint or country was read
+/// as one: `new_device` true (not unknown), and one strong sign-in taught the history `""`,
+/// known on every later sign-in that sent it (allowed). An empty one names none (SPEC §10).
+#[test]
+fn an_empty_device_or_country_is_none_and_is_never_learned() {
+    let signal = |d: &Decision, k: SignalKind| {
+        d.risk
+            .as_ref()
+            .and_then(|r| r.signals.iter().find(|s| s.signal == k))
+            .map(|s| s.value)
+    };
+    for (blank, signal_kind, policy) in [
+        ("", SignalKind::NewDevice, "new_device_sign_in"),
+        ("  ", SignalKind::NewDevice, "new_device_sign_in"),
+        ("", SignalKind::NewCountry, "new_country_sign_in"),
+        (" \t", SignalKind::NewCountry, "new_country_sign_in"),
+    ] {
+        let store = MemoryStore::new();
+        let mut s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Sms]);
+        let ctx = || {
+            let mut c = paris();
+            match signal_kind {
+                SignalKind::NewDevice => c.device = Some(blank.into()),
+                _ => c.country = Some(blank.into()),
+            }
+            c
+        };
+        // A strong sign-in: the sms proves what the policy asks, so it is allowed.
+        let d = s.sign_in_with(0, ctx(), &[Factor::Password, Factor::Sms]);
+        assert_eq!(
+            signal(&d, signal_kind),
+            Some(Tri::Unknown),
+            "{blank:?}: {d:?}"
+        );
+        assert_eq!(*d.fired, [policy], "{blank:?}");
+        assert_eq!(kind(&d), DecisionKind::Allow, "{blank:?}");
+        // It taught nothing blank: a later password sign-in sending it is questioned again.
+        s.session = "s2".into();
+        let d = s.sign_in(60, ctx());
+        assert_eq!(
+            signal(&d, signal_kind),
+            Some(Tri::Unknown),
+            "{blank:?}: {d:?}"
+        );
+        assert_eq!(kind(&d), DecisionKind::StepUp, "{blank:?}");
+        let (h, _) = store.load("acme", "alice", "s2").unwrap();
+        assert!(
+            !h.devices.iter().any(|x| x.trim().is_empty())
+                && !h.countries.keys().any(|x| x.trim().is_empty()),
+            "{blank:?}: {h:?}"
+        );
+    }
 }

@@ -415,13 +415,13 @@ fn allowed_auth(req: &Request) -> Option<AuthEvent> {
 fn allowed_history(req: &Request) -> Option<HistoryUpdate> {
     match &req.event {
         Event::SignIn { context, .. } => Some(HistoryUpdate {
-            device: context.device.clone(),
-            country: context.country.clone().map(|c| (c, req.now)),
+            device: context.device_id().map(str::to_string),
+            country: context.country_code().map(|c| (c.to_string(), req.now)),
             // Only a located sign-in moves the impossible-travel reference (a place not on
             // Earth is no location).
             last_sign_in: Location::valid(context.location).map(|location| LastSignIn {
                 at: req.now,
-                country: context.country.clone(),
+                country: context.country_code().map(str::to_string),
                 location: Some(location),
             }),
             access: None,
