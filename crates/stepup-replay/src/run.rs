@@ -319,9 +319,12 @@ fn ron_message(msg: &str) -> (String, String) {
                 "unknown challenge expectation `{x}`; write `issued_by(N)` (N: the index of the event that issued it) or `none`"
             ),
         ),
+        // `required_aal` or `session_aal`: the position says which.
         (true, [x, "Aal", ..]) => (
-            "required_aal".into(),
-            format!("unknown assurance level `{x}`; levels are aal1, aal2 and aal3"),
+            "aal".into(),
+            format!(
+                "unknown assurance level `{x}`; levels are aal1, aal2 and aal3 (`None`: none)"
+            ),
         ),
         (_, [first, ..]) => ((*first).to_string(), msg.to_string()),
         _ => ("scenario".into(), msg.to_string()),
