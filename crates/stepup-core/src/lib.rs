@@ -441,10 +441,22 @@ pub fn did_you_mean<'a, I: IntoIterator<Item = &'a str>>(
     word: &str,
     candidates: I,
 ) -> Option<&'a str> {
+    // Written in other capitals (`TOTP`) is the nearest of all; a word every letter of which
+    // would change (`b` for `a`) is no typo.
     candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1) && *d > 0)
+        .map(|c| {
+            let d = if c != word && c.eq_ignore_ascii_case(word) {
+                0
+            } else {
+                edit_distance(word, c).max(1)
+            };
+            (d, c)
+        })
+        .filter(|(d, c)| {
+            let longest = c.chars().count().max(word.chars().count());
+            *c != word && *d <= (longest / 3).max(1) && *d < longest
+        })
         .min_by_key(|(d, c)| (*d, *c))
         .map(|(_, c)| c)
 }
@@ -502,6 +514,10 @@ mod tests {
     #[test]
     fn did_you_mean_finds_typos_only() {
         assert_eq!(did_you_mean("totpp", Factor::names()), Some("totp"));
+        assert_eq!(did_you_mean("TOTP", Factor::names()), Some("totp"), "capitals");
+        assert_eq!(did_you_mean("totp", Factor::names()), None, "itself");
+        assert_eq!(did_you_mean("b", ["a", "c"]), None, "one letter for another");
+        assert_eq!(did_you_mean("al2", ["aal2", "aal3"]), Some("aal2"));
         assert_eq!(
             did_you_mean("ottp", Factor::names()),
             Some("totp"),

@@ -911,7 +911,9 @@ fn a_stronger_factor_is_not_more_factors_and_the_admin_default_is_held_to_s004()
             "S004",
             &format!("an aal3 elevation kept for {kept}"),
             underlined,
-            Some("5 minutes is recommended for AAL3 in highly sensitive operations"),
+            Some(
+                "keep an aal3 elevation to 15 minutes at most (`for 15m`); 5 minutes is recommended for highly sensitive operations",
+            ),
         );
     }
     assert!(

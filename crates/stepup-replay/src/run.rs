@@ -322,9 +322,7 @@ fn ron_message(msg: &str) -> (String, String) {
         // `required_aal` or `session_aal`: the position says which.
         (true, [x, "Aal", ..]) => (
             "aal".into(),
-            format!(
-                "unknown assurance level `{x}`; levels are aal1, aal2 and aal3 (`None`: none)"
-            ),
+            format!("unknown assurance level `{x}`; levels are aal1, aal2 and aal3 (`None`: none)"),
         ),
         (_, [first, ..]) => ((*first).to_string(), msg.to_string()),
         _ => ("scenario".into(), msg.to_string()),

@@ -21,7 +21,10 @@ pub(in crate::check) fn long_aal3_elevation(cx: &mut Ctx<'_>, r: &ast::Require, 
             span,
             format!("an aal3 elevation kept for {}", format_duration(s)),
             "longer than 15 minutes",
-            Some("5 minutes is recommended for AAL3 in highly sensitive operations".into()),
+            Some(
+                "keep an aal3 elevation to 15 minutes at most (`for 15m`); 5 minutes is recommended for highly sensitive operations"
+                    .into(),
+            ),
         );
     }
 }
