@@ -514,9 +514,17 @@ mod tests {
     #[test]
     fn did_you_mean_finds_typos_only() {
         assert_eq!(did_you_mean("totpp", Factor::names()), Some("totp"));
-        assert_eq!(did_you_mean("TOTP", Factor::names()), Some("totp"), "capitals");
+        assert_eq!(
+            did_you_mean("TOTP", Factor::names()),
+            Some("totp"),
+            "capitals"
+        );
         assert_eq!(did_you_mean("totp", Factor::names()), None, "itself");
-        assert_eq!(did_you_mean("b", ["a", "c"]), None, "one letter for another");
+        assert_eq!(
+            did_you_mean("b", ["a", "c"]),
+            None,
+            "one letter for another"
+        );
         assert_eq!(did_you_mean("al2", ["aal2", "aal3"]), Some("aal2"));
         assert_eq!(
             did_you_mean("ottp", Factor::names()),

@@ -309,16 +309,27 @@ impl Diagnostic {
         let _ = writeln!(out, "{pad} {blue}|{reset}");
         let _ = writeln!(out, "{blue}{line}{reset} {blue}|{reset} {shown}");
         let avail = shown.chars().count().saturating_sub(col - 1 - shift).max(1);
-        let span_chars = self
+        // Padded and underlined by display width: a wide character (CJK, most emoji) takes two
+        // columns of a terminal, so the caret stays under its text.
+        let width = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+        let before: String = shown.chars().take(col - 1 - shift).collect();
+        let span_text: String = self
             .snippet()
             .split('\n')
             .next()
             .unwrap_or("")
             .chars()
             .take(avail)
-            .count()
-            .max(1);
-        let carets = "^".repeat(span_chars.min(avail));
+            // One column each, as the line shows them (see `clip_line`).
+            .map(|c| {
+                if c.is_control() || shown_as_replacement(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let carets = "^".repeat(width(&span_text).max(1));
         let label = if self.label.is_empty() {
             String::new()
         } else {
@@ -327,7 +338,7 @@ impl Diagnostic {
         let _ = writeln!(
             out,
             "{pad} {blue}|{reset} {}{c}{carets}{label}{reset}",
-            " ".repeat(col - 1 - shift)
+            " ".repeat(width(&before))
         );
         if let Some(h) = &self.help {
             // A help of several lines (a list) stays aligned under its first line.
@@ -356,6 +367,21 @@ impl Diagnostic {
     }
 }
 
+/// Whether `c` reorders or breaks what a terminal shows (bidirectional controls, invisible line
+/// breaks: E040's): a snippet shows `�` in its place.
+fn shown_as_replacement(c: char) -> bool {
+    matches!(
+        c,
+        '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
 /// Characters of a long line shown around the span.
 const SHOWN_CHARS: usize = 120;
 /// Characters shown before the span when a long line is cut.
@@ -371,13 +397,7 @@ fn clip_line(line: &str, col: usize, at: usize) -> (String, usize) {
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| match c {
-                '\u{61c}'
-                | '\u{200e}'
-                | '\u{200f}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}' => '\u{fffd}',
+                c if shown_as_replacement(c) => '\u{fffd}',
                 c if c.is_control() => ' ',
                 c => c,
             })
