@@ -106,9 +106,17 @@ impl Fmt<'_> {
             return;
         }
         let end_line = self.line_of(end.saturating_sub(1));
+        // A comment trails the unit only when nothing but spaces lies between them (after a
+        // unit and another on one line, it trails the other: a review saw a comment written
+        // after a policy's `}` moved onto the attribute the line began with).
+        let only_spaces = |from: usize, to: usize| {
+            self.text
+                .is_none_or(|t| t.get(from..to).is_some_and(|g| g.trim().is_empty()))
+        };
         if let Some(c) = self.comments.get(self.next)
             && c.start >= end.saturating_sub(1)
             && self.line_of(c.start) == end_line
+            && only_spaces(end.min(c.start), c.start)
         {
             let text = c.text.clone();
             if self.out.ends_with('\n') {

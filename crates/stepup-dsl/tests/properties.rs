@@ -230,3 +230,18 @@ fn near_the_depth_bound_a_file_loads_exactly_when_its_formatted_text_loads() {
         load(&format_text("d.policy", &shallower).unwrap())
     );
 }
+
+/// A comment written after a unit that shares its line with another trails the one it follows
+/// (a review: after a policy's `}` on the line an attribute began, it moved onto the attribute).
+#[test]
+fn a_trailing_comment_stays_with_the_unit_it_follows() {
+    let text = "tenant t { operation payout sensitive\n  attribute amount: number policy p \"Confirm this payout.\" { when operation == payout and amount > 1000 require aal2 } # after p\n  operation view routine # after view\n}\n";
+    let out = format_text("c.policy", text).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(out.contains("  attribute amount: number\n"), "{out}");
+    assert!(out.contains("  }  # after p\n"), "{out}");
+    assert!(
+        out.contains("  operation view routine  # after view\n"),
+        "{out}"
+    );
+    assert_eq!(format_text("c.policy", &out).unwrap_or_default(), out);
+}
