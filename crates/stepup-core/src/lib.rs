@@ -446,10 +446,12 @@ pub fn did_you_mean<'a, I: IntoIterator<Item = &'a str>>(
     candidates
         .into_iter()
         .map(|c| {
+            // Case aside (`TOTPP` is one typo from `totp`), and a difference of case alone
+            // nearest.
             let d = if c != word && c.eq_ignore_ascii_case(word) {
                 0
             } else {
-                edit_distance(word, c).max(1)
+                edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()).max(1)
             };
             (d, c)
         })
@@ -520,6 +522,11 @@ mod tests {
             "capitals"
         );
         assert_eq!(did_you_mean("totp", Factor::names()), None, "itself");
+        assert_eq!(
+            did_you_mean("TOTPP", Factor::names()),
+            Some("totp"),
+            "capitals and a typo"
+        );
         assert_eq!(
             did_you_mean("b", ["a", "c"]),
             None,

@@ -307,15 +307,16 @@ fn log_event(e: &Event) -> LogEvent {
 pub fn history_read(h: &UserHistory, event: &Event) -> UserHistory {
     let mut out = UserHistory::default();
     if let Some(ctx) = event.context() {
-        if let Some(d) = &ctx.device
+        // As the engine reads them: a blank device or country names none.
+        if let Some(d) = ctx.device_id()
             && h.devices.contains(d)
         {
-            out.devices.insert(d.clone());
+            out.devices.insert(d.to_string());
         }
-        if let Some(c) = &ctx.country
+        if let Some(c) = ctx.country_code()
             && let Some(at) = h.countries.get(c)
         {
-            out.countries.insert(c.clone(), *at);
+            out.countries.insert(c.to_string(), *at);
         }
         out.last_sign_in.clone_from(&h.last_sign_in);
     }
@@ -384,9 +385,15 @@ impl Record {
         self.pseudonymised = true;
         self.user = p.pseudonym(Kind::User, &self.user);
         self.session = p.pseudonym(Kind::Session, &self.session);
+        // A device as the engine reads it (`Context::device_id`): named, without surrounding
+        // spaces; a blank one stays blank (a pseudonym would name a device where the event
+        // named none, and a backtest read it as known or new).
         let device = |d: &mut Option<String>| {
             if let Some(x) = d {
-                *x = p.pseudonym(Kind::Device, x);
+                let named = x.trim();
+                if !named.is_empty() {
+                    *x = p.pseudonym(Kind::Device, named);
+                }
             }
         };
         match &mut self.event {

@@ -389,6 +389,58 @@ fn a_pseudonymised_log_hides_ids_and_still_backtests_to_the_same_decisions() {
     assert!(Pseudonymizer::new(b"short").is_err());
 }
 
+/// A re-review's finding: pseudonymising turned a blank device into a named one (`d_…`), and
+/// the history a log keeps read the blank one a store of an older version had learned, so a
+/// backtest of a pseudonymised log changed a step-up into an allow. A blank device stays blank
+/// in the log, and the engine reads it as none either way.
+#[test]
+fn a_blank_device_stays_none_in_a_pseudonymised_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    std::fs::write(
+        scenarios.join("blank.ron"),
+        r#"Scenario(
+    name: "a blank device",
+    tenant: "acme",
+    application: "dashboard",
+    user: (id: "alice", enrolled: [password, totp],
+           history: (devices: ["", " laptop-1 "], countries: {"FR": "2026-11-20T08:00:00Z"})),
+    events: [
+        SignIn(at: "2026-11-27T09:00:00Z", device: "", ip: "198.51.100.7", country: " FR ",
+               location: (lat: 48.85, lon: 2.35), factors: [password],
+               expect: (decision: step_up, fired: ["new_device_sign_in"],
+                        signals: {"new_device": "unknown", "new_country": "false"})),
+    ],
+)
+"#,
+    )
+    .unwrap();
+    let key = b"a secret key of the operator, 32b";
+    for pseudo in [None, Some(Pseudonymizer::new(key).unwrap())] {
+        let log = dir.path().join("blank.jsonl");
+        let _ = std::fs::remove_file(&log);
+        write_log(&root().join("rules"), &scenarios, &log, pseudo);
+        let recs = records(&log);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].1.decision.kind, stepup_engine::DecisionKind::StepUp);
+        // Logged as it was said: blank, not a pseudonym that names a device; and the history
+        // kept for it holds no blank device.
+        let LogEvent::SignIn { context, .. } = &recs[0].1.event else {
+            panic!("a sign-in")
+        };
+        assert_eq!(context.device.as_deref(), Some(""));
+        let state = recs[0].1.state().unwrap();
+        let history = state.history.unwrap();
+        assert!(
+            !history.devices.iter().any(|d| d.trim().is_empty()),
+            "{history:?}"
+        );
+        let r = backtest(&root().join("rules"), None, &log);
+        assert_eq!((r.decisions, r.changed, r.unreadable), (1, 0, 0));
+    }
+}
+
 /// A copy of `rules/` with `from` replaced by `to` in `file`.
 fn changed_rules(dir: &Path, file: &str, from: &str, to: &str) -> PathBuf {
     let out = dir.join(format!("rules-{}", to.len()));

@@ -244,4 +244,11 @@ fn a_trailing_comment_stays_with_the_unit_it_follows() {
         "{out}"
     );
     assert_eq!(format_text("c.policy", &out).unwrap_or_default(), out);
+    // A comment after a block's `{` stays on its header line (the re-review: it moved off it,
+    // so a formatted file failed `fmt --check`).
+    let headers = "tenant acme {  # header\n  operation view routine\n}\napplication a of acme {  # app\n  cache off\n}\n";
+    assert_eq!(
+        format_text("h.policy", headers).unwrap_or_default(),
+        headers
+    );
 }

@@ -48,7 +48,8 @@ pub struct Context {
 }
 
 impl Context {
-    /// The device fingerprint, if the context names one: an empty or blank one names none
+    /// The device fingerprint, if the context names one (without surrounding spaces): an empty
+    /// or blank one names none
     /// (SPEC §10: `new_device` is unknown and nothing is learned; read as a fingerprint, `""`
     /// was learned by one strong sign-in and known on every later one that sent it).
     #[must_use]
@@ -56,16 +57,18 @@ impl Context {
         named(self.device.as_deref())
     }
 
-    /// The country code, if the context names one (an empty or blank one names none).
+    /// The country code, if the context names one (without surrounding spaces; an empty or
+    /// blank one names none).
     #[must_use]
     pub fn country_code(&self) -> Option<&str> {
         named(self.country.as_deref())
     }
 }
 
-/// `text` unless it is empty or blank.
+/// `text` without the spaces around it, unless that leaves nothing (`" FR "` is `FR`, as the
+/// HTTP layer reads a header).
 fn named(text: Option<&str>) -> Option<&str> {
-    text.filter(|t| !t.trim().is_empty())
+    text.map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// A request attribute value.

@@ -1526,4 +1526,18 @@ fn an_empty_device_or_country_is_none_and_is_never_learned() {
             "{blank:?}: {h:?}"
         );
     }
+    // Spaces around a name are not part of it (as the HTTP layer reads a header): ` laptop-1 `
+    // and ` FR ` are the known device and country.
+    let store = MemoryStore::new();
+    let s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Sms]);
+    let padded = Context {
+        device: Some(" laptop-1 ".into()),
+        country: Some(" FR ".into()),
+        ..paris()
+    };
+    let d = s.sign_in(0, padded);
+    assert_eq!(kind(&d), DecisionKind::Allow, "{d:?}");
+    for k in [SignalKind::NewDevice, SignalKind::NewCountry] {
+        assert_eq!(signal(&d, k), Some(Tri::False), "{k:?}");
+    }
 }

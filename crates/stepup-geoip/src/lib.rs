@@ -127,7 +127,8 @@ impl GeoIp {
     /// location when it has none. What the context says is kept; an address that does not
     /// parse, or that the database does not hold, leaves the fields unknown (SPEC §10).
     pub fn fill(&self, ctx: &mut Context) {
-        if ctx.country.is_some() && ctx.location.is_some() {
+        // A blank country says none (`Context::country_code`): it is filled too.
+        if ctx.country_code().is_some() && ctx.location.is_some() {
             return;
         }
         let Some(ip) = ctx
@@ -138,7 +139,7 @@ impl GeoIp {
             return;
         };
         let place = self.lookup(ip);
-        if ctx.country.is_none() {
+        if ctx.country_code().is_none() {
             ctx.country = place.country;
         }
         if ctx.location.is_none() {

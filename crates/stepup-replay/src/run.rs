@@ -321,8 +321,10 @@ fn ron_message(msg: &str) -> (String, String) {
         ),
         // `required_aal` or `session_aal`: the position says which.
         (true, [x, "Aal", ..]) => (
-            "aal".into(),
-            format!("unknown assurance level `{x}`; levels are aal1, aal2 and aal3 (`None`: none)"),
+            "expect".into(),
+            format!(
+                "unknown assurance level `{x}` (in `required_aal` or `session_aal`); levels are aal1, aal2 and aal3, written bare, and `None` for none"
+            ),
         ),
         (_, [first, ..]) => ((*first).to_string(), msg.to_string()),
         _ => ("scenario".into(), msg.to_string()),
