@@ -103,8 +103,9 @@ pub struct Policy {
     pub name: String,
     /// The user-facing message, if written.
     pub message: Option<String>,
-    /// When it fires.
-    pub condition: Cond,
+    /// When it fires (shared: an application with `cache off` holds a copy of each of its
+    /// tenant's policies with the same condition, lowered once).
+    pub condition: Arc<Cond>,
     /// What it requires.
     pub requirement: Requirement,
     /// Where it was written.
@@ -183,7 +184,7 @@ impl Tenant {
             message: Some(
                 "We need to re-verify your identity for this administrative action.".to_string(),
             ),
-            condition: Cond::OperationClassIs(OperationClass::Admin),
+            condition: Arc::new(Cond::OperationClassIs(OperationClass::Admin)),
             requirement: req,
             origin: Origin {
                 file: "<built-in>".to_string(),

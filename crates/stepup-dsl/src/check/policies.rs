@@ -299,7 +299,7 @@ pub(super) fn check_policy(cx: &mut Ctx<'_>, t: &Tenant, at: &PolicyAt<'_>) -> O
     Some(Policy {
         name: at.name.clone(),
         message: p.message.as_ref().map(|m| m.value.clone()),
-        condition: cond,
+        condition: Arc::new(cond),
         requirement: req,
         origin: Origin {
             file: at.file.name.clone(),

@@ -35,7 +35,7 @@ impl Located {
         from_app: bool,
     ) -> Self {
         let (mut ops, mut res): (Option<BTreeSet<String>>, Option<BTreeSet<String>>) = (None, None);
-        let conjuncts: &[Cond] = match &p.condition {
+        let conjuncts: &[Cond] = match &*p.condition {
             Cond::And(v) => v,
             other => std::slice::from_ref(other),
         };
