@@ -109,11 +109,12 @@ impl Fmt<'_> {
         // A comment trails the unit only when nothing but spaces lies between them (after a
         // unit and another on one line, it trails the other: a review saw a comment written
         // after a policy's `}` moved onto the attribute the line began with).
-        // (A unit's end may be given before its own `{` or `}`: those may lie between too.)
+        // (A block's header is trailed from before its own `{`: that one may lie between too,
+        // and nothing else — a `}` is another unit's end.)
         let only_spaces = |from: usize, to: usize| {
             self.text.is_none_or(|t| {
                 t.get(from..to)
-                    .is_some_and(|g| g.chars().all(|c| c.is_whitespace() || c == '{' || c == '}'))
+                    .is_some_and(|g| matches!(g.trim(), "" | "{"))
             })
         };
         if let Some(c) = self.comments.get(self.next)

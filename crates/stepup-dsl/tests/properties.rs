@@ -251,4 +251,12 @@ fn a_trailing_comment_stays_with_the_unit_it_follows() {
         format_text("h.policy", headers).unwrap_or_default(),
         headers
     );
+    // A comment after a block's closing `}` trails the block, not its last member.
+    let closing = "tenant t { operation view routine }  # end of t\ntenant u {}  # c\n";
+    let out = format_text("e.policy", closing).unwrap_or_default();
+    assert!(
+        out.contains("  operation view routine\n}  # end of t\n"),
+        "{out}"
+    );
+    assert!(out.contains("tenant u {\n}  # c\n"), "{out}");
 }

@@ -381,7 +381,16 @@ fn scope_of(
     let texts = r
         .policies
         .iter()
-        .map(|p| of(p).map_or_else(|| PolicyText::of(p), |l| Arc::clone(&l.text)))
+        .map(|p| {
+            // Shared with the policy whose condition it shares only when it says the same (a
+            // `cache off` copy does; a policy built otherwise by an embedder may not).
+            of(p)
+                .map(|l| &l.text)
+                .filter(|t| {
+                    t.alone.first() == Some(&p.name) && *t.message == *p.message_or_default()
+                })
+                .map_or_else(|| PolicyText::of(p), Arc::clone)
+        })
         .collect();
     CompiledScope {
         tenant: r.tenant.clone(),
