@@ -20,7 +20,7 @@
 //! the candidate set, report-only ones included with what they would have done: events in
 //! scopes where it is in force (step-up completions excepted: no policy is evaluated on them),
 //! fired, prompts and denials it caused (it was among the fired policies the session did not
-//! satisfy), users affected and prompts per active user per day.
+//! satisfy), users affected and prompts per active user per day (of its tenant's users).
 //!
 //! A decision *changes* when its kind, its requirement or its deny reason changes (what the
 //! user sees); changes are grouped by (old → new, the policies that decided either), with a
@@ -279,6 +279,9 @@ pub struct Backtest {
     first_tenant: Option<String>,
     many_tenants: bool,
     user_days: HashSet<(u32, i64)>,
+    /// Active user-days per tenant (a user is one tenant's): a policy's prompts per day are
+    /// over its tenant's.
+    tenant_user_days: HashMap<String, u64>,
     old: Side,
     new: Side,
     policies: Vec<(PolicyKey, PolicyCounts)>,
@@ -484,6 +487,7 @@ impl Backtest {
             first_tenant: None,
             many_tenants: false,
             user_days: HashSet::new(),
+            tenant_user_days: HashMap::new(),
             old: Side::default(),
             new: Side::default(),
             policies: Vec::new(),
@@ -586,7 +590,9 @@ impl Backtest {
             .hash_one((rec.tenant.as_str(), rec.user.as_str()));
         let user = *self.users.entry(key).or_insert(n_users);
         let day = rec.now.0.div_euclid(86_400);
-        self.user_days.insert((user, day));
+        if self.user_days.insert((user, day)) {
+            *self.tenant_user_days.entry(rec.tenant.clone()).or_default() += 1;
+        }
         let recorded = &rec.decision;
         let (old, new) = match rec.state() {
             Some(state) if !store_failure(recorded) => {
@@ -817,7 +823,11 @@ impl Backtest {
                 prompts: c.prompts,
                 denials: c.denials,
                 users_affected: c.users.len() as u64,
-                prompts_per_active_user_day: per_day(c.prompts),
+                // Over its tenant's active user-days (another tenant's traffic is not its).
+                prompts_per_active_user_day: match self.tenant_user_days.get(tenant) {
+                    Some(&d) if d > 0 => c.prompts as f64 / d as f64,
+                    _ => 0.0,
+                },
             })
             .collect();
         r.changed = self.changed;

@@ -441,6 +441,54 @@ fn a_blank_device_stays_none_in_a_pseudonymised_log() {
     }
 }
 
+/// A SPEC §12 QA read: a policy's prompts per active user per day were over the whole log's
+/// user-days, so another tenant's traffic lowered them. They are over its tenant's.
+#[test]
+fn a_policys_prompts_per_day_are_over_its_tenants_active_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("t.policy"),
+        "tenant t {\n  operation pay sensitive\n  policy pay \"Confirm this payment.\" { when operation == pay require aal2 factor totp for 5m }\n}\ntenant t2 {\n  operation view routine\n}\n",
+    )
+    .unwrap();
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    let sign_in = r#"SignIn(at: "2026-11-27T09:00:00Z", device: "d", ip: "198.51.100.7", country: "FR", location: (lat: 48.85, lon: 2.35), factors: [password])"#;
+    std::fs::write(
+        scenarios.join("t.ron"),
+        format!(
+            "Scenario(name: \"t\", tenant: \"t\", user: (id: \"a\", enrolled: [password, totp]), events: [{sign_in}, Operation(at: \"+1m\", name: \"pay\")])\n"
+        ),
+    )
+    .unwrap();
+    for u in ["b", "c", "d"] {
+        std::fs::write(
+            scenarios.join(format!("t2_{u}.ron")),
+            format!(
+                "Scenario(name: \"t2 {u}\", tenant: \"t2\", user: (id: \"{u}\", enrolled: [password]), events: [{sign_in}, Operation(at: \"+1m\", name: \"view\")])\n"
+            ),
+        )
+        .unwrap();
+    }
+    let log = dir.path().join("two.jsonl");
+    write_log(&rules, &scenarios, &log, None);
+    let r = backtest(&rules, None, &log);
+    assert_eq!((r.active_users, r.active_user_days), (4, 4));
+    assert_eq!(r.new.prompts, 1);
+    assert!(
+        (r.new.prompts_per_active_user_day - 0.25).abs() < 1e-9,
+        "overall: {r:?}"
+    );
+    let pay = r.policies.iter().find(|p| p.policy == "pay").unwrap();
+    assert_eq!((pay.tenant.as_str(), pay.prompts), ("t", 1));
+    assert!(
+        (pay.prompts_per_active_user_day - 1.0).abs() < 1e-9,
+        "t has one active user-day: {pay:?}"
+    );
+}
+
 /// A copy of `rules/` with `from` replaced by `to` in `file`.
 fn changed_rules(dir: &Path, file: &str, from: &str, to: &str) -> PathBuf {
     let out = dir.join(format!("rules-{}", to.len()));
