@@ -81,6 +81,17 @@ fn records(log: &Path) -> Vec<(u64, Record)> {
         .collect()
 }
 
+/// A directory `name` under `dir` holding `files` (file name, text): a test's rules or
+/// scenarios.
+fn written(dir: &Path, name: &str, files: &[(String, String)]) -> PathBuf {
+    let out = dir.join(name);
+    std::fs::create_dir_all(&out).unwrap();
+    for (file, text) in files {
+        std::fs::write(out.join(file), text).unwrap();
+    }
+    out
+}
+
 fn backtest(rules: &Path, baseline: Option<&Path>, log: &Path) -> BacktestReport {
     let load = |p: &Path| Arc::new(CompiledSet::load(&[p.to_path_buf()]).unwrap());
     let mut bt = Backtest::new(load(rules), baseline.map(load));
@@ -396,11 +407,7 @@ fn a_pseudonymised_log_hides_ids_and_still_backtests_to_the_same_decisions() {
 #[test]
 fn a_blank_device_stays_none_in_a_pseudonymised_log() {
     let dir = tempfile::tempdir().unwrap();
-    let scenarios = dir.path().join("scenarios");
-    std::fs::create_dir_all(&scenarios).unwrap();
-    std::fs::write(
-        scenarios.join("blank.ron"),
-        r#"Scenario(
+    let scenario = r#"Scenario(
     name: "a blank device",
     tenant: "acme",
     application: "dashboard",
@@ -413,9 +420,12 @@ fn a_blank_device_stays_none_in_a_pseudonymised_log() {
                         signals: {"new_device": "unknown", "new_country": "false"})),
     ],
 )
-"#,
-    )
-    .unwrap();
+"#;
+    let scenarios = written(
+        dir.path(),
+        "scenarios",
+        &[("blank.ron".into(), scenario.into())],
+    );
     let key = b"a secret key of the operator, 32b";
     for pseudo in [None, Some(Pseudonymizer::new(key).unwrap())] {
         let log = dir.path().join("blank.jsonl");
@@ -446,32 +456,33 @@ fn a_blank_device_stays_none_in_a_pseudonymised_log() {
 #[test]
 fn a_policys_prompts_per_day_are_over_its_tenants_active_users() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(
-        rules.join("t.policy"),
-        "tenant t {\n  operation pay sensitive\n  policy pay \"Confirm this payment.\" { when operation == pay require aal2 factor totp for 5m }\n}\ntenant t2 {\n  operation view routine\n}\n",
-    )
-    .unwrap();
-    let scenarios = dir.path().join("scenarios");
-    std::fs::create_dir_all(&scenarios).unwrap();
+    let rules = written(
+        dir.path(),
+        "rules",
+        &[(
+            "t.policy".into(),
+            "tenant t {\n  operation pay sensitive\n  policy pay \"Confirm this payment.\" { when operation == pay require aal2 factor totp for 5m }\n}\ntenant t2 {\n  operation view routine\n}\n".into(),
+        )],
+    );
     let sign_in = r#"SignIn(at: "2026-11-27T09:00:00Z", device: "d", ip: "198.51.100.7", country: "FR", location: (lat: 48.85, lon: 2.35), factors: [password])"#;
-    std::fs::write(
-        scenarios.join("t.ron"),
-        format!(
-            "Scenario(name: \"t\", tenant: \"t\", user: (id: \"a\", enrolled: [password, totp]), events: [{sign_in}, Operation(at: \"+1m\", name: \"pay\")])\n"
-        ),
-    )
-    .unwrap();
-    for u in ["b", "c", "d"] {
-        std::fs::write(
-            scenarios.join(format!("t2_{u}.ron")),
+    let story = |tenant: &str, user: &str, enrolled: &str, op: &str| {
+        (
+            format!("{tenant}_{user}.ron"),
             format!(
-                "Scenario(name: \"t2 {u}\", tenant: \"t2\", user: (id: \"{u}\", enrolled: [password]), events: [{sign_in}, Operation(at: \"+1m\", name: \"view\")])\n"
+                "Scenario(name: \"{tenant} {user}\", tenant: \"{tenant}\", user: (id: \"{user}\", enrolled: [{enrolled}]), events: [{sign_in}, Operation(at: \"+1m\", name: \"{op}\")])\n"
             ),
         )
-        .unwrap();
-    }
+    };
+    let scenarios = written(
+        dir.path(),
+        "scenarios",
+        &[
+            story("t", "a", "password, totp", "pay"),
+            story("t2", "b", "password", "view"),
+            story("t2", "c", "password", "view"),
+            story("t2", "d", "password", "view"),
+        ],
+    );
     let log = dir.path().join("two.jsonl");
     write_log(&rules, &scenarios, &log, None);
     let r = backtest(&rules, None, &log);
@@ -1037,16 +1048,15 @@ fn a_completion_the_store_could_not_save_is_no_change() {
 #[test]
 fn a_non_finite_number_backtests_to_the_live_decision() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(
-        rules.join("r.policy"),
-        "tenant t {\n  operation pay sensitive\n  attribute plan: string\n  attribute amount: number\n  policy gold_pay \"Confirm this payment.\" {\n    when operation == pay and plan == \"gold\"\n    require aal2\n  }\n  policy big \"Confirm this payment.\" {\n    when operation == pay and amount < 100\n    require aal2\n  }\n}\napplication a of t { }\n",
-    )
-    .unwrap();
-    let scenarios = dir.path().join("scenarios");
-    std::fs::create_dir(&scenarios).unwrap();
-    for (i, (plan, amount)) in [
+    let rules = written(
+        dir.path(),
+        "rules",
+        &[(
+            "r.policy".into(),
+            "tenant t {\n  operation pay sensitive\n  attribute plan: string\n  attribute amount: number\n  policy gold_pay \"Confirm this payment.\" {\n    when operation == pay and plan == \"gold\"\n    require aal2\n  }\n  policy big \"Confirm this payment.\" {\n    when operation == pay and amount < 100\n    require aal2\n  }\n}\napplication a of t { }\n".into(),
+        )],
+    );
+    let stories: Vec<(String, String)> = [
         ("inf", "5"),
         ("-inf", "5"),
         ("NaN", "5"),
@@ -1055,15 +1065,16 @@ fn a_non_finite_number_backtests_to_the_live_decision() {
     ]
     .iter()
     .enumerate()
-    {
-        std::fs::write(
-            scenarios.join(format!("s{i}.ron")),
+    .map(|(i, (plan, amount))| {
+        (
+            format!("s{i}.ron"),
             format!(
                 "Scenario(name: \"nf{i}\", tenant: \"t\", application: \"a\", user: (id: \"u{i}\", enrolled: [totp]), events: [\n SignIn(at: \"2026-11-27T09:00:00Z\", device: \"d\", ip: \"198.51.100.7\", country: \"FR\", location: (lat: 48.85, lon: 2.35), factors: [password]),\n Operation(at: \"2026-11-27T09:10:00Z\", name: \"pay\", attrs: {{\"plan\": {plan}, \"amount\": {amount}}}),\n])"
             ),
         )
-        .unwrap();
-    }
+    })
+    .collect();
+    let scenarios = written(dir.path(), "scenarios", &stories);
     let log = dir.path().join("nf.jsonl");
     assert_eq!(write_log(&rules, &scenarios, &log, None), 10);
     let recs = records(&log);

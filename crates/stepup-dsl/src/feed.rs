@@ -59,9 +59,14 @@ pub struct FeedWarnings {
 impl FeedWarnings {
     /// Counts `w`, kept if fewer than [`FEED_WARNINGS_KEPT`] are.
     pub fn push(&mut self, w: FeedWarning) {
+        self.note(|| w);
+    }
+    /// Counts a malformed line, made by `make` only when it is kept (the lines past the first
+    /// are counted, never copied).
+    fn note(&mut self, make: impl FnOnce() -> FeedWarning) {
         self.count = self.count.saturating_add(1);
         if self.kept.len() < FEED_WARNINGS_KEPT {
-            self.kept.push(w);
+            self.kept.push(make());
         }
     }
     /// Adds the lines of `other`.
@@ -179,7 +184,7 @@ impl ThreatFeed {
                     v4.extend(e.v4);
                     v6.extend(e.v6);
                 }
-                None => warnings.push(FeedWarning {
+                None => warnings.note(|| FeedWarning {
                     file: name.to_string(),
                     line: i + 1,
                     text: line.chars().take(80).collect(),

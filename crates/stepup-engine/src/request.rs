@@ -49,9 +49,9 @@ pub struct Context {
 
 impl Context {
     /// The device fingerprint, if the context names one (without surrounding spaces): an empty
-    /// or blank one names none
-    /// (SPEC §10: `new_device` is unknown and nothing is learned; read as a fingerprint, `""`
-    /// was learned by one strong sign-in and known on every later one that sent it).
+    /// or blank one names none (SPEC §10: `new_device` is unknown and nothing is learned; read
+    /// as a fingerprint, `""` was learned by one strong sign-in and known on every later one
+    /// that sent it).
     #[must_use]
     pub fn device_id(&self) -> Option<&str> {
         named(self.device.as_deref())

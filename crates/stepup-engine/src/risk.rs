@@ -221,7 +221,7 @@ impl<'a> Signals<'a> {
         // An address we do not have or cannot read is unknown (SPEC §10), also when no feed is
         // loaded: what the engine does not know never reads as `false`.
         match ctx.ip.as_deref().map(|ip| ip.trim().parse::<IpAddr>()) {
-            Some(Ok(a)) => Tri::from(!self.feed.is_empty() && self.feed.contains(a)),
+            Some(Ok(a)) => Tri::from(self.feed.contains(a)),
             None | Some(Err(_)) => Tri::Unknown,
         }
     }

@@ -161,7 +161,8 @@ impl AuthEvent {
     pub fn proves(&self, aal: Aal, allowed: FactorSet, strengths: &StrengthTable) -> bool {
         let reaches = |factors: FactorSet| factors.iter().any(|f| strengths.strength(f) >= aal);
         let reached = if self.unnamed && self.factors.is_empty() {
-            allowed == FactorSet::ANY && reaches(FactorSet::ANY)
+            // Its cap is all it says: without one (never written so, but data), nothing.
+            allowed == FactorSet::ANY && self.cap.is_some() && reaches(FactorSet::ANY)
         } else {
             reaches(self.factors.intersect(allowed))
         };

@@ -440,6 +440,16 @@ fn an_event_proves_by_its_cap_alone_only_when_it_says_it_names_no_factor() {
         DecisionKind::StepUp,
         "above its cap"
     );
+    // Said to name no factor, with no cap: it says nothing, and proves nothing.
+    let mut req = payout(50.0);
+    req.enrolled = [Factor::Password, Factor::Totp].into_iter().collect();
+    let mut state = factorless(true, stepup_core::Aal::Aal2);
+    for e in &mut state.session.events {
+        e.cap = None;
+    }
+    let d = set.decide(&req, &state, false);
+    assert_eq!(d.kind, DecisionKind::StepUp, "no cap: {d:?}");
+    assert_eq!(d.session_aal, None);
 }
 
 /// A requirement no factor of the tenant's table reaches is a conflict, whatever a token's

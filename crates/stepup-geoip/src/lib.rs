@@ -243,6 +243,13 @@ mod tests {
             "the context's own country wins"
         );
         assert!(given.location.is_some(), "its missing location is filled");
+
+        // A blank country says none (as the engine reads it): it is filled too.
+        for blank in ["", "  "] {
+            let mut c = ctx(Some("192.0.2.7"), Some(blank));
+            db.fill(&mut c);
+            assert_eq!(c.country.as_deref(), Some("FR"), "{blank:?}");
+        }
     }
 
     #[test]

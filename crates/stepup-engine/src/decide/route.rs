@@ -63,38 +63,37 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
             };
         }
         Event::Operation { name, .. } => {
+            // The lookup on the path of every operation; the refusal off it.
             let op = scope.op_ids.id(name.as_str());
-            if op.is_none() {
-                let e = if t.operations.is_empty() {
-                    unknown("operation", name, &scope.op_readings, t)
-                } else {
-                    Some(format!(
-                        "operation `{}` is not in tenant `{}`'s catalog",
-                        shown(name),
-                        t.name
-                    ))
-                };
-                if let Some(e) = e {
-                    return refused(refuse(req, set.hash(), e));
-                }
+            if op.is_none()
+                && let Some(e) = refusal(
+                    "operation",
+                    name,
+                    &scope.op_readings,
+                    (!t.operations.is_empty()).then_some(|n, t| {
+                        format!("operation `{n}` is not in tenant `{t}`'s catalog")
+                    }),
+                    t,
+                )
+            {
+                return refused(refuse(req, set.hash(), e));
             }
             Ids { op, res: None }
         }
         Event::Access { resource, .. } => {
             let res = scope.res_ids.id(resource.as_str());
-            if res.is_none() {
-                let e = if t.resources.is_empty() {
-                    unknown("resource class", resource, &scope.res_readings, t)
-                } else {
-                    Some(format!(
-                        "resource class `{}` is not declared by tenant `{}`",
-                        shown(resource),
-                        t.name
-                    ))
-                };
-                if let Some(e) = e {
-                    return refused(refuse(req, set.hash(), e));
-                }
+            if res.is_none()
+                && let Some(e) = refusal(
+                    "resource class",
+                    resource,
+                    &scope.res_readings,
+                    (!t.resources.is_empty()).then_some(|n, t| {
+                        format!("resource class `{n}` is not declared by tenant `{t}`")
+                    }),
+                    t,
+                )
+            {
+                return refused(refuse(req, set.hash(), e));
             }
             Ids { op: None, res }
         }
@@ -108,6 +107,26 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
     }
     Route::Evaluate { scope, feed, ids }
 }
+
+/// Why `name`, an operation or resource class (`what`) the scope has no id for, is refused,
+/// if it is: with a catalog of them (`catalog`: what to say of a name outside it, given the
+/// name shown and the tenant), always; without one, when it is no name or may be a guarded one
+/// spelt otherwise ([`unknown`]). Otherwise it is a name no policy guards, and is evaluated.
+fn refusal(
+    what: &str,
+    name: &str,
+    readings: &crate::names::Readings,
+    catalog: Option<Outside>,
+    t: &stepup_dsl::model::Tenant,
+) -> Option<String> {
+    match catalog {
+        Some(outside) => Some(outside(&shown(name), &t.name)),
+        None => unknown(what, name, readings, t),
+    }
+}
+
+/// What a refusal says of a name outside the tenant's catalog (the name shown, the tenant).
+type Outside = fn(&str, &str) -> String;
 
 /// The longest operation or resource name a request may carry (a catalog's or a policy's name
 /// is an identifier: no tenant spells a longer one by accident).
