@@ -33,12 +33,18 @@ fn rules_dir() -> PathBuf {
 }
 
 /// A small GeoLite2-City-shaped database that places loopback in Paris (written by the test,
-/// nothing downloaded).
+/// nothing downloaded), once per test process: the tests run at once, and one rewriting the
+/// file while another's service read it made that read fail ("not a MaxMind database", seen in
+/// CI).
 fn geoip_file() -> PathBuf {
-    let db = stepup_geoip::test_db::city(&[("127.0.0.0/8", "FR", 48.8566, 2.3522)]).unwrap();
-    let path = std::env::temp_dir().join(format!("stepup-example-{}.mmdb", std::process::id()));
-    std::fs::write(&path, db).unwrap();
-    path
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let db = stepup_geoip::test_db::city(&[("127.0.0.0/8", "FR", 48.8566, 2.3522)]).unwrap();
+        let path = std::env::temp_dir().join(format!("stepup-example-{}.mmdb", std::process::id()));
+        std::fs::write(&path, db).unwrap();
+        path
+    })
+    .clone()
 }
 
 /// The test configuration: a memory store, a known HS256 key, GeoIP placing loopback in Paris,
