@@ -1037,6 +1037,24 @@ fn a_step_up_on_every_operation_but_some_flags_the_routine_ones() {
         ),
         ("operation == change_email or new_device", &[]),
         ("operation == view_profile and risk > 50", &["view_profile"]),
+        // A routine operation's own test beside a signal's (an outside check: the signal left
+        // both open, and the routine operation's step-up for its risk passed).
+        (
+            "(operation == view_profile and risk > 50) or new_device",
+            &["view_profile"],
+        ),
+        (
+            "new_device or (operation == view_profile and threat_intel)",
+            &["view_profile"],
+        ),
+        (
+            "(operation == change_email and risk > 50) or new_device",
+            &[],
+        ),
+        (
+            "not (operation == view_profile and risk > 50) and new_device",
+            &["view_profile"],
+        ),
     ] {
         let mut got: Vec<String> = diags(&two(cond))
             .iter()

@@ -1,5 +1,6 @@
 //! What the engine is asked: who, in which session, did what, from where, and when.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -63,12 +64,61 @@ impl Context {
     pub fn country_code(&self) -> Option<&str> {
         named(self.country.as_deref())
     }
+
+    /// The client's address, if the context carries one: `Some(None)` when the text is not an
+    /// IP address (read without surrounding spaces, as the HTTP layer reads a header).
+    #[must_use]
+    pub fn ip_addr(&self) -> Option<Option<IpAddr>> {
+        self.ip.as_deref().map(|ip| parse_ip(trimmed(ip)))
+    }
 }
 
 /// `text` without the spaces around it, unless that leaves nothing (`" FR "` is `FR`, as the
 /// HTTP layer reads a header).
 fn named(text: Option<&str>) -> Option<&str> {
-    text.map(str::trim).filter(|t| !t.is_empty())
+    text.map(trimmed).filter(|t| !t.is_empty())
+}
+
+/// `text.trim()`, with the common case (it starts and ends with a printable ASCII character,
+/// which no trim removes) answered from its two ends: a decision reads the device, the country
+/// and the address, and a full trim of each was 3% of a step-up.
+fn trimmed(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(a), Some(b)) if a.is_ascii_graphic() && b.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
+/// `text` as an IP address, as `text.parse::<IpAddr>()` reads it: a dotted quad is read here
+/// (four numbers 0 to 255, without leading zeros, as the standard parser requires), anything
+/// else by the standard parser (a step-up reads the address, and the standard IPv4 parser
+/// was 4% of it).
+#[must_use]
+pub fn parse_ip(text: &str) -> Option<IpAddr> {
+    dotted_quad(text.as_bytes())
+        .map(|o| IpAddr::V4(Ipv4Addr::from(o)))
+        .or_else(|| text.parse::<IpAddr>().ok())
+}
+
+/// The four octets of a canonical dotted quad, or `None` (then the standard parser decides).
+fn dotted_quad(text: &[u8]) -> Option<[u8; 4]> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.split(|b| *b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.first() == Some(&b'0')) {
+            return None;
+        }
+        let mut n = 0u16;
+        for d in part {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u16::from(d - b'0');
+        }
+        *octet = u8::try_from(n).ok()?;
+    }
+    parts.next().is_none().then_some(octets)
 }
 
 /// A request attribute value.
@@ -254,6 +304,54 @@ mod tests {
         }
         for e in &events {
             assert_eq!(&*e.shared_key(), e.key(), "{e:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast trim is `str::trim`, on any text (spaces of every kind, controls, text
+        /// that is only spaces).
+        #[test]
+        fn trimmed_is_trim(text in "[ \t\n\u{b}\u{c}\r\u{1c}\u{85}\u{a0}\u{2003}\u{3000}a-zA-Z0-9.:-]{0,12}") {
+            proptest::prop_assert_eq!(super::trimmed(&text), text.trim());
+        }
+
+        /// The address is read as the standard parser reads it: dotted quads of every form
+        /// (leading zeros, numbers past 255, too few or many parts, signs, spaces) and IPv6.
+        #[test]
+        fn parse_ip_is_the_standard_parser(
+            text in r"([0-9]{0,4}|256|255|00|-1|\+1)(\.([0-9]{0,4}|255|0)){0,4}[ a:]?|[0-9a-f:.]{0,20}",
+        ) {
+            proptest::prop_assert_eq!(super::parse_ip(&text), text.parse::<std::net::IpAddr>().ok());
+        }
+
+        /// And on any text at all.
+        #[test]
+        fn parse_ip_is_the_standard_parser_on_any_text(text in r"\PC{0,20}") {
+            proptest::prop_assert_eq!(super::parse_ip(&text), text.parse::<std::net::IpAddr>().ok());
+        }
+    }
+
+    /// The dotted quads the fast path reads, and those it leaves to the standard parser.
+    #[test]
+    fn dotted_quads() {
+        for (text, read) in [
+            ("198.51.100.7", Some([198, 51, 100, 7])),
+            ("0.0.0.0", Some([0, 0, 0, 0])),
+            ("255.255.255.255", Some([255; 4])),
+            ("256.1.1.1", None),
+            ("01.1.1.1", None),
+            ("1.1.1", None),
+            ("1.1.1.1.", None),
+            ("1..1.1", None),
+            ("1.1.1.1 ", None),
+            ("1.1.1.1234", None),
+        ] {
+            assert_eq!(super::dotted_quad(text.as_bytes()), read, "{text}");
+            assert_eq!(
+                super::parse_ip(text),
+                text.parse::<std::net::IpAddr>().ok(),
+                "{text}"
+            );
         }
     }
 }

@@ -4,7 +4,6 @@
 //! sign-in; an operation or access only when it carries its own). Without a usable history
 //! (store unavailable) every signal is *unknown*, which makes conditions that read it fire.
 
-use std::net::IpAddr;
 
 use serde::Serialize;
 use stepup_dsl::ast::CmpOp;
@@ -220,9 +219,9 @@ impl<'a> Signals<'a> {
     fn threat(&self, ctx: &Context) -> Tri {
         // An address we do not have or cannot read is unknown (SPEC §10), also when no feed is
         // loaded: what the engine does not know never reads as `false`.
-        match ctx.ip.as_deref().map(|ip| ip.trim().parse::<IpAddr>()) {
-            Some(Ok(a)) => Tri::from(self.feed.contains(a)),
-            None | Some(Err(_)) => Tri::Unknown,
+        match ctx.ip_addr() {
+            Some(Some(a)) => Tri::from(self.feed.contains(a)),
+            None | Some(None) => Tri::Unknown,
         }
     }
 

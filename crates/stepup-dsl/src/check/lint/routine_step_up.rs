@@ -9,50 +9,97 @@ use crate::ast::{CmpOp, Expr, Lit};
 use crate::diag::Span;
 use crate::model::Tenant;
 
-/// Whether a condition holds for operation `op` (`None`: an operation none of its tests
-/// names), what it does not say of the operation left open: `Some(true)` or `Some(false)` when
-/// the operation alone decides, `None` when the rest of the request may.
-fn holds_for(e: &Expr, op: Option<&str>) -> Option<bool> {
+/// What a condition says for operation `op` (`None`: an operation none of its tests names)
+/// once its operation tests are read: true, false, or what the rest of the request decides,
+/// simplified (constants folded away). Two residues are compared as trees whose leaves are the
+/// condition's own tests (by place), so equal residues are the same test of the rest.
+#[derive(Debug, Clone, PartialEq)]
+enum Residue<'e> {
+    True,
+    False,
+    /// A test that is not of the operation.
+    Leaf(Place<'e>),
+    And(Vec<Residue<'e>>),
+    Or(Vec<Residue<'e>>),
+    Not(Box<Residue<'e>>),
+}
+
+/// A test compared by its place in the condition.
+#[derive(Debug, Clone, Copy)]
+struct Place<'e>(&'e Expr);
+
+impl PartialEq for Place<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+fn residue<'e>(e: &'e Expr, op: Option<&str>) -> Residue<'e> {
+    let known = |b: bool| if b { Residue::True } else { Residue::False };
     match e {
         Expr::And(v) => combine(v, op, false),
         Expr::Or(v) => combine(v, op, true),
-        Expr::Not(a) => holds_for(a, op).map(|v| !v),
-        Expr::Cmp(n, CmpOp::Eq, lit) if n.text == "operation" => {
-            lit_text(lit).map(|(v, _)| Some(v) == op)
-        }
-        Expr::Cmp(n, CmpOp::Ne, lit) if n.text == "operation" => {
-            lit_text(lit).map(|(v, _)| Some(v) != op)
-        }
-        Expr::In(n, items, _) if n.text == "operation" => Some(
+        Expr::Not(a) => match residue(a, op) {
+            Residue::True => Residue::False,
+            Residue::False => Residue::True,
+            Residue::Not(inner) => *inner,
+            r => Residue::Not(Box::new(r)),
+        },
+        Expr::Cmp(n, CmpOp::Eq, lit) if n.text == "operation" => match lit_text(lit) {
+            Some((v, _)) => known(Some(v) == op),
+            None => Residue::Leaf(Place(e)),
+        },
+        Expr::Cmp(n, CmpOp::Ne, lit) if n.text == "operation" => match lit_text(lit) {
+            Some((v, _)) => known(Some(v) != op),
+            None => Residue::Leaf(Place(e)),
+        },
+        Expr::In(n, items, _) if n.text == "operation" => known(
             items
                 .iter()
                 .filter_map(lit_text)
                 .any(|(v, _)| Some(v) == op),
         ),
-        _ => None,
+        _ => Residue::Leaf(Place(e)),
     }
 }
 
 /// An `and` (`decisive` false) or an `or` (`decisive` true) for operation `op`: one part with
-/// the decisive value decides; else it is open if a part is.
-fn combine(v: &[Expr], op: Option<&str>, decisive: bool) -> Option<bool> {
-    let mut open = false;
+/// the decisive value decides; parts with the other value drop out.
+fn combine<'e>(v: &'e [Expr], op: Option<&str>, decisive: bool) -> Residue<'e> {
+    let mut open = Vec::new();
     for c in v {
-        match holds_for(c, op) {
-            Some(b) if b == decisive => return Some(decisive),
-            None => open = true,
-            Some(_) => {}
+        match residue(c, op) {
+            Residue::True if decisive => return Residue::True,
+            Residue::False if !decisive => return Residue::False,
+            Residue::True | Residue::False => {}
+            r => open.push(r),
         }
     }
-    (!open).then_some(!decisive)
+    match (open.len(), decisive) {
+        (0, d) => {
+            if d {
+                Residue::False
+            } else {
+                Residue::True
+            }
+        }
+        (1, _) => open.pop().unwrap_or(Residue::True),
+        (_, true) => Residue::Or(open),
+        (_, false) => Residue::And(open),
+    }
 }
 
 /// Whether S001 flags routine operation `op` of a condition: read with `op` (`here`) it is
-/// true whatever else the request says, or its tests of the operation treat `op` otherwise
-/// than an operation they do not name (`elsewhere`; `operation == x or new_device` treats a
-/// routine `y` as any other: it is a signal's step-up there).
-fn flags(here: Option<bool>, elsewhere: Option<bool>) -> bool {
-    here == Some(true) || (here.is_none() && elsewhere.is_some())
+/// true whatever else the request says, or it may be true and its tests of the operation
+/// treat `op` otherwise than an operation they do not name (`elsewhere`): `operation == x or
+/// new_device` treats a routine `y` as any other (it is a signal's step-up there), where
+/// `(operation == y and amount > 5000) or new_device` steps up on `y` for its amount.
+fn flags(here: &Residue<'_>, elsewhere: &Residue<'_>) -> bool {
+    match here {
+        Residue::True => true,
+        Residue::False => false,
+        _ => here != elsewhere,
+    }
 }
 
 /// An operation test: where its `operation` is, and each operation it names with where.
@@ -139,14 +186,14 @@ fn flagged<'c>(
     e: &Expr,
     names: &[&str],
 ) -> Vec<&'c str> {
-    let elsewhere = holds_for(e, None);
-    if flags(elsewhere, elsewhere) {
+    let elsewhere = residue(e, None);
+    if elsewhere == Residue::True {
         catalog
             .iter()
             .filter(|(o, class)| {
                 **class == OperationClass::Routine
                     && (names.binary_search(&o.as_str()).is_err()
-                        || flags(holds_for(e, Some(o)), elsewhere))
+                        || flags(&residue(e, Some(o)), &elsewhere))
             })
             .map(|(o, _)| o.as_str())
             .collect()
@@ -155,7 +202,7 @@ fn flagged<'c>(
             .iter()
             .filter_map(|o| catalog.get_key_value(*o))
             .filter(|(o, class)| {
-                **class == OperationClass::Routine && flags(holds_for(e, Some(o)), elsewhere)
+                **class == OperationClass::Routine && flags(&residue(e, Some(o)), &elsewhere)
             })
             .map(|(o, _)| o.as_str())
             .collect()
@@ -252,11 +299,12 @@ mod tests {
             let mut tests = Vec::new();
             operation_tests(&e, &mut tests);
             let names = named(&tests);
-            let elsewhere = holds_for(&e, None);
+            let elsewhere = residue(&e, None);
             let every: Vec<&str> = catalog
                 .iter()
                 .filter(|(o, class)| {
-                    **class == OperationClass::Routine && flags(holds_for(&e, Some(o)), elsewhere)
+                    **class == OperationClass::Routine
+                        && flags(&residue(&e, Some(o)), &elsewhere)
                 })
                 .map(|(o, _)| o.as_str())
                 .collect();
