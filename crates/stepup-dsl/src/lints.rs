@@ -36,7 +36,7 @@ pub const LINTS: &[LintDoc] = &[
     LintDoc {
         code: "S003",
         name: "vague-message",
-        what: "a policy's message is vague (\"for security reasons\")",
+        what: "a policy's message is vague: \"for security reasons\", or words that only ask for a proof (\"Please verify your identity.\")",
         why: "specific framing of why the prompt appears makes users tolerate it and trust the platform more",
         example: "policy p \"Please verify for security reasons.\" { when new_device require aal2 }",
     },

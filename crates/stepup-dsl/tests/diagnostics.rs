@@ -107,6 +107,42 @@ fn a_tenant_strength_override_changes_what_is_reachable() {
     assert_eq!(d.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["S012"]);
 }
 
+/// The built-in `admin_default` is checked against the tenant's strengths as a written
+/// requirement is (an outside check: every factor lowered to aal1 refused every admin
+/// operation, and `check` said nothing), at the tenant's first admin operation.
+#[test]
+fn strengths_no_factor_of_which_reaches_the_admin_default_are_flagged() {
+    let lowered = "factor totp strength aal1\n factor webauthn strength aal1\n factor sms strength aal1\n factor push strength aal1\n factor voice strength aal1\n factor email_otp strength aal1\n";
+    let tenant = |members: &str| {
+        format!(
+            "tenant t {{\n operation view routine\n operation export_users admin\n operation delete_app admin\n{members}}}"
+        )
+    };
+    expect_one(
+        &tenant(lowered),
+        "S012",
+        "no factor can reach aal2, which the built-in `admin_default` requires of `export_users`",
+        "export_users",
+        Some(
+            "this tenant's factor strengths leave no factor at aal2: every admin operation is refused (`conflict`); raise a factor back, or declare `admin default require ...` for what the tenant can prove",
+        ),
+    );
+    // One factor left at aal2, a written requirement the tenant can prove, or none at all.
+    for members in [
+        lowered.replace("factor sms strength aal1\n", ""),
+        format!("{lowered} admin default require aal1\n"),
+        format!("{lowered} admin default off\n"),
+        String::new(),
+    ] {
+        let d = diags(&tenant(&members));
+        assert!(d.is_empty(), "{members}: {d:#?}");
+    }
+    // A written requirement no factor reaches is reported where it is written, once.
+    let d = diags(&tenant(&format!("{lowered} admin default require aal2\n")));
+    assert_eq!(d.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["S012"]);
+    assert_eq!(d[0].snippet(), "require aal2");
+}
+
 #[test]
 fn the_policy_set_hash_ignores_layout_comments_and_checkout_location() {
     let hash = |name: &str, text: &str| {
@@ -311,7 +347,7 @@ fn a_weaker_override_of_the_admin_default_is_flagged() {
 /// applies: nothing is weakened by the typo).
 #[test]
 fn an_override_of_nothing_is_added_beside_the_tenants_policies() {
-    let text = "tenant t {\n  operation pay sensitive\n  policy sensitive_ops \"Verify.\" { when operation == pay require aal2 }\n}\napplication a of t {\n  override policy sensitive_op \"Verify.\" { when new_device require aal2 every time }\n}\n";
+    let text = "tenant t {\n  operation pay sensitive\n  policy sensitive_ops \"Verify this change.\" { when operation == pay require aal2 }\n}\napplication a of t {\n  override policy sensitive_op \"Verify this new device.\" { when new_device require aal2 every time }\n}\n";
     let loaded = load_sources(&[Source::text("o.policy", text)]);
     assert_eq!(
         loaded
@@ -348,6 +384,33 @@ fn an_attribute_read_without_an_operation_guard_is_flagged() {
         "ctx.attrs.amount",
         Some("guard it: `when operation == payout and script \"ctx.attrs.amount > 9\"`"),
     );
+    // The example guards the whole condition, so that it means on the operation what the
+    // policy meant (an outside check: the read alone, guarded, dropped `not` and turned a
+    // large payout's test into a small one's, and dropped the rest of an `or`).
+    for (when, example) in [
+        (
+            "not (operation != payout or amount <= 1000)",
+            "`when operation == payout and not (operation != payout or amount <= 1000)`",
+        ),
+        (
+            "operation == payout or amount > 1000",
+            "`when operation == payout and (operation == payout or amount > 1000)`",
+        ),
+        (
+            "new_device and amount > 1000",
+            "`when operation == payout and new_device and amount > 1000`",
+        ),
+    ] {
+        let d = diags(&format!(
+            "{tenant} policy p \"Confirm this payout.\" {{ when {when} require aal2 }}\n}}"
+        ));
+        assert_eq!(d.len(), 1, "{when}: {d:#?}");
+        assert_eq!(
+            d[0].help.as_deref(),
+            Some(format!("guard it: {example}").as_str()),
+            "{when}"
+        );
+    }
     // Guarded: an operation test in the same `and`, or in every branch of an `or`.
     for when in [
         "operation == payout and amount > 1000",
@@ -383,7 +446,7 @@ fn an_attribute_read_without_an_operation_guard_is_flagged() {
 #[test]
 fn a_tenants_disjoint_pair_is_reported_once() {
     let d = diags(
-        "tenant t {\n operation pay sensitive\n policy a \"Confirm with a text.\" { when operation == pay require aal2 factor sms }\n policy b \"Confirm with your key.\" { when operation == pay require aal3 factor webauthn }\n}\napplication x of t { }\napplication y of t {\n override policy b \"Confirm with your security key.\" { when operation == pay require aal3 factor webauthn every time }\n}\napplication z of t {\n policy c \"Confirm it's you.\" { when new_device require aal2 }\n}",
+        "tenant t {\n operation pay sensitive\n policy a \"Confirm with a text.\" { when operation == pay require aal2 factor sms }\n policy b \"Confirm with your key.\" { when operation == pay require aal3 factor webauthn }\n}\napplication x of t { }\napplication y of t {\n override policy b \"Confirm with your security key.\" { when operation == pay require aal3 factor webauthn every time }\n}\napplication z of t {\n policy c \"Confirm this transfer.\" { when new_device require aal2 }\n}",
     );
     let s007: Vec<_> = d.iter().filter(|d| d.code == "S007").collect();
     assert_eq!(s007.len(), 1, "{d:#?}");
@@ -756,7 +819,7 @@ fn a_policy_disjoint_from_the_admin_default_is_flagged() {
 fn three_policies_with_no_factor_in_common_are_flagged() {
     let text = |c: &str| {
         format!(
-            "tenant t {{\n operation payout sensitive\n operation view sensitive\n policy a \"A.\" {{ when operation == payout require aal2 factor sms|totp }}\n policy b \"B.\" {{ when operation == payout require aal2 factor totp|webauthn }}\n policy c \"C.\" {{ when operation == payout require aal2 factor {c} }}\n policy d \"D.\" {{ when operation == view require aal2 factor sms }}\n}}"
+            "tenant t {{\n operation payout sensitive\n operation view sensitive\n policy a \"Alpha.\" {{ when operation == payout require aal2 factor sms|totp }}\n policy b \"B.\" {{ when operation == payout require aal2 factor totp|webauthn }}\n policy c \"C.\" {{ when operation == payout require aal2 factor {c} }}\n policy d \"D.\" {{ when operation == view require aal2 factor sms }}\n}}"
         )
     };
     let d = diags(&text("sms|webauthn"));
@@ -804,7 +867,7 @@ fn hints_say_what_to_write() {
         );
     }
     let d = diags(
-        "tenant t {\n  operation pay sensitive\n  policy p \"Confirm.\" { when operation == pay require aal2 }\n# end of tenant\n",
+        "tenant t {\n  operation pay sensitive\n  policy p \"Confirm this payout.\" { when operation == pay require aal2 }\n# end of tenant\n",
     );
     assert_eq!(
         (d.len(), d[0].code, d[0].help.as_deref()),
@@ -815,7 +878,7 @@ fn hints_say_what_to_write() {
         )
     );
     let d = diags(
-        "tenant t { operation pay sensitive\n  factor totp strength aal2  factor webauthn strength aal2\n  policy a \"Confirm.\" { when operation == pay require aal3 factor sms for 5m }\n  policy b \"Confirm.\" { when operation == pay require aal2 factor totp for 5m } }\n",
+        "tenant t { operation pay sensitive\n  factor totp strength aal2  factor webauthn strength aal2\n  policy a \"Confirm this payment.\" { when operation == pay require aal3 factor sms for 5m }\n  policy b \"Confirm this payment.\" { when operation == pay require aal2 factor totp for 5m } }\n",
     );
     assert_eq!(
         d.iter().map(|d| d.code).collect::<Vec<_>>(),
@@ -954,7 +1017,7 @@ fn an_application_policy_named_nearly_as_a_tenant_policy_is_flagged() {
 fn a_step_up_on_every_operation_but_some_flags_the_routine_ones() {
     let tenant = |cond: &str| {
         format!(
-            "tenant t {{\n operation view_profile routine\n operation change_email sensitive\n policy p \"Confirm your identity to continue.\" {{ when {cond} require aal2 }}\n}}"
+            "tenant t {{\n operation view_profile routine\n operation change_email sensitive\n policy p \"Confirm this step on your account.\" {{ when {cond} require aal2 }}\n}}"
         )
     };
     for (cond, underlined, label) in [
@@ -991,7 +1054,7 @@ fn a_step_up_on_every_operation_but_some_flags_the_routine_ones() {
     // routine operation the other left out).
     let two = |cond: &str| {
         format!(
-            "tenant t {{\n operation view_profile routine\n operation list_items routine\n operation change_email sensitive\n policy p \"Confirm your identity to continue.\" {{ when {cond} require aal2 }}\n}}"
+            "tenant t {{\n operation view_profile routine\n operation list_items routine\n operation change_email sensitive\n policy p \"Confirm this step on your account.\" {{ when {cond} require aal2 }}\n}}"
         )
     };
     for cond in [
@@ -1063,5 +1126,51 @@ fn a_step_up_on_every_operation_but_some_flags_the_routine_ones() {
             .collect();
         got.sort();
         assert_eq!(got, flagged, "{cond}");
+    }
+}
+
+/// S003: a message that says only that a proof is asked for is as vague as "for security
+/// reasons" (an outside check: S003 read only that phrase); one that says why is not, and
+/// the phrase beside a reason is flagged with a help that says the rest will do.
+#[test]
+fn a_message_that_says_nothing_but_verify_is_vague() {
+    let policy = |message: &str| {
+        format!(
+            "tenant t {{\n operation payout sensitive\n policy p \"{message}\" {{ when operation == payout require aal2 }}\n}}"
+        )
+    };
+    let generic = "it asks for a proof without saying what for: say why the prompt appears, e.g. \"Confirm your identity before changing your email.\"";
+    for (message, help) in [
+        ("Please verify your identity.", generic),
+        ("Additional verification required.", generic),
+        ("We need to verify it’s you.", generic),
+        ("Step-up authentication required.", generic),
+        ("Security check required.", generic),
+        ("Verify.", generic),
+        (
+            "For security reasons, please confirm.",
+            "say specifically why the prompt appears, e.g. \"You're signing in from a new device — let's verify.\"",
+        ),
+        (
+            "Confirm your identity before changing your email, for security reasons.",
+            "the rest of the message says why: drop \"security reasons\", which users learn to click through",
+        ),
+    ] {
+        let d = diags(&policy(message));
+        assert_eq!(d.len(), 1, "{message}: {d:#?}");
+        assert_eq!(
+            (d[0].code, d[0].help.as_deref()),
+            ("S003", Some(help)),
+            "{message}"
+        );
+    }
+    for message in [
+        "Confirm your identity before changing your email.",
+        "You're signing into Finance from a new device — let's verify.",
+        "We need to re-verify for this sensitive action.",
+        "Confirm this payout.",
+        "(((",
+    ] {
+        assert!(diags(&policy(message)).is_empty(), "{message}");
     }
 }

@@ -108,7 +108,7 @@ fn the_deepest_nesting_allowed_on_a_small_stack() {
         // The heaviest shape a differential review found (a comment inside every level, in a
         // tenant): it loads to a set, so the checker and the hash walk the depth too.
         format!(
-            "tenant t {{\n  policy p \"Confirm it's you.\" {{ when {}new_device{} require aal2 }}\n}}\n",
+            "tenant t {{\n  policy p \"You're on a new device — confirm it's you.\" {{ when {}new_device{} require aal2 }}\n}}\n",
             "( # comment\n not ".repeat(depth),
             ")".repeat(depth)
         ),

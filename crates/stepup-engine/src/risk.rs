@@ -4,7 +4,6 @@
 //! sign-in; an operation or access only when it carries its own). Without a usable history
 //! (store unavailable) every signal is *unknown*, which makes conditions that read it fire.
 
-
 use serde::Serialize;
 use stepup_dsl::ast::CmpOp;
 use stepup_dsl::model::{DEFAULT_COUNTRY_WINDOW_DAYS, RiskConfig, SignalKind};

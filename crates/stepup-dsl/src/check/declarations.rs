@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use stepup_core::Validity;
+use stepup_core::{OperationClass, Validity};
 
 use super::lint;
 use super::policies::{check_require, check_validity_secs, parse_aal, parse_factor};
@@ -42,6 +42,8 @@ pub(super) fn pass<'a>(
     let mut generated: std::collections::BTreeSet<(String, String)> = Default::default();
     // Each tenant's `admin default` (`None`: `off`), checked once the whole tenant is declared.
     let mut admin: Vec<(String, &'a Arc<SourceFile>, Option<&'a ast::Require>)> = Vec::new();
+    // Each tenant's first `admin` operation, where the built-in `admin default` is reported.
+    let mut first_admin: BTreeMap<String, (&'a Arc<SourceFile>, Span, &'a str)> = BTreeMap::new();
     for (parsed, lines) in files.iter().zip(indexes) {
         let mut cx = Ctx {
             file: &parsed.file,
@@ -70,6 +72,18 @@ pub(super) fn pass<'a>(
                 .entry(tenant.to_string())
                 .or_insert_with(|| Tenant::new(tenant));
             for m in members {
+                if let Member::Operation {
+                    name,
+                    class: OperationClass::Admin,
+                    ..
+                } = m
+                {
+                    first_admin.entry(tenant.to_string()).or_insert((
+                        &parsed.file,
+                        name.span,
+                        name.text.as_str(),
+                    ));
+                }
                 if declare(&mut cx, t, m, &parsed.base_dir, &mut seen)
                     && let Member::AdminDefault(req, _) = m
                 {
@@ -116,8 +130,8 @@ pub(super) fn pass<'a>(
             r.validity = t.default_validity;
         }
     }
-    for (tenant, file, req) in admin {
-        if let Some(t) = tenants.get_mut(&tenant) {
+    for &(ref tenant, file, req) in &admin {
+        if let Some(t) = tenants.get_mut(tenant) {
             let mut cx = Ctx {
                 file,
                 diags: &mut *diags,
@@ -127,6 +141,36 @@ pub(super) fn pass<'a>(
                 super::lint::long_aal3_elevation(&mut cx, r, checked);
             }
             t.admin_default = required;
+        }
+    }
+    // The built-in requirement is checked against the tenant's strengths as a written one is
+    // (an outside check: with every factor lowered to aal1, each admin operation was refused
+    // as a `conflict`, and `check` said nothing).
+    for (tenant, (file, span, op)) in first_admin {
+        let Some(t) = tenants.get(&tenant) else {
+            continue;
+        };
+        let written = admin.iter().any(|(name, ..)| *name == tenant);
+        if let (false, Some(r)) = (written, t.admin_default)
+            && r.factors.intersect(t.strengths.reaching(r.aal)).is_empty()
+        {
+            Ctx {
+                file,
+                diags: &mut *diags,
+            }
+            .warn(
+                "S012",
+                span,
+                format!(
+                    "no factor can reach {}, which the built-in `admin_default` requires of `{op}`",
+                    r.aal
+                ),
+                "unreachable requirement",
+                Some(format!(
+                    "this tenant's factor strengths leave no factor at {}: every admin operation is refused (`conflict`); raise a factor back, or declare `admin default require ...` for what the tenant can prove",
+                    r.aal
+                )),
+            );
         }
     }
     Declared {

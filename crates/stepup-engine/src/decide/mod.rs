@@ -436,7 +436,9 @@ fn allowed_history(req: &Request) -> Option<HistoryUpdate> {
 
 /// The message of a deny: a conflict names the policies, a missing factor names the factors.
 fn deny_message(conflict: bool, policies: &[String], aal: Aal, factors: FactorSet) -> String {
-    if conflict {
+    if let (true, [one]) = (conflict, policies) {
+        format!("Policy {one} cannot be satisfied: it allows no factor that reaches {aal}.")
+    } else if conflict {
         format!(
             "These policies cannot be satisfied together: {} allow no factor that reaches {aal}.",
             policies.join(", ")
@@ -470,4 +472,33 @@ fn merge_note(trace: &mut Trace, d: &Decision) {
         )
     });
     trace.notes.extend(d.errors.iter().cloned());
+}
+
+#[cfg(test)]
+mod tests {
+    use stepup_core::{Aal, Factor, FactorSet};
+
+    /// A conflict of one policy names it alone (an outside check read "These policies cannot
+    /// be satisfied together: p allow ..."); of several, all of them.
+    #[test]
+    fn a_conflict_names_its_policies_in_a_sentence_that_fits() {
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            super::deny_message(true, &names(&["p"]), Aal::Aal3, FactorSet::EMPTY),
+            "Policy p cannot be satisfied: it allows no factor that reaches aal3."
+        );
+        assert_eq!(
+            super::deny_message(true, &names(&["a", "b"]), Aal::Aal2, FactorSet::EMPTY),
+            "These policies cannot be satisfied together: a, b allow no factor that reaches aal2."
+        );
+        assert_eq!(
+            super::deny_message(
+                false,
+                &names(&["a"]),
+                Aal::Aal3,
+                FactorSet::one(Factor::Webauthn)
+            ),
+            "This operation requires a stronger factor. Set up WebAuthn to proceed."
+        );
+    }
 }

@@ -303,8 +303,7 @@ mod tests {
             let every: Vec<&str> = catalog
                 .iter()
                 .filter(|(o, class)| {
-                    **class == OperationClass::Routine
-                        && flags(&residue(&e, Some(o)), &elsewhere)
+                    **class == OperationClass::Routine && flags(&residue(&e, Some(o)), &elsewhere)
                 })
                 .map(|(o, _)| o.as_str())
                 .collect();

@@ -6,17 +6,45 @@ use stepup_core::OperationClass;
 
 use super::super::Ctx;
 use super::super::expressions::script_span;
-use crate::ast::Expr;
+use crate::ast::{CmpOp, Expr, Lit, Name};
 use crate::diag::{SourceFile, Span};
 use crate::model::{Cond, Tenant};
 use crate::script::CtxField;
 
-/// An attribute read outside an operation guard: its name, where, and the condition text that
-/// reads it (for the help's example).
+/// An attribute read outside an operation guard: its name and where.
 struct Unguarded {
     attr: String,
     span: Span,
-    example: String,
+}
+
+/// The longest guarded condition the help writes out whole.
+const MAX_EXAMPLE: usize = 120;
+
+/// The help's example: the whole condition under an operation guard, so that it means on that
+/// operation what the policy meant (an outside check: the read alone, guarded, dropped the
+/// rest of the condition, and under a `not` turned a large payout's test into a small one's).
+fn guarded_example(op: &str, e: &Expr) -> String {
+    let guard = Expr::Cmp(
+        Name {
+            text: "operation".into(),
+            span: Span::new(0, 0),
+        },
+        CmpOp::Eq,
+        Lit::Name(Name {
+            text: op.into(),
+            span: Span::new(0, 0),
+        }),
+    );
+    let parts = match e {
+        Expr::And(v) => std::iter::once(guard).chain(v.iter().cloned()).collect(),
+        _ => vec![guard, e.clone()],
+    };
+    let text = crate::fmt::expr(&Expr::And(parts));
+    if text.chars().count() <= MAX_EXAMPLE {
+        format!("`when {text}`")
+    } else {
+        format!("`when operation == {op} and (...)`, around the whole condition")
+    }
 }
 
 /// S008: a condition reads a request attribute where the event need not be an operation. Only
@@ -42,6 +70,7 @@ pub(in crate::check) fn unguarded_attribute(
         })
         .or_else(|| t.operations.iter().next())
         .map_or("payout", |(n, _)| n.as_str());
+    let example = guarded_example(op, e);
     let mut seen = BTreeSet::new();
     for u in found {
         if !seen.insert(u.attr.clone()) {
@@ -55,10 +84,7 @@ pub(in crate::check) fn unguarded_attribute(
                 u.attr, u.attr
             ),
             "not guarded by an operation test",
-            Some(format!(
-                "guard it: `when operation == {op} and {}`",
-                u.example
-            )),
+            Some(format!("guard it: {example}")),
         );
     }
 }
@@ -72,12 +98,6 @@ fn unguarded_reads(
     guarded: bool,
     out: &mut Vec<Unguarded>,
 ) {
-    let text = |span: Span| {
-        file.text
-            .get(span.start..span.end)
-            .unwrap_or_default()
-            .to_string()
-    };
     match (e, c) {
         (Expr::And(es), Cond::And(cs)) if es.len() == cs.len() => {
             // A conjunct that is false on every other event guards its siblings.
@@ -93,35 +113,20 @@ fn unguarded_reads(
         }
         (Expr::Not(e), Cond::Not(c)) => unguarded_reads(file, t, e, c, guarded, out),
         _ if guarded => {}
-        (Expr::Cmp(n, _, lit), _) if t.attributes.contains_key(&n.text) => out.push(Unguarded {
-            attr: n.text.clone(),
-            span: n.span,
-            example: text(Span::new(n.span.start, lit.span().end)),
-        }),
-        (Expr::In(n, _, span), _) if t.attributes.contains_key(&n.text) => {
+        (Expr::Cmp(n, ..) | Expr::In(n, ..) | Expr::Flag(n), _)
+            if t.attributes.contains_key(&n.text) =>
+        {
             out.push(Unguarded {
                 attr: n.text.clone(),
                 span: n.span,
-                example: text(*span),
             });
         }
-        (Expr::Flag(n), _) if t.attributes.contains_key(&n.text) => out.push(Unguarded {
-            attr: n.text.clone(),
-            span: n.span,
-            example: n.text.clone(),
-        }),
         (Expr::Script(s), Cond::Script(sc)) => {
-            let example = if s.span.end.saturating_sub(s.span.start) <= 60 {
-                format!("script {}", text(s.span))
-            } else {
-                "script \"...\"".to_string()
-            };
             for site in sc.read_sites() {
                 if let CtxField::Attr(a) = &site.field {
                     out.push(Unguarded {
                         attr: a.clone(),
                         span: script_span(file, s, site.line, site.column, site.width),
-                        example: example.clone(),
                     });
                 }
             }
