@@ -91,7 +91,7 @@ struct Args {
     /// backtest`; rotated by size.
     #[arg(long, value_name = "PATH")]
     decision_log: Option<PathBuf>,
-    /// The largest size of one decision-log file, in bytes, before it is rotated (8 kept).
+    /// The largest size of one decision-log file, in bytes, before it is rotated (the live file and 8 rotated ones are kept).
     #[arg(long, default_value_t = stepup_http::decision_log::DEFAULT_MAX_BYTES, requires = "decision_log")]
     decision_log_max_bytes: u64,
     /// Pseudonymise user, session, device and challenge ids in the decision log with a keyed hash
