@@ -254,6 +254,25 @@ fn completion(
     Some((req, c))
 }
 
+/// How long, in all, a request waits for a request that recorded its authentication to save
+/// its session (on loopback Redis a commit takes about a millisecond), in growing steps.
+const OVERTAKE_WAITS_MS: [u64; 4] = [2, 8, 20, 50];
+
+/// Whether session `key`, loaded at `version`, is saved at another version within
+/// [`OVERTAKE_WAITS_MS`] (checked after each wait). Asked only before saving a decision made
+/// after the request's authentication was found recorded as used by another (a double submit,
+/// or a token reused in another application: then the session does not move, and the
+/// decision is saved once the waits are over; its step-up closes the challenge the token was
+/// fresh for, so the next request does not wait).
+fn session_moved(store: &dyn Store, op: &Request, key: &str, version: u64) -> bool {
+    OVERTAKE_WAITS_MS.iter().any(|ms| {
+        std::thread::sleep(std::time::Duration::from_millis(*ms));
+        store
+            .load(&op.tenant, &op.user, key)
+            .is_ok_and(|(_, s)| s.version != version)
+    })
+}
+
 /// The refusal of a decision whose effects could not be saved (SPEC §10: what spends a grant,
 /// completes a challenge or establishes a session allows only once saved): the store's error,
 /// after the records of what was decided.
@@ -355,6 +374,7 @@ pub(crate) fn decide(
                 return (d, log.then(|| (op.clone(), None)), Vec::new());
             }
         };
+        let loaded_version = stored.version;
         let mut state = State {
             history: Ok(history),
             session: stored,
@@ -390,12 +410,15 @@ pub(crate) fn decide(
         let mut record: Option<stepup_engine::state::SessionState> = None;
         // A completion stands only if this authentication completed no challenge in another
         // application (an unreadable record: it may have, so it does not stand).
+        // Whether this authentication was found recorded as used by another request.
+        let used_elsewhere = std::cell::Cell::new(false);
         let mut first_use = |c: Decision| -> Option<Decision> {
             let (_, r) = store.load(&op.tenant, &op.user, across).ok()?;
             // Used already, unless by this request: its record was written, then the session's
             // commit conflicted and it is decided again.
             let used = login_at.is_none_or(|at| r.used(at));
             if used && !(recorded && login_at.is_some()) {
+                used_elsewhere.set(true);
                 return None;
             }
             record = Some(r);
@@ -515,6 +538,19 @@ pub(crate) fn decide(
         d.audit = audit;
         if session.is_none() && update.is_none() {
             return (d, logged, earlier);
+        }
+        // Another request may be completing with this authentication right now (a client's
+        // double submit: the same retry twice, on one instance or two): it wrote the record and
+        // is about to save the session. Saving this decision (a step-up supersedes the
+        // challenge that request completes) would make its commit conflict and find its
+        // challenge closed: neither request allowed (a fleet review saw 5 such in 40 double
+        // submits). So this one waits a moment for that commit and decides again on it.
+        if used_elsewhere.get()
+            && session.is_some()
+            && attempt < MAX_COMMIT_ATTEMPTS
+            && session_moved(store, op, &key, loaded_version)
+        {
+            continue;
         }
         if let Some(mut r) = record.take() {
             // The authentication is recorded as used before its completion is saved: if the

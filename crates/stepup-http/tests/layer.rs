@@ -1957,3 +1957,157 @@ fn a_forgotten_record_across_applications_still_spends_its_step_up() {
         r.body
     );
 }
+
+/// A store that lines up a double submit: the first two loads of the session wait for each
+/// other (both requests decide on the same state); the request that records the authentication
+/// first ("A") has its session's commit held until the other ("B") either loads the session
+/// again or commits it.
+struct DoubleSubmit {
+    inner: Arc<dyn Store>,
+    state: std::sync::Mutex<Lineup>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Lineup {
+    armed: bool,
+    first_loads: usize,
+    holder: Option<std::thread::ThreadId>,
+    released: bool,
+}
+
+impl DoubleSubmit {
+    /// The across-applications record is the raw session id; every other key is the session.
+    fn is_session(key: &str) -> bool {
+        key != "s1"
+    }
+    fn wait_until(&self, done: impl Fn(&Lineup) -> bool) {
+        let g = self.state.lock().unwrap();
+        // Bounded: a request that never comes fails the test's assertions, not its run.
+        let _ = self
+            .changed
+            .wait_timeout_while(g, std::time::Duration::from_secs(5), |s| !done(s))
+            .unwrap();
+    }
+}
+
+impl Store for DoubleSubmit {
+    fn load(
+        &self,
+        t: &str,
+        u: &str,
+        s: &str,
+    ) -> Result<(stepup_engine::UserHistory, stepup_engine::SessionState), stepup_engine::StoreError>
+    {
+        let me = std::thread::current().id();
+        let lineup = {
+            let mut st = self.state.lock().unwrap();
+            if st.armed && DoubleSubmit::is_session(s) {
+                if st.holder.is_some_and(|h| h != me) {
+                    st.released = true;
+                }
+                let first = st.first_loads < 2;
+                st.first_loads += 1;
+                self.changed.notify_all();
+                first
+            } else {
+                false
+            }
+        };
+        if lineup {
+            self.wait_until(|s| s.first_loads >= 2);
+        }
+        self.inner.load(t, u, s)
+    }
+    fn commit(
+        &self,
+        t: &str,
+        u: &str,
+        s: &str,
+        state: Option<&stepup_engine::SessionState>,
+        update: Option<&stepup_engine::state::HistoryUpdate>,
+    ) -> Result<(), stepup_engine::StoreError> {
+        let me = std::thread::current().id();
+        let (armed, holder) = {
+            let st = self.state.lock().unwrap();
+            (st.armed, st.holder)
+        };
+        if !armed {
+            return self.inner.commit(t, u, s, state, update);
+        }
+        if !DoubleSubmit::is_session(s) {
+            let r = self.inner.commit(t, u, s, state, update);
+            let mut st = self.state.lock().unwrap();
+            if r.is_ok() && st.holder.is_none() {
+                st.holder = Some(me);
+            }
+            return r;
+        }
+        if holder == Some(me) {
+            self.wait_until(|s| s.released);
+            return self.inner.commit(t, u, s, state, update);
+        }
+        let r = self.inner.commit(t, u, s, state, update);
+        self.state.lock().unwrap().released = true;
+        self.changed.notify_all();
+        r
+    }
+    fn put_history(
+        &self,
+        t: &str,
+        u: &str,
+        h: &stepup_engine::UserHistory,
+    ) -> Result<(), stepup_engine::StoreError> {
+        self.inner.put_history(t, u, h)
+    }
+    fn reset_session(&self, t: &str, u: &str, s: &str) -> Result<(), stepup_engine::StoreError> {
+        self.inner.reset_session(t, u, s)
+    }
+}
+
+/// A client's double submit of an `every time` retry (a fleet review: in 5 of 40 such pairs
+/// neither was allowed, and the fresh authentication was spent): one request records the
+/// authentication and is about to save its completion when the other, deciding on the same
+/// state, finds the authentication used. That one waits for the first's commit and decides
+/// again on it, rather than superseding the challenge the first completes: exactly one is
+/// allowed.
+#[test]
+fn a_double_submitted_retry_is_allowed_exactly_once() {
+    let lineup = Arc::new(DoubleSubmit {
+        inner: Arc::new(MemoryStore::new()),
+        state: std::sync::Mutex::default(),
+        changed: std::sync::Condvar::new(),
+    });
+    let setup = Setup {
+        engine: Arc::new(Engine::new(
+            CompiledSet::from_text("t.policy", RULES).unwrap(),
+        )),
+        store: Arc::clone(&lineup) as Arc<dyn Store>,
+        clock: Arc::new(AtomicI64::new(T0)),
+    };
+    let (s, audit) = setup.stepup();
+    let srv = Arc::new(serve(&s, audit));
+    establish(&srv, &setup, "s1");
+    let body = Some(serde_json::json!({"amount": 1_500}));
+    let old = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    assert_eq!(
+        call(&srv, "POST", "/pay", &old, &[], body.clone()).status,
+        401
+    );
+    setup.advance(30);
+    let fresh = token(setup.now(), "s1", Some("aal3"), &["hwk"], 10);
+    lineup.state.lock().unwrap().armed = true;
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (srv, fresh, body) = (Arc::clone(&srv), fresh.clone(), body.clone());
+            std::thread::spawn(move || call(&srv, "POST", "/pay", &fresh, &[], body).status)
+        })
+        .collect();
+    let mut statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    statuses.sort_unstable();
+    assert!(
+        lineup.state.lock().unwrap().holder.is_some(),
+        "one request recorded the authentication"
+    );
+    assert_eq!(statuses, [200, 401]);
+}
