@@ -137,6 +137,12 @@ fn strengths_no_factor_of_which_reaches_the_admin_default_are_flagged() {
         let d = diags(&tenant(&members));
         assert!(d.is_empty(), "{members}: {d:#?}");
     }
+    // An admin operation declared twice, the first time not admin: no admin operation (a
+    // re-review found S012 beside E017).
+    let d = diags(&format!(
+        "tenant t {{\n operation export_users sensitive\n operation export_users admin\n{lowered}}}"
+    ));
+    assert_eq!(d.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["E017"]);
     // A written requirement no factor reaches is reported where it is written, once.
     let d = diags(&tenant(&format!("{lowered} admin default require aal2\n")));
     assert_eq!(d.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["S012"]);
@@ -373,7 +379,9 @@ fn an_attribute_read_without_an_operation_guard_is_flagged() {
         "S008",
         "policy `big` reads `amount` without an `operation` guard: it can fire on every sign-in and access, where `amount` is absent",
         "amount",
-        Some("guard it: `when operation == payout and amount > 1000`"),
+        Some(
+            "guard it with the operation that carries `amount`, e.g. `when operation == payout and amount > 1000`",
+        ),
     );
     expect_one(
         &format!(
@@ -382,23 +390,35 @@ fn an_attribute_read_without_an_operation_guard_is_flagged() {
         "S008",
         "policy `s` reads `amount` without an `operation` guard: it can fire on every sign-in and access, where `amount` is absent",
         "ctx.attrs.amount",
-        Some("guard it: `when operation == payout and script \"ctx.attrs.amount > 9\"`"),
+        Some(
+            "guard it with the operation that carries `amount`, e.g. `when operation == payout and script \"ctx.attrs.amount > 9\"`",
+        ),
     );
-    // The example guards the whole condition, so that it means on the operation what the
-    // policy meant (an outside check: the read alone, guarded, dropped `not` and turned a
-    // large payout's test into a small one's, and dropped the rest of an `or`).
+    // The example guards what reads the attribute: an alternative of a top-level `or` on its
+    // own, any other condition whole, so that it means on the operation what the policy meant
+    // and elsewhere what it did (an outside check: the read alone, guarded, dropped `not` and
+    // turned a large payout's test into a small one's; a re-review: the whole condition,
+    // guarded, dropped an `or`'s device step-up). The operation is one the condition names.
     for (when, example) in [
         (
             "not (operation != payout or amount <= 1000)",
             "`when operation == payout and not (operation != payout or amount <= 1000)`",
         ),
         (
-            "operation == payout or amount > 1000",
-            "`when operation == payout and (operation == payout or amount > 1000)`",
+            "operation == refund or amount > 1000",
+            "`when operation == refund or (operation == refund and amount > 1000)`",
         ),
         (
             "new_device and amount > 1000",
             "`when operation == payout and new_device and amount > 1000`",
+        ),
+        (
+            "amount > 1000 or new_device",
+            "`when (operation == payout and amount > 1000) or new_device`",
+        ),
+        (
+            "(operation == refund and amount > 1000) or amount > 50000",
+            "`when operation == refund and amount > 1000 or (operation == refund and amount > 50000)`",
         ),
     ] {
         let d = diags(&format!(
@@ -407,9 +427,18 @@ fn an_attribute_read_without_an_operation_guard_is_flagged() {
         assert_eq!(d.len(), 1, "{when}: {d:#?}");
         assert_eq!(
             d[0].help.as_deref(),
-            Some(format!("guard it: {example}").as_str()),
+            Some(
+                format!("guard it with the operation that carries `amount`, e.g. {example}")
+                    .as_str()
+            ),
             "{when}"
         );
+        // Pasted in, it is guarded.
+        let pasted = example.trim_matches('`').strip_prefix("when ").unwrap();
+        let d = diags(&format!(
+            "{tenant} policy p \"Confirm this payout.\" {{ when {pasted} require aal2 }}\n}}"
+        ));
+        assert!(d.is_empty(), "{pasted}: {d:#?}");
     }
     // Guarded: an operation test in the same `and`, or in every branch of an `or`.
     for when in [
@@ -1114,9 +1143,40 @@ fn a_step_up_on_every_operation_but_some_flags_the_routine_ones() {
             "(operation == change_email and risk > 50) or new_device",
             &[],
         ),
+        // Stepped up only where any operation is (a re-review: an exemption and a redundant
+        // test were flagged): a signal's step-up there.
         (
             "not (operation == view_profile and risk > 50) and new_device",
-            &["view_profile"],
+            &[],
+        ),
+        (
+            "risk >= 70 or (new_device and not operation in [view_profile, list_items])",
+            &[],
+        ),
+        (
+            "risk >= 70 or (new_device and operation != view_profile)",
+            &[],
+        ),
+        (
+            "(operation == view_profile and new_device) or new_device",
+            &[],
+        ),
+        (
+            "new_device or (operation in [view_profile, change_email] and new_device)",
+            &[],
+        ),
+        (
+            "(new_device and operation == view_profile) or (new_device and operation != view_profile)",
+            &[],
+        ),
+        (
+            "new_country(30d) or (operation in [change_email, view_profile] and new_country(30d))",
+            &[],
+        ),
+        // A test that cannot hold where the operation is routine steps nothing up there.
+        (
+            "operation == view_profile and new_device and not new_device",
+            &[],
         ),
     ] {
         let mut got: Vec<String> = diags(&two(cond))
@@ -1147,13 +1207,24 @@ fn a_message_that_says_nothing_but_verify_is_vague() {
         ("Step-up authentication required.", generic),
         ("Security check required.", generic),
         ("Verify.", generic),
+        ("Please re-verify your identity.", generic),
+        ("Additional authentication needed.", generic),
+        ("Please sign in again.", generic),
+        ("Two-factor authentication required.", generic),
+        ("MFA required.", generic),
+        ("Please confirm it's really you.", generic),
+        ("Verify your identity to keep your account safe.", generic),
         (
             "For security reasons, please confirm.",
-            "say specifically why the prompt appears, e.g. \"You're signing in from a new device — let's verify.\"",
+            "\"for security reasons\" says nothing users can check: say specifically why the prompt appears, e.g. \"You're signing in from a new device — let's verify.\"",
         ),
         (
             "Confirm your identity before changing your email, for security reasons.",
-            "the rest of the message says why: drop \"security reasons\", which users learn to click through",
+            "\"for security reasons\" says nothing users can check: say specifically why the prompt appears, e.g. \"You're signing in from a new device — let's verify.\"",
+        ),
+        (
+            "Please confirm this payout for your security.",
+            "\"for your security\" says nothing users can check: say specifically why the prompt appears, e.g. \"You're signing in from a new device — let's verify.\"",
         ),
     ] {
         let d = diags(&policy(message));
@@ -1170,6 +1241,10 @@ fn a_message_that_says_nothing_but_verify_is_vague() {
         "We need to re-verify for this sensitive action.",
         "Confirm this payout.",
         "(((",
+        // The words of a vague phrase, saying what the proof is for (a re-review).
+        "We'll ask for your security key on payouts over 1,000.",
+        "Re-enter your password for security settings changes.",
+        "Vérifiez votre identité avant de changer votre e-mail.",
     ] {
         assert!(diags(&policy(message)).is_empty(), "{message}");
     }

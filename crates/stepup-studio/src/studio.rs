@@ -610,7 +610,7 @@ impl Studio {
                         && self
                             .last_edit
                             .is_none_or(|t| now.duration_since(t) >= self.debounce);
-                    let quick = self.last_compile_took <= self.debounce / 4;
+                    let quick = self.checks_at_once();
                     self.last_edit = Some(now);
                     if paused && quick {
                         self.recompile();
@@ -758,6 +758,13 @@ impl Studio {
     #[must_use]
     pub fn pending(&self) -> bool {
         self.dirty_since.is_some()
+    }
+
+    /// Whether the last check of the rules was quick enough for an edit after a pause to be
+    /// checked at once (a quarter of the debounce; a slower one waits for typing to pause).
+    #[must_use]
+    pub fn checks_at_once(&self) -> bool {
+        self.last_compile_took <= self.debounce / 4
     }
 
     fn compare(&self, with: &CompareWith) -> Comparison {

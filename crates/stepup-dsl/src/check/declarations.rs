@@ -42,8 +42,9 @@ pub(super) fn pass<'a>(
     let mut generated: std::collections::BTreeSet<(String, String)> = Default::default();
     // Each tenant's `admin default` (`None`: `off`), checked once the whole tenant is declared.
     let mut admin: Vec<(String, &'a Arc<SourceFile>, Option<&'a ast::Require>)> = Vec::new();
-    // Each tenant's first `admin` operation, where the built-in `admin default` is reported.
-    let mut first_admin: BTreeMap<String, (&'a Arc<SourceFile>, Span, &'a str)> = BTreeMap::new();
+    // Every `admin` operation declared, in order: the built-in `admin default` is reported at
+    // each tenant's first one that stands (a second declaration of a name is refused).
+    let mut admin_ops: Vec<(String, &'a Arc<SourceFile>, Span, &'a str)> = Vec::new();
     for (parsed, lines) in files.iter().zip(indexes) {
         let mut cx = Ctx {
             file: &parsed.file,
@@ -78,11 +79,7 @@ pub(super) fn pass<'a>(
                     ..
                 } = m
                 {
-                    first_admin.entry(tenant.to_string()).or_insert((
-                        &parsed.file,
-                        name.span,
-                        name.text.as_str(),
-                    ));
+                    admin_ops.push((tenant.to_string(), &parsed.file, name.span, &name.text));
                 }
                 if declare(&mut cx, t, m, &parsed.base_dir, &mut seen)
                     && let Member::AdminDefault(req, _) = m
@@ -146,10 +143,15 @@ pub(super) fn pass<'a>(
     // The built-in requirement is checked against the tenant's strengths as a written one is
     // (an outside check: with every factor lowered to aal1, each admin operation was refused
     // as a `conflict`, and `check` said nothing).
-    for (tenant, (file, span, op)) in first_admin {
+    let mut reported = std::collections::BTreeSet::new();
+    for (tenant, file, span, op) in admin_ops {
         let Some(t) = tenants.get(&tenant) else {
             continue;
         };
+        if t.operations.get(op) != Some(&OperationClass::Admin) || !reported.insert(tenant.clone())
+        {
+            continue;
+        }
         let written = admin.iter().any(|(name, ..)| *name == tenant);
         if let (false, Some(r)) = (written, t.admin_default)
             && r.factors.intersect(t.strengths.reaching(r.aal)).is_empty()

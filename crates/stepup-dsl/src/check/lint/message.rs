@@ -4,18 +4,23 @@
 use super::super::Ctx;
 use crate::ast;
 
-/// Phrases that say nothing about why a prompt appears.
-const VAGUE: [&str; 4] = [
-    "security reasons",
-    "security purposes",
-    "for your security",
-    "for security",
+/// Phrases that say nothing about why a prompt appears, as words. The last word of a phrase
+/// that ends in `security` must end a clause (`for security.`, `for your security, ...`): `for
+/// your security key` and `for security settings` say what the proof is for.
+const VAGUE: [&[&str]; 6] = [
+    &["for", "security", "reasons"],
+    &["for", "security", "purposes"],
+    &["security", "reasons"],
+    &["security", "purposes"],
+    &["for", "your", "security"],
+    &["for", "security"],
 ];
 
 /// Words that ask for a proof without saying what it is for: a message made of these alone
 /// ("Please verify your identity.", "Additional verification required.") is as vague as "for
 /// security reasons" (an outside check found S003 read only that phrase).
 const GENERIC: &[&str] = &[
+    "2fa",
     "a",
     "account",
     "additional",
@@ -32,17 +37,23 @@ const GENERIC: &[&str] = &[
     "continue",
     "due",
     "extra",
+    "factor",
     "for",
     "identity",
+    "in",
     "is",
     "it",
     "it's",
+    "keep",
     "let",
     "let's",
     "lets",
     "me",
+    "mfa",
+    "multi-factor",
     "must",
     "need",
+    "needed",
     "needs",
     "now",
     "of",
@@ -55,6 +66,8 @@ const GENERIC: &[&str] = &[
     "purpose",
     "purposes",
     "re",
+    "re-verify",
+    "really",
     "reason",
     "reasons",
     "require",
@@ -65,6 +78,7 @@ const GENERIC: &[&str] = &[
     "safety",
     "secure",
     "security",
+    "sign",
     "step",
     "step-up",
     "stepup",
@@ -72,6 +86,8 @@ const GENERIC: &[&str] = &[
     "the",
     "this",
     "to",
+    "two",
+    "two-factor",
     "up",
     "us",
     "verification",
@@ -84,18 +100,47 @@ const GENERIC: &[&str] = &[
     "yourself",
 ];
 
-/// Whether a message (lower case) has words, and says nothing with them but that a proof is
-/// asked for.
-fn only_generic(lower: &str) -> bool {
-    let mut words = lower
-        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’' || c == '-'))
-        .map(|w| {
-            w.trim_matches(|c| c == '\'' || c == '’' || c == '-')
-                .replace('’', "'")
-        })
-        .filter(|w| !w.is_empty())
-        .peekable();
-    words.peek().is_some() && words.all(|w| GENERIC.contains(&w.as_str()))
+/// A message's words, lower case, each with whether a clause ends after it (punctuation other
+/// than an apostrophe or a hyphen, or the end).
+fn words(message: &str) -> Vec<(String, bool)> {
+    let lower = message.to_lowercase().replace('’', "'");
+    let mut out: Vec<(String, bool)> = Vec::new();
+    let mut word = String::new();
+    for ch in lower.chars().chain(std::iter::once('.')) {
+        if ch.is_alphanumeric() || ch == '\'' || ch == '-' {
+            word.push(ch);
+            continue;
+        }
+        let w = word.trim_matches(|c| c == '\'' || c == '-').to_string();
+        word.clear();
+        if !w.is_empty() {
+            out.push((w, false));
+        }
+        if !ch.is_whitespace()
+            && let Some(last) = out.last_mut()
+        {
+            last.1 = true;
+        }
+    }
+    out
+}
+
+/// The vague phrase a message uses, as written in the list, if any.
+fn vague_phrase(words: &[(String, bool)]) -> Option<String> {
+    VAGUE.iter().find_map(|phrase| {
+        words
+            .windows(phrase.len())
+            .any(|w| {
+                w.iter().zip(phrase.iter()).all(|((a, _), b)| a == b)
+                    && (phrase.last() != Some(&"security") || w.last().is_some_and(|(_, end)| *end))
+            })
+            .then(|| phrase.join(" "))
+    })
+}
+
+/// Whether a message has words, and says nothing with them but that a proof is asked for.
+fn only_generic(words: &[(String, bool)]) -> bool {
+    !words.is_empty() && words.iter().all(|(w, _)| GENERIC.contains(&w.as_str()))
 }
 
 /// Checks the message of policy `name` (a bare rule has none and needs none).
@@ -104,17 +149,12 @@ pub(in crate::check) fn message(cx: &mut Ctx<'_>, p: &ast::Policy, name: &str) {
     match &p.message {
         None if p.name.is_some() => cx.warn("S002", name_span, format!("policy `{name}` has no message for users"), "no message", Some("say why the prompt appears, e.g. \"Confirm your identity before changing your email.\"".into())),
         Some(m) => {
-            let lower = m.value.to_lowercase();
-            if lower.trim().is_empty() {
+            let words = words(&m.value);
+            if m.value.trim().is_empty() {
                 cx.warn("S002", m.span, format!("policy `{name}` has an empty message"), "empty", None);
-            } else if let Some(phrase) = VAGUE.iter().find(|v| lower.contains(*v)) {
-                let help = if only_generic(&lower) {
-                    "say specifically why the prompt appears, e.g. \"You're signing in from a new device — let's verify.\"".to_string()
-                } else {
-                    format!("the rest of the message says why: drop \"{phrase}\", which users learn to click through")
-                };
-                cx.warn("S003", m.span, "this message is too vague", "vague", Some(help));
-            } else if only_generic(&lower) {
+            } else if let Some(phrase) = vague_phrase(&words) {
+                cx.warn("S003", m.span, "this message is too vague", "vague", Some(format!("\"{phrase}\" says nothing users can check: say specifically why the prompt appears, e.g. \"You're signing in from a new device — let's verify.\"")));
+            } else if only_generic(&words) {
                 cx.warn("S003", m.span, "this message is too vague", "vague", Some("it asks for a proof without saying what for: say why the prompt appears, e.g. \"Confirm your identity before changing your email.\"".into()));
             }
         }

@@ -89,16 +89,102 @@ fn combine<'e>(v: &'e [Expr], op: Option<&str>, decisive: bool) -> Residue<'e> {
     }
 }
 
-/// Whether S001 flags routine operation `op` of a condition: read with `op` (`here`) it is
-/// true whatever else the request says, or it may be true and its tests of the operation
-/// treat `op` otherwise than an operation they do not name (`elsewhere`): `operation == x or
-/// new_device` treats a routine `y` as any other (it is a signal's step-up there), where
-/// `(operation == y and amount > 5000) or new_device` steps up on `y` for its amount.
+/// The most tests of the rest of the request whose values are enumerated to compare two
+/// residues (2^12 assignments); past it, only residues that are constants are compared.
+const MAX_ATOMS: usize = 12;
+
+/// The most places of such tests read (a test written again is a place of its own).
+const MAX_PLACES: usize = 64;
+
+/// The tests of the rest of the request in residues, each a variable: tests written alike
+/// (by their canonical text) are one variable, wherever they are.
+#[derive(Default)]
+struct Atoms<'e> {
+    /// Each leaf's variable, by place.
+    of: Vec<(Place<'e>, usize)>,
+    /// The canonical texts seen, by variable.
+    texts: Vec<String>,
+    /// More tests or places than are enumerated.
+    overflow: bool,
+}
+
+impl<'e> Atoms<'e> {
+    fn collect(&mut self, r: &Residue<'e>) {
+        if self.overflow {
+            return;
+        }
+        match r {
+            Residue::True | Residue::False => {}
+            Residue::Leaf(p) => {
+                if self.of.iter().any(|(q, _)| q == p) {
+                    return;
+                }
+                if self.of.len() == MAX_PLACES || self.texts.len() > MAX_ATOMS {
+                    self.overflow = true;
+                    return;
+                }
+                let text = crate::fmt::expr(p.0);
+                let i = match self.texts.iter().position(|t| *t == text) {
+                    Some(i) => i,
+                    None => {
+                        self.texts.push(text);
+                        self.texts.len() - 1
+                    }
+                };
+                self.of.push((*p, i));
+            }
+            Residue::And(v) | Residue::Or(v) => v.iter().for_each(|c| self.collect(c)),
+            Residue::Not(a) => self.collect(a),
+        }
+    }
+
+    fn value(&self, r: &Residue<'e>, assignment: u32) -> bool {
+        match r {
+            Residue::True => true,
+            Residue::False => false,
+            Residue::Leaf(p) => self
+                .of
+                .iter()
+                .find(|(q, _)| q == p)
+                .is_some_and(|(_, i)| assignment >> i & 1 == 1),
+            Residue::And(v) => v.iter().all(|c| self.value(c, assignment)),
+            Residue::Or(v) => v.iter().any(|c| self.value(c, assignment)),
+            Residue::Not(a) => !self.value(a, assignment),
+        }
+    }
+}
+
+/// Whether S001 flags routine operation `op` of a condition, read with `op` (`here`) and with
+/// an operation it does not name (`elsewhere`): `op` can be stepped up, and either every
+/// operation is (`not (operation == y and risk > 50)`), or `op` can be where another operation
+/// would not be (`(operation == y and risk > 50) or new_device`: on `y` for its risk alone).
+/// A condition that steps `op` up only where it steps up any operation is a signal's step-up
+/// there (`operation == x or new_device`; `risk >= 70 or (new_device and operation != y)`,
+/// which exempts `y`; `(operation == y and new_device) or new_device`, which says one thing
+/// twice). Tests of the rest of the request are read as free variables (their own
+/// contradictions are not seen), and past [`MAX_ATOMS`] of them only a constant `elsewhere`
+/// is read.
 fn flags(here: &Residue<'_>, elsewhere: &Residue<'_>) -> bool {
-    match here {
-        Residue::True => true,
-        Residue::False => false,
-        _ => here != elsewhere,
+    match (here, elsewhere) {
+        (Residue::False, _) => false,
+        (Residue::True, _) => true,
+        (_, Residue::True | Residue::False) => {
+            // Can `here` be true at all?
+            let mut atoms = Atoms::default();
+            atoms.collect(here);
+            atoms.overflow
+                || atoms.texts.len() > MAX_ATOMS
+                || (0..1u32 << atoms.texts.len()).any(|a| atoms.value(here, a))
+        }
+        _ => {
+            let mut atoms = Atoms::default();
+            atoms.collect(here);
+            atoms.collect(elsewhere);
+            !atoms.overflow
+                && atoms.texts.len() <= MAX_ATOMS
+                && (0..1u32 << atoms.texts.len())
+                    .any(|a| atoms.value(here, a) && !atoms.value(elsewhere, a))
+        }
     }
 }
 

@@ -20,31 +20,91 @@ struct Unguarded {
 /// The longest guarded condition the help writes out whole.
 const MAX_EXAMPLE: usize = 120;
 
-/// The help's example: the whole condition under an operation guard, so that it means on that
-/// operation what the policy meant (an outside check: the read alone, guarded, dropped the
-/// rest of the condition, and under a `not` turned a large payout's test into a small one's).
-fn guarded_example(op: &str, e: &Expr) -> String {
-    let guard = Expr::Cmp(
-        Name {
-            text: "operation".into(),
-            span: Span::new(0, 0),
-        },
-        CmpOp::Eq,
-        Lit::Name(Name {
-            text: op.into(),
-            span: Span::new(0, 0),
-        }),
-    );
-    let parts = match e {
-        Expr::And(v) => std::iter::once(guard).chain(v.iter().cloned()).collect(),
-        _ => vec![guard, e.clone()],
+/// `operation == op`.
+fn guard(op: &str) -> Expr {
+    let name = |text: &str| Name {
+        text: text.into(),
+        span: Span::new(0, 0),
     };
-    let text = crate::fmt::expr(&Expr::And(parts));
+    Expr::Cmp(name("operation"), CmpOp::Eq, Lit::Name(name(op)))
+}
+
+/// `operation == op and e`, flat.
+fn guarded(op: &str, e: &Expr) -> Expr {
+    match e {
+        Expr::And(v) => Expr::And(
+            std::iter::once(guard(op))
+                .chain(v.iter().cloned())
+                .collect(),
+        ),
+        _ => Expr::And(vec![guard(op), e.clone()]),
+    }
+}
+
+/// The help's example: the condition with an operation guard on what reads the attributes,
+/// so that it means on that operation what the policy meant and elsewhere what it did: each
+/// alternative of a top-level `or` that reads one is guarded on its own (`amount > 1000 or
+/// new_device` keeps its device step-up), any other condition whole (under a `not`, the read
+/// alone, guarded, turned a large payout's test into a small one's).
+fn guarded_example(file: &SourceFile, t: &Tenant, op: &str, e: &Expr, c: &Cond) -> String {
+    let text = match (e, c) {
+        // Each guarded alternative in parentheses, which `and` binding tighter makes optional
+        // but a reader does not.
+        (Expr::Or(es), Cond::Or(cs)) if es.len() == cs.len() => es
+            .iter()
+            .zip(cs)
+            .map(|(e, c)| {
+                let mut reads = Vec::new();
+                unguarded_reads(file, t, e, c, false, &mut reads);
+                if reads.is_empty() {
+                    crate::fmt::expr(e)
+                } else {
+                    format!("({})", crate::fmt::expr(&guarded(op, e)))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => crate::fmt::expr(&guarded(op, e)),
+    };
     if text.chars().count() <= MAX_EXAMPLE {
         format!("`when {text}`")
     } else {
-        format!("`when operation == {op} and (...)`, around the whole condition")
+        format!("`operation == {op} and ...` around what reads it")
     }
+}
+
+/// The operation the example guards with: the first the condition names that is not routine,
+/// else the catalog's first sensitive, admin, or any operation (an example: the help says to
+/// name the operation that carries the attribute).
+fn example_operation<'t>(t: &'t Tenant, e: &Expr) -> &'t str {
+    fn named<'e>(e: &'e Expr, out: &mut Vec<&'e str>) {
+        match e {
+            Expr::And(v) | Expr::Or(v) => v.iter().for_each(|c| named(c, out)),
+            Expr::Not(a) => named(a, out),
+            Expr::Cmp(n, CmpOp::Eq, Lit::Name(v)) if n.text == "operation" => out.push(&v.text),
+            Expr::In(n, items, _) if n.text == "operation" => {
+                out.extend(items.iter().filter_map(|l| match l {
+                    Lit::Name(v) => Some(v.text.as_str()),
+                    _ => None,
+                }));
+            }
+            _ => {}
+        }
+    }
+    let mut names = Vec::new();
+    named(e, &mut names);
+    let by_class = |class: OperationClass| t.operations.iter().find(|(_, c)| **c == class);
+    names
+        .iter()
+        .find_map(|n| {
+            t.operations
+                .get_key_value(*n)
+                .filter(|(_, c)| **c != OperationClass::Routine)
+        })
+        .or_else(|| by_class(OperationClass::Sensitive))
+        .or_else(|| by_class(OperationClass::Admin))
+        .or_else(|| t.operations.iter().next())
+        .map_or("payout", |(n, _)| n.as_str())
 }
 
 /// S008: a condition reads a request attribute where the event need not be an operation. Only
@@ -59,18 +119,11 @@ pub(in crate::check) fn unguarded_attribute(
 ) {
     let mut found = Vec::new();
     unguarded_reads(cx.file, t, e, c, false, &mut found);
-    let op = t
-        .operations
-        .iter()
-        .find(|(_, c)| **c == OperationClass::Sensitive)
-        .or_else(|| {
-            t.operations
-                .iter()
-                .find(|(_, c)| **c == OperationClass::Admin)
-        })
-        .or_else(|| t.operations.iter().next())
-        .map_or("payout", |(n, _)| n.as_str());
-    let example = guarded_example(op, e);
+    if found.is_empty() {
+        return;
+    }
+    let op = example_operation(t, e);
+    let example = guarded_example(cx.file, t, op, e, c);
     let mut seen = BTreeSet::new();
     for u in found {
         if !seen.insert(u.attr.clone()) {
@@ -84,7 +137,10 @@ pub(in crate::check) fn unguarded_attribute(
                 u.attr, u.attr
             ),
             "not guarded by an operation test",
-            Some(format!("guard it: {example}")),
+            Some(format!(
+                "guard it with the operation that carries `{}`, e.g. {example}",
+                u.attr
+            )),
         );
     }
 }
