@@ -333,6 +333,11 @@ impl StudioApp {
                     };
                     ui.label(RichText::new(&d.summary).color(color))
                         .on_hover_text(RichText::new(&d.rendered).monospace());
+                    // The help says what the headline alone can mislead about (a review: an
+                    // override's S005 read "weaker" where its help says why).
+                    if let Some(help) = &d.help {
+                        ui.label(RichText::new(format!("  help: {help}")).weak());
+                    }
                 }
             });
         cmds
@@ -382,10 +387,20 @@ impl StudioApp {
                 for w in &r.warnings {
                     ui.label(RichText::new(w).color(Color32::from_rgb(230, 160, 40)));
                 }
-                egui::ScrollArea::vertical()
-                    .id_salt("timeline")
-                    .show(ui, |ui| {
-                        for e in &r.events {
+                // Only the rows in view are laid out: a scenario of 20,000 events laid out
+                // every row on every frame, and the studio stopped answering (a review).
+                let row_height = ui
+                    .spacing()
+                    .interact_size
+                    .y
+                    .max(ui.text_style_height(&egui::TextStyle::Body))
+                    + ui.spacing().item_spacing.y;
+                egui::ScrollArea::vertical().id_salt("timeline").show_rows(
+                    ui,
+                    row_height,
+                    r.events.len(),
+                    |ui, rows| {
+                        for e in r.events.get(rows).unwrap_or_default() {
                             ui.horizontal(|ui| {
                                 let d = &e.decision;
                                 ui.label(
@@ -432,7 +447,8 @@ impl StudioApp {
                                 }
                             });
                         }
-                    });
+                    },
+                );
             }
         }
         cmds
@@ -516,10 +532,14 @@ impl StudioApp {
                 }
                 let records = self.studio.audit();
                 ui.label(format!("{} audit record(s)", records.len()));
-                egui::ScrollArea::vertical()
-                    .id_salt("audit")
-                    .show(ui, |ui| {
-                        for (file, a) in records {
+                let row_height =
+                    ui.text_style_height(&egui::TextStyle::Body) + ui.spacing().item_spacing.y;
+                egui::ScrollArea::vertical().id_salt("audit").show_rows(
+                    ui,
+                    row_height,
+                    records.len(),
+                    |ui, rows| {
+                        for (file, a) in records.get(rows).unwrap_or_default() {
                             ui.label(format!(
                                 "{} {} {} user={} policies=[{}] {}",
                                 a.at,
@@ -530,7 +550,8 @@ impl StudioApp {
                                 a.required_aal.map(|x| x.to_string()).unwrap_or_default()
                             ));
                         }
-                    });
+                    },
+                );
             }
             BottomView::Compare => {
                 ui.horizontal(|ui| {
@@ -744,8 +765,13 @@ fn friction_chart(ui: &mut Ui, r: &stepup_decisionlog::BacktestReport, compared:
 
 fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult, after: Option<stepup_core::Aal>) {
     let d = &e.decision;
+    // A refusal names its reason's code (a review: only its message showed).
+    let reason = d
+        .deny
+        .map(|r| format!(" ({})", r.as_str()))
+        .unwrap_or_default();
     ui.label(
-        RichText::new(format!("decision: {}", d.kind.as_str()))
+        RichText::new(format!("decision: {}{reason}", d.kind.as_str()))
             .color(decision_color(d.kind))
             .strong(),
     );
@@ -782,8 +808,20 @@ fn event_details(ui: &mut Ui, e: &stepup_replay::EventResult, after: Option<step
         );
     }
     if let Some(r) = &d.risk {
+        // The weights of the signals present can sum past 100: the score is capped there.
+        let present: u32 = r
+            .signals
+            .iter()
+            .filter(|s| s.value == stepup_engine::Tri::True)
+            .map(|s| s.weight)
+            .sum();
+        let capped = if present > 100 {
+            format!(" (the weights present sum to {present}, capped at 100)")
+        } else {
+            String::new()
+        };
         ui.label(format!(
-            "risk score: {}",
+            "risk score: {}{capped}",
             r.score.map_or_else(
                 || format!("unknown, between {} and {}", r.range.min, r.range.max),
                 |s| s.to_string()

@@ -5,6 +5,15 @@ use std::path::PathBuf;
 
 use stepup_studio::studio::Command;
 
+const USAGE: &str = "usage: stepup-studio [RULES_DIR] [SCENARIOS_DIR] [--select SCENARIO:EVENT] [--decision-log LOG [--compare RULES_DIR]]";
+
+/// A usage error: what is wrong, the usage, exit 2.
+fn usage_error(what: &str) -> std::process::ExitCode {
+    eprintln!("error: {what}");
+    eprintln!("{USAGE}");
+    std::process::ExitCode::from(2)
+}
+
 fn main() -> std::process::ExitCode {
     let mut dirs = Vec::new();
     let mut select: Option<String> = None;
@@ -19,19 +28,38 @@ fn main() -> std::process::ExitCode {
         } else if a == "--compare" {
             compare = args.next().map(PathBuf::from);
         } else if a == "--help" || a == "-h" {
-            println!(
-                "usage: stepup-studio [RULES_DIR] [SCENARIOS_DIR] [--select SCENARIO:EVENT] [--decision-log LOG [--compare RULES_DIR]]"
-            );
+            println!("{USAGE}");
             return std::process::ExitCode::SUCCESS;
+        } else if a.starts_with('-') && a != "-" {
+            return usage_error(&format!("unknown option `{a}`"));
         } else {
             dirs.push(PathBuf::from(a));
         }
+    }
+    if dirs.len() > 2 {
+        return usage_error("at most two directories: the rules, then the scenarios");
     }
     let mut dirs = dirs.into_iter();
     let rules = dirs.next().unwrap_or_else(|| PathBuf::from("rules"));
     let scenarios = dirs
         .next()
         .unwrap_or_else(|| PathBuf::from("examples/scenarios"));
+    // A path that is not there opens an empty studio that looks like one with no rules (a
+    // review): it is refused, as the CLI refuses it.
+    for (what, path) in [("rules", &rules), ("scenarios", &scenarios)] {
+        if !path.exists() {
+            eprintln!("error: the {what} path `{}` does not exist", path.display());
+            return std::process::ExitCode::from(2);
+        }
+    }
+    if let Some(s) = &select
+        && s.split_once(':')
+            .is_none_or(|(_, e)| e.parse::<usize>().is_err())
+    {
+        return usage_error(&format!(
+            "`--select {s}`: write SCENARIO:EVENT, e.g. `01_sensitive_operation:3`"
+        ));
+    }
     let result = eframe::run_native(
         "stepup studio",
         stepup_studio::app::native_options(),
@@ -47,6 +75,8 @@ fn main() -> std::process::ExitCode {
                     app.studio.apply(Command::SelectScenario(i));
                     app.studio
                         .apply(Command::SelectEvent(event.parse().unwrap_or(0)));
+                } else {
+                    eprintln!("warning: `--select`: no scenario file starts with `{name}`");
                 }
             }
             if let Some(log) = log {

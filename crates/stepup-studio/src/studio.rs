@@ -47,6 +47,8 @@ pub struct DiagView {
     pub summary: String,
     /// The full rendering (underline and help).
     pub rendered: String,
+    /// What to do about it, if the diagnostic says.
+    pub help: Option<String>,
     /// Byte range in the file.
     pub span: (usize, usize),
 }
@@ -300,6 +302,7 @@ fn compile_sources(sources: &[stepup_dsl::Source]) -> (Result<Arc<Engine>, Strin
                     d.file.name, d.code, d.message
                 ),
                 rendered: d.render(false),
+                help: d.help.clone(),
                 span: (d.span.start, d.span.end),
             }
         })
@@ -567,7 +570,7 @@ impl Studio {
 
     /// Audit records of every replayed scenario that pass the filter, with their scenario.
     #[must_use]
-    pub fn audit(&self) -> Vec<(String, &AuditRecord)> {
+    pub fn audit(&self) -> Vec<(&str, &AuditRecord)> {
         let f = &self.audit_filter;
         let mut out = Vec::new();
         for r in self.reports.iter().flatten() {
@@ -578,7 +581,7 @@ impl Studio {
                             || a.policies.iter().any(|p| p.contains(f.policy.trim())))
                         && a.user.contains(f.user.trim());
                     if ok {
-                        out.push((r.file.clone(), a));
+                        out.push((r.file.as_str(), a));
                     }
                 }
             }

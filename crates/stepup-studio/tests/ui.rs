@@ -380,6 +380,8 @@ fn a_broken_edit_shows_its_diagnostic_with_the_default_debounce() {
         h.run();
     }
     h.get_by_label_contains(label);
+    // With its help (a review: the studio showed the headline alone).
+    h.get_by_label_contains("help: did you mean `new_device`");
 }
 
 /// The session AAL after an event is what the session then proves: an allowed password
@@ -393,6 +395,23 @@ fn the_explanation_shows_what_the_session_proves_after_the_event() {
     h.get_by_label_contains("#2 2026-11-27T09:05:20Z").click();
     h.run();
     h.get_by_label("session AAL before: aal1, after: aal3");
+}
+
+/// A refusal names its reason's code, and a risk score capped at 100 says what it was capped
+/// from (a review: only the message showed, and 100 sat beside weights summing to 110).
+#[test]
+fn the_explanation_names_a_refusals_reason_and_a_capped_score() {
+    let mut h = harness();
+    h.get_by_label("09_sms_only_refused_aal3").click();
+    h.run();
+    h.get_by_label_contains("#3 ").click();
+    h.run();
+    h.get_by_label("decision: deny (stronger_factor_required)");
+    h.get_by_label("07_impossible_travel").click();
+    h.run();
+    h.get_by_label_contains("#1 ").click();
+    h.run();
+    h.get_by_label("risk score: 100 (the weights present sum to 110, capped at 100)");
 }
 
 /// A what-if time offset that is not a time (infinite, or beyond a century) is an error shown
@@ -523,4 +542,79 @@ fn typing_in_a_large_rules_file_waits_for_a_pause_to_check() {
         "{} compiles while typing",
         h.state().studio.compiles() - before
     );
+}
+
+/// A long scenario lays out only the timeline rows and audit records in view (a review: a
+/// scenario of 20,000 events laid out every row on every frame, and the studio stopped
+/// answering an edit for minutes).
+#[test]
+fn a_long_scenario_lays_out_only_the_rows_in_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let events: Vec<String> = (0..2_000)
+        .map(|i| {
+            format!(
+                "Operation(at: \"2026-11-27T{:02}:{:02}:{:02}Z\", name: \"change_email\"),",
+                10 + i / 3600,
+                i / 60 % 60,
+                i % 60
+            )
+        })
+        .collect();
+    let text = format!(
+        "Scenario(name: \"long\", tenant: \"acme\", application: \"dashboard\",\n user: (id: \"alice\", enrolled: [totp, sms], history: (devices: [\"laptop-1\"], countries: {{\"FR\": \"2026-11-20T08:00:00Z\"}})),\n events: [\n SignIn(at: \"2026-11-27T09:00:00Z\", device: \"laptop-1\", ip: \"198.51.100.7\", country: \"FR\", location: (lat: 48.85, lon: 2.35), factors: [password]),\n{}\n ])",
+        events.join("\n")
+    );
+    std::fs::write(dir.path().join("long_file.ron"), text).unwrap();
+    let mut h = harness_of(root().join("rules"), dir.path().to_path_buf());
+    h.get_by_label("long_file").click();
+    h.run();
+    assert!(
+        h.state().studio.audit().len() >= 2_000,
+        "every prompt is audited"
+    );
+    let rows = h
+        .query_all_by_label_contains("operation:change_email")
+        .count();
+    assert!(
+        (1..200).contains(&rows),
+        "{rows} timeline rows and audit records laid out"
+    );
+}
+
+/// Bad command lines are refused before a window opens, saying what is wrong (a review: a
+/// missing rules directory opened an empty studio that looked like one with no rules, and an
+/// unknown option was ignored).
+#[test]
+fn a_bad_command_line_is_refused_with_what_is_wrong() {
+    let studio = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stepup-studio"))
+            .args(args)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for (args, said) in [
+        (
+            &["/nonexistent/rules"][..],
+            "the rules path `/nonexistent/rules` does not exist",
+        ),
+        (
+            &["rules", "/nonexistent"],
+            "the scenarios path `/nonexistent` does not exist",
+        ),
+        (&["--bogus"], "unknown option `--bogus`"),
+        (
+            &["rules", "examples/scenarios", "x"],
+            "at most two directories",
+        ),
+        (&["--select", "nosuch"], "write SCENARIO:EVENT"),
+    ] {
+        let (code, err) = studio(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
 }
