@@ -118,22 +118,30 @@ impl StudioApp {
         self.dropped_files(ui, &mut cmds);
         egui::Panel::top("menu").show(ui, |ui| cmds.extend(self.menu(ui)));
         // Room for the friction chart when the studio starts on a decision log.
-        let bottom_size = if self.bottom == BottomView::DecisionLog {
+        let bottom_size: f32 = if self.bottom == BottomView::DecisionLog {
             420.0
         } else {
             220.0
         };
+        // Sizes in proportion to the window, bounded, so that the timeline keeps a third of
+        // its width and half of its height whatever the window (a review: at 1024x700 the side
+        // panels kept their widths and left the timeline 35 px, one letter per line; dragging
+        // the bottom panel up collapsed the others).
+        let room = ui.available_size();
         egui::Panel::bottom("bottom")
             .resizable(true)
-            .default_size(bottom_size)
+            .default_size(bottom_size.min(room.y * 0.4))
+            .size_range(80.0..=(room.y * 0.5).max(80.0))
             .show(ui, |ui| cmds.extend(self.bottom_panel(ui)));
         egui::Panel::left("rules")
             .resizable(true)
-            .default_size(560.0)
+            .default_size(560.0f32.min(room.x * 0.35))
+            .size_range(160.0..=(room.x * 0.4).max(160.0))
             .show(ui, |ui| cmds.extend(self.rules_panel(ui)));
         egui::Panel::right("explain")
             .resizable(true)
-            .default_size(420.0)
+            .default_size(420.0f32.min(room.x * 0.27))
+            .size_range(160.0..=(room.x * 0.3).max(160.0))
             .show(ui, |ui| cmds.extend(self.explain_panel(ui)));
         egui::CentralPanel::default().show(ui, |ui| cmds.extend(self.timeline_panel(ui)));
         for c in cmds {

@@ -618,3 +618,23 @@ fn a_bad_command_line_is_refused_with_what_is_wrong() {
         assert!(err.contains(said), "{args:?}: {err}");
     }
 }
+
+/// In a small window the timeline keeps room to read (a review: at 1024x700 the side panels
+/// kept their widths and the timeline was 35 px wide, its names one letter per line).
+#[test]
+fn a_small_window_leaves_the_timeline_room() {
+    let app = StudioApp::new(
+        root().join("rules"),
+        root().join("examples/scenarios"),
+        Persisted::default(),
+    );
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1024.0, 700.0))
+        .allow_missing_glyphs()
+        .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
+    h.run();
+    let row = h.get_by_label_contains("#0 2026-11-27T09:00:00Z").rect();
+    assert!(row.width() > 250.0, "the timeline's first row is {row:?}");
+    let heading = h.get_by_label("Scenarios").rect();
+    assert!(heading.height() < 40.0, "the heading wraps: {heading:?}");
+}
