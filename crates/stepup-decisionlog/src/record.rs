@@ -314,9 +314,9 @@ pub fn history_read(h: &UserHistory, event: &Event) -> UserHistory {
             out.devices.insert(d.to_string());
         }
         if let Some(c) = ctx.country_code()
-            && let Some(at) = h.countries.get(c)
+            && let Some((code, at)) = h.country_seen(c)
         {
-            out.countries.insert(c.to_string(), *at);
+            out.countries.insert(code.clone(), *at);
         }
         out.last_sign_in.clone_from(&h.last_sign_in);
     }

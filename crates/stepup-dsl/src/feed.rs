@@ -148,16 +148,25 @@ fn parse_entry(s: &str) -> Option<Entry> {
                 u128::MAX << (128 - len)
             };
             let (start, end) = (u128::from(a) & mask, u128::from(a) | !mask);
-            // Lookups of IPv4-mapped addresses go to the IPv4 table: so does their part here.
-            let v4 = (start <= MAPPED_END && end >= MAPPED_START).then(|| {
-                let lo = u32::try_from(start.max(MAPPED_START) - MAPPED_START).unwrap_or(0);
-                let hi = u32::try_from(end.min(MAPPED_END) - MAPPED_START).unwrap_or(u32::MAX);
-                (lo, hi)
-            });
-            let only_mapped = start >= MAPPED_START && end <= MAPPED_END;
-            Some(Entry {
-                v4,
-                v6: (!only_mapped).then_some((start, end)),
+            // An IPv4 range written in its mapped form (inside `::ffff:0:0/96`, not all of it)
+            // goes to the IPv4 table, where lookups of IPv4-mapped addresses go. Any other
+            // IPv6 range is of IPv6 addresses: `::/8`, the first line of common IPv6 bogon
+            // lists, holds the mapped block, and read as IPv4 too it put every IPv4 client in
+            // the feed (an outside check). All of IPv4 is written `0.0.0.0/0`.
+            let inside = start >= MAPPED_START && end <= MAPPED_END;
+            let whole = start <= MAPPED_START && end >= MAPPED_END;
+            Some(if inside && !whole {
+                let lo = u32::try_from(start - MAPPED_START).unwrap_or(0);
+                let hi = u32::try_from(end - MAPPED_START).unwrap_or(u32::MAX);
+                Entry {
+                    v4: Some((lo, hi)),
+                    v6: None,
+                }
+            } else {
+                Entry {
+                    v4: None,
+                    v6: Some((start, end)),
+                }
             })
         }
     }
@@ -396,10 +405,18 @@ mod tests {
         assert!(has(&f, "192.0.2.77"));
         assert!(has(&f, "::ffff:192.0.2.77"));
         assert!(!has(&f, "192.0.3.1"));
-        // A range wider than the mapped block covers mapped addresses too.
+        // A range of IPv6 addresses that holds the mapped block, or the whole block, is of
+        // IPv6 addresses (an outside check: `::/8`, a bogon list's first line, put every IPv4
+        // client in the feed).
+        for range in ["::/0", "::/8", "::/80", "::ffff:0:0/96"] {
+            let (six, _) = ThreatFeed::parse("f", &format!("{range}\n"));
+            assert!(!has(&six, "198.51.100.1"), "{range}");
+            assert!(!has(&six, "::ffff:198.51.100.1"), "{range}");
+        }
         let (all, _) = ThreatFeed::parse("f", "::/0\n");
-        assert!(has(&all, "198.51.100.1"));
         assert!(has(&all, "2001:db8::1"));
+        let (bogons, _) = ThreatFeed::parse("f", "::/8\n");
+        assert!(has(&bogons, "::1"));
     }
 
     #[test]

@@ -100,25 +100,39 @@ pub fn parse_ip(text: &str) -> Option<IpAddr> {
         .or_else(|| text.parse::<IpAddr>().ok())
 }
 
-/// The four octets of a canonical dotted quad, or `None` (then the standard parser decides).
+/// The four octets of a canonical dotted quad, or `None` (then the standard parser decides):
+/// one pass over the bytes.
 fn dotted_quad(text: &[u8]) -> Option<[u8; 4]> {
-    let mut octets = [0u8; 4];
-    let mut parts = text.split(|b| *b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.first() == Some(&b'0')) {
-            return None;
-        }
-        let mut n = 0u16;
-        for d in part {
-            if !d.is_ascii_digit() {
-                return None;
-            }
-            n = n * 10 + u16::from(d - b'0');
-        }
-        *octet = u8::try_from(n).ok()?;
+    if text.len() > 15 {
+        return None;
     }
-    parts.next().is_none().then_some(octets)
+    let mut octets = [0u8; 4];
+    let mut part = 0usize;
+    // The current number, and how many digits it has.
+    let (mut n, mut digits) = (0u16, 0u8);
+    for &b in text {
+        match b {
+            b'0'..=b'9' => {
+                // A leading zero is not read (`01`), nor a fourth digit.
+                if (digits == 1 && n == 0) || digits == 3 {
+                    return None;
+                }
+                n = n * 10 + u16::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if digits > 0 && part < 3 => {
+                *octets.get_mut(part)? = u8::try_from(n).ok()?;
+                part += 1;
+                (n, digits) = (0, 0);
+            }
+            _ => return None,
+        }
+    }
+    if digits == 0 || part != 3 {
+        return None;
+    }
+    *octets.get_mut(3)? = u8::try_from(n).ok()?;
+    Some(octets)
 }
 
 /// A request attribute value.

@@ -171,8 +171,8 @@ impl<'a> Signals<'a> {
                 None => Tri::Unknown,
             },
             SignalKind::NewCountry => match ctx.country_code() {
-                Some(c) => match h.countries.get(c) {
-                    Some(seen) => match age(self.now, *seen) {
+                Some(c) => match h.country_seen(c) {
+                    Some((_, seen)) => match age(self.now, *seen) {
                         Some(age) => Tri::from(age > i64::from(days) * 86_400),
                         None => Tri::Unknown,
                     },
@@ -283,7 +283,10 @@ impl<'a> Signals<'a> {
             return false;
         };
         let at = match kind {
-            SignalKind::NewCountry => ctx.country_code().and_then(|c| h.countries.get(c)),
+            SignalKind::NewCountry => ctx
+                .country_code()
+                .and_then(|c| h.country_seen(c))
+                .map(|(_, at)| at),
             // Only a sign-in with a place is one impossible travel reads.
             SignalKind::ImpossibleTravel => h
                 .last_sign_in

@@ -90,6 +90,21 @@ pub struct HistoryUpdate {
     pub access: Option<(String, Timestamp)>,
 }
 
+impl UserHistory {
+    /// When the user last signed in from country `code`, and the code as the history holds it:
+    /// codes are ISO 3166 (`fr` is `FR`: an outside check found a lower-case code new where
+    /// the history knew the country), so one the history holds in other capitals is found too
+    /// (among at most [`MAX_COUNTRIES`]).
+    #[must_use]
+    pub fn country_seen(&self, code: &str) -> Option<(&String, &Timestamp)> {
+        self.countries.get_key_value(code).or_else(|| {
+            self.countries
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(code))
+        })
+    }
+}
+
 impl HistoryUpdate {
     /// Applies the update.
     pub fn apply(&self, h: &mut UserHistory) {

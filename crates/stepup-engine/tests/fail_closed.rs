@@ -1541,3 +1541,54 @@ fn an_empty_device_or_country_is_none_and_is_never_learned() {
         assert_eq!(signal(&d, k), Some(Tri::False), "{k:?}");
     }
 }
+
+/// A country code is ISO 3166, whatever its capitals (an outside check: `fr` was a new country
+/// where the history knew `FR`, and a country learned as `de` was new as `DE`): found in any
+/// capitals, learned in capitals. A device fingerprint stays exact (it is opaque).
+#[test]
+fn a_country_code_is_one_country_in_any_capitals() {
+    let signal = |d: &Decision, k: SignalKind| {
+        d.risk
+            .as_ref()
+            .and_then(|r| r.signals.iter().find(|s| s.signal == k))
+            .map(|s| s.value)
+    };
+    let store = MemoryStore::new();
+    let mut s = Sim::rules(&store, "dashboard", &[Factor::Password, Factor::Sms]);
+    let from = |country: &str| Context {
+        country: Some(country.into()),
+        ..paris()
+    };
+    let d = s.sign_in(0, from("fr"));
+    assert_eq!(
+        signal(&d, SignalKind::NewCountry),
+        Some(Tri::False),
+        "{d:?}"
+    );
+    assert_eq!(kind(&d), DecisionKind::Allow, "{d:?}");
+    // A new country, learned by a strong sign-in, in capitals.
+    s.session = "s2".into();
+    let d = s.sign_in_with(60, from("be"), &[Factor::Password, Factor::Sms]);
+    assert_eq!(signal(&d, SignalKind::NewCountry), Some(Tri::True), "{d:?}");
+    assert_eq!(kind(&d), DecisionKind::Allow, "{d:?}");
+    let (h, _) = store.load("acme", "alice", "s2").unwrap();
+    assert!(h.countries.contains_key("BE"), "{h:?}");
+    s.session = "s3".into();
+    for code in ["BE", "Be", "be"] {
+        let d = s.sign_in(120, from(code));
+        assert_eq!(
+            signal(&d, SignalKind::NewCountry),
+            Some(Tri::False),
+            "{code}: {d:?}"
+        );
+    }
+    // The fingerprint is exact.
+    let d = s.sign_in(
+        180,
+        Context {
+            device: Some("LAPTOP-1".into()),
+            ..paris()
+        },
+    );
+    assert_eq!(signal(&d, SignalKind::NewDevice), Some(Tri::True), "{d:?}");
+}

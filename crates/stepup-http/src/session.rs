@@ -203,7 +203,8 @@ fn completion(
         // from them; else the history learns nothing (a sign-in from there is asked again).
         let here = sign_in();
         let same_place = h.device == here.device
-            && h.country.as_ref().map(|(country, _)| country) == here.country.as_ref()
+            && h.country.as_ref().map(|(country, _)| country.as_str())
+                == here.country_code().map(str::to_ascii_uppercase).as_deref()
             && h.last_sign_in.as_ref().map(|l| l.location) == Some(here.location);
         if !same_place {
             c.effects.history = None;

@@ -416,12 +416,15 @@ fn allowed_history(req: &Request) -> Option<HistoryUpdate> {
     match &req.event {
         Event::SignIn { context, .. } => Some(HistoryUpdate {
             device: context.device_id().map(str::to_string),
-            country: context.country_code().map(|c| (c.to_string(), req.now)),
+            // Learned in capitals, as ISO 3166 writes country codes.
+            country: context
+                .country_code()
+                .map(|c| (c.to_ascii_uppercase(), req.now)),
             // Only a located sign-in moves the impossible-travel reference (a place not on
             // Earth is no location).
             last_sign_in: Location::valid(context.location).map(|location| LastSignIn {
                 at: req.now,
-                country: context.country_code().map(str::to_string),
+                country: context.country_code().map(str::to_ascii_uppercase),
                 location: Some(location),
             }),
             access: None,
