@@ -295,6 +295,8 @@ fn decide(
         req.session == req.user,
         sign_in,
         s.decision_log.is_some(),
+        // An async worker never sleeps.
+        !s.decides_inline(),
     );
     if let Some(log) = &s.decision_log {
         for (req, state, d) in &earlier {

@@ -255,23 +255,48 @@ fn completion(
     Some((req, c))
 }
 
-/// How long, in all, a request waits for a request that recorded its authentication to save
-/// its session (on loopback Redis a commit takes about a millisecond), in growing steps.
+/// How long a request waits, after each look, for a request that recorded its authentication
+/// to save its session (on loopback Redis a commit takes about a millisecond): 80 ms in all.
 const OVERTAKE_WAITS_MS: [u64; 4] = [2, 8, 20, 50];
 
-/// Whether session `key`, loaded at `version`, is saved at another version within
-/// [`OVERTAKE_WAITS_MS`] (checked after each wait). Asked only before saving a decision made
-/// after the request's authentication was found recorded as used by another (a double submit,
-/// or a token reused in another application: then the session does not move, and the
-/// decision is saved once the waits are over; its step-up closes the challenge the token was
-/// fresh for, so the next request does not wait).
-fn session_moved(store: &dyn Store, op: &Request, key: &str, version: u64) -> bool {
-    OVERTAKE_WAITS_MS.iter().any(|ms| {
-        std::thread::sleep(std::time::Duration::from_millis(*ms));
-        store
-            .load(&op.tenant, &op.user, key)
-            .is_ok_and(|(_, s)| s.version != version)
-    })
+/// Whether session `key`, loaded at `version`, is saved at another version: looked at once at
+/// once, then after each of [`OVERTAKE_WAITS_MS`] (`may_sleep`), or after yielding the thread
+/// as often (an async worker, deciding on an in-memory store, never sleeps: there the other
+/// request's commit is in memory). A look that fails ends the waiting. Asked only before
+/// saving a step-up decided after the request's authentication was found recorded as used
+/// by another request: a double submit, or a token used in another application, which this
+/// session never sees move (its wait is once per challenge the token is fresh for: the
+/// step-up saved after it closes that challenge; an identity provider's clock ahead of ours
+/// makes a later challenge of the login one the token is fresh for again).
+fn session_moved(
+    store: &dyn Store,
+    op: &Request,
+    key: &str,
+    version: u64,
+    may_sleep: bool,
+) -> bool {
+    let moved = || match store.load(&op.tenant, &op.user, key) {
+        Ok((_, s)) => Some(s.version != version),
+        Err(_) => None,
+    };
+    match moved() {
+        Some(false) => {}
+        Some(true) => return true,
+        None => return false,
+    }
+    for ms in OVERTAKE_WAITS_MS {
+        if may_sleep {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        } else {
+            std::thread::yield_now();
+        }
+        match moved() {
+            Some(false) => {}
+            Some(true) => return true,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// The refusal of a decision whose effects could not be saved (SPEC §10: what spends a grant,
@@ -337,7 +362,7 @@ pub(crate) type Earlier = Vec<(Request, State, Decision)>;
 /// decision log.
 #[expect(
     clippy::too_many_arguments,
-    reason = "the set, the store, the token's claims and how they map, the request, whether its session is the user's, its context, the log"
+    reason = "the set, the store, the token's claims and how they map, the request, whether its session is the user's, its context, the log, whether the thread may sleep"
 )]
 pub(crate) fn decide(
     set: &CompiledSet,
@@ -348,6 +373,7 @@ pub(crate) fn decide(
     per_user: bool,
     sign_in: &dyn Fn() -> Context,
     log: bool,
+    may_sleep: bool,
 ) -> (Decision, Logged, Earlier) {
     let strengths = set
         .model
@@ -542,14 +568,16 @@ pub(crate) fn decide(
         }
         // Another request may be completing with this authentication right now (a client's
         // double submit: the same retry twice, on one instance or two): it wrote the record and
-        // is about to save the session. Saving this decision (a step-up supersedes the
-        // challenge that request completes) would make its commit conflict and find its
-        // challenge closed: neither request allowed (a fleet review saw 5 such in 40 double
-        // submits). So this one waits a moment for that commit and decides again on it.
+        // is about to save the session. Saving this step-up (it supersedes the challenge that
+        // request completes) would make that commit conflict and find its challenge closed:
+        // neither request allowed (a fleet review saw 5 such in 40 double submits). So this
+        // one waits a moment for that commit and decides again on it. Best effort: a commit
+        // later than the waits, or past the attempts, leaves it as it was.
         if used_elsewhere.get()
+            && d.kind == DecisionKind::StepUp
             && session.is_some()
             && attempt < MAX_COMMIT_ATTEMPTS
-            && session_moved(store, op, &key, loaded_version)
+            && session_moved(store, op, &key, loaded_version, may_sleep)
         {
             continue;
         }

@@ -1959,9 +1959,10 @@ fn a_forgotten_record_across_applications_still_spends_its_step_up() {
 }
 
 /// A store that lines up a double submit: the first two loads of the session wait for each
-/// other (both requests decide on the same state); the request that records the authentication
-/// first ("A") has its session's commit held until the other ("B") either loads the session
-/// again or commits it.
+/// other (both requests decide on the same state); the request that reads the record across
+/// applications second waits until the first has recorded the authentication there ("A"); A's
+/// commit of the session is held until the other ("B") either loads the session again (it
+/// waits for A) or commits it (it does not).
 struct DoubleSubmit {
     inner: Arc<dyn Store>,
     state: std::sync::Mutex<Lineup>,
@@ -1972,8 +1973,11 @@ struct DoubleSubmit {
 struct Lineup {
     armed: bool,
     first_loads: usize,
+    first_record_reader: Option<std::thread::ThreadId>,
     holder: Option<std::thread::ThreadId>,
     released: bool,
+    /// Released by B looking at the session again (it waited), not by its commit.
+    released_by_look: bool,
 }
 
 impl DoubleSubmit {
@@ -1984,10 +1988,11 @@ impl DoubleSubmit {
     fn wait_until(&self, done: impl Fn(&Lineup) -> bool) {
         let g = self.state.lock().unwrap();
         // Bounded: a request that never comes fails the test's assertions, not its run.
-        let _ = self
-            .changed
-            .wait_timeout_while(g, std::time::Duration::from_secs(5), |s| !done(s))
-            .unwrap();
+        drop(
+            self.changed
+                .wait_timeout_while(g, std::time::Duration::from_secs(5), |s| !done(s))
+                .unwrap(),
+        );
     }
 }
 
@@ -2000,11 +2005,24 @@ impl Store for DoubleSubmit {
     ) -> Result<(stepup_engine::UserHistory, stepup_engine::SessionState), stepup_engine::StoreError>
     {
         let me = std::thread::current().id();
+        let second_reader = {
+            let mut st = self.state.lock().unwrap();
+            if st.armed && !DoubleSubmit::is_session(s) {
+                *st.first_record_reader.get_or_insert(me) != me
+            } else {
+                false
+            }
+        };
+        if second_reader {
+            self.wait_until(|s| s.holder.is_some());
+        }
         let lineup = {
             let mut st = self.state.lock().unwrap();
             if st.armed && DoubleSubmit::is_session(s) {
-                if st.holder.is_some_and(|h| h != me) {
+                if st.holder.is_some_and(|h| h != me) && !st.released {
                     st.released = true;
+                    st.released_by_look = true;
+                    self.changed.notify_all();
                 }
                 let first = st.first_loads < 2;
                 st.first_loads += 1;
@@ -2040,6 +2058,7 @@ impl Store for DoubleSubmit {
             let mut st = self.state.lock().unwrap();
             if r.is_ok() && st.holder.is_none() {
                 st.holder = Some(me);
+                self.changed.notify_all();
             }
             return r;
         }
@@ -2105,9 +2124,14 @@ fn a_double_submitted_retry_is_allowed_exactly_once() {
         .collect();
     let mut statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     statuses.sort_unstable();
+    let st = lineup.state.lock().unwrap();
     assert!(
-        lineup.state.lock().unwrap().holder.is_some(),
+        st.holder.is_some(),
         "one request recorded the authentication"
+    );
+    assert!(
+        st.released_by_look,
+        "the other looked at the session again before saving (it waited)"
     );
     assert_eq!(statuses, [200, 401]);
 }
