@@ -331,10 +331,10 @@ pub fn check_claims_mapped(
         return Err(Shortfall::Acr);
     }
     let at = c.auth_time.ok_or(Shortfall::MaxAge)?;
-    let age = now.since(Timestamp(at));
+    let age = crate::state::auth_age(now, Timestamp(at));
     match r.validity {
         Validity::EveryTime => return Err(Shortfall::MaxAge),
-        Validity::For(max) if age < 0 || age as u64 >= max => return Err(Shortfall::MaxAge),
+        Validity::For(max) if age.is_none_or(|age| age >= max) => return Err(Shortfall::MaxAge),
         Validity::For(_) => {}
     }
     let factors = mapping.factors(&c.amr, strengths);

@@ -165,6 +165,20 @@ pub struct AuthEvent {
     pub unnamed: bool,
 }
 
+/// How far after `now` an authentication may be dated and still count as made now: an
+/// identity provider's clock ahead of ours (a token's `auth_time` is accepted within its
+/// leeway, 30 s by default). Later still, it proves nothing until then (an outside check: a
+/// token dated 5 s ahead completed its challenge, and the retry was asked again).
+pub const AUTH_CLOCK_SKEW_SECS: i64 = 60;
+
+/// How long before `now` an authentication dated `at` was made: 0 when up to
+/// [`AUTH_CLOCK_SKEW_SECS`] later, `None` when later still.
+#[must_use]
+pub fn auth_age(now: Timestamp, at: Timestamp) -> Option<u64> {
+    let age = now.since(at);
+    (age >= -AUTH_CLOCK_SKEW_SECS).then(|| u64::try_from(age.max(0)).unwrap_or(0))
+}
+
 impl AuthEvent {
     /// Whether this event proves `aal` with one of `allowed`: one of its factors reaches `aal`
     /// (at most its cap). An event said to name no factor ([`AuthEvent::unnamed`]: a token's
@@ -474,6 +488,25 @@ impl Default for State {
 )]
 mod tests {
     use super::*;
+
+    /// An authentication dated up to the skew after now is made now; later, it proves nothing.
+    #[test]
+    fn an_authentication_a_little_ahead_is_made_now_and_far_ahead_is_none() {
+        let now = Timestamp(1_800_000_000);
+        assert_eq!(auth_age(now, Timestamp(now.0 - 90)), Some(90));
+        assert_eq!(auth_age(now, now), Some(0));
+        assert_eq!(auth_age(now, Timestamp(now.0 + 5)), Some(0));
+        assert_eq!(
+            auth_age(now, Timestamp(now.0 + AUTH_CLOCK_SKEW_SECS)),
+            Some(0)
+        );
+        assert_eq!(
+            auth_age(now, Timestamp(now.0 + AUTH_CLOCK_SKEW_SECS + 1)),
+            None
+        );
+        assert_eq!(auth_age(now, Timestamp(i64::MAX)), None);
+        assert_eq!(auth_age(now, Timestamp(i64::MIN)).map(|_| ()), Some(()));
+    }
 
     /// The authentications that completed a challenge are bounded without forgetting that
     /// one was used: past `MAX_USED_AUTHS` within the window, every authentication up to the

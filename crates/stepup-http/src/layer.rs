@@ -217,7 +217,11 @@ impl StepUp {
         self.with(|s| s.clock = Arc::new(clock))
     }
 
-    /// The layer for one route.
+    /// The layer for one route. Apply it with `MethodRouter::route_layer` (`post(handler)
+    /// .route_layer(stepup.layer(op))`), so that a method the route does not serve is answered
+    /// 405 before the layer decides: with `layer`, it wraps the 405 too, and a `GET` of a
+    /// `POST` route is decided as the operation (an `every time` grant spent by a request
+    /// the route then refuses).
     #[must_use]
     pub fn layer(&self, op: Operation) -> StepUpLayer {
         StepUpLayer {
@@ -736,6 +740,30 @@ fn check(shared: &StepUp, op: &Operation, req: Request<Body>) -> Step {
     // (`Expect: 100-continue`: reading would invite the client to send it).
     let readable = !too_long && !parts.headers.contains_key(header::EXPECT);
     let now = (s.clock)();
+    // One token, sent one way (RFC 6750 §3.1 `invalid_request`): with two `Authorization`
+    // headers the layer decided on the first, and a route or proxy reading the last acts for
+    // another user (an outside check).
+    if parts
+        .headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+        || parts.uri.query().is_some_and(|q| {
+            q.split('&')
+                .any(|pair| pair.split('=').next() == Some("access_token"))
+        })
+    {
+        return Step::Refuse(Refusal {
+            resp: bad_request(
+                StatusCode::BAD_REQUEST,
+                "send one bearer token, in one Authorization header",
+            ),
+            body,
+            readable,
+            deadline,
+        });
+    }
     let verified = match bearer(&parts.headers) {
         None => Err(None),
         Some(token) => s.verified.verify(&s.verifier, token, now).map_err(Some),

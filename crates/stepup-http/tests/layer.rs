@@ -174,20 +174,21 @@ fn serve(stepup: &StepUp, audit: Arc<MemorySink>) -> Srv {
     let router = Router::new()
         .route(
             "/view",
-            get(|| async { "viewed" }).layer(stepup.layer(Operation::new("view"))),
+            get(|| async { "viewed" }).route_layer(stepup.layer(Operation::new("view"))),
         )
         .route(
             "/email",
-            post(|| async { "email changed" }).layer(stepup.layer(Operation::new("change_email"))),
+            post(|| async { "email changed" })
+                .route_layer(stepup.layer(Operation::new("change_email"))),
         )
         .route(
             "/close",
-            post(|| async { "closed" }).layer(stepup.layer(Operation::new("close_account"))),
+            post(|| async { "closed" }).route_layer(stepup.layer(Operation::new("close_account"))),
         )
         .route(
             "/pay",
             post(|| async { "paid" })
-                .layer(stepup.layer(Operation::new("pay").json_attr("amount", "/amount"))),
+                .route_layer(stepup.layer(Operation::new("pay").json_attr("amount", "/amount"))),
         );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -2134,4 +2135,55 @@ fn a_double_submitted_retry_is_allowed_exactly_once() {
         "the other looked at the session again before saving (it waited)"
     );
     assert_eq!(statuses, [200, 401]);
+}
+
+/// A token whose `auth_time` is a few seconds ahead of our clock (an identity provider's clock
+/// ahead, within the leeway) proves its authentication now (an outside check: it completed its
+/// challenge and the retry was asked again, until our clock caught up).
+#[test]
+fn an_authentication_dated_a_little_ahead_counts_as_made_now() {
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    establish(&srv, &setup, "s1");
+    let old = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    assert_eq!(call(&srv, "POST", "/email", &old, &[], None).status, 401);
+    setup.advance(10);
+    // Authenticated "5 s from now" by the identity provider's clock.
+    let ahead = token(setup.now(), "s1", Some("aal2"), &["pwd", "sms"], -5);
+    let r = call(&srv, "POST", "/email", &ahead, &[], None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // And a sign-in of its own, on a new session.
+    let r = call(
+        &srv,
+        "GET",
+        "/view",
+        &token(setup.now(), "s2", Some("aal2"), &["pwd", "sms"], -5),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+/// A method the route does not serve is answered 405 before the layer decides, so it spends
+/// no `every time` grant and issues no challenge (an outside check: a `GET` of a `POST` route
+/// was decided as the operation: it completed the challenge and spent the grant, then the
+/// router answered 405, and the real retry was asked again). The layer is applied with
+/// `route_layer`, as its documentation says.
+#[test]
+fn a_method_the_route_does_not_serve_spends_nothing() {
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    establish(&srv, &setup, "s1");
+    let old = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    assert_eq!(call(&srv, "POST", "/close", &old, &[], None).status, 401);
+    let before = srv.audit.records().len();
+    setup.advance(10);
+    let fresh = token(setup.now(), "s1", Some("aal2"), &["pwd", "sms"], 2);
+    for _ in 0..2 {
+        assert_eq!(call(&srv, "GET", "/close", &fresh, &[], None).status, 405);
+    }
+    assert_eq!(srv.audit.records().len(), before, "nothing decided");
+    assert_eq!(call(&srv, "POST", "/close", &fresh, &[], None).status, 200);
 }

@@ -317,20 +317,23 @@ pub fn app(cfg: &Config) -> Result<(Router, Arc<Mutex<ReloadStatus>>), String> {
         .route("/health", get(|| async { "ok" }))
         .route(
             "/profile",
-            get(profile).layer(stepup.layer(Operation::new("view_profile"))),
+            get(profile).route_layer(stepup.layer(Operation::new("view_profile"))),
         )
         .route(
             "/email",
-            post(change_email).layer(stepup.layer(Operation::new("change_email"))),
+            post(change_email).route_layer(stepup.layer(Operation::new("change_email"))),
         )
         .route(
             "/payouts",
+            // `route_layer`: a method the route does not serve is answered 405 before the layer
+            // decides (with `layer`, a `GET /payouts` was decided as the payout, and an
+            // `every time` grant could be spent by a request the route then refused).
             post(payout)
-                .layer(stepup.layer(Operation::new("payout").json_attr("amount", "/amount"))),
+                .route_layer(stepup.layer(Operation::new("payout").json_attr("amount", "/amount"))),
         )
         .route(
             "/apps/{id}",
-            delete(delete_app).layer(
+            delete(delete_app).route_layer(
                 stepup.layer(Operation::new("delete_application").path_attr("app_id", "id")),
             ),
         )

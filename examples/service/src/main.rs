@@ -134,21 +134,46 @@ fn mapping(a: &Args) -> Result<ClaimMapping, String> {
                 "--acr-values `{v}`: `{bad}` is not one value (no spaces, quotes or backslashes)"
             ));
         }
+        // Three levels, three values: a value given twice would read back as the higher
+        // level (an outside check: `p,q,q` read `q` as aal3).
+        if a1 == a2 || a1 == a3 || a2 == a3 {
+            return Err(format!(
+                "--acr-values `{v}`: give three different values (aal1,aal2,aal3)"
+            ));
+        }
         m = m.acr_values(a1, a2, a3);
     }
+    // A value mapped twice is ambiguous, and the last would win (`--acr r=aal1 --acr r=aal3`
+    // read `r` as aal3): refused, as is a value that is empty.
+    let mut seen = std::collections::BTreeSet::new();
     for row in &a.acr {
         let (value, aal) = row
             .split_once('=')
             .ok_or_else(|| format!("--acr `{row}`: write VALUE=aal2"))?;
+        if value.is_empty() {
+            return Err(format!("--acr `{row}`: the value is empty"));
+        }
+        if !seen.insert(value) {
+            return Err(format!("--acr: `{value}` is mapped twice"));
+        }
         let aal: Aal = aal
             .parse()
             .map_err(|()| format!("--acr `{row}`: `{aal}` is not aal1, aal2 or aal3"))?;
         m = m.map_acr(value, aal);
     }
+    let mut seen = std::collections::BTreeSet::new();
     for row in &a.amr {
         let (value, factors) = row
             .split_once('=')
             .ok_or_else(|| format!("--amr `{row}`: write VALUE=factor|factor"))?;
+        if value.is_empty() {
+            return Err(format!("--amr `{row}`: the value is empty"));
+        }
+        if !seen.insert(value) {
+            return Err(format!(
+                "--amr: `{value}` is mapped twice (one value, the factors it may be: `{value}=a|b`)"
+            ));
+        }
         let mut list = Vec::new();
         for f in factors.split('|').filter(|f| !f.is_empty()) {
             list.push(
@@ -285,5 +310,30 @@ mod tests {
             let e = mapping(&args(bad)).unwrap_err();
             assert!(e.contains("not one value"), "{bad}: {e}");
         }
+    }
+
+    /// A mapping that is ambiguous is refused at start (an outside check: `--acr-values
+    /// p,q,q` read `q` as aal3, and a value mapped twice read as its last mapping).
+    #[test]
+    fn ambiguous_claim_mappings_are_refused() {
+        for (args, said) in [
+            (&["--acr-values", "p,q,q"][..], "three different values"),
+            (
+                &["--acr", "r=aal1", "--acr", "r=aal3"],
+                "`r` is mapped twice",
+            ),
+            (&["--acr", "=aal2"], "the value is empty"),
+            (
+                &["--amr", "otp=sms", "--amr", "otp=totp"],
+                "`otp` is mapped twice",
+            ),
+            (&["--amr", "=sms"], "the value is empty"),
+        ] {
+            let a = Args::parse_from(std::iter::once("service").chain(args.iter().copied()));
+            let e = mapping(&a).unwrap_err();
+            assert!(e.contains(said), "{args:?}: {e}");
+        }
+        let a = Args::parse_from(["service", "--acr", "r=aal1", "--amr", "otp=sms|totp"]);
+        assert!(mapping(&a).is_ok());
     }
 }

@@ -1193,3 +1193,51 @@ fn two_instances_on_one_redis_share_what_they_learn_and_spend_a_challenge_once()
         401
     );
 }
+
+/// The example's routes answer a method they do not serve 405 before stepup decides (they
+/// apply the layer with `route_layer`: an outside check found `GET /payouts` answered 400 "the
+/// body is not JSON" and a `GET /email` decided as the email change).
+#[test]
+fn a_method_a_route_does_not_serve_is_405_before_any_decision() {
+    let srv = start(rules_dir());
+    let t = token("alice", "aal3", &["pwd", "hwk"], 5);
+    for (method, path) in [("GET", "/payouts"), ("GET", "/email"), ("POST", "/profile")] {
+        let (_, reply) = raw(
+            srv.addr,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {t}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            ),
+            b"",
+        );
+        assert!(
+            reply.starts_with("HTTP/1.1 405"),
+            "{method} {path}: {reply}"
+        );
+    }
+}
+
+/// One bearer token, sent one way (RFC 6750 §3.1): two `Authorization` headers, or a token in
+/// the query beside one, are `invalid_request` (an outside check: the first header was decided
+/// on, and a backend reading the last would act for another user).
+#[test]
+fn two_tokens_in_one_request_are_refused() {
+    let srv = start(rules_dir());
+    let (alice, bob) = (
+        token("alice", "aal3", &["pwd", "hwk"], 5),
+        token("bob", "aal1", &["pwd"], 5),
+    );
+    for (target, extra) in [
+        ("/profile", format!("authorization: Bearer {bob}\r\n")),
+        ("/profile?access_token=abc", String::new()),
+    ] {
+        let (_, reply) = raw(
+            srv.addr,
+            &format!(
+                "GET {target} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {alice}\r\n{extra}content-length: 0\r\nconnection: close\r\n\r\n"
+            ),
+            b"",
+        );
+        assert!(reply.starts_with("HTTP/1.1 400"), "{target}: {reply}");
+        assert!(reply.contains("\"invalid_request\""), "{reply}");
+    }
+}

@@ -274,8 +274,7 @@ pub(crate) fn satisfied(
                     continue;
                 }
                 proved = true;
-                let age = req.now.since(e.at);
-                if age >= 0 && (age as u64) < max_age {
+                if crate::state::auth_age(req.now, e.at).is_some_and(|age| age < max_age) {
                     return (true, "an authentication event proves it within max_age");
                 }
             }
