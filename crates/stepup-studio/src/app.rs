@@ -241,10 +241,14 @@ impl StudioApp {
                 .unwrap_or_default();
             ui.label(format!("policy set {}", hash.get(..12).unwrap_or("none")));
             if self.studio.broken {
-                ui.label(
-                    RichText::new("editor has errors - showing the last good compile")
-                        .color(Color32::from_rgb(220, 80, 80)),
-                );
+                // With no good compile yet (the rules were broken on disk), there is none to
+                // show (a review read "showing the last good compile" beside "none").
+                let what = if self.studio.engine.is_some() {
+                    "editor has errors - showing the last good compile"
+                } else {
+                    "the rules have errors - nothing compiled yet: see the diagnostics"
+                };
+                ui.label(RichText::new(what).color(Color32::from_rgb(220, 80, 80)));
             }
             ui.label(RichText::new(&self.studio.status).weak());
         });
@@ -357,8 +361,17 @@ impl StudioApp {
         ui.horizontal_wrapped(|ui| {
             for (i, s) in self.studio.scenarios.iter().enumerate() {
                 let name = s.path.file_stem().and_then(|n| n.to_str()).unwrap_or("?");
+                // A scenario that cannot be replayed is marked where it is listed (a review:
+                // the tabs looked alike until one was opened).
+                let failed = matches!(self.studio.reports.get(i), Some(Err(_)));
+                let label = if failed {
+                    RichText::new(format!("{name} (cannot be replayed)"))
+                        .color(Color32::from_rgb(220, 80, 80))
+                } else {
+                    RichText::new(name)
+                };
                 if ui
-                    .selectable_label(i == self.studio.selected_scenario, name)
+                    .selectable_label(i == self.studio.selected_scenario, label)
                     .clicked()
                 {
                     cmds.push(Command::SelectScenario(i));
@@ -542,11 +555,12 @@ impl StudioApp {
                 ui.label(format!("{} audit record(s)", records.len()));
                 let row_height =
                     ui.text_style_height(&egui::TextStyle::Body) + ui.spacing().item_spacing.y;
-                egui::ScrollArea::vertical().id_salt("audit").show_rows(
-                    ui,
-                    row_height,
-                    records.len(),
-                    |ui, rows| {
+                // Not shrunk to its rows: the panel keeps its height as a filter narrows the
+                // list (a review's click, aimed at a filter, landed on a record).
+                egui::ScrollArea::vertical()
+                    .id_salt("audit")
+                    .auto_shrink([false, false])
+                    .show_rows(ui, row_height, records.len(), |ui, rows| {
                         for (file, a) in records.get(rows).unwrap_or_default() {
                             ui.label(format!(
                                 "{} {} {} user={} policies=[{}] {}",
@@ -558,8 +572,7 @@ impl StudioApp {
                                 a.required_aal.map(|x| x.to_string()).unwrap_or_default()
                             ));
                         }
-                    },
-                );
+                    });
             }
             BottomView::Compare => {
                 ui.horizontal(|ui| {

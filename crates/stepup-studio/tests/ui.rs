@@ -458,6 +458,8 @@ fn files_that_are_not_text_are_named_as_such() {
         Some(Err(e)) => assert!(e.contains("not valid UTF-8"), "{e}"),
         other => panic!("{other:?}"),
     }
+    // Marked where it is listed (a review: the tabs looked alike until one was opened).
+    h.get_by_label("bad (cannot be replayed)");
 }
 
 /// A rules file that cannot be read leaves the rules unchecked (as `stepup check` refuses
