@@ -2137,18 +2137,25 @@ fn a_double_submitted_retry_is_allowed_exactly_once() {
     assert_eq!(statuses, [200, 401]);
 }
 
-/// A token whose `auth_time` is a few seconds ahead of our clock (an identity provider's clock
-/// ahead, within the leeway) proves its authentication now (an outside check: it completed its
-/// challenge and the retry was asked again, until our clock caught up).
-#[test]
-fn an_authentication_dated_a_little_ahead_counts_as_made_now() {
+/// Session `s1`, established, asked for a step-up by `POST path` with a password token; the
+/// clock then 10 s later.
+fn asked_a_step_up_on(path: &str) -> (Setup, Srv) {
     let setup = Setup::new();
     let (s, audit) = setup.stepup();
     let srv = serve(&s, audit);
     establish(&srv, &setup, "s1");
     let old = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
-    assert_eq!(call(&srv, "POST", "/email", &old, &[], None).status, 401);
+    assert_eq!(call(&srv, "POST", path, &old, &[], None).status, 401);
     setup.advance(10);
+    (setup, srv)
+}
+
+/// A token whose `auth_time` is a few seconds ahead of our clock (an identity provider's clock
+/// ahead, within the leeway) proves its authentication now (an outside check: it completed its
+/// challenge and the retry was asked again, until our clock caught up).
+#[test]
+fn an_authentication_dated_a_little_ahead_counts_as_made_now() {
+    let (setup, srv) = asked_a_step_up_on("/email");
     // Authenticated "5 s from now" by the identity provider's clock.
     let ahead = token(setup.now(), "s1", Some("aal2"), &["pwd", "sms"], -5);
     let r = call(&srv, "POST", "/email", &ahead, &[], None);
@@ -2172,14 +2179,8 @@ fn an_authentication_dated_a_little_ahead_counts_as_made_now() {
 /// `route_layer`, as its documentation says.
 #[test]
 fn a_method_the_route_does_not_serve_spends_nothing() {
-    let setup = Setup::new();
-    let (s, audit) = setup.stepup();
-    let srv = serve(&s, audit);
-    establish(&srv, &setup, "s1");
-    let old = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
-    assert_eq!(call(&srv, "POST", "/close", &old, &[], None).status, 401);
+    let (setup, srv) = asked_a_step_up_on("/close");
     let before = srv.audit.records().len();
-    setup.advance(10);
     let fresh = token(setup.now(), "s1", Some("aal2"), &["pwd", "sms"], 2);
     for _ in 0..2 {
         assert_eq!(call(&srv, "GET", "/close", &fresh, &[], None).status, 405);
