@@ -134,6 +134,13 @@ impl Setup {
             clock: Arc::new(AtomicI64::new(T0)),
         }
     }
+    /// The test rules on `store`.
+    fn on(store: Arc<dyn Store>) -> Self {
+        Setup {
+            store,
+            ..Setup::new()
+        }
+    }
     fn now(&self) -> i64 {
         self.clock.load(Ordering::SeqCst)
     }
@@ -1784,13 +1791,7 @@ fn faulty_setup() -> (Setup, Arc<Faulty>) {
         arm: std::sync::Mutex::default(),
         unreadable: std::sync::Mutex::default(),
     });
-    let setup = Setup {
-        engine: Arc::new(Engine::new(
-            CompiledSet::from_text("t.policy", RULES).unwrap(),
-        )),
-        store: Arc::clone(&faulty) as Arc<dyn Store>,
-        clock: Arc::new(AtomicI64::new(T0)),
-    };
+    let setup = Setup::on(Arc::clone(&faulty) as Arc<dyn Store>);
     (setup, faulty)
 }
 
@@ -2098,13 +2099,7 @@ fn a_double_submitted_retry_is_allowed_exactly_once() {
         state: std::sync::Mutex::default(),
         changed: std::sync::Condvar::new(),
     });
-    let setup = Setup {
-        engine: Arc::new(Engine::new(
-            CompiledSet::from_text("t.policy", RULES).unwrap(),
-        )),
-        store: Arc::clone(&lineup) as Arc<dyn Store>,
-        clock: Arc::new(AtomicI64::new(T0)),
-    };
+    let setup = Setup::on(Arc::clone(&lineup) as Arc<dyn Store>);
     let (s, audit) = setup.stepup();
     let srv = Arc::new(serve(&s, audit));
     establish(&srv, &setup, "s1");
