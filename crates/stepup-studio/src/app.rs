@@ -744,9 +744,12 @@ fn friction_chart(ui: &mut Ui, r: &stepup_decisionlog::BacktestReport, compared:
     ui.label(format!(
         "prompts per day per policy: current rules (solid) and {compared} (dashed)"
     ));
+    // One legend entry per policy (its solid and dashed lines share its name and colour, and
+    // the label above says which is which), in the top left corner: with an entry per line,
+    // seven policies' fourteen covered the plot's right half and ran off its bottom (a review).
     Plot::new("friction_chart")
         .height(ui.available_height().max(160.0))
-        .legend(Legend::default())
+        .legend(Legend::default().position(egui_plot::Corner::LeftTop))
         .x_axis_formatter(|mark, _| {
             stepup_core::Timestamp((mark.value * 86_400.0) as i64)
                 .to_rfc3339()
@@ -761,21 +764,20 @@ fn friction_chart(ui: &mut Ui, r: &stepup_decisionlog::BacktestReport, compared:
                     .copied()
                     .unwrap_or(Color32::GRAY);
                 let (new, old) = (series(&r.daily_new, p), series(&r.daily_old, p));
-                let current = format!("{p} (current)");
-                let compared = format!("{p} (compared)");
-                plot.line(Line::new(&current, PlotPoints::from(new.clone())).color(color));
+                let (current, compared) = (*p, *p);
+                plot.line(Line::new(current, PlotPoints::from(new.clone())).color(color));
                 plot.points(
-                    Points::new(&current, PlotPoints::from(new))
+                    Points::new(current, PlotPoints::from(new))
                         .color(color)
                         .radius(3.0),
                 );
                 plot.line(
-                    Line::new(&compared, PlotPoints::from(old.clone()))
+                    Line::new(compared, PlotPoints::from(old.clone()))
                         .color(color)
                         .style(LineStyle::dashed_loose()),
                 );
                 plot.points(
-                    Points::new(&compared, PlotPoints::from(old))
+                    Points::new(compared, PlotPoints::from(old))
                         .color(color)
                         .radius(2.0)
                         .filled(false),
