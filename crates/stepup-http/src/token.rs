@@ -202,7 +202,9 @@ impl TokenVerifier {
     }
 
     /// The clock leeway for `exp`, `nbf`, `iat` and `auth_time` (default
-    /// [`DEFAULT_LEEWAY_SECS`]).
+    /// [`DEFAULT_LEEWAY_SECS`]). Keep it within the engine's
+    /// `stepup_engine::state::AUTH_CLOCK_SKEW_SECS` (60 s): an authentication dated further
+    /// ahead of the clock proves nothing, so its step-up would be asked again.
     #[must_use]
     pub fn with_leeway(mut self, secs: u64) -> Self {
         self.leeway = secs;

@@ -144,7 +144,14 @@ fn mapping(a: &Args) -> Result<ClaimMapping, String> {
         m = m.acr_values(a1, a2, a3);
     }
     // A value mapped twice is ambiguous, and the last would win (`--acr r=aal1 --acr r=aal3`
-    // read `r` as aal3): refused, as is a value that is empty.
+    // read `r` as aal3): refused, as is a value that is empty, and one `--acr-values` sends
+    // for another level (`--acr-values lo,mid,hi --acr lo=aal3` read the value asked for at
+    // aal1 as aal3: a review).
+    let sent: Vec<String> = a
+        .acr_values
+        .as_deref()
+        .map(|v| v.split(',').map(|p| p.trim().to_string()).collect())
+        .unwrap_or_default();
     let mut seen = std::collections::BTreeSet::new();
     for row in &a.acr {
         let (value, aal) = row
@@ -155,6 +162,15 @@ fn mapping(a: &Args) -> Result<ClaimMapping, String> {
         }
         if !seen.insert(value) {
             return Err(format!("--acr: `{value}` is mapped twice"));
+        }
+        let parsed: Option<Aal> = aal.parse().ok();
+        if let Some(level) = sent.iter().position(|v| v == value)
+            && parsed.is_some_and(|p| p != [Aal::Aal1, Aal::Aal2, Aal::Aal3][level.min(2)])
+        {
+            return Err(format!(
+                "--acr `{row}`: `{value}` is what --acr-values sends for aal{}",
+                level + 1
+            ));
         }
         let aal: Aal = aal
             .parse()
@@ -220,6 +236,15 @@ fn config(a: Args) -> Result<(Config, String), String> {
     cfg.key = key;
     cfg.issuer = a.issuer;
     cfg.audience = a.audience;
+    // An authentication dated further ahead than the engine's skew proves nothing: a leeway
+    // past it would accept tokens whose step-up is then asked again (a review).
+    let most = stepup_engine::state::AUTH_CLOCK_SKEW_SECS.unsigned_abs();
+    if a.leeway > most {
+        return Err(format!(
+            "--leeway {}: at most {most} s (an authentication dated further ahead proves nothing)",
+            a.leeway
+        ));
+    }
     cfg.leeway_s = a.leeway;
     cfg.dev_issuer = a.dev_issuer;
     cfg.tenant = a.tenant;
@@ -312,6 +337,30 @@ mod tests {
         }
     }
 
+    /// A leeway past the engine's clock skew is refused (a review: a token dated 61 s ahead
+    /// was accepted, and its step-up asked again).
+    #[test]
+    fn a_leeway_past_the_engines_skew_is_refused() {
+        let e = config(Args::parse_from([
+            "service",
+            "--dev-issuer",
+            "--leeway",
+            "61",
+        ]))
+        .err()
+        .unwrap();
+        assert!(e.contains("at most 60 s"), "{e}");
+        assert!(
+            config(Args::parse_from([
+                "service",
+                "--dev-issuer",
+                "--leeway",
+                "60"
+            ]))
+            .is_ok()
+        );
+    }
+
     /// A mapping that is ambiguous is refused at start (an outside check: `--acr-values
     /// p,q,q` read `q` as aal3, and a value mapped twice read as its last mapping).
     #[test]
@@ -328,12 +377,18 @@ mod tests {
                 "`otp` is mapped twice",
             ),
             (&["--amr", "=sms"], "the value is empty"),
+            (
+                &["--acr-values", "lo,mid,hi", "--acr", "lo=aal3"],
+                "`lo` is what --acr-values sends for aal1",
+            ),
         ] {
             let a = Args::parse_from(std::iter::once("service").chain(args.iter().copied()));
             let e = mapping(&a).unwrap_err();
             assert!(e.contains(said), "{args:?}: {e}");
         }
         let a = Args::parse_from(["service", "--acr", "r=aal1", "--amr", "otp=sms|totp"]);
+        assert!(mapping(&a).is_ok());
+        let a = Args::parse_from(["service", "--acr-values", "lo,mid,hi", "--acr", "hi=aal3"]);
         assert!(mapping(&a).is_ok());
     }
 }
