@@ -165,7 +165,7 @@ fn mapping(a: &Args) -> Result<ClaimMapping, String> {
         }
         let parsed: Option<Aal> = aal.parse().ok();
         if let Some(level) = sent.iter().position(|v| v == value)
-            && parsed.is_some_and(|p| p != [Aal::Aal1, Aal::Aal2, Aal::Aal3][level.min(2)])
+            && parsed.is_some_and(|p| Some(&p) != [Aal::Aal1, Aal::Aal2, Aal::Aal3].get(level))
         {
             return Err(format!(
                 "--acr `{row}`: `{value}` is what --acr-values sends for aal{}",
