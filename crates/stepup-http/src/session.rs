@@ -99,6 +99,19 @@ impl Proof {
         self.event.into_iter().collect()
     }
 
+    /// Whether this token is a new authentication answering `c` (made after `c` was issued,
+    /// before it expired, and not yet used), whether or not it meets it.
+    fn answers(&self, c: &Challenge, used: &stepup_engine::SessionState, now: Timestamp) -> bool {
+        self.event.is_some_and(|e| {
+            e.at > c.issued_at
+                && c.login.is_none_or(|issuer| e.at > issuer)
+                && !used.used(e.at)
+                && e.at < c.expires_at
+                && now < c.expires_at
+                && c.state == ChallengeState::Open
+        })
+    }
+
     /// How this token completes `c`, if it does: authenticated after `c` was issued and before
     /// it expired, by an authentication that has completed none of the session's challenges
     /// (`used`: one authentication completes one challenge), at `c`'s AAL or above, with a factor `c` accepts — the strongest, named in
@@ -115,13 +128,8 @@ impl Proof {
         // Later than the challenge by our clock, and than the login that caused it by the
         // identity provider's: a token of that login, its `auth_time` ahead of our clock by a
         // skew the leeway accepts, proves no new authentication.
-        let fresh = e.at > c.issued_at
-            && c.login.is_none_or(|issuer| e.at > issuer)
-            && !used.used(e.at)
-            && e.at < c.expires_at
-            && now < c.expires_at;
         let strong = e.cap.unwrap_or(Aal::Aal1) >= c.requirement.aal;
-        if c.state != ChallengeState::Open || !fresh || !strong {
+        if !self.answers(c, used, now) || !strong {
             return None;
         }
         // Factors are ordered weakest first.
@@ -147,6 +155,64 @@ fn merge(a: Option<HistoryUpdate>, b: Option<HistoryUpdate>) -> Option<HistoryUp
             access: b.access.or(a.access),
         }),
     }
+}
+
+/// The `auth.step_up_failed` record of a token that answers the latest open challenge (a new
+/// authentication, made after it was issued) but does not meet it: too weak an `acr`, or no
+/// factor it accepts (SPEC §4.7: anything but a completion is a failure, and the session gains
+/// nothing). Without it the audit stream showed a new challenge and no failed attempt (a
+/// token whose `otp` may be an SMS code, answering an aal3 key-or-app challenge).
+fn failed_attempt(
+    set: &CompiledSet,
+    op: &Request,
+    proof: &Proof,
+    state: &State,
+) -> Option<stepup_engine::AuditRecord> {
+    let established = state.session.established;
+    let c = state
+        .session
+        .challenges
+        .iter()
+        .rev()
+        .find(|c| c.state == ChallengeState::Open && !(c.sign_in && established))?;
+    let e = proof.event?;
+    if !proof.answers(c, &state.session, op.now)
+        || proof
+            .completes(c, &state.session, op.now, |_| false)
+            .is_some()
+    {
+        return None;
+    }
+    let cap = e.cap.unwrap_or(Aal::Aal1);
+    let why = if cap < c.requirement.aal {
+        format!(
+            "the token's authentication proves at most {cap}; the challenge asks {}",
+            c.requirement.aal
+        )
+    } else {
+        format!(
+            "the token's authentication names none of the factors the challenge accepts ({})",
+            c.eligible
+        )
+    };
+    Some(stepup_engine::AuditRecord {
+        name: stepup_engine::decision::audit_names::FAILED,
+        at: op.now,
+        tenant: op.tenant.clone(),
+        application: op.application.clone(),
+        user: op.user.clone(),
+        session: op.session.clone(),
+        event: std::sync::Arc::from("step_up"),
+        challenge_id: Some(c.id.clone()),
+        policies: c.policies.clone(),
+        required_aal: Some(c.requirement.aal),
+        factor: e.factors.iter().last(),
+        risk: None,
+        message: Some(std::sync::Arc::clone(&c.message)),
+        errors: vec![why],
+        policy_set: set.hash(),
+        would_be: None,
+    })
 }
 
 /// The completion of the latest open challenge by the token, if it proves it (the engine's
@@ -408,6 +474,14 @@ pub(crate) fn decide(
         };
         state.session.events = proof.events();
         let mut audit = Vec::new();
+        // A token answering the latest challenge without meeting it: its failure first (not
+        // for another login of a shared session, whose own sign-in is decided first).
+        let another = per_user
+            && state.session.established
+            && proof.event.is_none_or(|e| !state.session.accepted(e.at));
+        if !another && let Some(r) = failed_attempt(set, op, &proof, &state) {
+            audit.push(r);
+        }
         let mut update = None;
         let mut changed = false;
         // The login this token is (when it says when it authenticated), accepted once its

@@ -2183,3 +2183,61 @@ fn a_method_the_route_does_not_serve_spends_nothing() {
     assert_eq!(srv.audit.records().len(), before, "nothing decided");
     assert_eq!(call(&srv, "POST", "/close", &fresh, &[], None).status, 200);
 }
+
+/// A token that answers the challenge (authenticated after it was issued) but does not meet
+/// it is audited `auth.step_up_failed`, naming the challenge, before the new challenge (SPEC
+/// §4.7: anything but a completion is a failure; the stream showed only a new challenge). A
+/// token that authenticated before the challenge answers nothing and is not a failure.
+#[test]
+fn a_token_that_answers_a_challenge_without_meeting_it_is_a_failed_step_up() {
+    let setup = Setup::new();
+    let (s, audit) = setup.stepup();
+    let srv = serve(&s, audit);
+    establish(&srv, &setup, "s1");
+    let pay = || Some(serde_json::json!({"amount": 5000}));
+    let old = token(setup.now(), "s1", Some("aal1"), &["pwd"], 60);
+    let r = call(&srv, "POST", "/pay", &old, &[], pay());
+    assert_eq!(r.status, 401);
+    let first = r.body["challenge_id"].as_str().unwrap().to_string();
+    // The same old token again: it answers nothing.
+    assert_eq!(call(&srv, "POST", "/pay", &old, &[], pay()).status, 401);
+    let names =
+        |srv: &Srv| -> Vec<&'static str> { srv.audit.records().iter().map(|r| r.name).collect() };
+    assert!(
+        !names(&srv).contains(&"auth.step_up_failed"),
+        "{:?}",
+        names(&srv)
+    );
+    let latest = srv
+        .audit
+        .records()
+        .last()
+        .unwrap()
+        .challenge_id
+        .clone()
+        .unwrap();
+    assert_ne!(latest.to_string(), first);
+    // A fresh `otp` token (it may be an SMS code: aal2 at best) answers the aal3 challenge.
+    setup.advance(10);
+    let otp = token(setup.now(), "s1", Some("aal3"), &["pwd", "otp"], 2);
+    assert_eq!(call(&srv, "POST", "/pay", &otp, &[], pay()).status, 401);
+    let records = srv.audit.records();
+    let failed: Vec<_> = records
+        .iter()
+        .filter(|r| r.name == "auth.step_up_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", names(&srv));
+    assert_eq!(failed[0].challenge_id.as_ref(), Some(&latest));
+    assert_eq!(failed[0].required_aal, Some(stepup_core::Aal::Aal3));
+    assert_eq!(failed[0].policies.to_vec(), ["pay"]);
+    assert_eq!(records.last().unwrap().name, "auth.step_up_initiated");
+    // Sent again, it answers the new challenge no more (issued after it): no second failure.
+    assert_eq!(call(&srv, "POST", "/pay", &otp, &[], pay()).status, 401);
+    let failures = srv
+        .audit
+        .records()
+        .iter()
+        .filter(|r| r.name == "auth.step_up_failed")
+        .count();
+    assert_eq!(failures, 1);
+}
