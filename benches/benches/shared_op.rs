@@ -55,7 +55,7 @@ fn shared_operation(c: &mut Criterion) {
                 "compiled and reference agree ({name})"
             );
             match name {
-                "allow" => assert!(d.allowed() && d.fired.is_empty(), "{d:?}"),
+                "allow" => assert!(d.succeeded() && d.fired.is_empty(), "{d:?}"),
                 _ => {
                     assert_eq!(d.kind, DecisionKind::StepUp, "{d:?}");
                     assert_eq!(*d.fired, [ps[target].id.clone()]);

@@ -44,7 +44,10 @@ fn denied(msg: &str) -> HttpAnswer {
     }
 }
 
-/// The HTTP answer for a decision, `None` only when the request may proceed.
+/// The HTTP answer for a decision, `None` only when the request may proceed: an allow, or a
+/// completed step-up (its own submission succeeded; it authorises no operation: decide the
+/// operation's retry, and act on that decision). A 503 (`temporarily_unavailable`, the store
+/// unavailable) is best sent with `Retry-After`.
 #[must_use]
 pub fn http_answer(d: &Decision) -> Option<HttpAnswer> {
     http_answer_with(d, |a| a.as_str().to_string())
@@ -110,6 +113,16 @@ pub fn http_answer_with(d: &Decision, acr: impl Fn(Aal) -> String) -> Option<Htt
             Some(HttpAnswer {
                 status: 403,
                 body: json!({"error": "session_not_established", "message": msg}),
+                www_authenticate: None,
+            })
+        }
+        // A store that cannot be read or written refuses for now, not for good: 503, as the
+        // HTTP layer answers it (with `Retry-After`); an integrator's review found this
+        // function answering a permanent 403.
+        (DecisionKind::Deny, _) if d.deny == Some(DenyReason::StoreUnavailable) => {
+            Some(HttpAnswer {
+                status: 503,
+                body: json!({"error": "temporarily_unavailable", "message": msg}),
                 www_authenticate: None,
             })
         }

@@ -548,9 +548,20 @@ impl Decision {
             report_only: Vec::new(),
         }
     }
-    /// Whether the action may proceed.
+    /// Whether the request's action may proceed: an allow, and nothing else. A completed
+    /// step-up authorises nothing by itself (an integrator's review: a completion sent with a
+    /// payout read as "allowed" ran a payout never decided): decide the operation again, its
+    /// retry, which the completion's grant or elevation then allows. An allow whose
+    /// `effects` hold a session or history must be committed first (`Engine::process` does).
     #[must_use]
     pub fn allowed(&self) -> bool {
+        self.kind == DecisionKind::Allow
+    }
+
+    /// Whether the decision went the user's way: an allow, or a completed step-up (what the
+    /// session and history learn from, once committed).
+    #[must_use]
+    pub fn succeeded(&self) -> bool {
         matches!(self.kind, DecisionKind::Allow | DecisionKind::Completed)
     }
 

@@ -372,7 +372,12 @@ impl Engine {
         }
     }
 
-    /// Decides an event against explicit state (pure: nothing is written).
+    /// Decides an event against explicit state (pure: nothing is written). A dry run: the
+    /// decision's `effects` (a spent grant, a completed challenge, an established session, what
+    /// the history learns) are not saved, so an allow from here must not be acted on unless
+    /// they are committed (`Store::commit`, compare-and-set on the state's version) and the
+    /// commit succeeds; decided again on the same state, an `every time` grant allows again.
+    /// Services use [`Engine::process`], which does that.
     #[must_use]
     pub fn decide(&self, req: &Request, state: &State) -> Decision {
         self.current.load().decide(req, state, false)
@@ -467,7 +472,10 @@ impl Engine {
 
     /// Like [`Engine::process`], for services whose session lives in the access token: the
     /// session is given (see [`crate::contract::session_from_claims`]); only the user's history
-    /// is read from and written to the store.
+    /// is read from and written to the store. So the session's challenges and grants are not
+    /// stored: a step-up on this path is completed by a fresh token checked with
+    /// [`crate::contract::check_claims_mapped`], never by an `Event::StepUp`, and the service
+    /// decides each login's `SignIn` itself (a session from claims is taken as established).
     pub fn process_with_session(
         &self,
         store: &dyn Store,

@@ -201,6 +201,9 @@ impl Facts<'_> {
                 AttrType::Bool => "boolean",
             });
         match self.req.event.attr(name) {
+            None if self.req.event.attr_named_twice(name) => {
+                format!("`{name}` is given twice, with no one value")
+            }
             None => format!("`{name}` is absent from the {}", self.req.event.kind()),
             Some(_) => format!("`{name}` is not a {declared}"),
         }

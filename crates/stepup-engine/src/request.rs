@@ -252,8 +252,28 @@ impl Event {
     #[must_use]
     pub fn attr(&self, name: &str) -> Option<&Value> {
         match self {
-            Event::Operation { attrs, .. } => attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+            Event::Operation { attrs, .. } => {
+                let mut named = attrs.iter().filter(|(k, _)| k == name);
+                // An attribute given twice has no one value: it is unknown, as if absent (an
+                // integrator's review: the first of `amount` 10 and `amount` 1e6 was read,
+                // and a handler reading the last paid a million).
+                match (named.next(), named.next()) {
+                    (Some((_, v)), None) => Some(v),
+                    _ => None,
+                }
+            }
             _ => None,
+        }
+    }
+
+    /// Whether the event names attribute `name` more than once.
+    #[must_use]
+    pub fn attr_named_twice(&self, name: &str) -> bool {
+        match self {
+            Event::Operation { attrs, .. } => {
+                attrs.iter().filter(|(k, _)| k == name).nth(1).is_some()
+            }
+            _ => false,
         }
     }
 }
@@ -264,17 +284,20 @@ pub struct Request {
     /// Tenant. (The four names are shared: a decision's audit record and challenge hold them
     /// without copying.)
     pub tenant: Arc<str>,
-    /// Application (`""` for the tenant's own policies).
+    /// Application (`""` for the tenant's own policies: an application's own policies and
+    /// overrides then do not apply, so name the application whose rules the request is under).
     pub application: Arc<str>,
-    /// User id.
+    /// User id (a blank one is refused: `cannot_evaluate`).
     pub user: Arc<str>,
     /// Factors the user has enrolled.
     pub enrolled: FactorSet,
-    /// Session id.
+    /// Session id: one per login (a blank one is refused; two logins under one id share its
+    /// elevations).
     pub session: Arc<str>,
     /// What happened.
     pub event: Event,
-    /// When (the clock is passed in; the engine never reads it).
+    /// When (the clock is passed in; the engine never reads it). Give each request the time
+    /// it is decided at: a time that does not move keeps every elevation fresh.
     pub now: Timestamp,
 }
 

@@ -30,19 +30,30 @@ impl<'r> AttrTable<'r> {
         AttrTable([None; MAX_ATTR_SLOTS])
     }
 
-    /// Fills an empty table with an event's values (attributes exist on operations; the first
-    /// of a name wins). In place: the table is 256 bytes, and returning it would copy them.
+    /// Fills an empty table with an event's values (attributes exist on operations; one named
+    /// twice has no value, as [`Event::attr`](crate::request::Event::attr) reads it). In place:
+    /// the table is 256 bytes, and returning it would copy them.
     #[inline]
     pub fn fill(&mut self, slots: &crate::names::Slots, event: &'r crate::request::Event) {
         if let crate::request::Event::Operation { attrs, .. } = event {
+            let mut twice = 0u32;
             for (k, v) in attrs {
-                if let Some(slot) = slots
-                    .get(k.as_str())
-                    .and_then(|s| self.0.get_mut(usize::from(s)))
-                    && slot.is_none()
+                if let Some(s) = slots.get(k.as_str())
+                    && let Some(slot) = self.0.get_mut(usize::from(s))
                 {
-                    *slot = Some(v);
+                    if slot.is_none() {
+                        *slot = Some(v);
+                    } else {
+                        twice |= 1u32.checked_shl(u32::from(s)).unwrap_or(0);
+                    }
                 }
+            }
+            while twice != 0 {
+                let s = twice.trailing_zeros() as usize;
+                if let Some(slot) = self.0.get_mut(s) {
+                    *slot = None;
+                }
+                twice &= twice - 1;
             }
         }
     }

@@ -237,6 +237,28 @@ fn anything_but_allow_or_completed_is_refused_over_http() {
     let mut broken = stepup_engine::Decision::new(DecisionKind::StepUp, "h".into());
     broken.required = None;
     assert_eq!(http_answer(&broken).map(|a| a.status), Some(403));
+    // A store unavailable refuses for now: 503 (an integrator's review: it read 403).
+    let down = set.refuse_for_store(
+        &req("", "change_email", &[Factor::Totp]),
+        None,
+        "down".into(),
+    );
+    let a = http_answer(&down).unwrap();
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (503, Some("temporarily_unavailable"))
+    );
+}
+
+/// Only an allow lets the action proceed: a completed step-up authorises no operation by
+/// itself (an integrator's review: a completion sent with a payout read as allowed).
+#[test]
+fn a_completed_step_up_is_not_an_allow() {
+    let completed = stepup_engine::Decision::new(DecisionKind::Completed, "h".into());
+    assert!(!completed.allowed());
+    assert!(completed.succeeded());
+    let allow = stepup_engine::Decision::new(DecisionKind::Allow, "h".into());
+    assert!(allow.allowed() && allow.succeeded());
 }
 
 /// Claims are read with the service's mapping when it checks with one: a value the mapping

@@ -571,7 +571,7 @@ proptest! {
                 for record in [Record::Decision, Record::Verdict] {
                     let after = decider.decide_with(&req2, &state2, record);
                     prop_assert!(
-                        !after.allowed(),
+                        !after.succeeded(),
                         "{:?} turned {:?} into {:?} ({:?})\nbefore: {:?}\nafter: {:?}\nrules:\n{}",
                         corruptions, before.kind, after.kind, record, req, req2, text2
                     );

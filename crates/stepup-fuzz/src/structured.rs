@@ -637,7 +637,7 @@ fn through_store(
         .load(&req.tenant, &req.user, &req.session)
         .map_err(seed)?;
     let show = || format!("{fault:?} on {req:?}\nhealthy: {healthy:?}\nactual: {actual:?}");
-    if actual.allowed() && !healthy.allowed() {
+    if actual.succeeded() && !healthy.succeeded() {
         return Err(finding(format!(
             "a store fault turned a refusal into an allow: {}",
             show()
@@ -659,7 +659,7 @@ fn through_store(
             }
         }
         FaultSpec::FailCommit => {
-            if needs_write && actual.allowed() {
+            if needs_write && actual.succeeded() {
                 return Err(finding(format!(
                     "an allow that needed a write stood without it: {}",
                     show()
@@ -673,7 +673,7 @@ fn through_store(
             }
         }
         FaultSpec::Conflicts(_) if exhausted => {
-            if needs_write && actual.allowed() {
+            if needs_write && actual.succeeded() {
                 return Err(finding(format!(
                     "an allow stood after {MAX_COMMIT_ATTEMPTS} conflicts: {}",
                     show()
@@ -769,7 +769,7 @@ pub fn differential(data: &[u8]) -> Outcome {
         if refusal(&compiled) {
             for (what, r2, s2) in corruptions(&req, &state) {
                 let after = set.decide(&r2, &s2, false);
-                if after.allowed() {
+                if after.succeeded() {
                     return Err(finding(format!(
                         "fail closed broken: {what} turned {:?} into {:?}\nrequest {req:?}\nstate {state:?}\nrules:\n{text}",
                         compiled.kind, after.kind
@@ -781,7 +781,7 @@ pub fn differential(data: &[u8]) -> Outcome {
                     scripts_failing = Some(cached(&failing_scripts(&text))?);
                 }
                 if let Some(s2) = &scripts_failing
-                    && s2.decide(&req, &state).allowed()
+                    && s2.decide(&req, &state).succeeded()
                 {
                     return Err(finding(format!(
                         "fail closed broken: failing scripts allowed {req:?}\nrules:\n{text}"

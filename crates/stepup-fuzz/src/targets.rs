@@ -473,7 +473,7 @@ fn probe(target: &'static str, set: &CompiledSet) -> Outcome {
                         ..req.clone()
                     };
                     let d = set.decide(&bare, &state, false);
-                    if d.allowed() {
+                    if d.succeeded() {
                         return Err(finding(
                             target,
                             format!(

@@ -685,7 +685,7 @@ pub(crate) fn decide(
                 // Another instance decided on this session first: decide again on its state.
             }
             Err(e) => {
-                if session.is_some() && (d.allowed() || d.kind == DecisionKind::StepUp) {
+                if session.is_some() && (d.succeeded() || d.kind == DecisionKind::StepUp) {
                     // An allow that spends a grant, completes a challenge or establishes the
                     // session is an allow only if that was saved (SPEC §10). A step-up whose
                     // challenge was not saved asks for what no answer can complete (and a

@@ -331,7 +331,7 @@ fn race(engine: &Engine, store: &dyn Store, threads: usize, req: &Request) -> us
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    engine.process(store, req, false).allowed()
+                    engine.process(store, req, false).succeeded()
                 })
             })
             .collect();
@@ -366,7 +366,7 @@ pub fn prepare_races(engine: &Engine, store: &dyn Store, ns: &str, count: usize)
             &race_req(&tenant, &user, "s", 1_000, sign_in("d")),
             false,
         );
-        check(d.allowed(), "the race's sign-in is allowed");
+        check(d.succeeded(), "the race's sign-in is allowed");
         let d = engine.process(store, &race_req(&tenant, &user, "s", 1_001, pay()), false);
         check(d.kind == DecisionKind::StepUp, "the payment steps up");
     }

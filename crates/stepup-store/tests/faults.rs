@@ -266,7 +266,7 @@ fn fails_closed(e: &Engine, store: &dyn Store, r: &Request, what: &str) -> Decis
     let start = Instant::now();
     let d = e.process(store, r, false);
     let took = start.elapsed();
-    assert!(!d.allowed(), "{what}: allowed during a fault: {d:?}");
+    assert!(!d.succeeded(), "{what}: allowed during a fault: {d:?}");
     assert!(
         took < DEADLINE * 6 + DELAY,
         "{what}: answered after {took:?}, the deadline is {DEADLINE:?}"
@@ -539,23 +539,23 @@ fn full_disk_child() {
         .load("acme", "alice", "full-1")
         .is_ok_and(|(_, s)| s.established);
     assert!(
-        !known.allowed() || saved,
+        !known.succeeded() || saved,
         "allowed without its commit: {known:?}"
     );
     assert!(
-        known.allowed() || !known.errors.is_empty(),
+        known.succeeded() || !known.errors.is_empty(),
         "a refusal says why: {known:?}"
     );
     let new = e.process(&store, &sign_in("full-2", "new-phone", 20), false);
     assert!(
-        !new.allowed(),
+        !new.succeeded(),
         "a new device allowed on a full disk: {new:?}"
     );
     let _ = writeln!(
         out,
         "decisions {}{} {}",
         known.kind.as_str(),
-        if known.allowed() { "(committed)" } else { "" },
+        if known.succeeded() { "(committed)" } else { "" },
         new.kind.as_str()
     );
     let _ = writeln!(out, "waiting");

@@ -508,7 +508,7 @@ impl Studio {
     #[must_use]
     pub fn aal_after(&self, e: &EventResult) -> Option<stepup_core::Aal> {
         let d = &e.decision;
-        let (Some(session), true) = (&d.effects.session, d.allowed()) else {
+        let (Some(session), true) = (&d.effects.session, d.succeeded()) else {
             return d.session_aal;
         };
         let Some(Ok(r)) = self.report() else {

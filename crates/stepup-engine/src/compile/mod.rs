@@ -599,7 +599,7 @@ mod tests {
 
     /// An attribute past the slots is read by name, with a name of its own, and decides as an
     /// attribute with a slot does: over the bound steps up, absent or mistyped fails closed
-    /// (steps up), under the bound allows, and of a repeated attribute the first value counts.
+    /// (steps up), under the bound allows, and a repeated attribute is unknown (steps up).
     /// The leaves that read an attribute with a slot share its name.
     #[test]
     fn an_attribute_past_the_slots_decides_as_one_with_a_slot() {
@@ -668,14 +668,28 @@ mod tests {
             let p = past.decide(&request("a39", values), &state, false);
             assert_eq!((s.kind, p.kind), (want, want), "{values:?}");
         }
-        // The first of a repeated attribute counts on both paths: first under the bound, allowed.
-        let twice = [Value::Number(5.0), Value::Number(500.0)];
+        // A repeated attribute has no one value on either path, whichever comes first: it is
+        // unknown and fires (an integrator's review: the first counted, and a first value
+        // under the bound allowed what a last one over it would step up).
+        for twice in [
+            [Value::Number(5.0), Value::Number(500.0)],
+            [Value::Number(5.0), Value::Number(5.0)],
+        ] {
+            for (set, name) in [(&slotted, "a0"), (&past, "a39")] {
+                let d = set.decide(&request(name, &twice), &state, false);
+                assert_eq!(d.kind, crate::DecisionKind::StepUp, "{name} {twice:?}");
+                assert!(
+                    d.errors.iter().any(|e| e.contains("given twice")),
+                    "{name}: {:?}",
+                    d.errors
+                );
+            }
+        }
+        // Three times, too (the table's mark is not undone by a third).
+        let thrice = [Value::Number(5.0), Value::Number(5.0), Value::Number(5.0)];
         assert_eq!(
-            (
-                slotted.decide(&request("a0", &twice), &state, false).kind,
-                past.decide(&request("a39", &twice), &state, false).kind
-            ),
-            (crate::DecisionKind::Allow, crate::DecisionKind::Allow)
+            slotted.decide(&request("a0", &thrice), &state, false).kind,
+            crate::DecisionKind::StepUp
         );
     }
 }

@@ -37,8 +37,34 @@ pub(crate) enum Route<'s> {
     },
 }
 
+/// Whether a name is empty or only spaces (read from its first byte when that is printable
+/// ASCII: on the path of every decision).
+fn blank(name: &str) -> bool {
+    match name.as_bytes().first() {
+        Some(b) if b.is_ascii_graphic() => false,
+        _ => name.trim().is_empty(),
+    }
+}
+
 /// Routes `req`.
 pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> Route<'s> {
+    // A request names its user and its session: a blank one is every caller's that leaves it
+    // blank, so their histories and sessions would be one (an integrator's review: a second
+    // login with a blank session rode the first's elevation, and a blank user's sign-in from
+    // another user's device was known).
+    if blank(&req.user) || blank(&req.session) {
+        let what = if blank(&req.user) { "user" } else { "session" };
+        return Route::Refuse {
+            scope: None,
+            decision: Box::new(refuse(
+                req,
+                set.hash(),
+                format!(
+                    "the request names no {what}: each user and each login needs an id of its own"
+                ),
+            )),
+        };
+    }
     let (scope, feed) = match set.scope(&req.tenant, &req.application) {
         Ok(s) => s,
         Err(e) => {
