@@ -37,8 +37,25 @@ pub(crate) enum Route<'s> {
     },
 }
 
+/// The refusal of a request with a blank user or session (off the path of every decision:
+/// built inline, it cost the allow path a tenth of its instructions).
+#[cold]
+#[inline(never)]
+fn unnamed<'s>(set: &'s CompiledSet, req: &Request) -> Route<'s> {
+    let what = if blank(&req.user) { "user" } else { "session" };
+    Route::Refuse {
+        scope: None,
+        decision: Box::new(refuse(
+            req,
+            set.hash(),
+            format!("the request names no {what}: each user and each login needs an id of its own"),
+        )),
+    }
+}
+
 /// Whether a name is empty or only spaces (read from its first byte when that is printable
 /// ASCII: on the path of every decision).
+#[inline]
 fn blank(name: &str) -> bool {
     match name.as_bytes().first() {
         Some(b) if b.is_ascii_graphic() => false,
@@ -53,17 +70,7 @@ pub(crate) fn route<'s>(set: &'s CompiledSet, req: &Request, state: &State) -> R
     // login with a blank session rode the first's elevation, and a blank user's sign-in from
     // another user's device was known).
     if blank(&req.user) || blank(&req.session) {
-        let what = if blank(&req.user) { "user" } else { "session" };
-        return Route::Refuse {
-            scope: None,
-            decision: Box::new(refuse(
-                req,
-                set.hash(),
-                format!(
-                    "the request names no {what}: each user and each login needs an id of its own"
-                ),
-            )),
-        };
+        return unnamed(set, req);
     }
     let (scope, feed) = match set.scope(&req.tenant, &req.application) {
         Ok(s) => s,
