@@ -84,7 +84,7 @@ fn log_writer(a: &ReplayArgs) -> Result<Option<stepup_decisionlog::Writer>, Stri
     };
     let pseudo = match &a.pseudonymize_key_file {
         Some(f) => {
-            let key = std::fs::read(f)
+            let key = stepup_core::read_bounded(f, 64 * 1024)
                 .map_err(|e| format!("cannot read the key file `{}`: {e}", f.display()))?;
             let key = key.trim_ascii();
             Some(stepup_decisionlog::Pseudonymizer::new(key)?)
@@ -136,7 +136,9 @@ fn read(path: &Path) -> Result<String, String> {
             path.display()
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Read through the limit too: a pipe or a device has no length to check.
+    let bytes = stepup_core::read_bounded(path, MAX_SCENARIO_BYTES)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     String::from_utf8(bytes).map_err(|e| {
         format!(
             "{}: not valid UTF-8 (byte {})",

@@ -1030,3 +1030,47 @@ fn every_command_refuses_rules_that_are_no_rules() {
         assert!(err.contains("no `.policy` files"), "{args:?}: {err}");
     }
 }
+
+/// Files that never end (a link to `/dev/zero`: a pipe or a device has no length to check) are
+/// read no further than their limits: a scenario, a policy file and a key file each end in an
+/// error, not in memory growing without bound (a review: 9–15 GB in 30 s).
+#[cfg(unix)]
+#[test]
+fn files_that_never_end_are_read_no_further_than_their_limits() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.ron")).unwrap();
+    let (code, _, err) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--rules",
+        "rules",
+        &p("zero.ron"),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("too large"), "{err}");
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/t.policy"),
+        "when new_device require aal2\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("rules/z.policy")).unwrap();
+    let (code, out, err) = stepup(&["check", &p("rules")]);
+    assert_eq!(code, 1, "{out}{err}");
+    let (code, _, err) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--rules",
+        "rules",
+        "--decision-log",
+        &p("log.jsonl"),
+        "--pseudonymize-key-file",
+        "/dev/zero",
+        "examples/scenarios/01_sensitive_operation.ron",
+    ]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("too large"), "{err}");
+}

@@ -337,6 +337,36 @@ impl fmt::Display for Validity {
     }
 }
 
+/// The bytes of the file at `path`, at most `limit` of them: a larger file is an error (its
+/// limit named), and so is a pipe or a device that gives more (`/dev/zero`, a FIFO, a process
+/// substitution: their length is unknown until read, and a check of the file's length let
+/// them grow memory without bound: a review).
+///
+/// # Errors
+/// When the file cannot be opened or read, or holds more than `limit` bytes.
+pub fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "the file is too large (the limit is {})",
+            format_bytes(limit)
+        )));
+    }
+    Ok(bytes)
+}
+
+/// `bytes` as a person reads a limit: `4 MiB`, `64 KiB`, `100 bytes`.
+fn format_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
 /// Formats seconds in the DSL's duration syntax, choosing the largest exact unit (`90s`, `5m`, `1h`, `30d`).
 #[must_use]
 pub fn format_duration(secs: u64) -> String {

@@ -420,12 +420,22 @@ fn read_sources_and_near_misses(paths: &[PathBuf]) -> Result<(Vec<Source>, Vec<P
             // later, while the set loads, does not move it), and the file is read through it.
             let (base_dir, read_at) = resolved_dir(&f);
             let len = std::fs::metadata(&read_at).map(|m| m.len()).unwrap_or(0);
-            // Refuse to read huge files into memory: the parser would refuse them anyway.
+            // Refuse to read huge files into memory: the parser would refuse them anyway. A
+            // pipe or a device (a link to `/dev/zero`) has no length: no more than one byte
+            // past the parser's limit is read of anything (a review: `/dev/zero` as a policy
+            // file grew memory without bound).
             let bytes = if len > (syntax::MAX_FILE_BYTES as u64) * 2 {
                 vec![b' '; syntax::MAX_FILE_BYTES + 1]
             } else {
-                std::fs::read(&read_at)
-                    .map_err(|e| format!("cannot read `{}`: {e}", f.display()))?
+                use std::io::Read;
+                let mut bytes = Vec::new();
+                std::fs::File::open(&read_at)
+                    .and_then(|file| {
+                        file.take(syntax::MAX_FILE_BYTES as u64 + 1)
+                            .read_to_end(&mut bytes)
+                    })
+                    .map_err(|e| format!("cannot read `{}`: {e}", f.display()))?;
+                bytes
             };
             out.push(Source {
                 name: f.display().to_string(),

@@ -57,7 +57,7 @@ impl DecisionLog {
     ) -> Result<Self, String> {
         let pseudo = match key_file {
             Some(f) => {
-                let key = std::fs::read(f)
+                let key = stepup_core::read_bounded(f, 64 * 1024)
                     .map_err(|e| format!("cannot read the key file `{}`: {e}", f.display()))?;
                 Some(Pseudonymizer::new(key.trim_ascii())?)
             }

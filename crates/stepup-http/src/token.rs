@@ -181,7 +181,11 @@ impl TokenVerifier {
     /// # Errors
     /// When the file cannot be read or holds no usable key.
     pub fn jwks_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = stepup_core::read_bounded(path, 1024 * 1024)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| format!("{}: not UTF-8", path.display()))
+            })?;
         let set: JwkSet =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut keys = Vec::new();

@@ -357,7 +357,11 @@ impl Studio {
             .unwrap_or_default()
             .into_iter()
             .map(|p| {
-                let (bytes, unreadable) = match std::fs::read(&p) {
+                // No more than a rules file may hold (a pipe or a device reads no further).
+                let (bytes, unreadable) = match stepup_core::read_bounded(
+                    &p,
+                    stepup_dsl::syntax::MAX_FILE_BYTES as u64,
+                ) {
                     Ok(bytes) => (bytes, None),
                     Err(e) => (
                         Vec::new(),
@@ -383,7 +387,7 @@ impl Studio {
         self.scenarios = read_dir_sorted(scenarios_dir, "ron")
             .into_iter()
             .map(|p| {
-                let (text, unreadable) = match std::fs::read(&p) {
+                let (text, unreadable) = match stepup_core::read_bounded(&p, 4 * 1024 * 1024) {
                     Ok(bytes) => match String::from_utf8(bytes) {
                         Ok(text) => (text, None),
                         Err(e) => (

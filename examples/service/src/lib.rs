@@ -197,8 +197,9 @@ fn random_secret() -> Result<Vec<u8>, String> {
     Ok(buf)
 }
 
-fn read(p: &PathBuf) -> Result<Vec<u8>, String> {
-    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
+/// A key file (PEM, JWKS): at most 1 MiB (a pipe or a device is read no further).
+fn read(p: &std::path::Path) -> Result<Vec<u8>, String> {
+    stepup_core::read_bounded(p, 1024 * 1024).map_err(|e| format!("{}: {e}", p.display()))
 }
 
 /// The verifier, and the development issuer's secret when it runs.

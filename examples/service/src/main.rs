@@ -102,7 +102,8 @@ struct Args {
 
 fn secret_from(file: Option<&PathBuf>, env: &str) -> Result<Option<Vec<u8>>, String> {
     if let Some(p) = file {
-        let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let bytes =
+            stepup_core::read_bounded(p, 64 * 1024).map_err(|e| format!("{}: {e}", p.display()))?;
         let text = String::from_utf8_lossy(&bytes);
         return Ok(Some(
             text.trim_end_matches(['\n', '\r']).as_bytes().to_vec(),
