@@ -337,10 +337,19 @@ fn walk(path: &Path, extension: &str) -> std::io::Result<(Vec<PathBuf>, Vec<Path
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        if !seen.insert(std::fs::canonicalize(&dir)?) {
+        // An error inside names the directory it is about (a review: an unreadable
+        // subdirectory was reported as its parent, the path given).
+        let within = |e: std::io::Error| {
+            if dir == path {
+                e
+            } else {
+                std::io::Error::new(e.kind(), format!("`{}`: {e}", dir.display()))
+            }
+        };
+        if !seen.insert(std::fs::canonicalize(&dir).map_err(within)?) {
             continue;
         }
-        for entry in std::fs::read_dir(&dir)? {
+        for entry in std::fs::read_dir(&dir).map_err(within)? {
             let p = entry?.path();
             if p.is_dir() {
                 stack.push(p);

@@ -470,7 +470,12 @@ fn merge_note(trace: &mut Trace, d: &Decision) {
                     .join(", ")
             },
             r.aal,
-            r.factors,
+            // No factor in common (a conflict) is said, not left blank.
+            if r.factors.is_empty() {
+                "none in common".to_string()
+            } else {
+                r.factors.to_string()
+            },
             r.validity
         )
     });
