@@ -23,10 +23,22 @@
 //! };
 //! // A session is established by an allowed sign-in; until then its other events are denied.
 //! assert!(engine.process(&store, &req, false).allowed());
+//! // Each request is decided at its own time (a time that never moves keeps every elevation
+//! // fresh).
+//! req.now = Timestamp(1_800_000_060);
 //! req.event = Event::Operation { name: "change_email".into(), attrs: vec![], context: None };
 //! let decision = engine.process(&store, &req, false);
 //! let answer = stepup_engine::contract::http_answer(&decision).expect("a step-up");
 //! assert_eq!((answer.status, answer.body["required_acr"].as_str()), (401, Some("aal2")));
+//! // The user answers the challenge: the completion authorises nothing by itself...
+//! req.now = Timestamp(1_800_000_080);
+//! req.event = Event::StepUp { factor: Factor::Totp, success: true };
+//! let completed = engine.process(&store, &req, false);
+//! assert!(completed.succeeded() && !completed.allowed());
+//! // ...the operation, decided again, is allowed (the session now proves aal2 for 15 minutes).
+//! req.now = Timestamp(1_800_000_081);
+//! req.event = Event::Operation { name: "change_email".into(), attrs: vec![], context: None };
+//! assert!(engine.process(&store, &req, false).allowed());
 //! ```
 
 // The public face: the engine and the compiled set, requests, decisions, state and stores,
