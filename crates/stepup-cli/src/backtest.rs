@@ -63,6 +63,12 @@ pub fn backtest(a: &BacktestArgs, out: &mut dyn Write) -> u8 {
             continue;
         }
         match File::open(p) {
+            // A directory opens, and fails at its first read: an I/O error, not a log's line
+            // (a CLI check read it as "unreadable lines: 1", exit 1).
+            Ok(f) if f.metadata().is_ok_and(|m| m.is_dir()) => {
+                eprintln!("error: cannot open `{}`: it is a directory", p.display());
+                return 2;
+            }
             Ok(f) => {
                 let len = f.metadata().map(|m| m.len()).unwrap_or(0);
                 inputs.push((p.display().to_string(), Box::new(f), len));

@@ -574,6 +574,13 @@ fn backtest_reports_unreadable_lines_and_usage_errors() {
     let (code, _, err) = stepup(&["backtest", "--rules", "rules", "missing.jsonl"]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot open `missing.jsonl`"), "{err}");
+    // A directory is an I/O error too (it read as one unreadable line, exit 1).
+    let (code, _, err) = stepup(&["backtest", "--rules", "rules", "examples"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cannot open `examples`: it is a directory"),
+        "{err}"
+    );
     let (code, _, err) = stepup(&["backtest", "--rules", "nowhere", &log_s]);
     assert_eq!(code, 2);
     assert!(
