@@ -157,6 +157,18 @@ fn merge(a: Option<HistoryUpdate>, b: Option<HistoryUpdate>) -> Option<HistoryUp
     }
 }
 
+/// The challenge a token answers: the latest open one, a sign-in's only while the session is
+/// not established (it is then the session's pending sign-in).
+fn latest_open(state: &State) -> Option<&Challenge> {
+    let established = state.session.established;
+    state
+        .session
+        .challenges
+        .iter()
+        .rev()
+        .find(|c| c.state == ChallengeState::Open && !(c.sign_in && established))
+}
+
 /// The `auth.step_up_failed` record of a token that answers the latest open challenge (a new
 /// authentication, made after it was issued) but does not meet it: too weak an `acr`, or no
 /// factor it accepts (SPEC §4.7: anything but a completion is a failure, and the session gains
@@ -168,13 +180,7 @@ fn failed_attempt(
     proof: &Proof,
     state: &State,
 ) -> Option<stepup_engine::AuditRecord> {
-    let established = state.session.established;
-    let c = state
-        .session
-        .challenges
-        .iter()
-        .rev()
-        .find(|c| c.state == ChallengeState::Open && !(c.sign_in && established))?;
+    let c = latest_open(state)?;
     let e = proof.event?;
     if !proof.answers(c, &state.session, op.now)
         || proof
@@ -227,13 +233,7 @@ fn completion(
     per_user: bool,
     sign_in: &dyn Fn() -> Context,
 ) -> Option<(Request, Decision)> {
-    let established = state.session.established;
-    let latest = state
-        .session
-        .challenges
-        .iter()
-        .rev()
-        .find(|c| c.state == ChallengeState::Open && !(c.sign_in && established));
+    let latest = latest_open(state);
     let any_factor = |c: &Challenge| {
         set.model
             .resolve(&op.tenant, &c.application)
