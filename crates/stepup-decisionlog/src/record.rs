@@ -69,7 +69,8 @@ pub enum LogEvent {
     Operation {
         /// Its name.
         name: String,
-        /// Its attributes (the first value of a name, as the engine reads them).
+        /// Its attributes (a name given twice is left out: the engine reads it as unknown,
+        /// as it reads an absent one).
         #[serde(default)]
         attrs: BTreeMap<String, LogValue>,
         /// The context it carried, if any.
@@ -281,9 +282,18 @@ fn log_event(e: &Event) -> LogEvent {
             attrs,
             context,
         } => {
+            // A name given twice has no one value: the engine reads it as unknown, and the
+            // log leaves it out, so that deciding again reads it unknown too (absent), not
+            // as its first value (a review of the engine's change).
             let mut map = BTreeMap::new();
+            let mut twice = std::collections::BTreeSet::new();
             for (k, v) in attrs {
-                map.entry(k.clone()).or_insert_with(|| LogValue::of(v));
+                if map.insert(k.clone(), LogValue::of(v)).is_some() {
+                    twice.insert(k.clone());
+                }
+            }
+            for k in &twice {
+                map.remove(k);
             }
             LogEvent::Operation {
                 name: name.clone(),

@@ -1371,3 +1371,48 @@ fn retired_tenants_have_a_budget_of_their_own() {
     assert!(rows.iter().all(|k| k.ends_with("/gone")), "{rows:?}");
     assert!(r.changes.iter().all(|g| g.tenant != "(other)"));
 }
+
+/// An attribute given twice has no one value (the engine reads it as unknown): the log leaves
+/// it out, so that the decision made again reads it unknown as well, and decides the same. (Its
+/// first value logged made the logged request another one: a payout of the first amount.)
+#[test]
+fn an_attribute_given_twice_is_logged_as_absent_and_decides_again_the_same() {
+    use stepup_engine::{CompiledSet, Event, Request, State, Value};
+    let set = CompiledSet::from_text(
+        "t.policy",
+        "tenant t {\n  operation pay sensitive\n  attribute amount: number\n  policy big \"Confirm this payout.\" { when operation == pay and amount > 1000 require aal2 }\n}\n",
+    )
+    .unwrap();
+    let req = Request {
+        tenant: "t".into(),
+        application: "".into(),
+        user: "u".into(),
+        enrolled: stepup_core::FactorSet::ANY,
+        session: "s".into(),
+        now: stepup_core::Timestamp(1_800_000_000),
+        event: Event::Operation {
+            name: "pay".into(),
+            attrs: vec![
+                ("amount".into(), Value::Number(10.0)),
+                ("amount".into(), Value::Number(1e6)),
+            ],
+            context: None,
+        },
+    };
+    let state = State::established();
+    let d = set.decide(&req, &state, false);
+    assert_eq!(
+        d.kind,
+        stepup_engine::DecisionKind::StepUp,
+        "{:?}",
+        d.errors
+    );
+    let r = Record::new(&req, Some(&state), &d, None);
+    let LogEvent::Operation { attrs, .. } = &r.event else {
+        panic!("an operation")
+    };
+    assert!(attrs.is_empty(), "{attrs:?}");
+    let again = set.decide(&r.request(), &r.state().unwrap(), false);
+    assert_eq!(again.kind, d.kind);
+    assert_eq!(again.fired, d.fired);
+}

@@ -169,6 +169,22 @@ fn latest_open(state: &State) -> Option<&Challenge> {
         .find(|c| c.state == ChallengeState::Open && !(c.sign_in && established))
 }
 
+/// Whether every policy of challenge `c` allows `factor any` (then a token's `acr` alone
+/// completes it). One rule for the completion and for the failed attempt: the failed attempt
+/// judged without it, and an `acr`-only completion was audited failed as well.
+fn any_factor(set: &CompiledSet, op: &Request, c: &Challenge) -> bool {
+    set.model
+        .resolve(&op.tenant, &c.application)
+        .is_ok_and(|r| {
+            c.policies.iter().all(|name| {
+                r.policies
+                    .iter()
+                    .find(|p| &p.name == name)
+                    .is_some_and(|p| p.requirement.factors == FactorSet::ANY)
+            })
+        })
+}
+
 /// The `auth.step_up_failed` record of a token that answers the latest open challenge (a new
 /// authentication, made after it was issued) but does not meet it: too weak an `acr`, or no
 /// factor it accepts (SPEC §4.7: anything but a completion is a failure, and the session gains
@@ -184,7 +200,7 @@ fn failed_attempt(
     let e = proof.event?;
     if !proof.answers(c, &state.session, op.now)
         || proof
-            .completes(c, &state.session, op.now, |_| false)
+            .completes(c, &state.session, op.now, |c| any_factor(set, op, c))
             .is_some()
     {
         return None;
@@ -233,21 +249,10 @@ fn completion(
     per_user: bool,
     sign_in: &dyn Fn() -> Context,
 ) -> Option<(Request, Decision)> {
-    let latest = latest_open(state);
-    let any_factor = |c: &Challenge| {
-        set.model
-            .resolve(&op.tenant, &c.application)
-            .is_ok_and(|r| {
-                c.policies.iter().all(|name| {
-                    r.policies
-                        .iter()
-                        .find(|p| &p.name == name)
-                        .is_some_and(|p| p.requirement.factors == FactorSet::ANY)
-                })
-            })
-    };
-    let challenge = latest?;
-    let (factor, named) = proof.completes(challenge, &state.session, op.now, any_factor)?;
+    let challenge = latest_open(state)?;
+    let (factor, named) = proof.completes(challenge, &state.session, op.now, |c| {
+        any_factor(set, op, c)
+    })?;
     let req = Request {
         event: Event::StepUp {
             factor,

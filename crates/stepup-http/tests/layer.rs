@@ -2241,3 +2241,17 @@ fn a_token_that_answers_a_challenge_without_meeting_it_is_a_failed_step_up() {
         .count();
     assert_eq!(failures, 1);
 }
+
+/// A token that names no usable `amr` completes a `factor any` challenge by its `acr` alone,
+/// and is no failure: the audit says `completed`, never `failed` beside it (a review of the
+/// failed-attempt record: it judged the token without that rule).
+#[test]
+fn an_acr_only_completion_is_not_also_a_failed_step_up() {
+    let (setup, srv) = asked_a_step_up_on("/email");
+    let acr_only = token(setup.now(), "s1", Some("aal2"), &[], 2);
+    let r = call(&srv, "POST", "/email", &acr_only, &[], None);
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let names: Vec<&str> = srv.audit.records().iter().map(|r| r.name).collect();
+    assert!(names.contains(&"auth.step_up_completed"), "{names:?}");
+    assert!(!names.contains(&"auth.step_up_failed"), "{names:?}");
+}
