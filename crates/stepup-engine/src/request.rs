@@ -101,38 +101,35 @@ pub fn parse_ip(text: &str) -> Option<IpAddr> {
 }
 
 /// The four octets of a canonical dotted quad, or `None` (then the standard parser decides):
-/// one pass over the bytes.
+/// one pass over the bytes, each octet's digits read in an inner loop (a loop that kept a
+/// state per byte was about 200 instructions of a step-up).
 fn dotted_quad(text: &[u8]) -> Option<[u8; 4]> {
     if text.len() > 15 {
         return None;
     }
     let mut octets = [0u8; 4];
-    let mut part = 0usize;
-    // The current number, and how many digits it has.
-    let (mut n, mut digits) = (0u16, 0u8);
-    for &b in text {
-        match b {
-            b'0'..=b'9' => {
-                // A leading zero is not read (`01`), nor a fourth digit.
-                if (digits == 1 && n == 0) || digits == 3 {
-                    return None;
-                }
-                n = n * 10 + u16::from(b - b'0');
-                digits += 1;
-            }
-            b'.' if digits > 0 && part < 3 => {
-                *octets.get_mut(part)? = u8::try_from(n).ok()?;
-                part += 1;
-                (n, digits) = (0, 0);
-            }
-            _ => return None,
+    let mut bytes = text.iter().copied().peekable();
+    for (k, o) in octets.iter_mut().enumerate() {
+        if k > 0 && bytes.next() != Some(b'.') {
+            return None;
         }
+        let first = bytes.next()?.wrapping_sub(b'0');
+        if first > 9 {
+            return None;
+        }
+        let mut v = u32::from(first);
+        let mut digits = 1;
+        while let Some(d) = bytes.next_if(|b| b.is_ascii_digit()) {
+            // A leading zero (`01`) or a fourth digit is the standard parser's to refuse.
+            if first == 0 || digits == 3 {
+                return None;
+            }
+            v = v * 10 + u32::from(d - b'0');
+            digits += 1;
+        }
+        *o = u8::try_from(v).ok()?;
     }
-    if digits == 0 || part != 3 {
-        return None;
-    }
-    *octets.get_mut(3)? = u8::try_from(n).ok()?;
-    Some(octets)
+    bytes.next().is_none().then_some(octets)
 }
 
 /// A request attribute value.

@@ -181,18 +181,8 @@ impl IdSeed {
             }
         }
         let digest = h.finish();
-        // `ch_` and 16 hex digits, written on the stack and held in place.
-        let mut buf = *b"ch_0000000000000000";
-        let digits = [hex8(digest >> 32), hex8(digest)];
-        for (slot, d) in buf
-            .get_mut(3..)
-            .unwrap_or_default()
-            .iter_mut()
-            .zip(digits.as_flattened())
-        {
-            *slot = *d;
-        }
-        ChallengeId::ascii(buf)
+        // `ch_` and 16 hex digits, held in place.
+        ChallengeId::hex([hex8(digest >> 32), hex8(digest)])
     }
 }
 
@@ -200,13 +190,13 @@ impl IdSeed {
 /// once: each nibble is spread to a byte of its own, then each byte made a digit (`'0' + n`,
 /// and 39 more for a letter: `'a' - '0' - 10`). A nibble of 10 or more is one whose byte
 /// reaches 16 when 6 is added; no byte carries into the next (at most 15 + 6, then `'f'`).
-fn hex8(x: u64) -> [u8; 8] {
+fn hex8(x: u64) -> u64 {
     let v = x & 0xFFFF_FFFF;
     let v = (v | (v << 16)) & 0x0000_FFFF_0000_FFFF;
     let v = (v | (v << 8)) & 0x00FF_00FF_00FF_00FF;
     let v = (v | (v << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
     let letters = ((v + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
-    (v + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
+    v + 0x3030_3030_3030_3030 + letters * 39
 }
 
 /// Writes one name, after its length. The ids must be the same on every machine: the hasher's
@@ -421,7 +411,7 @@ mod tests {
         }
         for w in words {
             assert_eq!(
-                String::from_utf8_lossy(&hex8(w)),
+                String::from_utf8_lossy(&hex8(w).to_be_bytes()),
                 format!("{:08x}", w & 0xFFFF_FFFF),
                 "{w:#x}"
             );
