@@ -55,7 +55,10 @@ pub struct Signals<'a> {
     config: &'a RiskConfig,
     feed: &'a ThreatFeed,
     now: stepup_core::Timestamp,
-    memo: std::cell::Cell<[u8; 4]>,
+    /// Each signal's value once computed (0: not yet), a cell each: one array in one cell was
+    /// written a byte and read back whole, which waited on the processor's store buffer at
+    /// every signal (about half of the score's time, sampled).
+    memo: [std::cell::Cell<u8>; 4],
     country_memo: std::cell::Cell<Option<(u32, Tri)>>,
     score_memo: std::cell::Cell<Option<ScoreRange>>,
 }
@@ -115,7 +118,7 @@ impl<'a> Signals<'a> {
             config,
             feed,
             now,
-            memo: std::cell::Cell::new([0; 4]),
+            memo: Default::default(),
             country_memo: std::cell::Cell::new(None),
             score_memo: std::cell::Cell::new(None),
         }
@@ -138,18 +141,14 @@ impl<'a> Signals<'a> {
             self.country_memo.set(Some((days, v)));
             return v;
         }
-        let mut memo = self.memo.get();
-        let slot = kind as usize;
-        if let Some(m) = memo.get(slot)
-            && *m != 0
-        {
-            return Tri::from_u8(*m);
+        let Some(memo) = self.memo.get(kind as usize) else {
+            return self.compute(kind, days);
+        };
+        if memo.get() != 0 {
+            return Tri::from_u8(memo.get());
         }
         let v = self.compute(kind, days);
-        if let Some(m) = memo.get_mut(slot) {
-            *m = v.to_u8();
-        }
-        self.memo.set(memo);
+        memo.set(v.to_u8());
         v
     }
 
