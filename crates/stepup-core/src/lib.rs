@@ -270,10 +270,13 @@ impl StrengthTable {
     /// The factors strong enough to prove `aal`.
     #[must_use]
     pub fn reaching(&self, aal: Aal) -> FactorSet {
-        Factor::ALL
-            .into_iter()
-            .filter(|f| self.strength(*f) >= aal)
-            .collect()
+        // Row `i` is `Factor::ALL[i]`, bit `i` of the set: one bit per row, no branch (a
+        // step-up asks this for its requirement).
+        let mut bits = 0u8;
+        for (i, strength) in self.0.iter().enumerate() {
+            bits |= u8::from(*strength >= aal) << i;
+        }
+        FactorSet::from_bits(bits)
     }
     /// The highest AAL any factor of `set` proves, if the set is not empty.
     #[must_use]
@@ -531,6 +534,30 @@ mod tests {
         assert_eq!(t.strength(Factor::Sms), Aal::Aal2);
         assert_eq!(t.strength(Factor::Totp), Aal::Aal3);
         assert_eq!(t.reaching(Aal::Aal3).names(), vec!["totp", "webauthn"]);
+    }
+
+    /// `reaching` is the factors whose strength reaches the AAL, for every row set to every
+    /// level (it is computed a bit per row).
+    #[test]
+    fn reaching_is_the_factors_strong_enough() {
+        let aals = [Aal::Aal1, Aal::Aal2, Aal::Aal3];
+        let mut tables = vec![StrengthTable::default()];
+        for f in Factor::ALL {
+            for a in aals {
+                let mut t = *tables.last().unwrap_or(&StrengthTable::default());
+                t.set(f, a);
+                tables.push(t);
+            }
+        }
+        for t in tables {
+            for aal in aals {
+                let expected: FactorSet = Factor::ALL
+                    .into_iter()
+                    .filter(|f| t.strength(*f) >= aal)
+                    .collect();
+                assert_eq!(t.reaching(aal), expected, "{t:?} {aal}");
+            }
+        }
     }
 
     #[test]

@@ -223,6 +223,7 @@ pub(crate) fn grant_fits(
 /// login's (an embedder that gives a user's logins one session id), and the session's
 /// authentication events are the first login's. (Before the session is established, its events
 /// can only be the sign-in's own: the HTTP layer's token, which it puts there.)
+#[inline]
 pub(crate) fn satisfied(
     p: &Policy,
     reads: &[Box<str>],
