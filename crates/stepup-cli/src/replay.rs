@@ -126,25 +126,40 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 /// Most bytes read from one scenario file.
 const MAX_SCENARIO_BYTES: u64 = 4 * 1024 * 1024;
 
-fn read(path: &Path) -> Result<String, String> {
+/// Why a scenario file was not read: it could not be (an I/O error, exit 2, as `check` exits
+/// for one), or what it holds is no scenario's text (too large, not UTF-8: the file is wrong,
+/// exit 1, as for a scenario that does not parse).
+enum Unreadable {
+    Io(String),
+    Content(String),
+}
+
+fn read(path: &Path) -> Result<String, Unreadable> {
     let len = std::fs::metadata(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(|e| Unreadable::Io(format!("{}: {e}", path.display())))?
         .len();
     if len > MAX_SCENARIO_BYTES {
-        return Err(format!(
+        return Err(Unreadable::Content(format!(
             "{}: the file is too large ({len} bytes; the limit is 4 MiB)",
             path.display()
-        ));
+        )));
     }
-    // Read through the limit too: a pipe or a device has no length to check.
-    let bytes = stepup_core::read_bounded(path, MAX_SCENARIO_BYTES)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // Read through the limit too: a pipe or a device has no length to check (one that never
+    // ends is too large, as a long file is).
+    let bytes = stepup_core::read_bounded(path, MAX_SCENARIO_BYTES).map_err(|e| {
+        let text = format!("{}: {e}", path.display());
+        if e.kind() == std::io::ErrorKind::Other && e.to_string().contains("too large") {
+            Unreadable::Content(text)
+        } else {
+            Unreadable::Io(text)
+        }
+    })?;
     String::from_utf8(bytes).map_err(|e| {
-        format!(
+        Unreadable::Content(format!(
             "{}: not valid UTF-8 (byte {})",
             path.display(),
             e.utf8_error().valid_up_to()
-        )
+        ))
     })
 }
 
@@ -266,12 +281,22 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
     let set = engine.current();
     let (mut reports, mut bad, mut mismatched) = (Vec::<FileReport>::new(), 0usize, 0usize);
     let mut untested = 0usize;
+    // Files that could not be read (not files that were read and are no scenario).
+    let mut io_errors = 0usize;
     for f in &files {
         let name = f.display().to_string();
         if let Some(pb) = &progress {
             pb.set_message(name.clone());
         }
-        let result = read(f).and_then(|text| {
+        let result = match read(f) {
+            Ok(text) => Ok(text),
+            Err(Unreadable::Io(e)) => {
+                io_errors += 1;
+                Err(e)
+            }
+            Err(Unreadable::Content(e)) => Err(e),
+        }
+        .and_then(|text| {
             let loaded = stepup_replay::load(&name, &text, &set).map_err(|e| e.to_string())?;
             for w in &loaded.warnings {
                 eprintln!("{}", w.as_warning());
@@ -428,5 +453,9 @@ pub fn replay(a: &ReplayArgs, out: &mut dyn Write) -> u8 {
         let _ = out.flush();
         eprintln!("wrote {} decision(s) to {}", w.lines(), w.path().display());
     }
-    u8::from(bad > 0 || mismatched > 0)
+    if io_errors > 0 {
+        2
+    } else {
+        u8::from(bad > 0 || mismatched > 0)
+    }
 }

@@ -1080,4 +1080,45 @@ fn files_that_never_end_are_read_no_further_than_their_limits() {
     ]);
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("too large"), "{err}");
+    // A device given by name is a file too: too large, where walking it as a directory said
+    // "Not a directory".
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.policy")).unwrap();
+    let (code, out, err) = stepup(&["check", &p("zero.policy")]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("too large") && !err.contains("directory"),
+        "{out}{err}"
+    );
+}
+
+/// A scenario that cannot be read is an I/O error, exit 2, as `check` exits for one (it exited
+/// 1, as for a scenario that does not parse), also beside scenarios that replay.
+#[test]
+fn a_scenario_that_cannot_be_read_is_an_io_error() {
+    // Reading `/proc/self/mem` from its start fails (EIO) on Linux.
+    if !std::path::Path::new("/proc/self/mem").exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mem = dir.path().join("mem.ron");
+    std::os::unix::fs::symlink("/proc/self/mem", &mem).unwrap();
+    let mem = mem.display().to_string();
+    for files in [
+        vec![mem.as_str()],
+        vec![
+            "examples/scenarios/01_sensitive_operation.ron",
+            mem.as_str(),
+        ],
+    ] {
+        let mut args = vec![
+            "replay", "--store", "memory", "--rules", "rules", "--expect",
+        ];
+        args.extend(files);
+        let (code, out, err) = stepup(&args);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(
+            err.contains("mem.ron") && out.contains("1 could not be replayed"),
+            "{out}{err}"
+        );
+    }
 }

@@ -330,7 +330,9 @@ pub fn near_misses(path: &Path, extension: &str) -> std::io::Result<Vec<PathBuf>
 /// [`files_under`] and [`near_misses`]).
 fn walk(path: &Path, extension: &str) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let meta = std::fs::metadata(path)?;
-    if meta.is_file() {
+    // Anything but a directory is a file given by name (a device or a pipe too: read within its
+    // limit, it says why it cannot be read, where walking it said "Not a directory").
+    if !meta.is_dir() {
         return Ok((vec![path.to_path_buf()], Vec::new()));
     }
     let (mut out, mut near) = (Vec::new(), Vec::new());
