@@ -32,14 +32,25 @@ pub struct FeedWarning {
     pub line: usize,
     /// The text.
     pub text: String,
+    /// Why it was skipped, after the text: [`NOT_AN_ADDRESS`] or [`ONLY_MAPPED`].
+    pub why: &'static str,
 }
+
+/// Why a line that is no address or range is skipped.
+pub const NOT_AN_ADDRESS: &str = "is not an IP address or CIDR range";
+
+/// Why the range of exactly the IPv4-mapped block is skipped: it would match nothing (a
+/// mapped address is looked up as the IPv4 address it maps, and read as IPv4 the line would
+/// put every IPv4 client in the feed, which no feed means by it).
+pub const ONLY_MAPPED: &str = "is the IPv4-mapped block, which matches no address here \
+     (mapped addresses are looked up as IPv4; all of IPv4 is written `0.0.0.0/0`)";
 
 impl std::fmt::Display for FeedWarning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}:{}: `{}` is not an IP address or CIDR range; line skipped",
-            self.file, self.line, self.text
+            "{}:{}: `{}` {}; line skipped",
+            self.file, self.line, self.text, self.why
         )
     }
 }
@@ -119,7 +130,17 @@ struct Entry {
     v6: Option<(u128, u128)>,
 }
 
-fn parse_entry(s: &str) -> Option<Entry> {
+/// A line's range; `Err` with why the line is skipped.
+fn parse_entry(s: &str) -> Result<Entry, &'static str> {
+    read_entry(s)
+        .ok_or(NOT_AN_ADDRESS)
+        .and_then(|e| match e.v6 {
+            Some((MAPPED_START, MAPPED_END)) => Err(ONLY_MAPPED),
+            _ => Ok(e),
+        })
+}
+
+fn read_entry(s: &str) -> Option<Entry> {
     let (addr, len) = match s.split_once('/') {
         Some((a, l)) => (a.trim(), Some(l.trim().parse::<u32>().ok()?)),
         None => (s, None),
@@ -189,14 +210,15 @@ impl ThreatFeed {
                 continue;
             }
             match parse_entry(line) {
-                Some(e) => {
+                Ok(e) => {
                     v4.extend(e.v4);
                     v6.extend(e.v6);
                 }
-                None => warnings.note(|| FeedWarning {
+                Err(why) => warnings.note(|| FeedWarning {
                     file: name.to_string(),
                     line: i + 1,
                     text: line.chars().take(80).collect(),
+                    why,
                 }),
             }
         }
@@ -354,7 +376,8 @@ mod tests {
             [FeedWarning {
                 file: "f".into(),
                 line: 5,
-                text: "not-an-ip".into()
+                text: "not-an-ip".into(),
+                why: NOT_AN_ADDRESS,
             }]
         );
         assert_eq!((w.len(), w.unlisted()), (1, 0));
@@ -409,10 +432,28 @@ mod tests {
         // IPv6 addresses (an outside check: `::/8`, a bogon list's first line, put every IPv4
         // client in the feed).
         for range in ["::/0", "::/8", "::/80", "::ffff:0:0/96"] {
-            let (six, _) = ThreatFeed::parse("f", &format!("{range}\n"));
+            let (six, w) = ThreatFeed::parse("f", &format!("{range}\n"));
             assert!(!has(&six, "198.51.100.1"), "{range}");
             assert!(!has(&six, "::ffff:198.51.100.1"), "{range}");
+            // The mapped block alone matches nothing here, and the line says so (it was
+            // skipped silently); the others hold IPv6 addresses.
+            let whys: Vec<_> = w.kept().iter().map(|w| w.why).collect();
+            let expected: &[&str] = if range == "::ffff:0:0/96" {
+                &[ONLY_MAPPED]
+            } else {
+                &[]
+            };
+            assert_eq!(whys, expected, "{range}");
         }
+        let (_, w) = ThreatFeed::parse("f", "::ffff:0.0.0.0/96\n");
+        assert_eq!(
+            w.kept().first().map(ToString::to_string).as_deref(),
+            Some(
+                "f:1: `::ffff:0.0.0.0/96` is the IPv4-mapped block, which matches no address here \
+                 (mapped addresses are looked up as IPv4; all of IPv4 is written `0.0.0.0/0`); \
+                 line skipped"
+            )
+        );
         let (all, _) = ThreatFeed::parse("f", "::/0\n");
         assert!(has(&all, "2001:db8::1"));
         let (bogons, _) = ThreatFeed::parse("f", "::/8\n");

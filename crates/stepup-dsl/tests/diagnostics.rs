@@ -695,6 +695,28 @@ fn unreadable_and_malformed_feeds_are_reported_at_the_path() {
             ),
         ]
     );
+    // The IPv4-mapped block alone matches nothing (mapped addresses are looked up as IPv4): it
+    // is named, where it was skipped silently.
+    let dir = feed_dir(
+        "mapped",
+        &[
+            ("a.netset", "203.0.113.0/24\n"),
+            ("b.netset", "203.0.113.0/24\n::ffff:0:0/96\n"),
+        ],
+    );
+    let d = load_with_feeds(FEED_RULES, &dir).diagnostics;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        d.iter()
+            .map(|d| (d.code, d.message.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(
+            "S009",
+            "`b.netset:2`: `::ffff:0:0/96` is the IPv4-mapped block, which matches no address here \
+             (mapped addresses are looked up as IPv4; all of IPv4 is written `0.0.0.0/0`); the \
+             line is skipped"
+        )]
+    );
     let d =
         load_with_feeds(FEED_RULES, &std::env::temp_dir().join("stepup-no-such-dir")).diagnostics;
     assert_eq!(

@@ -32,8 +32,8 @@ pub(in crate::check) fn malformed_feed_lines(
             "S009",
             s.span,
             format!(
-                "`{}:{}`: `{}` is not an IP address or CIDR range; the line is skipped",
-                s.value, w.line, w.text
+                "`{}:{}`: `{}` {}; the line is skipped",
+                s.value, w.line, w.text, w.why
             ),
             "malformed line",
             Some("fix or remove the line; `#` and `;` start comments".into()),
@@ -41,11 +41,24 @@ pub(in crate::check) fn malformed_feed_lines(
         _ => cx.warn(
             "S009",
             s.span,
-            format!(
-                "{} lines of threat feed `{}` are not IP addresses or CIDR ranges; they are skipped",
-                warnings.len(),
-                s.value
-            ),
+            if warnings
+                .kept()
+                .iter()
+                .all(|w| w.why == crate::feed::NOT_AN_ADDRESS)
+            {
+                format!(
+                    "{} lines of threat feed `{}` are not IP addresses or CIDR ranges; they are skipped",
+                    warnings.len(),
+                    s.value
+                )
+            } else {
+                format!(
+                    "{} lines of threat feed `{}` are not IP addresses or CIDR ranges, or are the \
+                     IPv4-mapped block alone (which matches no address here); they are skipped",
+                    warnings.len(),
+                    s.value
+                )
+            },
             "malformed lines",
             Some(format!(
                 "fix or remove them; `#` and `;` start comments:\n{}",
