@@ -1080,15 +1080,29 @@ fn files_that_never_end_are_read_no_further_than_their_limits() {
     ]);
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("too large"), "{err}");
-    // A device given by name is a file too: too large, where walking it as a directory said
-    // "Not a directory".
+    // A device or a pipe given by name is refused at once, saying what it is (walking it as a
+    // directory said "Not a directory"); a pipe nothing writes to is not waited on, and `fmt`
+    // leaves it a pipe (it would have written a regular file in its place).
     std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.policy")).unwrap();
-    let (code, out, err) = stepup(&["check", &p("zero.policy")]);
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(
-        out.contains("too large") && !err.contains("directory"),
-        "{out}{err}"
-    );
+    let fifo = dir.path().join("fifo.policy");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    for (args, file) in [
+        (&["check"][..], "zero.policy"),
+        (&["check"][..], "fifo.policy"),
+        (&["fmt"][..], "fifo.policy"),
+        (&["fmt", "--check"][..], "fifo.policy"),
+    ] {
+        let path = p(file);
+        let mut full = args.to_vec();
+        full.push(&path);
+        let (code, out, err) = stepup(&full);
+        assert_eq!(code, 2, "{full:?}: {out}{err}");
+        assert!(err.contains("not a regular file"), "{full:?}: {out}{err}");
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::symlink_metadata(&fifo).map(|m| m.file_type().is_fifo());
+    assert!(kind.is_ok_and(|fifo| fifo), "fmt replaced the pipe");
 }
 
 /// A scenario that cannot be read is an I/O error, exit 2, as `check` exits for one (it exited

@@ -65,17 +65,22 @@ pub const FEED_WARNINGS_KEPT: usize = 20;
 pub struct FeedWarnings {
     kept: Vec<FeedWarning>,
     count: usize,
+    /// How many of them are the IPv4-mapped block alone ([`ONLY_MAPPED`]), kept or not.
+    only_mapped: usize,
 }
 
 impl FeedWarnings {
     /// Counts `w`, kept if fewer than [`FEED_WARNINGS_KEPT`] are.
     pub fn push(&mut self, w: FeedWarning) {
-        self.note(|| w);
+        self.note(w.why, || w);
     }
     /// Counts a malformed line, made by `make` only when it is kept (the lines past the first
     /// are counted, never copied).
-    fn note(&mut self, make: impl FnOnce() -> FeedWarning) {
+    fn note(&mut self, why: &'static str, make: impl FnOnce() -> FeedWarning) {
         self.count = self.count.saturating_add(1);
+        if why == ONLY_MAPPED {
+            self.only_mapped = self.only_mapped.saturating_add(1);
+        }
         if self.kept.len() < FEED_WARNINGS_KEPT {
             self.kept.push(make());
         }
@@ -86,6 +91,15 @@ impl FeedWarnings {
             self.push(w.clone());
         }
         self.count = self.count.saturating_add(other.unlisted());
+        let unlisted_mapped = other
+            .only_mapped
+            .saturating_sub(other.kept.iter().filter(|w| w.why == ONLY_MAPPED).count());
+        self.only_mapped = self.only_mapped.saturating_add(unlisted_mapped);
+    }
+    /// How many of the lines were the IPv4-mapped block alone (the rest are no address).
+    #[must_use]
+    pub fn only_mapped(&self) -> usize {
+        self.only_mapped
     }
     /// How many lines were malformed.
     #[must_use]
@@ -214,7 +228,7 @@ impl ThreatFeed {
                     v4.extend(e.v4);
                     v6.extend(e.v6);
                 }
-                Err(why) => warnings.note(|| FeedWarning {
+                Err(why) => warnings.note(why, || FeedWarning {
                     file: name.to_string(),
                     line: i + 1,
                     text: line.chars().take(80).collect(),

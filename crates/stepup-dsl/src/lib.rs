@@ -330,10 +330,14 @@ pub fn near_misses(path: &Path, extension: &str) -> std::io::Result<Vec<PathBuf>
 /// [`files_under`] and [`near_misses`]).
 fn walk(path: &Path, extension: &str) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let meta = std::fs::metadata(path)?;
-    // Anything but a directory is a file given by name (a device or a pipe too: read within its
-    // limit, it says why it cannot be read, where walking it said "Not a directory").
-    if !meta.is_dir() {
+    if meta.is_file() {
         return Ok((vec![path.to_path_buf()], Vec::new()));
+    }
+    // A device or a pipe given by name is refused, not read: a pipe with no writer blocks the
+    // read forever, and `fmt` would replace it with a regular file (walked as a directory, it
+    // said "Not a directory").
+    if !meta.is_dir() {
+        return Err(std::io::Error::other("not a regular file or a directory"));
     }
     let (mut out, mut near) = (Vec::new(), Vec::new());
     let mut seen = std::collections::HashSet::new();

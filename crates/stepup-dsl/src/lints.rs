@@ -78,7 +78,7 @@ pub const LINTS: &[LintDoc] = &[
     LintDoc {
         code: "S009",
         name: "malformed-feed-line",
-        what: "a line of a threat feed is neither an IP address nor a CIDR range; it is skipped",
+        what: "a line of a threat feed is neither an IP address nor a CIDR range, or is the IPv4-mapped block alone (`::ffff:0:0/96`, which matches no address: mapped addresses are looked up as IPv4); it is skipped",
         why: "a skipped line is an address the blocklist does not block; a typo in a feed silently lets a known-bad range through",
         example: "risk { threat_feed \"feeds/blocklist.netset\" }  # a line reads `300.1.1.1/8`",
     },

@@ -717,6 +717,39 @@ fn unreadable_and_malformed_feeds_are_reported_at_the_path() {
              line is skipped"
         )]
     );
+    // A feed of the mapped block alone lists nothing it can match: the error says why (it
+    // said "every line is malformed"); a mapped-block line past the warnings kept is still
+    // named in the summary of many.
+    let many_bad: String = (0..25).map(|i| format!("bad{i}\n")).collect();
+    let dir = feed_dir(
+        "mapped-only",
+        &[
+            ("a.netset", "# bogons\n::ffff:0:0/96\n"),
+            (
+                "b.netset",
+                &format!("203.0.113.0/24\n{many_bad}::ffff:0:0/96\n"),
+            ),
+        ],
+    );
+    let d = load_with_feeds(FEED_RULES, &dir).diagnostics;
+    let _ = std::fs::remove_dir_all(&dir);
+    let got: Vec<(&str, &str)> = d.iter().map(|d| (d.code, d.message.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "E032",
+                "threat feed `a.netset` lists no range that matches an address: 1 of its 1 \
+                 line(s) with text is the IPv4-mapped block alone (`::ffff:0:0/96`), which \
+                 matches nothing here"
+            ),
+            (
+                "S009",
+                "26 lines of threat feed `b.netset` are not IP addresses or CIDR ranges, or are \
+                 the IPv4-mapped block alone (which matches no address here); they are skipped"
+            ),
+        ]
+    );
     let d =
         load_with_feeds(FEED_RULES, &std::env::temp_dir().join("stepup-no-such-dir")).diagnostics;
     assert_eq!(

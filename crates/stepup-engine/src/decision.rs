@@ -663,7 +663,7 @@ mod tests {
         assert_ne!(SetHash::from("a"), SetHash::from("b"));
     }
 
-    /// An id is its text, whether held in place (up to 22 bytes) or shared (longer): the two
+    /// An id is its text, whether held in place (up to 23 bytes) or shared (longer): the two
     /// compare, hash and serialize alike, and what is read back is what was written.
     #[test]
     fn a_challenge_id_is_its_text() {

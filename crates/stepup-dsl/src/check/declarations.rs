@@ -544,19 +544,36 @@ fn load_feed(
         }
     };
     if feed.is_empty() && !warnings.is_empty() {
-        cx.err(
-            "E032",
-            s.span,
-            format!(
-                "threat feed `{}` lists no IP address or CIDR range: every line is malformed",
-                s.value
+        // A feed whose lines include the IPv4-mapped block alone says so: that line is a
+        // range, one that matches nothing here, not a malformed one.
+        let (message, help) = match warnings.only_mapped() {
+            0 => (
+                format!(
+                    "threat feed `{}` lists no IP address or CIDR range: every line is malformed",
+                    s.value
+                ),
+                format!(
+                    "a feed lists one IPv4 or IPv6 address or CIDR range per line, with `#` or `;` comments; none of its {} line(s) with text is one (is it the right file?)",
+                    warnings.len()
+                ),
             ),
-            "no valid line",
-            Some(format!(
-                "a feed lists one IPv4 or IPv6 address or CIDR range per line, with `#` or `;` comments; none of its {} line(s) with text is one (is it the right file?)",
-                warnings.len()
-            )),
-        );
+            mapped => (
+                format!(
+                    "threat feed `{}` lists no range that matches an address: {mapped} of its {} line(s) with text {} the IPv4-mapped block alone (`::ffff:0:0/96`), which matches nothing here{}",
+                    s.value,
+                    warnings.len(),
+                    if mapped == 1 { "is" } else { "are" },
+                    if mapped == warnings.len() {
+                        ""
+                    } else {
+                        ", and the rest are malformed"
+                    }
+                ),
+                "mapped addresses are looked up as IPv4: all of IPv4 is written `0.0.0.0/0`"
+                    .to_string(),
+            ),
+        };
+        cx.err("E032", s.span, message, "no valid line", Some(help));
         return;
     }
     lint::malformed_feed_lines(cx, s, &warnings);

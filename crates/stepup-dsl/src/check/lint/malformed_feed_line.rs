@@ -41,11 +41,7 @@ pub(in crate::check) fn malformed_feed_lines(
         _ => cx.warn(
             "S009",
             s.span,
-            if warnings
-                .kept()
-                .iter()
-                .all(|w| w.why == crate::feed::NOT_AN_ADDRESS)
-            {
+            if warnings.only_mapped() == 0 {
                 format!(
                     "{} lines of threat feed `{}` are not IP addresses or CIDR ranges; they are skipped",
                     warnings.len(),
