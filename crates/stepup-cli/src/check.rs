@@ -183,6 +183,11 @@ fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     let target = std::fs::canonicalize(path)?;
     let meta = std::fs::metadata(&target)?;
+    // A pipe or a device (a link to one) is never replaced by a regular file (a review: a
+    // pipe in the rules directory became one).
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     #[cfg(unix)]
     let linked = std::os::unix::fs::MetadataExt::nlink(&meta) > 1;
     #[cfg(not(unix))]

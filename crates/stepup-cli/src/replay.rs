@@ -144,9 +144,9 @@ fn read(path: &Path) -> Result<String, Unreadable> {
             path.display()
         )));
     }
-    // Read through the limit too: a pipe or a device has no length to check (one that never
-    // ends is too large, as a long file is).
-    let bytes = stepup_core::read_bounded(path, MAX_SCENARIO_BYTES).map_err(|e| {
+    // Read through the limit too, and only a regular file: a pipe nothing writes to was
+    // waited on forever, a device (`/dev/zero`) never ends (reviews).
+    let bytes = stepup_core::read_regular_bounded(path, MAX_SCENARIO_BYTES).map_err(|e| {
         let text = format!("{}: {e}", path.display());
         if e.kind() == std::io::ErrorKind::Other && e.to_string().contains("too large") {
             Unreadable::Content(text)

@@ -1047,6 +1047,7 @@ fn files_that_never_end_are_read_no_further_than_their_limits() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let p = |name: &str| dir.path().join(name).display().to_string();
     std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.ron")).unwrap();
+    // A scenario or a policy file that is a device is not read at all: an I/O error, exit 2.
     let (code, _, err) = stepup(&[
         "replay",
         "--store",
@@ -1055,8 +1056,8 @@ fn files_that_never_end_are_read_no_further_than_their_limits() {
         "rules",
         &p("zero.ron"),
     ]);
-    assert_eq!(code, 1, "{err}");
-    assert!(err.contains("too large"), "{err}");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
     std::fs::create_dir(dir.path().join("rules")).unwrap();
     std::fs::write(
         dir.path().join("rules/t.policy"),
@@ -1065,7 +1066,9 @@ fn files_that_never_end_are_read_no_further_than_their_limits() {
     .unwrap();
     std::os::unix::fs::symlink("/dev/zero", dir.path().join("rules/z.policy")).unwrap();
     let (code, out, err) = stepup(&["check", &p("rules")]);
-    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("z.policy`: not a regular file"), "{out}{err}");
+    // A key file may be a pipe (a key handed over by process substitution): read to its limit.
     let (code, _, err) = stepup(&[
         "replay",
         "--store",
@@ -1103,6 +1106,97 @@ fn files_that_never_end_are_read_no_further_than_their_limits() {
     use std::os::unix::fs::FileTypeExt;
     let kind = std::fs::symlink_metadata(&fifo).map(|m| m.file_type().is_fifo());
     assert!(kind.is_ok_and(|fifo| fifo), "fmt replaced the pipe");
+}
+
+/// `stepup args`, killed and failed when it has not ended within ten seconds: what is tested
+/// is that it does not wait on a pipe.
+#[cfg(unix)]
+fn stepup_within(args: &[&str]) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stepup"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().ok().flatten().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} did not end within 10 s: it waited on a pipe");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A pipe found by walking a directory (a rules or a scenario directory, or a link in one to
+/// a pipe elsewhere) is refused as one given by name is: `check`, `fmt` and `replay` end at
+/// once with an I/O error naming it (they waited forever for a writer), and `fmt` leaves it
+/// a pipe (it replaced it, even outside the directory, with a regular file): a review.
+#[cfg(unix)]
+#[test]
+fn a_pipe_inside_a_walked_directory_is_refused_not_waited_on_or_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let mkfifo = |path: &str| {
+        let made = Command::new("mkfifo").arg(path).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {path}");
+    };
+    let still_a_pipe = |path: &str| {
+        let kind = std::fs::symlink_metadata(path).map(|m| m.file_type().is_fifo());
+        assert!(kind.is_ok_and(|fifo| fifo), "{path} is no longer a pipe");
+    };
+    for d in ["rules", "linked", "scenarios"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    for d in ["rules", "linked"] {
+        std::fs::write(
+            dir.path().join(d).join("a.policy"),
+            "when new_device require aal2\n",
+        )
+        .unwrap();
+    }
+    mkfifo(&p("rules/zz.policy"));
+    mkfifo(&p("outside.fifo"));
+    std::os::unix::fs::symlink(p("outside.fifo"), dir.path().join("linked/zz.policy")).unwrap();
+    for rules in ["rules", "linked"] {
+        for args in [&["check"][..], &["fmt"][..], &["fmt", "--check"][..]] {
+            let path = p(rules);
+            let mut full = args.to_vec();
+            full.push(&path);
+            let (code, out, err) = stepup_within(&full);
+            assert_eq!(code, 2, "{full:?}: {out}{err}");
+            assert!(
+                err.contains("zz.policy`: not a regular file"),
+                "{full:?}: {out}{err}"
+            );
+        }
+    }
+    still_a_pipe(&p("rules/zz.policy"));
+    still_a_pipe(&p("outside.fifo"));
+    // A scenario that is a pipe, given by name or found in a directory.
+    std::fs::copy(
+        root().join("examples/scenarios/01_sensitive_operation.ron"),
+        dir.path().join("scenarios/01.ron"),
+    )
+    .unwrap();
+    mkfifo(&p("scenarios/zz.ron"));
+    mkfifo(&p("s.fifo"));
+    for scenario in [p("s.fifo"), p("scenarios")] {
+        let (code, out, err) =
+            stepup_within(&["replay", "--store", "memory", "--rules", "rules", &scenario]);
+        assert_eq!(code, 2, "{scenario}: {out}{err}");
+        assert!(err.contains("not a regular file"), "{scenario}: {out}{err}");
+    }
 }
 
 /// A scenario that cannot be read is an I/O error, exit 2, as `check` exits for one (it exited

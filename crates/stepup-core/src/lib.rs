@@ -340,16 +340,68 @@ impl fmt::Display for Validity {
     }
 }
 
+/// Opens the file at `path` for reading without waiting on a pipe: opening a FIFO for reading
+/// blocks until something writes to it, and a rules or scenario directory (or a link in it)
+/// holding one stopped every command that walked it (a review: `check rules/` hung).
+///
+/// # Errors
+/// When the file cannot be opened.
+pub fn open_nonblocking(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK (Linux): no effect on a regular file's reads.
+        o.custom_flags(0o4000);
+    }
+    o.open(path)
+}
+
+/// Opens the file at `path` when it is a regular file (a link is followed), judged on the
+/// opened handle, so a file swapped after a check is still judged: a pipe, a device or a
+/// socket is refused with `not a regular file`, never read (a pipe nothing writes to would
+/// be waited on forever, a device such as `/dev/zero` never ends) and never replaced.
+///
+/// # Errors
+/// When the file cannot be opened, or is not a regular file.
+pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let file = open_nonblocking(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::other("not a regular file"))
+    }
+}
+
+/// [`read_bounded`] of a regular file only ([`open_regular`]): what the tools read from the
+/// directories they walk (policies, scenarios), where a pipe or a device is a mistake or a
+/// trap, never a source.
+///
+/// # Errors
+/// When the file cannot be opened or read, is not a regular file, or holds more than `limit`
+/// bytes.
+pub fn read_regular_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    read_to_limit(open_regular(path)?, limit)
+}
+
 /// The bytes of the file at `path`, at most `limit` of them: a larger file is an error (its
 /// limit named), and so is a pipe or a device that gives more (`/dev/zero`, a FIFO, a process
 /// substitution: their length is unknown until read, and a check of the file's length let
 /// them grow memory without bound: a review).
 ///
+/// A pipe is read (a key handed over by process substitution, `<(vault read …)`, never
+/// touches the disk); [`read_regular_bounded`] refuses one.
+///
 /// # Errors
 /// When the file cannot be opened or read, or holds more than `limit` bytes.
 pub fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    read_to_limit(std::fs::File::open(path)?, limit)
+}
+
+/// At most `limit` bytes of `file`; more is an error naming the limit.
+fn read_to_limit(file: std::fs::File, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {

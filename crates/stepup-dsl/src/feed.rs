@@ -347,15 +347,7 @@ impl ThreatFeed {
 /// # Errors
 /// When the file cannot be opened.
 pub fn open_feed(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.read(true);
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK (Linux): no effect on a regular file's reads.
-        o.custom_flags(0o4000);
-    }
-    o.open(path)
+    stepup_core::open_nonblocking(path)
 }
 
 #[cfg(test)]

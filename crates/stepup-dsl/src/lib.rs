@@ -434,22 +434,23 @@ fn read_sources_and_near_misses(paths: &[PathBuf]) -> Result<(Vec<Source>, Vec<P
             // must be files under this very place (a directory of the rules swapped for a link
             // later, while the set loads, does not move it), and the file is read through it.
             let (base_dir, read_at) = resolved_dir(&f);
-            let len = std::fs::metadata(&read_at).map(|m| m.len()).unwrap_or(0);
-            // Refuse to read huge files into memory: the parser would refuse them anyway. A
-            // pipe or a device (a link to `/dev/zero`) has no length: no more than one byte
-            // past the parser's limit is read of anything (a review: `/dev/zero` as a policy
-            // file grew memory without bound).
+            // Only a regular file is a policy file, judged on the opened handle: a pipe in the
+            // directory (or a link to one) was waited on forever, a device (`/dev/zero`) never
+            // ends (reviews). A policy file that cannot be read stops the load: its policies
+            // would guard nothing.
+            let cannot = |e: std::io::Error| format!("cannot read `{}`: {e}", f.display());
+            let file = stepup_core::open_regular(&read_at).map_err(cannot)?;
+            let len = file.metadata().map_err(cannot)?.len();
+            // Refuse to read huge files into memory: the parser would refuse them anyway; no
+            // more than one byte past its limit is read of a file that grows as it is read.
             let bytes = if len > (syntax::MAX_FILE_BYTES as u64) * 2 {
                 vec![b' '; syntax::MAX_FILE_BYTES + 1]
             } else {
                 use std::io::Read;
                 let mut bytes = Vec::new();
-                std::fs::File::open(&read_at)
-                    .and_then(|file| {
-                        file.take(syntax::MAX_FILE_BYTES as u64 + 1)
-                            .read_to_end(&mut bytes)
-                    })
-                    .map_err(|e| format!("cannot read `{}`: {e}", f.display()))?;
+                file.take(syntax::MAX_FILE_BYTES as u64 + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(cannot)?;
                 bytes
             };
             out.push(Source {

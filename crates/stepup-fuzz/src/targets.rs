@@ -218,7 +218,8 @@ fn rules_dir() -> PathBuf {
 }
 
 /// Whether the text names a path the target must not read: device and kernel files (a feed
-/// path of `/dev/zero` is read until memory runs out — see FUZZING.md, known issues).
+/// path of `/dev/zero` was read until memory ran out; it is refused now, but the target has
+/// no business reading them — see FUZZING.md, known issues).
 fn names_special_files(data: &[u8]) -> bool {
     [&b"/dev/"[..], b"/proc/", b"/sys/", b"/run/"]
         .iter()

@@ -357,8 +357,8 @@ impl Studio {
             .unwrap_or_default()
             .into_iter()
             .map(|p| {
-                // No more than a rules file may hold (a pipe or a device reads no further).
-                let (bytes, unreadable) = match stepup_core::read_bounded(
+                // No more than a rules file may hold (a pipe or a device is not read: a pipe would stop the studio).
+                let (bytes, unreadable) = match stepup_core::read_regular_bounded(
                     &p,
                     stepup_dsl::syntax::MAX_FILE_BYTES as u64,
                 ) {
@@ -387,19 +387,20 @@ impl Studio {
         self.scenarios = read_dir_sorted(scenarios_dir, "ron")
             .into_iter()
             .map(|p| {
-                let (text, unreadable) = match stepup_core::read_bounded(&p, 4 * 1024 * 1024) {
-                    Ok(bytes) => match String::from_utf8(bytes) {
-                        Ok(text) => (text, None),
-                        Err(e) => (
-                            String::new(),
-                            Some(format!(
-                                "the file is not valid UTF-8 (at byte {})",
-                                e.utf8_error().valid_up_to()
-                            )),
-                        ),
-                    },
-                    Err(e) => (String::new(), Some(format!("cannot read the file: {e}"))),
-                };
+                let (text, unreadable) =
+                    match stepup_core::read_regular_bounded(&p, 4 * 1024 * 1024) {
+                        Ok(bytes) => match String::from_utf8(bytes) {
+                            Ok(text) => (text, None),
+                            Err(e) => (
+                                String::new(),
+                                Some(format!(
+                                    "the file is not valid UTF-8 (at byte {})",
+                                    e.utf8_error().valid_up_to()
+                                )),
+                            ),
+                        },
+                        Err(e) => (String::new(), Some(format!("cannot read the file: {e}"))),
+                    };
                 ScenarioEntry {
                     text,
                     path: p,
