@@ -100,19 +100,23 @@ const GENERIC: &[&str] = &[
     "yourself",
 ];
 
-/// A message's words, lower case, each with whether a clause ends after it (punctuation other
-/// than an apostrophe or a hyphen, or the end).
-fn words(message: &str) -> Vec<(String, bool)> {
-    let lower = message.to_lowercase().replace('’', "'");
-    let mut out: Vec<(String, bool)> = Vec::new();
-    let mut word = String::new();
-    for ch in lower.chars().chain(std::iter::once('.')) {
+/// A message's words (slices of `lower`, the message in lower case), each with whether a
+/// clause ends after it (punctuation other than an apostrophe or a hyphen, or the end).
+fn words(lower: &str) -> Vec<(&str, bool)> {
+    let mut out: Vec<(&str, bool)> = Vec::with_capacity(lower.len() / 4 + 1);
+    let mut start = 0;
+    let ends = lower
+        .char_indices()
+        .chain(std::iter::once((lower.len(), '.')));
+    for (at, ch) in ends {
         if ch.is_alphanumeric() || ch == '\'' || ch == '-' {
-            word.push(ch);
             continue;
         }
-        let w = word.trim_matches(|c| c == '\'' || c == '-').to_string();
-        word.clear();
+        let w = lower
+            .get(start..at)
+            .unwrap_or_default()
+            .trim_matches(|c| c == '\'' || c == '-');
+        start = at + ch.len_utf8();
         if !w.is_empty() {
             out.push((w, false));
         }
@@ -125,8 +129,18 @@ fn words(message: &str) -> Vec<(String, bool)> {
     out
 }
 
+/// `message` in lower case, its typographic apostrophes plain (`you’re` reads as `you're`).
+fn lowered(message: &str) -> String {
+    let lower = message.to_lowercase();
+    if lower.contains('’') {
+        lower.replace('’', "'")
+    } else {
+        lower
+    }
+}
+
 /// The vague phrase a message uses, as written in the list, if any.
-fn vague_phrase(words: &[(String, bool)]) -> Option<String> {
+fn vague_phrase(words: &[(&str, bool)]) -> Option<String> {
     VAGUE.iter().find_map(|phrase| {
         words
             .windows(phrase.len())
@@ -139,8 +153,8 @@ fn vague_phrase(words: &[(String, bool)]) -> Option<String> {
 }
 
 /// Whether a message has words, and says nothing with them but that a proof is asked for.
-fn only_generic(words: &[(String, bool)]) -> bool {
-    !words.is_empty() && words.iter().all(|(w, _)| GENERIC.contains(&w.as_str()))
+fn only_generic(words: &[(&str, bool)]) -> bool {
+    !words.is_empty() && words.iter().all(|(w, _)| GENERIC.contains(w))
 }
 
 /// Checks the message of policy `name` (a bare rule has none and needs none).
@@ -149,7 +163,8 @@ pub(in crate::check) fn message(cx: &mut Ctx<'_>, p: &ast::Policy, name: &str) {
     match &p.message {
         None if p.name.is_some() => cx.warn("S002", name_span, format!("policy `{name}` has no message for users"), "no message", Some("say why the prompt appears, e.g. \"Confirm your identity before changing your email.\"".into())),
         Some(m) => {
-            let words = words(&m.value);
+            let lower = lowered(&m.value);
+            let words = words(&lower);
             if m.value.trim().is_empty() {
                 cx.warn("S002", m.span, format!("policy `{name}` has an empty message"), "empty", None);
             } else if let Some(phrase) = vague_phrase(&words) {
@@ -159,5 +174,33 @@ pub(in crate::check) fn message(cx: &mut Ctx<'_>, p: &ast::Policy, name: &str) {
             }
         }
         None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{lowered, words};
+
+    /// Words are slices of the lowered text, trimmed of apostrophes and hyphens at their ends,
+    /// each marked where a clause ends after it, whatever a character's length in bytes.
+    #[test]
+    fn words_are_cut_where_clauses_and_words_end() {
+        let lower = lowered("For your SECURITY, confirm -it’s- you… Ünïcode is fine");
+        assert_eq!(
+            words(&lower),
+            [
+                ("for", false),
+                ("your", false),
+                ("security", true),
+                ("confirm", false),
+                ("it's", false),
+                ("you", true),
+                ("ünïcode", false),
+                ("is", false),
+                ("fine", true),
+            ]
+        );
+        assert!(words("").is_empty());
+        assert_eq!(words("-- ' ."), []);
     }
 }
