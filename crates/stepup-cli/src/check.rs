@@ -186,15 +186,20 @@ fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
     // A pipe or a device (a link to one) is never replaced by a regular file (a review: a
     // pipe in the rules directory became one).
     if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+        return Err(stepup_core::not_regular());
     }
     #[cfg(unix)]
     let linked = std::os::unix::fs::MetadataExt::nlink(&meta) > 1;
     #[cfg(not(unix))]
     let linked = false;
     let in_place = || -> std::io::Result<()> {
-        std::fs::write(&target, text)?;
-        let written = std::fs::metadata(&target)?.len();
+        // Through one handle judged a regular file once open: a pipe swapped in since the
+        // check above is refused, never waited on (a review: `fmt` hung).
+        let mut f = stepup_core::open_regular_for_writing(&target)?;
+        f.set_len(0)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        let written = f.metadata()?.len();
         if written == text.len() as u64 {
             Ok(())
         } else {
@@ -233,6 +238,12 @@ fn replace_file(path: &Path, text: &str) -> std::io::Result<()> {
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::set_permissions(&temp, meta.permissions())?;
+        // Judged again just before the rename: a pipe or a device put in the file's place
+        // since is left as it is (the rename cannot ask, so a swap in between remains
+        // possible for whoever may write the directory: they could write the file anyway).
+        if !std::fs::symlink_metadata(&target)?.is_file() {
+            return Err(stepup_core::not_regular());
+        }
         std::fs::rename(&temp, &target)?;
         // The rename itself, on the disk.
         if let Ok(d) = std::fs::File::open(dir) {

@@ -1183,6 +1183,24 @@ fn a_pipe_inside_a_walked_directory_is_refused_not_waited_on_or_replaced() {
     }
     still_a_pipe(&p("rules/zz.policy"));
     still_a_pipe(&p("outside.fifo"));
+    // A socket cannot be opened at all ("No such device or address"): it is named for what
+    // it is, as a pipe is (a review).
+    std::fs::remove_file(dir.path().join("rules/zz.policy")).unwrap();
+    let socket = std::os::unix::net::UnixListener::bind(dir.path().join("rules/zz.policy"));
+    assert!(socket.is_ok(), "{socket:?}");
+    for args in [&["check"][..], &["fmt"][..]] {
+        let path = p("rules");
+        let mut full = args.to_vec();
+        full.push(&path);
+        let (code, out, err) = stepup_within(&full);
+        assert_eq!(code, 2, "{full:?}: {out}{err}");
+        assert!(
+            err.contains("zz.policy`: not a regular file"),
+            "{full:?}: {out}{err}"
+        );
+    }
+    drop(socket);
+    std::fs::remove_file(dir.path().join("rules/zz.policy")).unwrap();
     // A scenario that is a pipe, given by name or found in a directory.
     std::fs::copy(
         root().join("examples/scenarios/01_sensitive_operation.ron"),

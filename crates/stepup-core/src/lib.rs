@@ -366,11 +366,47 @@ pub fn open_nonblocking(path: &std::path::Path) -> std::io::Result<std::fs::File
 /// # Errors
 /// When the file cannot be opened, or is not a regular file.
 pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    // Judged first by its path, so a device is not even opened and a socket (which cannot be
+    // opened: "No such device or address") is named for what it is (a review), then by the
+    // handle, for a file swapped in between.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
     let file = open_nonblocking(path)?;
     if file.metadata()?.is_file() {
         Ok(file)
     } else {
-        Err(std::io::Error::other("not a regular file"))
+        Err(not_regular())
+    }
+}
+
+/// The error for a path that is not a regular file where one is wanted.
+#[must_use]
+pub fn not_regular() -> std::io::Error {
+    std::io::Error::other("not a regular file")
+}
+
+/// Opens the file at `path` for writing, without creating or truncating it, when it is a
+/// regular file, judged on the opened handle: opening a pipe for writing waits for a reader
+/// (a review: `fmt` hung on a pipe swapped in for the file it was rewriting), and one that
+/// has a reader is refused once open.
+///
+/// # Errors
+/// When the file cannot be opened, or is not a regular file.
+pub fn open_regular_for_writing(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: a pipe with no reader fails at once (ENXIO) instead of waiting.
+        o.custom_flags(0o4000);
+    }
+    let file = o.open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(not_regular())
     }
 }
 
@@ -578,6 +614,43 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pipe (with or without a reader) and a socket are refused at once, for reading and for
+    /// writing, never waited on; a regular file opens, and opening it for writing keeps it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    #[allow(clippy::unwrap_used, reason = "test setup")]
+    fn pipes_and_sockets_are_refused_without_waiting() {
+        let dir = std::env::temp_dir().join(format!("stepup-core-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()));
+        let said = |e: Option<std::io::Error>| e.map(|e| e.to_string());
+        let refused = Some("not a regular file".to_string());
+        assert_eq!(said(open_regular(&fifo).err()), refused);
+        assert_eq!(said(read_regular_bounded(&fifo, 10).err()), refused);
+        // No reader: the open fails at once (ENXIO); with one, it is judged once open.
+        assert!(open_regular_for_writing(&fifo).is_err());
+        let reader = open_nonblocking(&fifo).unwrap();
+        assert_eq!(said(open_regular_for_writing(&fifo).err()), refused);
+        drop(reader);
+        let socket = dir.join("socket");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert_eq!(said(open_regular(&socket).err()), refused);
+        drop(listener);
+        assert_eq!(
+            said(open_regular(std::path::Path::new("/dev/zero")).err()),
+            refused
+        );
+        let file = dir.join("file");
+        std::fs::write(&file, "kept").unwrap();
+        assert!(open_regular(&file).is_ok());
+        assert!(open_regular_for_writing(&file).is_ok());
+        assert_eq!(read_regular_bounded(&file, 10).ok(), Some(b"kept".to_vec()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn strength_defaults_follow_the_source_document() {

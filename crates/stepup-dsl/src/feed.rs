@@ -271,7 +271,7 @@ impl ThreatFeed {
         // regular files are feeds, and no more than the limit is ever read.
         let meta = file.metadata()?;
         if !meta.is_file() {
-            return Err(std::io::Error::other("not a regular file"));
+            return Err(stepup_core::not_regular());
         }
         if meta.len() > MAX_FEED_BYTES {
             return Err(too_large());
@@ -341,13 +341,14 @@ impl ThreatFeed {
     }
 }
 
-/// Opens a feed file for reading without blocking on a pipe: opening a FIFO for reading waits
-/// for a writer, and a rules directory (or a link in it) holding one would stop every load.
+/// Opens a feed file for reading when it is a regular file ([`stepup_core::open_regular`]),
+/// without blocking on a pipe: opening a FIFO for reading waits for a writer, and a rules
+/// directory (or a link in it) holding one would stop every load.
 ///
 /// # Errors
-/// When the file cannot be opened.
+/// When the file cannot be opened, or is not a regular file.
 pub fn open_feed(path: &Path) -> std::io::Result<std::fs::File> {
-    stepup_core::open_nonblocking(path)
+    stepup_core::open_regular(path)
 }
 
 #[cfg(test)]
