@@ -1168,17 +1168,21 @@ fn a_pipe_inside_a_walked_directory_is_refused_not_waited_on_or_replaced() {
     mkfifo(&p("rules/zz.policy"));
     mkfifo(&p("outside.fifo"));
     std::os::unix::fs::symlink(p("outside.fifo"), dir.path().join("linked/zz.policy")).unwrap();
+    // `stepup args… rules` ends at once, refusing `zz.policy` for what it is.
+    let refused = |args: &[&str], rules: &str| {
+        let path = p(rules);
+        let mut full = args.to_vec();
+        full.push(&path);
+        let (code, out, err) = stepup_within(&full);
+        assert_eq!(code, 2, "{full:?}: {out}{err}");
+        assert!(
+            err.contains("zz.policy`: not a regular file"),
+            "{full:?}: {out}{err}"
+        );
+    };
     for rules in ["rules", "linked"] {
         for args in [&["check"][..], &["fmt"][..], &["fmt", "--check"][..]] {
-            let path = p(rules);
-            let mut full = args.to_vec();
-            full.push(&path);
-            let (code, out, err) = stepup_within(&full);
-            assert_eq!(code, 2, "{full:?}: {out}{err}");
-            assert!(
-                err.contains("zz.policy`: not a regular file"),
-                "{full:?}: {out}{err}"
-            );
+            refused(args, rules);
         }
     }
     still_a_pipe(&p("rules/zz.policy"));
@@ -1189,15 +1193,7 @@ fn a_pipe_inside_a_walked_directory_is_refused_not_waited_on_or_replaced() {
     let socket = std::os::unix::net::UnixListener::bind(dir.path().join("rules/zz.policy"));
     assert!(socket.is_ok(), "{socket:?}");
     for args in [&["check"][..], &["fmt"][..]] {
-        let path = p("rules");
-        let mut full = args.to_vec();
-        full.push(&path);
-        let (code, out, err) = stepup_within(&full);
-        assert_eq!(code, 2, "{full:?}: {out}{err}");
-        assert!(
-            err.contains("zz.policy`: not a regular file"),
-            "{full:?}: {out}{err}"
-        );
+        refused(args, "rules");
     }
     drop(socket);
     std::fs::remove_file(dir.path().join("rules/zz.policy")).unwrap();
