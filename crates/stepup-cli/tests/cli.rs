@@ -1213,6 +1213,59 @@ fn a_pipe_inside_a_walked_directory_is_refused_not_waited_on_or_replaced() {
     }
 }
 
+/// A byte order mark at the start of a policy file, a threat feed or a scenario (Windows
+/// Notepad saves one) is no part of the text: the feed's first range is read, not skipped as
+/// malformed with its addresses let through (a review: a sign-in from it was allowed where
+/// the policy steps up), and the policy file and the scenario parse (E001 at 1:1; RON's
+/// "Expected opening `(`").
+#[test]
+fn a_byte_order_mark_is_read_as_nothing() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::create_dir_all(dir.path().join("rules/feeds")).unwrap();
+    let bom = "\u{feff}";
+    std::fs::write(
+        dir.path().join("rules/t.policy"),
+        format!(
+            "{bom}tenant f {{\n  risk {{ weight threat_intel 80 threat_feed \"feeds/f.netset\" }}\n  \
+             policy ti \"Your network is on a blocklist; confirm it's you.\" {{\n    \
+             when threat_intel\n    require aal2 factor any for 15m\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("rules/feeds/f.netset"),
+        format!("{bom}203.0.113.0/24\n{bom}# a second file joined\n192.0.2.66\n"),
+    )
+    .unwrap();
+    let (code, out, err) = stepup(&["check", &p("rules")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!format!("{out}{err}").contains("skipped"), "{out}{err}");
+    std::fs::write(
+        dir.path().join("s.ron"),
+        format!(
+            "{bom}Scenario(name: \"bom\", tenant: \"f\", application: \"app\",\n  \
+             users: [(id: \"a\", enrolled: [password, sms]), (id: \"b\", enrolled: [password, sms])],\n  \
+             events: [\n    \
+             SignIn(at: \"2026-11-27T09:00:00Z\", user: \"a\", ip: \"203.0.113.9\", expect: (decision: step_up)),\n    \
+             SignIn(at: \"2026-11-27T09:00:00Z\", user: \"b\", ip: \"192.0.2.66\", expect: (decision: step_up)),\n  \
+             ])\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = stepup(&[
+        "replay",
+        "--store",
+        "memory",
+        "--rules",
+        &p("rules"),
+        "--expect",
+        &p("s.ron"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("all met (2 checked)"), "{out}{err}");
+}
+
 /// A scenario that cannot be read is an I/O error, exit 2, as `check` exits for one (it exited
 /// 1, as for a scenario that does not parse), also beside scenarios that replay.
 #[test]

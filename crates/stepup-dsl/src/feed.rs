@@ -207,9 +207,33 @@ fn read_entry(s: &str) -> Option<Entry> {
     }
 }
 
-/// The text of a feed line without its comment (`#` or `;`) and surrounding blanks.
+/// The text of a feed line without its comment (`#` or `;`), surrounding blanks and a byte
+/// order mark before it: an editor that saves one (Windows Notepad) put it before the first
+/// range, which was then skipped as malformed, its addresses let through (a review); files
+/// joined together carry one at the start of a later line.
 fn content(line: &str) -> &str {
-    line.split(['#', ';']).next().unwrap_or("").trim()
+    line.trim_start_matches('\u{feff}')
+        .split(['#', ';'])
+        .next()
+        .unwrap_or("")
+        .trim()
+}
+
+/// A skipped line as a warning shows it: characters that print nothing (a byte order mark, a
+/// zero-width space, a control character) are written as escapes, so a line that looks like a
+/// range says why it is not one.
+fn shown(line: &str) -> String {
+    let mut out = String::new();
+    for c in line.chars().take(80) {
+        if c.is_control()
+            || matches!(c, '\u{feff}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{00a0}' | '\u{202f}')
+        {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl ThreatFeed {
@@ -231,7 +255,7 @@ impl ThreatFeed {
                 Err(why) => warnings.note(why, || FeedWarning {
                     file: name.to_string(),
                     line: i + 1,
-                    text: line.chars().take(80).collect(),
+                    text: shown(line),
                     why,
                 }),
             }
@@ -354,6 +378,26 @@ pub fn open_feed(path: &Path) -> std::io::Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A byte order mark before a range (at the file's start, or a later line's, where files
+    /// were joined) is no part of it: the range is read (it was skipped, its addresses let
+    /// through: a review). A line still skipped shows what prints nothing as an escape.
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_a_range() {
+        let (feed, warnings) = ThreatFeed::parse(
+            "f",
+            "\u{feff}203.0.113.0/24\n\u{feff}# joined\n\u{feff}192.0.2.66\n\u{200b}198.51.100.1\n",
+        );
+        for ip in ["203.0.113.9", "192.0.2.66"] {
+            assert!(
+                feed.contains(ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+                "{ip}"
+            );
+        }
+        assert_eq!(warnings.len(), 1);
+        let w = format!("{warnings:?}");
+        assert!(w.contains("\\\\u{200b}198.51.100.1"), "{w}");
+    }
 
     #[test]
     fn a_device_or_a_directory_is_not_a_feed() {

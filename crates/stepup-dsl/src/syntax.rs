@@ -89,9 +89,11 @@ pub fn decode(
     bytes: &[u8],
 ) -> Result<Arc<SourceFile>, (Arc<SourceFile>, Box<Diagnostic>)> {
     match std::str::from_utf8(bytes) {
+        // A byte order mark (Windows Notepad saves one) is no part of the text: it was an
+        // E001 at 1:1 that showed nothing wrong (a review). `fmt` writes the file without it.
         Ok(t) => Ok(Arc::new(SourceFile {
             name: name.to_string(),
-            text: t.to_string(),
+            text: t.strip_prefix('\u{feff}').unwrap_or(t).to_string(),
         })),
         Err(e) => {
             let at = e.valid_up_to();
