@@ -1241,6 +1241,18 @@ fn a_byte_order_mark_is_read_as_nothing() {
     let (code, out, err) = stepup(&["check", &p("rules")]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(!format!("{out}{err}").contains("skipped"), "{out}{err}");
+    // `fmt` reads the file as `check` does, and writes it without the mark (it was an E001).
+    let (code, out, err) = stepup(&["fmt", "--check", &p("rules")]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("would reformat"), "{out}{err}");
+    let (code, out, err) = stepup(&["fmt", &p("rules")]);
+    assert_eq!(code, 0, "{out}{err}");
+    let written = std::fs::read_to_string(dir.path().join("rules/t.policy")).unwrap();
+    assert!(written.starts_with("tenant f {"), "{written:?}");
+    let (code, out, err) = stepup(&["fmt", "--check", &p("rules")]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = stepup(&["check", &p("rules")]);
+    assert_eq!(code, 0, "{out}{err}");
     std::fs::write(
         dir.path().join("s.ron"),
         format!(

@@ -347,15 +347,26 @@ impl fmt::Display for Validity {
 /// # Errors
 /// When the file cannot be opened.
 pub fn open_nonblocking(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.read(true);
+    nonblocking(std::fs::OpenOptions::new().read(true)).open(path)
+}
+
+/// `o` with O_NONBLOCK on Linux: opening a pipe neither waits for a writer (reading) nor for a
+/// reader (writing: it fails at once, ENXIO); no effect on a regular file's reads and writes.
+fn nonblocking(o: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK (Linux): no effect on a regular file's reads.
         o.custom_flags(0o4000);
     }
-    o.open(path)
+    o
+}
+
+/// `text` without the byte order mark it may start with (Windows Notepad saves one): no part
+/// of a policy file, a scenario or a feed line (a review: a feed's first range was skipped as
+/// malformed, its addresses let through; a policy file was an E001 at 1:1).
+#[must_use]
+pub fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// Opens the file at `path` when it is a regular file (a link is followed), judged on the
@@ -394,15 +405,7 @@ pub fn not_regular() -> std::io::Error {
 /// # Errors
 /// When the file cannot be opened, or is not a regular file.
 pub fn open_regular_for_writing(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true);
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK: a pipe with no reader fails at once (ENXIO) instead of waiting.
-        o.custom_flags(0o4000);
-    }
-    let file = o.open(path)?;
+    let file = nonblocking(std::fs::OpenOptions::new().write(true)).open(path)?;
     if file.metadata()?.is_file() {
         Ok(file)
     } else {

@@ -208,11 +208,10 @@ fn read_entry(s: &str) -> Option<Entry> {
 }
 
 /// The text of a feed line without its comment (`#` or `;`), surrounding blanks and a byte
-/// order mark before it: an editor that saves one (Windows Notepad) put it before the first
-/// range, which was then skipped as malformed, its addresses let through (a review); files
-/// joined together carry one at the start of a later line.
+/// order mark before it ([`stepup_core::without_bom`]): at the file's start, or at a later
+/// line's where files were joined.
 fn content(line: &str) -> &str {
-    line.trim_start_matches('\u{feff}')
+    stepup_core::without_bom(line)
         .split(['#', ';'])
         .next()
         .unwrap_or("")
@@ -228,7 +227,7 @@ fn shown(line: &str) -> String {
         if c.is_control()
             || matches!(c, '\u{feff}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{00a0}' | '\u{202f}')
         {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         } else {
             out.push(c);
         }

@@ -105,11 +105,14 @@ pub fn parse_text(name: &str, text: &str) -> Result<ast::File, Vec<Diagnostic>> 
     syntax::parse(&file)
 }
 
-/// Formats one file's text canonically, keeping comments.
+/// Formats one file's text canonically, keeping comments. A byte order mark the text starts
+/// with is left out: `fmt` writes the file without it, as `check` reads it
+/// ([`stepup_core::without_bom`]).
 ///
 /// # Errors
 /// The syntax errors, when the text does not parse.
 pub fn format_text(name: &str, text: &str) -> Result<String, Vec<Diagnostic>> {
+    let text = stepup_core::without_bom(text);
     let ast = parse_text(name, text)?;
     Ok(fmt::format_file(&ast, text))
 }

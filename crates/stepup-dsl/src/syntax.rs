@@ -89,11 +89,10 @@ pub fn decode(
     bytes: &[u8],
 ) -> Result<Arc<SourceFile>, (Arc<SourceFile>, Box<Diagnostic>)> {
     match std::str::from_utf8(bytes) {
-        // A byte order mark (Windows Notepad saves one) is no part of the text: it was an
-        // E001 at 1:1 that showed nothing wrong (a review). `fmt` writes the file without it.
+        // A byte order mark is no part of the text (`stepup_core::without_bom`).
         Ok(t) => Ok(Arc::new(SourceFile {
             name: name.to_string(),
-            text: t.strip_prefix('\u{feff}').unwrap_or(t).to_string(),
+            text: stepup_core::without_bom(t).to_string(),
         })),
         Err(e) => {
             let at = e.valid_up_to();

@@ -97,9 +97,9 @@ pub fn load(file: &str, text: &str, set: &CompiledSet) -> Result<Loaded, InputEr
         field: field.to_string(),
         message,
     };
-    // A byte order mark (Windows Notepad saves one) is no part of the scenario: RON read it as
-    // a character before `Scenario(` (a review).
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // A byte order mark is no part of the scenario (RON read it as a character before
+    // `Scenario(`: a review).
+    let text = stepup_core::without_bom(text);
     // `implicit_some`: optional fields are written plainly (`device: "laptop-1"`), as in SPEC §7.
     let options =
         ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);

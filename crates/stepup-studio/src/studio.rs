@@ -357,7 +357,8 @@ impl Studio {
             .unwrap_or_default()
             .into_iter()
             .map(|p| {
-                // No more than a rules file may hold (a pipe or a device is not read: a pipe would stop the studio).
+                // No more than a rules file may hold, and only a regular file (a pipe would stop
+                // the studio; a device never ends).
                 let (bytes, unreadable) = match stepup_core::read_regular_bounded(
                     &p,
                     stepup_dsl::syntax::MAX_FILE_BYTES as u64,
